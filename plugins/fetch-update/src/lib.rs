@@ -1,0 +1,45 @@
+//! `fetch-update`: bring an existing checkout to the newest commit of its branch.
+//!
+//! gitreload's `/update` action, without its hole: the checkout is looked up under
+//! `repodir` from checked repository names only (see [`locate`]), and only a push to the
+//! branch the checkout has checked out moves it.
+
+mod locate;
+mod update;
+
+use gitauto_plugin::{Error, Event, Outcome, Plugin};
+use serde::Deserialize;
+
+/// The step's `with` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Directory under which checkouts live, as `<repodir>/<owner>/<name>` or `<repodir>/<name>`.
+    repodir: String,
+    /// Remote to fetch from.
+    #[serde(default = "default_remote")]
+    remote: String,
+    /// Remove untracked and ignored files after the reset (`git clean -xdf`).
+    #[serde(default = "default_clean")]
+    clean: bool,
+}
+
+fn default_remote() -> String {
+    "origin".into()
+}
+
+fn default_clean() -> bool {
+    true
+}
+
+struct FetchUpdate;
+
+impl Plugin for FetchUpdate {
+    type Settings = Settings;
+
+    fn handle(event: Event, settings: Settings) -> Result<Outcome, Error> {
+        update::run(&event, &settings)
+    }
+}
+
+gitauto_plugin::export!(FetchUpdate);
