@@ -1,0 +1,268 @@
+//! `http`: one request, to granted hosts only. Redirects are followed by hand so that
+//! every hop is checked; DNS names never reach loopback, private or link-local
+//! addresses (only a grant that names such an address itself does); bodies are bounded.
+
+use crate::capability::StepContext;
+use crate::grant::Grant;
+use crate::runtime::StepState;
+use crate::runtime::bindings::gitauto::plugin::http::{self as wit, HttpError, Method, Request, Response};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Redirect hops followed at most.
+const MAX_REDIRECTS: usize = 5;
+/// Default per-request timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A plugin's HTTP client: connection pool plus the address policy.
+pub struct Client {
+    inner: reqwest::Client,
+}
+
+impl Client {
+    /// A client for one plugin.
+    pub fn new() -> anyhow::Result<Self> {
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(PublicOnlyResolver))
+            .user_agent(concat!("gitauto/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()?;
+        Ok(Self { inner })
+    }
+}
+
+/// Resolves names, keeping only globally routable addresses: a granted *name* must
+/// not lead to the host's loopback, the LAN or a cloud metadata service. Addresses
+/// written literally in a URL do not pass through here; the grant checks them.
+struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            if host.eq_ignore_ascii_case("localhost") {
+                // Reached only when the grant names `localhost` itself.
+                let addrs: Box<dyn Iterator<Item = SocketAddr> + Send> =
+                    Box::new([SocketAddr::from(([127, 0, 0, 1], 0))].into_iter());
+                return Ok(addrs);
+            }
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = resolved.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+                return Err(format!(
+                    "{host} resolves only to non-public addresses ({}); grant the address itself to reach it",
+                    shown.join(", ")
+                )
+                .into());
+            }
+            let addrs: Box<dyn Iterator<Item = SocketAddr> + Send> = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Whether an address is globally routable (not loopback, private, link-local, CGNAT,
+/// unique-local, documentation, multicast or unspecified).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// Checks a URL against the grant: scheme, host and port.
+fn check_url(grant: &Grant, url: &reqwest::Url) -> Result<(), HttpError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(HttpError::InvalidRequest(format!("`{url}`: only http and https URLs are allowed")));
+    }
+    let host = url.host_str().ok_or_else(|| HttpError::InvalidRequest(format!("`{url}` has no host")))?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    grant.check_host(host, port).map_err(|denied| HttpError::Denied(format!("request to {url}: {denied}")))?;
+    Ok(())
+}
+
+fn method(method: Method) -> reqwest::Method {
+    match method {
+        Method::Get => reqwest::Method::GET,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+        Method::Options => reqwest::Method::OPTIONS,
+    }
+}
+
+/// Sends the request, following redirects that stay on granted hosts.
+fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
+    let mut url = reqwest::Url::parse(&request.url)
+        .map_err(|err| HttpError::InvalidRequest(format!("`{}` is not a URL: {err}", request.url)))?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &request.headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| HttpError::InvalidRequest(format!("invalid header name `{name}`")))?;
+        if matches!(name.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
+            return Err(HttpError::InvalidRequest(format!("header `{name}` is set by the host")));
+        }
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header `{name}`")))?;
+        headers.append(name, value);
+    }
+    let requested = request.timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.into()));
+    let timeout = requested.min(ctx.remaining());
+    if timeout.is_zero() {
+        return Err(HttpError::Timeout("the step's deadline has passed".into()));
+    }
+    let mut method = method(request.method);
+    let mut body = request.body;
+    let runtime = tokio::runtime::Handle::current();
+    for hop in 0..=MAX_REDIRECTS {
+        check_url(&ctx.grant, &url)?;
+        let mut builder = ctx.http.inner.request(method.clone(), url.clone()).headers(headers.clone()).timeout(timeout);
+        if let Some(body) = &body {
+            builder = builder.body(body.clone());
+        }
+        let response = runtime.block_on(builder.send()).map_err(|err| describe(&url, err))?;
+        let status = response.status();
+        if status.is_redirection()
+            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+        {
+            if hop == MAX_REDIRECTS {
+                return Err(HttpError::Connection(format!("{url}: more than {MAX_REDIRECTS} redirects")));
+            }
+            let location = location.to_str().unwrap_or_default();
+            let next = url
+                .join(location)
+                .map_err(|err| HttpError::Connection(format!("{url}: bad redirect location `{location}`: {err}")))?;
+            check_url(&ctx.grant, &next).map_err(|err| match err {
+                HttpError::Denied(why) => HttpError::Denied(format!("redirect from {url} refused: {why}")),
+                other => other,
+            })?;
+            if next.host_str() != url.host_str() {
+                headers.remove(reqwest::header::AUTHORIZATION);
+                headers.remove(reqwest::header::COOKIE);
+            }
+            // As browsers do: 303, and 301/302 after a POST, continue as GET without a body.
+            if status == reqwest::StatusCode::SEE_OTHER
+                || (matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST)
+            {
+                method = reqwest::Method::GET;
+                body = None;
+            }
+            url = next;
+            continue;
+        }
+        return read_response(&runtime, response, ctx.max_transfer, &url);
+    }
+    unreachable!("the loop returns on its last hop")
+}
+
+fn read_response(
+    runtime: &tokio::runtime::Handle,
+    mut response: reqwest::Response,
+    max: u64,
+    url: &reqwest::Url,
+) -> Result<Response, HttpError> {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let mut body = Vec::new();
+    loop {
+        match runtime.block_on(response.chunk()) {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > max {
+                    return Err(HttpError::TooLarge(format!("{url}: the response body exceeds {max} bytes")));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(err) => return Err(describe(url, err)),
+        }
+    }
+    Ok(Response { status, headers, body })
+}
+
+fn describe(url: &reqwest::Url, err: reqwest::Error) -> HttpError {
+    let mut message = format!("{url}: {err}");
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if err.is_timeout() {
+        HttpError::Timeout(message)
+    } else if message.contains("resolves only to non-public addresses") {
+        HttpError::Denied(message)
+    } else {
+        HttpError::Connection(message)
+    }
+}
+
+impl wit::Host for StepState {
+    fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
+        Ok(send(&self.ctx, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses() {
+        let public = ["140.82.112.3", "8.8.8.8", "2606:4700::1111", "::ffff:140.82.112.3"];
+        for ip in public {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        let private = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ];
+        for ip in private {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

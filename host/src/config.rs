@@ -1,0 +1,697 @@
+//! `gitauto.toml`: read it as written (`config/raw.rs`), then validate it into the
+//! [`Config`] the daemon runs on. Validation reports every problem at once, each as
+//! `FILE:LINE:COL: message`; a config with problems never starts a daemon.
+//!
+//! Relative paths in the config are taken from the config file's directory.
+
+mod env;
+mod raw;
+pub mod secret;
+mod units;
+
+pub use units::{format_duration, format_size};
+
+use crate::forge::Forge;
+use crate::grant::{CommandGrant, DirGrant, Grant, HostPattern};
+use crate::route::glob::{Filter, Glob};
+use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawRule, RawSource, SizeValue};
+pub use secret::Secret;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Where `serve` and `check` look when no `--config` is given.
+pub const DEFAULT_PATH: &str = "gitauto.toml";
+
+/// Event kinds a rule's `on` may name.
+pub const EVENT_KINDS: &[&str] = &["push", "tag", "pull_request", "release", "create", "delete", "ping", "manual"];
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[server]`.
+    pub server: Server,
+    /// `[sources.NAME]`, by name.
+    pub sources: BTreeMap<String, Source>,
+    /// `[plugins.NAME]`, by name.
+    pub plugins: BTreeMap<String, PluginSpec>,
+    /// `[[rules]]`, in file order (the order they are evaluated and their jobs queued).
+    pub rules: Vec<Rule>,
+}
+
+/// `[server]`: how the daemon listens and where it keeps its data.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite queue and the compiled-plugin cache.
+    pub data_dir: PathBuf,
+    /// How many jobs run at once.
+    pub workers: usize,
+    /// Largest webhook body accepted, in bytes.
+    pub max_body: usize,
+}
+
+/// `[sources.NAME]`: one webhook endpoint, `POST /hooks/NAME`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The table's name.
+    pub name: String,
+    /// Which forge's signatures and payloads to expect.
+    pub forge: Forge,
+    /// Secrets that sign deliveries; more than one while rotating.
+    pub secrets: Vec<Secret>,
+    /// Accept deliveries without a signature (only when no secret is configured).
+    pub allow_unsigned: bool,
+}
+
+/// `[plugins.NAME]`: a Wasm component and what it may touch.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The table's name, used by steps.
+    pub name: String,
+    /// Where the component comes from.
+    pub wasm: WasmSource,
+    /// What it may touch.
+    pub grant: Grant,
+    /// How much memory and time one step may use.
+    pub limits: Limits,
+}
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WasmSource {
+    /// Embedded in the binary: `builtin:NAME`.
+    Builtin(String),
+    /// A `.wasm` file.
+    File(PathBuf),
+}
+
+/// Per-step resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory, in bytes.
+    pub memory: u64,
+    /// Wall-clock time for one step.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { memory: 64 << 20, timeout: Duration::from_secs(120) }
+    }
+}
+
+/// `[[rules]]`: which events to act on and the steps to run.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name, shown in jobs and explanations.
+    pub name: String,
+    /// Event kinds (with optional actions) that select the rule.
+    pub on: Vec<EventSelector>,
+    /// Sources the rule listens to; empty for all.
+    pub sources: Vec<String>,
+    /// Repository full names.
+    pub repo: Filter,
+    /// Branch names.
+    pub branch: Filter,
+    /// Tag names.
+    pub tag: Filter,
+    /// The step chain.
+    pub steps: Vec<Step>,
+}
+
+/// One `on` entry: `push`, or `pull_request.opened`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSelector {
+    /// Event kind.
+    pub kind: String,
+    /// Action, when the entry names one.
+    pub action: Option<String>,
+}
+
+impl std::fmt::Display for EventSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.action {
+            Some(action) => write!(f, "{}.{action}", self.kind),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+/// One step of a rule.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Name (defaults to the plugin's), unique within the rule.
+    pub name: String,
+    /// Name of the `[plugins.NAME]` to run.
+    pub plugin: String,
+    /// The `with` table, as JSON.
+    pub settings: serde_json::Value,
+}
+
+/// Every problem found in a config file.
+#[derive(Debug)]
+pub struct ConfigError {
+    problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problems.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// One line per problem, `FILE:LINE:COL: message`.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError { problems: vec![format!("{}: cannot read config: {err}", path.display())] })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates config text; `path` names it in messages and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut check = Checker { path, text, problems: Vec::new() };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(err) => {
+                check.problem(err.span(), err.message().trim_end_matches('\n').to_owned());
+                return Err(check.finish());
+            }
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let config = check.config(raw, &base);
+        if check.problems.is_empty() { Ok(config) } else { Err(check.finish()) }
+    }
+
+    /// The source named `name`.
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.get(name)
+    }
+
+    /// The rule named `name`.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.name == name)
+    }
+}
+
+/// Accumulates problems while validating.
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+    problems: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn finish(self) -> ConfigError {
+        ConfigError { problems: self.problems }
+    }
+
+    fn problem(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let message = message.into();
+        let location = match span {
+            Some(span) => {
+                let (line, col) = line_col(self.text, span.start);
+                format!("{}:{line}:{col}", self.path.display())
+            }
+            None => self.path.display().to_string(),
+        };
+        self.problems.push(format!("{location}: {message}"));
+    }
+
+    /// A string value with its `${VAR}`s expanded.
+    fn expand(&mut self, value: &Spanned<String>) -> Option<String> {
+        match env::expand_env(value.get_ref()) {
+            Ok(text) => Some(text),
+            Err(err) => {
+                self.problem(Some(value.span()), err.to_string());
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig, base: &Path) -> Config {
+        let server = self.server(raw.server, base);
+        let sources = raw
+            .sources
+            .into_iter()
+            .filter_map(|(name, source)| self.source(name, source, base).map(|s| (s.name.clone(), s)))
+            .collect();
+        let mut plugins = BTreeMap::new();
+        for (name, plugin) in raw.plugins {
+            if let Some(spec) = self.plugin(name, plugin, base) {
+                plugins.insert(spec.name.clone(), spec);
+            }
+        }
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut names = BTreeSet::new();
+        for rule in raw.rules {
+            let span = rule.span();
+            let name_span = rule.get_ref().name.span();
+            if let Some(rule) = self.rule(rule.into_inner(), span, &plugins) {
+                if !names.insert(rule.name.clone()) {
+                    self.problem(Some(name_span), format!("rule name \"{}\" is used twice", rule.name));
+                }
+                rules.push(rule);
+            }
+        }
+        let config = Config { path: self.path.to_path_buf(), server, sources, plugins, rules };
+        self.cross_check(&config);
+        config
+    }
+
+    fn server(&mut self, raw: raw::RawServer, base: &Path) -> Server {
+        let listen = match &raw.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(listen) => match self.expand(listen).map(|text| text.parse::<SocketAddr>()) {
+                Some(Ok(addr)) => addr,
+                Some(Err(err)) => {
+                    self.problem(
+                        Some(listen.span()),
+                        format!("`listen` must be an address such as \"127.0.0.1:8080\": {err}"),
+                    );
+                    SocketAddr::from(([127, 0, 0, 1], 8080))
+                }
+                None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            },
+        };
+        let data_dir = match &raw.data_dir {
+            None => base.join(".gitauto"),
+            Some(dir) => base.join(self.expand(dir).unwrap_or_default()),
+        };
+        let workers = match raw.workers {
+            None => 2,
+            Some(workers) if (1..=1024).contains(workers.get_ref()) => *workers.get_ref() as usize,
+            Some(workers) => {
+                self.problem(Some(workers.span()), "`workers` must be between 1 and 1024");
+                2
+            }
+        };
+        let max_body = raw.max_body.map_or(25 << 20, |size| self.size(&size).unwrap_or(25 << 20)) as usize;
+        Server { listen, data_dir, workers, max_body }
+    }
+
+    fn size(&mut self, value: &Spanned<SizeValue>) -> Option<u64> {
+        let parsed = match value.get_ref() {
+            SizeValue::Bytes(n) => u64::try_from(*n).map_err(|_| "a size cannot be negative".to_owned()),
+            SizeValue::Text(text) => units::parse_size(text),
+        };
+        parsed.map_err(|err| self.problem(Some(value.span()), err)).ok()
+    }
+
+    fn duration(&mut self, value: &Spanned<DurationValue>) -> Option<Duration> {
+        let parsed = match value.get_ref() {
+            DurationValue::Seconds(n) => {
+                u64::try_from(*n).map(Duration::from_secs).map_err(|_| "a duration cannot be negative".to_owned())
+            }
+            DurationValue::Text(text) => units::parse_duration(text),
+        };
+        parsed.map_err(|err| self.problem(Some(value.span()), err)).ok()
+    }
+
+    fn source(&mut self, name: Spanned<String>, raw: Spanned<RawSource>, base: &Path) -> Option<Source> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let source_name = name.get_ref().clone();
+        if !valid_name(&source_name) {
+            self.problem(
+                Some(name.span()),
+                format!("source name \"{source_name}\" must be letters, digits, `-` and `_`"),
+            );
+        }
+        let forge = match raw.forge.get_ref().parse::<Forge>() {
+            Ok(forge) => Some(forge),
+            Err(err) => {
+                self.problem(Some(raw.forge.span()), err);
+                None
+            }
+        };
+        let mut secrets = Vec::new();
+        for reference in raw.secret.iter().chain(&raw.secrets) {
+            if let Some(text) = self.expand(reference) {
+                match secret::resolve(&text, base) {
+                    Ok(secret) => secrets.push(secret),
+                    Err(err) => self.problem(Some(reference.span()), format!("source \"{source_name}\": {err}")),
+                }
+            }
+        }
+        let no_secret_given = raw.secret.is_none() && raw.secrets.is_empty();
+        if no_secret_given && !raw.allow_unsigned {
+            self.problem(
+                Some(span.clone()),
+                format!(
+                    "source \"{source_name}\" has no `secret`: set one (\"${{ENV_VAR}}\", \"file:PATH\" or \"generate:PATH\"), \
+                     or set `allow_unsigned = true` to accept anyone's deliveries"
+                ),
+            );
+        }
+        if !no_secret_given && raw.allow_unsigned {
+            self.problem(
+                Some(span),
+                format!("source \"{source_name}\" sets both a secret and `allow_unsigned`; remove one"),
+            );
+        }
+        Some(Source { name: source_name, forge: forge?, secrets, allow_unsigned: raw.allow_unsigned })
+    }
+
+    fn plugin(&mut self, name: Spanned<String>, raw: Spanned<RawPlugin>, base: &Path) -> Option<PluginSpec> {
+        let raw = raw.into_inner();
+        let plugin_name = name.get_ref().clone();
+        if !valid_name(&plugin_name) {
+            self.problem(
+                Some(name.span()),
+                format!("plugin name \"{plugin_name}\" must be letters, digits, `-` and `_`"),
+            );
+        }
+        let wasm = self.expand(&raw.wasm).and_then(|wasm| match wasm.strip_prefix("builtin:") {
+            Some(builtin) if crate::runtime::builtin::get(builtin).is_some() => {
+                Some(WasmSource::Builtin(builtin.to_owned()))
+            }
+            Some(builtin) => {
+                self.problem(
+                    Some(raw.wasm.span()),
+                    format!(
+                        "no built-in plugin `{builtin}` (built in: {})",
+                        crate::runtime::builtin::names().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+                None
+            }
+            None => {
+                let file = base.join(&wasm);
+                if !file.is_file() {
+                    self.problem(Some(raw.wasm.span()), format!("plugin file {} does not exist", file.display()));
+                }
+                Some(WasmSource::File(file))
+            }
+        });
+        let grant = self.grant(&plugin_name, raw.grants, base);
+        let defaults = Limits::default();
+        let limits = Limits {
+            memory: raw.limits.memory.map_or(defaults.memory, |m| self.size(&m).unwrap_or(defaults.memory)),
+            timeout: raw.limits.timeout.map_or(defaults.timeout, |t| self.duration(&t).unwrap_or(defaults.timeout)),
+        };
+        Some(PluginSpec { name: plugin_name, wasm: wasm?, grant, limits })
+    }
+
+    fn grant(&mut self, plugin: &str, raw: raw::RawGrants, base: &Path) -> Grant {
+        let mut grant = Grant::default();
+        for dir in raw.dirs {
+            let span = dir.span();
+            let (path, write) = match dir.into_inner() {
+                RawDir::Path(path) => (path, false),
+                RawDir::Table(table) => (table.path, table.write),
+            };
+            let Some(path) = self.expand(&Spanned::new(span.clone(), path)) else { continue };
+            if path.is_empty() {
+                self.problem(Some(span), format!("plugin `{plugin}`: an empty directory grant"));
+                continue;
+            }
+            let path = base.join(path);
+            if !path.is_dir() {
+                // Not fatal: the directory may be mounted later. Until then it grants nothing.
+                tracing::warn!(plugin, dir = %path.display(), "granted directory does not exist (yet)");
+            }
+            grant.dirs.push(DirGrant { path: std::path::absolute(&path).unwrap_or(path), write });
+        }
+        for host in &raw.hosts {
+            let Some(text) = self.expand(host) else { continue };
+            match HostPattern::parse(&text) {
+                Ok(pattern) => grant.hosts.push(pattern),
+                Err(err) => self.problem(Some(host.span()), format!("plugin `{plugin}`: {err}")),
+            }
+        }
+        let path_var = std::env::var_os("PATH");
+        for command in &raw.commands {
+            let Some(text) = self.expand(command) else { continue };
+            match CommandGrant::new(&text, path_var.as_deref()) {
+                Ok(command) => grant.commands.push(command),
+                Err(err) => self.problem(Some(command.span()), format!("plugin `{plugin}`: {err}")),
+            }
+        }
+        grant
+    }
+
+    fn rule(&mut self, raw: RawRule, span: Range<usize>, plugins: &BTreeMap<String, PluginSpec>) -> Option<Rule> {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            self.problem(Some(raw.name.span()), "a rule needs a non-empty `name`");
+        }
+        let on_span = raw.on.span();
+        let mut on = Vec::new();
+        for text in raw.on.into_inner().into_vec() {
+            let (kind, action) = match text.split_once('.') {
+                Some((kind, action)) => (kind.to_owned(), Some(action.to_owned())),
+                None => (text.clone(), None),
+            };
+            if !EVENT_KINDS.contains(&kind.as_str()) {
+                self.problem(
+                    Some(on_span.clone()),
+                    format!(
+                        "rule \"{name}\": unknown event kind `{kind}` (expected one of: {})",
+                        EVENT_KINDS.join(", ")
+                    ),
+                );
+            } else if action.as_deref().is_some_and(|a| !valid_name(a)) {
+                self.problem(Some(on_span.clone()), format!("rule \"{name}\": `{text}` has an invalid action"));
+            }
+            on.push(EventSelector { kind, action });
+        }
+        if on.is_empty() {
+            self.problem(Some(on_span), format!("rule \"{name}\": `on` names no event kind"));
+        }
+        let sources = raw.source.map(|s| s.into_inner().into_vec()).unwrap_or_default();
+        let repo = self.filter(&name, "repo", raw.repo);
+        let branch = self.filter(&name, "branch", raw.branch);
+        let tag = self.filter(&name, "tag", raw.tag);
+        let mut steps = Vec::new();
+        let mut step_names = BTreeSet::new();
+        if raw.steps.is_empty() {
+            self.problem(Some(span), format!("rule \"{name}\" has no steps"));
+        }
+        for (index, step) in raw.steps.into_iter().enumerate() {
+            let step_span = step.span();
+            let step = step.into_inner();
+            let plugin = step.plugin.get_ref().clone();
+            if !plugins.contains_key(&plugin) {
+                let defined = plugins.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+                self.problem(
+                    Some(step.plugin.span()),
+                    format!(
+                        "rule \"{name}\", step {}: plugin `{plugin}` is not defined in [plugins] (defined: {})",
+                        index + 1,
+                        if defined.is_empty() { "none" } else { &defined }
+                    ),
+                );
+            }
+            let step_name = step.name.as_ref().map_or_else(|| plugin.clone(), |n| n.get_ref().clone());
+            if !step_names.insert(step_name.clone()) {
+                self.problem(
+                    Some(step.name.as_ref().map_or(step_span.clone(), Spanned::span)),
+                    format!("rule \"{name}\": two steps are named `{step_name}`; give one a `name`"),
+                );
+            }
+            let settings = self.settings(&step.settings, step_span, &name, index);
+            steps.push(Step { name: step_name, plugin, settings });
+        }
+        Some(Rule { name, on, sources, repo: repo?, branch: branch?, tag: tag?, steps })
+    }
+
+    fn filter(&mut self, rule: &str, key: &str, patterns: Option<Spanned<raw::OneOrMany<String>>>) -> Option<Filter> {
+        let Some(patterns) = patterns else { return Some(Filter::default()) };
+        let span = patterns.span();
+        let patterns = patterns.into_inner().into_vec();
+        let mut ok = true;
+        for text in &patterns {
+            if let Err(err) = Glob::new(text.strip_prefix('!').unwrap_or(text)) {
+                self.problem(Some(span.clone()), format!("rule \"{rule}\": bad `{key}` pattern: {err}"));
+                ok = false;
+            }
+        }
+        match Filter::new(&patterns) {
+            Ok(filter) => ok.then_some(filter),
+            Err(err) => {
+                if ok {
+                    self.problem(Some(span), format!("rule \"{rule}\": bad `{key}` list: {err}"));
+                }
+                None
+            }
+        }
+    }
+
+    fn settings(&mut self, table: &toml::Table, span: Range<usize>, rule: &str, index: usize) -> serde_json::Value {
+        let mut failures = Vec::new();
+        let value = toml_to_json(&toml::Value::Table(table.clone()), &mut failures);
+        for err in failures {
+            self.problem(Some(span.clone()), format!("rule \"{rule}\", step {}: {err}", index + 1));
+        }
+        value
+    }
+
+    /// Checks that need the whole config.
+    fn cross_check(&mut self, config: &Config) {
+        for rule in &config.rules {
+            for source in &rule.sources {
+                if !config.sources.contains_key(source) {
+                    self.problem(
+                        None,
+                        format!("rule \"{}\": source `{source}` is not defined in [sources]", rule.name),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Converts a `with` table to JSON, expanding `${VAR}` in strings.
+fn toml_to_json(value: &toml::Value, failures: &mut Vec<String>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        toml::Value::String(text) => match env::expand_env(text) {
+            Ok(text) => J::String(text),
+            Err(err) => {
+                failures.push(err.to_string());
+                J::Null
+            }
+        },
+        toml::Value::Integer(n) => J::from(*n),
+        toml::Value::Float(x) => serde_json::Number::from_f64(*x).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(dt) => J::String(dt.to_string()),
+        toml::Value::Array(items) => J::Array(items.iter().map(|item| toml_to_json(item, failures)).collect()),
+        toml::Value::Table(table) => {
+            J::Object(table.iter().map(|(k, v)| (k.clone(), toml_to_json(v, failures))).collect())
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("gitauto.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+[sources.github]
+forge = "github"
+secret = "s3cret"
+
+[plugins.fetch-update]
+wasm = "builtin:fetch-update"
+grants = { dirs = ["/srv/repos"] }
+
+[[rules]]
+name = "keep checkouts current"
+on = "push"
+repo = "acme/*"
+branch = ["main", "master"]
+steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
+"#;
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.workers, 2);
+        assert_eq!(config.server.data_dir, Path::new("./.gitauto"));
+        assert_eq!(config.server.max_body, 25 << 20);
+        let source = config.source("github").unwrap();
+        assert_eq!(source.forge, Forge::GitHub);
+        assert_eq!(source.secrets, [Secret::new("s3cret")]);
+        let plugin = &config.plugins["fetch-update"];
+        assert_eq!(plugin.wasm, WasmSource::Builtin("fetch-update".into()));
+        assert_eq!(plugin.limits, Limits::default());
+        assert_eq!(plugin.grant.dirs, [DirGrant { path: "/srv/repos".into(), write: false }]);
+        let rule = &config.rules[0];
+        assert_eq!(rule.on, [EventSelector { kind: "push".into(), action: None }]);
+        assert!(rule.branch.matches("master") && !rule.branch.matches("dev"));
+        assert_eq!(rule.steps[0].name, "fetch-update");
+        assert_eq!(rule.steps[0].settings, serde_json::json!({"repodir": "/srv/repos"}));
+    }
+
+    #[test]
+    fn problems_point_at_the_line() {
+        let cases: &[(&str, &str)] = &[
+            ("[server]\nlisten = \"nowhere\"\n", "gitauto.toml:2:10: `listen` must be an address"),
+            ("[server]\nworkers = 0\n", "gitauto.toml:2:11: `workers` must be between 1 and 1024"),
+            ("[server]\nlisten = 3\n", "gitauto.toml:2:10: invalid type: integer `3`, expected a string"),
+            ("[server]\nlisen = \"x\"\n", "gitauto.toml:2:1: unknown field `lisen`"),
+            ("[sources.gh]\nforge = \"sourcehut\"\nsecret = \"x\"\n", "gitauto.toml:2:9: unknown forge `sourcehut`"),
+            ("[sources.gh]\nforge = \"github\"\n", "gitauto.toml:1:1: source \"gh\" has no `secret`"),
+            (
+                "[sources.gh]\nforge = \"github\"\nsecret = \"${GITAUTO_TEST_SURELY_UNSET}\"\n",
+                "gitauto.toml:3:10: environment variable `GITAUTO_TEST_SURELY_UNSET` is not set",
+            ),
+            ("[plugins.p]\nwasm = \"builtin:nope\"\n", "gitauto.toml:2:8: no built-in plugin `nope`"),
+            ("[plugins.p]\nwasm = \"missing.wasm\"\n", "gitauto.toml:2:8: plugin file ./missing.wasm does not exist"),
+            (
+                "[plugins.p]\nwasm = \"builtin:fetch-update\"\nlimits = { memory = \"64 parsecs\" }\n",
+                "gitauto.toml:3:21: unknown size unit `parsecs`",
+            ),
+            (
+                "[plugins.p]\nwasm = \"builtin:fetch-update\"\ngrants = { hosts = [\"http://x\"] }\n",
+                "gitauto.toml:3:21: plugin `p`: `http://x` is not a host",
+            ),
+            (
+                "[[rules]]\nname = \"r\"\non = \"pushed\"\nsteps = []\n",
+                "gitauto.toml:3:6: rule \"r\": unknown event kind `pushed`",
+            ),
+            (
+                "[[rules]]\nname = \"r\"\non = \"push\"\nbranch = \"[oops\"\nsteps = []\n",
+                "gitauto.toml:4:10: rule \"r\": bad `branch` pattern: `[` without a closing `]`",
+            ),
+            (
+                "[[rules]]\nname = \"r\"\non = \"push\"\nsteps = [{ plugin = \"nope\" }]\n",
+                "gitauto.toml:4:21: rule \"r\", step 1: plugin `nope` is not defined in [plugins] (defined: none)",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.problems().iter().any(|p| p.starts_with(want)), "want {want:?}\n got {err}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = parse("[server]\nworkers = 0\nlisten = \"x\"\n[[rules]]\nname = \"r\"\non = \"nope\"\nsteps = []\n")
+            .unwrap_err();
+        assert_eq!(err.problems().len(), 4, "{err}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug() {
+        let config = parse(MINIMAL).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}

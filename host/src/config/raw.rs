@@ -1,0 +1,154 @@
+//! `gitauto.toml` exactly as written: serde structs that keep each value's position so
+//! that validation (in `config.rs`) can point at the line. Nothing here checks meaning.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub sources: BTreeMap<Spanned<String>, Spanned<RawSource>>,
+    #[serde(default)]
+    pub plugins: BTreeMap<Spanned<String>, Spanned<RawPlugin>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RawRule>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub data_dir: Option<Spanned<String>>,
+    pub workers: Option<Spanned<i64>>,
+    pub max_body: Option<Spanned<SizeValue>>,
+}
+
+/// `[sources.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub forge: Spanned<String>,
+    pub secret: Option<Spanned<String>>,
+    #[serde(default)]
+    pub secrets: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow_unsigned: bool,
+}
+
+/// `[plugins.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    pub wasm: Spanned<String>,
+    #[serde(default)]
+    pub grants: RawGrants,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `grants = { ... }` of a plugin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrants {
+    #[serde(default)]
+    pub dirs: Vec<Spanned<RawDir>>,
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub commands: Vec<Spanned<String>>,
+}
+
+/// One granted directory: a path (read access and git), or a table that may add `write`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "a directory path, or a table { path = \"...\", write = true }")]
+pub enum RawDir {
+    Path(String),
+    Table(RawDirTable),
+}
+
+/// The table form of a granted directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirTable {
+    pub path: String,
+    #[serde(default)]
+    pub write: bool,
+}
+
+/// `limits = { ... }` of a plugin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub memory: Option<Spanned<SizeValue>>,
+    pub timeout: Option<Spanned<DurationValue>>,
+}
+
+/// A size: a number of bytes, or text such as `"64MiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "a size: a number of bytes or text such as \"64MiB\"")]
+pub enum SizeValue {
+    Bytes(i64),
+    Text(String),
+}
+
+/// A duration: a number of seconds, or text such as `"90s"`, `"2m"`, `"500ms"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "a duration: a number of seconds or text such as \"90s\" or \"2m\"")]
+pub enum DurationValue {
+    Seconds(i64),
+    Text(String),
+}
+
+/// `[[rules]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Spanned<String>,
+    pub on: Spanned<OneOrMany<String>>,
+    pub source: Option<Spanned<OneOrMany<String>>>,
+    pub repo: Option<Spanned<OneOrMany<String>>>,
+    pub branch: Option<Spanned<OneOrMany<String>>>,
+    pub tag: Option<Spanned<OneOrMany<String>>>,
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// One step of a rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub plugin: Spanned<String>,
+    pub name: Option<Spanned<String>>,
+    #[serde(default, rename = "with")]
+    pub settings: toml::Table,
+}
+
+/// A value that may be written as one item or a list of items. (Positions are kept for
+/// the whole value: serde's untagged enums cannot carry `Spanned` items.)
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "a string or a list of strings")]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        Self::Many(Vec::new())
+    }
+}
+
+impl<T> OneOrMany<T> {
+    /// The items, in order.
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}

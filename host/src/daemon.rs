@@ -1,0 +1,81 @@
+//! A running daemon: the queue, the plugin runtime, the workers and the HTTP server,
+//! started in that order (nothing is accepted before plugins are ready) and stopped in
+//! reverse (stop accepting, let running jobs finish, close the queue).
+
+use crate::config::Config;
+use crate::queue::Queue;
+use crate::runtime::Runtime;
+use crate::server::{AppState, router};
+use crate::worker::Workers;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long running jobs may take to finish after a shutdown signal; a job still running
+/// then is re-queued at the next start.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Prepares everything that can fail before serving: the queue and the plugins.
+pub struct Daemon {
+    config: Arc<Config>,
+    queue: Queue,
+    runtime: Arc<Runtime>,
+}
+
+impl Daemon {
+    /// Opens the queue and loads every plugin (compiling those not in the cache).
+    pub async fn prepare(config: Config) -> anyhow::Result<Self> {
+        let data_dir = config.server.data_dir.clone();
+        let queue = Queue::open(&data_dir)?;
+        let specs: Vec<_> = config.plugins.values().cloned().collect();
+        let cache_dir = data_dir.join("cache");
+        let (runtime, report) = tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir))
+            .await
+            .context("loading plugins")??;
+        for (name, cached, took) in &report.plugins {
+            tracing::info!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
+        }
+        Ok(Self { config: Arc::new(config), queue, runtime: Arc::new(runtime) })
+    }
+
+    /// The queue, for callers that inspect it (tests, the CLI).
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr: SocketAddr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let workers = Workers { queue: self.queue.clone(), config: self.config.clone(), runtime: self.runtime.clone() };
+        let worker_count = self.config.server.workers;
+        let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx));
+        let app = router(AppState { config: self.config.clone(), queue: self.queue.clone() });
+        tracing::info!(%addr, workers = worker_count, queue = %self.queue.path().display(), "gitauto is serving");
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+        let _ = stop_tx.send(true);
+        match tokio::time::timeout(SHUTDOWN_GRACE, worker_pool).await {
+            Ok(_) => tracing::info!("stopped"),
+            Err(_) => {
+                tracing::warn!("jobs still running after {SHUTDOWN_GRACE:?}; they will run again at the next start")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads `config`, binds its listen address and serves until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    let daemon = Daemon::prepare(config).await?;
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    daemon.serve(listener, crate::shutdown::signal()).await
+}

@@ -1,0 +1,126 @@
+//! The normalised event: one shape for every forge's webhook, mirroring the WIT
+//! `event` record that plugins receive. Forges fill it (see `forge`); rules match on it
+//! (see `route`); the runtime converts it to the WIT type.
+
+use serde::{Deserialize, Serialize};
+
+/// A forge event, normalised. Field meanings are documented on the WIT record in
+/// `wit/types.wit`, which is the reference plugin authors read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The delivery id (the forge's, or one gitauto generated).
+    pub delivery: String,
+    /// The `[sources.NAME]` the delivery arrived through.
+    pub source: String,
+    /// `github`, `gitlab`, `gitea`, ...
+    pub forge: String,
+    /// `push`, `tag`, `pull-request`, `release`, `ping`, `manual`, ...
+    pub kind: String,
+    /// Sub-kind, e.g. `opened`.
+    pub action: Option<String>,
+    /// The repository the event is about.
+    pub repository: Repository,
+    /// Full ref name, e.g. `refs/heads/main`.
+    pub git_ref: Option<String>,
+    /// Branch name when the ref is a branch.
+    pub branch: Option<String>,
+    /// Tag name when the ref is a tag.
+    pub tag: Option<String>,
+    /// Commit before the event.
+    pub before: Option<String>,
+    /// Commit after the event.
+    pub after: Option<String>,
+    /// Whether the ref was deleted.
+    pub deleted: bool,
+    /// Commits the forge listed.
+    pub commits: Vec<Commit>,
+    /// False when the forge left commits or changed paths out.
+    pub commits_complete: bool,
+    /// Login of the user who caused the event.
+    pub sender: Option<String>,
+    /// The forge's payload as JSON text. Not stored with the normalised event (the
+    /// delivery keeps the raw body); filled in when a job runs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub payload: String,
+}
+
+/// A repository as the forge describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Repository {
+    /// Owner, e.g. `acme` (GitLab: the group path).
+    pub owner: String,
+    /// Name, e.g. `widgets`.
+    pub name: String,
+    /// `owner/name`.
+    pub full_name: String,
+    /// URL to clone from.
+    pub clone_url: String,
+    /// Web page.
+    pub html_url: String,
+    /// Default branch, when known.
+    pub default_branch: Option<String>,
+}
+
+/// One commit listed in a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Commit {
+    /// Full commit id.
+    pub id: String,
+    /// Message.
+    pub message: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// RFC 3339 timestamp.
+    pub timestamp: String,
+    /// Web page of the commit.
+    pub url: Option<String>,
+    /// Paths added.
+    pub added: Vec<String>,
+    /// Paths modified.
+    pub modified: Vec<String>,
+    /// Paths removed.
+    pub removed: Vec<String>,
+}
+
+/// Splits a full ref into its branch or tag name.
+pub fn split_ref(git_ref: &str) -> (Option<String>, Option<String>) {
+    if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+        (Some(branch.to_owned()), None)
+    } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+        (None, Some(tag.to_owned()))
+    } else {
+        (None, None)
+    }
+}
+
+/// Whether a commit id is git's "no commit" marker (all zeros).
+pub fn is_null_commit(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b == b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_split_into_branch_or_tag() {
+        let cases = [
+            ("refs/heads/main", Some("main"), None),
+            ("refs/heads/release/1.x", Some("release/1.x"), None),
+            ("refs/tags/v1.0", None, Some("v1.0")),
+            ("refs/pull/1/head", None, None),
+            ("main", None, None),
+        ];
+        for (git_ref, branch, tag) in cases {
+            let (b, t) = split_ref(git_ref);
+            assert_eq!((b.as_deref(), t.as_deref()), (branch, tag), "{git_ref}");
+        }
+    }
+
+    #[test]
+    fn null_commits() {
+        assert!(is_null_commit("0000000000000000000000000000000000000000"));
+        assert!(!is_null_commit("0000000000000000000000000000000000000001"));
+        assert!(!is_null_commit(""));
+    }
+}

@@ -1,0 +1,426 @@
+//! What one plugin may touch (directories, hosts, programs), built from its `grants` in
+//! the config. This is the one place that says yes or no; the capabilities ask it before
+//! every action and report its refusal to the plugin as a `denied` error.
+
+use std::path::{Component, Path, PathBuf};
+
+/// A refusal, phrased for the plugin author and the job log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// Everything one plugin is allowed.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// Directory roots for git and the filesystem.
+    pub dirs: Vec<DirGrant>,
+    /// Hosts for HTTP and git network access.
+    pub hosts: Vec<HostPattern>,
+    /// Programs the shell capability may run.
+    pub commands: Vec<CommandGrant>,
+}
+
+/// A granted directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Absolute path as configured (resolved against the config's directory).
+    pub path: PathBuf,
+    /// Whether the plugin may also write files here directly (through WASI). Git
+    /// operations may change repositories in every granted directory.
+    pub write: bool,
+}
+
+/// A granted host: an exact name or address, or `*.domain` for its subdomains, with an
+/// optional port (any port when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    /// Lower-case host; a leading `*.` means any subdomain.
+    pub host: String,
+    /// Port, when the pattern names one.
+    pub port: Option<u16>,
+}
+
+/// A granted program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandGrant {
+    /// As written in the config: a bare name (`git`) or an absolute path.
+    pub name: String,
+    /// What runs: the absolute path as written, or a bare name found on the daemon's
+    /// `PATH` at load. `None` when a bare name was not found; running it then fails.
+    pub program: Option<PathBuf>,
+}
+
+/// What a path is needed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading files or using git on a repository.
+    Git,
+    /// Writing files directly.
+    Write,
+}
+
+impl Grant {
+    /// Checks that `path` (a host path from a plugin) lies inside a granted directory,
+    /// after resolving `..` and symbolic links, and returns its canonical form. A path
+    /// that does not exist (yet) is checked through its deepest existing ancestor, so
+    /// "not found" is never told about a path outside the grant.
+    pub fn check_path(&self, path: &str, access: Access) -> Result<PathBuf, Denied> {
+        let requested = Path::new(path);
+        if path.is_empty() || !requested.is_absolute() {
+            return Err(Denied(format!("`{path}` is not an absolute path")));
+        }
+        if path.contains('\0') {
+            return Err(Denied("path contains a NUL byte".into()));
+        }
+        let canonical = resolve(requested).map_err(|err| Denied(format!("`{path}` cannot be resolved: {err}")))?;
+        let granted = self.dirs.iter().find(|dir| {
+            std::fs::canonicalize(&dir.path).is_ok_and(|root| canonical.starts_with(&root))
+                && (access == Access::Git || dir.write)
+        });
+        match granted {
+            Some(_) => Ok(canonical),
+            None if self.dirs.is_empty() => {
+                Err(Denied(format!("`{path}` denied: the plugin is granted no directories")))
+            }
+            None => {
+                let how = if access == Access::Write { "writable " } else { "" };
+                let shown = if canonical.as_path() == requested {
+                    String::new()
+                } else {
+                    format!(" (resolves to {})", canonical.display())
+                };
+                Err(Denied(format!(
+                    "`{path}`{shown} denied: not inside a {how}granted directory ({})",
+                    self.describe_dirs()
+                )))
+            }
+        }
+    }
+
+    /// Whether the plugin may write directly anywhere in the granted directory that
+    /// holds the canonical path `canonical`.
+    pub fn writable(&self, canonical: &Path) -> bool {
+        self.dirs
+            .iter()
+            .any(|dir| dir.write && std::fs::canonicalize(&dir.path).is_ok_and(|root| canonical.starts_with(root)))
+    }
+
+    /// Checks a network destination against the granted hosts.
+    pub fn check_host(&self, host: &str, port: u16) -> Result<&HostPattern, Denied> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.hosts.iter().find(|pattern| pattern.matches(host, port)).ok_or_else(|| {
+            let listed = if self.hosts.is_empty() {
+                "the plugin is granted no hosts".to_owned()
+            } else {
+                format!("granted hosts: {}", self.hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            };
+            Denied(format!("host {host}:{port} is not granted ({listed})"))
+        })
+    }
+
+    /// Finds the grant for a program named exactly as in the config.
+    pub fn check_command(&self, program: &str) -> Result<&CommandGrant, Denied> {
+        self.commands.iter().find(|command| command.name == program).ok_or_else(|| {
+            let listed = if self.commands.is_empty() {
+                "the plugin is granted no commands".to_owned()
+            } else {
+                format!(
+                    "granted commands: {}",
+                    self.commands.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            };
+            Denied(format!("program `{program}` is not granted ({listed})"))
+        })
+    }
+
+    fn describe_dirs(&self) -> String {
+        self.dirs
+            .iter()
+            .map(|dir| format!("{}{}", dir.path.display(), if dir.write { " (write)" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl HostPattern {
+    /// Parses `host`, `host:port`, `*.domain`, `[v6]:port` as written in the config.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (wildcard, rest) = match text.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        if rest.is_empty() || rest.contains(['/', '@', '?', '#', ' ']) {
+            return Err(format!("`{text}` is not a host (expected e.g. `api.github.com` or `127.0.0.1:8080`)"));
+        }
+        let url =
+            url::Url::parse(&format!("http://{rest}/")).map_err(|err| format!("`{text}` is not a host: {err}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("`{text}` is not a host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        // `Url` drops port 80 for http; read the port from the text instead.
+        let port = url.port().or_else(|| rest.ends_with(":80").then_some(80));
+        let host = if wildcard { format!("*.{host}") } else { host };
+        Ok(Self { host, port })
+    }
+
+    /// Whether a destination matches.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        let host_ok = match self.host.strip_prefix("*.") {
+            Some(domain) => {
+                host.len() > domain.len() + 1
+                    && host.ends_with(domain)
+                    && host[..host.len() - domain.len()].ends_with('.')
+            }
+            None => host == self.host,
+        };
+        host_ok && self.port.is_none_or(|p| p == port)
+    }
+
+    /// Whether the pattern names an address or `localhost` itself, rather than a name
+    /// that DNS might point anywhere. Only such patterns may reach private addresses.
+    pub fn is_literal_address(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok()
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        match self.port {
+            Some(port) => write!(f, "{host}:{port}"),
+            None => f.write_str(&host),
+        }
+    }
+}
+
+impl CommandGrant {
+    /// A grant for `name` (a bare name or an absolute path), resolving a bare name on `path_var`.
+    pub fn new(name: &str, path_var: Option<&std::ffi::OsStr>) -> Result<Self, String> {
+        let as_path = Path::new(name);
+        if name.is_empty() {
+            return Err("an empty program name".into());
+        }
+        if name.contains('/') {
+            if !as_path.is_absolute() {
+                return Err(format!("`{name}` must be a bare program name or an absolute path"));
+            }
+            if as_path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+                return Err(format!("`{name}` must not contain `.` or `..` components"));
+            }
+            return Ok(Self { name: name.into(), program: Some(as_path.to_path_buf()) });
+        }
+        let program = path_var.and_then(|paths| {
+            std::env::split_paths(paths).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+        });
+        Ok(Self { name: name.into(), program })
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+/// Symbolic links followed at most while resolving one path (as Linux's limit).
+const MAX_LINK_HOPS: usize = 40;
+
+/// Resolves an absolute path like `realpath`, following every symbolic link it meets
+/// (dangling ones included), but tolerating components that do not exist: those are
+/// kept as written, and a `..` after one simply drops it.
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    use std::collections::VecDeque;
+    let mut pending: VecDeque<std::ffi::OsString> = VecDeque::new();
+    let mut base = PathBuf::from("/");
+    let mut hops = 0;
+    let push_front = |pending: &mut VecDeque<std::ffi::OsString>, path: &Path| {
+        for component in path.components().rev() {
+            pending.push_front(component.as_os_str().to_owned());
+        }
+    };
+    push_front(&mut pending, path);
+    while let Some(part) = pending.pop_front() {
+        match Path::new(&part).components().next() {
+            Some(Component::RootDir) => base = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                base.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let candidate = base.join(name);
+                match std::fs::symlink_metadata(&candidate) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        hops += 1;
+                        if hops > MAX_LINK_HOPS {
+                            return Err(std::io::Error::other("too many levels of symbolic links"));
+                        }
+                        let target = std::fs::read_link(&candidate)?;
+                        push_front(&mut pending, &target);
+                    }
+                    Ok(_) => base = candidate,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => base = candidate,
+                    Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => base = candidate,
+                    Err(err) => return Err(err),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        grant: Grant,
+    }
+
+    /// granted/ (read), site/ (write), outside/, and a few links between them.
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        for sub in ["granted/repo", "site", "outside"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        std::fs::write(root.join("outside/secret"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("outside"), root.join("granted/escape")).unwrap();
+        std::os::unix::fs::symlink(root.join("granted/repo"), root.join("outside/inward")).unwrap();
+        std::os::unix::fs::symlink(root.join("outside/not-yet"), root.join("granted/dangling")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("granted/loop")).unwrap();
+        let grant = Grant {
+            dirs: vec![
+                DirGrant { path: root.join("granted"), write: false },
+                DirGrant { path: root.join("site"), write: true },
+            ],
+            ..Grant::default()
+        };
+        World { _dir: dir, root, grant }
+    }
+
+    #[test]
+    fn paths_inside_grants_are_allowed() {
+        let w = world();
+        let r = |p: &str| format!("{}/{p}", w.root.display());
+        let allowed = [
+            (r("granted"), Access::Git, r("granted")),
+            (r("granted/repo"), Access::Git, r("granted/repo")),
+            (r("granted/repo/../repo"), Access::Git, r("granted/repo")),
+            (r("granted/new-clone"), Access::Git, r("granted/new-clone")),
+            (r("granted/missing/deeper"), Access::Git, r("granted/missing/deeper")),
+            (r("granted/missing/../repo"), Access::Git, r("granted/repo")),
+            (r("granted/./repo/"), Access::Git, r("granted/repo")),
+            (r("outside/inward"), Access::Git, r("granted/repo")),
+            (r("site/out"), Access::Write, r("site/out")),
+            (r("site"), Access::Git, r("site")),
+        ];
+        for (path, access, want) in allowed {
+            assert_eq!(w.grant.check_path(&path, access), Ok(PathBuf::from(want)), "{path}");
+        }
+    }
+
+    #[test]
+    fn paths_outside_grants_are_denied() {
+        let w = world();
+        let r = |p: &str| format!("{}/{p}", w.root.display());
+        let denied = [
+            (r("outside/secret"), Access::Git, "not inside a granted directory"),
+            (r("granted/../outside/secret"), Access::Git, "not inside a granted directory"),
+            (r("granted/escape/secret"), Access::Git, "resolves to"),
+            (r("granted/repo"), Access::Write, "not inside a writable granted directory"),
+            (r("granted/missing/../../outside/x"), Access::Git, "not inside a granted directory"),
+            (r("granted/escape/missing"), Access::Git, "resolves to"),
+            (r("granted/missing/../escape/secret"), Access::Git, "resolves to"),
+            (r("granted/dangling"), Access::Git, "resolves to"),
+            (r("granted/loop"), Access::Git, "too many levels"),
+            (r("granted/.."), Access::Git, "not inside a granted directory"),
+            ("relative/path".to_owned(), Access::Git, "is not an absolute path"),
+            (String::new(), Access::Git, "is not an absolute path"),
+            ("/etc/passwd".to_owned(), Access::Git, "not inside a granted directory"),
+            (format!("{}\0x", r("granted")), Access::Git, "NUL"),
+        ];
+        for (path, access, why) in denied {
+            let err = w.grant.check_path(&path, access).unwrap_err();
+            assert!(err.0.contains(why), "{path:?}: {err}");
+        }
+        let none = Grant::default().check_path("/tmp", Access::Git).unwrap_err();
+        assert!(none.0.contains("granted no directories"), "{none}");
+    }
+
+    #[test]
+    fn host_patterns() {
+        let grant = Grant {
+            hosts: ["api.github.com", "*.example.com", "127.0.0.1:8081", "[::1]:9000", "localhost"]
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect(),
+            ..Grant::default()
+        };
+        let allowed = [
+            ("api.github.com", 443),
+            ("API.GitHub.com.", 80),
+            ("a.example.com", 443),
+            ("a.b.example.com", 443),
+            ("127.0.0.1", 8081),
+            ("[::1]", 9000),
+            ("localhost", 1),
+        ];
+        for (host, port) in allowed {
+            assert!(grant.check_host(host, port).is_ok(), "{host}:{port}");
+        }
+        let denied = [
+            ("github.com", 443),
+            ("example.com", 443),
+            ("evilexample.com", 443),
+            ("api.github.com.evil.net", 443),
+            ("127.0.0.1", 8082),
+            ("169.254.169.254", 80),
+            ("::1", 9001),
+        ];
+        for (host, port) in denied {
+            let err = grant.check_host(host, port).unwrap_err();
+            assert!(err.0.contains("is not granted"), "{host}:{port}: {err}");
+        }
+        for bad in ["", "http://x", "a/b", "user@host", "*."] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(HostPattern::parse("x:80").unwrap().port, Some(80));
+        assert!(HostPattern::parse("127.0.0.1:1").unwrap().is_literal_address());
+        assert!(!HostPattern::parse("api.github.com").unwrap().is_literal_address());
+    }
+
+    #[test]
+    fn commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let path_var = dir.path().as_os_str();
+        let bare = CommandGrant::new("tool", Some(path_var)).unwrap();
+        assert_eq!(bare.program.as_deref(), Some(tool.as_path()));
+        assert_eq!(CommandGrant::new("absent", Some(path_var)).unwrap().program, None);
+        assert!(CommandGrant::new("bin/tool", None).is_err());
+        assert!(CommandGrant::new("/usr/bin/../bin/sh", None).is_err());
+        let grant =
+            Grant { commands: vec![bare, CommandGrant::new("/usr/bin/git", None).unwrap()], ..Grant::default() };
+        assert!(grant.check_command("tool").is_ok());
+        assert!(grant.check_command("/usr/bin/git").is_ok());
+        for denied in ["git", "/usr/bin/../bin/git", "sh", "tool ", "./tool"] {
+            let err = grant.check_command(denied).unwrap_err();
+            assert!(err.0.contains("is not granted"), "{denied}: {err}");
+        }
+    }
+}

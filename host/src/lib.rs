@@ -1,0 +1,22 @@
+//! gitauto: a daemon that receives git forge webhooks, matches them against rules, and
+//! runs chains of sandboxed WebAssembly plugins in response.
+//!
+//! The flow, one module per stage: [`server`] receives a delivery, [`forge`] verifies
+//! and parses it into an [`event::Event`], [`route`] matches it against the
+//! [`config`]'s rules, [`queue`] stores it durably, [`worker`] claims jobs and runs their
+//! steps in the [`runtime`], whose plugins reach the world only through [`capability`]
+//! calls that [`grant`] allows.
+
+pub mod capability;
+pub mod config;
+pub mod daemon;
+pub mod event;
+pub mod forge;
+pub mod grant;
+pub mod queue;
+pub mod route;
+pub mod runtime;
+pub mod send;
+pub mod server;
+pub mod shutdown;
+pub mod worker;

@@ -1,0 +1,151 @@
+//! The one thread that owns the SQLite connection. Requests arrive over a channel and
+//! run in batches: each in its own savepoint, all in one transaction, and every caller is
+//! answered only after `COMMIT` returned. That makes each answer durable while bursts
+//! share one fsync (group commit).
+
+use rusqlite::Connection;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// The most requests one transaction takes; bounds the latency a batch adds.
+const MAX_BATCH: usize = 512;
+
+/// A queued request.
+trait Request: Send {
+    /// Runs against the connection; returns whether it succeeded (so its savepoint is
+    /// kept or rolled back) and how to answer once the commit's fate is known.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply);
+    /// Answers without running: the transaction could not even start.
+    fn fail(self: Box<Self>, error: String);
+}
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+struct Call<F, R> {
+    f: F,
+    reply: R,
+}
+
+impl<T, F, R> Request for Call<F, R>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> anyhow::Result<T> + Send,
+    R: FnOnce(anyhow::Result<T>) + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply) {
+        let Call { f, reply } = *self;
+        let result = f(conn);
+        let ok = result.is_ok();
+        let reply: Reply = Box::new(move |committed| {
+            reply(committed.map_err(|err| anyhow::anyhow!("committing to the queue: {err}")).and(result));
+        });
+        (ok, reply)
+    }
+
+    fn fail(self: Box<Self>, error: String) {
+        (self.reply)(Err(anyhow::anyhow!("{error}")));
+    }
+}
+
+/// A handle to the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    sender: mpsc::Sender<Box<dyn Request>>,
+}
+
+impl Writer {
+    /// Starts the thread that owns `conn`. It ends when every handle is dropped.
+    pub fn start(conn: Connection) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::channel::<Box<dyn Request>>();
+        std::thread::Builder::new().name("gitauto-sqlite".into()).spawn(move || run(conn, receiver))?;
+        Ok(Self { sender })
+    }
+
+    /// Runs `f` in the next batch and returns its result once committed.
+    pub async fn call<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.submit(f, move |result| {
+            let _ = tx.send(result);
+        })?;
+        rx.await.map_err(|_| anyhow::anyhow!("the queue's database thread stopped"))?
+    }
+
+    /// Runs `f` in the next batch without waiting; a failure is only logged. For writes
+    /// that nobody waits on, such as plugin log lines.
+    pub fn detach<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> anyhow::Result<()> + Send + 'static,
+    {
+        let submitted = self.submit(f, |result: anyhow::Result<()>| {
+            if let Err(err) = result {
+                tracing::error!("queue write failed: {err:#}");
+            }
+        });
+        if let Err(err) = submitted {
+            tracing::error!("queue write dropped: {err:#}");
+        }
+    }
+
+    fn submit<T, F, R>(&self, f: F, reply: R) -> anyhow::Result<()>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+        R: FnOnce(anyhow::Result<T>) + Send + 'static,
+    {
+        self.sender
+            .send(Box::new(Call { f, reply }))
+            .map_err(|_| anyhow::anyhow!("the queue's database thread stopped"))
+    }
+}
+
+fn run(conn: Connection, receiver: mpsc::Receiver<Box<dyn Request>>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
+            }
+        }
+        let replies = run_batch(&conn, batch);
+        if replies.is_empty() {
+            continue;
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|err| err.to_string());
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
+    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let message = format!("starting a queue transaction: {err}");
+        for request in batch {
+            request.fail(message.clone());
+        }
+        return Vec::new();
+    }
+    batch
+        .into_iter()
+        .map(|request| {
+            // A savepoint per request: one failing request must not undo the others.
+            if let Err(err) = conn.execute_batch("SAVEPOINT request") {
+                tracing::error!("queue savepoint: {err}");
+            }
+            let (ok, reply) = request.run(conn);
+            let end = if ok { "RELEASE request" } else { "ROLLBACK TO request; RELEASE request" };
+            if let Err(err) = conn.execute_batch(end) {
+                tracing::error!("queue savepoint: {err}");
+            }
+            reply
+        })
+        .collect()
+}

@@ -1,0 +1,358 @@
+//! The plugin runtime: one wasmtime engine, every configured plugin compiled once (or
+//! loaded from the cache) and pre-instantiated, and [`Runtime::run`] giving each step a
+//! fresh store with its grant, its limits and its log. Nothing a plugin does can panic
+//! the host: traps, limits and host errors all come back as a [`StepOutcome`].
+
+pub mod builtin;
+mod cache;
+mod limits;
+mod stdio;
+
+use crate::capability::log::{Level, Sink, StepLog};
+use crate::capability::{StepContext, http};
+use crate::config::{Limits, PluginSpec, WasmSource};
+use crate::event::Event;
+use anyhow::Context;
+use limits::{EpochTicker, StepLimiter};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+/// Host bindings generated from `wit/`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit",
+        imports: { default: trappable },
+        with: {
+            "gitauto:plugin/git.repository": crate::capability::git::OpenRepository,
+        },
+    });
+}
+
+use bindings::gitauto::plugin::types as wit;
+
+/// The WIT package version this host implements.
+pub const WIT_PACKAGE: &str = "gitauto:plugin@0.1.0";
+
+/// The state of one step's store.
+pub struct StepState {
+    wasi: WasiCtx,
+    /// Resources handed to the guest (open repositories).
+    pub(crate) table: ResourceTable,
+    limiter: StepLimiter,
+    /// Grant, deadline, log: what the capabilities consult.
+    pub(crate) ctx: StepContext,
+}
+
+impl wit::Host for StepState {}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The plugin returned an outcome.
+    Done {
+        /// Its status.
+        status: StepStatus,
+        /// Its one-line summary.
+        summary: String,
+        /// Its output, JSON text.
+        output: String,
+    },
+    /// The plugin returned an error.
+    Error {
+        /// Which kind.
+        kind: ErrorKind,
+        /// Its message.
+        message: String,
+    },
+    /// The step was stopped: a trap, a limit, or a host failure.
+    Trapped {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// A plugin outcome's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Success.
+    Success,
+    /// Failure.
+    Failure,
+    /// Skipped.
+    Skipped,
+}
+
+/// A plugin error's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad `with` settings.
+    InvalidSettings,
+    /// May pass on retry.
+    Transient,
+    /// Anything else.
+    Failed,
+}
+
+/// A compiled, pre-instantiated plugin.
+struct LoadedPlugin {
+    spec: PluginSpec,
+    pre: bindings::PluginPre<StepState>,
+    http: Arc<http::Client>,
+}
+
+/// Load statistics, for logs and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Per plugin: (name, came from cache, load time).
+    pub plugins: Vec<(String, bool, Duration)>,
+}
+
+/// The engine and every configured plugin.
+pub struct Runtime {
+    engine: Engine,
+    plugins: BTreeMap<String, LoadedPlugin>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Compiles (or loads from `cache_dir`) and pre-instantiates every plugin.
+    pub fn new<'a>(
+        plugins: impl IntoIterator<Item = &'a PluginSpec>,
+        cache_dir: &Path,
+    ) -> anyhow::Result<(Self, LoadReport)> {
+        let engine = engine()?;
+        let mut linker = Linker::<StepState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
+        bindings::Plugin::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("linking gitauto capabilities")?;
+        let mut loaded = BTreeMap::new();
+        let mut report = LoadReport::default();
+        for spec in plugins {
+            let started = Instant::now();
+            let wasm = read_wasm(&spec.wasm).with_context(|| format!("plugin `{}`", spec.name))?;
+            let (component, cached) = cache::load(cache_dir, &engine, &wasm).with_context(|| {
+                format!("plugin `{}`: {} is not a valid WebAssembly component", spec.name, describe(&spec.wasm))
+            })?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|err| incompatible(&spec.name, &err))
+                .and_then(|pre| bindings::PluginPre::new(pre).map_err(|err| incompatible(&spec.name, &err)))?;
+            let http = Arc::new(http::Client::new().context("building the HTTP client")?);
+            report.plugins.push((spec.name.clone(), cached, started.elapsed()));
+            loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), pre, http });
+        }
+        let ticker = EpochTicker::start(&engine).context("starting the epoch ticker")?;
+        Ok((Self { engine, plugins: loaded, _ticker: ticker }, report))
+    }
+
+    /// Whether a plugin of that name is loaded.
+    pub fn has(&self, plugin: &str) -> bool {
+        self.plugins.contains_key(plugin)
+    }
+
+    /// Runs one step: a fresh store, the event and settings in, an outcome out. Blocks
+    /// for as long as the step runs (at most its timeout): call it from a blocking
+    /// thread inside the tokio runtime (HTTP calls use it).
+    pub fn run(&self, plugin: &str, event: &Event, settings: &str, sink: Sink) -> StepOutcome {
+        let Some(loaded) = self.plugins.get(plugin) else {
+            return StepOutcome::Trapped { reason: format!("plugin `{plugin}` is not loaded") };
+        };
+        let limits = loaded.spec.limits;
+        let log = StepLog::new(sink);
+        let stdout = stdio::LogStream::new(log.clone(), Level::Info);
+        let stderr = stdio::LogStream::new(log.clone(), Level::Warn);
+        let wasi = match wasi_context(&loaded.spec, &stdout, &stderr) {
+            Ok(wasi) => wasi,
+            Err(err) => return StepOutcome::Trapped { reason: format!("preparing the sandbox: {err:#}") },
+        };
+        let deadline = Instant::now() + limits.timeout;
+        let state = StepState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: StepLimiter::new(limits.memory),
+            ctx: StepContext {
+                plugin: plugin.to_owned(),
+                grant: Arc::new(loaded.spec.grant.clone()),
+                deadline,
+                log: log.clone(),
+                http: loaded.http.clone(),
+                max_transfer: limits.memory,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(limits::ticks(limits.timeout));
+        store.epoch_deadline_trap();
+
+        let result = loaded
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.call_handle(&mut store, &to_wit(event), settings));
+        stdout.flush_rest();
+        stderr.flush_rest();
+        match result {
+            Ok(Ok(outcome)) => StepOutcome::Done {
+                status: match outcome.status {
+                    wit::Status::Success => StepStatus::Success,
+                    wit::Status::Failure => StepStatus::Failure,
+                    wit::Status::Skipped => StepStatus::Skipped,
+                },
+                summary: outcome.summary,
+                output: outcome.output,
+            },
+            Ok(Err(error)) => {
+                let (kind, message) = match error {
+                    wit::Error::InvalidSettings(m) => (ErrorKind::InvalidSettings, m),
+                    wit::Error::Transient(m) => (ErrorKind::Transient, m),
+                    wit::Error::Failed(m) => (ErrorKind::Failed, m),
+                };
+                StepOutcome::Error { kind, message }
+            }
+            Err(err) => StepOutcome::Trapped {
+                reason: trap_reason(&err, store.data().limiter.memory_exceeded, &limits, deadline),
+            },
+        }
+    }
+}
+
+fn engine() -> anyhow::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    let mut pooled = config.clone();
+    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+        wasmtime::PoolingAllocationConfig::default(),
+    ));
+    // The pooling allocator reserves address space up front; where that is refused
+    // (tight `ulimit -v`), fall back to allocating on demand.
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        Err(err) => {
+            tracing::warn!("pooling allocator unavailable ({err}); allocating instances on demand");
+            Ok(Engine::new(&config)?)
+        }
+    }
+}
+
+fn read_wasm(source: &WasmSource) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
+    match source {
+        WasmSource::Builtin(name) => {
+            builtin::get(name).map(std::borrow::Cow::Borrowed).with_context(|| format!("no built-in plugin `{name}`"))
+        }
+        WasmSource::File(path) => Ok(std::fs::read(path)
+            .map(std::borrow::Cow::Owned)
+            .with_context(|| format!("reading {}", path.display()))?),
+    }
+}
+
+fn describe(source: &WasmSource) -> String {
+    match source {
+        WasmSource::Builtin(name) => format!("builtin:{name}"),
+        WasmSource::File(path) => path.display().to_string(),
+    }
+}
+
+/// Explains a component that does not fit the world this host offers.
+fn incompatible(plugin: &str, err: &wasmtime::Error) -> anyhow::Error {
+    let detail = format!("{err:#}");
+    let hint = if detail.contains("gitauto:plugin") {
+        format!(" (this host implements {WIT_PACKAGE}; rebuild the plugin against that WIT)")
+    } else {
+        String::new()
+    };
+    anyhow::anyhow!("plugin `{plugin}` cannot run on this host: {detail}{hint}")
+}
+
+/// The WASI context: no arguments, environment or stdin; stdout and stderr into the log;
+/// no network; the granted directories and nothing else.
+fn wasi_context(spec: &PluginSpec, stdout: &stdio::LogStream, stderr: &stdio::LogStream) -> anyhow::Result<WasiCtx> {
+    let mut builder = WasiCtx::builder();
+    builder.stdout(stdout.clone()).stderr(stderr.clone()).allow_ip_name_lookup(false);
+    builder.socket_addr_check(|_, _| Box::pin(async { false }));
+    for dir in &spec.grant.dirs {
+        let Ok(canonical) = std::fs::canonicalize(&dir.path) else { continue };
+        let perms = if dir.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        let configured = dir.path.to_string_lossy().into_owned();
+        builder
+            .preopened_dir(&canonical, &configured, perms)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("opening granted directory {}", dir.path.display()))?;
+        let canonical_text = canonical.to_string_lossy();
+        if canonical_text != configured {
+            builder.preopened_dir(&canonical, canonical_text.as_ref(), perms)?;
+        }
+    }
+    Ok(builder.build())
+}
+
+/// Says why a step stopped, in words: `plugin X trapped: <this>`.
+fn trap_reason(err: &wasmtime::Error, memory_exceeded: bool, limits: &Limits, deadline: Instant) -> String {
+    if memory_exceeded {
+        return format!("memory limit of {} exceeded", crate::config::format_size(limits.memory));
+    }
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) if Instant::now() + limits::TICK >= deadline => {
+            format!("deadline of {} exceeded", crate::config::format_duration(limits.timeout))
+        }
+        Some(wasmtime::Trap::StackOverflow) => "stack overflow (recursion too deep)".into(),
+        Some(wasmtime::Trap::UnreachableCodeReached) => {
+            "the plugin aborted (a panic or abort; its stderr is in the step's log)".into()
+        }
+        Some(trap) => format!("{trap}"),
+        None => format!("{err:#}"),
+    }
+}
+
+fn to_wit(event: &Event) -> wit::Event {
+    let repo = &event.repository;
+    wit::Event {
+        delivery: event.delivery.clone(),
+        source: event.source.clone(),
+        forge: event.forge.clone(),
+        kind: event.kind.clone(),
+        action: event.action.clone(),
+        repository: wit::Repository {
+            owner: repo.owner.clone(),
+            name: repo.name.clone(),
+            full_name: repo.full_name.clone(),
+            clone_url: repo.clone_url.clone(),
+            html_url: repo.html_url.clone(),
+            default_branch: repo.default_branch.clone(),
+        },
+        git_ref: event.git_ref.clone(),
+        branch: event.branch.clone(),
+        tag: event.tag.clone(),
+        before: event.before.clone(),
+        after: event.after.clone(),
+        deleted: event.deleted,
+        commits: event
+            .commits
+            .iter()
+            .map(|c| wit::Commit {
+                id: c.id.clone(),
+                message: c.message.clone(),
+                author: c.author.clone(),
+                timestamp: c.timestamp.clone(),
+                url: c.url.clone(),
+                added: c.added.clone(),
+                modified: c.modified.clone(),
+                removed: c.removed.clone(),
+            })
+            .collect(),
+        commits_complete: event.commits_complete,
+        sender: event.sender.clone(),
+        payload: event.payload.clone(),
+    }
+}
