@@ -1,0 +1,129 @@
+//! Receiving webhooks: signatures, pings, malformed bodies, unknown sources.
+
+use gitauto_tests::{SECRET, TestDaemon, github_source, push_payload, sign};
+
+fn config() -> String {
+    format!(
+        r#"
+{source}
+[plugins.fetch-update]
+wasm = "builtin:fetch-update"
+
+[[rules]]
+name = "all pushes"
+on = "push"
+steps = [{{ plugin = "fetch-update", with = {{ repodir = "/nonexistent" }} }}]
+"#,
+        source = github_source()
+    )
+}
+
+fn payload() -> Vec<u8> {
+    push_payload("acme", "widgets", "refs/heads/main", &"1".repeat(40), &"2".repeat(40), "file:///nowhere")
+}
+
+#[tokio::test]
+async fn bad_signature_is_rejected_and_nothing_is_queued() {
+    let daemon = TestDaemon::start(&config()).await;
+    let (status, body) = daemon.post_github("github", "push", &payload(), "wrong-secret").await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("does not match"), "{body}");
+
+    let client = reqwest::Client::new();
+    let unsigned = client
+        .post(format!("{}/hooks/github", daemon.url))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .body(payload())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let body: serde_json::Value = unsigned.json().await.unwrap();
+    assert_eq!(body["error"], "missing signature header `X-Hub-Signature-256`");
+
+    let (_, queue) = daemon.get("/queue").await;
+    assert_eq!(queue["queue_length"], 0);
+    assert_eq!(daemon.get("/api/jobs/1").await.0, 404, "no job was stored");
+}
+
+#[tokio::test]
+async fn signed_push_is_accepted_with_its_jobs() {
+    let daemon = TestDaemon::start(&config()).await;
+    let (status, body) = daemon.post_github("github", "push", &payload(), SECRET).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["jobs"].as_array().unwrap().len(), 1);
+    let job = daemon.finished_job(body["jobs"][0].as_str().unwrap()).await;
+    assert_eq!(job["rule"], "all pushes");
+    assert_eq!(job["delivery"], body["delivery"]);
+}
+
+#[tokio::test]
+async fn ping_malformed_and_unknown_requests_get_clear_answers() {
+    let daemon = TestDaemon::start(&config()).await;
+    let (status, body) = daemon.post_github("github", "ping", br#"{"zen": "hi"}"#, SECRET).await;
+    assert_eq!((status, body["msg"].as_str()), (200, Some("pong")));
+
+    let (status, body) = daemon.post_github("github", "push", b"{not json", SECRET).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().starts_with("unreadable push payload"), "{body}");
+
+    let (status, body) = daemon.post_github("github", "issues", b"{}", SECRET).await;
+    assert_eq!(status, 202);
+    assert_eq!(body["jobs"], serde_json::json!([]));
+    assert!(body["reason"].as_str().unwrap().starts_with("ignored"), "{body}");
+
+    let (status, body) = daemon.post_github("gitlab", "push", &payload(), SECRET).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("unknown source `gitlab`")));
+
+    let client = reqwest::Client::new();
+    let wrong_type = client
+        .post(format!("{}/hooks/github", daemon.url))
+        .header("content-type", "text/plain")
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", sign(SECRET, b"x"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status().as_u16(), 415);
+
+    let (_, queue) = daemon.get("/queue").await;
+    assert_eq!(queue["queue_length"], 0, "none of these queued work");
+}
+
+#[tokio::test]
+async fn unmatched_push_answers_with_the_reason() {
+    let daemon = TestDaemon::start(&config()).await;
+    let tag = push_payload("acme", "widgets", "refs/tags/v1", &"0".repeat(40), &"2".repeat(40), "file:///x");
+    let (status, body) = daemon.post_github("github", "push", &tag, SECRET).await;
+    assert_eq!(status, 202);
+    assert_eq!(body["jobs"], serde_json::json!([]));
+    assert_eq!(body["reason"], "no rule matched: rule \"all pushes\": event `tag` not in on = [push]");
+}
+
+#[tokio::test]
+async fn a_redelivered_id_queues_nothing_new() {
+    let daemon = TestDaemon::start(&config()).await;
+    let body = payload();
+    let client = reqwest::Client::new();
+    let post = || {
+        client
+            .post(format!("{}/hooks/github", daemon.url))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            .header("x-hub-signature-256", sign(SECRET, &body))
+            .body(body.clone())
+            .send()
+    };
+    let first = post().await.unwrap();
+    assert_eq!(first.status().as_u16(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let again = post().await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["jobs"], first["jobs"]);
+    assert_eq!(daemon.get("/api/jobs/2").await.0, 404, "only one job exists");
+}
