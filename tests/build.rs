@@ -1,7 +1,7 @@
 //! Builds the test guests (`tests/guests/*`) for wasm32-wasip2 and tells the tests
 //! where they are, through `GITAUTO_GUEST_<NAME>` variables.
 
-const GUESTS: &[&str] = &["forever-loop", "memory-hog"];
+const GUESTS: &[&str] = &["forever-loop", "memory-hog", "probe"];
 
 fn main() {
     let built = gitauto_plugin_builder::build(GUESTS, &["tests/guests", "plugins/sdk", "wit"]);

@@ -5,3 +5,4 @@ mod configs;
 mod fetch_update;
 mod ingest;
 mod limits;
+mod sandbox;

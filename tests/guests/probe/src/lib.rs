@@ -1,0 +1,87 @@
+//! Test guest: performs the one operation its settings name and reports what happened,
+//! so tests can check each capability's allowed and denied paths through the real
+//! runtime. Success carries the result as output; a refused or failed operation is a
+//! failure whose summary is the error.
+
+use gitauto_plugin::git::Repository;
+use gitauto_plugin::http::{Method, Request};
+use gitauto_plugin::shell::Command;
+use gitauto_plugin::{Error, Event, Outcome, Plugin};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+enum Probe {
+    Shell {
+        program: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: Vec<(String, String)>,
+        cwd: Option<String>,
+        timeout_ms: Option<u64>,
+    },
+    Http {
+        url: String,
+    },
+    GitOpen {
+        path: String,
+    },
+    ReadFile {
+        path: String,
+    },
+    WriteFile {
+        path: String,
+        content: String,
+    },
+    Env,
+}
+
+struct ProbePlugin;
+
+impl Plugin for ProbePlugin {
+    type Settings = Probe;
+
+    fn handle(_event: Event, probe: Probe) -> Result<Outcome, Error> {
+        let result = match probe {
+            Probe::Shell { program, args, env, cwd, timeout_ms } => {
+                let command = Command { program, args, cwd, env, timeout_ms, stdin: None };
+                gitauto_plugin::shell::run(&command)
+                    .map(|out| {
+                        json!({
+                            "exit_code": out.exit_code, "timed_out": out.timed_out,
+                            "stdout": out.stdout, "stderr": out.stderr, "truncated": out.truncated,
+                        })
+                    })
+                    .map_err(|err| err.message())
+            }
+            Probe::Http { url } => {
+                let request =
+                    Request { method: Method::Get, url, headers: vec![], body: None, timeout_ms: Some(5_000) };
+                gitauto_plugin::http::send(&request)
+                    .map(|response| json!({"status": response.status, "body": String::from_utf8_lossy(&response.body)}))
+                    .map_err(|err| err.message())
+            }
+            Probe::GitOpen { path } => Repository::open(&path)
+                .and_then(|repo| repo.head())
+                .map(|head| json!({"head": head}))
+                .map_err(|err| err.message()),
+            Probe::ReadFile { path } => {
+                std::fs::read_to_string(&path).map(|text| json!({"content": text})).map_err(|err| err.to_string())
+            }
+            Probe::WriteFile { path, content } => {
+                std::fs::write(&path, content).map(|()| json!({"written": path})).map_err(|err| err.to_string())
+            }
+            Probe::Env => {
+                Ok(json!({"vars": std::env::vars().collect::<Vec<_>>(), "args": std::env::args().collect::<Vec<_>>()}))
+            }
+        };
+        Ok(match result {
+            Ok(output) => Outcome::success("done").with_output(&output),
+            Err(error) => Outcome::failure(error),
+        })
+    }
+}
+
+gitauto_plugin::export!(ProbePlugin);

@@ -1,0 +1,204 @@
+//! The sandbox through a real plugin: each capability's allowed path works, and what
+//! the grant does not allow is refused with a clear error the plugin sees.
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::get;
+use gitauto::capability::log::Sink;
+use gitauto::config::Config;
+use gitauto::event::Event;
+use gitauto::runtime::{Runtime, StepOutcome, StepStatus};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+
+struct Sandbox {
+    runtime: Arc<Runtime>,
+    root: tempfile::TempDir,
+    http: String,
+}
+
+impl Sandbox {
+    /// A probe plugin granted `<root>/granted` (read), `<root>/site` (write), the
+    /// programs `env` and `sleep`, and one HTTP server on loopback.
+    async fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["granted", "site", "outside"] {
+            std::fs::create_dir(root.path().join(dir)).unwrap();
+        }
+        std::fs::write(root.path().join("granted/readme.txt"), "granted text").unwrap();
+        std::fs::write(root.path().join("outside/secret.txt"), "secret").unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, other_addr) = (listener.local_addr().unwrap(), other.local_addr().unwrap());
+        let app = Router::new()
+            .route("/", get(|| async { "hello" }))
+            .route("/here", get(|| async { Redirect::temporary("/") }))
+            .route("/away", get(move || async move { Redirect::temporary(&format!("http://{other_addr}/")) }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(
+            async move { axum::serve(other, Router::new().route("/", get(|| async { "other" }))).await.unwrap() },
+        );
+
+        let r = root.path().display();
+        let text = format!(
+            r#"
+[plugins.probe]
+wasm = "{probe}"
+grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts = ["{addr}"], commands = ["env", "sleep"] }}
+"#,
+            probe = env!("GITAUTO_GUEST_PROBE"),
+        );
+        let config = Config::parse(&root.path().join("gitauto.toml"), &text).unwrap();
+        let specs: Vec<_> = config.plugins.values().cloned().collect();
+        let cache = root.path().join("cache");
+        let (runtime, _) = tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache)).await.unwrap().unwrap();
+        Self { runtime: Arc::new(runtime), root, http: format!("http://{addr}") }
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.root.path().display())
+    }
+
+    /// Runs the probe; `Ok(output)` on success, `Err(summary)` on failure.
+    async fn probe(&self, settings: Value) -> Result<Value, String> {
+        let runtime = self.runtime.clone();
+        let sink: Sink = Arc::new(|_, _| {});
+        let outcome = tokio::task::spawn_blocking(move || runtime.run("probe", &event(), &settings.to_string(), sink))
+            .await
+            .unwrap();
+        match outcome {
+            StepOutcome::Done { status: StepStatus::Success, output, .. } => Ok(serde_json::from_str(&output).unwrap()),
+            StepOutcome::Done { status: StepStatus::Failure, summary, .. } => Err(summary),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+}
+
+fn event() -> Event {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads/github/push.json");
+    let payload: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    Event {
+        delivery: "d".into(),
+        source: "github".into(),
+        forge: "github".into(),
+        kind: "push".into(),
+        action: None,
+        repository: Default::default(),
+        git_ref: Some("refs/heads/main".into()),
+        branch: Some("main".into()),
+        tag: None,
+        before: None,
+        after: None,
+        deleted: false,
+        commits: vec![],
+        commits_complete: true,
+        sender: None,
+        payload: payload.to_string(),
+    }
+}
+
+fn assert_refused(result: Result<Value, String>, why: &str) {
+    match result {
+        Ok(output) => panic!("expected a refusal containing {why:?}, got success {output}"),
+        Err(summary) => assert!(summary.contains(why), "expected {why:?} in {summary:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shell_runs_granted_programs_with_only_the_given_environment() {
+    let sandbox = Sandbox::new().await;
+    let out =
+        sandbox.probe(json!({"op": "shell", "program": "env", "env": [["GREETING", "hi; rm -rf /"]]})).await.unwrap();
+    let stdout = out["stdout"].as_str().unwrap();
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["GREETING=hi; rm -rf /", "PATH=/usr/local/bin:/usr/bin:/bin"],
+        "nothing of the daemon's environment"
+    );
+    assert_eq!(out["exit_code"], 0);
+
+    let cwd = sandbox.path("granted");
+    let out =
+        sandbox.probe(json!({"op": "shell", "program": "sleep", "args": ["10"], "cwd": cwd, "timeout_ms": 200})).await;
+    let out = out.unwrap();
+    assert_eq!((out["timed_out"].as_bool(), out["exit_code"].as_i64()), (Some(true), None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shell_refuses_what_is_not_granted() {
+    let sandbox = Sandbox::new().await;
+    assert_refused(
+        sandbox.probe(json!({"op": "shell", "program": "sh", "args": ["-c", "id"]})).await,
+        "program `sh` is not granted",
+    );
+    assert_refused(
+        sandbox.probe(json!({"op": "shell", "program": "/usr/bin/../bin/env"})).await,
+        "program `/usr/bin/../bin/env` is not granted",
+    );
+    assert_refused(
+        sandbox.probe(json!({"op": "shell", "program": "env", "cwd": sandbox.path("outside")})).await,
+        "not inside a granted directory",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_reaches_granted_hosts_only() {
+    let sandbox = Sandbox::new().await;
+    let ok = sandbox.probe(json!({"op": "http", "url": format!("{}/", sandbox.http)})).await.unwrap();
+    assert_eq!((ok["status"].as_u64(), ok["body"].as_str()), (Some(200), Some("hello")));
+    let redirected = sandbox.probe(json!({"op": "http", "url": format!("{}/here", sandbox.http)})).await.unwrap();
+    assert_eq!(redirected["body"], "hello", "a redirect on the granted host is followed");
+
+    assert_refused(
+        sandbox.probe(json!({"op": "http", "url": format!("{}/away", sandbox.http)})).await,
+        "redirect from",
+    );
+    let port = sandbox.http.rsplit(':').next().unwrap();
+    assert_refused(
+        sandbox.probe(json!({"op": "http", "url": format!("http://localhost:{port}/")})).await,
+        "host localhost:",
+    );
+    assert_refused(
+        sandbox.probe(json!({"op": "http", "url": "http://169.254.169.254/latest/meta-data"})).await,
+        "is not granted",
+    );
+    assert_refused(sandbox.probe(json!({"op": "http", "url": "file:///etc/passwd"})).await, "only http and https");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_and_repositories_outside_the_grant_are_out_of_reach() {
+    let sandbox = Sandbox::new().await;
+    let read = sandbox.probe(json!({"op": "read-file", "path": sandbox.path("granted/readme.txt")})).await.unwrap();
+    assert_eq!(read["content"], "granted text");
+    assert!(sandbox.probe(json!({"op": "read-file", "path": sandbox.path("outside/secret.txt")})).await.is_err());
+    assert!(
+        sandbox.probe(json!({"op": "read-file", "path": sandbox.path("granted/../outside/secret.txt")})).await.is_err()
+    );
+    assert!(sandbox.probe(json!({"op": "read-file", "path": "/etc/passwd"})).await.is_err());
+
+    assert!(
+        sandbox
+            .probe(json!({"op": "write-file", "path": sandbox.path("granted/new.txt"), "content": "x"}))
+            .await
+            .is_err(),
+        "a directory granted without `write` is read-only"
+    );
+    assert!(!Path::new(&sandbox.path("granted/new.txt")).exists());
+    sandbox.probe(json!({"op": "write-file", "path": sandbox.path("site/page.html"), "content": "<p>"})).await.unwrap();
+    assert_eq!(std::fs::read_to_string(sandbox.path("site/page.html")).unwrap(), "<p>");
+
+    let outside_repo = sandbox.path("outside");
+    gitauto_tests::git(Path::new(&outside_repo), &["init", "--quiet", "."]);
+    assert_refused(sandbox.probe(json!({"op": "git-open", "path": outside_repo})).await, "denied");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_see_no_environment_and_no_arguments() {
+    let sandbox = Sandbox::new().await;
+    let out = sandbox.probe(json!({"op": "env"})).await.unwrap();
+    assert_eq!(out, json!({"vars": [], "args": []}));
+}
