@@ -4,6 +4,7 @@
 //!
 //! Relative paths in the config are taken from the config file's directory.
 
+pub mod compat;
 mod env;
 mod raw;
 pub mod secret;
@@ -11,7 +12,7 @@ mod units;
 
 pub use units::{format_duration, format_size};
 
-use crate::forge::Forge;
+use crate::forge::{self, Dialect};
 use crate::grant::{CommandGrant, DirGrant, Grant, HostPattern};
 use crate::route::glob::{Filter, Glob};
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawRule, RawSource, SizeValue};
@@ -20,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -42,6 +44,8 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginSpec>,
     /// `[[rules]]`, in file order (the order they are evaluated and their jobs queued).
     pub rules: Vec<Rule>,
+    /// `[compat.*]`: old services' endpoints, and the rules only they queue.
+    pub compat: compat::Compat,
 }
 
 /// `[server]`: how the daemon listens and where it keeps its data.
@@ -58,16 +62,29 @@ pub struct Server {
 }
 
 /// `[sources.NAME]`: one webhook endpoint, `POST /hooks/NAME`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Source {
     /// The table's name.
     pub name: String,
-    /// Which forge's signatures and payloads to expect.
-    pub forge: Forge,
+    /// The forge's name, e.g. `github`.
+    pub forge: &'static str,
+    /// The forge's signatures and payloads, configured for this source.
+    pub dialect: Arc<dyn Dialect>,
     /// Secrets that sign deliveries; more than one while rotating.
     pub secrets: Vec<Secret>,
     /// Accept deliveries without a signature (only when no secret is configured).
     pub allow_unsigned: bool,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .field("forge", &self.forge)
+            .field("secrets", &self.secrets)
+            .field("allow_unsigned", &self.allow_unsigned)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[plugins.NAME]`: a Wasm component and what it may touch.
@@ -186,7 +203,7 @@ impl Config {
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let mut check = Checker { path, text, problems: Vec::new() };
+        let mut check = Checker { path, text, problems: Vec::new(), custom_kinds: false };
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(err) => {
@@ -205,9 +222,9 @@ impl Config {
         self.sources.get(name)
     }
 
-    /// The rule named `name`.
+    /// The rule named `name`, among `[[rules]]` and the compat endpoints' rules.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
-        self.rules.iter().find(|rule| rule.name == name)
+        self.rules.iter().find(|rule| rule.name == name).or_else(|| self.compat.rule(name))
     }
 }
 
@@ -216,6 +233,8 @@ struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
     problems: Vec<String>,
+    /// Whether a generic source may produce event kinds beyond [`EVENT_KINDS`].
+    custom_kinds: bool,
 }
 
 impl Checker<'_> {
@@ -248,11 +267,12 @@ impl Checker<'_> {
 
     fn config(&mut self, raw: RawConfig, base: &Path) -> Config {
         let server = self.server(raw.server, base);
-        let sources = raw
+        let sources: BTreeMap<String, Source> = raw
             .sources
             .into_iter()
             .filter_map(|(name, source)| self.source(name, source, base).map(|s| (s.name.clone(), s)))
             .collect();
+        self.custom_kinds = sources.values().any(|source| source.forge == "generic");
         let mut plugins = BTreeMap::new();
         for (name, plugin) in raw.plugins {
             if let Some(spec) = self.plugin(name, plugin, base) {
@@ -271,7 +291,13 @@ impl Checker<'_> {
                 rules.push(rule);
             }
         }
-        let config = Config { path: self.path.to_path_buf(), server, sources, plugins, rules };
+        let compat = self.compat(raw.compat, &sources, &plugins, base);
+        for rule in [&compat.gitreload].into_iter().flatten().flat_map(|g| [&g.import, &g.update]).flatten() {
+            if names.contains(&rule.name) {
+                self.problem(None, format!("rule name \"{}\" is reserved for [compat.gitreload]", rule.name));
+            }
+        }
+        let config = Config { path: self.path.to_path_buf(), server, sources, plugins, rules, compat };
         self.cross_check(&config);
         config
     }
@@ -335,13 +361,31 @@ impl Checker<'_> {
                 format!("source name \"{source_name}\" must be letters, digits, `-` and `_`"),
             );
         }
-        let forge = match raw.forge.get_ref().parse::<Forge>() {
-            Ok(forge) => Some(forge),
+        let mut options = forge::Options {
+            legacy_sha1: raw.legacy_sha1.as_ref().map(|v| *v.get_ref()),
+            replay_window: raw.replay_window.as_ref().and_then(|v| self.duration(v)),
+            signature_header: raw.signature_header.as_ref().map(|v| v.get_ref().clone()),
+            delivery_header: raw.delivery_header.as_ref().map(|v| v.get_ref().clone()),
+            event_header: raw.event_header.as_ref().map(|v| v.get_ref().clone()),
+            kind: raw.kind.as_ref().map(|v| v.get_ref().clone()),
+            fields: raw.fields.as_ref().map(|v| v.get_ref().clone()),
+        };
+        let forge_name = raw.forge.get_ref();
+        let dialect = match forge::configure(forge_name, &mut options) {
+            Ok(dialect) => Some(dialect),
             Err(err) => {
-                self.problem(Some(raw.forge.span()), err);
+                self.problem(Some(raw.forge.span()), format!("source \"{source_name}\": {err}"));
                 None
             }
         };
+        if dialect.is_some() {
+            for option in options.leftover() {
+                self.problem(
+                    Some(span.clone()),
+                    format!("source \"{source_name}\": `{option}` does not apply to forge `{forge_name}`"),
+                );
+            }
+        }
         let mut secrets = Vec::new();
         for reference in raw.secret.iter().chain(&raw.secrets) {
             if let Some(text) = self.expand(reference) {
@@ -367,7 +411,8 @@ impl Checker<'_> {
                 format!("source \"{source_name}\" sets both a secret and `allow_unsigned`; remove one"),
             );
         }
-        Some(Source { name: source_name, forge: forge?, secrets, allow_unsigned: raw.allow_unsigned })
+        let dialect = dialect?;
+        Some(Source { name: source_name, forge: dialect.forge(), dialect, secrets, allow_unsigned: raw.allow_unsigned })
     }
 
     fn plugin(&mut self, name: Spanned<String>, raw: Spanned<RawPlugin>, base: &Path) -> Option<PluginSpec> {
@@ -460,7 +505,8 @@ impl Checker<'_> {
                 Some((kind, action)) => (kind.to_owned(), Some(action.to_owned())),
                 None => (text.clone(), None),
             };
-            if !EVENT_KINDS.contains(&kind.as_str()) {
+            let known = EVENT_KINDS.contains(&kind.as_str()) || (self.custom_kinds && valid_name(&kind));
+            if !known {
                 self.problem(
                     Some(on_span.clone()),
                     format!(
@@ -626,7 +672,7 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         assert_eq!(config.server.data_dir, Path::new("./.gitauto"));
         assert_eq!(config.server.max_body, 25 << 20);
         let source = config.source("github").unwrap();
-        assert_eq!(source.forge, Forge::GitHub);
+        assert_eq!(source.forge, "github");
         assert_eq!(source.secrets, [Secret::new("s3cret")]);
         let plugin = &config.plugins["fetch-update"];
         assert_eq!(plugin.wasm, WasmSource::Builtin("fetch-update".into()));
@@ -646,7 +692,10 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
             ("[server]\nworkers = 0\n", "gitauto.toml:2:11: `workers` must be between 1 and 1024"),
             ("[server]\nlisten = 3\n", "gitauto.toml:2:10: invalid type: integer `3`, expected a string"),
             ("[server]\nlisen = \"x\"\n", "gitauto.toml:2:1: unknown field `lisen`"),
-            ("[sources.gh]\nforge = \"sourcehut\"\nsecret = \"x\"\n", "gitauto.toml:2:9: unknown forge `sourcehut`"),
+            (
+                "[sources.gh]\nforge = \"sourcehut\"\nsecret = \"x\"\n",
+                "gitauto.toml:2:9: source \"gh\": unknown forge `sourcehut`",
+            ),
             ("[sources.gh]\nforge = \"github\"\n", "gitauto.toml:1:1: source \"gh\" has no `secret`"),
             (
                 "[sources.gh]\nforge = \"github\"\nsecret = \"${GITAUTO_TEST_SURELY_UNSET}\"\n",

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A forge event, normalised. Field meanings are documented on the WIT record in
 /// `wit/types.wit`, which is the reference plugin authors read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Event {
     /// The delivery id (the forge's, or one gitauto generated).
     pub delivery: String,
@@ -14,7 +14,7 @@ pub struct Event {
     pub source: String,
     /// `github`, `gitlab`, `gitea`, ...
     pub forge: String,
-    /// `push`, `tag`, `pull-request`, `release`, `ping`, `manual`, ...
+    /// `push`, `tag`, `pull_request`, `release`, `create`, `delete`, `manual`, ...
     pub kind: String,
     /// Sub-kind, e.g. `opened`.
     pub action: Option<String>,
@@ -38,6 +38,9 @@ pub struct Event {
     pub commits_complete: bool,
     /// Login of the user who caused the event.
     pub sender: Option<String>,
+    /// The pull (merge) request, for `pull_request` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequest>,
     /// The forge's payload as JSON text. Not stored with the normalised event (the
     /// delivery keeps the raw body); filled in when a job runs.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -59,6 +62,29 @@ pub struct Repository {
     pub html_url: String,
     /// Default branch, when known.
     pub default_branch: Option<String>,
+}
+
+/// A pull request (GitLab: merge request) as the forge describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PullRequest {
+    /// Number within the repository (GitLab: the `iid`).
+    pub number: u64,
+    /// Title.
+    pub title: String,
+    /// Web page.
+    pub url: String,
+    /// `open`, `closed` or `merged`.
+    pub state: String,
+    /// Whether it has been merged.
+    pub merged: bool,
+    /// The branch with the changes.
+    pub source_branch: String,
+    /// The branch it would merge into.
+    pub target_branch: String,
+    /// The newest commit of the source branch.
+    pub head: String,
+    /// The repository the source branch lives in, when it is a fork (`owner/name`).
+    pub source_repository: Option<String>,
 }
 
 /// One commit listed in a push.

@@ -1,46 +1,130 @@
-//! Forges: each one's signature scheme and payload shape, behind one small interface:
-//! [`verify`] the raw bytes, then [`parse`] them into an [`Event`]. Each forge lives in
-//! its own module; this file only dispatches.
+//! Forges: each one's signature scheme and payload shape, behind one small interface,
+//! [`Dialect`]: read the [`Envelope`] from the headers, [`Dialect::verify`] the raw bytes,
+//! then [`Dialect::parse`] them into events. Each forge lives in its own module and is
+//! listed once in [`FORGES`]; nothing else here knows about any particular forge.
 
+mod bitbucket;
+mod body;
+mod generic;
+mod gitea;
 mod github;
+mod github_shape;
+mod gitlab;
+mod gogs;
+mod signature;
 
 use crate::config::Secret;
 use crate::event::Event;
 use axum::http::HeaderMap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-/// A supported forge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forge {
-    /// GitHub and GitHub Enterprise.
-    GitHub,
+pub use body::payload_text;
+
+/// A forge's webhook dialect, configured for one `[sources.NAME]`.
+pub trait Dialect: Send + Sync {
+    /// The forge's name, as written in the config and in events.
+    fn forge(&self) -> &'static str;
+
+    /// The delivery id and event name, read from the headers before anything is trusted.
+    fn envelope(&self, headers: &HeaderMap) -> Envelope;
+
+    /// Checks the signature over the raw body against every active secret. Runs before
+    /// any parsing: until it passes, the body is attacker-controlled.
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], now: SystemTime) -> Result<(), VerifyError>;
+
+    /// Parses a verified delivery into what it means.
+    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError>;
+
+    /// The headers this forge would send with `body` for `event`, signed with `secret`
+    /// (for `gitauto send`, redelivery tests and benchmarks).
+    fn sign(&self, outgoing: &Outgoing) -> Vec<(String, String)>;
 }
 
-impl Forge {
-    /// Every supported forge, for messages.
-    pub const ALL: &[Forge] = &[Forge::GitHub];
+/// Where a delivery came from, stamped on every event parsed out of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The `[sources.NAME]`.
+    pub source: &'a str,
+    /// The delivery id.
+    pub delivery: &'a str,
+}
 
-    /// The name used in the config and in events.
-    pub fn name(self) -> &'static str {
-        match self {
-            Forge::GitHub => "github",
+/// A delivery to sign, as a forge would send it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The forge's event name, e.g. `push` or `Push Hook`.
+    pub event: &'a str,
+    /// The JSON body.
+    pub body: &'a [u8],
+    /// The secret to sign with; `None` sends it unsigned.
+    pub secret: Option<&'a Secret>,
+    /// The delivery id to send.
+    pub delivery: &'a str,
+    /// The signing time (for schemes that sign a timestamp).
+    pub now: SystemTime,
+}
+
+/// A forge gitauto supports: its name and how to configure its dialect.
+pub struct Forge {
+    /// The name used in `forge = "..."`.
+    pub name: &'static str,
+    /// Builds the dialect from the source's options, taking the ones it understands.
+    pub configure: fn(&mut Options) -> Result<Arc<dyn Dialect>, String>,
+}
+
+/// Every supported forge. Adding a forge is a module and a line here.
+pub const FORGES: &[Forge] =
+    &[github::FORGE, gitlab::FORGE, gitea::GITEA, gitea::FORGEJO, gogs::FORGE, bitbucket::FORGE, generic::FORGE];
+
+/// The dialect of the forge called `name`, configured from `options`. Options that
+/// forge does not use are left in `options` for the caller to report.
+pub fn configure(name: &str, options: &mut Options) -> Result<Arc<dyn Dialect>, String> {
+    match FORGES.iter().find(|forge| forge.name == name) {
+        Some(forge) => (forge.configure)(options),
+        None => {
+            let names: Vec<_> = FORGES.iter().map(|f| f.name).collect();
+            Err(format!("unknown forge `{name}` (supported: {})", names.join(", ")))
         }
     }
 }
 
-impl std::str::FromStr for Forge {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        Forge::ALL.iter().copied().find(|forge| forge.name() == text).ok_or_else(|| {
-            let names: Vec<_> = Forge::ALL.iter().map(|f| f.name()).collect();
-            format!("unknown forge `{text}` (supported: {})", names.join(", "))
-        })
-    }
+/// A source's forge-specific settings. Each forge `take`s the ones it reads; whatever
+/// is left was set for a forge that does not use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// GitHub, Bitbucket: also accept the SHA-1 `X-Hub-Signature`.
+    pub legacy_sha1: Option<bool>,
+    /// GitLab: how old a signed `webhook-timestamp` may be (default 5 minutes).
+    pub replay_window: Option<Duration>,
+    /// Generic: the header carrying the HMAC-SHA256 hex digest.
+    pub signature_header: Option<String>,
+    /// Generic: the header carrying the delivery id.
+    pub delivery_header: Option<String>,
+    /// Generic: the header carrying the event kind.
+    pub event_header: Option<String>,
+    /// Generic: the event kind when no header names it.
+    pub kind: Option<String>,
+    /// Generic: event field → JSON pointer into the payload.
+    pub fields: Option<BTreeMap<String, String>>,
 }
 
-impl std::fmt::Display for Forge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+impl Options {
+    /// Names of the options still set.
+    pub fn leftover(&self) -> Vec<&'static str> {
+        let Options { legacy_sha1, replay_window, signature_header, delivery_header, event_header, kind, fields } =
+            self;
+        let set = [
+            ("legacy_sha1", legacy_sha1.is_some()),
+            ("replay_window", replay_window.is_some()),
+            ("signature_header", signature_header.is_some()),
+            ("delivery_header", delivery_header.is_some()),
+            ("event_header", event_header.is_some()),
+            ("kind", kind.is_some()),
+            ("fields", fields.is_some()),
+        ];
+        set.into_iter().filter(|(_, is_set)| *is_set).map(|(name, _)| name).collect()
     }
 }
 
@@ -50,14 +134,14 @@ pub enum VerifyError {
     /// The signature header is absent.
     #[error("missing signature header `{header}`")]
     MissingSignature {
-        /// The header that should carry it.
-        header: &'static str,
+        /// The header (or headers) that should carry it.
+        header: String,
     },
     /// The header is present but not in the forge's format.
     #[error("malformed signature header `{header}`: {reason}")]
     MalformedSignature {
         /// The header.
-        header: &'static str,
+        header: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -65,7 +149,15 @@ pub enum VerifyError {
     #[error("signature in `{header}` does not match the body signed with any configured secret")]
     Mismatch {
         /// The header.
-        header: &'static str,
+        header: String,
+    },
+    /// A signed timestamp outside the replay window.
+    #[error("signed timestamp is {age_secs} s from now, outside the replay window of {window_secs} s")]
+    Stale {
+        /// How far the timestamp is from now, in seconds.
+        age_secs: u64,
+        /// The window, in seconds.
+        window_secs: u64,
     },
 }
 
@@ -76,7 +168,7 @@ pub enum ParseError {
     #[error("missing header `{header}`")]
     MissingHeader {
         /// The header.
-        header: &'static str,
+        header: String,
     },
     /// The body's content type is not one the forge uses.
     #[error("unsupported content type `{content_type}` (expected {expected})")]
@@ -96,11 +188,18 @@ pub enum ParseError {
     },
 }
 
+impl ParseError {
+    /// A payload error for `event`.
+    pub(crate) fn payload(event: &str, reason: impl ToString) -> Self {
+        ParseError::Payload { event: event.to_owned(), reason: reason.to_string() }
+    }
+}
+
 /// What a verified delivery turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
-    /// An event to route.
-    Event(Box<Event>),
+    /// Events to route: usually one; a Bitbucket push carries one per changed ref.
+    Events(Vec<Event>),
     /// The forge checking that the hook works.
     Ping,
     /// An event kind gitauto does not act on; the reason says which.
@@ -116,57 +215,42 @@ pub struct Envelope {
     pub event: Option<String>,
 }
 
-/// Reads the delivery id and event name from the headers.
-pub fn envelope(forge: Forge, headers: &HeaderMap) -> Envelope {
-    match forge {
-        Forge::GitHub => github::envelope(headers),
-    }
-}
-
-/// Checks the delivery's signature over the raw body against every secret. Runs before
-/// any parsing: the body is attacker-controlled until this passes.
-pub fn verify(forge: Forge, headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Result<(), VerifyError> {
-    match forge {
-        Forge::GitHub => github::verify(headers, body, secrets),
-    }
-}
-
-/// Parses a verified delivery. `delivery` becomes the event's delivery id.
-pub fn parse(
-    forge: Forge,
-    headers: &HeaderMap,
-    body: &[u8],
-    source: &str,
-    delivery: &str,
-) -> Result<Incoming, ParseError> {
-    match forge {
-        Forge::GitHub => github::parse(headers, body, source, delivery),
-    }
-}
-
-/// The payload's JSON text out of a stored body, for handing to plugins.
-pub fn payload_text(forge: Forge, content_type: Option<&str>, body: &[u8]) -> String {
-    match forge {
-        Forge::GitHub => github::payload_text(content_type, body),
-    }
-}
-
 /// The value of a header, if present and valid text.
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-/// HMAC over `body` with each secret; true when one equals `expected` (compared in
-/// constant time by the MAC implementation).
-fn hmac_matches<D: hmac::EagerHash>(body: &[u8], secrets: &[Secret], expected: &[u8]) -> bool
-where
-    hmac::Hmac<D>: hmac::KeyInit + hmac::Mac,
-{
-    use hmac::{KeyInit, Mac};
-    secrets.iter().any(|secret| {
-        let mut mac = <hmac::Hmac<D> as KeyInit>::new_from_slice(secret.expose().as_bytes())
-            .expect("HMAC accepts keys of any length");
-        mac.update(body);
-        mac.verify_slice(expected).is_ok()
-    })
+/// The first of `names` that is present.
+pub(crate) fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|name| header(headers, name))
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_forge_is_configurable_by_name_and_unknown_ones_are_listed() {
+        for forge in FORGES {
+            let mut options = Options::default();
+            if forge.name == "generic" {
+                options.fields = Some([("repository".to_owned(), "/repo".to_owned())].into());
+            }
+            let dialect = configure(forge.name, &mut options).unwrap_or_else(|err| panic!("{}: {err}", forge.name));
+            assert_eq!(dialect.forge(), forge.name);
+            assert!(options.leftover().is_empty(), "{}", forge.name);
+        }
+        let err = configure("sourcehut", &mut Options::default()).err().unwrap();
+        assert!(err.starts_with("unknown forge `sourcehut` (supported: github, gitlab, gitea, forgejo"), "{err}");
+    }
+
+    #[test]
+    fn options_a_forge_does_not_use_are_left_over() {
+        let mut options = Options { replay_window: Some(Duration::from_secs(1)), ..Options::default() };
+        configure("github", &mut options).unwrap();
+        assert_eq!(options.leftover(), ["replay_window"]);
+    }
 }

@@ -47,6 +47,18 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Run a stored delivery again (the daemon must be running): the forge's delivery id,
+    /// or the record's number from `GET /api/deliveries`.
+    Redeliver {
+        /// Delivery id or number.
+        delivery: String,
+        /// The daemon's address (default: the config's listen address).
+        #[arg(long)]
+        url: Option<String>,
+        /// Config file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -108,6 +120,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let body = std::fs::read(&payload).with_context(|| format!("reading {}", payload.display()))?;
             let url = url.unwrap_or_else(|| format!("http://{}/hooks/{}", config.server.listen, source.name));
             let (status, answer) = gitauto::send::send(source, &event, body, &url).await?;
+            println!("{status} {answer}");
+            Ok(if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Redeliver { delivery, url, config } => {
+            let base = match url {
+                Some(url) => url,
+                None => format!("http://{}", load(&config)?.server.listen),
+            };
+            let (status, answer) = gitauto::send::redeliver(&base, &delivery).await?;
             println!("{status} {answer}");
             Ok(if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }

@@ -3,6 +3,7 @@
 //! has committed before the webhook is answered. Jobs that share a key (rule, repository,
 //! ref) never run at once. The SQL lives here; the batching thread in `queue/writer.rs`.
 
+mod history;
 mod writer;
 
 use anyhow::Context;
@@ -13,10 +14,16 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use writer::Writer;
 
+pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
+
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
-const MIGRATIONS: &[&str] = &[include_str!("queue/schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("queue/schema.sql"), include_str!("queue/schema_v2.sql")];
+
+/// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
+/// not enough for anonymous senders to fill the disk quickly.
+pub const REFUSED_BODY_KEPT: usize = 64 * 1024;
 
 /// A job's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,6 +65,10 @@ pub enum DeliveryVerdict {
     Ignored,
     /// A forge's ping.
     Ping,
+    /// The signature did not verify (401). Queues nothing, claims no delivery id.
+    Rejected,
+    /// The payload could not be read (400, 415). Queues nothing, claims no delivery id.
+    Invalid,
 }
 
 impl DeliveryVerdict {
@@ -67,7 +78,15 @@ impl DeliveryVerdict {
             DeliveryVerdict::Unmatched => "unmatched",
             DeliveryVerdict::Ignored => "ignored",
             DeliveryVerdict::Ping => "ping",
+            DeliveryVerdict::Rejected => "rejected",
+            DeliveryVerdict::Invalid => "invalid",
         }
+    }
+
+    /// Whether the delivery was refused: recorded, but it neither queues work nor counts
+    /// for duplicate detection.
+    pub fn refused(self) -> bool {
+        matches!(self, DeliveryVerdict::Rejected | DeliveryVerdict::Invalid)
     }
 }
 
@@ -90,10 +109,12 @@ pub struct NewDelivery {
     pub verdict: DeliveryVerdict,
     /// Why, for unmatched and ignored deliveries.
     pub reason: Option<String>,
-    /// The normalised event as JSON (without its payload).
+    /// The normalised events as a JSON array (without their payloads).
     pub normalised: Option<String>,
     /// Every rule's verdict, as JSON.
     pub explain: Option<String>,
+    /// The stored delivery this one runs again.
+    pub redelivery_of: Option<i64>,
 }
 
 /// A job to queue for a delivery.
@@ -107,6 +128,8 @@ pub struct NewJob {
     pub repo: String,
     /// The event's ref.
     pub git_ref: Option<String>,
+    /// The normalised event the job runs on, JSON without payload.
+    pub event: String,
 }
 
 /// The result of accepting a delivery.
@@ -284,9 +307,14 @@ impl Queue {
             .writer
             .call(move |conn| {
                 let now = now_ms();
+                if delivery.verdict.refused() {
+                    insert_delivery(conn, &delivery, delivery.verdict.as_str(), now, None)?;
+                    return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false });
+                }
                 let original: Option<i64> = conn
                     .query_row(
-                        "SELECT seq FROM deliveries WHERE source = ?1 AND id = ?2 AND verdict <> 'duplicate'",
+                        "SELECT seq FROM deliveries
+                         WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
                         params![delivery.source, delivery.id],
                         |row| row.get(0),
                     )
@@ -299,11 +327,11 @@ impl Queue {
                 let seq = insert_delivery(conn, &delivery, delivery.verdict.as_str(), now, None)?;
                 let mut ids = Vec::with_capacity(jobs.len());
                 let mut insert = conn.prepare_cached(
-                    "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, state, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+                    "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event, state, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7)",
                 )?;
                 for job in &jobs {
-                    insert.execute(params![seq, job.rule, job.key, job.repo, job.git_ref, now])?;
+                    insert.execute(params![seq, job.rule, job.key, job.repo, job.git_ref, job.event, now])?;
                     ids.push(conn.last_insert_rowid().to_string());
                 }
                 Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false })
@@ -321,7 +349,7 @@ impl Queue {
             .call(|conn| {
                 let job = conn
                     .query_row(
-                        "SELECT j.id, j.attempts + 1, j.rule, d.normalised, d.forge, d.headers, d.body
+                        "SELECT j.id, j.attempts + 1, j.rule, COALESCE(j.event, d.normalised), d.forge, d.headers, d.body
                          FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                          WHERE j.state = 'queued'
                            AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
@@ -419,7 +447,7 @@ impl Queue {
         self.writer
             .call(|conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT j.id, j.repo, d.normalised, j.rule, j.state
+                    "SELECT j.id, j.repo, COALESCE(j.event, d.normalised), j.rule, j.state
                      FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                      WHERE j.state IN ('queued', 'running') ORDER BY j.id",
                 )?;
@@ -467,10 +495,17 @@ fn insert_delivery(
     now: i64,
     duplicate_of: Option<i64>,
 ) -> anyhow::Result<i64> {
+    // Refused deliveries keep only the start of their body.
+    let (body, body_size) = if delivery.verdict.refused() && delivery.body.len() > REFUSED_BODY_KEPT {
+        (&delivery.body[..REFUSED_BODY_KEPT], Some(delivery.body.len() as i64))
+    } else {
+        (&delivery.body[..], None)
+    };
     conn.prepare_cached(
         "INSERT INTO deliveries
-            (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, duplicate_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, duplicate_of,
+             body_size, redelivery_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         delivery.id,
@@ -479,20 +514,22 @@ fn insert_delivery(
         delivery.event,
         now,
         delivery.headers.to_string(),
-        delivery.body,
+        body,
         verdict,
         delivery.reason,
         delivery.normalised,
         delivery.explain,
-        duplicate_of
+        duplicate_of,
+        body_size,
+        delivery.redelivery_of
     ])?;
     Ok(conn.last_insert_rowid())
 }
 
-fn job_ids_of(conn: &Connection, delivery_seq: i64) -> anyhow::Result<Vec<String>> {
+fn job_ids_of(conn: &Connection, delivery_seq: i64) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT id FROM jobs WHERE delivery_seq = ?1 ORDER BY id")?;
     let ids = stmt.query_map([delivery_seq], |row| row.get::<_, i64>(0))?;
-    Ok(ids.map(|id| id.map(|id| id.to_string())).collect::<Result<_, _>>()?)
+    ids.map(|id| id.map(|id| id.to_string())).collect()
 }
 
 fn job_view(conn: &Connection, id: i64) -> anyhow::Result<Option<JobView>> {
@@ -582,8 +619,9 @@ mod tests {
             body: b"{}".to_vec(),
             verdict: DeliveryVerdict::Queued,
             reason: None,
-            normalised: Some(r#"{"repository":{"clone_url":"file:///x/widgets.git"}}"#.into()),
+            normalised: None,
             explain: None,
+            redelivery_of: None,
         }
     }
 
@@ -593,6 +631,7 @@ mod tests {
             key: key.into(),
             repo: "acme/widgets".into(),
             git_ref: Some("refs/heads/main".into()),
+            event: r#"{"repository":{"clone_url":"file:///x/widgets.git"}}"#.into(),
         }
     }
 

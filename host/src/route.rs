@@ -104,13 +104,8 @@ mod tests {
             git_ref: Some(git_ref.into()),
             branch,
             tag,
-            before: None,
-            after: None,
-            deleted: false,
-            commits: vec![],
             commits_complete: true,
-            sender: None,
-            payload: String::new(),
+            ..Event::default()
         }
     }
 

@@ -353,6 +353,17 @@ fn to_wit(event: &Event) -> wit::Event {
             .collect(),
         commits_complete: event.commits_complete,
         sender: event.sender.clone(),
+        pull_request: event.pull_request.as_ref().map(|pr| wit::PullRequest {
+            number: pr.number,
+            title: pr.title.clone(),
+            url: pr.url.clone(),
+            state: pr.state.clone(),
+            merged: pr.merged,
+            source_branch: pr.source_branch.clone(),
+            target_branch: pr.target_branch.clone(),
+            head: pr.head.clone(),
+            source_repository: pr.source_repository.clone(),
+        }),
         payload: event.payload.clone(),
     }
 }

@@ -83,8 +83,7 @@ impl Workers {
             .ok_or_else(|| format!("rule \"{}\" is no longer in the config", job.rule))?;
         let mut event: Event =
             serde_json::from_str(&job.normalised).map_err(|err| format!("the stored event is unreadable: {err}"))?;
-        let forge = event.forge.parse().map_err(|err| format!("the stored event names {err}"))?;
-        event.payload = crate::forge::payload_text(forge, job.content_type.as_deref(), &job.body);
+        event.payload = crate::forge::payload_text(job.content_type.as_deref(), &job.body);
         Ok((rule, event))
     }
 

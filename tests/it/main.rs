@@ -3,6 +3,8 @@
 
 mod configs;
 mod fetch_update;
+mod forges;
+mod gitreload;
 mod ingest;
 mod limits;
 mod sandbox;

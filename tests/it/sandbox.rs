@@ -95,6 +95,7 @@ fn event() -> Event {
         commits: vec![],
         commits_complete: true,
         sender: None,
+        pull_request: None,
         payload: payload.to_string(),
     }
 }

@@ -102,6 +102,8 @@ pub struct TestDaemon {
     pub url: String,
     /// The daemon's directory (holds `gitauto.toml` and `.gitauto/`).
     pub dir: tempfile::TempDir,
+    /// The config it serves.
+    pub config: gitauto::config::Config,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     client: reqwest::Client,
@@ -114,14 +116,42 @@ impl TestDaemon {
         let path = dir.path().join("gitauto.toml");
         std::fs::write(&path, config).unwrap();
         let config = gitauto::config::Config::load(&path).unwrap_or_else(|err| panic!("test config: {err}"));
-        let daemon = gitauto::daemon::Daemon::prepare(config).await.expect("daemon prepares");
+        let daemon = gitauto::daemon::Daemon::prepare(config.clone()).await.expect("daemon prepares");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(daemon.serve(listener, async {
             let _ = stopped.await;
         }));
-        Self { url, dir, stop: Some(stop), task: Some(task), client: reqwest::Client::new() }
+        Self { url, dir, config, stop: Some(stop), task: Some(task), client: reqwest::Client::new() }
+    }
+
+    /// Posts `body` as `source`'s forge would send `event`, signed with the source's
+    /// newest secret; returns the status, the JSON answer and the delivery id sent.
+    pub async fn post_as(&self, source: &str, event: &str, body: &[u8]) -> (u16, Value, String) {
+        let source = self.config.source(source).unwrap_or_else(|| panic!("no source {source}"));
+        let headers = gitauto::send::headers(source, event, body);
+        let delivery = headers
+            .iter()
+            .find(|(name, _)| {
+                let name = name.to_ascii_lowercase();
+                name.ends_with("-delivery") || name == "x-request-uuid" || name == "x-gitlab-event-uuid"
+            })
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default();
+        let (status, answer) = self.post(&format!("/hooks/{}", source.name), &headers, body).await;
+        (status, answer, delivery)
+    }
+
+    /// Posts `body` to `path` with exactly these headers.
+    pub async fn post(&self, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.url)).body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Posts a signed GitHub delivery; returns the status and the JSON answer.

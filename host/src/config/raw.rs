@@ -17,6 +17,29 @@ pub struct RawConfig {
     pub plugins: BTreeMap<Spanned<String>, Spanned<RawPlugin>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub compat: RawCompat,
+}
+
+/// `[compat]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompat {
+    pub gitreload: Option<Spanned<RawGitReload>>,
+}
+
+/// `[compat.gitreload]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGitReload {
+    pub source: Spanned<String>,
+    pub repodir: Spanned<String>,
+    pub import: Option<Spanned<String>>,
+    pub update: Option<Spanned<String>>,
+    #[serde(default)]
+    pub import_with: toml::Table,
+    #[serde(default)]
+    pub update_with: toml::Table,
 }
 
 /// `[server]`.
@@ -39,6 +62,14 @@ pub struct RawSource {
     pub secrets: Vec<Spanned<String>>,
     #[serde(default)]
     pub allow_unsigned: bool,
+    // Forge-specific options; `forge::Options` documents them.
+    pub legacy_sha1: Option<Spanned<bool>>,
+    pub replay_window: Option<Spanned<DurationValue>>,
+    pub signature_header: Option<Spanned<String>>,
+    pub delivery_header: Option<Spanned<String>>,
+    pub event_header: Option<Spanned<String>>,
+    pub kind: Option<Spanned<String>>,
+    pub fields: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 /// `[plugins.NAME]`.

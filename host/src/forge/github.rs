@@ -1,294 +1,147 @@
-//! GitHub (and GitHub Enterprise) webhooks: `X-Hub-Signature-256` HMAC-SHA256 over the
-//! raw body; JSON or form-encoded (`payload=`) bodies; `push` and `ping` events.
+//! GitHub and GitHub Enterprise: `X-Hub-Signature-256` (HMAC-SHA256 of the raw body; the
+//! SHA-1 `X-Hub-Signature` only when the source sets `legacy_sha1`); JSON or form-encoded
+//! bodies; `push`, `create`, `delete`, `pull_request`, `release` and `ping`.
 
-use super::{Envelope, Incoming, ParseError, VerifyError, header, hmac_matches};
+use super::body::{decode, json_text};
+use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
+use super::signature::{Hash, check_hex, sign_hex};
+use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
 use crate::config::Secret;
-use crate::event::{Commit, Event, Repository, is_null_commit, split_ref};
 use axum::http::HeaderMap;
-use serde::Deserialize;
+use std::sync::Arc;
+use std::time::SystemTime;
 
-const SIGNATURE_256: &str = "x-hub-signature-256";
-const EVENT: &str = "x-github-event";
-const DELIVERY: &str = "x-github-delivery";
-const CONTENT_TYPES: &str = "application/json or application/x-www-form-urlencoded";
+pub const FORGE: Forge = Forge { name: "github", configure };
 
-/// GitHub sends at most this many commits in a push payload.
+const SIGNATURE_256: &str = "X-Hub-Signature-256";
+const SIGNATURE_SHA1: &str = "X-Hub-Signature";
+const EVENT: &str = "X-GitHub-Event";
+const DELIVERY: &str = "X-GitHub-Delivery";
+
+/// GitHub lists at most this many commits in a push payload.
 const MAX_PUSH_COMMITS: usize = 2048;
 
-pub fn envelope(headers: &HeaderMap) -> Envelope {
-    Envelope {
-        delivery: header(headers, DELIVERY).map(str::to_owned),
-        event: header(headers, EVENT).map(str::to_owned),
+/// Pull request actions gitauto routes; the others (labels, reviews, ...) are ignored.
+const PULL_REQUEST_ACTIONS: &[&str] = &["opened", "synchronize", "reopened", "closed", "edited"];
+
+struct GitHub {
+    legacy_sha1: bool,
+}
+
+fn configure(options: &mut Options) -> Result<Arc<dyn Dialect>, String> {
+    Ok(Arc::new(GitHub { legacy_sha1: options.legacy_sha1.take().unwrap_or(false) }))
+}
+
+impl Dialect for GitHub {
+    fn forge(&self) -> &'static str {
+        "github"
     }
-}
 
-pub fn verify(headers: &HeaderMap, body: &[u8], secrets: &[Secret]) -> Result<(), VerifyError> {
-    let value =
-        header(headers, SIGNATURE_256).ok_or(VerifyError::MissingSignature { header: "X-Hub-Signature-256" })?;
-    let malformed =
-        |reason: &str| VerifyError::MalformedSignature { header: "X-Hub-Signature-256", reason: reason.into() };
-    let hex_digest = value.trim().strip_prefix("sha256=").ok_or_else(|| malformed("expected `sha256=<hex>`"))?;
-    let expected = hex::decode(hex_digest).map_err(|_| malformed("the digest is not hexadecimal"))?;
-    if expected.len() != 32 {
-        return Err(malformed("the digest is not 32 bytes"));
-    }
-    if hmac_matches::<sha2::Sha256>(body, secrets, &expected) {
-        Ok(())
-    } else {
-        Err(VerifyError::Mismatch { header: "X-Hub-Signature-256" })
-    }
-}
-
-pub fn parse(headers: &HeaderMap, body: &[u8], source: &str, delivery: &str) -> Result<Incoming, ParseError> {
-    let event = header(headers, EVENT).ok_or(ParseError::MissingHeader { header: "X-GitHub-Event" })?;
-    let payload = json_payload(content_type(headers), body, event)?;
-    match event {
-        "ping" => Ok(Incoming::Ping),
-        "push" => {
-            let push: Push = serde_json::from_str(&payload).map_err(|err| unreadable(event, err))?;
-            Ok(Incoming::Event(Box::new(push.into_event(source, delivery, payload))))
-        }
-        other => Ok(Incoming::Ignored(format!("GitHub event `{other}` is not handled"))),
-    }
-}
-
-pub fn payload_text(content_type: Option<&str>, body: &[u8]) -> String {
-    json_payload(content_type, body, "stored").unwrap_or_default()
-}
-
-fn content_type(headers: &HeaderMap) -> Option<&str> {
-    header(headers, "content-type")
-}
-
-/// The JSON text of the payload: the body itself, or its `payload` form field.
-fn json_payload(content_type: Option<&str>, body: &[u8], event: &str) -> Result<String, ParseError> {
-    let essence = content_type.map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match essence.as_deref() {
-        Some("application/json") => String::from_utf8(body.to_vec()).map_err(|err| unreadable(event, err)),
-        Some("application/x-www-form-urlencoded") => form_urlencoded::parse(body)
-            .find(|(key, _)| key == "payload")
-            .map(|(_, value)| value.into_owned())
-            .ok_or_else(|| unreadable(event, "form body without a `payload` field")),
-        other => Err(ParseError::UnsupportedContentType {
-            content_type: other.unwrap_or("(none)").to_owned(),
-            expected: CONTENT_TYPES,
-        }),
-    }
-}
-
-fn unreadable(event: &str, reason: impl ToString) -> ParseError {
-    ParseError::Payload { event: event.to_owned(), reason: reason.to_string() }
-}
-
-/// The parts of a push payload gitauto reads.
-#[derive(Deserialize)]
-struct Push {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    #[serde(default)]
-    before: Option<String>,
-    #[serde(default)]
-    after: Option<String>,
-    #[serde(default)]
-    deleted: bool,
-    #[serde(default)]
-    commits: Vec<PushCommit>,
-    repository: PushRepository,
-    #[serde(default)]
-    sender: Option<User>,
-    #[serde(default)]
-    pusher: Option<Pusher>,
-}
-
-#[derive(Deserialize)]
-struct PushRepository {
-    name: String,
-    #[serde(default)]
-    full_name: Option<String>,
-    #[serde(default)]
-    owner: Option<Owner>,
-    #[serde(default)]
-    clone_url: Option<String>,
-    #[serde(default)]
-    html_url: Option<String>,
-    #[serde(default)]
-    default_branch: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Owner {
-    #[serde(default)]
-    login: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct User {
-    login: String,
-}
-
-#[derive(Deserialize)]
-struct Pusher {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct PushCommit {
-    id: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    timestamp: String,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    author: Option<Author>,
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    modified: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Author {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: Option<String>,
-}
-
-impl Push {
-    fn into_event(self, source: &str, delivery: &str, payload: String) -> Event {
-        let (branch, tag) = split_ref(&self.git_ref);
-        let repo = self.repository;
-        let owner = repo
-            .owner
-            .and_then(|o| o.login.or(o.name))
-            .or_else(|| repo.full_name.as_deref().and_then(|f| f.split_once('/')).map(|(o, _)| o.to_owned()))
-            .unwrap_or_default();
-        let full_name = repo.full_name.unwrap_or_else(|| format!("{owner}/{}", repo.name));
-        let commits_complete = self.commits.len() < MAX_PUSH_COMMITS;
-        Event {
-            delivery: delivery.to_owned(),
-            source: source.to_owned(),
-            forge: "github".into(),
-            kind: if tag.is_some() { "tag" } else { "push" }.into(),
-            action: None,
-            repository: Repository {
-                owner,
-                name: repo.name,
-                full_name,
-                clone_url: repo.clone_url.unwrap_or_default(),
-                html_url: repo.html_url.unwrap_or_default(),
-                default_branch: repo.default_branch,
-            },
-            deleted: self.deleted || self.after.as_deref().is_some_and(is_null_commit),
-            git_ref: Some(self.git_ref),
-            branch,
-            tag,
-            before: self.before,
-            after: self.after,
-            commits: self.commits.into_iter().map(PushCommit::into_commit).collect(),
-            commits_complete,
-            sender: self.sender.map(|s| s.login).or(self.pusher.map(|p| p.name)),
-            payload,
+    fn envelope(&self, headers: &HeaderMap) -> Envelope {
+        Envelope {
+            delivery: header(headers, DELIVERY).map(str::to_owned),
+            event: header(headers, EVENT).map(str::to_owned),
         }
     }
-}
 
-impl PushCommit {
-    fn into_commit(self) -> Commit {
-        let author = match self.author {
-            Some(Author { name, email: Some(email) }) if !email.is_empty() => format!("{name} <{email}>"),
-            Some(Author { name, .. }) => name,
-            None => String::new(),
+    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
+        let sha256 = header(headers, SIGNATURE_256);
+        if sha256.is_none() && self.legacy_sha1 {
+            let sha1 = header(headers, SIGNATURE_SHA1);
+            if sha1.is_some() {
+                return check_hex(SIGNATURE_SHA1, sha1, "sha1=", Hash::Sha1, body, secrets);
+            }
+        }
+        check_hex(SIGNATURE_256, sha256, "sha256=", Hash::Sha256, body, secrets)
+    }
+
+    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
+        let event = header(headers, EVENT).ok_or_else(|| ParseError::MissingHeader { header: EVENT.into() })?;
+        let text = json_text(headers, body, event, true)?;
+        let parsed = match event {
+            "ping" => return Ok(Incoming::Ping),
+            "push" => decode::<Push>(&text, event)?.into_event("github", at, MAX_PUSH_COMMITS),
+            "create" | "delete" => decode::<RefChange>(&text, event)?.into_event("github", at, event),
+            "release" => decode::<ReleaseEvent>(&text, event)?.into_event("github", at),
+            "pull_request" => {
+                let parsed = decode::<PullRequestEvent>(&text, event)?.into_event("github", at, &[]);
+                let action = parsed.action.as_deref().unwrap_or_default();
+                if !PULL_REQUEST_ACTIONS.contains(&action) {
+                    return Ok(Incoming::Ignored(format!("GitHub pull_request action `{action}` is not handled")));
+                }
+                parsed
+            }
+            other => return Ok(Incoming::Ignored(format!("GitHub event `{other}` is not handled"))),
         };
-        Commit {
-            id: self.id,
-            message: self.message,
-            author,
-            timestamp: self.timestamp,
-            url: self.url,
-            added: self.added,
-            modified: self.modified,
-            removed: self.removed,
+        Ok(Incoming::Events(vec![parsed]))
+    }
+
+    fn sign(&self, out: &Outgoing) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("content-type".into(), "application/json".into()),
+            ("user-agent".into(), "GitHub-Hookshot/gitauto-send".into()),
+            (EVENT.into(), out.event.to_owned()),
+            (DELIVERY.into(), out.delivery.to_owned()),
+        ];
+        if let Some(secret) = out.secret {
+            headers.push((SIGNATURE_256.into(), sign_hex("sha256=", Hash::Sha256, out.body, secret)));
+            headers.push((SIGNATURE_SHA1.into(), sign_hex("sha1=", Hash::Sha1, out.body, secret)));
         }
+        headers
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{self, check_signature_table, fixture, headers};
     use super::*;
-    use axum::http::HeaderValue;
-    use hmac::{KeyInit, Mac};
+    use proptest::prelude::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../tests/fixtures/payloads/github/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
-    }
-
-    fn sign(secret: &str, body: &[u8]) -> String {
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(body);
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
+    fn github() -> GitHub {
+        GitHub { legacy_sha1: false }
     }
 
     #[test]
     fn signature_table() {
-        let body = fixture("push.json");
-        let good = sign("current", &body);
-        let secrets = [Secret::new("previous"), Secret::new("current")];
-        let mut tampered = body.clone();
-        tampered[10] ^= 1;
-        type Row<'a> = (&'a str, Option<String>, &'a [u8], Result<(), &'a str>);
-        let rows: Vec<Row> = vec![
-            ("valid", Some(good.clone()), &body, Ok(())),
-            ("rotated: the older secret still works", Some(sign("previous", &body)), &body, Ok(())),
-            ("wrong secret", Some(sign("guess", &body)), &body, Err("does not match")),
-            ("missing header", None, &body, Err("missing signature header")),
-            ("tampered body", Some(good.clone()), &tampered, Err("does not match")),
-            ("sha1 prefix", Some(good.replace("sha256=", "sha1=")), &body, Err("expected `sha256=<hex>`")),
-            ("not hex", Some("sha256=zz".into()), &body, Err("not hexadecimal")),
-            ("short digest", Some("sha256=abcd".into()), &body, Err("not 32 bytes")),
-        ];
-        for (what, signature, body, want) in rows {
-            let map = match &signature {
-                Some(sig) => headers(&[(SIGNATURE_256, sig)]),
-                None => HeaderMap::new(),
-            };
-            let got = verify(&map, body, &secrets).map_err(|err| err.to_string());
-            match want {
-                Ok(()) => assert!(got.is_ok(), "{what}: {got:?}"),
-                Err(why) => assert!(got.as_ref().unwrap_err().contains(why), "{what}: {got:?}"),
-            }
-        }
+        check_signature_table(&github(), "push", &fixture("github", "push.json"));
+        check_signature_table(&GitHub { legacy_sha1: true }, "push", &fixture("github", "push.json"));
     }
 
-    fn parse_fixture(name: &str) -> Event {
-        let map = headers(&[(EVENT, "push"), ("content-type", "application/json")]);
-        match parse(&map, &fixture(name), "github", "d-1").unwrap() {
-            Incoming::Event(event) => *event,
-            other => panic!("{other:?}"),
+    #[test]
+    fn sha1_only_when_the_source_opts_in() {
+        let body = fixture("github", "push.json");
+        let secrets = [Secret::new("s")];
+        let sha1 = headers([(SIGNATURE_SHA1, sign_hex("sha1=", Hash::Sha1, &body, &secrets[0]))]);
+        let now = SystemTime::now();
+        let refused = github().verify(&sha1, &body, &secrets, now).unwrap_err();
+        assert_eq!(refused.to_string(), "missing signature header `X-Hub-Signature-256`");
+        assert_eq!(GitHub { legacy_sha1: true }.verify(&sha1, &body, &secrets, now), Ok(()));
+        // With both headers the SHA-256 one decides, even when legacy SHA-1 is allowed.
+        let both = headers([
+            (SIGNATURE_SHA1, sign_hex("sha1=", Hash::Sha1, &body, &secrets[0])),
+            (SIGNATURE_256, sign_hex("sha256=", Hash::Sha256, b"other", &secrets[0])),
+        ]);
+        assert!(GitHub { legacy_sha1: true }.verify(&both, &body, &secrets, now).is_err());
+    }
+
+    #[test]
+    fn malformed_signatures_say_what_is_wrong() {
+        let secrets = [Secret::new("s")];
+        for (value, want) in [
+            ("sha1=00", "expected `sha256=<hex digest>`"),
+            ("sha256=zz", "not hexadecimal"),
+            ("sha256=abcd", "not 32 bytes"),
+        ] {
+            let err = github().verify(&headers([(SIGNATURE_256, value)]), b"{}", &secrets, SystemTime::now());
+            assert!(err.unwrap_err().to_string().contains(want), "{value}");
         }
     }
 
     #[test]
     fn branch_push_is_normalised() {
-        let event = parse_fixture("push.json");
-        assert_eq!(event.kind, "push");
+        let event = testing::event(&github(), "push", "push.json");
+        assert_eq!((event.forge.as_str(), event.kind.as_str(), event.source.as_str()), ("github", "push", "src"));
         assert_eq!(event.delivery, "d-1");
-        assert_eq!(event.source, "github");
         assert_eq!(event.git_ref.as_deref(), Some("refs/heads/main"));
         assert_eq!((event.branch.as_deref(), event.tag.as_deref()), (Some("main"), None));
         assert_eq!(event.after.as_deref(), Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"));
@@ -302,72 +155,116 @@ mod tests {
         assert_eq!(event.commits[0].author, "Octo Cat <octocat@example.com>");
         assert_eq!(event.commits[0].added, ["docs/catalogue.md"]);
         assert_eq!(event.commits[1].removed, ["img/logo-old.png"]);
-        assert!(event.payload.contains("\"widgets\""));
     }
 
     #[test]
     fn tag_push_and_branch_deletion() {
-        let tag = parse_fixture("push-tag.json");
+        let tag = testing::event(&github(), "push", "push-tag.json");
         assert_eq!((tag.kind.as_str(), tag.branch.as_deref(), tag.tag.as_deref()), ("tag", None, Some("v1.2.0")));
-        let deleted = parse_fixture("push-branch-deleted.json");
+        let deleted = testing::event(&github(), "push", "push-branch-deleted.json");
         assert!(deleted.deleted);
         assert_eq!(deleted.branch.as_deref(), Some("old-feature"));
     }
 
     #[test]
+    fn create_and_delete_name_the_branch_or_tag() {
+        let created = testing::event(&github(), "create", "create-tag.json");
+        assert_eq!((created.kind.as_str(), created.tag.as_deref()), ("create", Some("v2.0.0")));
+        assert_eq!(created.git_ref.as_deref(), Some("refs/tags/v2.0.0"));
+        assert!(!created.deleted);
+        let deleted = testing::event(&github(), "delete", "delete-branch.json");
+        assert_eq!((deleted.kind.as_str(), deleted.branch.as_deref()), ("delete", Some("old-feature")));
+        assert!(deleted.deleted);
+    }
+
+    #[test]
+    fn pull_requests_carry_target_branch_head_and_merged_flag() {
+        let opened = testing::event(&github(), "pull_request", "pull_request-opened.json");
+        assert_eq!((opened.kind.as_str(), opened.action.as_deref()), ("pull_request", Some("opened")));
+        assert_eq!(opened.branch.as_deref(), Some("main"));
+        assert_eq!(opened.git_ref.as_deref(), Some("refs/pull/7/head"));
+        let pr = opened.pull_request.unwrap();
+        assert_eq!((pr.number, pr.source_branch.as_str(), pr.state.as_str()), (7, "feature/catalogue", "open"));
+        assert_eq!(pr.head, "5e2b6a4d1f0c9b8a7e6d5c4b3a29180716253443");
+        assert_eq!(opened.after.as_deref(), Some(pr.head.as_str()));
+        assert_eq!(pr.source_repository, None, "same-repository pull request");
+
+        let synced = testing::event(&github(), "pull_request", "pull_request-synchronize.json");
+        assert_eq!(synced.action.as_deref(), Some("synchronize"));
+        assert_eq!(synced.pull_request.unwrap().source_repository.as_deref(), Some("octocat/widgets"));
+
+        let merged = testing::event(&github(), "pull_request", "pull_request-closed-merged.json");
+        let pr = merged.pull_request.unwrap();
+        assert_eq!((merged.action.as_deref(), pr.merged, pr.state.as_str()), (Some("closed"), true, "merged"));
+
+        let labelled = testing::parse(&github(), "pull_request", &fixture("github", "pull_request-labeled.json"));
+        assert_eq!(labelled, Ok(Incoming::Ignored("GitHub pull_request action `labeled` is not handled".into())));
+    }
+
+    #[test]
+    fn releases_name_their_tag() {
+        let release = testing::event(&github(), "release", "release-published.json");
+        assert_eq!((release.kind.as_str(), release.action.as_deref()), ("release", Some("published")));
+        assert_eq!(release.tag.as_deref(), Some("v1.2.0"));
+        assert_eq!(release.git_ref.as_deref(), Some("refs/tags/v1.2.0"));
+    }
+
+    #[test]
     fn form_encoded_bodies_carry_the_payload_field() {
-        let json = fixture("push.json");
+        let json = fixture("github", "push.json");
         let body: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", std::str::from_utf8(&json).unwrap())
             .finish();
-        let map = headers(&[(EVENT, "push"), ("content-type", "application/x-www-form-urlencoded")]);
-        let Incoming::Event(event) = parse(&map, body.as_bytes(), "github", "d").unwrap() else { panic!() };
-        assert_eq!(event.repository.full_name, "acme/widgets");
-        assert_eq!(payload_text(Some("application/x-www-form-urlencoded"), body.as_bytes()).as_bytes(), json);
+        let map = headers([(EVENT, "push"), ("content-type", "application/x-www-form-urlencoded")]);
+        let at = Origin { source: "s", delivery: "d" };
+        let Ok(Incoming::Events(events)) = github().parse(&map, body.as_bytes(), &at) else { panic!() };
+        assert_eq!(events[0].repository.full_name, "acme/widgets");
+        let stored = super::super::payload_text(Some("application/x-www-form-urlencoded"), body.as_bytes());
+        assert_eq!(stored.as_bytes(), json);
     }
 
     #[test]
     fn parse_errors_say_what_is_wrong() {
-        let json = [("content-type", "application/json")];
-        type Row<'a> = (Vec<(&'static str, &'a str)>, &'a [u8], &'a str);
+        let json = ("content-type", "application/json");
+        let form = ("content-type", "application/x-www-form-urlencoded");
+        type Row<'a> = (Vec<(&'a str, &'a str)>, &'a [u8], &'a str);
         let rows: Vec<Row> = vec![
-            (json.to_vec(), b"{}", "missing header `X-GitHub-Event`"),
+            (vec![json], b"{}", "missing header `X-GitHub-Event`"),
             (vec![(EVENT, "push"), ("content-type", "text/plain")], b"{}", "unsupported content type `text/plain`"),
             (vec![(EVENT, "push")], b"{}", "unsupported content type `(none)`"),
-            (vec![(EVENT, "push"), json[0]], b"{", "unreadable push payload: EOF while parsing"),
-            (vec![(EVENT, "push"), json[0]], b"[]", "unreadable push payload: invalid length 0"),
-            (vec![(EVENT, "push"), json[0]], b"{\"ref\": \"x\"}", "missing field `repository`"),
-            (vec![(EVENT, "push"), json[0]], b"\xff\xfe", "unreadable push payload: invalid utf-8"),
-            (
-                vec![(EVENT, "push"), ("content-type", "application/x-www-form-urlencoded")],
-                b"other=1",
-                "form body without a `payload` field",
-            ),
+            (vec![(EVENT, "push"), json], b"{", "unreadable push payload: EOF while parsing"),
+            (vec![(EVENT, "push"), json], b"[]", "unreadable push payload: invalid length 0"),
+            (vec![(EVENT, "push"), json], b"{\"ref\": \"x\"}", "missing field `repository`"),
+            (vec![(EVENT, "push"), json], b"\xff\xfe", "unreadable push payload: invalid utf-8"),
+            (vec![(EVENT, "push"), form], b"other=1", "form body without a `payload` field"),
         ];
+        let at = Origin { source: "s", delivery: "d" };
         for (pairs, body, want) in rows {
-            let err = parse(&headers(&pairs), body, "github", "d").unwrap_err().to_string();
+            let err = github().parse(&headers(pairs), body, &at).unwrap_err().to_string();
             assert!(err.contains(want), "want {want:?}, got {err:?}");
         }
     }
 
     #[test]
     fn ping_and_other_events() {
-        let map = headers(&[(EVENT, "ping"), ("content-type", "application/json; charset=utf-8")]);
-        assert_eq!(parse(&map, &fixture("ping.json"), "s", "d"), Ok(Incoming::Ping));
-        let map = headers(&[(EVENT, "issues"), ("content-type", "application/json")]);
-        assert_eq!(parse(&map, b"{}", "s", "d"), Ok(Incoming::Ignored("GitHub event `issues` is not handled".into())));
+        assert_eq!(testing::parse(&github(), "ping", &fixture("github", "ping.json")), Ok(Incoming::Ping));
+        let issues = testing::parse(&github(), "issues", b"{}");
+        assert_eq!(issues, Ok(Incoming::Ignored("GitHub event `issues` is not handled".into())));
     }
 
-    #[test]
-    fn arbitrary_bytes_never_panic() {
-        // A deterministic sweep over truncations and byte flips of a real payload.
-        let map = headers(&[(EVENT, "push"), ("content-type", "application/json")]);
-        let seed = fixture("push.json");
-        for cut in (0..seed.len()).step_by(7) {
-            let _ = parse(&map, &seed[..cut], "s", "d");
-            let mut flipped = seed.clone();
-            flipped[cut] = flipped[cut].wrapping_add(cut as u8);
-            let _ = parse(&map, &flipped, "s", "d");
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(event in "push|create|delete|pull_request|release|ping|x", body in any::<Vec<u8>>()) {
+            let _ = testing::parse(&github(), &event, &body);
+        }
+
+        #[test]
+        fn mutated_payloads_never_panic(cut in 0usize..4000, flip in any::<u8>()) {
+            let mut body = fixture("github", "pull_request-opened.json");
+            let at = cut % body.len();
+            body[at] = body[at].wrapping_add(flip);
+            let _ = testing::parse(&github(), "pull_request", &body);
+            let _ = testing::parse(&github(), "pull_request", &body[..at]);
         }
     }
 }

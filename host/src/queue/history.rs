@@ -1,0 +1,221 @@
+//! The delivery record, read back: lists and single deliveries for the API, and stored
+//! deliveries for redelivery.
+
+use super::{Queue, job_ids_of, rfc3339};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+/// Which deliveries to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Only this source.
+    pub source: Option<String>,
+    /// Only this verdict.
+    pub verdict: Option<String>,
+    /// Only deliveries recorded before this sequence number (for paging).
+    pub before: Option<i64>,
+    /// At most this many (capped at 500).
+    pub limit: usize,
+}
+
+/// One line of the delivery list.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliverySummary {
+    /// Position in the record; unique, unlike a forge's delivery id.
+    pub seq: i64,
+    /// The forge's delivery id, or the one gitauto generated.
+    pub id: String,
+    /// Source name.
+    pub source: String,
+    /// Forge name.
+    pub forge: String,
+    /// The forge's event name.
+    pub event: Option<String>,
+    /// RFC 3339.
+    pub received_at: String,
+    /// `queued`, `unmatched`, `ignored`, `ping`, `duplicate`, `rejected` or `invalid`.
+    pub verdict: String,
+    /// Why, for every verdict but `queued` and `ping`.
+    pub reason: Option<String>,
+    /// Jobs it queued (a duplicate: the original's).
+    pub jobs: Vec<String>,
+}
+
+/// A delivery with everything recorded about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    /// The summary fields.
+    #[serde(flatten)]
+    pub summary: DeliverySummary,
+    /// Headers as received, minus signatures and tokens.
+    pub headers: serde_json::Value,
+    /// The body as text (or, when it is not UTF-8, `body_base64`).
+    pub body: Option<String>,
+    /// The body in base64, when it is not UTF-8.
+    pub body_base64: Option<String>,
+    /// Bytes received, when the stored body was cut short.
+    pub body_size: Option<i64>,
+    /// The normalised events.
+    pub events: serde_json::Value,
+    /// Each rule's verdict on each event.
+    pub rules: serde_json::Value,
+    /// The original delivery, for a duplicate.
+    pub duplicate_of: Option<i64>,
+    /// The delivery this one ran again.
+    pub redelivery_of: Option<i64>,
+}
+
+/// A stored delivery, to run again.
+#[derive(Debug, Clone)]
+pub struct StoredDelivery {
+    /// Its sequence number.
+    pub seq: i64,
+    /// Its delivery id.
+    pub id: String,
+    /// Source name.
+    pub source: String,
+    /// The forge's event name.
+    pub event: Option<String>,
+    /// Verdict.
+    pub verdict: String,
+    /// Headers as stored.
+    pub headers: serde_json::Value,
+    /// Body as stored.
+    pub body: Vec<u8>,
+}
+
+const SUMMARY_COLUMNS: &str = "seq, id, source, forge, event, received_at, verdict, reason, duplicate_of";
+
+fn summary(conn: &Connection, row: &Row) -> rusqlite::Result<DeliverySummary> {
+    let seq: i64 = row.get(0)?;
+    let duplicate_of: Option<i64> = row.get(8)?;
+    let jobs = job_ids_of(conn, duplicate_of.unwrap_or(seq))?;
+    Ok(DeliverySummary {
+        seq,
+        id: row.get(1)?,
+        source: row.get(2)?,
+        forge: row.get(3)?,
+        event: row.get(4)?,
+        received_at: rfc3339(row.get(5)?),
+        verdict: row.get(6)?,
+        reason: row.get(7)?,
+        jobs,
+    })
+}
+
+/// The sequence number `key` names: a delivery id (its accepted record, else its latest
+/// one), or a sequence number.
+fn resolve(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+    let by_id = conn
+        .query_row(
+            "SELECT seq FROM deliveries WHERE id = ?1
+             ORDER BY verdict IN ('duplicate', 'rejected', 'invalid'), seq DESC LIMIT 1",
+            [key],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match (by_id, key.parse::<i64>()) {
+        (Some(seq), _) => Ok(Some(seq)),
+        (None, Ok(seq)) => {
+            conn.query_row("SELECT seq FROM deliveries WHERE seq = ?1", [seq], |row| row.get(0)).optional()
+        }
+        (None, Err(_)) => Ok(None),
+    }
+}
+
+fn json_column(text: Option<String>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null)
+}
+
+impl Queue {
+    /// Deliveries, newest first.
+    pub async fn deliveries(&self, filter: DeliveryFilter) -> anyhow::Result<Vec<DeliverySummary>> {
+        self.writer
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM deliveries
+                     WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR verdict = ?2) AND (?3 IS NULL OR seq < ?3)
+                     ORDER BY seq DESC LIMIT ?4"
+                ))?;
+                let limit = filter.limit.clamp(1, 500) as i64;
+                let rows = stmt.query_map(params![filter.source, filter.verdict, filter.before, limit], |row| {
+                    summary(conn, row)
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+
+    /// One delivery, by delivery id or sequence number.
+    pub async fn delivery(&self, key: String) -> anyhow::Result<Option<DeliveryView>> {
+        self.writer
+            .call(move |conn| {
+                let Some(seq) = resolve(conn, &key)? else { return Ok(None) };
+                let view = conn.query_row(
+                    &format!(
+                        "SELECT {SUMMARY_COLUMNS}, headers, body, body_size, normalised, explain, redelivery_of
+                         FROM deliveries WHERE seq = ?1"
+                    ),
+                    [seq],
+                    |row| {
+                        let body: Vec<u8> = row.get(10)?;
+                        let (text, base64) = match String::from_utf8(body) {
+                            Ok(text) => (Some(text), None),
+                            Err(err) => {
+                                use base64::Engine as _;
+                                (None, Some(base64::engine::general_purpose::STANDARD.encode(err.as_bytes())))
+                            }
+                        };
+                        let mut events = json_column(row.get(12)?);
+                        if events.is_object() {
+                            // Version 1 rows hold one event.
+                            events = serde_json::Value::Array(vec![events]);
+                        }
+                        Ok(DeliveryView {
+                            summary: summary(conn, row)?,
+                            headers: json_column(row.get(9)?),
+                            body: text,
+                            body_base64: base64,
+                            body_size: row.get(11)?,
+                            events,
+                            rules: json_column(row.get(13)?),
+                            duplicate_of: row.get(8)?,
+                            redelivery_of: row.get(14)?,
+                        })
+                    },
+                )?;
+                Ok(Some(view))
+            })
+            .await
+    }
+
+    /// A stored delivery to run again. A duplicate resolves to its original.
+    pub async fn stored(&self, key: String) -> anyhow::Result<Option<StoredDelivery>> {
+        self.writer
+            .call(move |conn| {
+                let Some(seq) = resolve(conn, &key)? else { return Ok(None) };
+                let stored = conn.query_row(
+                    "SELECT COALESCE(d.duplicate_of, d.seq) FROM deliveries d WHERE d.seq = ?1",
+                    [seq],
+                    |row| row.get::<_, i64>(0),
+                )?;
+                let delivery = conn.query_row(
+                    "SELECT seq, id, source, event, verdict, headers, body FROM deliveries WHERE seq = ?1",
+                    [stored],
+                    |row| {
+                        Ok(StoredDelivery {
+                            seq: row.get(0)?,
+                            id: row.get(1)?,
+                            source: row.get(2)?,
+                            event: row.get(3)?,
+                            verdict: row.get(4)?,
+                            headers: json_column(row.get(5)?),
+                            body: row.get(6)?,
+                        })
+                    },
+                )?;
+                Ok(Some(delivery))
+            })
+            .await
+    }
+}
