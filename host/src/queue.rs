@@ -104,7 +104,7 @@ pub struct NewDelivery {
     /// Headers as a JSON object, without secrets.
     pub headers: serde_json::Value,
     /// The body as received.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     /// What became of it.
     pub verdict: DeliveryVerdict,
     /// Why, for unmatched and ignored deliveries.
@@ -128,8 +128,8 @@ pub struct NewJob {
     pub repo: String,
     /// The event's ref.
     pub git_ref: Option<String>,
-    /// The normalised event the job runs on, JSON without payload.
-    pub event: String,
+    /// Which of the delivery's events the job runs on.
+    pub event_index: usize,
 }
 
 /// The result of accepting a delivery.
@@ -277,7 +277,8 @@ impl Queue {
         let path = data_dir.join("gitauto.sqlite");
         let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -32768;",
         )
         .with_context(|| format!("configuring {}", path.display()))?;
         migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
@@ -286,7 +287,7 @@ impl Queue {
         if requeued > 0 {
             tracing::warn!(requeued, "re-queued jobs that were running when gitauto last stopped");
         }
-        let writer = Writer::start(conn).context("starting the queue's database thread")?;
+        let writer = Writer::start(conn, &path).context("starting the queue's database threads")?;
         Ok(Self { writer, path: Arc::new(path), wake: Arc::new(Notify::new()) })
     }
 
@@ -312,12 +313,11 @@ impl Queue {
                     return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false });
                 }
                 let original: Option<i64> = conn
-                    .query_row(
+                    .prepare_cached(
                         "SELECT seq FROM deliveries
                          WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
-                        params![delivery.source, delivery.id],
-                        |row| row.get(0),
-                    )
+                    )?
+                    .query_row(params![delivery.source, delivery.id], |row| row.get(0))
                     .optional()?;
                 if let Some(original) = original {
                     insert_delivery(conn, &delivery, "duplicate", now, Some(original))?;
@@ -327,11 +327,19 @@ impl Queue {
                 let seq = insert_delivery(conn, &delivery, delivery.verdict.as_str(), now, None)?;
                 let mut ids = Vec::with_capacity(jobs.len());
                 let mut insert = conn.prepare_cached(
-                    "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event, state, created_at)
+                    "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, state, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7)",
                 )?;
                 for job in &jobs {
-                    insert.execute(params![seq, job.rule, job.key, job.repo, job.git_ref, job.event, now])?;
+                    insert.execute(params![
+                        seq,
+                        job.rule,
+                        job.key,
+                        job.repo,
+                        job.git_ref,
+                        job.event_index as i64,
+                        now
+                    ])?;
                     ids.push(conn.last_insert_rowid().to_string());
                 }
                 Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false })
@@ -349,22 +357,23 @@ impl Queue {
             .call(|conn| {
                 let job = conn
                     .query_row(
-                        "SELECT j.id, j.attempts + 1, j.rule, COALESCE(j.event, d.normalised), d.forge, d.headers, d.body
+                        "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body
                          FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                          WHERE j.state = 'queued'
                            AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
                          ORDER BY j.id LIMIT 1",
                         [],
                         |row| {
-                            let headers: String = row.get(5)?;
+                            let headers: String = row.get(6)?;
+                            let events: Option<String> = row.get(3)?;
                             Ok(ClaimedJob {
                                 id: row.get(0)?,
                                 attempt: row.get(1)?,
                                 rule: row.get(2)?,
-                                normalised: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                                forge: row.get(4)?,
+                                normalised: event_at(events.as_deref(), row.get(4)?),
+                                forge: row.get(5)?,
                                 content_type: content_type_of(&headers),
-                                body: row.get(6)?,
+                                body: row.get(7)?,
                             })
                         },
                     )
@@ -447,23 +456,24 @@ impl Queue {
         self.writer
             .call(|conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT j.id, j.repo, COALESCE(j.event, d.normalised), j.rule, j.state
+                    "SELECT j.id, j.repo, d.normalised, j.event_index, j.rule, j.state
                      FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                      WHERE j.state IN ('queued', 'running') ORDER BY j.id",
                 )?;
                 let rows = stmt.query_map([], |row| {
                     let repo: String = row.get(1)?;
                     let normalised: Option<String> = row.get(2)?;
-                    let clone_url = normalised
-                        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                    let event = event_at(normalised.as_deref(), row.get(3)?);
+                    let clone_url = serde_json::from_str::<serde_json::Value>(&event)
+                        .ok()
                         .and_then(|event| event["repository"]["clone_url"].as_str().map(str::to_owned))
                         .unwrap_or_default();
                     Ok(QueueEntry {
                         id: row.get::<_, i64>(0)?.to_string(),
                         repo_name: repo.rsplit('/').next().unwrap_or_default().to_owned(),
                         repo_url: clone_url,
-                        action: row.get(3)?,
-                        state: row.get(4)?,
+                        action: row.get(4)?,
+                        state: row.get(5)?,
                     })
                 })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -587,6 +597,20 @@ fn job_view(conn: &Connection, id: i64) -> anyhow::Result<Option<JobView>> {
     Ok(Some(job))
 }
 
+/// Event `index` of a delivery's stored events, as JSON text: version 2 rows hold a
+/// list, version 1 rows a single event.
+fn event_at(events: Option<&str>, index: i64) -> String {
+    let Some(text) = events else { return String::new() };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(mut list)) => usize::try_from(index)
+            .ok()
+            .filter(|i| *i < list.len())
+            .map(|i| list.swap_remove(i).to_string())
+            .unwrap_or_default(),
+        _ => text.to_owned(),
+    }
+}
+
 fn content_type_of(headers_json: &str) -> Option<String> {
     let headers: serde_json::Value = serde_json::from_str(headers_json).ok()?;
     headers.get("content-type")?.as_str().map(str::to_owned)
@@ -616,10 +640,10 @@ mod tests {
             forge: "github".into(),
             event: Some("push".into()),
             headers: serde_json::json!({"content-type": "application/json"}),
-            body: b"{}".to_vec(),
+            body: bytes::Bytes::from_static(b"{}"),
             verdict: DeliveryVerdict::Queued,
             reason: None,
-            normalised: None,
+            normalised: Some(r#"[{"repository":{"clone_url":"file:///x/widgets.git"}}]"#.into()),
             explain: None,
             redelivery_of: None,
         }
@@ -631,7 +655,7 @@ mod tests {
             key: key.into(),
             repo: "acme/widgets".into(),
             git_ref: Some("refs/heads/main".into()),
-            event: r#"{"repository":{"clone_url":"file:///x/widgets.git"}}"#.into(),
+            event_index: 0,
         }
     }
 

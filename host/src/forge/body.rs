@@ -4,6 +4,7 @@
 use super::{ParseError, header};
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 
 /// Content types a JSON-or-form forge sends.
 pub const JSON_OR_FORM: &str = "application/json or application/x-www-form-urlencoded";
@@ -20,13 +21,20 @@ fn media_type(content_type: &str) -> String {
 }
 
 /// The payload's JSON text. Form bodies are accepted only when `allow_form`.
-pub fn json_text(headers: &HeaderMap, body: &[u8], event: &str, allow_form: bool) -> Result<String, ParseError> {
+pub fn json_text<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    event: &str,
+    allow_form: bool,
+) -> Result<Cow<'a, str>, ParseError> {
     let essence = essence(headers);
     match essence.as_deref() {
-        Some("application/json") => String::from_utf8(body.to_vec()).map_err(|err| ParseError::payload(event, err)),
+        Some("application/json") => {
+            std::str::from_utf8(body).map(Cow::Borrowed).map_err(|err| ParseError::payload(event, err))
+        }
         Some("application/x-www-form-urlencoded") if allow_form => form_urlencoded::parse(body)
             .find(|(key, _)| key == "payload")
-            .map(|(_, value)| value.into_owned())
+            .map(|(_, value)| Cow::Owned(value.into_owned()))
             .ok_or_else(|| ParseError::payload(event, "form body without a `payload` field")),
         other => Err(ParseError::UnsupportedContentType {
             content_type: other.unwrap_or("(none)").to_owned(),

@@ -1,5 +1,5 @@
--- gitauto queue, schema version 2: refused deliveries are recorded, jobs carry their own
--- event (a delivery may hold several, one per changed ref), redeliveries point back.
+-- gitauto queue, schema version 2: refused deliveries are recorded, a delivery holds a
+-- list of events (one per changed ref) that jobs point into, redeliveries point back.
 
 -- Bytes received, when the stored body was cut short (refused deliveries keep 64 KiB).
 ALTER TABLE deliveries ADD COLUMN body_size INTEGER;
@@ -12,6 +12,6 @@ CREATE UNIQUE INDEX deliveries_unique_id ON deliveries(source, id)
     WHERE verdict NOT IN ('duplicate', 'rejected', 'invalid');
 CREATE INDEX deliveries_by_id ON deliveries(id);
 
--- The normalised event this job runs on, JSON without payload (NULL on version 1 rows:
--- use the delivery's).
-ALTER TABLE jobs ADD COLUMN event TEXT;
+-- Which of the delivery's normalised events this job runs on (version 1 rows hold a
+-- single event object: index 0).
+ALTER TABLE jobs ADD COLUMN event_index INTEGER NOT NULL DEFAULT 0;

@@ -2,13 +2,20 @@
 //! run in batches: each in its own savepoint, all in one transaction, and every caller is
 //! answered only after `COMMIT` returned. That makes each answer durable while bursts
 //! share one fsync (group commit).
+//!
+//! Checkpoints (copying the write-ahead log into the database file) run on a second
+//! thread with its own connection, so that commits never wait for them.
 
 use rusqlite::Connection;
+use std::path::Path;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The most requests one transaction takes; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
+/// The least time between two checkpoints while commits keep coming.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A queued request.
 trait Request: Send {
@@ -54,10 +61,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread that owns `conn`. It ends when every handle is dropped.
-    pub fn start(conn: Connection) -> std::io::Result<Self> {
+    /// Starts the thread that owns `conn` (the database at `path`) and its checkpointer.
+    /// Both end when every handle is dropped.
+    pub fn start(conn: Connection, path: &Path) -> anyhow::Result<Self> {
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let checkpoints = Connection::open(path)?;
+        checkpoints.execute_batch("PRAGMA busy_timeout = 5000")?;
+        let (committed, commits) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("gitauto-checkpoint".into())
+            .spawn(move || checkpoint(checkpoints, commits))?;
         let (sender, receiver) = mpsc::channel::<Box<dyn Request>>();
-        std::thread::Builder::new().name("gitauto-sqlite".into()).spawn(move || run(conn, receiver))?;
+        std::thread::Builder::new().name("gitauto-sqlite".into()).spawn(move || run(conn, receiver, committed))?;
         Ok(Self { sender })
     }
 
@@ -102,7 +118,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, receiver: mpsc::Receiver<Box<dyn Request>>) {
+fn run(conn: Connection, receiver: mpsc::Receiver<Box<dyn Request>>, checkpointer: mpsc::SyncSender<()>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -115,18 +131,46 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Box<dyn Request>>) {
         if replies.is_empty() {
             continue;
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|err| err.to_string());
+        let committed = execute(&conn, "COMMIT").map_err(|err| err.to_string());
         if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = execute(&conn, "ROLLBACK");
         }
         for reply in replies {
             reply(committed.clone());
         }
+        // Wake the checkpointer (a wake-up already pending is enough).
+        let _ = checkpointer.try_send(());
     }
 }
 
+/// Checkpoints after commits, at most every [`CHECKPOINT_INTERVAL`], and once more
+/// (truncating the log) when the writer stops.
+fn checkpoint(conn: Connection, commits: mpsc::Receiver<()>) {
+    let run = |mode: &str| {
+        if let Err(err) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            tracing::warn!("queue checkpoint: {err}");
+        }
+    };
+    while commits.recv().is_ok() {
+        let started = Instant::now();
+        run("PASSIVE");
+        // Let commits accumulate before the next one.
+        let mut stopped = false;
+        while let Some(left) = CHECKPOINT_INTERVAL.checked_sub(started.elapsed()) {
+            if let Err(mpsc::RecvTimeoutError::Disconnected) = commits.recv_timeout(left) {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
+            break;
+        }
+    }
+    run("TRUNCATE");
+}
+
 fn run_batch(conn: &Connection, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
-    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(err) = execute(conn, "BEGIN IMMEDIATE") {
         let message = format!("starting a queue transaction: {err}");
         for request in batch {
             request.fail(message.clone());
@@ -137,15 +181,20 @@ fn run_batch(conn: &Connection, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
         .into_iter()
         .map(|request| {
             // A savepoint per request: one failing request must not undo the others.
-            if let Err(err) = conn.execute_batch("SAVEPOINT request") {
+            if let Err(err) = execute(conn, "SAVEPOINT request") {
                 tracing::error!("queue savepoint: {err}");
             }
             let (ok, reply) = request.run(conn);
-            let end = if ok { "RELEASE request" } else { "ROLLBACK TO request; RELEASE request" };
-            if let Err(err) = conn.execute_batch(end) {
+            let end = if ok { Ok(()) } else { execute(conn, "ROLLBACK TO request") };
+            if let Err(err) = end.and_then(|()| execute(conn, "RELEASE request")) {
                 tracing::error!("queue savepoint: {err}");
             }
             reply
         })
         .collect()
+}
+
+/// Runs one statement through the statement cache (these run several times per batch).
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

@@ -181,19 +181,17 @@ async fn queue(
     rule: &str,
     action: Action,
 ) -> Response {
-    let mut stored = event.clone();
-    stored.payload.clear();
-    let event_json = serde_json::to_string(&stored).expect("events serialise");
+    let events = serde_json::to_string(std::slice::from_ref(&event)).expect("events serialise");
     let record = NewDelivery {
         id: event.delivery.clone(),
         source: event.source.clone(),
         forge: event.forge.clone(),
         event: Some("push".into()),
         headers: stored_headers(headers),
-        body: body.to_vec(),
+        body,
         verdict: DeliveryVerdict::Queued,
         reason: None,
-        normalised: Some(format!("[{event_json}]")),
+        normalised: Some(events),
         explain: Some(json!([{"git_ref": event.git_ref, "rules": [{"rule": rule, "matched": true}]}]).to_string()),
         redelivery_of: None,
     };
@@ -202,7 +200,7 @@ async fn queue(
         key: format!("{rule}\n{}\n{}", event.repository.full_name, event.git_ref.as_deref().unwrap_or("")),
         repo: event.repository.full_name.clone(),
         git_ref: event.git_ref.clone(),
-        event: event_json,
+        event_index: 0,
     };
     let accepted = match state.queue.accept(record, vec![job]).await {
         Ok(accepted) => accepted,

@@ -112,7 +112,7 @@ pub(super) async fn admit(
         forge: source.forge.to_owned(),
         event: source.dialect.envelope(headers).event,
         headers: stored_headers(headers),
-        body: body.to_vec(),
+        body: body.clone(),
         verdict: DeliveryVerdict::Ignored,
         reason: None,
         normalised: None,
@@ -136,14 +136,15 @@ pub(super) async fn admit(
     };
     let mut jobs = Vec::new();
     let mut reason = None;
-    match &incoming {
+    let ping = matches!(incoming, Incoming::Ping);
+    match incoming {
         Incoming::Ping => record.verdict = DeliveryVerdict::Ping,
         Incoming::Ignored(why) => {
-            record.reason = Some(why.clone());
             reason = Some(format!("ignored: {why}"));
+            record.reason = Some(why);
         }
         Incoming::Events(events) => {
-            let routed = route_events(state, events);
+            let routed = route_events(state, &events);
             jobs = routed.jobs;
             if jobs.is_empty() {
                 record.verdict = DeliveryVerdict::Unmatched;
@@ -169,7 +170,7 @@ pub(super) async fn admit(
         let body = json!({"delivery": accepted.delivery, "jobs": accepted.jobs, "duplicate": true});
         return (StatusCode::OK, Json(body)).into_response();
     }
-    if matches!(incoming, Incoming::Ping) {
+    if ping {
         return (StatusCode::OK, Json(json!({"delivery": accepted.delivery, "msg": "pong"}))).into_response();
     }
     tracing::info!(delivery = %admit.delivery, jobs = ?accepted.jobs, "accepted");
@@ -215,19 +216,15 @@ fn route_events(state: &AppState, events: &[Event]) -> Routed {
     let mut jobs = Vec::new();
     let mut explain = Vec::new();
     let mut unmatched = Vec::new();
-    let mut stored = Vec::new();
-    for event in events {
-        let mut event = event.clone();
-        event.payload.clear();
-        let event_json = serde_json::to_string(&event).expect("events serialise");
-        let verdicts = route::explain(&state.config, &event);
+    for (index, event) in events.iter().enumerate() {
+        let verdicts = route::explain(&state.config, event);
         for verdict in verdicts.iter().filter(|v| v.matched) {
             jobs.push(NewJob {
                 rule: verdict.rule.clone(),
-                key: job_key(&verdict.rule, &event),
+                key: job_key(&verdict.rule, event),
                 repo: event.repository.full_name.clone(),
                 git_ref: event.git_ref.clone(),
-                event: event_json.clone(),
+                event_index: index,
             });
         }
         if !verdicts.iter().any(|v| v.matched) {
@@ -243,12 +240,13 @@ fn route_events(state: &AppState, events: &[Event]) -> Routed {
             });
         }
         explain.push(json!({"git_ref": event.git_ref, "rules": verdicts}));
-        stored.push(event);
     }
+    // Parsers leave `payload` empty (it is read from the stored body when a job runs), so
+    // the events are stored as they are.
     Routed {
         jobs,
         unmatched: unmatched.join(" | "),
-        normalised: serde_json::to_string(&stored).expect("events serialise"),
+        normalised: serde_json::to_string(events).expect("events serialise"),
         explain: serde_json::Value::Array(explain).to_string(),
     }
 }
