@@ -117,7 +117,8 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
     let database = config.server.data_dir.join("gitauto.sqlite");
     let (elapsed, mut latencies) = runtime.block_on(async {
         let queue = Queue::open(&config.server.data_dir).expect("queue");
-        let app = router(AppState { config: Arc::new(config), queue });
+        let metrics = Arc::new(gitauto::metrics::Metrics::default());
+        let app = router(AppState { config: Arc::new(config), queue, metrics });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });

@@ -46,6 +46,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `[compat.*]`: old services' endpoints, and the rules only they queue.
     pub compat: compat::Compat,
+    /// `[retention]`: how much history to keep.
+    pub retention: crate::queue::Retention,
 }
 
 /// `[server]`: how the daemon listens and where it keeps its data.
@@ -59,6 +61,11 @@ pub struct Server {
     pub workers: usize,
     /// Largest webhook body accepted, in bytes.
     pub max_body: usize,
+    /// How long running jobs may take to finish after SIGTERM or SIGINT.
+    pub shutdown_grace: Duration,
+    /// The token the API, dashboard and metrics require (as a bearer token, or as the
+    /// password of basic authentication); none: they are open.
+    pub api_token: Option<Secret>,
 }
 
 /// `[sources.NAME]`: one webhook endpoint, `POST /hooks/NAME`.
@@ -124,6 +131,25 @@ impl Default for Limits {
     }
 }
 
+/// The default of `[server] shutdown_grace`.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A rule's coalescing: at most one queued job per key; a newer event replaces the
+/// queued job's event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coalesce {
+    /// Every event gets its own job.
+    Off,
+    /// Key: rule, repository and ref (the branch, the tag, or the pull request).
+    Default,
+    /// Key: the template with `{rule}`, `{source}`, `{repo}`, `{ref}`, `{branch}`, `{tag}`,
+    /// `{kind}`, `{action}` and `{pr}` filled in.
+    Template(String),
+}
+
+/// Placeholders a coalescing key template may use.
+pub const COALESCE_PLACEHOLDERS: &[&str] = &["rule", "source", "repo", "ref", "branch", "tag", "kind", "action", "pr"];
+
 /// `[[rules]]`: which events to act on and the steps to run.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -141,6 +167,15 @@ pub struct Rule {
     pub tag: Filter,
     /// The step chain.
     pub steps: Vec<Step>,
+    /// Coalescing of queued jobs.
+    pub coalesce: Coalesce,
+    /// Extra attempts after a retryable failure.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each later one (at most an hour).
+    pub retry_backoff: Duration,
+    /// Also retry when a step reports failure (not only traps, deadlines, host errors
+    /// and transient plugin errors).
+    pub retry_failures: bool,
 }
 
 /// One `on` entry: `push`, or `pull_request.opened`.
@@ -297,7 +332,8 @@ impl Checker<'_> {
                 self.problem(None, format!("rule name \"{}\" is reserved for [compat.gitreload]", rule.name));
             }
         }
-        let config = Config { path: self.path.to_path_buf(), server, sources, plugins, rules, compat };
+        let retention = self.retention(raw.retention);
+        let config = Config { path: self.path.to_path_buf(), server, sources, plugins, rules, compat, retention };
         self.cross_check(&config);
         config
     }
@@ -330,7 +366,31 @@ impl Checker<'_> {
             }
         };
         let max_body = raw.max_body.map_or(25 << 20, |size| self.size(&size).unwrap_or(25 << 20)) as usize;
-        Server { listen, data_dir, workers, max_body }
+        let shutdown_grace =
+            raw.shutdown_grace.as_ref().and_then(|d| self.duration(d)).unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let api_token = raw.api_token.as_ref().and_then(|reference| {
+            let text = self.expand(reference)?;
+            secret::resolve(&text, base)
+                .map_err(|err| self.problem(Some(reference.span()), format!("`api_token`: {err}")))
+                .ok()
+        });
+        Server { listen, data_dir, workers, max_body, shutdown_grace, api_token }
+    }
+
+    fn retention(&mut self, raw: raw::RawRetention) -> crate::queue::Retention {
+        let default = crate::queue::Retention::default();
+        let mut count = |value: Option<Spanned<i64>>, key: &str, default: usize| match value {
+            None => default,
+            Some(n) if *n.get_ref() >= 0 => *n.get_ref() as usize,
+            Some(n) => {
+                self.problem(Some(n.span()), format!("`{key}` cannot be negative"));
+                default
+            }
+        };
+        let keep_jobs = count(raw.keep_jobs, "keep_jobs", default.keep_jobs);
+        let keep_deliveries = count(raw.keep_deliveries, "keep_deliveries", default.keep_deliveries);
+        let max_age = raw.max_age.as_ref().and_then(|d| self.duration(d)).unwrap_or(default.max_age);
+        crate::queue::Retention { max_age, keep_jobs, keep_deliveries }
     }
 
     fn size(&mut self, value: &Spanned<SizeValue>) -> Option<u64> {
@@ -556,7 +616,45 @@ impl Checker<'_> {
             let settings = self.settings(&step.settings, step_span, &name, index);
             steps.push(Step { name: step_name, plugin, settings });
         }
-        Some(Rule { name, on, sources, repo: repo?, branch: branch?, tag: tag?, steps })
+        let coalesce = match raw.coalesce {
+            None => Coalesce::Default,
+            Some(value) => {
+                let span = value.span();
+                match value.into_inner() {
+                    raw::CoalesceValue::Switch(true) => Coalesce::Default,
+                    raw::CoalesceValue::Switch(false) => Coalesce::Off,
+                    raw::CoalesceValue::Template(template) => {
+                        if let Err(err) = check_template(&template) {
+                            self.problem(Some(span), format!("rule \"{name}\": `coalesce`: {err}"));
+                        }
+                        Coalesce::Template(template)
+                    }
+                }
+            }
+        };
+        let retries = match raw.retries {
+            None => 0,
+            Some(n) if (0..=100).contains(n.get_ref()) => *n.get_ref() as u32,
+            Some(n) => {
+                self.problem(Some(n.span()), format!("rule \"{name}\": `retries` must be between 0 and 100"));
+                0
+            }
+        };
+        let retry_backoff =
+            raw.retry_backoff.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
+        Some(Rule {
+            name,
+            on,
+            sources,
+            repo: repo?,
+            branch: branch?,
+            tag: tag?,
+            steps,
+            coalesce,
+            retries,
+            retry_backoff,
+            retry_failures: raw.retry_failures,
+        })
     }
 
     fn filter(&mut self, rule: &str, key: &str, patterns: Option<Spanned<raw::OneOrMany<String>>>) -> Option<Filter> {
@@ -603,6 +701,20 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Checks that a coalescing key template names only known placeholders.
+fn check_template(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or("a `{` is not closed")? + open;
+        let name = &rest[open + 1..close];
+        if !COALESCE_PLACEHOLDERS.contains(&name) {
+            return Err(format!("unknown placeholder `{{{name}}}` (known: {})", COALESCE_PLACEHOLDERS.join(", ")));
+        }
+        rest = &rest[close + 1..];
+    }
+    Ok(())
 }
 
 /// Converts a `with` table to JSON, expanding `${VAR}` in strings.

@@ -3,7 +3,9 @@
 //! reverse (stop accepting, let running jobs finish, close the queue).
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::queue::Queue;
+use crate::queue::Retention;
 use crate::runtime::Runtime;
 use crate::server::{AppState, router};
 use crate::worker::Workers;
@@ -15,9 +17,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// How long running jobs may take to finish after a shutdown signal; a job still running
-/// then is re-queued at the next start.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often finished history is pruned (and once at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Prepares everything that can fail before serving: the queue and the plugins.
 pub struct Daemon {
@@ -29,6 +30,7 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the queue and loads every plugin (compiling those not in the cache).
     pub async fn prepare(config: Config) -> anyhow::Result<Self> {
+        crate::capability::git::note_process_start();
         let data_dir = config.server.data_dir.clone();
         let queue = Queue::open(&data_dir)?;
         let specs: Vec<_> = config.plugins.values().cloned().collect();
@@ -55,19 +57,32 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let addr: SocketAddr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = Workers { queue: self.queue.clone(), config: self.config.clone(), runtime: self.runtime.clone() };
+        let metrics = Arc::new(Metrics::default());
+        let workers = Workers {
+            queue: self.queue.clone(),
+            config: self.config.clone(),
+            runtime: self.runtime.clone(),
+            metrics: metrics.clone(),
+        };
         let worker_count = self.config.server.workers;
-        let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx));
-        let app = router(AppState { config: self.config.clone(), queue: self.queue.clone() });
+        let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx.clone()));
+        let pruner = tokio::spawn(prune(self.queue.clone(), self.config.retention, stop_rx));
+        let app = router(AppState { config: self.config.clone(), queue: self.queue.clone(), metrics });
         tracing::info!(%addr, workers = worker_count, queue = %self.queue.path().display(), "gitauto is serving");
         axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
         let _ = stop_tx.send(true);
-        match tokio::time::timeout(SHUTDOWN_GRACE, worker_pool).await {
+        let grace = self.config.server.shutdown_grace;
+        match tokio::time::timeout(grace, worker_pool).await {
             Ok(_) => tracing::info!("stopped"),
             Err(_) => {
-                tracing::warn!("jobs still running after {SHUTDOWN_GRACE:?}; they will run again at the next start")
+                let requeued = self.queue.requeue_running().await.unwrap_or(0);
+                tracing::warn!(
+                    requeued,
+                    "jobs still running after {grace:?} were stopped; they run again at the next start"
+                );
             }
         }
+        pruner.abort();
         Ok(())
     }
 }
@@ -78,4 +93,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let daemon = Daemon::prepare(config).await?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     daemon.serve(listener, crate::shutdown::signal()).await
+}
+
+/// Prunes history now and every [`PRUNE_EVERY`] until `stop`.
+async fn prune(queue: Queue, retention: Retention, mut stop: watch::Receiver<bool>) {
+    loop {
+        match queue.prune(retention).await {
+            Ok(pruned) if pruned.jobs + pruned.deliveries > 0 => {
+                tracing::info!(jobs = pruned.jobs, deliveries = pruned.deliveries, "pruned old history")
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!("pruning history: {err:#}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

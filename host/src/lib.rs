@@ -8,11 +8,13 @@
 //! calls that [`grant`] allows.
 
 pub mod capability;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod event;
 pub mod forge;
 pub mod grant;
+pub mod metrics;
 pub mod queue;
 pub mod route;
 pub mod runtime;

@@ -47,18 +47,71 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
-    /// Run a stored delivery again (the daemon must be running): the forge's delivery id,
-    /// or the record's number from `GET /api/deliveries`.
+    /// Run a stored delivery again: the forge's delivery id, or the record's number from
+    /// `GET /api/deliveries`.
     Redeliver {
         /// Delivery id or number.
         delivery: String,
-        /// The daemon's address (default: the config's listen address).
-        #[arg(long)]
-        url: Option<String>,
-        /// Config file.
-        #[arg(long, short, default_value = config::DEFAULT_PATH)]
-        config: PathBuf,
+        #[command(flatten)]
+        daemon: DaemonArgs,
     },
+    /// List jobs, newest first.
+    Jobs {
+        /// Only jobs in this state (queued, running, succeeded, failed, skipped, cancelled, dead).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs for this repository (`owner/name`).
+        #[arg(long)]
+        repo: Option<String>,
+        /// Only jobs of this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Show a job: its steps, outcome and log.
+    Job {
+        /// Job id.
+        id: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Run a finished job once more.
+    Retry {
+        /// Job id.
+        id: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Cancel a queued job, or stop a running one before its next step.
+    Cancel {
+        /// Job id.
+        id: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+}
+
+/// How the commands that talk to a running daemon find it.
+#[derive(clap::Args)]
+struct DaemonArgs {
+    /// The daemon's address (default: the config's listen address).
+    #[arg(long)]
+    url: Option<String>,
+    /// Config file (for the address and the API token).
+    #[arg(long, short, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+impl DaemonArgs {
+    fn client(&self) -> anyhow::Result<gitauto::client::Client> {
+        let loaded = load(&self.config)?;
+        let base = self.url.clone().unwrap_or_else(|| format!("http://{}", loaded.server.listen));
+        Ok(gitauto::client::Client::new(&base, loaded.server.api_token.map(|t| t.expose().to_owned())))
+    }
 }
 
 fn main() -> ExitCode {
@@ -123,18 +176,100 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{status} {answer}");
             Ok(if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Redeliver { delivery, url, config } => {
-            let base = match url {
-                Some(url) => url,
-                None => format!("http://{}", load(&config)?.server.listen),
-            };
-            let (status, answer) = gitauto::send::redeliver(&base, &delivery).await?;
-            println!("{status} {answer}");
-            Ok(if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Command::Redeliver { delivery, daemon } => {
+            let answer = daemon.client()?.post(&format!("/api/deliveries/{delivery}/redeliver")).await?.ok()?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs { state, repo, rule, limit, daemon } => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (key, value) in [("state", state), ("repo", repo), ("rule", rule)] {
+                if let Some(value) = value {
+                    query.append_pair(key, &value);
+                }
+            }
+            query.append_pair("limit", &limit.to_string());
+            let answer = daemon.client()?.get(&format!("/api/jobs?{}", query.finish())).await?.ok()?;
+            print_jobs(&answer["jobs"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Job { id, daemon } => {
+            let job = daemon.client()?.get(&format!("/api/jobs/{id}")).await?.ok()?;
+            print_job(&job);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retry { id, daemon } => {
+            daemon.client()?.post(&format!("/api/jobs/{id}/retry")).await?.ok()?;
+            println!("job {id} is queued again");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cancel { id, daemon } => {
+            let answer = daemon.client()?.post(&format!("/api/jobs/{id}/cancel")).await?.ok()?;
+            match answer["state"].as_str() {
+                Some("cancelled") => println!("job {id} is cancelled"),
+                _ => println!("job {id} is running; it stops before its next step"),
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|err| anyhow::anyhow!("{err}\n{} problem(s) in the config", err.problems().len()))
+}
+
+fn text(value: &serde_json::Value) -> &str {
+    value.as_str().unwrap_or("")
+}
+
+fn print_jobs(jobs: &serde_json::Value) {
+    println!(
+        "{:>6}  {:<10} {:<24} {:<28} {:<24} {:>3}  {:<24} SUMMARY",
+        "ID", "STATE", "RULE", "REPOSITORY", "REF", "RUN", "CREATED"
+    );
+    for job in jobs.as_array().into_iter().flatten() {
+        println!(
+            "{:>6}  {:<10} {:<24} {:<28} {:<24} {:>3}  {:<24} {}",
+            text(&job["id"]),
+            text(&job["state"]),
+            text(&job["rule"]),
+            text(&job["repo"]),
+            text(&job["git_ref"]),
+            job["attempts"],
+            text(&job["created_at"]),
+            text(&job["summary"])
+        );
+    }
+}
+
+fn print_job(job: &serde_json::Value) {
+    println!("job {}  {}", text(&job["id"]), text(&job["state"]));
+    println!("  rule       {}", text(&job["rule"]));
+    println!("  repository {} {}", text(&job["repo"]), text(&job["git_ref"]));
+    println!("  attempts   {} of {}", job["attempts"], job["max_attempts"]);
+    println!("  created    {}", text(&job["created_at"]));
+    if let Some(finished) = job["finished_at"].as_str() {
+        println!("  finished   {finished}");
+    }
+    let deliveries: Vec<&str> = job["deliveries"].as_array().into_iter().flatten().filter_map(|d| d.as_str()).collect();
+    println!("  deliveries {}", deliveries.join(", "));
+    if let Some(summary) = job["summary"].as_str() {
+        println!("  summary    {summary}");
+    }
+    println!("steps:");
+    for step in job["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<20} {:<16} {:<8} {:>6} ms  {}",
+            text(&step["name"]),
+            text(&step["plugin"]),
+            text(&step["status"]),
+            step["duration_ms"],
+            text(&step["summary"])
+        );
+    }
+    println!("log:");
+    for line in job["logs"].as_array().into_iter().flatten() {
+        let step = line["step"].as_str().map(|s| format!("[{s}] ")).unwrap_or_default();
+        println!("  {} {step}{} {}", text(&line["at"]), text(&line["level"]), text(&line["message"]));
+    }
 }

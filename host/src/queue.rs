@@ -4,6 +4,8 @@
 //! ref) never run at once. The SQL lives here; the batching thread in `queue/writer.rs`.
 
 mod history;
+mod jobs;
+mod retention;
 mod writer;
 
 use anyhow::Context;
@@ -15,11 +17,14 @@ use tokio::sync::Notify;
 use writer::Writer;
 
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
+pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
+pub use retention::{Pruned, Retention};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
-const MIGRATIONS: &[&str] = &[include_str!("queue/schema.sql"), include_str!("queue/schema_v2.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("queue/schema.sql"), include_str!("queue/schema_v2.sql"), include_str!("queue/schema_v3.sql")];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
 /// not enough for anonymous senders to fill the disk quickly.
@@ -39,9 +44,24 @@ pub enum JobState {
     Failed,
     /// A step decided the event was not for it.
     Skipped,
+    /// Cancelled before it ran, or between its steps.
+    Cancelled,
+    /// Failed on every attempt its retries allowed.
+    Dead,
 }
 
 impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 7] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Skipped,
+        JobState::Cancelled,
+        JobState::Dead,
+    ];
+
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,7 +70,14 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::Skipped => "skipped",
+            JobState::Cancelled => "cancelled",
+            JobState::Dead => "dead",
         }
+    }
+
+    /// The state called `name`.
+    pub fn parse(name: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == name)
     }
 }
 
@@ -72,7 +99,8 @@ pub enum DeliveryVerdict {
 }
 
 impl DeliveryVerdict {
-    fn as_str(self) -> &'static str {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             DeliveryVerdict::Queued => "queued",
             DeliveryVerdict::Unmatched => "unmatched",
@@ -130,6 +158,10 @@ pub struct NewJob {
     pub git_ref: Option<String>,
     /// Which of the delivery's events the job runs on.
     pub event_index: usize,
+    /// Coalescing key: a queued job with the same key takes this event instead.
+    pub coalesce_key: Option<String>,
+    /// Runs allowed in all (1 + retries).
+    pub max_attempts: i64,
 }
 
 /// The result of accepting a delivery.
@@ -141,6 +173,8 @@ pub struct Accepted {
     pub jobs: Vec<String>,
     /// Whether this delivery id had been accepted before.
     pub duplicate: bool,
+    /// How many of `jobs` were already queued and took this delivery's event instead.
+    pub coalesced: usize,
 }
 
 /// A job a worker has claimed.
@@ -150,6 +184,8 @@ pub struct ClaimedJob {
     pub id: i64,
     /// Which attempt this is (1 for the first run).
     pub attempt: i64,
+    /// Runs allowed in all.
+    pub max_attempts: i64,
     /// Rule name.
     pub rule: String,
     /// The normalised event, JSON, without payload.
@@ -200,6 +236,17 @@ pub struct JobView {
     pub git_ref: Option<String>,
     /// Runs so far.
     pub attempts: i64,
+    /// Runs allowed in all (1 + retries).
+    pub max_attempts: i64,
+    /// When the next attempt may start (a retry waiting out its backoff).
+    pub not_before: Option<String>,
+    /// Whether a cancel was requested while it ran.
+    pub cancel_requested: bool,
+    /// Delivery ids it carries, oldest first: the one that queued it, then every one it
+    /// absorbed by coalescing. It runs with the newest one's event.
+    pub deliveries: Vec<String>,
+    /// The event it runs with (without payload).
+    pub event: serde_json::Value,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -236,6 +283,8 @@ pub struct StepView {
 /// A log line as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogView {
+    /// Position among all log lines (for resuming a stream).
+    pub seq: i64,
     /// RFC 3339.
     pub at: String,
     /// Step name, or none for the job's own lines.
@@ -310,7 +359,7 @@ impl Queue {
                 let now = now_ms();
                 if delivery.verdict.refused() {
                     insert_delivery(conn, &delivery, delivery.verdict.as_str(), now, None)?;
-                    return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false });
+                    return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false, coalesced: 0 });
                 }
                 let original: Option<i64> = conn
                     .prepare_cached(
@@ -322,27 +371,17 @@ impl Queue {
                 if let Some(original) = original {
                     insert_delivery(conn, &delivery, "duplicate", now, Some(original))?;
                     let jobs = job_ids_of(conn, original)?;
-                    return Ok(Accepted { delivery: delivery.id, jobs, duplicate: true });
+                    return Ok(Accepted { delivery: delivery.id, jobs, duplicate: true, coalesced: 0 });
                 }
                 let seq = insert_delivery(conn, &delivery, delivery.verdict.as_str(), now, None)?;
                 let mut ids = Vec::with_capacity(jobs.len());
-                let mut insert = conn.prepare_cached(
-                    "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, state, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7)",
-                )?;
+                let mut coalesced = 0;
                 for job in &jobs {
-                    insert.execute(params![
-                        seq,
-                        job.rule,
-                        job.key,
-                        job.repo,
-                        job.git_ref,
-                        job.event_index as i64,
-                        now
-                    ])?;
-                    ids.push(conn.last_insert_rowid().to_string());
+                    let (id, absorbed) = queue_job(conn, seq, job, now)?;
+                    coalesced += usize::from(absorbed);
+                    ids.push(id.to_string());
                 }
-                Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false })
+                Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false, coalesced })
             })
             .await?;
         if !accepted.jobs.is_empty() && !accepted.duplicate {
@@ -350,136 +389,52 @@ impl Queue {
         }
         Ok(accepted)
     }
+}
 
-    /// Claims the oldest queued job whose key has no running job, marking it running.
-    pub async fn claim(&self) -> anyhow::Result<Option<ClaimedJob>> {
-        self.writer
-            .call(|conn| {
-                let job = conn
-                    .query_row(
-                        "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body
-                         FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
-                         WHERE j.state = 'queued'
-                           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
-                         ORDER BY j.id LIMIT 1",
-                        [],
-                        |row| {
-                            let headers: String = row.get(6)?;
-                            let events: Option<String> = row.get(3)?;
-                            Ok(ClaimedJob {
-                                id: row.get(0)?,
-                                attempt: row.get(1)?,
-                                rule: row.get(2)?,
-                                normalised: event_at(events.as_deref(), row.get(4)?),
-                                forge: row.get(5)?,
-                                content_type: content_type_of(&headers),
-                                body: row.get(7)?,
-                            })
-                        },
-                    )
-                    .optional()?;
-                if let Some(job) = &job {
-                    conn.execute(
-                        "UPDATE jobs SET state = 'running', attempts = ?2, started_at = ?3, finished_at = NULL,
-                                         summary = NULL, error = NULL
-                         WHERE id = ?1",
-                        params![job.id, job.attempt, now_ms()],
-                    )?;
-                }
-                Ok(job)
-            })
-            .await
-    }
-
-    /// Appends a log line to a job (without waiting for the commit).
-    pub fn log(&self, job: i64, attempt: i64, step: Option<&str>, level: &str, message: &str) {
-        let (step, level, message) = (step.map(str::to_owned), level.to_owned(), message.to_owned());
-        self.writer.detach(move |conn| {
+/// Queues `job` for delivery `seq`, or, when a job with its coalescing key is already
+/// queued, hands that job this newer event (it keeps its place in line). Returns the job's
+/// id and whether it was an existing one.
+fn queue_job(conn: &Connection, seq: i64, job: &NewJob, now: i64) -> rusqlite::Result<(i64, bool)> {
+    let existing: Option<i64> = match &job.coalesce_key {
+        Some(key) => conn
+            .prepare_cached("SELECT id FROM jobs WHERE coalesce_key = ?1 AND state = 'queued'")?
+            .query_row([key], |row| row.get(0))
+            .optional()?,
+        None => None,
+    };
+    let id = match existing {
+        Some(id) => {
             conn.prepare_cached(
-                "INSERT INTO logs (job_id, attempt, step, at, level, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "UPDATE jobs SET delivery_seq = ?2, event_index = ?3, git_ref = ?4, max_attempts = ?5 WHERE id = ?1",
             )?
-            .execute(params![job, attempt, step, now_ms(), level, message])?;
-            Ok(())
-        });
-    }
-
-    /// Records a finished step.
-    pub async fn record_step(&self, job: i64, attempt: i64, step: StepRecord) -> anyhow::Result<()> {
-        self.writer
-            .call(move |conn| {
-                conn.execute(
-                    "INSERT OR REPLACE INTO steps
-                        (job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        job,
-                        step.index as i64,
-                        attempt,
-                        step.name,
-                        step.plugin,
-                        step.status,
-                        step.summary,
-                        step.output,
-                        step.started_at,
-                        step.finished_at
-                    ],
-                )?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// Ends a job in a final state.
-    pub async fn finish(&self, job: i64, state: JobState, summary: &str, error: Option<&str>) -> anyhow::Result<()> {
-        let (summary, error) = (summary.to_owned(), error.map(str::to_owned));
-        self.writer
-            .call(move |conn| {
-                conn.execute(
-                    "UPDATE jobs SET state = ?2, finished_at = ?3, summary = ?4, error = ?5 WHERE id = ?1",
-                    params![job, state.as_str(), now_ms(), summary, error],
-                )?;
-                Ok(())
-            })
-            .await?;
-        // The job's key is free again: a job queued behind it may run now.
-        self.wake.notify_waiters();
-        Ok(())
-    }
-
-    /// A job with its latest attempt's steps and log lines.
-    pub async fn job(&self, id: i64) -> anyhow::Result<Option<JobView>> {
-        self.writer.call(move |conn| job_view(conn, id)).await
-    }
-
-    /// Queued and running jobs, oldest first.
-    pub async fn pending(&self) -> anyhow::Result<Vec<QueueEntry>> {
-        self.writer
-            .call(|conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT j.id, j.repo, d.normalised, j.event_index, j.rule, j.state
-                     FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
-                     WHERE j.state IN ('queued', 'running') ORDER BY j.id",
-                )?;
-                let rows = stmt.query_map([], |row| {
-                    let repo: String = row.get(1)?;
-                    let normalised: Option<String> = row.get(2)?;
-                    let event = event_at(normalised.as_deref(), row.get(3)?);
-                    let clone_url = serde_json::from_str::<serde_json::Value>(&event)
-                        .ok()
-                        .and_then(|event| event["repository"]["clone_url"].as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    Ok(QueueEntry {
-                        id: row.get::<_, i64>(0)?.to_string(),
-                        repo_name: repo.rsplit('/').next().unwrap_or_default().to_owned(),
-                        repo_url: clone_url,
-                        action: row.get(4)?,
-                        state: row.get(5)?,
-                    })
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .await
-    }
+            .execute(params![id, seq, job.event_index as i64, job.git_ref, job.max_attempts])?;
+            id
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
+                                   state, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9)",
+            )?
+            .execute(params![
+                seq,
+                job.rule,
+                job.key,
+                job.repo,
+                job.git_ref,
+                job.event_index as i64,
+                job.coalesce_key,
+                job.max_attempts,
+                now
+            ])?;
+            conn.last_insert_rowid()
+        }
+    };
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO job_deliveries (job_id, delivery_seq, event_index, at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, seq, job.event_index as i64, now])?;
+    Ok((id, existing.is_some()))
 }
 
 fn migrate(conn: &Connection) -> anyhow::Result<()> {
@@ -536,65 +491,12 @@ fn insert_delivery(
     Ok(conn.last_insert_rowid())
 }
 
+/// The jobs that carry a delivery: queued for it, or coalesced into by it.
 fn job_ids_of(conn: &Connection, delivery_seq: i64) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM jobs WHERE delivery_seq = ?1 ORDER BY id")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT job_id FROM job_deliveries WHERE delivery_seq = ?1 ORDER BY job_id")?;
     let ids = stmt.query_map([delivery_seq], |row| row.get::<_, i64>(0))?;
     ids.map(|id| id.map(|id| id.to_string())).collect()
-}
-
-fn job_view(conn: &Connection, id: i64) -> anyhow::Result<Option<JobView>> {
-    let job = conn
-        .query_row(
-            "SELECT j.id, j.state, j.rule, d.id, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
-                    j.finished_at, j.summary, j.error
-             FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq WHERE j.id = ?1",
-            [id],
-            |row| {
-                Ok(JobView {
-                    id: row.get::<_, i64>(0)?.to_string(),
-                    state: row.get(1)?,
-                    rule: row.get(2)?,
-                    delivery: row.get(3)?,
-                    repo: row.get(4)?,
-                    git_ref: row.get(5)?,
-                    attempts: row.get(6)?,
-                    created_at: rfc3339(row.get(7)?),
-                    started_at: row.get::<_, Option<i64>>(8)?.map(rfc3339),
-                    finished_at: row.get::<_, Option<i64>>(9)?.map(rfc3339),
-                    summary: row.get(10)?,
-                    error: row.get(11)?,
-                    steps: Vec::new(),
-                    logs: Vec::new(),
-                })
-            },
-        )
-        .optional()?;
-    let Some(mut job) = job else { return Ok(None) };
-    let mut steps = conn.prepare_cached(
-        "SELECT name, plugin, status, summary, output, finished_at - started_at
-         FROM steps WHERE job_id = ?1 AND attempt = ?2 ORDER BY idx",
-    )?;
-    job.steps = steps
-        .query_map(params![id, job.attempts], |row| {
-            let output: Option<String> = row.get(4)?;
-            Ok(StepView {
-                name: row.get(0)?,
-                plugin: row.get(1)?,
-                status: row.get(2)?,
-                summary: row.get(3)?,
-                output: output.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(serde_json::Value::Null),
-                duration_ms: row.get(5)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut logs = conn
-        .prepare_cached("SELECT at, step, level, message FROM logs WHERE job_id = ?1 AND attempt = ?2 ORDER BY seq")?;
-    job.logs = logs
-        .query_map(params![id, job.attempts], |row| {
-            Ok(LogView { at: rfc3339(row.get(0)?), step: row.get(1)?, level: row.get(2)?, message: row.get(3)? })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(Some(job))
 }
 
 /// Event `index` of a delivery's stored events, as JSON text: version 2 rows hold a
@@ -656,6 +558,8 @@ mod tests {
             repo: "acme/widgets".into(),
             git_ref: Some("refs/heads/main".into()),
             event_index: 0,
+            coalesce_key: None,
+            max_attempts: 1,
         }
     }
 
@@ -699,7 +603,7 @@ mod tests {
         let other = queue.claim().await.unwrap().unwrap();
         assert_eq!(other.id, one.id + 2, "the second `same` job waits; `other` runs");
         assert!(queue.claim().await.unwrap().is_none());
-        queue.finish(one.id, JobState::Succeeded, "ok", None).await.unwrap();
+        queue.finish(one.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
         assert_eq!(queue.claim().await.unwrap().unwrap().id, one.id + 1);
     }
 
@@ -721,7 +625,7 @@ mod tests {
             finished_at: 1250,
         };
         queue.record_step(claimed.id, 1, step).await.unwrap();
-        queue.finish(claimed.id, JobState::Succeeded, "did it", None).await.unwrap();
+        queue.finish(claimed.id, 1, None, JobState::Succeeded, "did it", None).await.unwrap();
         let view = queue.job(claimed.id).await.unwrap().unwrap();
         assert_eq!((view.state.as_str(), view.delivery.as_str(), view.attempts), ("succeeded", "d", 1));
         assert_eq!(view.steps[0].output["new"], "abc");
@@ -729,6 +633,38 @@ mod tests {
         assert_eq!(view.logs[0].message, "hello");
         assert!(queue.job(999).await.unwrap().is_none());
         assert_eq!(queue.pending().await.unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_unfinished_work_and_the_newest_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        for n in 0..5 {
+            queue.accept(delivery(&format!("d{n}")), vec![job(&format!("k{n}"))]).await.unwrap();
+        }
+        for _ in 0..4 {
+            let claimed = queue.claim().await.unwrap().unwrap();
+            queue.log(claimed.id, 1, None, "info", "line");
+            queue.finish(claimed.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+        }
+        let retention = Retention { max_age: std::time::Duration::from_secs(3600), keep_jobs: 2, keep_deliveries: 1 };
+        let pruned = queue.prune(retention).await.unwrap();
+        assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
+        let left: Vec<String> = queue
+            .jobs(JobFilter { limit: 10, ..JobFilter::default() })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.state)
+            .collect();
+        assert_eq!(left, ["queued", "succeeded", "succeeded"], "the queued job and the two newest finished ones");
+        assert_eq!(queue.job(1).await.unwrap().map(|j| j.id), None);
+        let deliveries = queue.deliveries(DeliveryFilter { limit: 10, ..DeliveryFilter::default() }).await.unwrap();
+        assert_eq!(deliveries.len(), 3, "deliveries that remaining jobs carry stay");
+        // Everything finished and older than the age limit goes.
+        let pruned = queue.prune(Retention { max_age: std::time::Duration::ZERO, ..retention }).await.unwrap();
+        assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
+        assert_eq!(queue.pending().await.unwrap().len(), 1);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 pub mod glob;
 
-use crate::config::{Config, Rule};
+use crate::config::{Coalesce, Config, Rule};
 use crate::event::Event;
+use crate::queue::NewJob;
 use serde::Serialize;
 
 /// One rule's verdict on one event.
@@ -30,6 +31,57 @@ pub fn explain(config: &Config, event: &Event) -> Vec<Verdict> {
             Some(reason) => Verdict { rule: rule.name.clone(), matched: false, reason },
         })
         .collect()
+}
+
+/// The job a matching `rule` queues for event `event_index` of a delivery.
+pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
+    let repo = &event.repository.full_name;
+    let git_ref = event.git_ref.as_deref().unwrap_or("");
+    // Jobs with equal keys (same rule, repository and ref: the same checkout) never run at once.
+    let key = format!("{}\n{repo}\n{git_ref}", rule.name);
+    let coalesce_key = match &rule.coalesce {
+        Coalesce::Off => None,
+        Coalesce::Default => Some(key.clone()),
+        // Prefixed with the rule: a queued job belongs to one rule's chain.
+        Coalesce::Template(template) => Some(format!("{}\n{}", rule.name, fill(template, rule, event))),
+    };
+    NewJob {
+        rule: rule.name.clone(),
+        key,
+        repo: repo.clone(),
+        git_ref: event.git_ref.clone(),
+        event_index,
+        coalesce_key,
+        max_attempts: 1 + i64::from(rule.retries),
+    }
+}
+
+/// A coalescing key template with the event's values filled in.
+fn fill(template: &str, rule: &Rule, event: &Event) -> String {
+    let value = |name: &str| -> String {
+        match name {
+            "rule" => rule.name.clone(),
+            "source" => event.source.clone(),
+            "repo" => event.repository.full_name.clone(),
+            "ref" => event.git_ref.clone().unwrap_or_default(),
+            "branch" => event.branch.clone().unwrap_or_default(),
+            "tag" => event.tag.clone().unwrap_or_default(),
+            "kind" => event.kind.clone(),
+            "action" => event.action.clone().unwrap_or_default(),
+            "pr" => event.pull_request.as_ref().map(|pr| pr.number.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| c + open) else { break };
+        out.push_str(&rest[..open]);
+        out.push_str(&value(&rest[open + 1..close]));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The first clause of `rule` that `event` fails, or `None` when the rule matches.

@@ -1,6 +1,5 @@
-//! The command-line clients of a running daemon: `gitauto send` signs a payload the way a
-//! source's forge would and posts it, to test a setup end to end; `gitauto redeliver`
-//! asks the daemon to run a stored delivery again.
+//! `gitauto send`: sign a payload the way a source's forge would and post it, to test a
+//! setup end to end.
 
 use crate::config::Source;
 use crate::forge::Outgoing;
@@ -27,15 +26,6 @@ pub async fn send(source: &Source, event: &str, body: Vec<u8>, url: &str) -> any
         request = request.header(name, value);
     }
     let response = request.body(body).send().await.with_context(|| format!("posting to {url}"))?;
-    let status = response.status().as_u16();
-    let text = response.text().await.context("reading the answer")?;
-    Ok((status, text))
-}
-
-/// Asks the daemon at `base` (e.g. `http://127.0.0.1:8080`) to redeliver `delivery`.
-pub async fn redeliver(base: &str, delivery: &str) -> anyhow::Result<(u16, String)> {
-    let url = format!("{}/api/deliveries/{delivery}/redeliver", base.trim_end_matches('/'));
-    let response = reqwest::Client::new().post(&url).send().await.with_context(|| format!("posting to {url}"))?;
     let status = response.status().as_u16();
     let text = response.text().await.context("reading the answer")?;
     Ok((status, text))

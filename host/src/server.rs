@@ -1,13 +1,17 @@
 //! The HTTP interface. `router(state)` builds the axum router; each group of endpoints
 //! has its own module and stays thin, calling `forge`, `route` and `queue`:
 //! - `hooks`: `POST /hooks/{source}`, the webhook receiver;
-//! - `api`: deliveries and jobs, read and redelivered;
-//! - `gitreload`: gitreload's endpoints, when `[compat.gitreload]` enables them.
+//! - `api`: deliveries and jobs (read, redelivered, retried, cancelled, live logs), metrics;
+//! - `dashboard`: the HTML pages;
+//! - `gitreload`: gitreload's endpoints, when `[compat.gitreload]` enables them;
+//! - `auth`: the token the API, dashboard and metrics require when one is configured.
 //!
 //! Every error answer is `{"error": "..."}` saying what is wrong; details go to the
 //! daemon's log under the delivery id.
 
 mod api;
+mod auth;
+mod dashboard;
 mod gitreload;
 mod hooks;
 
@@ -28,19 +32,41 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The durable queue.
     pub queue: Queue,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The router for a daemon.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body;
-    let mut router = Router::new()
-        .route("/hooks/{source}", post(hooks::hook).layer(DefaultBodyLimit::max(max_body)))
+    // Behind the API token (when one is configured).
+    let protected = Router::new()
         .route("/api/deliveries", get(api::deliveries))
         .route("/api/deliveries/{id}", get(api::delivery))
         .route("/api/deliveries/{id}/redeliver", post(api::redeliver))
+        .route("/api/jobs", get(api::jobs))
         .route("/api/jobs/{id}", get(api::job))
+        .route("/api/jobs/{id}/retry", post(api::retry))
+        .route("/api/jobs/{id}/cancel", post(api::cancel))
+        .route("/api/jobs/{id}/log", get(api::log))
         .route("/queue", get(api::queue))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
+        .route("/metrics", get(api::metrics))
+        .route("/jobs/{id}", get(dashboard::job))
+        .route("/jobs/{id}/{action}", post(dashboard::action))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let dashboard_index =
+        get(dashboard::index).route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    // `POST /` is gitreload's course import, when enabled; `GET /` the dashboard.
+    let root = if state.config.compat.gitreload.is_some() {
+        dashboard_index.post(gitreload::import).layer(DefaultBodyLimit::max(max_body))
+    } else {
+        dashboard_index
+    };
+    let mut router = Router::new()
+        .route("/", root)
+        .route("/hooks/{source}", post(hooks::hook).layer(DefaultBodyLimit::max(max_body)))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(protected);
     if state.config.compat.gitreload.is_some() {
         router = router.merge(gitreload::routes(max_body));
     }

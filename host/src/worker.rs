@@ -1,18 +1,48 @@
 //! Workers: claim a job, run its rule's steps in order in the runtime, record each
 //! step's outcome and log lines, and finish the job. The chain stops at the first step
-//! that does not succeed.
+//! that does not succeed, or before the next step when the job was cancelled. A
+//! retryable failure (a trap, a deadline, a host error, a transient plugin error; a
+//! step's failure outcome only when the rule says so) queues the job again after a
+//! backoff while attempts remain; then it is dead.
 
 use crate::capability::log::{Level, Sink};
 use crate::config::{Config, Rule};
 use crate::event::Event;
+use crate::metrics::Metrics;
 use crate::queue::{ClaimedJob, JobState, Queue, StepRecord, now_ms};
 use crate::runtime::{ErrorKind, Runtime, StepOutcome, StepStatus};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often an idle worker looks for work even without a wake-up.
+/// How often an idle worker looks for work even without a wake-up (retries whose
+/// backoff ended are found this way).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts, however many came before.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// How a run of a job's chain ended.
+struct Ending {
+    state: JobState,
+    summary: String,
+    error: Option<String>,
+    /// Whether another attempt could succeed.
+    retryable: bool,
+    /// The step that ended the chain, recorded in the same transaction as the job's end
+    /// so that a crash never leaves a finished step on a job that will run again.
+    last_step: Option<StepRecord>,
+}
+
+impl Ending {
+    fn new(state: JobState, summary: String, error: Option<String>, retryable: bool) -> Self {
+        Self { state, summary, error, retryable, last_step: None }
+    }
+
+    fn after(mut self, step: StepRecord) -> Self {
+        self.last_step = Some(step);
+        self
+    }
+}
 
 /// What every worker shares.
 #[derive(Clone)]
@@ -23,6 +53,8 @@ pub struct Workers {
     pub config: Arc<Config>,
     /// The plugins.
     pub runtime: Arc<Runtime>,
+    /// Step durations and job ends are counted here.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Workers {
@@ -63,14 +95,46 @@ impl Workers {
         }
     }
 
-    /// Runs one claimed job to its end and records it.
+    /// Runs one claimed job to its end and records it: finished, or queued again for a retry.
     pub async fn execute(&self, job: ClaimedJob) {
-        let (state, summary, error) = match self.prepare(&job) {
-            Ok((rule, event)) => self.run_steps(&job, rule, event).await,
-            Err(error) => (JobState::Failed, error.clone(), Some(error)),
+        let (ending, rule) = match self.prepare(&job) {
+            Ok((rule, event)) => (self.run_steps(&job, &rule, event).await, Some(rule)),
+            Err(error) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
         };
+        let Ending { mut state, summary, error, retryable, last_step } = ending;
+        if state == JobState::Failed && retryable {
+            let rule = rule.as_ref().expect("only a prepared job can fail retryably");
+            if job.attempt < job.max_attempts {
+                let backoff = backoff(rule.retry_backoff, job.attempt);
+                let left = job.max_attempts - job.attempt;
+                tracing::warn!(job = job.id, rule = %job.rule, "{summary}; retrying in {backoff:?} ({left} attempts left)");
+                let note = format!(
+                    "attempt {} of {} failed, retrying in {}s",
+                    job.attempt,
+                    job.max_attempts,
+                    backoff.as_secs()
+                );
+                self.queue.log(job.id, job.attempt, None, "warn", &note);
+                match self
+                    .queue
+                    .retry_later(job.id, job.attempt, last_step.clone(), backoff, &summary, error.as_deref())
+                    .await
+                {
+                    Ok(None) => return,
+                    Ok(Some(newer)) => {
+                        tracing::info!(job = job.id, "not retried: job {newer} carries a newer event");
+                        self.metrics.finished(&job.rule, JobState::Failed.as_str());
+                        return;
+                    }
+                    Err(err) => tracing::error!(job = job.id, "queueing the retry: {err:#}"),
+                }
+            } else if job.max_attempts > 1 {
+                state = JobState::Dead;
+            }
+        }
         tracing::info!(job = job.id, rule = %job.rule, state = state.as_str(), "{summary}");
-        if let Err(err) = self.queue.finish(job.id, state, &summary, error.as_deref()).await {
+        self.metrics.finished(&job.rule, state.as_str());
+        if let Err(err) = self.queue.finish(job.id, job.attempt, last_step, state, &summary, error.as_deref()).await {
             tracing::error!(job = job.id, "recording the job's end: {err:#}");
         }
     }
@@ -87,17 +151,23 @@ impl Workers {
         Ok((rule, event))
     }
 
-    async fn run_steps(&self, job: &ClaimedJob, rule: Rule, event: Event) -> (JobState, String, Option<String>) {
+    async fn run_steps(&self, job: &ClaimedJob, rule: &Rule, event: Event) -> Ending {
         let event = Arc::new(event);
         let mut summary = String::from("no steps ran");
         for (index, step) in rule.steps.iter().enumerate() {
+            if self.queue.cancel_requested(job.id).await.unwrap_or(false) {
+                let when = if index == 0 { "before it ran".to_owned() } else { format!("after step {index}") };
+                return Ending::new(JobState::Cancelled, format!("cancelled {when}"), None, false);
+            }
             let started_at = now_ms();
             let sink = self.sink(job, &step.name);
             let (runtime, plugin, settings, event) =
                 (self.runtime.clone(), step.plugin.clone(), step.settings.to_string(), event.clone());
+            let started = std::time::Instant::now();
             let outcome = tokio::task::spawn_blocking(move || runtime.run(&plugin, &event, &settings, sink))
                 .await
                 .unwrap_or_else(|err| StepOutcome::Trapped { reason: format!("the step's thread failed: {err}") });
+            self.metrics.step(&step.plugin, started.elapsed());
             let (status, step_summary, output) = match &outcome {
                 StepOutcome::Done { status, summary, output } => {
                     let name = match status {
@@ -120,29 +190,40 @@ impl Workers {
                 started_at,
                 finished_at: now_ms(),
             };
-            if let Err(err) = self.queue.record_step(job.id, job.attempt, record).await {
-                tracing::error!(job = job.id, "recording step {}: {err:#}", step.name);
-            }
             let at = format!("step {} ({})", index + 1, step.name);
             summary = step_summary.clone();
+            let failed = |retryable: bool, text: String, record: StepRecord| {
+                Ending::new(JobState::Failed, text.clone(), Some(text), retryable).after(record)
+            };
             match outcome {
-                StepOutcome::Done { status: StepStatus::Success, .. } => continue,
+                StepOutcome::Done { status: StepStatus::Success, .. } if index + 1 == rule.steps.len() => {
+                    return Ending::new(JobState::Succeeded, summary, None, false).after(record);
+                }
+                StepOutcome::Done { status: StepStatus::Success, .. } => {
+                    if let Err(err) = self.queue.record_step(job.id, job.attempt, record).await {
+                        tracing::error!(job = job.id, "recording step {}: {err:#}", step.name);
+                    }
+                    continue;
+                }
                 StepOutcome::Done { status: StepStatus::Skipped, .. } => {
-                    return (JobState::Skipped, format!("{at} skipped: {step_summary}"), None);
+                    let ending = Ending::new(JobState::Skipped, format!("{at} skipped: {step_summary}"), None, false);
+                    return ending.after(record);
                 }
                 StepOutcome::Done { status: StepStatus::Failure, .. } => {
-                    return (
-                        JobState::Failed,
-                        format!("{at} failed: {step_summary}"),
-                        Some(format!("{at} failed: {step_summary}")),
-                    );
+                    return failed(rule.retry_failures, format!("{at} failed: {step_summary}"), record);
                 }
-                StepOutcome::Error { .. } | StepOutcome::Trapped { .. } => {
-                    return (JobState::Failed, format!("{at}: {step_summary}"), Some(format!("{at}: {step_summary}")));
+                StepOutcome::Error { kind, .. } => {
+                    let retryable = match kind {
+                        ErrorKind::InvalidSettings => false,
+                        ErrorKind::Transient => true,
+                        ErrorKind::Failed => rule.retry_failures,
+                    };
+                    return failed(retryable, format!("{at}: {step_summary}"), record);
                 }
+                StepOutcome::Trapped { .. } => return failed(true, format!("{at}: {step_summary}"), record),
             }
         }
-        (JobState::Succeeded, summary, None)
+        Ending::new(JobState::Succeeded, summary, None, false)
     }
 
     /// Where a step's log lines go: the job's record, and the daemon's own log at debug.
@@ -155,10 +236,29 @@ impl Workers {
     }
 }
 
+/// The wait before attempt `attempt + 1`: `base`, doubled for each attempt before.
+fn backoff(base: Duration, attempt: i64) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
+    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
+}
+
 fn error_kind(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidSettings => "invalid settings",
         ErrorKind::Transient => "transient failure",
         ErrorKind::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        let base = Duration::from_secs(10);
+        let waits: Vec<u64> = (1..=5).map(|attempt| backoff(base, attempt).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160]);
+        assert_eq!(backoff(base, 40), MAX_BACKOFF);
     }
 }

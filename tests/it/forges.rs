@@ -185,10 +185,10 @@ async fn refused_deliveries_are_recorded_without_jobs_and_do_not_claim_their_id(
     assert_eq!(status, 202, "{answer}");
 
     // Refused deliveries cannot be redelivered; unknown ones are 404.
-    let (status, answer) = gitauto::send::redeliver(&daemon.url, "6c1f1e4a-0000-4000-8000-000000000002").await.unwrap();
-    assert_eq!(status, 409, "{answer}");
-    let (status, _) = gitauto::send::redeliver(&daemon.url, "no-such-delivery").await.unwrap();
-    assert_eq!(status, 404);
+    let client = gitauto::client::Client::new(&daemon.url, None);
+    let answer = client.post("/api/deliveries/6c1f1e4a-0000-4000-8000-000000000002/redeliver").await.unwrap();
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert_eq!(client.post("/api/deliveries/no-such-delivery/redeliver").await.unwrap().status, 404);
 }
 
 #[tokio::test]
@@ -197,9 +197,12 @@ async fn a_stored_delivery_can_be_redelivered() {
     let body = fixture("github", "push.json");
     let (status, first, delivery) = daemon.post_as("github", "push", &body).await;
     assert_eq!(status, 202);
-    let (status, text) = gitauto::send::redeliver(&daemon.url, &delivery).await.unwrap();
-    assert_eq!(status, 202, "{text}");
-    let again: Value = serde_json::from_str(&text).unwrap();
+    let answer = gitauto::client::Client::new(&daemon.url, None)
+        .post(&format!("/api/deliveries/{delivery}/redeliver"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let again: Value = answer.body;
     assert_ne!(again["delivery"], first["delivery"], "a redelivery is a new delivery");
     assert_ne!(again["jobs"], first["jobs"], "with new jobs");
     assert_eq!(again["jobs"].as_array().unwrap().len(), 1);

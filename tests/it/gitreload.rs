@@ -73,7 +73,13 @@ async fn gitreload_clients_get_gitreloads_answers_and_the_checkout_is_updated() 
     );
     let unsigned = [("x-github-event".to_owned(), "ping".to_owned())];
     assert_eq!(daemon.post("/update", &unsigned, b"{}").await.0, 401, "signatures are checked, unlike gitreload");
-    assert_eq!(reqwest::get(format!("{}/", daemon.url)).await.unwrap().status().as_u16(), 405);
+    let client = reqwest::Client::new();
+    assert_eq!(client.delete(format!("{}/", daemon.url)).send().await.unwrap().status().as_u16(), 405);
+    assert_eq!(
+        reqwest::get(format!("{}/", daemon.url)).await.unwrap().status().as_u16(),
+        200,
+        "GET / is the dashboard"
+    );
 
     let answer = msg(post(&daemon, "/update", "push", &push("course", "main", &after)).await);
     assert_eq!(answer, (200, "Added git update task to queue. Queue size was 1".into()));

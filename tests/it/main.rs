@@ -7,4 +7,5 @@ mod forges;
 mod gitreload;
 mod ingest;
 mod limits;
+mod queue;
 mod sandbox;

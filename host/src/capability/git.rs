@@ -158,8 +158,60 @@ impl StepState {
         if let Some(workdir) = repo.workdir() {
             grant.check_path(&workdir.to_string_lossy(), Access::Git)?;
         }
+        for removed in remove_stale_locks(repo.path()) {
+            let note =
+                format!("removed {}: a lock left by a process that stopped before gitauto started", removed.display());
+            self.ctx.log.line(crate::capability::log::Level::Warn, &note);
+        }
         Ok(OpenRepository { repo, path: canonical })
     }
+}
+
+/// When this process started (see [`note_process_start`]).
+static PROCESS_START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// Records the process's start, before any job runs: lock files older than it were left
+/// by a process that is gone (a daemon killed mid-operation).
+pub fn note_process_start() {
+    PROCESS_START.get_or_init(std::time::SystemTime::now);
+}
+
+/// Removes git lock files in `git_dir` that are older than this process. Git never
+/// deletes the lock of a process that was killed, and every later operation on the
+/// repository then fails; locks this process made are never touched.
+fn remove_stale_locks(git_dir: &Path) -> Vec<PathBuf> {
+    let Some(started) = PROCESS_START.get() else { return Vec::new() };
+    let mut candidates: Vec<PathBuf> =
+        ["index.lock", "HEAD.lock", "ORIG_HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock"]
+            .iter()
+            .map(|name| git_dir.join(name))
+            .collect();
+    // Ref locks, a bounded walk of refs/.
+    let mut dirs = vec![git_dir.join("refs")];
+    let mut seen = 0;
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > 10_000 {
+                break;
+            }
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => dirs.push(path),
+                Ok(kind) if kind.is_file() && path.extension().is_some_and(|e| e == "lock") => candidates.push(path),
+                _ => {}
+            }
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|path| {
+            let old =
+                std::fs::symlink_metadata(path).and_then(|m| m.modified()).is_ok_and(|modified| modified < *started);
+            old && std::fs::remove_file(path).is_ok()
+        })
+        .collect()
 }
 
 impl OpenRepository {

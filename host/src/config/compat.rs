@@ -101,6 +101,11 @@ impl Checker<'_> {
                 branch: Filter::default(),
                 tag: Filter::default(),
                 steps: vec![Step { name: plugin.get_ref().clone(), plugin: plugin.get_ref().clone(), settings }],
+                // Unlike gitreload, a burst of pushes to one checkout runs once more, not once each.
+                coalesce: super::Coalesce::Default,
+                retries: 0,
+                retry_backoff: std::time::Duration::from_secs(30),
+                retry_failures: false,
             })
         };
         let import = rule(GITRELOAD_IMPORT_RULE, &raw.import, &raw.import_with);

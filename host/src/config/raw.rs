@@ -19,6 +19,17 @@ pub struct RawConfig {
     pub rules: Vec<Spanned<RawRule>>,
     #[serde(default)]
     pub compat: RawCompat,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// `[retention]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub max_age: Option<Spanned<DurationValue>>,
+    pub keep_jobs: Option<Spanned<i64>>,
+    pub keep_deliveries: Option<Spanned<i64>>,
 }
 
 /// `[compat]`.
@@ -50,6 +61,8 @@ pub struct RawServer {
     pub data_dir: Option<Spanned<String>>,
     pub workers: Option<Spanned<i64>>,
     pub max_body: Option<Spanned<SizeValue>>,
+    pub shutdown_grace: Option<Spanned<DurationValue>>,
+    pub api_token: Option<Spanned<String>>,
 }
 
 /// `[sources.NAME]`.
@@ -147,6 +160,19 @@ pub struct RawRule {
     pub branch: Option<Spanned<OneOrMany<String>>>,
     pub tag: Option<Spanned<OneOrMany<String>>>,
     pub steps: Vec<Spanned<RawStep>>,
+    pub coalesce: Option<Spanned<CoalesceValue>>,
+    pub retries: Option<Spanned<i64>>,
+    pub retry_backoff: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    pub retry_failures: bool,
+}
+
+/// `coalesce`: on/off, or a key template.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "true, false, or a key template such as \"{rule}/{repo}/{ref}\"")]
+pub enum CoalesceValue {
+    Switch(bool),
+    Template(String),
 }
 
 /// One step of a rule.

@@ -33,7 +33,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => Duration::from_millis(number),
         "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
         "h" => Duration::from_secs(number.saturating_mul(3600)),
-        other => return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)")),
+        "d" => Duration::from_secs(number.saturating_mul(86_400)),
+        other => return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m, h or d)")),
     };
     Ok(duration)
 }
@@ -61,11 +62,12 @@ mod tests {
             ("1h", Duration::from_secs(3600)),
             ("500ms", Duration::from_millis(500)),
             ("30", Duration::from_secs(30)),
+            ("30d", Duration::from_secs(30 * 86_400)),
         ];
         for (text, want) in ok {
             assert_eq!(parse_duration(text), Ok(want), "{text}");
         }
-        for bad in ["", "s", "1.5s", "3d", "-1s"] {
+        for bad in ["", "s", "1.5s", "3w", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -1,17 +1,21 @@
-//! The JSON API over the record: deliveries (list, one, redeliver), jobs, and gitreload's
-//! `GET /queue` view of pending work.
+//! The JSON API over the record: deliveries (list, one, redeliver), jobs (list, one,
+//! retry, cancel, live log), gitreload's `GET /queue` view of pending work, and metrics.
 
 use super::hooks::{Admit, admit, restore_headers};
 use super::{AppState, error, unavailable};
-use crate::queue::DeliveryFilter;
+use crate::queue::{Cancelled, DeliveryFilter, JobFilter, JobState, Retried};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
+use std::convert::Infallible;
+use std::time::Duration;
 
 /// Query of `GET /api/deliveries`.
 #[derive(Debug, Deserialize)]
@@ -83,15 +87,163 @@ pub(super) async fn redeliver(State(state): State<AppState>, Path(key): Path<Str
     admit(&state, source, &headers, Bytes::from(stored.body), admit_as).await
 }
 
+/// Query of `GET /api/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobsQuery {
+    state: Option<String>,
+    repo: Option<String>,
+    rule: Option<String>,
+    before: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Reads a `/api/jobs` query into a filter, or says what is wrong with it.
+pub(super) fn job_filter(query: JobsQuery) -> Result<JobFilter, String> {
+    let state = match query.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(name) => Some(JobState::parse(name).ok_or_else(|| {
+            let names: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown state `{name}` (one of: {})", names.join(", "))
+        })?),
+    };
+    let non_empty = |value: Option<String>| value.filter(|v| !v.is_empty());
+    Ok(JobFilter {
+        state,
+        repo: non_empty(query.repo),
+        rule: non_empty(query.rule),
+        before: query.before,
+        limit: query.limit.unwrap_or(50),
+    })
+}
+
+/// `GET /api/jobs?state=&repo=&rule=&before=&limit=`: newest first, 50 by default.
+pub(super) async fn jobs(State(state): State<AppState>, query: Result<Query<JobsQuery>, QueryRejection>) -> Response {
+    let filter = match query.map_err(|r| r.body_text()).and_then(|Query(q)| job_filter(q)) {
+        Ok(filter) => filter,
+        Err(why) => {
+            let why = format!("{why}; the parameters are state, repo, rule, before (a job id) and limit");
+            return error(StatusCode::BAD_REQUEST, why);
+        }
+    };
+    match state.queue.jobs(filter).await {
+        Ok(list) => Json(json!({ "jobs": list })).into_response(),
+        Err(err) => unavailable("reading jobs", &err),
+    }
+}
+
+fn not_a_job(id: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, format!("`{id}` is not a job id"))
+}
+
 /// `GET /api/jobs/{id}`.
 pub(super) async fn job(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let Ok(number) = id.parse::<i64>() else {
-        return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a job id"));
-    };
+    let Ok(number) = id.parse::<i64>() else { return not_a_job(&id) };
     match state.queue.job(number).await {
         Ok(Some(job)) => Json(job).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
         Err(err) => unavailable("reading the job", &err),
+    }
+}
+
+/// `POST /api/jobs/{id}/retry`: a finished job runs once more, with the event it last ran with.
+pub(super) async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(number) = id.parse::<i64>() else { return not_a_job(&id) };
+    match state.queue.retry(number).await {
+        Ok(Some(Retried::Queued)) => {
+            (StatusCode::ACCEPTED, Json(json!({"job": id, "state": "queued"}))).into_response()
+        }
+        Ok(Some(Retried::NotFinished)) => error(StatusCode::CONFLICT, format!("job {id} has not finished")),
+        Ok(Some(Retried::Superseded(newer))) => error(
+            StatusCode::CONFLICT,
+            format!("job {newer} is queued with a newer event for the same checkout; it will do this work"),
+        ),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+        Err(err) => unavailable("retrying the job", &err),
+    }
+}
+
+/// `POST /api/jobs/{id}/cancel`: a queued job is cancelled; a running one stops before
+/// its next step.
+pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(number) = id.parse::<i64>() else { return not_a_job(&id) };
+    match state.queue.cancel(number).await {
+        Ok(Some(Cancelled::Cancelled)) => Json(json!({"job": id, "state": "cancelled"})).into_response(),
+        Ok(Some(Cancelled::Requested)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"job": id, "state": "running", "msg": "the job stops before its next step"})),
+        )
+            .into_response(),
+        Ok(Some(Cancelled::AlreadyFinished)) => error(StatusCode::CONFLICT, format!("job {id} has already finished")),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+        Err(err) => unavailable("cancelling the job", &err),
+    }
+}
+
+/// How often a live log looks for new lines.
+const LOG_POLL: Duration = Duration::from_millis(200);
+
+/// `GET /api/jobs/{id}/log`: server-sent events. Each `log` event is one line (JSON with
+/// `seq`, `at`, `step`, `level`, `message`; the SSE id is `seq`); an `end` event with the
+/// job's final state closes the stream. Lines of the job's latest attempt, from the
+/// start, or after `Last-Event-ID` when a client reconnects.
+pub(super) async fn log(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Ok(number) = id.parse::<i64>() else { return not_a_job(&id) };
+    match state.queue.job(number).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no job {id}")),
+        Err(err) => return unavailable("reading the job", &err),
+    }
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let queue = state.queue.clone();
+    // State: (last line sent, whether the stream has ended, whether this is the first poll).
+    let batches = futures_util::stream::unfold((resume, false, true), move |(last, ended, first)| {
+        let queue = queue.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            if !first {
+                tokio::time::sleep(LOG_POLL).await;
+            }
+            let (job_state, lines) = match queue.logs_since(number, last).await {
+                Ok(Some(found)) => found,
+                Ok(None) => ("gone".to_owned(), Vec::new()),
+                Err(err) => {
+                    tracing::warn!(job = number, "live log: {err:#}");
+                    return Some((Vec::new(), (last, false, false)));
+                }
+            };
+            let next = lines.last().map_or(last, |line| line.seq);
+            let mut events: Vec<Result<SseEvent, Infallible>> = lines
+                .iter()
+                .map(|line| {
+                    let data = serde_json::to_string(line).expect("log lines serialise");
+                    Ok(SseEvent::default().event("log").id(line.seq.to_string()).data(data))
+                })
+                .collect();
+            let finished = !matches!(job_state.as_str(), "queued" | "running");
+            // End only once a poll after the job finished found nothing new.
+            let ended = finished && lines.is_empty();
+            if ended {
+                events.push(Ok(SseEvent::default().event("end").data(json!({"state": job_state}).to_string())));
+            }
+            Some((events, (next, ended, false)))
+        }
+    });
+    let events = batches.flat_map(futures_util::stream::iter);
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics.render(&state.queue).await {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(err) => unavailable("reading the queue for metrics", &err),
     }
 }
 

@@ -9,7 +9,7 @@ use super::{AppState, error};
 use crate::config::compat::{GITRELOAD_IMPORT_RULE, GITRELOAD_UPDATE_RULE, GitReload};
 use crate::event::Event;
 use crate::forge::Incoming;
-use crate::queue::{DeliveryVerdict, NewDelivery, NewJob};
+use crate::queue::{DeliveryVerdict, NewDelivery};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -20,10 +20,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use std::path::Path;
 
-/// gitreload's routes.
+/// gitreload's routes besides `POST /`, which shares its path with the dashboard.
 pub(super) fn routes(max_body: usize) -> Router<AppState> {
     Router::new()
-        .route("/", post(import))
         .route("/gitreload", post(import))
         .route("/update", post(update))
         .layer(DefaultBodyLimit::max(max_body))
@@ -61,7 +60,11 @@ pub(super) fn action_name(rule: &str) -> Option<&'static str> {
     }
 }
 
-async fn import(state: State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub(super) async fn import(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     handle(state, headers, body, Action::Import).await
 }
 
@@ -195,13 +198,10 @@ async fn queue(
         explain: Some(json!([{"git_ref": event.git_ref, "rules": [{"rule": rule, "matched": true}]}]).to_string()),
         redelivery_of: None,
     };
-    let job = NewJob {
-        rule: rule.to_owned(),
-        key: format!("{rule}\n{}\n{}", event.repository.full_name, event.git_ref.as_deref().unwrap_or("")),
-        repo: event.repository.full_name.clone(),
-        git_ref: event.git_ref.clone(),
-        event_index: 0,
+    let Some(rule) = state.config.rule(rule) else {
+        return error(StatusCode::NOT_FOUND, "this gitreload endpoint has no plugin configured in [compat.gitreload]");
     };
+    let job = crate::route::job(rule, &event, 0);
     let accepted = match state.queue.accept(record, vec![job]).await {
         Ok(accepted) => accepted,
         Err(err) => return super::unavailable("storing the delivery", &err),

@@ -157,8 +157,14 @@ pub(super) async fn admit(
             record.explain = Some(routed.explain);
         }
     }
+    let verdict = record.verdict;
     let accepted = match state.queue.accept(record, jobs).await {
-        Ok(accepted) => accepted,
+        Ok(accepted) => {
+            let shown = if accepted.duplicate { "duplicate" } else { verdict.as_str() };
+            state.metrics.delivery(&source.name, shown);
+            state.metrics.coalesced(accepted.coalesced);
+            accepted
+        }
         Err(err) => {
             tracing::error!(delivery = %admit.delivery, "storing the delivery failed: {err:#}");
             // 503 so that the forge delivers again later; nothing was stored.
@@ -194,6 +200,7 @@ async fn refuse(
 ) -> Response {
     record.verdict = verdict;
     record.reason = Some(reason.clone());
+    state.metrics.delivery(&record.source, verdict.as_str());
     let delivery = record.id.clone();
     if let Err(err) = state.queue.accept(record, Vec::new()).await {
         tracing::error!(delivery = %delivery, "recording the refused delivery failed: {err:#}");
@@ -219,13 +226,9 @@ fn route_events(state: &AppState, events: &[Event]) -> Routed {
     for (index, event) in events.iter().enumerate() {
         let verdicts = route::explain(&state.config, event);
         for verdict in verdicts.iter().filter(|v| v.matched) {
-            jobs.push(NewJob {
-                rule: verdict.rule.clone(),
-                key: job_key(&verdict.rule, event),
-                repo: event.repository.full_name.clone(),
-                git_ref: event.git_ref.clone(),
-                event_index: index,
-            });
+            if let Some(rule) = state.config.rule(&verdict.rule) {
+                jobs.push(route::job(rule, event, index));
+            }
         }
         if !verdicts.iter().any(|v| v.matched) {
             let why = if verdicts.is_empty() {
@@ -249,12 +252,6 @@ fn route_events(state: &AppState, events: &[Event]) -> Routed {
         normalised: serde_json::to_string(events).expect("events serialise"),
         explain: serde_json::Value::Array(explain).to_string(),
     }
-}
-
-/// Jobs with equal keys (same rule, repository and ref: the same checkout) never run
-/// at once.
-fn job_key(rule: &str, event: &Event) -> String {
-    format!("{rule}\n{}\n{}", event.repository.full_name, event.git_ref.as_deref().unwrap_or(""))
 }
 
 /// The forge's delivery id when it is a sane token, else a fresh one.

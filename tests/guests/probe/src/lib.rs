@@ -36,6 +36,17 @@ enum Probe {
         content: String,
     },
     Env,
+    /// Logs `lines` lines over `ms` milliseconds, then reports the event's `after`.
+    Sleep {
+        ms: u64,
+        #[serde(default)]
+        lines: u64,
+    },
+    /// Counts its runs in the file at `path`; the first `failures` runs fail transiently.
+    Flaky {
+        path: String,
+        failures: u64,
+    },
 }
 
 struct ProbePlugin;
@@ -43,7 +54,7 @@ struct ProbePlugin;
 impl Plugin for ProbePlugin {
     type Settings = Probe;
 
-    fn handle(_event: Event, probe: Probe) -> Result<Outcome, Error> {
+    fn handle(event: Event, probe: Probe) -> Result<Outcome, Error> {
         let result = match probe {
             Probe::Shell { program, args, env, cwd, timeout_ms } => {
                 let command = Command { program, args, cwd, env, timeout_ms, stdin: None };
@@ -72,6 +83,26 @@ impl Plugin for ProbePlugin {
             }
             Probe::WriteFile { path, content } => {
                 std::fs::write(&path, content).map(|()| json!({"written": path})).map_err(|err| err.to_string())
+            }
+            Probe::Sleep { ms, lines } => {
+                let ticks = lines.max(1);
+                for tick in 0..ticks {
+                    if lines > 0 {
+                        gitauto_plugin::log::info(&format!("tick {}", tick + 1));
+                    }
+                    #[allow(clippy::disallowed_methods, reason = "a test guest that must take time")]
+                    std::thread::sleep(std::time::Duration::from_millis(ms / ticks));
+                }
+                Ok(json!({"after": event.after, "slept_ms": ms}))
+            }
+            Probe::Flaky { path, failures } => {
+                let runs =
+                    std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0) + 1;
+                std::fs::write(&path, runs.to_string()).map_err(|err| Error::failed(err.to_string()))?;
+                if runs <= failures {
+                    return Err(Error::transient(format!("run {runs} fails on purpose")));
+                }
+                Ok(json!({"runs": runs}))
             }
             Probe::Env => {
                 Ok(json!({"vars": std::env::vars().collect::<Vec<_>>(), "args": std::env::args().collect::<Vec<_>>()}))

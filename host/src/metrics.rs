@@ -1,0 +1,154 @@
+//! Prometheus metrics: counters and histograms kept in memory since start, and gauges
+//! read from the queue when scraped. Rendered in the text exposition format at
+//! `GET /metrics`.
+
+use crate::queue::Queue;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the step duration histogram, in seconds.
+const STEP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
+/// The daemon's metrics. Shared by the server and the workers.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// (source, verdict) → deliveries.
+    deliveries: BTreeMap<(String, String), u64>,
+    /// Events that went into an already queued job instead of a new one.
+    coalesced: u64,
+    /// plugin → (bucket counts, sum of seconds, count).
+    steps: BTreeMap<String, Histogram>,
+    /// (rule, final state) → jobs finished since start.
+    finished: BTreeMap<(String, String), u64>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Metrics {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Counts a delivery.
+    pub fn delivery(&self, source: &str, verdict: &str) {
+        self.with(|m| *m.deliveries.entry((source.to_owned(), verdict.to_owned())).or_default() += 1);
+    }
+
+    /// Counts events absorbed into queued jobs.
+    pub fn coalesced(&self, events: usize) {
+        self.with(|m| m.coalesced += events as u64);
+    }
+
+    /// Records a step's duration.
+    pub fn step(&self, plugin: &str, took: Duration) {
+        let seconds = took.as_secs_f64();
+        self.with(|m| {
+            let histogram = m
+                .steps
+                .entry(plugin.to_owned())
+                .or_insert_with(|| Histogram { buckets: vec![0; STEP_BUCKETS.len()], ..Histogram::default() });
+            for (bucket, bound) in histogram.buckets.iter_mut().zip(STEP_BUCKETS) {
+                if seconds <= *bound {
+                    *bucket += 1;
+                }
+            }
+            histogram.sum += seconds;
+            histogram.count += 1;
+        });
+    }
+
+    /// Counts a finished job.
+    pub fn finished(&self, rule: &str, state: &str) {
+        self.with(|m| *m.finished.entry((rule.to_owned(), state.to_owned())).or_default() += 1);
+    }
+
+    /// The exposition text, with the queue's gauges read now.
+    pub async fn render(&self, queue: &Queue) -> anyhow::Result<String> {
+        let counts = queue.job_counts().await?;
+        let mut out = String::new();
+        out.push_str("# HELP gitauto_jobs Jobs in the queue's record, by state.\n# TYPE gitauto_jobs gauge\n");
+        for state in crate::queue::JobState::ALL {
+            let n = counts.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "gitauto_jobs{{state=\"{}\"}} {n}", state.as_str());
+        }
+        let depth: i64 = counts.iter().filter(|(s, _)| s == "queued").map(|(_, n)| n).sum();
+        out.push_str("# HELP gitauto_queue_depth Jobs waiting to run.\n# TYPE gitauto_queue_depth gauge\n");
+        let _ = writeln!(out, "gitauto_queue_depth {depth}");
+        self.with(|m| {
+            out.push_str("# HELP gitauto_deliveries_total Deliveries received, by source and verdict.\n");
+            out.push_str("# TYPE gitauto_deliveries_total counter\n");
+            for ((source, verdict), n) in &m.deliveries {
+                let _ = writeln!(
+                    out,
+                    "gitauto_deliveries_total{{source=\"{}\",verdict=\"{verdict}\"}} {n}",
+                    escape(source)
+                );
+            }
+            out.push_str("# HELP gitauto_coalesced_events_total Events that replaced a queued job's event.\n");
+            out.push_str("# TYPE gitauto_coalesced_events_total counter\n");
+            let _ = writeln!(out, "gitauto_coalesced_events_total {}", m.coalesced);
+            out.push_str("# HELP gitauto_jobs_finished_total Jobs finished since start, by rule and state.\n");
+            out.push_str("# TYPE gitauto_jobs_finished_total counter\n");
+            for ((rule, state), n) in &m.finished {
+                let _ = writeln!(out, "gitauto_jobs_finished_total{{rule=\"{}\",state=\"{state}\"}} {n}", escape(rule));
+            }
+            out.push_str("# HELP gitauto_step_duration_seconds Time a step took, by plugin.\n");
+            out.push_str("# TYPE gitauto_step_duration_seconds histogram\n");
+            for (plugin, h) in &m.steps {
+                let plugin = escape(plugin);
+                for (bound, n) in STEP_BUCKETS.iter().zip(&h.buckets) {
+                    let _ =
+                        writeln!(out, "gitauto_step_duration_seconds_bucket{{plugin=\"{plugin}\",le=\"{bound}\"}} {n}");
+                }
+                let _ = writeln!(
+                    out,
+                    "gitauto_step_duration_seconds_bucket{{plugin=\"{plugin}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(out, "gitauto_step_duration_seconds_sum{{plugin=\"{plugin}\"}} {}", h.sum);
+                let _ = writeln!(out, "gitauto_step_duration_seconds_count{{plugin=\"{plugin}\"}} {}", h.count);
+            }
+        });
+        Ok(out)
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exposition_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        let metrics = Metrics::default();
+        metrics.delivery("github", "queued");
+        metrics.delivery("github", "queued");
+        metrics.coalesced(3);
+        metrics.step("fetch-update", Duration::from_millis(30));
+        let text = metrics.render(&queue).await.unwrap();
+        assert!(text.contains("gitauto_deliveries_total{source=\"github\",verdict=\"queued\"} 2\n"), "{text}");
+        assert!(text.contains("gitauto_coalesced_events_total 3\n"));
+        assert!(text.contains("gitauto_step_duration_seconds_bucket{plugin=\"fetch-update\",le=\"0.025\"} 0\n"));
+        assert!(text.contains("gitauto_step_duration_seconds_bucket{plugin=\"fetch-update\",le=\"0.05\"} 1\n"));
+        assert!(text.contains("gitauto_jobs{state=\"dead\"} 0\n"));
+        assert!(text.contains("gitauto_queue_depth 0\n"));
+    }
+}

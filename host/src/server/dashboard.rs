@@ -1,0 +1,287 @@
+//! The dashboard: server-rendered HTML, no build step. `/` shows the queue, running jobs
+//! and recent history (filterable); `/jobs/{id}` a job's event, deliveries, steps and
+//! log, with retry and cancel buttons (plain forms). The only script streams a running
+//! job's log from `/api/jobs/{id}/log`.
+
+use super::AppState;
+use super::api::{JobsQuery, job_filter};
+use crate::queue::{JobSummary, JobView};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::fmt::Write as _;
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:72em;padding:0 1em;color:#222}\
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;\
+text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
+overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead{color:#cf222e}\
+.running{color:#9a6700}.queued,.skipped,.cancelled{color:#57606a}form{display:inline}button{margin-right:.5em}\
+.muted{color:#57606a}input,select{margin-right:.5em}";
+
+/// Text made safe for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · gitauto</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style></head>\
+         <body><p><a href=\"/\">gitauto</a></p>{body}</body></html>",
+        escape(title)
+    );
+    Html(html).into_response()
+}
+
+fn problem(status: StatusCode, message: &str) -> Response {
+    let mut answer = page("problem", &format!("<h1>{}</h1><p>{}</p>", status, escape(message)));
+    *answer.status_mut() = status;
+    answer
+}
+
+fn job_rows(out: &mut String, jobs: &[JobSummary]) {
+    out.push_str(
+        "<table><tr><th>job</th><th>state</th><th>rule</th><th>repository</th><th>ref</th><th>attempts</th>\
+         <th>deliveries</th><th>created</th><th>summary</th></tr>",
+    );
+    for job in jobs {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/jobs/{id}\">{id}</a></td><td class=\"state {state}\">{state}</td><td>{rule}</td>\
+             <td>{repo}</td><td>{git_ref}</td><td>{attempts}</td><td>{deliveries}</td><td>{created}</td>\
+             <td>{summary}</td></tr>",
+            id = escape(&job.id),
+            state = escape(&job.state),
+            rule = escape(&job.rule),
+            repo = escape(&job.repo),
+            git_ref = escape(job.git_ref.as_deref().unwrap_or("")),
+            attempts = job.attempts,
+            deliveries = job.deliveries,
+            created = escape(&job.created_at),
+            summary = escape(job.summary.as_deref().unwrap_or("")),
+        );
+    }
+    if jobs.is_empty() {
+        out.push_str("<tr><td colspan=\"9\" class=\"muted\">none</td></tr>");
+    }
+    out.push_str("</table>");
+}
+
+/// `GET /`: the queue and recent history.
+pub(super) async fn index(State(state): State<AppState>, query: Result<Query<JobsQuery>, QueryRejection>) -> Response {
+    let filter = match query.map_err(|r| r.body_text()).and_then(|Query(q)| job_filter(q)) {
+        Ok(filter) => filter,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, &why),
+    };
+    let queue = &state.queue;
+    let active = async {
+        let mut running = queue
+            .jobs(crate::queue::JobFilter {
+                state: Some(crate::queue::JobState::Running),
+                limit: 500,
+                ..Default::default()
+            })
+            .await?;
+        let queued = queue
+            .jobs(crate::queue::JobFilter {
+                state: Some(crate::queue::JobState::Queued),
+                limit: 500,
+                ..Default::default()
+            })
+            .await?;
+        running.extend(queued);
+        anyhow::Ok(running)
+    };
+    let (active, history) = match tokio::try_join!(active, queue.jobs(filter.clone())) {
+        Ok(found) => found,
+        Err(err) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}")),
+    };
+    let mut body = String::from("<h1>Queue</h1>");
+    job_rows(&mut body, &active);
+    body.push_str("<h2>History</h2><form method=\"get\" action=\"/\"><select name=\"state\"><option value=\"\">any state</option>");
+    for state in crate::queue::JobState::ALL {
+        let selected = if filter.state == Some(state) { " selected" } else { "" };
+        let _ = write!(body, "<option{selected}>{}</option>", state.as_str());
+    }
+    let _ = write!(
+        body,
+        "</select><input name=\"repo\" placeholder=\"owner/name\" value=\"{}\"><input name=\"rule\" placeholder=\"rule\" \
+         value=\"{}\"><button>filter</button></form>",
+        escape(filter.repo.as_deref().unwrap_or("")),
+        escape(filter.rule.as_deref().unwrap_or(""))
+    );
+    job_rows(&mut body, &history);
+    page("queue", &body)
+}
+
+/// `GET /jobs/{id}`: one job.
+pub(super) async fn job(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(number) = id.parse::<i64>() else { return problem(StatusCode::BAD_REQUEST, "not a job id") };
+    match state.queue.job(number).await {
+        Ok(Some(job)) => page(&format!("job {id}"), &job_body(&job)),
+        Ok(None) => problem(StatusCode::NOT_FOUND, &format!("no job {id}")),
+        Err(err) => problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}")),
+    }
+}
+
+fn job_body(job: &JobView) -> String {
+    let mut out = String::new();
+    let id = escape(&job.id);
+    let _ = write!(
+        out,
+        "<h1>Job {id} <span class=\"state {state}\" id=\"state\">{state}</span></h1>\
+         <p>rule <b>{rule}</b> · {repo} {git_ref} · attempt {attempts} of {max} · created {created}{started}{finished}</p>",
+        state = escape(&job.state),
+        rule = escape(&job.rule),
+        repo = escape(&job.repo),
+        git_ref = escape(job.git_ref.as_deref().unwrap_or("")),
+        attempts = job.attempts,
+        max = job.max_attempts,
+        created = escape(&job.created_at),
+        started = job.started_at.as_deref().map(|t| format!(" · started {}", escape(t))).unwrap_or_default(),
+        finished = job.finished_at.as_deref().map(|t| format!(" · finished {}", escape(t))).unwrap_or_default(),
+    );
+    if let Some(summary) = &job.summary {
+        let _ = write!(out, "<p><b>{}</b></p>", escape(summary));
+    }
+    if let Some(error) = &job.error {
+        let _ = write!(out, "<p class=\"failed\">{}</p>", escape(error));
+    }
+    let _ = write!(
+        out,
+        "<p><form method=\"post\" action=\"/jobs/{id}/retry\"><button>retry</button></form>\
+         <form method=\"post\" action=\"/jobs/{id}/cancel\"><button>cancel</button></form></p>"
+    );
+    out.push_str(
+        "<h2>Steps</h2><table><tr><th>step</th><th>plugin</th><th>status</th><th>took</th><th>summary</th></tr>",
+    );
+    for step in &job.steps {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+            escape(&step.name),
+            escape(&step.plugin),
+            escape(&step.status),
+            step.duration_ms,
+            escape(&step.summary)
+        );
+    }
+    out.push_str("</table><h2>Log</h2><pre id=\"log\">");
+    let mut last = 0;
+    for line in &job.logs {
+        last = line.seq;
+        let _ = writeln!(out, "{}", escape(&log_text(&line.at, line.step.as_deref(), &line.level, &line.message)));
+    }
+    out.push_str("</pre>");
+    out.push_str("<h2>Deliveries</h2><p>");
+    for (index, delivery) in job.deliveries.iter().enumerate() {
+        let sep = if index == 0 { "" } else { ", " };
+        let _ = write!(out, "{sep}<a href=\"/api/deliveries/{d}\">{d}</a>", d = escape(delivery));
+    }
+    if job.deliveries.len() > 1 {
+        let _ = write!(
+            out,
+            " <span class=\"muted\">({} coalesced into this job; it runs with the last)</span>",
+            job.deliveries.len() - 1
+        );
+    }
+    out.push_str("</p><h2>Event</h2><pre>");
+    out.push_str(&escape(&serde_json::to_string_pretty(&job.event).unwrap_or_default()));
+    out.push_str("</pre>");
+    if matches!(job.state.as_str(), "queued" | "running") {
+        // Streams new lines while the job runs; reloads once when it ends.
+        let _ = write!(
+            out,
+            "<script>\
+             const log=document.getElementById('log');\
+             const source=new EventSource('/api/jobs/{id}/log');\
+             let last={last};\
+             source.addEventListener('log',e=>{{const l=JSON.parse(e.data);if(l.seq<=last)return;last=l.seq;\
+             log.textContent+=l.at+' '+(l.step?'['+l.step+'] ':'')+l.level+' '+l.message+'\\n';}});\
+             source.addEventListener('end',e=>{{source.close();document.getElementById('state').textContent=JSON.parse(e.data).state;}});\
+             </script>"
+        );
+    }
+    out
+}
+
+fn log_text(at: &str, step: Option<&str>, level: &str, message: &str) -> String {
+    match step {
+        Some(step) => format!("{at} [{step}] {level} {message}"),
+        None => format!("{at} {level} {message}"),
+    }
+}
+
+/// Refuses a form post that another site made the browser send.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|site| site == "cross-site") {
+        return false;
+    }
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// `POST /jobs/{id}/retry` and `/cancel` from the job page's buttons.
+pub(super) async fn action(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !same_origin(&headers) {
+        return problem(StatusCode::FORBIDDEN, "this form was sent from another site");
+    }
+    let Ok(number) = id.parse::<i64>() else { return problem(StatusCode::BAD_REQUEST, "not a job id") };
+    let result = match action.as_str() {
+        "retry" => state.queue.retry(number).await.map(|r| r.is_some()),
+        "cancel" => state.queue.cancel(number).await.map(|r| r.is_some()),
+        _ => return problem(StatusCode::NOT_FOUND, "no such action"),
+    };
+    match result {
+        Ok(true) => Redirect::to(&format!("/jobs/{number}")).into_response(),
+        Ok(false) => problem(StatusCode::NOT_FOUND, &format!("no job {id}")),
+        Err(err) => problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be written: {err:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn cross_site_form_posts_are_refused() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, v.parse().unwrap());
+            }
+            map
+        };
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")])));
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080")])));
+        assert!(!same_origin(&headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.example")])));
+        assert!(!same_origin(&headers(&[("host", "h"), ("sec-fetch-site", "cross-site")])));
+    }
+}
