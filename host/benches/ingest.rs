@@ -8,37 +8,16 @@
 //! 40000), `GITAUTO_BENCH_CONNECTIONS` (default 32). Prints throughput and latency
 //! percentiles, then checks that every accepted delivery is in the database.
 
+mod common;
+
+use common::{Connection, env_number, percentile, push_payload, sign};
 use gitauto::config::Config;
 use gitauto::queue::Queue;
 use gitauto::server::{AppState, router};
-use hmac::{KeyInit, Mac};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 const SECRET: &str = "bench-secret";
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// A GitHub push payload grown to about 8 KB with more commits.
-fn payload() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/payloads/github/push.json");
-    let mut push: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("fixture")).unwrap();
-    let commit = push["commits"][0].clone();
-    while serde_json::to_vec(&push).unwrap().len() < 8 * 1024 {
-        push["commits"].as_array_mut().unwrap().push(commit.clone());
-    }
-    serde_json::to_vec(&push).unwrap()
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 /// Posts `count` deliveries over one keep-alive connection; returns each latency.
 async fn connection(
@@ -48,46 +27,14 @@ async fn connection(
     body: Arc<Vec<u8>>,
     signature: Arc<String>,
 ) -> Vec<Duration> {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
+    let mut connection = Connection::open(addr).await;
     let mut latencies = Vec::with_capacity(count);
-    let mut line = String::new();
-    let mut answer = Vec::new();
     for n in 0..count {
-        let head = format!(
-            "POST /hooks/github HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n\
-             x-github-event: push\r\nx-github-delivery: bench-{id}-{n}\r\nx-hub-signature-256: {signature}\r\n\
-             content-length: {}\r\n\r\n",
-            body.len()
-        );
-        let started = Instant::now();
-        write.write_all(head.as_bytes()).await.unwrap();
-        write.write_all(&body).await.unwrap();
-        let mut status = 0;
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            read.read_line(&mut line).await.unwrap();
-            if status == 0 {
-                status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            } else if line == "\r\n" {
-                break;
-            } else if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        answer.resize(length, 0);
-        read.read_exact(&mut answer).await.unwrap();
-        latencies.push(started.elapsed());
-        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
+        let (status, took) = connection.push(&format!("bench-{id}-{n}"), &body, &signature).await;
+        assert_eq!(status, 202, "{}", connection.answer());
+        latencies.push(took);
     }
     latencies
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn main() {
@@ -111,8 +58,8 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
 "#
     );
     let config = Config::parse(&dir.path().join("gitauto.toml"), &config_text).expect("bench config");
-    let body = Arc::new(payload());
-    let signature = Arc::new(sign(&body));
+    let body = Arc::new(push_payload("acme/widgets", 8 * 1024));
+    let signature = Arc::new(sign(SECRET, &body));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let database = config.server.data_dir.join("gitauto.sqlite");
     let (elapsed, mut latencies) = runtime.block_on(async {
