@@ -1,7 +1,12 @@
 //! The durable queue: deliveries, jobs, step results and log lines in one SQLite file
 //! (WAL, `synchronous=FULL`). Accepting a delivery and its jobs is one transaction that
 //! has committed before the webhook is answered. Jobs that share a key (rule, repository,
-//! ref) never run at once. The SQL lives here; the batching thread in `queue/writer.rs`.
+//! ref) never run at once; jobs that share a coalescing key have at most one queued.
+//!
+//! [`Queue`]'s methods are the store interface the server and the workers use; nothing
+//! outside this module sees SQL. Here: accepting deliveries (with coalescing) and
+//! migrations; `jobs.rs` a job's life and views, `history.rs` the delivery record,
+//! `retention.rs` pruning, `writer.rs` the thread that batches commits.
 
 mod history;
 mod jobs;
