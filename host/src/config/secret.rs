@@ -74,7 +74,7 @@ fn generate(path: &PathBuf) -> Result<String, String> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(|err| format!("creating secret file {}: {err}", path.display()))?;
     writeln!(file, "{secret}").map_err(|err| format!("writing secret file {}: {err}", path.display()))?;
-    tracing::warn!(path = %path.display(), "generated a new webhook secret; configure it in the forge's webhook settings");
+    tracing::warn!(path = %path.display(), "generated a new random secret; the other side (the forge's webhook settings, or an API client) needs it from this file");
     Ok(secret)
 }
 
