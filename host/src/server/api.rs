@@ -193,7 +193,8 @@ pub(super) async fn log(
     headers: axum::http::HeaderMap,
 ) -> Response {
     let Ok(number) = id.parse::<i64>() else { return not_a_job(&id) };
-    match state.queue.job(number).await {
+    // Whether the job exists, without reading its lines.
+    match state.queue.logs_since(number, i64::MAX).await {
         Ok(Some(_)) => {}
         Ok(None) => return error(StatusCode::NOT_FOUND, format!("no job {id}")),
         Err(err) => return unavailable("reading the job", &err),

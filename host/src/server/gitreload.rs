@@ -6,6 +6,7 @@
 
 use super::hooks::{Admit, Verdict, delivery_id, read, read_body, stored_headers};
 use super::{AppState, error};
+use crate::config::Rule;
 use crate::config::compat::{GITRELOAD_IMPORT_RULE, GITRELOAD_UPDATE_RULE, GitReload};
 use crate::event::Event;
 use crate::forge::Incoming;
@@ -86,7 +87,6 @@ async fn handle(
     let Some(rule) = state.config.rule(action.rule()) else {
         return error(StatusCode::NOT_FOUND, "this gitreload endpoint has no plugin configured in [compat.gitreload]");
     };
-    let rule = rule.name.clone();
     let Some(source) = state.config.source(&compat.source) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the [compat.gitreload] source is not configured");
     };
@@ -125,7 +125,7 @@ async fn handle(
     if event.git_ref.as_deref() != Some(&format!("refs/heads/{branch}")) {
         return msg(StatusCode::OK, "Branch pushed doesn't match local branch, ignoring");
     }
-    queue(&state, &headers, body, event, &rule, action).await
+    queue(&state, &headers, body, event, rule, action).await
 }
 
 /// Why gitreload would refuse a push before queueing it.
@@ -181,7 +181,7 @@ async fn queue(
     headers: &HeaderMap,
     body: Bytes,
     event: Event,
-    rule: &str,
+    rule: &Rule,
     action: Action,
 ) -> Response {
     let events = serde_json::to_string(std::slice::from_ref(&event)).expect("events serialise");
@@ -195,23 +195,26 @@ async fn queue(
         verdict: DeliveryVerdict::Queued,
         reason: None,
         normalised: Some(events),
-        explain: Some(json!([{"git_ref": event.git_ref, "rules": [{"rule": rule, "matched": true}]}]).to_string()),
+        explain: Some(json!([{"git_ref": event.git_ref, "rules": [{"rule": rule.name, "matched": true}]}]).to_string()),
         redelivery_of: None,
-    };
-    let Some(rule) = state.config.rule(rule) else {
-        return error(StatusCode::NOT_FOUND, "this gitreload endpoint has no plugin configured in [compat.gitreload]");
     };
     let job = crate::route::job(rule, &event, 0);
     let accepted = match state.queue.accept(record, vec![job]).await {
-        Ok(accepted) => accepted,
+        Ok(accepted) => {
+            let shown = if accepted.duplicate { "duplicate" } else { DeliveryVerdict::Queued.as_str() };
+            state.metrics.delivery(&event.source, shown);
+            state.metrics.coalesced(accepted.coalesced);
+            accepted
+        }
         Err(err) => return super::unavailable("storing the delivery", &err),
     };
     if accepted.duplicate {
         return (StatusCode::OK, Json(json!({"msg": "Duplicate delivery, already queued", "jobs": accepted.jobs})))
             .into_response();
     }
-    let size = match state.queue.pending().await {
-        Ok(pending) => pending.len(),
+    // gitreload counted queued and running work.
+    let size: i64 = match state.queue.job_counts().await {
+        Ok(counts) => counts.iter().filter(|(s, _)| matches!(s.as_str(), "queued" | "running")).map(|(_, n)| n).sum(),
         Err(err) => return super::unavailable("reading the queue", &err),
     };
     tracing::info!(delivery = %accepted.delivery, jobs = ?accepted.jobs, "gitreload endpoint: accepted");
