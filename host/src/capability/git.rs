@@ -179,8 +179,17 @@ pub fn note_process_start() {
 /// Removes git lock files in `git_dir` that are older than this process. Git never
 /// deletes the lock of a process that was killed, and every later operation on the
 /// repository then fails; locks this process made are never touched.
+///
+/// Each repository is looked at once per process: after that, every lock in it is this
+/// process's own.
 fn remove_stale_locks(git_dir: &Path) -> Vec<PathBuf> {
+    static CHECKED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let Some(started) = PROCESS_START.get() else { return Vec::new() };
+    let first_look = CHECKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(git_dir.to_path_buf());
+    if !first_look {
+        return Vec::new();
+    }
     let mut candidates: Vec<PathBuf> =
         ["index.lock", "HEAD.lock", "ORIG_HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock"]
             .iter()

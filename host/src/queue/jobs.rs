@@ -146,19 +146,6 @@ impl Queue {
             .await
     }
 
-    /// When the next queued job waiting out a backoff becomes claimable.
-    pub async fn next_retry_at(&self) -> anyhow::Result<Option<i64>> {
-        self.writer
-            .call(|conn| {
-                Ok(conn
-                    .prepare_cached(
-                        "SELECT min(not_before) FROM jobs WHERE state = 'queued' AND not_before IS NOT NULL",
-                    )?
-                    .query_row([], |row| row.get(0))?)
-            })
-            .await
-    }
-
     /// Appends a log line to a job (without waiting for the commit).
     pub fn log(&self, job: i64, attempt: i64, step: Option<&str>, level: &str, message: &str) {
         let (step, level, message) = (step.map(str::to_owned), level.to_owned(), message.to_owned());
