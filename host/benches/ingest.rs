@@ -65,7 +65,11 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
     let (elapsed, mut latencies) = runtime.block_on(async {
         let queue = Queue::open(&config.server.data_dir).expect("queue");
         let metrics = Arc::new(gitauto::metrics::Metrics::default());
-        let app = router(AppState { config: Arc::new(config), queue, metrics });
+        // Ingest never runs plugins: an empty runtime is enough.
+        let (runtime, _) = gitauto::runtime::Runtime::new(&[], &config.server.data_dir.join("cache")).expect("runtime");
+        let snapshot = gitauto::live::Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) };
+        let live = Arc::new(gitauto::live::Live::new(snapshot));
+        let app = router(AppState { live, queue, metrics });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });

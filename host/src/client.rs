@@ -1,5 +1,5 @@
 //! A client of a running daemon's API, for the command line (`gitauto jobs`, `job`,
-//! `retry`, `cancel`, `redeliver`). It sends the config's API token when there is one.
+//! `retry`, `cancel`, `redeliver`, `trigger`). It sends the config's API token when there is one.
 
 use anyhow::Context;
 use serde_json::Value;
@@ -53,6 +53,11 @@ impl Client {
     /// `GET path`.
     pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
         self.send(self.http.get(format!("{}{path}", self.base)), &format!("GET {path}")).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Answer> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body), &format!("POST {path}")).await
     }
 
     /// `POST path` with no body.

@@ -7,15 +7,18 @@
 pub mod compat;
 mod env;
 mod raw;
+mod rules;
 pub mod secret;
 mod units;
 
+pub use rules::{
+    COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, PathsUnknown, RefFilter, Rule, Step,
+};
 pub use units::{format_duration, format_size};
 
 use crate::forge::{self, Dialect};
 use crate::grant::{CommandGrant, DirGrant, Grant, HostPattern};
-use crate::route::glob::{Filter, Glob};
-use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawRule, RawSource, SizeValue};
+use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
 pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -27,9 +30,6 @@ use toml::Spanned;
 
 /// Where `serve` and `check` look when no `--config` is given.
 pub const DEFAULT_PATH: &str = "gitauto.toml";
-
-/// Event kinds a rule's `on` may name.
-pub const EVENT_KINDS: &[&str] = &["push", "tag", "pull_request", "release", "create", "delete", "ping", "manual"];
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -134,79 +134,6 @@ impl Default for Limits {
 /// The default of `[server] shutdown_grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// A rule's coalescing: at most one queued job per key; a newer event replaces the
-/// queued job's event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Coalesce {
-    /// Every event gets its own job.
-    Off,
-    /// Key: rule, repository and ref (the branch, the tag, or the pull request).
-    Default,
-    /// Key: the template with `{rule}`, `{source}`, `{repo}`, `{ref}`, `{branch}`, `{tag}`,
-    /// `{kind}`, `{action}` and `{pr}` filled in.
-    Template(String),
-}
-
-/// Placeholders a coalescing key template may use.
-pub const COALESCE_PLACEHOLDERS: &[&str] = &["rule", "source", "repo", "ref", "branch", "tag", "kind", "action", "pr"];
-
-/// `[[rules]]`: which events to act on and the steps to run.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    /// Unique name, shown in jobs and explanations.
-    pub name: String,
-    /// Event kinds (with optional actions) that select the rule.
-    pub on: Vec<EventSelector>,
-    /// Sources the rule listens to; empty for all.
-    pub sources: Vec<String>,
-    /// Repository full names.
-    pub repo: Filter,
-    /// Branch names.
-    pub branch: Filter,
-    /// Tag names.
-    pub tag: Filter,
-    /// The step chain.
-    pub steps: Vec<Step>,
-    /// Coalescing of queued jobs.
-    pub coalesce: Coalesce,
-    /// Extra attempts after a retryable failure.
-    pub retries: u32,
-    /// Wait before the first retry; doubled for each later one (at most an hour).
-    pub retry_backoff: Duration,
-    /// Also retry when a step reports failure (not only traps, deadlines, host errors
-    /// and transient plugin errors).
-    pub retry_failures: bool,
-}
-
-/// One `on` entry: `push`, or `pull_request.opened`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSelector {
-    /// Event kind.
-    pub kind: String,
-    /// Action, when the entry names one.
-    pub action: Option<String>,
-}
-
-impl std::fmt::Display for EventSelector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.action {
-            Some(action) => write!(f, "{}.{action}", self.kind),
-            None => f.write_str(&self.kind),
-        }
-    }
-}
-
-/// One step of a rule.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// Name (defaults to the plugin's), unique within the rule.
-    pub name: String,
-    /// Name of the `[plugins.NAME]` to run.
-    pub plugin: String,
-    /// The `with` table, as JSON.
-    pub settings: serde_json::Value,
-}
-
 /// Every problem found in a config file.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -242,7 +169,7 @@ impl Config {
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(err) => {
-                check.problem(err.span(), err.message().trim_end_matches('\n').to_owned());
+                check.problem(err.span(), with_key_hint(err.message().trim_end_matches('\n')));
                 return Err(check.finish());
             }
         };
@@ -553,141 +480,6 @@ impl Checker<'_> {
         grant
     }
 
-    fn rule(&mut self, raw: RawRule, span: Range<usize>, plugins: &BTreeMap<String, PluginSpec>) -> Option<Rule> {
-        let name = raw.name.get_ref().trim().to_owned();
-        if name.is_empty() {
-            self.problem(Some(raw.name.span()), "a rule needs a non-empty `name`");
-        }
-        let on_span = raw.on.span();
-        let mut on = Vec::new();
-        for text in raw.on.into_inner().into_vec() {
-            let (kind, action) = match text.split_once('.') {
-                Some((kind, action)) => (kind.to_owned(), Some(action.to_owned())),
-                None => (text.clone(), None),
-            };
-            let known = EVENT_KINDS.contains(&kind.as_str()) || (self.custom_kinds && valid_name(&kind));
-            if !known {
-                self.problem(
-                    Some(on_span.clone()),
-                    format!(
-                        "rule \"{name}\": unknown event kind `{kind}` (expected one of: {})",
-                        EVENT_KINDS.join(", ")
-                    ),
-                );
-            } else if action.as_deref().is_some_and(|a| !valid_name(a)) {
-                self.problem(Some(on_span.clone()), format!("rule \"{name}\": `{text}` has an invalid action"));
-            }
-            on.push(EventSelector { kind, action });
-        }
-        if on.is_empty() {
-            self.problem(Some(on_span), format!("rule \"{name}\": `on` names no event kind"));
-        }
-        let sources = raw.source.map(|s| s.into_inner().into_vec()).unwrap_or_default();
-        let repo = self.filter(&name, "repo", raw.repo);
-        let branch = self.filter(&name, "branch", raw.branch);
-        let tag = self.filter(&name, "tag", raw.tag);
-        let mut steps = Vec::new();
-        let mut step_names = BTreeSet::new();
-        if raw.steps.is_empty() {
-            self.problem(Some(span), format!("rule \"{name}\" has no steps"));
-        }
-        for (index, step) in raw.steps.into_iter().enumerate() {
-            let step_span = step.span();
-            let step = step.into_inner();
-            let plugin = step.plugin.get_ref().clone();
-            if !plugins.contains_key(&plugin) {
-                let defined = plugins.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
-                self.problem(
-                    Some(step.plugin.span()),
-                    format!(
-                        "rule \"{name}\", step {}: plugin `{plugin}` is not defined in [plugins] (defined: {})",
-                        index + 1,
-                        if defined.is_empty() { "none" } else { &defined }
-                    ),
-                );
-            }
-            let step_name = step.name.as_ref().map_or_else(|| plugin.clone(), |n| n.get_ref().clone());
-            if !step_names.insert(step_name.clone()) {
-                self.problem(
-                    Some(step.name.as_ref().map_or(step_span.clone(), Spanned::span)),
-                    format!("rule \"{name}\": two steps are named `{step_name}`; give one a `name`"),
-                );
-            }
-            let settings = self.settings(&step.settings, step_span, &name, index);
-            steps.push(Step { name: step_name, plugin, settings });
-        }
-        let coalesce = match raw.coalesce {
-            None => Coalesce::Default,
-            Some(value) => {
-                let span = value.span();
-                match value.into_inner() {
-                    raw::CoalesceValue::Switch(true) => Coalesce::Default,
-                    raw::CoalesceValue::Switch(false) => Coalesce::Off,
-                    raw::CoalesceValue::Template(template) => {
-                        if let Err(err) = check_template(&template) {
-                            self.problem(Some(span), format!("rule \"{name}\": `coalesce`: {err}"));
-                        }
-                        Coalesce::Template(template)
-                    }
-                }
-            }
-        };
-        let retries = match raw.retries {
-            None => 0,
-            Some(n) if (0..=100).contains(n.get_ref()) => *n.get_ref() as u32,
-            Some(n) => {
-                self.problem(Some(n.span()), format!("rule \"{name}\": `retries` must be between 0 and 100"));
-                0
-            }
-        };
-        let retry_backoff =
-            raw.retry_backoff.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
-        Some(Rule {
-            name,
-            on,
-            sources,
-            repo: repo?,
-            branch: branch?,
-            tag: tag?,
-            steps,
-            coalesce,
-            retries,
-            retry_backoff,
-            retry_failures: raw.retry_failures,
-        })
-    }
-
-    fn filter(&mut self, rule: &str, key: &str, patterns: Option<Spanned<raw::OneOrMany<String>>>) -> Option<Filter> {
-        let Some(patterns) = patterns else { return Some(Filter::default()) };
-        let span = patterns.span();
-        let patterns = patterns.into_inner().into_vec();
-        let mut ok = true;
-        for text in &patterns {
-            if let Err(err) = Glob::new(text.strip_prefix('!').unwrap_or(text)) {
-                self.problem(Some(span.clone()), format!("rule \"{rule}\": bad `{key}` pattern: {err}"));
-                ok = false;
-            }
-        }
-        match Filter::new(&patterns) {
-            Ok(filter) => ok.then_some(filter),
-            Err(err) => {
-                if ok {
-                    self.problem(Some(span), format!("rule \"{rule}\": bad `{key}` list: {err}"));
-                }
-                None
-            }
-        }
-    }
-
-    fn settings(&mut self, table: &toml::Table, span: Range<usize>, rule: &str, index: usize) -> serde_json::Value {
-        let mut failures = Vec::new();
-        let value = toml_to_json(&toml::Value::Table(table.clone()), &mut failures);
-        for err in failures {
-            self.problem(Some(span.clone()), format!("rule \"{rule}\", step {}: {err}", index + 1));
-        }
-        value
-    }
-
     /// Checks that need the whole config.
     fn cross_check(&mut self, config: &Config) {
         for rule in &config.rules {
@@ -701,20 +493,6 @@ impl Checker<'_> {
             }
         }
     }
-}
-
-/// Checks that a coalescing key template names only known placeholders.
-fn check_template(template: &str) -> Result<(), String> {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').ok_or("a `{` is not closed")? + open;
-        let name = &rest[open + 1..close];
-        if !COALESCE_PLACEHOLDERS.contains(&name) {
-            return Err(format!("unknown placeholder `{{{name}}}` (known: {})", COALESCE_PLACEHOLDERS.join(", ")));
-        }
-        rest = &rest[close + 1..];
-    }
-    Ok(())
 }
 
 /// Converts a `with` table to JSON, expanding `${VAR}` in strings.
@@ -737,6 +515,16 @@ fn toml_to_json(value: &toml::Value, failures: &mut Vec<String>) -> serde_json::
             J::Object(table.iter().map(|(k, v)| (k.clone(), toml_to_json(v, failures))).collect())
         }
     }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" with the likely intended key.
+fn with_key_hint(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_owned() };
+    let Some((key, expected)) = rest.split_once('`') else { return message.to_owned() };
+    let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let hint = rules::hint(key, &valid);
+    let listed = if valid.is_empty() { String::new() } else { format!(" (valid keys here: {})", valid.join(", ")) };
+    format!("unknown key `{key}`{hint}{listed}")
 }
 
 fn valid_name(name: &str) -> bool {
@@ -792,7 +580,7 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         assert_eq!(plugin.grant.dirs, [DirGrant { path: "/srv/repos".into(), write: false }]);
         let rule = &config.rules[0];
         assert_eq!(rule.on, [EventSelector { kind: "push".into(), action: None }]);
-        assert!(rule.branch.matches("master") && !rule.branch.matches("dev"));
+        assert!(rule.branch.passes("master") && !rule.branch.passes("dev"));
         assert_eq!(rule.steps[0].name, "fetch-update");
         assert_eq!(rule.steps[0].settings, serde_json::json!({"repodir": "/srv/repos"}));
     }
@@ -803,7 +591,10 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
             ("[server]\nlisten = \"nowhere\"\n", "gitauto.toml:2:10: `listen` must be an address"),
             ("[server]\nworkers = 0\n", "gitauto.toml:2:11: `workers` must be between 1 and 1024"),
             ("[server]\nlisten = 3\n", "gitauto.toml:2:10: invalid type: integer `3`, expected a string"),
-            ("[server]\nlisen = \"x\"\n", "gitauto.toml:2:1: unknown field `lisen`"),
+            (
+                "[server]\nlisen = \"x\"\n",
+                "gitauto.toml:2:1: unknown key `lisen`; did you mean `listen`? (valid keys here: listen,",
+            ),
             (
                 "[sources.gh]\nforge = \"sourcehut\"\nsecret = \"x\"\n",
                 "gitauto.toml:2:9: source \"gh\": unknown forge `sourcehut`",

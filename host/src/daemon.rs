@@ -3,9 +3,9 @@
 //! reverse (stop accepting, let running jobs finish, close the queue).
 
 use crate::config::Config;
+use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
 use crate::queue::Queue;
-use crate::queue::Retention;
 use crate::runtime::Runtime;
 use crate::server::{AppState, router};
 use crate::worker::Workers;
@@ -22,9 +22,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Prepares everything that can fail before serving: the queue and the plugins.
 pub struct Daemon {
-    config: Arc<Config>,
+    live: Arc<Live>,
     queue: Queue,
-    runtime: Arc<Runtime>,
 }
 
 impl Daemon {
@@ -41,7 +40,13 @@ impl Daemon {
         for (name, cached, took) in &report.plugins {
             tracing::info!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
         }
-        Ok(Self { config: Arc::new(config), queue, runtime: Arc::new(runtime) })
+        let snapshot = Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) };
+        Ok(Self { live: Arc::new(Live::new(snapshot)), queue })
+    }
+
+    /// The running config and plugins (reloaded on SIGHUP and file changes while serving).
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
 
     /// The queue, for callers that inspect it (tests, the CLI).
@@ -58,20 +63,17 @@ impl Daemon {
         let addr: SocketAddr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
-        let workers = Workers {
-            queue: self.queue.clone(),
-            config: self.config.clone(),
-            runtime: self.runtime.clone(),
-            metrics: metrics.clone(),
-        };
-        let worker_count = self.config.server.workers;
+        let workers = Workers { queue: self.queue.clone(), live: self.live.clone(), metrics: metrics.clone() };
+        let config = self.live.config();
+        let worker_count = config.server.workers;
         let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx.clone()));
-        let pruner = tokio::spawn(prune(self.queue.clone(), self.config.retention, stop_rx));
-        let app = router(AppState { config: self.config.clone(), queue: self.queue.clone(), metrics });
+        let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
+        let watcher = tokio::spawn(self.live.clone().watch(config.path.clone(), stop_rx));
+        let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics });
         tracing::info!(%addr, workers = worker_count, queue = %self.queue.path().display(), "gitauto is serving");
         axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
         let _ = stop_tx.send(true);
-        let grace = self.config.server.shutdown_grace;
+        let grace = self.live.config().server.shutdown_grace;
         match tokio::time::timeout(grace, worker_pool).await {
             Ok(_) => tracing::info!("stopped"),
             Err(_) => {
@@ -83,6 +85,7 @@ impl Daemon {
             }
         }
         pruner.abort();
+        watcher.abort();
         Ok(())
     }
 }
@@ -96,9 +99,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Prunes history now and every [`PRUNE_EVERY`] until `stop`.
-async fn prune(queue: Queue, retention: Retention, mut stop: watch::Receiver<bool>) {
+async fn prune(queue: Queue, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     loop {
-        match queue.prune(retention).await {
+        match queue.prune(live.config().retention).await {
             Ok(pruned) if pruned.jobs + pruned.deliveries > 0 => {
                 tracing::info!(jobs = pruned.jobs, deliveries = pruned.deliveries, "pruned old history")
             }

@@ -93,6 +93,35 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Start a manual rule (`on = "manual"`) with parameters: `key=value` for text,
+    /// `key:=JSON` for numbers, lists and tables.
+    Trigger {
+        /// The rule's name.
+        rule: String,
+        /// Parameters, `key=value` or `key:=JSON`.
+        params: Vec<String>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Run a payload through the rules in this process (no daemon): print every rule's
+    /// verdict and, without `--dry-run`, run the matching rules' steps and print them.
+    Run {
+        /// The payload file, as the forge sends it.
+        #[arg(long)]
+        event: PathBuf,
+        /// The `[sources.NAME]` it arrives through (needed when there are several).
+        #[arg(long)]
+        source: Option<String>,
+        /// The forge's event name (`push`, `Push Hook`, ...); guessed from the payload when absent.
+        #[arg(long)]
+        forge_event: Option<String>,
+        /// Only say which rules match; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Config file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }
 
 /// How the commands that talk to a running daemon find it.
@@ -203,6 +232,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("job {id} is queued again");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Trigger { rule, params, daemon } => {
+            let params = parse_params(&params)?;
+            let body = serde_json::json!({"rule": rule, "params": params});
+            let answer = daemon.client()?.post_json("/api/events", &body).await?.ok()?;
+            let jobs: Vec<&str> = answer["jobs"].as_array().into_iter().flatten().filter_map(|j| j.as_str()).collect();
+            println!("rule {rule} started: job {} (delivery {})", jobs.join(", "), text(&answer["delivery"]));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { event, source, forge_event, dry_run, config } => {
+            let config = load(&config)?;
+            let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let request = gitauto::local::Request { body, source, forge_event, dry_run };
+            let report = gitauto::local::run(config, request).await?;
+            Ok(print_run(&report))
+        }
         Command::Cancel { id, daemon } => {
             let answer = daemon.client()?.post(&format!("/api/jobs/{id}/cancel")).await?.ok()?;
             match answer["state"].as_str() {
@@ -212,6 +256,57 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `key=value` (text) and `key:=JSON` parameters as a JSON object.
+fn parse_params(params: &[String]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut map = serde_json::Map::new();
+    for param in params {
+        let (key, value) = if let Some((key, json)) = param.split_once(":=") {
+            let value =
+                serde_json::from_str(json).with_context(|| format!("`{param}`: the value after `:=` is not JSON"))?;
+            (key, value)
+        } else if let Some((key, text)) = param.split_once('=') {
+            (key, serde_json::Value::String(text.to_owned()))
+        } else {
+            anyhow::bail!("`{param}`: parameters are `key=value` or `key:=JSON`");
+        };
+        anyhow::ensure!(!key.is_empty(), "`{param}`: the parameter has no name");
+        map.insert(key.to_owned(), value);
+    }
+    Ok(map)
+}
+
+/// Prints what `gitauto run` found; fails when a job did not succeed.
+fn print_run(report: &gitauto::local::Report) -> ExitCode {
+    println!("source {} ({} event): {} {}", report.source, report.forge_event, report.status, report.answer);
+    for event in report.explain.as_array().into_iter().flatten() {
+        if let Some(git_ref) = event["git_ref"].as_str() {
+            println!("{git_ref}:");
+        }
+        for verdict in event["rules"].as_array().into_iter().flatten() {
+            let rule = text(&verdict["rule"]);
+            if verdict["matched"] == true {
+                let note = verdict["note"].as_str().map(|n| format!(" ({n})")).unwrap_or_default();
+                println!("  rule {rule}: matched{note}");
+            } else {
+                println!("  rule {rule}: {}", text(&verdict["reason"]));
+            }
+        }
+    }
+    let mut ok = (200..300).contains(&report.status);
+    for job in &report.jobs {
+        println!("job {} (rule {}): {} — {}", job.id, job.rule, job.state, job.summary.as_deref().unwrap_or(""));
+        for step in &job.steps {
+            println!("  {:<28} {:<8} {}", step.name, step.status, step.summary);
+        }
+        for line in &job.logs {
+            let step = line.step.as_deref().map(|s| format!("[{s}] ")).unwrap_or_default();
+            println!("    {step}{} {}", line.level, line.message);
+        }
+        ok &= matches!(job.state.as_str(), "succeeded" | "skipped");
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

@@ -1,13 +1,17 @@
 //! Routing: an [`Event`] against the `[[rules]]`, giving for every rule whether it
 //! matched and, if not, the first clause that failed. Rules are evaluated in file order
-//! and every matching rule makes its own job.
+//! and every matching rule makes its own job; clauses are checked in the order
+//! `source`, `forge`, `on`, `repo`, `sender`, `branch`/`tag`, `paths`, `if`.
 
 pub mod glob;
+pub mod paths;
 
-use crate::config::{Coalesce, Config, Rule};
+use crate::config::{Coalesce, Config, PathsUnknown, RefFilter, Rule};
 use crate::event::Event;
 use crate::queue::NewJob;
+use paths::ChangedPaths;
 use serde::Serialize;
+use std::cell::OnceCell;
 
 /// One rule's verdict on one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,18 +23,112 @@ pub struct Verdict {
     /// Why it did not match (empty when it did).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Something worth knowing about a match, e.g. a paths filter that could not be evaluated.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
-/// Every rule's verdict, in rule order.
+/// One event being routed, with what rules may need computed once: the condition
+/// context and the changed paths.
+pub struct Routing<'a> {
+    config: &'a Config,
+    event: &'a Event,
+    payload: &'a dyn Fn() -> String,
+    context: OnceCell<minijinja::Value>,
+    paths: OnceCell<ChangedPaths>,
+}
+
+impl<'a> Routing<'a> {
+    /// Routes `event`; `payload` gives the forge's payload as JSON text when a rule's
+    /// `if` needs it.
+    pub fn new(config: &'a Config, event: &'a Event, payload: &'a dyn Fn() -> String) -> Self {
+        Self { config, event, payload, context: OnceCell::new(), paths: OnceCell::new() }
+    }
+
+    /// Every `[[rules]]` rule's verdict, in rule order.
+    pub fn explain(&self) -> Vec<Verdict> {
+        self.config.rules.iter().map(|rule| self.verdict(rule)).collect()
+    }
+
+    /// One rule's verdict.
+    pub fn verdict(&self, rule: &Rule) -> Verdict {
+        let (matched, reason, note) = match self.check(rule) {
+            Ok(note) => (true, String::new(), note),
+            Err(reason) => (false, reason, String::new()),
+        };
+        Verdict { rule: rule.name.clone(), matched, reason, note }
+    }
+
+    /// `Ok(note)` when `rule` matches, else the first clause that failed.
+    fn check(&self, rule: &Rule) -> Result<String, String> {
+        let event = self.event;
+        if let Some(reason) = mismatch(rule, event) {
+            return Err(reason);
+        }
+        let mut note = String::new();
+        if rule.paths.is_set() {
+            match self.paths.get_or_init(|| paths::changed_paths(event, &self.granted_dirs())) {
+                ChangedPaths::Known(changed) => {
+                    if !changed.iter().any(|path| rule.paths.passes(path)) {
+                        return Err(format!("no changed path passes paths {} ({})", rule.paths, sample(changed)));
+                    }
+                }
+                ChangedPaths::NotApplicable(why) => note = why.clone(),
+                ChangedPaths::Unknown(why) => match rule.paths_unknown {
+                    PathsUnknown::Match => {
+                        note = format!("paths filter not evaluated: {why}; matched (paths_unknown = \"match\")")
+                    }
+                    PathsUnknown::Skip => {
+                        return Err(format!("paths filter not evaluated: {why}; skipped (paths_unknown = \"skip\")"));
+                    }
+                },
+            }
+        }
+        if let Some(condition) = &rule.condition {
+            let context = self.context.get_or_init(|| condition_context(event, &(self.payload)()));
+            match crate::template::eval_condition(condition, context) {
+                Ok(true) => {}
+                Ok(false) => return Err(format!("`if` is false: {condition}")),
+                Err(err) => return Err(format!("`if` failed: {err}")),
+            }
+        }
+        Ok(note)
+    }
+
+    /// Every directory any plugin is granted: where clones to compute paths from may be.
+    fn granted_dirs(&self) -> Vec<std::path::PathBuf> {
+        let mut dirs: Vec<_> =
+            self.config.plugins.values().flat_map(|p| p.grant.dirs.iter().map(|d| d.path.clone())).collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+}
+
+/// What a rule's `if` sees: `event` (with `payload` as data) and `payload`.
+pub fn condition_context(event: &Event, payload: &str) -> minijinja::Value {
+    let payload: serde_json::Value = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+    let mut event = serde_json::to_value(event).unwrap_or_default();
+    if let Some(object) = event.as_object_mut() {
+        object.insert("payload".into(), payload.clone());
+    }
+    minijinja::Value::from_serialize(serde_json::json!({"event": event, "payload": payload}))
+}
+
+/// A few changed paths, for explanations.
+fn sample(paths: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = paths.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if paths.len() > SHOWN {
+        text.push_str(&format!(", and {} more", paths.len() - SHOWN));
+    }
+    if paths.is_empty() { "no paths changed".into() } else { format!("changed: {text}") }
+}
+
+/// Every rule's verdict on an event whose payload no `if` needs (tests, tools).
 pub fn explain(config: &Config, event: &Event) -> Vec<Verdict> {
-    config
-        .rules
-        .iter()
-        .map(|rule| match mismatch(rule, event) {
-            None => Verdict { rule: rule.name.clone(), matched: true, reason: String::new() },
-            Some(reason) => Verdict { rule: rule.name.clone(), matched: false, reason },
-        })
-        .collect()
+    let payload = || event.payload.clone();
+    Routing::new(config, event, &payload).explain()
 }
 
 /// The job a matching `rule` queues for event `event_index` of a delivery.
@@ -84,15 +182,28 @@ fn fill(template: &str, rule: &Rule, event: &Event) -> String {
     out
 }
 
-/// The first clause of `rule` that `event` fails, or `None` when the rule matches.
+/// The first clause of `rule` that `event` fails among those needing nothing but the
+/// event (all but `paths` and `if`), or `None` when they all pass.
 pub fn mismatch(rule: &Rule, event: &Event) -> Option<String> {
     if !rule.sources.is_empty() && !rule.sources.contains(&event.source) {
         return Some(format!("source `{}` not in [{}]", event.source, rule.sources.join(", ")));
     }
+    if !rule.forges.is_empty() && !rule.forges.contains(&event.forge) {
+        return Some(format!("forge `{}` not in [{}]", event.forge, rule.forges.join(", ")));
+    }
     let kind_matches = rule.on.iter().any(|selector| {
-        selector.kind == event.kind && selector.action.as_ref().is_none_or(|a| event.action.as_ref() == Some(a))
+        selector.kind == event.kind
+            && match selector.kind.as_str() {
+                // A manual event names the one rule it starts.
+                "manual" => event.action.as_deref() == Some(rule.name.as_str()),
+                _ => selector.action.as_ref().is_none_or(|a| event.action.as_ref() == Some(a)),
+            }
     });
     if !kind_matches {
+        if event.kind == "manual" && rule.is_manual() {
+            let target = event.action.as_deref().unwrap_or("");
+            return Some(format!("manual event for rule \"{target}\""));
+        }
         let on: Vec<String> = rule.on.iter().map(ToString::to_string).collect();
         let got = match &event.action {
             Some(action) => format!("{}.{action}", event.kind),
@@ -103,24 +214,36 @@ pub fn mismatch(rule: &Rule, event: &Event) -> Option<String> {
     if !rule.repo.is_empty() && !rule.repo.matches(&event.repository.full_name) {
         return Some(format!("repo `{}` not in {}", event.repository.full_name, rule.repo));
     }
+    if !rule.sender.is_empty() {
+        match &event.sender {
+            Some(sender) if rule.sender.matches(sender) => {}
+            Some(sender) => return Some(format!("sender `{sender}` not in {}", rule.sender)),
+            None => return Some(format!("the event names no sender, and the rule filters senders {}", rule.sender)),
+        }
+    }
     ref_mismatch(rule, event)
 }
 
-/// Branch and tag filters. With both, either may match (as in GitHub Actions).
+/// Branch and tag filters. With both, either may match (as in GitHub Actions); with
+/// only one of them, events on the other kind of ref do not match.
 fn ref_mismatch(rule: &Rule, event: &Event) -> Option<String> {
-    let (has_branch, has_tag) = (!rule.branch.is_empty(), !rule.tag.is_empty());
+    let (has_branch, has_tag) = (rule.branch.is_set(), rule.tag.is_set());
     if !has_branch && !has_tag {
         return None;
     }
-    let branch_ok = has_branch && event.branch.as_deref().is_some_and(|b| rule.branch.matches(b));
-    let tag_ok = has_tag && event.tag.as_deref().is_some_and(|t| rule.tag.matches(t));
+    let branch_ok = has_branch && event.branch.as_deref().is_some_and(|b| rule.branch.passes(b));
+    let tag_ok = has_tag && event.tag.as_deref().is_some_and(|t| rule.tag.passes(t));
     if branch_ok || tag_ok {
         return None;
     }
+    let described = |filter: &RefFilter| match filter {
+        RefFilter::Ignore(list) => format!("is ignored by {list}"),
+        other => format!("not in {other}"),
+    };
     Some(match (&event.branch, &event.tag) {
-        (Some(branch), _) if has_branch => format!("branch `{branch}` not in {}", rule.branch),
+        (Some(branch), _) if has_branch => format!("branch `{branch}` {}", described(&rule.branch)),
         (Some(branch), _) => format!("branch `{branch}` pushed, but the rule filters tags only"),
-        (_, Some(tag)) if has_tag => format!("tag `{tag}` not in {}", rule.tag),
+        (_, Some(tag)) if has_tag => format!("tag `{tag}` {}", described(&rule.tag)),
         (_, Some(tag)) => format!("tag `{tag}` pushed, but the rule filters branches only"),
         (None, None) => "the event has no branch or tag, and the rule filters on them".into(),
     })
@@ -133,7 +256,7 @@ mod tests {
 
     fn config(rules: &str) -> Config {
         let text = format!(
-            "[plugins.p]\nwasm = \"builtin:fetch-update\"\n[sources.github]\nforge = \"github\"\nsecret = \"x\"\n{rules}"
+            "[plugins.p]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"/srv\"] }}\n[sources.github]\nforge = \"github\"\nsecret = \"x\"\n{rules}"
         );
         Config::parse(Path::new("t.toml"), &text).unwrap()
     }
@@ -161,7 +284,7 @@ mod tests {
         }
     }
 
-    const STEP: &str = "steps = [{ plugin = \"p\" }]";
+    const STEP: &str = "steps = [{ plugin = \"p\", with = { repodir = \"/srv\" } }]";
 
     #[test]
     fn rule_table() {
@@ -214,6 +337,151 @@ mod tests {
         }
     }
 
+    /// An event for the matcher table: `paths` `None` means the forge listed no paths.
+    struct Ev<'a> {
+        kind: &'a str,
+        action: Option<&'a str>,
+        forge: &'a str,
+        git_ref: &'a str,
+        sender: Option<&'a str>,
+        paths: Option<&'a [&'a str]>,
+    }
+
+    const PUSH: Ev<'static> = Ev {
+        kind: "push",
+        action: None,
+        forge: "github",
+        git_ref: "refs/heads/main",
+        sender: Some("octocat"),
+        paths: Some(&["src/a.rs"]),
+    };
+
+    fn build(ev: &Ev) -> Event {
+        let mut event = event(ev.kind, "acme/widgets", ev.git_ref);
+        event.forge = ev.forge.into();
+        event.action = ev.action.map(str::to_owned);
+        event.sender = ev.sender.map(str::to_owned);
+        event.before = Some("1".repeat(40));
+        event.after = Some("2".repeat(40));
+        match ev.paths {
+            Some(paths) => {
+                let commit = crate::event::Commit {
+                    modified: paths.iter().map(|p| (*p).to_owned()).collect(),
+                    ..Default::default()
+                };
+                event.commits = vec![commit];
+            }
+            None => event.commits_complete = false,
+        }
+        event
+    }
+
+    #[test]
+    fn matcher_table() {
+        let docs: &[&str] = &["docs/index.md", "docs/api/x.md"];
+        let mixed: &[&str] = &["docs/index.md", "src/lib.rs"];
+        // (rule clauses, event, Ok(note) when it matches / Err(reason) when not)
+        let rows: &[(&str, Ev, Result<&str, &str>)] = &[
+            ("forge = \"github\"", PUSH, Ok("")),
+            ("forge = [\"gitlab\", \"gitea\"]", PUSH, Err("forge `github` not in [gitlab, gitea]")),
+            ("sender = \"octo*\"", PUSH, Ok("")),
+            (
+                "sender = [\"**\", \"!dependabot*\"]",
+                Ev { sender: Some("dependabot[bot]"), ..PUSH },
+                Err("sender `dependabot[bot]` not in [**, !dependabot*]"),
+            ),
+            (
+                "sender = \"octocat\"",
+                Ev { sender: None, ..PUSH },
+                Err("the event names no sender, and the rule filters senders [octocat]"),
+            ),
+            ("branch_ignore = \"gh-pages\"", PUSH, Ok("")),
+            (
+                "branch_ignore = [\"gh-pages\", \"dependabot/**\"]",
+                Ev { git_ref: "refs/heads/dependabot/npm/x", ..PUSH },
+                Err("branch `dependabot/npm/x` is ignored by [gh-pages, dependabot/**]"),
+            ),
+            (
+                "on = [\"push\", \"tag\"]\nbranch_ignore = \"gh-pages\"",
+                Ev { kind: "tag", git_ref: "refs/tags/v1", ..PUSH },
+                Err("tag `v1` pushed, but the rule filters branches only"),
+            ),
+            (
+                "on = [\"push\", \"tag\"]\ntag_ignore = \"*-rc*\"",
+                Ev { kind: "tag", git_ref: "refs/tags/v2-rc1", ..PUSH },
+                Err("tag `v2-rc1` is ignored by [*-rc*]"),
+            ),
+            (
+                "on = [\"push\", \"tag\"]\ntag_ignore = \"*-rc*\"",
+                Ev { kind: "tag", git_ref: "refs/tags/v2", ..PUSH },
+                Ok(""),
+            ),
+            ("paths = \"src/**\"", PUSH, Ok("")),
+            ("paths = \"docs/**\"", PUSH, Err("no changed path passes paths [docs/**] (changed: src/a.rs)")),
+            (
+                "paths = [\"**\", \"!docs/**\"]",
+                Ev { paths: Some(docs), ..PUSH },
+                Err("no changed path passes paths [**, !docs/**] (changed: docs/api/x.md, docs/index.md)"),
+            ),
+            ("paths = [\"**\", \"!docs/**\"]", Ev { paths: Some(mixed), ..PUSH }, Ok("")),
+            (
+                "paths_ignore = \"docs/**\"",
+                Ev { paths: Some(docs), ..PUSH },
+                Err("no changed path passes paths ignore [docs/**] (changed: docs/api/x.md, docs/index.md)"),
+            ),
+            ("paths_ignore = \"docs/**\"", Ev { paths: Some(mixed), ..PUSH }, Ok("")),
+            (
+                "on = [\"push\", \"tag\"]\npaths = \"docs/**\"",
+                Ev { kind: "tag", git_ref: "refs/tags/v1", paths: Some(&[]), ..PUSH },
+                Ok("path filters do not apply to tags"),
+            ),
+            (
+                "paths = \"docs/**\"",
+                Ev { paths: None, ..PUSH },
+                Ok(
+                    "paths filter not evaluated: the payload lists no paths, and no clone of acme/widgets in a granted directory has both 111111111111 and 222222222222; matched (paths_unknown = \"match\")",
+                ),
+            ),
+            (
+                "paths = \"docs/**\"\npaths_unknown = \"skip\"",
+                Ev { paths: None, ..PUSH },
+                Err(
+                    "paths filter not evaluated: the payload lists no paths, and no clone of acme/widgets in a granted directory has both 111111111111 and 222222222222; skipped (paths_unknown = \"skip\")",
+                ),
+            ),
+            ("if = \"event.sender == 'octocat' and not event.deleted\"", PUSH, Ok("")),
+            (
+                "if = \"event.sender != 'octocat' or event.branch == 'dev'\"",
+                PUSH,
+                Err("`if` is false: event.sender != 'octocat' or event.branch == 'dev'"),
+            ),
+            ("if = \"payload.pull_request.draft\"", PUSH, Err("`if` is false: payload.pull_request.draft")),
+            ("if = \"event.commits | length > 0\"", PUSH, Ok("")),
+            ("on = \"pull_request.opened\"", Ev { kind: "pull_request", action: Some("opened"), ..PUSH }, Ok("")),
+            (
+                "on = \"pull_request.opened\"",
+                Ev { kind: "pull_request", action: Some("closed"), ..PUSH },
+                Err("event `pull_request.closed` not in on = [pull_request.opened]"),
+            ),
+            ("on = \"pull_request\"", Ev { kind: "pull_request", action: Some("closed"), ..PUSH }, Ok("")),
+            ("on = \"manual\"", Ev { kind: "manual", action: Some("r"), ..PUSH }, Ok("")),
+            (
+                "on = \"manual\"",
+                Ev { kind: "manual", action: Some("other"), ..PUSH },
+                Err("manual event for rule \"other\""),
+            ),
+        ];
+        for (clauses, ev, want) in rows {
+            let clauses =
+                if clauses.starts_with("on =") { clauses.to_string() } else { format!("on = \"push\"\n{clauses}") };
+            let config = config(&format!("[[rules]]\nname = \"r\"\n{clauses}\n{STEP}\n"));
+            let event = build(ev);
+            let verdict = explain(&config, &event).remove(0);
+            let got = if verdict.matched { Ok(verdict.note.as_str()) } else { Err(verdict.reason.as_str()) };
+            assert_eq!(got, *want, "{clauses}");
+        }
+    }
+
     #[test]
     fn explain_lists_every_rule_in_order() {
         let config = config(&format!(
@@ -223,8 +491,13 @@ mod tests {
         assert_eq!(
             verdicts,
             [
-                Verdict { rule: "a".into(), matched: true, reason: String::new() },
-                Verdict { rule: "b".into(), matched: false, reason: "event `push` not in on = [tag]".into() },
+                Verdict { rule: "a".into(), matched: true, reason: String::new(), note: String::new() },
+                Verdict {
+                    rule: "b".into(),
+                    matched: false,
+                    reason: "event `push` not in on = [tag]".into(),
+                    note: String::new(),
+                },
             ]
         );
     }

@@ -167,6 +167,19 @@ impl Runtime {
     /// for as long as the step runs (at most its timeout): call it from a blocking
     /// thread inside the tokio runtime (HTTP calls use it).
     pub fn run(&self, plugin: &str, event: &Event, settings: &str, sink: Sink) -> StepOutcome {
+        self.run_until(plugin, event, settings, sink, None)
+    }
+
+    /// [`Runtime::run`], stopping the step at `job_deadline` when that comes before the
+    /// plugin's own time limit (a rule's `timeout`).
+    pub fn run_until(
+        &self,
+        plugin: &str,
+        event: &Event,
+        settings: &str,
+        sink: Sink,
+        job_deadline: Option<Instant>,
+    ) -> StepOutcome {
         let Some(loaded) = self.plugins.get(plugin) else {
             return StepOutcome::Trapped { reason: format!("plugin `{plugin}` is not loaded") };
         };
@@ -178,7 +191,12 @@ impl Runtime {
             Ok(wasi) => wasi,
             Err(err) => return StepOutcome::Trapped { reason: format!("preparing the sandbox: {err:#}") },
         };
-        let deadline = Instant::now() + limits.timeout;
+        let now = Instant::now();
+        let own_deadline = now + limits.timeout;
+        let (deadline, by_job) = match job_deadline {
+            Some(job) if job < own_deadline => (job, true),
+            _ => (own_deadline, false),
+        };
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
@@ -194,7 +212,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(limits::ticks(limits.timeout));
+        store.set_epoch_deadline(limits::ticks(deadline.saturating_duration_since(now)));
         store.epoch_deadline_trap();
 
         let result = loaded
@@ -222,7 +240,14 @@ impl Runtime {
                 StepOutcome::Error { kind, message }
             }
             Err(err) => StepOutcome::Trapped {
-                reason: trap_reason(&err, store.data().limiter.memory_exceeded, &limits, deadline),
+                reason: if by_job
+                    && matches!(err.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
+                    && Instant::now() + limits::TICK >= deadline
+                {
+                    "the rule's timeout passed".into()
+                } else {
+                    trap_reason(&err, store.data().limiter.memory_exceeded, &limits, deadline)
+                },
             },
         }
     }

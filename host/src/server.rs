@@ -14,10 +14,11 @@ mod auth;
 mod dashboard;
 mod gitreload;
 mod hooks;
+pub mod manual;
 
 use crate::config::Config;
 use crate::queue::Queue;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,19 +29,29 @@ use std::sync::Arc;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The running config.
-    pub config: Arc<Config>,
+    /// The running config (and plugins); reloads replace it.
+    pub live: Arc<crate::live::Live>,
     /// The durable queue.
     pub queue: Queue,
     /// Counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+impl AppState {
+    /// The config current now; a request keeps the one it started with.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.config()
+    }
+}
+
 /// The router for a daemon.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.config.server.max_body;
+    let config = state.config();
+    let max_body = config.server.max_body;
     // Behind the API token (when one is configured).
     let protected = Router::new()
+        .route("/api/events", post(manual::trigger).layer(DefaultBodyLimit::max(max_body)))
+        .route("/api/config", get(|State(state): State<AppState>| async move { Json(state.live.status()) }))
         .route("/api/deliveries", get(api::deliveries))
         .route("/api/deliveries/{id}", get(api::delivery))
         .route("/api/deliveries/{id}/redeliver", post(api::redeliver))
@@ -57,7 +68,7 @@ pub fn router(state: AppState) -> Router {
     let dashboard_index =
         get(dashboard::index).route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     // `POST /` is gitreload's course import, when enabled; `GET /` the dashboard.
-    let root = if state.config.compat.gitreload.is_some() {
+    let root = if config.compat.gitreload.is_some() {
         dashboard_index.post(gitreload::import).layer(DefaultBodyLimit::max(max_body))
     } else {
         dashboard_index
@@ -67,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{source}", post(hooks::hook).layer(DefaultBodyLimit::max(max_body)))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(protected);
-    if state.config.compat.gitreload.is_some() {
+    if config.compat.gitreload.is_some() {
         router = router.merge(gitreload::routes(max_body));
     }
     router

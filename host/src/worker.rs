@@ -1,16 +1,15 @@
-//! Workers: claim a job, run its rule's steps in order in the runtime, record each
-//! step's outcome and log lines, and finish the job. The chain stops at the first step
-//! that does not succeed, or before the next step when the job was cancelled. A
-//! retryable failure (a trap, a deadline, a host error, a transient plugin error; a
+//! Workers: claim a job, run its rule's chain (see `chain`) in the runtime, record each
+//! step's outcome and log lines, and finish the job. A retryable failure (a trap, a deadline, a host error, a transient plugin error; a
 //! step's failure outcome only when the rule says so) queues the job again after a
 //! backoff while attempts remain; then it is dead.
 
-use crate::capability::log::{Level, Sink};
+mod chain;
+
 use crate::config::{Config, Rule};
 use crate::event::Event;
+use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::queue::{ClaimedJob, JobState, Queue, StepRecord, now_ms};
-use crate::runtime::{ErrorKind, Runtime, StepOutcome, StepStatus};
+use crate::queue::{ClaimedJob, JobState, Queue, StepRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -37,11 +36,6 @@ impl Ending {
     fn new(state: JobState, summary: String, error: Option<String>, retryable: bool) -> Self {
         Self { state, summary, error, retryable, last_step: None }
     }
-
-    fn after(mut self, step: StepRecord) -> Self {
-        self.last_step = Some(step);
-        self
-    }
 }
 
 /// What every worker shares.
@@ -49,10 +43,8 @@ impl Ending {
 pub struct Workers {
     /// The durable queue.
     pub queue: Queue,
-    /// The config jobs run under.
-    pub config: Arc<Config>,
-    /// The plugins.
-    pub runtime: Arc<Runtime>,
+    /// The config and plugins; each job runs under the snapshot current when it started.
+    pub live: Arc<Live>,
     /// Step durations and job ends are counted here.
     pub metrics: Arc<Metrics>,
 }
@@ -97,8 +89,12 @@ impl Workers {
 
     /// Runs one claimed job to its end and records it: finished, or queued again for a retry.
     pub async fn execute(&self, job: ClaimedJob) {
-        let (ending, rule) = match self.prepare(&job) {
-            Ok((rule, event)) => (self.run_steps(&job, &rule, event).await, Some(rule)),
+        let snapshot = self.live.get();
+        let (ending, rule) = match prepare(&snapshot.config, &job) {
+            Ok((rule, event)) => {
+                let chain = chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event);
+                (chain.run().await, Some(rule))
+            }
             Err(error) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
         };
         let Ending { mut state, summary, error, retryable, last_step } = ending;
@@ -138,10 +134,12 @@ impl Workers {
             tracing::error!(job = job.id, "recording the job's end: {err:#}");
         }
     }
+}
 
-    fn prepare(&self, job: &ClaimedJob) -> Result<(Rule, Event), String> {
-        let rule = self
-            .config
+/// The job's rule (as of the config it runs under) and its event with the payload.
+fn prepare(config: &Config, job: &ClaimedJob) -> Result<(Rule, Event), String> {
+    {
+        let rule = config
             .rule(&job.rule)
             .cloned()
             .ok_or_else(|| format!("rule \"{}\" is no longer in the config", job.rule))?;
@@ -150,104 +148,12 @@ impl Workers {
         event.payload = crate::forge::payload_text(job.content_type.as_deref(), &job.body);
         Ok((rule, event))
     }
-
-    async fn run_steps(&self, job: &ClaimedJob, rule: &Rule, event: Event) -> Ending {
-        let event = Arc::new(event);
-        let mut summary = String::from("no steps ran");
-        for (index, step) in rule.steps.iter().enumerate() {
-            if self.queue.cancel_requested(job.id).await.unwrap_or(false) {
-                let when = if index == 0 { "before it ran".to_owned() } else { format!("after step {index}") };
-                return Ending::new(JobState::Cancelled, format!("cancelled {when}"), None, false);
-            }
-            let started_at = now_ms();
-            let sink = self.sink(job, &step.name);
-            let (runtime, plugin, settings, event) =
-                (self.runtime.clone(), step.plugin.clone(), step.settings.to_string(), event.clone());
-            let started = std::time::Instant::now();
-            let outcome = tokio::task::spawn_blocking(move || runtime.run(&plugin, &event, &settings, sink))
-                .await
-                .unwrap_or_else(|err| StepOutcome::Trapped { reason: format!("the step's thread failed: {err}") });
-            self.metrics.step(&step.plugin, started.elapsed());
-            let (status, step_summary, output) = match &outcome {
-                StepOutcome::Done { status, summary, output } => {
-                    let name = match status {
-                        StepStatus::Success => "success",
-                        StepStatus::Failure => "failure",
-                        StepStatus::Skipped => "skipped",
-                    };
-                    (name, summary.clone(), Some(output.clone()))
-                }
-                StepOutcome::Error { kind, message } => ("error", format!("{}: {message}", error_kind(*kind)), None),
-                StepOutcome::Trapped { reason } => ("error", format!("plugin {} trapped: {reason}", step.plugin), None),
-            };
-            let record = StepRecord {
-                index,
-                name: step.name.clone(),
-                plugin: step.plugin.clone(),
-                status,
-                summary: step_summary.clone(),
-                output,
-                started_at,
-                finished_at: now_ms(),
-            };
-            let at = format!("step {} ({})", index + 1, step.name);
-            summary = step_summary.clone();
-            let failed = |retryable: bool, text: String, record: StepRecord| {
-                Ending::new(JobState::Failed, text.clone(), Some(text), retryable).after(record)
-            };
-            match outcome {
-                StepOutcome::Done { status: StepStatus::Success, .. } if index + 1 == rule.steps.len() => {
-                    return Ending::new(JobState::Succeeded, summary, None, false).after(record);
-                }
-                StepOutcome::Done { status: StepStatus::Success, .. } => {
-                    if let Err(err) = self.queue.record_step(job.id, job.attempt, record).await {
-                        tracing::error!(job = job.id, "recording step {}: {err:#}", step.name);
-                    }
-                    continue;
-                }
-                StepOutcome::Done { status: StepStatus::Skipped, .. } => {
-                    let ending = Ending::new(JobState::Skipped, format!("{at} skipped: {step_summary}"), None, false);
-                    return ending.after(record);
-                }
-                StepOutcome::Done { status: StepStatus::Failure, .. } => {
-                    return failed(rule.retry_failures, format!("{at} failed: {step_summary}"), record);
-                }
-                StepOutcome::Error { kind, .. } => {
-                    let retryable = match kind {
-                        ErrorKind::InvalidSettings => false,
-                        ErrorKind::Transient => true,
-                        ErrorKind::Failed => rule.retry_failures,
-                    };
-                    return failed(retryable, format!("{at}: {step_summary}"), record);
-                }
-                StepOutcome::Trapped { .. } => return failed(true, format!("{at}: {step_summary}"), record),
-            }
-        }
-        Ending::new(JobState::Succeeded, summary, None, false)
-    }
-
-    /// Where a step's log lines go: the job's record, and the daemon's own log at debug.
-    fn sink(&self, job: &ClaimedJob, step: &str) -> Sink {
-        let (queue, id, attempt, step) = (self.queue.clone(), job.id, job.attempt, step.to_owned());
-        Arc::new(move |level: Level, message: &str| {
-            tracing::debug!(job = id, step = %step, level = level.as_str(), "{message}");
-            queue.log(id, attempt, Some(&step), level.as_str(), message);
-        })
-    }
 }
 
 /// The wait before attempt `attempt + 1`: `base`, doubled for each attempt before.
 fn backoff(base: Duration, attempt: i64) -> Duration {
     let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
     base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
-}
-
-fn error_kind(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidSettings => "invalid settings",
-        ErrorKind::Transient => "transient failure",
-        ErrorKind::Failed => "failed",
-    }
 }
 
 #[cfg(test)]

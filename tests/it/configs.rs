@@ -45,3 +45,67 @@ fn with_example_secrets(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Every config in `fixtures/configs/invalid/` fails with exactly the problems in its
+/// `.errors` file. `UPDATE_SNAPSHOTS=1` rewrites the `.errors` files (review the diff).
+#[test]
+fn invalid_configs_fail_with_exactly_their_messages() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/invalid");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatches = Vec::new();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        seen += 1;
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let got = match Config::parse(Path::new(name), &text) {
+            Ok(_) => "(no problems)\n".to_owned(),
+            Err(err) => err.problems().iter().map(|p| format!("{p}\n")).collect(),
+        };
+        let expected_path = path.with_extension("errors");
+        if update {
+            std::fs::write(&expected_path, &got).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != expected {
+            mismatches.push(format!("{name}:\n--- expected\n{expected}--- got\n{got}"));
+        }
+    }
+    assert!(seen >= 10, "only {seen} invalid configs in {}", dir.display());
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// Every ```toml example in docs/config.md loads: the first on its own, each later one
+/// appended to the first (which defines the sources and plugins the others use).
+#[test]
+fn every_example_in_the_config_reference_loads() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut rest = doc.as_str();
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + "```toml\n".len()..];
+        let end = body.find("```").expect("an unclosed ```toml block");
+        blocks.push(&body[..end]);
+        rest = &body[end + 3..];
+    }
+    assert!(blocks.len() >= 10, "only {} examples", blocks.len());
+    let dir = tempfile::tempdir().unwrap();
+    // The example plugins are files a user would build; their content is not read at load.
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    for plugin in ["flake8", "comment", "notify"] {
+        std::fs::write(dir.path().join(format!("plugins/{plugin}.wasm")), b"").unwrap();
+    }
+    let base = with_example_secrets(blocks[0]);
+    for (index, block) in blocks.iter().enumerate() {
+        let text = if index == 0 { base.clone() } else { format!("{base}\n{}", with_example_secrets(block)) };
+        let path = dir.path().join("gitauto.toml");
+        if let Err(err) = Config::parse(&path, &text) {
+            panic!("example {} of docs/config.md:\n{block}\n{err}", index + 1);
+        }
+    }
+}

@@ -49,6 +49,7 @@ fields = {{ repository = "/project/slug", ref = "/change/ref", after = "/change/
 
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
+grants = {{ dirs = ["/nonexistent"] }}
 
 [[rules]]
 name = "everything"

@@ -8,6 +8,7 @@ fn config() -> String {
 {source}
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
+grants = {{ dirs = ["/nonexistent"] }}
 
 [[rules]]
 name = "all pushes"

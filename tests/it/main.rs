@@ -9,4 +9,5 @@ mod gitreload;
 mod ingest;
 mod limits;
 mod queue;
+mod rules;
 mod sandbox;

@@ -172,8 +172,13 @@ impl TestDaemon {
     }
 
     /// GETs a path; returns the status and the JSON answer.
+    /// Sends the config's API token, when it has one.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let mut request = self.client.get(format!("{}{path}", self.url));
+        if let Some(token) = &self.config.server.api_token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }

@@ -3,7 +3,7 @@
 //! those endpoints queue (never the normal routing).
 
 use super::raw::{RawCompat, RawGitReload};
-use super::{Checker, Filter, PluginSpec, Rule, Source, Step};
+use super::{Checker, PluginSpec, Rule, Source, Step};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -89,24 +89,15 @@ impl Checker<'_> {
                     format!("[compat.gitreload]: plugin `{}` is not defined in [plugins]", plugin.get_ref()),
                 );
             }
-            let mut settings = self.settings(with, plugin.span(), name, 0);
+            let mut settings = self.settings(with, plugin.span(), &format!("[compat.gitreload] `{name}`"));
             if let Some(object) = settings.as_object_mut() {
                 object.entry("repodir").or_insert_with(|| serde_json::json!(repodir_text));
             }
-            Some(Rule {
-                name: name.to_owned(),
-                on: Vec::new(),
-                sources: vec![source.clone()],
-                repo: Filter::default(),
-                branch: Filter::default(),
-                tag: Filter::default(),
-                steps: vec![Step { name: plugin.get_ref().clone(), plugin: plugin.get_ref().clone(), settings }],
-                // Unlike gitreload, a burst of pushes to one checkout runs once more, not once each.
-                coalesce: super::Coalesce::Default,
-                retries: 0,
-                retry_backoff: std::time::Duration::from_secs(30),
-                retry_failures: false,
-            })
+            let mut rule = Rule::new(name, Vec::new(), vec![Step::new(plugin.get_ref(), settings)]);
+            rule.sources = vec![source.clone()];
+            // Unlike gitreload, a burst of pushes to one checkout runs once more, not once each.
+            rule.coalesce = super::Coalesce::Default;
+            Some(rule)
         };
         let import = rule(GITRELOAD_IMPORT_RULE, &raw.import, &raw.import_with);
         let update = rule(GITRELOAD_UPDATE_RULE, &raw.update, &raw.update_with);

@@ -156,10 +156,26 @@ pub struct RawRule {
     pub name: Spanned<String>,
     pub on: Spanned<OneOrMany<String>>,
     pub source: Option<Spanned<OneOrMany<String>>>,
+    pub forge: Option<Spanned<OneOrMany<String>>>,
     pub repo: Option<Spanned<OneOrMany<String>>>,
     pub branch: Option<Spanned<OneOrMany<String>>>,
+    pub branch_ignore: Option<Spanned<OneOrMany<String>>>,
     pub tag: Option<Spanned<OneOrMany<String>>>,
+    pub tag_ignore: Option<Spanned<OneOrMany<String>>>,
+    pub paths: Option<Spanned<OneOrMany<String>>>,
+    pub paths_ignore: Option<Spanned<OneOrMany<String>>>,
+    pub paths_unknown: Option<Spanned<String>>,
+    pub sender: Option<Spanned<OneOrMany<String>>>,
+    #[serde(rename = "if")]
+    pub condition: Option<Spanned<String>>,
     pub steps: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub on_success: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub on_failure: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub on_error: Vec<Spanned<RawStep>>,
+    pub timeout: Option<Spanned<DurationValue>>,
     pub coalesce: Option<Spanned<CoalesceValue>>,
     pub retries: Option<Spanned<i64>>,
     pub retry_backoff: Option<Spanned<DurationValue>>,
@@ -175,14 +191,24 @@ pub enum CoalesceValue {
     Template(String),
 }
 
-/// One step of a rule.
+/// One step of a rule (or a handler, which is a step too).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     pub plugin: Spanned<String>,
     pub name: Option<Spanned<String>>,
-    #[serde(default, rename = "with")]
-    pub settings: toml::Table,
+    #[serde(rename = "with")]
+    pub settings: Option<Spanned<toml::Table>>,
+    #[serde(rename = "if")]
+    pub condition: Option<Spanned<String>>,
+    #[serde(default)]
+    pub continue_on_failure: bool,
+    #[serde(default)]
+    pub on_success: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub on_failure: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub on_error: Vec<Spanned<RawStep>>,
 }
 
 /// A value that may be written as one item or a list of items. (Positions are kept for
@@ -201,6 +227,14 @@ impl<T> Default for OneOrMany<T> {
 }
 
 impl<T> OneOrMany<T> {
+    /// The items, in order, borrowed.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        match self {
+            Self::One(one) => std::slice::from_ref(one).iter(),
+            Self::Many(many) => many.iter(),
+        }
+    }
+
     /// The items, in order.
     pub fn into_vec(self) -> Vec<T> {
         match self {

@@ -12,3 +12,79 @@ pub fn get(name: &str) -> Option<&'static [u8]> {
 pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTIN_PLUGINS.iter().map(|(name, _)| *name)
 }
+
+/// Something a built-in plugin needs from its grants, named by one of its settings, so
+/// that `gitauto check` can say "this step cannot work" before any event arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct Need {
+    /// The `with` key holding the path, host or program.
+    pub setting: &'static str,
+    /// Whether the plugin refuses to run without the setting.
+    pub required: bool,
+    /// What kind of grant must cover the value.
+    pub kind: NeedKind,
+}
+
+/// The grant a [`Need`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeedKind {
+    /// A directory inside `grants.dirs`.
+    Dir,
+}
+
+/// What built-in plugin `name` needs.
+pub fn needs(name: &str) -> &'static [Need] {
+    match name {
+        "fetch-update" => &[Need { setting: "repodir", required: true, kind: NeedKind::Dir }],
+        _ => &[],
+    }
+}
+
+impl Need {
+    /// Checks a step's settings against its plugin's grant. Templated values are known
+    /// only when the step runs, so they pass here.
+    pub fn check(&self, settings: &serde_json::Value, grant: &crate::grant::Grant) -> Result<(), String> {
+        let key = self.setting;
+        let value = match settings.get(key) {
+            None if self.required => return Err(format!("`with.{key}` is required")),
+            // A value that could not be read (an unset `${VAR}`) was reported already.
+            None | Some(serde_json::Value::Null) => return Ok(()),
+            Some(serde_json::Value::String(text)) if crate::template::is_template(text) => return Ok(()),
+            Some(serde_json::Value::String(text)) => text,
+            Some(_) => return Err(format!("`with.{key}` must be a string")),
+        };
+        match self.kind {
+            NeedKind::Dir => {
+                let path = std::path::Path::new(value);
+                if !path.is_absolute() {
+                    return Err(format!("`with.{key}` must be an absolute path, not `{value}`"));
+                }
+                let path = lexical(path);
+                if grant.dirs.iter().any(|dir| path.starts_with(lexical(&dir.path))) {
+                    return Ok(());
+                }
+                let granted: Vec<String> = grant.dirs.iter().map(|d| d.path.display().to_string()).collect();
+                Err(format!(
+                    "`with.{key}` = `{value}` is outside the plugin's granted directories ({}): add it to the plugin's `grants.dirs`",
+                    if granted.is_empty() { "none".to_owned() } else { granted.join(", ") }
+                ))
+            }
+        }
+    }
+}
+
+/// `path` with `.` and `..` resolved without touching the filesystem.
+fn lexical(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}

@@ -77,14 +77,15 @@ pub(super) async fn redeliver(State(state): State<AppState>, Path(key): Path<Str
         );
         return error(StatusCode::CONFLICT, why);
     }
-    let Some(source) = state.config.source(&stored.source) else {
+    let config = state.config();
+    let Some(source) = config.source(&stored.source) else {
         return error(StatusCode::CONFLICT, format!("source `{}` is no longer configured", stored.source));
     };
     tracing::info!(original = %stored.id, seq = stored.seq, "redelivering");
     let headers = restore_headers(&stored.headers);
     let delivery = uuid::Uuid::new_v4().to_string();
     let admit_as = Admit { delivery, verify: false, redelivery_of: Some(stored.seq) };
-    admit(&state, source, &headers, Bytes::from(stored.body), admit_as).await
+    admit(&state, &config, source, &headers, Bytes::from(stored.body), admit_as).await
 }
 
 /// Query of `GET /api/jobs`.

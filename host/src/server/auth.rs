@@ -13,7 +13,8 @@ use subtle::ConstantTimeEq;
 
 /// Lets the request through when it carries the token (or none is configured).
 pub(super) async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.config.server.api_token else { return next.run(request).await };
+    let config = state.config();
+    let Some(token) = &config.server.api_token else { return next.run(request).await };
     let offered =
         request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(credential);
     let matches = offered.is_some_and(|offered| {

@@ -83,11 +83,14 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
     action: Action,
 ) -> Response {
-    let compat = state.config.compat.gitreload.as_ref().expect("routes exist only when configured");
-    let Some(rule) = state.config.rule(action.rule()) else {
+    let config = state.config();
+    let Some(compat) = config.compat.gitreload.as_ref() else {
+        return error(StatusCode::NOT_FOUND, "[compat.gitreload] was removed from the config");
+    };
+    let Some(rule) = config.rule(action.rule()) else {
         return error(StatusCode::NOT_FOUND, "this gitreload endpoint has no plugin configured in [compat.gitreload]");
     };
-    let Some(source) = state.config.source(&compat.source) else {
+    let Some(source) = config.source(&compat.source) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the [compat.gitreload] source is not configured");
     };
     let body = match read_body(&state, body) {

@@ -3,7 +3,7 @@
 //! unreadable payload) are recorded too, and queue nothing.
 
 use super::{AppState, error};
-use crate::config::Source;
+use crate::config::{Config, Source};
 use crate::event::Event;
 use crate::forge::{Incoming, Origin, ParseError};
 use crate::queue::{DeliveryVerdict, NewDelivery, NewJob};
@@ -37,7 +37,8 @@ pub(super) async fn hook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(source) = state.config.source(&source_name) else {
+    let config = state.config();
+    let Some(source) = config.source(&source_name) else {
         return error(StatusCode::NOT_FOUND, format!("unknown source `{source_name}`"));
     };
     let body = match read_body(&state, body) {
@@ -45,7 +46,7 @@ pub(super) async fn hook(
         Err((status, why)) => return error(status, why),
     };
     let delivery = delivery_id(source.dialect.envelope(&headers).delivery.as_deref());
-    admit(&state, source, &headers, body, Admit { delivery, verify: true, redelivery_of: None }).await
+    admit(&state, &config, source, &headers, body, Admit { delivery, verify: true, redelivery_of: None }).await
 }
 
 /// The body, or the status and reason for a body that could not be read (413 over the limit).
@@ -53,7 +54,7 @@ pub(super) fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -
     match body {
         Ok(body) => Ok(body),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = crate::config::format_size(state.config.server.max_body as u64);
+            let limit = crate::config::format_size(state.config().server.max_body as u64);
             Err((StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than the limit of {limit}")))
         }
         Err(rejection) => Err((rejection.status(), format!("reading the body: {rejection}"))),
@@ -99,6 +100,7 @@ pub(super) fn read(source: &Source, headers: &HeaderMap, body: &[u8], admit: &Ad
 /// Verifies, parses, routes and records a delivery, then answers.
 pub(super) async fn admit(
     state: &AppState,
+    config: &Config,
     source: &Source,
     headers: &HeaderMap,
     body: Bytes,
@@ -144,7 +146,9 @@ pub(super) async fn admit(
             record.reason = Some(why);
         }
         Incoming::Events(events) => {
-            let routed = route_events(state, &events);
+            let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let payload = || crate::forge::payload_text(content_type, &body);
+            let routed = route_events(config, &events, &payload);
             jobs = routed.jobs;
             if jobs.is_empty() {
                 record.verdict = DeliveryVerdict::Unmatched;
@@ -219,14 +223,14 @@ struct Routed {
     explain: String,
 }
 
-fn route_events(state: &AppState, events: &[Event]) -> Routed {
+fn route_events(config: &Config, events: &[Event], payload: &dyn Fn() -> String) -> Routed {
     let mut jobs = Vec::new();
     let mut explain = Vec::new();
     let mut unmatched = Vec::new();
     for (index, event) in events.iter().enumerate() {
-        let verdicts = route::explain(&state.config, event);
+        let verdicts = route::Routing::new(config, event, payload).explain();
         for verdict in verdicts.iter().filter(|v| v.matched) {
-            if let Some(rule) = state.config.rule(&verdict.rule) {
+            if let Some(rule) = config.rule(&verdict.rule) {
                 jobs.push(route::job(rule, event, index));
             }
         }

@@ -21,6 +21,9 @@ enum Probe {
         env: Vec<(String, String)>,
         cwd: Option<String>,
         timeout_ms: Option<u64>,
+        /// Report a failure outcome (with the output) when the program exits non-zero.
+        #[serde(default)]
+        check: bool,
     },
     Http {
         url: String,
@@ -56,16 +59,22 @@ impl Plugin for ProbePlugin {
 
     fn handle(event: Event, probe: Probe) -> Result<Outcome, Error> {
         let result = match probe {
-            Probe::Shell { program, args, env, cwd, timeout_ms } => {
+            Probe::Shell { program, args, env, cwd, timeout_ms, check } => {
                 let command = Command { program, args, cwd, env, timeout_ms, stdin: None };
-                gitauto_plugin::shell::run(&command)
-                    .map(|out| {
-                        json!({
-                            "exit_code": out.exit_code, "timed_out": out.timed_out,
-                            "stdout": out.stdout, "stderr": out.stderr, "truncated": out.truncated,
-                        })
+                let out = gitauto_plugin::shell::run(&command).map_err(|err| err.message());
+                if let Ok(out) = &out
+                    && check
+                    && out.exit_code != Some(0)
+                {
+                    let output = json!({"exit_code": out.exit_code, "stdout": out.stdout, "stderr": out.stderr});
+                    return Ok(Outcome::failure(format!("exited with {:?}", out.exit_code)).with_output(&output));
+                }
+                out.map(|out| {
+                    json!({
+                        "exit_code": out.exit_code, "timed_out": out.timed_out,
+                        "stdout": out.stdout, "stderr": out.stderr, "truncated": out.truncated,
                     })
-                    .map_err(|err| err.message())
+                })
             }
             Probe::Http { url } => {
                 let request =

@@ -1,0 +1,627 @@
+//! `[[rules]]`: what a rule matches, its step chain with handlers, and their validation.
+//! `docs/config.md` is the user's reference for everything here.
+
+use super::raw::{self, RawRule, RawStep};
+use super::{Checker, PluginSpec, toml_to_json, valid_name};
+use crate::route::glob::{Filter, Glob};
+use crate::template;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::time::Duration;
+use toml::Spanned;
+
+/// Event kinds a rule's `on` may name.
+pub const EVENT_KINDS: &[&str] = &["push", "tag", "pull_request", "release", "create", "delete", "ping", "manual"];
+
+/// What a rule's `if` may read.
+pub const RULE_CONDITION_VARIABLES: &[&str] = &["event", "payload"];
+/// What a step's `if` and `with` templates may read.
+pub const STEP_VARIABLES: &[&str] = &["event", "payload", "steps", "parent", "rule", "job"];
+
+/// A rule's coalescing: at most one queued job per key; a newer event replaces the
+/// queued job's event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coalesce {
+    /// Every event gets its own job.
+    Off,
+    /// Key: rule, repository and ref (the branch, the tag, or the pull request).
+    Default,
+    /// Key: the template with `{rule}`, `{source}`, `{repo}`, `{ref}`, `{branch}`, `{tag}`,
+    /// `{kind}`, `{action}` and `{pr}` filled in.
+    Template(String),
+}
+
+/// Placeholders a coalescing key template may use.
+pub const COALESCE_PLACEHOLDERS: &[&str] = &["rule", "source", "repo", "ref", "branch", "tag", "kind", "action", "pr"];
+
+/// What a `paths` filter does when an event's changed paths cannot be worked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathsUnknown {
+    /// Match, so no change is missed (the default).
+    #[default]
+    Match,
+    /// Do not match.
+    Skip,
+}
+
+/// `[[rules]]`: which events to act on and the steps to run.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name, shown in jobs and explanations.
+    pub name: String,
+    /// Event kinds (with optional actions) that select the rule.
+    pub on: Vec<EventSelector>,
+    /// Sources the rule listens to; empty for all.
+    pub sources: Vec<String>,
+    /// Forges the rule listens to; empty for all.
+    pub forges: Vec<String>,
+    /// Repository full names.
+    pub repo: Filter,
+    /// Branch names (`branch`, or the complement of `branch_ignore`).
+    pub branch: RefFilter,
+    /// Tag names (`tag`, or the complement of `tag_ignore`).
+    pub tag: RefFilter,
+    /// Changed paths (`paths`, or the complement of `paths_ignore`).
+    pub paths: RefFilter,
+    /// What the paths filter does when the changed paths are unknown.
+    pub paths_unknown: PathsUnknown,
+    /// Sender logins.
+    pub sender: Filter,
+    /// `if`: a condition over `event` and `payload`.
+    pub condition: Option<String>,
+    /// The step chain.
+    pub steps: Vec<Step>,
+    /// Handlers run after the chain, chosen by how it ended.
+    pub handlers: Handlers,
+    /// The whole job's time limit (each step also has its plugin's).
+    pub timeout: Option<Duration>,
+    /// Coalescing of queued jobs.
+    pub coalesce: Coalesce,
+    /// Extra attempts after a retryable failure.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each later one (at most an hour).
+    pub retry_backoff: Duration,
+    /// Also retry when a step reports failure (not only traps, deadlines, host errors
+    /// and transient plugin errors).
+    pub retry_failures: bool,
+}
+
+impl Rule {
+    /// A rule with `name`, `on` and `steps` and defaults for everything else.
+    pub fn new(name: &str, on: Vec<EventSelector>, steps: Vec<Step>) -> Self {
+        Self {
+            name: name.to_owned(),
+            on,
+            sources: Vec::new(),
+            forges: Vec::new(),
+            repo: Filter::default(),
+            branch: RefFilter::None,
+            tag: RefFilter::None,
+            paths: RefFilter::None,
+            paths_unknown: PathsUnknown::Match,
+            sender: Filter::default(),
+            condition: None,
+            steps,
+            handlers: Handlers::default(),
+            timeout: None,
+            coalesce: Coalesce::Default,
+            retries: 0,
+            retry_backoff: Duration::from_secs(30),
+            retry_failures: false,
+        }
+    }
+
+    /// Whether the rule is started by `gitauto trigger` / `POST /api/events`.
+    pub fn is_manual(&self) -> bool {
+        self.on.iter().any(|selector| selector.kind == "manual")
+    }
+}
+
+/// A filter written as a list to include (`branch`) or a list to exclude (`branch_ignore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefFilter {
+    /// Not filtered.
+    None,
+    /// Only what the list selects.
+    Only(Filter),
+    /// Everything the list does not select.
+    Ignore(Filter),
+}
+
+impl RefFilter {
+    /// Whether the rule filters on this at all.
+    pub fn is_set(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+
+    /// Whether `candidate` passes.
+    pub fn passes(&self, candidate: &str) -> bool {
+        match self {
+            Self::None => true,
+            Self::Only(filter) => filter.matches(candidate),
+            Self::Ignore(filter) => !filter.matches(candidate),
+        }
+    }
+}
+
+impl std::fmt::Display for RefFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("(any)"),
+            Self::Only(filter) => write!(f, "{filter}"),
+            Self::Ignore(filter) => write!(f, "ignore {filter}"),
+        }
+    }
+}
+
+/// One `on` entry: `push`, or `pull_request.opened`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSelector {
+    /// Event kind.
+    pub kind: String,
+    /// Action, when the entry names one.
+    pub action: Option<String>,
+}
+
+impl std::fmt::Display for EventSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.action {
+            Some(action) => write!(f, "{}.{action}", self.kind),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+/// One step of a rule, or a handler.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Name, unique within the rule: the plugin's for a step, `STEP.on_KIND.PLUGIN` or
+    /// `on_KIND.PLUGIN` for a handler, unless `name` is given.
+    pub name: String,
+    /// Name of the `[plugins.NAME]` to run.
+    pub plugin: String,
+    /// The `with` table, as JSON; strings holding `{{`, `{%` or `{#` are templates.
+    pub settings: serde_json::Value,
+    /// `if`: run only when this condition holds.
+    pub condition: Option<String>,
+    /// Go on with the next step after this one's failure outcome.
+    pub continue_on_failure: bool,
+    /// Handlers run after this step, chosen by its outcome.
+    pub handlers: Handlers,
+}
+
+impl Step {
+    /// A step running `plugin` with `settings`, named after the plugin.
+    pub fn new(plugin: &str, settings: serde_json::Value) -> Self {
+        Self {
+            name: plugin.to_owned(),
+            plugin: plugin.to_owned(),
+            settings,
+            condition: None,
+            continue_on_failure: false,
+            handlers: Handlers::default(),
+        }
+    }
+}
+
+/// `on_success`, `on_failure` and `on_error`: steps chosen by how something ended.
+#[derive(Debug, Clone, Default)]
+pub struct Handlers {
+    /// After a success outcome.
+    pub on_success: Vec<Step>,
+    /// After a failure outcome (a plugin saying the work failed).
+    pub on_failure: Vec<Step>,
+    /// After a trap, a time limit, a host error or a plugin error, once no retry follows.
+    pub on_error: Vec<Step>,
+}
+
+/// `on_success`, `on_failure` and `on_error` as written.
+type RawHandlers = (Vec<Spanned<RawStep>>, Vec<Spanned<RawStep>>, Vec<Spanned<RawStep>>);
+
+/// Where a step list sits, for names and for what its templates may read.
+struct Place<'a> {
+    rule: &'a str,
+    /// Names of the steps that may already have run.
+    earlier: Vec<String>,
+    /// The step whose handlers these are (`None` for main steps and rule handlers).
+    owner: Option<&'a str>,
+    /// `on_success`, ... for handlers; `None` for main steps.
+    kind: Option<&'static str>,
+    /// Whether `parent` is defined for the first step of the list.
+    has_parent: bool,
+}
+
+impl Checker<'_> {
+    pub(super) fn rule(
+        &mut self,
+        raw: RawRule,
+        span: Range<usize>,
+        plugins: &BTreeMap<String, PluginSpec>,
+    ) -> Option<Rule> {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            self.problem(Some(raw.name.span()), "a rule needs a non-empty `name`");
+        }
+        let on = self.selectors(&name, raw.on);
+        let sources = raw.source.map(|s| s.into_inner().into_vec()).unwrap_or_default();
+        let forges = match raw.forge {
+            None => Vec::new(),
+            Some(forges) => {
+                let span = forges.span();
+                let forges = forges.into_inner().into_vec();
+                for forge in &forges {
+                    if !crate::forge::FORGES.iter().any(|known| known.name == forge) {
+                        let names: Vec<&str> = crate::forge::FORGES.iter().map(|f| f.name).collect();
+                        let hint = hint(forge, &names);
+                        self.problem(
+                            Some(span.clone()),
+                            format!("rule \"{name}\": unknown forge `{forge}`{hint} (known: {})", names.join(", ")),
+                        );
+                    }
+                }
+                forges
+            }
+        };
+        let repo = self.filter(&name, "repo", raw.repo);
+        let branch = self.ref_filter(&name, ("branch", raw.branch), ("branch_ignore", raw.branch_ignore));
+        let tag = self.ref_filter(&name, ("tag", raw.tag), ("tag_ignore", raw.tag_ignore));
+        let paths = self.ref_filter(&name, ("paths", raw.paths), ("paths_ignore", raw.paths_ignore));
+        let paths_unknown = match raw.paths_unknown {
+            None => PathsUnknown::Match,
+            Some(value) => match value.get_ref().as_str() {
+                "match" => PathsUnknown::Match,
+                "skip" => PathsUnknown::Skip,
+                other => {
+                    self.problem(
+                        Some(value.span()),
+                        format!("rule \"{name}\": `paths_unknown` is \"match\" or \"skip\", not \"{other}\""),
+                    );
+                    PathsUnknown::Match
+                }
+            },
+        };
+        let sender = self.filter(&name, "sender", raw.sender);
+        let condition = raw.condition.map(|condition| {
+            self.condition(&format!("rule \"{name}\": `if`"), &condition, RULE_CONDITION_VARIABLES, None);
+            condition.into_inner()
+        });
+        if raw.steps.is_empty() {
+            self.problem(Some(span), format!("rule \"{name}\" has no steps"));
+        }
+        let mut names = BTreeSet::new();
+        let main = Place { rule: &name, earlier: Vec::new(), owner: None, kind: None, has_parent: false };
+        let steps = self.steps(raw.steps, main, plugins, &mut names);
+        let all_main: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+        let handlers =
+            self.handlers(&name, (raw.on_success, raw.on_failure, raw.on_error), None, &all_main, plugins, &mut names);
+        let timeout = raw.timeout.as_ref().and_then(|d| self.duration(d));
+        let coalesce = self.coalesce(&name, raw.coalesce);
+        let retries = match raw.retries {
+            None => 0,
+            Some(n) if (0..=100).contains(n.get_ref()) => *n.get_ref() as u32,
+            Some(n) => {
+                self.problem(Some(n.span()), format!("rule \"{name}\": `retries` must be between 0 and 100"));
+                0
+            }
+        };
+        let retry_backoff =
+            raw.retry_backoff.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
+        Some(Rule {
+            name,
+            on,
+            sources,
+            forges,
+            repo: repo?,
+            branch: branch?,
+            tag: tag?,
+            paths: paths?,
+            paths_unknown,
+            sender: sender?,
+            condition,
+            steps,
+            handlers,
+            timeout,
+            coalesce,
+            retries,
+            retry_backoff,
+            retry_failures: raw.retry_failures,
+        })
+    }
+
+    fn selectors(&mut self, rule: &str, raw: Spanned<raw::OneOrMany<String>>) -> Vec<EventSelector> {
+        let span = raw.span();
+        let mut on = Vec::new();
+        for text in raw.into_inner().into_vec() {
+            let (kind, action) = match text.split_once('.') {
+                Some((kind, action)) => (kind.to_owned(), Some(action.to_owned())),
+                None => (text.clone(), None),
+            };
+            let known = EVENT_KINDS.contains(&kind.as_str()) || (self.custom_kinds && valid_name(&kind));
+            if !known {
+                let hint = hint(&kind, EVENT_KINDS);
+                self.problem(
+                    Some(span.clone()),
+                    format!(
+                        "rule \"{rule}\": unknown event kind `{kind}`{hint} (expected one of: {})",
+                        EVENT_KINDS.join(", ")
+                    ),
+                );
+            } else if action.as_deref().is_some_and(|a| !valid_name(a)) {
+                self.problem(Some(span.clone()), format!("rule \"{rule}\": `{text}` has an invalid action"));
+            }
+            on.push(EventSelector { kind, action });
+        }
+        if on.is_empty() {
+            self.problem(Some(span), format!("rule \"{rule}\": `on` names no event kind"));
+        }
+        on
+    }
+
+    /// Steps of one list (main steps or one kind of handlers), in order.
+    fn steps(
+        &mut self,
+        raw: Vec<Spanned<RawStep>>,
+        mut place: Place<'_>,
+        plugins: &BTreeMap<String, PluginSpec>,
+        names: &mut BTreeSet<String>,
+    ) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for (index, step) in raw.into_iter().enumerate() {
+            let span = step.span();
+            let step = step.into_inner();
+            let plugin = step.plugin.get_ref().clone();
+            let label = match (place.owner, place.kind) {
+                (_, None) => format!("rule \"{}\", step {}", place.rule, index + 1),
+                (Some(owner), Some(kind)) => format!("rule \"{}\", step `{owner}`, {kind} {}", place.rule, index + 1),
+                (None, Some(kind)) => format!("rule \"{}\", {kind} {}", place.rule, index + 1),
+            };
+            if !plugins.contains_key(&plugin) {
+                let defined: Vec<&str> = plugins.keys().map(String::as_str).collect();
+                let hint = hint(&plugin, &defined);
+                self.problem(
+                    Some(step.plugin.span()),
+                    format!(
+                        "{label}: plugin `{plugin}` is not defined in [plugins]{hint} (defined: {})",
+                        if defined.is_empty() { "none".to_owned() } else { defined.join(", ") }
+                    ),
+                );
+            }
+            let name = match (&step.name, place.owner, place.kind) {
+                (Some(name), ..) => name.get_ref().clone(),
+                (None, _, None) => plugin.clone(),
+                (None, Some(owner), Some(kind)) => format!("{owner}.{kind}.{plugin}"),
+                (None, None, Some(kind)) => format!("{kind}.{plugin}"),
+            };
+            if !names.insert(name.clone()) {
+                self.problem(
+                    Some(step.name.as_ref().map_or(span.clone(), Spanned::span)),
+                    format!("{label}: two steps are named `{name}`; give one a `name`"),
+                );
+            }
+            let (settings, settings_span) = match &step.settings {
+                Some(table) => (self.settings(table.get_ref(), table.span(), &label), table.span()),
+                None => (serde_json::json!({}), span.clone()),
+            };
+            let has_parent = place.has_parent || index > 0;
+            let variables: Vec<&str> =
+                STEP_VARIABLES.iter().copied().filter(|v| has_parent || *v != "parent").collect();
+            for (key, text) in template::templates_in(&settings) {
+                let at = self.find(settings_span.clone(), text);
+                match template::check_template(text) {
+                    Ok(reads) => {
+                        if let Err(err) = template::check_reads(&reads, &variables, Some(&place.earlier)) {
+                            let err = no_parent_hint(err, has_parent);
+                            self.problem(Some(at), format!("{label}: `with.{key}`: {err}"));
+                        }
+                    }
+                    Err(err) => self.problem(Some(at), format!("{label}: `with.{key}`: {err}")),
+                }
+            }
+            self.needs(&label, &plugin, &settings, plugins, settings_span);
+            let condition = step.condition.map(|condition| {
+                self.condition(&format!("{label}: `if`"), &condition, &variables, Some(&place.earlier));
+                condition.into_inner()
+            });
+            let mut with_self = place.earlier.clone();
+            with_self.push(name.clone());
+            let handlers = if place.kind.is_some() {
+                let nested = !step.on_success.is_empty() || !step.on_failure.is_empty() || !step.on_error.is_empty();
+                if nested {
+                    self.problem(Some(span.clone()), format!("{label}: a handler cannot have handlers of its own"));
+                }
+                if step.continue_on_failure {
+                    self.problem(
+                        Some(span.clone()),
+                        format!("{label}: `continue_on_failure` applies to steps, not handlers"),
+                    );
+                }
+                Handlers::default()
+            } else {
+                let raw = (step.on_success, step.on_failure, step.on_error);
+                self.handlers(place.rule, raw, Some(&name), &with_self, plugins, names)
+            };
+            place.earlier = with_self;
+            steps.push(Step {
+                name,
+                plugin,
+                settings,
+                condition,
+                continue_on_failure: step.continue_on_failure,
+                handlers,
+            });
+        }
+        steps
+    }
+
+    /// The three handler lists of a step (`owner`) or of the rule.
+    fn handlers(
+        &mut self,
+        rule: &str,
+        (on_success, on_failure, on_error): RawHandlers,
+        owner: Option<&str>,
+        earlier: &[String],
+        plugins: &BTreeMap<String, PluginSpec>,
+        names: &mut BTreeSet<String>,
+    ) -> Handlers {
+        let mut list = |checker: &mut Self, raw, kind| {
+            let place = Place { rule, earlier: earlier.to_vec(), owner, kind: Some(kind), has_parent: true };
+            checker.steps(raw, place, plugins, names)
+        };
+        Handlers {
+            on_success: list(self, on_success, "on_success"),
+            on_failure: list(self, on_failure, "on_failure"),
+            on_error: list(self, on_error, "on_error"),
+        }
+    }
+
+    fn condition(&mut self, label: &str, text: &Spanned<String>, variables: &[&str], steps: Option<&[String]>) {
+        let result = template::check_condition(text.get_ref())
+            .and_then(|reads| template::check_reads(&reads, variables, steps).map_err(|e| no_parent_hint(e, true)));
+        if let Err(err) = result {
+            self.problem(Some(text.span()), format!("{label}: {err}"));
+        }
+    }
+
+    /// Where `needle` is written inside `span` of the file, or the span itself.
+    fn find(&self, span: Range<usize>, needle: &str) -> Range<usize> {
+        // The first line of the value as written (escapes may differ further on).
+        let probe: String = needle.chars().take_while(|c| *c != '\n' && *c != '\\' && *c != '"').take(40).collect();
+        let haystack = self.text.get(span.clone()).unwrap_or_default();
+        match haystack.find(&probe) {
+            Some(at) if !probe.is_empty() => span.start + at..span.start + at + probe.len(),
+            _ => span,
+        }
+    }
+
+    /// Checks what a built-in plugin needs from its grants against the step's settings.
+    fn needs(
+        &mut self,
+        label: &str,
+        plugin: &str,
+        settings: &serde_json::Value,
+        plugins: &BTreeMap<String, PluginSpec>,
+        span: Range<usize>,
+    ) {
+        let Some(spec) = plugins.get(plugin) else { return };
+        let super::WasmSource::Builtin(builtin) = &spec.wasm else { return };
+        for need in crate::runtime::builtin::needs(builtin) {
+            if let Err(err) = need.check(settings, &spec.grant) {
+                self.problem(Some(span.clone()), format!("{label}: {err}"));
+            }
+        }
+    }
+
+    fn coalesce(&mut self, rule: &str, raw: Option<Spanned<raw::CoalesceValue>>) -> Coalesce {
+        let Some(value) = raw else { return Coalesce::Default };
+        let span = value.span();
+        match value.into_inner() {
+            raw::CoalesceValue::Switch(true) => Coalesce::Default,
+            raw::CoalesceValue::Switch(false) => Coalesce::Off,
+            raw::CoalesceValue::Template(template) => {
+                if let Err(err) = check_key_template(&template) {
+                    self.problem(Some(span), format!("rule \"{rule}\": `coalesce`: {err}"));
+                }
+                Coalesce::Template(template)
+            }
+        }
+    }
+
+    pub(super) fn filter(
+        &mut self,
+        rule: &str,
+        key: &str,
+        patterns: Option<Spanned<raw::OneOrMany<String>>>,
+    ) -> Option<Filter> {
+        let Some(patterns) = patterns else { return Some(Filter::default()) };
+        let span = patterns.span();
+        let patterns = patterns.into_inner().into_vec();
+        let mut ok = true;
+        for text in &patterns {
+            if let Err(err) = Glob::new(text.strip_prefix('!').unwrap_or(text)) {
+                self.problem(Some(span.clone()), format!("rule \"{rule}\": bad `{key}` pattern: {err}"));
+                ok = false;
+            }
+        }
+        match Filter::new(&patterns) {
+            Ok(filter) => ok.then_some(filter),
+            Err(err) => {
+                if ok {
+                    self.problem(Some(span), format!("rule \"{rule}\": bad `{key}` list: {err}"));
+                }
+                None
+            }
+        }
+    }
+
+    /// `KEY` or `KEY_ignore` (never both, as in GitHub Actions).
+    fn ref_filter(
+        &mut self,
+        rule: &str,
+        (only_key, only): (&str, Option<Spanned<raw::OneOrMany<String>>>),
+        (ignore_key, ignore): (&str, Option<Spanned<raw::OneOrMany<String>>>),
+    ) -> Option<RefFilter> {
+        match (only, ignore) {
+            (None, None) => Some(RefFilter::None),
+            (Some(only), None) => self.filter(rule, only_key, Some(only)).map(RefFilter::Only),
+            (None, Some(ignore)) => {
+                let span = ignore.span();
+                if ignore.get_ref().iter().any(|pattern| pattern.starts_with('!')) {
+                    self.problem(
+                        Some(span),
+                        format!(
+                            "rule \"{rule}\": `{ignore_key}` cannot hold `!` patterns; use `{only_key}` with `!` patterns instead"
+                        ),
+                    );
+                    return None;
+                }
+                self.filter(rule, ignore_key, Some(ignore)).map(RefFilter::Ignore)
+            }
+            (Some(_), Some(ignore)) => {
+                self.problem(
+                    Some(ignore.span()),
+                    format!(
+                        "rule \"{rule}\": use `{only_key}` or `{ignore_key}`, not both; to exclude inside `{only_key}`, \
+                         add `!` patterns to it (e.g. [\"main\", \"release/**\", \"!release/**-rc\"])"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn settings(&mut self, table: &toml::Table, span: Range<usize>, label: &str) -> serde_json::Value {
+        let mut failures = Vec::new();
+        let value = toml_to_json(&toml::Value::Table(table.clone()), &mut failures);
+        for err in failures {
+            self.problem(Some(span.clone()), format!("{label}: {err}"));
+        }
+        value
+    }
+}
+
+/// ` (did you mean `X`?)` when `word` looks like a typo of one of `candidates`.
+pub(super) fn hint(word: &str, candidates: &[&str]) -> String {
+    template::closest(word, candidates.iter().copied()).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
+}
+
+fn no_parent_hint(err: String, has_parent: bool) -> String {
+    if !has_parent && err.starts_with("unknown variable `parent`") {
+        "`parent` is the step before; the first step has none".to_owned()
+    } else {
+        err
+    }
+}
+
+/// Checks that a coalescing key template names only known placeholders.
+fn check_key_template(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or("a `{` is not closed")? + open;
+        let name = &rest[open + 1..close];
+        if !COALESCE_PLACEHOLDERS.contains(&name) {
+            return Err(format!("unknown placeholder `{{{name}}}` (known: {})", COALESCE_PLACEHOLDERS.join(", ")));
+        }
+        rest = &rest[close + 1..];
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The running config and the plugins loaded for it, replaced whole on reload.
+//!
+//! Whoever starts work takes a [`Snapshot`] and keeps it to the end: a request is routed
+//! under one config, a job runs all its steps under the config it started with, and a
+//! reload never mixes the two. A reload happens on SIGHUP and when the config file's
+//! content changes; a config with any problem is refused and the running one stays.
+
+use crate::config::Config;
+use crate::runtime::Runtime;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the config file is looked at for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// A config and the runtime holding its plugins.
+pub struct Snapshot {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// Its plugins, compiled and pre-instantiated.
+    pub runtime: Arc<Runtime>,
+}
+
+/// The current [`Snapshot`], and how reloading has gone.
+pub struct Live {
+    current: RwLock<Arc<Snapshot>>,
+    status: Mutex<ReloadStatus>,
+}
+
+/// How reloading has gone, for `GET /api/config`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// The config file.
+    pub path: PathBuf,
+    /// 1 for the config the daemon started with, +1 for each successful reload.
+    pub generation: u64,
+    /// When the current config was loaded (RFC 3339).
+    pub loaded_at: String,
+    /// Why the newest reload attempt failed, when it did (the running config stayed).
+    pub last_error: Option<String>,
+    /// Settings changed by a reload that take effect only at the next restart.
+    pub pending_restart: Vec<String>,
+}
+
+impl Live {
+    /// Starts with `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        let status = ReloadStatus {
+            path: snapshot.config.path.clone(),
+            generation: 1,
+            loaded_at: crate::queue::rfc3339(crate::queue::now_ms()),
+            ..ReloadStatus::default()
+        };
+        Self { current: RwLock::new(Arc::new(snapshot)), status: Mutex::new(status) }
+    }
+
+    /// How reloading has gone.
+    pub fn status(&self) -> ReloadStatus {
+        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn record(&self, result: &anyhow::Result<Vec<String>>) {
+        let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match result {
+            Ok(restart) => {
+                status.generation += 1;
+                status.loaded_at = crate::queue::rfc3339(crate::queue::now_ms());
+                status.last_error = None;
+                for setting in restart {
+                    if !status.pending_restart.contains(setting) {
+                        status.pending_restart.push(setting.clone());
+                    }
+                }
+            }
+            Err(err) => status.last_error = Some(format!("{err:#}")),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn get(&self) -> Arc<Snapshot> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The current config.
+    pub fn config(&self) -> Arc<Config> {
+        self.get().config.clone()
+    }
+
+    fn replace(&self, snapshot: Snapshot) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+    }
+
+    /// Loads the config file again; if it is valid and its plugins load, it becomes
+    /// current. Settings that only a restart can change are reported, and keep their
+    /// running values until then.
+    pub async fn reload(&self, path: &Path) -> anyhow::Result<Vec<String>> {
+        let result = self.try_reload(path).await;
+        self.record(&result);
+        result
+    }
+
+    async fn try_reload(&self, path: &Path) -> anyhow::Result<Vec<String>> {
+        let path = path.to_path_buf();
+        let config = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .context("loading the config")?
+            .map_err(|err| anyhow::anyhow!("the config has problems:\n{err}"))?;
+        let old = self.config();
+        let restart = needs_restart(&old, &config);
+        let specs: Vec<_> = config.plugins.values().cloned().collect();
+        // The compiled-plugin cache lives with the data the daemon opened at start.
+        let cache_dir = old.server.data_dir.join("cache");
+        let (runtime, report) = tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir))
+            .await
+            .context("loading plugins")??;
+        for (name, cached, took) in &report.plugins {
+            tracing::debug!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
+        }
+        self.replace(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) });
+        Ok(restart)
+    }
+
+    /// Reloads on SIGHUP and when the file at `path` changes, until `stop`.
+    pub async fn watch(self: Arc<Self>, path: PathBuf, mut stop: watch::Receiver<bool>) {
+        let mut hangup = match hangup() {
+            Ok(signal) => Some(signal),
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGHUP ({err}); reloading on file changes only");
+                None
+            }
+        };
+        let mut seen = std::fs::read(&path).ok();
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let why = tokio::select! {
+                _ = stop.changed() => return,
+                () = recv(&mut hangup) => "SIGHUP",
+                _ = tick.tick() => {
+                    // Compare contents, not times: editors and `touch` change times without
+                    // changing anything, and a half-written file is caught on the next tick.
+                    let now = std::fs::read(&path).ok();
+                    if now.is_none() || now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    "the file changed"
+                }
+            };
+            seen = std::fs::read(&path).ok().or(seen);
+            tracing::info!(config = %path.display(), "reloading the config ({why})");
+            match self.reload(&path).await {
+                Ok(restart) => {
+                    tracing::info!(config = %path.display(), "config reloaded; new jobs run under it");
+                    for setting in restart {
+                        tracing::warn!("{setting} changed: it takes effect at the next restart");
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(config = %path.display(), "config not reloaded, the running one stays: {err:#}")
+                }
+            }
+        }
+    }
+}
+
+/// Settings fixed for the life of the process.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut changed = Vec::new();
+    let (a, b) = (&old.server, &new.server);
+    let checks = [
+        ("[server] listen", a.listen != b.listen),
+        ("[server] data_dir", a.data_dir != b.data_dir),
+        ("[server] workers", a.workers != b.workers),
+        ("[server] max_body", a.max_body != b.max_body),
+        (
+            "[compat.gitreload] (adding or removing it)",
+            old.compat.gitreload.is_some() != new.compat.gitreload.is_some(),
+        ),
+    ];
+    for (name, differs) in checks {
+        if differs {
+            changed.push(name.to_owned());
+        }
+    }
+    changed
+}
+
+#[cfg(unix)]
+fn hangup() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+}
+
+#[cfg(unix)]
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}

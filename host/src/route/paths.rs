@@ -1,0 +1,176 @@
+//! The paths an event changed, for `paths` / `paths_ignore`.
+//!
+//! From the payload when the forge listed every commit with its paths; otherwise from a
+//! local clone of the repository inside a directory some plugin is granted, when that
+//! clone already has both commits; otherwise unknown, with the reason.
+
+use crate::event::{Event, is_null_commit};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// What is known about an event's changed paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangedPaths {
+    /// Every changed path.
+    Known(Vec<String>),
+    /// Path filters do not apply to this event (a tag: as in GitHub Actions).
+    NotApplicable(String),
+    /// They could not be worked out; why.
+    Unknown(String),
+}
+
+/// The changed paths of `event`, looking for clones under `dirs` when the payload is not enough.
+pub fn changed_paths(event: &Event, dirs: &[PathBuf]) -> ChangedPaths {
+    if event.tag.is_some() {
+        return ChangedPaths::NotApplicable("path filters do not apply to tags".into());
+    }
+    if event.kind != "push" {
+        return ChangedPaths::Unknown(format!("a `{}` event lists no changed paths", event.kind));
+    }
+    if event.commits_complete && !event.commits.is_empty() {
+        let mut paths = BTreeSet::new();
+        for commit in &event.commits {
+            paths.extend(commit.added.iter().chain(&commit.modified).chain(&commit.removed).cloned());
+        }
+        return ChangedPaths::Known(paths.into_iter().collect());
+    }
+    let (Some(before), Some(after)) = (event.before.as_deref(), event.after.as_deref()) else {
+        return ChangedPaths::Unknown("the payload names no commits".into());
+    };
+    if is_null_commit(after) {
+        return ChangedPaths::Unknown("the ref was deleted".into());
+    }
+    if is_null_commit(before) {
+        return ChangedPaths::Unknown(
+            "a new ref: the payload lists no paths and there is no earlier commit to compare".into(),
+        );
+    }
+    for dir in candidates(event, dirs) {
+        if let Some(paths) = diff_in(&dir, before, after) {
+            return ChangedPaths::Known(paths);
+        }
+    }
+    ChangedPaths::Unknown(format!(
+        "the payload lists no paths, and no clone of {} in a granted directory has both {} and {}",
+        event.repository.full_name,
+        short(before),
+        short(after)
+    ))
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Where a clone of the event's repository may be: each granted directory itself, and
+/// `DIR/NAME` and `DIR/OWNER/NAME` (the layouts `fetch-update` uses). Names that could
+/// leave the directory are not tried.
+fn candidates(event: &Event, dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let safe = |part: &str| !part.is_empty() && part != "." && part != ".." && !part.contains(['/', '\\']);
+    let repository = &event.repository;
+    let mut out = Vec::new();
+    for dir in dirs {
+        out.push(dir.clone());
+        if safe(&repository.name) {
+            out.push(dir.join(&repository.name));
+            if repository.owner.split('/').all(safe) {
+                out.push(dir.join(&repository.owner).join(&repository.name));
+            }
+        }
+    }
+    out
+}
+
+/// The paths that differ between two commits of the repository at `dir`, when it has both.
+fn diff_in(dir: &Path, before: &str, after: &str) -> Option<Vec<String>> {
+    let repo = git2::Repository::open(dir).ok()?;
+    let tree = |id: &str| -> Option<git2::Tree<'_>> {
+        let oid = git2::Oid::from_str(id).ok()?;
+        repo.find_commit(oid).ok()?.tree().ok()
+    };
+    let (old, new) = (tree(before)?, tree(after)?);
+    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None).ok()?;
+    let mut paths = BTreeSet::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(path) = file.path().and_then(Path::to_str) {
+                paths.insert(path.to_owned());
+            }
+        }
+    }
+    Some(paths.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Repository;
+
+    /// Commits `files` (path, content) on top of HEAD; returns the commit id.
+    fn commit(repo: &git2::Repository, files: &[(&str, &str)]) -> String {
+        let workdir = repo.workdir().unwrap().to_path_buf();
+        let mut index = repo.index().unwrap();
+        for (path, content) in files {
+            let full = workdir.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, content).unwrap();
+            index.add_path(Path::new(path)).unwrap();
+        }
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &signature, &signature, "c", &tree, &parents).unwrap().to_string()
+    }
+
+    fn push(before: &str, after: &str) -> Event {
+        Event {
+            kind: "push".into(),
+            repository: Repository {
+                owner: "acme".into(),
+                name: "site".into(),
+                full_name: "acme/site".into(),
+                ..Default::default()
+            },
+            git_ref: Some("refs/heads/main".into()),
+            branch: Some("main".into()),
+            before: Some(before.into()),
+            after: Some(after.into()),
+            commits_complete: false,
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn paths_come_from_a_granted_clone_when_the_payload_has_none() {
+        let granted = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(granted.path().join("acme/site")).unwrap();
+        let before = commit(&repo, &[("README.md", "a"), ("docs/x.md", "x")]);
+        let after = commit(&repo, &[("docs/x.md", "y"), ("src/new.rs", "fn main() {}")]);
+        let dirs = vec![granted.path().to_path_buf()];
+        assert_eq!(
+            changed_paths(&push(&before, &after), &dirs),
+            ChangedPaths::Known(vec!["docs/x.md".into(), "src/new.rs".into()])
+        );
+        // A clone that lacks the pushed commit (not fetched yet) cannot say.
+        let unknown = "f".repeat(40);
+        assert!(
+            matches!(changed_paths(&push(&before, &unknown), &dirs), ChangedPaths::Unknown(why) if why.contains("no clone of acme/site"))
+        );
+        // Nor can anything outside the granted directories.
+        assert!(matches!(changed_paths(&push(&before, &after), &[]), ChangedPaths::Unknown(_)));
+    }
+
+    #[test]
+    fn tags_new_refs_and_deletions() {
+        let mut tag = push("1", "2");
+        tag.tag = Some("v1".into());
+        assert_eq!(changed_paths(&tag, &[]), ChangedPaths::NotApplicable("path filters do not apply to tags".into()));
+        let zero = "0".repeat(40);
+        assert!(
+            matches!(changed_paths(&push(&zero, "2"), &[]), ChangedPaths::Unknown(why) if why.starts_with("a new ref"))
+        );
+        assert_eq!(changed_paths(&push("1", &zero), &[]), ChangedPaths::Unknown("the ref was deleted".into()));
+    }
+}

@@ -1,0 +1,327 @@
+//! One attempt at a job's chain: the rule's steps in order, each step's handlers after
+//! it, the rule's handlers at the end.
+//!
+//! - A step whose `if` is false is recorded as skipped and the chain goes on.
+//! - Success: the step's `on_success` handlers run, then the next step.
+//! - Failure outcome: its `on_failure` handlers run; with `continue_on_failure` the
+//!   chain goes on, otherwise it ends and the job fails.
+//! - Skipped outcome (the plugin found nothing to do): the chain ends, the job is skipped.
+//! - Error (trap, time limit, host or plugin error): the chain ends and the job fails;
+//!   `on_error` handlers run only when no retry follows.
+//! - Then the rule's `on_success`, `on_failure` or `on_error` handlers, by how it ended.
+//!
+//! A handler is a step: it sees the step it handles as `parent`. A handler that does not
+//! succeed is logged and, after a successful chain, fails the job.
+
+use super::{Ending, Workers};
+use crate::capability::log::{Level, Sink};
+use crate::config::{Rule, Step};
+use crate::event::Event;
+use crate::queue::{ClaimedJob, JobState, StepRecord, now_ms};
+use crate::runtime::{ErrorKind, Runtime, StepOutcome, StepStatus};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How one step (or handler) ended, as the chain sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Success,
+    Failure,
+    /// The plugin reported nothing to do.
+    Skipped,
+    /// Its `if` was false.
+    NotRun,
+    /// An error; whether a retry could help.
+    Error {
+        retryable: bool,
+    },
+}
+
+/// What went wrong in a chain, for the rule's handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    Failure,
+    Error,
+}
+
+pub(super) struct Chain<'a> {
+    workers: &'a Workers,
+    runtime: Arc<Runtime>,
+    job: &'a ClaimedJob,
+    rule: &'a Rule,
+    event: Arc<Event>,
+    /// `event` and `payload` for templates, built once.
+    event_value: Value,
+    payload: Value,
+    /// Outcomes so far, by step name: templates' `steps`.
+    results: Map<String, Value>,
+    /// Records so far; the newest is held back to be committed with the job's end.
+    records: usize,
+    held: Option<StepRecord>,
+    deadline: Option<Instant>,
+}
+
+impl<'a> Chain<'a> {
+    pub(super) fn new(
+        workers: &'a Workers,
+        runtime: Arc<Runtime>,
+        job: &'a ClaimedJob,
+        rule: &'a Rule,
+        event: Event,
+    ) -> Self {
+        let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+        let mut event_value = serde_json::to_value(&event).unwrap_or_default();
+        if let Some(object) = event_value.as_object_mut() {
+            object.insert("payload".into(), payload.clone());
+        }
+        Self {
+            workers,
+            runtime,
+            job,
+            rule,
+            event: Arc::new(event),
+            event_value,
+            payload,
+            results: Map::new(),
+            records: 0,
+            held: None,
+            deadline: rule.timeout.map(|timeout| Instant::now() + timeout),
+        }
+    }
+
+    /// Runs the chain; the last record rides on the returned ending.
+    pub(super) async fn run(mut self) -> Ending {
+        let rule = self.rule;
+        let mut parent: Option<Value> = None;
+        let mut trouble = None;
+        let mut ending = None;
+        let mut failures = Vec::new();
+        let mut last_summary = String::from("no steps ran");
+        for (index, step) in rule.steps.iter().enumerate() {
+            if self.workers.queue.cancel_requested(self.job.id).await.unwrap_or(false) {
+                let when = if index == 0 { "before it ran".to_owned() } else { format!("after step {index}") };
+                ending = Some(Ending::new(JobState::Cancelled, format!("cancelled {when}"), None, false));
+                break;
+            }
+            let at = format!("step {} ({})", index + 1, step.name);
+            let (ended, result) = self.run_step(step, parent.as_ref()).await;
+            let summary = result["summary"].as_str().unwrap_or_default().to_owned();
+            match ended {
+                Ended::NotRun => continue,
+                Ended::Success => {
+                    last_summary = summary;
+                    if let Some(failed) = self.handlers(&step.handlers.on_success, &result, "on_success").await {
+                        ending = Some(failed);
+                        break;
+                    }
+                }
+                Ended::Failure => {
+                    let retryable = rule.retry_failures && !step.continue_on_failure;
+                    if !self.will_retry(retryable) {
+                        self.handlers(&step.handlers.on_failure, &result, "on_failure").await;
+                    }
+                    if step.continue_on_failure {
+                        failures.push(format!("{at} failed: {summary}"));
+                        parent = Some(result);
+                        continue;
+                    }
+                    let text = format!("{at} failed: {summary}");
+                    trouble = Some(Trouble::Failure);
+                    ending = Some(Ending::new(JobState::Failed, text.clone(), Some(text), retryable));
+                    parent = Some(result);
+                    break;
+                }
+                Ended::Skipped => {
+                    ending = Some(Ending::new(JobState::Skipped, format!("{at} skipped: {summary}"), None, false));
+                    break;
+                }
+                Ended::Error { retryable } => {
+                    if !self.will_retry(retryable) {
+                        self.handlers(&step.handlers.on_error, &result, "on_error").await;
+                    }
+                    let text = format!("{at}: {summary}");
+                    trouble = Some(Trouble::Error);
+                    ending = Some(Ending::new(JobState::Failed, text.clone(), Some(text), retryable));
+                    parent = Some(result);
+                    break;
+                }
+            }
+            parent = Some(result);
+        }
+        let mut ending = ending.unwrap_or_else(|| {
+            let summary = if failures.is_empty() {
+                last_summary
+            } else {
+                format!("{} (continued after: {})", last_summary, failures.join("; "))
+            };
+            Ending::new(JobState::Succeeded, summary, None, false)
+        });
+        let parent = parent.unwrap_or(Value::Null);
+        match (ending.state, trouble) {
+            (JobState::Succeeded, _) => {
+                if let Some(failed) = self.handlers(&rule.handlers.on_success, &parent, "on_success").await {
+                    ending = failed;
+                }
+            }
+            (JobState::Failed, Some(trouble)) if !self.will_retry(ending.retryable) => {
+                let handlers = match trouble {
+                    Trouble::Failure => &rule.handlers.on_failure,
+                    Trouble::Error => &rule.handlers.on_error,
+                };
+                let kind = if trouble == Trouble::Failure { "on_failure" } else { "on_error" };
+                self.handlers(handlers, &parent, kind).await;
+            }
+            _ => {}
+        }
+        ending.last_step = self.held.take();
+        ending
+    }
+
+    /// Whether a retryable ending now would be retried (so handlers wait for the last attempt).
+    fn will_retry(&self, retryable: bool) -> bool {
+        retryable && self.job.attempt < self.job.max_attempts
+    }
+
+    /// Runs handlers in order with `parent` as the handled step. Returns the ending when
+    /// one did not succeed.
+    async fn handlers(&mut self, handlers: &'a [Step], parent: &Value, kind: &str) -> Option<Ending> {
+        let mut failed = None;
+        for handler in handlers {
+            let (ended, result) = self.run_step(handler, Some(parent)).await;
+            if matches!(ended, Ended::Success | Ended::NotRun) {
+                continue;
+            }
+            let summary = result["summary"].as_str().unwrap_or_default();
+            let text = format!("{kind} handler {} did not succeed: {summary}", handler.name);
+            tracing::warn!(job = self.job.id, rule = %self.rule.name, "{text}");
+            failed.get_or_insert_with(|| Ending::new(JobState::Failed, text.clone(), Some(text), false));
+        }
+        failed
+    }
+
+    /// Runs one step: its `if`, its templates, the plugin. Records it and returns how it
+    /// ended with its result as templates see it.
+    async fn run_step(&mut self, step: &Step, parent: Option<&Value>) -> (Ended, Value) {
+        let started_at = now_ms();
+        let context = self.context(parent);
+        let prepared = match &step.condition {
+            Some(condition) => match crate::template::eval_condition(condition, &context) {
+                Ok(true) => Ok(true),
+                Ok(false) => Ok(false),
+                Err(err) => Err(format!("`if` failed: {err}")),
+            },
+            None => Ok(true),
+        }
+        .and_then(|run| match run {
+            true => crate::template::render_settings(&step.settings, &context)
+                .map(Some)
+                .map_err(|err| format!("rendering `with`: {err}")),
+            false => Ok(None),
+        });
+        let (ended, status, summary, output) = match prepared {
+            Ok(None) => {
+                let summary = format!("not run: `if` is false ({})", step.condition.as_deref().unwrap_or_default());
+                (Ended::NotRun, "skipped", summary, None)
+            }
+            Err(err) => (Ended::Error { retryable: false }, "error", err, None),
+            Ok(Some(settings)) => self.call(step, settings).await,
+        };
+        let output_value = output
+            .as_deref()
+            .map_or(Value::Null, |text| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())));
+        let result = json!({
+            "name": step.name, "plugin": step.plugin, "status": status, "summary": summary, "output": output_value,
+        });
+        self.results.insert(step.name.clone(), result.clone());
+        let record = StepRecord {
+            index: self.records,
+            name: step.name.clone(),
+            plugin: step.plugin.clone(),
+            status,
+            summary,
+            output,
+            started_at,
+            finished_at: now_ms(),
+        };
+        self.records += 1;
+        if let Some(previous) = self.held.replace(record)
+            && let Err(err) = self.workers.queue.record_step(self.job.id, self.job.attempt, previous).await
+        {
+            tracing::error!(job = self.job.id, "recording a step: {err:#}");
+        }
+        (ended, result)
+    }
+
+    /// Calls the plugin with rendered settings.
+    async fn call(&self, step: &Step, settings: Value) -> (Ended, &'static str, String, Option<String>) {
+        if let Some(deadline) = self.deadline
+            && Instant::now() >= deadline
+        {
+            return (Ended::Error { retryable: true }, "error", "the rule's timeout passed before it ran".into(), None);
+        }
+        let sink = self.sink(&step.name);
+        let runtime = self.runtime.clone();
+        let (plugin, event, deadline) = (step.plugin.clone(), self.event.clone(), self.deadline);
+        let started = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || {
+            runtime.run_until(&plugin, &event, &settings.to_string(), sink, deadline)
+        })
+        .await
+        .unwrap_or_else(|err| StepOutcome::Trapped { reason: format!("the step's thread failed: {err}") });
+        self.workers.metrics.step(&step.plugin, started.elapsed());
+        match outcome {
+            StepOutcome::Done { status, summary, output } => {
+                let (ended, name) = match status {
+                    StepStatus::Success => (Ended::Success, "success"),
+                    StepStatus::Failure => (Ended::Failure, "failure"),
+                    StepStatus::Skipped => (Ended::Skipped, "skipped"),
+                };
+                (ended, name, summary, Some(output))
+            }
+            StepOutcome::Error { kind, message } => {
+                let retryable = match kind {
+                    ErrorKind::InvalidSettings => false,
+                    ErrorKind::Transient => true,
+                    ErrorKind::Failed => self.rule.retry_failures,
+                };
+                (Ended::Error { retryable }, "error", format!("{}: {message}", error_kind(kind)), None)
+            }
+            StepOutcome::Trapped { reason } => {
+                (Ended::Error { retryable: true }, "error", format!("plugin {} trapped: {reason}", step.plugin), None)
+            }
+        }
+    }
+
+    /// What a step's `if` and templates see.
+    fn context(&self, parent: Option<&Value>) -> minijinja::Value {
+        let mut context = json!({
+            "event": self.event_value,
+            "payload": self.payload,
+            "steps": self.results,
+            "rule": {"name": self.rule.name},
+            "job": {"id": self.job.id, "attempt": self.job.attempt, "max_attempts": self.job.max_attempts},
+        });
+        if let Some(parent) = parent {
+            context["parent"] = parent.clone();
+        }
+        minijinja::Value::from_serialize(context)
+    }
+
+    /// Where a step's log lines go: the job's record, and the daemon's own log at debug.
+    fn sink(&self, step: &str) -> Sink {
+        let (queue, id, attempt, step) = (self.workers.queue.clone(), self.job.id, self.job.attempt, step.to_owned());
+        Arc::new(move |level: Level, message: &str| {
+            tracing::debug!(job = id, step = %step, level = level.as_str(), "{message}");
+            queue.log(id, attempt, Some(&step), level.as_str(), message);
+        })
+    }
+}
+
+fn error_kind(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidSettings => "invalid settings",
+        ErrorKind::Transient => "transient failure",
+        ErrorKind::Failed => "failed",
+    }
+}
