@@ -272,3 +272,43 @@ async fn the_config_reloads_on_change_and_a_broken_one_is_refused() {
     run("second").await;
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn an_error_runs_on_error_handlers_once_no_retry_follows() {
+    let scratch = tempfile::tempdir().unwrap();
+    let rules = r#"
+[[rules]]
+name = "slow"
+on = "push"
+timeout = "1s"
+retries = 1
+retry_backoff = "1s"
+
+[[rules.steps]]
+name = "sleep"
+plugin = "probe"
+with = { op = "sleep", ms = 5000, lines = 50 }
+
+[[rules.steps.on_error]]
+name = "step-error"
+plugin = "probe"
+with = { op = "write-file", path = "SCRATCH/step-error-{{ job.attempt }}.txt", content = "{{ parent.status }}: {{ parent.summary }}" }
+
+[[rules.on_error]]
+name = "rule-error"
+plugin = "probe"
+with = { op = "write-file", path = "SCRATCH/rule-error.txt", content = "{{ rule.name }} gave up after {{ job.attempt }} of {{ job.max_attempts }}" }
+"#;
+    let daemon = TestDaemon::start(&config(scratch.path(), rules)).await;
+    let jobs = push(&daemon, "main").await;
+    let job = daemon.finished_job(&jobs[0]).await;
+    assert_eq!(job["state"], "dead", "{job}");
+    assert_eq!(job["attempts"], 2);
+    // The first attempt was retried, so its handlers waited; the last one ran them.
+    assert!(!scratch.path().join("step-error-1.txt").exists());
+    let step_error = std::fs::read_to_string(scratch.path().join("step-error-2.txt")).unwrap();
+    assert_eq!(step_error, "error: plugin probe trapped: the rule's timeout passed");
+    let rule_error = std::fs::read_to_string(scratch.path().join("rule-error.txt")).unwrap();
+    assert_eq!(rule_error, "slow gave up after 2 of 2");
+    daemon.stop().await;
+}

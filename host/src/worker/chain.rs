@@ -105,7 +105,7 @@ impl<'a> Chain<'a> {
                 break;
             }
             let at = format!("step {} ({})", index + 1, step.name);
-            let (ended, result) = self.run_step(step, parent.as_ref()).await;
+            let (ended, result) = self.run_step(step, parent.as_ref(), false).await;
             let summary = result["summary"].as_str().unwrap_or_default().to_owned();
             match ended {
                 Ended::NotRun => continue,
@@ -188,7 +188,7 @@ impl<'a> Chain<'a> {
     async fn handlers(&mut self, handlers: &'a [Step], parent: &Value, kind: &str) -> Option<Ending> {
         let mut failed = None;
         for handler in handlers {
-            let (ended, result) = self.run_step(handler, Some(parent)).await;
+            let (ended, result) = self.run_step(handler, Some(parent), true).await;
             if matches!(ended, Ended::Success | Ended::NotRun) {
                 continue;
             }
@@ -201,8 +201,9 @@ impl<'a> Chain<'a> {
     }
 
     /// Runs one step: its `if`, its templates, the plugin. Records it and returns how it
-    /// ended with its result as templates see it.
-    async fn run_step(&mut self, step: &Step, parent: Option<&Value>) -> (Ended, Value) {
+    /// ended with its result as templates see it. Handlers are not held to the rule's
+    /// timeout (they often report that it passed), only to their plugin's limits.
+    async fn run_step(&mut self, step: &Step, parent: Option<&Value>, handler: bool) -> (Ended, Value) {
         let started_at = now_ms();
         let context = self.context(parent);
         let prepared = match &step.condition {
@@ -225,7 +226,7 @@ impl<'a> Chain<'a> {
                 (Ended::NotRun, "skipped", summary, None)
             }
             Err(err) => (Ended::Error { retryable: false }, "error", err, None),
-            Ok(Some(settings)) => self.call(step, settings).await,
+            Ok(Some(settings)) => self.call(step, settings, if handler { None } else { self.deadline }).await,
         };
         let output_value = output
             .as_deref()
@@ -254,15 +255,20 @@ impl<'a> Chain<'a> {
     }
 
     /// Calls the plugin with rendered settings.
-    async fn call(&self, step: &Step, settings: Value) -> (Ended, &'static str, String, Option<String>) {
-        if let Some(deadline) = self.deadline
+    async fn call(
+        &self,
+        step: &Step,
+        settings: Value,
+        deadline: Option<Instant>,
+    ) -> (Ended, &'static str, String, Option<String>) {
+        if let Some(deadline) = deadline
             && Instant::now() >= deadline
         {
             return (Ended::Error { retryable: true }, "error", "the rule's timeout passed before it ran".into(), None);
         }
         let sink = self.sink(&step.name);
         let runtime = self.runtime.clone();
-        let (plugin, event, deadline) = (step.plugin.clone(), self.event.clone(), self.deadline);
+        let (plugin, event) = (step.plugin.clone(), self.event.clone());
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             runtime.run_until(&plugin, &event, &settings.to_string(), sink, deadline)

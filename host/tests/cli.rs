@@ -1,0 +1,132 @@
+#![allow(clippy::disallowed_methods, reason = "a blocking test that drives the real binary")]
+
+//! The `gitauto` binary as a user runs it: `check` and `serve` on a broken config,
+//! `run --dry-run` on a payload, and a reload on SIGHUP.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn gitauto(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gitauto")).args(args).env("GITAUTO_LOG", "warn").output().unwrap()
+}
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:PORT"
+api_token = "cli-token"
+
+[sources.github]
+forge = "github"
+secret = "cli-secret"
+
+[plugins.fetch-update]
+wasm = "builtin:fetch-update"
+grants = { dirs = ["/srv/repos"] }
+
+[[rules]]
+name = "docs"
+on = "push"
+branch = ["main", "release/*"]
+steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
+
+[[rules]]
+name = "tags"
+on = "tag"
+steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
+"#;
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("gitauto.toml");
+    std::fs::write(&path, text.replace("PORT", "0")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn check_and_serve_report_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = CONFIG.replace("on = \"tag\"", "on = \"tagg\"").replace("branch = [", "brnch = [");
+    let config = write_config(dir.path(), &broken);
+    let check = gitauto(&["check", "--config", &config]);
+    assert_eq!(check.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    // serde stops at the first structural problem; it is reported with its place and hint.
+    assert!(stderr.contains("gitauto.toml:17:1: unknown key `brnch`; did you mean `branch`?"), "{stderr}");
+    let broken = CONFIG
+        .replace("on = \"tag\"", "on = \"tagg\"")
+        .replace("repodir = \"/srv/repos\" } }]\n\n[[rules]]", "repodir = \"/srv/elsewhere\" } }]\n\n[[rules]]");
+    let config = write_config(dir.path(), &broken);
+    let check = gitauto(&["check", "--config", &config]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stderr.contains("gitauto.toml:18:44: rule \"docs\", step 1: `with.repodir` = `/srv/elsewhere` is outside"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gitauto.toml:22:6: rule \"tags\": unknown event kind `tagg`; did you mean `tag`?"),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("2 problem(s) found\n"), "{stderr}");
+    let serve = gitauto(&["serve", "--config", &config]);
+    assert_eq!(serve.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("unknown event kind `tagg`"));
+    let fine = write_config(dir.path(), CONFIG);
+    let check = gitauto(&["check", "--config", &fine]);
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stderr));
+}
+
+#[test]
+fn run_dry_run_explains_every_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), CONFIG);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/payloads/github/push.json");
+    let mut payload: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    payload["ref"] = "refs/heads/dev".into();
+    let event = dir.path().join("push.json");
+    std::fs::write(&event, serde_json::to_vec(&payload).unwrap()).unwrap();
+    let run = gitauto(&["run", "--event", event.to_str().unwrap(), "--dry-run", "--config", &config]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("refs/heads/dev:\n  rule docs: branch `dev` not in [main, release/*]\n  rule tags: event `push` not in on = [tag]\n"), "{stdout}");
+}
+
+#[test]
+fn sighup_reloads_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = write_config(dir.path(), &CONFIG.replace("PORT", &port.to_string()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitauto"))
+        .args(["serve", "--config", &config])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let generation = || {
+        runtime.block_on(async {
+            let response =
+                reqwest::Client::new().get(format!("{base}/api/config")).bearer_auth("cli-token").send().await.ok()?;
+            let status: serde_json::Value = response.json().await.ok()?;
+            status["generation"].as_u64()
+        })
+    };
+    let wait = |want: u64| {
+        let started = Instant::now();
+        while generation() != Some(want) {
+            assert!(started.elapsed() < Duration::from_secs(60), "generation {want} never came: {:?}", generation());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(1);
+    // Same content: only the signal can cause this reload.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    wait(2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
