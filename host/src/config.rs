@@ -6,6 +6,7 @@
 
 pub mod compat;
 mod env;
+mod keys;
 mod raw;
 mod rules;
 pub mod secret;
@@ -166,6 +167,14 @@ impl Config {
     /// Validates config text; `path` names it in messages and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let mut check = Checker { path, text, problems: Vec::new(), custom_kinds: false };
+        // Every misspelt key at once; serde would stop at the first.
+        let unknown = keys::unknown_keys(text);
+        if !unknown.is_empty() {
+            for (span, message) in unknown {
+                check.problem(Some(span), message);
+            }
+            return Err(check.finish());
+        }
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(err) => {
@@ -520,7 +529,9 @@ fn toml_to_json(value: &toml::Value, failures: &mut Vec<String>) -> serde_json::
 /// serde's "unknown field `x`, expected one of `a`, `b`" with the likely intended key.
 fn with_key_hint(message: &str) -> String {
     let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_owned() };
-    let Some((key, expected)) = rest.split_once('`') else { return message.to_owned() };
+    let Some((key, rest)) = rest.split_once('`') else { return message.to_owned() };
+    // "expected one of `a`, `b`", "expected `a` or `b`", "expected `a`".
+    let expected = rest.split_once("expected ").map_or("", |(_, list)| list);
     let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     let hint = rules::hint(key, &valid);
     let listed = if valid.is_empty() { String::new() } else { format!(" (valid keys here: {})", valid.join(", ")) };
@@ -593,7 +604,7 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
             ("[server]\nlisten = 3\n", "gitauto.toml:2:10: invalid type: integer `3`, expected a string"),
             (
                 "[server]\nlisen = \"x\"\n",
-                "gitauto.toml:2:1: unknown key `lisen`; did you mean `listen`? (valid keys here: listen,",
+                "gitauto.toml:2:1: unknown key `lisen` in [server]; did you mean `listen`? (valid keys here: listen,",
             ),
             (
                 "[sources.gh]\nforge = \"sourcehut\"\nsecret = \"x\"\n",

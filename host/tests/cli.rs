@@ -50,8 +50,8 @@ fn check_and_serve_report_every_problem_with_its_line() {
     let check = gitauto(&["check", "--config", &config]);
     assert_eq!(check.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&check.stderr);
-    // serde stops at the first structural problem; it is reported with its place and hint.
-    assert!(stderr.contains("gitauto.toml:17:1: unknown key `brnch`; did you mean `branch`?"), "{stderr}");
+    // Misspelt keys come first, with their place and the closest valid key.
+    assert!(stderr.contains("gitauto.toml:17:1: unknown key `brnch` in [[rules]]; did you mean `branch`?"), "{stderr}");
     let broken = CONFIG
         .replace("on = \"tag\"", "on = \"tagg\"")
         .replace("repodir = \"/srv/repos\" } }]\n\n[[rules]]", "repodir = \"/srv/elsewhere\" } }]\n\n[[rules]]");

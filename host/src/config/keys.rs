@@ -1,0 +1,230 @@
+//! Every key `gitauto.toml` knows, by place, so that all misspelt keys are reported at
+//! once (serde stops at the first), each with the closest valid key. Kept next to
+//! `raw.rs`, whose structs are the other half of the same contract; the test below
+//! loads a config using every key listed here.
+
+use super::rules::hint;
+use std::ops::Range;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// What may appear at one place of the file.
+enum Shape {
+    /// A table with these keys.
+    Table(&'static [(&'static str, &'static Shape)]),
+    /// A table whose keys are names chosen by the user, each value shaped alike.
+    Named(&'static Shape),
+    /// An array (or an inline value) whose tables are shaped alike.
+    Items(&'static Shape),
+    /// Anything (plugin settings, scalars).
+    Any,
+}
+
+static ANY: Shape = Shape::Any;
+static ROOT: Shape = Shape::Table(&[
+    ("server", &SERVER),
+    ("sources", &Shape::Named(&SOURCE)),
+    ("plugins", &Shape::Named(&PLUGIN)),
+    ("rules", &Shape::Items(&RULE)),
+    ("compat", &COMPAT),
+    ("retention", &RETENTION),
+]);
+static SERVER: Shape = Shape::Table(&[
+    ("listen", &ANY),
+    ("data_dir", &ANY),
+    ("workers", &ANY),
+    ("max_body", &ANY),
+    ("shutdown_grace", &ANY),
+    ("api_token", &ANY),
+]);
+static RETENTION: Shape = Shape::Table(&[("max_age", &ANY), ("keep_jobs", &ANY), ("keep_deliveries", &ANY)]);
+static SOURCE: Shape = Shape::Table(&[
+    ("forge", &ANY),
+    ("secret", &ANY),
+    ("secrets", &ANY),
+    ("allow_unsigned", &ANY),
+    ("legacy_sha1", &ANY),
+    ("replay_window", &ANY),
+    ("signature_header", &ANY),
+    ("delivery_header", &ANY),
+    ("event_header", &ANY),
+    ("kind", &ANY),
+    ("fields", &ANY),
+]);
+static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS)]);
+static GRANTS: Shape = Shape::Table(&[("dirs", &Shape::Items(&DIR)), ("hosts", &ANY), ("commands", &ANY)]);
+static DIR: Shape = Shape::Table(&[("path", &ANY), ("write", &ANY)]);
+static LIMITS: Shape = Shape::Table(&[("memory", &ANY), ("timeout", &ANY)]);
+static COMPAT: Shape = Shape::Table(&[("gitreload", &GITRELOAD)]);
+static GITRELOAD: Shape = Shape::Table(&[
+    ("source", &ANY),
+    ("repodir", &ANY),
+    ("import", &ANY),
+    ("update", &ANY),
+    ("import_with", &ANY),
+    ("update_with", &ANY),
+]);
+static RULE: Shape = Shape::Table(&[
+    ("name", &ANY),
+    ("on", &ANY),
+    ("source", &ANY),
+    ("forge", &ANY),
+    ("repo", &ANY),
+    ("branch", &ANY),
+    ("branch_ignore", &ANY),
+    ("tag", &ANY),
+    ("tag_ignore", &ANY),
+    ("paths", &ANY),
+    ("paths_ignore", &ANY),
+    ("paths_unknown", &ANY),
+    ("sender", &ANY),
+    ("if", &ANY),
+    ("steps", &STEPS),
+    ("on_success", &STEPS),
+    ("on_failure", &STEPS),
+    ("on_error", &STEPS),
+    ("timeout", &ANY),
+    ("coalesce", &ANY),
+    ("retries", &ANY),
+    ("retry_backoff", &ANY),
+    ("retry_failures", &ANY),
+]);
+static STEPS: Shape = Shape::Items(&STEP);
+static STEP: Shape = Shape::Table(&[
+    ("plugin", &ANY),
+    ("name", &ANY),
+    ("with", &ANY),
+    ("if", &ANY),
+    ("continue_on_failure", &ANY),
+    ("on_success", &STEPS),
+    ("on_failure", &STEPS),
+    ("on_error", &STEPS),
+]);
+
+/// Every key of `text` that has no meaning where it is written, with its position and a
+/// message. Empty when the text is not TOML (the parser reports that).
+pub(super) fn unknown_keys(text: &str) -> Vec<(Range<usize>, String)> {
+    let Ok(document) = DeTable::parse(text) else { return Vec::new() };
+    let mut found = Vec::new();
+    walk_table(document.get_ref(), &ROOT, &Place::default(), &mut found);
+    found.sort_by_key(|(span, _)| span.start);
+    found
+}
+
+/// Where a table is, written as its TOML header: `[server]`, `[[rules.steps]]`.
+#[derive(Default, Clone)]
+struct Place {
+    path: String,
+    in_array: bool,
+}
+
+impl Place {
+    fn child(&self, key: &str, in_array: bool) -> Self {
+        let path = if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) };
+        Self { path, in_array }
+    }
+
+    fn header(&self) -> String {
+        if self.in_array { format!("[[{}]]", self.path) } else { format!("[{}]", self.path) }
+    }
+}
+
+fn walk(value: &Spanned<DeValue<'_>>, shape: &Shape, place: &Place, found: &mut Vec<(Range<usize>, String)>) {
+    match (value.get_ref(), shape) {
+        (_, Shape::Any) => {}
+        (DeValue::Table(table), Shape::Table(_) | Shape::Named(_)) => walk_table(table, shape, place, found),
+        (DeValue::Array(items), Shape::Items(item)) => {
+            let place = Place { in_array: true, ..place.clone() };
+            for value in items.iter() {
+                walk(value, item, &place, found);
+            }
+        }
+        (DeValue::Table(_), Shape::Items(item)) => walk(value, item, place, found),
+        // Other type mismatches are serde's to report, with the expected type.
+        _ => {}
+    }
+}
+
+fn walk_table(table: &DeTable<'_>, shape: &Shape, place: &Place, found: &mut Vec<(Range<usize>, String)>) {
+    for (key, value) in table.iter() {
+        let name: &str = key.get_ref();
+        match shape {
+            Shape::Named(item) => walk(value, item, &place.child(name, false), found),
+            Shape::Table(keys) => match keys.iter().find(|(known, _)| *known == name) {
+                Some((_, inner)) => walk(value, inner, &place.child(name, false), found),
+                None => {
+                    let valid: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                    let hint = hint(name, &valid);
+                    let at = if place.path.is_empty() { String::new() } else { format!(" in {}", place.header()) };
+                    let message = format!("unknown key `{name}`{at}{hint} (valid keys here: {})", valid.join(", "));
+                    found.push((key.span(), message));
+                }
+            },
+            Shape::Items(_) | Shape::Any => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_misspelt_key_is_found_with_its_place() {
+        let text = "[server]\nlisen = 1\nworkers = 2\n[sources.gh]\nforge = \"github\"\nsecrt = \"x\"\n\
+                    [[rules]]\nname = \"r\"\nbrnch = \"x\"\n[[rules.steps]]\nplugin = \"p\"\nwith = { anything = 1 }\n\
+                    [[rules.steps.on_failure]]\nplgin = \"p\"\n";
+        let found: Vec<String> = unknown_keys(text).into_iter().map(|(_, message)| message).collect();
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].starts_with("unknown key `lisen` in [server]; did you mean `listen`?"), "{}", found[0]);
+        assert!(found[1].starts_with("unknown key `secrt` in [sources.gh]; did you mean `secret`?"), "{}", found[1]);
+        assert!(found[2].starts_with("unknown key `brnch` in [[rules]]; did you mean `branch`?"), "{}", found[2]);
+        assert!(
+            found[3].starts_with("unknown key `plgin` in [[rules.steps.on_failure]]; did you mean `plugin`?"),
+            "{}",
+            found[3]
+        );
+    }
+
+    /// The keys serde accepts for a raw struct, from its "unknown field" message.
+    fn serde_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        let err = toml::from_str::<T>("zzz_not_a_key = 1").err().expect("an unknown key is refused");
+        let message = err.message().to_owned();
+        // "expected one of `a`, `b`", "expected `a` or `b`", "expected `a`".
+        let expected = message.split_once(", expected ").map_or("", |(_, rest)| rest);
+        expected.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    }
+
+    fn shape_keys(shape: &Shape) -> Vec<String> {
+        match shape {
+            Shape::Table(keys) => keys.iter().map(|(k, _)| (*k).to_owned()).collect(),
+            _ => panic!("not a table"),
+        }
+    }
+
+    #[test]
+    fn the_key_lists_match_what_the_config_structs_accept() {
+        use super::super::raw;
+        let pairs: Vec<(&str, Vec<String>, &Shape)> = vec![
+            ("root", serde_keys::<raw::RawConfig>(), &ROOT),
+            ("server", serde_keys::<raw::RawServer>(), &SERVER),
+            ("retention", serde_keys::<raw::RawRetention>(), &RETENTION),
+            ("source", serde_keys::<raw::RawSource>(), &SOURCE),
+            ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
+            ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
+            ("dir", serde_keys::<raw::RawDirTable>(), &DIR),
+            ("limits", serde_keys::<raw::RawLimits>(), &LIMITS),
+            ("compat", serde_keys::<raw::RawCompat>(), &COMPAT),
+            ("gitreload", serde_keys::<raw::RawGitReload>(), &GITRELOAD),
+            ("rule", serde_keys::<raw::RawRule>(), &RULE),
+            ("step", serde_keys::<raw::RawStep>(), &STEP),
+        ];
+        for (name, mut from_serde, shape) in pairs {
+            let mut listed = shape_keys(shape);
+            from_serde.sort();
+            listed.sort();
+            assert!(!from_serde.is_empty(), "{name}: no keys from serde");
+            assert_eq!(listed, from_serde, "{name}");
+        }
+    }
+}
