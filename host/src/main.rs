@@ -262,14 +262,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn parse_params(params: &[String]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let mut map = serde_json::Map::new();
     for param in params {
-        let (key, value) = if let Some((key, json)) = param.split_once(":=") {
-            let value =
-                serde_json::from_str(json).with_context(|| format!("`{param}`: the value after `:=` is not JSON"))?;
-            (key, value)
-        } else if let Some((key, text)) = param.split_once('=') {
-            (key, serde_json::Value::String(text.to_owned()))
-        } else {
+        // The first `=` ends the name; `:=` before it marks JSON.
+        let Some((name, text)) = param.split_once('=') else {
             anyhow::bail!("`{param}`: parameters are `key=value` or `key:=JSON`");
+        };
+        let (key, value) = match name.strip_suffix(':') {
+            Some(key) => {
+                let value = serde_json::from_str(text)
+                    .with_context(|| format!("`{param}`: the value after `:=` is not JSON"))?;
+                (key, value)
+            }
+            None => (name, serde_json::Value::String(text.to_owned())),
         };
         anyhow::ensure!(!key.is_empty(), "`{param}`: the parameter has no name");
         map.insert(key.to_owned(), value);
@@ -366,5 +369,24 @@ fn print_job(job: &serde_json::Value) {
     for line in job["logs"].as_array().into_iter().flatten() {
         let step = line["step"].as_str().map(|s| format!("[{s}] ")).unwrap_or_default();
         println!("  {} {step}{} {}", text(&line["at"]), text(&line["level"]), text(&line["message"]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_params;
+    use serde_json::json;
+
+    #[test]
+    fn trigger_parameters_are_text_or_json() {
+        let params = ["course=8.01r", "members:=[\"ann\", \"bob\"]", "read_only:=true", "note=a:=b"].map(String::from);
+        let parsed = parse_params(&params).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(parsed),
+            json!({"course": "8.01r", "members": ["ann", "bob"], "read_only": true, "note": "a:=b"})
+        );
+        assert!(parse_params(&["course".into()]).unwrap_err().to_string().contains("`key=value` or `key:=JSON`"));
+        assert!(parse_params(&["n:=nope".into()]).unwrap_err().to_string().contains("not JSON"));
+        assert!(parse_params(&["=x".into()]).unwrap_err().to_string().contains("no name"));
     }
 }

@@ -295,7 +295,12 @@ impl Checker<'_> {
         let handlers =
             self.handlers(&name, (raw.on_success, raw.on_failure, raw.on_error), None, &all_main, plugins, &mut names);
         let timeout = raw.timeout.as_ref().and_then(|d| self.duration(d));
-        let coalesce = self.coalesce(&name, raw.coalesce);
+        // Manual events are requests, each with its own parameters: never merged unless asked.
+        let manual = on.iter().any(|selector| selector.kind == "manual");
+        let coalesce = match raw.coalesce {
+            None if manual => Coalesce::Off,
+            raw => self.coalesce(&name, raw),
+        };
         let retries = match raw.retries {
             None => 0,
             Some(n) if (0..=100).contains(n.get_ref()) => *n.get_ref() as u32,
