@@ -18,7 +18,7 @@ pub use rules::{
 pub use units::{format_duration, format_size};
 
 use crate::forge::{self, Dialect};
-use crate::grant::{CommandGrant, DirGrant, Grant, HostPattern};
+use crate::grant::{CommandGrant, DirGrant, Grant, HostCredential, HostPattern};
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
 pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
@@ -451,6 +451,54 @@ impl Checker<'_> {
         Some(PluginSpec { name: plugin_name, wasm: wasm?, grant, limits })
     }
 
+    fn host_pattern(&mut self, plugin: &str, text: &Spanned<String>) -> Option<HostPattern> {
+        let expanded = self.expand(text)?;
+        HostPattern::parse(&expanded)
+            .map_err(|err| self.problem(Some(text.span()), format!("plugin `{plugin}`: {err}")))
+            .ok()
+    }
+
+    /// A granted host's credential, resolved and formatted as the header it is sent in.
+    fn credential(
+        &mut self,
+        plugin: &str,
+        pattern: &HostPattern,
+        table: raw::RawHostTable,
+        span: Range<usize>,
+        base: &Path,
+    ) -> Option<HostCredential> {
+        let reference = table.credential?;
+        let text = self.expand(&Spanned::new(span.clone(), reference))?;
+        let secret = secret::resolve(&text, base)
+            .map_err(|err| self.problem(Some(span.clone()), format!("plugin `{plugin}`, host {pattern}: {err}")))
+            .ok()?;
+        let header = table.header.unwrap_or_else(|| "authorization".into()).to_ascii_lowercase();
+        if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            self.problem(Some(span), format!("plugin `{plugin}`, host {pattern}: `{header}` is not a header name"));
+            return None;
+        }
+        let value = match (header.as_str(), table.scheme.as_deref()) {
+            ("authorization", scheme) => {
+                let scheme = scheme.unwrap_or("Bearer");
+                if scheme.eq_ignore_ascii_case("basic") {
+                    use base64::Engine as _;
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(secret.expose()))
+                } else {
+                    format!("{scheme} {}", secret.expose())
+                }
+            }
+            (_, None) => secret.expose().to_owned(),
+            (_, Some(_)) => {
+                self.problem(
+                    Some(span),
+                    format!("plugin `{plugin}`, host {pattern}: `scheme` applies only to the Authorization header"),
+                );
+                return None;
+            }
+        };
+        Some(HostCredential { pattern: pattern.clone(), header, value: Secret::new(value) })
+    }
+
     fn grant(&mut self, plugin: &str, raw: raw::RawGrants, base: &Path) -> Grant {
         let mut grant = Grant::default();
         for dir in raw.dirs {
@@ -471,11 +519,24 @@ impl Checker<'_> {
             }
             grant.dirs.push(DirGrant { path: std::path::absolute(&path).unwrap_or(path), write });
         }
-        for host in &raw.hosts {
-            let Some(text) = self.expand(host) else { continue };
-            match HostPattern::parse(&text) {
-                Ok(pattern) => grant.hosts.push(pattern),
-                Err(err) => self.problem(Some(host.span()), format!("plugin `{plugin}`: {err}")),
+        for host in raw.hosts {
+            let span = host.span();
+            match host.into_inner() {
+                raw::RawHost::Pattern(text) => {
+                    if let Some(pattern) = self.host_pattern(plugin, &Spanned::new(span, text)) {
+                        grant.hosts.push(pattern);
+                    }
+                }
+                raw::RawHost::Table(table) => {
+                    let Some(pattern) = self.host_pattern(plugin, &Spanned::new(span.clone(), table.host.clone()))
+                    else {
+                        continue;
+                    };
+                    if let Some(credential) = self.credential(plugin, &pattern, table, span, base) {
+                        grant.credentials.push(credential);
+                    }
+                    grant.hosts.push(pattern);
+                }
             }
         }
         let path_var = std::env::var_os("PATH");

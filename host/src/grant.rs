@@ -18,6 +18,20 @@ pub struct Grant {
     pub hosts: Vec<HostPattern>,
     /// Programs the shell capability may run.
     pub commands: Vec<CommandGrant>,
+    /// Credentials the host attaches to requests for some granted hosts. The plugin
+    /// never sees them.
+    pub credentials: Vec<HostCredential>,
+}
+
+/// A credential for one granted host: a header the host adds to every request there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCredential {
+    /// The host (and port) it is for.
+    pub pattern: HostPattern,
+    /// The header's name, lower case (`authorization`, `private-token`).
+    pub header: String,
+    /// The header's whole value (`Bearer ...`).
+    pub value: crate::config::Secret,
 }
 
 /// A granted directory.
@@ -117,6 +131,13 @@ impl Grant {
             };
             Denied(format!("host {host}:{port} is not granted ({listed})"))
         })
+    }
+
+    /// The credential for requests to `host:port`, if the config gives one.
+    pub fn credential_for(&self, host: &str, port: u16) -> Option<&HostCredential> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.credentials.iter().find(|credential| credential.pattern.matches(host, port))
     }
 
     /// Finds the grant for a program named exactly as in the config.

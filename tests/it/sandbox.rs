@@ -34,6 +34,13 @@ impl Sandbox {
         let (addr, other_addr) = (listener.local_addr().unwrap(), other.local_addr().unwrap());
         let app = Router::new()
             .route("/", get(|| async { "hello" }))
+            .route(
+                "/whoami",
+                get(|headers: axum::http::HeaderMap| async move {
+                    let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+                    auth.unwrap_or_else(|| "nobody".into())
+                }),
+            )
             .route("/here", get(|| async { Redirect::temporary("/") }))
             .route("/away", get(move || async move { Redirect::temporary(&format!("http://{other_addr}/")) }));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -46,10 +53,11 @@ impl Sandbox {
             r#"
 [plugins.probe]
 wasm = "{probe}"
-grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts = ["{addr}"], commands = ["env", "sleep"] }}
+grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts = [{{ host = "{addr}", credential = "file:{r}/api-token", scheme = "token" }}, {{ host = "plain.invalid", credential = "x" }}], commands = ["env", "sleep"] }}
 "#,
             probe = env!("GITAUTO_GUEST_PROBE"),
         );
+        std::fs::write(root.path().join("api-token"), format!("{API_TOKEN}\n")).unwrap();
         let config = Config::parse(&root.path().join("gitauto.toml"), &text).unwrap();
         let specs: Vec<_> = config.plugins.values().cloned().collect();
         let cache = root.path().join("cache");
@@ -75,6 +83,9 @@ grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts
         }
     }
 }
+
+/// The credential the config reads from a file.
+const API_TOKEN: &str = "token-only-the-host-knows";
 
 fn event() -> Event {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads/github/push.json");
@@ -168,6 +179,25 @@ async fn http_reaches_granted_hosts_only() {
         "is not granted",
     );
     assert_refused(sandbox.probe(json!({"op": "http", "url": "file:///etc/passwd"})).await, "only http and https");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_attaches_granted_credentials_the_plugin_never_holds() {
+    let sandbox = Sandbox::new().await;
+    // The plugin sends no credential, or a forged one: the server sees the config's.
+    for headers in [json!([]), json!([["Authorization", "Bearer forged"]])] {
+        let url = format!("{}/whoami", sandbox.http);
+        let answer = sandbox.probe(json!({"op": "http", "url": url, "headers": headers})).await.unwrap();
+        assert_eq!(answer["body"], format!("token {API_TOKEN}"));
+    }
+    // Never over plain http to a name (it would cross the network in clear).
+    assert_refused(
+        sandbox.probe(json!({"op": "http", "url": "http://plain.invalid/"})).await,
+        "the credential granted for plain.invalid is sent only over https",
+    );
+    // Nor does the plugin's environment hold it.
+    let env = sandbox.probe(json!({"op": "env"})).await.unwrap();
+    assert!(!env.to_string().contains(API_TOKEN));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -109,6 +109,34 @@ fn check_url(grant: &Grant, url: &reqwest::Url) -> Result<(), HttpError> {
     Ok(())
 }
 
+/// The header carrying the config's credential for the URL's host, if there is one. It
+/// travels only over https, or to a loopback address written literally.
+fn credential(
+    grant: &Grant,
+    url: &reqwest::Url,
+) -> Result<Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>, HttpError> {
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Ok(None) };
+    let Some(credential) = grant.credential_for(host, port) else { return Ok(None) };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        return Err(HttpError::Denied(format!(
+            "{url}: the credential granted for {} is sent only over https",
+            credential.pattern
+        )));
+    }
+    let name = reqwest::header::HeaderName::from_bytes(credential.header.as_bytes())
+        .map_err(|_| HttpError::InvalidRequest(format!("the credential header `{}` is invalid", credential.header)))?;
+    let mut value = reqwest::header::HeaderValue::from_str(credential.value.expose()).map_err(|_| {
+        HttpError::InvalidRequest(format!("the credential for {} is not a valid header value", credential.pattern))
+    })?;
+    value.set_sensitive(true);
+    Ok(Some((name, value)))
+}
+
 fn method(method: Method) -> reqwest::Method {
     match method {
         Method::Get => reqwest::Method::GET,
@@ -146,7 +174,12 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
     let runtime = tokio::runtime::Handle::current();
     for hop in 0..=MAX_REDIRECTS {
         check_url(&ctx.grant, &url)?;
-        let mut builder = ctx.http.inner.request(method.clone(), url.clone()).headers(headers.clone()).timeout(timeout);
+        let mut hop_headers = headers.clone();
+        if let Some((name, value)) = credential(&ctx.grant, &url)? {
+            // The host's credential replaces whatever the plugin put in that header.
+            hop_headers.insert(name, value);
+        }
+        let mut builder = ctx.http.inner.request(method.clone(), url.clone()).headers(hop_headers).timeout(timeout);
         if let Some(body) = &body {
             builder = builder.body(body.clone());
         }

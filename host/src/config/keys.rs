@@ -52,7 +52,9 @@ static SOURCE: Shape = Shape::Table(&[
     ("fields", &ANY),
 ]);
 static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS)]);
-static GRANTS: Shape = Shape::Table(&[("dirs", &Shape::Items(&DIR)), ("hosts", &ANY), ("commands", &ANY)]);
+static GRANTS: Shape =
+    Shape::Table(&[("dirs", &Shape::Items(&DIR)), ("hosts", &Shape::Items(&HOST)), ("commands", &ANY)]);
+static HOST: Shape = Shape::Table(&[("host", &ANY), ("credential", &ANY), ("scheme", &ANY), ("header", &ANY)]);
 static DIR: Shape = Shape::Table(&[("path", &ANY), ("write", &ANY)]);
 static LIMITS: Shape = Shape::Table(&[("memory", &ANY), ("timeout", &ANY)]);
 static COMPAT: Shape = Shape::Table(&[("gitreload", &GITRELOAD)]);
@@ -213,6 +215,7 @@ mod tests {
             ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
             ("dir", serde_keys::<raw::RawDirTable>(), &DIR),
+            ("host", serde_keys::<raw::RawHostTable>(), &HOST),
             ("limits", serde_keys::<raw::RawLimits>(), &LIMITS),
             ("compat", serde_keys::<raw::RawCompat>(), &COMPAT),
             ("gitreload", serde_keys::<raw::RawGitReload>(), &GITRELOAD),

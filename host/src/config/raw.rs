@@ -103,9 +103,33 @@ pub struct RawGrants {
     #[serde(default)]
     pub dirs: Vec<Spanned<RawDir>>,
     #[serde(default)]
-    pub hosts: Vec<Spanned<String>>,
+    pub hosts: Vec<Spanned<RawHost>>,
     #[serde(default)]
     pub commands: Vec<Spanned<String>>,
+}
+
+/// One granted host: a pattern, or a table that adds a credential the host attaches.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a host such as \"api.github.com\", or a table { host = \"...\", credential = \"${ENV}\" }"
+)]
+pub enum RawHost {
+    Pattern(String),
+    Table(RawHostTable),
+}
+
+/// The table form of a granted host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHostTable {
+    pub host: String,
+    /// A secret reference: `${ENV}`, `file:PATH`.
+    pub credential: Option<String>,
+    /// `Authorization` scheme: `Bearer` (default), `token`, `Basic`.
+    pub scheme: Option<String>,
+    /// The header carrying the credential (default `Authorization`).
+    pub header: Option<String>,
 }
 
 /// One granted directory: a path (read access and git), or a table that may add `write`.

@@ -27,6 +27,8 @@ enum Probe {
     },
     Http {
         url: String,
+        #[serde(default)]
+        headers: Vec<(String, String)>,
     },
     GitOpen {
         path: String,
@@ -76,9 +78,8 @@ impl Plugin for ProbePlugin {
                     })
                 })
             }
-            Probe::Http { url } => {
-                let request =
-                    Request { method: Method::Get, url, headers: vec![], body: None, timeout_ms: Some(5_000) };
+            Probe::Http { url, headers } => {
+                let request = Request { method: Method::Get, url, headers, body: None, timeout_ms: Some(5_000) };
                 gitauto_plugin::http::send(&request)
                     .map(|response| json!({"status": response.status, "body": String::from_utf8_lossy(&response.body)}))
                     .map_err(|err| err.message())
