@@ -3,6 +3,7 @@
 
 mod browser;
 mod configs;
+mod edx_import;
 mod fetch_update;
 mod forges;
 mod gitreload;

@@ -21,6 +21,8 @@ pub struct Need {
     pub setting: &'static str,
     /// Whether the plugin refuses to run without the setting.
     pub required: bool,
+    /// The value the plugin uses when the setting is absent.
+    pub default: Option<&'static str>,
     /// What kind of grant must cover the value.
     pub kind: NeedKind,
 }
@@ -30,12 +32,29 @@ pub struct Need {
 pub enum NeedKind {
     /// A directory inside `grants.dirs`.
     Dir,
+    /// A program, the value followed by this suffix, in `grants.commands`.
+    Program(&'static str),
 }
 
 /// What built-in plugin `name` needs.
 pub fn needs(name: &str) -> &'static [Need] {
     match name {
-        "fetch-update" => &[Need { setting: "repodir", required: true, kind: NeedKind::Dir }],
+        "fetch-update" => &[Need { setting: "repodir", required: true, default: None, kind: NeedKind::Dir }],
+        "edx-import" => &[
+            Need { setting: "repodir", required: false, default: Some("/mnt/data/repos"), kind: NeedKind::Dir },
+            Need {
+                setting: "edx_platform",
+                required: false,
+                default: Some("/edx/app/edxapp/edx-platform"),
+                kind: NeedKind::Dir,
+            },
+            Need {
+                setting: "virtual_env",
+                required: false,
+                default: Some("/edx/app/edxapp/venvs/edxapp"),
+                kind: NeedKind::Program("/bin/python"),
+            },
+        ],
         _ => &[],
     }
 }
@@ -45,13 +64,19 @@ impl Need {
     /// only when the step runs, so they pass here.
     pub fn check(&self, settings: &serde_json::Value, grant: &crate::grant::Grant) -> Result<(), String> {
         let key = self.setting;
-        let value = match settings.get(key) {
-            None if self.required => return Err(format!("`with.{key}` is required")),
+        let value = match (settings.get(key), self.default) {
+            (None, _) if self.required => return Err(format!("`with.{key}` is required")),
+            (None, Some(default)) => default,
             // A value that could not be read (an unset `${VAR}`) was reported already.
-            None | Some(serde_json::Value::Null) => return Ok(()),
-            Some(serde_json::Value::String(text)) if crate::template::is_template(text) => return Ok(()),
-            Some(serde_json::Value::String(text)) => text,
-            Some(_) => return Err(format!("`with.{key}` must be a string")),
+            (None | Some(serde_json::Value::Null), _) => return Ok(()),
+            (Some(serde_json::Value::String(text)), _) if crate::template::is_template(text) => return Ok(()),
+            (Some(serde_json::Value::String(text)), _) => text,
+            (Some(_), _) => return Err(format!("`with.{key}` must be a string")),
+        };
+        let shown = if settings.get(key).is_some() {
+            format!("`with.{key}` = `{value}`")
+        } else {
+            format!("`with.{key}` (default `{value}`)")
         };
         match self.kind {
             NeedKind::Dir => {
@@ -65,9 +90,16 @@ impl Need {
                 }
                 let granted: Vec<String> = grant.dirs.iter().map(|d| d.path.display().to_string()).collect();
                 Err(format!(
-                    "`with.{key}` = `{value}` is outside the plugin's granted directories ({}): add it to the plugin's `grants.dirs`",
+                    "{shown} is outside the plugin's granted directories ({}): add it to the plugin's `grants.dirs`",
                     if granted.is_empty() { "none".to_owned() } else { granted.join(", ") }
                 ))
+            }
+            NeedKind::Program(suffix) => {
+                let program = format!("{}{suffix}", value.trim_end_matches('/'));
+                if grant.commands.iter().any(|command| command.name == program) {
+                    return Ok(());
+                }
+                Err(format!("{shown} runs `{program}`, which is not in the plugin's `grants.commands`: add it"))
             }
         }
     }

@@ -1,12 +1,7 @@
-//! `fetch-update`: bring an existing checkout to the newest commit of its branch.
-//!
-//! gitreload's `/update` action, without its hole: the checkout is looked up under
-//! `repodir` from checked repository names only (see [`locate`]), and only a push to the
-//! branch the checkout has checked out moves it.
+//! `fetch-update`: bring an existing checkout to the newest commit of its branch (see
+//! `gitauto-checkout` for how the checkout is found and which pushes move it).
 
-mod locate;
-mod update;
-
+use gitauto_checkout::Options;
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
 use serde::Deserialize;
 
@@ -38,7 +33,8 @@ impl Plugin for FetchUpdate {
     type Settings = Settings;
 
     fn handle(event: Event, settings: Settings) -> Result<Outcome, Error> {
-        update::run(&event, &settings)
+        let options = Options { repodir: &settings.repodir, remote: &settings.remote, clean: settings.clean };
+        Ok(gitauto_checkout::update(&event, options)?.into_outcome())
     }
 }
 
