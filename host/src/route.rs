@@ -108,10 +108,7 @@ impl<'a> Routing<'a> {
 /// What a rule's `if` sees: `event` (with `payload` as data) and `payload`.
 pub fn condition_context(event: &Event, payload: &str) -> minijinja::Value {
     let payload: serde_json::Value = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
-    let mut event = serde_json::to_value(event).unwrap_or_default();
-    if let Some(object) = event.as_object_mut() {
-        object.insert("payload".into(), payload.clone());
-    }
+    let event = crate::template::event_value(event, &payload);
     minijinja::Value::from_serialize(serde_json::json!({"event": event, "payload": payload}))
 }
 

@@ -25,6 +25,18 @@ fn environment(undefined: UndefinedBehavior) -> Environment<'static> {
     env
 }
 
+/// The event as templates and conditions see it: every field present (absent options
+/// are `null`, so `if event.pull_request` works in strict templates), with `payload`
+/// as data rather than text.
+pub fn event_value(event: &crate::event::Event, payload: &serde_json::Value) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.entry("pull_request").or_insert(serde_json::Value::Null);
+        object.insert("payload".into(), payload.clone());
+    }
+    value
+}
+
 /// Whether a string is a template (holds `{{`, `{%` or `{#`); other strings are used as written.
 pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")

@@ -2,6 +2,7 @@
 //! git repositories, a real daemon on loopback, real SQLite and real Wasm plugins.
 
 mod browser;
+mod comment;
 mod configs;
 mod edx_import;
 mod fetch_update;

@@ -2,6 +2,8 @@
 //! with the `git` command in temporary directories, the daemon serving on loopback with
 //! its own SQLite file, signed HTTP requests, and real Wasm plugins.
 
+pub mod fake_api;
+
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
 use std::future::Future;

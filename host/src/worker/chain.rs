@@ -71,10 +71,7 @@ impl<'a> Chain<'a> {
         event: Event,
     ) -> Self {
         let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
-        let mut event_value = serde_json::to_value(&event).unwrap_or_default();
-        if let Some(object) = event_value.as_object_mut() {
-            object.insert("payload".into(), payload.clone());
-        }
+        let event_value = crate::template::event_value(&event, &payload);
         Self {
             workers,
             runtime,

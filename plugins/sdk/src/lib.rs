@@ -52,6 +52,8 @@ pub mod bindings {
     });
 }
 
+pub mod rest;
+
 pub use bindings::gitauto::plugin::git;
 pub use bindings::gitauto::plugin::http;
 pub use bindings::gitauto::plugin::shell;
