@@ -10,6 +10,7 @@ mod forges;
 mod gitreload;
 mod ingest;
 mod limits;
+mod provision;
 mod queue;
 mod rules;
 mod sandbox;
