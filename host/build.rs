@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 /// Built-in plugins: (config name, cargo package).
-const BUILTINS: &[&str] = &["fetch-update", "edx-import", "comment", "provision"];
+const BUILTINS: &[&str] = &["fetch-update", "edx-import", "comment", "provision", "md2html-convert"];
 
 fn main() {
     let wasm = gitauto_plugin_builder::build(BUILTINS, &["plugins", "wit"]);

@@ -10,6 +10,7 @@ mod forges;
 mod gitreload;
 mod ingest;
 mod limits;
+mod md2html;
 mod provision;
 mod queue;
 mod rules;

@@ -53,6 +53,18 @@ impl TestGit {
         self.head()
     }
 
+    /// Commits several files with exact bytes; returns the commit id.
+    pub fn commit_files(&self, files: &[(&str, &[u8])], message: &str) -> String {
+        for (path, content) in files {
+            let file = self.author.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, content).unwrap();
+        }
+        git(&self.author, &["add", "--all"]);
+        git(&self.author, &["commit", "--quiet", "-m", message]);
+        self.head()
+    }
+
     /// Switches the author's clone to a new branch.
     pub fn branch(&self, name: &str) {
         git(&self.author, &["checkout", "--quiet", "-b", name]);

@@ -32,6 +32,8 @@ pub struct Need {
 pub enum NeedKind {
     /// A directory inside `grants.dirs`.
     Dir,
+    /// A directory inside a `write = true` entry of `grants.dirs`.
+    WritableDir,
     /// A program, the value followed by this suffix, in `grants.commands`.
     Program(&'static str),
 }
@@ -40,6 +42,10 @@ pub enum NeedKind {
 pub fn needs(name: &str) -> &'static [Need] {
     match name {
         "fetch-update" => &[Need { setting: "repodir", required: true, default: None, kind: NeedKind::Dir }],
+        "md2html-convert" => &[
+            Need { setting: "repodir", required: true, default: None, kind: NeedKind::WritableDir },
+            Need { setting: "output_dir", required: true, default: None, kind: NeedKind::WritableDir },
+        ],
         "edx-import" => &[
             Need { setting: "repodir", required: false, default: Some("/mnt/data/repos"), kind: NeedKind::Dir },
             Need {
@@ -79,19 +85,26 @@ impl Need {
             format!("`with.{key}` (default `{value}`)")
         };
         match self.kind {
-            NeedKind::Dir => {
+            NeedKind::Dir | NeedKind::WritableDir => {
+                let write = self.kind == NeedKind::WritableDir;
                 let path = std::path::Path::new(value);
                 if !path.is_absolute() {
                     return Err(format!("`with.{key}` must be an absolute path, not `{value}`"));
                 }
                 let path = lexical(path);
-                if grant.dirs.iter().any(|dir| path.starts_with(lexical(&dir.path))) {
+                if grant.dirs.iter().any(|dir| (dir.write || !write) && path.starts_with(lexical(&dir.path))) {
                     return Ok(());
                 }
-                let granted: Vec<String> = grant.dirs.iter().map(|d| d.path.display().to_string()).collect();
+                let granted: Vec<String> = grant
+                    .dirs
+                    .iter()
+                    .map(|d| format!("{}{}", d.path.display(), if d.write { " (write)" } else { "" }))
+                    .collect();
+                let how = if write { "writable " } else { "" };
                 Err(format!(
-                    "{shown} is outside the plugin's granted directories ({}): add it to the plugin's `grants.dirs`",
-                    if granted.is_empty() { "none".to_owned() } else { granted.join(", ") }
+                    "{shown} is outside the plugin's {how}granted directories ({}): add it to the plugin's `grants.dirs`{}",
+                    if granted.is_empty() { "none".to_owned() } else { granted.join(", ") },
+                    if write { " with `write = true`" } else { "" }
                 ))
             }
             NeedKind::Program(suffix) => {
