@@ -42,8 +42,8 @@ fn main() {
     let texts: Vec<(String, String)> = (0..pages).map(|n| (format!("part{}/page{n}.md", n % 17), page(n))).collect();
     let bytes: usize = texts.iter().map(|(_, t)| t.len()).sum();
 
-    // Native: the plugin crate's own rendering, best of three.
-    let native_ms = (0..3)
+    // Native: the plugin crate's own rendering, best of ten (the machine is noisy).
+    let native_ms = (0..10)
         .map(|_| {
             let started = Instant::now();
             for (path, text) in &texts {
@@ -117,7 +117,7 @@ fn main() {
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let _guard = tokio.enter();
     let mut runs = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let started = Instant::now();
         let outcome = runtime.run("md2html", &event, &settings, sink.clone());
         let step_ms = started.elapsed().as_secs_f64() * 1000.0;

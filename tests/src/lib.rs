@@ -45,12 +45,7 @@ impl TestGit {
 
     /// Commits `content` to `path` on the author's current branch; returns the commit id.
     pub fn commit(&self, path: &str, content: &str, message: &str) -> String {
-        let file = self.author.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, content).unwrap();
-        git(&self.author, &["add", "--all"]);
-        git(&self.author, &["commit", "--quiet", "-m", message]);
-        self.head()
+        self.commit_files(&[(path, content.as_bytes())], message)
     }
 
     /// Commits several files with exact bytes; returns the commit id.

@@ -48,57 +48,55 @@ pub fn markdown(text: &str, path: &str) -> Page {
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
-    let events: Vec<Event<'_>> = Parser::new_ext(text, options).collect();
     let mut title = None;
     let mut first_heading = None;
     let mut used: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<Event<'_>> = Vec::with_capacity(events.len());
     let mut in_metadata = false;
-    let mut index = 0;
-    while index < events.len() {
-        let event = &events[index];
-        match event {
-            Event::Start(Tag::MetadataBlock(MetadataBlockKind::YamlStyle)) => in_metadata = true,
-            Event::End(TagEnd::MetadataBlock(_)) => in_metadata = false,
-            Event::Text(text) if in_metadata => {
-                title = title.or_else(|| metadata_title(text));
+    // Events stream to the HTML writer; only a heading's are held back until its text
+    // (and so its id) is known, then let out from `ready`.
+    let mut parser = Parser::new_ext(text, options);
+    let mut heading: Vec<Event<'_>> = Vec::new();
+    let mut ready: std::collections::VecDeque<Event<'_>> = std::collections::VecDeque::new();
+    let events = std::iter::from_fn(|| {
+        loop {
+            if let Some(event) = ready.pop_front() {
+                return Some(event);
             }
-            Event::Start(Tag::Heading { level, id, classes, attrs }) => {
-                // The heading's text, to name it and to derive its id.
-                let end = events[index..]
-                    .iter()
-                    .position(|e| matches!(e, Event::End(TagEnd::Heading(_))))
-                    .map_or(events.len(), |p| index + p);
-                let text = plain_text(&events[index + 1..end]);
-                if first_heading.is_none() && !text.is_empty() && *level <= HeadingLevel::H2 {
-                    first_heading = Some(text.clone());
+            let event = parser.next()?;
+            match event {
+                Event::Start(Tag::MetadataBlock(MetadataBlockKind::YamlStyle)) => in_metadata = true,
+                Event::End(TagEnd::MetadataBlock(_)) => in_metadata = false,
+                Event::Text(text) if in_metadata => title = title.take().or_else(|| metadata_title(&text)),
+                _ if in_metadata => {}
+                Event::Start(Tag::Heading { .. }) => heading.push(event),
+                Event::End(TagEnd::Heading(_)) => {
+                    heading.push(event);
+                    let text = plain_text(&heading[1..]);
+                    if let Some(Event::Start(Tag::Heading { level, id, .. })) = heading.first_mut() {
+                        if first_heading.is_none() && !text.is_empty() && *level <= HeadingLevel::H2 {
+                            first_heading = Some(text.clone());
+                        }
+                        if id.is_none() {
+                            *id = Some(CowStr::from(unique(&mut used, slug(&text))));
+                        }
+                    }
+                    ready.extend(heading.drain(..));
                 }
-                let id = match id {
-                    Some(id) => id.clone(),
-                    None => CowStr::from(unique(&mut used, slug(&text))),
-                };
-                out.push(Event::Start(Tag::Heading {
-                    level: *level,
-                    id: Some(id),
-                    classes: classes.clone(),
-                    attrs: attrs.clone(),
-                }));
+                Event::Start(Tag::Link { link_type, dest_url, title: link_title, id }) => {
+                    let link =
+                        Event::Start(Tag::Link { link_type, dest_url: rewrite_link(dest_url), title: link_title, id });
+                    if heading.is_empty() {
+                        return Some(link);
+                    }
+                    heading.push(link);
+                }
+                other if !heading.is_empty() => heading.push(other),
+                other => return Some(other),
             }
-            Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
-                out.push(Event::Start(Tag::Link {
-                    link_type: *link_type,
-                    dest_url: CowStr::from(rewrite_link(dest_url)),
-                    title: title.clone(),
-                    id: id.clone(),
-                }));
-            }
-            _ if in_metadata => {}
-            other => out.push(other.clone()),
         }
-        index += 1;
-    }
+    });
     let mut body = String::with_capacity(text.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut body, out.into_iter());
+    pulldown_cmark::html::push_html(&mut body, events);
     let fallback = || {
         let name = path.rsplit('/').next().unwrap_or(path);
         name.strip_suffix(".md").unwrap_or(name).to_owned()
@@ -155,21 +153,21 @@ pub fn html_path(md_path: &str) -> String {
 }
 
 /// A relative link to a `.md` file goes to its `.html`; others stay.
-fn rewrite_link(dest: &str) -> String {
-    if dest.contains("://") || dest.starts_with('/') || dest.starts_with('#') || dest.starts_with("mailto:") {
-        return dest.to_owned();
-    }
+fn rewrite_link(dest: CowStr<'_>) -> CowStr<'_> {
+    let external =
+        dest.contains("://") || dest.starts_with('/') || dest.starts_with('#') || dest.starts_with("mailto:");
     let (target, fragment) = match dest.split_once('#') {
         Some((target, fragment)) => (target, Some(fragment)),
-        None => (dest, None),
+        None => (&*dest, None),
     };
-    match target.strip_suffix(".md") {
-        Some(stem) => match fragment {
+    let rewritten = match (external, target.strip_suffix(".md")) {
+        (false, Some(stem)) => match fragment {
             Some(fragment) => format!("{stem}.html#{fragment}"),
             None => format!("{stem}.html"),
         },
-        None => dest.to_owned(),
-    }
+        _ => return dest,
+    };
+    CowStr::from(rewritten)
 }
 
 fn metadata_title(block: &str) -> Option<String> {
