@@ -15,7 +15,7 @@ mod units;
 pub use rules::{
     COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, PathsUnknown, RefFilter, Rule, Step,
 };
-pub use units::{format_duration, format_size};
+pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
 use crate::grant::{CommandGrant, DirGrant, Grant, HostCredential, HostPattern};

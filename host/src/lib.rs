@@ -7,6 +7,7 @@
 //! steps in the [`runtime`], whose plugins reach the world only through [`capability`]
 //! calls that [`grant`] allows.
 
+pub mod authoring;
 pub mod capability;
 pub mod client;
 pub mod config;

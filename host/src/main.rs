@@ -103,6 +103,11 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Tools for plugin authors.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Run a payload through the rules in this process (no daemon): print every rule's
     /// verdict and, without `--dry-run`, run the matching rules' steps and print them.
     Run {
@@ -121,6 +126,43 @@ enum Command {
         /// Config file.
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// What a component is: the gitauto WIT version it targets, its imports and exports,
+    /// its size, and whether this host can run it.
+    Inspect {
+        /// The `.wasm` component.
+        file: PathBuf,
+    },
+    /// Run a component once against a payload file, with the grants given here, and
+    /// print its outcome and log.
+    Test {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The payload file, as the forge sends it.
+        #[arg(long)]
+        event: PathBuf,
+        /// The forge that sent it.
+        #[arg(long, default_value = "github")]
+        forge: String,
+        /// The forge's event name; guessed from the payload when absent.
+        #[arg(long)]
+        forge_event: Option<String>,
+        /// A setting: `key=value` (text) or `key:=JSON`.
+        #[arg(long = "with", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// A grant: `dir=PATH`, `write=PATH`, `host=HOST[:PORT]`, `command=PROGRAM`.
+        #[arg(long = "grant", value_name = "KIND=VALUE")]
+        grants: Vec<String>,
+        /// Memory limit.
+        #[arg(long, default_value = "256MiB")]
+        memory: String,
+        /// Time limit.
+        #[arg(long, default_value = "120s")]
+        timeout: String,
     },
 }
 
@@ -240,6 +282,54 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("rule {rule} started: job {} (delivery {})", jobs.join(", "), text(&answer["delivery"]));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plugin { command: PluginCommand::Inspect { file } } => {
+            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let inspection = gitauto::runtime::inspect::inspect(&wasm)?;
+            println!("{}: {} bytes", file.display(), inspection.size);
+            match &inspection.targets {
+                Some(version) => println!("targets   gitauto:plugin@{version}"),
+                None => println!("targets   no gitauto:plugin interface"),
+            }
+            println!("imports:");
+            for import in &inspection.imports {
+                println!("  {import}");
+            }
+            println!("exports:");
+            for export in &inspection.exports {
+                println!("  {export}");
+            }
+            match &inspection.runnable {
+                Ok(()) => {
+                    println!("runs on this host ({}): yes", gitauto::runtime::WIT_PACKAGE);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    println!("runs on this host ({}): no: {why}", gitauto::runtime::WIT_PACKAGE);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Plugin {
+            command: PluginCommand::Test { file, event, forge, forge_event, settings, grants, memory, timeout },
+        } => {
+            let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let event = gitauto::authoring::event_from_payload(&forge, forge_event.as_deref(), &body)?;
+            let mut grant = gitauto::grant::Grant::default();
+            for text in &grants {
+                gitauto::authoring::parse_grant(text, &mut grant)?;
+            }
+            let limits = gitauto::config::Limits {
+                memory: gitauto::config::parse_size(&memory).map_err(anyhow::Error::msg)?,
+                timeout: gitauto::config::parse_duration(&timeout).map_err(anyhow::Error::msg)?,
+            };
+            let settings = serde_json::Value::Object(parse_params(&settings)?);
+            let sink = gitauto::authoring::stderr_sink();
+            let outcome = tokio::task::spawn_blocking(move || {
+                gitauto::authoring::run_once(&file, grant, limits, &event, &settings, sink)
+            })
+            .await??;
+            Ok(print_outcome(&outcome))
+        }
         Command::Run { event, source, forge_event, dry_run, config } => {
             let config = load(&config)?;
             let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
@@ -278,6 +368,34 @@ fn parse_params(params: &[String]) -> anyhow::Result<serde_json::Map<String, ser
         map.insert(key.to_owned(), value);
     }
     Ok(map)
+}
+
+/// Prints a step's outcome; fails unless it succeeded or skipped.
+fn print_outcome(outcome: &gitauto::runtime::StepOutcome) -> ExitCode {
+    use gitauto::runtime::{StepOutcome, StepStatus};
+    match outcome {
+        StepOutcome::Done { status, summary, output } => {
+            let name = match status {
+                StepStatus::Success => "success",
+                StepStatus::Failure => "failure",
+                StepStatus::Skipped => "skipped",
+            };
+            println!("{name}: {summary}");
+            let output: serde_json::Value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
+            if !output.is_null() {
+                println!("output: {}", serde_json::to_string_pretty(&output).unwrap_or_default());
+            }
+            if *status == StepStatus::Failure { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        StepOutcome::Error { kind, message } => {
+            println!("error ({kind:?}): {message}");
+            ExitCode::FAILURE
+        }
+        StepOutcome::Trapped { reason } => {
+            println!("trapped: {reason}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints what `gitauto run` found; fails when a job did not succeed.

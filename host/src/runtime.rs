@@ -5,6 +5,7 @@
 
 pub mod builtin;
 mod cache;
+pub mod inspect;
 mod limits;
 mod stdio;
 
@@ -133,11 +134,7 @@ impl Runtime {
         cache_dir: &Path,
     ) -> anyhow::Result<(Self, LoadReport)> {
         let engine = engine()?;
-        let mut linker = Linker::<StepState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
-        bindings::Plugin::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |state| state)
-            .map_err(anyhow::Error::from)
-            .context("linking gitauto capabilities")?;
+        let linker = linker(&engine)?;
         let mut loaded = BTreeMap::new();
         let mut report = LoadReport::default();
         for spec in plugins {
@@ -291,13 +288,18 @@ fn describe(source: &WasmSource) -> String {
 
 /// Explains a component that does not fit the world this host offers.
 fn incompatible(plugin: &str, err: &wasmtime::Error) -> anyhow::Error {
-    let detail = format!("{err:#}");
-    let hint = if detail.contains("gitauto:plugin") {
-        format!(" (this host implements {WIT_PACKAGE}; rebuild the plugin against that WIT)")
-    } else {
-        String::new()
-    };
-    anyhow::anyhow!("plugin `{plugin}` cannot run on this host: {detail}{hint}")
+    anyhow::anyhow!("plugin `{plugin}` cannot run on this host: {}", inspect::explain_incompatible(err))
+}
+
+/// The linker every plugin is instantiated with: all of WASI p2 (denied through each
+/// step's context, not by leaving imports out) and the gitauto capabilities.
+fn linker(engine: &Engine) -> anyhow::Result<Linker<StepState>> {
+    let mut linker = Linker::<StepState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
+    bindings::Plugin::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |state| state)
+        .map_err(anyhow::Error::from)
+        .context("linking gitauto capabilities")?;
+    Ok(linker)
 }
 
 /// The WASI context: no arguments, environment or stdin; stdout and stderr into the log;

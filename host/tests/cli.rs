@@ -130,3 +130,68 @@ fn sighup_reloads_the_config() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn plugin_inspect_and_test_work_on_a_component_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("fetch-update.wasm");
+    std::fs::write(&wasm, gitauto::runtime::builtin::get("fetch-update").unwrap()).unwrap();
+    let inspect = gitauto(&["plugin", "inspect", wasm.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&inspect.stdout);
+    assert_eq!(inspect.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("targets   gitauto:plugin@0.1.0\n")
+            && stdout.contains("runs on this host (gitauto:plugin@0.1.0): yes"),
+        "{stdout}"
+    );
+
+    // A checkout one commit behind its origin, where the payload says the push went.
+    let git = |cwd: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    git(&origin, &["init", "--quiet", "--initial-branch=main"]);
+    for n in 0..2 {
+        std::fs::write(origin.join("f.txt"), n.to_string()).unwrap();
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "--quiet", "-m", "c"]);
+    }
+    let repos = dir.path().join("repos");
+    std::fs::create_dir_all(repos.join("acme")).unwrap();
+    git(&repos.join("acme"), &["clone", "--quiet", origin.to_str().unwrap(), "widgets"]);
+    git(&repos.join("acme/widgets"), &["reset", "--quiet", "--hard", "HEAD~1"]);
+    let payload = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/payloads/github/push.json");
+    let repodir = format!("repodir={}", repos.display());
+    let test = |grant: &str| {
+        gitauto(&[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--event",
+            payload.to_str().unwrap(),
+            "--with",
+            &repodir,
+            "--grant",
+            grant,
+        ])
+    };
+    let granted = test(&format!("dir={}", repos.display()));
+    let stdout = String::from_utf8_lossy(&granted.stdout);
+    assert_eq!(granted.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&granted.stderr));
+    assert!(stdout.starts_with(&format!("success: updated {}/acme/widgets from ", repos.display())), "{stdout}");
+    assert!(String::from_utf8_lossy(&granted.stderr).contains("[info] fetching origin into"));
+    let denied = test(&format!("dir={}", dir.path().join("origin").display()));
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stdout).contains("denied"), "{}", String::from_utf8_lossy(&denied.stdout));
+}
