@@ -3,6 +3,9 @@
 //! The `gitauto` binary as a user runs it: `check` and `serve` on a broken config,
 //! `run --dry-run` on a payload, and a reload on SIGHUP.
 
+mod common;
+
+use common::git;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -146,19 +149,6 @@ fn plugin_inspect_and_test_work_on_a_component_file() {
     );
 
     // A checkout one commit behind its origin, where the payload says the push went.
-    let git = |cwd: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
     let origin = dir.path().join("origin");
     std::fs::create_dir_all(&origin).unwrap();
     git(&origin, &["init", "--quiet", "--initial-branch=main"]);

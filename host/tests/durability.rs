@@ -5,6 +5,9 @@
 //! mid-run and started again. Every delivery it had accepted must have its work run to
 //! completion, and no job that had completed may run again.
 
+mod common;
+
+use common::git;
 use hmac::{KeyInit, Mac};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,22 +16,6 @@ use std::time::{Duration, Instant};
 const SECRET: &str = "durability-secret";
 const REPOS: &[&str] = &["alpha", "beta", "gamma", "delta"];
 const PUSHES: usize = 300;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 /// An origin with a few commits and a deployment checkout of it under `repos/acme/NAME`,
 /// one commit behind.
