@@ -9,6 +9,7 @@ mod fetch_update;
 mod forges;
 mod gitreload;
 mod ingest;
+mod languages;
 mod limits;
 mod md2html;
 mod provision;

@@ -3,6 +3,7 @@
 //! its own SQLite file, signed HTTP requests, and real Wasm plugins.
 
 pub mod fake_api;
+pub mod tools;
 
 use hmac::{KeyInit, Mac};
 use serde_json::Value;

@@ -1,0 +1,116 @@
+//! The Python and JavaScript example plugins, built the way their READMEs say, with
+//! the tools installed here from PyPI and npm (pinned, into `target/tools/`, once).
+//! A component is rebuilt when its sources or the WIT are newer than it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+/// componentize-py's version the Python example is built with.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+/// componentize-js's version the JavaScript example is built with.
+pub const COMPONENTIZE_JS: &str = "0.23.0";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn tools() -> PathBuf {
+    let dir = workspace().join("target/tools");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command.output().unwrap_or_else(|err| panic!("{what}: cannot start: {err}"));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// The newest modification time of any file under `dirs`.
+fn newest(dirs: &[PathBuf]) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                newest = newest.max(modified(&path));
+            }
+        }
+    }
+    newest
+}
+
+/// `examples/plugins/python` built with componentize-py.
+pub fn python_plugin() -> PathBuf {
+    let source = workspace().join("examples/plugins/python");
+    let wit = workspace().join("wit");
+    let out = tools().join("push-summary-py.wasm");
+    if out.is_file() && modified(&out) > newest(&[source.clone(), wit.clone()]) {
+        return out;
+    }
+    let venv = tools().join("python");
+    let bin = venv.join("bin/componentize-py");
+    if !bin.is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
+        run(
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                &format!("componentize-py=={COMPONENTIZE_PY}"),
+            ]),
+            "pip install componentize-py",
+        );
+    }
+    run(
+        Command::new(&bin)
+            .arg("-d")
+            .arg(&wit)
+            .args(["-w", "plugin", "componentize", "-p"])
+            .arg(&source)
+            .arg("app")
+            .arg("-o")
+            .arg(&out),
+        "componentize-py",
+    );
+    out
+}
+
+/// `examples/plugins/javascript` built with componentize-js.
+pub fn javascript_plugin() -> PathBuf {
+    let source = workspace().join("examples/plugins/javascript");
+    let wit = workspace().join("wit");
+    let out = tools().join("push-summary-js.wasm");
+    if out.is_file() && modified(&out) > newest(&[source.clone(), wit.clone()]) {
+        return out;
+    }
+    // The build script resolves componentize-js next to itself: build from a copy that
+    // sits beside the installed node_modules.
+    let work = tools().join("javascript");
+    std::fs::create_dir_all(&work).unwrap();
+    for file in ["plugin.js", "build.mjs", "package.json"] {
+        std::fs::copy(source.join(file), work.join(file)).unwrap();
+    }
+    if !work.join("node_modules/@bytecodealliance/componentize-js").is_dir() {
+        run(
+            Command::new("npm").current_dir(&work).args([
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                &format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"),
+            ]),
+            "npm install componentize-js",
+        );
+    }
+    run(Command::new("node").current_dir(&work).arg("build.mjs").arg(&wit).arg(&out), "node build.mjs");
+    out
+}
