@@ -1,7 +1,9 @@
 //! Tools for plugin authors: `gitauto plugin test` runs one component against a payload
 //! file with the grants given on the command line, in the same sandbox a daemon uses,
-//! and reports its outcome and log lines. (`gitauto plugin inspect` is
-//! `runtime::inspect`.)
+//! and reports its outcome and log lines; `scaffold` writes new plugins. (`gitauto
+//! plugin inspect` is `runtime::inspect`.)
+
+pub mod scaffold;
 
 use crate::capability::log::{Level, Sink};
 use crate::config::{Limits, PluginSpec, WasmSource};

@@ -131,6 +131,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Write a buildable plugin skeleton (with this host's WIT, a README and a sample rule).
+    New {
+        /// The plugin's name: lower-case letters, digits and `-`.
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: gitauto::authoring::scaffold::Lang,
+        /// Where to create the plugin's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// What a component is: the gitauto WIT version it targets, its imports and exports,
     /// its size, and whether this host can run it.
     Inspect {
@@ -280,6 +291,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let answer = daemon.client()?.post_json("/api/events", &body).await?.ok()?;
             let jobs: Vec<&str> = answer["jobs"].as_array().into_iter().flatten().filter_map(|j| j.as_str()).collect();
             println!("rule {rule} started: job {} (delivery {})", jobs.join(", "), text(&answer["delivery"]));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin { command: PluginCommand::New { name, lang, dir } } => {
+            let root = gitauto::authoring::scaffold::new_plugin(&dir, &name, lang)?;
+            println!("wrote {}; its README says how to build, try and enable it", root.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin { command: PluginCommand::Inspect { file } } => {

@@ -76,3 +76,98 @@ async fn python_and_javascript_plugins_react_to_a_push() {
     }
     daemon.stop().await;
 }
+
+/// `gitauto plugin new` writes, for each language, a skeleton that builds with that
+/// language's tooling as its README says and runs in the sandbox as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_plugin_skeletons_build_and_run_in_every_language() {
+    use gitauto::authoring::scaffold::{Lang, new_plugin};
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let built = tokio::task::spawn_blocking(move || {
+        let rust = new_plugin(&root, "hello-rs", Lang::Rust).unwrap();
+        let target = tools::scaffold_target();
+        tools::run_ok(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&rust)
+                .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("RUSTFLAGS"),
+            "cargo build of the Rust skeleton",
+        );
+        let rust_wasm = target.join("wasm32-wasip2/release/hello_rs.wasm");
+
+        let python = new_plugin(&root, "hello-py", Lang::Python).unwrap();
+        tools::run_ok(
+            Command::new(tools::componentize_py()).current_dir(&python).args([
+                "-d",
+                "wit",
+                "-w",
+                "plugin",
+                "componentize",
+                "app",
+                "-o",
+                "hello-py.wasm",
+            ]),
+            "componentize-py of the Python skeleton",
+        );
+
+        let js = new_plugin(&root, "hello-js", Lang::Js).unwrap();
+        let build_dir = tools::componentize_js_dir().join("skeleton");
+        let _ = std::fs::remove_dir_all(&build_dir);
+        std::fs::create_dir_all(build_dir.join("wit")).unwrap();
+        for entry in std::fs::read_dir(js.join("wit")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, build_dir.join("wit").join(path.file_name().unwrap())).unwrap();
+        }
+        for file in ["plugin.js", "build.mjs"] {
+            std::fs::copy(js.join(file), build_dir.join(file)).unwrap();
+        }
+        let js_wasm = js.join("hello-js.wasm");
+        tools::run_ok(
+            Command::new("node").current_dir(&build_dir).arg("build.mjs").arg(&js_wasm),
+            "node build.mjs of the JS skeleton",
+        );
+        [rust_wasm, python.join("hello-py.wasm"), js_wasm]
+    })
+    .await
+    .unwrap();
+
+    let repo = TestGit::new(dir.path(), "widgets");
+    let checkout = dir.path().join("repos/acme/widgets");
+    repo.clone_to(&checkout);
+    let head = repo.head();
+    let body = push_payload("acme", "widgets", "refs/heads/main", &head, &head, "file:///unused");
+    let event = gitauto::authoring::event_from_payload("github", Some("push"), &body).unwrap();
+    for wasm in built {
+        let mut grant = gitauto::grant::Grant::default();
+        gitauto::authoring::parse_grant(&format!("dir={}", dir.path().join("repos").display()), &mut grant).unwrap();
+        let settings = serde_json::json!({"checkout": checkout.display().to_string()});
+        let limits = gitauto::config::Limits { memory: 256 << 20, ..Default::default() };
+        let (event, wasm_path) = (event.clone(), wasm.clone());
+        let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = logged.clone();
+        let sink: gitauto::capability::log::Sink =
+            std::sync::Arc::new(move |_, message: &str| lines.lock().unwrap().push(message.to_owned()));
+        let outcome = tokio::task::spawn_blocking(move || {
+            gitauto::authoring::run_once(&wasm_path, grant, limits, &event, &settings, sink)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let gitauto::runtime::StepOutcome::Done { status: gitauto::runtime::StepStatus::Success, summary, output } =
+            outcome
+        else {
+            panic!("{}: {outcome:?}", wasm.display())
+        };
+        assert_eq!(summary, format!("checkout at {head}"), "{}", wasm.display());
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&output).unwrap()["head"], head.as_str());
+        assert_eq!(
+            *logged.lock().unwrap(),
+            [format!("push event for acme/widgets; checkout at {head}")],
+            "{}",
+            wasm.display()
+        );
+    }
+}

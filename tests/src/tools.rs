@@ -35,6 +35,12 @@ fn modified(path: &Path) -> SystemTime {
     std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// Where `cargo` builds scaffolded Rust plugins (shared between runs, so wit-bindgen
+/// compiles once).
+pub fn scaffold_target() -> PathBuf {
+    tools().join("scaffold-target")
+}
+
 /// The newest modification time of any file under `dirs`.
 fn newest(dirs: &[PathBuf]) -> SystemTime {
     let mut newest = SystemTime::UNIX_EPOCH;
@@ -84,6 +90,49 @@ pub fn python_plugin() -> PathBuf {
     out
 }
 
+/// componentize-py, installed into a virtualenv of its own on first use.
+pub fn componentize_py() -> PathBuf {
+    let venv = tools().join("python");
+    let bin = venv.join("bin/componentize-py");
+    if !bin.is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
+        run(
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                &format!("componentize-py=={COMPONENTIZE_PY}"),
+            ]),
+            "pip install componentize-py",
+        );
+    }
+    bin
+}
+
+/// A directory with componentize-js in its `node_modules`, installed on first use: a
+/// build script in it or below it resolves the package.
+pub fn componentize_js_dir() -> PathBuf {
+    let work = tools().join("javascript");
+    std::fs::create_dir_all(&work).unwrap();
+    if !work.join("node_modules/@bytecodealliance/componentize-js").is_dir() {
+        run(
+            Command::new("npm").current_dir(&work).args([
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                &format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"),
+            ]),
+            "npm install componentize-js",
+        );
+    }
+    work
+}
+
+/// Runs `command`, panicking with its output when it fails.
+pub fn run_ok(command: &mut Command, what: &str) {
+    run(command, what);
+}
+
 /// `examples/plugins/javascript` built with componentize-js.
 pub fn javascript_plugin() -> PathBuf {
     let source = workspace().join("examples/plugins/javascript");
@@ -92,8 +141,8 @@ pub fn javascript_plugin() -> PathBuf {
     if out.is_file() && modified(&out) > newest(&[source.clone(), wit.clone()]) {
         return out;
     }
-    // The build script resolves componentize-js next to itself: build from a copy that
-    // sits beside the installed node_modules.
+    // The build script resolves componentize-js from its own directory upwards: build
+    // from a copy that sits below the installed node_modules.
     let work = tools().join("javascript");
     std::fs::create_dir_all(&work).unwrap();
     for file in ["plugin.js", "build.mjs", "package.json"] {
