@@ -96,6 +96,10 @@ impl Grant {
             None if self.dirs.is_empty() => {
                 Err(Denied(format!("`{path}` denied: the plugin is granted no directories")))
             }
+            None if self.dirs.iter().all(|dir| !dir.path.exists()) => Err(Denied(format!(
+                "`{path}` denied: no granted directory exists on this host ({})",
+                self.describe_dirs()
+            ))),
             None => {
                 let how = if access == Access::Write { "writable " } else { "" };
                 let shown = if canonical.as_path() == requested {
@@ -330,6 +334,17 @@ mod tests {
             ..Grant::default()
         };
         World { _dir: dir, root, grant }
+    }
+
+    #[test]
+    fn a_grant_of_missing_directories_says_so() {
+        let grant =
+            Grant { dirs: vec![DirGrant { path: "/surely/not/here".into(), write: false }], ..Grant::default() };
+        let err = grant.check_path("/surely/not/here/repo", Access::Git).unwrap_err();
+        assert_eq!(
+            err.0,
+            "`/surely/not/here/repo` denied: no granted directory exists on this host (/surely/not/here)"
+        );
     }
 
     #[test]
