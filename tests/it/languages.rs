@@ -97,6 +97,26 @@ async fn new_plugin_skeletons_build_and_run_in_every_language() {
             "cargo build of the Rust skeleton",
         );
         let rust_wasm = target.join("wasm32-wasip2/release/hello_rs.wasm");
+        // The same plugin built against a WIT this host does not implement.
+        let future = new_plugin(&root, "hello-future", Lang::Rust).unwrap();
+        for entry in std::fs::read_dir(future.join("wit")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap().replace("gitauto:plugin@0.1.0", "gitauto:plugin@0.2.0");
+            std::fs::write(&path, text).unwrap();
+        }
+        tools::run_ok(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&future)
+                .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("RUSTFLAGS"),
+            "cargo build of the 0.2.0 skeleton",
+        );
+        let future_wasm = target.join("wasm32-wasip2/release/hello_future.wasm");
+        let inspection = gitauto::runtime::inspect::inspect(&std::fs::read(&future_wasm).unwrap()).unwrap();
+        assert_eq!(inspection.targets.as_deref(), Some("0.2.0"));
+        let why = inspection.runnable.unwrap_err();
+        assert!(why.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.0"), "{why}");
 
         let python = new_plugin(&root, "hello-py", Lang::Python).unwrap();
         tools::run_ok(
