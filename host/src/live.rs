@@ -138,7 +138,11 @@ impl Live {
         loop {
             let why = tokio::select! {
                 _ = stop.changed() => return,
-                () = recv(&mut hangup) => "SIGHUP",
+                () = recv(&mut hangup) => {
+                    // What is reloaded now is not a change for the next tick to find.
+                    seen = std::fs::read(&path).ok().or(seen.take());
+                    "SIGHUP"
+                }
                 _ = tick.tick() => {
                     // Compare contents, not times: editors and `touch` change times without
                     // changing anything, and a half-written file is caught on the next tick.
@@ -150,7 +154,6 @@ impl Live {
                     "the file changed"
                 }
             };
-            seen = std::fs::read(&path).ok().or(seen);
             tracing::info!(config = %path.display(), "reloading the config ({why})");
             match self.reload(&path).await {
                 Ok(restart) => {

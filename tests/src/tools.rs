@@ -21,7 +21,8 @@ fn tools() -> PathBuf {
     dir
 }
 
-fn run(command: &mut Command, what: &str) {
+/// Runs `command`, panicking with its output when it fails.
+pub fn run_ok(command: &mut Command, what: &str) {
     let output = command.output().unwrap_or_else(|err| panic!("{what}: cannot start: {err}"));
     assert!(
         output.status.success(),
@@ -63,20 +64,8 @@ pub fn python_plugin() -> PathBuf {
     if out.is_file() && modified(&out) > newest(&[source.clone(), wit.clone()]) {
         return out;
     }
-    let venv = tools().join("python");
-    let bin = venv.join("bin/componentize-py");
-    if !bin.is_file() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
-        run(
-            Command::new(venv.join("bin/pip")).args([
-                "install",
-                "--quiet",
-                &format!("componentize-py=={COMPONENTIZE_PY}"),
-            ]),
-            "pip install componentize-py",
-        );
-    }
-    run(
+    let bin = componentize_py();
+    run_ok(
         Command::new(&bin)
             .arg("-d")
             .arg(&wit)
@@ -95,8 +84,8 @@ pub fn componentize_py() -> PathBuf {
     let venv = tools().join("python");
     let bin = venv.join("bin/componentize-py");
     if !bin.is_file() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
-        run(
+        run_ok(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
+        run_ok(
             Command::new(venv.join("bin/pip")).args([
                 "install",
                 "--quiet",
@@ -114,7 +103,7 @@ pub fn componentize_js_dir() -> PathBuf {
     let work = tools().join("javascript");
     std::fs::create_dir_all(&work).unwrap();
     if !work.join("node_modules/@bytecodealliance/componentize-js").is_dir() {
-        run(
+        run_ok(
             Command::new("npm").current_dir(&work).args([
                 "install",
                 "--silent",
@@ -128,11 +117,6 @@ pub fn componentize_js_dir() -> PathBuf {
     work
 }
 
-/// Runs `command`, panicking with its output when it fails.
-pub fn run_ok(command: &mut Command, what: &str) {
-    run(command, what);
-}
-
 /// `examples/plugins/javascript` built with componentize-js.
 pub fn javascript_plugin() -> PathBuf {
     let source = workspace().join("examples/plugins/javascript");
@@ -143,23 +127,10 @@ pub fn javascript_plugin() -> PathBuf {
     }
     // The build script resolves componentize-js from its own directory upwards: build
     // from a copy that sits below the installed node_modules.
-    let work = tools().join("javascript");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = componentize_js_dir();
     for file in ["plugin.js", "build.mjs", "package.json"] {
         std::fs::copy(source.join(file), work.join(file)).unwrap();
     }
-    if !work.join("node_modules/@bytecodealliance/componentize-js").is_dir() {
-        run(
-            Command::new("npm").current_dir(&work).args([
-                "install",
-                "--silent",
-                "--no-audit",
-                "--no-fund",
-                &format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"),
-            ]),
-            "npm install componentize-js",
-        );
-    }
-    run(Command::new("node").current_dir(&work).arg("build.mjs").arg(&wit).arg(&out), "node build.mjs");
+    run_ok(Command::new("node").current_dir(&work).arg("build.mjs").arg(&wit).arg(&out), "node build.mjs");
     out
 }

@@ -80,24 +80,10 @@ impl GitHub {
 
     /// Every item of a paginated list; `None` on 404; other statuses are failures.
     fn get_all(&self, path: &str) -> Result<Option<Vec<Value>>> {
-        let mut items = Vec::new();
-        let mut next = Some(self.api.url(path));
-        let mut first = true;
-        while let Some(url) = next.take() {
-            let reply = self.api.get(&url)?;
-            match reply.status {
-                404 if first => return Ok(None),
-                200 => {}
-                _ => return Err(Failure::Unexpected(reply.text())),
-            }
-            match reply.json()? {
-                Value::Array(page) => items.extend(page),
-                other => return Err(Failure::Unexpected(format!("GET {url}: expected a list, got {other}"))),
-            }
-            first = false;
-            next = reply.next_page();
-        }
-        Ok(Some(items))
+        self.api.get_all_or(path, |reply| match reply.status {
+            200 => Failure::Unexpected(format!("{}: expected a list, got {}", reply.request, reply.text())),
+            _ => Failure::Unexpected(reply.text()),
+        })
     }
 
     /// The repository, or `None`.

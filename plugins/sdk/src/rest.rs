@@ -104,8 +104,21 @@ impl Api {
     }
 
     /// Every item of a paginated list: `GET path`, then each `Link: <...>; rel="next"`,
-    /// concatenating the pages. `None` when the first page is 404.
+    /// concatenating the pages. `None` when the first page is 404; another status, or a
+    /// page that is not a list, is an error as [`Reply::expect`] gives it.
     pub fn get_all(&self, path: &str) -> Result<Option<Vec<Value>>, Error> {
+        self.get_all_or(path, |reply| match reply.clone().expect(&[200]) {
+            Err(err) => err,
+            Ok(_) => Error::failed(format!("{}: expected a list, got {}", reply.request, reply.text())),
+        })
+    }
+
+    /// [`Api::get_all`], with the caller's error for a page that is not a 200 list.
+    pub fn get_all_or<E: From<Error>>(
+        &self,
+        path: &str,
+        unexpected: impl Fn(&Reply) -> E,
+    ) -> Result<Option<Vec<Value>>, E> {
         let mut items = Vec::new();
         let mut next = Some(self.url(path));
         let mut pages = 0;
@@ -114,18 +127,19 @@ impl Api {
             if reply.status == 404 && pages == 0 {
                 return Ok(None);
             }
-            let next_page = reply.next_page();
-            let page = reply.expect(&[200])?.json()?;
-            match page {
+            if reply.status != 200 {
+                return Err(unexpected(&reply));
+            }
+            match reply.json()? {
                 Value::Array(list) => items.extend(list),
-                other => return Err(Error::failed(format!("GET {url}: expected a list, got {other}"))),
+                _ => return Err(unexpected(&reply)),
             }
             pages += 1;
             if pages >= MAX_PAGES {
                 log::warn(&format!("GET {path}: stopped after {MAX_PAGES} pages"));
                 break;
             }
-            next = next_page;
+            next = reply.next_page();
         }
         Ok(Some(items))
     }
