@@ -32,6 +32,7 @@ impl Daemon {
         crate::capability::git::note_process_start();
         let data_dir = config.server.data_dir.clone();
         let queue = Queue::open(&data_dir)?;
+        crate::worker::workspace::clear_stale(&data_dir);
         let specs: Vec<_> = config.plugins.values().cloned().collect();
         let cache_dir = data_dir.join("cache");
         let (runtime, report) = tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir))

@@ -164,19 +164,13 @@ impl Runtime {
     /// for as long as the step runs (at most its timeout): call it from a blocking
     /// thread inside the tokio runtime (HTTP calls use it).
     pub fn run(&self, plugin: &str, event: &Event, settings: &str, sink: Sink) -> StepOutcome {
-        self.run_until(plugin, event, settings, sink, None)
+        self.run_in(plugin, event, settings, sink, &Scope::default())
     }
 
-    /// [`Runtime::run`], stopping the step at `job_deadline` when that comes before the
-    /// plugin's own time limit (a rule's `timeout`).
-    pub fn run_until(
-        &self,
-        plugin: &str,
-        event: &Event,
-        settings: &str,
-        sink: Sink,
-        job_deadline: Option<Instant>,
-    ) -> StepOutcome {
+    /// [`Runtime::run`] as part of a job: stopped at the job's deadline when that comes
+    /// before the plugin's own time limit, and given the job's workspace as `/tmp`.
+    pub fn run_in(&self, plugin: &str, event: &Event, settings: &str, sink: Sink, scope: &Scope<'_>) -> StepOutcome {
+        let job_deadline = scope.deadline;
         let Some(loaded) = self.plugins.get(plugin) else {
             return StepOutcome::Trapped { reason: format!("plugin `{plugin}` is not loaded") };
         };
@@ -184,7 +178,7 @@ impl Runtime {
         let log = StepLog::new(sink);
         let stdout = stdio::LogStream::new(log.clone(), Level::Info);
         let stderr = stdio::LogStream::new(log.clone(), Level::Warn);
-        let wasi = match wasi_context(&loaded.spec, &stdout, &stderr) {
+        let wasi = match wasi_context(&loaded.spec, scope.workspace, &stdout, &stderr) {
             Ok(wasi) => wasi,
             Err(err) => return StepOutcome::Trapped { reason: format!("preparing the sandbox: {err:#}") },
         };
@@ -219,15 +213,7 @@ impl Runtime {
         stdout.flush_rest();
         stderr.flush_rest();
         match result {
-            Ok(Ok(outcome)) => StepOutcome::Done {
-                status: match outcome.status {
-                    wit::Status::Success => StepStatus::Success,
-                    wit::Status::Failure => StepStatus::Failure,
-                    wit::Status::Skipped => StepStatus::Skipped,
-                },
-                summary: outcome.summary,
-                output: outcome.output,
-            },
+            Ok(Ok(outcome)) => checked(outcome),
             Ok(Err(error)) => {
                 let (kind, message) = match error {
                     wit::Error::InvalidSettings(m) => (ErrorKind::InvalidSettings, m),
@@ -238,8 +224,9 @@ impl Runtime {
             }
             Err(err) => StepOutcome::Trapped {
                 reason: if by_job
-                    && matches!(err.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
-                    && Instant::now() + limits::TICK >= deadline
+                    && (err.downcast_ref::<WaitPastDeadline>().is_some()
+                        || matches!(err.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
+                            && Instant::now() + limits::TICK >= deadline)
                 {
                     "the rule's timeout passed".into()
                 } else {
@@ -247,6 +234,55 @@ impl Runtime {
                 },
             },
         }
+    }
+}
+
+/// What a step shares with the job it belongs to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The job's deadline (a rule's `timeout`), when it has one.
+    pub deadline: Option<Instant>,
+    /// The job's scratch directory, seen by the plugin as `/tmp`.
+    pub workspace: Option<&'a Path>,
+}
+
+/// Most bytes of a summary kept: it is one line in lists, logs and comments.
+pub const MAX_SUMMARY: usize = 4 * 1024;
+/// Most bytes of output a step may hand to later steps.
+pub const MAX_OUTPUT: usize = 1024 * 1024;
+
+/// The plugin's outcome as the host records it: output that is not JSON or is too
+/// large makes the step an error (later steps' templates could not use it); the summary
+/// is cut to [`MAX_SUMMARY`] and loses control characters that would drive a terminal.
+fn checked(outcome: wit::Outcome) -> StepOutcome {
+    let malformed = |why: String| StepOutcome::Error {
+        kind: ErrorKind::Failed,
+        message: format!("the plugin returned a malformed outcome: {why}"),
+    };
+    let output = if outcome.output.trim().is_empty() { "null".to_owned() } else { outcome.output };
+    if output.len() > MAX_OUTPUT {
+        return malformed(format!(
+            "its output is {} bytes, more than the {} allowed",
+            output.len(),
+            crate::config::format_size(MAX_OUTPUT as u64)
+        ));
+    }
+    if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(&output) {
+        let start: String = output.chars().take(40).collect();
+        return malformed(format!("its output is not JSON ({err}): {start:?}"));
+    }
+    let summary: String = crate::capability::log::cut(&outcome.summary, MAX_SUMMARY)
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { '\u{fffd}' } else { c })
+        .collect();
+    StepOutcome::Done {
+        status: match outcome.status {
+            wit::Status::Success => StepStatus::Success,
+            wit::Status::Failure => StepStatus::Failure,
+            wit::Status::Skipped => StepStatus::Skipped,
+        },
+        summary,
+        output,
     }
 }
 
@@ -299,15 +335,65 @@ fn linker(engine: &Engine) -> anyhow::Result<Linker<StepState>> {
     bindings::Plugin::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |state| state)
         .map_err(anyhow::Error::from)
         .context("linking gitauto capabilities")?;
+    bound_clock_waits(&mut linker).context("bounding WASI clock waits")?;
     Ok(linker)
 }
 
+/// WASI's own monotonic-clock interface, whose waits [`bound_clock_waits`] replaces.
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// A guest blocked in `poll` on a clock is in host code, where the epoch interrupt
+/// cannot reach it: a `sleep(1 day)` would hold its worker for a day. A wait that would
+/// end after the step's deadline therefore stops the step at once, as the deadline would.
+fn bound_clock_waits(linker: &mut Linker<StepState>) -> anyhow::Result<()> {
+    use wasmtime::StoreContextMut;
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::clocks::WasiClocksView;
+    use wasmtime_wasi::p2::DynPollable;
+    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host;
+
+    fn subscribe(state: &mut StepState, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let left = state.ctx.remaining();
+        if wait > left {
+            return Err(WaitPastDeadline { wait, left }.into());
+        }
+        Ok((state.clocks().subscribe_duration(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX))?,))
+    }
+
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, StepState>, (nanos,): (u64,)| {
+        subscribe(store.data_mut(), Duration::from_nanos(nanos))
+    })?;
+    clock.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, StepState>, (when,): (u64,)| {
+        let state = store.data_mut();
+        let now = state.clocks().now()?;
+        subscribe(state, Duration::from_nanos(when.saturating_sub(now)))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// The WASI context: no arguments, environment or stdin; stdout and stderr into the log;
-/// no network; the granted directories and nothing else.
-fn wasi_context(spec: &PluginSpec, stdout: &stdio::LogStream, stderr: &stdio::LogStream) -> anyhow::Result<WasiCtx> {
+/// no network; the granted directories, the job's workspace as `/tmp`, nothing else.
+fn wasi_context(
+    spec: &PluginSpec,
+    workspace: Option<&Path>,
+    stdout: &stdio::LogStream,
+    stderr: &stdio::LogStream,
+) -> anyhow::Result<WasiCtx> {
     let mut builder = WasiCtx::builder();
     builder.stdout(stdout.clone()).stderr(stderr.clone()).allow_ip_name_lookup(false);
     builder.socket_addr_check(|_, _| Box::pin(async { false }));
+    // A grant of `/tmp` itself wins: two directories cannot share one name.
+    if let Some(workspace) = workspace
+        && !spec.grant.dirs.iter().any(|dir| dir.path == Path::new(WORKSPACE))
+    {
+        builder
+            .preopened_dir(workspace, WORKSPACE, FsPerms::ReadWrite)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("opening the job's workspace {}", workspace.display()))?;
+    }
     for dir in &spec.grant.dirs {
         let Ok(canonical) = std::fs::canonicalize(&dir.path) else { continue };
         let perms = if dir.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
@@ -324,16 +410,41 @@ fn wasi_context(spec: &PluginSpec, stdout: &stdio::LogStream, stderr: &stdio::Lo
     Ok(builder.build())
 }
 
+/// A plugin asked to wait on a clock beyond its deadline.
+#[derive(Debug)]
+struct WaitPastDeadline {
+    wait: Duration,
+    left: Duration,
+}
+
+impl std::fmt::Display for WaitPastDeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "it asked to wait {:.1} s with {:.1} s left", self.wait.as_secs_f64(), self.left.as_secs_f64())
+    }
+}
+
+impl std::error::Error for WaitPastDeadline {}
+
+/// Where a plugin sees its job's workspace.
+pub const WORKSPACE: &str = "/tmp";
+
 /// Says why a step stopped, in words: `plugin X trapped: <this>`.
 fn trap_reason(err: &wasmtime::Error, memory_exceeded: bool, limits: &Limits, deadline: Instant) -> String {
     if memory_exceeded {
         return format!("memory limit of {} exceeded", crate::config::format_size(limits.memory));
+    }
+    if let Some(wait) = err.downcast_ref::<WaitPastDeadline>() {
+        return format!("deadline of {} exceeded ({wait})", crate::config::format_duration(limits.timeout));
     }
     match err.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) if Instant::now() + limits::TICK >= deadline => {
             format!("deadline of {} exceeded", crate::config::format_duration(limits.timeout))
         }
         Some(wasmtime::Trap::StackOverflow) => "stack overflow (recursion too deep)".into(),
+        // Languages that keep their stack in linear memory (Rust, C) overflow it this way.
+        Some(wasmtime::Trap::MemoryOutOfBounds) => {
+            "out-of-bounds memory access (a stack overflow from deep recursion, or a bug in the plugin)".into()
+        }
         Some(wasmtime::Trap::UnreachableCodeReached) => {
             "the plugin aborted (a panic or abort; its stderr is in the step's log)".into()
         }

@@ -4,6 +4,7 @@
 //! backoff while attempts remain; then it is dead.
 
 mod chain;
+pub mod workspace;
 
 use crate::config::{Config, Rule};
 use crate::event::Event;
@@ -92,8 +93,16 @@ impl Workers {
         let snapshot = self.live.get();
         let (ending, rule) = match prepare(&snapshot.config, &job) {
             Ok((rule, event)) => {
-                let chain = chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event);
-                (chain.run().await, Some(rule))
+                match workspace::Workspace::create(&snapshot.config.server.data_dir, job.id, job.attempt) {
+                    Ok(workspace) => {
+                        let chain = chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace);
+                        (chain.run().await, Some(rule))
+                    }
+                    Err(err) => {
+                        let error = format!("creating the job's workspace: {err}");
+                        (Ending::new(JobState::Failed, error.clone(), Some(error), true), Some(rule))
+                    }
+                }
             }
             Err(error) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
         };

@@ -88,6 +88,12 @@ impl StepLog {
         (self.sink)(level, message);
     }
 
+    /// Whether the quota is used up and its note written: everything more is dropped,
+    /// so a flooding stream can discard bytes without looking at them.
+    pub fn is_full(&self) -> bool {
+        self.quota.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).dropped > 0
+    }
+
     /// How many lines were dropped over quota.
     pub fn dropped(&self) -> usize {
         self.quota.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).dropped

@@ -32,6 +32,10 @@ impl LogStream {
 
     fn push(&self, bytes: &[u8]) {
         let mut lines = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if lines.log.is_full() {
+            lines.pending.clear();
+            return;
+        }
         lines.pending.extend_from_slice(bytes);
         while let Some(end) = lines.pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = lines.pending.drain(..=end).collect();

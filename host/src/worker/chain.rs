@@ -13,12 +13,13 @@
 //! A handler is a step: it sees the step it handles as `parent`. A handler that does not
 //! succeed is logged and, after a successful chain, fails the job.
 
+use super::workspace::Workspace;
 use super::{Ending, Workers};
 use crate::capability::log::{Level, Sink};
 use crate::config::{Rule, Step};
 use crate::event::Event;
 use crate::queue::{ClaimedJob, JobState, StepRecord, now_ms};
-use crate::runtime::{ErrorKind, Runtime, StepOutcome, StepStatus};
+use crate::runtime::{ErrorKind, Runtime, Scope, StepOutcome, StepStatus};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +61,8 @@ pub(super) struct Chain<'a> {
     records: usize,
     held: Option<StepRecord>,
     deadline: Option<Instant>,
+    /// The attempt's scratch directory, `/tmp` to every step.
+    workspace: std::path::PathBuf,
 }
 
 impl<'a> Chain<'a> {
@@ -69,6 +72,7 @@ impl<'a> Chain<'a> {
         job: &'a ClaimedJob,
         rule: &'a Rule,
         event: Event,
+        workspace: &Workspace,
     ) -> Self {
         let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
         let event_value = crate::template::event_value(&event, &payload);
@@ -84,6 +88,7 @@ impl<'a> Chain<'a> {
             records: 0,
             held: None,
             deadline: rule.timeout.map(|timeout| Instant::now() + timeout),
+            workspace: workspace.path().to_path_buf(),
         }
     }
 
@@ -265,10 +270,11 @@ impl<'a> Chain<'a> {
         }
         let sink = self.sink(&step.name);
         let runtime = self.runtime.clone();
-        let (plugin, event) = (step.plugin.clone(), self.event.clone());
+        let (plugin, event, workspace) = (step.plugin.clone(), self.event.clone(), self.workspace.clone());
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
-            runtime.run_until(&plugin, &event, &settings.to_string(), sink, deadline)
+            let scope = Scope { deadline, workspace: Some(&workspace) };
+            runtime.run_in(&plugin, &event, &settings.to_string(), sink, &scope)
         })
         .await
         .unwrap_or_else(|err| StepOutcome::Trapped { reason: format!("the step's thread failed: {err}") });

@@ -1,4 +1,4 @@
-//! Test guest: never returns from `handle`. The runtime's deadline must stop it.
+//! Hostile plugin: loops forever without calling the host. The epoch deadline must stop it.
 
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
 

@@ -1,4 +1,4 @@
-//! Test guest: allocates without bound. The runtime's memory limit must stop it.
+//! Hostile plugin: allocates without bound. The memory limit must stop it.
 
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
 

@@ -1,0 +1,77 @@
+//! Each job attempt's scratch directory. Its steps share it (plugins see it as `/tmp`,
+//! so temporary files just work in every language); no other job can name it, and it is
+//! removed when the attempt ends. What a crash leaves behind goes at the next start.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The directory under the data directory that holds every workspace.
+const ROOT: &str = "work";
+
+/// One attempt's workspace, removed on drop.
+#[derive(Debug)]
+pub struct Workspace {
+    path: PathBuf,
+}
+
+impl Workspace {
+    /// Creates an empty workspace for `job`'s `attempt`, readable by this user only.
+    pub fn create(data_dir: &Path, job: i64, attempt: i64) -> io::Result<Self> {
+        let path = data_dir.join(ROOT).join(format!("job-{job}-{attempt}"));
+        if path.exists() {
+            std::fs::remove_dir_all(&path)?;
+        }
+        std::fs::DirBuilder::new().recursive(true).create(&path)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        Ok(Self { path })
+    }
+
+    /// Where it is on the host.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.path)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(workspace = %self.path.display(), "removing a job's workspace: {err}");
+        }
+    }
+}
+
+/// Removes every workspace left by a previous run of the daemon (none of its jobs is
+/// running any more: they are re-queued and get fresh ones).
+pub fn clear_stale(data_dir: &Path) {
+    let root = data_dir.join(ROOT);
+    match std::fs::remove_dir_all(&root) {
+        Ok(()) => tracing::info!(dir = %root.display(), "removed workspaces left by the previous run"),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => tracing::warn!(dir = %root.display(), "removing stale workspaces: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workspace_is_private_and_removed_with_its_attempt() {
+        let data = tempfile::tempdir().unwrap();
+        let workspace = Workspace::create(data.path(), 7, 2).unwrap();
+        let path = workspace.path().to_path_buf();
+        assert!(path.ends_with("work/job-7-2"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::write(path.join("x"), "x").unwrap();
+        drop(workspace);
+        assert!(!path.exists());
+
+        let left = Workspace::create(data.path(), 8, 1).unwrap();
+        std::mem::forget(left);
+        clear_stale(data.path());
+        assert!(!data.path().join("work").exists());
+    }
+}

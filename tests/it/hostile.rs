@@ -1,0 +1,347 @@
+//! Hostile plugins (`tests/hostile/*`): each tries one way out of the sandbox and
+//! reports "ESCAPED" if it got through. All of them run in one daemon at once, next to
+//! an ordinary fetch-update rule; every attempt must end in the job record with a clear
+//! reason, and the ordinary push must be served while the worst of them still run.
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::get;
+use gitauto_tests::{SECRET, TestDaemon, TestGit, git, github_source, push_payload};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// One attack: the rule that runs it, its plugin (`tests/hostile/<plugin>`), its
+/// settings, and words the job record must contain.
+struct Attack {
+    rule: &'static str,
+    plugin: &'static str,
+    with: Value,
+    says: &'static [&'static str],
+}
+
+/// The plugins' settings refer to these places.
+struct Places {
+    granted: String,
+    site: String,
+    outside: String,
+    checkouts: String,
+    server: String,
+    other: String,
+    silent: String,
+    /// This machine's name: it resolves to loopback (`/etc/hosts`) or the machine's own
+    /// LAN address, either of which a granted name must not lead to.
+    hostname: String,
+}
+
+fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
+    let outside_repo = format!("{}/repo", p.outside);
+    let a = |rule, plugin, with, says| Attack { rule, plugin, with, says };
+    vec![
+        // Slow ones first, so they hold workers while everything else is served.
+        a("infinite-loop", "infinite-loop", json!({}), &["plugin infinite-loop trapped: deadline of 3 s exceeded"]),
+        a(
+            "sleep-forever",
+            "sleep-forever",
+            json!({}),
+            &["plugin sleep-forever trapped: deadline of 3 s exceeded (it asked to wait 86400.0 s with "],
+        ),
+        a(
+            "http-never-answers",
+            "http-get",
+            json!({"url": format!("http://{}/", p.silent)}),
+            &["GET http://", "timed out"],
+        ),
+        a("workspace-holder", "other-workspace", json!({"hold": true, "ms": 2500}), &["held"]),
+        a(
+            "other-workspace",
+            "other-workspace",
+            json!({"data_dir": data_dir}),
+            &["no other workspace readable; first refusal: reading /tmp/../job-1-1/secret.txt"],
+        ),
+        // Files.
+        a(
+            "dotdot-read",
+            "dotdot-read",
+            json!({"granted": p.granted}),
+            &["reading ", "/granted/../outside/secret.txt: "],
+        ),
+        a("absolute-read", "absolute-read", json!({"outside": p.outside}), &["reading /etc/passwd: "]),
+        a(
+            "planted-symlink",
+            "planted-symlink",
+            json!({"granted": p.granted}),
+            &["/granted/link-to-secret: ", "/granted/link-to-etc/passwd: "],
+        ),
+        a("created-symlink", "created-symlink", json!({"site": p.site}), &["/site/etc"]),
+        a(
+            "hard-link",
+            "hard-link",
+            json!({"site": p.site, "outside": p.outside}),
+            &["hard-linking ", "/outside/secret.txt to "],
+        ),
+        a("write-read-only", "write-read-only", json!({"granted": p.granted}), &["writing ", "/granted/planted.txt: "]),
+        a("proc-environ", "proc-environ", json!({}), &["reading /proc/self/environ: "]),
+        a("host-environment", "host-environment", json!({}), &["the environment is empty: 0 variables, 0 arguments"]),
+        // Git.
+        a("git-outside", "git-outside", json!({"repo": outside_repo}), &["opening ", "/outside/repo: ", "denied"]),
+        a(
+            "git-clone-outside",
+            "git-clone-outside",
+            json!({"repo": outside_repo, "site": p.site}),
+            &["cloning file://", "/outside/repo: ", "denied"],
+        ),
+        a(
+            "git-remote-rewrite",
+            "git-remote-rewrite",
+            json!({"repo": outside_repo, "checkout": format!("{}/acme/victim", p.checkouts)}),
+            &["fetching `evil`", "so its remotes must be granted"],
+        ),
+        // Network.
+        a("http-unlisted", "http-get", json!({"url": "http://example.com/"}), &["host example.com", "is not granted"]),
+        a("http-redirect", "http-get", json!({"url": format!("{}/away", p.server)}), &["redirect from"]),
+        a("http-loopback", "http-get", json!({"url": format!("{}/api/jobs", p.other)}), &["is not granted"]),
+        a(
+            "http-metadata",
+            "http-get",
+            json!({"url": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}),
+            &["169.254.169.254", "is not granted"],
+        ),
+        a(
+            "http-dns-loopback",
+            "http-get",
+            json!({"url": format!("http://{}:{}/", p.hostname, p.server.rsplit(':').next().unwrap())}),
+            &["resolves only to non-public addresses ("],
+        ),
+        a(
+            "raw-socket",
+            "raw-socket",
+            json!({"address": p.server.trim_start_matches("http://")}),
+            &["connecting to 127.0.0.1:"],
+        ),
+        // Programs.
+        a("unlisted-program", "unlisted-program", json!({}), &["program `sh` is not granted"]),
+        a(
+            "program-path",
+            "program-path",
+            json!({"site": p.site}),
+            &[
+                "program `/usr/bin/../../bin/echo` is not granted",
+                "program `./echo` is not granted",
+                "/site/echo` is not granted",
+            ],
+        ),
+        a(
+            "shell-metacharacters",
+            "shell-metacharacters",
+            json!({}),
+            &["no shell: echo printed its arguments verbatim: ; id $(id) `id` | id && id > /tmp/x"],
+        ),
+        a("command-output-flood", "command-output-flood", json!({}), &["the output was cut: 1048576 bytes kept"]),
+        // Resources.
+        a("memory-hog", "memory-hog", json!({}), &["plugin memory-hog trapped: memory limit of 64 MiB exceeded"]),
+        a(
+            "deep-recursion",
+            "deep-recursion",
+            json!({}),
+            &["plugin deep-recursion trapped: out-of-bounds memory access (a stack overflow from deep recursion"],
+        ),
+        a(
+            "log-flood",
+            "log-flood",
+            json!({}),
+            &["log quota of 5000 lines / 2097152 bytes reached; further lines are dropped"],
+        ),
+        a(
+            "stdout-flood",
+            "stdout-flood",
+            json!({}),
+            &["log quota of 5000 lines / 2097152 bytes reached; further lines are dropped"],
+        ),
+        // What comes back.
+        a(
+            "malformed-outcome",
+            "malformed-outcome",
+            json!({}),
+            &["the plugin returned a malformed outcome: its output is not JSON"],
+        ),
+        a(
+            "huge-outcome",
+            "malformed-outcome",
+            json!({"kind": "huge"}),
+            &["the plugin returned a malformed outcome: its output is 8388610 bytes, more than the 1 MiB allowed"],
+        ),
+        a(
+            "terminal-escapes",
+            "terminal-escapes",
+            json!({}),
+            &["\u{fffd}[2J\u{fffd}]0;owned\u{fffd}cleared your screen\u{fffd}\u{fffd}"],
+        ),
+    ]
+}
+
+/// `{a = "b", n = 1}` from a JSON object of strings, numbers and booleans.
+fn inline_table(value: &Value) -> String {
+    let fields: Vec<String> =
+        value.as_object().unwrap().iter().map(|(key, value)| format!("{key} = {value}")).collect();
+    format!("{{ {} }}", fields.join(", "))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().display().to_string();
+    for dir in ["granted", "site", "outside/repo", "checkouts/acme"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    std::fs::write(root.path().join("outside/secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink("../outside/secret.txt", root.path().join("granted/link-to-secret")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.path().join("granted/link-to-etc")).unwrap();
+    git(&root.path().join("outside/repo"), &["init", "--quiet", "--initial-branch=main", "."]);
+    git(&root.path().join("outside/repo"), &["commit", "--quiet", "--allow-empty", "-m", "private"]);
+
+    let widgets = TestGit::new(root.path(), "widgets");
+    let checkout = root.path().join("checkouts/acme/widgets");
+    widgets.clone_to(&checkout);
+    widgets.clone_to(&root.path().join("checkouts/acme/victim"));
+    let before = widgets.head();
+    let after = widgets.commit("x.txt", "x", "x");
+    widgets.push("main");
+
+    // A granted server (with a redirect off it), an ungranted one, and one that never answers.
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (server_addr, other_addr, silent_addr) =
+        (server.local_addr().unwrap(), other.local_addr().unwrap(), silent.local_addr().unwrap());
+    let app = Router::new()
+        .route("/", get(|| async { "granted" }))
+        .route("/away", get(move || async move { Redirect::temporary(&format!("http://{other_addr}/")) }));
+    tokio::spawn(async move { axum::serve(server, app).await.unwrap() });
+    tokio::spawn(async move { axum::serve(other, Router::new().fallback(|| async { "not granted" })).await.unwrap() });
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+
+    let places = Places {
+        granted: format!("{r}/granted"),
+        site: format!("{r}/site"),
+        outside: format!("{r}/outside"),
+        checkouts: format!("{r}/checkouts"),
+        server: format!("http://{server_addr}"),
+        other: format!("http://{other_addr}"),
+        silent: silent_addr.to_string(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned(),
+    };
+    let data_dir = root.path().join("data");
+    let plan = attacks(&places, &data_dir.display().to_string());
+    let grants = format!(
+        r#"{{ dirs = ["{granted}", {{ path = "{site}", write = true }}, {{ path = "{checkouts}", write = true }}], hosts = ["{server_addr}", "{hostname}:{port}", "{silent_addr}"], commands = ["echo", "yes"] }}"#,
+        granted = places.granted,
+        site = places.site,
+        checkouts = places.checkouts,
+        port = server_addr.port(),
+        hostname = places.hostname,
+    );
+    let mut config = format!("[server]\nworkers = 6\ndata_dir = \"{}\"\n\n{}\n", data_dir.display(), github_source());
+    let hostile_dir = env!("GITAUTO_HOSTILE_DIR");
+    let mut plugins: Vec<&str> = plan.iter().map(|attack| attack.plugin).collect();
+    plugins.sort_unstable();
+    plugins.dedup();
+    for plugin in plugins {
+        config += &format!(
+            "[plugins.{plugin}]\nwasm = \"{hostile_dir}/hostile_{}.wasm\"\ngrants = {grants}\nlimits = {{ timeout = \"3s\", memory = \"64MiB\" }}\n\n",
+            plugin.replace('-', "_")
+        );
+    }
+    config += &format!(
+        "[plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"{r}/checkouts\"] }}\n\n"
+    );
+    for attack in &plan {
+        config += &format!(
+            "[[rules]]\nname = \"{rule}\"\non = \"push\"\nrepo = \"acme/{rule}\"\nsteps = [{{ plugin = \"{plugin}\", with = {with} }}]\n\n",
+            rule = attack.rule,
+            plugin = attack.plugin,
+            with = inline_table(&attack.with),
+        );
+    }
+    config += &format!(
+        "[[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/widgets\"\nsteps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{r}/checkouts\" }} }}]\n"
+    );
+    let daemon = TestDaemon::start(&config).await;
+
+    let post = |repo: &str| {
+        let payload = push_payload("acme", repo, "refs/heads/main", &before, &after, "file:///unused");
+        let daemon = &daemon;
+        async move {
+            let (status, body) = daemon.post_github("github", "push", &payload, SECRET).await;
+            assert_eq!(status, 202, "{body}");
+            body["jobs"][0].as_str().unwrap().to_owned()
+        }
+    };
+    let mut jobs = Vec::new();
+    for attack in &plan {
+        jobs.push(post(attack.rule).await);
+    }
+    let update = post("widgets").await;
+
+    // The ordinary push is served while the looping and sleeping plugins still run.
+    let updated = daemon.finished_job(&update).await;
+    assert_eq!(updated["state"], "succeeded", "{updated:#}");
+    assert_eq!(git(&checkout, &["rev-parse", "HEAD"]), after);
+    let (_, looping) = daemon.get(&format!("/api/jobs/{}", jobs[0])).await;
+    assert_eq!(looping["state"], "running", "the looping plugin is still within its 3 s");
+    assert_eq!(daemon.get("/healthz").await.0, 200);
+
+    let mut problems = Vec::new();
+    for (attack, job) in plan.iter().zip(&jobs) {
+        let record = daemon.finished_job(job).await;
+        let text = serde_json::to_string(&record).unwrap().replace("\\\"", "\"");
+        if std::env::var_os("HOSTILE_SHOW").is_some() {
+            eprintln!("{}: {} {}", attack.rule, record["state"], short(&record));
+        }
+        if text.contains("ESCAPED") {
+            problems.push(format!("{}: ESCAPED the sandbox: {record:#}", attack.rule));
+            continue;
+        }
+        // The floods are cut, not stopped; the holder only keeps a secret.
+        let expected_state = if ["workspace-holder", "log-flood", "stdout-flood"].contains(&attack.rule) {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        if record["state"] != expected_state {
+            problems.push(format!("{}: state {} (expected {expected_state})", attack.rule, record["state"]));
+        }
+        for words in attack.says {
+            if !text.contains(words) {
+                problems.push(format!("{}: record lacks {words:?}: {}", attack.rule, short(&record)));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} of {} attacks misbehaved:\n{}", problems.len(), plan.len(), problems.join("\n"));
+
+    // The floods were cut, not stored: each step's log stays within its quota.
+    for rule in ["log-flood", "stdout-flood"] {
+        let job = &jobs[plan.iter().position(|attack| attack.rule == rule).unwrap()];
+        let (_, record) = daemon.get(&format!("/api/jobs/{job}")).await;
+        let lines = record["logs"].as_array().unwrap();
+        assert!(lines.len() <= 5_001, "{rule}: {} log lines kept", lines.len());
+    }
+    // Every attempt's workspace is gone with it.
+    assert_eq!(std::fs::read_dir(data_dir.join("work")).map(|dir| dir.count()).unwrap_or(0), 0);
+    // Nothing was written where the grant did not allow.
+    assert!(!Path::new(&format!("{}/planted.txt", places.granted)).exists());
+    assert!(!Path::new(&format!("{}/stolen", places.site)).exists());
+    assert_eq!(daemon.get("/healthz").await.0, 200);
+    daemon.stop().await;
+}
+
+/// The parts of a job record that say why it ended.
+fn short(record: &Value) -> String {
+    let steps: Vec<&Value> = record["steps"].as_array().map(|s| s.iter().collect()).unwrap_or_default();
+    let summaries: Vec<&str> = steps.iter().filter_map(|step| step["summary"].as_str()).collect();
+    format!("summary {:?}, error {:?}, steps {summaries:?}", record["summary"], record["error"])
+}
