@@ -64,6 +64,14 @@ pub struct Server {
     pub max_body: usize,
     /// How long running jobs may take to finish after SIGTERM or SIGINT.
     pub shutdown_grace: Duration,
+    /// Most connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header: usize,
     /// The token the API, dashboard and metrics require (as a bearer token, or as the
     /// password of basic authentication); none: they are open.
     pub api_token: Option<Secret>,
@@ -310,7 +318,35 @@ impl Checker<'_> {
                 .map_err(|err| self.problem(Some(reference.span()), format!("`api_token`: {err}")))
                 .ok()
         });
-        Server { listen, data_dir, workers, max_body, shutdown_grace, api_token }
+        let max_connections = match raw.max_connections {
+            None => 1024,
+            Some(n) if (1..=1_000_000).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                self.problem(Some(n.span()), "`max_connections` must be between 1 and 1000000");
+                1024
+            }
+        };
+        let header_timeout =
+            raw.header_timeout.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(10));
+        let body_timeout = raw.body_timeout.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
+        let max_header = raw.max_header.as_ref().map_or(64 << 10, |size| self.size(size).unwrap_or(64 << 10)) as usize;
+        if let Some(size) = &raw.max_header
+            && max_header < 8 << 10
+        {
+            self.problem(Some(size.span()), "`max_header` must be at least 8KiB");
+        }
+        Server {
+            listen,
+            data_dir,
+            workers,
+            max_body,
+            shutdown_grace,
+            max_connections,
+            header_timeout,
+            body_timeout,
+            max_header,
+            api_token,
+        }
     }
 
     fn retention(&mut self, raw: raw::RawRetention) -> crate::queue::Retention {

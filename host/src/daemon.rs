@@ -70,9 +70,10 @@ impl Daemon {
         let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let watcher = tokio::spawn(self.live.clone().watch(config.path.clone(), stop_rx));
-        let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics });
+        let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics: metrics.clone() });
         tracing::info!(%addr, workers = worker_count, queue = %self.queue.path().display(), "gitauto is serving");
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+        let drain = config.server.header_timeout + config.server.body_timeout;
+        crate::server::listen::serve(listener, app, &config.server, metrics, shutdown, drain).await;
         let _ = stop_tx.send(true);
         let grace = self.live.config().server.shutdown_grace;
         match tokio::time::timeout(grace, worker_pool).await {

@@ -15,6 +15,8 @@ const STEP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// HTTP connections open now.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +71,16 @@ impl Metrics {
         });
     }
 
+    /// Counts an HTTP connection the server took on.
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP connection that ended.
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Counts a finished job.
     pub fn finished(&self, rule: &str, state: &str) {
         self.with(|m| *m.finished.entry((rule.to_owned(), state.to_owned())).or_default() += 1);
@@ -86,6 +98,11 @@ impl Metrics {
         let depth: i64 = counts.iter().filter(|(s, _)| s == "queued").map(|(_, n)| n).sum();
         out.push_str("# HELP gitauto_queue_depth Jobs waiting to run.\n# TYPE gitauto_queue_depth gauge\n");
         let _ = writeln!(out, "gitauto_queue_depth {depth}");
+        out.push_str(
+            "# HELP gitauto_http_connections HTTP connections open now.\n# TYPE gitauto_http_connections gauge\n",
+        );
+        let _ =
+            writeln!(out, "gitauto_http_connections {}", self.connections.load(std::sync::atomic::Ordering::Relaxed));
         self.with(|m| {
             out.push_str("# HELP gitauto_deliveries_total Deliveries received, by source and verdict.\n");
             out.push_str("# TYPE gitauto_deliveries_total counter\n");

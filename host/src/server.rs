@@ -14,6 +14,7 @@ mod auth;
 mod dashboard;
 mod gitreload;
 mod hooks;
+pub mod listen;
 pub mod manual;
 
 use crate::config::Config;
@@ -86,6 +87,10 @@ pub fn router(state: AppState) -> Router {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path")
         })
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            (config.server.body_timeout, max_body.saturating_add(1)),
+            listen::read_body_within,
+        ))
         .with_state(state)
 }
 

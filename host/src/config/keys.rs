@@ -35,6 +35,10 @@ static SERVER: Shape = Shape::Table(&[
     ("workers", &ANY),
     ("max_body", &ANY),
     ("shutdown_grace", &ANY),
+    ("max_connections", &ANY),
+    ("header_timeout", &ANY),
+    ("body_timeout", &ANY),
+    ("max_header", &ANY),
     ("api_token", &ANY),
 ]);
 static RETENTION: Shape = Shape::Table(&[("max_age", &ANY), ("keep_jobs", &ANY), ("keep_deliveries", &ANY)]);

@@ -62,6 +62,10 @@ pub struct RawServer {
     pub workers: Option<Spanned<i64>>,
     pub max_body: Option<Spanned<SizeValue>>,
     pub shutdown_grace: Option<Spanned<DurationValue>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub header_timeout: Option<Spanned<DurationValue>>,
+    pub body_timeout: Option<Spanned<DurationValue>>,
+    pub max_header: Option<Spanned<SizeValue>>,
     pub api_token: Option<Spanned<String>>,
 }
 
