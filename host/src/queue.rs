@@ -328,6 +328,11 @@ impl Queue {
     /// running when the last process stopped.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        // SQLite's own messages ("unable to open database file") do not say why.
+        let probe = data_dir.join(".gitauto-write-test");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .with_context(|| format!("the data directory {} is not writable", data_dir.display()))?;
         let path = data_dir.join("gitauto.sqlite");
         let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         conn.execute_batch(
@@ -336,8 +341,10 @@ impl Queue {
         )
         .with_context(|| format!("configuring {}", path.display()))?;
         migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
-        let requeued =
-            conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])?;
+        // Also the first write of every start: a read-only disk is named here.
+        let requeued = conn
+            .execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])
+            .with_context(|| format!("writing to {}", path.display()))?;
         if requeued > 0 {
             tracing::warn!(requeued, "re-queued jobs that were running when gitauto last stopped");
         }

@@ -139,8 +139,15 @@ impl Workers {
         }
         tracing::info!(job = job.id, rule = %job.rule, state = state.as_str(), "{summary}");
         self.metrics.finished(&job.rule, state.as_str());
-        if let Err(err) = self.queue.finish(job.id, job.attempt, last_step, state, &summary, error.as_deref()).await {
-            tracing::error!(job = job.id, "recording the job's end: {err:#}");
+        // A job's end must not be lost to a full disk: the worker waits with it, and the
+        // daemon takes no new work on this worker meanwhile.
+        let mut pause = Duration::from_millis(100);
+        while let Err(err) =
+            self.queue.finish(job.id, job.attempt, last_step.clone(), state, &summary, error.as_deref()).await
+        {
+            tracing::error!(job = job.id, "recording the job's end: {err:#}; trying again in {pause:?}");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
         }
     }
 }

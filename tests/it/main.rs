@@ -17,3 +17,4 @@ mod provision;
 mod queue;
 mod rules;
 mod sandbox;
+mod storage;
