@@ -47,6 +47,7 @@ fn job(n: usize) -> NewJob {
         event_index: 0,
         coalesce_key: Some(key),
         max_attempts: 1,
+        quiet_ms: 0,
     }
 }
 

@@ -167,6 +167,8 @@ pub struct NewJob {
     pub coalesce_key: Option<String>,
     /// Runs allowed in all (1 + retries).
     pub max_attempts: i64,
+    /// The rule's `quiet_period` in milliseconds (0: run as soon as a worker is free).
+    pub quiet_ms: i64,
 }
 
 /// The result of accepting a delivery.
@@ -416,17 +418,20 @@ fn queue_job(conn: &Connection, seq: i64, job: &NewJob, now: i64) -> rusqlite::R
     };
     let id = match existing {
         Some(id) => {
+            // A quiet period starts again, but never past ten of them after the job was queued.
             conn.prepare_cached(
-                "UPDATE jobs SET delivery_seq = ?2, event_index = ?3, git_ref = ?4, max_attempts = ?5 WHERE id = ?1",
+                "UPDATE jobs SET delivery_seq = ?2, event_index = ?3, git_ref = ?4, max_attempts = ?5,
+                        not_before = CASE WHEN ?7 > 0 THEN MIN(?6 + ?7, created_at + 10 * ?7) ELSE not_before END
+                 WHERE id = ?1",
             )?
-            .execute(params![id, seq, job.event_index as i64, job.git_ref, job.max_attempts])?;
+            .execute(params![id, seq, job.event_index as i64, job.git_ref, job.max_attempts, now, job.quiet_ms])?;
             id
         }
         None => {
             conn.prepare_cached(
                 "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
-                                   state, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9)",
+                                   state, created_at, not_before)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, CASE WHEN ?10 > 0 THEN ?9 + ?10 END)",
             )?
             .execute(params![
                 seq,
@@ -437,7 +442,8 @@ fn queue_job(conn: &Connection, seq: i64, job: &NewJob, now: i64) -> rusqlite::R
                 job.event_index as i64,
                 job.coalesce_key,
                 job.max_attempts,
-                now
+                now,
+                job.quiet_ms
             ])?;
             conn.last_insert_rowid()
         }
@@ -572,6 +578,7 @@ mod tests {
             event_index: 0,
             coalesce_key: None,
             max_attempts: 1,
+            quiet_ms: 0,
         }
     }
 
@@ -591,6 +598,23 @@ mod tests {
         let second = queue.claim().await.unwrap().unwrap();
         assert_ne!(first.id, second.id);
         assert!(queue.claim().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_quiet_period_holds_a_job_until_events_stop_coming() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        let quiet = |_: &str| NewJob { coalesce_key: Some("k".into()), quiet_ms: 300, ..job("k") };
+        let first = queue.accept(delivery("q1"), vec![quiet("k")]).await.unwrap();
+        assert!(queue.claim().await.unwrap().is_none(), "held for its quiet period");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let second = queue.accept(delivery("q2"), vec![quiet("k")]).await.unwrap();
+        assert_eq!((second.jobs.clone(), second.coalesced), (first.jobs.clone(), 1), "coalesced into the held job");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(queue.claim().await.unwrap().is_none(), "the second event started the wait again");
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let claimed = queue.claim().await.unwrap().expect("runs once the events stopped");
+        assert_eq!(claimed.id.to_string(), first.jobs[0]);
     }
 
     #[tokio::test]

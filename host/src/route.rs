@@ -148,6 +148,7 @@ pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
         event_index,
         coalesce_key,
         max_attempts: 1 + i64::from(rule.retries),
+        quiet_ms: i64::try_from(rule.quiet_period.as_millis()).unwrap_or(i64::MAX),
     }
 }
 

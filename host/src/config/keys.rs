@@ -93,6 +93,7 @@ static RULE: Shape = Shape::Table(&[
     ("coalesce", &ANY),
     ("retries", &ANY),
     ("retry_backoff", &ANY),
+    ("quiet_period", &ANY),
     ("retry_failures", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);

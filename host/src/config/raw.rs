@@ -207,6 +207,7 @@ pub struct RawRule {
     pub coalesce: Option<Spanned<CoalesceValue>>,
     pub retries: Option<Spanned<i64>>,
     pub retry_backoff: Option<Spanned<DurationValue>>,
+    pub quiet_period: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub retry_failures: bool,
 }

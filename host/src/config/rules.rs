@@ -84,6 +84,10 @@ pub struct Rule {
     /// Also retry when a step reports failure (not only traps, deadlines, host errors
     /// and transient plugin errors).
     pub retry_failures: bool,
+    /// How long a queued job waits for more events before it runs: each event coalesced
+    /// into it starts the wait again, up to ten times this after the first (a burst of
+    /// pushes runs once, at its end).
+    pub quiet_period: Duration,
 }
 
 impl Rule {
@@ -108,6 +112,7 @@ impl Rule {
             retries: 0,
             retry_backoff: Duration::from_secs(30),
             retry_failures: false,
+            quiet_period: Duration::ZERO,
         }
     }
 
@@ -311,6 +316,7 @@ impl Checker<'_> {
         };
         let retry_backoff =
             raw.retry_backoff.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
+        let quiet_period = raw.quiet_period.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::ZERO);
         Some(Rule {
             name,
             on,
@@ -330,6 +336,7 @@ impl Checker<'_> {
             retries,
             retry_backoff,
             retry_failures: raw.retry_failures,
+            quiet_period,
         })
     }
 
