@@ -103,6 +103,15 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
     }
     println!("  latency max  {:>9.2} ms", latencies.last().unwrap().as_secs_f64() * 1e3);
     println!("  stored: {stored} deliveries, {jobs} jobs (500 of each from the warm-up)");
+    let ms = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+    let title = format!("ingest: signed {} KB pushes, {connections} connections", body.len() / 1024);
+    common::report(
+        &format!("{title}, accepted/s"),
+        &format!("{:.0}", latencies.len() as f64 / elapsed.as_secs_f64()),
+        "≥ 10,000",
+    );
+    common::report(&format!("{title}, p50"), &ms(percentile(&latencies, 0.5)), "");
+    common::report(&format!("{title}, p99"), &ms(percentile(&latencies, 0.99)), "≤ 10 ms");
     assert_eq!(stored as usize, requests + 500, "every accepted delivery is in the database");
     assert_eq!(jobs as usize, requests + 500, "one job per delivery");
 }

@@ -142,4 +142,9 @@ fn main() {
     println!(
         "  whole step         {step_ms:9.1} ms  (read from git {read_ms:.1} ms, render {render_ms:.1} ms, write {write_ms:.1} ms)"
     );
+    common::report(
+        &format!("md2html render, Wasm / native ({pages} pages)"),
+        &format!("{:.2}x", render_ms / native_ms),
+        "≤ 1.5x",
+    );
 }

@@ -96,6 +96,8 @@ async fn queue_alone(jobs: usize) {
         jobs as f64 / accepted.as_secs_f64()
     );
     println!("  claimed+finished/s    {:>10.0}  (8 workers)", jobs as f64 / finished.as_secs_f64());
+    common::report("queue alone: jobs accepted/s", &format!("{:.0}", jobs as f64 / accepted.as_secs_f64()), "");
+    common::report("queue alone: jobs claimed+finished/s", &format!("{:.0}", jobs as f64 / finished.as_secs_f64()), "");
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -240,6 +242,11 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
         idle as f64 / 1024.0,
         end as f64 / 1024.0,
         peak as f64 / 1024.0
+    );
+    common::report(
+        &format!("daemon binary: {seconds} s burst over {REPOS} repos, peak RSS"),
+        &format!("{:.0} MiB", peak as f64 / 1024.0),
+        "≤ 100 MB",
     );
 }
 

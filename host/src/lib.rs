@@ -8,6 +8,7 @@
 //! calls that [`grant`] allows.
 
 pub mod authoring;
+pub mod bench;
 pub mod capability;
 pub mod client;
 pub mod config;

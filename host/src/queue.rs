@@ -424,7 +424,15 @@ fn queue_job(conn: &Connection, seq: i64, job: &NewJob, now: i64) -> rusqlite::R
                         not_before = CASE WHEN ?7 > 0 THEN MIN(?6 + ?7, created_at + 10 * ?7) ELSE not_before END
                  WHERE id = ?1",
             )?
-            .execute(params![id, seq, job.event_index as i64, job.git_ref, job.max_attempts, now, job.quiet_ms])?;
+            .execute(params![
+                id,
+                seq,
+                job.event_index as i64,
+                job.git_ref,
+                job.max_attempts,
+                now,
+                job.quiet_ms
+            ])?;
             id
         }
         None => {

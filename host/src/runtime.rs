@@ -178,33 +178,15 @@ impl Runtime {
         let log = StepLog::new(sink);
         let stdout = stdio::LogStream::new(log.clone(), Level::Info);
         let stderr = stdio::LogStream::new(log.clone(), Level::Warn);
-        let wasi = match wasi_context(&loaded.spec, scope.workspace, &stdout, &stderr) {
-            Ok(wasi) => wasi,
-            Err(err) => return StepOutcome::Trapped { reason: format!("preparing the sandbox: {err:#}") },
-        };
-        let now = Instant::now();
-        let own_deadline = now + limits.timeout;
+        let own_deadline = Instant::now() + limits.timeout;
         let (deadline, by_job) = match job_deadline {
             Some(job) if job < own_deadline => (job, true),
             _ => (own_deadline, false),
         };
-        let state = StepState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: StepLimiter::new(limits.memory),
-            ctx: StepContext {
-                plugin: plugin.to_owned(),
-                grant: Arc::new(loaded.spec.grant.clone()),
-                deadline,
-                log: log.clone(),
-                http: loaded.http.clone(),
-                max_transfer: limits.memory,
-            },
+        let mut store = match self.store(plugin, loaded, scope, &log, (&stdout, &stderr), deadline) {
+            Ok(store) => store,
+            Err(err) => return StepOutcome::Trapped { reason: format!("preparing the sandbox: {err:#}") },
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(limits::ticks(deadline.saturating_duration_since(now)));
-        store.epoch_deadline_trap();
 
         let result = loaded
             .pre
@@ -283,6 +265,52 @@ fn checked(outcome: wit::Outcome) -> StepOutcome {
         },
         summary,
         output,
+    }
+}
+
+impl Runtime {
+    /// A fresh store for one step of `loaded`: its sandbox, limits, log and deadline.
+    fn store(
+        &self,
+        plugin: &str,
+        loaded: &LoadedPlugin,
+        scope: &Scope<'_>,
+        log: &StepLog,
+        (stdout, stderr): (&stdio::LogStream, &stdio::LogStream),
+        deadline: Instant,
+    ) -> anyhow::Result<Store<StepState>> {
+        let limits = loaded.spec.limits;
+        let state = StepState {
+            wasi: wasi_context(&loaded.spec, scope.workspace, stdout, stderr)?,
+            table: ResourceTable::new(),
+            limiter: StepLimiter::new(limits.memory),
+            ctx: StepContext {
+                plugin: plugin.to_owned(),
+                grant: Arc::new(loaded.spec.grant.clone()),
+                deadline,
+                log: log.clone(),
+                http: loaded.http.clone(),
+                max_transfer: limits.memory,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(limits::ticks(deadline.saturating_duration_since(Instant::now())));
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    /// Instantiates `plugin` in a fresh store as a step does, then drops it uncalled:
+    /// what every step pays before the plugin runs (for benchmarks).
+    pub fn instantiate(&self, plugin: &str) -> anyhow::Result<()> {
+        let loaded = self.plugins.get(plugin).with_context(|| format!("plugin `{plugin}` is not loaded"))?;
+        let log = StepLog::new(Arc::new(|_, _| {}));
+        let stdout = stdio::LogStream::new(log.clone(), Level::Info);
+        let stderr = stdio::LogStream::new(log.clone(), Level::Warn);
+        let deadline = Instant::now() + loaded.spec.limits.timeout;
+        let mut store = self.store(plugin, loaded, &Scope::default(), &log, (&stdout, &stderr), deadline)?;
+        loaded.pre.instantiate(&mut store)?;
+        Ok(())
     }
 }
 

@@ -85,12 +85,5 @@ impl Connection {
     }
 }
 
-/// The `p` quantile of sorted durations.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-/// An environment variable as a number, or `default`.
-pub fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+#[allow(unused_imports, reason = "each benchmark uses its own part")]
+pub use gitauto::bench::{env_number, percentile, report};
