@@ -170,7 +170,6 @@ impl Runtime {
     /// [`Runtime::run`] as part of a job: stopped at the job's deadline when that comes
     /// before the plugin's own time limit, and given the job's workspace as `/tmp`.
     pub fn run_in(&self, plugin: &str, event: &Event, settings: &str, sink: Sink, scope: &Scope<'_>) -> StepOutcome {
-        let job_deadline = scope.deadline;
         let Some(loaded) = self.plugins.get(plugin) else {
             return StepOutcome::Trapped { reason: format!("plugin `{plugin}` is not loaded") };
         };
@@ -179,7 +178,7 @@ impl Runtime {
         let stdout = stdio::LogStream::new(log.clone(), Level::Info);
         let stderr = stdio::LogStream::new(log.clone(), Level::Warn);
         let own_deadline = Instant::now() + limits.timeout;
-        let (deadline, by_job) = match job_deadline {
+        let (deadline, by_job) = match scope.deadline {
             Some(job) if job < own_deadline => (job, true),
             _ => (own_deadline, false),
         };
