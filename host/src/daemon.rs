@@ -88,6 +88,7 @@ impl Daemon {
         }
         pruner.abort();
         watcher.abort();
+        self.queue.close().await;
         Ok(())
     }
 }

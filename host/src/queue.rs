@@ -354,6 +354,17 @@ impl Queue {
         Ok(Self { writer, path: Arc::new(path), wake: Arc::new(Notify::new()) })
     }
 
+    /// Commits what was submitted, then closes the database files; later calls fail.
+    /// The daemon's last act, so that nothing holds the data directory afterwards.
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+
+    /// Whether the queue was closed (the daemon is stopping).
+    pub fn is_closed(&self) -> bool {
+        self.writer.is_closed()
+    }
+
     /// The SQLite file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -606,6 +617,25 @@ mod tests {
         let second = queue.claim().await.unwrap().unwrap();
         assert_ne!(first.id, second.id);
         assert!(queue.claim().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn closing_commits_what_came_before_and_releases_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        let other = queue.clone();
+        let accepting = tokio::spawn(async move { other.accept(delivery("c1"), vec![job("k")]).await });
+        tokio::task::yield_now().await;
+        queue.close().await;
+        assert!(queue.is_closed());
+        let wal = dir.path().join("gitauto.sqlite-wal");
+        assert!(!wal.exists(), "the last connection closed, removing the log");
+        let err = queue.claim().await.expect_err("a closed queue refuses calls");
+        assert_eq!(err.to_string(), "the queue is closed");
+        let accepted = accepting.await.unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        let stored = queue.delivery("c1".into()).await.unwrap().is_some();
+        assert_eq!(stored, accepted.is_ok(), "an accept either committed before closing or was refused");
     }
 
     #[tokio::test]

@@ -87,14 +87,17 @@ pub fn router(state: AppState) -> Router {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path")
         })
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(axum::middleware::from_fn_with_state(
-            (config.server.body_timeout, max_body.saturating_add(1)),
-            listen::read_body_within,
-        ))
+        .layer(axum::middleware::from_fn_with_state((config.server.body_timeout, max_body), listen::read_body_within))
         .with_state(state)
 }
 
 /// An error answer.
+/// The answer to a body over `max_body`, wherever it is noticed.
+fn too_large(max_body: usize) -> (StatusCode, String) {
+    let limit = crate::config::format_size(max_body as u64);
+    (StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than the limit of {limit}"))
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }

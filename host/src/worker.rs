@@ -145,6 +145,11 @@ impl Workers {
         while let Err(err) =
             self.queue.finish(job.id, job.attempt, last_step.clone(), state, &summary, error.as_deref()).await
         {
+            if self.queue.is_closed() {
+                // The daemon stopped without waiting for this job; it was queued again.
+                tracing::warn!(job = job.id, "the job's end came after shutdown; it runs again at the next start");
+                return;
+            }
             tracing::error!(job = job.id, "recording the job's end: {err:#}; trying again in {pause:?}");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(30));

@@ -8,7 +8,8 @@
 
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -54,27 +55,58 @@ where
     }
 }
 
+/// What the writer thread receives.
+enum Message {
+    Run(Box<dyn Request>),
+    /// Finish what came before, close both connections (truncating the log), then answer.
+    Close(oneshot::Sender<()>),
+}
+
 /// A handle to the writer thread.
 #[derive(Clone)]
 pub struct Writer {
-    sender: mpsc::Sender<Box<dyn Request>>,
+    sender: mpsc::Sender<Message>,
+    closed: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// Starts the thread that owns `conn` (the database at `path`) and its checkpointer.
-    /// Both end when every handle is dropped.
+    /// Both end at [`Writer::close`] or when every handle is dropped.
     pub fn start(conn: Connection, path: &Path) -> anyhow::Result<Self> {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         conn.set_prepared_statement_cache_capacity(64);
         let checkpoints = Connection::open(path)?;
         checkpoints.execute_batch("PRAGMA busy_timeout = 5000")?;
         let (committed, commits) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
+        let checkpointer = std::thread::Builder::new()
             .name("gitauto-checkpoint".into())
             .spawn(move || checkpoint(checkpoints, commits))?;
-        let (sender, receiver) = mpsc::channel::<Box<dyn Request>>();
-        std::thread::Builder::new().name("gitauto-sqlite".into()).spawn(move || run(conn, receiver, committed))?;
-        Ok(Self { sender })
+        let (sender, receiver) = mpsc::channel::<Message>();
+        std::thread::Builder::new().name("gitauto-sqlite".into()).spawn(move || {
+            let closed = run(&conn, receiver, &committed);
+            // Close the database before saying so: whoever waits may unmount it next.
+            drop((conn, committed));
+            let _ = checkpointer.join();
+            if let Some(closed) = closed {
+                let _ = closed.send(());
+            }
+        })?;
+        Ok(Self { sender, closed: Arc::default() })
+    }
+
+    /// Commits what was submitted before, then closes the database (its log truncated)
+    /// and returns once no file of it is open. Later calls fail.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if self.sender.send(Message::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Whether [`Writer::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Runs `f` in the next batch and returns its result once committed.
@@ -112,28 +144,46 @@ impl Writer {
         F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
         R: FnOnce(anyhow::Result<T>) + Send + 'static,
     {
-        self.sender
-            .send(Box::new(Call { f, reply }))
-            .map_err(|_| anyhow::anyhow!("the queue's database thread stopped"))
+        if self.is_closed() {
+            anyhow::bail!("the queue is closed");
+        }
+        self.sender.send(Message::Run(Box::new(Call { f, reply }))).map_err(|_| anyhow::anyhow!("the queue is closed"))
     }
 }
 
-fn run(conn: Connection, receiver: mpsc::Receiver<Box<dyn Request>>, checkpointer: mpsc::SyncSender<()>) {
-    while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(work) => batch.push(work),
-                Err(_) => break,
+/// Runs batches until every handle is gone (`None`) or one asks to close (its answer).
+fn run(
+    conn: &Connection,
+    receiver: mpsc::Receiver<Message>,
+    checkpointer: &mpsc::SyncSender<()>,
+) -> Option<oneshot::Sender<()>> {
+    let mut closing = None;
+    while closing.is_none() {
+        let Ok(first) = receiver.recv() else { break };
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Run(work) => batch.push(work),
+                Message::Close(answer) => {
+                    closing = Some(answer);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = receiver.try_recv().ok();
             }
         }
-        let replies = run_batch(&conn, batch);
+        if batch.is_empty() {
+            continue;
+        }
+        let replies = run_batch(conn, batch);
         if replies.is_empty() {
             continue;
         }
-        let committed = execute(&conn, "COMMIT").map_err(|err| err.to_string());
+        let committed = execute(conn, "COMMIT").map_err(|err| err.to_string());
         if committed.is_err() {
-            let _ = execute(&conn, "ROLLBACK");
+            let _ = execute(conn, "ROLLBACK");
         }
         for reply in replies {
             reply(committed.clone());
@@ -141,6 +191,7 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Box<dyn Request>>, checkpointe
         // Wake the checkpointer (a wake-up already pending is enough).
         let _ = checkpointer.try_send(());
     }
+    closing
 }
 
 /// Checkpoints after commits, at most every [`CHECKPOINT_INTERVAL`], and once more

@@ -54,8 +54,7 @@ pub(super) fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -
     match body {
         Ok(body) => Ok(body),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = crate::config::format_size(state.config().server.max_body as u64);
-            Err((StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than the limit of {limit}")))
+            Err(super::too_large(state.config().server.max_body))
         }
         Err(rejection) => Err((rejection.status(), format!("reading the body: {rejection}"))),
     }

@@ -80,20 +80,19 @@ const MIN_HEADER_BUFFER: usize = 8 * 1024;
 
 /// Reads the whole request body within `body_timeout` (408 otherwise) and at most
 /// `max_body` bytes of it (413 otherwise), before any handler sees the request: a client
-/// trickling its body cannot hold a handler, nor memory, for long.
+/// trickling its body cannot hold a handler, nor memory, for long. One byte more passes,
+/// so the routes' own limits (`DefaultBodyLimit`) still notice and answer alike.
 pub async fn read_body_within(State(bounds): State<(Duration, usize)>, request: Request, next: Next) -> Response {
     let (timeout, max_body) = bounds;
     let (parts, body) = request.into_parts();
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_body)).await {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_body.saturating_add(1))).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
         Ok(Err(err)) => {
             let too_large =
                 std::error::Error::source(&err).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {
-                super::error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the body is larger than max_body ({max_body} bytes)"),
-                )
+                let (status, message) = super::too_large(max_body);
+                super::error(status, message)
             } else {
                 super::error(StatusCode::BAD_REQUEST, format!("reading the body: {err}"))
             }
