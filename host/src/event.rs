@@ -2,6 +2,8 @@
 //! `event` record that plugins receive. Forges fill it (see `forge`); rules match on it
 //! (see `route`); the runtime converts it to the WIT type.
 
+pub mod names;
+
 use serde::{Deserialize, Serialize};
 
 /// A forge event, normalised. Field meanings are documented on the WIT record in

@@ -186,6 +186,9 @@ pub enum ParseError {
         /// The parser's reason.
         reason: String,
     },
+    /// A name in the event (repository, ref, commit, path) could escape where it is used.
+    #[error("{0}")]
+    UnsafeName(#[from] crate::event::names::UnsafeName),
 }
 
 impl ParseError {

@@ -13,6 +13,7 @@ mod hostile;
 mod ingest;
 mod languages;
 mod md2html;
+mod names;
 mod provision;
 mod queue;
 mod rules;

@@ -32,15 +32,32 @@ pub fn json_text<'a>(
         Some("application/json") => {
             std::str::from_utf8(body).map(Cow::Borrowed).map_err(|err| ParseError::payload(event, err))
         }
-        Some("application/x-www-form-urlencoded") if allow_form => form_urlencoded::parse(body)
-            .find(|(key, _)| key == "payload")
-            .map(|(_, value)| Cow::Owned(value.into_owned()))
-            .ok_or_else(|| ParseError::payload(event, "form body without a `payload` field")),
+        Some("application/x-www-form-urlencoded") if allow_form => match form_field(body, "payload") {
+            Some(Ok(payload)) => Ok(Cow::Owned(payload)),
+            Some(Err(err)) => Err(ParseError::payload(event, format!("the form's `payload` field: {err}"))),
+            None => Err(ParseError::payload(event, "form body without a `payload` field")),
+        },
         other => Err(ParseError::UnsupportedContentType {
             content_type: other.unwrap_or("(none)").to_owned(),
             expected: if allow_form { JSON_OR_FORM } else { JSON_ONLY },
         }),
     }
+}
+
+/// The first value of form field `name`, decoded strictly: text that is not UTF-8 once
+/// percent-decoded is an error, never replaced with U+FFFD (which would change a name).
+fn form_field(body: &[u8], name: &str) -> Option<Result<String, std::string::FromUtf8Error>> {
+    let decode = |raw: &[u8]| {
+        let spaced: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        String::from_utf8(percent_encoding::percent_decode(&spaced).collect())
+    };
+    body.split(|&b| b == b'&').find_map(|pair| {
+        let (key, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        (decode(key).ok()? == name).then(|| decode(value))
+    })
 }
 
 /// Deserialises the payload text into `T`, with the parser's reason on failure.
@@ -52,10 +69,23 @@ pub fn decode<T: DeserializeOwned>(text: &str, event: &str) -> Result<T, ParseEr
 /// itself, or its `payload` form field. Empty when neither is readable.
 pub fn payload_text(content_type: Option<&str>, body: &[u8]) -> String {
     match content_type.map(media_type).as_deref() {
-        Some("application/x-www-form-urlencoded") => form_urlencoded::parse(body)
-            .find(|(key, _)| key == "payload")
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default(),
+        Some("application/x-www-form-urlencoded") => {
+            form_field(body, "payload").and_then(Result::ok).unwrap_or_default()
+        }
         _ => String::from_utf8(body.to_vec()).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_decode_strictly() {
+        assert_eq!(form_field(b"a=1&payload=%7B%22x%22%3A+1%7D", "payload").unwrap().unwrap(), "{\"x\": 1}");
+        assert_eq!(form_field(b"pay%6Coad=%C3%A9", "payload").unwrap().unwrap(), "é");
+        assert!(form_field(b"payload=%FF", "payload").unwrap().is_err(), "not UTF-8 once decoded");
+        assert!(form_field(b"payload", "payload").unwrap().unwrap().is_empty());
+        assert!(form_field(b"other=1", "payload").is_none());
     }
 }

@@ -66,7 +66,7 @@ fn short(commit: &str) -> &str {
 /// `DIR/NAME` and `DIR/OWNER/NAME` (the layouts `fetch-update` uses). Names that could
 /// leave the directory are not tried.
 fn candidates(event: &Event, dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let safe = |part: &str| !part.is_empty() && part != "." && part != ".." && !part.contains(['/', '\\']);
+    let safe = |part: &str| crate::event::names::component(part).is_ok();
     let repository = &event.repository;
     let mut out = Vec::new();
     for dir in dirs {

@@ -9,7 +9,7 @@ use super::{AppState, error};
 use crate::config::Rule;
 use crate::config::compat::{GITRELOAD_IMPORT_RULE, GITRELOAD_UPDATE_RULE, GitReload};
 use crate::event::Event;
-use crate::forge::Incoming;
+use crate::forge::{Incoming, ParseError};
 use crate::queue::{DeliveryVerdict, NewDelivery};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -109,6 +109,11 @@ async fn handle(
         _ if source.dialect.envelope(&headers).event.as_deref() != Some("push") => {
             return msg(StatusCode::OK, "We do not handle that event");
         }
+        // gitreload's answer for a name it cannot use as a checkout.
+        Verdict::Invalid(ParseError::UnsafeName(name)) if name.field.starts_with("repository.") => {
+            tracing::warn!(delivery = %delivery, "gitreload endpoint: {name}");
+            return msg(StatusCode::INTERNAL_SERVER_ERROR, "Repository not valid");
+        }
         Verdict::Invalid(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
         Verdict::Read(Incoming::Events(mut events)) if events.len() == 1 => events.remove(0),
         Verdict::Read(_) => return msg(StatusCode::OK, "We do not handle that event"),
@@ -166,8 +171,7 @@ fn check_checkout(repodir: &Path, name: &str) -> Result<String, Refusal> {
         return Err(Refusal::NoRepodir);
     }
     // gitreload joined the name unchecked ("../x" escaped REPODIR); only a plain name here.
-    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
-    if !plain {
+    if crate::event::names::component(name).is_err() {
         return Err(Refusal::NotARepository);
     }
     let repo = git2::Repository::open(repodir.join(name)).map_err(|_| Refusal::NotARepository)?;

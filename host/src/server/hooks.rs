@@ -91,6 +91,10 @@ pub(super) fn read(source: &Source, headers: &HeaderMap, body: &[u8], admit: &Ad
     }
     let at = Origin { source: &source.name, delivery: &admit.delivery };
     match source.dialect.parse(headers, body, &at) {
+        Ok(Incoming::Events(events)) => match events.iter().try_for_each(crate::event::names::check) {
+            Ok(()) => Verdict::Read(Incoming::Events(events)),
+            Err(unsafe_name) => Verdict::Invalid(unsafe_name.into()),
+        },
         Ok(incoming) => Verdict::Read(incoming),
         Err(err) => Verdict::Invalid(err),
     }

@@ -55,6 +55,9 @@ pub(super) async fn trigger(State(state): State<AppState>, body: Result<Json<Tri
     }
     let delivery = uuid::Uuid::new_v4().to_string();
     let event = manual_event(&delivery, &name, &params);
+    if let Err(unsafe_name) = crate::event::names::check(&event) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, unsafe_name.to_string());
+    }
     let body = Value::Object(params).to_string();
     let payload = || body.clone();
     let verdict = Routing::new(&config, &event, &payload).verdict(rule);

@@ -1,0 +1,253 @@
+//! The names in an event that plugins and the host turn into paths and command
+//! arguments: repository owner and name, refs, branches, tags, commit ids, changed paths.
+//! They come from a payload, so each is checked once, when the delivery is read, against
+//! what the forge itself would allow (git's ref rules, plain path components). An event
+//! that fails is refused with the field and the reason; nothing downstream ever sees it.
+
+use super::Event;
+
+/// The longest path component most file systems allow.
+const MAX_COMPONENT: usize = 255;
+/// The longest ref, branch, tag or changed path accepted.
+const MAX_NAME: usize = 1024;
+
+/// A name that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {} cannot be used: {why}", shown(.value))]
+pub struct UnsafeName {
+    /// The event field, e.g. `repository.name`.
+    pub field: String,
+    /// The value as received.
+    pub value: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+/// A value for a message: quoted with escapes, and cut when long.
+fn shown(value: &str) -> String {
+    const SHOWN: usize = 80;
+    if value.len() <= SHOWN {
+        return format!("{value:?}");
+    }
+    let cut = (0..=SHOWN).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
+    format!("{:?}… ({} bytes)", &value[..cut], value.len())
+}
+
+/// Checks every name in `event`.
+pub fn check(event: &Event) -> Result<(), UnsafeName> {
+    let fail = |field: &str, value: &str, why| UnsafeName { field: field.to_owned(), value: value.to_owned(), why };
+    let repository = &event.repository;
+    if !repository.name.is_empty() {
+        component(&repository.name).map_err(|why| fail("repository.name", &repository.name, why))?;
+    }
+    // Owners may be GitLab group paths (`group/sub`); each part is one component.
+    for (field, value) in [("repository.owner", &repository.owner), ("repository.full_name", &repository.full_name)] {
+        if !value.is_empty() {
+            for part in value.split('/') {
+                component(part).map_err(|why| fail(field, value, why))?;
+            }
+        }
+    }
+    if let Some(git_ref) = &event.git_ref {
+        git_ref_name(git_ref).map_err(|why| fail("ref", git_ref, why))?;
+    }
+    let branches = [
+        ("branch", event.branch.as_deref()),
+        ("tag", event.tag.as_deref()),
+        ("pull_request.source_branch", event.pull_request.as_ref().map(|pr| pr.source_branch.as_str())),
+        ("pull_request.target_branch", event.pull_request.as_ref().map(|pr| pr.target_branch.as_str())),
+    ];
+    for (field, value) in branches {
+        if let Some(value) = value.filter(|value| !value.is_empty()) {
+            short_ref_name(value).map_err(|why| fail(field, value, why))?;
+        }
+    }
+    let commits = [
+        ("before", event.before.as_deref()),
+        ("after", event.after.as_deref()),
+        ("pull_request.head", event.pull_request.as_ref().map(|pr| pr.head.as_str())),
+    ];
+    for (field, value) in commits.into_iter().chain(event.commits.iter().map(|c| ("commits[].id", Some(c.id.as_str()))))
+    {
+        if let Some(value) = value.filter(|value| !value.is_empty()) {
+            commit_id(value).map_err(|why| fail(field, value, why))?;
+        }
+    }
+    for commit in &event.commits {
+        for path in commit.added.iter().chain(&commit.modified).chain(&commit.removed) {
+            tree_path(path).map_err(|why| fail("commits[].paths", path, why))?;
+        }
+    }
+    if let Some(sender) = &event.sender {
+        printable(sender, MAX_COMPONENT).map_err(|why| fail("sender", sender, why))?;
+    }
+    Ok(())
+}
+
+/// A single path component that stays where it is joined: not empty, `.` or `..`, no
+/// separator, no control character, at most 255 bytes.
+pub fn component(part: &str) -> Result<(), &'static str> {
+    if part.is_empty() {
+        Err("it has an empty part")
+    } else if part == "." || part == ".." {
+        Err("it is a relative path component")
+    } else if part.contains(['/', '\\']) {
+        Err("it contains a path separator")
+    } else {
+        printable(part, MAX_COMPONENT)
+    }
+}
+
+/// No control characters (NUL included), not too long.
+fn printable(text: &str, max: usize) -> Result<(), &'static str> {
+    if text.chars().any(char::is_control) {
+        Err("it contains a control character")
+    } else if text.len() > max {
+        if max == MAX_COMPONENT { Err("it is longer than 255 bytes") } else { Err("it is longer than 1024 bytes") }
+    } else {
+        Ok(())
+    }
+}
+
+/// A full ref (`refs/heads/main`) by git's rules (`git check-ref-format`).
+fn git_ref_name(name: &str) -> Result<(), &'static str> {
+    if !name.starts_with("refs/") {
+        return Err("it does not start with `refs/`");
+    }
+    ref_rules(name)
+}
+
+/// A branch or tag name by git's rules, which also keep it from reading as an option.
+fn short_ref_name(name: &str) -> Result<(), &'static str> {
+    if name.starts_with('-') {
+        return Err("it starts with `-`");
+    }
+    ref_rules(name)
+}
+
+fn ref_rules(name: &str) -> Result<(), &'static str> {
+    printable(name, MAX_NAME)?;
+    if name.contains("..") {
+        Err("it contains `..`")
+    } else if name.contains("@{") || name == "@" {
+        Err("it contains `@{` or is `@`")
+    } else if name.contains([' ', '~', '^', ':', '?', '*', '[', '\\']) {
+        Err("it contains a character git forbids in refs (space ~ ^ : ? * [ \\)")
+    } else if name.ends_with('/') || name.ends_with('.') {
+        Err("it ends with `/` or `.`")
+    } else if name.split('/').any(|part| part.is_empty() || part.starts_with('.') || part.ends_with(".lock")) {
+        Err("a part of it is empty, starts with `.` or ends with `.lock`")
+    } else if name.split('/').any(|part| part.len() > MAX_COMPONENT) {
+        Err("a part of it is longer than 255 bytes")
+    } else {
+        Ok(())
+    }
+}
+
+/// A commit id: 4 to 64 hexadecimal digits (SHA-1 or SHA-256, possibly abbreviated).
+fn commit_id(id: &str) -> Result<(), &'static str> {
+    if (4..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err("a commit id is 4 to 64 hexadecimal digits")
+    }
+}
+
+/// A path inside a repository's tree: relative, plain components only.
+fn tree_path(path: &str) -> Result<(), &'static str> {
+    if path.len() > MAX_NAME * 4 {
+        return Err("it is longer than 4096 bytes");
+    }
+    path.split('/').try_for_each(component)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Commit, PullRequest, Repository};
+
+    fn event() -> Event {
+        Event {
+            repository: Repository {
+                owner: "group/sub".into(),
+                name: "widgets.git-tools_2".into(),
+                full_name: "group/sub/widgets.git-tools_2".into(),
+                ..Repository::default()
+            },
+            git_ref: Some("refs/heads/feature/x-1.2".into()),
+            branch: Some("feature/x-1.2".into()),
+            after: Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c".into()),
+            before: Some("0".repeat(40)),
+            sender: Some("octo cat".into()),
+            commits: vec![Commit {
+                id: "0d1a26e6".into(),
+                added: vec!["docs/a b.md".into(), ".github/workflows/ci.yml".into()],
+                ..Commit::default()
+            }],
+            pull_request: Some(PullRequest {
+                source_branch: "fix/é".into(),
+                target_branch: "main".into(),
+                ..PullRequest::default()
+            }),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn ordinary_names_pass() {
+        assert_eq!(check(&event()), Ok(()));
+        assert_eq!(check(&Event::default()), Ok(()), "fields a forge left empty are not checked");
+    }
+
+    #[test]
+    fn names_that_could_become_paths_or_options_are_refused() {
+        let long = "x".repeat(300);
+        type Edit = Box<dyn Fn(&mut Event)>;
+        let cases: Vec<(Edit, &str, &str)> = vec![
+            (Box::new(|e| e.repository.name = "..".into()), "repository.name", "relative path component"),
+            (Box::new(|e| e.repository.name = "../etc".into()), "repository.name", "path separator"),
+            (Box::new(|e| e.repository.name = "a\\b".into()), "repository.name", "path separator"),
+            (Box::new(|e| e.repository.name = "a\0b".into()), "repository.name", "control character"),
+            (Box::new(move |e| e.repository.name = long.clone()), "repository.name", "longer than 255"),
+            (Box::new(|e| e.repository.owner = "acme/../..".into()), "repository.owner", "relative path"),
+            (Box::new(|e| e.repository.owner = "/abs".into()), "repository.owner", "empty part"),
+            (Box::new(|e| e.repository.full_name = "a//b".into()), "repository.full_name", "empty part"),
+            (Box::new(|e| e.git_ref = Some("refs/heads/../../x".into())), "ref", "`..`"),
+            (Box::new(|e| e.git_ref = Some("main".into())), "ref", "refs/"),
+            (Box::new(|e| e.git_ref = Some("refs/heads/a\nb".into())), "ref", "control character"),
+            (Box::new(|e| e.git_ref = Some("refs/heads/.hidden".into())), "ref", "starts with `.`"),
+            (Box::new(|e| e.git_ref = Some("refs/heads/x.lock".into())), "ref", ".lock"),
+            (Box::new(|e| e.git_ref = Some("refs/heads/$(id)*".into())), "ref", "forbids"),
+            (Box::new(|e| e.git_ref = Some(format!("refs/heads/{}", "b/".repeat(600)))), "ref", "1024"),
+            (Box::new(|e| e.branch = Some("--upload-pack=touch /tmp/x".into())), "branch", "starts with `-`"),
+            (Box::new(|e| e.tag = Some("v1..2".into())), "tag", "`..`"),
+            (Box::new(|e| e.after = Some("HEAD~1".into())), "after", "hexadecimal"),
+            (Box::new(|e| e.before = Some("--all".into())), "before", "hexadecimal"),
+            (Box::new(|e| e.commits[0].id = "x".repeat(40)), "commits[].id", "hexadecimal"),
+            (Box::new(|e| e.commits[0].modified = vec!["../../etc/passwd".into()]), "commits[].paths", "relative"),
+            (Box::new(|e| e.commits[0].removed = vec!["/etc/passwd".into()]), "commits[].paths", "empty part"),
+            (Box::new(|e| e.sender = Some("\u{1b}[31mred".into())), "sender", "control character"),
+            (
+                Box::new(|e| e.pull_request.as_mut().unwrap().source_branch = "-x".into()),
+                "pull_request.source_branch",
+                "starts with `-`",
+            ),
+        ];
+        for (edit, field, why) in cases {
+            let mut event = event();
+            edit(&mut event);
+            let err = check(&event).expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.to_string().contains(why), "{err} (want {why:?})");
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let mut event = event();
+        event.repository.name = "é".repeat(200);
+        let message = check(&event).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("… (400 bytes)"), "{message}");
+    }
+}
