@@ -22,8 +22,14 @@ fn environment(undefined: UndefinedBehavior) -> Environment<'static> {
     // Settings are not HTML: never escape.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_recursion_limit(100);
+    // A bound on the work of one evaluation, so a loop inside a loop cannot hold a
+    // worker: far above what a settings template over 2,048 commits needs.
+    env.set_fuel(Some(FUEL));
     env
 }
+
+/// Instructions one render or condition may run.
+const FUEL: u64 = 2_000_000;
 
 /// The event as templates and conditions see it: every field present (absent options
 /// are `null`, so `if event.pull_request` works in strict templates), with `payload`
@@ -53,14 +59,27 @@ pub fn check_template(text: &str) -> Result<Reads, String> {
 
 /// Checks a condition's syntax; returns the variables it reads.
 pub fn check_condition(text: &str) -> Result<Reads, String> {
-    let expression = CONDITIONS.compile_expression(text).map_err(|err| describe(&err, text))?;
+    let expression = compile_expression(text)?;
     Ok(expression.undeclared_variables(true).into_iter().collect())
 }
 
 /// Evaluates a condition; its value's truthiness is the answer.
 pub fn eval_condition(text: &str, context: &Value) -> Result<bool, String> {
-    let expression = CONDITIONS.compile_expression(text).map_err(|err| describe(&err, text))?;
+    let expression = compile_expression(text)?;
     expression.eval(context).map(|value| value.is_true()).map_err(|err| describe(&err, text))
+}
+
+/// Compiles a condition. minijinja 2 panics ("empty lexer stack") on an expression that
+/// closes a `{{ }}` block, such as `}} x` (found by fuzzing; fixed in minijinja 3): such
+/// text is refused here with a syntax error rather than taking the daemon down.
+fn compile_expression<'s>(text: &'s str) -> Result<minijinja::Expression<'s, 's>, String> {
+    let environment: &'s Environment<'s> = &CONDITIONS;
+    // Compiling only reads the environment, so nothing is left half-changed by a panic.
+    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| environment.compile_expression(text)));
+    match compiled {
+        Ok(compiled) => compiled.map_err(|err| describe(&err, text)),
+        Err(_) => Err("syntax error: unexpected end of a `{{ }}` block in the expression".into()),
+    }
 }
 
 /// Renders one template.
@@ -184,6 +203,19 @@ mod tests {
         let err = render("{{ parent.output.stder }}", &context).unwrap_err();
         assert!(err.contains("undefined value at `parent.output.stder`"), "{err}");
         assert_eq!(render("{{ parent.output.missing | default('none') }}", &context).unwrap(), "none");
+    }
+
+    #[test]
+    fn runaway_templates_stop_with_an_error() {
+        let context = Value::from_serialize(json!({}));
+        let nested = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let err = render(nested, &context).unwrap_err();
+        assert!(err.contains("fuel"), "{err}");
+        assert!(eval_condition("range(100000) | map('string') | join | length > 0", &context).is_ok());
+        let big = render("{{ 'ab' * 100000000 }}", &context).unwrap_err();
+        let closed = check_condition("}} x").unwrap_err();
+        assert!(closed.contains("syntax error"), "{closed}");
+        assert!(big.contains("too large"), "{big}");
     }
 
     #[test]
