@@ -153,12 +153,20 @@ fn commit_id(id: &str) -> Result<(), &'static str> {
     }
 }
 
-/// A path inside a repository's tree: relative, plain components only.
+/// A path inside a repository's tree: relative, without `.` or `..` parts. Git allows
+/// any other byte but NUL and `/` in a file name (backslashes and newlines included), so those
+/// are not refused here: a push touching such a file is real.
 fn tree_path(path: &str) -> Result<(), &'static str> {
     if path.len() > MAX_NAME * 4 {
         return Err("it is longer than 4096 bytes");
     }
-    path.split('/').try_for_each(component)
+    path.split('/').try_for_each(|part| match part {
+        "" => Err("it has an empty part"),
+        "." | ".." => Err("it is a relative path component"),
+        _ if part.contains('\0') => Err("it contains a control character"),
+        _ if part.len() > MAX_COMPONENT => Err("it is longer than 255 bytes"),
+        _ => Ok(()),
+    })
 }
 
 #[cfg(test)]
@@ -181,7 +189,7 @@ mod tests {
             sender: Some("octo cat".into()),
             commits: vec![Commit {
                 id: "0d1a26e6".into(),
-                added: vec!["docs/a b.md".into(), ".github/workflows/ci.yml".into()],
+                added: vec!["docs/a b.md".into(), ".github/workflows/ci.yml".into(), "odd\\name\n.txt".into()],
                 ..Commit::default()
             }],
             pull_request: Some(PullRequest {
@@ -226,6 +234,7 @@ mod tests {
             (Box::new(|e| e.commits[0].id = "x".repeat(40)), "commits[].id", "hexadecimal"),
             (Box::new(|e| e.commits[0].modified = vec!["../../etc/passwd".into()]), "commits[].paths", "relative"),
             (Box::new(|e| e.commits[0].removed = vec!["/etc/passwd".into()]), "commits[].paths", "empty part"),
+            (Box::new(|e| e.commits[0].added = vec!["a\0b".into()]), "commits[].paths", "control character"),
             (Box::new(|e| e.sender = Some("\u{1b}[31mred".into())), "sender", "control character"),
             (
                 Box::new(|e| e.pull_request.as_mut().unwrap().source_branch = "-x".into()),
