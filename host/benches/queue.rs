@@ -48,6 +48,7 @@ fn job(n: usize) -> NewJob {
         coalesce_key: Some(key),
         max_attempts: 1,
         quiet_ms: 0,
+        run_on: gitauto::node::RunOn::Any,
     }
 }
 

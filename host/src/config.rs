@@ -75,6 +75,8 @@ pub struct Server {
     /// The token the API, dashboard and metrics require (as a bearer token, or as the
     /// password of basic authentication); none: they are open.
     pub api_token: Option<Secret>,
+    /// This daemon's name among those sharing a store (default: the host name).
+    pub node: String,
 }
 
 /// `[sources.NAME]`: one webhook endpoint, `POST /hooks/NAME`.
@@ -335,7 +337,19 @@ impl Checker<'_> {
         {
             self.problem(Some(size.span()), "`max_header` must be at least 8KiB");
         }
+        let node = match &raw.node {
+            None => crate::node::default_name(),
+            Some(name) => match self.expand(name).map(|text| crate::node::check_name(&text).map(|()| text)) {
+                Some(Ok(text)) => text,
+                Some(Err(why)) => {
+                    self.problem(Some(name.span()), format!("`node`: {why}"));
+                    crate::node::default_name()
+                }
+                None => crate::node::default_name(),
+            },
+        };
         Server {
+            node,
             listen,
             data_dir,
             workers,

@@ -31,7 +31,7 @@ impl Daemon {
     pub async fn prepare(config: Config) -> anyhow::Result<Self> {
         crate::capability::git::note_process_start();
         let data_dir = config.server.data_dir.clone();
-        let queue = Queue::open(&data_dir)?;
+        let queue = Queue::open_as(&data_dir, &config.server.node)?;
         crate::worker::workspace::clear_stale(&data_dir);
         let specs: Vec<_> = config.plugins.values().cloned().collect();
         let cache_dir = data_dir.join("cache");
@@ -68,10 +68,18 @@ impl Daemon {
         let config = self.live.config();
         let worker_count = config.server.workers;
         let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx.clone()));
+        self.queue.join(worker_count).await.context("recording this node in the queue")?;
+        let heart = tokio::spawn(heartbeat(self.queue.clone(), stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let watcher = tokio::spawn(self.live.clone().watch(config.path.clone(), stop_rx));
         let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics: metrics.clone() });
-        tracing::info!(%addr, workers = worker_count, queue = %self.queue.path().display(), "gitauto is serving");
+        tracing::info!(
+            %addr,
+            workers = worker_count,
+            node = self.queue.node(),
+            queue = %self.queue.path().display(),
+            "gitauto is serving"
+        );
         let drain = config.server.header_timeout + config.server.body_timeout;
         crate::server::listen::serve(listener, app, &config.server, metrics, shutdown, drain).await;
         let _ = stop_tx.send(true);
@@ -88,6 +96,10 @@ impl Daemon {
         }
         pruner.abort();
         watcher.abort();
+        heart.abort();
+        if let Err(err) = self.queue.leave().await {
+            tracing::warn!("recording this node's stop: {err:#}");
+        }
         self.queue.close().await;
         Ok(())
     }
@@ -99,6 +111,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let daemon = Daemon::prepare(config).await?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     daemon.serve(listener, crate::shutdown::signal()).await
+}
+
+/// Records this node's heartbeat every [`crate::node::HEARTBEAT`] until `stop`.
+async fn heartbeat(queue: Queue, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::node::HEARTBEAT) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(err) = queue.heartbeat().await {
+            tracing::warn!("recording this node's heartbeat: {err:#}");
+        }
+    }
 }
 
 /// Prunes history now and every [`PRUNE_EVERY`] until `stop`.

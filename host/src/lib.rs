@@ -19,6 +19,7 @@ pub mod grant;
 pub mod live;
 pub mod local;
 pub mod metrics;
+pub mod node;
 pub mod queue;
 pub mod route;
 pub mod runtime;

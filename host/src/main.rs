@@ -72,6 +72,11 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// List the nodes (daemons) sharing the queue, with their last heartbeat.
+    Nodes {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Show a job: its steps, outcome and log.
     Job {
         /// Job id.
@@ -275,6 +280,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print_jobs(&answer["jobs"]);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Nodes { daemon } => {
+            let answer = daemon.client()?.get("/api/nodes").await?.ok()?;
+            print_nodes(&answer);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Job { id, daemon } => {
             let job = daemon.client()?.get(&format!("/api/jobs/{id}")).await?.ok()?;
             print_job(&job);
@@ -474,11 +484,31 @@ fn print_jobs(jobs: &serde_json::Value) {
     }
 }
 
+fn print_nodes(answer: &serde_json::Value) {
+    println!("{:<24} {:<6} {:>7}  {:<24} {:<24} VERSION", "NODE", "LIVE", "WORKERS", "STARTED", "HEARTBEAT");
+    for node in answer["nodes"].as_array().into_iter().flatten() {
+        let this = if node["name"] == answer["this"] { " (this daemon)" } else { "" };
+        println!(
+            "{:<24} {:<6} {:>7}  {:<24} {:<24} {}{this}",
+            text(&node["name"]),
+            if node["live"] == true { "yes" } else { "no" },
+            node["workers"],
+            text(&node["started_at"]),
+            text(&node["heartbeat_at"]),
+            text(&node["version"]),
+        );
+    }
+}
+
 fn print_job(job: &serde_json::Value) {
     println!("job {}  {}", text(&job["id"]), text(&job["state"]));
     println!("  rule       {}", text(&job["rule"]));
     println!("  repository {} {}", text(&job["repo"]), text(&job["git_ref"]));
     println!("  attempts   {} of {}", job["attempts"], job["max_attempts"]);
+    if !job["node"].is_null() || !job["ran_on"].is_null() {
+        let meant_for = job["node"].as_str().unwrap_or("any node");
+        println!("  node       for {meant_for}, ran on {}", job["ran_on"].as_str().unwrap_or("none yet"));
+    }
     println!("  created    {}", text(&job["created_at"]));
     if let Some(finished) = job["finished_at"].as_str() {
         println!("  finished   {finished}");

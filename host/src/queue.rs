@@ -6,10 +6,12 @@
 //! [`Queue`]'s methods are the store interface the server and the workers use; nothing
 //! outside this module sees SQL. Here: accepting deliveries (with coalescing) and
 //! migrations; `jobs.rs` a job's life and views, `history.rs` the delivery record,
+//! `nodes.rs` the daemons sharing the store,
 //! `retention.rs` pruning, `writer.rs` the thread that batches commits.
 
 mod history;
 mod jobs;
+mod nodes;
 mod retention;
 mod writer;
 
@@ -21,15 +23,21 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use writer::Writer;
 
+use crate::node::RunOn;
+
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
 pub use retention::{Pruned, Retention};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
-const MIGRATIONS: &[&str] =
-    &[include_str!("queue/schema.sql"), include_str!("queue/schema_v2.sql"), include_str!("queue/schema_v3.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("queue/schema.sql"),
+    include_str!("queue/schema_v2.sql"),
+    include_str!("queue/schema_v3.sql"),
+    include_str!("queue/schema_v4.sql"),
+];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
 /// not enough for anonymous senders to fill the disk quickly.
@@ -169,6 +177,9 @@ pub struct NewJob {
     pub max_attempts: i64,
     /// The rule's `quiet_period` in milliseconds (0: run as soon as a worker is free).
     pub quiet_ms: i64,
+    /// Where it runs: one job for any node, or one per node (`every` live node, or the
+    /// named ones), each with the node in its keys.
+    pub run_on: RunOn,
 }
 
 /// The result of accepting a delivery.
@@ -249,6 +260,10 @@ pub struct JobView {
     pub not_before: Option<String>,
     /// Whether a cancel was requested while it ran.
     pub cancel_requested: bool,
+    /// The node it must run on (none: any node).
+    pub node: Option<String>,
+    /// The node that ran it (last).
+    pub ran_on: Option<String>,
     /// Delivery ids it carries, oldest first: the one that queued it, then every one it
     /// absorbed by coalescing. It runs with the newest one's event.
     pub deliveries: Vec<String>,
@@ -323,12 +338,19 @@ pub struct Queue {
     writer: Writer,
     path: Arc<PathBuf>,
     wake: Arc<Notify>,
+    /// The node this daemon is: it claims jobs for any node and for itself.
+    node: Arc<str>,
 }
 
 impl Queue {
-    /// Opens (creating or migrating) the queue in `data_dir`, and re-queues jobs that were
-    /// running when the last process stopped.
+    /// Opens the queue in `data_dir` as the node named after this host.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_as(data_dir, &crate::node::default_name())
+    }
+
+    /// Opens (creating or migrating) the queue in `data_dir` as node `node`, and re-queues
+    /// jobs that were running when the last process stopped.
+    pub fn open_as(data_dir: &Path, node: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
         // SQLite's own messages ("unable to open database file") do not say why.
         let probe = data_dir.join(".gitauto-write-test");
@@ -344,6 +366,8 @@ impl Queue {
         .with_context(|| format!("configuring {}", path.display()))?;
         migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
         // Also the first write of every start: a read-only disk is named here.
+        // One process at a time serves from a SQLite file, so whatever runs here was left
+        // by an earlier one, whichever node name it had.
         let requeued = conn
             .execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])
             .with_context(|| format!("writing to {}", path.display()))?;
@@ -351,7 +375,7 @@ impl Queue {
             tracing::warn!(requeued, "re-queued jobs that were running when gitauto last stopped");
         }
         let writer = Writer::start(conn, &path).context("starting the queue's database threads")?;
-        Ok(Self { writer, path: Arc::new(path), wake: Arc::new(Notify::new()) })
+        Ok(Self { writer, path: Arc::new(path), wake: Arc::new(Notify::new()), node: Arc::from(node) })
     }
 
     /// Commits what was submitted, then closes the database files; later calls fail.
@@ -363,6 +387,11 @@ impl Queue {
     /// Whether the queue was closed (the daemon is stopping).
     pub fn is_closed(&self) -> bool {
         self.writer.is_closed()
+    }
+
+    /// The node this queue claims for.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The SQLite file.
@@ -378,6 +407,7 @@ impl Queue {
     /// Records a delivery and queues its jobs in one transaction. A delivery id already
     /// accepted for this source is recorded as a duplicate and queues nothing.
     pub async fn accept(&self, delivery: NewDelivery, jobs: Vec<NewJob>) -> anyhow::Result<Accepted> {
+        let node = self.node.clone();
         let accepted = self
             .writer
             .call(move |conn| {
@@ -402,9 +432,11 @@ impl Queue {
                 let mut ids = Vec::with_capacity(jobs.len());
                 let mut coalesced = 0;
                 for job in &jobs {
-                    let (id, absorbed) = queue_job(conn, seq, job, now)?;
-                    coalesced += usize::from(absorbed);
-                    ids.push(id.to_string());
+                    for target in targets(conn, &job.run_on, &node, now)? {
+                        let (id, absorbed) = queue_job(conn, seq, job, target.as_deref(), now)?;
+                        coalesced += usize::from(absorbed);
+                        ids.push(id.to_string());
+                    }
                 }
                 Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false, coalesced })
             })
@@ -416,11 +448,36 @@ impl Queue {
     }
 }
 
-/// Queues `job` for delivery `seq`, or, when a job with its coalescing key is already
-/// queued, hands that job this newer event (it keeps its place in line). Returns the job's
-/// id and whether it was an existing one.
-fn queue_job(conn: &Connection, seq: i64, job: &NewJob, now: i64) -> rusqlite::Result<(i64, bool)> {
-    let existing: Option<i64> = match &job.coalesce_key {
+/// The nodes a job is queued for: `None` for any node; for `every`, each live node (the
+/// accepting node is live: it is serving this request); or the named ones.
+fn targets(conn: &Connection, run_on: &RunOn, this: &str, now: i64) -> rusqlite::Result<Vec<Option<String>>> {
+    Ok(match run_on {
+        RunOn::Any => vec![None],
+        RunOn::Every => {
+            let live_since = now - crate::node::LIVE_WITHIN.as_millis() as i64;
+            let mut stmt = conn.prepare_cached(
+                "SELECT name FROM nodes WHERE heartbeat_at >= ?1 AND stopped_at IS NULL
+                 UNION SELECT ?2 ORDER BY 1",
+            )?;
+            let names = stmt.query_map(params![live_since, this], |row| row.get::<_, String>(0))?;
+            names.map(|name| name.map(Some)).collect::<Result<_, _>>()?
+        }
+        RunOn::Nodes(names) => names.iter().cloned().map(Some).collect(),
+    })
+}
+
+/// Queues `job` for delivery `seq` (on `node`, when it must run on one), or, when a job
+/// with its coalescing key is already queued, hands that job this newer event (it keeps
+/// its place in line). Returns the job's id and whether it was an existing one.
+fn queue_job(conn: &Connection, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> rusqlite::Result<(i64, bool)> {
+    // A job meant for one node is serialised and coalesced with that node's jobs only.
+    let on_node = |key: &str| match node {
+        Some(node) => format!("{key}\n@{node}"),
+        None => key.to_owned(),
+    };
+    let key = on_node(&job.key);
+    let coalesce_key = job.coalesce_key.as_deref().map(on_node);
+    let existing: Option<i64> = match &coalesce_key {
         Some(key) => conn
             .prepare_cached("SELECT id FROM jobs WHERE coalesce_key = ?1 AND state = 'queued'")?
             .query_row([key], |row| row.get(0))
@@ -449,20 +506,21 @@ fn queue_job(conn: &Connection, seq: i64, job: &NewJob, now: i64) -> rusqlite::R
         None => {
             conn.prepare_cached(
                 "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
-                                   state, created_at, not_before)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, CASE WHEN ?10 > 0 THEN ?9 + ?10 END)",
+                                   state, created_at, not_before, node)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, CASE WHEN ?10 > 0 THEN ?9 + ?10 END, ?11)",
             )?
             .execute(params![
                 seq,
                 job.rule,
-                job.key,
+                key,
                 job.repo,
                 job.git_ref,
                 job.event_index as i64,
-                job.coalesce_key,
+                coalesce_key,
                 job.max_attempts,
                 now,
-                job.quiet_ms
+                job.quiet_ms,
+                node
             ])?;
             conn.last_insert_rowid()
         }
@@ -598,6 +656,7 @@ mod tests {
             coalesce_key: None,
             max_attempts: 1,
             quiet_ms: 0,
+            run_on: RunOn::Any,
         }
     }
 
@@ -636,6 +695,59 @@ mod tests {
         let queue = Queue::open(dir.path()).unwrap();
         let stored = queue.delivery("c1".into()).await.unwrap().is_some();
         assert_eq!(stored, accepted.is_ok(), "an accept either committed before closing or was refused");
+    }
+
+    #[tokio::test]
+    async fn jobs_run_on_any_node_on_every_live_node_or_on_named_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Queue::open_as(dir.path(), "a").unwrap(), Queue::open_as(dir.path(), "b").unwrap());
+        a.join(1).await.unwrap();
+        b.join(1).await.unwrap();
+        let gone = Queue::open_as(dir.path(), "gone").unwrap();
+        gone.join(1).await.unwrap();
+        gone.leave().await.unwrap();
+
+        // `every`: one job per live node, serialised per node (both run at once).
+        let every = NewJob { run_on: RunOn::Every, coalesce_key: Some("k".into()), ..job("k") };
+        let accepted = a.accept(delivery("e1"), vec![every.clone()]).await.unwrap();
+        assert_eq!(accepted.jobs.len(), 2, "a and b, not the stopped node");
+        let on_b = b.claim().await.unwrap().expect("b's job");
+        let on_a = a.claim().await.unwrap().expect("a's job, though b runs the same key");
+        assert_ne!(on_a.id, on_b.id);
+        assert!(a.claim().await.unwrap().is_none() && b.claim().await.unwrap().is_none());
+        // Coalescing stays per node: a second event while both are queued makes no new job.
+        a.finish(on_a.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+        b.finish(on_b.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+        let first = a.accept(delivery("e2"), vec![every.clone()]).await.unwrap();
+        let second = b.accept(delivery("e3"), vec![every]).await.unwrap();
+        assert_eq!((second.jobs.clone(), second.coalesced), (first.jobs.clone(), 2));
+        let view = a.job(first.jobs[0].parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(view.node.as_deref(), Some("a"));
+        let claimed = a.claim().await.unwrap().unwrap();
+        assert_eq!(a.job(claimed.id).await.unwrap().unwrap().ran_on.as_deref(), Some("a"));
+        let other = b.claim().await.unwrap().unwrap();
+        for (queue, job) in [(&a, &claimed), (&b, &other)] {
+            queue.finish(job.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+        }
+
+        // Named nodes: a job each, even for one that is down; nobody else claims it.
+        let named = NewJob { run_on: RunOn::Nodes(vec!["b".into(), "gone".into()]), ..job("n") };
+        let accepted = a.accept(delivery("n1"), vec![named]).await.unwrap();
+        assert_eq!(accepted.jobs.len(), 2);
+        assert!(a.claim().await.unwrap().is_none(), "neither is a's");
+        let on_b = b.claim().await.unwrap().expect("b's");
+        assert_eq!(on_b.id.to_string(), accepted.jobs[0]);
+        assert_eq!(gone.claim().await.unwrap().map(|j| j.id.to_string()), Some(accepted.jobs[1].clone()));
+
+        // `any`: one job, claimed by whichever asks first.
+        let accepted = b.accept(delivery("y1"), vec![job("y")]).await.unwrap();
+        assert_eq!(accepted.jobs.len(), 1);
+        let claimed = a.claim().await.unwrap().expect("any node's");
+        assert_eq!(a.job(claimed.id).await.unwrap().unwrap().ran_on.as_deref(), Some("a"));
+
+        let nodes = a.nodes().await.unwrap();
+        let live: Vec<(&str, bool)> = nodes.iter().map(|n| (n.name.as_str(), n.live)).collect();
+        assert_eq!(live, [("a", true), ("b", true), ("gone", false)]);
     }
 
     #[tokio::test]

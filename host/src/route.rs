@@ -149,6 +149,7 @@ pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
         coalesce_key,
         max_attempts: 1 + i64::from(rule.retries),
         quiet_ms: i64::try_from(rule.quiet_period.as_millis()).unwrap_or(i64::MAX),
+        run_on: rule.run_on.clone(),
     }
 }
 

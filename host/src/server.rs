@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/deliveries", get(api::deliveries))
         .route("/api/deliveries/{id}", get(api::delivery))
         .route("/api/deliveries/{id}/redeliver", post(api::redeliver))
+        .route("/api/nodes", get(api::nodes))
         .route("/api/jobs", get(api::jobs))
         .route("/api/jobs/{id}", get(api::job))
         .route("/api/jobs/{id}/retry", post(api::retry))

@@ -249,3 +249,25 @@ async fn the_dashboard_shows_the_queue_history_and_a_job() {
     assert_eq!(button.status().as_u16(), 303);
     assert_eq!(button.headers()["location"], format!("/jobs/{id}"));
 }
+
+#[tokio::test]
+async fn nodes_are_listed_and_every_job_says_where_it_ran() {
+    let daemon = daemon("{ op = \"sleep\", ms = 1 }", "run_on = \"every\"", "node = \"web-1\"").await;
+    let (status, nodes) = daemon.get("/api/nodes").await;
+    assert_eq!(status, 200, "{nodes}");
+    assert_eq!(nodes["this"], "web-1");
+    let listed = nodes["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{nodes}");
+    assert_eq!((listed[0]["name"].as_str(), listed[0]["live"].as_bool()), (Some("web-1"), Some(true)));
+    assert_eq!(listed[0]["workers"], 2);
+
+    let jobs = push(&daemon, "acme/every", &commit(1)).await;
+    assert_eq!(jobs.len(), 1, "one live node, one job");
+    let finished = daemon.finished_job(&jobs[0]).await;
+    assert_eq!(finished["state"], "succeeded", "{finished:#}");
+    assert_eq!((finished["node"].as_str(), finished["ran_on"].as_str()), (Some("web-1"), Some("web-1")));
+    let (_, list) = daemon.get("/api/jobs?limit=1").await;
+    assert_eq!(list["jobs"][0]["ran_on"], "web-1");
+    let page = reqwest::get(format!("{}/", daemon.url)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("<h2>Nodes</h2>") && page.contains("web-1 (this daemon)"), "{page}");
+}

@@ -33,6 +33,7 @@ static SERVER: Shape = Shape::Table(&[
     ("listen", &ANY),
     ("data_dir", &ANY),
     ("workers", &ANY),
+    ("node", &ANY),
     ("max_body", &ANY),
     ("shutdown_grace", &ANY),
     ("max_connections", &ANY),
@@ -95,6 +96,7 @@ static RULE: Shape = Shape::Table(&[
     ("retry_backoff", &ANY),
     ("quiet_period", &ANY),
     ("retry_failures", &ANY),
+    ("run_on", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[

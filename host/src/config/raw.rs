@@ -67,6 +67,7 @@ pub struct RawServer {
     pub body_timeout: Option<Spanned<DurationValue>>,
     pub max_header: Option<Spanned<SizeValue>>,
     pub api_token: Option<Spanned<String>>,
+    pub node: Option<Spanned<String>>,
 }
 
 /// `[sources.NAME]`.
@@ -210,6 +211,7 @@ pub struct RawRule {
     pub quiet_period: Option<Spanned<DurationValue>>,
     #[serde(default)]
     pub retry_failures: bool,
+    pub run_on: Option<Spanned<OneOrMany<String>>>,
 }
 
 /// `coalesce`: on/off, or a key template.

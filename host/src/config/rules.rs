@@ -88,6 +88,8 @@ pub struct Rule {
     /// into it starts the wait again, up to ten times this after the first (a burst of
     /// pushes runs once, at its end).
     pub quiet_period: Duration,
+    /// Where its jobs run: on any node, on every live node, or on the named ones.
+    pub run_on: crate::node::RunOn,
 }
 
 impl Rule {
@@ -113,6 +115,7 @@ impl Rule {
             retry_backoff: Duration::from_secs(30),
             retry_failures: false,
             quiet_period: Duration::ZERO,
+            run_on: crate::node::RunOn::Any,
         }
     }
 
@@ -317,6 +320,7 @@ impl Checker<'_> {
         let retry_backoff =
             raw.retry_backoff.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
         let quiet_period = raw.quiet_period.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::ZERO);
+        let run_on = raw.run_on.map(|run_on| self.run_on(&name, run_on)).unwrap_or_default();
         Some(Rule {
             name,
             on,
@@ -337,7 +341,42 @@ impl Checker<'_> {
             retry_backoff,
             retry_failures: raw.retry_failures,
             quiet_period,
+            run_on,
         })
+    }
+
+    /// `run_on`: `"any"`, `"every"`, or node names (one, or a list).
+    fn run_on(&mut self, rule: &str, raw: Spanned<raw::OneOrMany<String>>) -> crate::node::RunOn {
+        use crate::node::{RunOn, check_name};
+        let span = raw.span();
+        let names: Vec<String> = raw.into_inner().iter().cloned().collect();
+        match names.as_slice() {
+            [word] if word == "any" => RunOn::Any,
+            [word] if word == "every" => RunOn::Every,
+            [] => {
+                self.problem(
+                    Some(span),
+                    format!("rule \"{rule}\": `run_on` names no node (write \"any\", \"every\" or node names)"),
+                );
+                RunOn::Any
+            }
+            _ => {
+                for name in &names {
+                    if name == "any" || name == "every" {
+                        self.problem(
+                            Some(span.clone()),
+                            format!("rule \"{rule}\": `run_on` takes \"{name}\" alone, not in a list of nodes"),
+                        );
+                    } else if let Err(why) = check_name(name) {
+                        self.problem(Some(span.clone()), format!("rule \"{rule}\": `run_on`: {why}"));
+                    }
+                }
+                let mut unique = names;
+                unique.sort();
+                unique.dedup();
+                RunOn::Nodes(unique)
+            }
+        }
     }
 
     fn selectors(&mut self, rule: &str, raw: Spanned<raw::OneOrMany<String>>) -> Vec<EventSelector> {

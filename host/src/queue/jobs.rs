@@ -48,6 +48,10 @@ pub struct JobSummary {
     pub finished_at: Option<String>,
     /// One line about the outcome.
     pub summary: Option<String>,
+    /// The node it must run on (none: any node).
+    pub node: Option<String>,
+    /// The node that ran it (last).
+    pub ran_on: Option<String>,
 }
 
 /// What a cancel request did.
@@ -75,7 +79,7 @@ pub enum Retried {
 }
 
 const SUMMARY_COLUMNS: &str = "j.id, j.state, j.rule, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
-     j.finished_at, j.summary, (SELECT count(*) FROM job_deliveries x WHERE x.job_id = j.id)";
+     j.finished_at, j.summary, (SELECT count(*) FROM job_deliveries x WHERE x.job_id = j.id), j.node, j.ran_on";
 
 fn summary(row: &Row) -> rusqlite::Result<JobSummary> {
     Ok(JobSummary {
@@ -90,6 +94,8 @@ fn summary(row: &Row) -> rusqlite::Result<JobSummary> {
         finished_at: row.get::<_, Option<i64>>(8)?.map(rfc3339),
         summary: row.get(9)?,
         deliveries: row.get(10)?,
+        node: row.get(11)?,
+        ran_on: row.get(12)?,
     })
 }
 
@@ -97,8 +103,9 @@ impl Queue {
     /// Claims the oldest claimable queued job (its backoff over, its key not running),
     /// marking it running.
     pub async fn claim(&self) -> anyhow::Result<Option<ClaimedJob>> {
+        let node = self.node.clone();
         self.writer
-            .call(|conn| {
+            .call(move |conn| {
                 let now = now_ms();
                 let job = conn
                     .prepare_cached(
@@ -106,10 +113,11 @@ impl Queue {
                                 j.max_attempts
                          FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                          WHERE j.state = 'queued' AND (j.not_before IS NULL OR j.not_before <= ?1)
+                           AND (j.node IS NULL OR j.node = ?2)
                            AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
                          ORDER BY j.id LIMIT 1",
                     )?
-                    .query_row([now], |row| {
+                    .query_row(params![now, &*node], |row| {
                         let headers: String = row.get(6)?;
                         let events: Option<String> = row.get(3)?;
                         Ok(ClaimedJob {
@@ -127,21 +135,25 @@ impl Queue {
                 if let Some(job) = &job {
                     conn.prepare_cached(
                         "UPDATE jobs SET state = 'running', attempts = ?2, started_at = ?3, finished_at = NULL,
-                                         summary = NULL, error = NULL, not_before = NULL
+                                         summary = NULL, error = NULL, not_before = NULL, ran_on = ?4
                          WHERE id = ?1",
                     )?
-                    .execute(params![job.id, job.attempt, now])?;
+                    .execute(params![job.id, job.attempt, now, &*node])?;
                 }
                 Ok(job)
             })
             .await
     }
 
-    /// Re-queues jobs left running (their worker was stopped); returns how many.
+    /// Re-queues this node's jobs left running (their worker was stopped); returns how many.
     pub async fn requeue_running(&self) -> anyhow::Result<usize> {
+        let node = self.node.clone();
         self.writer
-            .call(|conn| {
-                Ok(conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])?)
+            .call(move |conn| {
+                Ok(conn.execute(
+                    "UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running' AND ran_on = ?1",
+                    [&*node],
+                )?)
             })
             .await
     }
@@ -437,7 +449,7 @@ fn job_view(conn: &Connection, id: i64) -> anyhow::Result<Option<JobView>> {
         .query_row(
             "SELECT j.id, j.state, j.rule, d.id, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
                     j.finished_at, j.summary, j.error, j.max_attempts, j.not_before, j.cancel_requested,
-                    d.normalised, j.event_index
+                    d.normalised, j.event_index, j.node, j.ran_on
              FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq WHERE j.id = ?1",
             [id],
             |row| {
@@ -459,6 +471,8 @@ fn job_view(conn: &Connection, id: i64) -> anyhow::Result<Option<JobView>> {
                     max_attempts: row.get(12)?,
                     not_before: row.get::<_, Option<i64>>(13)?.map(rfc3339),
                     cancel_requested: row.get(14)?,
+                    node: row.get(17)?,
+                    ran_on: row.get(18)?,
                     deliveries: Vec::new(),
                     event: serde_json::from_str(&event).unwrap_or(serde_json::Value::Null),
                     steps: Vec::new(),

@@ -133,6 +133,14 @@ pub(super) async fn jobs(State(state): State<AppState>, query: Result<Query<Jobs
     }
 }
 
+/// `GET /api/nodes`: the daemons sharing this store, with their last heartbeat.
+pub(super) async fn nodes(State(state): State<AppState>) -> Response {
+    match state.queue.nodes().await {
+        Ok(nodes) => Json(json!({ "this": state.queue.node(), "nodes": nodes })).into_response(),
+        Err(err) => unavailable("reading nodes", &err),
+    }
+}
+
 fn not_a_job(id: &str) -> Response {
     error(StatusCode::BAD_REQUEST, format!("`{id}` is not a job id"))
 }

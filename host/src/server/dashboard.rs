@@ -54,14 +54,14 @@ fn problem(status: StatusCode, message: &str) -> Response {
 fn job_rows(out: &mut String, jobs: &[JobSummary]) {
     out.push_str(
         "<table><tr><th>job</th><th>state</th><th>rule</th><th>repository</th><th>ref</th><th>attempts</th>\
-         <th>deliveries</th><th>created</th><th>summary</th></tr>",
+         <th>deliveries</th><th>node</th><th>created</th><th>summary</th></tr>",
     );
     for job in jobs {
         let _ = write!(
             out,
             "<tr><td><a href=\"/jobs/{id}\">{id}</a></td><td class=\"state {state}\">{state}</td><td>{rule}</td>\
-             <td>{repo}</td><td>{git_ref}</td><td>{attempts}</td><td>{deliveries}</td><td>{created}</td>\
-             <td>{summary}</td></tr>",
+             <td>{repo}</td><td>{git_ref}</td><td>{attempts}</td><td>{deliveries}</td><td>{node}</td>\
+             <td>{created}</td><td>{summary}</td></tr>",
             id = escape(&job.id),
             state = escape(&job.state),
             rule = escape(&job.rule),
@@ -69,12 +69,40 @@ fn job_rows(out: &mut String, jobs: &[JobSummary]) {
             git_ref = escape(job.git_ref.as_deref().unwrap_or("")),
             attempts = job.attempts,
             deliveries = job.deliveries,
+            node = escape(&node_cell(job.node.as_deref(), job.ran_on.as_deref())),
             created = escape(&job.created_at),
             summary = escape(job.summary.as_deref().unwrap_or("")),
         );
     }
     if jobs.is_empty() {
-        out.push_str("<tr><td colspan=\"9\" class=\"muted\">none</td></tr>");
+        out.push_str("<tr><td colspan=\"10\" class=\"muted\">none</td></tr>");
+    }
+    out.push_str("</table>");
+}
+
+/// Where a job ran (or, before it ran, the node it waits for).
+fn node_cell(node: Option<&str>, ran_on: Option<&str>) -> String {
+    match (ran_on, node) {
+        (Some(ran_on), _) => ran_on.to_owned(),
+        (None, Some(node)) => format!("for {node}"),
+        (None, None) => String::new(),
+    }
+}
+
+fn node_rows(out: &mut String, nodes: &[crate::node::NodeView], this: &str) {
+    out.push_str("<h2>Nodes</h2><table><tr><th>node</th><th>live</th><th>workers</th><th>started</th><th>last heartbeat</th><th>version</th></tr>");
+    for node in nodes {
+        let _ = write!(
+            out,
+            "<tr><td>{name}{this}</td><td>{live}</td><td>{workers}</td><td>{started}</td><td>{heartbeat}</td><td>{version}</td></tr>",
+            name = escape(&node.name),
+            this = if node.name == this { " (this daemon)" } else { "" },
+            live = if node.live { "yes" } else { "no" },
+            workers = node.workers,
+            started = escape(&node.started_at),
+            heartbeat = escape(&node.heartbeat_at),
+            version = escape(&node.version),
+        );
     }
     out.push_str("</table>");
 }
@@ -104,12 +132,13 @@ pub(super) async fn index(State(state): State<AppState>, query: Result<Query<Job
         running.extend(queued);
         anyhow::Ok(running)
     };
-    let (active, history) = match tokio::try_join!(active, queue.jobs(filter.clone())) {
+    let (active, history, nodes) = match tokio::try_join!(active, queue.jobs(filter.clone()), queue.nodes()) {
         Ok(found) => found,
         Err(err) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}")),
     };
     let mut body = String::from("<h1>Queue</h1>");
     job_rows(&mut body, &active);
+    node_rows(&mut body, &nodes, queue.node());
     body.push_str("<h2>History</h2><form method=\"get\" action=\"/\"><select name=\"state\"><option value=\"\">any state</option>");
     for state in crate::queue::JobState::ALL {
         let selected = if filter.state == Some(state) { " selected" } else { "" };
@@ -142,7 +171,7 @@ fn job_body(job: &JobView) -> String {
     let _ = write!(
         out,
         "<h1>Job {id} <span class=\"state {state}\" id=\"state\">{state}</span></h1>\
-         <p>rule <b>{rule}</b> · {repo} {git_ref} · attempt {attempts} of {max} · created {created}{started}{finished}</p>",
+         <p>rule <b>{rule}</b> · {repo} {git_ref} · attempt {attempts} of {max} · created {created}{started}{finished}{node}</p>",
         state = escape(&job.state),
         rule = escape(&job.rule),
         repo = escape(&job.repo),
@@ -152,6 +181,10 @@ fn job_body(job: &JobView) -> String {
         created = escape(&job.created_at),
         started = job.started_at.as_deref().map(|t| format!(" · started {}", escape(t))).unwrap_or_default(),
         finished = job.finished_at.as_deref().map(|t| format!(" · finished {}", escape(t))).unwrap_or_default(),
+        node = match node_cell(job.node.as_deref(), job.ran_on.as_deref()) {
+            cell if cell.is_empty() => String::new(),
+            cell => format!(" · node {}", escape(&cell)),
+        },
     );
     if let Some(summary) = &job.summary {
         let _ = write!(out, "<p><b>{}</b></p>", escape(summary));

@@ -1,0 +1,74 @@
+//! The nodes that share this store: each records when it started serving, a heartbeat
+//! while it serves, and when it stopped cleanly (see `crate::node`).
+
+use super::{Queue, now_ms, rfc3339};
+use crate::node::{LIVE_WITHIN, NodeView};
+use rusqlite::params;
+
+impl Queue {
+    /// Records this node as serving with `workers` workers.
+    pub async fn join(&self, workers: usize) -> anyhow::Result<()> {
+        let node = self.node.clone();
+        self.writer
+            .call(move |conn| {
+                let now = now_ms();
+                conn.execute(
+                    "INSERT INTO nodes (name, started_at, heartbeat_at, stopped_at, version, workers)
+                     VALUES (?1, ?2, ?2, NULL, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET started_at = ?2, heartbeat_at = ?2, stopped_at = NULL,
+                                                      version = ?3, workers = ?4",
+                    params![&*node, now, env!("CARGO_PKG_VERSION"), workers as i64],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Records that this node is alive now.
+    pub async fn heartbeat(&self) -> anyhow::Result<()> {
+        self.stamp("heartbeat_at").await
+    }
+
+    /// Records that this node stopped serving (no `every` jobs are made for it meanwhile).
+    pub async fn leave(&self) -> anyhow::Result<()> {
+        self.stamp("stopped_at").await
+    }
+
+    /// Sets this node's `column` to now.
+    async fn stamp(&self, column: &'static str) -> anyhow::Result<()> {
+        let node = self.node.clone();
+        self.writer
+            .call(move |conn| {
+                let sql = format!("UPDATE nodes SET {column} = ?2 WHERE name = ?1");
+                conn.prepare_cached(&sql)?.execute(params![&*node, now_ms()])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Every node that has served from this store, by name.
+    pub async fn nodes(&self) -> anyhow::Result<Vec<NodeView>> {
+        self.writer
+            .call(|conn| {
+                let live_since = now_ms() - LIVE_WITHIN.as_millis() as i64;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT name, started_at, heartbeat_at, stopped_at, version, workers FROM nodes ORDER BY name",
+                )?;
+                let rows = stmt.query_map([], |row| {
+                    let heartbeat_at: i64 = row.get(2)?;
+                    let stopped_at: Option<i64> = row.get(3)?;
+                    Ok(NodeView {
+                        name: row.get(0)?,
+                        live: stopped_at.is_none() && heartbeat_at >= live_since,
+                        started_at: rfc3339(row.get(1)?),
+                        heartbeat_at: rfc3339(heartbeat_at),
+                        stopped_at: stopped_at.map(rfc3339),
+                        version: row.get(4)?,
+                        workers: row.get(5)?,
+                    })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+}
