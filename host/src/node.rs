@@ -11,6 +11,9 @@ use std::time::Duration;
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node is live while its last heartbeat is at most this old (three missed beats).
 pub const LIVE_WITHIN: Duration = Duration::from_secs(15);
+/// How long a running job stays its node's without a heartbeat: past it (six missed
+/// beats) the node is taken for dead and any node queues the job again.
+pub const LEASE: Duration = Duration::from_secs(30);
 
 /// Where a rule's jobs run.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]

@@ -369,7 +369,10 @@ impl Queue {
         // One process at a time serves from a SQLite file, so whatever runs here was left
         // by an earlier one, whichever node name it had.
         let requeued = conn
-            .execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])
+            .execute(
+                "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL WHERE state = 'running'",
+                [],
+            )
             .with_context(|| format!("writing to {}", path.display()))?;
         if requeued > 0 {
             tracing::warn!(requeued, "re-queued jobs that were running when gitauto last stopped");
@@ -748,6 +751,28 @@ mod tests {
         let nodes = a.nodes().await.unwrap();
         let live: Vec<(&str, bool)> = nodes.iter().map(|n| (n.name.as_str(), n.live)).collect();
         assert_eq!(live, [("a", true), ("b", true), ("gone", false)]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_nodes_jobs_run_again_elsewhere_and_its_late_end_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Queue::open_as(dir.path(), "a").unwrap(), Queue::open_as(dir.path(), "b").unwrap());
+        a.accept(delivery("l1"), vec![job("k")]).await.unwrap();
+        let on_a = a.claim().await.unwrap().unwrap();
+        assert_eq!(b.heartbeat().await.unwrap(), 0, "a's lease holds");
+        // a stops renewing: its lease runs out.
+        let conn = Connection::open(dir.path().join("gitauto.sqlite")).unwrap();
+        conn.execute("UPDATE jobs SET lease_until = 0 WHERE id = ?1", [on_a.id]).unwrap();
+        assert_eq!(b.heartbeat().await.unwrap(), 1, "b queues a's job again");
+        let on_b = b.claim().await.unwrap().expect("b runs it");
+        assert_eq!((on_b.id, on_b.attempt), (on_a.id, 2));
+        // a comes back and ends its attempt: b's run is not overwritten.
+        a.finish(on_a.id, on_a.attempt, None, JobState::Failed, "late", None).await.unwrap();
+        assert_eq!(a.heartbeat().await.unwrap(), 0, "b's lease is renewed by b, not taken by a");
+        let view = b.job(on_b.id).await.unwrap().unwrap();
+        assert_eq!((view.state.as_str(), view.ran_on.as_deref()), ("running", Some("b")));
+        b.finish(on_b.id, on_b.attempt, None, JobState::Succeeded, "ok", None).await.unwrap();
+        assert_eq!(b.job(on_b.id).await.unwrap().unwrap().state, "succeeded");
     }
 
     #[tokio::test]

@@ -135,10 +135,17 @@ impl Queue {
                 if let Some(job) = &job {
                     conn.prepare_cached(
                         "UPDATE jobs SET state = 'running', attempts = ?2, started_at = ?3, finished_at = NULL,
-                                         summary = NULL, error = NULL, not_before = NULL, ran_on = ?4
+                                         summary = NULL, error = NULL, not_before = NULL, ran_on = ?4,
+                                         lease_until = ?3 + ?5
                          WHERE id = ?1",
                     )?
-                    .execute(params![job.id, job.attempt, now, &*node])?;
+                    .execute(params![
+                        job.id,
+                        job.attempt,
+                        now,
+                        &*node,
+                        crate::node::LEASE.as_millis() as i64
+                    ])?;
                 }
                 Ok(job)
             })
@@ -151,7 +158,8 @@ impl Queue {
         self.writer
             .call(move |conn| {
                 Ok(conn.execute(
-                    "UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running' AND ran_on = ?1",
+                    "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
+                     WHERE state = 'running' AND ran_on = ?1",
                     [&*node],
                 )?)
             })
@@ -191,10 +199,21 @@ impl Queue {
                 if let Some(step) = &last_step {
                     insert_step(conn, job, attempt, step)?;
                 }
-                conn.prepare_cached(
-                    "UPDATE jobs SET state = ?2, finished_at = ?3, summary = ?4, error = ?5 WHERE id = ?1",
-                )?
-                .execute(params![job, state.as_str(), now_ms(), summary, error])?;
+                // Only the attempt that holds the job ends it: one whose lease expired (its
+                // node was taken for dead) or that outlived a shutdown was queued again.
+                let ended = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = ?2, finished_at = ?3, summary = ?4, error = ?5, lease_until = NULL
+                         WHERE id = ?1 AND attempts = ?6 AND state = 'running'",
+                    )?
+                    .execute(params![job, state.as_str(), now_ms(), summary, error, attempt])?;
+                if ended == 0 {
+                    tracing::warn!(
+                        job,
+                        attempt,
+                        "the job was queued again meanwhile; this attempt's end is not recorded"
+                    );
+                }
                 Ok(())
             })
             .await?;
@@ -233,8 +252,10 @@ impl Queue {
                     }
                     None => {
                         conn.execute(
-                            "UPDATE jobs SET state = 'queued', not_before = ?2, summary = ?3, error = ?4 WHERE id = ?1",
-                            params![job, now + backoff.as_millis() as i64, summary, error],
+                            "UPDATE jobs SET state = 'queued', not_before = ?2, summary = ?3, error = ?4,
+                                             lease_until = NULL
+                             WHERE id = ?1 AND attempts = ?5 AND state = 'running'",
+                            params![job, now + backoff.as_millis() as i64, summary, error, attempt],
                         )?;
                     }
                 }

@@ -2,7 +2,7 @@
 //! while it serves, and when it stopped cleanly (see `crate::node`).
 
 use super::{Queue, now_ms, rfc3339};
-use crate::node::{LIVE_WITHIN, NodeView};
+use crate::node::{LEASE, LIVE_WITHIN, NodeView};
 use rusqlite::params;
 
 impl Queue {
@@ -24,23 +24,41 @@ impl Queue {
             .await
     }
 
-    /// Records that this node is alive now.
-    pub async fn heartbeat(&self) -> anyhow::Result<()> {
-        self.stamp("heartbeat_at").await
+    /// Records that this node is alive now and extends the leases of its running jobs;
+    /// then queues again the running jobs of nodes whose leases expired (taken for dead).
+    /// Returns how many were queued again.
+    pub async fn heartbeat(&self) -> anyhow::Result<usize> {
+        let node = self.node.clone();
+        let requeued = self
+            .writer
+            .call(move |conn| {
+                let now = now_ms();
+                conn.prepare_cached("UPDATE nodes SET heartbeat_at = ?2 WHERE name = ?1")?
+                    .execute(params![&*node, now])?;
+                conn.prepare_cached("UPDATE jobs SET lease_until = ?2 WHERE state = 'running' AND ran_on = ?1")?
+                    .execute(params![&*node, now + LEASE.as_millis() as i64])?;
+                let requeued = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
+                         WHERE state = 'running' AND lease_until < ?1",
+                    )?
+                    .execute([now])?;
+                Ok(requeued)
+            })
+            .await?;
+        if requeued > 0 {
+            tracing::warn!(requeued, "queued again the running jobs of nodes that stopped renewing their leases");
+            self.wake.notify_waiters();
+        }
+        Ok(requeued)
     }
 
     /// Records that this node stopped serving (no `every` jobs are made for it meanwhile).
     pub async fn leave(&self) -> anyhow::Result<()> {
-        self.stamp("stopped_at").await
-    }
-
-    /// Sets this node's `column` to now.
-    async fn stamp(&self, column: &'static str) -> anyhow::Result<()> {
         let node = self.node.clone();
         self.writer
             .call(move |conn| {
-                let sql = format!("UPDATE nodes SET {column} = ?2 WHERE name = ?1");
-                conn.prepare_cached(&sql)?.execute(params![&*node, now_ms()])?;
+                conn.execute("UPDATE nodes SET stopped_at = ?2 WHERE name = ?1", params![&*node, now_ms()])?;
                 Ok(())
             })
             .await

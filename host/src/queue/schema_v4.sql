@@ -14,3 +14,5 @@ CREATE TABLE nodes (
 ALTER TABLE jobs ADD COLUMN node TEXT;
 -- The node that claimed it last.
 ALTER TABLE jobs ADD COLUMN ran_on TEXT;
+-- While running: the node's heartbeats extend this; past it, any node queues the job again.
+ALTER TABLE jobs ADD COLUMN lease_until INTEGER;
