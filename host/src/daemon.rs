@@ -24,6 +24,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub struct Daemon {
     live: Arc<Live>,
     queue: Queue,
+    _lock: crate::lock::DataDirLock,
 }
 
 impl Daemon {
@@ -31,6 +32,8 @@ impl Daemon {
     pub async fn prepare(config: Config) -> anyhow::Result<Self> {
         crate::capability::git::note_process_start();
         let data_dir = config.server.data_dir.clone();
+        // Before anything touches the directory: a second daemon must change nothing.
+        let lock = crate::lock::DataDirLock::acquire(&data_dir)?;
         let queue = Queue::open_as(&data_dir, &config.server.node)?;
         crate::worker::workspace::clear_stale(&data_dir);
         let specs: Vec<_> = config.plugins.values().cloned().collect();
@@ -42,7 +45,7 @@ impl Daemon {
             tracing::info!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
         }
         let snapshot = Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) };
-        Ok(Self { live: Arc::new(Live::new(snapshot)), queue })
+        Ok(Self { live: Arc::new(Live::new(snapshot)), queue, _lock: lock })
     }
 
     /// The running config and plugins (reloaded on SIGHUP and file changes while serving).

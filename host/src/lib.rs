@@ -18,6 +18,7 @@ pub mod forge;
 pub mod grant;
 pub mod live;
 pub mod local;
+pub mod lock;
 pub mod metrics;
 pub mod node;
 pub mod queue;

@@ -271,3 +271,20 @@ async fn nodes_are_listed_and_every_job_says_where_it_ran() {
     let page = reqwest::get(format!("{}/", daemon.url)).await.unwrap().text().await.unwrap();
     assert!(page.contains("<h2>Nodes</h2>") && page.contains("web-1 (this daemon)"), "{page}");
 }
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_data_directory_is_refused_and_changes_nothing() {
+    let daemon = daemon("{ op = \"sleep\", ms = 1500 }", "", "").await;
+    let jobs = push(&daemon, "acme/locked", &commit(1)).await;
+    wait_until_running(&daemon, &jobs[0]).await;
+    let refused = gitauto::daemon::Daemon::prepare(daemon.config.clone()).await.err().expect("a second daemon");
+    let message = format!("{refused:#}");
+    assert!(message.contains("another gitauto is serving from the data directory"), "{message}");
+    assert!(message.contains(&format!("(process {})", std::process::id())), "{message}");
+    let finished = daemon.finished_job(&jobs[0]).await;
+    assert_eq!(
+        (finished["state"].as_str(), finished["attempts"].as_i64()),
+        (Some("succeeded"), Some(1)),
+        "{finished:#}"
+    );
+}
