@@ -50,10 +50,12 @@ forge = "github"
 secret = "{SECRET}"
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
+grants = {{ dirs = ["/srv/repos"] }}
 [[rules]]
 name = "update"
 on = "push"
 repo = "acme/*"
+coalesce = false
 steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
 "#
     );

@@ -9,6 +9,7 @@
 //! `nodes.rs` the daemons sharing the store,
 //! `retention.rs` pruning, `writer.rs` the thread that batches commits.
 
+mod db;
 mod history;
 mod jobs;
 mod nodes;
@@ -16,7 +17,8 @@ mod retention;
 mod writer;
 
 use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, params};
+use db::{Db, args};
+use rusqlite::Connection;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -413,30 +415,29 @@ impl Queue {
         let node = self.node.clone();
         let accepted = self
             .writer
-            .call(move |conn| {
+            .call(move |db| {
                 let now = now_ms();
                 if delivery.verdict.refused() {
-                    insert_delivery(conn, &delivery, delivery.verdict.as_str(), now, None)?;
+                    insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
                     return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false, coalesced: 0 });
                 }
-                let original: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT seq FROM deliveries
-                         WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
-                    )?
-                    .query_row(params![delivery.source, delivery.id], |row| row.get(0))
-                    .optional()?;
+                let original: Option<i64> = db.query_opt(
+                    "SELECT seq FROM deliveries
+                     WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
+                    args![delivery.source, delivery.id],
+                    |row| row.get(0),
+                )?;
                 if let Some(original) = original {
-                    insert_delivery(conn, &delivery, "duplicate", now, Some(original))?;
-                    let jobs = job_ids_of(conn, original)?;
+                    insert_delivery(db, &delivery, "duplicate", now, Some(original))?;
+                    let jobs = job_ids_of(db, original)?;
                     return Ok(Accepted { delivery: delivery.id, jobs, duplicate: true, coalesced: 0 });
                 }
-                let seq = insert_delivery(conn, &delivery, delivery.verdict.as_str(), now, None)?;
+                let seq = insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
                 let mut ids = Vec::with_capacity(jobs.len());
                 let mut coalesced = 0;
                 for job in &jobs {
-                    for target in targets(conn, &job.run_on, &node, now)? {
-                        let (id, absorbed) = queue_job(conn, seq, job, target.as_deref(), now)?;
+                    for target in targets(db, &job.run_on, &node, now)? {
+                        let (id, absorbed) = queue_job(db, seq, job, target.as_deref(), now)?;
                         coalesced += usize::from(absorbed);
                         ids.push(id.to_string());
                     }
@@ -453,17 +454,17 @@ impl Queue {
 
 /// The nodes a job is queued for: `None` for any node; for `every`, each live node (the
 /// accepting node is live: it is serving this request); or the named ones.
-fn targets(conn: &Connection, run_on: &RunOn, this: &str, now: i64) -> rusqlite::Result<Vec<Option<String>>> {
+fn targets(db: Db, run_on: &RunOn, this: &str, now: i64) -> anyhow::Result<Vec<Option<String>>> {
     Ok(match run_on {
         RunOn::Any => vec![None],
         RunOn::Every => {
             let live_since = now - crate::node::LIVE_WITHIN.as_millis() as i64;
-            let mut stmt = conn.prepare_cached(
+            db.query(
                 "SELECT name FROM nodes WHERE heartbeat_at >= ?1 AND stopped_at IS NULL
-                 UNION SELECT ?2 ORDER BY 1",
-            )?;
-            let names = stmt.query_map(params![live_since, this], |row| row.get::<_, String>(0))?;
-            names.map(|name| name.map(Some)).collect::<Result<_, _>>()?
+                 UNION SELECT CAST(?2 AS TEXT) ORDER BY 1",
+                args![live_since, this],
+                |row| row.get(0).map(Some),
+            )?
         }
         RunOn::Nodes(names) => names.iter().cloned().map(Some).collect(),
     })
@@ -472,7 +473,7 @@ fn targets(conn: &Connection, run_on: &RunOn, this: &str, now: i64) -> rusqlite:
 /// Queues `job` for delivery `seq` (on `node`, when it must run on one), or, when a job
 /// with its coalescing key is already queued, hands that job this newer event (it keeps
 /// its place in line). Returns the job's id and whether it was an existing one.
-fn queue_job(conn: &Connection, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> rusqlite::Result<(i64, bool)> {
+fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> anyhow::Result<(i64, bool)> {
     // A job meant for one node is serialised and coalesced with that node's jobs only.
     let on_node = |key: &str| match node {
         Some(node) => format!("{key}\n@{node}"),
@@ -481,57 +482,53 @@ fn queue_job(conn: &Connection, seq: i64, job: &NewJob, node: Option<&str>, now:
     let key = on_node(&job.key);
     let coalesce_key = job.coalesce_key.as_deref().map(on_node);
     let existing: Option<i64> = match &coalesce_key {
-        Some(key) => conn
-            .prepare_cached("SELECT id FROM jobs WHERE coalesce_key = ?1 AND state = 'queued'")?
-            .query_row([key], |row| row.get(0))
-            .optional()?,
+        Some(key) => {
+            db.query_opt("SELECT id FROM jobs WHERE coalesce_key = ?1 AND state = 'queued'", args![key], |row| {
+                row.get(0)
+            })?
+        }
         None => None,
     };
+    let event_index = job.event_index as i64;
     let id = match existing {
         Some(id) => {
             // A quiet period starts again, but never past ten of them after the job was queued.
-            conn.prepare_cached(
+            db.execute(
                 "UPDATE jobs SET delivery_seq = ?2, event_index = ?3, git_ref = ?4, max_attempts = ?5,
-                        not_before = CASE WHEN ?7 > 0 THEN MIN(?6 + ?7, created_at + 10 * ?7) ELSE not_before END
+                        not_before = CASE WHEN ?7 > 0 THEN
+                            CASE WHEN ?6 + ?7 < created_at + 10 * ?7 THEN ?6 + ?7 ELSE created_at + 10 * ?7 END
+                        ELSE not_before END
                  WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                seq,
-                job.event_index as i64,
-                job.git_ref,
-                job.max_attempts,
-                now,
-                job.quiet_ms
-            ])?;
+                args![id, seq, event_index, job.git_ref, job.max_attempts, now, job.quiet_ms],
+            )?;
             id
         }
-        None => {
-            conn.prepare_cached(
-                "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
-                                   state, created_at, not_before, node)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, CASE WHEN ?10 > 0 THEN ?9 + ?10 END, ?11)",
-            )?
-            .execute(params![
+        None => db.query_one(
+            "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
+                               state, created_at, not_before, node)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, CASE WHEN ?10 > 0 THEN ?9 + ?10 END, ?11)
+             RETURNING id",
+            args![
                 seq,
                 job.rule,
                 key,
                 job.repo,
                 job.git_ref,
-                job.event_index as i64,
+                event_index,
                 coalesce_key,
                 job.max_attempts,
                 now,
                 job.quiet_ms,
                 node
-            ])?;
-            conn.last_insert_rowid()
-        }
+            ],
+            |row| row.get(0),
+        )?,
     };
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO job_deliveries (job_id, delivery_seq, event_index, at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![id, seq, job.event_index as i64, now])?;
+    db.execute(
+        "INSERT INTO job_deliveries (job_id, delivery_seq, event_index, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+        args![id, seq, event_index, now],
+    )?;
     Ok((id, existing.is_some()))
 }
 
@@ -552,7 +549,7 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
 }
 
 fn insert_delivery(
-    conn: &Connection,
+    db: Db,
     delivery: &NewDelivery,
     verdict: &str,
     now: i64,
@@ -564,37 +561,39 @@ fn insert_delivery(
     } else {
         (&delivery.body[..], None)
     };
-    conn.prepare_cached(
+    db.query_one(
         "INSERT INTO deliveries
             (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, duplicate_of,
              body_size, redelivery_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        delivery.id,
-        delivery.source,
-        delivery.forge,
-        delivery.event,
-        now,
-        delivery.headers.to_string(),
-        body,
-        verdict,
-        delivery.reason,
-        delivery.normalised,
-        delivery.explain,
-        duplicate_of,
-        body_size,
-        delivery.redelivery_of
-    ])?;
-    Ok(conn.last_insert_rowid())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         RETURNING seq",
+        args![
+            delivery.id,
+            delivery.source,
+            delivery.forge,
+            delivery.event,
+            now,
+            delivery.headers.to_string(),
+            body,
+            verdict,
+            delivery.reason,
+            delivery.normalised,
+            delivery.explain,
+            duplicate_of,
+            body_size,
+            delivery.redelivery_of
+        ],
+        |row| row.get(0),
+    )
 }
 
 /// The jobs that carry a delivery: queued for it, or coalesced into by it.
-fn job_ids_of(conn: &Connection, delivery_seq: i64) -> rusqlite::Result<Vec<String>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT DISTINCT job_id FROM job_deliveries WHERE delivery_seq = ?1 ORDER BY job_id")?;
-    let ids = stmt.query_map([delivery_seq], |row| row.get::<_, i64>(0))?;
-    ids.map(|id| id.map(|id| id.to_string())).collect()
+fn job_ids_of(db: Db, delivery_seq: i64) -> anyhow::Result<Vec<String>> {
+    db.query(
+        "SELECT DISTINCT job_id FROM job_deliveries WHERE delivery_seq = ?1 ORDER BY job_id",
+        args![delivery_seq],
+        |row| Ok(row.get::<i64>(0)?.to_string()),
+    )
 }
 
 /// Event `index` of a delivery's stored events, as JSON text: version 2 rows hold a

@@ -1,8 +1,8 @@
 //! The delivery record, read back: lists and single deliveries for the API, and stored
 //! deliveries for redelivery.
 
+use super::db::{Db, Row, args};
 use super::{Queue, job_ids_of, rfc3339};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 /// Which deliveries to list, newest first.
@@ -86,12 +86,10 @@ pub struct StoredDelivery {
 
 const SUMMARY_COLUMNS: &str = "seq, id, source, forge, event, received_at, verdict, reason, duplicate_of";
 
-fn summary(conn: &Connection, row: &Row) -> rusqlite::Result<DeliverySummary> {
-    let seq: i64 = row.get(0)?;
-    let duplicate_of: Option<i64> = row.get(8)?;
-    let jobs = job_ids_of(conn, duplicate_of.unwrap_or(seq))?;
+/// A summary row; its `jobs` are filled in by [`with_jobs`] once the rows are read.
+fn summary(row: &Row) -> anyhow::Result<DeliverySummary> {
     Ok(DeliverySummary {
-        seq,
+        seq: row.get(0)?,
         id: row.get(1)?,
         source: row.get(2)?,
         forge: row.get(3)?,
@@ -99,26 +97,28 @@ fn summary(conn: &Connection, row: &Row) -> rusqlite::Result<DeliverySummary> {
         received_at: rfc3339(row.get(5)?),
         verdict: row.get(6)?,
         reason: row.get(7)?,
-        jobs,
+        jobs: Vec::new(),
     })
+}
+
+/// Fills in the jobs a delivery carries (for a duplicate: its original's).
+fn with_jobs(db: Db, mut summary: DeliverySummary, duplicate_of: Option<i64>) -> anyhow::Result<DeliverySummary> {
+    summary.jobs = job_ids_of(db, duplicate_of.unwrap_or(summary.seq))?;
+    Ok(summary)
 }
 
 /// The sequence number `key` names: a delivery id (its accepted record, else its latest
 /// one), or a sequence number.
-fn resolve(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
-    let by_id = conn
-        .query_row(
-            "SELECT seq FROM deliveries WHERE id = ?1
-             ORDER BY verdict IN ('duplicate', 'rejected', 'invalid'), seq DESC LIMIT 1",
-            [key],
-            |row| row.get(0),
-        )
-        .optional()?;
+fn resolve(db: Db, key: &str) -> anyhow::Result<Option<i64>> {
+    let by_id = db.query_opt(
+        "SELECT seq FROM deliveries WHERE id = ?1
+         ORDER BY verdict IN ('duplicate', 'rejected', 'invalid'), seq DESC LIMIT 1",
+        args![key],
+        |row| row.get(0),
+    )?;
     match (by_id, key.parse::<i64>()) {
         (Some(seq), _) => Ok(Some(seq)),
-        (None, Ok(seq)) => {
-            conn.query_row("SELECT seq FROM deliveries WHERE seq = ?1", [seq], |row| row.get(0)).optional()
-        }
+        (None, Ok(seq)) => db.query_opt("SELECT seq FROM deliveries WHERE seq = ?1", args![seq], |row| row.get(0)),
         (None, Err(_)) => Ok(None),
     }
 }
@@ -131,17 +131,19 @@ impl Queue {
     /// Deliveries, newest first.
     pub async fn deliveries(&self, filter: DeliveryFilter) -> anyhow::Result<Vec<DeliverySummary>> {
         self.writer
-            .call(move |conn| {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM deliveries
-                     WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR verdict = ?2) AND (?3 IS NULL OR seq < ?3)
-                     ORDER BY seq DESC LIMIT ?4"
-                ))?;
+            .call(move |db| {
                 let limit = filter.limit.clamp(1, 500) as i64;
-                let rows = stmt.query_map(params![filter.source, filter.verdict, filter.before, limit], |row| {
-                    summary(conn, row)
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let rows = db.query(
+                    &format!(
+                        "SELECT {SUMMARY_COLUMNS} FROM deliveries
+                         WHERE (CAST(?1 AS TEXT) IS NULL OR source = ?1) AND (CAST(?2 AS TEXT) IS NULL OR verdict = ?2)
+                           AND (CAST(?3 AS BIGINT) IS NULL OR seq < ?3)
+                         ORDER BY seq DESC LIMIT ?4"
+                    ),
+                    args![filter.source, filter.verdict, filter.before, limit],
+                    |row| Ok((summary(row)?, row.get::<Option<i64>>(8)?)),
+                )?;
+                rows.into_iter().map(|(summary, duplicate_of)| with_jobs(db, summary, duplicate_of)).collect()
             })
             .await
     }
@@ -149,14 +151,14 @@ impl Queue {
     /// One delivery, by delivery id or sequence number.
     pub async fn delivery(&self, key: String) -> anyhow::Result<Option<DeliveryView>> {
         self.writer
-            .call(move |conn| {
-                let Some(seq) = resolve(conn, &key)? else { return Ok(None) };
-                let view = conn.query_row(
+            .call(move |db| {
+                let Some(seq) = resolve(db, &key)? else { return Ok(None) };
+                let view = db.query_one(
                     &format!(
                         "SELECT {SUMMARY_COLUMNS}, headers, body, body_size, normalised, explain, redelivery_of
                          FROM deliveries WHERE seq = ?1"
                     ),
-                    [seq],
+                    args![seq],
                     |row| {
                         let body: Vec<u8> = row.get(10)?;
                         let (text, base64) = match String::from_utf8(body) {
@@ -172,7 +174,7 @@ impl Queue {
                             events = serde_json::Value::Array(vec![events]);
                         }
                         Ok(DeliveryView {
-                            summary: summary(conn, row)?,
+                            summary: summary(row)?,
                             headers: json_column(row.get(9)?),
                             body: text,
                             body_base64: base64,
@@ -184,7 +186,8 @@ impl Queue {
                         })
                     },
                 )?;
-                Ok(Some(view))
+                let summary = with_jobs(db, view.summary, view.duplicate_of)?;
+                Ok(Some(DeliveryView { summary, ..view }))
             })
             .await
     }
@@ -192,16 +195,16 @@ impl Queue {
     /// A stored delivery to run again. A duplicate resolves to its original.
     pub async fn stored(&self, key: String) -> anyhow::Result<Option<StoredDelivery>> {
         self.writer
-            .call(move |conn| {
-                let Some(seq) = resolve(conn, &key)? else { return Ok(None) };
-                let stored = conn.query_row(
+            .call(move |db| {
+                let Some(seq) = resolve(db, &key)? else { return Ok(None) };
+                let stored = db.query_one(
                     "SELECT COALESCE(d.duplicate_of, d.seq) FROM deliveries d WHERE d.seq = ?1",
-                    [seq],
-                    |row| row.get::<_, i64>(0),
+                    args![seq],
+                    |row| row.get::<i64>(0),
                 )?;
-                let delivery = conn.query_row(
+                let delivery = db.query_one(
                     "SELECT seq, id, source, event, verdict, headers, body FROM deliveries WHERE seq = ?1",
-                    [stored],
+                    args![stored],
                     |row| {
                         Ok(StoredDelivery {
                             seq: row.get(0)?,

@@ -2,9 +2,9 @@
 //! finished, re-queued for a retry after a backoff, cancelled, or retried by hand; and
 //! the views the API and dashboard read.
 
+use super::db::{Db, Row, args};
 use super::{ClaimedJob, JobState, JobView, LogView, Queue, QueueEntry, StepRecord, StepView};
 use super::{content_type_of, event_at, now_ms, rfc3339};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -81,17 +81,17 @@ pub enum Retried {
 const SUMMARY_COLUMNS: &str = "j.id, j.state, j.rule, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
      j.finished_at, j.summary, (SELECT count(*) FROM job_deliveries x WHERE x.job_id = j.id), j.node, j.ran_on";
 
-fn summary(row: &Row) -> rusqlite::Result<JobSummary> {
+fn summary(row: &Row) -> anyhow::Result<JobSummary> {
     Ok(JobSummary {
-        id: row.get::<_, i64>(0)?.to_string(),
+        id: row.get::<i64>(0)?.to_string(),
         state: row.get(1)?,
         rule: row.get(2)?,
         repo: row.get(3)?,
         git_ref: row.get(4)?,
         attempts: row.get(5)?,
         created_at: rfc3339(row.get(6)?),
-        started_at: row.get::<_, Option<i64>>(7)?.map(rfc3339),
-        finished_at: row.get::<_, Option<i64>>(8)?.map(rfc3339),
+        started_at: row.get::<Option<i64>>(7)?.map(rfc3339),
+        finished_at: row.get::<Option<i64>>(8)?.map(rfc3339),
         summary: row.get(9)?,
         deliveries: row.get(10)?,
         node: row.get(11)?,
@@ -105,19 +105,18 @@ impl Queue {
     pub async fn claim(&self) -> anyhow::Result<Option<ClaimedJob>> {
         let node = self.node.clone();
         self.writer
-            .call(move |conn| {
+            .call(move |db| {
                 let now = now_ms();
-                let job = conn
-                    .prepare_cached(
-                        "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
-                                j.max_attempts
-                         FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
-                         WHERE j.state = 'queued' AND (j.not_before IS NULL OR j.not_before <= ?1)
-                           AND (j.node IS NULL OR j.node = ?2)
-                           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
-                         ORDER BY j.id LIMIT 1",
-                    )?
-                    .query_row(params![now, &*node], |row| {
+                let job = db.query_opt(
+                    "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
+                            j.max_attempts
+                     FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
+                     WHERE j.state = 'queued' AND (j.not_before IS NULL OR j.not_before <= ?1)
+                       AND (j.node IS NULL OR j.node = ?2)
+                       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+                     ORDER BY j.id LIMIT 1",
+                    args![now, &*node],
+                    |row| {
                         let headers: String = row.get(6)?;
                         let events: Option<String> = row.get(3)?;
                         Ok(ClaimedJob {
@@ -130,22 +129,16 @@ impl Queue {
                             body: row.get(7)?,
                             max_attempts: row.get(8)?,
                         })
-                    })
-                    .optional()?;
+                    },
+                )?;
                 if let Some(job) = &job {
-                    conn.prepare_cached(
+                    db.execute(
                         "UPDATE jobs SET state = 'running', attempts = ?2, started_at = ?3, finished_at = NULL,
                                          summary = NULL, error = NULL, not_before = NULL, ran_on = ?4,
                                          lease_until = ?3 + ?5
                          WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        job.id,
-                        job.attempt,
-                        now,
-                        &*node,
-                        crate::node::LEASE.as_millis() as i64
-                    ])?;
+                        args![job.id, job.attempt, now, &*node, crate::node::LEASE.as_millis() as i64],
+                    )?;
                 }
                 Ok(job)
             })
@@ -156,12 +149,12 @@ impl Queue {
     pub async fn requeue_running(&self) -> anyhow::Result<usize> {
         let node = self.node.clone();
         self.writer
-            .call(move |conn| {
-                Ok(conn.execute(
+            .call(move |db| {
+                db.execute(
                     "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
                      WHERE state = 'running' AND ran_on = ?1",
-                    [&*node],
-                )?)
+                    args![&*node],
+                )
             })
             .await
     }
@@ -169,18 +162,18 @@ impl Queue {
     /// Appends a log line to a job (without waiting for the commit).
     pub fn log(&self, job: i64, attempt: i64, step: Option<&str>, level: &str, message: &str) {
         let (step, level, message) = (step.map(str::to_owned), level.to_owned(), message.to_owned());
-        self.writer.detach(move |conn| {
-            conn.prepare_cached(
+        self.writer.detach(move |db| {
+            db.execute(
                 "INSERT INTO logs (job_id, attempt, step, at, level, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![job, attempt, step, now_ms(), level, message])?;
+                args![job, attempt, step, now_ms(), level, message],
+            )?;
             Ok(())
         });
     }
 
     /// Records a finished step.
     pub async fn record_step(&self, job: i64, attempt: i64, step: StepRecord) -> anyhow::Result<()> {
-        self.writer.call(move |conn| Ok(insert_step(conn, job, attempt, &step)?)).await
+        self.writer.call(move |db| insert_step(db, job, attempt, &step)).await
     }
 
     /// Ends a job in a final state, recording the step that ended it in the same transaction.
@@ -195,18 +188,17 @@ impl Queue {
     ) -> anyhow::Result<()> {
         let (summary, error) = (summary.to_owned(), error.map(str::to_owned));
         self.writer
-            .call(move |conn| {
+            .call(move |db| {
                 if let Some(step) = &last_step {
-                    insert_step(conn, job, attempt, step)?;
+                    insert_step(db, job, attempt, step)?;
                 }
                 // Only the attempt that holds the job ends it: one whose lease expired (its
                 // node was taken for dead) or that outlived a shutdown was queued again.
-                let ended = conn
-                    .prepare_cached(
-                        "UPDATE jobs SET state = ?2, finished_at = ?3, summary = ?4, error = ?5, lease_until = NULL
-                         WHERE id = ?1 AND attempts = ?6 AND state = 'running'",
-                    )?
-                    .execute(params![job, state.as_str(), now_ms(), summary, error, attempt])?;
+                let ended = db.execute(
+                    "UPDATE jobs SET state = ?2, finished_at = ?3, summary = ?4, error = ?5, lease_until = NULL
+                     WHERE id = ?1 AND attempts = ?6 AND state = 'running'",
+                    args![job, state.as_str(), now_ms(), summary, error, attempt],
+                )?;
                 if ended == 0 {
                     tracing::warn!(
                         job,
@@ -237,25 +229,25 @@ impl Queue {
         let (summary, error) = (summary.to_owned(), error.map(str::to_owned));
         let superseded_by = self
             .writer
-            .call(move |conn| {
+            .call(move |db| {
                 if let Some(step) = &last_step {
-                    insert_step(conn, job, attempt, step)?;
+                    insert_step(db, job, attempt, step)?;
                 }
-                let newer = newer_queued(conn, job)?;
+                let newer = newer_queued(db, job)?;
                 let now = now_ms();
                 match newer {
                     Some(newer) => {
-                        conn.execute(
+                        db.execute(
                             "UPDATE jobs SET state = 'failed', finished_at = ?2, summary = ?3, error = ?4 WHERE id = ?1",
-                            params![job, now, format!("{summary} (not retried: job {newer} has a newer event)"), error],
+                            args![job, now, format!("{summary} (not retried: job {newer} has a newer event)"), error],
                         )?;
                     }
                     None => {
-                        conn.execute(
+                        db.execute(
                             "UPDATE jobs SET state = 'queued', not_before = ?2, summary = ?3, error = ?4,
                                              lease_until = NULL
                              WHERE id = ?1 AND attempts = ?5 AND state = 'running'",
-                            params![job, now + backoff.as_millis() as i64, summary, error, attempt],
+                            args![job, now + backoff.as_millis() as i64, summary, error, attempt],
                         )?;
                     }
                 }
@@ -268,43 +260,40 @@ impl Queue {
 
     /// Cancels a queued job, or asks a running one to stop before its next step.
     pub async fn cancel(&self, job: i64) -> anyhow::Result<Option<Cancelled>> {
-        let result = self
-            .writer
-            .call(move |conn| {
+        self.writer
+            .call(move |db| {
                 let state: Option<String> =
-                    conn.query_row("SELECT state FROM jobs WHERE id = ?1", [job], |row| row.get(0)).optional()?;
+                    db.query_opt("SELECT state FROM jobs WHERE id = ?1", args![job], |row| row.get(0))?;
                 let Some(state) = state else { return Ok(None) };
                 let result = match state.as_str() {
                     "queued" => {
-                        conn.execute(
+                        db.execute(
                             "UPDATE jobs SET state = 'cancelled', finished_at = ?2, summary = 'cancelled before it ran',
                                              not_before = NULL
                              WHERE id = ?1",
-                            params![job, now_ms()],
+                            args![job, now_ms()],
                         )?;
                         Cancelled::Cancelled
                     }
                     "running" => {
-                        conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [job])?;
+                        db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", args![job])?;
                         Cancelled::Requested
                     }
                     _ => Cancelled::AlreadyFinished,
                 };
                 Ok(Some(result))
             })
-            .await?;
-        Ok(result)
+            .await
     }
 
     /// Whether a cancel was requested for a running job.
     pub async fn cancel_requested(&self, job: i64) -> anyhow::Result<bool> {
         self.writer
-            .call(move |conn| {
-                Ok(conn
-                    .prepare_cached("SELECT cancel_requested FROM jobs WHERE id = ?1")?
-                    .query_row([job], |row| row.get::<_, bool>(0))
-                    .optional()?
-                    .unwrap_or(false))
+            .call(move |db| {
+                let requested = db.query_opt("SELECT cancel_requested FROM jobs WHERE id = ?1", args![job], |row| {
+                    row.get::<i64>(0)
+                })?;
+                Ok(requested.is_some_and(|flag| flag != 0))
             })
             .await
     }
@@ -313,21 +302,21 @@ impl Queue {
     pub async fn retry(&self, job: i64) -> anyhow::Result<Option<Retried>> {
         let result = self
             .writer
-            .call(move |conn| {
+            .call(move |db| {
                 let state: Option<String> =
-                    conn.query_row("SELECT state FROM jobs WHERE id = ?1", [job], |row| row.get(0)).optional()?;
+                    db.query_opt("SELECT state FROM jobs WHERE id = ?1", args![job], |row| row.get(0))?;
                 let Some(state) = state else { return Ok(None) };
                 if matches!(state.as_str(), "queued" | "running") {
                     return Ok(Some(Retried::NotFinished));
                 }
-                if let Some(newer) = newer_queued(conn, job)? {
+                if let Some(newer) = newer_queued(db, job)? {
                     return Ok(Some(Retried::Superseded(newer.to_string())));
                 }
-                conn.execute(
+                db.execute(
                     "UPDATE jobs SET state = 'queued', not_before = NULL, cancel_requested = 0, finished_at = NULL,
                                      max_attempts = attempts + 1
                      WHERE id = ?1",
-                    [job],
+                    args![job],
                 )?;
                 Ok(Some(Retried::Queued))
             })
@@ -340,23 +329,25 @@ impl Queue {
 
     /// A job with its event, deliveries, and its latest attempt's steps and log lines.
     pub async fn job(&self, id: i64) -> anyhow::Result<Option<JobView>> {
-        self.writer.call(move |conn| job_view(conn, id)).await
+        self.writer.call(move |db| job_view(db, id)).await
     }
 
     /// Jobs, newest first.
     pub async fn jobs(&self, filter: JobFilter) -> anyhow::Result<Vec<JobSummary>> {
         self.writer
-            .call(move |conn| {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM jobs j
-                     WHERE (?1 IS NULL OR j.state = ?1) AND (?2 IS NULL OR j.repo = ?2) AND (?3 IS NULL OR j.rule = ?3)
-                       AND (?4 IS NULL OR j.id < ?4)
-                     ORDER BY j.id DESC LIMIT ?5"
-                ))?;
+            .call(move |db| {
                 let limit = filter.limit.clamp(1, 500) as i64;
                 let state = filter.state.map(JobState::as_str);
-                let rows = stmt.query_map(params![state, filter.repo, filter.rule, filter.before, limit], summary)?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                db.query(
+                    &format!(
+                        "SELECT {SUMMARY_COLUMNS} FROM jobs j
+                         WHERE (CAST(?1 AS TEXT) IS NULL OR j.state = ?1) AND (CAST(?2 AS TEXT) IS NULL OR j.repo = ?2)
+                           AND (CAST(?3 AS TEXT) IS NULL OR j.rule = ?3) AND (CAST(?4 AS BIGINT) IS NULL OR j.id < ?4)
+                         ORDER BY j.id DESC LIMIT ?5"
+                    ),
+                    args![state, filter.repo, filter.rule, filter.before, limit],
+                    summary,
+                )
             })
             .await
     }
@@ -364,17 +355,18 @@ impl Queue {
     /// Log lines of a job's latest attempt after position `after`, and the job's state.
     pub async fn logs_since(&self, job: i64, after: i64) -> anyhow::Result<Option<(String, Vec<LogView>)>> {
         self.writer
-            .call(move |conn| {
-                let found: Option<(String, i64)> = conn
-                    .prepare_cached("SELECT state, attempts FROM jobs WHERE id = ?1")?
-                    .query_row([job], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
+            .call(move |db| {
+                let found: Option<(String, i64)> =
+                    db.query_opt("SELECT state, attempts FROM jobs WHERE id = ?1", args![job], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?;
                 let Some((state, attempt)) = found else { return Ok(None) };
-                let mut stmt = conn.prepare_cached(
+                let lines = db.query(
                     "SELECT seq, at, step, level, message FROM logs
                      WHERE job_id = ?1 AND attempt = ?2 AND seq > ?3 ORDER BY seq LIMIT 1000",
+                    args![job, attempt, after],
+                    log_line,
                 )?;
-                let lines = stmt.query_map(params![job, attempt, after], log_line)?.collect::<Result<_, _>>()?;
                 Ok(Some((state, lines)))
             })
             .await
@@ -383,10 +375,10 @@ impl Queue {
     /// Counts of jobs by state.
     pub async fn job_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
         self.writer
-            .call(|conn| {
-                let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM jobs GROUP BY state")?;
-                let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            .call(|db| {
+                db.query("SELECT state, count(*) FROM jobs GROUP BY state", args![], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
             })
             .await
     }
@@ -394,68 +386,69 @@ impl Queue {
     /// Queued and running jobs, oldest first.
     pub async fn pending(&self) -> anyhow::Result<Vec<QueueEntry>> {
         self.writer
-            .call(|conn| {
-                let mut stmt = conn.prepare_cached(
+            .call(|db| {
+                db.query(
                     "SELECT j.id, j.repo, d.normalised, j.event_index, j.rule, j.state
                      FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                      WHERE j.state IN ('queued', 'running') ORDER BY j.id",
-                )?;
-                let rows = stmt.query_map([], |row| {
-                    let repo: String = row.get(1)?;
-                    let normalised: Option<String> = row.get(2)?;
-                    let event = event_at(normalised.as_deref(), row.get(3)?);
-                    let clone_url = serde_json::from_str::<serde_json::Value>(&event)
-                        .ok()
-                        .and_then(|event| event["repository"]["clone_url"].as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    Ok(QueueEntry {
-                        id: row.get::<_, i64>(0)?.to_string(),
-                        repo_name: repo.rsplit('/').next().unwrap_or_default().to_owned(),
-                        repo_url: clone_url,
-                        action: row.get(4)?,
-                        state: row.get(5)?,
-                    })
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                    args![],
+                    |row| {
+                        let repo: String = row.get(1)?;
+                        let normalised: Option<String> = row.get(2)?;
+                        let event = event_at(normalised.as_deref(), row.get(3)?);
+                        let clone_url = serde_json::from_str::<serde_json::Value>(&event)
+                            .ok()
+                            .and_then(|event| event["repository"]["clone_url"].as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        Ok(QueueEntry {
+                            id: row.get::<i64>(0)?.to_string(),
+                            repo_name: repo.rsplit('/').next().unwrap_or_default().to_owned(),
+                            repo_url: clone_url,
+                            action: row.get(4)?,
+                            state: row.get(5)?,
+                        })
+                    },
+                )
             })
             .await
     }
 }
 
-fn insert_step(conn: &Connection, job: i64, attempt: i64, step: &StepRecord) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO steps
-            (job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        job,
-        step.index as i64,
-        attempt,
-        step.name,
-        step.plugin,
-        step.status,
-        step.summary,
-        step.output,
-        step.started_at,
-        step.finished_at
-    ])?;
+fn insert_step(db: Db, job: i64, attempt: i64, step: &StepRecord) -> anyhow::Result<()> {
+    db.execute(
+        "INSERT INTO steps (job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (job_id, attempt, idx) DO UPDATE SET
+            name = excluded.name, plugin = excluded.plugin, status = excluded.status, summary = excluded.summary,
+            output = excluded.output, started_at = excluded.started_at, finished_at = excluded.finished_at",
+        args![
+            job,
+            step.index as i64,
+            attempt,
+            step.name,
+            step.plugin,
+            step.status,
+            step.summary,
+            step.output,
+            step.started_at,
+            step.finished_at
+        ],
+    )?;
     Ok(())
 }
 
 /// Another queued job with `job`'s coalescing key.
-fn newer_queued(conn: &Connection, job: i64) -> rusqlite::Result<Option<i64>> {
-    conn.query_row(
+fn newer_queued(db: Db, job: i64) -> anyhow::Result<Option<i64>> {
+    db.query_opt(
         "SELECT other.id FROM jobs this JOIN jobs other
            ON other.coalesce_key = this.coalesce_key AND other.state = 'queued' AND other.id <> this.id
          WHERE this.id = ?1",
-        [job],
+        args![job],
         |row| row.get(0),
     )
-    .optional()
 }
 
-fn log_line(row: &Row) -> rusqlite::Result<LogView> {
+fn log_line(row: &Row) -> anyhow::Result<LogView> {
     Ok(LogView {
         seq: row.get(0)?,
         at: rfc3339(row.get(1)?),
@@ -465,55 +458,53 @@ fn log_line(row: &Row) -> rusqlite::Result<LogView> {
     })
 }
 
-fn job_view(conn: &Connection, id: i64) -> anyhow::Result<Option<JobView>> {
-    let job = conn
-        .query_row(
-            "SELECT j.id, j.state, j.rule, d.id, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
-                    j.finished_at, j.summary, j.error, j.max_attempts, j.not_before, j.cancel_requested,
-                    d.normalised, j.event_index, j.node, j.ran_on
-             FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq WHERE j.id = ?1",
-            [id],
-            |row| {
-                let events: Option<String> = row.get(15)?;
-                let event = event_at(events.as_deref(), row.get(16)?);
-                Ok(JobView {
-                    id: row.get::<_, i64>(0)?.to_string(),
-                    state: row.get(1)?,
-                    rule: row.get(2)?,
-                    delivery: row.get(3)?,
-                    repo: row.get(4)?,
-                    git_ref: row.get(5)?,
-                    attempts: row.get(6)?,
-                    created_at: rfc3339(row.get(7)?),
-                    started_at: row.get::<_, Option<i64>>(8)?.map(rfc3339),
-                    finished_at: row.get::<_, Option<i64>>(9)?.map(rfc3339),
-                    summary: row.get(10)?,
-                    error: row.get(11)?,
-                    max_attempts: row.get(12)?,
-                    not_before: row.get::<_, Option<i64>>(13)?.map(rfc3339),
-                    cancel_requested: row.get(14)?,
-                    node: row.get(17)?,
-                    ran_on: row.get(18)?,
-                    deliveries: Vec::new(),
-                    event: serde_json::from_str(&event).unwrap_or(serde_json::Value::Null),
-                    steps: Vec::new(),
-                    logs: Vec::new(),
-                })
-            },
-        )
-        .optional()?;
+fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
+    let job = db.query_opt(
+        "SELECT j.id, j.state, j.rule, d.id, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
+                j.finished_at, j.summary, j.error, j.max_attempts, j.not_before, j.cancel_requested,
+                d.normalised, j.event_index, j.node, j.ran_on
+         FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq WHERE j.id = ?1",
+        args![id],
+        |row| {
+            let events: Option<String> = row.get(15)?;
+            let event = event_at(events.as_deref(), row.get(16)?);
+            Ok(JobView {
+                id: row.get::<i64>(0)?.to_string(),
+                state: row.get(1)?,
+                rule: row.get(2)?,
+                delivery: row.get(3)?,
+                repo: row.get(4)?,
+                git_ref: row.get(5)?,
+                attempts: row.get(6)?,
+                created_at: rfc3339(row.get(7)?),
+                started_at: row.get::<Option<i64>>(8)?.map(rfc3339),
+                finished_at: row.get::<Option<i64>>(9)?.map(rfc3339),
+                summary: row.get(10)?,
+                error: row.get(11)?,
+                max_attempts: row.get(12)?,
+                not_before: row.get::<Option<i64>>(13)?.map(rfc3339),
+                cancel_requested: row.get::<i64>(14)? != 0,
+                node: row.get(17)?,
+                ran_on: row.get(18)?,
+                deliveries: Vec::new(),
+                event: serde_json::from_str(&event).unwrap_or(serde_json::Value::Null),
+                steps: Vec::new(),
+                logs: Vec::new(),
+            })
+        },
+    )?;
     let Some(mut job) = job else { return Ok(None) };
-    let mut deliveries = conn.prepare_cached(
+    job.deliveries = db.query(
         "SELECT d.id FROM job_deliveries x JOIN deliveries d ON d.seq = x.delivery_seq
          WHERE x.job_id = ?1 ORDER BY x.at, x.delivery_seq",
+        args![id],
+        |row| row.get(0),
     )?;
-    job.deliveries = deliveries.query_map([id], |row| row.get(0))?.collect::<Result<_, _>>()?;
-    let mut steps = conn.prepare_cached(
+    job.steps = db.query(
         "SELECT name, plugin, status, summary, output, finished_at - started_at
          FROM steps WHERE job_id = ?1 AND attempt = ?2 ORDER BY idx",
-    )?;
-    job.steps = steps
-        .query_map(params![id, job.attempts], |row| {
+        args![id, job.attempts],
+        |row| {
             let output: Option<String> = row.get(4)?;
             Ok(StepView {
                 name: row.get(0)?,
@@ -523,11 +514,12 @@ fn job_view(conn: &Connection, id: i64) -> anyhow::Result<Option<JobView>> {
                 output: output.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(serde_json::Value::Null),
                 duration_ms: row.get(5)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut logs = conn.prepare_cached(
-        "SELECT seq, at, step, level, message FROM logs WHERE job_id = ?1 AND attempt = ?2 ORDER BY seq",
+        },
     )?;
-    job.logs = logs.query_map(params![id, job.attempts], log_line)?.collect::<Result<_, _>>()?;
+    job.logs = db.query(
+        "SELECT seq, at, step, level, message FROM logs WHERE job_id = ?1 AND attempt = ?2 ORDER BY seq",
+        args![id, job.attempts],
+        log_line,
+    )?;
     Ok(Some(job))
 }

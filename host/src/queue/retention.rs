@@ -1,8 +1,8 @@
 //! Retention: finished jobs and deliveries are pruned by age and by count; queued and
 //! running jobs, and the deliveries they carry, never are.
 
+use super::db::args;
 use super::{Queue, now_ms};
-use rusqlite::params;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -36,42 +36,42 @@ impl Queue {
     /// Removes what `retention` no longer keeps, in one transaction.
     pub async fn prune(&self, retention: Retention) -> anyhow::Result<Pruned> {
         self.writer
-            .call(move |conn| {
+            .call(move |db| {
                 let cutoff = now_ms() - retention.max_age.as_millis() as i64;
-                conn.execute_batch(
-                    "CREATE TEMP TABLE IF NOT EXISTS doomed_jobs (id INTEGER PRIMARY KEY);
-                     CREATE TEMP TABLE IF NOT EXISTS doomed_deliveries (seq INTEGER PRIMARY KEY);
+                db.batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS doomed_jobs (id BIGINT PRIMARY KEY);
+                     CREATE TEMP TABLE IF NOT EXISTS doomed_deliveries (seq BIGINT PRIMARY KEY);
                      DELETE FROM doomed_jobs; DELETE FROM doomed_deliveries;",
                 )?;
-                conn.execute(
+                db.execute(
                     "INSERT INTO doomed_jobs (id)
                      SELECT id FROM jobs WHERE state NOT IN ('queued', 'running')
                        AND (COALESCE(finished_at, created_at) < ?1
                             OR id NOT IN (SELECT id FROM jobs WHERE state NOT IN ('queued', 'running')
                                           ORDER BY id DESC LIMIT ?2))",
-                    params![cutoff, retention.keep_jobs as i64],
+                    args![cutoff, retention.keep_jobs as i64],
                 )?;
-                conn.execute_batch(
+                db.batch(
                     "DELETE FROM logs WHERE job_id IN (SELECT id FROM doomed_jobs);
                      DELETE FROM steps WHERE job_id IN (SELECT id FROM doomed_jobs);
                      DELETE FROM job_deliveries WHERE job_id IN (SELECT id FROM doomed_jobs);",
                 )?;
-                let jobs = conn.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM doomed_jobs)", [])?;
-                conn.execute(
+                let jobs = db.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM doomed_jobs)", args![])?;
+                db.execute(
                     "INSERT INTO doomed_deliveries (seq)
                      SELECT seq FROM deliveries
                      WHERE (received_at < ?1
                             OR seq NOT IN (SELECT seq FROM deliveries ORDER BY seq DESC LIMIT ?2))
                        AND seq NOT IN (SELECT delivery_seq FROM jobs)
                        AND seq NOT IN (SELECT delivery_seq FROM job_deliveries)",
-                    params![cutoff, retention.keep_deliveries as i64],
+                    args![cutoff, retention.keep_deliveries as i64],
                 )?;
-                conn.execute_batch(
+                db.batch(
                     "UPDATE deliveries SET duplicate_of = NULL WHERE duplicate_of IN (SELECT seq FROM doomed_deliveries);
                      UPDATE deliveries SET redelivery_of = NULL WHERE redelivery_of IN (SELECT seq FROM doomed_deliveries);",
                 )?;
                 let deliveries =
-                    conn.execute("DELETE FROM deliveries WHERE seq IN (SELECT seq FROM doomed_deliveries)", [])?;
+                    db.execute("DELETE FROM deliveries WHERE seq IN (SELECT seq FROM doomed_deliveries)", args![])?;
                 Ok(Pruned { jobs, deliveries })
             })
             .await

@@ -6,6 +6,7 @@
 //! Checkpoints (copying the write-ahead log into the database file) run on a second
 //! thread with its own connection, so that commits never wait for them.
 
+use super::db::Db;
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,12 +38,12 @@ struct Call<F, R> {
 impl<T, F, R> Request for Call<F, R>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> anyhow::Result<T> + Send,
+    F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send,
     R: FnOnce(anyhow::Result<T>) + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply) {
         let Call { f, reply } = *self;
-        let result = f(conn);
+        let result = f(Db::sqlite(conn));
         let ok = result.is_ok();
         let reply: Reply = Box::new(move |committed| {
             reply(committed.map_err(|err| anyhow::anyhow!("committing to the queue: {err}")).and(result));
@@ -113,7 +114,7 @@ impl Writer {
     pub async fn call<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         self.submit(f, move |result| {
@@ -126,7 +127,7 @@ impl Writer {
     /// that nobody waits on, such as plugin log lines.
     pub fn detach<F>(&self, f: F)
     where
-        F: FnOnce(&Connection) -> anyhow::Result<()> + Send + 'static,
+        F: FnOnce(Db<'_>) -> anyhow::Result<()> + Send + 'static,
     {
         let submitted = self.submit(f, |result: anyhow::Result<()>| {
             if let Err(err) = result {
@@ -141,7 +142,7 @@ impl Writer {
     fn submit<T, F, R>(&self, f: F, reply: R) -> anyhow::Result<()>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send + 'static,
         R: FnOnce(anyhow::Result<T>) + Send + 'static,
     {
         if self.is_closed() {
