@@ -49,6 +49,9 @@ pub struct Config {
     pub compat: compat::Compat,
     /// `[retention]`: how much history to keep.
     pub retention: crate::queue::Retention,
+    /// `[store] url`: the PostgreSQL database that daemons share; none: the SQLite file
+    /// in `data_dir`.
+    pub store: Option<Secret>,
 }
 
 /// `[server]`: how the daemon listens and where it keeps its data.
@@ -279,7 +282,21 @@ impl Checker<'_> {
             }
         }
         let retention = self.retention(raw.retention);
-        let config = Config { path: self.path.to_path_buf(), server, sources, plugins, rules, compat, retention };
+        let store = raw.store.url.as_ref().and_then(|url| {
+            let text = self.expand(url)?;
+            if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+                Some(Secret::new(text))
+            } else {
+                self.problem(
+                    Some(url.span()),
+                    "`[store] url` must be a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE); \
+                     leave [store] out for the SQLite file in data_dir",
+                );
+                None
+            }
+        });
+        let config =
+            Config { path: self.path.to_path_buf(), server, sources, plugins, rules, compat, retention, store };
         self.cross_check(&config);
         config
     }

@@ -34,7 +34,14 @@ impl Daemon {
         let data_dir = config.server.data_dir.clone();
         // Before anything touches the directory: a second daemon must change nothing.
         let lock = crate::lock::DataDirLock::acquire(&data_dir)?;
-        let queue = Queue::open_as(&data_dir, &config.server.node)?;
+        let node = config.server.node.clone();
+        let queue = match &config.store {
+            None => Queue::open_as(&data_dir, &node)?,
+            Some(url) => {
+                let url = url.expose().to_owned();
+                tokio::task::spawn_blocking(move || Queue::open_postgres(&url, &node)).await??
+            }
+        };
         crate::worker::workspace::clear_stale(&data_dir);
         let specs: Vec<_> = config.plugins.values().cloned().collect();
         let cache_dir = data_dir.join("cache");
@@ -80,7 +87,7 @@ impl Daemon {
             %addr,
             workers = worker_count,
             node = self.queue.node(),
-            queue = %self.queue.path().display(),
+            queue = %self.queue.location(),
             "gitauto is serving"
         );
         let drain = config.server.header_timeout + config.server.body_timeout;

@@ -28,4 +28,6 @@ pub mod send;
 pub mod server;
 pub mod shutdown;
 pub mod template;
+#[doc(hidden)]
+pub mod testing;
 pub mod worker;

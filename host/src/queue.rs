@@ -17,10 +17,10 @@ mod retention;
 mod writer;
 
 use anyhow::Context;
-use db::{Db, args};
+use db::{Db, PgConn, args};
 use rusqlite::Connection;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use writer::Writer;
@@ -338,7 +338,8 @@ pub struct QueueEntry {
 #[derive(Clone)]
 pub struct Queue {
     writer: Writer,
-    path: Arc<PathBuf>,
+    /// Where the queue is: the SQLite file, or the PostgreSQL URL without its password.
+    location: Arc<str>,
     wake: Arc<Notify>,
     /// The node this daemon is: it claims jobs for any node and for itself.
     node: Arc<str>,
@@ -380,7 +381,31 @@ impl Queue {
             tracing::warn!(requeued, "re-queued jobs that were running when gitauto last stopped");
         }
         let writer = Writer::start(conn, &path).context("starting the queue's database threads")?;
-        Ok(Self { writer, path: Arc::new(path), wake: Arc::new(Notify::new()), node: Arc::from(node) })
+        Ok(Self {
+            writer,
+            location: Arc::from(path.display().to_string()),
+            wake: Arc::new(Notify::new()),
+            node: Arc::from(node),
+        })
+    }
+
+    /// Connects to the PostgreSQL queue at `url` as node `node`, creating or migrating its
+    /// tables (one daemon at a time, under an advisory lock, so that daemons starting
+    /// together do not race), and re-queues this node's jobs that were running when its
+    /// last process stopped. Several daemons may share it.
+    pub fn open_postgres(url: &str, node: &str) -> anyhow::Result<Self> {
+        let location = redacted(url);
+        let this = node.to_owned();
+        let writer = Writer::start_postgres(url.to_owned(), move |conn| {
+            migrate_postgres(conn)?;
+            let requeued = conn.requeue_running_of(&this)?;
+            if requeued > 0 {
+                tracing::warn!(requeued, "re-queued this node's jobs that were running when it last stopped");
+            }
+            Ok(())
+        })
+        .with_context(|| format!("opening the queue at {location}"))?;
+        Ok(Self { writer, location: Arc::from(location), wake: Arc::new(Notify::new()), node: Arc::from(node) })
     }
 
     /// Commits what was submitted, then closes the database files; later calls fail.
@@ -399,9 +424,9 @@ impl Queue {
         &self.node
     }
 
-    /// The SQLite file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the queue is: the SQLite file, or the PostgreSQL URL without its password.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Notified when a job may have become claimable (one was queued, or a key freed).
@@ -495,8 +520,9 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
             // A quiet period starts again, but never past ten of them after the job was queued.
             db.execute(
                 "UPDATE jobs SET delivery_seq = ?2, event_index = ?3, git_ref = ?4, max_attempts = ?5,
-                        not_before = CASE WHEN ?7 > 0 THEN
-                            CASE WHEN ?6 + ?7 < created_at + 10 * ?7 THEN ?6 + ?7 ELSE created_at + 10 * ?7 END
+                        not_before = CASE WHEN CAST(?7 AS BIGINT) > 0 THEN
+                            CASE WHEN CAST(?6 AS BIGINT) + ?7 < created_at + 10 * ?7 THEN CAST(?6 AS BIGINT) + ?7
+                                 ELSE created_at + 10 * ?7 END
                         ELSE not_before END
                  WHERE id = ?1",
                 args![id, seq, event_index, job.git_ref, job.max_attempts, now, job.quiet_ms],
@@ -506,7 +532,8 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
         None => db.query_one(
             "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
                                state, created_at, not_before, node)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, CASE WHEN ?10 > 0 THEN ?9 + ?10 END, ?11)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
+                     CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11)
              RETURNING id",
             args![
                 seq,
@@ -530,6 +557,52 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
         args![id, seq, event_index, now],
     )?;
     Ok((id, existing.is_some()))
+}
+
+/// The PostgreSQL schema's version; `gitauto_schema` records the database's.
+const POSTGRES_SCHEMA_VERSION: i64 = 1;
+
+/// Creates the tables on an empty database, under a transaction-wide advisory lock so that
+/// daemons starting together wait for the first one instead of racing it.
+fn migrate_postgres(conn: &mut PgConn) -> anyhow::Result<()> {
+    conn.batch(
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(4707650677207403);
+         CREATE TABLE IF NOT EXISTS gitauto_schema (version BIGINT NOT NULL);",
+    )?;
+    let version = conn.schema_version()?;
+    let migrated = match version {
+        None => conn
+            .batch(&format!(
+                "{} INSERT INTO gitauto_schema (version) VALUES ({POSTGRES_SCHEMA_VERSION});",
+                include_str!("queue/postgres.sql")
+            ))
+            .map_err(anyhow::Error::from),
+        Some(version) if version > POSTGRES_SCHEMA_VERSION => Err(anyhow::anyhow!(
+            "the queue database has schema version {version}, newer than this gitauto understands \
+             ({POSTGRES_SCHEMA_VERSION}); run a newer gitauto"
+        )),
+        Some(_) => Ok(()),
+    };
+    match migrated {
+        Ok(()) => Ok(conn.batch("COMMIT")?),
+        Err(err) => {
+            let _ = conn.batch("ROLLBACK");
+            Err(err.context("creating the queue's tables"))
+        }
+    }
+}
+
+/// `url` without its password, for messages and logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn migrate(conn: &Connection) -> anyhow::Result<()> {
@@ -632,6 +705,39 @@ pub fn rfc3339(ms: i64) -> String {
 mod tests {
     use super::*;
 
+    /// Where a test's queue lives: each test runs against both stores.
+    enum Store {
+        Sqlite(tempfile::TempDir),
+        Postgres(String),
+    }
+
+    impl Store {
+        /// The queue, as node `node` (several nodes may share a store).
+        fn open(&self, node: &str) -> Queue {
+            match self {
+                Store::Sqlite(dir) => Queue::open_as(dir.path(), node).unwrap(),
+                Store::Postgres(url) => Queue::open_postgres(url, node).unwrap(),
+            }
+        }
+
+        /// Runs one statement directly on the store.
+        fn execute(&self, sql: &str) {
+            match self {
+                Store::Sqlite(dir) => {
+                    Connection::open(dir.path().join("gitauto.sqlite")).unwrap().execute_batch(sql).unwrap()
+                }
+                Store::Postgres(url) => crate::testing::execute(url, sql),
+            }
+        }
+    }
+
+    /// A fresh SQLite queue, and a fresh PostgreSQL database when a server can run here.
+    fn stores() -> Vec<Store> {
+        let mut stores = vec![Store::Sqlite(tempfile::tempdir().unwrap())];
+        stores.extend(crate::testing::database().map(Store::Postgres));
+        stores
+    }
+
     fn delivery(id: &str) -> NewDelivery {
         NewDelivery {
             id: id.into(),
@@ -664,20 +770,22 @@ mod tests {
 
     #[tokio::test]
     async fn accepted_work_survives_reopening_and_running_jobs_are_requeued() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let queue = Queue::open(dir.path()).unwrap();
-            let accepted = queue.accept(delivery("d1"), vec![job("k1"), job("k2")]).await.unwrap();
-            assert_eq!(accepted.jobs.len(), 2);
-            let claimed = queue.claim().await.unwrap().unwrap();
-            assert_eq!((claimed.attempt, claimed.content_type.as_deref()), (1, Some("application/json")));
+        for store in stores() {
+            {
+                let queue = store.open("n");
+                let accepted = queue.accept(delivery("d1"), vec![job("k1"), job("k2")]).await.unwrap();
+                assert_eq!(accepted.jobs.len(), 2);
+                let claimed = queue.claim().await.unwrap().unwrap();
+                assert_eq!((claimed.attempt, claimed.content_type.as_deref()), (1, Some("application/json")));
+                queue.close().await;
+            }
+            let queue = store.open("n");
+            let first = queue.claim().await.unwrap().unwrap();
+            assert_eq!(first.attempt, 2, "the interrupted job runs again, attempt counted");
+            let second = queue.claim().await.unwrap().unwrap();
+            assert_ne!(first.id, second.id);
+            assert!(queue.claim().await.unwrap().is_none());
         }
-        let queue = Queue::open(dir.path()).unwrap();
-        let first = queue.claim().await.unwrap().unwrap();
-        assert_eq!(first.attempt, 2, "the interrupted job runs again, attempt counted");
-        let second = queue.claim().await.unwrap().unwrap();
-        assert_ne!(first.id, second.id);
-        assert!(queue.claim().await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -701,180 +809,187 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_run_on_any_node_on_every_live_node_or_on_named_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (Queue::open_as(dir.path(), "a").unwrap(), Queue::open_as(dir.path(), "b").unwrap());
-        a.join(1).await.unwrap();
-        b.join(1).await.unwrap();
-        let gone = Queue::open_as(dir.path(), "gone").unwrap();
-        gone.join(1).await.unwrap();
-        gone.leave().await.unwrap();
+        for store in stores() {
+            let (a, b) = (store.open("a"), store.open("b"));
+            a.join(1).await.unwrap();
+            b.join(1).await.unwrap();
+            let gone = store.open("gone");
+            gone.join(1).await.unwrap();
+            gone.leave().await.unwrap();
 
-        // `every`: one job per live node, serialised per node (both run at once).
-        let every = NewJob { run_on: RunOn::Every, coalesce_key: Some("k".into()), ..job("k") };
-        let accepted = a.accept(delivery("e1"), vec![every.clone()]).await.unwrap();
-        assert_eq!(accepted.jobs.len(), 2, "a and b, not the stopped node");
-        let on_b = b.claim().await.unwrap().expect("b's job");
-        let on_a = a.claim().await.unwrap().expect("a's job, though b runs the same key");
-        assert_ne!(on_a.id, on_b.id);
-        assert!(a.claim().await.unwrap().is_none() && b.claim().await.unwrap().is_none());
-        // Coalescing stays per node: a second event while both are queued makes no new job.
-        a.finish(on_a.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
-        b.finish(on_b.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
-        let first = a.accept(delivery("e2"), vec![every.clone()]).await.unwrap();
-        let second = b.accept(delivery("e3"), vec![every]).await.unwrap();
-        assert_eq!((second.jobs.clone(), second.coalesced), (first.jobs.clone(), 2));
-        let view = a.job(first.jobs[0].parse().unwrap()).await.unwrap().unwrap();
-        assert_eq!(view.node.as_deref(), Some("a"));
-        let claimed = a.claim().await.unwrap().unwrap();
-        assert_eq!(a.job(claimed.id).await.unwrap().unwrap().ran_on.as_deref(), Some("a"));
-        let other = b.claim().await.unwrap().unwrap();
-        for (queue, job) in [(&a, &claimed), (&b, &other)] {
-            queue.finish(job.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            // `every`: one job per live node, serialised per node (both run at once).
+            let every = NewJob { run_on: RunOn::Every, coalesce_key: Some("k".into()), ..job("k") };
+            let accepted = a.accept(delivery("e1"), vec![every.clone()]).await.unwrap();
+            assert_eq!(accepted.jobs.len(), 2, "a and b, not the stopped node");
+            let on_b = b.claim().await.unwrap().expect("b's job");
+            let on_a = a.claim().await.unwrap().expect("a's job, though b runs the same key");
+            assert_ne!(on_a.id, on_b.id);
+            assert!(a.claim().await.unwrap().is_none() && b.claim().await.unwrap().is_none());
+            // Coalescing stays per node: a second event while both are queued makes no new job.
+            a.finish(on_a.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            b.finish(on_b.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            let first = a.accept(delivery("e2"), vec![every.clone()]).await.unwrap();
+            let second = b.accept(delivery("e3"), vec![every]).await.unwrap();
+            assert_eq!((second.jobs.clone(), second.coalesced), (first.jobs.clone(), 2));
+            let view = a.job(first.jobs[0].parse().unwrap()).await.unwrap().unwrap();
+            assert_eq!(view.node.as_deref(), Some("a"));
+            let claimed = a.claim().await.unwrap().unwrap();
+            assert_eq!(a.job(claimed.id).await.unwrap().unwrap().ran_on.as_deref(), Some("a"));
+            let other = b.claim().await.unwrap().unwrap();
+            for (queue, job) in [(&a, &claimed), (&b, &other)] {
+                queue.finish(job.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            }
+
+            // Named nodes: a job each, even for one that is down; nobody else claims it.
+            let named = NewJob { run_on: RunOn::Nodes(vec!["b".into(), "gone".into()]), ..job("n") };
+            let accepted = a.accept(delivery("n1"), vec![named]).await.unwrap();
+            assert_eq!(accepted.jobs.len(), 2);
+            assert!(a.claim().await.unwrap().is_none(), "neither is a's");
+            let on_b = b.claim().await.unwrap().expect("b's");
+            assert_eq!(on_b.id.to_string(), accepted.jobs[0]);
+            assert_eq!(gone.claim().await.unwrap().map(|j| j.id.to_string()), Some(accepted.jobs[1].clone()));
+
+            // `any`: one job, claimed by whichever asks first.
+            let accepted = b.accept(delivery("y1"), vec![job("y")]).await.unwrap();
+            assert_eq!(accepted.jobs.len(), 1);
+            let claimed = a.claim().await.unwrap().expect("any node's");
+            assert_eq!(a.job(claimed.id).await.unwrap().unwrap().ran_on.as_deref(), Some("a"));
+
+            let nodes = a.nodes().await.unwrap();
+            let live: Vec<(&str, bool)> = nodes.iter().map(|n| (n.name.as_str(), n.live)).collect();
+            assert_eq!(live, [("a", true), ("b", true), ("gone", false)]);
         }
-
-        // Named nodes: a job each, even for one that is down; nobody else claims it.
-        let named = NewJob { run_on: RunOn::Nodes(vec!["b".into(), "gone".into()]), ..job("n") };
-        let accepted = a.accept(delivery("n1"), vec![named]).await.unwrap();
-        assert_eq!(accepted.jobs.len(), 2);
-        assert!(a.claim().await.unwrap().is_none(), "neither is a's");
-        let on_b = b.claim().await.unwrap().expect("b's");
-        assert_eq!(on_b.id.to_string(), accepted.jobs[0]);
-        assert_eq!(gone.claim().await.unwrap().map(|j| j.id.to_string()), Some(accepted.jobs[1].clone()));
-
-        // `any`: one job, claimed by whichever asks first.
-        let accepted = b.accept(delivery("y1"), vec![job("y")]).await.unwrap();
-        assert_eq!(accepted.jobs.len(), 1);
-        let claimed = a.claim().await.unwrap().expect("any node's");
-        assert_eq!(a.job(claimed.id).await.unwrap().unwrap().ran_on.as_deref(), Some("a"));
-
-        let nodes = a.nodes().await.unwrap();
-        let live: Vec<(&str, bool)> = nodes.iter().map(|n| (n.name.as_str(), n.live)).collect();
-        assert_eq!(live, [("a", true), ("b", true), ("gone", false)]);
     }
 
     #[tokio::test]
     async fn a_dead_nodes_jobs_run_again_elsewhere_and_its_late_end_is_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (Queue::open_as(dir.path(), "a").unwrap(), Queue::open_as(dir.path(), "b").unwrap());
-        a.accept(delivery("l1"), vec![job("k")]).await.unwrap();
-        let on_a = a.claim().await.unwrap().unwrap();
-        assert_eq!(b.heartbeat().await.unwrap(), 0, "a's lease holds");
-        // a stops renewing: its lease runs out.
-        let conn = Connection::open(dir.path().join("gitauto.sqlite")).unwrap();
-        conn.execute("UPDATE jobs SET lease_until = 0 WHERE id = ?1", [on_a.id]).unwrap();
-        assert_eq!(b.heartbeat().await.unwrap(), 1, "b queues a's job again");
-        let on_b = b.claim().await.unwrap().expect("b runs it");
-        assert_eq!((on_b.id, on_b.attempt), (on_a.id, 2));
-        // a comes back and ends its attempt: b's run is not overwritten.
-        a.finish(on_a.id, on_a.attempt, None, JobState::Failed, "late", None).await.unwrap();
-        assert_eq!(a.heartbeat().await.unwrap(), 0, "b's lease is renewed by b, not taken by a");
-        let view = b.job(on_b.id).await.unwrap().unwrap();
-        assert_eq!((view.state.as_str(), view.ran_on.as_deref()), ("running", Some("b")));
-        b.finish(on_b.id, on_b.attempt, None, JobState::Succeeded, "ok", None).await.unwrap();
-        assert_eq!(b.job(on_b.id).await.unwrap().unwrap().state, "succeeded");
+        for store in stores() {
+            let (a, b) = (store.open("a"), store.open("b"));
+            a.accept(delivery("l1"), vec![job("k")]).await.unwrap();
+            let on_a = a.claim().await.unwrap().unwrap();
+            assert_eq!(b.heartbeat().await.unwrap(), 0, "a's lease holds");
+            // a stops renewing: its lease runs out.
+            store.execute(&format!("UPDATE jobs SET lease_until = 0 WHERE id = {}", on_a.id));
+            assert_eq!(b.heartbeat().await.unwrap(), 1, "b queues a's job again");
+            let on_b = b.claim().await.unwrap().expect("b runs it");
+            assert_eq!((on_b.id, on_b.attempt), (on_a.id, 2));
+            // a comes back and ends its attempt: b's run is not overwritten.
+            a.finish(on_a.id, on_a.attempt, None, JobState::Failed, "late", None).await.unwrap();
+            assert_eq!(a.heartbeat().await.unwrap(), 0, "b's lease is renewed by b, not taken by a");
+            let view = b.job(on_b.id).await.unwrap().unwrap();
+            assert_eq!((view.state.as_str(), view.ran_on.as_deref()), ("running", Some("b")));
+            b.finish(on_b.id, on_b.attempt, None, JobState::Succeeded, "ok", None).await.unwrap();
+            assert_eq!(b.job(on_b.id).await.unwrap().unwrap().state, "succeeded");
+        }
     }
 
     #[tokio::test]
     async fn a_quiet_period_holds_a_job_until_events_stop_coming() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(dir.path()).unwrap();
-        let quiet = |_: &str| NewJob { coalesce_key: Some("k".into()), quiet_ms: 300, ..job("k") };
-        let first = queue.accept(delivery("q1"), vec![quiet("k")]).await.unwrap();
-        assert!(queue.claim().await.unwrap().is_none(), "held for its quiet period");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let second = queue.accept(delivery("q2"), vec![quiet("k")]).await.unwrap();
-        assert_eq!((second.jobs.clone(), second.coalesced), (first.jobs.clone(), 1), "coalesced into the held job");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert!(queue.claim().await.unwrap().is_none(), "the second event started the wait again");
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        let claimed = queue.claim().await.unwrap().expect("runs once the events stopped");
-        assert_eq!(claimed.id.to_string(), first.jobs[0]);
+        for store in stores() {
+            let queue = store.open("n");
+            let quiet = |_: &str| NewJob { coalesce_key: Some("k".into()), quiet_ms: 300, ..job("k") };
+            let first = queue.accept(delivery("q1"), vec![quiet("k")]).await.unwrap();
+            assert!(queue.claim().await.unwrap().is_none(), "held for its quiet period");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let second = queue.accept(delivery("q2"), vec![quiet("k")]).await.unwrap();
+            assert_eq!((second.jobs.clone(), second.coalesced), (first.jobs.clone(), 1), "coalesced into the held job");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(queue.claim().await.unwrap().is_none(), "the second event started the wait again");
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            let claimed = queue.claim().await.unwrap().expect("runs once the events stopped");
+            assert_eq!(claimed.id.to_string(), first.jobs[0]);
+        }
     }
 
     #[tokio::test]
     async fn duplicate_delivery_queues_nothing_and_returns_the_original_jobs() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(dir.path()).unwrap();
-        let first = queue.accept(delivery("same"), vec![job("k")]).await.unwrap();
-        let again = queue.accept(delivery("same"), vec![job("k")]).await.unwrap();
-        assert!(again.duplicate && !first.duplicate);
-        assert_eq!(again.jobs, first.jobs);
-        assert_eq!(queue.pending().await.unwrap().len(), 1);
+        for store in stores() {
+            let queue = store.open("n");
+            let first = queue.accept(delivery("same"), vec![job("k")]).await.unwrap();
+            let again = queue.accept(delivery("same"), vec![job("k")]).await.unwrap();
+            assert!(again.duplicate && !first.duplicate);
+            assert_eq!(again.jobs, first.jobs);
+            assert_eq!(queue.pending().await.unwrap().len(), 1);
+        }
     }
 
     #[tokio::test]
     async fn jobs_with_one_key_never_run_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(dir.path()).unwrap();
-        queue.accept(delivery("a"), vec![job("same")]).await.unwrap();
-        queue.accept(delivery("b"), vec![job("same")]).await.unwrap();
-        queue.accept(delivery("c"), vec![job("other")]).await.unwrap();
-        let one = queue.claim().await.unwrap().unwrap();
-        let other = queue.claim().await.unwrap().unwrap();
-        assert_eq!(other.id, one.id + 2, "the second `same` job waits; `other` runs");
-        assert!(queue.claim().await.unwrap().is_none());
-        queue.finish(one.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
-        assert_eq!(queue.claim().await.unwrap().unwrap().id, one.id + 1);
+        for store in stores() {
+            let queue = store.open("n");
+            queue.accept(delivery("a"), vec![job("same")]).await.unwrap();
+            queue.accept(delivery("b"), vec![job("same")]).await.unwrap();
+            queue.accept(delivery("c"), vec![job("other")]).await.unwrap();
+            let one = queue.claim().await.unwrap().unwrap();
+            let other = queue.claim().await.unwrap().unwrap();
+            assert_eq!(other.id, one.id + 2, "the second `same` job waits; `other` runs");
+            assert!(queue.claim().await.unwrap().is_none());
+            queue.finish(one.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            assert_eq!(queue.claim().await.unwrap().unwrap().id, one.id + 1);
+        }
     }
 
     #[tokio::test]
     async fn job_view_has_steps_and_logs() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(dir.path()).unwrap();
-        queue.accept(delivery("d"), vec![job("k")]).await.unwrap();
-        let claimed = queue.claim().await.unwrap().unwrap();
-        queue.log(claimed.id, 1, Some("s"), "info", "hello");
-        let step = StepRecord {
-            index: 0,
-            name: "s".into(),
-            plugin: "p".into(),
-            status: "success",
-            summary: "did it".into(),
-            output: Some(r#"{"new":"abc"}"#.into()),
-            started_at: 1000,
-            finished_at: 1250,
-        };
-        queue.record_step(claimed.id, 1, step).await.unwrap();
-        queue.finish(claimed.id, 1, None, JobState::Succeeded, "did it", None).await.unwrap();
-        let view = queue.job(claimed.id).await.unwrap().unwrap();
-        assert_eq!((view.state.as_str(), view.delivery.as_str(), view.attempts), ("succeeded", "d", 1));
-        assert_eq!(view.steps[0].output["new"], "abc");
-        assert_eq!(view.steps[0].duration_ms, 250);
-        assert_eq!(view.logs[0].message, "hello");
-        assert!(queue.job(999).await.unwrap().is_none());
-        assert_eq!(queue.pending().await.unwrap().len(), 0);
+        for store in stores() {
+            let queue = store.open("n");
+            queue.accept(delivery("d"), vec![job("k")]).await.unwrap();
+            let claimed = queue.claim().await.unwrap().unwrap();
+            queue.log(claimed.id, 1, Some("s"), "info", "hello");
+            let step = StepRecord {
+                index: 0,
+                name: "s".into(),
+                plugin: "p".into(),
+                status: "success",
+                summary: "did it".into(),
+                output: Some(r#"{"new":"abc"}"#.into()),
+                started_at: 1000,
+                finished_at: 1250,
+            };
+            queue.record_step(claimed.id, 1, step).await.unwrap();
+            queue.finish(claimed.id, 1, None, JobState::Succeeded, "did it", None).await.unwrap();
+            let view = queue.job(claimed.id).await.unwrap().unwrap();
+            assert_eq!((view.state.as_str(), view.delivery.as_str(), view.attempts), ("succeeded", "d", 1));
+            assert_eq!(view.steps[0].output["new"], "abc");
+            assert_eq!(view.steps[0].duration_ms, 250);
+            assert_eq!(view.logs[0].message, "hello");
+            assert!(queue.job(999).await.unwrap().is_none());
+            assert_eq!(queue.pending().await.unwrap().len(), 0);
+        }
     }
 
     #[tokio::test]
     async fn pruning_keeps_unfinished_work_and_the_newest_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = Queue::open(dir.path()).unwrap();
-        for n in 0..5 {
-            queue.accept(delivery(&format!("d{n}")), vec![job(&format!("k{n}"))]).await.unwrap();
+        for store in stores() {
+            let queue = store.open("n");
+            for n in 0..5 {
+                queue.accept(delivery(&format!("d{n}")), vec![job(&format!("k{n}"))]).await.unwrap();
+            }
+            for _ in 0..4 {
+                let claimed = queue.claim().await.unwrap().unwrap();
+                queue.log(claimed.id, 1, None, "info", "line");
+                queue.finish(claimed.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            }
+            let retention =
+                Retention { max_age: std::time::Duration::from_secs(3600), keep_jobs: 2, keep_deliveries: 1 };
+            let pruned = queue.prune(retention).await.unwrap();
+            assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
+            let left: Vec<String> = queue
+                .jobs(JobFilter { limit: 10, ..JobFilter::default() })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| j.state)
+                .collect();
+            assert_eq!(left, ["queued", "succeeded", "succeeded"], "the queued job and the two newest finished ones");
+            assert_eq!(queue.job(1).await.unwrap().map(|j| j.id), None);
+            let deliveries = queue.deliveries(DeliveryFilter { limit: 10, ..DeliveryFilter::default() }).await.unwrap();
+            assert_eq!(deliveries.len(), 3, "deliveries that remaining jobs carry stay");
+            // Everything finished and older than the age limit goes.
+            let pruned = queue.prune(Retention { max_age: std::time::Duration::ZERO, ..retention }).await.unwrap();
+            assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
+            assert_eq!(queue.pending().await.unwrap().len(), 1);
         }
-        for _ in 0..4 {
-            let claimed = queue.claim().await.unwrap().unwrap();
-            queue.log(claimed.id, 1, None, "info", "line");
-            queue.finish(claimed.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
-        }
-        let retention = Retention { max_age: std::time::Duration::from_secs(3600), keep_jobs: 2, keep_deliveries: 1 };
-        let pruned = queue.prune(retention).await.unwrap();
-        assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
-        let left: Vec<String> = queue
-            .jobs(JobFilter { limit: 10, ..JobFilter::default() })
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|j| j.state)
-            .collect();
-        assert_eq!(left, ["queued", "succeeded", "succeeded"], "the queued job and the two newest finished ones");
-        assert_eq!(queue.job(1).await.unwrap().map(|j| j.id), None);
-        let deliveries = queue.deliveries(DeliveryFilter { limit: 10, ..DeliveryFilter::default() }).await.unwrap();
-        assert_eq!(deliveries.len(), 3, "deliveries that remaining jobs carry stay");
-        // Everything finished and older than the age limit goes.
-        let pruned = queue.prune(Retention { max_age: std::time::Duration::ZERO, ..retention }).await.unwrap();
-        assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
-        assert_eq!(queue.pending().await.unwrap().len(), 1);
     }
 
     #[test]

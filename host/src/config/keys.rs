@@ -28,7 +28,9 @@ static ROOT: Shape = Shape::Table(&[
     ("rules", &Shape::Items(&RULE)),
     ("compat", &COMPAT),
     ("retention", &RETENTION),
+    ("store", &STORE),
 ]);
+static STORE: Shape = Shape::Table(&[("url", &ANY)]);
 static SERVER: Shape = Shape::Table(&[
     ("listen", &ANY),
     ("data_dir", &ANY),
@@ -218,6 +220,7 @@ mod tests {
             ("root", serde_keys::<raw::RawConfig>(), &ROOT),
             ("server", serde_keys::<raw::RawServer>(), &SERVER),
             ("retention", serde_keys::<raw::RawRetention>(), &RETENTION),
+            ("store", serde_keys::<raw::RawStore>(), &STORE),
             ("source", serde_keys::<raw::RawSource>(), &SOURCE),
             ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),

@@ -21,6 +21,15 @@ pub struct RawConfig {
     pub compat: RawCompat,
     #[serde(default)]
     pub retention: RawRetention,
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<Spanned<String>>,
 }
 
 /// `[retention]`.

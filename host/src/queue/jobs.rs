@@ -78,6 +78,9 @@ pub enum Retried {
     Superseded(String),
 }
 
+/// A claim lost to another daemon starting a job with the same key.
+const KEY_TAKEN: &str = "another daemon started a job with this key";
+
 const SUMMARY_COLUMNS: &str = "j.id, j.state, j.rule, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
      j.finished_at, j.summary, (SELECT count(*) FROM job_deliveries x WHERE x.job_id = j.id), j.node, j.ran_on";
 
@@ -104,17 +107,23 @@ impl Queue {
     /// marking it running.
     pub async fn claim(&self) -> anyhow::Result<Option<ClaimedJob>> {
         let node = self.node.clone();
-        self.writer
+        let claimed = self
+            .writer
             .call(move |db| {
                 let now = now_ms();
+                // On PostgreSQL, daemons claim at once: a row another one is claiming is
+                // skipped, not waited for.
+                let lock = if db.is_postgres() { " FOR UPDATE OF j SKIP LOCKED" } else { "" };
                 let job = db.query_opt(
-                    "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
-                            j.max_attempts
-                     FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
-                     WHERE j.state = 'queued' AND (j.not_before IS NULL OR j.not_before <= ?1)
-                       AND (j.node IS NULL OR j.node = ?2)
-                       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
-                     ORDER BY j.id LIMIT 1",
+                    &format!(
+                        "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
+                                j.max_attempts
+                         FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
+                         WHERE j.state = 'queued' AND (j.not_before IS NULL OR j.not_before <= ?1)
+                           AND (j.node IS NULL OR j.node = ?2)
+                           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+                         ORDER BY j.id LIMIT 1{lock}"
+                    ),
                     args![now, &*node],
                     |row| {
                         let headers: String = row.get(6)?;
@@ -132,17 +141,27 @@ impl Queue {
                     },
                 )?;
                 if let Some(job) = &job {
-                    db.execute(
+                    let claimed = db.execute(
                         "UPDATE jobs SET state = 'running', attempts = ?2, started_at = ?3, finished_at = NULL,
                                          summary = NULL, error = NULL, not_before = NULL, ran_on = ?4,
-                                         lease_until = ?3 + ?5
+                                         lease_until = CAST(?3 AS BIGINT) + CAST(?5 AS BIGINT)
                          WHERE id = ?1",
                         args![job.id, job.attempt, now, &*node, crate::node::LEASE.as_millis() as i64],
-                    )?;
+                    );
+                    // Another daemon started a job with this key meanwhile (the index of
+                    // running keys refused this one): nothing to claim now.
+                    if let Err(err) = claimed {
+                        let taken = format!("{err:#}").contains("jobs_one_running_per_key");
+                        return Err(if taken { err.context(KEY_TAKEN) } else { err });
+                    }
                 }
                 Ok(job)
             })
-            .await
+            .await;
+        match claimed {
+            Err(err) if err.chain().any(|cause| cause.to_string() == KEY_TAKEN) => Ok(None),
+            claimed => claimed,
+        }
     }
 
     /// Re-queues this node's jobs left running (their worker was stopped); returns how many.

@@ -6,8 +6,9 @@
 //! Checkpoints (copying the write-ahead log into the database file) run on a second
 //! thread with its own connection, so that commits never wait for them.
 
-use super::db::Db;
+use super::db::{Db, PgConn};
 use rusqlite::Connection;
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -23,7 +24,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 trait Request: Send {
     /// Runs against the connection; returns whether it succeeded (so its savepoint is
     /// kept or rolled back) and how to answer once the commit's fate is known.
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply);
+    fn run(self: Box<Self>, conn: &Conn) -> (bool, Reply);
     /// Answers without running: the transaction could not even start.
     fn fail(self: Box<Self>, error: String);
 }
@@ -41,9 +42,9 @@ where
     F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send,
     R: FnOnce(anyhow::Result<T>) + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply) {
+    fn run(self: Box<Self>, conn: &Conn) -> (bool, Reply) {
         let Call { f, reply } = *self;
-        let result = f(Db::sqlite(conn));
+        let result = f(conn.db());
         let ok = result.is_ok();
         let reply: Reply = Box::new(move |committed| {
             reply(committed.map_err(|err| anyhow::anyhow!("committing to the queue: {err}")).and(result));
@@ -53,6 +54,36 @@ where
 
     fn fail(self: Box<Self>, error: String) {
         (self.reply)(Err(anyhow::anyhow!("{error}")));
+    }
+}
+
+/// The connection the writer thread owns.
+enum Conn {
+    Sqlite(Connection),
+    Postgres(Box<RefCell<PgConn>>),
+}
+
+impl Conn {
+    fn db(&self) -> Db<'_> {
+        match self {
+            Conn::Sqlite(conn) => Db::Sqlite(conn),
+            Conn::Postgres(conn) => Db::Postgres(conn),
+        }
+    }
+
+    /// Transaction control: `BEGIN`, `COMMIT`, savepoints.
+    fn control(&self, sql: &str) -> Result<(), String> {
+        let sql = match (self, sql) {
+            // Take the write lock at once, so a batch never fails half-way on a busy file.
+            (Conn::Sqlite(_), "BEGIN") => "BEGIN IMMEDIATE",
+            _ => sql,
+        };
+        match self {
+            Conn::Sqlite(conn) => {
+                conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(|e| e.to_string())
+            }
+            Conn::Postgres(conn) => conn.borrow_mut().batch(sql).map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -84,7 +115,8 @@ impl Writer {
             .spawn(move || checkpoint(checkpoints, commits))?;
         let (sender, receiver) = mpsc::channel::<Message>();
         std::thread::Builder::new().name("gitauto-sqlite".into()).spawn(move || {
-            let closed = run(&conn, receiver, &committed);
+            let conn = Conn::Sqlite(conn);
+            let closed = run(&conn, receiver, Some(&committed));
             // Close the database before saying so: whoever waits may unmount it next.
             drop((conn, committed));
             let _ = checkpointer.join();
@@ -92,6 +124,39 @@ impl Writer {
                 let _ = closed.send(());
             }
         })?;
+        Ok(Self { sender, closed: Arc::default() })
+    }
+
+    /// Starts the thread that connects to the PostgreSQL database at `url`, runs `setup` on
+    /// the connection (migrations), and then serves requests; returns once `setup` is done.
+    pub fn start_postgres(
+        url: String,
+        setup: impl FnOnce(&mut PgConn) -> anyhow::Result<()> + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let (ready, started) = mpsc::sync_channel::<anyhow::Result<()>>(1);
+        let (sender, receiver) = mpsc::channel::<Message>();
+        std::thread::Builder::new().name("gitauto-postgres".into()).spawn(move || {
+            let connected = postgres::Client::connect(&url, postgres::NoTls)
+                .map_err(|err| anyhow::anyhow!("connecting to the PostgreSQL store: {err}"))
+                .map(PgConn::new)
+                .and_then(|mut conn| setup(&mut conn).map(|()| conn));
+            let conn = match connected {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    Conn::Postgres(Box::new(RefCell::new(conn)))
+                }
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                    return;
+                }
+            };
+            let closed = run(&conn, receiver, None);
+            drop(conn);
+            if let Some(closed) = closed {
+                let _ = closed.send(());
+            }
+        })?;
+        started.recv().map_err(|_| anyhow::anyhow!("the PostgreSQL connection thread stopped"))??;
         Ok(Self { sender, closed: Arc::default() })
     }
 
@@ -154,9 +219,9 @@ impl Writer {
 
 /// Runs batches until every handle is gone (`None`) or one asks to close (its answer).
 fn run(
-    conn: &Connection,
+    conn: &Conn,
     receiver: mpsc::Receiver<Message>,
-    checkpointer: &mpsc::SyncSender<()>,
+    checkpointer: Option<&mpsc::SyncSender<()>>,
 ) -> Option<oneshot::Sender<()>> {
     let mut closing = None;
     while closing.is_none() {
@@ -182,15 +247,17 @@ fn run(
         if replies.is_empty() {
             continue;
         }
-        let committed = execute(conn, "COMMIT").map_err(|err| err.to_string());
+        let committed = conn.control("COMMIT");
         if committed.is_err() {
-            let _ = execute(conn, "ROLLBACK");
+            let _ = conn.control("ROLLBACK");
         }
         for reply in replies {
             reply(committed.clone());
         }
         // Wake the checkpointer (a wake-up already pending is enough).
-        let _ = checkpointer.try_send(());
+        if let Some(checkpointer) = checkpointer {
+            let _ = checkpointer.try_send(());
+        }
     }
     closing
 }
@@ -221,8 +288,8 @@ fn checkpoint(conn: Connection, commits: mpsc::Receiver<()>) {
     run("TRUNCATE");
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
-    if let Err(err) = execute(conn, "BEGIN IMMEDIATE") {
+fn run_batch(conn: &Conn, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
+    if let Err(err) = conn.control("BEGIN") {
         let message = format!("starting a queue transaction: {err}");
         for request in batch {
             request.fail(message.clone());
@@ -233,20 +300,15 @@ fn run_batch(conn: &Connection, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
         .into_iter()
         .map(|request| {
             // A savepoint per request: one failing request must not undo the others.
-            if let Err(err) = execute(conn, "SAVEPOINT request") {
+            if let Err(err) = conn.control("SAVEPOINT request") {
                 tracing::error!("queue savepoint: {err}");
             }
             let (ok, reply) = request.run(conn);
-            let end = if ok { Ok(()) } else { execute(conn, "ROLLBACK TO request") };
-            if let Err(err) = end.and_then(|()| execute(conn, "RELEASE request")) {
+            let end = if ok { Ok(()) } else { conn.control("ROLLBACK TO SAVEPOINT request") };
+            if let Err(err) = end.and_then(|()| conn.control("RELEASE SAVEPOINT request")) {
                 tracing::error!("queue savepoint: {err}");
             }
             reply
         })
         .collect()
-}
-
-/// Runs one statement through the statement cache (these run several times per batch).
-fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
