@@ -3,6 +3,7 @@
 
 mod bounds;
 mod browser;
+mod cluster;
 mod comment;
 mod configs;
 mod edx_import;
