@@ -3,7 +3,7 @@
 //! from Debian's `postgresql` package (installed with `apt-get` when missing, as root or
 //! through `sudo -n`), with a fresh database for each caller. Under `CI` a server that
 //! cannot be started fails the test; elsewhere the PostgreSQL half of a test is skipped
-//! with a loud message. The server stops when the test process exits.
+//! with a loud message. The server stops, and its files go, when the test process exits.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -95,9 +95,11 @@ fn start() -> Result<String, String> {
         .map_err(|err| format!("starting PostgreSQL: {err}"))?;
     // The server runs until this test process is gone, then stops.
     let watch = format!(
-        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill {server}",
+        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill {server}; \
+         while kill -0 {server} 2>/dev/null; do sleep 1; done; rm -rf {dir}",
         parent = std::process::id(),
-        server = server.id()
+        server = server.id(),
+        dir = dir.display(),
     );
     Command::new("sh").arg("-c").arg(watch).spawn().map_err(|err| format!("watching PostgreSQL: {err}"))?;
     let base = format!("postgres://gitauto@127.0.0.1:{port}");
