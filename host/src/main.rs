@@ -23,6 +23,13 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Copy a stopped daemon's SQLite queue (in `data_dir`) into the empty PostgreSQL
+    /// queue that the config's `[store] url` names.
+    CopyQueue {
+        /// Config file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Validate a config file and print every problem.
     Check {
         /// Config file.
@@ -231,6 +238,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => {
             gitauto::daemon::run(load(&config)?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CopyQueue { config } => {
+            let config = Config::load(&config)?;
+            let Some(url) = &config.store else {
+                anyhow::bail!("{}: set `[store] url` to the PostgreSQL queue to copy into", config.path.display());
+            };
+            let copied = gitauto::queue::copy::sqlite_to_postgres(&config.server.data_dir, url.expose())?;
+            for (table, rows) in copied {
+                println!("{table:<16} {rows:>9} rows");
+            }
+            println!("copied {} into the PostgreSQL queue", config.server.data_dir.join("gitauto.sqlite").display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => match Config::load(&config) {

@@ -9,6 +9,7 @@
 //! `nodes.rs` the daemons sharing the store,
 //! `retention.rs` pruning, `writer.rs` the thread that batches commits.
 
+pub mod copy;
 mod db;
 mod history;
 mod jobs;
@@ -990,6 +991,38 @@ mod tests {
             assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
             assert_eq!(queue.pending().await.unwrap().len(), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_queue_copies_into_an_empty_postgresql_one() {
+        let Some(url) = crate::testing::database() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Queue::open_as(dir.path(), "n").unwrap();
+        sqlite.join(2).await.unwrap();
+        sqlite.accept(delivery("c1"), vec![job("k1")]).await.unwrap();
+        sqlite.accept(delivery("c1"), vec![job("k1")]).await.unwrap();
+        sqlite.accept(delivery("c2"), vec![job("k2")]).await.unwrap();
+        let done = sqlite.claim().await.unwrap().unwrap();
+        sqlite.log(done.id, 1, None, "info", "copied line");
+        sqlite.finish(done.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+        let running = sqlite.claim().await.unwrap().unwrap();
+        let before = sqlite.job(done.id).await.unwrap().unwrap();
+        sqlite.close().await;
+
+        let copied = copy::sqlite_to_postgres(dir.path(), &url).unwrap();
+        let count = |table: &str| copied.iter().find(|(name, _)| *name == table).unwrap().1;
+        assert_eq!((count("deliveries"), count("jobs"), count("logs"), count("nodes")), (3, 2, 1, 1));
+        let again = copy::sqlite_to_postgres(dir.path(), &url).unwrap_err().to_string();
+        assert!(again.contains("already holds 3 deliveries"), "{again}");
+
+        let postgres = Queue::open_postgres(&url, "n").unwrap();
+        let after = postgres.job(done.id).await.unwrap().unwrap();
+        assert_eq!(serde_json::to_value(&after).unwrap(), serde_json::to_value(&before).unwrap());
+        assert_eq!(postgres.delivery("c1".into()).await.unwrap().unwrap().summary.jobs, [done.id.to_string()]);
+        let requeued = postgres.claim().await.unwrap().expect("the running job was queued again");
+        assert_eq!((requeued.id, requeued.attempt), (running.id, 2));
+        let next = postgres.accept(delivery("c3"), vec![job("k3")]).await.unwrap();
+        assert_eq!(next.jobs, [(running.id + 1).to_string()], "ids go on after the copied ones");
     }
 
     #[test]

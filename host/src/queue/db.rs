@@ -58,6 +58,11 @@ impl PgConn {
         self.client.batch_execute(sql)
     }
 
+    /// The client itself (for bulk work such as copying a queue).
+    pub fn client(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+
     /// The recorded schema version, if any.
     pub fn schema_version(&mut self) -> anyhow::Result<Option<i64>> {
         let row = self.client.query_opt("SELECT max(version) FROM gitauto_schema", &[])?;

@@ -1,0 +1,113 @@
+//! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
+//! SQLite queue (deliveries, jobs, steps, logs, nodes) into an empty PostgreSQL queue in
+//! one transaction, keeping every id, so the history and the API's links stay as they
+//! were. Jobs that were running are queued again, as a restart would.
+
+use super::db::PgConn;
+use super::{SCHEMA_VERSION, migrate, migrate_postgres, redacted};
+use anyhow::Context;
+use rusqlite::types::Value;
+use std::path::Path;
+
+/// The tables, parents first, with the columns both stores have.
+const TABLES: &[(&str, &str)] = &[
+    (
+        "deliveries",
+        "seq, id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, \
+         duplicate_of, body_size, redelivery_of",
+    ),
+    (
+        "jobs",
+        "id, delivery_seq, rule, key, repo, git_ref, state, attempts, created_at, started_at, finished_at, summary, \
+         error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until",
+    ),
+    ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at"),
+    ("logs", "seq, job_id, attempt, step, at, level, message"),
+    ("job_deliveries", "job_id, delivery_seq, event_index, at"),
+    ("nodes", "name, started_at, heartbeat_at, stopped_at, version, workers"),
+];
+
+/// How many rows of each table were copied.
+pub type Copied = Vec<(&'static str, usize)>;
+
+/// Copies the SQLite queue in `data_dir` into the empty PostgreSQL queue at `url`.
+pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> anyhow::Result<Copied> {
+    let _lock = crate::lock::DataDirLock::acquire(data_dir)?;
+    let path = data_dir.join("gitauto.sqlite");
+    anyhow::ensure!(path.is_file(), "there is no SQLite queue at {}", path.display());
+    let sqlite = rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    migrate(&sqlite).with_context(|| format!("migrating {} to schema version {SCHEMA_VERSION}", path.display()))?;
+    let url = url.to_owned();
+    // The synchronous PostgreSQL client runs its own runtime: keep it on a thread of its own.
+    std::thread::spawn(move || copy(&sqlite, &url))
+        .join()
+        .map_err(|_| anyhow::anyhow!("the copy stopped unexpectedly"))?
+}
+
+fn copy(sqlite: &rusqlite::Connection, url: &str) -> anyhow::Result<Copied> {
+    let client =
+        postgres::Client::connect(url, postgres::NoTls).with_context(|| format!("connecting to {}", redacted(url)))?;
+    let mut conn = PgConn::new(client);
+    migrate_postgres(&mut conn)?;
+    let client = conn.client();
+    let held: i64 = client.query_one("SELECT count(*) FROM deliveries", &[])?.get(0);
+    anyhow::ensure!(
+        held == 0,
+        "the PostgreSQL queue at {} already holds {held} deliveries; copy into an empty one",
+        redacted(url)
+    );
+    let mut transaction = client.transaction()?;
+    let mut copied = Vec::new();
+    for (table, columns) in TABLES {
+        let width = columns.split(',').count();
+        let placeholders: Vec<String> = (1..=width).map(|n| format!("${n}")).collect();
+        let insert =
+            transaction.prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders.join(", ")))?;
+        let mut select = sqlite.prepare(&format!("SELECT {columns} FROM {table}"))?;
+        let mut rows = select.query([])?;
+        let mut count = 0;
+        while let Some(row) = rows.next()? {
+            let cells = (0..width).map(|i| row.get::<_, Value>(i).map(Cell)).collect::<Result<Vec<_>, _>>()?;
+            let args: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                cells.iter().map(|cell| cell as &(dyn postgres::types::ToSql + Sync)).collect();
+            transaction.execute(&insert, &args).with_context(|| format!("copying a row of {table}"))?;
+            count += 1;
+        }
+        copied.push((*table, count));
+    }
+    transaction.batch_execute(
+        "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL WHERE state = 'running';
+         SELECT setval(pg_get_serial_sequence('deliveries', 'seq'), COALESCE((SELECT max(seq) FROM deliveries), 0) + 1, false);
+         SELECT setval(pg_get_serial_sequence('jobs', 'id'), COALESCE((SELECT max(id) FROM jobs), 0) + 1, false);
+         SELECT setval(pg_get_serial_sequence('logs', 'seq'), COALESCE((SELECT max(seq) FROM logs), 0) + 1, false);",
+    )?;
+    transaction.commit()?;
+    Ok(copied)
+}
+
+/// A SQLite value, passed to PostgreSQL as the column's own type.
+#[derive(Debug)]
+struct Cell(Value);
+
+impl postgres::types::ToSql for Cell {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Value::Null => Ok(postgres::types::IsNull::Yes),
+            Value::Integer(n) => n.to_sql(ty, out),
+            Value::Real(x) => x.to_sql(ty, out),
+            Value::Text(text) => text.to_sql(ty, out),
+            Value::Blob(bytes) => bytes.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        // Each value is checked by the type it delegates to.
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
