@@ -8,10 +8,7 @@
 
 mod common;
 
-use common::git;
-use hmac::{KeyInit, Mac};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::{Daemon, free_port, git, push_body, repository, sign, ureq_like_get};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "durability-secret";
@@ -22,89 +19,6 @@ const CYCLES: usize = 20;
 const BURST: usize = 40;
 /// The daemon is killed once this many of a burst's pushes were accepted.
 const KILL_AFTER: usize = 20;
-
-/// An origin with a few commits and a deployment checkout of it under `repos/acme/NAME`,
-/// one commit behind.
-fn repository(root: &Path, name: &str) -> (PathBuf, String) {
-    let origin = root.join("origin").join(name);
-    std::fs::create_dir_all(&origin).unwrap();
-    git(&origin, &["init", "--quiet", "--initial-branch=main", "."]);
-    for n in 0..3 {
-        std::fs::write(origin.join("file.txt"), format!("{name} {n}\n")).unwrap();
-        git(&origin, &["add", "--all"]);
-        git(&origin, &["commit", "--quiet", "-m", &format!("commit {n}")]);
-    }
-    let checkout = root.join("repos/acme").join(name);
-    std::fs::create_dir_all(checkout.parent().unwrap()).unwrap();
-    git(root, &["clone", "--quiet", origin.to_str().unwrap(), checkout.to_str().unwrap()]);
-    git(&checkout, &["reset", "--quiet", "--hard", "HEAD~1"]);
-    (checkout, git(&origin, &["rev-parse", "HEAD"]))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(config: &Path, base: &str) -> Self {
-        let log = std::fs::File::create(config.with_extension("log.txt")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gitauto"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while ureq_like_get(&format!("{base}/healthz")).is_none() {
-            assert!(started.elapsed() < Duration::from_secs(120), "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Daemon(child)
-    }
-
-    fn kill(mut self) {
-        self.0.kill().unwrap(); // SIGKILL
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A blocking GET; the body when the answer is 200.
-fn ureq_like_get(url: &str) -> Option<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let response = reqwest::get(url).await.ok()?;
-        (response.status() == 200).then_some(())?;
-        response.text().await.ok()
-    })
-}
-
-fn push_body(name: &str, after: &str, n: usize) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "ref": "refs/heads/main",
-        "before": "0".repeat(40),
-        "after": after,
-        "repository": {"name": name, "full_name": format!("acme/{name}"), "owner": {"login": "acme"},
-                       "clone_url": "file:///unused", "default_branch": "main"},
-        "sender": {"login": format!("pusher-{n}")},
-        "commits": [],
-    }))
-    .unwrap()
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 #[test]
 fn accepted_work_survives_sigkill_and_completed_jobs_never_run_twice() {
@@ -155,7 +69,7 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
                 .header("content-type", "application/json")
                 .header("x-github-event", "push")
                 .header("x-github-delivery", format!("durability-{n}"))
-                .header("x-hub-signature-256", sign(&body))
+                .header("x-hub-signature-256", sign(SECRET, &body))
                 .body(body)
                 .send()
                 .await

@@ -1,7 +1,11 @@
-//! Helpers shared by the host's integration tests.
+//! Helpers shared by the host's integration tests: git, and the real `gitauto` binary as
+//! a child process.
+#![allow(dead_code, reason = "each test uses some of these")]
 
-use std::path::Path;
-use std::process::Command;
+use hmac::{KeyInit, Mac};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs git with a config isolated from the machine's; returns trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -18,4 +22,89 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .unwrap();
     assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// An origin with a few commits and a deployment checkout of it under `repos/acme/NAME`,
+/// one commit behind.
+pub fn repository(root: &Path, name: &str) -> (PathBuf, String) {
+    let origin = root.join("origin").join(name);
+    std::fs::create_dir_all(&origin).unwrap();
+    git(&origin, &["init", "--quiet", "--initial-branch=main", "."]);
+    for n in 0..3 {
+        std::fs::write(origin.join("file.txt"), format!("{name} {n}\n")).unwrap();
+        git(&origin, &["add", "--all"]);
+        git(&origin, &["commit", "--quiet", "-m", &format!("commit {n}")]);
+    }
+    let checkout = root.join("repos/acme").join(name);
+    std::fs::create_dir_all(checkout.parent().unwrap()).unwrap();
+    git(root, &["clone", "--quiet", origin.to_str().unwrap(), checkout.to_str().unwrap()]);
+    git(&checkout, &["reset", "--quiet", "--hard", "HEAD~1"]);
+    (checkout, git(&origin, &["rev-parse", "HEAD"]))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Daemon(Child);
+
+impl Daemon {
+    pub fn start(config: &Path, base: &str) -> Self {
+        let log = std::fs::File::create(config.with_extension("log.txt")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gitauto"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while ureq_like_get(&format!("{base}/healthz")).is_none() {
+            assert!(started.elapsed() < Duration::from_secs(120), "the daemon did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon(child)
+    }
+
+    pub fn kill(mut self) {
+        self.0.kill().unwrap(); // SIGKILL
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A blocking GET; the body when the answer is 200.
+pub fn ureq_like_get(url: &str) -> Option<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::get(url).await.ok()?;
+        (response.status() == 200).then_some(())?;
+        response.text().await.ok()
+    })
+}
+
+/// GitHub's `X-Hub-Signature-256` of `body`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A GitHub push of `acme/NAME` to `after`, from pusher `n`.
+pub fn push_body(name: &str, after: &str, n: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "0".repeat(40),
+        "after": after,
+        "repository": {"name": name, "full_name": format!("acme/{name}"), "owner": {"login": "acme"},
+                       "clone_url": "file:///unused", "default_branch": "main"},
+        "sender": {"login": format!("pusher-{n}")},
+        "commits": [],
+    }))
+    .unwrap()
 }

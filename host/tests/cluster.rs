@@ -1,0 +1,101 @@
+#![allow(clippy::disallowed_methods, reason = "a blocking test that waits for child processes")]
+
+//! A node of a cluster dies mid-burst: three real `gitauto` processes share one
+//! PostgreSQL queue and update deployment checkouts; pushes are spread over them, and one
+//! is killed with SIGKILL while the burst is in flight. Every delivery any of them
+//! answered 202 must have its job succeed, on a surviving node: the dead node's queued jobs
+//! are claimed by the others at once, its running ones when its lease runs out.
+
+mod common;
+
+use common::{Daemon, free_port, push_body, repository, sign, ureq_like_get};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "cluster-secret";
+const REPOS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+const BURST: usize = 60;
+const KILL_AFTER: usize = 20;
+
+#[test]
+fn a_killed_nodes_jobs_finish_on_the_others() {
+    let Some(url) = gitauto::testing::database() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let heads: Vec<_> = REPOS.iter().map(|name| repository(root.path(), name)).collect();
+    let repos = root.path().join("repos");
+    let mut daemons = Vec::new();
+    let mut bases = Vec::new();
+    for node in ["a", "b", "c"] {
+        let port = free_port();
+        let config = root.path().join(format!("{node}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data-{node}\"\nnode = \"{node}\"\nworkers = 2\n\
+                 [store]\nurl = \"{url}\"\n[sources.github]\nforge = \"github\"\nsecret = \"{SECRET}\"\n\
+                 [plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"{repos}\"] }}\n\
+                 [[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/*\"\ncoalesce = false\n\
+                 steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{repos}\" }} }}]\n",
+                repos = repos.display()
+            ),
+        )
+        .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        daemons.push(Some(Daemon::start(&config, &base)));
+        bases.push(base);
+    }
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let accepted = runtime.block_on(async {
+        let mut burst = tokio::task::JoinSet::new();
+        for n in 0..BURST {
+            let (client, url) = (client.clone(), format!("{}/hooks/github", bases[n % 3]));
+            let (name, (_, head)) = (REPOS[n % REPOS.len()], &heads[n % REPOS.len()]);
+            let body = push_body(name, head, n);
+            burst.spawn(async move {
+                let response = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("x-github-event", "push")
+                    .header("x-github-delivery", format!("cluster-{n}"))
+                    .header("x-hub-signature-256", sign(SECRET, &body))
+                    .body(body)
+                    .send()
+                    .await
+                    .ok()?;
+                (response.status() == 202).then(|| format!("cluster-{n}"))
+            });
+        }
+        let mut accepted = Vec::new();
+        let mut answered = 0;
+        while let Some(posted) = burst.join_next().await {
+            accepted.extend(posted.unwrap());
+            answered += 1;
+            if answered == KILL_AFTER {
+                daemons[0].take().unwrap().kill();
+            }
+        }
+        accepted
+    });
+    assert!(accepted.len() >= BURST / 2, "too few pushes got in: {}", accepted.len());
+
+    // Every accepted delivery's job ends succeeded (a's running jobs once its lease, 30 s, runs out).
+    let started = Instant::now();
+    for id in &accepted {
+        loop {
+            let delivery: serde_json::Value =
+                serde_json::from_str(&ureq_like_get(&format!("{}/api/deliveries/{id}", bases[1])).unwrap()).unwrap();
+            let job_id = delivery["jobs"][0].as_str().unwrap_or_default().to_owned();
+            let job: serde_json::Value = ureq_like_get(&format!("{}/api/jobs/{job_id}", bases[1]))
+                .map(|text| serde_json::from_str(&text).unwrap())
+                .unwrap_or_default();
+            if job["state"] == "succeeded" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "delivery {id} did not finish: {job}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    eprintln!("{} deliveries accepted by three nodes, one killed mid-burst: all finished", accepted.len());
+    drop(daemons);
+}
