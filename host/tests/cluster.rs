@@ -1,6 +1,7 @@
 #![allow(clippy::disallowed_methods, reason = "a blocking test that waits for child processes")]
 
-//! A node of a cluster dies mid-burst: three real `gitauto` processes share one
+//! A node of a cluster dies mid-burst: three real `gitauto` processes, started at the
+//! same moment on a new database (so their schema creation races), share one
 //! PostgreSQL queue and update deployment checkouts; pushes are spread over them, and one
 //! is killed with SIGKILL while the burst is in flight. Every delivery any of them
 //! answered 202 must have its job succeed, on a surviving node: the dead node's queued jobs
@@ -39,9 +40,12 @@ fn a_killed_nodes_jobs_finish_on_the_others() {
             ),
         )
         .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        daemons.push(Some(Daemon::start(&config, &base)));
-        bases.push(base);
+        // All three start at once: the first creates the tables, the others wait for it.
+        daemons.push(Some(Daemon::spawn(&config)));
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    for (daemon, base) in daemons.iter().zip(&bases) {
+        daemon.as_ref().unwrap().wait_ready(base);
     }
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

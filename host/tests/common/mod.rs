@@ -49,7 +49,15 @@ pub fn free_port() -> u16 {
 pub struct Daemon(Child);
 
 impl Daemon {
+    /// Starts `gitauto serve` on `config` and waits until `base` answers.
     pub fn start(config: &Path, base: &str) -> Self {
+        let daemon = Self::spawn(config);
+        daemon.wait_ready(base);
+        daemon
+    }
+
+    /// Starts `gitauto serve` on `config` without waiting.
+    pub fn spawn(config: &Path) -> Self {
         let log = std::fs::File::create(config.with_extension("log.txt")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_gitauto"))
             .args(["serve", "--config", config.to_str().unwrap()])
@@ -57,12 +65,16 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap();
+        Daemon(child)
+    }
+
+    /// Waits until the daemon answers health checks at `base`.
+    pub fn wait_ready(&self, base: &str) {
         let started = Instant::now();
         while ureq_like_get(&format!("{base}/healthz")).is_none() {
-            assert!(started.elapsed() < Duration::from_secs(120), "the daemon did not start");
+            assert!(started.elapsed() < Duration::from_secs(120), "the daemon at {base} did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Daemon(child)
     }
 
     pub fn kill(mut self) {
