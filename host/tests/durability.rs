@@ -4,7 +4,8 @@
 //! repositories are posted while the daemon runs `fetch-update` jobs, and the daemon is
 //! killed with SIGKILL in the middle of each burst, 20 times in a row. Every delivery it
 //! had answered 202 must have its work run to completion, and no job that had completed
-//! may run again. The counts are printed.
+//! may run again. The counts are printed. The same proof runs on each store: the default
+//! SQLite file and a PostgreSQL queue.
 
 mod common;
 
@@ -22,6 +23,17 @@ const KILL_AFTER: usize = 20;
 
 #[test]
 fn accepted_work_survives_sigkill_and_completed_jobs_never_run_twice() {
+    survives_sigkill(None);
+}
+
+#[test]
+fn accepted_work_survives_sigkill_and_completed_jobs_never_run_twice_on_postgresql() {
+    let Some(url) = gitauto::testing::database() else { return };
+    survives_sigkill(Some(url));
+}
+
+/// The cycles against the SQLite file in the data directory, or the PostgreSQL queue at `store`.
+fn survives_sigkill(store: Option<String>) {
     let root = tempfile::tempdir().unwrap();
     let mut heads = Vec::new();
     for name in REPOS {
@@ -38,6 +50,7 @@ fn accepted_work_survives_sigkill_and_completed_jobs_never_run_twice() {
 listen = "127.0.0.1:{port}"
 data_dir = "data"
 workers = 2
+{store}
 [sources.github]
 forge = "github"
 secret = "{SECRET}"
@@ -51,7 +64,8 @@ repo = "acme/*"
 coalesce = false
 steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
 "#,
-            repos = root.path().join("repos").display()
+            repos = root.path().join("repos").display(),
+            store = store.as_ref().map(|url| format!("[store]\nurl = \"{url}\"")).unwrap_or_default(),
         ),
     )
     .unwrap();
@@ -120,30 +134,23 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
     }
     drop(daemon);
 
-    let db = rusqlite::Connection::open(root.path().join("data/gitauto.sqlite")).unwrap();
+    let mut db = Store::open(store.as_deref(), &root.path().join("data/gitauto.sqlite"));
     for id in &accepted {
-        let states: Vec<String> = db
-            .prepare(
-                "SELECT j.state || ' ' || COALESCE(j.summary, '') FROM job_deliveries x JOIN deliveries d ON d.seq = x.delivery_seq
-                 JOIN jobs j ON j.id = x.job_id WHERE d.id = ?1 AND d.verdict = 'queued'",
-            )
-            .unwrap()
-            .query_map([id], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let states = db.texts(
+            "SELECT j.state || ' ' || COALESCE(j.summary, '') FROM job_deliveries x JOIN deliveries d ON d.seq = x.delivery_seq
+             JOIN jobs j ON j.id = x.job_id WHERE d.id = $1 AND d.verdict = 'queued'",
+            &[id],
+        );
         assert!(states.len() == 1 && states[0].starts_with("succeeded "), "delivery {id}: {states:?}");
     }
     // A job runs again only if it had not completed: no job has two successful attempts.
-    let twice: Vec<(i64, i64)> = db
-        .prepare("SELECT job_id, count(DISTINCT attempt) FROM steps WHERE status = 'success' GROUP BY job_id HAVING count(DISTINCT attempt) > 1")
-        .unwrap()
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(twice, [], "jobs that completed and ran again");
-    let rerun: i64 = db.query_row("SELECT count(*) FROM jobs WHERE attempts > 1", [], |row| row.get(0)).unwrap();
+    let twice = db.texts(
+        "SELECT CAST(job_id AS TEXT) FROM steps WHERE status = 'success'
+         GROUP BY job_id HAVING count(DISTINCT attempt) > 1",
+        &[],
+    );
+    assert_eq!(twice, Vec::<String>::new(), "jobs that completed and ran again");
+    let rerun = db.texts("SELECT CAST(count(*) AS TEXT) FROM jobs WHERE attempts > 1", &[]).remove(0);
     println!(
         "{CYCLES} SIGKILL cycles: {} deliveries accepted, 0 lost, 0 completed jobs run twice; \
          {rerun} interrupted jobs ran again; {in_flight_lost} pushes in flight at a kill were not answered 202 (a forge sends those again)",
@@ -151,5 +158,38 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
     );
     for (checkout, head) in &heads {
         assert_eq!(&git(checkout, &["rev-parse", "HEAD"]), head, "{}", checkout.display());
+    }
+}
+
+/// Read access to the queue the daemon used, for the final counts.
+enum Store {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl Store {
+    fn open(url: Option<&str>, sqlite: &std::path::Path) -> Store {
+        match url {
+            Some(url) => Store::Postgres(postgres::Client::connect(url, postgres::NoTls).unwrap()),
+            None => Store::Sqlite(rusqlite::Connection::open(sqlite).unwrap()),
+        }
+    }
+
+    /// The first column, as text, of the rows `sql` (text parameters `$1`, `$2`, ...) selects.
+    fn texts(&mut self, sql: &str, parameters: &[&str]) -> Vec<String> {
+        match self {
+            Store::Sqlite(db) => db
+                .prepare(sql)
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(parameters), |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap(),
+            Store::Postgres(db) => {
+                let parameters: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    parameters.iter().map(|parameter| parameter as _).collect();
+                db.query(sql, &parameters).unwrap().iter().map(|row| row.get(0)).collect()
+            }
+        }
     }
 }
