@@ -1,6 +1,7 @@
 //! Helpers for gitauto's integration tests. Everything is real: git repositories made
 //! with the `git` command in temporary directories, the daemon serving on loopback with
-//! its own SQLite file, signed HTTP requests, and real Wasm plugins.
+//! its own SQLite file (or, in the `it_postgres` run, its own PostgreSQL database),
+//! signed HTTP requests, and real Wasm plugins.
 
 pub mod fake_api;
 pub mod tools;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A webhook secret used by test configs.
@@ -105,8 +107,34 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// Whether this test binary is the `it_postgres` run: the store-related modules of the
+/// integration suite again, with every daemon's queue in a PostgreSQL database of its own.
+/// Cargo has no per-target setting a library could read, so the binary's name says it.
+pub fn on_postgres() -> bool {
+    static ON_POSTGRES: OnceLock<bool> = OnceLock::new();
+    *ON_POSTGRES.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.file_name().map(|name| name.to_string_lossy().starts_with("it_postgres")))
+            .unwrap_or(false)
+    })
+}
+
+/// `config` with a `[store]` on a new PostgreSQL database in the `it_postgres` run
+/// (when the config names no store of its own); `config` itself otherwise, or when no
+/// PostgreSQL server can run here outside CI (said on stderr).
+fn with_test_store(config: &str) -> String {
+    if !on_postgres() || config.contains("[store]") {
+        return config.to_owned();
+    }
+    match gitauto::testing::database() {
+        Some(url) => format!("{config}\n[store]\nurl = \"{url}\"\n"),
+        None => config.to_owned(),
+    }
+}
+
 /// A daemon serving on `127.0.0.1:0` from its own temporary directory (config file,
-/// SQLite queue, plugin cache).
+/// SQLite queue or, in the `it_postgres` run, a PostgreSQL database; plugin cache).
 pub struct TestDaemon {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -124,7 +152,7 @@ impl TestDaemon {
     pub async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gitauto.toml");
-        std::fs::write(&path, config).unwrap();
+        std::fs::write(&path, with_test_store(config)).unwrap();
         let config = gitauto::config::Config::load(&path).unwrap_or_else(|err| panic!("test config: {err}"));
         let daemon = gitauto::daemon::Daemon::prepare(config.clone()).await.expect("daemon prepares");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
