@@ -18,7 +18,7 @@ mod retention;
 mod writer;
 
 use anyhow::Context;
-use db::{Db, PgConn, args};
+use db::{Db, args};
 use rusqlite::Connection;
 use serde::Serialize;
 use std::path::Path;
@@ -397,9 +397,9 @@ impl Queue {
     pub fn open_postgres(url: &str, node: &str) -> anyhow::Result<Self> {
         let location = redacted(url);
         let this = node.to_owned();
-        let writer = Writer::start_postgres(url.to_owned(), move |conn| {
-            migrate_postgres(conn)?;
-            let requeued = conn.requeue_running_of(&this)?;
+        let writer = Writer::start_postgres(url.to_owned(), move |db| {
+            migrate_postgres(db)?;
+            let requeued = jobs::requeue_running_on(db, &this)?;
             if requeued > 0 {
                 tracing::warn!(requeued, "re-queued this node's jobs that were running when it last stopped");
             }
@@ -565,20 +565,18 @@ const POSTGRES_SCHEMA_VERSION: i64 = 1;
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
 /// daemons starting together wait for the first one instead of racing it.
-fn migrate_postgres(conn: &mut PgConn) -> anyhow::Result<()> {
-    conn.batch(
+fn migrate_postgres(db: Db) -> anyhow::Result<()> {
+    db.batch(
         "BEGIN;
          SELECT pg_advisory_xact_lock(4707650677207403);
          CREATE TABLE IF NOT EXISTS gitauto_schema (version BIGINT NOT NULL);",
     )?;
-    let version = conn.schema_version()?;
+    let version: Option<i64> = db.query_one("SELECT max(version) FROM gitauto_schema", args![], |row| row.get(0))?;
     let migrated = match version {
-        None => conn
-            .batch(&format!(
-                "{} INSERT INTO gitauto_schema (version) VALUES ({POSTGRES_SCHEMA_VERSION});",
-                include_str!("queue/postgres.sql")
-            ))
-            .map_err(anyhow::Error::from),
+        None => db.batch(&format!(
+            "{} INSERT INTO gitauto_schema (version) VALUES ({POSTGRES_SCHEMA_VERSION});",
+            include_str!("queue/postgres.sql")
+        )),
         Some(version) if version > POSTGRES_SCHEMA_VERSION => Err(anyhow::anyhow!(
             "the queue database has schema version {version}, newer than this gitauto understands \
              ({POSTGRES_SCHEMA_VERSION}); run a newer gitauto"
@@ -586,9 +584,9 @@ fn migrate_postgres(conn: &mut PgConn) -> anyhow::Result<()> {
         Some(_) => Ok(()),
     };
     match migrated {
-        Ok(()) => Ok(conn.batch("COMMIT")?),
+        Ok(()) => db.batch("COMMIT"),
         Err(err) => {
-            let _ = conn.batch("ROLLBACK");
+            let _ = db.batch("ROLLBACK");
             Err(err.context("creating the queue's tables"))
         }
     }
@@ -928,6 +926,58 @@ mod tests {
             queue.finish(one.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
             assert_eq!(queue.claim().await.unwrap().unwrap().id, one.id + 1);
         }
+    }
+
+    /// Two daemons claiming jobs of one key at the same moment: the second one's claim
+    /// waits on the first one's uncommitted start, then the index of running keys refuses
+    /// it, and it claims nothing instead of failing.
+    #[tokio::test]
+    async fn a_claim_racing_another_daemons_start_of_the_same_key_claims_nothing() {
+        let Some(url) = crate::testing::database() else { return };
+        let queue = Queue::open_postgres(&url, "b").unwrap();
+        let first = queue.accept(delivery("r1"), vec![job("same")]).await.unwrap().jobs[0].clone();
+        queue.accept(delivery("r2"), vec![job("same")]).await.unwrap();
+        // "Daemon a" starts the first job and has not committed yet.
+        let (held, hold) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let starter = std::thread::spawn({
+            let (url, first, held) = (url.clone(), first.clone(), held.0);
+            move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let mut started = client.transaction().unwrap();
+                started.batch_execute(&format!("UPDATE jobs SET state = 'running' WHERE id = {first}")).unwrap();
+                held.send(()).unwrap();
+                hold.1.recv().unwrap();
+                started.commit().unwrap();
+            }
+        });
+        held.1.recv().unwrap();
+        let claiming = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.claim().await }
+        });
+        tokio::task::yield_now().await;
+        // Commit once b's claim waits on a's start (it skipped the locked first job and
+        // took the second, whose key a's uncommitted start holds).
+        std::thread::spawn(move || {
+            let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            while watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {}
+        })
+        .join()
+        .unwrap();
+        hold.0.send(()).unwrap();
+        starter.join().unwrap();
+        assert!(claiming.await.unwrap().unwrap().is_none(), "the lost claim is no claim, not an error");
+        let second = queue.claim().await.unwrap();
+        assert!(second.is_none(), "the second job waits for the first: {second:?}");
+        assert_eq!(queue.job(first.parse().unwrap()).await.unwrap().unwrap().state, "running");
     }
 
     #[tokio::test]

@@ -3,10 +3,11 @@
 //! one transaction, keeping every id, so the history and the API's links stay as they
 //! were. Jobs that were running are queued again, as a restart would.
 
-use super::db::PgConn;
+use super::db::{Db, PgConn};
 use super::{SCHEMA_VERSION, migrate, migrate_postgres, redacted};
 use anyhow::Context;
 use rusqlite::types::Value;
+use std::cell::RefCell;
 use std::path::Path;
 
 /// The tables, parents first, with the columns both stores have.
@@ -47,8 +48,9 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> anyhow::Result<Copied> 
 fn copy(sqlite: &rusqlite::Connection, url: &str) -> anyhow::Result<Copied> {
     let client =
         postgres::Client::connect(url, postgres::NoTls).with_context(|| format!("connecting to {}", redacted(url)))?;
-    let mut conn = PgConn::new(client);
-    migrate_postgres(&mut conn)?;
+    let conn = RefCell::new(PgConn::new(client));
+    migrate_postgres(Db::Postgres(&conn))?;
+    let mut conn = conn.into_inner();
     let client = conn.client();
     let held: i64 = client.query_one("SELECT count(*) FROM deliveries", &[])?.get(0);
     anyhow::ensure!(

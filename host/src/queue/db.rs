@@ -63,21 +63,6 @@ impl PgConn {
         &mut self.client
     }
 
-    /// The recorded schema version, if any.
-    pub fn schema_version(&mut self) -> anyhow::Result<Option<i64>> {
-        let row = self.client.query_opt("SELECT max(version) FROM gitauto_schema", &[])?;
-        Ok(row.and_then(|row| row.get::<_, Option<i64>>(0)))
-    }
-
-    /// Queues again the jobs `node` left running; returns how many.
-    pub fn requeue_running_of(&mut self, node: &str) -> anyhow::Result<u64> {
-        Ok(self.client.execute(
-            "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
-             WHERE state = 'running' AND ran_on = $1",
-            &[&node],
-        )?)
-    }
-
     fn query(&mut self, sql: &str, args: &[&dyn Param]) -> anyhow::Result<Vec<postgres::Row>> {
         let statement = self.prepared(sql)?;
         Ok(self.client.query(&statement, &postgres_args(args))?)

@@ -78,8 +78,18 @@ pub enum Retried {
     Superseded(String),
 }
 
-/// A claim lost to another daemon starting a job with the same key.
-const KEY_TAKEN: &str = "another daemon started a job with this key";
+/// A claim lost to another daemon starting a job with the same key (PostgreSQL's index
+/// of running keys refused it); its savepoint is rolled back and nothing is claimed.
+#[derive(Debug, thiserror::Error)]
+#[error("another daemon started a job with this key")]
+struct KeyTaken;
+
+/// Whether `err` is the index of running keys refusing a second running job of a key.
+fn is_key_taken(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<postgres::Error>()
+        .and_then(postgres::Error::as_db_error)
+        .is_some_and(|db| db.constraint() == Some("jobs_one_running_per_key"))
+}
 
 const SUMMARY_COLUMNS: &str = "j.id, j.state, j.rule, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
      j.finished_at, j.summary, (SELECT count(*) FROM job_deliveries x WHERE x.job_id = j.id), j.node, j.ran_on";
@@ -151,15 +161,14 @@ impl Queue {
                     // Another daemon started a job with this key meanwhile (the index of
                     // running keys refused this one): nothing to claim now.
                     if let Err(err) = claimed {
-                        let taken = format!("{err:#}").contains("jobs_one_running_per_key");
-                        return Err(if taken { err.context(KEY_TAKEN) } else { err });
+                        return Err(if is_key_taken(&err) { KeyTaken.into() } else { err });
                     }
                 }
                 Ok(job)
             })
             .await;
         match claimed {
-            Err(err) if err.chain().any(|cause| cause.to_string() == KEY_TAKEN) => Ok(None),
+            Err(err) if err.is::<KeyTaken>() => Ok(None),
             claimed => claimed,
         }
     }
@@ -167,15 +176,7 @@ impl Queue {
     /// Re-queues this node's jobs left running (their worker was stopped); returns how many.
     pub async fn requeue_running(&self) -> anyhow::Result<usize> {
         let node = self.node.clone();
-        self.writer
-            .call(move |db| {
-                db.execute(
-                    "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
-                     WHERE state = 'running' AND ran_on = ?1",
-                    args![&*node],
-                )
-            })
-            .await
+        self.writer.call(move |db| requeue_running_on(db, &node)).await
     }
 
     /// Appends a log line to a job (without waiting for the commit).
@@ -464,6 +465,16 @@ fn newer_queued(db: Db, job: i64) -> anyhow::Result<Option<i64>> {
          WHERE this.id = ?1",
         args![job],
         |row| row.get(0),
+    )
+}
+
+/// Queues again the jobs `node` left running (at its start, or when it stops without
+/// waiting for them); returns how many.
+pub(super) fn requeue_running_on(db: Db, node: &str) -> anyhow::Result<usize> {
+    db.execute(
+        "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
+         WHERE state = 'running' AND ran_on = ?1",
+        args![node],
     )
 }
 

@@ -131,25 +131,24 @@ impl Writer {
     /// the connection (migrations), and then serves requests; returns once `setup` is done.
     pub fn start_postgres(
         url: String,
-        setup: impl FnOnce(&mut PgConn) -> anyhow::Result<()> + Send + 'static,
+        setup: impl FnOnce(Db<'_>) -> anyhow::Result<()> + Send + 'static,
     ) -> anyhow::Result<Self> {
         let (ready, started) = mpsc::sync_channel::<anyhow::Result<()>>(1);
         let (sender, receiver) = mpsc::channel::<Message>();
         std::thread::Builder::new().name("gitauto-postgres".into()).spawn(move || {
-            let connected = postgres::Client::connect(&url, postgres::NoTls)
-                .map_err(|err| anyhow::anyhow!("connecting to the PostgreSQL store: {err}"))
-                .map(PgConn::new)
-                .and_then(|mut conn| setup(&mut conn).map(|()| conn));
-            let conn = match connected {
-                Ok(conn) => {
-                    let _ = ready.send(Ok(()));
-                    Conn::Postgres(Box::new(RefCell::new(conn)))
-                }
+            let conn = match postgres::Client::connect(&url, postgres::NoTls) {
+                Ok(client) => Conn::Postgres(Box::new(RefCell::new(PgConn::new(client)))),
                 Err(err) => {
-                    let _ = ready.send(Err(err));
+                    let _ = ready.send(Err(anyhow::anyhow!("connecting to the PostgreSQL store: {err}")));
                     return;
                 }
             };
+            let set_up = setup(conn.db());
+            let failed = set_up.is_err();
+            let _ = ready.send(set_up);
+            if failed {
+                return;
+            }
             let closed = run(&conn, receiver, None);
             drop(conn);
             if let Some(closed) = closed {
