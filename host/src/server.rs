@@ -92,13 +92,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// An error answer.
 /// The answer to a body over `max_body`, wherever it is noticed.
 fn too_large(max_body: usize) -> (StatusCode, String) {
     let limit = crate::config::format_size(max_body as u64);
     (StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than the limit of {limit}"))
 }
 
+/// An error answer.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Daemon, free_port, push_body, repository, sign, ureq_like_get};
+use common::{Daemon, free_port, post_push, push_body, repository, ureq_like_get};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "cluster-secret";
@@ -53,22 +53,9 @@ fn a_killed_nodes_jobs_finish_on_the_others() {
     let accepted = runtime.block_on(async {
         let mut burst = tokio::task::JoinSet::new();
         for n in 0..BURST {
-            let (client, url) = (client.clone(), format!("{}/hooks/github", bases[n % 3]));
             let (name, (_, head)) = (REPOS[n % REPOS.len()], &heads[n % REPOS.len()]);
-            let body = push_body(name, head, n);
-            burst.spawn(async move {
-                let response = client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", "push")
-                    .header("x-github-delivery", format!("cluster-{n}"))
-                    .header("x-hub-signature-256", sign(SECRET, &body))
-                    .body(body)
-                    .send()
-                    .await
-                    .ok()?;
-                (response.status() == 202).then(|| format!("cluster-{n}"))
-            });
+            let url = format!("{}/hooks/github", bases[n % 3]);
+            burst.spawn(post_push(client.clone(), url, SECRET, format!("cluster-{n}"), push_body(name, head, n)));
         }
         let mut accepted = Vec::new();
         let mut answered = 0;

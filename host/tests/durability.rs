@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Daemon, free_port, git, push_body, repository, sign, ureq_like_get};
+use common::{Daemon, free_port, git, post_push, push_body, repository, ureq_like_get};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "durability-secret";
@@ -73,23 +73,14 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let post = |n: usize| {
-        let client = client.clone();
         let (name, (_, head)) = (REPOS[n % REPOS.len()], &heads[n % REPOS.len()]);
-        let body = push_body(name, head, n);
-        let url = format!("{base}/hooks/github");
-        async move {
-            let response = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-github-event", "push")
-                .header("x-github-delivery", format!("durability-{n}"))
-                .header("x-hub-signature-256", sign(SECRET, &body))
-                .body(body)
-                .send()
-                .await
-                .ok()?;
-            (response.status() == 202).then(|| format!("durability-{n}"))
-        }
+        post_push(
+            client.clone(),
+            format!("{base}/hooks/github"),
+            SECRET,
+            format!("durability-{n}"),
+            push_body(name, head, n),
+        )
     };
 
     let mut accepted = Vec::new();

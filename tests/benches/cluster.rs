@@ -55,8 +55,7 @@ async fn cluster(daemons: usize, requests: usize) -> Option<(f64, f64)> {
         tasks.push(tokio::spawn(async move {
             for n in (connection..bodies.len()).step_by(CONNECTIONS) {
                 let daemon = &started[n % started.len()];
-                let headers = gitauto::send::headers(daemon.config.source("github").unwrap(), "push", &bodies[n]);
-                let (status, answer) = daemon.post("/hooks/github", &headers, &bodies[n]).await;
+                let (status, answer, _) = daemon.post_as("github", "push", &bodies[n]).await;
                 assert_eq!(status, 202, "{answer}");
             }
         }));

@@ -120,3 +120,26 @@ pub fn push_body(name: &str, after: &str, n: usize) -> Vec<u8> {
     }))
     .unwrap()
 }
+
+/// Posts a push `body` signed with `secret` to `url` as GitHub delivery `delivery`; the
+/// delivery id when it was accepted (202), none when refused or unanswered (the daemon
+/// was killed meanwhile).
+pub async fn post_push(
+    client: reqwest::Client,
+    url: String,
+    secret: &str,
+    delivery: String,
+    body: Vec<u8>,
+) -> Option<String> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-github-delivery", &delivery)
+        .header("x-hub-signature-256", sign(secret, &body))
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    (response.status() == 202).then_some(delivery)
+}
