@@ -50,7 +50,7 @@ forge = "github"
 secret = "{SECRET}"
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = {{ dirs = ["/srv/repos"] }}
+grants = {{ dirs = [{{ path = "/srv/repos", git = true }}] }}
 [[rules]]
 name = "update"
 on = "push"

@@ -13,7 +13,7 @@ use common::env_number;
 use gitauto::capability::log::Sink;
 use gitauto::config::{Limits, PluginSpec, WasmSource};
 use gitauto::event::{Event, Repository};
-use gitauto::grant::{DirGrant, Grant};
+use gitauto::grant::{Access, DirGrant, Grant};
 use gitauto::runtime::{Runtime, StepOutcome};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,7 +77,7 @@ fn main() {
         let spec = PluginSpec {
             name: "p".into(),
             wasm: WasmSource::File(wasm.clone()),
-            grant: Grant { dirs: vec![DirGrant { path: repos.clone(), write: false }], ..Grant::default() },
+            grant: Grant { dirs: vec![DirGrant::new(repos.clone(), Access::Git)], ..Grant::default() },
             limits: Limits { memory: 512 << 20, timeout: Duration::from_secs(60) },
         };
         let cache = root.path().join(format!("cache-{}", name.len()));

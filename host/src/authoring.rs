@@ -9,29 +9,35 @@ use crate::capability::log::{Level, Sink};
 use crate::config::{Limits, PluginSpec, WasmSource};
 use crate::event::Event;
 use crate::forge::{self, Incoming, Origin, Outgoing};
-use crate::grant::{CommandGrant, DirGrant, Grant, HostPattern};
+use crate::grant::{Access, CommandGrant, DirGrant, Grant, HostPattern};
 use crate::runtime::{Runtime, StepOutcome};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// One `--grant`: `dir=PATH`, `write=PATH`, `host=HOST[:PORT]`, `command=PROGRAM`.
+/// One `--grant`: `dir=PATH` (read), `git=PATH` (git may change repositories),
+/// `write=PATH`, `host=HOST[:PORT]`, `command=PROGRAM`.
 pub fn parse_grant(text: &str, grant: &mut Grant) -> anyhow::Result<()> {
     let (kind, value) = text
         .split_once('=')
-        .with_context(|| format!("`{text}`: write dir=PATH, write=PATH, host=HOST or command=PROGRAM"))?;
+        .with_context(|| format!("`{text}`: write dir=PATH, git=PATH, write=PATH, host=HOST or command=PROGRAM"))?;
     match kind {
-        "dir" | "write" => {
+        "dir" | "git" | "write" => {
             let path = std::path::absolute(value).with_context(|| format!("`{value}`"))?;
             anyhow::ensure!(path.is_dir(), "`{}` is not a directory", path.display());
-            grant.dirs.push(DirGrant { path, write: kind == "write" });
+            let access = match kind {
+                "write" => Access::Write,
+                "git" => Access::Git,
+                _ => Access::Read,
+            };
+            grant.dirs.push(DirGrant::new(path, access));
         }
         "host" => grant.hosts.push(HostPattern::parse(value).map_err(anyhow::Error::msg)?),
         "command" => grant
             .commands
             .push(CommandGrant::new(value, std::env::var_os("PATH").as_deref()).map_err(anyhow::Error::msg)?),
-        other => bail!("`{other}=`: grants are dir=, write=, host= and command="),
+        other => bail!("`{other}=`: grants are dir=, git=, write=, host= and command="),
     }
     Ok(())
 }
@@ -94,7 +100,8 @@ fn cache_dir() -> PathBuf {
     }
 }
 
-/// A sink that prints each line to stderr as `[level] message`.
+/// A sink that prints each line to stderr as `[level] message`, escaped for the terminal
+/// (the plugin wrote it).
 pub fn stderr_sink() -> Sink {
-    Arc::new(|level: Level, message: &str| eprintln!("[{}] {message}", level.as_str()))
+    Arc::new(|level: Level, message: &str| eprintln!("[{}] {}", level.as_str(), crate::terminal::escape(message)))
 }

@@ -17,6 +17,11 @@ pub struct StepContext {
     pub plugin: String,
     /// What it may touch.
     pub grant: Arc<Grant>,
+    /// Every configured plugin's grant roots where it may change repositories (git or
+    /// write access): plugin name, canonical root, access. A remote configured in a
+    /// repository that no other plugin may change, and that this one may not write, is
+    /// as an administrator left it.
+    pub changers: Arc<[(String, std::path::PathBuf, crate::grant::Access)]>,
     /// When the step's time is up; host calls never wait beyond it.
     pub deadline: Instant,
     /// Where log lines go.
@@ -25,6 +30,9 @@ pub struct StepContext {
     pub http: Arc<http::Client>,
     /// Largest single value (file, response body) copied into the guest.
     pub max_transfer: u64,
+    /// Whether granted programs may run without Landlock (the operator's explicit,
+    /// logged opt-out on kernels that lack it).
+    pub unconfined_programs: bool,
 }
 
 impl StepContext {

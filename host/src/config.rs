@@ -7,6 +7,7 @@
 pub mod compat;
 mod env;
 mod keys;
+mod own;
 mod raw;
 mod rules;
 pub mod secret;
@@ -18,7 +19,7 @@ pub use rules::{
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
-use crate::grant::{CommandGrant, DirGrant, Grant, HostCredential, HostPattern};
+use crate::grant::{Access, CommandGrant, DirGrant, Grant, HostCredential, HostPattern};
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
 pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
@@ -179,7 +180,8 @@ impl Config {
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let mut check = Checker { path, text, problems: Vec::new(), custom_kinds: false };
+        let mut check =
+            Checker { path, text, problems: Vec::new(), custom_kinds: false, own_files: own::OwnFiles::default() };
         // Every misspelt key at once; serde would stop at the first.
         let unknown = keys::unknown_keys(text);
         if !unknown.is_empty() {
@@ -219,6 +221,9 @@ struct Checker<'a> {
     problems: Vec<String>,
     /// Whether a generic source may produce event kinds beyond [`EVENT_KINDS`].
     custom_kinds: bool,
+    /// The daemon's own files, which no directory grant may reach (known once `[server]`
+    /// is read).
+    own_files: own::OwnFiles,
 }
 
 impl Checker<'_> {
@@ -251,6 +256,7 @@ impl Checker<'_> {
 
     fn config(&mut self, raw: RawConfig, base: &Path) -> Config {
         let server = self.server(raw.server, base);
+        self.own_files = own::OwnFiles::new(self.path, &server.data_dir);
         let sources: BTreeMap<String, Source> = raw
             .sources
             .into_iter()
@@ -570,9 +576,11 @@ impl Checker<'_> {
         let mut grant = Grant::default();
         for dir in raw.dirs {
             let span = dir.span();
-            let (path, write) = match dir.into_inner() {
-                RawDir::Path(path) => (path, false),
-                RawDir::Table(table) => (table.path, table.write),
+            let (path, access) = match dir.into_inner() {
+                RawDir::Path(path) => (path, Access::Read),
+                RawDir::Table(table) if table.write => (table.path, Access::Write),
+                RawDir::Table(table) if table.git => (table.path, Access::Git),
+                RawDir::Table(table) => (table.path, Access::Read),
             };
             let Some(path) = self.expand(&Spanned::new(span.clone(), path)) else { continue };
             if path.is_empty() {
@@ -584,7 +592,18 @@ impl Checker<'_> {
                 // Not fatal: the directory may be mounted later. Until then it grants nothing.
                 tracing::warn!(plugin, dir = %path.display(), "granted directory does not exist (yet)");
             }
-            grant.dirs.push(DirGrant { path: std::path::absolute(&path).unwrap_or(path), write });
+            if let Some(reached) = self.own_files.covered_by(&path) {
+                self.problem(
+                    Some(span.clone()),
+                    format!(
+                        "plugin `{plugin}`: the directory grant {} {reached}; grant a directory that neither \
+                         contains nor lies inside the daemon's own files",
+                        path.display()
+                    ),
+                );
+                continue;
+            }
+            grant.dirs.push(DirGrant::new(std::path::absolute(&path).unwrap_or(path), access));
         }
         for host in raw.hosts {
             let span = host.span();
@@ -607,12 +626,28 @@ impl Checker<'_> {
             }
         }
         let path_var = std::env::var_os("PATH");
-        for command in &raw.commands {
-            let Some(text) = self.expand(command) else { continue };
-            match CommandGrant::new(&text, path_var.as_deref()) {
-                Ok(command) => grant.commands.push(command),
-                Err(err) => self.problem(Some(command.span()), format!("plugin `{plugin}`: {err}")),
+        for command in raw.commands {
+            let span = command.span();
+            let (program, env, network) = match command.into_inner() {
+                raw::RawCommand::Program(program) => (program, Vec::new(), false),
+                raw::RawCommand::Table(table) => (table.program, table.env, table.network),
+            };
+            let Some(text) = self.expand(&Spanned::new(span.clone(), program)) else { continue };
+            let mut granted = match CommandGrant::new(&text, path_var.as_deref()) {
+                Ok(granted) => granted,
+                Err(err) => {
+                    self.problem(Some(span), format!("plugin `{plugin}`: {err}"));
+                    continue;
+                }
+            };
+            for name in env {
+                match CommandGrant::check_env_name(&name) {
+                    Ok(()) => granted.env.push(name),
+                    Err(err) => self.problem(Some(span.clone()), format!("plugin `{plugin}`, program `{text}`: {err}")),
+                }
             }
+            granted.network = network;
+            grant.commands.push(granted);
         }
         grant
     }
@@ -693,7 +728,7 @@ secret = "s3cret"
 
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = { dirs = ["/srv/repos"] }
+grants = { dirs = [{ path = "/srv/repos", git = true }] }
 
 [[rules]]
 name = "keep checkouts current"
@@ -716,7 +751,7 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         let plugin = &config.plugins["fetch-update"];
         assert_eq!(plugin.wasm, WasmSource::Builtin("fetch-update".into()));
         assert_eq!(plugin.limits, Limits::default());
-        assert_eq!(plugin.grant.dirs, [DirGrant { path: "/srv/repos".into(), write: false }]);
+        assert_eq!(plugin.grant.dirs, [DirGrant::new("/srv/repos".into(), Access::Git)]);
         let rule = &config.rules[0];
         assert_eq!(rule.on, [EventSelector { kind: "push".into(), action: None }]);
         assert!(rule.branch.passes("master") && !rule.branch.passes("dev"));

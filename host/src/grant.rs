@@ -3,6 +3,7 @@
 //! every action and report its refusal to the plugin as a `denied` error.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// A refusal, phrased for the plugin author and the job log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,13 +36,66 @@ pub struct HostCredential {
 }
 
 /// A granted directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DirGrant {
     /// Absolute path as configured (resolved against the config's directory).
     pub path: PathBuf,
-    /// Whether the plugin may also write files here directly (through WASI). Git
-    /// operations may change repositories in every granted directory.
-    pub write: bool,
+    /// What the plugin may do there.
+    pub access: Access,
+    /// The directory as it was when the config was loaded: its canonical path and an
+    /// `O_PATH` descriptor of it. Checks compare against this, never against wherever
+    /// `path` leads today, so a plugin that can write the parent of a grant cannot move
+    /// the grant by swapping a component for a symbolic link. `None` when the directory
+    /// did not exist at load: it then grants nothing until the config is loaded again.
+    pub root: Option<Arc<PinnedRoot>>,
+}
+
+/// A granted directory pinned at load.
+#[derive(Debug)]
+pub struct PinnedRoot {
+    /// Its canonical path at load.
+    pub canonical: PathBuf,
+    /// An `O_PATH` descriptor of it: the kernel's rules are attached to this inode.
+    pub fd: std::os::fd::OwnedFd,
+}
+
+impl PartialEq for DirGrant {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.access == other.access
+    }
+}
+
+impl Eq for DirGrant {}
+
+impl DirGrant {
+    /// A grant of `path` (absolute) with `access`, pinned now if the directory exists.
+    pub fn new(path: PathBuf, access: Access) -> Self {
+        let root = pin(&path).map(Arc::new);
+        Self { path, access, root }
+    }
+
+    /// The grant as messages show it: `/srv/repos (git)`.
+    pub fn describe(&self) -> String {
+        let level = match self.access {
+            Access::Read => "",
+            Access::Git => " (git)",
+            Access::Write => " (write)",
+        };
+        format!("{}{level}", self.path.display())
+    }
+
+    /// The canonical path the grant was pinned at.
+    pub fn canonical(&self) -> Option<&Path> {
+        self.root.as_ref().map(|root| root.canonical.as_path())
+    }
+}
+
+/// Opens `path` as an `O_PATH` directory descriptor and records its canonical path.
+fn pin(path: &Path) -> Option<PinnedRoot> {
+    use rustix::fs::{Mode, OFlags};
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let fd = rustix::fs::open(&canonical, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    Some(PinnedRoot { canonical, fd })
 }
 
 /// A granted host: an exact name or address, or `*.domain` for its subdomains, with an
@@ -62,23 +116,50 @@ pub struct CommandGrant {
     /// What runs: the absolute path as written, or a bare name found on the daemon's
     /// `PATH` at load. `None` when a bare name was not found; running it then fails.
     pub program: Option<PathBuf>,
+    /// Environment variables the plugin may set for it (besides these it gets only a
+    /// fixed `PATH`): a loader, interpreter or git variable would run code of the
+    /// plugin's choosing, so nothing is allowed that the config does not name.
+    pub env: Vec<String>,
+    /// Whether it may use the network (TCP). Off unless the config says so.
+    pub network: bool,
 }
 
-/// What a path is needed for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a plugin may do in a granted directory, and what a path is needed for. Each
+/// level includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
-    /// Reading files or using git on a repository.
+    /// Reading files, and git operations that only read (`open`, `resolve`, `tree`,
+    /// `read-file`, `changed-paths`).
+    Read,
+    /// Also git operations that change repositories (`clone`, `fetch`, `reset-hard`,
+    /// `clean`), but no direct writes: the plugin cannot rewrite a repository's
+    /// configuration, so the remotes an administrator configured stay as they are.
     Git,
-    /// Writing files directly.
+    /// Also writing files directly (through WASI).
     Write,
 }
 
+impl Access {
+    /// How the level reads in messages.
+    fn describe(self) -> &'static str {
+        match self {
+            Access::Read => "",
+            Access::Git => "git-writable ",
+            Access::Write => "writable ",
+        }
+    }
+}
+
 impl Grant {
-    /// Checks that `path` (a host path from a plugin) lies inside a granted directory,
-    /// after resolving `..` and symbolic links, and returns its canonical form. A path
-    /// that does not exist (yet) is checked through its deepest existing ancestor, so
-    /// "not found" is never told about a path outside the grant.
-    pub fn check_path(&self, path: &str, access: Access) -> Result<PathBuf, Denied> {
+    /// Checks that `path` (a host path from a plugin) lies inside a granted directory
+    /// that allows `need`, after resolving `..` and symbolic links, and returns its
+    /// canonical form. A path that does not exist (yet) is checked through its deepest
+    /// existing ancestor, so "not found" is never told about a path outside the grant.
+    ///
+    /// This is the check that gives a plugin a clear message. The wall itself is the
+    /// kernel's: host calls that touch paths run confined to the grant ([`crate::confine`]),
+    /// so a link swapped in after this check leads nowhere.
+    pub fn check_path(&self, path: &str, need: Access) -> Result<PathBuf, Denied> {
         let requested = Path::new(path);
         if path.is_empty() || !requested.is_absolute() {
             return Err(Denied(format!("`{path}` is not an absolute path")));
@@ -87,40 +168,40 @@ impl Grant {
             return Err(Denied("path contains a NUL byte".into()));
         }
         let canonical = resolve(requested).map_err(|err| Denied(format!("`{path}` cannot be resolved: {err}")))?;
-        let granted = self.dirs.iter().find(|dir| {
-            std::fs::canonicalize(&dir.path).is_ok_and(|root| canonical.starts_with(&root))
-                && (access == Access::Git || dir.write)
-        });
-        match granted {
-            Some(_) => Ok(canonical),
-            None if self.dirs.is_empty() => {
-                Err(Denied(format!("`{path}` denied: the plugin is granted no directories")))
-            }
-            None if self.dirs.iter().all(|dir| !dir.path.exists()) => Err(Denied(format!(
-                "`{path}` denied: no granted directory exists on this host ({})",
-                self.describe_dirs()
-            ))),
-            None => {
-                let how = if access == Access::Write { "writable " } else { "" };
-                let shown = if canonical.as_path() == requested {
-                    String::new()
-                } else {
-                    format!(" (resolves to {})", canonical.display())
-                };
-                Err(Denied(format!(
-                    "`{path}`{shown} denied: not inside a {how}granted directory ({})",
-                    self.describe_dirs()
-                )))
-            }
+        if self.access_at(&canonical).is_some_and(|access| access >= need) {
+            return Ok(canonical);
         }
+        if self.dirs.is_empty() {
+            return Err(Denied(format!("`{path}` denied: the plugin is granted no directories")));
+        }
+        if self.dirs.iter().all(|dir| dir.root.is_none()) {
+            return Err(Denied(format!(
+                "`{path}` denied: no granted directory existed on this host when the config was loaded ({})",
+                self.describe_dirs()
+            )));
+        }
+        // Where a path leads is told only when it leads into a grant: a denial must not
+        // map the host (`/proc/self/fd/N`, the daemon's files) for the plugin.
+        let shown = if canonical.as_path() != requested && self.access_at(&canonical).is_some() {
+            format!(" (resolves to {})", canonical.display())
+        } else {
+            String::new()
+        };
+        Err(Denied(format!(
+            "`{path}`{shown} denied: not inside a {}granted directory ({})",
+            need.describe(),
+            self.describe_dirs()
+        )))
     }
 
-    /// Whether the plugin may write directly anywhere in the granted directory that
-    /// holds the canonical path `canonical`.
-    pub fn writable(&self, canonical: &Path) -> bool {
+    /// The most the plugin may do at the canonical path `canonical` (none: outside
+    /// every grant).
+    pub fn access_at(&self, canonical: &Path) -> Option<Access> {
         self.dirs
             .iter()
-            .any(|dir| dir.write && std::fs::canonicalize(&dir.path).is_ok_and(|root| canonical.starts_with(root)))
+            .filter(|dir| dir.canonical().is_some_and(|root| canonical.starts_with(root)))
+            .map(|dir| dir.access)
+            .max()
     }
 
     /// Checks a network destination against the granted hosts.
@@ -160,11 +241,7 @@ impl Grant {
     }
 
     fn describe_dirs(&self) -> String {
-        self.dirs
-            .iter()
-            .map(|dir| format!("{}{}", dir.path.display(), if dir.write { " (write)" } else { "" }))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.dirs.iter().map(DirGrant::describe).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -237,12 +314,41 @@ impl CommandGrant {
             if as_path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
                 return Err(format!("`{name}` must not contain `.` or `..` components"));
             }
-            return Ok(Self { name: name.into(), program: Some(as_path.to_path_buf()) });
+            return Ok(Self {
+                name: name.into(),
+                program: Some(as_path.to_path_buf()),
+                env: Vec::new(),
+                network: false,
+            });
         }
         let program = path_var.and_then(|paths| {
             std::env::split_paths(paths).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
         });
-        Ok(Self { name: name.into(), program })
+        Ok(Self { name: name.into(), program, env: Vec::new(), network: false })
+    }
+
+    /// Checks a variable name the config lets the plugin set: a plain name, and none
+    /// that makes a program load or run other code whatever the command is.
+    pub fn check_env_name(name: &str) -> Result<(), String> {
+        let plain = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit();
+        if !plain {
+            return Err(format!("`{name}` is not an environment variable name (letters, digits and `_`)"));
+        }
+        let upper = name.to_ascii_uppercase();
+        let loads_code = upper == "PATH"
+            || upper.starts_with("LD_")
+            || (upper.starts_with("GIT_") && !upper.starts_with("GIT_AUTHOR_") && !upper.starts_with("GIT_COMMITTER_"))
+            || ["GCONV_PATH", "BASH_ENV", "ENV", "NODE_OPTIONS", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB"]
+                .contains(&upper.as_str())
+            || upper.starts_with("PYTHON");
+        if loads_code {
+            return Err(format!(
+                "`{name}` cannot be granted: it would let the plugin choose code that the program loads or runs"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -283,6 +389,10 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
             }
             Some(Component::Normal(name)) => {
                 let candidate = base.join(name);
+                // `/proc` holds magic links to the daemon's own files and descriptors.
+                if candidate == Path::new("/proc") {
+                    return Err(std::io::Error::other("paths under /proc are never granted"));
+                }
                 match std::fs::symlink_metadata(&candidate) {
                     Ok(meta) if meta.file_type().is_symlink() => {
                         hops += 1;
@@ -318,7 +428,7 @@ mod tests {
     fn world() -> World {
         let dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(dir.path()).unwrap();
-        for sub in ["granted/repo", "site", "outside"] {
+        for sub in ["granted/repo", "site", "outside", "repos"] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
         std::fs::write(root.join("outside/secret"), "x").unwrap();
@@ -328,8 +438,9 @@ mod tests {
         std::os::unix::fs::symlink("loop", root.join("granted/loop")).unwrap();
         let grant = Grant {
             dirs: vec![
-                DirGrant { path: root.join("granted"), write: false },
-                DirGrant { path: root.join("site"), write: true },
+                DirGrant::new(root.join("granted"), Access::Read),
+                DirGrant::new(root.join("site"), Access::Write),
+                DirGrant::new(root.join("repos"), Access::Git),
             ],
             ..Grant::default()
         };
@@ -338,12 +449,11 @@ mod tests {
 
     #[test]
     fn a_grant_of_missing_directories_says_so() {
-        let grant =
-            Grant { dirs: vec![DirGrant { path: "/surely/not/here".into(), write: false }], ..Grant::default() };
-        let err = grant.check_path("/surely/not/here/repo", Access::Git).unwrap_err();
+        let grant = Grant { dirs: vec![DirGrant::new("/surely/not/here".into(), Access::Read)], ..Grant::default() };
+        let err = grant.check_path("/surely/not/here/repo", Access::Read).unwrap_err();
         assert_eq!(
             err.0,
-            "`/surely/not/here/repo` denied: no granted directory exists on this host (/surely/not/here)"
+            "`/surely/not/here/repo` denied: no granted directory existed on this host when the config was loaded (/surely/not/here)"
         );
     }
 
@@ -352,16 +462,18 @@ mod tests {
         let w = world();
         let r = |p: &str| format!("{}/{p}", w.root.display());
         let allowed = [
-            (r("granted"), Access::Git, r("granted")),
-            (r("granted/repo"), Access::Git, r("granted/repo")),
-            (r("granted/repo/../repo"), Access::Git, r("granted/repo")),
-            (r("granted/new-clone"), Access::Git, r("granted/new-clone")),
-            (r("granted/missing/deeper"), Access::Git, r("granted/missing/deeper")),
-            (r("granted/missing/../repo"), Access::Git, r("granted/repo")),
-            (r("granted/./repo/"), Access::Git, r("granted/repo")),
-            (r("outside/inward"), Access::Git, r("granted/repo")),
+            (r("granted"), Access::Read, r("granted")),
+            (r("granted/repo"), Access::Read, r("granted/repo")),
+            (r("granted/repo/../repo"), Access::Read, r("granted/repo")),
+            (r("granted/new-clone"), Access::Read, r("granted/new-clone")),
+            (r("granted/missing/deeper"), Access::Read, r("granted/missing/deeper")),
+            (r("granted/missing/../repo"), Access::Read, r("granted/repo")),
+            (r("granted/./repo/"), Access::Read, r("granted/repo")),
+            (r("outside/inward"), Access::Read, r("granted/repo")),
             (r("site/out"), Access::Write, r("site/out")),
-            (r("site"), Access::Git, r("site")),
+            (r("site"), Access::Read, r("site")),
+            (r("site/x"), Access::Git, r("site/x")),
+            (r("repos/clone"), Access::Git, r("repos/clone")),
         ];
         for (path, access, want) in allowed {
             assert_eq!(w.grant.check_path(&path, access), Ok(PathBuf::from(want)), "{path}");
@@ -373,27 +485,49 @@ mod tests {
         let w = world();
         let r = |p: &str| format!("{}/{p}", w.root.display());
         let denied = [
-            (r("outside/secret"), Access::Git, "not inside a granted directory"),
-            (r("granted/../outside/secret"), Access::Git, "not inside a granted directory"),
-            (r("granted/escape/secret"), Access::Git, "resolves to"),
+            (r("outside/secret"), Access::Read, "not inside a granted directory"),
+            (r("granted/../outside/secret"), Access::Read, "not inside a granted directory"),
+            (r("granted/escape/secret"), Access::Read, "secret` denied: not inside a granted directory"),
             (r("granted/repo"), Access::Write, "not inside a writable granted directory"),
-            (r("granted/missing/../../outside/x"), Access::Git, "not inside a granted directory"),
-            (r("granted/escape/missing"), Access::Git, "resolves to"),
-            (r("granted/missing/../escape/secret"), Access::Git, "resolves to"),
-            (r("granted/dangling"), Access::Git, "resolves to"),
-            (r("granted/loop"), Access::Git, "too many levels"),
-            (r("granted/.."), Access::Git, "not inside a granted directory"),
-            ("relative/path".to_owned(), Access::Git, "is not an absolute path"),
-            (String::new(), Access::Git, "is not an absolute path"),
-            ("/etc/passwd".to_owned(), Access::Git, "not inside a granted directory"),
-            (format!("{}\0x", r("granted")), Access::Git, "NUL"),
+            (r("granted/missing/../../outside/x"), Access::Read, "not inside a granted directory"),
+            (r("granted/escape/missing"), Access::Read, "missing` denied: not inside"),
+            (r("granted/missing/../escape/secret"), Access::Read, "secret` denied: not inside"),
+            (r("granted/dangling"), Access::Read, "dangling` denied: not inside"),
+            (r("outside/inward/x"), Access::Write, "(resolves to "),
+            (r("granted/repo"), Access::Git, "not inside a git-writable granted directory"),
+            (r("repos/x"), Access::Write, "not inside a writable granted directory"),
+            ("/proc/self/cwd".to_owned(), Access::Read, "paths under /proc are never granted"),
+            ("/proc/self/fd/0".to_owned(), Access::Read, "paths under /proc are never granted"),
+            (r("granted/loop"), Access::Read, "too many levels"),
+            (r("granted/.."), Access::Read, "not inside a granted directory"),
+            ("relative/path".to_owned(), Access::Read, "is not an absolute path"),
+            (String::new(), Access::Read, "is not an absolute path"),
+            ("/etc/passwd".to_owned(), Access::Read, "not inside a granted directory"),
+            (format!("{}\0x", r("granted")), Access::Read, "NUL"),
         ];
         for (path, access, why) in denied {
             let err = w.grant.check_path(&path, access).unwrap_err();
             assert!(err.0.contains(why), "{path:?}: {err}");
         }
-        let none = Grant::default().check_path("/tmp", Access::Git).unwrap_err();
+        let none = Grant::default().check_path("/tmp", Access::Read).unwrap_err();
         assert!(none.0.contains("granted no directories"), "{none}");
+        // Outside every grant, a denial never says where a link leads.
+        let err = w.grant.check_path(&r("granted/escape/secret"), Access::Read).unwrap_err();
+        assert!(!err.0.contains("outside"), "{err}");
+    }
+
+    /// Issue 16: a grant root that a plugin swaps for a link after load stays where it was.
+    #[test]
+    fn a_grant_root_swapped_for_a_link_after_load_grants_nothing_new() {
+        let w = world();
+        let nested = Grant { dirs: vec![DirGrant::new(w.root.join("site/cache"), Access::Write)], ..Grant::default() };
+        std::fs::create_dir(w.root.join("site/cache")).unwrap();
+        assert!(nested.dirs[0].root.is_none(), "missing at load: grants nothing");
+        let nested = Grant { dirs: vec![DirGrant::new(w.root.join("site/cache"), Access::Write)], ..Grant::default() };
+        std::fs::rename(w.root.join("site/cache"), w.root.join("site/old")).unwrap();
+        std::os::unix::fs::symlink("../outside", w.root.join("site/cache")).unwrap();
+        let err = nested.check_path(&format!("{}/site/cache/secret", w.root.display()), Access::Read).unwrap_err();
+        assert!(err.0.contains("denied: not inside a granted directory"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gitauto::config::{self, Config};
+use gitauto::terminal::escape;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -217,6 +219,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Plugin summaries and payload text reach the log: one record stays one line.
+        .fmt_fields(gitauto::terminal::log_fields())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -228,7 +232,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // The chain may carry a daemon's or a plugin's words: each line escaped.
+            let chain = format!("{err:#}");
+            let lines: Vec<Cow<'_, str>> = chain.lines().map(escape).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::FAILURE
         }
     }
@@ -279,12 +286,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let body = std::fs::read(&payload).with_context(|| format!("reading {}", payload.display()))?;
             let url = url.unwrap_or_else(|| format!("http://{}/hooks/{}", config.server.listen, source.name));
             let (status, answer) = gitauto::send::send(source, &event, body, &url).await?;
-            println!("{status} {answer}");
+            println!("{status} {}", escape(&answer.to_string()));
             Ok(if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Redeliver { delivery, daemon } => {
             let answer = daemon.client()?.post(&format!("/api/deliveries/{delivery}/redeliver")).await?.ok()?;
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            print_json(&answer);
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs { state, repo, rule, limit, daemon } => {
@@ -337,11 +344,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             println!("imports:");
             for import in &inspection.imports {
-                println!("  {import}");
+                println!("  {}", escape(import));
             }
             println!("exports:");
             for export in &inspection.exports {
-                println!("  {export}");
+                println!("  {}", escape(export));
             }
             match &inspection.runnable {
                 Ok(()) => {
@@ -349,7 +356,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(why) => {
-                    println!("runs on this host ({}): no: {why}", gitauto::runtime::WIT_PACKAGE);
+                    println!("runs on this host ({}): no: {}", gitauto::runtime::WIT_PACKAGE, escape(&why.to_string()));
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -425,19 +432,20 @@ fn print_outcome(outcome: &gitauto::runtime::StepOutcome) -> ExitCode {
                 StepStatus::Failure => "failure",
                 StepStatus::Skipped => "skipped",
             };
-            println!("{name}: {summary}");
+            println!("{name}: {}", escape(summary));
             let output: serde_json::Value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
             if !output.is_null() {
-                println!("output: {}", serde_json::to_string_pretty(&output).unwrap_or_default());
+                print!("output: ");
+                print_json(&output);
             }
             if *status == StepStatus::Failure { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
         StepOutcome::Error { kind, message } => {
-            println!("error ({kind:?}): {message}");
+            println!("error ({kind:?}): {}", escape(message));
             ExitCode::FAILURE
         }
         StepOutcome::Trapped { reason } => {
-            println!("trapped: {reason}");
+            println!("trapped: {}", escape(reason));
             ExitCode::FAILURE
         }
     }
@@ -445,15 +453,21 @@ fn print_outcome(outcome: &gitauto::runtime::StepOutcome) -> ExitCode {
 
 /// Prints what `gitauto run` found; fails when a job did not succeed.
 fn print_run(report: &gitauto::local::Report) -> ExitCode {
-    println!("source {} ({} event): {} {}", report.source, report.forge_event, report.status, report.answer);
+    println!(
+        "source {} ({} event): {} {}",
+        escape(&report.source),
+        escape(&report.forge_event),
+        report.status,
+        escape(&report.answer.to_string())
+    );
     for event in report.explain.as_array().into_iter().flatten() {
         if let Some(git_ref) = event["git_ref"].as_str() {
-            println!("{git_ref}:");
+            println!("{}:", escape(git_ref));
         }
         for verdict in event["rules"].as_array().into_iter().flatten() {
             let rule = text(&verdict["rule"]);
             if verdict["matched"] == true {
-                let note = verdict["note"].as_str().map(|n| format!(" ({n})")).unwrap_or_default();
+                let note = verdict["note"].as_str().map(|n| format!(" ({})", escape(n))).unwrap_or_default();
                 println!("  rule {rule}: matched{note}");
             } else {
                 println!("  rule {rule}: {}", text(&verdict["reason"]));
@@ -462,13 +476,19 @@ fn print_run(report: &gitauto::local::Report) -> ExitCode {
     }
     let mut ok = (200..300).contains(&report.status);
     for job in &report.jobs {
-        println!("job {} (rule {}): {} — {}", job.id, job.rule, job.state, job.summary.as_deref().unwrap_or(""));
+        println!(
+            "job {} (rule {}): {} — {}",
+            escape(&job.id),
+            escape(&job.rule),
+            escape(&job.state),
+            escape(job.summary.as_deref().unwrap_or(""))
+        );
         for step in &job.steps {
-            println!("  {:<28} {:<8} {}", step.name, step.status, step.summary);
+            println!("  {:<28} {:<8} {}", escape(&step.name), escape(&step.status), escape(&step.summary));
         }
         for line in &job.logs {
-            let step = line.step.as_deref().map(|s| format!("[{s}] ")).unwrap_or_default();
-            println!("    {step}{} {}", line.level, line.message);
+            let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
+            println!("    {step}{} {}", escape(&line.level), escape(&line.message));
         }
         ok &= matches!(job.state.as_str(), "succeeded" | "skipped");
     }
@@ -479,8 +499,17 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|err| anyhow::anyhow!("{err}\n{} problem(s) in the config", err.problems().len()))
 }
 
-fn text(value: &serde_json::Value) -> &str {
-    value.as_str().unwrap_or("")
+/// A JSON string as printable text (empty for anything else): everything printed from an
+/// answer may come from a plugin or a payload, so it is escaped for the terminal.
+fn text(value: &serde_json::Value) -> Cow<'_, str> {
+    escape(value.as_str().unwrap_or(""))
+}
+
+/// Pretty JSON, each line escaped (JSON escapes C0 controls but not C1 or bidi overrides).
+fn print_json(value: &serde_json::Value) {
+    for line in serde_json::to_string_pretty(value).unwrap_or_default().lines() {
+        println!("{}", escape(line));
+    }
 }
 
 fn print_jobs(jobs: &serde_json::Value) {
@@ -525,17 +554,18 @@ fn print_job(job: &serde_json::Value) {
     println!("  repository {} {}", text(&job["repo"]), text(&job["git_ref"]));
     println!("  attempts   {} of {}", job["attempts"], job["max_attempts"]);
     if !job["node"].is_null() || !job["ran_on"].is_null() {
-        let meant_for = job["node"].as_str().unwrap_or("any node");
-        println!("  node       for {meant_for}, ran on {}", job["ran_on"].as_str().unwrap_or("none yet"));
+        let meant_for = escape(job["node"].as_str().unwrap_or("any node"));
+        println!("  node       for {meant_for}, ran on {}", escape(job["ran_on"].as_str().unwrap_or("none yet")));
     }
     println!("  created    {}", text(&job["created_at"]));
     if let Some(finished) = job["finished_at"].as_str() {
-        println!("  finished   {finished}");
+        println!("  finished   {}", escape(finished));
     }
-    let deliveries: Vec<&str> = job["deliveries"].as_array().into_iter().flatten().filter_map(|d| d.as_str()).collect();
+    let deliveries: Vec<Cow<'_, str>> =
+        job["deliveries"].as_array().into_iter().flatten().filter_map(|d| d.as_str()).map(escape).collect();
     println!("  deliveries {}", deliveries.join(", "));
     if let Some(summary) = job["summary"].as_str() {
-        println!("  summary    {summary}");
+        println!("  summary    {}", escape(summary));
     }
     println!("steps:");
     for step in job["steps"].as_array().into_iter().flatten() {
@@ -550,7 +580,7 @@ fn print_job(job: &serde_json::Value) {
     }
     println!("log:");
     for line in job["logs"].as_array().into_iter().flatten() {
-        let step = line["step"].as_str().map(|s| format!("[{s}] ")).unwrap_or_default();
+        let step = line["step"].as_str().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
         println!("  {} {step}{} {}", text(&line["at"]), text(&line["level"]), text(&line["message"]));
     }
 }

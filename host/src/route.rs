@@ -255,7 +255,7 @@ mod tests {
 
     fn config(rules: &str) -> Config {
         let text = format!(
-            "[plugins.p]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"/srv\"] }}\n[sources.github]\nforge = \"github\"\nsecret = \"x\"\n{rules}"
+            "[plugins.p]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"/srv\", git = true }}] }}\n[sources.github]\nforge = \"github\"\nsecret = \"x\"\n{rules}"
         );
         Config::parse(Path::new("t.toml"), &text).unwrap()
     }

@@ -124,6 +124,10 @@ pub struct LoadReport {
 pub struct Runtime {
     engine: Engine,
     plugins: BTreeMap<String, LoadedPlugin>,
+    /// Where any plugin may change repositories: see [`StepContext::changers`].
+    changers: Arc<[(String, std::path::PathBuf, crate::grant::Access)]>,
+    /// The operator's opt-out: granted programs run without Landlock.
+    unconfined_programs: bool,
     _ticker: EpochTicker,
 }
 
@@ -133,6 +137,8 @@ impl Runtime {
         plugins: impl IntoIterator<Item = &'a PluginSpec>,
         cache_dir: &Path,
     ) -> anyhow::Result<(Self, LoadReport)> {
+        let plugins: Vec<&PluginSpec> = plugins.into_iter().collect();
+        let unconfined_programs = programs_may_run(&plugins)?;
         let engine = engine()?;
         let linker = linker(&engine)?;
         let mut loaded = BTreeMap::new();
@@ -140,8 +146,25 @@ impl Runtime {
         for spec in plugins {
             let started = Instant::now();
             let wasm = read_wasm(&spec.wasm).with_context(|| format!("plugin `{}`", spec.name))?;
-            let (component, cached) = cache::load(cache_dir, &engine, &wasm).with_context(|| {
-                format!("plugin `{}`: {} is not a valid WebAssembly component", spec.name, describe(&spec.wasm))
+            let (component, cached) = cache::load(cache_dir, &engine, &wasm).map_err(|err| {
+                let detail = format!("{err:#}");
+                if detail.contains("pooling allocator") {
+                    anyhow::anyhow!(
+                        "plugin `{}`: {} needs more than this host gives one component (at most {} core instances, \
+                         {} linear memories, one per module, and {} tables): {detail}",
+                        spec.name,
+                        describe(&spec.wasm),
+                        limits::MAX_INSTANCES,
+                        limits::MAX_MEMORIES,
+                        limits::MAX_TABLES
+                    )
+                } else {
+                    err.context(format!(
+                        "plugin `{}`: {} is not a valid WebAssembly component",
+                        spec.name,
+                        describe(&spec.wasm)
+                    ))
+                }
             })?;
             let pre = linker
                 .instantiate_pre(&component)
@@ -152,7 +175,19 @@ impl Runtime {
             loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), pre, http });
         }
         let ticker = EpochTicker::start(&engine).context("starting the epoch ticker")?;
-        Ok((Self { engine, plugins: loaded, _ticker: ticker }, report))
+        let changers = loaded
+            .values()
+            .flat_map(|plugin| {
+                plugin
+                    .spec
+                    .grant
+                    .dirs
+                    .iter()
+                    .filter(|dir| dir.access >= crate::grant::Access::Git)
+                    .filter_map(|dir| Some((plugin.spec.name.clone(), dir.canonical()?.to_path_buf(), dir.access)))
+            })
+            .collect();
+        Ok((Self { engine, plugins: loaded, changers, unconfined_programs, _ticker: ticker }, report))
     }
 
     /// Whether a plugin of that name is loaded.
@@ -281,15 +316,17 @@ impl Runtime {
         let limits = loaded.spec.limits;
         let state = StepState {
             wasi: wasi_context(&loaded.spec, scope.workspace, stdout, stderr)?,
-            table: ResourceTable::new(),
+            table: resource_table(),
             limiter: StepLimiter::new(limits.memory),
             ctx: StepContext {
                 plugin: plugin.to_owned(),
                 grant: Arc::new(loaded.spec.grant.clone()),
+                changers: self.changers.clone(),
                 deadline,
                 log: log.clone(),
                 http: loaded.http.clone(),
                 max_transfer: limits.memory,
+                unconfined_programs: self.unconfined_programs,
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -325,6 +362,10 @@ fn engine() -> anyhow::Result<Engine> {
     // returning them to the kernel: a step's small heap is then reused without a system
     // call (expensive under gVisor and in VMs), and bigger ones still go back.
     pool.linear_memory_keep_resident(KEEP_RESIDENT).table_keep_resident(KEEP_RESIDENT);
+    // One component cannot take the pool that every step shares.
+    pool.max_core_instances_per_component(limits::MAX_INSTANCES)
+        .max_memories_per_component(limits::MAX_MEMORIES)
+        .max_tables_per_component(limits::MAX_TABLES);
     pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     // The pooling allocator reserves address space up front; where that is refused
     // (tight `ulimit -v`), fall back to allocating on demand.
@@ -407,8 +448,50 @@ fn bound_clock_waits(linker: &mut Linker<StepState>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The environment variable by which an operator lets granted programs run on a kernel
+/// without Landlock, unconfined. Documented in docs/security.md.
+pub const UNCONFINED_PROGRAMS: &str = "GITAUTO_UNCONFINED_PROGRAMS";
+
+/// Whether granted programs may run: always under Landlock; without it only when the
+/// operator opted out, which is logged at every start. Refuses to load otherwise.
+fn programs_may_run(plugins: &[&PluginSpec]) -> anyhow::Result<bool> {
+    let support = crate::confine::support();
+    let granted: Vec<&str> =
+        plugins.iter().filter(|spec| !spec.grant.commands.is_empty()).map(|spec| spec.name.as_str()).collect();
+    if support.files() || granted.is_empty() {
+        if !support.files() {
+            tracing::warn!("this kernel has no Landlock: git calls are checked by path only");
+        }
+        return Ok(false);
+    }
+    if std::env::var_os(UNCONFINED_PROGRAMS).is_some_and(|value| value == "1") {
+        tracing::warn!(
+            plugins = granted.join(", "),
+            "this kernel has no Landlock, and {UNCONFINED_PROGRAMS}=1: granted programs run UNCONFINED, with the daemon's rights"
+        );
+        return Ok(true);
+    }
+    anyhow::bail!(
+        "plugin {} is granted programs (`grants.commands`), but this kernel has no Landlock to confine them \
+         (Linux 5.13 or newer with Landlock enabled is needed); remove the grant, or set {UNCONFINED_PROGRAMS}=1 \
+         to run them unconfined (see docs/security.md)",
+        granted.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Resources (files, streams, repositories, sockets) one step may hold at once: far more
+/// than a plugin needs, far fewer than the daemon's descriptor limit.
+pub const MAX_RESOURCES: usize = 1024;
+
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
+}
+
 /// The WASI context: no arguments, environment or stdin; stdout and stderr into the log;
-/// no network; the granted directories, the job's workspace as `/tmp`, nothing else.
+/// no sockets at all; the granted directories (as pinned at load), the job's workspace as
+/// `/tmp`, nothing else.
 fn wasi_context(
     spec: &PluginSpec,
     workspace: Option<&Path>,
@@ -417,6 +500,8 @@ fn wasi_context(
 ) -> anyhow::Result<WasiCtx> {
     let mut builder = WasiCtx::builder();
     builder.stdout(stdout.clone()).stderr(stderr.clone()).allow_ip_name_lookup(false);
+    // Not even a socket is created: each would be a host descriptor.
+    builder.allow_tcp(false).allow_udp(false);
     builder.socket_addr_check(|_, _| Box::pin(async { false }));
     // A grant of `/tmp` itself wins: two directories cannot share one name.
     if let Some(workspace) = workspace
@@ -428,16 +513,18 @@ fn wasi_context(
             .with_context(|| format!("opening the job's workspace {}", workspace.display()))?;
     }
     for dir in &spec.grant.dirs {
-        let Ok(canonical) = std::fs::canonicalize(&dir.path) else { continue };
-        let perms = if dir.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        let Some(root) = &dir.root else { continue };
+        let perms = if dir.access == crate::grant::Access::Write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        // The directory pinned at load, not wherever its path leads now.
+        let pinned = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&root.fd));
         let configured = dir.path.to_string_lossy().into_owned();
         builder
-            .preopened_dir(&canonical, &configured, perms)
+            .preopened_dir(&pinned, &configured, perms)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("opening granted directory {}", dir.path.display()))?;
-        let canonical_text = canonical.to_string_lossy();
+        let canonical_text = root.canonical.to_string_lossy();
         if canonical_text != configured {
-            builder.preopened_dir(&canonical, canonical_text.as_ref(), perms)?;
+            builder.preopened_dir(&pinned, canonical_text.as_ref(), perms)?;
         }
     }
     Ok(builder.build())
@@ -482,6 +569,9 @@ fn trap_reason(err: &wasmtime::Error, memory_exceeded: bool, limits: &Limits, de
             "the plugin aborted (a panic or abort; its stderr is in the step's log)".into()
         }
         Some(trap) => format!("{trap}"),
+        None if format!("{err:#}").contains("resource table has no free keys") => {
+            format!("too many open resources (files, streams, repositories): at most {MAX_RESOURCES} at once")
+        }
         None => format!("{err:#}"),
     }
 }

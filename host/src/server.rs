@@ -4,13 +4,15 @@
 //! - `api`: deliveries and jobs (read, redelivered, retried, cancelled, live logs), metrics;
 //! - `dashboard`: the HTML pages;
 //! - `gitreload`: gitreload's endpoints, when `[compat.gitreload]` enables them;
-//! - `auth`: the token the API, dashboard and metrics require when one is configured.
+//! - `auth`: the token the API, dashboard and metrics require when one is configured;
+//! - `browser`: cross-site requests to the routes behind the token refused, framing forbidden.
 //!
 //! Every error answer is `{"error": "..."}` saying what is wrong; details go to the
 //! daemon's log under the delivery id.
 
 mod api;
 mod auth;
+mod browser;
 mod dashboard;
 mod gitreload;
 mod hooks;
@@ -66,7 +68,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .route("/jobs/{id}", get(dashboard::job))
         .route("/jobs/{id}/{action}", post(dashboard::action))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        // Outside the token check: a browser's cached credentials are what a forged request rides on.
+        .route_layer(axum::middleware::from_fn(browser::refuse_cross_site));
     let dashboard_index =
         get(dashboard::index).route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     // `POST /` is gitreload's course import, when enabled; `GET /` the dashboard.
@@ -89,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state((config.server.body_timeout, max_body), listen::read_body_within))
+        .layer(axum::middleware::from_fn(browser::forbid_framing))
         .with_state(state)
 }
 

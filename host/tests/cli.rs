@@ -25,7 +25,7 @@ secret = "cli-secret"
 
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = { dirs = ["/srv/repos"] }
+grants = { dirs = [{ path = "/srv/repos", git = true }] }
 
 [[rules]]
 name = "docs"
@@ -176,7 +176,7 @@ fn plugin_inspect_and_test_work_on_a_component_file() {
             grant,
         ])
     };
-    let granted = test(&format!("dir={}", repos.display()));
+    let granted = test(&format!("git={}", repos.display()));
     let stdout = String::from_utf8_lossy(&granted.stdout);
     assert_eq!(granted.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&granted.stderr));
     assert!(stdout.starts_with(&format!("success: updated {}/acme/widgets from ", repos.display())), "{stdout}");
@@ -184,4 +184,117 @@ fn plugin_inspect_and_test_work_on_a_component_file() {
     let denied = test(&format!("dir={}", dir.path().join("origin").display()));
     assert_eq!(denied.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&denied.stdout).contains("denied"), "{}", String::from_utf8_lossy(&denied.stdout));
+}
+
+/// Issue 16 (finding 16): what a plugin logs reaches the operator's terminal through
+/// `gitauto run`, `gitauto job`, `gitauto jobs` and `gitauto plugin test`. The built-in
+/// fetch-update logs the remote it fetches; here that remote is a title change, a screen
+/// clear and a one-byte CSI. No printer lets a raw ESC, BEL or C1 byte through, and each
+/// log line stays one line.
+#[test]
+fn plugin_text_reaches_the_terminal_only_as_visible_escapes() {
+    const HOSTILE: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}2J\u{202e}\nforged line";
+    const SHOWN: &str = "\\x1b]0;owned\\x07\\x1b[2J\\u{9b}2J\\u{202e}\\nforged line";
+    let raw = |text: &[u8]| {
+        text.iter().any(|b| matches!(b, 0x1b | 0x07)) || String::from_utf8_lossy(text).contains(['\u{9b}', '\u{202e}'])
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_, after) = common::repository(dir.path(), "widgets");
+    let repos = dir.path().join("repos");
+    let port = common::free_port();
+    // TOML escapes; the raw bytes reach the plugin as its `remote` setting.
+    let remote_toml = HOSTILE
+        .replace('\u{1b}', "\\u001b")
+        .replace('\u{7}', "\\u0007")
+        .replace('\u{9b}', "\\u009b")
+        .replace('\u{202e}', "\\u202e")
+        .replace('\n', "\\n");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+api_token = "cli-token"
+
+[sources.github]
+forge = "github"
+secret = "cli-secret"
+
+[plugins.fetch-update]
+wasm = "builtin:fetch-update"
+grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
+
+[[rules]]
+name = "docs"
+on = "push"
+steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}", remote = "{remote_toml}" }} }}]
+"#,
+            repos = repos.display(),
+        ),
+    );
+    let payload = dir.path().join("push.json");
+    std::fs::write(&payload, common::push_body("widgets", &after, 1)).unwrap();
+
+    // `gitauto run`: in this process, its steps' log printed.
+    let run = gitauto(&["run", "--event", payload.to_str().unwrap(), "--config", &config]);
+    assert!(!raw(&run.stdout) && !raw(&run.stderr), "{:?}", String::from_utf8_lossy(&run.stdout));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stdout.contains(&format!("[fetch-update] info fetching {SHOWN} into ")), "{stdout}{stderr}");
+
+    // `gitauto job` and `gitauto jobs` against a daemon that ran the same step.
+    let base = format!("http://127.0.0.1:{port}");
+    let daemon = common::Daemon::start(Path::new(&config), &base);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let body = common::push_body("widgets", &after, 2);
+    let url = format!("{base}/hooks/github");
+    let delivery = runtime.block_on(common::post_push(reqwest::Client::new(), url, "cli-secret", "d-1".into(), body));
+    assert_eq!(delivery.as_deref(), Some("d-1"));
+    let started = Instant::now();
+    let id = loop {
+        let jobs: serde_json::Value = runtime.block_on(async {
+            let response = reqwest::Client::new().get(format!("{base}/api/jobs")).bearer_auth("cli-token").send().await;
+            response.unwrap().json().await.unwrap()
+        });
+        let job = &jobs["jobs"][0];
+        if job["state"].as_str().is_some_and(|state| !matches!(state, "queued" | "running")) {
+            break job["id"].as_str().unwrap().to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the job did not finish: {jobs}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let job = gitauto(&["job", &id, "--config", &config]);
+    let stdout = String::from_utf8_lossy(&job.stdout);
+    assert_eq!(job.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&job.stderr));
+    assert!(!raw(&job.stdout), "{stdout:?}");
+    let line = stdout.lines().find(|line| line.contains("fetching")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.ends_with(&format!("[fetch-update] info fetching {SHOWN} into {}/acme/widgets", repos.display())),
+        "{line}"
+    );
+    let jobs = gitauto(&["jobs", "--config", &config]);
+    assert!(!raw(&jobs.stdout), "{:?}", String::from_utf8_lossy(&jobs.stdout));
+    drop(daemon);
+
+    // `gitauto plugin test`: log lines on stderr as the plugin writes them.
+    let wasm = dir.path().join("fetch-update.wasm");
+    std::fs::write(&wasm, gitauto::runtime::builtin::get("fetch-update").unwrap()).unwrap();
+    let test = gitauto(&[
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--event",
+        payload.to_str().unwrap(),
+        "--with",
+        &format!("repodir={}", repos.display()),
+        "--with",
+        &format!("remote={HOSTILE}"),
+        "--grant",
+        &format!("git={}", repos.display()),
+    ]);
+    assert!(!raw(&test.stdout) && !raw(&test.stderr), "{:?}", String::from_utf8_lossy(&test.stderr));
+    let stderr = String::from_utf8_lossy(&test.stderr);
+    assert!(stderr.contains(&format!("[info] fetching {SHOWN} into ")), "{stderr}");
 }

@@ -33,7 +33,7 @@ fn a_killed_nodes_jobs_finish_on_the_others() {
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data-{node}\"\nnode = \"{node}\"\nworkers = 2\n\
                  [store]\nurl = \"{url}\"\n[sources.github]\nforge = \"github\"\nsecret = \"{SECRET}\"\n\
-                 [plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"{repos}\"] }}\n\
+                 [plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"{repos}\", git = true }}] }}\n\
                  [[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/*\"\ncoalesce = false\n\
                  steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{repos}\" }} }}]\n",
                 repos = repos.display()

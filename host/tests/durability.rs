@@ -56,7 +56,7 @@ forge = "github"
 secret = "{SECRET}"
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = {{ dirs = ["{repos}"] }}
+grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
 [[rules]]
 name = "update"
 on = "push"

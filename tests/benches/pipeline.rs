@@ -145,7 +145,7 @@ async fn updating_daemon(extra: &str) -> (tempfile::TempDir, TestGit, std::path:
     let checkout = repos.join("acme/widgets");
     repo.clone_to(&checkout);
     let daemon = TestDaemon::start(&format!(
-        "{source}\n[plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"{repos}\"] }}\n\n[[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/widgets\"\n{extra}steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{repos}\" }} }}]\n",
+        "{source}\n[plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"{repos}\", git = true }}] }}\n\n[[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/widgets\"\n{extra}steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{repos}\" }} }}]\n",
         source = github_source(),
         repos = repos.display(),
     ))

@@ -6,8 +6,8 @@ use gitauto_tests::{SECRET, TestDaemon, TestGit, git, github_source, push_payloa
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// The fake edx-platform: `manage.py` behaves as `<root>/mode` says (`ok`, `fail`,
-/// `sleep`) and writes what it was given to `<root>/record.txt`.
+/// The fake edx-platform: `manage.py` behaves as `<root>/out/mode` says (`ok`, `fail`,
+/// `sleep`) and writes what it was given to `<root>/out/record.txt`.
 struct FakeEdx {
     root: PathBuf,
 }
@@ -19,8 +19,10 @@ impl FakeEdx {
         std::fs::create_dir_all(&platform).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink("/bin/sh", bin.join("python")).unwrap();
-        let record = root.join("record.txt");
-        let mode = root.join("mode");
+        // Where the fake may write: the plugin's grant confines it.
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        let record = root.join("out/record.txt");
+        let mode = root.join("out/mode");
         std::fs::write(
             platform.join("manage.py"),
             format!(
@@ -36,11 +38,11 @@ impl FakeEdx {
     }
 
     fn set(&self, mode: &str) {
-        std::fs::write(self.root.join("mode"), mode).unwrap();
+        std::fs::write(self.root.join("out/mode"), mode).unwrap();
     }
 
     fn record(&self) -> String {
-        std::fs::read_to_string(self.root.join("record.txt")).unwrap()
+        std::fs::read_to_string(self.root.join("out/record.txt")).unwrap()
     }
 }
 
@@ -50,7 +52,7 @@ async fn daemon(root: &Path, extra: &str) -> TestDaemon {
 {source}
 [plugins.edx-import]
 wasm = "builtin:edx-import"
-grants = {{ dirs = ["{root}/repos", "{root}/edx-platform"], commands = ["{root}/venv/bin/python"] }}
+grants = {{ dirs = [{{ path = "{root}/repos", git = true }}, "{root}/edx-platform", {{ path = "{root}/out", write = true }}], commands = [{{ program = "{root}/venv/bin/python", env = ["SERVICE_VARIANT", "LMS_CFG", "REVISION_CFG"] }}] }}
 
 [[rules]]
 name = "import"

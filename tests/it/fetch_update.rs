@@ -13,7 +13,7 @@ async fn daemon(root: &Path, repo: &str) -> TestDaemon {
 {source}
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = {{ dirs = ["{repos}"] }}
+grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
 
 [[rules]]
 name = "update"

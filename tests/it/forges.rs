@@ -49,7 +49,7 @@ fields = {{ repository = "/project/slug", ref = "/change/ref", after = "/change/
 
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = {{ dirs = ["/nonexistent"] }}
+grants = {{ dirs = [{{ path = "/nonexistent", git = true }}] }}
 
 [[rules]]
 name = "everything"

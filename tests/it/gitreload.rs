@@ -11,7 +11,7 @@ async fn daemon(repodir: &Path, grant: &Path) -> TestDaemon {
 {source}
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = {{ dirs = ["{grant}"] }}
+grants = {{ dirs = [{{ path = "{grant}", git = true }}] }}
 
 [compat.gitreload]
 source = "github"

@@ -31,6 +31,15 @@ struct Places {
     /// This machine's name: it resolves to loopback (`/etc/hosts`) or the machine's own
     /// LAN address, either of which a granted name must not lead to.
     hostname: String,
+    /// A repository inside the read-only grant, to clone from.
+    origin: String,
+    /// A repository outside every grant, and its commit.
+    outside_repo: String,
+    outside_commit: String,
+    /// A granted repository whose branch `bomb` is a tree of 10^8 paths.
+    bomb: String,
+    /// An address nobody is granted, that counts the connections it gets.
+    ungranted: String,
 }
 
 fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
@@ -94,7 +103,7 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
             "git-remote-rewrite",
             "git-remote-rewrite",
             json!({"repo": outside_repo, "checkout": format!("{}/acme/victim", p.checkouts)}),
-            &["fetching `evil`", "so its remotes must be granted"],
+            &["fetching `evil`", "so the remotes configured there must be granted"],
         ),
         // Network.
         a("http-unlisted", "http-get", json!({"url": "http://example.com/"}), &["host example.com", "is not granted"]),
@@ -112,6 +121,71 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
             json!({"url": format!("http://{}:{}/", p.hostname, p.server.rsplit(':').next().unwrap())}),
             &["resolves only to non-public addresses ("],
         ),
+        // Issue 16: one attack per finding, each checked against the world below too.
+        a("swap-checkout", "sandbox-escapes", escape(p, "swap-checkout"), &["reset-hard: ", "denied", "clean: "]),
+        a("encoded-file-url", "sandbox-escapes", escape(p, "encoded-file-url"), &["denied", "/outside/repo"]),
+        a(
+            "url-authority",
+            "sandbox-escapes",
+            escape(p, "url-authority"),
+            &["a git URL must not contain `?`, `#` or", "percent-encoded"],
+        ),
+        a("commondir", "sandbox-escapes", escape(p, "commondir"), &["its common directory is outside the grant"]),
+        a(
+            "alternates",
+            "sandbox-escapes",
+            escape(p, "alternates"),
+            &["an alternate object store is outside the grant"],
+        ),
+        a("symlinked-objects", "sandbox-escapes", escape(p, "symlinked-objects"), &["`objects` is a symbolic link"]),
+        a(
+            "worktree-in-read-only",
+            "sandbox-escapes",
+            escape(p, "worktree-in-read-only"),
+            &["its work tree is outside the grant", "not inside a git-writable granted directory"],
+        ),
+        a(
+            "clone-into-read-only",
+            "sandbox-escapes",
+            escape(p, "clone-into-read-only"),
+            &["/granted/cloned-here` denied: not inside a git-writable granted directory"],
+        ),
+        a(
+            "history-search",
+            "sandbox-escapes",
+            escape(p, "history-search"),
+            &["searching history by message is not supported"],
+        ),
+        a(
+            "tree-bomb",
+            "sandbox-escapes",
+            escape(p, "tree-bomb"),
+            &[
+                "tree: invalid: listing `bomb`: the tree has more than 200000 entries",
+                "changed-paths: invalid: comparing",
+            ],
+        ),
+        a(
+            "loader-variables",
+            "sandbox-escapes",
+            escape(p, "loader-variables"),
+            &["`LD_PRELOAD` may not be set for `echo`", "`GIT_CONFIG_COUNT` may not be set", "`PATH` may not be set"],
+        ),
+        a("git-alias", "sandbox-escapes", escape(p, "git-alias"), &["git alias ran confined"]),
+        a(
+            "program-files",
+            "sandbox-escapes",
+            escape(p, "program-files"),
+            &["the shell stayed in its grants", "Permission denied"],
+        ),
+        a("program-network", "sandbox-escapes", escape(p, "program-network"), &["no network: "]),
+        a(
+            "program-leaves-session",
+            "sandbox-escapes",
+            escape(p, "program-leaves-session"),
+            &["the session ended with the program"],
+        ),
+        a("descriptor-flood", "sandbox-escapes", escape(p, "descriptor-flood"), &["too many open resources"]),
         a(
             "raw-socket",
             "raw-socket",
@@ -179,6 +253,85 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
     ]
 }
 
+/// The settings of one `sandbox-escapes` attack: every place it may need.
+fn escape(p: &Places, attack: &str) -> Value {
+    json!({
+        "attack": attack,
+        "granted": p.granted,
+        "site": p.site,
+        "outside": p.outside,
+        "outside_repo": p.outside_repo,
+        "outside_commit": p.outside_commit,
+        "origin": p.origin,
+        "bomb": p.bomb,
+        "victim_relative": "../outside/victim",
+        "server": p.server.trim_start_matches("http://"),
+        "other": p.ungranted,
+        "data_dir": format!("{}/data", p.granted.trim_end_matches("/granted")),
+    })
+}
+
+/// A repository at `dir` with branch `small` (one file) and branch `bomb`: a tree of
+/// 8 levels of 10 entries each, the same subtree every time (10^8 paths, 9 objects).
+fn tree_bomb(dir: &Path) {
+    let repo = git2::Repository::init_bare(dir).unwrap();
+    let blob = repo.blob(b"x").unwrap();
+    let mut small = repo.treebuilder(None).unwrap();
+    small.insert("README", blob, 0o100644).unwrap();
+    let small = repo.find_tree(small.write().unwrap()).unwrap();
+    let mut level = repo.treebuilder(None).unwrap();
+    for i in 0..10 {
+        level.insert(format!("f{i}"), blob, 0o100644).unwrap();
+    }
+    let mut id = level.write().unwrap();
+    for _ in 1..8 {
+        let mut next = repo.treebuilder(None).unwrap();
+        for i in 0..10 {
+            next.insert(format!("d{i}"), id, 0o040000).unwrap();
+        }
+        id = next.write().unwrap();
+    }
+    let bomb = repo.find_tree(id).unwrap();
+    let signature = git2::Signature::now("t", "t@example.com").unwrap();
+    let first = repo.commit(Some("refs/heads/small"), &signature, &signature, "small", &small, &[]).unwrap();
+    let parent = repo.find_commit(first).unwrap();
+    repo.commit(Some("refs/heads/bomb"), &signature, &signature, "bomb", &bomb, &[&parent]).unwrap();
+}
+
+/// Every file under `dir` with its content, for "byte-identical" checks.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                pending.push(path.clone());
+                out.push((path, Vec::new()));
+            } else {
+                let content = if meta.is_file() { std::fs::read(&path).unwrap() } else { Vec::new() };
+                out.push((path, content));
+            }
+        }
+    }
+    out
+}
+
+/// Processes whose command line is `sleep <seconds>`.
+fn sleeping(seconds: &str) -> Vec<String> {
+    let wanted = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (cmdline == wanted.as_bytes()).then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
 /// `{a = "b", n = 1}` from a JSON object of strings, numbers and booleans.
 fn inline_table(value: &Value) -> String {
     let fields: Vec<String> =
@@ -197,9 +350,22 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     std::os::unix::fs::symlink("../outside/secret.txt", root.path().join("granted/link-to-secret")).unwrap();
     std::os::unix::fs::symlink("/etc", root.path().join("granted/link-to-etc")).unwrap();
     git(&root.path().join("outside/repo"), &["init", "--quiet", "--initial-branch=main", "."]);
-    git(&root.path().join("outside/repo"), &["commit", "--quiet", "--allow-empty", "-m", "private"]);
+    std::fs::write(root.path().join("outside/repo/private.txt"), "private").unwrap();
+    git(&root.path().join("outside/repo"), &["add", "private.txt"]);
+    git(&root.path().join("outside/repo"), &["commit", "--quiet", "-m", "private"]);
+    let outside_commit = git(&root.path().join("outside/repo"), &["rev-parse", "HEAD"]);
+    std::fs::create_dir_all(root.path().join("outside/victim")).unwrap();
+    std::fs::write(root.path().join("outside/victim/keep.txt"), "keep").unwrap();
+    tree_bomb(&root.path().join("granted/bomb.git"));
+    // What nothing may change: everything outside the grants, and the read-only grant.
+    let outside_before = snapshot(&root.path().join("outside"));
 
     let widgets = TestGit::new(root.path(), "widgets");
+    git(
+        root.path(),
+        &["clone", "--quiet", "--bare", widgets.origin.to_str().unwrap(), &format!("{r}/granted/src.git")],
+    );
+    let granted_before = snapshot(&root.path().join("granted"));
     let checkout = root.path().join("checkouts/acme/widgets");
     widgets.clone_to(&checkout);
     widgets.clone_to(&root.path().join("checkouts/acme/victim"));
@@ -211,6 +377,16 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ungranted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ungranted_addr = ungranted.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for stream in ungranted.incoming() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
     let (server_addr, other_addr, silent_addr) =
         (server.local_addr().unwrap(), other.local_addr().unwrap(), silent.local_addr().unwrap());
     let app = Router::new()
@@ -234,11 +410,16 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
         other: format!("http://{other_addr}"),
         silent: silent_addr.to_string(),
         hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned(),
+        origin: format!("{r}/granted/src.git"),
+        outside_repo: format!("{r}/outside/repo"),
+        outside_commit: outside_commit.trim().to_owned(),
+        bomb: format!("{r}/granted/bomb.git"),
+        ungranted: ungranted_addr.to_string(),
     };
     let data_dir = root.path().join("data");
     let plan = attacks(&places, &data_dir.display().to_string());
     let grants = format!(
-        r#"{{ dirs = ["{granted}", {{ path = "{site}", write = true }}, {{ path = "{checkouts}", write = true }}], hosts = ["{server_addr}", "{hostname}:{port}", "{silent_addr}"], commands = ["echo", "yes"] }}"#,
+        r#"{{ dirs = ["{granted}", {{ path = "{site}", write = true }}, {{ path = "{checkouts}", write = true }}], hosts = ["{server_addr}", "{hostname}:{port}", "{silent_addr}"], commands = ["echo", "yes", "git", "/bin/sh"] }}"#,
         granted = places.granted,
         site = places.site,
         checkouts = places.checkouts,
@@ -257,7 +438,7 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
         );
     }
     config += &format!(
-        "[plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"{r}/checkouts\"] }}\n\n"
+        "[plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"{r}/checkouts\", git = true }}, \"{r}/origin\"] }}\n\n"
     );
     for attack in &plan {
         config += &format!(
@@ -332,9 +513,19 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     }
     // Every attempt's workspace is gone with it.
     assert_eq!(std::fs::read_dir(data_dir.join("work")).map(|dir| dir.count()).unwrap_or(0), 0);
-    // Nothing was written where the grant did not allow.
+    // Nothing was written where the grant did not allow: outside the grants and in the
+    // read-only grant, every file is byte-identical and nothing was added or removed.
     assert!(!Path::new(&format!("{}/planted.txt", places.granted)).exists());
     assert!(!Path::new(&format!("{}/stolen", places.site)).exists());
+    assert!(snapshot(&root.path().join("outside")) == outside_before, "the world outside the grants changed");
+    assert!(snapshot(&root.path().join("granted")) == granted_before, "the read-only grant changed");
+    // A granted program worked inside its writable grant, and only there.
+    assert!(Path::new(&format!("{}/by-program", places.site)).exists());
+    // No connection ever reached the ungranted listener.
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "a connection reached {ungranted_addr}");
+    // Nothing a program started outlived its step.
+    assert_eq!(sleeping("607"), Vec::<String>::new(), "a process that called setsid survived");
+    assert_eq!(sleeping("608"), Vec::<String>::new(), "a background process survived");
     assert_eq!(daemon.get("/healthz").await.0, 200);
     daemon.stop().await;
 }

@@ -8,7 +8,7 @@ fn config() -> String {
 {source}
 [plugins.fetch-update]
 wasm = "builtin:fetch-update"
-grants = {{ dirs = ["/nonexistent"] }}
+grants = {{ dirs = [{{ path = "/nonexistent", git = true }}] }}
 
 [[rules]]
 name = "all pushes"

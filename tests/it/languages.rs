@@ -12,12 +12,12 @@ async fn daemon(root: &Path, python: &Path, javascript: &Path) -> TestDaemon {
 {source}
 [plugins.py]
 wasm = "{python}"
-grants = {{ dirs = ["{repos}"] }}
+grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
 limits = {{ memory = "256MiB" }}
 
 [plugins.js]
 wasm = "{javascript}"
-grants = {{ dirs = ["{repos}"] }}
+grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
 limits = {{ memory = "256MiB" }}
 
 [[rules]]

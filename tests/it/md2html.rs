@@ -34,7 +34,7 @@ async fn push(daemon: &TestDaemon, repo: &TestGit, branch: &str, after: &str) ->
         &format!("refs/heads/{branch}"),
         &"0".repeat(40),
         after,
-        repo.origin.to_str().unwrap(),
+        &format!("file://{}", repo.origin.display()),
     );
     let (status, body) = daemon.post_github("github", "push", &payload, SECRET).await;
     assert_eq!(status, 202, "{body}");

@@ -1,6 +1,7 @@
 //! Hostile names in signed deliveries: repository names and refs with `..`, `/`, NUL,
 //! option-like or very long text, commit ids that are not ids, changed paths that leave
-//! the tree, and text that is not UTF-8. Each delivery is refused before routing with
+//! the tree, clone and web URLs that are not plain absolute URLs (issue 16), and text
+//! that is not UTF-8. Each delivery is refused before routing with
 //! the field and the reason, recorded as invalid, and queues nothing; no plugin ever
 //! receives such a name (the checkout plugin checks again on its side).
 
@@ -27,7 +28,7 @@ fn set_name(payload: &mut Value, name: &str) {
 async fn hostile_names_and_refs_are_refused_before_anything_uses_them() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = TestDaemon::start(&format!(
-        "{}\n[plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [\"{repos}\"] }}\n\n\
+        "{}\n[plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"{repos}\", git = true }}] }}\n\n\
          [[rules]]\nname = \"all\"\non = [\"push\", \"tag\"]\n\
          steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{repos}\" }} }}]\n",
         github_source(),
@@ -80,6 +81,32 @@ async fn hostile_names_and_refs_are_refused_before_anything_uses_them() {
             "changed path leaving the tree",
             push(|p| p["commits"][0]["modified"] = serde_json::json!(["../../.ssh/authorized_keys"])),
             "commits[].paths \"../../.ssh/authorized_keys\" cannot be used: it is a relative path component",
+        ),
+        (
+            "owner as an option",
+            push(|p| p["repository"]["owner"]["login"] = "--upload-pack=touch".into()),
+            "repository.owner \"--upload-pack=touch\" cannot be used: it starts with `-`",
+        ),
+        ("name as an option", push(|p| set_name(p, "-x")), "repository.name \"-x\" cannot be used: it starts with `-`"),
+        (
+            "clone URL running a command",
+            push(|p| p["repository"]["clone_url"] = "ext::sh -c touch% /tmp/pwned".into()),
+            "repository.clone_url \"ext::sh -c touch% /tmp/pwned\" cannot be used: it contains whitespace",
+        ),
+        (
+            "clone URL hiding a second host",
+            push(|p| p["repository"]["clone_url"] = "https://github.com?@evil.example/x.git".into()),
+            "repository.clone_url \"https://github.com?@evil.example/x.git\" cannot be used: a clone URL cannot have a query",
+        ),
+        (
+            "web URL with a script",
+            push(|p| p["repository"]["html_url"] = "javascript:alert(1)".into()),
+            "repository.html_url \"javascript:alert(1)\" cannot be used: it is not an absolute http or https URL",
+        ),
+        (
+            "commit URL with an escape",
+            push(|p| p["commits"][0]["url"] = "https://github.com/acme/widgets/commit/\u{1b}]0;x".into()),
+            "commits[].url \"https://github.com/acme/widgets/commit/\\u{1b}]0;x\" cannot be used: it contains a control character",
         ),
         (
             "not UTF-8",

@@ -53,7 +53,7 @@ impl Sandbox {
             r#"
 [plugins.probe]
 wasm = "{probe}"
-grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts = [{{ host = "{addr}", credential = "file:{r}/api-token", scheme = "token" }}, {{ host = "plain.invalid", credential = "x" }}], commands = ["env", "sleep"] }}
+grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts = [{{ host = "{addr}", credential = "file:{r}/api-token", scheme = "token" }}, {{ host = "plain.invalid", credential = "x" }}], commands = [{{ program = "env", env = ["GREETING"] }}, "sleep"] }}
 "#,
             probe = env!("GITAUTO_GUEST_PROBE"),
         );

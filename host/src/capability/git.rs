@@ -1,21 +1,42 @@
 //! `git`: repositories inside the granted directories, through libgit2 in the host (no
-//! hooks, no filter programs, no `git` binary). Every path is checked by the grant, and
-//! so is every remote a fetch or clone would reach; see [`check_remote`].
+//! hooks, no filter programs, no `git` binary, no configuration but the repository's
+//! own).
+//!
+//! Nothing is trusted between calls: a repository handle is only the path it was
+//! opened at. Every call opens it again on a thread confined to the grant by the kernel
+//! ([`crate::confine`]), checks where its git directory, common directory, work tree and
+//! alternates lead, and only then works; a link swapped in between calls leads nowhere.
+//! Remotes go through [`remote`], the one parser that decides both the grant and what
+//! libgit2 is given; no credential leaves the host unless the grant gives one for that
+//! host, and redirects are not followed.
+
+mod remote;
 
 use crate::capability::StepContext;
+use crate::confine::{self, Rules, Tcp};
+use crate::gitwalk::{self, Budget, Change};
 use crate::grant::{Access, Denied, Grant};
 use crate::runtime::StepState;
 use crate::runtime::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
-use git2::{AutotagOption, ErrorCode, FetchOptions, FetchPrune, RemoteCallbacks, Repository, ResetType, StatusOptions};
+use git2::{
+    AutotagOption, ErrorCode, FetchOptions, FetchPrune, ProxyOptions, RemoteCallbacks, RemoteRedirect, Repository,
+    RepositoryOpenFlags, ResetType, StatusOptions,
+};
+use remote::Checked;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::time::Instant;
 use wasmtime::component::Resource;
 
-/// A repository the plugin opened: the host-side value behind the WIT resource.
+/// Entries a tree listing, diff or checkout may cover in one call.
+pub const MAX_TREE_ENTRIES: usize = 200_000;
+/// Bytes of path names a tree listing or diff may return in one call.
+pub const MAX_TREE_PATH_BYTES: usize = 32 << 20;
+
+/// A repository the plugin opened: only where it was, as checked then. Each call opens
+/// and checks it again.
 pub struct OpenRepository {
-    repo: Repository,
-    /// Canonical working directory (or git directory, when bare).
+    /// Canonical working directory (or git directory, when bare) at `open`.
     path: PathBuf,
 }
 
@@ -27,9 +48,13 @@ impl From<Denied> for GitError {
     }
 }
 
-/// Maps a libgit2 error to the WIT error, keeping libgit2's message.
+/// Maps a libgit2 error to the WIT error, keeping libgit2's message. On the confined
+/// thread, "permission denied" is the kernel refusing a path outside the grant.
 fn failed(what: &str, err: git2::Error) -> GitError {
     let message = format!("{what}: {}", err.message());
+    if err.message().contains("Permission denied") {
+        return GitError::Denied(format!("{message} (outside the plugin's grant)"));
+    }
     match err.code() {
         ErrorCode::NotFound | ErrorCode::UnbornBranch => GitError::NotFound(message),
         ErrorCode::InvalidSpec | ErrorCode::Ambiguous => GitError::Invalid(message),
@@ -37,105 +62,160 @@ fn failed(what: &str, err: git2::Error) -> GitError {
     }
 }
 
-/// Sets libgit2's network timeouts once per process, so that a silent server cannot hold
-/// a step past its deadline (the transfer-progress callback only runs while data flows).
-fn set_network_timeouts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        #[allow(unsafe_code)]
-        // SAFETY: these set plain integers in libgit2's global options; `Once` makes this
-        // the only writer, before this process's first network operation.
-        let result = unsafe {
-            git2::opts::set_server_connect_timeout_in_milliseconds(30_000)
-                .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(60_000))
-        };
-        if let Err(err) = result {
-            tracing::warn!("could not set libgit2 network timeouts: {err}");
+fn walk_failed(what: &str, err: gitwalk::WalkError) -> GitError {
+    match err {
+        gitwalk::WalkError::Git(message) => GitError::Failed(format!("{what}: {message}")),
+        other => GitError::Invalid(format!("{what}: {other}")),
+    }
+}
+
+/// Runs `work` confined to `rules` before the step's deadline, as one git call.
+fn confined<T: Send + 'static>(
+    ctx: &StepContext,
+    rules: Rules,
+    work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, GitError> {
+    gitwalk::configure_libgit2();
+    match confine::run(rules, Some(ctx.deadline), work) {
+        Ok(result) => result,
+        Err(confine::RunError::Deadline) => Err(GitError::Failed("the step's deadline passed".into())),
+        Err(err) => Err(GitError::Failed(err.to_string())),
+    }
+}
+
+/// Entries of a git directory that must be what they say, not links elsewhere.
+const INTERNALS: &[&str] =
+    &["HEAD", "config", "index", "commondir", "packed-refs", "objects", "objects/info", "objects/pack", "refs", "info"];
+
+/// Opens the repository at `path` and checks that everything it is made of lies inside
+/// the grant with `need` access: the work tree, the git directory, the common directory
+/// (`commondir`), every alternate object store; and that none of its internals is a
+/// symbolic link. Runs on the confined thread: the kernel holds the same line; these
+/// checks give the plugin a clear message.
+fn open_checked(grant: &Grant, path: &Path, need: Access) -> Result<Repository, GitError> {
+    let shown = path.display().to_string();
+    let canonical = grant.check_path(&shown, need)?;
+    if !canonical.exists() {
+        return Err(GitError::NotFound(format!("{shown} does not exist")));
+    }
+    check_layout(grant, &canonical, need, &shown)?;
+    let repo = Repository::open_ext(&canonical, RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&std::ffi::OsStr>())
+        .map_err(|err| match err.code() {
+            ErrorCode::NotFound => GitError::NotFound(format!("no git repository at {shown}")),
+            _ => failed(&format!("opening {shown}"), err),
+        })?;
+    let part = |what: &str, dir: &Path| -> Result<(), GitError> {
+        grant.check_path(&dir.to_string_lossy(), need).map(drop).map_err(|denied| {
+            GitError::Denied(format!("the repository at {shown}: its {what} is outside the grant: {denied}"))
+        })
+    };
+    part("git directory", repo.path())?;
+    part("common directory", repo.commondir())?;
+    if let Some(workdir) = repo.workdir() {
+        part("work tree", workdir)?;
+    }
+    for dir in [repo.path(), repo.commondir()] {
+        for name in INTERNALS {
+            if std::fs::symlink_metadata(dir.join(name)).is_ok_and(|meta| meta.file_type().is_symlink()) {
+                return Err(GitError::Denied(format!(
+                    "the repository at {shown}: `{name}` is a symbolic link; gitauto opens no repository whose internals lead elsewhere"
+                )));
+            }
         }
-    });
-}
-
-/// A remote the plugin wants to reach, checked against the grant.
-///
-/// Network URLs need their host in `hosts`; local URLs must lie inside the granted
-/// directories. Fetching a remote already configured in a checkout is allowed without
-/// that check when the plugin cannot write into the checkout, because then the plugin
-/// cannot have rewritten the remote: it is as the administrator left it.
-pub fn check_remote(grant: &Grant, url: &str) -> Result<(), Denied> {
-    if let Some(path) = local_path(url) {
-        return grant.check_path(&path.to_string_lossy(), Access::Git).map(drop);
     }
-    let (host, port) =
-        network_host(url).ok_or_else(|| Denied(format!("`{url}` is not a git URL gitauto understands")))?;
-    grant.check_host(&host, port).map(drop)
-}
-
-/// The filesystem path of a local git URL (`/path`, `file:///path`).
-fn local_path(url: &str) -> Option<PathBuf> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        return Some(PathBuf::from(rest));
+    let objects = repo.commondir().join("objects");
+    if let Ok(text) = std::fs::read_to_string(objects.join("info/alternates")) {
+        for line in text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')) {
+            let alternate = objects.join(line);
+            grant.check_path(&alternate.to_string_lossy(), Access::Read).map_err(|denied| {
+                GitError::Denied(format!(
+                    "the repository at {shown}: an alternate object store is outside the grant: {denied}"
+                ))
+            })?;
+        }
     }
-    let path = Path::new(url);
-    (path.is_absolute() || url.starts_with('.')).then(|| path.to_path_buf())
+    Ok(repo)
 }
 
-/// Host and port of a network git URL (`https://`, `ssh://`, `git://`, `user@host:path`).
-fn network_host(url: &str) -> Option<(String, u16)> {
-    if let Ok(parsed) = url::Url::parse(url)
-        && parsed.has_host()
-    {
-        let default = match parsed.scheme() {
-            "https" => 443,
-            "http" => 80,
-            "ssh" | "git+ssh" | "ssh+git" => 22,
-            "git" => 9418,
-            _ => return None,
-        };
-        return Some((parsed.host_str()?.to_owned(), parsed.port().unwrap_or(default)));
+/// Checks where a repository's git directory and common directory lead before libgit2
+/// opens it (libgit2 reads their configuration while opening).
+fn check_layout(grant: &Grant, canonical: &Path, need: Access, shown: &str) -> Result<(), GitError> {
+    let dot_git = canonical.join(".git");
+    let git_dir = match std::fs::symlink_metadata(&dot_git) {
+        Ok(meta) if meta.is_file() => {
+            let text = std::fs::read_to_string(&dot_git).unwrap_or_default();
+            let target = text.trim().strip_prefix("gitdir:").map(str::trim).unwrap_or_default();
+            canonical.join(target)
+        }
+        Ok(_) => dot_git,
+        Err(_) => canonical.to_path_buf(),
+    };
+    let outside = |what: &str, denied: Denied| {
+        GitError::Denied(format!("the repository at {shown}: its {what} is outside the grant: {denied}"))
+    };
+    grant.check_path(&git_dir.to_string_lossy(), need).map_err(|denied| outside("git directory", denied))?;
+    if let Ok(text) = std::fs::read_to_string(git_dir.join("commondir")) {
+        let common = git_dir.join(text.trim());
+        grant.check_path(&common.to_string_lossy(), need).map_err(|denied| outside("common directory", denied))?;
     }
-    // scp-like syntax: [user@]host:path
-    let (authority, _) = url.split_once(':')?;
-    let host = authority.rsplit('@').next()?;
-    (!host.is_empty() && !host.contains('/')).then(|| (host.to_owned(), 22))
+    Ok(())
 }
 
-/// Callbacks for network operations: credentials from the daemon user's ssh agent, ssh
-/// keys and git credential helpers, and abort once the step's deadline passes.
-fn callbacks(ctx: &StepContext) -> RemoteCallbacks<'static> {
-    let deadline = ctx.deadline;
+/// Callbacks for network operations: no credentials but the grant's (sent as a header
+/// by the caller, never through these), and abort once the deadline passes.
+fn callbacks(host: String, deadline: Instant) -> RemoteCallbacks<'static> {
     let mut callbacks = RemoteCallbacks::new();
-    let mut attempts = 0;
-    callbacks.credentials(move |url, username, allowed| {
-        attempts += 1;
-        if attempts > 4 {
-            return Err(git2::Error::from_str(
-                "authentication failed (tried the ssh agent, ssh keys and credential helpers)",
-            ));
-        }
-        let user = username.unwrap_or("git");
-        if allowed.contains(git2::CredentialType::SSH_KEY) {
-            if attempts == 1
-                && let Ok(cred) = git2::Cred::ssh_key_from_agent(user)
-            {
-                return Ok(cred);
-            }
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-            for key in ["id_ed25519", "id_ecdsa", "id_rsa"] {
-                let private = home.join(".ssh").join(key);
-                if private.is_file() {
-                    return git2::Cred::ssh_key(user, None, &private, None);
-                }
-            }
-        }
-        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-            let config = git2::Config::open_default()?;
-            return git2::Cred::credential_helper(&config, url, username);
-        }
-        git2::Cred::default()
+    callbacks.credentials(move |_, _, _| {
+        Err(git2::Error::from_str(&format!(
+            "{host} asked for credentials, and the grant gives none for it (a granted host's `credential` is sent over https)"
+        )))
     });
-    callbacks.transfer_progress(move |_| std::time::Instant::now() < deadline);
-    callbacks.sideband_progress(move |_| std::time::Instant::now() < deadline);
+    callbacks.transfer_progress(move |_| Instant::now() < deadline);
+    callbacks.sideband_progress(move |_| Instant::now() < deadline);
     callbacks
+}
+
+/// Fetch options for a checked remote: the grant's credential as a header (https only),
+/// no redirects, no proxy, the deadline.
+fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<FetchOptions<'static>, GitError> {
+    let mut options = FetchOptions::new();
+    // No proxy (not even one a repository's `http.proxy` names), no redirects.
+    options.proxy_options(ProxyOptions::new()).follow_redirects(RemoteRedirect::None);
+    match remote {
+        Checked::Local(_) => {
+            options.remote_callbacks(callbacks("a local repository".into(), deadline));
+        }
+        Checked::Network(network) => {
+            options.remote_callbacks(callbacks(network.host.clone(), deadline));
+            if let Some(credential) = grant.credential_for(&network.host, network.port) {
+                let loopback = network.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                if network.scheme != "https" && !(network.scheme == "http" && loopback) {
+                    return Err(GitError::Denied(format!(
+                        "{}: the credential granted for {} is sent only over https",
+                        network.url, credential.pattern
+                    )));
+                }
+                let header = format!("{}: {}", credential.header, credential.value.expose());
+                if header.contains(['\r', '\n']) {
+                    return Err(GitError::Invalid(format!(
+                        "the credential for {} is not a valid header",
+                        credential.pattern
+                    )));
+                }
+                options.custom_headers(&[&header]);
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// What the confined thread may reach to talk to `remote`, besides the grant.
+fn remote_rules(rules: Rules, remote: &Checked) -> Rules {
+    match remote {
+        Checked::Local(path) => rules.with_path(path, confine::Level::Read),
+        // Port 53 for name lookups that fall back to TCP.
+        Checked::Network(network) => rules.with_system_files().with_tcp(Tcp::Connect(vec![network.port, 53])),
+    }
 }
 
 impl StepState {
@@ -143,27 +223,30 @@ impl StepState {
         Ok(self.table.get(handle)?)
     }
 
-    fn open_checked(&self, path: &str) -> Result<OpenRepository, GitError> {
-        let grant = &self.ctx.grant;
-        let canonical = grant.check_path(path, Access::Git)?;
-        if !canonical.exists() {
-            return Err(GitError::NotFound(format!("{path} does not exist")));
-        }
-        let repo = Repository::open(&canonical).map_err(|err| match err.code() {
-            ErrorCode::NotFound => GitError::NotFound(format!("no git repository at {path}")),
-            _ => failed(&format!("opening {path}"), err),
-        })?;
-        // A `.git` file or `core.worktree` may point elsewhere: both ends must be granted.
-        grant.check_path(&repo.path().to_string_lossy(), Access::Git)?;
-        if let Some(workdir) = repo.workdir() {
-            grant.check_path(&workdir.to_string_lossy(), Access::Git)?;
-        }
-        for removed in remove_stale_locks(repo.path()) {
-            let note =
-                format!("removed {}: a lock left by a process that stopped before gitauto started", removed.display());
-            self.ctx.log.line(crate::capability::log::Level::Warn, &note);
-        }
-        Ok(OpenRepository { repo, path: canonical })
+    /// Runs `work` on the repository behind `handle`, opened and checked again, on a
+    /// thread confined to the grant (writable where the grant allows `need`).
+    fn in_repository<T: Send + 'static>(
+        &self,
+        handle: &Resource<OpenRepository>,
+        need: Access,
+        work: impl FnOnce(&Repository) -> Result<T, GitError> + Send + 'static,
+    ) -> GitResult<T> {
+        let path = self.repository(handle)?.path.clone();
+        let grant = self.ctx.grant.clone();
+        let rules = Rules::grant(&grant, need);
+        Ok(confined(&self.ctx, rules, move || {
+            let repo = open_checked(&grant, &path, need)?;
+            work(&repo)
+        }))
+    }
+
+    /// Whether the remotes configured in the repository at `path` are as an
+    /// administrator left them: no other plugin may change repositories there, and this
+    /// one may not write its files. Then a fetch needs no host grant for them.
+    fn remotes_trusted(&self, path: &Path) -> bool {
+        let this = &self.ctx.plugin;
+        self.ctx.grant.access_at(path).is_none_or(|access| access < Access::Write)
+            && !self.ctx.changers.iter().any(|(plugin, root, _)| plugin != this && path.starts_with(root))
     }
 }
 
@@ -223,51 +306,79 @@ fn remove_stale_locks(git_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-impl OpenRepository {
-    fn commit(&self, revision: &str) -> Result<git2::Commit<'_>, GitError> {
-        let object =
-            self.repo.revparse_single(revision).map_err(|err| failed(&format!("resolving `{revision}`"), err))?;
-        object.peel_to_commit().map_err(|err| failed(&format!("`{revision}` is not a commit"), err))
-    }
-
-    fn workdir(&self) -> Result<&Path, GitError> {
-        self.repo.workdir().ok_or_else(|| {
-            GitError::Invalid(format!("{} is a bare repository without a working tree", self.path.display()))
-        })
-    }
-}
-
 impl wit::Host for StepState {}
 
 impl wit::HostRepository for StepState {
     fn open(&mut self, path: String) -> GitResult<Resource<OpenRepository>> {
-        Ok(match self.open_checked(&path) {
-            Ok(repo) => Ok(self.table.push(repo)?),
+        let grant = self.ctx.grant.clone();
+        let log = self.ctx.log.clone();
+        let opened = confined(&self.ctx, Rules::grant(&grant, Access::Git), move || {
+            let need = grant.check_path(&path, Access::Read).map(|p| grant.access_at(&p).unwrap_or(Access::Read))?;
+            let repo = open_checked(&grant, Path::new(&path), Access::Read)?;
+            if need >= Access::Git {
+                for removed in remove_stale_locks(repo.path()) {
+                    let note = format!(
+                        "removed {}: a lock left by a process that stopped before gitauto started",
+                        removed.display()
+                    );
+                    log.line(crate::capability::log::Level::Warn, &note);
+                }
+            }
+            drop(repo);
+            Ok(grant.check_path(&path, Access::Read)?)
+        });
+        Ok(match opened {
+            Ok(path) => Ok(self.table.push(OpenRepository { path })?),
             Err(err) => Err(err),
         })
     }
 
     fn clone(&mut self, url: String, path: String, branch: Option<String>) -> GitResult<Resource<OpenRepository>> {
-        let result = (|| {
-            let grant = &self.ctx.grant;
-            check_remote(grant, &url)?;
-            let target = grant.check_path(&path, Access::Git)?;
+        let grant = self.ctx.grant.clone();
+        let checked = remote::parse(&url).and_then(|parsed| remote::check(&grant, &parsed));
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(denied) => return Ok(Err(GitError::Denied(format!("cloning {denied}")))),
+        };
+        let target = match grant.check_path(&path, Access::Git) {
+            Ok(target) => target,
+            Err(denied) => return Ok(Err(denied.into())),
+        };
+        let deadline = self.ctx.deadline;
+        let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked);
+        let cloned = confined(&self.ctx, rules, move || {
+            let target = grant.check_path(&target.to_string_lossy(), Access::Git)?;
             if target.exists() && std::fs::read_dir(&target).map(|mut d| d.next().is_some()).unwrap_or(true) {
                 return Err(GitError::Invalid(format!("{path} exists and is not an empty directory")));
             }
-            set_network_timeouts();
-            let mut fetch = FetchOptions::new();
-            fetch.remote_callbacks(callbacks(&self.ctx));
+            let source = checked.for_git();
+            // A tree bomb is refused before libgit2 writes a file of it: the checkout
+            // waits for the tree to be counted.
             let mut builder = git2::build::RepoBuilder::new();
-            builder.fetch_options(fetch);
+            builder.fetch_options(fetch_options(&grant, &checked, deadline)?);
+            let mut checkout = git2::build::CheckoutBuilder::new();
+            checkout.dry_run();
+            builder.with_checkout(checkout);
             if let Some(branch) = &branch {
                 builder.branch(branch);
             }
-            let repo = builder.clone(&url, &target).map_err(|err| failed(&format!("cloning {url}"), err))?;
-            Ok(OpenRepository { repo, path: target })
-        })();
-        Ok(match result {
-            Ok(repo) => Ok(self.table.push(repo)?),
+            let repo = builder.clone(&source, &target).map_err(|err| {
+                if Instant::now() >= deadline {
+                    GitError::Failed(format!("cloning {url}: the step's deadline passed"))
+                } else {
+                    failed(&format!("cloning {url}"), err)
+                }
+            })?;
+            if let Ok(head) = repo.head().and_then(|head| head.peel_to_commit()) {
+                check_out(&repo, &head, deadline).map_err(|err| match err {
+                    GitError::Invalid(why) => GitError::Invalid(format!("cloning {url}: {why}")),
+                    other => other,
+                })?;
+            }
+            Ok(target)
+        });
+        Ok(match cloned {
+            Ok(path) => Ok(self.table.push(OpenRepository { path })?),
             Err(err) => Err(err),
         })
     }
@@ -277,20 +388,15 @@ impl wit::HostRepository for StepState {
     }
 
     fn current_branch(&mut self, this: Resource<OpenRepository>) -> GitResult<Option<String>> {
-        let repo = &self.repository(&this)?.repo;
-        let head = match repo.find_reference("HEAD") {
-            Ok(head) => head,
-            Err(err) => return Ok(Err(failed("reading HEAD", err))),
-        };
-        Ok(match head.symbolic_target() {
-            Ok(target) => Ok(target.and_then(|t| t.strip_prefix("refs/heads/")).map(str::to_owned)),
-            Err(err) => Err(failed("reading HEAD", err)),
+        self.in_repository(&this, Access::Read, |repo| {
+            let head = repo.find_reference("HEAD").map_err(|err| failed("reading HEAD", err))?;
+            let target = head.symbolic_target().map_err(|err| failed("reading HEAD", err))?;
+            Ok(target.and_then(|t| t.strip_prefix("refs/heads/")).map(str::to_owned))
         })
     }
 
     fn head(&mut self, this: Resource<OpenRepository>) -> GitResult<Option<String>> {
-        let repo = &self.repository(&this)?.repo;
-        Ok(match repo.head() {
+        self.in_repository(&this, Access::Read, |repo| match repo.head() {
             Ok(head) => {
                 head.peel_to_commit().map(|c| Some(c.id().to_string())).map_err(|err| failed("reading HEAD", err))
             }
@@ -300,71 +406,94 @@ impl wit::HostRepository for StepState {
     }
 
     fn remote_url(&mut self, this: Resource<OpenRepository>, remote: String) -> GitResult<String> {
-        let repo = &self.repository(&this)?.repo;
-        Ok(repo
-            .find_remote(&remote)
-            .map_err(|err| failed(&format!("remote `{remote}`"), err))
-            .and_then(|r| r.url().map(str::to_owned).map_err(|err| failed(&format!("remote `{remote}`"), err))))
+        self.in_repository(&this, Access::Read, move |repo| {
+            let found = repo.find_remote(&remote).map_err(|err| failed(&format!("remote `{remote}`"), err))?;
+            found.url().map(str::to_owned).map_err(|err| failed(&format!("remote `{remote}`"), err))
+        })
     }
 
-    fn fetch(&mut self, this: Resource<OpenRepository>, remote: String) -> GitResult<u32> {
-        let open = self.repository(&this)?;
-        let ctx = &self.ctx;
-        let result = (|| {
-            let mut found = open.repo.find_remote(&remote).map_err(|err| failed(&format!("remote `{remote}`"), err))?;
-            let url = found.url().unwrap_or_default().to_owned();
-            if ctx.grant.writable(&open.path) {
-                check_remote(&ctx.grant, &url).map_err(|denied| {
-                    GitError::Denied(format!(
-                        "fetching `{remote}` ({url}): {denied}; the plugin may write into {}, so its remotes must be granted",
-                        open.path.display()
-                    ))
-                })?;
+    fn fetch(&mut self, this: Resource<OpenRepository>, name: String) -> GitResult<u32> {
+        let path = self.repository(&this)?.path.clone();
+        let grant = self.ctx.grant.clone();
+        // Read the remote first (read-only), decide what it may reach, then fetch on a
+        // thread allowed exactly that.
+        let lookup = name.clone();
+        let url = match self.in_repository(&this, Access::Git, move |repo| {
+            let found = repo.find_remote(&lookup).map_err(|err| failed(&format!("remote `{lookup}`"), err))?;
+            found.url().map(str::to_owned).map_err(|err| failed(&format!("remote `{lookup}`"), err))
+        })? {
+            Ok(url) => url,
+            Err(err) => return Ok(Err(err)),
+        };
+        let trusted = self.remotes_trusted(&path);
+        let checked = remote::parse(&url).and_then(|parsed| {
+            if trusted {
+                return remote::trusted(&parsed);
             }
-            set_network_timeouts();
+            remote::check(&grant, &parsed).map_err(|denied| {
+                Denied(format!(
+                    "{denied}; a plugin may change {} (this one or another), so the remotes configured there must be granted",
+                    path.display()
+                ))
+            })
+        });
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(denied) => return Ok(Err(GitError::Denied(format!("fetching `{name}` ({url}): {}", denied.0)))),
+        };
+        let deadline = self.ctx.deadline;
+        let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked);
+        Ok(confined(&self.ctx, rules, move || {
+            let repo = open_checked(&grant, &path, Access::Git)?;
+            let mut found = repo.find_remote(&name).map_err(|err| failed(&format!("remote `{name}`"), err))?;
+            // The remote as checked, read again on this thread: libgit2 fetches from
+            // what the configuration says now.
+            if found.url() != Ok(url.as_str()) {
+                return Err(GitError::Denied(format!("the remote `{name}` changed during the fetch")));
+            }
             let updated = std::cell::Cell::new(0u32);
-            let mut callbacks = callbacks(ctx);
+            let mut options = fetch_options(&grant, &checked, deadline)?;
+            let mut callbacks = callbacks(url.clone(), deadline);
             callbacks.update_tips(|_, _, _| {
                 updated.set(updated.get() + 1);
                 true
             });
-            let mut options = FetchOptions::new();
             options.remote_callbacks(callbacks).prune(FetchPrune::On).download_tags(AutotagOption::All);
             found.fetch::<&str>(&[], Some(&mut options), None).map_err(|err| {
-                if std::time::Instant::now() >= ctx.deadline {
-                    GitError::Failed(format!("fetching `{remote}` ({url}): the step's deadline passed"))
+                if Instant::now() >= deadline {
+                    GitError::Failed(format!("fetching `{name}` ({url}): the step's deadline passed"))
                 } else {
-                    failed(&format!("fetching `{remote}` ({url})"), err)
+                    failed(&format!("fetching `{name}` ({url})"), err)
                 }
             })?;
             Ok(updated.get())
-        })();
-        Ok(result)
+        }))
     }
 
     fn resolve(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<String> {
-        let open = self.repository(&this)?;
-        Ok(open.commit(&revision).map(|c| c.id().to_string()))
+        self.in_repository(&this, Access::Read, move |repo| Ok(commit(repo, &revision)?.id().to_string()))
     }
 
     fn reset_hard(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<String> {
-        let open = self.repository(&this)?;
-        Ok((|| {
-            open.workdir()?;
-            let commit = open.commit(&revision)?;
+        let deadline = self.ctx.deadline;
+        self.in_repository(&this, Access::Git, move |repo| {
+            workdir(repo)?;
+            let target = commit(repo, &revision)?;
+            // Count the tree first: a bomb is refused before a file of it is written.
+            let tree = target.tree().map_err(|err| failed(&revision, err))?;
+            gitwalk::blobs(repo, &tree, checkout_budget(deadline))
+                .map_err(|err| walk_failed(&format!("checking out `{revision}`"), err))?;
             let mut checkout = git2::build::CheckoutBuilder::new();
             checkout.force();
-            open.repo
-                .reset(commit.as_object(), ResetType::Hard, Some(&mut checkout))
+            repo.reset(target.as_object(), ResetType::Hard, Some(&mut checkout))
                 .map_err(|err| failed(&format!("resetting to `{revision}`"), err))?;
-            Ok(commit.id().to_string())
-        })())
+            Ok(target.id().to_string())
+        })
     }
 
     fn clean(&mut self, this: Resource<OpenRepository>) -> GitResult<Vec<String>> {
-        let open = self.repository(&this)?;
-        Ok((|| {
-            let workdir = open.workdir()?.to_path_buf();
+        self.in_repository(&this, Access::Git, |repo| {
+            let workdir = workdir(repo)?.to_path_buf();
             let mut options = StatusOptions::new();
             options
                 .include_untracked(true)
@@ -372,8 +501,7 @@ impl wit::HostRepository for StepState {
                 .recurse_untracked_dirs(false)
                 .recurse_ignored_dirs(false)
                 .exclude_submodules(true);
-            let statuses =
-                open.repo.statuses(Some(&mut options)).map_err(|err| failed("listing untracked files", err))?;
+            let statuses = repo.statuses(Some(&mut options)).map_err(|err| failed("listing untracked files", err))?;
             let mut removed = Vec::new();
             for entry in statuses.iter() {
                 let status = entry.status();
@@ -398,7 +526,7 @@ impl wit::HostRepository for StepState {
                 removed.push(relative);
             }
             Ok(removed)
-        })())
+        })
     }
 
     fn changed_paths(
@@ -407,84 +535,57 @@ impl wit::HostRepository for StepState {
         from: String,
         to: String,
     ) -> GitResult<Vec<ChangedPath>> {
-        let open = self.repository(&this)?;
-        Ok((|| {
-            let old = open.commit(&from)?.tree().map_err(|err| failed(&from, err))?;
-            let new = open.commit(&to)?.tree().map_err(|err| failed(&to, err))?;
-            let diff = open
-                .repo
-                .diff_tree_to_tree(Some(&old), Some(&new), None)
-                .map_err(|err| failed("comparing trees", err))?;
-            let mut paths = Vec::new();
-            for delta in diff.deltas() {
-                let path = |file: git2::DiffFile<'_>| {
-                    file.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
-                };
-                match delta.status() {
-                    git2::Delta::Added | git2::Delta::Copied => {
-                        paths.push(ChangedPath { path: path(delta.new_file()), kind: ChangeKind::Added })
-                    }
-                    git2::Delta::Deleted => {
-                        paths.push(ChangedPath { path: path(delta.old_file()), kind: ChangeKind::Removed })
-                    }
-                    git2::Delta::Renamed => {
-                        paths.push(ChangedPath { path: path(delta.old_file()), kind: ChangeKind::Removed });
-                        paths.push(ChangedPath { path: path(delta.new_file()), kind: ChangeKind::Added });
-                    }
-                    _ => paths.push(ChangedPath { path: path(delta.new_file()), kind: ChangeKind::Modified }),
-                }
-            }
-            Ok(paths)
-        })())
+        let deadline = self.ctx.deadline;
+        self.in_repository(&this, Access::Read, move |repo| {
+            let old = commit(repo, &from)?.tree().map_err(|err| failed(&from, err))?;
+            let new = commit(repo, &to)?.tree().map_err(|err| failed(&to, err))?;
+            let changes = gitwalk::diff(repo, Some(&old), Some(&new), walk_budget(deadline))
+                .map_err(|err| walk_failed(&format!("comparing `{from}` with `{to}`"), err))?;
+            Ok(changes
+                .into_iter()
+                .map(|(path, change)| ChangedPath {
+                    path,
+                    kind: match change {
+                        Change::Added => ChangeKind::Added,
+                        Change::Modified => ChangeKind::Modified,
+                        Change::Removed => ChangeKind::Removed,
+                    },
+                })
+                .collect())
+        })
     }
 
     fn tree(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<Vec<TreeEntry>> {
-        let open = self.repository(&this)?;
-        Ok((|| {
-            let tree = open.commit(&revision)?.tree().map_err(|err| failed(&revision, err))?;
-            let odb = open.repo.odb().map_err(|err| failed("opening the object database", err))?;
-            let mut entries = Vec::new();
-            let mut walk_error = None;
-            tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-                if entry.kind() != Some(git2::ObjectType::Blob) {
-                    return git2::TreeWalkResult::Ok;
-                }
-                match odb.read_header(entry.id()) {
-                    Ok((size, _)) => entries.push(TreeEntry {
-                        path: format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes())),
-                        size: size as u64,
-                        executable: entry.filemode() == 0o100755,
-                    }),
-                    Err(err) => {
-                        walk_error = Some(failed("reading a tree entry", err));
-                        return git2::TreeWalkResult::Abort;
-                    }
-                }
-                git2::TreeWalkResult::Ok
-            })
-            .map_err(|err| failed("walking the tree", err))?;
-            match walk_error {
-                Some(err) => Err(err),
-                None => Ok(entries),
-            }
-        })())
+        let deadline = self.ctx.deadline;
+        self.in_repository(&this, Access::Read, move |repo| {
+            let tree = commit(repo, &revision)?.tree().map_err(|err| failed(&revision, err))?;
+            let blobs = gitwalk::blobs(repo, &tree, walk_budget(deadline))
+                .map_err(|err| walk_failed(&format!("listing `{revision}`"), err))?;
+            let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
+            blobs
+                .into_iter()
+                .map(|blob| {
+                    let (size, _) = odb.read_header(blob.id).map_err(|err| failed("reading a tree entry", err))?;
+                    Ok(TreeEntry { path: blob.path, size: size as u64, executable: blob.mode == 0o100755 })
+                })
+                .collect()
+        })
     }
 
     fn read_file(&mut self, this: Resource<OpenRepository>, revision: String, path: String) -> GitResult<Vec<u8>> {
-        let open = self.repository(&this)?;
         let max = self.ctx.max_transfer;
-        Ok((|| {
-            let tree = open.commit(&revision)?.tree().map_err(|err| failed(&revision, err))?;
+        self.in_repository(&this, Access::Read, move |repo| {
+            let tree = commit(repo, &revision)?.tree().map_err(|err| failed(&revision, err))?;
             let entry =
                 tree.get_path(Path::new(&path)).map_err(|err| failed(&format!("`{path}` in `{revision}`"), err))?;
-            let object = entry.to_object(&open.repo).map_err(|err| failed(&path, err))?;
+            let object = entry.to_object(repo).map_err(|err| failed(&path, err))?;
             let blob =
                 object.as_blob().ok_or_else(|| GitError::Invalid(format!("`{path}` in `{revision}` is not a file")))?;
             if blob.size() as u64 > max {
                 return Err(GitError::Invalid(format!("`{path}` is {} bytes, over the limit of {max}", blob.size())));
             }
             Ok(blob.content().to_vec())
-        })())
+        })
     }
 
     fn drop(&mut self, this: Resource<OpenRepository>) -> wasmtime::Result<()> {
@@ -493,43 +594,129 @@ impl wit::HostRepository for StepState {
     }
 }
 
+fn walk_budget(deadline: Instant) -> Budget {
+    Budget { entries: MAX_TREE_ENTRIES, path_bytes: MAX_TREE_PATH_BYTES, deadline }
+}
+
+fn checkout_budget(deadline: Instant) -> Budget {
+    walk_budget(deadline)
+}
+
+/// Checks out `commit` into a fresh clone's work tree, once its tree is counted.
+fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant) -> Result<(), GitError> {
+    let tree = commit.tree().map_err(|err| failed("reading the cloned tree", err))?;
+    gitwalk::blobs(repo, &tree, checkout_budget(deadline)).map_err(|err| walk_failed("checking out", err))?;
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout.force();
+    repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(|err| failed("checking out", err))?;
+    Ok(())
+}
+
+/// The commit `revision` names. Revisions that search history by message (`:/text`,
+/// `rev^{/text}`) are refused: they walk all of history inside the host.
+fn commit<'r>(repo: &'r Repository, revision: &str) -> Result<git2::Commit<'r>, GitError> {
+    if revision.starts_with(":/") || revision.contains("^{/") {
+        return Err(GitError::Invalid(format!("`{revision}`: searching history by message is not supported")));
+    }
+    let object = repo.revparse_single(revision).map_err(|err| failed(&format!("resolving `{revision}`"), err))?;
+    object.peel_to_commit().map_err(|err| failed(&format!("`{revision}` is not a commit"), err))
+}
+
+fn workdir(repo: &Repository) -> Result<&Path, GitError> {
+    repo.workdir().ok_or_else(|| {
+        GitError::Invalid(format!("{} is a bare repository without a working tree", repo.path().display()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grant::{DirGrant, HostPattern};
+    use crate::grant::DirGrant;
 
-    #[test]
-    fn remote_urls_are_checked_against_the_grant() {
+    struct World {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        grant: Grant,
+    }
+
+    /// `site/` (write), `repos/` (git), `ro/` (read), `outside/` with a repository.
+    fn world() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let granted = dir.path().join("repos");
-        std::fs::create_dir(&granted).unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        for sub in ["site", "repos", "ro", "outside"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        let outside = Repository::init(root.join("outside/repo")).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = outside.find_tree(outside.index().unwrap().write_tree().unwrap()).unwrap();
+        outside.commit(Some("HEAD"), &signature, &signature, "private", &tree, &[]).unwrap();
+        Repository::init(root.join("site/plain")).unwrap();
+        Repository::init(root.join("repos/checkout")).unwrap();
         let grant = Grant {
-            dirs: vec![DirGrant { path: granted.clone(), write: false }],
-            hosts: vec![HostPattern::parse("github.com").unwrap()],
+            dirs: vec![
+                DirGrant::new(root.join("site"), Access::Write),
+                DirGrant::new(root.join("repos"), Access::Git),
+                DirGrant::new(root.join("ro"), Access::Read),
+            ],
             ..Grant::default()
         };
-        let inside = format!("{}/origin.git", granted.display());
-        let allowed = [
-            "https://github.com/acme/widgets.git".to_owned(),
-            "ssh://git@github.com/acme/widgets.git".to_owned(),
-            "https://github.com:8443/acme/widgets.git".to_owned(),
-            "git@github.com:acme/widgets.git".to_owned(),
-            inside.clone(),
-            format!("file://{inside}"),
-        ];
-        for url in allowed {
-            assert!(check_remote(&grant, &url).is_ok(), "{url}");
+        World { _dir: dir, root, grant }
+    }
+
+    fn denied(w: &World, path: &str, need: Access) -> String {
+        match open_checked(&w.grant, &w.root.join(path), need) {
+            Err(GitError::Denied(why)) => why,
+            Err(other) => panic!("{path}: not a denial: {other:?}"),
+            Ok(_) => panic!("{path}: opened"),
         }
-        let denied = [
-            "https://gitlab.com/acme/widgets.git",
-            "git@evil.example:acme/widgets.git",
-            "http://169.254.169.254/latest/meta-data",
-            "/etc",
-            "file:///etc",
-            "ext::sh -c touch% /tmp/pwned",
-        ];
-        for url in denied {
-            assert!(check_remote(&grant, url).is_err(), "{url}");
-        }
+    }
+
+    #[test]
+    fn repositories_inside_the_grant_open() {
+        let w = world();
+        assert!(open_checked(&w.grant, &w.root.join("site/plain"), Access::Write).is_ok());
+        assert!(open_checked(&w.grant, &w.root.join("repos/checkout"), Access::Git).is_ok());
+    }
+
+    /// Issue 16: repository internals that lead outside the grant are refused.
+    #[test]
+    fn internals_that_lead_outside_are_refused() {
+        let w = world();
+        let git = w.root.join("site/e/.git");
+        std::fs::create_dir_all(git.join("refs")).unwrap();
+        std::fs::create_dir_all(git.join("objects")).unwrap();
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(git.join("commondir"), format!("{}/outside/repo/.git", w.root.display())).unwrap();
+        assert!(denied(&w, "site/e", Access::Read).contains("its common directory is outside the grant"));
+
+        let alt = w.root.join("site/alt");
+        Repository::init(&alt).unwrap();
+        std::fs::write(
+            alt.join(".git/objects/info/alternates"),
+            format!("{}/outside/repo/.git/objects\n", w.root.display()),
+        )
+        .unwrap();
+        assert!(denied(&w, "site/alt", Access::Read).contains("an alternate object store is outside the grant"));
+
+        let linked = w.root.join("site/linked");
+        Repository::init(&linked).unwrap();
+        std::fs::remove_dir_all(linked.join(".git/objects")).unwrap();
+        std::os::unix::fs::symlink("../../../outside/repo/.git/objects", linked.join(".git/objects")).unwrap();
+        assert!(denied(&w, "site/linked", Access::Read).contains("`objects` is a symbolic link"));
+
+        // A work tree in a read-only grant is not a place git may write.
+        let gd = w.root.join("site/gd");
+        Repository::init_bare(&gd).unwrap();
+        let config = gd.join("config");
+        let text = std::fs::read_to_string(&config).unwrap().replace("bare = true", "bare = false");
+        std::fs::write(&config, format!("{text}\tworktree = {}/ro\n", w.root.display())).unwrap();
+        assert!(denied(&w, "site/gd", Access::Git).contains("its work tree is outside the grant"));
+        // A checkout swapped for a link to a repository outside.
+        std::fs::rename(w.root.join("site/plain"), w.root.join("site/plain.old")).unwrap();
+        std::os::unix::fs::symlink("../outside/repo", w.root.join("site/plain")).unwrap();
+        assert!(denied(&w, "site/plain", Access::Read).contains("denied: not inside a granted directory"));
+        // Read grants are read-only for git too.
+        Repository::init(w.root.join("ro/r")).unwrap_or_else(|_| panic!("setup"));
+        assert!(denied(&w, "ro/r", Access::Git).contains("not inside a git-writable granted directory"));
     }
 }

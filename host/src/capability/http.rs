@@ -66,11 +66,14 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
 }
 
 /// Whether an address is globally routable (not loopback, private, link-local, CGNAT,
-/// unique-local, documentation, multicast or unspecified).
+/// unique-local, documentation, benchmarking, multicast or unspecified). Addresses that
+/// carry or reach an IPv4 address by translation or tunnelling (NAT64, 6to4, Teredo,
+/// IPv4-compatible) are refused outright: what they reach depends on gateways outside
+/// this check, so no embedded address is trusted.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -80,6 +83,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                // IETF protocol assignments (192.0.0.0/24), including NAT64 discovery.
+                || (a == 192 && b == 0 && c == 0)
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 240)
         }
@@ -87,13 +92,29 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                // IPv4-compatible `::a.b.c.d` (::/96, deprecated).
+                || s[..6] == [0; 6]
+                // NAT64: the well-known 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
+                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || s[..3] == [0x64, 0xff9b, 1]
+                // Discard-only 100::/64.
+                || s[..4] == [0x100, 0, 0, 0]
+                // Teredo 2001::/32, benchmarking 2001:2::/48, ORCHIDv2 2001:20::/28,
+                // documentation 2001:db8::/32.
+                || s[..2] == [0x2001, 0]
+                || s[..3] == [0x2001, 2, 0]
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x20)
+                || s[..2] == [0x2001, 0xdb8]
+                // 6to4 2002::/16.
+                || s[0] == 0x2002
+                // Unique-local fc00::/7, link-local fe80::/10, site-local fec0::/10.
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0)
         }
     }
 }
@@ -274,28 +295,63 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        let public = ["140.82.112.3", "8.8.8.8", "2606:4700::1111", "::ffff:140.82.112.3"];
+        let public = [
+            "140.82.112.3",
+            "8.8.8.8",
+            "192.0.1.1",
+            "198.17.0.1",
+            "2606:4700::1111",
+            "::ffff:140.82.112.3",
+            "2001:4860:4860::8888",
+            "2001:1::1",
+            "2001:3::1",
+            "2001:30::1",
+            "2003::1",
+        ];
         for ip in public {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
+            assert!(is_public(ip.parse().unwrap()), "{ip} is public");
         }
         let private = [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "::1",
-            "::",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
+            ("127.0.0.1", "loopback"),
+            ("10.1.2.3", "private"),
+            ("172.16.0.1", "private"),
+            ("192.168.1.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("100.64.0.1", "CGNAT"),
+            ("0.0.0.0", "this network"),
+            ("255.255.255.255", "broadcast"),
+            ("192.0.0.1", "IETF protocol assignments 192.0.0.0/24"),
+            ("192.0.0.170", "NAT64 discovery"),
+            ("198.18.0.1", "benchmarking"),
+            ("240.0.0.1", "reserved"),
+            ("::1", "loopback"),
+            ("::", "unspecified"),
+            ("fd00::1", "unique-local"),
+            ("fe80::1", "link-local"),
+            ("fec0::1", "site-local"),
+            ("feff:ffff::1", "site-local, top"),
+            ("::ffff:127.0.0.1", "mapped loopback"),
+            ("::ffff:169.254.169.254", "mapped link-local"),
+            ("::127.0.0.1", "IPv4-compatible"),
+            ("::8.8.8.8", "IPv4-compatible, public v4 inside"),
+            ("64:ff9b::a00:1", "NAT64 to 10.0.0.1"),
+            ("64:ff9b::808:808", "NAT64 to 8.8.8.8: still refused"),
+            ("64:ff9b:1::1", "local-use NAT64"),
+            ("64:ff9b:1:ffff::1", "local-use NAT64, top"),
+            ("2002:a00:1::1", "6to4 of 10.0.0.1"),
+            ("2002:808:808::1", "6to4 of a public address: still refused"),
+            ("2001::1", "Teredo"),
+            ("2001:0:ffff::1", "Teredo, top"),
+            ("100::1", "discard-only"),
+            ("2001:2::1", "benchmarking"),
+            ("2001:2:0:ffff::1", "benchmarking, top"),
+            ("2001:20::1", "ORCHIDv2"),
+            ("2001:2f:ffff::1", "ORCHIDv2, top"),
+            ("2001:db8::1", "documentation"),
+            ("ff02::1", "multicast"),
         ];
-        for ip in private {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        for (ip, why) in private {
+            assert!(!is_public(ip.parse().unwrap()), "{ip} ({why}) is refused");
         }
     }
 }

@@ -1,40 +1,63 @@
 //! `shell`: run a granted program with exactly the given arguments (there is no shell),
-//! in a granted directory, with an environment of the plugin's choosing plus a fixed
-//! `PATH`, a timeout that kills its whole process group, and bounded output.
+//! in a granted directory, confined by the kernel to the plugin's grants.
+//!
+//! The program starts from a thread that Landlock confines ([`crate::confine`]): it may
+//! read and write only the plugin's writable grants, read its read-only grants and the
+//! system files a program needs to start, run programs only from system directories,
+//! and use TCP only when its grant says `network = true`. It runs in a session of its
+//! own, with a seccomp filter that keeps it and everything it starts in that session's
+//! process group (no `setsid`, no `setpgid`) and away from Unix sockets (and all
+//! sockets without `network`); at its end or its deadline the whole group is killed.
+//! Its environment is a fixed `PATH` and the variables its grant names, nothing else.
 
 use crate::capability::StepContext;
-use crate::grant::Access;
+use crate::confine::{self, Level, Rules, Tcp};
+use crate::grant::{Access, CommandGrant};
 use crate::runtime::StepState;
 use crate::runtime::bindings::gitauto::plugin::shell::{self as wit, Command, Output, ShellError};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Output kept per stream; the rest is read and discarded so the program never blocks.
 pub const MAX_OUTPUT: usize = 1024 * 1024;
 /// The only variable the program gets without the plugin asking.
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Directories whose programs every confined program may run.
+const SYSTEM_PROGRAMS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64"];
 
-fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
+/// What the plugin asked for, checked against its grant.
+struct Checked {
+    program: PathBuf,
+    cwd: PathBuf,
+    granted: CommandGrant,
+    timeout: Duration,
+}
+
+fn check(ctx: &StepContext, command: &Command) -> Result<Checked, ShellError> {
     let grant = &ctx.grant;
-    let program = grant
-        .check_command(&command.program)
-        .map_err(|denied| ShellError::Denied(denied.0))?
-        .program
-        .clone()
-        .ok_or_else(|| {
-            ShellError::NotFound(format!("`{}` was not found on PATH when gitauto started", command.program))
-        })?;
+    let granted = grant.check_command(&command.program).map_err(|denied| ShellError::Denied(denied.0))?.clone();
+    let program = granted.program.clone().ok_or_else(|| {
+        ShellError::NotFound(format!("`{}` was not found on PATH when gitauto started", command.program))
+    })?;
+    if !confine::support().files() && !ctx.unconfined_programs {
+        return Err(ShellError::Denied(format!(
+            "`{}` cannot run: this kernel has no Landlock to confine it (see docs/security.md)",
+            command.program
+        )));
+    }
     let cwd = match &command.cwd {
-        Some(cwd) => grant.check_path(cwd, Access::Git).map_err(|denied| ShellError::Denied(denied.0))?,
+        Some(cwd) => grant.check_path(cwd, Access::Read).map_err(|denied| ShellError::Denied(denied.0))?,
         None => {
             let first = grant
                 .dirs
                 .first()
                 .ok_or_else(|| ShellError::Denied("no `cwd` given and the plugin is granted no directories".into()))?;
             grant
-                .check_path(&first.path.to_string_lossy(), Access::Git)
+                .check_path(&first.path.to_string_lossy(), Access::Read)
                 .map_err(|denied| ShellError::Denied(denied.0))?
         }
     };
@@ -42,13 +65,69 @@ fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
         if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
             return Err(ShellError::Failed(format!("invalid environment variable `{name}`")));
         }
+        if !granted.env.iter().any(|allowed| allowed == name) {
+            let allowed = if granted.env.is_empty() { "none".to_owned() } else { granted.env.join(", ") };
+            return Err(ShellError::Denied(format!(
+                "`{name}` may not be set for `{}` (variables its grant names: {allowed}); the config names them as `commands = [{{ program = \"{}\", env = [\"{name}\"] }}]`",
+                command.program, command.program
+            )));
+        }
     }
     if command.args.iter().any(|arg| arg.contains('\0')) {
         return Err(ShellError::Failed("an argument contains a NUL byte".into()));
     }
     let requested = command.timeout_ms.map_or(Duration::MAX, Duration::from_millis);
-    let timeout = requested.min(ctx.remaining());
+    Ok(Checked { program, cwd, granted, timeout: requested.min(ctx.remaining()) })
+}
 
+/// What the program may reach: the plugin's grants, the system, its own directory.
+fn rules(ctx: &StepContext, checked: &Checked) -> Rules {
+    let mut rules = Rules::grant(&ctx.grant, Access::Write).with_program_runtime();
+    let home = checked.program.parent().unwrap_or(Path::new("/"));
+    if !SYSTEM_PROGRAMS.iter().any(|system| home.starts_with(system)) {
+        rules = rules.with_path(home, Level::ReadExecute);
+    }
+    rules.with_tcp(if checked.granted.network { Tcp::Allow } else { Tcp::Deny })
+}
+
+/// The seccomp filter a program starts under: it cannot leave its session or process
+/// group, and opens no Unix socket (nor any socket without `network`).
+fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
+    use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
+    let not = |family: i32| {
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, family as u64)
+            .map_err(|err| err.to_string())
+    };
+    let sockets = if network {
+        // Only IP sockets: a condition list is a conjunction.
+        vec![SeccompRule::new(vec![not(libc::AF_INET)?, not(libc::AF_INET6)?]).map_err(|err| err.to_string())?]
+    } else {
+        Vec::new()
+    };
+    let rules = [(libc::SYS_setsid, Vec::new()), (libc::SYS_setpgid, Vec::new()), (libc::SYS_socket, sockets)]
+        .into_iter()
+        .collect();
+    let arch = std::env::consts::ARCH.try_into().map_err(|err: seccompiler::BackendError| err.to_string())?;
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
+        .map_err(|err| err.to_string())?;
+    filter.try_into().map_err(|err: seccompiler::BackendError| err.to_string())
+}
+
+fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
+    let checked = check(ctx, &command)?;
+    let rules = rules(ctx, &checked);
+    let shown = command.program.clone();
+    match confine::run(rules, None, move || run_confined(checked, command)) {
+        Ok(result) => result,
+        Err(err) => Err(ShellError::Failed(format!("running `{shown}`: {err}"))),
+    }
+}
+
+/// Starts the program from the (confined) calling thread, waits for it or its timeout,
+/// and kills its whole process group.
+fn run_confined(checked: Checked, command: Command) -> Result<Output, ShellError> {
+    let Checked { program, cwd, granted, timeout } = checked;
+    let filter = filter(granted.network).map_err(|err| ShellError::Failed(format!("building the sandbox: {err}")))?;
     let mut process = std::process::Command::new(&program);
     process
         .args(&command.args)
@@ -58,9 +137,19 @@ fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so a timeout kills whatever it started too.
-        .process_group(0);
+        .stderr(Stdio::piped());
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before `exec`; it only makes system
+    // calls (setsid, prctl, seccomp) on data prepared before the fork, and allocates
+    // nothing.
+    unsafe {
+        process.pre_exec(move || {
+            rustix::process::setsid()?;
+            // If the thread that started it dies (the daemon stops), so does it.
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            seccompiler::apply_filter(&filter).map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))
+        });
+    }
     let started = Instant::now();
     let mut child = process.spawn().map_err(|err| match err.kind() {
         std::io::ErrorKind::NotFound => ShellError::NotFound(format!("{}: {err}", program.display())),
@@ -95,11 +184,13 @@ fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
         }
     }
     // Kill the group while the program is still unreaped: its id cannot have been
-    // reused, and descendants that would hold its pipes open go with it.
+    // reused, and nothing it started can have left the group (the filter forbids it).
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     let status = child.wait().ok();
-    let (stdout, out_cut) = stdout.join().unwrap_or_default();
-    let (stderr, err_cut) = stderr.join().unwrap_or_default();
+    // The group is gone, so the pipes close; a short wait covers the last reads.
+    let grace = Instant::now() + Duration::from_secs(2);
+    let (stdout, out_cut) = stdout.recv_timeout(grace.saturating_duration_since(Instant::now())).unwrap_or_default();
+    let (stderr, err_cut) = stderr.recv_timeout(grace.saturating_duration_since(Instant::now())).unwrap_or_default();
     Ok(Output {
         exit_code: if timed_out { None } else { status.and_then(|s| s.code()) },
         timed_out,
@@ -111,7 +202,8 @@ fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
 }
 
 /// Reads a pipe to its end on a thread, keeping the first [`MAX_OUTPUT`] bytes.
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
+fn drain(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<(Vec<u8>, bool)> {
+    let (done, result) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut cut = false;
@@ -126,8 +218,9 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<(Vec<u
                 }
             }
         }
-        (kept, cut)
-    })
+        let _ = done.send((kept, cut));
+    });
+    result
 }
 
 /// Whether the child has exited, without reaping it.

@@ -59,10 +59,14 @@ static SOURCE: Shape = Shape::Table(&[
     ("fields", &ANY),
 ]);
 static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS)]);
-static GRANTS: Shape =
-    Shape::Table(&[("dirs", &Shape::Items(&DIR)), ("hosts", &Shape::Items(&HOST)), ("commands", &ANY)]);
+static GRANTS: Shape = Shape::Table(&[
+    ("dirs", &Shape::Items(&DIR)),
+    ("hosts", &Shape::Items(&HOST)),
+    ("commands", &Shape::Items(&COMMAND)),
+]);
+static COMMAND: Shape = Shape::Table(&[("program", &ANY), ("env", &ANY), ("network", &ANY)]);
 static HOST: Shape = Shape::Table(&[("host", &ANY), ("credential", &ANY), ("scheme", &ANY), ("header", &ANY)]);
-static DIR: Shape = Shape::Table(&[("path", &ANY), ("write", &ANY)]);
+static DIR: Shape = Shape::Table(&[("path", &ANY), ("git", &ANY), ("write", &ANY)]);
 static LIMITS: Shape = Shape::Table(&[("memory", &ANY), ("timeout", &ANY)]);
 static COMPAT: Shape = Shape::Table(&[("gitreload", &GITRELOAD)]);
 static GITRELOAD: Shape = Shape::Table(&[

@@ -119,7 +119,31 @@ pub struct RawGrants {
     #[serde(default)]
     pub hosts: Vec<Spanned<RawHost>>,
     #[serde(default)]
-    pub commands: Vec<Spanned<String>>,
+    pub commands: Vec<Spanned<RawCommand>>,
+}
+
+/// One granted program: its name or path, or a table that adds what it may get.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a program such as \"flake8\", or a table { program = \"flake8\", env = [\"LANG\"], network = false }"
+)]
+pub enum RawCommand {
+    Program(String),
+    Table(RawCommandTable),
+}
+
+/// The table form of a granted program.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommandTable {
+    pub program: String,
+    /// Variables the plugin may set for it.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Whether it may use the network.
+    #[serde(default)]
+    pub network: bool,
 }
 
 /// One granted host: a pattern, or a table that adds a credential the host attaches.
@@ -146,9 +170,12 @@ pub struct RawHostTable {
     pub header: Option<String>,
 }
 
-/// One granted directory: a path (read access and git), or a table that may add `write`.
+/// One granted directory: a path (read access), or a table that may add `git` or `write`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a directory path, or a table { path = \"...\", write = true }")]
+#[serde(
+    untagged,
+    expecting = "a directory path, or a table { path = \"...\", git = true } or { path = \"...\", write = true }"
+)]
 pub enum RawDir {
     Path(String),
     Table(RawDirTable),
@@ -159,6 +186,10 @@ pub enum RawDir {
 #[serde(deny_unknown_fields)]
 pub struct RawDirTable {
     pub path: String,
+    /// Git may change repositories here.
+    #[serde(default)]
+    pub git: bool,
+    /// The plugin may also write files here.
     #[serde(default)]
     pub write: bool,
 }

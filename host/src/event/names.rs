@@ -1,8 +1,9 @@
-//! The names in an event that plugins and the host turn into paths and command
-//! arguments: repository owner and name, refs, branches, tags, commit ids, changed paths.
-//! They come from a payload, so each is checked once, when the delivery is read, against
-//! what the forge itself would allow (git's ref rules, plain path components). An event
-//! that fails is refused with the field and the reason; nothing downstream ever sees it.
+//! The names in an event that plugins and the host turn into paths, URLs and command
+//! arguments: repository owner and name, refs, branches, tags, commit ids, changed paths,
+//! and the clone and web URLs. They come from a payload, so each is checked once, when the
+//! delivery is read, against what the forge itself would allow (git's ref rules, plain
+//! path components, absolute URLs). An event that fails is refused with the field and the
+//! reason; nothing downstream ever sees it.
 
 use super::Event;
 
@@ -10,6 +11,8 @@ use super::Event;
 const MAX_COMPONENT: usize = 255;
 /// The longest ref, branch, tag or changed path accepted.
 const MAX_NAME: usize = 1024;
+/// The longest URL accepted.
+const MAX_URL: usize = 2048;
 
 /// A name that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,14 +41,26 @@ pub fn check(event: &Event) -> Result<(), UnsafeName> {
     let fail = |field: &str, value: &str, why| UnsafeName { field: field.to_owned(), value: value.to_owned(), why };
     let repository = &event.repository;
     if !repository.name.is_empty() {
-        component(&repository.name).map_err(|why| fail("repository.name", &repository.name, why))?;
+        repository_part(&repository.name).map_err(|why| fail("repository.name", &repository.name, why))?;
     }
     // Owners may be GitLab group paths (`group/sub`); each part is one component.
     for (field, value) in [("repository.owner", &repository.owner), ("repository.full_name", &repository.full_name)] {
         if !value.is_empty() {
             for part in value.split('/') {
-                component(part).map_err(|why| fail(field, value, why))?;
+                repository_part(part).map_err(|why| fail(field, value, why))?;
             }
+        }
+    }
+    // Plugins clone and link to these; a `generic` source lets the sender choose them.
+    let urls = [
+        ("repository.clone_url", repository.clone_url.as_str(), UrlKind::Clone),
+        ("repository.html_url", repository.html_url.as_str(), UrlKind::Web),
+        ("pull_request.url", event.pull_request.as_ref().map_or("", |pr| pr.url.as_str()), UrlKind::Web),
+    ];
+    let commit_urls = event.commits.iter().filter_map(|c| c.url.as_deref()).map(|u| ("commits[].url", u, UrlKind::Web));
+    for (field, value, kind) in urls.into_iter().chain(commit_urls) {
+        if !value.is_empty() {
+            url(value, kind).map_err(|why| fail(field, value, why))?;
         }
     }
     if let Some(git_ref) = &event.git_ref {
@@ -96,6 +111,102 @@ pub fn component(part: &str) -> Result<(), &'static str> {
     } else {
         printable(part, MAX_COMPONENT)
     }
+}
+
+/// A part of a repository's owner or name: a [`component`] that cannot read as an option
+/// where a rule passes it to a command.
+fn repository_part(part: &str) -> Result<(), &'static str> {
+    if part.starts_with('-') {
+        return Err("it starts with `-`");
+    }
+    component(part)
+}
+
+/// What a URL field points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlKind {
+    /// Something git clones: `https`, `http`, `ssh`, `git` or `file` URLs, or scp-like
+    /// `user@host:path`.
+    Clone,
+    /// A web page: `https` or `http`.
+    Web,
+}
+
+/// An absolute URL of `kind`, written so that every URL parser reads the same host: no
+/// control characters, whitespace or backslashes, not starting with `-` (nor its host or
+/// user), and for clone URLs no query or fragment (`?@` and `#@` hide a second host).
+fn url(text: &str, kind: UrlKind) -> Result<(), &'static str> {
+    if text.len() > MAX_URL {
+        return Err("it is longer than 2048 bytes");
+    }
+    if text.chars().any(char::is_control) {
+        return Err("it contains a control character");
+    }
+    if text.chars().any(char::is_whitespace) {
+        return Err("it contains whitespace");
+    }
+    if text.starts_with('-') {
+        return Err("it starts with `-`");
+    }
+    if text.contains('\\') {
+        return Err("it contains a backslash");
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return match kind {
+            UrlKind::Clone => scp_like(text),
+            UrlKind::Web => Err("it is not an absolute http or https URL"),
+        };
+    };
+    let allowed: &[&str] = match kind {
+        UrlKind::Clone => &["https", "http", "ssh", "git", "file"],
+        UrlKind::Web => &["https", "http"],
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !allowed.contains(&scheme.as_str()) {
+        return Err(match kind {
+            UrlKind::Clone => "its scheme is not one of https, http, ssh, git or file",
+            UrlKind::Web => "its scheme is not https or http",
+        });
+    }
+    if kind == UrlKind::Clone && text.contains(['?', '#']) {
+        return Err("a clone URL cannot have a query or fragment");
+    }
+    if scheme != "file" && rest.starts_with('/') {
+        // The url crate would skip the extra slashes and find a host that git does not.
+        return Err("it has no host");
+    }
+    let parsed = url::Url::parse(text).map_err(|_| "it is not an absolute URL")?;
+    if scheme == "file" {
+        return match parsed.host_str() {
+            Some(host) if !host.is_empty() => Err("a file URL cannot name a host"),
+            _ if text.contains('%') => Err("a file URL cannot hold percent-escapes"),
+            _ => Ok(()),
+        };
+    }
+    match parsed.host_str() {
+        None | Some("") => Err("it has no host"),
+        Some(host) if host.starts_with('-') => Err("its host starts with `-`"),
+        _ if parsed.username().starts_with('-') => Err("its user name starts with `-`"),
+        _ => Ok(()),
+    }
+}
+
+/// git's scp-like clone address, `user@host:path`: the user, host and path present, none
+/// starting with `-`, and no `/` before the `:` (git would read a local path).
+fn scp_like(text: &str) -> Result<(), &'static str> {
+    const NOT_A_URL: &str = "it is neither an absolute URL nor scp-like `user@host:path`";
+    let Some((authority, path)) = text.split_once(':') else { return Err(NOT_A_URL) };
+    let Some((user, host)) = authority.rsplit_once('@') else { return Err(NOT_A_URL) };
+    if user.is_empty() || host.is_empty() || path.is_empty() || authority.contains('/') {
+        return Err(NOT_A_URL);
+    }
+    if user.starts_with('-') || host.starts_with('-') || path.starts_with('-') {
+        return Err("a part of it starts with `-`");
+    }
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']')) {
+        return Err("its host is not a host name");
+    }
+    Ok(())
 }
 
 /// No control characters (NUL included), not too long.
@@ -180,6 +291,8 @@ mod tests {
                 owner: "group/sub".into(),
                 name: "widgets.git-tools_2".into(),
                 full_name: "group/sub/widgets.git-tools_2".into(),
+                clone_url: "https://gitlab.example.com/group/sub/widgets.git-tools_2.git".into(),
+                html_url: "https://gitlab.example.com/group/sub/widgets.git-tools_2".into(),
                 ..Repository::default()
             },
             git_ref: Some("refs/heads/feature/x-1.2".into()),
@@ -189,12 +302,14 @@ mod tests {
             sender: Some("octo cat".into()),
             commits: vec![Commit {
                 id: "0d1a26e6".into(),
+                url: Some("https://gitlab.example.com/group/sub/widgets/-/commit/0d1a26e6?view=parallel#a".into()),
                 added: vec!["docs/a b.md".into(), ".github/workflows/ci.yml".into(), "odd\\name\n.txt".into()],
                 ..Commit::default()
             }],
             pull_request: Some(PullRequest {
                 source_branch: "fix/é".into(),
                 target_branch: "main".into(),
+                url: "https://gitlab.example.com/group/sub/widgets/-/merge_requests/12".into(),
                 ..PullRequest::default()
             }),
             ..Event::default()
@@ -236,6 +351,14 @@ mod tests {
             (Box::new(|e| e.commits[0].removed = vec!["/etc/passwd".into()]), "commits[].paths", "empty part"),
             (Box::new(|e| e.commits[0].added = vec!["a\0b".into()]), "commits[].paths", "control character"),
             (Box::new(|e| e.sender = Some("\u{1b}[31mred".into())), "sender", "control character"),
+            (Box::new(|e| e.repository.name = "-x".into()), "repository.name", "starts with `-`"),
+            (Box::new(|e| e.repository.owner = "--upload-pack=x".into()), "repository.owner", "starts with `-`"),
+            (Box::new(|e| e.repository.owner = "group/-sub".into()), "repository.owner", "starts with `-`"),
+            (Box::new(|e| e.repository.full_name = "acme/-x".into()), "repository.full_name", "starts with `-`"),
+            (Box::new(|e| e.repository.clone_url = "ext::sh -c id".into()), "repository.clone_url", "whitespace"),
+            (Box::new(|e| e.repository.html_url = "javascript:alert(1)".into()), "repository.html_url", "http"),
+            (Box::new(|e| e.pull_request.as_mut().unwrap().url = "-x".into()), "pull_request.url", "starts with `-`"),
+            (Box::new(|e| e.commits[0].url = Some("https://x/\u{1b}]0;t".into())), "commits[].url", "control"),
             (
                 Box::new(|e| e.pull_request.as_mut().unwrap().source_branch = "-x".into()),
                 "pull_request.source_branch",
@@ -249,6 +372,78 @@ mod tests {
             assert_eq!(err.field, field, "{err}");
             assert!(err.to_string().contains(why), "{err} (want {why:?})");
         }
+    }
+
+    #[test]
+    fn urls_are_absolute_and_read_alike_by_every_parser() {
+        use UrlKind::{Clone, Web};
+        let accepted = [
+            ("https://github.com/acme/widgets.git", Clone),
+            ("http://127.0.0.1:8080/acme/widgets.git", Clone),
+            ("https://user:token@git.example.com/a/b.git", Clone),
+            ("ssh://git@git.example.com:2222/acme/widgets.git", Clone),
+            ("git://git.example.com/acme/widgets.git", Clone),
+            ("file:///srv/git/acme/widgets.git", Clone),
+            ("git@github.com:acme/widgets.git", Clone),
+            ("git@gitlab.example.com:acme/platform/widgets.git", Clone),
+            ("https://github.com/acme/widgets", Web),
+            ("HTTPS://github.com/acme/widgets/pull/7", Web),
+            ("https://gitlab.example.com/acme/w/-/commit/da15?view=inline#L1", Web),
+        ];
+        for (url_text, kind) in accepted {
+            assert_eq!(url(url_text, kind), Ok(()), "{url_text} as {kind:?}");
+        }
+        let long = format!("https://x.example/{}", "a".repeat(MAX_URL));
+        let refused = [
+            ("/srv/git/widgets.git", Clone, "neither an absolute URL nor scp-like"),
+            ("widgets.git", Clone, "neither an absolute URL nor scp-like"),
+            ("./a:b", Clone, "neither an absolute URL nor scp-like"),
+            ("host:path", Clone, "neither an absolute URL nor scp-like"),
+            ("-oProxyCommand=x@h:p", Clone, "starts with `-`"),
+            ("git@-oProxyCommand=x:p", Clone, "part of it starts with `-`"),
+            ("git@host:-upload-pack", Clone, "part of it starts with `-`"),
+            ("git@ho$t:p", Clone, "not a host name"),
+            ("ext::sh -c touch% /tmp/x", Clone, "whitespace"),
+            ("ext::sh", Clone, "neither an absolute URL nor scp-like"),
+            ("fd::17", Clone, "neither an absolute URL nor scp-like"),
+            ("ftp://x.example/r.git", Clone, "scheme is not one of"),
+            ("javascript://x.example/%0aalert(1)", Web, "scheme is not https or http"),
+            ("ssh://git@host/x", Web, "scheme is not https or http"),
+            ("https:github.com/acme/w", Web, "not an absolute http or https URL"),
+            ("github.com/acme/w", Web, "not an absolute http or https URL"),
+            ("https://github.com?@evil.example/x.git", Clone, "query or fragment"),
+            ("http://127.0.0.1:1#@127.0.0.1:2/x", Clone, "query or fragment"),
+            ("https://github.com\\@evil.example/x.git", Clone, "backslash"),
+            ("https://github.com/a\nb", Web, "control character"),
+            ("https://github.com/a\u{9b}b", Web, "control character"),
+            ("https://github.com/a\u{1b}]0;x\u{7}", Web, "control character"),
+            ("https://github.com/a b", Web, "whitespace"),
+            ("https://github.com/a\u{a0}b", Web, "whitespace"),
+            ("ssh://-oProxyCommand=touch%20x/r.git", Clone, "host starts with `-`"),
+            ("ssh://-oProxyCommand=x@host/r.git", Clone, "user name starts with `-`"),
+            ("https:///acme/w", Web, "no host"),
+            ("ssh:///r.git", Clone, "no host"),
+            ("file://evil.example/srv/r.git", Clone, "cannot name a host"),
+            ("file:///srv/granted/%2e%2e/outside.git", Clone, "percent-escapes"),
+            ("-https://x.example/", Web, "starts with `-`"),
+            (long.as_str(), Web, "longer than 2048 bytes"),
+        ];
+        for (url_text, kind, why) in refused {
+            let err = url(url_text, kind).expect_err(url_text);
+            assert!(err.contains(why), "{url_text} as {kind:?}: {err} (want {why:?})");
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_url_field() {
+        let mut event = event();
+        event.repository.clone_url = "https://github.com?@evil.example/x.git".into();
+        let message = check(&event).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "repository.clone_url \"https://github.com?@evil.example/x.git\" cannot be used: \
+             a clone URL cannot have a query or fragment"
+        );
     }
 
     #[test]

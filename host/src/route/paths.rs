@@ -81,24 +81,36 @@ fn candidates(event: &Event, dirs: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// The paths that differ between two commits of the repository at `dir`, when it has both.
+/// How far the router's diff may go for one event: it runs while the delivery is being
+/// accepted, so a pushed tree bomb must cost little. Past it, the paths are unknown.
+const DIFF_ENTRIES: usize = 100_000;
+const DIFF_PATH_BYTES: usize = 16 << 20;
+const DIFF_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The paths that differ between two commits of the repository at `dir`, when it has
+/// both and the difference fits the router's budget.
 fn diff_in(dir: &Path, before: &str, after: &str) -> Option<Vec<String>> {
-    let repo = git2::Repository::open(dir).ok()?;
+    crate::gitwalk::configure_libgit2();
+    let repo =
+        git2::Repository::open_ext(dir, git2::RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&str>()).ok()?;
     let tree = |id: &str| -> Option<git2::Tree<'_>> {
         let oid = git2::Oid::from_str(id).ok()?;
         repo.find_commit(oid).ok()?.tree().ok()
     };
     let (old, new) = (tree(before)?, tree(after)?);
-    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None).ok()?;
-    let mut paths = BTreeSet::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if let Some(path) = file.path().and_then(Path::to_str) {
-                paths.insert(path.to_owned());
-            }
+    let budget = crate::gitwalk::Budget {
+        entries: DIFF_ENTRIES,
+        path_bytes: DIFF_PATH_BYTES,
+        deadline: std::time::Instant::now() + DIFF_TIME,
+    };
+    let changes = match crate::gitwalk::diff(&repo, Some(&old), Some(&new), budget) {
+        Ok(changes) => changes,
+        Err(err) => {
+            tracing::warn!(dir = %dir.display(), "changed paths not worked out: {err}");
+            return None;
         }
-    }
-    Some(paths.into_iter().collect())
+    };
+    Some(changes.into_iter().map(|(path, _)| path).collect::<BTreeSet<_>>().into_iter().collect())
 }
 
 #[cfg(test)]

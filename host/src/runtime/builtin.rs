@@ -32,6 +32,9 @@ pub struct Need {
 pub enum NeedKind {
     /// A directory inside `grants.dirs`.
     Dir,
+    /// A directory inside a `git = true` (or `write = true`) entry of `grants.dirs`:
+    /// git may change the repositories there.
+    GitDir,
     /// A directory inside a `write = true` entry of `grants.dirs`.
     WritableDir,
     /// A program, the value followed by this suffix, in `grants.commands`.
@@ -41,13 +44,13 @@ pub enum NeedKind {
 /// What built-in plugin `name` needs.
 pub fn needs(name: &str) -> &'static [Need] {
     match name {
-        "fetch-update" => &[Need { setting: "repodir", required: true, default: None, kind: NeedKind::Dir }],
+        "fetch-update" => &[Need { setting: "repodir", required: true, default: None, kind: NeedKind::GitDir }],
         "md2html-convert" => &[
             Need { setting: "repodir", required: true, default: None, kind: NeedKind::WritableDir },
             Need { setting: "output_dir", required: true, default: None, kind: NeedKind::WritableDir },
         ],
         "edx-import" => &[
-            Need { setting: "repodir", required: false, default: Some("/mnt/data/repos"), kind: NeedKind::Dir },
+            Need { setting: "repodir", required: false, default: Some("/mnt/data/repos"), kind: NeedKind::GitDir },
             Need {
                 setting: "edx_platform",
                 required: false,
@@ -85,26 +88,30 @@ impl Need {
             format!("`with.{key}` (default `{value}`)")
         };
         match self.kind {
-            NeedKind::Dir | NeedKind::WritableDir => {
-                let write = self.kind == NeedKind::WritableDir;
+            NeedKind::Dir | NeedKind::GitDir | NeedKind::WritableDir => {
+                use crate::grant::Access;
+                let need = match self.kind {
+                    NeedKind::WritableDir => Access::Write,
+                    NeedKind::GitDir => Access::Git,
+                    _ => Access::Read,
+                };
                 let path = std::path::Path::new(value);
                 if !path.is_absolute() {
                     return Err(format!("`with.{key}` must be an absolute path, not `{value}`"));
                 }
                 let path = lexical(path);
-                if grant.dirs.iter().any(|dir| (dir.write || !write) && path.starts_with(lexical(&dir.path))) {
+                if grant.dirs.iter().any(|dir| dir.access >= need && path.starts_with(lexical(&dir.path))) {
                     return Ok(());
                 }
-                let granted: Vec<String> = grant
-                    .dirs
-                    .iter()
-                    .map(|d| format!("{}{}", d.path.display(), if d.write { " (write)" } else { "" }))
-                    .collect();
-                let how = if write { "writable " } else { "" };
+                let granted: Vec<String> = grant.dirs.iter().map(crate::grant::DirGrant::describe).collect();
+                let (how, hint) = match need {
+                    Access::Write => ("writable ", " with `write = true`"),
+                    Access::Git => ("git-writable ", " with `git = true` (git may change repositories there)"),
+                    Access::Read => ("", ""),
+                };
                 Err(format!(
-                    "{shown} is outside the plugin's {how}granted directories ({}): add it to the plugin's `grants.dirs`{}",
+                    "{shown} is outside the plugin's {how}granted directories ({}): add it to the plugin's `grants.dirs`{hint}",
                     if granted.is_empty() { "none".to_owned() } else { granted.join(", ") },
-                    if write { " with `write = true`" } else { "" }
                 ))
             }
             NeedKind::Program(suffix) => {

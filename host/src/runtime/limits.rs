@@ -10,34 +10,43 @@ use wasmtime::{Engine, ResourceLimiter};
 /// How often the engine's epoch advances; a deadline is a number of ticks.
 pub const TICK: Duration = Duration::from_millis(10);
 
-/// Instances, memories and tables a step may create (generous for Python and JS).
-const MAX_INSTANCES: usize = 256;
-const MAX_MEMORIES: usize = 64;
-const MAX_TABLES: usize = 256;
+/// Core instances, linear memories and tables one step may create (generous for Python
+/// and JS components, which have a few of each). The engine's pool holds 1000 of each
+/// in all, so a step can never take more than a small share of it.
+pub const MAX_INSTANCES: u32 = 64;
+/// See [`MAX_INSTANCES`].
+pub const MAX_MEMORIES: u32 = 8;
+/// See [`MAX_INSTANCES`].
+pub const MAX_TABLES: u32 = 64;
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
-/// A step's resource limiter.
+/// A step's resource limiter. The memory limit is for all of a step's linear memories
+/// together: a component that declares many memories gets no more than one would.
 pub struct StepLimiter {
     memory: usize,
+    /// Bytes of linear memory the step's instances hold now.
+    total: usize,
     /// Set when a memory growth was refused.
     pub memory_exceeded: bool,
 }
 
 impl StepLimiter {
-    /// A limiter allowing `memory` bytes per linear memory.
+    /// A limiter allowing `memory` bytes of linear memory in all.
     pub fn new(memory: u64) -> Self {
-        Self { memory: usize::try_from(memory).unwrap_or(usize::MAX), memory_exceeded: false }
+        Self { memory: usize::try_from(memory).unwrap_or(usize::MAX), total: 0, memory_exceeded: false }
     }
 }
 
 impl ResourceLimiter for StepLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.memory {
             self.memory_exceeded = true;
             // An error (rather than `Ok(false)`) traps at once, in every guest language;
             // a refused growth would reach JS and Python as a catchable allocation failure.
             return Err(wasmtime::format_err!("memory limit of {} bytes exceeded", self.memory));
         }
+        self.total = total;
         Ok(true)
     }
 
@@ -46,15 +55,15 @@ impl ResourceLimiter for StepLimiter {
     }
 
     fn instances(&self) -> usize {
-        MAX_INSTANCES
+        MAX_INSTANCES as usize
     }
 
     fn tables(&self) -> usize {
-        MAX_TABLES
+        MAX_TABLES as usize
     }
 
     fn memories(&self) -> usize {
-        MAX_MEMORIES
+        MAX_MEMORIES as usize
     }
 }
 
@@ -87,5 +96,26 @@ impl EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: many memories share one limit.
+    #[test]
+    fn the_memory_limit_is_for_all_memories_together() {
+        let mut limiter = StepLimiter::new(64 << 20);
+        for _ in 0..3 {
+            assert!(limiter.memory_growing(0, 20 << 20, None).unwrap());
+        }
+        assert!(limiter.memory_growing(0, 20 << 20, None).is_err(), "80 MiB in four memories");
+        assert!(limiter.memory_exceeded);
+        // Growing one memory counts only the difference.
+        let mut limiter = StepLimiter::new(64 << 20);
+        assert!(limiter.memory_growing(0, 30 << 20, None).unwrap());
+        assert!(limiter.memory_growing(30 << 20, 60 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 8 << 20, None).is_err());
     }
 }

@@ -1,0 +1,341 @@
+//! Bounded walks over git trees: a tree's blobs and the paths two trees differ in, with
+//! a cap on entries and a deadline checked as the walk goes. A pushed tree can be a
+//! "git bomb" (a few kilobytes packed, 10^8 paths unpacked); these walks stop at the cap
+//! instead of exhausting memory or holding a thread, and subtrees with equal ids are
+//! never entered twice in a diff. Also where libgit2's process-wide options are set.
+
+use std::sync::Once;
+use std::time::Instant;
+
+/// Sets libgit2's process-wide options once, before this process's first git call:
+/// network timeouts (a silent server cannot hold a call for long), and no configuration
+/// from the daemon user's home or the system (`url.*.insteadOf`, credential helpers,
+/// proxies), only each repository's own.
+pub fn configure_libgit2() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        #[allow(unsafe_code)]
+        // SAFETY: these set plain values in libgit2's global options; `Once` makes this
+        // the only writer, before this process's first git operation.
+        let result = unsafe {
+            git2::opts::set_server_connect_timeout_in_milliseconds(30_000)
+                .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(60_000))
+                .and_then(|()| git2::opts::set_search_path(git2::ConfigLevel::System, ""))
+                .and_then(|()| git2::opts::set_search_path(git2::ConfigLevel::XDG, ""))
+                .and_then(|()| git2::opts::set_search_path(git2::ConfigLevel::Global, ""))
+                .and_then(|()| git2::opts::set_search_path(git2::ConfigLevel::ProgramData, ""))
+        };
+        if let Err(err) = result {
+            tracing::warn!("could not set libgit2's options: {err}");
+        }
+    });
+}
+
+/// How far a walk may go.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Entries (blobs and trees) visited at most.
+    pub entries: usize,
+    /// Bytes of path names returned at most.
+    pub path_bytes: usize,
+    /// When to give up.
+    pub deadline: Instant,
+}
+
+/// Why a walk stopped early, or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    /// The tree is larger than the budget allows.
+    #[error("the tree has more than {0} entries (the limit for one call)")]
+    TooManyEntries(usize),
+    /// The path names are longer in all than the budget allows.
+    #[error("the paths add up to more than {0} bytes (the limit for one call)")]
+    TooManyBytes(usize),
+    /// Trees nest deeper than the walk follows.
+    #[error("the tree nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// The deadline passed.
+    #[error("the step's deadline passed while walking the tree")]
+    Deadline,
+    /// libgit2 failed to read an object.
+    #[error("{0}")]
+    Git(String),
+}
+
+impl From<git2::Error> for WalkError {
+    fn from(err: git2::Error) -> Self {
+        WalkError::Git(err.message().to_owned())
+    }
+}
+
+/// How a path changed between two trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// Only in the new tree.
+    Added,
+    /// In both, with other content or mode.
+    Modified,
+    /// Only in the old tree.
+    Removed,
+}
+
+/// One blob of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// `/`-separated path from the root.
+    pub path: String,
+    /// The blob's id.
+    pub id: git2::Oid,
+    /// Its file mode (`0o100644`, `0o100755`, `0o120000` for a link).
+    pub mode: i32,
+}
+
+/// Levels of subtrees followed at most: each costs a stack frame (git's own default
+/// `core.maxTreeDepth` is 4096; real trees are a few dozen deep).
+pub const MAX_DEPTH: usize = 1024;
+
+struct Walk {
+    budget: Budget,
+    entries: usize,
+    bytes: usize,
+    depth: usize,
+}
+
+impl Walk {
+    fn new(budget: Budget) -> Self {
+        Self { budget, entries: 0, bytes: 0, depth: 0 }
+    }
+
+    /// Runs `inner` one level deeper.
+    fn descend<T>(&mut self, inner: impl FnOnce(&mut Self) -> Result<T, WalkError>) -> Result<T, WalkError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(WalkError::TooDeep);
+        }
+        self.depth += 1;
+        let result = inner(self);
+        self.depth -= 1;
+        result
+    }
+
+    /// Counts one visited entry with a path of `len` bytes.
+    fn visit(&mut self, len: usize) -> Result<(), WalkError> {
+        self.entries += 1;
+        self.bytes += len;
+        if self.entries > self.budget.entries {
+            return Err(WalkError::TooManyEntries(self.budget.entries));
+        }
+        if self.bytes > self.budget.path_bytes {
+            return Err(WalkError::TooManyBytes(self.budget.path_bytes));
+        }
+        // The clock is read once in a while: it costs more than a visit.
+        if self.entries.is_multiple_of(256) && Instant::now() >= self.budget.deadline {
+            return Err(WalkError::Deadline);
+        }
+        Ok(())
+    }
+}
+
+fn join(prefix: &str, name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    if prefix.is_empty() { name.into_owned() } else { format!("{prefix}/{name}") }
+}
+
+/// Every blob (and link, and submodule commit) of `tree`, depth first in git's order.
+pub fn blobs(repo: &git2::Repository, tree: &git2::Tree<'_>, budget: Budget) -> Result<Vec<Blob>, WalkError> {
+    let mut walk = Walk::new(budget);
+    let mut out = Vec::new();
+    collect(repo, tree, "", &mut walk, &mut |path, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            out.push(Blob { path, id: entry.id(), mode: entry.filemode() });
+        }
+    })?;
+    Ok(out)
+}
+
+/// Visits every non-tree entry under `tree`, descending into subtrees.
+fn collect(
+    repo: &git2::Repository,
+    tree: &git2::Tree<'_>,
+    prefix: &str,
+    walk: &mut Walk,
+    found: &mut dyn FnMut(String, &git2::TreeEntry<'_>),
+) -> Result<(), WalkError> {
+    for entry in tree.iter() {
+        let path = join(prefix, entry.name_bytes());
+        walk.visit(path.len())?;
+        if entry.kind() == Some(git2::ObjectType::Tree) {
+            let subtree = repo.find_tree(entry.id())?;
+            walk.descend(|walk| collect(repo, &subtree, &path, walk, found))?;
+        } else {
+            found(path, &entry);
+        }
+    }
+    Ok(())
+}
+
+/// The paths that differ between `old` and `new` (`None`: an empty tree), sorted.
+/// Subtrees with the same id on both sides are skipped whole.
+pub fn diff(
+    repo: &git2::Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: Option<&git2::Tree<'_>>,
+    budget: Budget,
+) -> Result<Vec<(String, Change)>, WalkError> {
+    let mut walk = Walk::new(budget);
+    let mut out = Vec::new();
+    diff_trees(repo, old, new, "", &mut walk, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn diff_trees(
+    repo: &git2::Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: Option<&git2::Tree<'_>>,
+    prefix: &str,
+    walk: &mut Walk,
+    out: &mut Vec<(String, Change)>,
+) -> Result<(), WalkError> {
+    use std::collections::BTreeMap;
+    let entries = |tree: Option<&git2::Tree<'_>>| -> BTreeMap<Vec<u8>, (git2::Oid, i32, bool)> {
+        tree.map(|tree| {
+            tree.iter()
+                .map(|e| (e.name_bytes().to_vec(), (e.id(), e.filemode(), e.kind() == Some(git2::ObjectType::Tree))))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let (before, after) = (entries(old), entries(new));
+    let names: std::collections::BTreeSet<&Vec<u8>> = before.keys().chain(after.keys()).collect();
+    for name in names {
+        let path = join(prefix, name);
+        walk.visit(path.len())?;
+        match (before.get(name), after.get(name)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(&(a_id, _, true)), Some(&(b_id, _, true))) => {
+                let (a, b) = (repo.find_tree(a_id)?, repo.find_tree(b_id)?);
+                walk.descend(|walk| diff_trees(repo, Some(&a), Some(&b), &path, walk, out))?;
+            }
+            (Some(&(_, _, false)), Some(&(_, _, false))) => out.push((path, Change::Modified)),
+            (a, b) => {
+                // Added, removed, or a tree replaced by a file (or the reverse).
+                if let Some(&(id, _, is_tree)) = a {
+                    side(repo, id, is_tree, path.clone(), Change::Removed, walk, out)?;
+                }
+                if let Some(&(id, _, is_tree)) = b {
+                    side(repo, id, is_tree, path, Change::Added, walk, out)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records every path under one side's entry as added or removed.
+fn side(
+    repo: &git2::Repository,
+    id: git2::Oid,
+    is_tree: bool,
+    path: String,
+    change: Change,
+    walk: &mut Walk,
+    out: &mut Vec<(String, Change)>,
+) -> Result<(), WalkError> {
+    if !is_tree {
+        out.push((path, change));
+        return Ok(());
+    }
+    let tree = repo.find_tree(id)?;
+    walk.descend(|walk| collect(repo, &tree, &path, walk, &mut |path, _| out.push((path, change))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn budget(entries: usize) -> Budget {
+        Budget { entries, path_bytes: 64 << 20, deadline: Instant::now() + Duration::from_secs(60) }
+    }
+
+    /// A tree built from `files`, written into `repo`'s object database.
+    fn tree<'r>(repo: &'r git2::Repository, files: &[(&str, &str)]) -> git2::Tree<'r> {
+        let mut index = git2::Index::new().unwrap();
+        for (path, content) in files {
+            let id = repo.blob(content.as_bytes()).unwrap();
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            index.add(&entry).unwrap();
+        }
+        repo.find_tree(index.write_tree_to(repo).unwrap()).unwrap()
+    }
+
+    /// A tree of `depth` levels with `width` entries each, every level the same subtree:
+    /// `width^depth` paths from `depth + 1` objects.
+    fn bomb(repo: &git2::Repository, width: usize, depth: usize) -> git2::Tree<'_> {
+        let blob = repo.blob(b"x").unwrap();
+        let mut builder = repo.treebuilder(None).unwrap();
+        for i in 0..width {
+            builder.insert(format!("f{i}"), blob, 0o100644).unwrap();
+        }
+        let mut id = builder.write().unwrap();
+        for _ in 1..depth {
+            let mut level = repo.treebuilder(None).unwrap();
+            for i in 0..width {
+                level.insert(format!("d{i}"), id, 0o040000).unwrap();
+            }
+            id = level.write().unwrap();
+        }
+        repo.find_tree(id).unwrap()
+    }
+
+    #[test]
+    fn diffs_list_added_modified_and_removed_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let old = tree(&repo, &[("a.md", "a"), ("docs/x.md", "x"), ("gone/y", "y"), ("same/z", "z")]);
+        let new =
+            tree(&repo, &[("a.md", "b"), ("docs/x.md", "x"), ("docs/new.md", "n"), ("same/z", "z"), ("gone", "f")]);
+        let changes = diff(&repo, Some(&old), Some(&new), budget(1000)).unwrap();
+        assert_eq!(
+            changes,
+            [
+                ("a.md".to_owned(), Change::Modified),
+                ("docs/new.md".to_owned(), Change::Added),
+                ("gone".to_owned(), Change::Added),
+                ("gone/y".to_owned(), Change::Removed),
+            ]
+        );
+        let all = diff(&repo, None, Some(&new), budget(1000)).unwrap();
+        assert_eq!(all.len(), 5);
+        assert_eq!(blobs(&repo, &new, budget(1000)).unwrap().len(), 5);
+    }
+
+    /// Issue 16: a pushed tree bomb stops at the budget instead of unpacking 10^8 paths.
+    #[test]
+    fn a_tree_bomb_stops_at_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let bomb = bomb(&repo, 10, 8);
+        assert_eq!(blobs(&repo, &bomb, budget(100_000)), Err(WalkError::TooManyEntries(100_000)));
+        assert_eq!(diff(&repo, None, Some(&bomb), budget(100_000)), Err(WalkError::TooManyEntries(100_000)));
+        // Comparing the bomb with itself enters nothing.
+        assert_eq!(diff(&repo, Some(&bomb), Some(&bomb), budget(10)), Ok(vec![]));
+        let past = Budget { deadline: Instant::now(), ..budget(usize::MAX) };
+        assert_eq!(blobs(&repo, &bomb, past), Err(WalkError::Deadline));
+        let small = Budget { path_bytes: 1000, ..budget(usize::MAX) };
+        assert_eq!(blobs(&repo, &bomb, small), Err(WalkError::TooManyBytes(1000)));
+    }
+}
