@@ -41,6 +41,13 @@ impl Support {
     pub fn tcp(self) -> bool {
         matches!(self, Support::Landlock(abi) if abi >= 4)
     }
+
+    /// Whether programs can be confined as gitauto promises: files including
+    /// `truncate` (ABI 3), TCP (4), and signals and abstract sockets (6), so that a
+    /// program can neither truncate the daemon's files nor signal the daemon.
+    pub fn programs(self) -> bool {
+        matches!(self, Support::Landlock(abi) if abi >= 6)
+    }
 }
 
 impl std::fmt::Display for Support {
@@ -164,14 +171,25 @@ impl Rules {
         Self { paths: Vec::new(), tcp: Tcp::Deny }
     }
 
-    /// The plugin's granted directories: each at most `ceiling`, and at most what the
-    /// grant allows (a read grant is read-only; git and write grants are writable when
-    /// `ceiling` allows writing).
+    /// The plugin's granted directories for a git call: each at most `ceiling`, and at
+    /// most what the grant allows (a read grant is read-only; git and write grants are
+    /// writable when `ceiling` allows changing repositories).
     pub fn grant(grant: &Grant, ceiling: Access) -> Self {
+        Self::dirs(grant, |access| access.min(ceiling) >= Access::Git)
+    }
+
+    /// The plugin's granted directories for a program: only `write = true` directories
+    /// are writable. A `git = true` directory is read-only to programs, or a program could
+    /// rewrite the repositories' configuration that git calls trust.
+    pub fn program(grant: &Grant) -> Self {
+        Self::dirs(grant, |access| access == Access::Write)
+    }
+
+    fn dirs(grant: &Grant, writable: impl Fn(Access) -> bool) -> Self {
         let mut rules = Self::none();
         for dir in &grant.dirs {
             let Some(root) = &dir.root else { continue };
-            let level = if dir.access.min(ceiling) >= Access::Git { Level::Write } else { Level::Read };
+            let level = if writable(dir.access) { Level::Write } else { Level::Read };
             rules.paths.push((Place::Pinned(root.clone()), level));
         }
         rules

@@ -31,6 +31,29 @@ pub fn configure_libgit2() {
     });
 }
 
+/// Files libgit2 reads whole when it opens a repository, and how large each may be.
+const READ_WHOLE: &[(&str, u64)] = &[
+    ("HEAD", 64 << 10),
+    ("commondir", 64 << 10),
+    ("config", 1 << 20),
+    ("objects/info/alternates", 64 << 10),
+    ("packed-refs", 256 << 20),
+    ("index", 512 << 20),
+];
+
+/// Checks that what libgit2 reads whole from the git directory `dir` is a plain file of
+/// a sane size: a FIFO would hold the call forever, a sparse file of gigabytes would be
+/// read into memory.
+pub fn plain_internals(dir: &std::path::Path) -> Result<(), String> {
+    for (name, max) in READ_WHOLE {
+        let Ok(meta) = std::fs::symlink_metadata(dir.join(name)) else { continue };
+        if !meta.is_file() || meta.len() > *max {
+            return Err(format!("`{name}` is not a plain file of at most {max} bytes"));
+        }
+    }
+    Ok(())
+}
+
 /// How far a walk may go.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {

@@ -340,9 +340,28 @@ impl CommandGrant {
         let loads_code = upper == "PATH"
             || upper.starts_with("LD_")
             || (upper.starts_with("GIT_") && !upper.starts_with("GIT_AUTHOR_") && !upper.starts_with("GIT_COMMITTER_"))
-            || ["GCONV_PATH", "BASH_ENV", "ENV", "NODE_OPTIONS", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB"]
-                .contains(&upper.as_str())
-            || upper.starts_with("PYTHON");
+            || [
+                "GCONV_PATH",
+                "BASH_ENV",
+                "ENV",
+                "SHELLOPTS",
+                "PS4",
+                "NODE_OPTIONS",
+                "PERL5OPT",
+                "PERL5LIB",
+                "PERLLIB",
+                "RUBYOPT",
+                "RUBYLIB",
+                "JAVA_TOOL_OPTIONS",
+                "_JAVA_OPTIONS",
+                "JDK_JAVA_OPTIONS",
+                "OPENSSL_CONF",
+                "OPENSSL_MODULES",
+                "OPENSSL_ENGINES",
+            ]
+            .contains(&upper.as_str())
+            || upper.starts_with("PYTHON")
+            || upper.starts_with("LUA_INIT");
         if loads_code {
             return Err(format!(
                 "`{name}` cannot be granted: it would let the plugin choose code that the program loads or runs"

@@ -96,11 +96,10 @@ impl<'a> Routing<'a> {
     }
 
     /// Every directory any plugin is granted: where clones to compute paths from may be.
-    fn granted_dirs(&self) -> Vec<std::path::PathBuf> {
-        let mut dirs: Vec<_> =
-            self.config.plugins.values().flat_map(|p| p.grant.dirs.iter().map(|d| d.path.clone())).collect();
-        dirs.sort();
-        dirs.dedup();
+    fn granted_dirs(&self) -> Vec<crate::grant::DirGrant> {
+        let mut dirs: Vec<_> = self.config.plugins.values().flat_map(|p| p.grant.dirs.iter().cloned()).collect();
+        dirs.sort_by(|a, b| a.path.cmp(&b.path));
+        dirs.dedup_by(|a, b| a.path == b.path);
         dirs
     }
 }

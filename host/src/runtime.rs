@@ -139,6 +139,7 @@ impl Runtime {
     ) -> anyhow::Result<(Self, LoadReport)> {
         let plugins: Vec<&PluginSpec> = plugins.into_iter().collect();
         let unconfined_programs = programs_may_run(&plugins)?;
+        raise_descriptor_limit();
         let engine = engine()?;
         let linker = linker(&engine)?;
         let mut loaded = BTreeMap::new();
@@ -458,25 +459,45 @@ fn programs_may_run(plugins: &[&PluginSpec]) -> anyhow::Result<bool> {
     let support = crate::confine::support();
     let granted: Vec<&str> =
         plugins.iter().filter(|spec| !spec.grant.commands.is_empty()).map(|spec| spec.name.as_str()).collect();
-    if support.files() || granted.is_empty() {
-        if !support.files() {
-            tracing::warn!("this kernel has no Landlock: git calls are checked by path only");
-        }
+    if support.files() {
+        tracing::info!("granted programs and git calls are confined by the kernel ({support})");
+    }
+    if !support.files() {
+        tracing::warn!("this kernel has no Landlock: git calls are checked by path only");
+    }
+    if support.programs() || granted.is_empty() {
         return Ok(false);
     }
     if std::env::var_os(UNCONFINED_PROGRAMS).is_some_and(|value| value == "1") {
         tracing::warn!(
             plugins = granted.join(", "),
-            "this kernel has no Landlock, and {UNCONFINED_PROGRAMS}=1: granted programs run UNCONFINED, with the daemon's rights"
+            "this kernel's Landlock ({support}) cannot confine programs, and {UNCONFINED_PROGRAMS}=1: granted programs run UNCONFINED, with the daemon's rights"
         );
         return Ok(true);
     }
     anyhow::bail!(
-        "plugin {} is granted programs (`grants.commands`), but this kernel has no Landlock to confine them \
-         (Linux 5.13 or newer with Landlock enabled is needed); remove the grant, or set {UNCONFINED_PROGRAMS}=1 \
-         to run them unconfined (see docs/security.md)",
+        "plugin {} is granted programs (`grants.commands`), but this kernel cannot confine them ({support}; \
+         Landlock ABI 6 is needed: Linux 6.7 or newer with Landlock enabled); remove the grant, or set \
+         {UNCONFINED_PROGRAMS}=1 to run them unconfined (see docs/security.md)",
         granted.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
     )
+}
+
+/// Raises this process's soft limit of open descriptors to its hard limit, once: every
+/// step may hold [`MAX_RESOURCES`], and the daemon's own sockets and files must still
+/// open when several steps do.
+fn raise_descriptor_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            if let Err(err) = setrlimit(Resource::Nofile, limit) {
+                tracing::warn!("could not raise the open-file limit: {err}");
+            }
+        }
+    });
 }
 
 /// Resources (files, streams, repositories, sockets) one step may hold at once: far more

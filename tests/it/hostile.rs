@@ -187,6 +187,13 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
         ),
         a("descriptor-flood", "sandbox-escapes", escape(p, "descriptor-flood"), &["too many open resources"]),
         a(
+            "trusted-remote-swap",
+            "sandbox-escapes",
+            escape(p, "trusted-remote-swap"),
+            &["fetching `origin`", "denied: not inside a granted directory"],
+        ),
+        a("fifo-config", "sandbox-escapes", escape(p, "fifo-config"), &["`config` is not a plain file"]),
+        a(
             "raw-socket",
             "raw-socket",
             json!({"address": p.server.trim_start_matches("http://")}),
@@ -264,6 +271,7 @@ fn escape(p: &Places, attack: &str) -> Value {
         "outside_commit": p.outside_commit,
         "origin": p.origin,
         "bomb": p.bomb,
+        "gitdir": format!("{}/gitdir", p.granted.trim_end_matches("/granted")),
         "victim_relative": "../outside/victim",
         "server": p.server.trim_start_matches("http://"),
         "other": p.ungranted,
@@ -279,6 +287,16 @@ fn tree_bomb(dir: &Path) {
     let mut small = repo.treebuilder(None).unwrap();
     small.insert("README", blob, 0o100644).unwrap();
     let small = repo.find_tree(small.write().unwrap()).unwrap();
+    let bomb = bomb_tree(&repo);
+    let signature = git2::Signature::now("t", "t@example.com").unwrap();
+    let first = repo.commit(Some("refs/heads/small"), &signature, &signature, "small", &small, &[]).unwrap();
+    let parent = repo.find_commit(first).unwrap();
+    repo.commit(Some("refs/heads/bomb"), &signature, &signature, "bomb", &bomb, &[&parent]).unwrap();
+}
+
+/// A tree of 8 levels of 10 entries, the same subtree each time.
+fn bomb_tree(repo: &git2::Repository) -> git2::Tree<'_> {
+    let blob = repo.blob(b"x").unwrap();
     let mut level = repo.treebuilder(None).unwrap();
     for i in 0..10 {
         level.insert(format!("f{i}"), blob, 0o100644).unwrap();
@@ -291,11 +309,17 @@ fn tree_bomb(dir: &Path) {
         }
         id = next.write().unwrap();
     }
-    let bomb = repo.find_tree(id).unwrap();
+    repo.find_tree(id).unwrap()
+}
+
+/// Pushes a tree bomb onto `main` of the bare repository at `origin`: (before, after).
+fn push_bomb(origin: &Path) -> (String, String) {
+    let repo = git2::Repository::open_bare(origin).unwrap();
+    let parent = repo.find_reference("refs/heads/main").unwrap().peel_to_commit().unwrap();
+    let bomb = bomb_tree(&repo);
     let signature = git2::Signature::now("t", "t@example.com").unwrap();
-    let first = repo.commit(Some("refs/heads/small"), &signature, &signature, "small", &small, &[]).unwrap();
-    let parent = repo.find_commit(first).unwrap();
-    repo.commit(Some("refs/heads/bomb"), &signature, &signature, "bomb", &bomb, &[&parent]).unwrap();
+    let after = repo.commit(Some("refs/heads/main"), &signature, &signature, "bomb", &bomb, &[&parent]).unwrap();
+    (parent.id().to_string(), after.to_string())
 }
 
 /// Every file under `dir` with its content, for "byte-identical" checks.
@@ -317,6 +341,11 @@ fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
         }
     }
     out
+}
+
+/// The files of a checkout's work tree (its `.git` left out).
+fn work_tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    snapshot(dir).into_iter().filter(|(path, _)| !path.starts_with(dir.join(".git"))).collect()
 }
 
 /// Processes whose command line is `sleep <seconds>`.
@@ -343,7 +372,7 @@ fn inline_table(value: &Value) -> String {
 async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path().display().to_string();
-    for dir in ["granted", "site", "outside/repo", "checkouts/acme"] {
+    for dir in ["granted", "site", "gitdir", "outside/repo", "checkouts/acme"] {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     std::fs::write(root.path().join("outside/secret.txt"), "secret").unwrap();
@@ -361,6 +390,13 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     let outside_before = snapshot(&root.path().join("outside"));
 
     let widgets = TestGit::new(root.path(), "widgets");
+    let bombed = TestGit::new(root.path(), "bombed");
+    bombed.commit("README", "small", "small");
+    bombed.push("main");
+    let bombed_checkout = root.path().join("checkouts/acme/bombed");
+    bombed.clone_to(&bombed_checkout);
+    let bombed_files = work_tree(&bombed_checkout);
+    let (bomb_before, bomb_after) = push_bomb(&bombed.origin);
     git(
         root.path(),
         &["clone", "--quiet", "--bare", widgets.origin.to_str().unwrap(), &format!("{r}/granted/src.git")],
@@ -419,7 +455,7 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     let data_dir = root.path().join("data");
     let plan = attacks(&places, &data_dir.display().to_string());
     let grants = format!(
-        r#"{{ dirs = ["{granted}", {{ path = "{site}", write = true }}, {{ path = "{checkouts}", write = true }}], hosts = ["{server_addr}", "{hostname}:{port}", "{silent_addr}"], commands = ["echo", "yes", "git", "/bin/sh"] }}"#,
+        r#"{{ dirs = ["{granted}", {{ path = "{site}", write = true }}, {{ path = "{checkouts}", write = true }}, {{ path = "{r}/gitdir", git = true }}], hosts = ["{server_addr}", "{hostname}:{port}", "{silent_addr}"], commands = ["echo", "yes", "git", "/bin/sh"] }}"#,
         granted = places.granted,
         site = places.site,
         checkouts = places.checkouts,
@@ -432,8 +468,10 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     plugins.sort_unstable();
     plugins.dedup();
     for plugin in plugins {
+        // The floods must finish (cut, not stopped) even on a loaded machine.
+        let timeout = if plugin.ends_with("-flood") && plugin != "command-output-flood" { "20s" } else { "3s" };
         config += &format!(
-            "[plugins.{plugin}]\nwasm = \"{hostile_dir}/hostile_{}.wasm\"\ngrants = {grants}\nlimits = {{ timeout = \"3s\", memory = \"64MiB\" }}\n\n",
+            "[plugins.{plugin}]\nwasm = \"{hostile_dir}/hostile_{}.wasm\"\ngrants = {grants}\nlimits = {{ timeout = \"{timeout}\", memory = \"64MiB\" }}\n\n",
             plugin.replace('-', "_")
         );
     }
@@ -449,7 +487,8 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
         );
     }
     config += &format!(
-        "[[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/widgets\"\nsteps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{r}/checkouts\" }} }}]\n"
+        "[[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/widgets\"\nsteps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{r}/checkouts\" }} }}]\n\n\
+         [[rules]]\nname = \"pushed-tree-bomb\"\non = \"push\"\nrepo = \"acme/bombed\"\nsteps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{r}/checkouts\" }} }}]\n"
     );
     let daemon = TestDaemon::start(&config).await;
 
@@ -467,6 +506,11 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
         jobs.push(post(attack.rule).await);
     }
     let update = post("widgets").await;
+    // A push whose tree is a bomb: the checkout refuses it before writing a file of it.
+    let bomb_payload = push_payload("acme", "bombed", "refs/heads/main", &bomb_before, &bomb_after, "file:///unused");
+    let (status, body) = daemon.post_github("github", "push", &bomb_payload, SECRET).await;
+    assert_eq!(status, 202, "{body}");
+    let bomb_job = body["jobs"][0].as_str().unwrap().to_owned();
 
     // The ordinary push is served while the looping and sleeping plugins still run.
     let updated = daemon.finished_job(&update).await;
@@ -475,6 +519,11 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     let (_, looping) = daemon.get(&format!("/api/jobs/{}", jobs[0])).await;
     assert_eq!(looping["state"], "running", "the looping plugin is still within its 3 s");
     assert_eq!(daemon.get("/healthz").await.0, 200);
+    let bomb_record = daemon.finished_job(&bomb_job).await;
+    assert_eq!(bomb_record["state"], "failed", "{bomb_record:#}");
+    assert!(short(&bomb_record).contains("the tree has more than 200000 entries"), "{}", short(&bomb_record));
+    assert_eq!(git(&bombed_checkout, &["rev-parse", "HEAD"]), bomb_before, "the checkout stayed where it was");
+    assert_eq!(work_tree(&bombed_checkout), bombed_files, "nothing of the bomb was written");
 
     let mut problems = Vec::new();
     for (attack, job) in plan.iter().zip(&jobs) {

@@ -22,7 +22,7 @@ use git2::{
     AutotagOption, ErrorCode, FetchOptions, FetchPrune, ProxyOptions, RemoteCallbacks, RemoteRedirect, Repository,
     RepositoryOpenFlags, ResetType, StatusOptions,
 };
-use remote::Checked;
+use remote::{Checked, Remote};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,6 +32,11 @@ use wasmtime::component::Resource;
 pub const MAX_TREE_ENTRIES: usize = 200_000;
 /// Bytes of path names a tree listing or diff may return in one call.
 pub const MAX_TREE_PATH_BYTES: usize = 32 << 20;
+/// Bytes a checkout may write in all, and one file at most: libgit2 holds each file
+/// whole in memory while it writes it.
+pub const MAX_CHECKOUT_BYTES: u64 = 4 << 30;
+/// See [`MAX_CHECKOUT_BYTES`].
+pub const MAX_CHECKOUT_FILE: u64 = 512 << 20;
 
 /// A repository the plugin opened: only where it was, as checked then. Each call opens
 /// and checks it again.
@@ -76,6 +81,11 @@ fn confined<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
 ) -> Result<T, GitError> {
     gitwalk::configure_libgit2();
+    // No new work once the time is up: the guest traps at its next epoch tick, and until
+    // then each call would leave a thread behind.
+    if Instant::now() >= ctx.deadline {
+        return Err(GitError::Failed("the step's deadline passed".into()));
+    }
     match confine::run(rules, Some(ctx.deadline), work) {
         Ok(result) => result,
         Err(confine::RunError::Deadline) => Err(GitError::Failed("the step's deadline passed".into())),
@@ -154,9 +164,14 @@ fn check_layout(grant: &Grant, canonical: &Path, need: Access, shown: &str) -> R
         GitError::Denied(format!("the repository at {shown}: its {what} is outside the grant: {denied}"))
     };
     grant.check_path(&git_dir.to_string_lossy(), need).map_err(|denied| outside("git directory", denied))?;
+    let mut dirs = vec![git_dir.clone()];
     if let Ok(text) = std::fs::read_to_string(git_dir.join("commondir")) {
         let common = git_dir.join(text.trim());
         grant.check_path(&common.to_string_lossy(), need).map_err(|denied| outside("common directory", denied))?;
+        dirs.push(common);
+    }
+    for dir in &dirs {
+        gitwalk::plain_internals(dir).map_err(|why| GitError::Denied(format!("the repository at {shown}: {why}")))?;
     }
     Ok(())
 }
@@ -209,10 +224,13 @@ fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<F
     Ok(options)
 }
 
-/// What the confined thread may reach to talk to `remote`, besides the grant.
-fn remote_rules(rules: Rules, remote: &Checked) -> Rules {
+/// What the confined thread may reach to talk to `remote`, besides the grant. A checked
+/// local remote lies in the grant already; a trusted one (an administrator's, outside
+/// every directory a plugin may change) is added as resolved when it was trusted.
+fn remote_rules(rules: Rules, remote: &Checked, trusted: bool) -> Rules {
     match remote {
-        Checked::Local(path) => rules.with_path(path, confine::Level::Read),
+        Checked::Local(path) if trusted => rules.with_path(path, confine::Level::Read),
+        Checked::Local(_) => rules,
         // Port 53 for name lookups that fall back to TCP.
         Checked::Network(network) => rules.with_system_files().with_tcp(Tcp::Connect(vec![network.port, 53])),
     }
@@ -240,13 +258,26 @@ impl StepState {
         }))
     }
 
-    /// Whether the remotes configured in the repository at `path` are as an
-    /// administrator left them: no other plugin may change repositories there, and this
-    /// one may not write its files. Then a fetch needs no host grant for them.
-    fn remotes_trusted(&self, path: &Path) -> bool {
+    /// Whether the remotes configured in a repository are as an administrator left
+    /// them: where its configuration lives (`places`: the work tree, the git directory,
+    /// the common directory), no other plugin may change repositories and no plugin may
+    /// write files. Then a fetch needs no host grant for them.
+    fn remotes_trusted(&self, places: &[PathBuf]) -> bool {
         let this = &self.ctx.plugin;
-        self.ctx.grant.access_at(path).is_none_or(|access| access < Access::Write)
-            && !self.ctx.changers.iter().any(|(plugin, root, _)| plugin != this && path.starts_with(root))
+        !places.iter().any(|place| {
+            self.ctx
+                .changers
+                .iter()
+                .any(|(plugin, root, access)| place.starts_with(root) && (plugin != this || *access == Access::Write))
+        })
+    }
+
+    /// Whether a local remote lies where no plugin may change anything: only then is it
+    /// as an administrator made it (a plugin's clone records the path it cloned from,
+    /// which may since have been swapped for a link).
+    fn outside_every_changeable_grant(&self, path: &Path) -> bool {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        !self.ctx.changers.iter().any(|(_, root, _)| path.starts_with(root) || canonical.starts_with(root))
     }
 }
 
@@ -345,7 +376,7 @@ impl wit::HostRepository for StepState {
             Err(denied) => return Ok(Err(denied.into())),
         };
         let deadline = self.ctx.deadline;
-        let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked);
+        let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked, false);
         let cloned = confined(&self.ctx, rules, move || {
             let target = grant.check_path(&target.to_string_lossy(), Access::Git)?;
             if target.exists() && std::fs::read_dir(&target).map(|mut d| d.next().is_some()).unwrap_or(true) {
@@ -418,14 +449,22 @@ impl wit::HostRepository for StepState {
         // Read the remote first (read-only), decide what it may reach, then fetch on a
         // thread allowed exactly that.
         let lookup = name.clone();
-        let url = match self.in_repository(&this, Access::Git, move |repo| {
+        let (url, places) = match self.in_repository(&this, Access::Git, move |repo| {
             let found = repo.find_remote(&lookup).map_err(|err| failed(&format!("remote `{lookup}`"), err))?;
-            found.url().map(str::to_owned).map_err(|err| failed(&format!("remote `{lookup}`"), err))
+            let url = found.url().map(str::to_owned).map_err(|err| failed(&format!("remote `{lookup}`"), err))?;
+            let mut places = vec![repo.path().to_path_buf(), repo.commondir().to_path_buf()];
+            places.extend(repo.workdir().map(Path::to_path_buf));
+            let places: Vec<PathBuf> =
+                places.into_iter().map(|place| std::fs::canonicalize(&place).unwrap_or(place)).collect();
+            Ok((url, places))
         })? {
-            Ok(url) => url,
+            Ok(found) => found,
             Err(err) => return Ok(Err(err)),
         };
-        let trusted = self.remotes_trusted(&path);
+        let mut trusted = self.remotes_trusted(&places);
+        if let Ok(Remote::Local(local)) = remote::parse(&url) {
+            trusted &= self.outside_every_changeable_grant(&local);
+        }
         let checked = remote::parse(&url).and_then(|parsed| {
             if trusted {
                 return remote::trusted(&parsed);
@@ -442,7 +481,7 @@ impl wit::HostRepository for StepState {
             Err(denied) => return Ok(Err(GitError::Denied(format!("fetching `{name}` ({url}): {}", denied.0)))),
         };
         let deadline = self.ctx.deadline;
-        let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked);
+        let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked, trusted);
         Ok(confined(&self.ctx, rules, move || {
             let repo = open_checked(&grant, &path, Access::Git)?;
             let mut found = repo.find_remote(&name).map_err(|err| failed(&format!("remote `{name}`"), err))?;
@@ -481,8 +520,10 @@ impl wit::HostRepository for StepState {
             let target = commit(repo, &revision)?;
             // Count the tree first: a bomb is refused before a file of it is written.
             let tree = target.tree().map_err(|err| failed(&revision, err))?;
-            gitwalk::blobs(repo, &tree, checkout_budget(deadline))
-                .map_err(|err| walk_failed(&format!("checking out `{revision}`"), err))?;
+            check_checkout_size(repo, &tree, deadline).map_err(|err| match err {
+                GitError::Invalid(why) => GitError::Invalid(format!("checking out `{revision}`: {why}")),
+                other => other,
+            })?;
             let mut checkout = git2::build::CheckoutBuilder::new();
             checkout.force();
             repo.reset(target.as_object(), ResetType::Hard, Some(&mut checkout))
@@ -578,6 +619,12 @@ impl wit::HostRepository for StepState {
             let tree = commit(repo, &revision)?.tree().map_err(|err| failed(&revision, err))?;
             let entry =
                 tree.get_path(Path::new(&path)).map_err(|err| failed(&format!("`{path}` in `{revision}`"), err))?;
+            // The size from the object's header, before the object is inflated.
+            let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
+            let (size, _) = odb.read_header(entry.id()).map_err(|err| failed(&path, err))?;
+            if size as u64 > max {
+                return Err(GitError::Invalid(format!("`{path}` is {size} bytes, over the limit of {max}")));
+            }
             let object = entry.to_object(repo).map_err(|err| failed(&path, err))?;
             let blob =
                 object.as_blob().ok_or_else(|| GitError::Invalid(format!("`{path}` in `{revision}` is not a file")))?;
@@ -602,10 +649,39 @@ fn checkout_budget(deadline: Instant) -> Budget {
     walk_budget(deadline)
 }
 
+/// Refuses a tree whose checkout would go over the limits: entries (a tree bomb), one
+/// file's size, or all files' sizes (read from object headers, nothing inflated).
+fn check_checkout_size(repo: &Repository, tree: &git2::Tree<'_>, deadline: Instant) -> Result<(), GitError> {
+    let blobs = gitwalk::blobs(repo, tree, checkout_budget(deadline)).map_err(|err| match err {
+        gitwalk::WalkError::Git(message) => GitError::Failed(message),
+        other => GitError::Invalid(other.to_string()),
+    })?;
+    let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
+    let mut total = 0u64;
+    for blob in blobs {
+        let (size, _) = odb.read_header(blob.id).map_err(|err| failed(&blob.path, err))?;
+        let size = size as u64;
+        if size > MAX_CHECKOUT_FILE {
+            return Err(GitError::Invalid(format!(
+                "`{}` is {size} bytes, over the limit of {MAX_CHECKOUT_FILE} for one file",
+                blob.path
+            )));
+        }
+        total += size;
+        if total > MAX_CHECKOUT_BYTES {
+            return Err(GitError::Invalid(format!("its files add up to more than {MAX_CHECKOUT_BYTES} bytes")));
+        }
+    }
+    Ok(())
+}
+
 /// Checks out `commit` into a fresh clone's work tree, once its tree is counted.
 fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant) -> Result<(), GitError> {
     let tree = commit.tree().map_err(|err| failed("reading the cloned tree", err))?;
-    gitwalk::blobs(repo, &tree, checkout_budget(deadline)).map_err(|err| walk_failed("checking out", err))?;
+    check_checkout_size(repo, &tree, deadline).map_err(|err| match err {
+        GitError::Invalid(why) => GitError::Invalid(format!("checking out: {why}")),
+        other => other,
+    })?;
     let mut checkout = git2::build::CheckoutBuilder::new();
     checkout.force();
     repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(|err| failed("checking out", err))?;

@@ -186,14 +186,20 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
         headers.append(name, value);
     }
     let requested = request.timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.into()));
-    let timeout = requested.min(ctx.remaining());
-    if timeout.is_zero() {
-        return Err(HttpError::Timeout("the step's deadline has passed".into()));
-    }
+    // One budget for the whole call, redirects included: each hop gets what is left.
+    let ends = std::time::Instant::now() + requested.min(ctx.remaining());
     let mut method = method(request.method);
     let mut body = request.body;
     let runtime = tokio::runtime::Handle::current();
     for hop in 0..=MAX_REDIRECTS {
+        let timeout = ends.saturating_duration_since(std::time::Instant::now());
+        if timeout.is_zero() {
+            return Err(HttpError::Timeout(if hop == 0 {
+                "the step's deadline has passed".into()
+            } else {
+                format!("{url}: the time for the request ran out after {hop} redirects")
+            }));
+        }
         check_url(&ctx.grant, &url)?;
         let mut hop_headers = headers.clone();
         if let Some((name, value)) = credential(&ctx.grant, &url)? {

@@ -12,7 +12,7 @@
 
 use crate::capability::StepContext;
 use crate::confine::{self, Level, Rules, Tcp};
-use crate::grant::{Access, CommandGrant};
+use crate::grant::{Access, CommandGrant, Grant};
 use crate::runtime::StepState;
 use crate::runtime::bindings::gitauto::plugin::shell::{self as wit, Command, Output, ShellError};
 use std::io::{Read, Write};
@@ -43,9 +43,9 @@ fn check(ctx: &StepContext, command: &Command) -> Result<Checked, ShellError> {
     let program = granted.program.clone().ok_or_else(|| {
         ShellError::NotFound(format!("`{}` was not found on PATH when gitauto started", command.program))
     })?;
-    if !confine::support().files() && !ctx.unconfined_programs {
+    if !confine::support().programs() && !ctx.unconfined_programs {
         return Err(ShellError::Denied(format!(
-            "`{}` cannot run: this kernel has no Landlock to confine it (see docs/security.md)",
+            "`{}` cannot run: this kernel's Landlock cannot confine it (see docs/security.md)",
             command.program
         )));
     }
@@ -80,11 +80,15 @@ fn check(ctx: &StepContext, command: &Command) -> Result<Checked, ShellError> {
     Ok(Checked { program, cwd, granted, timeout: requested.min(ctx.remaining()) })
 }
 
-/// What the program may reach: the plugin's grants, the system, its own directory.
-fn rules(ctx: &StepContext, checked: &Checked) -> Rules {
-    let mut rules = Rules::grant(&ctx.grant, Access::Write).with_program_runtime();
+/// What the program may reach: the plugin's grants, the system, its own directory
+/// (unless that lies in a grant, where the plugin could replace it or what it holds:
+/// programs never run from a place a plugin may write).
+fn rules(grant: &Grant, checked: &Checked) -> Rules {
+    let mut rules = Rules::program(grant).with_program_runtime();
     let home = checked.program.parent().unwrap_or(Path::new("/"));
-    if !SYSTEM_PROGRAMS.iter().any(|system| home.starts_with(system)) {
+    let system = SYSTEM_PROGRAMS.iter().any(|system| home.starts_with(system));
+    let in_grant = grant.dirs.iter().any(|dir| dir.canonical().is_some_and(|root| home.starts_with(root)));
+    if !system && !in_grant {
         rules = rules.with_path(home, Level::ReadExecute);
     }
     rules.with_tcp(if checked.granted.network { Tcp::Allow } else { Tcp::Deny })
@@ -104,9 +108,24 @@ fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
     } else {
         Vec::new()
     };
-    let rules = [(libc::SYS_setsid, Vec::new()), (libc::SYS_setpgid, Vec::new()), (libc::SYS_socket, sockets)]
-        .into_iter()
-        .collect();
+    // io_uring can open sockets without `socket(2)`; on x86_64 the x32 numbers (with bit
+    // 30 set) reach the same calls under other numbers.
+    let mut rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>> = [
+        (libc::SYS_setsid, Vec::new()),
+        (libc::SYS_setpgid, Vec::new()),
+        (libc::SYS_socket, sockets),
+        (libc::SYS_io_uring_setup, Vec::new()),
+        (libc::SYS_io_uring_enter, Vec::new()),
+        (libc::SYS_io_uring_register, Vec::new()),
+    ]
+    .into_iter()
+    .collect();
+    if cfg!(target_arch = "x86_64") {
+        const X32: i64 = 0x4000_0000;
+        let x32: Vec<(i64, Vec<seccompiler::SeccompRule>)> =
+            rules.keys().map(|number| (number | X32, Vec::new())).collect();
+        rules.extend(x32);
+    }
     let arch = std::env::consts::ARCH.try_into().map_err(|err: seccompiler::BackendError| err.to_string())?;
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
         .map_err(|err| err.to_string())?;
@@ -115,12 +134,43 @@ fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
 
 fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
     let checked = check(ctx, &command)?;
-    let rules = rules(ctx, &checked);
+    let rules = rules(&ctx.grant, &checked);
     let shown = command.program.clone();
     match confine::run(rules, None, move || run_confined(checked, command)) {
         Ok(result) => result,
         Err(err) => Err(ShellError::Failed(format!("running `{shown}`: {err}"))),
     }
+}
+
+/// Runs `program` with `args` in `cwd` as a granted program runs (confined to `grant`,
+/// in its own session, under the filter), or with `confined = false` as a plain child
+/// with the same environment and pipes: what confinement costs, for benchmarks.
+pub fn run_for_benchmark(grant: &Grant, program: &Path, args: &[&str], cwd: &Path, confined: bool) -> Option<i32> {
+    let command = Command {
+        program: program.to_string_lossy().into_owned(),
+        args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+        cwd: None,
+        env: Vec::new(),
+        timeout_ms: None,
+        stdin: None,
+    };
+    if !confined {
+        let output = std::process::Command::new(program)
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", PATH)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .output()
+            .ok()?;
+        return output.status.code();
+    }
+    let granted = CommandGrant::new(&command.program, None).ok()?;
+    let checked =
+        Checked { program: program.to_path_buf(), cwd: cwd.to_path_buf(), granted, timeout: Duration::from_secs(60) };
+    let rules = rules(grant, &checked);
+    confine::run(rules, None, move || run_confined(checked, command)).ok()?.ok()?.exit_code
 }
 
 /// Starts the program from the (confined) calling thread, waits for it or its timeout,

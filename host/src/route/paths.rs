@@ -4,7 +4,9 @@
 //! local clone of the repository inside a directory some plugin is granted, when that
 //! clone already has both commits; otherwise unknown, with the reason.
 
+use crate::confine::{self, Rules};
 use crate::event::{Event, is_null_commit};
+use crate::grant::{Access, DirGrant, Grant};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -19,8 +21,11 @@ pub enum ChangedPaths {
     Unknown(String),
 }
 
-/// The changed paths of `event`, looking for clones under `dirs` when the payload is not enough.
-pub fn changed_paths(event: &Event, dirs: &[PathBuf]) -> ChangedPaths {
+/// The changed paths of `event`, looking for clones in the granted `dirs` when the
+/// payload is not enough. The clones are read on a thread the kernel confines to those
+/// directories, read-only, for at most a few seconds: a plugin may have planted
+/// anything there.
+pub fn changed_paths(event: &Event, dirs: &[DirGrant]) -> ChangedPaths {
     if event.tag.is_some() {
         return ChangedPaths::NotApplicable("path filters do not apply to tags".into());
     }
@@ -45,10 +50,20 @@ pub fn changed_paths(event: &Event, dirs: &[PathBuf]) -> ChangedPaths {
             "a new ref: the payload lists no paths and there is no earlier commit to compare".into(),
         );
     }
-    for dir in candidates(event, dirs) {
-        if let Some(paths) = diff_in(&dir, before, after) {
-            return ChangedPaths::Known(paths);
-        }
+    let roots: Vec<PathBuf> = dirs.iter().filter_map(|dir| dir.canonical().map(Path::to_path_buf)).collect();
+    let candidates = candidates(event, &roots);
+    let grant = Grant { dirs: dirs.to_vec(), ..Grant::default() };
+    let (old, new) = (before.to_owned(), after.to_owned());
+    // This waits on the thread that routes (an async one, while a delivery is accepted),
+    // for at most DIFF_TIME; issue 18's ingest pipeline moves routing off it.
+    let found =
+        confine::run(Rules::grant(&grant, Access::Read), Some(std::time::Instant::now() + DIFF_TIME), move || {
+            candidates.iter().find_map(|dir| diff_in(dir, &old, &new))
+        });
+    match found {
+        Ok(Some(paths)) => return ChangedPaths::Known(paths),
+        Ok(None) => {}
+        Err(err) => return ChangedPaths::Unknown(format!("working out the changed paths: {err}")),
     }
     ChangedPaths::Unknown(format!(
         "the payload lists no paths, and no clone of {} in a granted directory has both {} and {}",
@@ -160,7 +175,7 @@ mod tests {
         let repo = git2::Repository::init(granted.path().join("acme/site")).unwrap();
         let before = commit(&repo, &[("README.md", "a"), ("docs/x.md", "x")]);
         let after = commit(&repo, &[("docs/x.md", "y"), ("src/new.rs", "fn main() {}")]);
-        let dirs = vec![granted.path().to_path_buf()];
+        let dirs = vec![DirGrant::new(granted.path().to_path_buf(), Access::Read)];
         assert_eq!(
             changed_paths(&push(&before, &after), &dirs),
             ChangedPaths::Known(vec!["docs/x.md".into(), "src/new.rs".into()])
@@ -172,6 +187,36 @@ mod tests {
         );
         // Nor can anything outside the granted directories.
         assert!(matches!(changed_paths(&push(&before, &after), &[]), ChangedPaths::Unknown(_)));
+    }
+
+    /// Issue 16: a pushed tree bomb costs the router a bounded walk, not the daemon.
+    #[test]
+    fn a_tree_bomb_leaves_the_paths_unknown() {
+        let granted = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(granted.path().join("acme/site")).unwrap();
+        let before = commit(&repo, &[("README.md", "a")]);
+        let blob = repo.blob(b"x").unwrap();
+        let mut level = repo.treebuilder(None).unwrap();
+        for i in 0..10 {
+            level.insert(format!("f{i}"), blob, 0o100644).unwrap();
+        }
+        let mut id = level.write().unwrap();
+        for _ in 1..8 {
+            let mut next = repo.treebuilder(None).unwrap();
+            for i in 0..10 {
+                next.insert(format!("d{i}"), id, 0o040000).unwrap();
+            }
+            id = next.write().unwrap();
+        }
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let parent = repo.find_commit(git2::Oid::from_str(&before).unwrap()).unwrap();
+        let bomb = repo.find_tree(id).unwrap();
+        let after = repo.commit(None, &signature, &signature, "bomb", &bomb, &[&parent]).unwrap().to_string();
+        let dirs = vec![DirGrant::new(granted.path().to_path_buf(), Access::Read)];
+        assert!(matches!(
+            changed_paths(&push(&before, &after), &dirs),
+            ChangedPaths::Unknown(why) if why.contains("no clone of acme/site")
+        ));
     }
 
     #[test]

@@ -51,6 +51,8 @@ impl Plugin for Hostile {
             "program-network" => program_network(&s),
             "program-leaves-session" => program_leaves_session(),
             "descriptor-flood" => descriptor_flood(),
+            "trusted-remote-swap" => trusted_remote_swap(&s),
+            "fifo-config" => fifo_config(&s),
             other => Err(format!("unknown attack `{other}`")),
         };
         Ok(match outcome {
@@ -279,6 +281,38 @@ fn program_leaves_session() -> Result<String, String> {
     cmd.timeout_ms = Some(500);
     let out = shell::run(&cmd).map_err(|e| e.message())?;
     Err(format!("the session ended with the program (timed out: {}): {}", out.timed_out, out.stderr.trim()))
+}
+
+/// Review of issue 16: a plugin with a git grant clones from its writable directory
+/// (checked then), swaps the source for a link to a repository outside, and fetches:
+/// the remote it recorded must be checked again, not trusted.
+fn trusted_remote_swap(s: &Value) -> Result<String, String> {
+    let source = format!("{}/src", at(s, "site"));
+    Repository::clone(at(s, "origin"), &source, None).map_err(|err| format!("setup: {}", err.message()))?;
+    let target = format!("{}/x", at(s, "gitdir"));
+    let repo = Repository::clone(&source, &target, None).map_err(|err| format!("clone: {}", err.message()))?;
+    std::fs::rename(&source, format!("{source}.old")).map_err(|err| format!("moving the source: {err}"))?;
+    symlink("../outside/repo", &source).map_err(|err| format!("linking: {err}"))?;
+    match repo.fetch("origin") {
+        Ok(n) => Err(format!("ESCAPED: fetched {n} refs from the repository outside")),
+        Err(err) => Err(err.message()),
+    }
+}
+
+/// Review of issue 16: a `config` that is a FIFO would hold libgit2's open forever.
+fn fifo_config(s: &Value) -> Result<String, String> {
+    let repo = format!("{}/ff", at(s, "site"));
+    let script = format!(
+        "mkdir -p {repo}/.git/refs {repo}/.git/objects && echo 'ref: refs/heads/main' > {repo}/.git/HEAD && mkfifo {repo}/.git/config"
+    );
+    let out = shell::run(&command("/bin/sh", &["-c", &script], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
+    if out.exit_code != Some(0) {
+        return Err(format!("setup: {}", out.stderr));
+    }
+    match Repository::open(&repo) {
+        Ok(_) => Err("ESCAPED: opened a repository whose config is a FIFO".into()),
+        Err(err) => Err(err.message()),
+    }
 }
 
 /// Finding 9: open files until something says no.
