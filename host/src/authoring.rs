@@ -26,6 +26,15 @@ pub fn parse_grant(text: &str, grant: &mut Grant) -> anyhow::Result<()> {
         "dir" | "git" | "write" => {
             let path = std::path::absolute(value).with_context(|| format!("`{value}`"))?;
             anyhow::ensure!(path.is_dir(), "`{}` is not a directory", path.display());
+            // The compiled components in the cache are loaded as native code.
+            let (granted, cache) = (std::fs::canonicalize(&path)?, cache_dir());
+            let cache = std::fs::canonicalize(&cache).unwrap_or(cache);
+            anyhow::ensure!(
+                !cache.starts_with(&granted) && !granted.starts_with(&cache),
+                "`{}` reaches gitauto's compiled-plugin cache ({}); grant a directory outside it",
+                path.display(),
+                cache.display()
+            );
             let access = match kind {
                 "write" => Access::Write,
                 "git" => Access::Git,

@@ -654,6 +654,63 @@ impl Checker<'_> {
 
     /// Checks that need the whole config.
     fn cross_check(&mut self, config: &Config) {
+        // A grant whose path leads through a link that a plugin may replace would be
+        // pinned wherever that plugin pointed it, at the next load.
+        let changeable: Vec<(&str, &DirGrant)> = config
+            .plugins
+            .values()
+            .flat_map(|plugin| plugin.grant.dirs.iter().map(move |dir| (plugin.name.as_str(), dir)))
+            .filter(|(_, dir)| dir.access >= Access::Git)
+            .collect();
+        for plugin in config.plugins.values() {
+            for dir in &plugin.grant.dirs {
+                let Some(canonical) = dir.canonical() else { continue };
+                if canonical == dir.path {
+                    continue;
+                }
+                let inside = changeable.iter().find(|(_, other)| {
+                    other.path != dir.path
+                        && (dir.path.starts_with(&other.path)
+                            || other.canonical().is_some_and(|root| dir.path.starts_with(root)))
+                });
+                if let Some((owner, other)) = inside {
+                    self.problem(
+                        None,
+                        format!(
+                            "plugin `{}`: the directory grant {} leads through a symbolic link inside {}, which plugin \
+                             `{owner}` may change; grant the directory it leads to ({}) instead",
+                            plugin.name,
+                            dir.path.display(),
+                            other.describe(),
+                            canonical.display()
+                        ),
+                    );
+                }
+            }
+        }
+        // A component another plugin may change would run with its plugin's grants once
+        // the config is loaded again.
+        for plugin in config.plugins.values() {
+            for dir in plugin.grant.dirs.iter().filter(|dir| dir.access >= Access::Git) {
+                let granted = own::resolved(&dir.path);
+                for other in config.plugins.values() {
+                    let WasmSource::File(wasm) = &other.wasm else { continue };
+                    if own::resolved(wasm).starts_with(&granted) {
+                        self.problem(
+                            None,
+                            format!(
+                                "plugin `{}`: the directory grant {} may change the component of plugin `{}` ({}); \
+                                 keep components outside directories plugins may change",
+                                plugin.name,
+                                dir.describe(),
+                                other.name,
+                                wasm.display()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         for rule in &config.rules {
             for source in &rule.sources {
                 if !config.sources.contains_key(source) {
@@ -812,6 +869,41 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         let err = parse("[server]\nworkers = 0\nlisten = \"x\"\n[[rules]]\nname = \"r\"\non = \"nope\"\nsteps = []\n")
             .unwrap_err();
         assert_eq!(err.problems().len(), 4, "{err}");
+    }
+
+    /// Issue 16: a plugin that may change another plugin's component would take over
+    /// that plugin's grants at the next load.
+    #[test]
+    fn a_grant_over_another_plugins_component_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display();
+        let text = format!(
+            "[plugins.a]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"{root}/shared\", git = true }}] }}\n\
+             [plugins.b]\nwasm = \"{root}/shared/b.wasm\"\ngrants = {{ dirs = [\"{root}/shared\"] }}\n"
+        );
+        let err = Config::parse(&dir.path().join("gitauto.toml"), &text).unwrap_err();
+        let problems = err.problems().join("\n");
+        assert!(problems.contains("plugin `a`: the directory grant"), "{problems}");
+        assert!(problems.contains("may change the component of plugin `b`"), "{problems}");
+        assert!(!problems.contains("plugin `b`: the directory grant"), "a read grant changes nothing: {problems}");
+    }
+
+    /// Issue 16: a grant pinned through a link a plugin may have planted is refused.
+    #[test]
+    fn a_grant_through_a_link_in_a_changeable_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("www")).unwrap();
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere", root.join("www/uploads")).unwrap();
+        let r = root.display();
+        let text = format!(
+            "[plugins.site]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"{r}/www\", write = true }}] }}\n\
+             [plugins.uploads]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"{r}/www/uploads\", write = true }}] }}\n"
+        );
+        let err = Config::parse(&root.join("gitauto.toml"), &text).unwrap_err();
+        let problems = err.problems().join("\n");
+        assert!(problems.contains(&format!("plugin `uploads`: the directory grant {r}/www/uploads leads through a symbolic link inside {r}/www (write), which plugin `site` may change")), "{problems}");
     }
 
     #[test]

@@ -101,10 +101,16 @@ impl Level {
         match self {
             Level::Read => read,
             Level::ReadExecute => read | AccessFs::Execute,
-            // Devices cannot be made (that needs privileges anyway), nor used by ioctl.
+            // Devices cannot be made (that needs privileges anyway), nor used by ioctl;
+            // nor FIFOs and sockets, which would hold whatever opens them later.
             Level::Write => {
                 AccessFs::from_all(WANTED)
-                    & !(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock | AccessFs::IoctlDev)
+                    & !(AccessFs::Execute
+                        | AccessFs::MakeChar
+                        | AccessFs::MakeBlock
+                        | AccessFs::IoctlDev
+                        | AccessFs::MakeFifo
+                        | AccessFs::MakeSock)
             }
         }
     }
@@ -195,9 +201,11 @@ impl Rules {
         rules
     }
 
-    /// Adds what libgit2 needs from the system to reach a network remote.
+    /// Adds what libgit2 needs from the system to reach a network remote: the files
+    /// above, and (read-only) the system directories where OpenSSL's configuration and
+    /// certificate store and the name-service modules live.
     pub fn with_system_files(mut self) -> Self {
-        for path in SYSTEM_FILES {
+        for path in SYSTEM_FILES.iter().chain(SYSTEM_PROGRAMS) {
             self.paths.push((Place::Path(path.into()), Level::Read));
         }
         self
@@ -207,7 +215,9 @@ impl Rules {
     /// (read and run), system files, a few devices, and `/proc` (the kernel keeps other
     /// processes' private entries from a confined one).
     pub fn with_program_runtime(mut self) -> Self {
-        self = self.with_system_files();
+        for path in SYSTEM_FILES {
+            self.paths.push((Place::Path(path.into()), Level::Read));
+        }
         for path in SYSTEM_PROGRAMS {
             self.paths.push((Place::Path(path.into()), Level::ReadExecute));
         }

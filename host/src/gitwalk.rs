@@ -39,6 +39,9 @@ const READ_WHOLE: &[(&str, u64)] = &[
     ("objects/info/alternates", 64 << 10),
     ("packed-refs", 256 << 20),
     ("index", 512 << 20),
+    ("shallow", 16 << 20),
+    ("info/grafts", 16 << 20),
+    ("info/exclude", 1 << 20),
 ];
 
 /// Checks that what libgit2 reads whole from the git directory `dir` is a plain file of
@@ -74,6 +77,9 @@ pub enum WalkError {
     /// The path names are longer in all than the budget allows.
     #[error("the paths add up to more than {0} bytes (the limit for one call)")]
     TooManyBytes(usize),
+    /// One tree object is larger than the walk reads.
+    #[error("a tree object of {0} bytes is larger than the {MAX_TREE_OBJECT} bytes a walk reads")]
+    TooWide(usize),
     /// Trees nest deeper than the walk follows.
     #[error("the tree nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
@@ -163,6 +169,19 @@ fn join(prefix: &str, name: &[u8]) -> String {
     if prefix.is_empty() { name.into_owned() } else { format!("{prefix}/{name}") }
 }
 
+/// The largest tree object a walk reads (about 400,000 entries): a single pushed tree
+/// can be wide instead of deep, and libgit2 parses a tree whole.
+pub const MAX_TREE_OBJECT: usize = 16 << 20;
+
+/// The tree `id`, once its object header says it is not larger than [`MAX_TREE_OBJECT`].
+pub fn find_tree(repo: &git2::Repository, id: git2::Oid) -> Result<git2::Tree<'_>, WalkError> {
+    let (size, _) = repo.odb()?.read_header(id)?;
+    if size > MAX_TREE_OBJECT {
+        return Err(WalkError::TooWide(size));
+    }
+    Ok(repo.find_tree(id)?)
+}
+
 /// Every blob (and link, and submodule commit) of `tree`, depth first in git's order.
 pub fn blobs(repo: &git2::Repository, tree: &git2::Tree<'_>, budget: Budget) -> Result<Vec<Blob>, WalkError> {
     let mut walk = Walk::new(budget);
@@ -187,7 +206,7 @@ fn collect(
         let path = join(prefix, entry.name_bytes());
         walk.visit(path.len())?;
         if entry.kind() == Some(git2::ObjectType::Tree) {
-            let subtree = repo.find_tree(entry.id())?;
+            let subtree = find_tree(repo, entry.id())?;
             walk.descend(|walk| collect(repo, &subtree, &path, walk, found))?;
         } else {
             found(path, &entry);
@@ -236,7 +255,7 @@ fn diff_trees(
         match (before.get(name), after.get(name)) {
             (Some(a), Some(b)) if a == b => {}
             (Some(&(a_id, _, true)), Some(&(b_id, _, true))) => {
-                let (a, b) = (repo.find_tree(a_id)?, repo.find_tree(b_id)?);
+                let (a, b) = (find_tree(repo, a_id)?, find_tree(repo, b_id)?);
                 walk.descend(|walk| diff_trees(repo, Some(&a), Some(&b), &path, walk, out))?;
             }
             (Some(&(_, _, false)), Some(&(_, _, false))) => out.push((path, Change::Modified)),
@@ -268,7 +287,7 @@ fn side(
         out.push((path, change));
         return Ok(());
     }
-    let tree = repo.find_tree(id)?;
+    let tree = find_tree(repo, id)?;
     walk.descend(|walk| collect(repo, &tree, &path, walk, &mut |path, _| out.push((path, change))))
 }
 

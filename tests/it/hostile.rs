@@ -192,7 +192,12 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
             escape(p, "trusted-remote-swap"),
             &["fetching `origin`", "denied: not inside a granted directory"],
         ),
-        a("fifo-config", "sandbox-escapes", escape(p, "fifo-config"), &["`config` is not a plain file"]),
+        a(
+            "fifo-config",
+            "sandbox-escapes",
+            escape(p, "fifo-config"),
+            &["no FIFO could be made: ", "Permission denied"],
+        ),
         a(
             "raw-socket",
             "raw-socket",

@@ -123,6 +123,19 @@ fn open_checked(grant: &Grant, path: &Path, need: Access) -> Result<Repository, 
     part("common directory", repo.commondir())?;
     if let Some(workdir) = repo.workdir() {
         part("work tree", workdir)?;
+        // A work tree elsewhere (`core.worktree`) would let a repository the plugin
+        // wrote check out files, such as another repository's `config`, into a place
+        // the plugin may only change through git.
+        let opened_there = std::fs::canonicalize(workdir).is_ok_and(|workdir| {
+            workdir == canonical || (canonical.ends_with(".git") && canonical.parent() == Some(workdir.as_path()))
+        });
+        if need >= Access::Git && !opened_there {
+            return Err(GitError::Denied(format!(
+                "the repository at {shown}: its work tree ({}) is not where it was opened; gitauto changes no \
+                 repository whose `core.worktree` points elsewhere",
+                workdir.display()
+            )));
+        }
     }
     for dir in [repo.path(), repo.commondir()] {
         for name in INTERNALS {
@@ -153,6 +166,9 @@ fn check_layout(grant: &Grant, canonical: &Path, need: Access, shown: &str) -> R
     let dot_git = canonical.join(".git");
     let git_dir = match std::fs::symlink_metadata(&dot_git) {
         Ok(meta) if meta.is_file() => {
+            if meta.len() > 64 << 10 {
+                return Err(GitError::Denied(format!("the repository at {shown}: its `.git` file is too large")));
+            }
             let text = std::fs::read_to_string(&dot_git).unwrap_or_default();
             let target = text.trim().strip_prefix("gitdir:").map(str::trim).unwrap_or_default();
             canonical.join(target)
@@ -164,14 +180,15 @@ fn check_layout(grant: &Grant, canonical: &Path, need: Access, shown: &str) -> R
         GitError::Denied(format!("the repository at {shown}: its {what} is outside the grant: {denied}"))
     };
     grant.check_path(&git_dir.to_string_lossy(), need).map_err(|denied| outside("git directory", denied))?;
-    let mut dirs = vec![git_dir.clone()];
+    let plain = |dir: &Path| {
+        gitwalk::plain_internals(dir).map_err(|why| GitError::Denied(format!("the repository at {shown}: {why}")))
+    };
+    // Checked before anything in it is read.
+    plain(&git_dir)?;
     if let Ok(text) = std::fs::read_to_string(git_dir.join("commondir")) {
         let common = git_dir.join(text.trim());
         grant.check_path(&common.to_string_lossy(), need).map_err(|denied| outside("common directory", denied))?;
-        dirs.push(common);
-    }
-    for dir in &dirs {
-        gitwalk::plain_internals(dir).map_err(|why| GitError::Denied(format!("the repository at {shown}: {why}")))?;
+        plain(&common)?;
     }
     Ok(())
 }
@@ -519,7 +536,7 @@ impl wit::HostRepository for StepState {
             workdir(repo)?;
             let target = commit(repo, &revision)?;
             // Count the tree first: a bomb is refused before a file of it is written.
-            let tree = target.tree().map_err(|err| failed(&revision, err))?;
+            let tree = root_tree(repo, &target, &revision)?;
             check_checkout_size(repo, &tree, deadline).map_err(|err| match err {
                 GitError::Invalid(why) => GitError::Invalid(format!("checking out `{revision}`: {why}")),
                 other => other,
@@ -578,8 +595,8 @@ impl wit::HostRepository for StepState {
     ) -> GitResult<Vec<ChangedPath>> {
         let deadline = self.ctx.deadline;
         self.in_repository(&this, Access::Read, move |repo| {
-            let old = commit(repo, &from)?.tree().map_err(|err| failed(&from, err))?;
-            let new = commit(repo, &to)?.tree().map_err(|err| failed(&to, err))?;
+            let old = root_tree(repo, &commit(repo, &from)?, &from)?;
+            let new = root_tree(repo, &commit(repo, &to)?, &to)?;
             let changes = gitwalk::diff(repo, Some(&old), Some(&new), walk_budget(deadline))
                 .map_err(|err| walk_failed(&format!("comparing `{from}` with `{to}`"), err))?;
             Ok(changes
@@ -599,7 +616,7 @@ impl wit::HostRepository for StepState {
     fn tree(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<Vec<TreeEntry>> {
         let deadline = self.ctx.deadline;
         self.in_repository(&this, Access::Read, move |repo| {
-            let tree = commit(repo, &revision)?.tree().map_err(|err| failed(&revision, err))?;
+            let tree = root_tree(repo, &commit(repo, &revision)?, &revision)?;
             let blobs = gitwalk::blobs(repo, &tree, walk_budget(deadline))
                 .map_err(|err| walk_failed(&format!("listing `{revision}`"), err))?;
             let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
@@ -616,7 +633,7 @@ impl wit::HostRepository for StepState {
     fn read_file(&mut self, this: Resource<OpenRepository>, revision: String, path: String) -> GitResult<Vec<u8>> {
         let max = self.ctx.max_transfer;
         self.in_repository(&this, Access::Read, move |repo| {
-            let tree = commit(repo, &revision)?.tree().map_err(|err| failed(&revision, err))?;
+            let tree = root_tree(repo, &commit(repo, &revision)?, &revision)?;
             let entry =
                 tree.get_path(Path::new(&path)).map_err(|err| failed(&format!("`{path}` in `{revision}`"), err))?;
             // The size from the object's header, before the object is inflated.
@@ -677,7 +694,7 @@ fn check_checkout_size(repo: &Repository, tree: &git2::Tree<'_>, deadline: Insta
 
 /// Checks out `commit` into a fresh clone's work tree, once its tree is counted.
 fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant) -> Result<(), GitError> {
-    let tree = commit.tree().map_err(|err| failed("reading the cloned tree", err))?;
+    let tree = root_tree(repo, commit, "the cloned commit")?;
     check_checkout_size(repo, &tree, deadline).map_err(|err| match err {
         GitError::Invalid(why) => GitError::Invalid(format!("checking out: {why}")),
         other => other,
@@ -686,6 +703,14 @@ fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant) ->
     checkout.force();
     repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(|err| failed("checking out", err))?;
     Ok(())
+}
+
+/// The root tree of `commit`, read only when its object is of a sane size.
+fn root_tree<'r>(repo: &'r Repository, commit: &git2::Commit<'_>, what: &str) -> Result<git2::Tree<'r>, GitError> {
+    gitwalk::find_tree(repo, commit.tree_id()).map_err(|err| match err {
+        gitwalk::WalkError::Git(message) => GitError::Failed(format!("{what}: {message}")),
+        other => GitError::Invalid(format!("{what}: {other}")),
+    })
 }
 
 /// The commit `revision` names. Revisions that search history by message (`:/text`,
@@ -794,5 +819,31 @@ mod tests {
         // Read grants are read-only for git too.
         Repository::init(w.root.join("ro/r")).unwrap_or_else(|_| panic!("setup"));
         assert!(denied(&w, "ro/r", Access::Git).contains("not inside a git-writable granted directory"));
+        // A repository the plugin wrote, with its work tree in a git-only grant: it
+        // could check another repository's `config` out over the real one.
+        let wt = w.root.join("site/wt");
+        Repository::init(&wt).unwrap();
+        let config = wt.join(".git/config");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{text}\tworktree = {}/repos/checkout/.git\n", w.root.display())).unwrap();
+        assert!(open_checked(&w.grant, &wt, Access::Read).is_ok(), "reading is harmless");
+        assert!(denied(&w, "site/wt", Access::Git).contains("is not where it was opened"));
+    }
+
+    /// Issue 16: what libgit2 reads whole must be a plain file: a FIFO would hold the
+    /// call forever, a sparse file of gigabytes would be read into memory.
+    #[test]
+    fn internals_that_are_not_plain_files_are_refused() {
+        let w = world();
+        let fifo = w.root.join("site/plain/.git/config");
+        std::fs::remove_file(&fifo).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        assert!(denied(&w, "site/plain", Access::Read).contains("`config` is not a plain file"));
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::File::create(&fifo).unwrap().set_len(8 << 30).unwrap();
+        assert!(
+            denied(&w, "site/plain", Access::Read).contains("`config` is not a plain file of at most 1048576 bytes")
+        );
     }
 }

@@ -80,16 +80,17 @@ fn check(ctx: &StepContext, command: &Command) -> Result<Checked, ShellError> {
     Ok(Checked { program, cwd, granted, timeout: requested.min(ctx.remaining()) })
 }
 
-/// What the program may reach: the plugin's grants, the system, its own directory
-/// (unless that lies in a grant, where the plugin could replace it or what it holds:
-/// programs never run from a place a plugin may write).
+/// What the program may reach: the plugin's grants, the system, and, for a program
+/// outside the system directories, its own file (not its directory, which may hold
+/// anything), unless that lies in a grant, where the plugin could replace it: programs
+/// never run from a place a plugin may write.
 fn rules(grant: &Grant, checked: &Checked) -> Rules {
     let mut rules = Rules::program(grant).with_program_runtime();
-    let home = checked.program.parent().unwrap_or(Path::new("/"));
-    let system = SYSTEM_PROGRAMS.iter().any(|system| home.starts_with(system));
-    let in_grant = grant.dirs.iter().any(|dir| dir.canonical().is_some_and(|root| home.starts_with(root)));
+    let program = std::fs::canonicalize(&checked.program).unwrap_or_else(|_| checked.program.clone());
+    let system = SYSTEM_PROGRAMS.iter().any(|system| program.starts_with(system));
+    let in_grant = grant.dirs.iter().any(|dir| dir.canonical().is_some_and(|root| program.starts_with(root)));
     if !system && !in_grant {
-        rules = rules.with_path(home, Level::ReadExecute);
+        rules = rules.with_path(&program, Level::ReadExecute);
     }
     rules.with_tcp(if checked.granted.network { Tcp::Allow } else { Tcp::Deny })
 }

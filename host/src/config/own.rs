@@ -52,7 +52,7 @@ impl OwnFiles {
 /// canonicalised, and the rest (which cannot hold links yet) is added lexically, so a
 /// directory that does not exist yet is compared where it will be created. A link to a
 /// place that does not exist yet is followed too.
-fn resolved(path: &Path) -> PathBuf {
+pub(super) fn resolved(path: &Path) -> PathBuf {
     resolved_within(path, 40)
 }
 

@@ -56,8 +56,13 @@ pub fn changed_paths(event: &Event, dirs: &[DirGrant]) -> ChangedPaths {
     let (old, new) = (before.to_owned(), after.to_owned());
     // This waits on the thread that routes (an async one, while a delivery is accepted),
     // for at most DIFF_TIME; issue 18's ingest pipeline moves routing off it.
+    // Diffs that outlived their time still hold a thread: past a few, no new one starts.
+    let Some(slot) = DiffSlot::take() else {
+        return ChangedPaths::Unknown("too many changed-path computations are still running".into());
+    };
     let found =
         confine::run(Rules::grant(&grant, Access::Read), Some(std::time::Instant::now() + DIFF_TIME), move || {
+            let _slot = slot;
             candidates.iter().find_map(|dir| diff_in(dir, &old, &new))
         });
     match found {
@@ -94,6 +99,29 @@ fn candidates(event: &Event, dirs: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Router diffs running at most at once (including those past their time).
+const DIFF_SLOTS: usize = 4;
+
+/// One of the [`DIFF_SLOTS`], given back when dropped (by the diff's own thread).
+struct DiffSlot;
+
+static DIFFS_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl DiffSlot {
+    fn take() -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let taken = DIFFS_RUNNING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| (running < DIFF_SLOTS).then_some(running + 1));
+        taken.is_ok().then_some(DiffSlot)
+    }
+}
+
+impl Drop for DiffSlot {
+    fn drop(&mut self) {
+        DIFFS_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// How far the router's diff may go for one event: it runs while the delivery is being

@@ -307,7 +307,7 @@ fn fifo_config(s: &Value) -> Result<String, String> {
     );
     let out = shell::run(&command("/bin/sh", &["-c", &script], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
     if out.exit_code != Some(0) {
-        return Err(format!("setup: {}", out.stderr));
+        return Err(format!("no FIFO could be made: {}", out.stderr.trim()));
     }
     match Repository::open(&repo) {
         Ok(_) => Err("ESCAPED: opened a repository whose config is a FIFO".into()),
