@@ -96,13 +96,15 @@ impl Daemon {
         let grace = self.live.config().server.shutdown_grace;
         match tokio::time::timeout(grace, worker_pool).await {
             Ok(_) => tracing::info!("stopped"),
-            Err(_) => {
-                let requeued = self.queue.requeue_running().await.unwrap_or(0);
-                tracing::warn!(
-                    requeued,
-                    "jobs still running after {grace:?} were stopped; they run again at the next start"
-                );
-            }
+            Err(_) => match self.queue.requeue_running().await {
+                Ok(recovered) => {
+                    recovered.log(&format!("jobs still running after {grace:?} were stopped"));
+                }
+                Err(err) => tracing::error!(
+                    "jobs still running after {grace:?} were stopped and could not be put back in line now \
+                     ({err:#}); the next start does it"
+                ),
+            },
         }
         pruner.abort();
         watcher.abort();

@@ -6,7 +6,8 @@
 //! [`Queue`]'s methods are the store interface the server and the workers use; nothing
 //! outside this module sees SQL. Here: accepting deliveries (with coalescing) and
 //! migrations; `jobs.rs` a job's life and views, `history.rs` the delivery record,
-//! `nodes.rs` the daemons sharing the store,
+//! `nodes.rs` the daemons sharing the store, `requeue.rs` putting running jobs back in
+//! line (crash recovery, leases, shutdown, retries),
 //! `retention.rs` pruning, `writer.rs` the thread that batches commits.
 
 pub mod copy;
@@ -14,6 +15,7 @@ mod db;
 mod history;
 mod jobs;
 mod nodes;
+mod requeue;
 mod retention;
 mod writer;
 
@@ -30,16 +32,18 @@ use crate::node::RunOn;
 
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
+pub use requeue::{Recovered, Requeued};
 pub use retention::{Pruned, Retention};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
     include_str!("queue/schema_v2.sql"),
     include_str!("queue/schema_v3.sql"),
     include_str!("queue/schema_v4.sql"),
+    include_str!("queue/schema_v5.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -64,11 +68,17 @@ pub enum JobState {
     Cancelled,
     /// Failed on every attempt its retries allowed.
     Dead,
+    /// Put back in line while a queued job of its coalescing key waited: that job carries
+    /// its deliveries and runs with the newer event (`superseded_by` names it).
+    Superseded,
+    /// Set aside: it could not be put back in line after its node stopped. It waits for
+    /// an operator (`gitauto retry` runs it again); nothing else waits on it.
+    Quarantined,
 }
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 9] = [
         JobState::Queued,
         JobState::Running,
         JobState::Succeeded,
@@ -76,6 +86,8 @@ impl JobState {
         JobState::Skipped,
         JobState::Cancelled,
         JobState::Dead,
+        JobState::Superseded,
+        JobState::Quarantined,
     ];
 
     /// The name stored and shown.
@@ -88,6 +100,8 @@ impl JobState {
             JobState::Skipped => "skipped",
             JobState::Cancelled => "cancelled",
             JobState::Dead => "dead",
+            JobState::Superseded => "superseded",
+            JobState::Quarantined => "quarantined",
         }
     }
 
@@ -267,6 +281,8 @@ pub struct JobView {
     pub node: Option<String>,
     /// The node that ran it (last).
     pub ran_on: Option<String>,
+    /// The job that carries its deliveries now, when it was superseded.
+    pub superseded_by: Option<String>,
     /// Delivery ids it carries, oldest first: the one that queued it, then every one it
     /// absorbed by coalescing. It runs with the newest one's event.
     pub deliveries: Vec<String>,
@@ -362,25 +378,31 @@ impl Queue {
             .and_then(|()| std::fs::remove_file(&probe))
             .with_context(|| format!("the data directory {} is not writable", data_dir.display()))?;
         let path = data_dir.join("gitauto.sqlite");
-        let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        // What to do when the file itself is the problem (what is in it never is: see below).
+        let unreadable = || {
+            format!(
+                "the queue database {} cannot be read; restore it from a backup, or move it (with its -wal \
+                 and -shm files) away to start with an empty queue",
+                path.display()
+            )
+        };
+        let conn = Connection::open(&path).with_context(unreadable)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;
              PRAGMA cache_size = -32768;",
         )
-        .with_context(|| format!("configuring {}", path.display()))?;
+        .with_context(unreadable)?;
         migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
         // Also the first write of every start: a read-only disk is named here.
         // One process at a time serves from a SQLite file, so whatever runs here was left
         // by an earlier one, whichever node name it had.
-        let requeued = conn
-            .execute(
-                "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL WHERE state = 'running'",
-                [],
+        recover_at_start(Db::Sqlite(&conn), requeue::Running::All).with_context(|| {
+            format!(
+                "writing to {}; a full or read-only disk needs room or a writable mount, a damaged file a \
+                 backup (or move it, with its -wal and -shm files, away to start with an empty queue)",
+                path.display()
             )
-            .with_context(|| format!("writing to {}", path.display()))?;
-        if requeued > 0 {
-            tracing::warn!(requeued, "re-queued jobs that were running when gitauto last stopped");
-        }
+        })?;
         let writer = Writer::start(conn, &path).context("starting the queue's database threads")?;
         Ok(Self {
             writer,
@@ -399,11 +421,7 @@ impl Queue {
         let this = node.to_owned();
         let writer = Writer::start_postgres(url.to_owned(), move |db| {
             migrate_postgres(db)?;
-            let requeued = jobs::requeue_running_on(db, &this)?;
-            if requeued > 0 {
-                tracing::warn!(requeued, "re-queued this node's jobs that were running when it last stopped");
-            }
-            Ok(())
+            recover_at_start(db, requeue::Running::On(&this)).context("putting this node's running jobs back in line")
         })
         .with_context(|| format!("opening the queue at {location}"))?;
         Ok(Self { writer, location: Arc::from(location), wake: Arc::new(Notify::new()), node: Arc::from(node) })
@@ -476,6 +494,28 @@ impl Queue {
         }
         Ok(accepted)
     }
+}
+
+/// Puts back in line the jobs `which` selects (those a stopped process left running), in a
+/// transaction of its own, and names the jobs set aside now or before. What is in the queue
+/// never fails a start: a job that cannot be put back is set aside; only the store failing
+/// does.
+fn recover_at_start(db: Db, which: requeue::Running) -> anyhow::Result<()> {
+    let (recovered, set_aside) = requeue::in_transaction(db, || {
+        let recovered = requeue::requeue_running(db, which, "gitauto stopped while it ran")?;
+        let set_aside: Vec<i64> =
+            db.query("SELECT id FROM jobs WHERE state = 'quarantined' ORDER BY id", args![], |row| row.get(0))?;
+        Ok((recovered, set_aside))
+    })?;
+    recovered.log("at start-up");
+    if !set_aside.is_empty() {
+        tracing::warn!(
+            jobs = ?set_aside,
+            "{} jobs are set aside (state quarantined) and wait for an operator: `gitauto retry ID` runs one again",
+            set_aside.len()
+        );
+    }
+    Ok(())
 }
 
 /// The nodes a job is queued for: `None` for any node; for `every`, each live node (the
@@ -561,7 +601,10 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 1;
+const POSTGRES_SCHEMA_VERSION: i64 = 2;
+/// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
+/// n + 1 (version 0: empty).
+const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("queue/postgres.sql"), include_str!("queue/postgres_v2.sql")];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
 /// daemons starting together wait for the first one instead of racing it.
@@ -572,16 +615,15 @@ fn migrate_postgres(db: Db) -> anyhow::Result<()> {
          CREATE TABLE IF NOT EXISTS gitauto_schema (version BIGINT NOT NULL);",
     )?;
     let version: Option<i64> = db.query_one("SELECT max(version) FROM gitauto_schema", args![], |row| row.get(0))?;
-    let migrated = match version {
-        None => db.batch(&format!(
-            "{} INSERT INTO gitauto_schema (version) VALUES ({POSTGRES_SCHEMA_VERSION});",
-            include_str!("queue/postgres.sql")
-        )),
-        Some(version) if version > POSTGRES_SCHEMA_VERSION => Err(anyhow::anyhow!(
+    let migrated = match version.unwrap_or(0) {
+        version if version > POSTGRES_SCHEMA_VERSION => Err(anyhow::anyhow!(
             "the queue database has schema version {version}, newer than this gitauto understands \
              ({POSTGRES_SCHEMA_VERSION}); run a newer gitauto"
         )),
-        Some(_) => Ok(()),
+        version => POSTGRES_MIGRATIONS.iter().enumerate().skip(version as usize).try_for_each(|(from, sql)| {
+            db.batch(&format!("{sql}; INSERT INTO gitauto_schema (version) VALUES ({});", from + 1))
+                .with_context(|| format!("applying schema migration {from} -> {}", from + 1))
+        }),
     };
     match migrated {
         Ok(()) => db.batch("COMMIT"),
@@ -726,6 +768,25 @@ mod tests {
                     Connection::open(dir.path().join("gitauto.sqlite")).unwrap().execute_batch(sql).unwrap()
                 }
                 Store::Postgres(url) => crate::testing::execute(url, sql),
+            }
+        }
+
+        /// Runs statements directly on the store; the store's error message when they fail.
+        fn try_execute(&self, sql: &str) -> Result<(), String> {
+            match self {
+                Store::Sqlite(dir) => Connection::open(dir.path().join("gitauto.sqlite"))
+                    .unwrap()
+                    .execute_batch(sql)
+                    .map_err(|err| err.to_string()),
+                Store::Postgres(url) => {
+                    let (url, sql) = (url.clone(), sql.to_owned());
+                    std::thread::spawn(move || {
+                        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                        client.batch_execute(&sql).map_err(|err| format!("{}", err.as_db_error().unwrap()))
+                    })
+                    .join()
+                    .unwrap()
+                }
             }
         }
     }
@@ -1073,6 +1134,201 @@ mod tests {
         assert_eq!((requeued.id, requeued.attempt), (running.id, 2));
         let next = postgres.accept(delivery("c3"), vec![job("k3")]).await.unwrap();
         assert_eq!(next.jobs, [(running.id + 1).to_string()], "ids go on after the copied ones");
+    }
+
+    /// A job of coalescing key `tag` running while a newer event for the key is queued:
+    /// the state every crash left that issue 17 is about. Returns (running, queued).
+    async fn running_beside_queued(queue: &Queue, tag: &str) -> (i64, i64) {
+        let keyed = || NewJob { coalesce_key: Some(tag.into()), max_attempts: 3, ..job(tag) };
+        let first = queue.accept(delivery(&format!("{tag}-1")), vec![keyed()]).await.unwrap();
+        let running = queue.claim().await.unwrap().expect("the first event's job runs");
+        assert_eq!(running.id.to_string(), first.jobs[0]);
+        let second = queue.accept(delivery(&format!("{tag}-2")), vec![keyed()]).await.unwrap();
+        assert_eq!(second.coalesced, 0, "a running job takes no events: a second one is queued");
+        (running.id, second.jobs[0].parse().unwrap())
+    }
+
+    /// The running job ended superseded, pointing to the queued one, which carries both
+    /// events' deliveries, runs with the newer event, and succeeds.
+    async fn merged(queue: &Queue, tag: &str, (running, queued): (i64, i64)) {
+        let old = queue.job(running).await.unwrap().unwrap();
+        assert_eq!(
+            (old.state.as_str(), old.superseded_by.clone()),
+            ("superseded", Some(queued.to_string())),
+            "{old:?}"
+        );
+        assert!(old.summary.as_deref().unwrap_or("").contains(&format!("superseded by job {queued}")), "{old:?}");
+        let new = queue.job(queued).await.unwrap().unwrap();
+        assert_eq!(new.state, "queued");
+        assert_eq!(new.delivery, format!("{tag}-2"), "the newer event wins");
+        assert_eq!(new.deliveries, [format!("{tag}-1"), format!("{tag}-2")], "nothing accepted is dropped");
+        let claimed = queue.claim().await.unwrap().expect("the merged job runs");
+        assert_eq!(claimed.id, queued);
+        queue.finish(claimed.id, claimed.attempt, None, JobState::Succeeded, "ok", None).await.unwrap();
+        let carried = queue.delivery(format!("{tag}-1")).await.unwrap().unwrap().summary.jobs;
+        assert_eq!(carried, [running.to_string(), queued.to_string()], "the first delivery's jobs, old and new");
+    }
+
+    /// Issue 17: every path that puts a running job back in line ran
+    /// `UPDATE jobs SET state = 'queued' ... WHERE state = 'running'`, which this state
+    /// refuses (`UNIQUE constraint failed: jobs.coalesce_key`), so the daemon never started
+    /// again and a cluster's heartbeats failed on every beat. Each path now merges.
+    #[tokio::test]
+    async fn every_path_that_puts_a_running_job_back_merges_it_into_the_queued_job_of_its_key() {
+        for store in stores() {
+            // The state, and the statement every path used to run on it.
+            let queue = store.open("n");
+            let pair = running_beside_queued(&queue, "old").await;
+            let refused = store
+                .try_execute(
+                    "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL WHERE state = 'running'",
+                )
+                .expect_err("the old re-queue breaks the index");
+            assert!(
+                refused.contains("UNIQUE constraint failed: jobs.coalesce_key")
+                    || refused.contains("jobs_one_queued_per_coalesce_key"),
+                "{refused}"
+            );
+            // Start-up (SQLite: every running job; PostgreSQL: this node's).
+            queue.close().await;
+            let queue = store.open("n");
+            merged(&queue, "old", pair).await;
+
+            // Shutdown after the grace period.
+            let pair = running_beside_queued(&queue, "stop").await;
+            let recovered = queue.requeue_running().await.unwrap();
+            assert_eq!(recovered.merged, [pair]);
+            merged(&queue, "stop", pair).await;
+
+            // A retry after a failed attempt.
+            let pair = running_beside_queued(&queue, "retry").await;
+            let requeued = queue
+                .retry_later(pair.0, 1, None, std::time::Duration::from_secs(60), "step 1 failed", Some("boom"))
+                .await
+                .unwrap();
+            assert_eq!(requeued, Requeued::Merged(pair.1));
+            assert_eq!(queue.job(pair.0).await.unwrap().unwrap().error.as_deref(), Some("boom"));
+            merged(&queue, "retry", pair).await;
+
+            // The lease expiry of a node taken for dead, found by another node's heartbeat,
+            // which goes on beating.
+            let dead = store.open("dead");
+            let pair = running_beside_queued(&dead, "lease").await;
+            store.execute(&format!("UPDATE jobs SET lease_until = 0 WHERE id = {}", pair.0));
+            assert_eq!(queue.heartbeat().await.unwrap(), 1);
+            assert_eq!(queue.heartbeat().await.unwrap(), 0, "the next beat finds nothing to do");
+            merged(&queue, "lease", pair).await;
+            queue.close().await;
+            dead.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn copying_a_queue_merges_a_running_job_into_the_queued_job_of_its_key() {
+        let Some(url) = crate::testing::database() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Queue::open_as(dir.path(), "n").unwrap();
+        let pair = running_beside_queued(&sqlite, "copy").await;
+        sqlite.close().await;
+        copy::sqlite_to_postgres(dir.path(), &url).unwrap();
+        merged(&Queue::open_postgres(&url, "n").unwrap(), "copy", pair).await;
+    }
+
+    #[tokio::test]
+    async fn a_running_job_that_was_asked_to_cancel_ends_cancelled_instead_of_running_again() {
+        for store in stores() {
+            let queue = store.open("n");
+            queue.accept(delivery("c1"), vec![job("k")]).await.unwrap();
+            let claimed = queue.claim().await.unwrap().unwrap();
+            assert_eq!(queue.cancel(claimed.id).await.unwrap(), Some(Cancelled::Requested));
+            queue.close().await;
+            let queue = store.open("n");
+            let view = queue.job(claimed.id).await.unwrap().unwrap();
+            assert_eq!(view.state, "cancelled", "{view:?}");
+            assert!(queue.claim().await.unwrap().is_none());
+        }
+    }
+
+    /// A job that cannot be put back in line (here a trigger refuses it, as a damaged row
+    /// would) is set aside; the start goes on, the other jobs are put back, and the set-aside
+    /// job is counted and can be retried by hand.
+    #[tokio::test]
+    async fn a_job_that_cannot_be_put_back_is_set_aside_and_the_daemon_starts() {
+        for store in stores() {
+            let queue = store.open("n");
+            queue.accept(delivery("s1"), vec![job("broken")]).await.unwrap();
+            queue.accept(delivery("s2"), vec![job("fine")]).await.unwrap();
+            let broken = queue.claim().await.unwrap().unwrap();
+            let fine = queue.claim().await.unwrap().unwrap();
+            queue.close().await;
+            let refuse = match &store {
+                Store::Sqlite(_) => format!(
+                    "CREATE TRIGGER refuse BEFORE UPDATE OF state ON jobs
+                     WHEN OLD.id = {id} AND NEW.state <> 'quarantined'
+                     BEGIN SELECT RAISE(ABORT, 'row {id} is damaged'); END;",
+                    id = broken.id
+                ),
+                Store::Postgres(_) => format!(
+                    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                     BEGIN RAISE EXCEPTION 'row {id} is damaged'; END $$;
+                     CREATE TRIGGER refuse BEFORE UPDATE OF state ON jobs FOR EACH ROW
+                     WHEN (OLD.id = {id} AND NEW.state <> 'quarantined') EXECUTE FUNCTION refuse();",
+                    id = broken.id
+                ),
+            };
+            store.execute(&refuse);
+            let queue = store.open("n");
+            let view = queue.job(broken.id).await.unwrap().unwrap();
+            assert_eq!(view.state, "quarantined", "{view:?}");
+            assert!(view.error.as_deref().unwrap_or("").contains("damaged"), "{view:?}");
+            assert_eq!(queue.claim().await.unwrap().map(|j| j.id), Some(fine.id), "the other job was put back");
+            let metrics = crate::metrics::Metrics::default().render(&queue).await.unwrap();
+            assert!(metrics.contains("gitauto_jobs{state=\"quarantined\"} 1\n"), "{metrics}");
+            store.execute(match store {
+                Store::Sqlite(_) => "DROP TRIGGER refuse",
+                Store::Postgres(_) => "DROP TRIGGER refuse ON jobs",
+            });
+            assert_eq!(queue.retry(broken.id).await.unwrap(), Some(Retried::Queued), "an operator runs it again");
+        }
+    }
+
+    /// The upgrade issue 17 asks for: a queue left by a daemon of the previous schema in the
+    /// state that stopped it from starting (a job running beside a queued job of its key)
+    /// opens with this one, migrated and merged.
+    #[tokio::test]
+    async fn a_queue_stuck_under_the_previous_schema_opens_migrated_and_merged() {
+        let stuck = |body: &str| {
+            format!(
+                "INSERT INTO deliveries (seq, id, source, forge, received_at, headers, body, verdict, normalised)
+                     VALUES (1, 'p-1', 'github', 'github', 1, '{{}}', {body}, 'queued', '[{{}}]'),
+                            (2, 'p-2', 'github', 'github', 2, '{{}}', {body}, 'queued', '[{{}}]');
+                     INSERT INTO jobs (id, delivery_seq, rule, key, repo, state, attempts, created_at, coalesce_key,
+                                       max_attempts, ran_on)
+                     VALUES (1, 1, 'r', 'k', 'acme/widgets', 'running', 1, 1, 'k', 1, 'n'),
+                            (2, 2, 'r', 'k', 'acme/widgets', 'queued', 0, 2, 'k', 1, NULL);
+                     INSERT INTO job_deliveries (job_id, delivery_seq, event_index, at) VALUES (1, 1, 0, 1), (2, 2, 0, 2);"
+            )
+        };
+        for store in stores() {
+            match &store {
+                Store::Sqlite(dir) => {
+                    let conn = Connection::open(dir.path().join("gitauto.sqlite")).unwrap();
+                    for (from, sql) in MIGRATIONS[..4].iter().enumerate() {
+                        conn.execute_batch(&format!("{sql}; PRAGMA user_version = {};", from + 1)).unwrap();
+                    }
+                }
+                Store::Postgres(url) => crate::testing::execute(
+                    url,
+                    &format!(
+                        "CREATE TABLE gitauto_schema (version BIGINT NOT NULL); INSERT INTO gitauto_schema VALUES (1); {}",
+                        POSTGRES_MIGRATIONS[0]
+                    ),
+                ),
+            }
+            store.execute(&stuck(if matches!(store, Store::Sqlite(_)) { "X''" } else { "''" }));
+            let queue = store.open("n");
+            merged(&queue, "p", (1, 2)).await;
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::config::{Config, Rule};
 use crate::event::Event;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::queue::{ClaimedJob, JobState, Queue, StepRecord};
+use crate::queue::{ClaimedJob, JobState, Queue, Requeued, StepRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -125,10 +125,25 @@ impl Workers {
                     .retry_later(job.id, job.attempt, last_step.clone(), backoff, &summary, error.as_deref())
                     .await
                 {
-                    Ok(None) => return,
-                    Ok(Some(newer)) => {
-                        tracing::info!(job = job.id, "not retried: job {newer} carries a newer event");
-                        self.metrics.finished(&job.rule, JobState::Failed.as_str());
+                    Ok(Requeued::Queued) => return,
+                    Ok(Requeued::Merged(newer)) => {
+                        tracing::info!(
+                            job = job.id,
+                            "not retried: job {newer} carries its deliveries and a newer event"
+                        );
+                        self.metrics.finished(&job.rule, JobState::Superseded.as_str());
+                        return;
+                    }
+                    Ok(Requeued::Cancelled) => {
+                        tracing::info!(job = job.id, "not retried: a cancel was requested");
+                        self.metrics.finished(&job.rule, JobState::Cancelled.as_str());
+                        return;
+                    }
+                    Ok(Requeued::NotRunning) => {
+                        tracing::warn!(
+                            job = job.id,
+                            "the job was queued again meanwhile; this attempt's end is not recorded"
+                        );
                         return;
                     }
                     Err(err) => tracing::error!(job = job.id, "queueing the retry: {err:#}"),

@@ -1,9 +1,11 @@
 //! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
 //! SQLite queue (deliveries, jobs, steps, logs, nodes) into an empty PostgreSQL queue in
 //! one transaction, keeping every id, so the history and the API's links stay as they
-//! were. Jobs that were running are queued again, as a restart would.
+//! were. Jobs that were running are put back in line, as a restart would (see
+//! `requeue.rs`).
 
 use super::db::{Db, PgConn};
+use super::requeue::{Running, in_transaction, requeue_running};
 use super::{SCHEMA_VERSION, migrate, migrate_postgres, redacted};
 use anyhow::Context;
 use rusqlite::types::Value;
@@ -20,7 +22,8 @@ const TABLES: &[(&str, &str)] = &[
     (
         "jobs",
         "id, delivery_seq, rule, key, repo, git_ref, state, attempts, created_at, started_at, finished_at, summary, \
-         error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until",
+         error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until, \
+         superseded_by",
     ),
     ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at"),
     ("logs", "seq, job_id, attempt, step, at, level, message"),
@@ -49,41 +52,45 @@ fn copy(sqlite: &rusqlite::Connection, url: &str) -> anyhow::Result<Copied> {
     let client =
         postgres::Client::connect(url, postgres::NoTls).with_context(|| format!("connecting to {}", redacted(url)))?;
     let conn = RefCell::new(PgConn::new(client));
-    migrate_postgres(Db::Postgres(&conn))?;
-    let mut conn = conn.into_inner();
-    let client = conn.client();
-    let held: i64 = client.query_one("SELECT count(*) FROM deliveries", &[])?.get(0);
+    let db = Db::Postgres(&conn);
+    migrate_postgres(db)?;
+    let held: i64 = conn.borrow_mut().client().query_one("SELECT count(*) FROM deliveries", &[])?.get(0);
     anyhow::ensure!(
         held == 0,
         "the PostgreSQL queue at {} already holds {held} deliveries; copy into an empty one",
         redacted(url)
     );
-    let mut transaction = client.transaction()?;
-    let mut copied = Vec::new();
-    for (table, columns) in TABLES {
-        let width = columns.split(',').count();
-        let placeholders: Vec<String> = (1..=width).map(|n| format!("${n}")).collect();
-        let insert =
-            transaction.prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders.join(", ")))?;
-        let mut select = sqlite.prepare(&format!("SELECT {columns} FROM {table}"))?;
-        let mut rows = select.query([])?;
-        let mut count = 0;
-        while let Some(row) = rows.next()? {
-            let cells = (0..width).map(|i| row.get::<_, Value>(i).map(Cell)).collect::<Result<Vec<_>, _>>()?;
-            let args: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                cells.iter().map(|cell| cell as &(dyn postgres::types::ToSql + Sync)).collect();
-            transaction.execute(&insert, &args).with_context(|| format!("copying a row of {table}"))?;
-            count += 1;
+    let copied = in_transaction(db, || {
+        let mut copied = Vec::new();
+        for (table, columns) in TABLES {
+            let width = columns.split(',').count();
+            let placeholders: Vec<String> = (1..=width).map(|n| format!("${n}")).collect();
+            let mut target = conn.borrow_mut();
+            let client = target.client();
+            let insert =
+                client.prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders.join(", ")))?;
+            let mut select = sqlite.prepare(&format!("SELECT {columns} FROM {table}"))?;
+            let mut rows = select.query([])?;
+            let mut count = 0;
+            while let Some(row) = rows.next()? {
+                let cells = (0..width).map(|i| row.get::<_, Value>(i).map(Cell)).collect::<Result<Vec<_>, _>>()?;
+                let args: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    cells.iter().map(|cell| cell as &(dyn postgres::types::ToSql + Sync)).collect();
+                client.execute(&insert, &args).with_context(|| format!("copying a row of {table}"))?;
+                count += 1;
+            }
+            copied.push((*table, count));
         }
-        copied.push((*table, count));
-    }
-    transaction.batch_execute(
-        "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL WHERE state = 'running';
-         SELECT setval(pg_get_serial_sequence('deliveries', 'seq'), COALESCE((SELECT max(seq) FROM deliveries), 0) + 1, false);
-         SELECT setval(pg_get_serial_sequence('jobs', 'id'), COALESCE((SELECT max(id) FROM jobs), 0) + 1, false);
-         SELECT setval(pg_get_serial_sequence('logs', 'seq'), COALESCE((SELECT max(seq) FROM logs), 0) + 1, false);",
-    )?;
-    transaction.commit()?;
+        // The stopped daemon's running jobs, as its next start would have put them back.
+        let recovered = requeue_running(db, Running::All, "gitauto stopped while it ran")?;
+        recovered.log("copying the queue");
+        db.batch(
+            "SELECT setval(pg_get_serial_sequence('deliveries', 'seq'), COALESCE((SELECT max(seq) FROM deliveries), 0) + 1, false);
+             SELECT setval(pg_get_serial_sequence('jobs', 'id'), COALESCE((SELECT max(id) FROM jobs), 0) + 1, false);
+             SELECT setval(pg_get_serial_sequence('logs', 'seq'), COALESCE((SELECT max(seq) FROM logs), 0) + 1, false);",
+        )?;
+        Ok(copied)
+    })?;
     Ok(copied)
 }
 

@@ -3,6 +3,7 @@
 //! the views the API and dashboard read.
 
 use super::db::{Db, Row, args};
+use super::requeue::{self, Back, Recovered, Requeued, Running};
 use super::{ClaimedJob, JobState, JobView, LogView, Queue, QueueEntry, StepRecord, StepView};
 use super::{content_type_of, event_at, now_ms, rfc3339};
 use serde::Serialize;
@@ -173,10 +174,19 @@ impl Queue {
         }
     }
 
-    /// Re-queues this node's jobs left running (their worker was stopped); returns how many.
-    pub async fn requeue_running(&self) -> anyhow::Result<usize> {
+    /// Puts back in line this node's jobs left running (their workers were stopped after
+    /// the shutdown grace period): each is queued again, or merged into a queued job of its
+    /// coalescing key, or set aside when neither works.
+    pub async fn requeue_running(&self) -> anyhow::Result<Recovered> {
         let node = self.node.clone();
-        self.writer.call(move |db| requeue_running_on(db, &node)).await
+        let recovered = self
+            .writer
+            .call(move |db| {
+                requeue::requeue_running(db, Running::On(&node), "it was still running when gitauto stopped")
+            })
+            .await?;
+        self.wake.notify_waiters();
+        Ok(recovered)
     }
 
     /// Appends a log line to a job (without waiting for the commit).
@@ -234,9 +244,9 @@ impl Queue {
         Ok(())
     }
 
-    /// Queues a failed job again, claimable after `backoff`. When a newer event for its
-    /// coalescing key is queued already, that job will do the work: this one ends failed
-    /// and the answer names the other.
+    /// Queues a failed job again, claimable after `backoff`. When a job of its coalescing
+    /// key is queued already, that job will do the work: this one's deliveries move to it
+    /// and this one ends superseded (see [`Requeued`]).
     pub async fn retry_later(
         &self,
         job: i64,
@@ -245,37 +255,25 @@ impl Queue {
         backoff: Duration,
         summary: &str,
         error: Option<&str>,
-    ) -> anyhow::Result<Option<i64>> {
-        let (summary, error) = (summary.to_owned(), error.map(str::to_owned));
-        let superseded_by = self
+    ) -> anyhow::Result<Requeued> {
+        let back = Back {
+            why: "failed".to_owned(),
+            attempt: Some(attempt),
+            not_before: Some(now_ms() + backoff.as_millis() as i64),
+            summary: Some(summary.to_owned()),
+            error: error.map(str::to_owned),
+        };
+        let requeued = self
             .writer
             .call(move |db| {
                 if let Some(step) = &last_step {
                     insert_step(db, job, attempt, step)?;
                 }
-                let newer = newer_queued(db, job)?;
-                let now = now_ms();
-                match newer {
-                    Some(newer) => {
-                        db.execute(
-                            "UPDATE jobs SET state = 'failed', finished_at = ?2, summary = ?3, error = ?4 WHERE id = ?1",
-                            args![job, now, format!("{summary} (not retried: job {newer} has a newer event)"), error],
-                        )?;
-                    }
-                    None => {
-                        db.execute(
-                            "UPDATE jobs SET state = 'queued', not_before = ?2, summary = ?3, error = ?4,
-                                             lease_until = NULL
-                             WHERE id = ?1 AND attempts = ?5 AND state = 'running'",
-                            args![job, now + backoff.as_millis() as i64, summary, error, attempt],
-                        )?;
-                    }
-                }
-                Ok(newer)
+                requeue::requeue(db, job, &back)
             })
             .await?;
         self.wake.notify_waiters();
-        Ok(superseded_by)
+        Ok(requeued)
     }
 
     /// Cancels a queued job, or asks a running one to stop before its next step.
@@ -468,16 +466,6 @@ fn newer_queued(db: Db, job: i64) -> anyhow::Result<Option<i64>> {
     )
 }
 
-/// Queues again the jobs `node` left running (at its start, or when it stops without
-/// waiting for them); returns how many.
-pub(super) fn requeue_running_on(db: Db, node: &str) -> anyhow::Result<usize> {
-    db.execute(
-        "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
-         WHERE state = 'running' AND ran_on = ?1",
-        args![node],
-    )
-}
-
 fn log_line(row: &Row) -> anyhow::Result<LogView> {
     Ok(LogView {
         seq: row.get(0)?,
@@ -492,7 +480,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
     let job = db.query_opt(
         "SELECT j.id, j.state, j.rule, d.id, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
                 j.finished_at, j.summary, j.error, j.max_attempts, j.not_before, j.cancel_requested,
-                d.normalised, j.event_index, j.node, j.ran_on
+                d.normalised, j.event_index, j.node, j.ran_on, j.superseded_by
          FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq WHERE j.id = ?1",
         args![id],
         |row| {
@@ -516,6 +504,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
                 cancel_requested: row.get::<i64>(14)? != 0,
                 node: row.get(17)?,
                 ran_on: row.get(18)?,
+                superseded_by: row.get::<Option<i64>>(19)?.map(|id| id.to_string()),
                 deliveries: Vec::new(),
                 event: serde_json::from_str(&event).unwrap_or(serde_json::Value::Null),
                 steps: Vec::new(),

@@ -2,6 +2,7 @@
 //! while it serves, and when it stopped cleanly (see `crate::node`).
 
 use super::db::args;
+use super::requeue::{Running, requeue_running};
 use super::{Queue, now_ms, rfc3339};
 use crate::node::{LEASE, LIVE_WITHIN, NodeView};
 
@@ -25,11 +26,12 @@ impl Queue {
     }
 
     /// Records that this node is alive now and extends the leases of its running jobs;
-    /// then queues again the running jobs of nodes whose leases expired (taken for dead).
-    /// Returns how many were queued again.
+    /// then puts back in line the running jobs of nodes whose leases expired (taken for
+    /// dead): queued again, merged into a queued job of their coalescing key, or set aside.
+    /// A job that cannot be put back never stops the beat. Returns how many were handled.
     pub async fn heartbeat(&self) -> anyhow::Result<usize> {
         let node = self.node.clone();
-        let requeued = self
+        let recovered = self
             .writer
             .call(move |db| {
                 let now = now_ms();
@@ -38,19 +40,14 @@ impl Queue {
                     "UPDATE jobs SET lease_until = ?2 WHERE state = 'running' AND ran_on = ?1",
                     args![&*node, now + LEASE.as_millis() as i64],
                 )?;
-                let requeued = db.execute(
-                    "UPDATE jobs SET state = 'queued', started_at = NULL, lease_until = NULL
-                     WHERE state = 'running' AND lease_until < ?1",
-                    args![now],
-                )?;
-                Ok(requeued)
+                requeue_running(db, Running::LeaseExpiredBefore(now), "its node stopped renewing its lease")
             })
             .await?;
-        if requeued > 0 {
-            tracing::warn!(requeued, "queued again the running jobs of nodes that stopped renewing their leases");
+        if !recovered.is_empty() {
+            recovered.log("lease expired");
             self.wake.notify_waiters();
         }
-        Ok(requeued)
+        Ok(recovered.len())
     }
 
     /// Records that this node stopped serving (no `every` jobs are made for it meanwhile).

@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:72em;padding:0 1em;color:#222}\
 table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;\
 text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
-overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead{color:#cf222e}\
-.running{color:#9a6700}.queued,.skipped,.cancelled{color:#57606a}form{display:inline}button{margin-right:.5em}\
+overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead,.quarantined{color:#cf222e}\
+.running{color:#9a6700}.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
 .muted{color:#57606a}input,select{margin-right:.5em}";
 
 /// Text made safe for HTML.
@@ -130,6 +130,13 @@ pub(super) async fn index(State(state): State<AppState>, query: Result<Query<Job
             })
             .await?;
         running.extend(queued);
+        // Jobs set aside at a start or a lease expiry wait for an operator: shown with the work in hand.
+        let set_aside = crate::queue::JobFilter {
+            state: Some(crate::queue::JobState::Quarantined),
+            limit: 500,
+            ..Default::default()
+        };
+        running.extend(queue.jobs(set_aside).await?);
         anyhow::Ok(running)
     };
     let (active, history, nodes) = match tokio::try_join!(active, queue.jobs(filter.clone()), queue.nodes()) {

@@ -109,8 +109,13 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// A GitHub push of `acme/NAME` to `after`, from pusher `n`.
 pub fn push_body(name: &str, after: &str, n: usize) -> Vec<u8> {
+    push_to(name, "main", after, n)
+}
+
+/// A GitHub push of branch `branch` of `acme/NAME` to `after`, from pusher `n`.
+pub fn push_to(name: &str, branch: &str, after: &str, n: usize) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        "ref": "refs/heads/main",
+        "ref": format!("refs/heads/{branch}"),
         "before": "0".repeat(40),
         "after": after,
         "repository": {"name": name, "full_name": format!("acme/{name}"), "owner": {"login": "acme"},
