@@ -690,12 +690,19 @@ impl Checker<'_> {
         }
         // A component another plugin may change would run with its plugin's grants once
         // the config is loaded again.
+        let components: Vec<(&str, &Path, PathBuf)> = config
+            .plugins
+            .values()
+            .filter_map(|other| match &other.wasm {
+                WasmSource::File(wasm) => Some((other.name.as_str(), wasm.as_path(), own::resolved(wasm))),
+                WasmSource::Builtin(_) => None,
+            })
+            .collect();
         for plugin in config.plugins.values() {
             for dir in plugin.grant.dirs.iter().filter(|dir| dir.access >= Access::Git) {
                 let granted = own::resolved(&dir.path);
-                for other in config.plugins.values() {
-                    let WasmSource::File(wasm) = &other.wasm else { continue };
-                    if own::resolved(wasm).starts_with(&granted) {
+                for (other, wasm, resolved) in &components {
+                    if resolved.starts_with(&granted) {
                         self.problem(
                             None,
                             format!(
@@ -703,7 +710,7 @@ impl Checker<'_> {
                                  keep components outside directories plugins may change",
                                 plugin.name,
                                 dir.describe(),
-                                other.name,
+                                other,
                                 wasm.display()
                             ),
                         );

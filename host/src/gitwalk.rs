@@ -292,7 +292,7 @@ fn side(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Duration;
 
@@ -326,7 +326,7 @@ mod tests {
 
     /// A tree of `depth` levels with `width` entries each, every level the same subtree:
     /// `width^depth` paths from `depth + 1` objects.
-    fn bomb(repo: &git2::Repository, width: usize, depth: usize) -> git2::Tree<'_> {
+    pub(crate) fn bomb(repo: &git2::Repository, width: usize, depth: usize) -> git2::Tree<'_> {
         let blob = repo.blob(b"x").unwrap();
         let mut builder = repo.treebuilder(None).unwrap();
         for i in 0..width {

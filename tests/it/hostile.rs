@@ -573,6 +573,14 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     assert!(!Path::new(&format!("{}/stolen", places.site)).exists());
     assert!(snapshot(&root.path().join("outside")) == outside_before, "the world outside the grants changed");
     assert!(snapshot(&root.path().join("granted")) == granted_before, "the read-only grant changed");
+    // No clone of an outside repository happened, and none of its objects reached a grant.
+    assert!(!Path::new(&format!("{}/copy0", places.site)).exists(), "a refused clone left a directory");
+    let fetched_outside = std::process::Command::new("git")
+        .args(["cat-file", "-e", &places.outside_commit])
+        .current_dir(root.path().join("gitdir/x"))
+        .status()
+        .unwrap();
+    assert!(!fetched_outside.success(), "the outside repository's commit reached gitdir/x");
     // A granted program worked inside its writable grant, and only there.
     assert!(Path::new(&format!("{}/by-program", places.site)).exists());
     // No connection ever reached the ungranted listener.

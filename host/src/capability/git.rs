@@ -361,9 +361,10 @@ impl wit::HostRepository for StepState {
         let grant = self.ctx.grant.clone();
         let log = self.ctx.log.clone();
         let opened = confined(&self.ctx, Rules::grant(&grant, Access::Git), move || {
-            let need = grant.check_path(&path, Access::Read).map(|p| grant.access_at(&p).unwrap_or(Access::Read))?;
+            // The handle keeps where the path led now; each later call checks it again.
+            let canonical = grant.check_path(&path, Access::Read)?;
             let repo = open_checked(&grant, Path::new(&path), Access::Read)?;
-            if need >= Access::Git {
+            if grant.access_at(&canonical).is_some_and(|access| access >= Access::Git) {
                 for removed in remove_stale_locks(repo.path()) {
                     let note = format!(
                         "removed {}: a lock left by a process that stopped before gitauto started",
@@ -372,8 +373,7 @@ impl wit::HostRepository for StepState {
                     log.line(crate::capability::log::Level::Warn, &note);
                 }
             }
-            drop(repo);
-            Ok(grant.check_path(&path, Access::Read)?)
+            Ok(canonical)
         });
         Ok(match opened {
             Ok(path) => Ok(self.table.push(OpenRepository { path })?),
@@ -478,22 +478,23 @@ impl wit::HostRepository for StepState {
             Ok(found) => found,
             Err(err) => return Ok(Err(err)),
         };
-        let mut trusted = self.remotes_trusted(&places);
-        if let Ok(Remote::Local(local)) = remote::parse(&url) {
-            trusted &= self.outside_every_changeable_grant(&local);
-        }
         let checked = remote::parse(&url).and_then(|parsed| {
-            if trusted {
-                return remote::trusted(&parsed);
+            let local_trusted = match &parsed {
+                Remote::Local(local) => self.outside_every_changeable_grant(local),
+                Remote::Network(_) => true,
+            };
+            if self.remotes_trusted(&places) && local_trusted {
+                return remote::trusted(&parsed).map(|checked| (checked, true));
             }
-            remote::check(&grant, &parsed).map_err(|denied| {
+            let checked = remote::check(&grant, &parsed).map_err(|denied| {
                 Denied(format!(
                     "{denied}; a plugin may change {} (this one or another), so the remotes configured there must be granted",
                     path.display()
                 ))
-            })
+            })?;
+            Ok((checked, false))
         });
-        let checked = match checked {
+        let (checked, trusted) = match checked {
             Ok(checked) => checked,
             Err(denied) => return Ok(Err(GitError::Denied(format!("fetching `{name}` ({url}): {}", denied.0)))),
         };
@@ -537,10 +538,7 @@ impl wit::HostRepository for StepState {
             let target = commit(repo, &revision)?;
             // Count the tree first: a bomb is refused before a file of it is written.
             let tree = root_tree(repo, &target, &revision)?;
-            check_checkout_size(repo, &tree, deadline).map_err(|err| match err {
-                GitError::Invalid(why) => GitError::Invalid(format!("checking out `{revision}`: {why}")),
-                other => other,
-            })?;
+            check_checkout_size(repo, &tree, deadline, &format!("checking out `{revision}`"))?;
             let mut checkout = git2::build::CheckoutBuilder::new();
             checkout.force();
             repo.reset(target.as_object(), ResetType::Hard, Some(&mut checkout))
@@ -662,17 +660,16 @@ fn walk_budget(deadline: Instant) -> Budget {
     Budget { entries: MAX_TREE_ENTRIES, path_bytes: MAX_TREE_PATH_BYTES, deadline }
 }
 
-fn checkout_budget(deadline: Instant) -> Budget {
-    walk_budget(deadline)
-}
-
 /// Refuses a tree whose checkout would go over the limits: entries (a tree bomb), one
 /// file's size, or all files' sizes (read from object headers, nothing inflated).
-fn check_checkout_size(repo: &Repository, tree: &git2::Tree<'_>, deadline: Instant) -> Result<(), GitError> {
-    let blobs = gitwalk::blobs(repo, tree, checkout_budget(deadline)).map_err(|err| match err {
-        gitwalk::WalkError::Git(message) => GitError::Failed(message),
-        other => GitError::Invalid(other.to_string()),
-    })?;
+/// Refusals start with `what`.
+fn check_checkout_size(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    deadline: Instant,
+    what: &str,
+) -> Result<(), GitError> {
+    let blobs = gitwalk::blobs(repo, tree, walk_budget(deadline)).map_err(|err| walk_failed(what, err))?;
     let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
     let mut total = 0u64;
     for blob in blobs {
@@ -680,13 +677,13 @@ fn check_checkout_size(repo: &Repository, tree: &git2::Tree<'_>, deadline: Insta
         let size = size as u64;
         if size > MAX_CHECKOUT_FILE {
             return Err(GitError::Invalid(format!(
-                "`{}` is {size} bytes, over the limit of {MAX_CHECKOUT_FILE} for one file",
+                "{what}: `{}` is {size} bytes, over the limit of {MAX_CHECKOUT_FILE} for one file",
                 blob.path
             )));
         }
         total += size;
         if total > MAX_CHECKOUT_BYTES {
-            return Err(GitError::Invalid(format!("its files add up to more than {MAX_CHECKOUT_BYTES} bytes")));
+            return Err(GitError::Invalid(format!("{what}: its files add up to more than {MAX_CHECKOUT_BYTES} bytes")));
         }
     }
     Ok(())
@@ -695,10 +692,7 @@ fn check_checkout_size(repo: &Repository, tree: &git2::Tree<'_>, deadline: Insta
 /// Checks out `commit` into a fresh clone's work tree, once its tree is counted.
 fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant) -> Result<(), GitError> {
     let tree = root_tree(repo, commit, "the cloned commit")?;
-    check_checkout_size(repo, &tree, deadline).map_err(|err| match err {
-        GitError::Invalid(why) => GitError::Invalid(format!("checking out: {why}")),
-        other => other,
-    })?;
+    check_checkout_size(repo, &tree, deadline, "checking out")?;
     let mut checkout = git2::build::CheckoutBuilder::new();
     checkout.force();
     repo.checkout_tree(tree.as_object(), Some(&mut checkout)).map_err(|err| failed("checking out", err))?;
@@ -707,10 +701,7 @@ fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant) ->
 
 /// The root tree of `commit`, read only when its object is of a sane size.
 fn root_tree<'r>(repo: &'r Repository, commit: &git2::Commit<'_>, what: &str) -> Result<git2::Tree<'r>, GitError> {
-    gitwalk::find_tree(repo, commit.tree_id()).map_err(|err| match err {
-        gitwalk::WalkError::Git(message) => GitError::Failed(format!("{what}: {message}")),
-        other => GitError::Invalid(format!("{what}: {other}")),
-    })
+    gitwalk::find_tree(repo, commit.tree_id()).map_err(|err| walk_failed(what, err))
 }
 
 /// The commit `revision` names. Revisions that search history by message (`:/text`,

@@ -223,22 +223,9 @@ mod tests {
         let granted = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(granted.path().join("acme/site")).unwrap();
         let before = commit(&repo, &[("README.md", "a")]);
-        let blob = repo.blob(b"x").unwrap();
-        let mut level = repo.treebuilder(None).unwrap();
-        for i in 0..10 {
-            level.insert(format!("f{i}"), blob, 0o100644).unwrap();
-        }
-        let mut id = level.write().unwrap();
-        for _ in 1..8 {
-            let mut next = repo.treebuilder(None).unwrap();
-            for i in 0..10 {
-                next.insert(format!("d{i}"), id, 0o040000).unwrap();
-            }
-            id = next.write().unwrap();
-        }
         let signature = git2::Signature::now("t", "t@example.com").unwrap();
         let parent = repo.find_commit(git2::Oid::from_str(&before).unwrap()).unwrap();
-        let bomb = repo.find_tree(id).unwrap();
+        let bomb = crate::gitwalk::tests::bomb(&repo, 10, 8);
         let after = repo.commit(None, &signature, &signature, "bomb", &bomb, &[&parent]).unwrap().to_string();
         let dirs = vec![DirGrant::new(granted.path().to_path_buf(), Access::Read)];
         assert!(matches!(
