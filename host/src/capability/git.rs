@@ -10,7 +10,7 @@
 //! libgit2 is given; no credential leaves the host unless the grant gives one for that
 //! host, and redirects are not followed.
 
-mod remote;
+pub mod remote;
 
 use crate::capability::StepContext;
 use crate::confine::{self, Rules, Tcp};
