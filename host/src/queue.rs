@@ -36,7 +36,7 @@ pub use requeue::{Recovered, Requeued};
 pub use retention::{Pruned, Retention};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v3.sql"),
     include_str!("queue/schema_v4.sql"),
     include_str!("queue/schema_v5.sql"),
+    include_str!("queue/schema_v6.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -173,6 +174,9 @@ pub struct NewDelivery {
     pub explain: Option<String>,
     /// The stored delivery this one runs again.
     pub redelivery_of: Option<i64>,
+    /// How it arrived (`webhook`, `redelivery`, `manual`, `compat`, `schedule`,
+    /// `catch-up`, `poll`).
+    pub arrived: &'static str,
 }
 
 /// A job to queue for a delivery.
@@ -601,10 +605,11 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 2;
+const POSTGRES_SCHEMA_VERSION: i64 = 3;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
-const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("queue/postgres.sql"), include_str!("queue/postgres_v2.sql")];
+const POSTGRES_MIGRATIONS: &[&str] =
+    &[include_str!("queue/postgres.sql"), include_str!("queue/postgres_v2.sql"), include_str!("queue/postgres_v3.sql")];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
 /// daemons starting together wait for the first one instead of racing it.
@@ -678,8 +683,8 @@ fn insert_delivery(
     db.query_one(
         "INSERT INTO deliveries
             (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, duplicate_of,
-             body_size, redelivery_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             body_size, redelivery_of, arrived)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          RETURNING seq",
         args![
             delivery.id,
@@ -695,7 +700,8 @@ fn insert_delivery(
             delivery.explain,
             duplicate_of,
             body_size,
-            delivery.redelivery_of
+            delivery.redelivery_of,
+            delivery.arrived
         ],
         |row| row.get(0),
     )
@@ -811,6 +817,7 @@ mod tests {
             normalised: Some(r#"[{"repository":{"clone_url":"file:///x/widgets.git"}}]"#.into()),
             explain: None,
             redelivery_of: None,
+            arrived: "webhook",
         }
     }
 
