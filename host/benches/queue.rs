@@ -34,6 +34,7 @@ fn delivery(n: usize) -> NewDelivery {
         normalised: Some(r#"[{"repository":{"full_name":"acme/r"}}]"#.into()),
         explain: None,
         redelivery_of: None,
+        arrived: "webhook",
     }
 }
 

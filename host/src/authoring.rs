@@ -62,11 +62,9 @@ pub fn event_from_payload(forge_name: &str, forge_event: Option<&str>, body: &[u
     };
     let delivery = "plugin-test";
     let outgoing = Outgoing { event: &forge_event, body, secret: None, delivery, now: SystemTime::now() };
-    let mut headers = axum::http::HeaderMap::new();
-    for (name, value) in dialect.sign(&outgoing) {
-        headers.insert(axum::http::HeaderName::from_bytes(name.as_bytes())?, value.parse()?);
-    }
-    headers.insert(axum::http::header::CONTENT_TYPE, "application/json".parse()?);
+    let mut headers: forge::Headers =
+        dialect.sign(&outgoing).into_iter().filter(|(name, _)| !name.eq_ignore_ascii_case("content-type")).collect();
+    headers.append("content-type", "application/json");
     let origin = Origin { source: "test", delivery };
     match dialect.parse(&headers, body, &origin)? {
         Incoming::Events(mut events) if !events.is_empty() => {

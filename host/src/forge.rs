@@ -11,16 +11,17 @@ mod github;
 mod github_shape;
 mod gitlab;
 mod gogs;
+mod headers;
 mod signature;
 
 use crate::config::Secret;
 use crate::event::Event;
-use axum::http::HeaderMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use body::payload_text;
+pub use headers::{Headers, is_header_name};
 
 /// A forge's webhook dialect, configured for one `[sources.NAME]`.
 pub trait Dialect: Send + Sync {
@@ -28,14 +29,14 @@ pub trait Dialect: Send + Sync {
     fn forge(&self) -> &'static str;
 
     /// The delivery id and event name, read from the headers before anything is trusted.
-    fn envelope(&self, headers: &HeaderMap) -> Envelope;
+    fn envelope(&self, headers: &Headers) -> Envelope;
 
     /// Checks the signature over the raw body against every active secret. Runs before
     /// any parsing: until it passes, the body is attacker-controlled.
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], now: SystemTime) -> Result<(), VerifyError>;
+    fn verify(&self, headers: &Headers, body: &[u8], secrets: &[Secret], now: SystemTime) -> Result<(), VerifyError>;
 
     /// Parses a verified delivery into what it means.
-    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError>;
+    fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError>;
 
     /// The headers this forge would send with `body` for `event`, signed with `secret`
     /// (for `gitauto send`, redelivery tests and benchmarks).
@@ -219,12 +220,12 @@ pub struct Envelope {
 }
 
 /// The value of a header, if present and valid text.
-pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
+pub(crate) fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.get(name)
 }
 
 /// The first of `names` that is present.
-pub(crate) fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+pub(crate) fn first_header<'a>(headers: &'a Headers, names: &[&str]) -> Option<&'a str> {
     names.iter().find_map(|name| header(headers, name))
 }
 

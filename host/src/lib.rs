@@ -1,11 +1,13 @@
 //! gitauto: a daemon that receives git forge webhooks, matches them against rules, and
 //! runs chains of sandboxed WebAssembly plugins in response.
 //!
-//! The flow, one module per stage: [`server`] receives a delivery, [`forge`] verifies
-//! and parses it into an [`event::Event`], [`route`] matches it against the
-//! [`config`]'s rules, [`queue`] stores it durably, [`worker`] claims jobs and runs their
-//! steps in the [`runtime`], whose plugins reach the world only through [`capability`]
-//! calls that [`grant`] allows.
+//! The flow, one module per stage: [`server`] receives a delivery over HTTP and hands it
+//! to [`ingest`], the one pipeline every way in calls (webhooks, redeliveries, manual
+//! triggers, schedule ticks, caught-up deliveries, polled refs): [`forge`] verifies and
+//! parses it into [`event::Event`]s, [`route`] matches them against the [`config`]'s
+//! rules, [`queue`] stores the delivery and its jobs durably; [`worker`] claims jobs and
+//! runs their steps in the [`runtime`], whose plugins reach the world only through
+//! [`capability`] calls that [`grant`] allows.
 
 pub mod authoring;
 pub mod bench;
@@ -18,6 +20,7 @@ pub mod event;
 pub mod forge;
 pub mod gitwalk;
 pub mod grant;
+pub mod ingest;
 pub mod live;
 pub mod local;
 pub mod lock;

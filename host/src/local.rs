@@ -1,22 +1,24 @@
 //! `gitauto run --event FILE`: a payload through the whole pipeline in this process,
-//! without a daemon. The payload is signed as the source's forge would sign it and handed
-//! to the same router a daemon serves (verify, parse, route, record); the explanation is
+//! without a daemon. The payload, with the headers the source's forge would send, goes
+//! through the same ingest pipeline a daemon's webhooks do (parse, check names, route,
+//! record; the file is the operator's, so no signature is checked); the explanation is
 //! the one a daemon stores with the delivery. Without `--dry-run` the queued jobs then
 //! run to their end on the same workers a daemon uses. Everything is recorded in a
 //! scratch queue that is removed afterwards; compiled plugins go to the config's cache.
 
 use crate::config::Config;
+use crate::forge::Outgoing;
+use crate::ingest::{Admitted, Input, Outcome, Pipeline};
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
 use crate::queue::{JobView, Queue};
 use crate::runtime::Runtime;
-use crate::server::{AppState, router};
 use crate::worker::Workers;
 use anyhow::Context;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tower::ServiceExt as _;
+use std::time::SystemTime;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -38,10 +40,10 @@ pub struct Report {
     pub source: String,
     /// The forge event name used.
     pub forge_event: String,
-    /// The daemon's answer (status, body).
-    pub status: u16,
-    /// The answer's JSON.
-    pub answer: Value,
+    /// The delivery id it was recorded under.
+    pub delivery: String,
+    /// What became of it.
+    pub outcome: Outcome,
     /// Per event: its ref and each rule's verdict, as stored with a delivery.
     pub explain: Value,
     /// The jobs, after running (empty with `dry_run`).
@@ -77,19 +79,24 @@ pub async fn run(config: Config, request: Request) -> anyhow::Result<Report> {
         tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir)).await.context("loading plugins")??;
     let live = Arc::new(Live::new(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) }));
     let metrics = Arc::new(Metrics::default());
-    let app = router(AppState { live: live.clone(), queue: queue.clone(), metrics: metrics.clone() });
-    let mut http = axum::http::Request::post(format!("/hooks/{}", source.name));
-    for (name, value) in crate::send::headers(&source, &forge_event, &request.body) {
-        http = http.header(name, value);
-    }
-    let response = app.oneshot(http.body(axum::body::Body::from(request.body.clone()))?).await?;
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let explain = match answer["delivery"].as_str() {
-        Some(id) => queue.delivery(id.to_owned()).await?.map_or(Value::Null, |view| view.rules),
-        None => Value::Null,
+    let pipeline = Pipeline::new(live.clone(), queue.clone(), metrics.clone());
+    let delivery = uuid::Uuid::new_v4().to_string();
+    let headers = source.dialect.sign(&Outgoing {
+        event: &forge_event,
+        body: &request.body,
+        secret: None,
+        delivery: &delivery,
+        now: SystemTime::now(),
+    });
+    let input = Input {
+        source: source.name.clone(),
+        headers: headers.into_iter().collect(),
+        body: request.body.clone().into(),
+        admitted: Admitted::Local,
+        delivery: Some(delivery),
     };
+    let ingested = pipeline.ingest(input).await?;
+    let explain = serde_json::to_value(&ingested.verdicts).expect("verdicts serialise");
     let mut jobs = Vec::new();
     if !request.dry_run {
         let workers = Workers { queue: queue.clone(), live, metrics };
@@ -103,14 +110,21 @@ pub async fn run(config: Config, request: Request) -> anyhow::Result<Report> {
                 None => break,
             }
         }
-        for id in answer["jobs"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for id in &ingested.jobs {
             if let Some(view) = queue.job(id.parse().unwrap_or_default()).await? {
                 jobs.push(view);
             }
         }
     }
     drop(queue);
-    Ok(Report { source: source.name.clone(), forge_event, status, answer, explain, jobs })
+    Ok(Report {
+        source: source.name.clone(),
+        forge_event,
+        delivery: ingested.delivery,
+        outcome: ingested.outcome,
+        explain,
+        jobs,
+    })
 }
 
 /// The forge's event name for a payload, from its shape.

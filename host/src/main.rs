@@ -454,12 +454,18 @@ fn print_outcome(outcome: &gitauto::runtime::StepOutcome) -> ExitCode {
 
 /// Prints what `gitauto run` found; fails when a job did not succeed.
 fn print_run(report: &gitauto::local::Report) -> ExitCode {
+    use gitauto::ingest::Outcome;
+    let outcome = match &report.outcome {
+        Outcome::Queued => "queued".to_owned(),
+        Outcome::Ping => "ping".to_owned(),
+        other => format!("{}: {}", other.verdict().as_str(), other.reason().unwrap_or_default()),
+    };
     println!(
-        "source {} ({} event): {} {}",
+        "source {} ({} event): delivery {} {}",
         escape(&report.source),
         escape(&report.forge_event),
-        report.status,
-        escape(&report.answer.to_string())
+        escape(&report.delivery),
+        escape(&outcome)
     );
     for event in report.explain.as_array().into_iter().flatten() {
         if let Some(git_ref) = event["git_ref"].as_str() {
@@ -475,7 +481,7 @@ fn print_run(report: &gitauto::local::Report) -> ExitCode {
             }
         }
     }
-    let mut ok = (200..300).contains(&report.status);
+    let mut ok = !matches!(report.outcome, Outcome::Rejected(_) | Outcome::Invalid(_));
     for job in &report.jobs {
         println!(
             "job {} (rule {}): {} — {}",

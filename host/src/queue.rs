@@ -177,6 +177,9 @@ pub struct NewDelivery {
     pub explain: Option<String>,
     /// The stored delivery this one runs again.
     pub redelivery_of: Option<i64>,
+    /// How it arrived (`webhook`, `redelivery`, `manual`, `compat`, `schedule`,
+    /// `catch-up`, `poll`).
+    pub arrived: &'static str,
 }
 
 /// A job to queue for a delivery.
@@ -683,8 +686,8 @@ fn insert_delivery(
     db.query_one(
         "INSERT INTO deliveries
             (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, duplicate_of,
-             body_size, redelivery_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             body_size, redelivery_of, arrived)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          RETURNING seq",
         args![
             delivery.id,
@@ -700,7 +703,8 @@ fn insert_delivery(
             delivery.explain,
             duplicate_of,
             body_size,
-            delivery.redelivery_of
+            delivery.redelivery_of,
+            delivery.arrived
         ],
         |row| row.get(0),
     )
@@ -816,6 +820,7 @@ mod tests {
             normalised: Some(r#"[{"repository":{"clone_url":"file:///x/widgets.git"}}]"#.into()),
             explain: None,
             redelivery_of: None,
+            arrived: "webhook",
         }
     }
 

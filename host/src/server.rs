@@ -1,5 +1,6 @@
 //! The HTTP interface. `router(state)` builds the axum router; each group of endpoints
-//! has its own module and stays thin, calling `forge`, `route` and `queue`:
+//! has its own module and stays thin: it extracts the request, calls the ingest pipeline
+//! or the queue, and maps the result to a status:
 //! - `hooks`: `POST /hooks/{source}`, the webhook receiver;
 //! - `api`: deliveries and jobs (read, redelivered, retried, cancelled, live logs), metrics;
 //! - `dashboard`: the HTML pages;
@@ -17,7 +18,7 @@ mod dashboard;
 mod gitreload;
 mod hooks;
 pub mod listen;
-pub mod manual;
+mod manual;
 
 use crate::config::Config;
 use crate::queue::Queue;
@@ -44,6 +45,11 @@ impl AppState {
     /// The config current now; a request keeps the one it started with.
     pub fn config(&self) -> Arc<Config> {
         self.live.config()
+    }
+
+    /// The ingest pipeline over this state's config, queue and counters.
+    pub fn pipeline(&self) -> crate::ingest::Pipeline {
+        crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), self.metrics.clone())
     }
 }
 

@@ -13,9 +13,10 @@
 //! A failing input is shrunk and saved under `host/tests/fuzz.proptest-regressions`,
 //! which is committed so that every later run tries it first.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue};
 use gitauto::config::{Config, Secret};
 use gitauto::event::{Event, names};
+use gitauto::forge::Headers;
 use gitauto::forge::{self, Dialect, Incoming, Options, Origin, Outgoing};
 use gitauto::route::glob::{Filter, Glob};
 use gitauto::template;
@@ -279,11 +280,12 @@ fn body(fixtures: usize) -> impl Strategy<Value = (Option<usize>, Vec<u8>, Vec<M
     ]
 }
 
-fn headers(pairs: Vec<(String, String)>) -> HeaderMap {
-    let mut map = HeaderMap::new();
+/// The headers an HTTP server could hand on: pairs that are valid HTTP, as plain data.
+fn headers(pairs: Vec<(String, String)>) -> Headers {
+    let mut map = Headers::new();
     for (name, value) in pairs {
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-            map.append(name, value);
+            map.append(name.as_str(), value.as_bytes());
         }
     }
     map

@@ -3,12 +3,12 @@
 //! each change becomes its own event. Bitbucket never lists changed paths, so push
 //! events always say their commit list is incomplete.
 
+use super::Headers;
 use super::body::{decode, json_text};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
 use crate::config::Secret;
 use crate::event::{Commit, Event, PullRequest, Repository};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -30,18 +30,18 @@ impl Dialect for Bitbucket {
         "bitbucket"
     }
 
-    fn envelope(&self, headers: &HeaderMap) -> Envelope {
+    fn envelope(&self, headers: &Headers) -> Envelope {
         Envelope {
             delivery: header(headers, DELIVERY).map(str::to_owned),
             event: header(headers, EVENT).map(str::to_owned),
         }
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
+    fn verify(&self, headers: &Headers, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
         check_hex(SIGNATURE, header(headers, SIGNATURE), "sha256=", Hash::Sha256, body, secrets)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
+    fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
         let event = header(headers, EVENT).ok_or_else(|| ParseError::MissingHeader { header: EVENT.into() })?;
         if event == "diagnostics:ping" {
             return Ok(Incoming::Ping);

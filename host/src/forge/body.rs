@@ -1,8 +1,8 @@
 //! Reading a delivery's body: JSON, or GitHub-style form encoding with the JSON in a
 //! `payload` field. Shared by every forge, and by workers that hand the payload to plugins.
 
+use super::Headers;
 use super::{ParseError, header};
-use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 
@@ -12,7 +12,7 @@ pub const JSON_OR_FORM: &str = "application/json or application/x-www-form-urlen
 pub const JSON_ONLY: &str = "application/json";
 
 /// The media type of the request, lower-case, without parameters.
-fn essence(headers: &HeaderMap) -> Option<String> {
+fn essence(headers: &Headers) -> Option<String> {
     header(headers, "content-type").map(media_type)
 }
 
@@ -22,7 +22,7 @@ fn media_type(content_type: &str) -> String {
 
 /// The payload's JSON text. Form bodies are accepted only when `allow_form`.
 pub fn json_text<'a>(
-    headers: &HeaderMap,
+    headers: &Headers,
     body: &'a [u8],
     event: &str,
     allow_form: bool,

@@ -16,9 +16,9 @@
 use super::body::{decode, json_text};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
+use super::{Headers, is_header_name};
 use crate::config::Secret;
 use crate::event::{Event, Repository, is_null_commit, split_ref};
-use axum::http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,9 +40,7 @@ struct Generic {
 
 fn header_option(value: Option<String>, option: &str) -> Result<Option<String>, String> {
     match value {
-        Some(name) if HeaderName::from_bytes(name.as_bytes()).is_err() => {
-            Err(format!("`{option}` = \"{name}\" is not a valid header name"))
-        }
+        Some(name) if !is_header_name(&name) => Err(format!("`{option}` = \"{name}\" is not a valid header name")),
         other => Ok(other),
     }
 }
@@ -88,18 +86,18 @@ impl Dialect for Generic {
         "generic"
     }
 
-    fn envelope(&self, headers: &HeaderMap) -> Envelope {
+    fn envelope(&self, headers: &Headers) -> Envelope {
         let read = |name: &Option<String>| name.as_deref().and_then(|n| header(headers, n)).map(str::to_owned);
         Envelope { delivery: read(&self.delivery_header), event: read(&self.event_header) }
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
+    fn verify(&self, headers: &Headers, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
         let value = header(headers, &self.signature_header);
         let prefix = if value.is_some_and(|v| v.trim_start().starts_with("sha256=")) { "sha256=" } else { "" };
         check_hex(&self.signature_header, value, prefix, Hash::Sha256, body, secrets)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
+    fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
         let announced = self.event_header.as_deref().and_then(|name| header(headers, name));
         let kind = announced.unwrap_or(&self.kind);
         let text = json_text(headers, body, kind, false)?;

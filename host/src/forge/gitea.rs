@@ -2,12 +2,12 @@
 //! in hex in `X-Gitea-Signature` / `X-Forgejo-Signature`; GitHub-shaped JSON payloads with
 //! `total_commits`, so a capped commit list is detected exactly.
 
+use super::Headers;
 use super::body::{decode, json_text};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, first_header};
 use crate::config::Secret;
-use axum::http::HeaderMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -53,20 +53,20 @@ impl Dialect for Gitea {
         self.name
     }
 
-    fn envelope(&self, headers: &HeaderMap) -> Envelope {
+    fn envelope(&self, headers: &Headers) -> Envelope {
         Envelope {
             delivery: first_header(headers, self.delivery).map(str::to_owned),
             event: first_header(headers, self.event).map(str::to_owned),
         }
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
+    fn verify(&self, headers: &Headers, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
         let found = self.signature.iter().find_map(|name| first_header(headers, &[name]).map(|value| (*name, value)));
         let (name, value) = found.map_or((self.signature[0], None), |(name, value)| (name, Some(value)));
         check_hex(name, value, "", Hash::Sha256, body, secrets)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
+    fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
         let event = first_header(headers, self.event)
             .ok_or_else(|| ParseError::MissingHeader { header: self.event[0].into() })?;
         let text = json_text(headers, body, event, true)?;

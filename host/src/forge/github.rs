@@ -2,12 +2,12 @@
 //! SHA-1 `X-Hub-Signature` only when the source sets `legacy_sha1`); JSON or form-encoded
 //! bodies; `push`, `create`, `delete`, `pull_request`, `release` and `ping`.
 
+use super::Headers;
 use super::body::{decode, json_text};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
 use crate::config::Secret;
-use axum::http::HeaderMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -37,14 +37,14 @@ impl Dialect for GitHub {
         "github"
     }
 
-    fn envelope(&self, headers: &HeaderMap) -> Envelope {
+    fn envelope(&self, headers: &Headers) -> Envelope {
         Envelope {
             delivery: header(headers, DELIVERY).map(str::to_owned),
             event: header(headers, EVENT).map(str::to_owned),
         }
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
+    fn verify(&self, headers: &Headers, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
         let sha256 = header(headers, SIGNATURE_256);
         if sha256.is_none() && self.legacy_sha1 {
             let sha1 = header(headers, SIGNATURE_SHA1);
@@ -55,7 +55,7 @@ impl Dialect for GitHub {
         check_hex(SIGNATURE_256, sha256, "sha256=", Hash::Sha256, body, secrets)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
+    fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
         let event = header(headers, EVENT).ok_or_else(|| ParseError::MissingHeader { header: EVENT.into() })?;
         let text = json_text(headers, body, event, true)?;
         let parsed = match event {

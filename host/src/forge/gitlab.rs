@@ -8,6 +8,7 @@
 //! - a secret token: `X-Gitlab-Token` equal to a secret (compared in constant time). It
 //!   proves who sent the delivery but not that the body is intact.
 
+use super::Headers;
 use super::body::{decode, json_text};
 use super::github_shape::PushCommit;
 use super::signature::{Hash, constant_time_eq, hmac};
@@ -16,7 +17,6 @@ use super::{
 };
 use crate::config::Secret;
 use crate::event::{Event, PullRequest, Repository, is_null_commit, split_ref};
-use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
@@ -57,7 +57,7 @@ fn signing_key(secret: &Secret) -> Vec<u8> {
 impl GitLab {
     fn verify_signed(
         &self,
-        headers: &HeaderMap,
+        headers: &Headers,
         signatures: &str,
         body: &[u8],
         secrets: &[Secret],
@@ -99,14 +99,14 @@ impl Dialect for GitLab {
         "gitlab"
     }
 
-    fn envelope(&self, headers: &HeaderMap) -> Envelope {
+    fn envelope(&self, headers: &Headers) -> Envelope {
         Envelope {
             delivery: first_header(headers, DELIVERY).map(str::to_owned),
             event: header(headers, EVENT).map(str::to_owned),
         }
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], now: SystemTime) -> Result<(), VerifyError> {
+    fn verify(&self, headers: &Headers, body: &[u8], secrets: &[Secret], now: SystemTime) -> Result<(), VerifyError> {
         if let Some(signatures) = header(headers, WEBHOOK_SIGNATURE) {
             return self.verify_signed(headers, signatures, body, secrets, now);
         }
@@ -120,7 +120,7 @@ impl Dialect for GitLab {
         if matches { Ok(()) } else { Err(VerifyError::Mismatch { header: TOKEN.into() }) }
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
+    fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
         let event = header(headers, EVENT).ok_or_else(|| ParseError::MissingHeader { header: EVENT.into() })?;
         let handled = matches!(event, "Push Hook" | "Tag Push Hook" | "Merge Request Hook" | "System Hook");
         if !handled {
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(gitlab().verify(&token("previous-token"), &body, &secrets, now), Ok(()));
         let wrong = gitlab().verify(&token("current-token-2"), &body, &secrets, now).unwrap_err();
         assert_eq!(wrong, VerifyError::Mismatch { header: TOKEN.into() });
-        let missing = gitlab().verify(&HeaderMap::new(), &body, &secrets, now).unwrap_err();
+        let missing = gitlab().verify(&Headers::new(), &body, &secrets, now).unwrap_err();
         assert_eq!(missing.to_string(), "missing signature header `X-Gitlab-Token` or `webhook-signature`");
     }
 

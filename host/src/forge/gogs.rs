@@ -2,13 +2,13 @@
 //! Pushes, refs and releases are GitHub-shaped; pull requests have Gogs' own shape, which
 //! names branches but not the head commit.
 
+use super::Headers;
 use super::body::{decode, json_text};
 use super::github_shape::{Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
 use crate::config::Secret;
 use crate::event::{Event, PullRequest, Repository};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -34,18 +34,18 @@ impl Dialect for Gogs {
         "gogs"
     }
 
-    fn envelope(&self, headers: &HeaderMap) -> Envelope {
+    fn envelope(&self, headers: &Headers) -> Envelope {
         Envelope {
             delivery: header(headers, DELIVERY).map(str::to_owned),
             event: header(headers, EVENT).map(str::to_owned),
         }
     }
 
-    fn verify(&self, headers: &HeaderMap, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
+    fn verify(&self, headers: &Headers, body: &[u8], secrets: &[Secret], _: SystemTime) -> Result<(), VerifyError> {
         check_hex(SIGNATURE, header(headers, SIGNATURE), "", Hash::Sha256, body, secrets)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
+    fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
         let event = header(headers, EVENT).ok_or_else(|| ParseError::MissingHeader { header: EVENT.into() })?;
         let text = json_text(headers, body, event, false)?;
         let parsed = match event {

@@ -1,10 +1,10 @@
 //! Helpers for the forge modules' tests: fixtures, header maps, and the checks every
 //! forge must pass (the signature table, parsers that never panic).
 
+use super::Headers;
 use super::{Dialect, Incoming, Origin, Outgoing, VerifyError};
 use crate::config::Secret;
 use crate::event::Event;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use std::time::SystemTime;
 
 /// A payload fixture from `tests/fixtures/payloads/<forge>/<name>`.
@@ -14,19 +14,12 @@ pub fn fixture(forge: &str, name: &str) -> Vec<u8> {
 }
 
 /// A header map from pairs.
-pub fn headers<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(
-            HeaderName::from_bytes(name.as_ref().as_bytes()).unwrap(),
-            HeaderValue::from_str(value.as_ref()).unwrap(),
-        );
-    }
-    map
+pub fn headers<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Headers {
+    pairs.into_iter().collect()
 }
 
 /// The headers `dialect` would send, signed with `secret` at `now`.
-pub fn signed(dialect: &dyn Dialect, event: &str, body: &[u8], secret: Option<&Secret>, now: SystemTime) -> HeaderMap {
+pub fn signed(dialect: &dyn Dialect, event: &str, body: &[u8], secret: Option<&Secret>, now: SystemTime) -> Headers {
     headers(dialect.sign(&Outgoing { event, body, secret, delivery: "d-1", now }))
 }
 

@@ -39,6 +39,9 @@ pub struct DeliverySummary {
     pub reason: Option<String>,
     /// Jobs it queued (a duplicate: the original's).
     pub jobs: Vec<String>,
+    /// How it arrived: `webhook`, `redelivery`, `manual`, `compat`, `schedule`,
+    /// `catch-up` or `poll`.
+    pub arrived: String,
 }
 
 /// A delivery with everything recorded about it.
@@ -82,9 +85,11 @@ pub struct StoredDelivery {
     pub headers: serde_json::Value,
     /// Body as stored.
     pub body: Vec<u8>,
+    /// How it arrived.
+    pub arrived: String,
 }
 
-const SUMMARY_COLUMNS: &str = "seq, id, source, forge, event, received_at, verdict, reason, duplicate_of";
+const SUMMARY_COLUMNS: &str = "seq, id, source, forge, event, received_at, verdict, reason, duplicate_of, arrived";
 
 /// A summary row; its `jobs` are filled in by [`with_jobs`] once the rows are read.
 fn summary(row: &Row) -> anyhow::Result<DeliverySummary> {
@@ -98,6 +103,7 @@ fn summary(row: &Row) -> anyhow::Result<DeliverySummary> {
         verdict: row.get(6)?,
         reason: row.get(7)?,
         jobs: Vec::new(),
+        arrived: row.get(9)?,
     })
 }
 
@@ -160,7 +166,7 @@ impl Queue {
                     ),
                     args![seq],
                     |row| {
-                        let body: Vec<u8> = row.get(10)?;
+                        let body: Vec<u8> = row.get(11)?;
                         let (text, base64) = match String::from_utf8(body) {
                             Ok(text) => (Some(text), None),
                             Err(err) => {
@@ -168,21 +174,21 @@ impl Queue {
                                 (None, Some(base64::engine::general_purpose::STANDARD.encode(err.as_bytes())))
                             }
                         };
-                        let mut events = json_column(row.get(12)?);
+                        let mut events = json_column(row.get(13)?);
                         if events.is_object() {
                             // Version 1 rows hold one event.
                             events = serde_json::Value::Array(vec![events]);
                         }
                         Ok(DeliveryView {
                             summary: summary(row)?,
-                            headers: json_column(row.get(9)?),
+                            headers: json_column(row.get(10)?),
                             body: text,
                             body_base64: base64,
-                            body_size: row.get(11)?,
+                            body_size: row.get(12)?,
                             events,
-                            rules: json_column(row.get(13)?),
+                            rules: json_column(row.get(14)?),
                             duplicate_of: row.get(8)?,
-                            redelivery_of: row.get(14)?,
+                            redelivery_of: row.get(15)?,
                         })
                     },
                 )?;
@@ -203,7 +209,7 @@ impl Queue {
                     |row| row.get::<i64>(0),
                 )?;
                 let delivery = db.query_one(
-                    "SELECT seq, id, source, event, verdict, headers, body FROM deliveries WHERE seq = ?1",
+                    "SELECT seq, id, source, event, verdict, headers, body, arrived FROM deliveries WHERE seq = ?1",
                     args![stored],
                     |row| {
                         Ok(StoredDelivery {
@@ -214,6 +220,7 @@ impl Queue {
                             verdict: row.get(4)?,
                             headers: json_column(row.get(5)?),
                             body: row.get(6)?,
+                            arrived: row.get(7)?,
                         })
                     },
                 )?;

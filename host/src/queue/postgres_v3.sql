@@ -1,16 +1,5 @@
 -- gitauto queue on PostgreSQL, schema version 3: as the SQLite file's version 6
--- (schema_v6.sql): what ref polling saw last.
-CREATE TABLE polled_refs (
-    source    TEXT   NOT NULL,
-    repo      TEXT   NOT NULL,
-    git_ref   TEXT   NOT NULL,
-    commit_id TEXT   NOT NULL,
-    PRIMARY KEY (source, repo, git_ref)
-);
-CREATE TABLE polled_repos (
-    source       TEXT   NOT NULL,
-    repo         TEXT   NOT NULL,
-    polled_at    BIGINT NOT NULL,
-    delivery_seq BIGINT NOT NULL,
-    PRIMARY KEY (source, repo)
-);
+-- (schema_v6.sql): each delivery records how it arrived.
+ALTER TABLE deliveries ADD COLUMN arrived TEXT NOT NULL DEFAULT 'webhook';
+UPDATE deliveries SET arrived = 'redelivery' WHERE redelivery_of IS NOT NULL;
+UPDATE deliveries SET arrived = 'manual' WHERE source = 'manual';

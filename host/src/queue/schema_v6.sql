@@ -1,20 +1,8 @@
--- gitauto queue, schema version 6: what ref polling saw last (a source's `poll`).
--- (Numbered 6 on the catch-up branch; renumbered where branches meet.)
-
--- Each polled repository's branches and tags as the last poll listed them.
-CREATE TABLE polled_refs (
-    source    TEXT    NOT NULL,
-    repo      TEXT    NOT NULL,
-    git_ref   TEXT    NOT NULL,
-    commit_id TEXT    NOT NULL,
-    PRIMARY KEY (source, repo, git_ref)
-);
--- When each repository was last polled, and the newest delivery recorded before it was:
--- a ref that moved since is looked for only among deliveries after that one.
-CREATE TABLE polled_repos (
-    source       TEXT    NOT NULL,
-    repo         TEXT    NOT NULL,
-    polled_at    INTEGER NOT NULL,
-    delivery_seq INTEGER NOT NULL,
-    PRIMARY KEY (source, repo)
-);
+-- gitauto queue, schema version 6: each delivery records how it arrived (a forge's
+-- webhook, a redelivery, a manual trigger, gitreload's endpoints, a schedule tick, a
+-- delivery caught up from the forge's API, a ref seen moving by polling). Deliveries
+-- recorded before this version arrived as webhooks, redeliveries or manual triggers; the
+-- default says webhook and the two others are recognised below.
+ALTER TABLE deliveries ADD COLUMN arrived TEXT NOT NULL DEFAULT 'webhook';
+UPDATE deliveries SET arrived = 'redelivery' WHERE redelivery_of IS NOT NULL;
+UPDATE deliveries SET arrived = 'manual' WHERE source = 'manual';

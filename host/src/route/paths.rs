@@ -54,9 +54,9 @@ pub fn changed_paths(event: &Event, dirs: &[DirGrant]) -> ChangedPaths {
     let candidates = candidates(event, &roots);
     let grant = Grant { dirs: dirs.to_vec(), ..Grant::default() };
     let (old, new) = (before.to_owned(), after.to_owned());
-    // This waits on the thread that routes (an async one, while a delivery is accepted),
-    // for at most DIFF_TIME; issue 18's ingest pipeline moves routing off it.
-    // Diffs that outlived their time still hold a thread: past a few, no new one starts.
+    // This waits on the thread that routes (a blocking one: the ingest pipeline routes off
+    // the async threads) for at most DIFF_TIME. Diffs that outlived their time still hold
+    // a thread: past a few, no new one starts.
     let Some(slot) = DiffSlot::take() else {
         return ChangedPaths::Unknown("too many changed-path computations are still running".into());
     };

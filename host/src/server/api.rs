@@ -1,11 +1,11 @@
 //! The JSON API over the record: deliveries (list, one, redeliver), jobs (list, one,
 //! retry, cancel, live log), gitreload's `GET /queue` view of pending work, and metrics.
 
-use super::hooks::{Admit, admit, restore_headers};
+use super::hooks::{answer, failed};
 use super::{AppState, error, unavailable};
+use crate::ingest::Input;
 use crate::queue::{Cancelled, DeliveryFilter, JobFilter, JobState, Retried};
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -77,15 +77,22 @@ pub(super) async fn redeliver(State(state): State<AppState>, Path(key): Path<Str
         );
         return error(StatusCode::CONFLICT, why);
     }
+    if matches!(stored.arrived.as_str(), "manual" | "schedule" | "poll") {
+        let why = format!(
+            "delivery `{key}` was made by gitauto ({}), not sent by a forge; start its rule again instead",
+            stored.arrived
+        );
+        return error(StatusCode::CONFLICT, why);
+    }
     let config = state.config();
-    let Some(source) = config.source(&stored.source) else {
+    if config.source(&stored.source).is_none() {
         return error(StatusCode::CONFLICT, format!("source `{}` is no longer configured", stored.source));
     };
     tracing::info!(original = %stored.id, seq = stored.seq, "redelivering");
-    let headers = restore_headers(&stored.headers);
-    let delivery = uuid::Uuid::new_v4().to_string();
-    let admit_as = Admit { delivery, verify: false, redelivery_of: Some(stored.seq) };
-    admit(&state, &config, source, &headers, Bytes::from(stored.body), admit_as).await
+    match state.pipeline().ingest(Input::redelivery(&stored)).await {
+        Ok(ingested) => answer(&ingested, Some(stored.seq)),
+        Err(err) => failed(&err),
+    }
 }
 
 /// Query of `GET /api/jobs`.

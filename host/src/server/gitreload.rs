@@ -4,13 +4,12 @@
 //! gitreload, signatures are verified (with the configured source's secrets), repository
 //! names are single path components, and accepted work is durable and deduplicated.
 
-use super::hooks::{Admit, Verdict, delivery_id, read, read_body, stored_headers};
+use super::hooks::{plain, read_body};
 use super::{AppState, error};
-use crate::config::Rule;
 use crate::config::compat::{GITRELOAD_IMPORT_RULE, GITRELOAD_UPDATE_RULE, GitReload};
 use crate::event::Event;
 use crate::forge::{Incoming, ParseError};
-use crate::queue::{DeliveryVerdict, NewDelivery};
+use crate::ingest::{self, Admitted, Input, Read};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -90,33 +89,45 @@ async fn handle(
     let Some(rule) = config.rule(action.rule()) else {
         return error(StatusCode::NOT_FOUND, "this gitreload endpoint has no plugin configured in [compat.gitreload]");
     };
-    let Some(source) = config.source(&compat.source) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "the [compat.gitreload] source is not configured");
-    };
     let body = match read_body(&state, body) {
         Ok(body) => body,
         Err((status, why)) => return error(status, why),
     };
-    let delivery = delivery_id(source.dialect.envelope(&headers).delivery.as_deref());
-    let admit = Admit { delivery: delivery.clone(), verify: true, redelivery_of: None };
-    let event = match read(source, &headers, &body, &admit) {
-        Verdict::Rejected(reason) => {
-            tracing::warn!(delivery = %delivery, "gitreload endpoint: rejected: {reason}");
-            return error(StatusCode::UNAUTHORIZED, reason);
-        }
+    let mut input = Input {
+        source: compat.source.clone(),
+        headers: plain(&headers),
+        body,
+        admitted: Admitted::Compat { rule: rule.name.clone() },
+        delivery: None,
+    };
+    let Ok(read) = ingest::read(&config, &mut input) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "the [compat.gitreload] source is not configured");
+    };
+    let announced = config.source(&compat.source).and_then(|source| source.dialect.envelope(&input.headers).event);
+    let pipeline = state.pipeline();
+    // What gitreload answered before queueing; refused deliveries are also recorded.
+    let early: Result<Event, (bool, Response)> = match &read {
+        Read::Rejected(why) => Err((true, error(StatusCode::UNAUTHORIZED, why))),
         // gitreload answers these before reading the payload.
-        Verdict::Read(Incoming::Ping) => return msg(StatusCode::OK, "pong"),
-        _ if source.dialect.envelope(&headers).event.as_deref() != Some("push") => {
-            return msg(StatusCode::OK, "We do not handle that event");
-        }
+        Read::Incoming(Incoming::Ping) => Err((false, msg(StatusCode::OK, "pong"))),
+        _ if announced.as_deref() != Some("push") => Err((false, msg(StatusCode::OK, "We do not handle that event"))),
         // gitreload's answer for a name it cannot use as a checkout.
-        Verdict::Invalid(ParseError::UnsafeName(name)) if name.field.starts_with("repository.") => {
-            tracing::warn!(delivery = %delivery, "gitreload endpoint: {name}");
-            return msg(StatusCode::INTERNAL_SERVER_ERROR, "Repository not valid");
+        Read::Invalid(ParseError::UnsafeName(name)) if name.field.starts_with("repository.") => {
+            tracing::warn!(delivery = ?input.delivery, "gitreload endpoint: {name}");
+            Err((true, msg(StatusCode::INTERNAL_SERVER_ERROR, "Repository not valid")))
         }
-        Verdict::Invalid(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
-        Verdict::Read(Incoming::Events(mut events)) if events.len() == 1 => events.remove(0),
-        Verdict::Read(_) => return msg(StatusCode::OK, "We do not handle that event"),
+        Read::Invalid(err) => Err((true, error(StatusCode::BAD_REQUEST, err.to_string()))),
+        Read::Incoming(Incoming::Events(events)) if events.len() == 1 => Ok(events[0].clone()),
+        Read::Incoming(_) => Err((false, msg(StatusCode::OK, "We do not handle that event"))),
+    };
+    let event = match early {
+        Ok(event) => event,
+        Err((record, response)) => {
+            if record && let Err(err) = pipeline.admit(config.clone(), input, read).await {
+                tracing::error!("gitreload endpoint: recording the refused delivery: {err}");
+            }
+            return response;
+        }
     };
     let checked = {
         let (repodir, name) = (compat.repodir.clone(), event.repository.name.clone());
@@ -133,7 +144,7 @@ async fn handle(
     if event.git_ref.as_deref() != Some(&format!("refs/heads/{branch}")) {
         return msg(StatusCode::OK, "Branch pushed doesn't match local branch, ignoring");
     }
-    queue(&state, &headers, body, event, rule, action).await
+    queue(&state, pipeline, config, input, read, action).await
 }
 
 /// Why gitreload would refuse a push before queueing it.
@@ -185,38 +196,19 @@ fn check_checkout(repodir: &Path, name: &str) -> Result<String, Refusal> {
 /// Records the delivery with one job for the compat rule, and answers gitreload's way.
 async fn queue(
     state: &AppState,
-    headers: &HeaderMap,
-    body: Bytes,
-    event: Event,
-    rule: &Rule,
+    pipeline: ingest::Pipeline,
+    config: std::sync::Arc<crate::config::Config>,
+    input: Input,
+    read: Read,
     action: Action,
 ) -> Response {
-    let events = serde_json::to_string(std::slice::from_ref(&event)).expect("events serialise");
-    let record = NewDelivery {
-        id: event.delivery.clone(),
-        source: event.source.clone(),
-        forge: event.forge.clone(),
-        event: Some("push".into()),
-        headers: stored_headers(headers),
-        body,
-        verdict: DeliveryVerdict::Queued,
-        reason: None,
-        normalised: Some(events),
-        explain: Some(json!([{"git_ref": event.git_ref, "rules": [{"rule": rule.name, "matched": true}]}]).to_string()),
-        redelivery_of: None,
+    let ingested = match pipeline.admit(config, input, read).await {
+        Ok(ingested) => ingested,
+        Err(ingest::IngestError::Store(err)) => return super::unavailable("storing the delivery", &err),
+        Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     };
-    let job = crate::route::job(rule, &event, 0);
-    let accepted = match state.queue.accept(record, vec![job]).await {
-        Ok(accepted) => {
-            let shown = if accepted.duplicate { "duplicate" } else { DeliveryVerdict::Queued.as_str() };
-            state.metrics.delivery(&event.source, shown);
-            state.metrics.coalesced(accepted.coalesced);
-            accepted
-        }
-        Err(err) => return super::unavailable("storing the delivery", &err),
-    };
-    if accepted.duplicate {
-        return (StatusCode::OK, Json(json!({"msg": "Duplicate delivery, already queued", "jobs": accepted.jobs})))
+    if ingested.duplicate {
+        return (StatusCode::OK, Json(json!({"msg": "Duplicate delivery, already queued", "jobs": ingested.jobs})))
             .into_response();
     }
     // gitreload counted queued and running work.
@@ -224,6 +216,6 @@ async fn queue(
         Ok(counts) => counts.iter().filter(|(s, _)| matches!(s.as_str(), "queued" | "running")).map(|(_, n)| n).sum(),
         Err(err) => return super::unavailable("reading the queue", &err),
     };
-    tracing::info!(delivery = %accepted.delivery, jobs = ?accepted.jobs, "gitreload endpoint: accepted");
+    tracing::info!(delivery = %ingested.delivery, jobs = ?ingested.jobs, "gitreload endpoint: accepted");
     msg(StatusCode::OK, format!("{} {size}", action.added()))
 }

@@ -1,12 +1,9 @@
 //! `POST /api/events`: start a manual rule (`on = "manual"`) with parameters, as
 //! `gitauto trigger NAME key=value ...` does. The parameters are the event's payload;
-//! `repo`, `branch` and `tag` among them also fill the event's repository and ref, so
-//! filters and templates see them where they see a forge's.
+//! the ingest pipeline makes the event (`ingest::manual_event`) and queues the job.
 
 use super::{AppState, error};
-use crate::event::{Event, Repository};
-use crate::queue::{DeliveryVerdict, NewDelivery};
-use crate::route::{self, Routing};
+use crate::ingest::{IngestError, Input, Outcome};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -14,9 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-
-/// The source and forge name manual events carry.
-pub const MANUAL: &str = "manual";
 
 /// The body of `POST /api/events`.
 #[derive(Debug, Deserialize)]
@@ -53,74 +47,22 @@ pub(super) async fn trigger(State(state): State<AppState>, body: Result<Json<Tri
             format!("rule `{name}` is not manual: add \"manual\" to its `on`"),
         );
     }
-    let delivery = uuid::Uuid::new_v4().to_string();
-    let event = manual_event(&delivery, &name, &params);
-    if let Err(unsafe_name) = crate::event::names::check(&event) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, unsafe_name.to_string());
-    }
-    let body = Value::Object(params).to_string();
-    let payload = || body.clone();
-    let verdict = Routing::new(&config, &event, &payload).verdict(rule);
-    let mut record = NewDelivery {
-        id: delivery.clone(),
-        source: MANUAL.into(),
-        forge: MANUAL.into(),
-        event: Some(MANUAL.into()),
-        headers: json!({"content-type": "application/json"}),
-        body: body.clone().into(),
-        verdict: DeliveryVerdict::Queued,
-        reason: None,
-        normalised: Some(serde_json::to_string(&[&event]).expect("events serialise")),
-        explain: Some(json!([{"git_ref": event.git_ref, "rules": [&verdict]}]).to_string()),
-        redelivery_of: None,
+    let ingested = match state.pipeline().ingest(Input::manual(&name, &params)).await {
+        Ok(ingested) => ingested,
+        Err(IngestError::Store(err)) => return super::unavailable("storing the manual event", &err),
+        Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     };
-    let jobs = if verdict.matched {
-        vec![route::job(rule, &event, 0)]
-    } else {
-        record.verdict = DeliveryVerdict::Unmatched;
-        record.reason = Some(format!("rule \"{name}\": {}", verdict.reason));
-        Vec::new()
-    };
-    state.metrics.delivery(MANUAL, record.verdict.as_str());
-    match state.queue.accept(record, jobs).await {
-        Ok(accepted) if verdict.matched => {
-            tracing::info!(delivery = %delivery, rule = %name, jobs = ?accepted.jobs, "manual event queued");
-            (StatusCode::ACCEPTED, Json(json!({"delivery": delivery, "rule": name, "jobs": accepted.jobs})))
-                .into_response()
+    match &ingested.outcome {
+        Outcome::Queued => {
+            tracing::info!(delivery = %ingested.delivery, rule = %name, jobs = ?ingested.jobs, "manual event queued");
+            let body = json!({"delivery": ingested.delivery, "rule": name, "jobs": ingested.jobs});
+            (StatusCode::ACCEPTED, Json(body)).into_response()
         }
-        Ok(_) => error(StatusCode::UNPROCESSABLE_ENTITY, format!("rule `{name}` did not match: {}", verdict.reason)),
-        Err(err) => super::unavailable("storing the manual event", &err),
-    }
-}
-
-/// The event a manual trigger makes: kind `manual`, its action the rule's name.
-pub fn manual_event(delivery: &str, rule: &str, params: &Map<String, Value>) -> Event {
-    let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
-    let repository = match text("repo") {
-        Some(full_name) => {
-            let (owner, name) = full_name.rsplit_once('/').unwrap_or(("", &full_name));
-            Repository { owner: owner.into(), name: name.into(), full_name: full_name.clone(), ..Repository::default() }
+        Outcome::Unmatched(_) => {
+            let verdict = ingested.verdicts.iter().flat_map(|event| &event.rules).find(|v| v.rule == name);
+            let why = verdict.map_or("", |verdict| verdict.reason.as_str());
+            error(StatusCode::UNPROCESSABLE_ENTITY, format!("rule `{name}` did not match: {why}"))
         }
-        None => Repository::default(),
-    };
-    let (branch, tag) = (text("branch"), text("tag"));
-    let git_ref = match (&branch, &tag) {
-        (Some(branch), _) => Some(format!("refs/heads/{branch}")),
-        (None, Some(tag)) => Some(format!("refs/tags/{tag}")),
-        (None, None) => None,
-    };
-    Event {
-        delivery: delivery.into(),
-        source: MANUAL.into(),
-        forge: MANUAL.into(),
-        kind: MANUAL.into(),
-        action: Some(rule.into()),
-        repository,
-        git_ref,
-        branch,
-        tag,
-        commits_complete: true,
-        sender: text("sender"),
-        ..Event::default()
+        other => error(StatusCode::UNPROCESSABLE_ENTITY, other.reason().unwrap_or_default()),
     }
 }

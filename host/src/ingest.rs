@@ -1,0 +1,539 @@
+//! Ingest: the one pipeline every way in calls — a webhook, a redelivery from the record,
+//! a manual trigger, gitreload's endpoints, a schedule tick, a delivery caught up from a
+//! forge's API, a ref seen moving by polling. It knows no HTTP: in go the source, the
+//! headers as plain data, the raw body and how it was admitted; out comes one typed
+//! [`Ingested`]. The stages: [`read`] (verify before parsing, parse, check names), route
+//! (on a blocking thread: changed paths may need a confined diff with its own budget),
+//! turn matches into jobs, build the delivery record once, accept it in one transaction.
+
+mod internal;
+
+use crate::config::{Config, Source};
+use crate::event::Event;
+use crate::forge::{Headers, Incoming, Origin, ParseError};
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::queue::{DeliveryVerdict, NewDelivery, NewJob, Queue};
+use crate::route::{self, Routing, Verdict};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use internal::{MANUAL, SCHEDULE, manual_event};
+
+/// Headers that authenticate a delivery: never stored.
+const SECRET_HEADERS: &[&str] = &[
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "x-gitlab-token",
+    "x-gitea-signature",
+    "x-forgejo-signature",
+    "x-gogs-signature",
+    "webhook-signature",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+];
+
+/// How a delivery came in: decides whether its signature is checked, how it is parsed,
+/// which rules it is routed to, and is recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    /// `POST /hooks/{source}`: signed by the forge, checked against the source's secrets.
+    Webhook,
+    /// A stored delivery run again under the current config; verified when it first came.
+    Redelivery {
+        /// The stored delivery's sequence number.
+        of: i64,
+    },
+    /// `POST /api/events` (behind the API token): starts the named manual rule.
+    Manual {
+        /// The rule.
+        rule: String,
+    },
+    /// A gitreload endpoint: signed like a webhook, queued for the endpoint's own rule only.
+    Compat {
+        /// The compat rule the endpoint runs.
+        rule: String,
+    },
+    /// A tick of a schedule rule.
+    Schedule {
+        /// The rule.
+        rule: String,
+    },
+    /// Fetched from the forge's API after the webhook was missed; it came over the
+    /// authenticated API, so its signature is not checked again.
+    CatchUp,
+    /// A ref seen moving by polling the remote, with no delivery for it.
+    Poll,
+    /// `gitauto run`: a payload from the operator's file, in a scratch queue.
+    Local,
+}
+
+impl Admitted {
+    /// The name recorded with the delivery (`arrived`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Admitted::Webhook => "webhook",
+            Admitted::Redelivery { .. } => "redelivery",
+            Admitted::Manual { .. } => "manual",
+            Admitted::Compat { .. } => "compat",
+            Admitted::Schedule { .. } => "schedule",
+            Admitted::CatchUp => "catch-up",
+            Admitted::Poll => "poll",
+            Admitted::Local => "local",
+        }
+    }
+
+    /// Whether the forge's signature is checked: only for bytes that came straight from
+    /// the network.
+    fn verifies(&self) -> bool {
+        matches!(self, Admitted::Webhook | Admitted::Compat { .. })
+    }
+}
+
+/// A delivery to ingest.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The `[sources.NAME]` it came through (`manual` and `schedule` for those).
+    pub source: String,
+    /// Its headers.
+    pub headers: Headers,
+    /// Its body, as received.
+    pub body: Bytes,
+    /// How it came in.
+    pub admitted: Admitted,
+    /// The delivery id to record; `None`: the forge's (from the headers) or a fresh one.
+    pub delivery: Option<String>,
+}
+
+impl Input {
+    /// A webhook as it arrived at `POST /hooks/{source}`.
+    pub fn webhook(source: &str, headers: Headers, body: Bytes) -> Self {
+        Self { source: source.to_owned(), headers, body, admitted: Admitted::Webhook, delivery: None }
+    }
+
+    /// A stored delivery, to run again under a new id.
+    pub fn redelivery(stored: &crate::queue::StoredDelivery) -> Self {
+        Self {
+            source: stored.source.clone(),
+            headers: restore_headers(&stored.headers),
+            body: Bytes::from(stored.body.clone()),
+            admitted: Admitted::Redelivery { of: stored.seq },
+            delivery: Some(uuid::Uuid::new_v4().to_string()),
+        }
+    }
+
+    /// A delivery fetched from the forge's API (GitHub hook deliveries, GitLab hook
+    /// events): the forge's own headers, body and delivery id.
+    pub fn catch_up(source: &str, delivery: &str, headers: Headers, body: Bytes) -> Self {
+        Self {
+            source: source.to_owned(),
+            headers,
+            body,
+            admitted: Admitted::CatchUp,
+            delivery: Some(delivery.to_owned()),
+        }
+    }
+}
+
+/// What the read stage made of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// The signature did not verify; why.
+    Rejected(String),
+    /// The payload could not be read, or a name in it is unsafe.
+    Invalid(ParseError),
+    /// It was read.
+    Incoming(Incoming),
+}
+
+/// Each rule's verdict on one event of a delivery (stored as the delivery's `rules`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventVerdicts {
+    /// The event's ref.
+    pub git_ref: Option<String>,
+    /// The verdicts, in rule order.
+    pub rules: Vec<Verdict>,
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its signature did not verify; nothing was queued.
+    Rejected(String),
+    /// It could not be read; nothing was queued.
+    Invalid(ParseError),
+    /// The forge checking the hook.
+    Ping,
+    /// An event kind gitauto does not act on; why.
+    Ignored(String),
+    /// No rule matched any of its events; why, per event.
+    Unmatched(String),
+    /// Jobs were queued (or, for a duplicate, had been).
+    Queued,
+}
+
+impl Outcome {
+    /// The verdict recorded for it.
+    pub fn verdict(&self) -> DeliveryVerdict {
+        match self {
+            Outcome::Rejected(_) => DeliveryVerdict::Rejected,
+            Outcome::Invalid(_) => DeliveryVerdict::Invalid,
+            Outcome::Ping => DeliveryVerdict::Ping,
+            Outcome::Ignored(_) => DeliveryVerdict::Ignored,
+            Outcome::Unmatched(_) => DeliveryVerdict::Unmatched,
+            Outcome::Queued => DeliveryVerdict::Queued,
+        }
+    }
+
+    /// Why, for every outcome but a queued one and a ping.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Outcome::Rejected(why) | Outcome::Ignored(why) | Outcome::Unmatched(why) => Some(why.clone()),
+            Outcome::Invalid(err) => Some(err.to_string()),
+            Outcome::Ping | Outcome::Queued => None,
+        }
+    }
+}
+
+/// The result of ingesting a delivery.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// The delivery id recorded.
+    pub delivery: String,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Each event's rule verdicts (empty unless it was read into events).
+    pub verdicts: Vec<EventVerdicts>,
+    /// The jobs that carry it (for a duplicate: the original's).
+    pub jobs: Vec<String>,
+    /// Whether this delivery id had been accepted before (nothing new was queued).
+    pub duplicate: bool,
+    /// How many of `jobs` were already queued and took this delivery's event instead.
+    pub coalesced: usize,
+    /// Whether the record was written: false only for a refused delivery whose record
+    /// could not be stored (accepted ones fail with [`IngestError::Store`] instead).
+    pub recorded: bool,
+}
+
+/// Why a delivery could not be ingested at all.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// No `[sources.NAME]` by that name.
+    #[error("unknown source `{0}`")]
+    UnknownSource(String),
+    /// The queue did not store it; nothing was queued, so the sender may try again.
+    #[error("storing the delivery failed: {0:#}")]
+    Store(anyhow::Error),
+    /// Routing did not finish (its blocking thread panicked or was cancelled).
+    #[error("routing the delivery failed: {0}")]
+    Routing(String),
+}
+
+/// The pipeline, with what every stage needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    live: Arc<Live>,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// A pipeline over the running config, the queue and the counters.
+    pub fn new(live: Arc<Live>, queue: Queue, metrics: Arc<Metrics>) -> Self {
+        Self { live, queue, metrics }
+    }
+
+    /// The queue deliveries are accepted into.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Reads, routes, records and accepts `input` under the config current now.
+    pub async fn ingest(&self, mut input: Input) -> Result<Ingested, IngestError> {
+        let config = self.live.config();
+        let read = read(&config, &mut input)?;
+        self.admit(config, input, read).await
+    }
+
+    /// The config current now (a delivery keeps the one it was read under).
+    pub fn config(&self) -> Arc<Config> {
+        self.live.config()
+    }
+
+    /// Routes, records and accepts a delivery already [`read`] under `config` (for
+    /// callers that look at the events before admitting them, as gitreload's endpoints do).
+    pub async fn admit(&self, config: Arc<Config>, mut input: Input, read: Read) -> Result<Ingested, IngestError> {
+        let delivery = identify(&config, &mut input);
+        let span =
+            tracing::info_span!("delivery", id = %delivery, source = %input.source, arrived = input.admitted.as_str());
+        let incoming = match read {
+            Read::Rejected(reason) => {
+                span.in_scope(|| tracing::warn!("rejected: {reason}"));
+                return Ok(self.refuse(&config, &input, delivery, Outcome::Rejected(reason)).await);
+            }
+            Read::Invalid(err) => {
+                span.in_scope(|| tracing::warn!("unreadable: {err}"));
+                return Ok(self.refuse(&config, &input, delivery, Outcome::Invalid(err)).await);
+            }
+            Read::Incoming(incoming) => incoming,
+        };
+        let (outcome, events, verdicts, jobs) = match incoming {
+            Incoming::Ping => (Outcome::Ping, Vec::new(), Vec::new(), Vec::new()),
+            Incoming::Ignored(why) => (Outcome::Ignored(why), Vec::new(), Vec::new(), Vec::new()),
+            Incoming::Events(events) => {
+                let routed = {
+                    let (config, input) = (config.clone(), input.clone());
+                    // Routing may diff a clone for changed paths: off the async threads.
+                    tokio::task::spawn_blocking(move || route_events(&config, &input, events))
+                        .await
+                        .map_err(|err| IngestError::Routing(err.to_string()))?
+                };
+                let outcome = match routed.unmatched {
+                    Some(why) => Outcome::Unmatched(why),
+                    None => Outcome::Queued,
+                };
+                (outcome, routed.events, routed.verdicts, routed.jobs)
+            }
+        };
+        let record = record(&config, &input, &delivery, &outcome, &events, &verdicts);
+        let accepted = match self.queue.accept(record, jobs).await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                span.in_scope(|| tracing::error!("storing the delivery failed: {err:#}"));
+                return Err(IngestError::Store(err));
+            }
+        };
+        let shown = if accepted.duplicate { "duplicate" } else { outcome.verdict().as_str() };
+        self.metrics.delivery(&input.source, shown);
+        self.metrics.coalesced(accepted.coalesced);
+        span.in_scope(|| match accepted.duplicate {
+            true => tracing::info!("duplicate delivery; jobs {:?}", accepted.jobs),
+            false => tracing::info!(jobs = ?accepted.jobs, "accepted"),
+        });
+        Ok(Ingested {
+            delivery: accepted.delivery,
+            outcome,
+            verdicts,
+            jobs: accepted.jobs,
+            duplicate: accepted.duplicate,
+            coalesced: accepted.coalesced,
+            recorded: true,
+        })
+    }
+
+    /// Records a refused delivery (best effort: what the sender is told is the same either way).
+    async fn refuse(&self, config: &Config, input: &Input, delivery: String, outcome: Outcome) -> Ingested {
+        let record = record(config, input, &delivery, &outcome, &[], &[]);
+        self.metrics.delivery(&input.source, outcome.verdict().as_str());
+        let recorded = match self.queue.accept(record, Vec::new()).await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::error!(delivery = %delivery, "recording the refused delivery failed: {err:#}");
+                false
+            }
+        };
+        Ingested { delivery, outcome, verdicts: Vec::new(), jobs: Vec::new(), duplicate: false, coalesced: 0, recorded }
+    }
+}
+
+/// Verifies (when the admission calls for it) and parses `input`, and checks every
+/// name in its events. Pure: no I/O. Settles the delivery id the events carry and the
+/// record will have.
+pub fn read(config: &Config, input: &mut Input) -> Result<Read, IngestError> {
+    let delivery = identify(config, input);
+    let incoming = match &input.admitted {
+        Admitted::Manual { rule } => internal::manual(&delivery, rule, &input.body),
+        Admitted::Schedule { .. } => internal::schedule(&delivery, &input.body),
+        Admitted::Poll => {
+            let source = source(config, &input.source)?;
+            internal::poll(&delivery, source, &input.body)
+        }
+        admitted => {
+            let source = source(config, &input.source)?;
+            // Verify before parse: until the signature checks out, the body is attacker-controlled.
+            if admitted.verifies()
+                && !source.allow_unsigned
+                && let Err(err) = source.dialect.verify(&input.headers, &input.body, &source.secrets, SystemTime::now())
+            {
+                return Ok(Read::Rejected(err.to_string()));
+            }
+            let at = Origin { source: &source.name, delivery: &delivery };
+            source.dialect.parse(&input.headers, &input.body, &at)
+        }
+    };
+    Ok(match incoming {
+        Ok(Incoming::Events(events)) => match events.iter().try_for_each(crate::event::names::check) {
+            Ok(()) => Read::Incoming(Incoming::Events(events)),
+            Err(unsafe_name) => Read::Invalid(unsafe_name.into()),
+        },
+        Ok(incoming) => Read::Incoming(incoming),
+        Err(err) => Read::Invalid(err),
+    })
+}
+
+fn source<'a>(config: &'a Config, name: &str) -> Result<&'a Source, IngestError> {
+    config.source(name).ok_or_else(|| IngestError::UnknownSource(name.to_owned()))
+}
+
+/// The id a delivery is recorded under, settled once in `input`: the one it was given,
+/// else the forge's, when it is a sane token; else a fresh one.
+fn identify(config: &Config, input: &mut Input) -> String {
+    let from_forge = || {
+        let source = config.source(&input.source)?;
+        source.dialect.envelope(&input.headers).delivery
+    };
+    let id = sane_id(input.delivery.clone().or_else(from_forge).as_deref());
+    input.delivery = Some(id.clone());
+    id
+}
+
+/// `id` when it is a sane token, else a fresh one.
+fn sane_id(id: Option<&str>) -> String {
+    match id {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 128
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')) =>
+        {
+            id.to_owned()
+        }
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// The jobs a delivery's events queue, and what to record about the routing.
+struct Routed {
+    events: Vec<Event>,
+    jobs: Vec<NewJob>,
+    verdicts: Vec<EventVerdicts>,
+    /// Why nothing matched, when nothing did.
+    unmatched: Option<String>,
+}
+
+/// Routes each event to the rules its admission allows: every `[[rules]]` rule for a
+/// forge's events; only the rule it was made for for a manual or schedule event; the
+/// endpoint's own rule, unconditionally, for gitreload's (its checks were the endpoint's).
+fn route_events(config: &Config, input: &Input, events: Vec<Event>) -> Routed {
+    let content_type = input.headers.get("content-type");
+    let payload = || crate::forge::payload_text(content_type, &input.body);
+    let mut jobs = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut unmatched = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let routing = Routing::new(config, event, &payload);
+        let (rules, why_not): (Vec<Verdict>, Option<String>) = match &input.admitted {
+            Admitted::Compat { rule } => {
+                let forced = Verdict { rule: rule.clone(), matched: true, reason: String::new(), note: String::new() };
+                (vec![forced], None)
+            }
+            Admitted::Manual { rule } | Admitted::Schedule { rule } => match config.rule(rule) {
+                Some(found) => {
+                    let verdict = routing.verdict(found);
+                    let why = format!("rule \"{rule}\": {}", verdict.reason);
+                    (vec![verdict], Some(why))
+                }
+                None => (Vec::new(), Some(format!("no rule named `{rule}`"))),
+            },
+            _ => {
+                let rules = routing.explain();
+                let why = if rules.is_empty() {
+                    "no rules are configured".to_owned()
+                } else {
+                    let each: Vec<String> =
+                        rules.iter().map(|v| format!("rule \"{}\": {}", v.rule, v.reason)).collect();
+                    format!("no rule matched: {}", each.join("; "))
+                };
+                (rules, Some(why))
+            }
+        };
+        for verdict in rules.iter().filter(|v| v.matched) {
+            if let Some(rule) = config.rule(&verdict.rule) {
+                jobs.push(route::job(rule, event, index));
+            }
+        }
+        if !rules.iter().any(|v| v.matched) {
+            let why = why_not.unwrap_or_default();
+            unmatched.push(match &event.git_ref {
+                Some(git_ref) if events.len() > 1 => format!("{git_ref}: {why}"),
+                _ => why,
+            });
+        }
+        verdicts.push(EventVerdicts { git_ref: event.git_ref.clone(), rules });
+    }
+    let unmatched = jobs.is_empty().then(|| unmatched.join(" | "));
+    Routed { events, jobs, verdicts, unmatched }
+}
+
+/// The delivery record, built in one place for every way in.
+fn record(
+    config: &Config,
+    input: &Input,
+    delivery: &str,
+    outcome: &Outcome,
+    events: &[Event],
+    verdicts: &[EventVerdicts],
+) -> NewDelivery {
+    let (forge, event) = match &input.admitted {
+        Admitted::Manual { .. } => (MANUAL.to_owned(), Some(MANUAL.to_owned())),
+        Admitted::Schedule { .. } => (SCHEDULE.to_owned(), Some(SCHEDULE.to_owned())),
+        Admitted::Poll => (forge_of(config, &input.source), Some("push".to_owned())),
+        _ => {
+            let event = config.source(&input.source).and_then(|s| s.dialect.envelope(&input.headers).event);
+            (forge_of(config, &input.source), event)
+        }
+    };
+    let read = !events.is_empty() || !verdicts.is_empty();
+    NewDelivery {
+        id: delivery.to_owned(),
+        source: input.source.clone(),
+        forge,
+        event,
+        headers: stored_headers(&input.headers),
+        body: input.body.clone(),
+        verdict: outcome.verdict(),
+        reason: outcome.reason(),
+        // Parsers leave `payload` empty (it is read from the stored body when a job
+        // runs), so the events are stored as they are.
+        normalised: read.then(|| serde_json::to_string(events).expect("events serialise")),
+        explain: read.then(|| serde_json::to_string(verdicts).expect("verdicts serialise")),
+        redelivery_of: match input.admitted {
+            Admitted::Redelivery { of } => Some(of),
+            _ => None,
+        },
+        arrived: input.admitted.as_str(),
+    }
+}
+
+fn forge_of(config: &Config, source: &str) -> String {
+    config.source(source).map_or_else(|| source.to_owned(), |s| s.forge.to_owned())
+}
+
+/// Headers as stored with a delivery: all but the ones that authenticate it.
+fn stored_headers(headers: &Headers) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers.iter() {
+        if SECRET_HEADERS.contains(&name) {
+            continue;
+        }
+        map.insert(name.to_owned(), json!(String::from_utf8_lossy(value)));
+    }
+    serde_json::Value::Object(map)
+}
+
+/// Stored headers back as headers (for redelivery).
+fn restore_headers(stored: &serde_json::Value) -> Headers {
+    let mut headers = Headers::new();
+    for (name, value) in stored.as_object().into_iter().flatten() {
+        if let Some(value) = value.as_str() {
+            headers.append(name, value.as_bytes());
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests;
