@@ -194,9 +194,16 @@ fn api_url(text: &str) -> Result<String, String> {
 }
 
 /// Whether `clone_url`, with `{repo}` replaced by `sample`, is a remote the daemon may
-/// list: https, http, ssh, or a local repository (as `capability::git::remote` reads it).
+/// list: https, http, or a local repository (as `capability::git::remote` reads it). Not
+/// ssh: polling offers no credentials, and an ssh server always asks for some.
 fn clone_url(template: &str, sample: &str) -> Result<(), String> {
-    crate::capability::git::remote::parse(&template.replace("{repo}", sample)).map(|_| ()).map_err(|denied| denied.0)
+    use crate::capability::git::remote::{self, Remote};
+    match remote::parse(&template.replace("{repo}", sample)).map_err(|denied| denied.0)? {
+        Remote::Network(network) if network.scheme == "ssh" => {
+            Err("an ssh URL cannot be polled (polling offers no credentials); use the https URL".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `owner/name` (GitLab: `group/subgroup/name`): path segments of plain characters.
@@ -286,6 +293,10 @@ mod tests {
                 "the `git` transport is not allowed",
             ),
             (source("gitea", "poll = { repos = [\"a/b\"], clone_url = \"https://x/a.git\" }"), "must contain `{repo}`"),
+            (
+                source("gitea", "poll = { repos = [\"a/b\"], clone_url = \"git@x:{repo}.git\" }"),
+                "an ssh URL cannot be polled",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(&text).unwrap_err();

@@ -19,8 +19,9 @@ pub struct PolledState {
 }
 
 impl Queue {
-    /// Which of `ids` are recorded for `source` (accepted, or duplicates of accepted ones;
-    /// a refused delivery with the id does not count: the forge's copy may be the real one).
+    /// Which of `ids` are recorded for `source`. A delivery whose signature was rejected
+    /// does not count (the forge's copy, fetched over its API, may be the real one); one
+    /// that was unreadable does (the forge's copy would be too, at every pass).
     pub async fn known_deliveries(&self, source: String, ids: Vec<String>) -> anyhow::Result<HashSet<String>> {
         self.writer
             .call(move |db| {
@@ -29,7 +30,7 @@ impl Queue {
                     // One indexed lookup each: the list is a page of a forge's API (at most 100).
                     let found: Option<i64> = db.query_opt(
                         "SELECT seq FROM deliveries
-                         WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('rejected', 'invalid') LIMIT 1",
+                         WHERE source = ?1 AND id = ?2 AND verdict <> 'rejected' LIMIT 1",
                         args![source, id],
                         |row| row.get(0),
                     )?;

@@ -1,0 +1,20 @@
+-- gitauto queue, schema version 7: what ref polling saw last (a source's `poll`).
+-- (Numbered 7 on the catch-up branch, after main's 6; renumbered where branches meet.)
+
+-- Each polled repository's branches and tags as the last poll listed them.
+CREATE TABLE polled_refs (
+    source    TEXT    NOT NULL,
+    repo      TEXT    NOT NULL,
+    git_ref   TEXT    NOT NULL,
+    commit_id TEXT    NOT NULL,
+    PRIMARY KEY (source, repo, git_ref)
+);
+-- When each repository was last polled, and the newest delivery recorded before it was:
+-- a ref that moved since is looked for only among deliveries after that one.
+CREATE TABLE polled_repos (
+    source       TEXT    NOT NULL,
+    repo         TEXT    NOT NULL,
+    polled_at    INTEGER NOT NULL,
+    delivery_seq INTEGER NOT NULL,
+    PRIMARY KEY (source, repo)
+);
