@@ -1389,8 +1389,12 @@ mod tests {
             let newest = queue.newest_delivery_seq().await.unwrap();
             let later = queue.delivered(source.clone(), repo.clone(), "refs/heads/main".into(), after.clone(), newest);
             assert!(!later.await.unwrap(), "only deliveries after the mark count");
-            // A second poll replaces the first's refs.
-            let refs: std::collections::BTreeMap<String, String> = [("refs/tags/v1".to_owned(), after.clone())].into();
+            // A second poll replaces the first's refs: one gone, one moved, one new.
+            let refs: std::collections::BTreeMap<String, String> =
+                [("refs/heads/dev".to_owned(), after.clone()), ("refs/tags/v1".to_owned(), after.clone())].into();
+            queue.record_poll(source.clone(), repo.clone(), refs, newest).await.unwrap();
+            let refs: std::collections::BTreeMap<String, String> =
+                [("refs/heads/dev".to_owned(), "c".repeat(40)), ("refs/tags/v2".to_owned(), after.clone())].into();
             queue.record_poll(source.clone(), repo.clone(), refs.clone(), newest).await.unwrap();
             assert_eq!(queue.polled(source, repo).await.unwrap().unwrap().refs, refs);
         }

@@ -294,3 +294,31 @@ async fn a_ref_that_moved_without_a_delivery_makes_one_push_event() {
     assert_eq!(tag.events[0]["git_ref"], "refs/tags/v1");
     assert_eq!(tag.events[0]["before"], "0".repeat(40));
 }
+
+/// Catch-up follows the config: a reload that adds it to a source starts it, with no
+/// restart.
+#[tokio::test]
+async fn a_reload_that_adds_catch_up_starts_it() {
+    let api = FakeApi::start().await;
+    api.add_repo("acme/widgets");
+    let hook = api.add_hook("acme/widgets", "https://ci.example.com/hooks/github");
+    let missed = "5a7f0b3e-0000-4000-8000-0000000000a1";
+    api.add_github_delivery(hook, missed, "push", 0, serde_json::from_slice(&payload("acme/widgets", 'a')).unwrap());
+    let daemon = TestDaemon::start(&format!("{}{}", github_source(), rules())).await;
+    assert!(deliveries(&daemon).await.is_empty());
+
+    let path = daemon.dir.path().join("gitauto.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let catch_up = format!(
+        "{}catch_up = {{ api_url = \"{}\", credential = \"{TOKEN}\", repos = [\"acme/widgets\"], every = \"1h\" }}\n",
+        github_source(),
+        api.url
+    );
+    std::fs::write(&path, text.replace(&github_source(), &catch_up)).unwrap();
+    let caught = wait_for("the reload's catch-up pass", Duration::from_secs(30), || async {
+        deliveries(&daemon).await.remove(missed)
+    })
+    .await;
+    assert_eq!((caught["arrived"].as_str(), caught["verdict"].as_str()), (Some("catch-up"), Some("queued")));
+    daemon.stop().await;
+}

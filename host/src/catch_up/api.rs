@@ -135,6 +135,19 @@ mod tests {
             .collect()
     }
 
+    #[tokio::test]
+    async fn the_credential_goes_only_under_the_api_root() {
+        let api = Api::new("https://api.example.com/v3/", "authorization", "Bearer t0ken").unwrap();
+        assert_eq!(api.url("/repos/a/b/hooks"), "https://api.example.com/v3/repos/a/b/hooks");
+        for elsewhere in
+            ["https://api.example.com.evil.test/v3/x", "https://api.example.com/v4/x", "http://api.example.com/v3/x"]
+        {
+            let err = api.get(elsewhere).await.unwrap_err().to_string();
+            assert!(err.starts_with(&format!("refusing to send the credential to {elsewhere}")), "{err}");
+            assert!(!err.contains("t0ken"));
+        }
+    }
+
     #[test]
     fn the_next_page_comes_from_link_or_x_next_page() {
         let link = "<https://api.github.com/r/1/hooks/2/deliveries?per_page=100&cursor=v1_9>; rel=\"next\", \

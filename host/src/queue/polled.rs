@@ -76,6 +76,8 @@ impl Queue {
     }
 
     /// Records what a poll of `repo` through `source` saw, in place of the previous poll's.
+    /// Only the refs that changed are written: a repository with thousands of tags costs
+    /// a few rows per poll, not thousands.
     pub async fn record_poll(
         &self,
         source: String,
@@ -85,10 +87,24 @@ impl Queue {
     ) -> anyhow::Result<()> {
         self.writer
             .call(move |db| {
-                db.execute("DELETE FROM polled_refs WHERE source = ?1 AND repo = ?2", args![source, repo])?;
-                for (git_ref, commit) in &refs {
+                let stored: BTreeMap<String, String> = db
+                    .query(
+                        "SELECT git_ref, commit_id FROM polled_refs WHERE source = ?1 AND repo = ?2",
+                        args![source, repo],
+                        |row| Ok((row.get::<String>(0)?, row.get::<String>(1)?)),
+                    )?
+                    .into_iter()
+                    .collect();
+                for gone in stored.keys().filter(|name| !refs.contains_key(*name)) {
                     db.execute(
-                        "INSERT INTO polled_refs (source, repo, git_ref, commit_id) VALUES (?1, ?2, ?3, ?4)",
+                        "DELETE FROM polled_refs WHERE source = ?1 AND repo = ?2 AND git_ref = ?3",
+                        args![source, repo, gone],
+                    )?;
+                }
+                for (git_ref, commit) in refs.iter().filter(|(name, commit)| stored.get(*name) != Some(*commit)) {
+                    db.execute(
+                        "INSERT INTO polled_refs (source, repo, git_ref, commit_id) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (source, repo, git_ref) DO UPDATE SET commit_id = excluded.commit_id",
                         args![source, repo, git_ref, commit],
                     )?;
                 }
