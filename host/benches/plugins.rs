@@ -31,7 +31,7 @@ fn main() {
     let head = repo.commit(Some("HEAD"), &signature, &signature, "empty", &tree, &[]).unwrap().to_string();
 
     let builtin = root.path().join("fetch-update.wasm");
-    std::fs::write(&builtin, gitauto::runtime::builtin::get("fetch-update").unwrap()).unwrap();
+    std::fs::write(&builtin, gitauto::builtin::get("fetch-update").unwrap()).unwrap();
     let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools");
     let cases: Vec<(&str, PathBuf, String)> = vec![
         ("Rust (fetch-update)", builtin, format!(r#"{{"repodir": "{}"}}"#, repos.display())),

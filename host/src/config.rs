@@ -20,8 +20,8 @@ pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
 use crate::grant::{Access, CommandGrant, DirGrant, Grant, HostCredential, HostPattern};
+pub use crate::secret::Secret;
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
-pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -494,15 +494,13 @@ impl Checker<'_> {
             );
         }
         let wasm = self.expand(&raw.wasm).and_then(|wasm| match wasm.strip_prefix("builtin:") {
-            Some(builtin) if crate::runtime::builtin::get(builtin).is_some() => {
-                Some(WasmSource::Builtin(builtin.to_owned()))
-            }
+            Some(builtin) if crate::builtin::get(builtin).is_some() => Some(WasmSource::Builtin(builtin.to_owned())),
             Some(builtin) => {
                 self.problem(
                     Some(raw.wasm.span()),
                     format!(
                         "no built-in plugin `{builtin}` (built in: {})",
-                        crate::runtime::builtin::names().collect::<Vec<_>>().join(", ")
+                        crate::builtin::names().collect::<Vec<_>>().join(", ")
                     ),
                 );
                 None

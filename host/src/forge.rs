@@ -13,8 +13,8 @@ mod gitlab;
 mod gogs;
 mod signature;
 
-use crate::config::Secret;
 use crate::event::Event;
+use crate::secret::Secret;
 use axum::http::HeaderMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -32,7 +32,7 @@ pub struct HostCredential {
     /// The header's name, lower case (`authorization`, `private-token`).
     pub header: String,
     /// The header's whole value (`Bearer ...`).
-    pub value: crate::config::Secret,
+    pub value: crate::secret::Secret,
 }
 
 /// A granted directory.

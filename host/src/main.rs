@@ -428,12 +428,7 @@ fn print_outcome(outcome: &gitauto::runtime::StepOutcome) -> ExitCode {
     use gitauto::runtime::{StepOutcome, StepStatus};
     match outcome {
         StepOutcome::Done { status, summary, output } => {
-            let name = match status {
-                StepStatus::Success => "success",
-                StepStatus::Failure => "failure",
-                StepStatus::Skipped => "skipped",
-            };
-            println!("{name}: {}", escape(summary));
+            println!("{status}: {}", escape(summary));
             let output: serde_json::Value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
             if !output.is_null() {
                 print!("output: ");
@@ -485,7 +480,7 @@ fn print_run(report: &gitauto::local::Report) -> ExitCode {
             escape(job.summary.as_deref().unwrap_or(""))
         );
         for step in &job.steps {
-            println!("  {:<28} {:<8} {}", escape(&step.name), escape(&step.status), escape(&step.summary));
+            println!("  {:<28} {:<8} {}", escape(&step.name), step.status, escape(&step.summary));
         }
         for line in &job.logs {
             let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use writer::Writer;
 
 use crate::node::RunOn;
+use crate::step::StepStatus;
 
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
@@ -242,8 +243,8 @@ pub struct StepRecord {
     pub name: String,
     /// Plugin name.
     pub plugin: String,
-    /// `success`, `failure`, `skipped` or `error`.
-    pub status: &'static str,
+    /// How it ended.
+    pub status: StepStatus,
     /// One line.
     pub summary: String,
     /// JSON output, if any.
@@ -311,8 +312,8 @@ pub struct StepView {
     pub name: String,
     /// Plugin name.
     pub plugin: String,
-    /// `success`, `failure`, `skipped` or `error`.
-    pub status: String,
+    /// How it ended (`success`, `failure`, `skipped` or `error` in JSON).
+    pub status: StepStatus,
     /// One line.
     pub summary: String,
     /// The plugin's output.
@@ -1052,7 +1053,7 @@ mod tests {
                 index: 0,
                 name: "s".into(),
                 plugin: "p".into(),
-                status: "success",
+                status: StepStatus::Success,
                 summary: "did it".into(),
                 output: Some(r#"{"new":"abc"}"#.into()),
                 started_at: 1000,

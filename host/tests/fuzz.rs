@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use gitauto::config::{Config, Secret};
 use gitauto::event::{Event, names};
 use gitauto::forge::{self, Dialect, Incoming, Options, Origin, Outgoing};
-use gitauto::route::glob::{Filter, Glob};
+use gitauto::glob::{Filter, Glob};
 use gitauto::template;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as Runner, FileFailurePersistence};

@@ -6,8 +6,8 @@
 use super::body::{decode, json_text};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
-use crate::config::Secret;
 use crate::event::{Commit, Event, PullRequest, Repository};
+use crate::secret::Secret;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use std::sync::Arc;

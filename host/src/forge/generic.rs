@@ -16,8 +16,8 @@
 use super::body::{decode, json_text};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
-use crate::config::Secret;
 use crate::event::{Event, Repository, is_null_commit, split_ref};
+use crate::secret::Secret;
 use axum::http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -2,8 +2,8 @@
 //! forge must pass (the signature table, parsers that never panic).
 
 use super::{Dialect, Incoming, Origin, Outgoing, VerifyError};
-use crate::config::Secret;
 use crate::event::Event;
+use crate::secret::Secret;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use std::time::SystemTime;
 
