@@ -7,6 +7,8 @@
 //! (`target/tools/push-summary-{py,js}.wasm`; run `cargo test -p gitauto-tests --test it
 //! languages` once first). `GITAUTO_BENCH_EVENTS` (default 200) events each.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
+
 mod common;
 
 use common::env_number;

@@ -4,6 +4,11 @@
 //! error type, so the plugin can react; only host bugs become traps. The runtime links
 //! these into its engine; nothing here knows the engine.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "capability calls run on the step's blocking thread, never on a tokio worker"
+)]
+
 pub mod git;
 pub mod http;
 pub mod log;

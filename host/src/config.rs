@@ -172,6 +172,7 @@ impl ConfigError {
 
 impl Config {
     /// Reads and validates a config file.
+    #[allow(clippy::disallowed_methods, reason = "at start-up, in CLI commands, and on reload inside spawn_blocking")]
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError { problems: vec![format!("{}: cannot read config: {err}", path.display())] })?;
@@ -776,6 +777,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
 

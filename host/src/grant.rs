@@ -434,6 +434,7 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
 

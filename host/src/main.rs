@@ -284,7 +284,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let source = config
                 .source(&source)
                 .with_context(|| format!("no [sources.{source}] in {}", config.path.display()))?;
-            let body = std::fs::read(&payload).with_context(|| format!("reading {}", payload.display()))?;
+            let body = tokio::fs::read(&payload).await.with_context(|| format!("reading {}", payload.display()))?;
             let url = url.unwrap_or_else(|| format!("http://{}/hooks/{}", config.server.listen, source.name));
             let (status, answer) = gitauto::send::send(source, &event, body, &url).await?;
             println!("{status} {}", escape(&answer.to_string()));
@@ -336,7 +336,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin { command: PluginCommand::Inspect { file } } => {
-            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let wasm = tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
             let inspection = gitauto::runtime::inspect::inspect(&wasm)?;
             println!("{}: {} bytes", file.display(), inspection.size);
             match &inspection.targets {
@@ -365,7 +365,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plugin {
             command: PluginCommand::Test { file, event, forge, forge_event, settings, grants, memory, timeout },
         } => {
-            let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let body = tokio::fs::read(&event).await.with_context(|| format!("reading {}", event.display()))?;
             let event = gitauto::authoring::event_from_payload(&forge, forge_event.as_deref(), &body)?;
             let mut grant = gitauto::grant::Grant::default();
             for text in &grants {
@@ -385,7 +385,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run { event, source, forge_event, dry_run, config } => {
             let config = load(&config)?;
-            let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let body = tokio::fs::read(&event).await.with_context(|| format!("reading {}", event.display()))?;
             let request = gitauto::local::Request { body, source, forge_event, dry_run };
             let report = gitauto::local::run(config, request).await?;
             Ok(print_run(&report))

@@ -371,6 +371,7 @@ impl Queue {
 
     /// Opens (creating or migrating) the queue in `data_dir` as node `node`, and re-queues
     /// jobs that were running when the last process stopped.
+    #[allow(clippy::disallowed_methods, reason = "start-up: the queue opens before the daemon serves anything")]
     pub fn open_as(data_dir: &Path, node: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
         // SQLite's own messages ("unable to open database file") do not say why.

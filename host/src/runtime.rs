@@ -376,6 +376,7 @@ fn engine() -> anyhow::Result<Engine> {
     }
 }
 
+#[allow(clippy::disallowed_methods, reason = "plugins load at start-up and on reload inside spawn_blocking")]
 fn read_wasm(source: &WasmSource) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
     match source {
         WasmSource::Builtin(name) => crate::builtin::get(name)

@@ -13,6 +13,8 @@
 //! A failing input is shrunk and saved under `host/tests/fuzz.proptest-regressions`,
 //! which is committed so that every later run tries it first.
 
+#![allow(clippy::disallowed_methods, reason = "fuzz targets are plain blocking tests")]
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use gitauto::config::{Config, Secret};
 use gitauto::event::{Event, names};

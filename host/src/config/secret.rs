@@ -1,6 +1,8 @@
 //! Secrets as the config writes them: `${ENV_VAR}`, `file:PATH`, `generate:PATH` or
 //! (discouraged) literally, resolved at load into a [`Secret`], which is never printed.
 
+#![allow(clippy::disallowed_methods, reason = "secrets resolve while the config loads (see Config::load)")]
+
 use crate::secret::Secret;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Helpers for the forge modules' tests: fixtures, header maps, and the checks every
 //! forge must pass (the signature table, parsers that never panic).
 
+#![allow(clippy::disallowed_methods, reason = "fixtures for unit tests")]
+
 use super::{Dialect, Incoming, Origin, Outgoing, VerifyError};
 use crate::event::Event;
 use crate::secret::Secret;
