@@ -313,7 +313,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Job { id, daemon } => {
-            let job = daemon.client()?.get(&format!("/api/jobs/{id}")).await?.ok()?;
+            let answer = daemon.client()?.get(&format!("/api/jobs/{id}")).await?.ok()?;
+            let job: gitauto::queue::JobView =
+                serde_json::from_value(answer).context("the daemon's answer is not a job")?;
             print_job(&job);
             Ok(ExitCode::SUCCESS)
         }
@@ -544,40 +546,40 @@ fn print_nodes(answer: &serde_json::Value) {
     }
 }
 
-fn print_job(job: &serde_json::Value) {
-    println!("job {}  {}", text(&job["id"]), text(&job["state"]));
-    println!("  rule       {}", text(&job["rule"]));
-    println!("  repository {} {}", text(&job["repo"]), text(&job["git_ref"]));
-    println!("  attempts   {} of {}", job["attempts"], job["max_attempts"]);
-    if !job["node"].is_null() || !job["ran_on"].is_null() {
-        let meant_for = escape(job["node"].as_str().unwrap_or("any node"));
-        println!("  node       for {meant_for}, ran on {}", escape(job["ran_on"].as_str().unwrap_or("none yet")));
+fn print_job(job: &gitauto::queue::JobView) {
+    let or_empty = |value: &Option<String>| escape(value.as_deref().unwrap_or("")).into_owned();
+    println!("job {}  {}", escape(&job.id), escape(&job.state));
+    println!("  rule       {}", escape(&job.rule));
+    println!("  repository {} {}", escape(&job.repo), or_empty(&job.git_ref));
+    println!("  attempts   {} of {}", job.attempts, job.max_attempts);
+    if job.node.is_some() || job.ran_on.is_some() {
+        let meant_for = escape(job.node.as_deref().unwrap_or("any node"));
+        println!("  node       for {meant_for}, ran on {}", escape(job.ran_on.as_deref().unwrap_or("none yet")));
     }
-    println!("  created    {}", text(&job["created_at"]));
-    if let Some(finished) = job["finished_at"].as_str() {
+    println!("  created    {}", escape(&job.created_at));
+    if let Some(finished) = &job.finished_at {
         println!("  finished   {}", escape(finished));
     }
-    let deliveries: Vec<Cow<'_, str>> =
-        job["deliveries"].as_array().into_iter().flatten().filter_map(|d| d.as_str()).map(escape).collect();
+    let deliveries: Vec<Cow<'_, str>> = job.deliveries.iter().map(|d| escape(d)).collect();
     println!("  deliveries {}", deliveries.join(", "));
-    if let Some(summary) = job["summary"].as_str() {
+    if let Some(summary) = &job.summary {
         println!("  summary    {}", escape(summary));
     }
     println!("steps:");
-    for step in job["steps"].as_array().into_iter().flatten() {
+    for step in &job.steps {
         println!(
             "  {:<20} {:<16} {:<8} {:>6} ms  {}",
-            text(&step["name"]),
-            text(&step["plugin"]),
-            text(&step["status"]),
-            step["duration_ms"],
-            text(&step["summary"])
+            escape(&step.name),
+            escape(&step.plugin),
+            step.status,
+            step.duration_ms,
+            escape(&step.summary)
         );
     }
     println!("log:");
-    for line in job["logs"].as_array().into_iter().flatten() {
-        let step = line["step"].as_str().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
-        println!("  {} {step}{} {}", text(&line["at"]), text(&line["level"]), text(&line["message"]));
+    for line in &job.logs {
+        let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
+        println!("  {} {step}{} {}", escape(&line.at), escape(&line.level), escape(&line.message));
     }
 }
 

@@ -22,7 +22,7 @@ mod writer;
 use anyhow::Context;
 use db::{Db, args};
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -255,8 +255,8 @@ pub struct StepRecord {
     pub finished_at: i64,
 }
 
-/// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A job as the API shows it (and the CLI reads it back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobView {
     /// Job id.
     pub id: String,
@@ -306,7 +306,7 @@ pub struct JobView {
 }
 
 /// A step result as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepView {
     /// Step name.
     pub name: String,
@@ -323,7 +323,7 @@ pub struct StepView {
 }
 
 /// A log line as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogView {
     /// Position among all log lines (for resuming a stream).
     pub seq: i64,
