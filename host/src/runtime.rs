@@ -9,7 +9,7 @@ mod limits;
 mod stdio;
 
 use crate::capability::log::{Level, Sink, StepLog};
-use crate::capability::{StepContext, StepState, http};
+use crate::capability::{StepContext, StepState, bindings, http};
 use crate::config::{Limits, PluginSpec, WasmSource};
 use crate::event::Event;
 pub use crate::step::StepStatus;
@@ -23,7 +23,6 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable, ResourceTableError};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use crate::capability::bindings;
 use bindings::gitauto::plugin::types as wit;
 
 /// The WIT package version this host implements.
