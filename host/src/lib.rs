@@ -8,9 +8,18 @@
 //! rules, [`queue`] stores the delivery and its jobs durably; [`worker`] claims jobs and
 //! runs their steps in the [`runtime`], whose plugins reach the world only through
 //! [`capability`] calls that [`grant`] allows.
+//!
+//! Imports run one way, down that flow: `server -> ingest -> forge/route -> event`,
+//! `worker -> runtime -> capability -> grant`; `route`, `runtime` and `worker` read
+//! [`config`]'s types, and the config uses only what lies below it (forge dialects,
+//! grants). What several stages share sits below them all: [`secret`] (values never
+//! printed), [`glob`] (the filters rules use), [`builtin`] (the built-in plugins and
+//! what they need from their grants), [`step`] (how a step ended, from the runtime to
+//! the API and the CLI).
 
 pub mod authoring;
 pub mod bench;
+pub mod builtin;
 pub mod capability;
 pub mod client;
 pub mod config;
@@ -19,6 +28,7 @@ pub mod daemon;
 pub mod event;
 pub mod forge;
 pub mod gitwalk;
+pub mod glob;
 pub mod grant;
 pub mod ingest;
 pub mod live;
@@ -29,9 +39,11 @@ pub mod node;
 pub mod queue;
 pub mod route;
 pub mod runtime;
+pub mod secret;
 pub mod send;
 pub mod server;
 pub mod shutdown;
+pub mod step;
 pub mod template;
 pub mod terminal;
 #[doc(hidden)]
