@@ -9,6 +9,8 @@
 //! `cargo bench -p gitauto --bench queue`. `GITAUTO_BENCH_JOBS` (default 20000) sets
 //! part 1's size, `GITAUTO_BENCH_SECONDS` (default 10) part 2's length.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
+
 mod common;
 
 use common::{Connection, env_number, push_payload, sign};

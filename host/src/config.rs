@@ -22,8 +22,8 @@ pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
 use crate::grant::{Access, CommandGrant, DirGrant, Grant, HostCredential, HostPattern};
+pub use crate::secret::Secret;
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
-pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -181,6 +181,7 @@ impl ConfigError {
 
 impl Config {
     /// Reads and validates a config file.
+    #[allow(clippy::disallowed_methods, reason = "at start-up, in CLI commands, and on reload inside spawn_blocking")]
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError { problems: vec![format!("{}: cannot read config: {err}", path.display())] })?;
@@ -513,15 +514,13 @@ impl Checker<'_> {
             );
         }
         let wasm = self.expand(&raw.wasm).and_then(|wasm| match wasm.strip_prefix("builtin:") {
-            Some(builtin) if crate::runtime::builtin::get(builtin).is_some() => {
-                Some(WasmSource::Builtin(builtin.to_owned()))
-            }
+            Some(builtin) if crate::builtin::get(builtin).is_some() => Some(WasmSource::Builtin(builtin.to_owned())),
             Some(builtin) => {
                 self.problem(
                     Some(raw.wasm.span()),
                     format!(
                         "no built-in plugin `{builtin}` (built in: {})",
-                        crate::runtime::builtin::names().collect::<Vec<_>>().join(", ")
+                        crate::builtin::names().collect::<Vec<_>>().join(", ")
                     ),
                 );
                 None
@@ -797,6 +796,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
 

@@ -7,11 +7,20 @@
 //! parses it into [`event::Event`]s, [`route`] matches them against the [`config`]'s
 //! rules, [`queue`] stores the delivery and its jobs durably; [`worker`] claims jobs and
 //! runs their steps in the [`runtime`], whose plugins reach the world only through
-//! [`capability`] calls that [`grant`] allows. [`catch_up`] fetches the deliveries the server
-//! missed from the forges' APIs, and polls refs, handing both to [`ingest`].
+//! [`capability`] calls that [`grant`] allows. [`catch_up`] fetches the deliveries the
+//! server missed from the forges' APIs, and polls refs, handing both to [`ingest`].
+//!
+//! Imports run one way, down that flow: `server -> ingest -> forge/route -> event`,
+//! `worker -> runtime -> capability -> grant`; `route`, `runtime` and `worker` read
+//! [`config`]'s types, and the config uses only what lies below it (forge dialects,
+//! grants). What several stages share sits below them all: [`secret`] (values never
+//! printed), [`glob`] (the filters rules use), [`builtin`] (the built-in plugins and
+//! what they need from their grants), [`step`] (how a step ended, from the runtime to
+//! the API and the CLI).
 
 pub mod authoring;
 pub mod bench;
+pub mod builtin;
 pub mod capability;
 pub mod catch_up;
 pub mod client;
@@ -21,6 +30,7 @@ pub mod daemon;
 pub mod event;
 pub mod forge;
 pub mod gitwalk;
+pub mod glob;
 pub mod grant;
 pub mod ingest;
 pub mod live;
@@ -31,9 +41,11 @@ pub mod node;
 pub mod queue;
 pub mod route;
 pub mod runtime;
+pub mod secret;
 pub mod send;
 pub mod server;
 pub mod shutdown;
+pub mod step;
 pub mod template;
 pub mod terminal;
 #[doc(hidden)]

@@ -132,7 +132,7 @@ impl Live {
                 None
             }
         };
-        let mut seen = std::fs::read(&path).ok();
+        let mut seen = tokio::fs::read(&path).await.ok();
         let mut tick = tokio::time::interval(WATCH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -140,13 +140,13 @@ impl Live {
                 _ = stop.changed() => return,
                 () = recv(&mut hangup) => {
                     // What is reloaded now is not a change for the next tick to find.
-                    seen = std::fs::read(&path).ok().or(seen.take());
+                    seen = tokio::fs::read(&path).await.ok().or(seen.take());
                     "SIGHUP"
                 }
                 _ = tick.tick() => {
                     // Compare contents, not times: editors and `touch` change times without
                     // changing anything, and a half-written file is caught on the next tick.
-                    let now = std::fs::read(&path).ok();
+                    let now = tokio::fs::read(&path).await.ok();
                     if now.is_none() || now == seen {
                         continue;
                     }

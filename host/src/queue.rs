@@ -24,13 +24,14 @@ mod writer;
 use anyhow::Context;
 use db::{Db, args};
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use writer::Writer;
 
 use crate::node::RunOn;
+use crate::step::StepStatus;
 
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
@@ -250,8 +251,8 @@ pub struct StepRecord {
     pub name: String,
     /// Plugin name.
     pub plugin: String,
-    /// `success`, `failure`, `skipped` or `error`.
-    pub status: &'static str,
+    /// How it ended.
+    pub status: StepStatus,
     /// One line.
     pub summary: String,
     /// JSON output, if any.
@@ -262,8 +263,8 @@ pub struct StepRecord {
     pub finished_at: i64,
 }
 
-/// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A job as the API shows it (and the CLI reads it back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobView {
     /// Job id.
     pub id: String,
@@ -313,14 +314,14 @@ pub struct JobView {
 }
 
 /// A step result as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepView {
     /// Step name.
     pub name: String,
     /// Plugin name.
     pub plugin: String,
-    /// `success`, `failure`, `skipped` or `error`.
-    pub status: String,
+    /// How it ended (`success`, `failure`, `skipped` or `error` in JSON).
+    pub status: StepStatus,
     /// One line.
     pub summary: String,
     /// The plugin's output.
@@ -330,7 +331,7 @@ pub struct StepView {
 }
 
 /// A log line as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogView {
     /// Position among all log lines (for resuming a stream).
     pub seq: i64,
@@ -378,6 +379,7 @@ impl Queue {
 
     /// Opens (creating or migrating) the queue in `data_dir` as node `node`, and re-queues
     /// jobs that were running when the last process stopped.
+    #[allow(clippy::disallowed_methods, reason = "start-up: the queue opens before the daemon serves anything")]
     pub fn open_as(data_dir: &Path, node: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
         // SQLite's own messages ("unable to open database file") do not say why.
@@ -1067,7 +1069,7 @@ mod tests {
                 index: 0,
                 name: "s".into(),
                 plugin: "p".into(),
-                status: "success",
+                status: StepStatus::Success,
                 summary: "did it".into(),
                 output: Some(r#"{"new":"abc"}"#.into()),
                 started_at: 1000,

@@ -3,7 +3,6 @@
 //! and every matching rule makes its own job; clauses are checked in the order
 //! `source`, `forge`, `on`, `repo`, `sender`, `branch`/`tag`, `paths`, `if`.
 
-pub mod glob;
 pub mod paths;
 
 use crate::config::{Coalesce, Config, PathsUnknown, RefFilter, Rule};

@@ -113,18 +113,20 @@ pub fn moves(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>
 /// The branches and tags of the remote at `url`, each with the object it points at (a
 /// tag's own object for an annotated tag, as a push reports it).
 pub async fn list_refs(url: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let checked = remote::parse(url).and_then(|parsed| remote::trusted(&parsed)).map_err(|denied| {
-        anyhow::anyhow!("{}; `clone_url` must be an https or http URL, or a local repository", denied.0)
-    })?;
-    let target = checked.for_git();
-    let shown = url.to_owned();
-    let listing = tokio::task::spawn_blocking(move || ls_remote(&target));
+    let target = url.to_owned();
+    // Resolving a local remote reads the disk, and libgit2 blocks: both off the async threads.
+    let listing = tokio::task::spawn_blocking(move || {
+        let checked = remote::parse(&target).and_then(|parsed| remote::trusted(&parsed)).map_err(|denied| {
+            anyhow::anyhow!("{}; `clone_url` must be an https or http URL, or a local repository", denied.0)
+        })?;
+        ls_remote(&checked.for_git())
+    });
     match tokio::time::timeout(LIST_TIME, listing).await {
         Ok(listed) => {
-            listed.context("listing refs stopped unexpectedly")?.with_context(|| format!("listing the refs of {shown}"))
+            listed.context("listing refs stopped unexpectedly")?.with_context(|| format!("listing the refs of {url}"))
         }
         // The thread is left to libgit2's own network timeouts.
-        Err(_) => anyhow::bail!("listing the refs of {shown} took longer than {LIST_TIME:?}"),
+        Err(_) => anyhow::bail!("listing the refs of {url} took longer than {LIST_TIME:?}"),
     }
 }
 
@@ -168,8 +170,10 @@ mod tests {
         assert!(moves(&after, &after).is_empty());
     }
 
-    #[tokio::test]
-    async fn refs_are_listed_from_a_local_repository_and_odd_schemes_are_refused() {
+    /// A bare repository with `main` and an annotated tag `v1` on its one commit; returns it
+    /// with the commit's and the tag object's ids.
+    #[allow(clippy::disallowed_methods, reason = "runs inside spawn_blocking")]
+    fn bare_repository() -> (tempfile::TempDir, String, String) {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init_bare(dir.path()).unwrap();
         let tree = repo.treebuilder(None).unwrap().write().unwrap();
@@ -177,12 +181,17 @@ mod tests {
         let who = git2::Signature::now("t", "t@example.com").unwrap();
         let commit = repo.commit(Some("refs/heads/main"), &who, &who, "first", &tree, &[]).unwrap();
         let object = repo.find_object(commit, None).unwrap();
-        repo.tag("v1", &object, &who, "annotated", false).unwrap();
+        let tag = repo.tag("v1", &object, &who, "annotated", false).unwrap();
+        (dir, commit.to_string(), tag.to_string())
+    }
+
+    #[tokio::test]
+    async fn refs_are_listed_from_a_local_repository_and_odd_schemes_are_refused() {
+        let (dir, commit, tag) = tokio::task::spawn_blocking(bare_repository).await.unwrap();
         let listed = list_refs(&dir.path().display().to_string()).await.unwrap();
-        let tag = repo.refname_to_id("refs/tags/v1").unwrap().to_string();
-        assert_eq!(listed, refs(&[("refs/heads/main", &commit.to_string()), ("refs/tags/v1", &tag)]));
+        assert_eq!(listed, refs(&[("refs/heads/main", &commit), ("refs/tags/v1", &tag)]), "a tag's own object");
         for bad in ["git://example.com/a.git", "ext::sh -c touch% /tmp/x", "https://user:pw@example.com/a.git"] {
-            let err = list_refs(bad).await.unwrap_err().to_string();
+            let err = format!("{:#}", list_refs(bad).await.unwrap_err());
             assert!(err.contains("must be an https or http URL"), "{bad}: {err}");
         }
     }

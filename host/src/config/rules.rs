@@ -3,7 +3,7 @@
 
 use super::raw::{self, RawRule, RawStep};
 use super::{Checker, PluginSpec, toml_to_json, valid_name};
-use crate::route::glob::{Filter, Glob};
+use crate::glob::{Filter, Glob};
 use crate::template;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -527,7 +527,7 @@ impl Checker<'_> {
 
     fn condition(&mut self, label: &str, text: &Spanned<String>, variables: &[&str], steps: Option<&[String]>) {
         let result = template::check_condition(text.get_ref())
-            .and_then(|reads| template::check_reads(&reads, variables, steps).map_err(|e| no_parent_hint(e, true)));
+            .and_then(|reads| template::check_reads(&reads, variables, steps).map_err(|e| e.to_string()));
         if let Err(err) = result {
             self.problem(Some(text.span()), format!("{label}: {err}"));
         }
@@ -555,7 +555,7 @@ impl Checker<'_> {
     ) {
         let Some(spec) = plugins.get(plugin) else { return };
         let super::WasmSource::Builtin(builtin) = &spec.wasm else { return };
-        for need in crate::runtime::builtin::needs(builtin) {
+        for need in crate::builtin::needs(builtin) {
             if let Err(err) = need.check(settings, &spec.grant) {
                 self.problem(Some(span.clone()), format!("{label}: {err}"));
             }
@@ -655,11 +655,14 @@ pub(super) fn hint(word: &str, candidates: &[&str]) -> String {
     template::closest(word, candidates.iter().copied()).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
 }
 
-fn no_parent_hint(err: String, has_parent: bool) -> String {
-    if !has_parent && err.starts_with("unknown variable `parent`") {
-        "`parent` is the step before; the first step has none".to_owned()
-    } else {
-        err
+/// The message for a read a step's template may not make; reading `parent` where there
+/// is none gets its own explanation.
+fn no_parent_hint(err: template::UnknownRead, has_parent: bool) -> String {
+    match err {
+        template::UnknownRead::Variable { root, .. } if !has_parent && root == "parent" => {
+            "`parent` is the step before; the first step has none".to_owned()
+        }
+        other => other.to_string(),
     }
 }
 

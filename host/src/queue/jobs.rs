@@ -6,6 +6,7 @@ use super::db::{Db, Row, args};
 use super::requeue::{self, Back, Recovered, Requeued, Running};
 use super::{ClaimedJob, JobState, JobView, LogView, Queue, QueueEntry, StepRecord, StepView};
 use super::{content_type_of, event_at, now_ms, rfc3339};
+use crate::step::StepStatus;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -445,7 +446,7 @@ fn insert_step(db: Db, job: i64, attempt: i64, step: &StepRecord) -> anyhow::Res
             attempt,
             step.name,
             step.plugin,
-            step.status,
+            step.status.as_str(),
             step.summary,
             step.output,
             step.started_at,
@@ -464,6 +465,11 @@ fn newer_queued(db: Db, job: i64) -> anyhow::Result<Option<i64>> {
         args![job],
         |row| row.get(0),
     )
+}
+
+/// A stored step's status; any other word is a record this version did not write.
+fn step_status(name: &str) -> anyhow::Result<StepStatus> {
+    StepStatus::parse(name).ok_or_else(|| anyhow::anyhow!("a step is stored with an unknown status `{name}`"))
 }
 
 fn log_line(row: &Row) -> anyhow::Result<LogView> {
@@ -528,7 +534,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
             Ok(StepView {
                 name: row.get(0)?,
                 plugin: row.get(1)?,
-                status: row.get(2)?,
+                status: step_status(&row.get::<String>(2)?)?,
                 summary: row.get(3)?,
                 output: output.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(serde_json::Value::Null),
                 duration_ms: row.get(5)?,

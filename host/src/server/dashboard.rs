@@ -213,7 +213,7 @@ fn job_body(job: &JobView) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
             escape(&step.name),
             escape(&step.plugin),
-            escape(&step.status),
+            step.status.as_str(),
             step.duration_ms,
             escape(&step.summary)
         );
