@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The token the fake API sees; read from a file, as `credential = "file:..."` allows.
-const TOKEN: &str = "ghp_catchUpToken";
+const TOKEN: &str = "test-api-token";
 
 /// Rules that queue one job for every push (no coalescing, so each delivery has its own).
 fn rules() -> &'static str {
@@ -147,6 +147,7 @@ async fn missed_github_deliveries_are_ingested_once_at_start_and_never_again() {
     );
     for request in &requests {
         assert_eq!(request.authorization.as_deref(), Some(&*format!("Bearer {TOKEN}")), "{}", request.line());
+        assert_eq!(request.credential_header, Some("authorization"));
     }
     daemon.stop().await;
 }
@@ -181,7 +182,7 @@ async fn missed_gitlab_hook_events_are_ingested_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "[sources.gitlab]\nforge = \"gitlab\"\nsecret = \"{SECRET}\"\n\
-         catch_up = {{ api_url = \"{}/api/v4\", credential = \"glpat-{TOKEN}\", repos = [\"acme/tools/widgets\"] }}\n{}",
+         catch_up = {{ api_url = \"{}/api/v4\", credential = \"gitlab-{TOKEN}\", repos = [\"acme/tools/widgets\"] }}\n{}",
         api.url,
         rules()
     );
@@ -221,7 +222,10 @@ async fn missed_gitlab_hook_events_are_ingested_once() {
     }
     let first = api.take();
     assert!(first.iter().filter(|r| r.path.contains("/events")).count() >= 3, "five events, two a page");
-    assert!(first.iter().all(|r| r.authorization.as_deref() == Some(&*format!("glpat-{TOKEN}"))), "{first:?}");
+    let sent_as_gitlab_wants = |r: &gitauto_tests::fake_api::Recorded| {
+        r.credential_header == Some("private-token") && r.authorization.as_deref() == Some(&*format!("gitlab-{TOKEN}"))
+    };
+    assert!(first.iter().all(sent_as_gitlab_wants), "{first:?}");
 
     gitauto::catch_up::catch_up(&pipeline, source, catch_up, marks).await;
     assert_eq!(recorded(&queue).await.len(), 3, "a second pass ingests nothing");

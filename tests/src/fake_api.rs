@@ -25,6 +25,8 @@ pub struct Recorded {
     pub body: Value,
     /// The `Authorization` header (or GitLab's `PRIVATE-TOKEN`), if any.
     pub authorization: Option<String>,
+    /// Which of the two carried it (`authorization` or `private-token`).
+    pub credential_header: Option<&'static str>,
 }
 
 impl Recorded {
@@ -265,15 +267,15 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
     let mut s = state.lock().unwrap();
     let full_path = uri.path_and_query().map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let body_json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let authorization = headers
-        .get("authorization")
-        .or_else(|| headers.get("private-token"))
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let credential_header = ["authorization", "private-token"].into_iter().find(|name| headers.contains_key(*name));
+    let authorization =
+        credential_header.and_then(|name| headers.get(name)).map(|v| v.to_str().unwrap_or_default().to_owned());
     s.requests.push(Recorded {
         method: method.to_string(),
         path: full_path.clone(),
         body: body_json.clone(),
         authorization,
+        credential_header,
     });
     if let Some((status, body)) = s.failures.remove(&(method.to_string(), uri.path().to_owned())) {
         return answer(status, body);
