@@ -122,6 +122,17 @@ async fn a_paused_rule_queues_its_events_while_others_run_and_runs_them_all_afte
     assert!(page.contains("<td>held back</td><td><span class=\"paused\">paused</span>"), "{page}");
     assert!(page.contains("action=\"/rules/held%20back/resume\""), "{page}");
     assert!(page.contains("action=\"/rules/free/pause\""), "{page}");
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", daemon.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("\ngitauto_rule_paused{rule=\"held back\"} 1\n"), "{metrics}");
+    assert!(!metrics.contains("rule=\"free\"} 1\ngitauto"), "{metrics}");
 
     let resumed = client.pause_rule("held back", false).await.unwrap();
     assert_eq!((resumed.status, resumed.body["changed"].as_bool()), (200, Some(true)), "{}", resumed.body);
