@@ -52,6 +52,8 @@ fn job(n: usize) -> NewJob {
         max_attempts: 1,
         quiet_ms: 0,
         run_on: gitauto::node::RunOn::Any,
+        concurrency: None,
+        priority: 0,
     }
 }
 

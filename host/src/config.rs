@@ -843,6 +843,22 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
     }
 
     #[test]
+    fn flow_keys_are_read_and_default_to_no_limit_and_priority_zero() {
+        let text = MINIMAL.replace("[[rules]]\n", "[[rules]]\nconcurrency = 2\npriority = -5\n");
+        let rule = &parse(&text).unwrap().rules[0];
+        assert_eq!((rule.concurrency, rule.priority), (Some(2), -5));
+        let rule = &parse(MINIMAL).unwrap().rules[0];
+        assert_eq!((rule.concurrency, rule.priority), (None, 0));
+        for bad in ["0", "-1", "10001"] {
+            let err = parse(&MINIMAL.replace("[[rules]]\n", &format!("[[rules]]\nconcurrency = {bad}\n"))).unwrap_err();
+            let expected = format!(
+                "gitauto.toml:11:15: rule \"keep checkouts current\": `concurrency` must be between 1 and 10000, not {bad}"
+            );
+            assert!(err.to_string().contains(&expected), "{err}");
+        }
+    }
+
+    #[test]
     fn problems_point_at_the_line() {
         let cases: &[(&str, &str)] = &[
             ("[server]\nlisten = \"nowhere\"\n", "gitauto.toml:2:10: `listen` must be an address"),

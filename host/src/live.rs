@@ -28,6 +28,9 @@ pub struct Snapshot {
 pub struct Live {
     current: RwLock<Arc<Snapshot>>,
     status: Mutex<ReloadStatus>,
+    /// Notified when a reload replaced the snapshot (for state derived from the config,
+    /// such as the flow settings queued jobs carry).
+    replaced: tokio::sync::Notify,
 }
 
 /// How reloading has gone, for `GET /api/config`.
@@ -54,7 +57,11 @@ impl Live {
             loaded_at: crate::queue::rfc3339(crate::queue::now_ms()),
             ..ReloadStatus::default()
         };
-        Self { current: RwLock::new(Arc::new(snapshot)), status: Mutex::new(status) }
+        Self {
+            current: RwLock::new(Arc::new(snapshot)),
+            status: Mutex::new(status),
+            replaced: tokio::sync::Notify::new(),
+        }
     }
 
     /// How reloading has gone.
@@ -91,6 +98,12 @@ impl Live {
 
     fn replace(&self, snapshot: Snapshot) {
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+        self.replaced.notify_waiters();
+    }
+
+    /// Notified each time a reload replaces the config.
+    pub fn replaced(&self) -> &tokio::sync::Notify {
+        &self.replaced
     }
 
     /// Loads the config file again; if it is valid and its plugins load, it becomes

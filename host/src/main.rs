@@ -108,6 +108,26 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// List the rules: paused or not, concurrency, priority, queued and running jobs.
+    Rules {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Pause a rule: its events are still accepted and queued, but none of its jobs
+    /// starts (on any node sharing the queue) until it is resumed. Running jobs finish.
+    Pause {
+        /// The rule's name.
+        rule: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Resume a paused rule: its queued jobs run.
+    Resume {
+        /// The rule's name.
+        rule: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Start a manual rule (`on = "manual"`) with parameters: `key=value` for text,
     /// `key:=JSON` for numbers, lists and tables.
     Trigger {
@@ -322,6 +342,23 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Retry { id, daemon } => {
             daemon.client()?.post(&format!("/api/jobs/{id}/retry")).await?.ok()?;
             println!("job {id} is queued again");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules { daemon } => {
+            let answer = daemon.client()?.get("/api/rules").await?.ok()?;
+            print_rules(&answer["rules"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pause { rule, daemon } => {
+            let answer = daemon.client()?.pause_rule(&rule, true).await?.ok()?;
+            let already = if answer["changed"] == true { "" } else { " (it already was)" };
+            println!("rule {} is paused{already}: its jobs stay queued until `gitauto resume`", escape(&rule));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resume { rule, daemon } => {
+            let answer = daemon.client()?.pause_rule(&rule, false).await?.ok()?;
+            let already = if answer["changed"] == true { "" } else { " (it was not paused)" };
+            println!("rule {} runs its jobs{already}", escape(&rule));
             Ok(ExitCode::SUCCESS)
         }
         Command::Trigger { rule, params, daemon } => {
@@ -548,6 +585,22 @@ fn print_nodes(answer: &serde_json::Value) {
             text(&node["started_at"]),
             text(&node["heartbeat_at"]),
             text(&node["version"]),
+        );
+    }
+}
+
+fn print_rules(rules: &serde_json::Value) {
+    println!("{:<32} {:<7} {:>11} {:>8} {:>7} {:>7}", "RULE", "STATE", "CONCURRENCY", "PRIORITY", "QUEUED", "RUNNING");
+    for rule in rules.as_array().into_iter().flatten() {
+        let state = if rule["paused"] == true { "paused" } else { "active" };
+        let concurrency = rule["concurrency"].as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let gone = if rule["in_config"] == false { " (no longer in the config)" } else { "" };
+        println!(
+            "{:<32} {state:<7} {concurrency:>11} {:>8} {:>7} {:>7}{gone}",
+            text(&rule["name"]),
+            rule["priority"],
+            rule["queued"],
+            rule["running"],
         );
     }
 }

@@ -148,6 +148,8 @@ pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
         max_attempts: 1 + i64::from(rule.retries),
         quiet_ms: i64::try_from(rule.quiet_period.as_millis()).unwrap_or(i64::MAX),
         run_on: rule.run_on.clone(),
+        concurrency: rule.concurrency.map(i64::from),
+        priority: rule.priority,
     }
 }
 

@@ -318,7 +318,22 @@ async fn a_reload_that_adds_catch_up_starts_it() {
         github_source(),
         api.url
     );
-    std::fs::write(&path, text.replace(&github_source(), &catch_up)).unwrap();
+    let changed = text.replace(&github_source(), &catch_up);
+    std::fs::write(&path, &changed).unwrap();
+    let writes = std::sync::atomic::AtomicUsize::new(0);
+    wait_for("the reload", Duration::from_secs(30), || async {
+        if daemon.get("/api/config").await.1["generation"].as_u64() >= Some(2) {
+            return Some(());
+        }
+        // The watcher may have first read the file after it was written (it looks once a
+        // second): change it again now and then.
+        let n = writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % 50 == 49 {
+            std::fs::write(&path, format!("{changed}\n# written again ({n})\n")).unwrap();
+        }
+        None
+    })
+    .await;
     let caught = wait_for("the reload's catch-up pass", Duration::from_secs(30), || async {
         deliveries(&daemon).await.remove(missed)
     })

@@ -108,6 +108,8 @@ static RULE: Shape = Shape::Table(&[
     ("quiet_period", &ANY),
     ("retry_failures", &ANY),
     ("run_on", &ANY),
+    ("concurrency", &ANY),
+    ("priority", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[

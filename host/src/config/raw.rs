@@ -279,6 +279,8 @@ pub struct RawRule {
     #[serde(default)]
     pub retry_failures: bool,
     pub run_on: Option<Spanned<OneOrMany<String>>>,
+    pub concurrency: Option<Spanned<i64>>,
+    pub priority: Option<Spanned<i64>>,
 }
 
 /// `coalesce`: on/off, or a key template.

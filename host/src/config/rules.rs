@@ -31,6 +31,9 @@ pub enum Coalesce {
     Template(String),
 }
 
+/// The largest `concurrency` a rule may set.
+pub const MAX_CONCURRENCY: u32 = 10_000;
+
 /// Placeholders a coalescing key template may use.
 pub const COALESCE_PLACEHOLDERS: &[&str] = &["rule", "source", "repo", "ref", "branch", "tag", "kind", "action", "pr"];
 
@@ -90,6 +93,11 @@ pub struct Rule {
     pub quiet_period: Duration,
     /// Where its jobs run: on any node, on every live node, or on the named ones.
     pub run_on: crate::node::RunOn,
+    /// At most this many of its jobs run at once, across every node sharing the queue
+    /// (`None`: no limit beyond one job per checkout).
+    pub concurrency: Option<u32>,
+    /// Among claimable jobs, those of rules with a higher priority run first (default 0).
+    pub priority: i64,
 }
 
 impl Rule {
@@ -116,6 +124,8 @@ impl Rule {
             retry_failures: false,
             quiet_period: Duration::ZERO,
             run_on: crate::node::RunOn::Any,
+            concurrency: None,
+            priority: 0,
         }
     }
 
@@ -321,6 +331,25 @@ impl Checker<'_> {
             raw.retry_backoff.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
         let quiet_period = raw.quiet_period.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::ZERO);
         let run_on = raw.run_on.map(|run_on| self.run_on(&name, run_on)).unwrap_or_default();
+        let concurrency = match raw.concurrency {
+            None => None,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(limit) if (1..=MAX_CONCURRENCY).contains(&limit) => Some(limit),
+                _ => {
+                    self.problem(
+                        Some(n.span()),
+                        format!(
+                            "rule \"{name}\": `concurrency` must be between 1 and {MAX_CONCURRENCY}, not {} (it is how \
+                             many of the rule's jobs may run at once; leave it out for no limit, pause the rule \
+                             with `gitauto pause` to run none)",
+                            n.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let priority = raw.priority.map_or(0, Spanned::into_inner);
         Some(Rule {
             name,
             on,
@@ -342,6 +371,8 @@ impl Checker<'_> {
             retry_failures: raw.retry_failures,
             quiet_period,
             run_on,
+            concurrency,
+            priority,
         })
     }
 

@@ -1,4 +1,4 @@
--- gitauto queue on PostgreSQL, schema version 4: as the SQLite file's version 7
+-- gitauto queue on PostgreSQL, schema version 5: as the SQLite file's version 8
 -- (schema_polled.sql): what ref polling saw last.
 CREATE TABLE polled_refs (
     source    TEXT   NOT NULL,

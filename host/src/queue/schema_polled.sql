@@ -1,5 +1,5 @@
--- gitauto queue, schema version 7: what ref polling saw last (a source's `poll`).
--- (Numbered 7 on the catch-up branch, after main's 6; renumbered where branches meet.)
+-- gitauto queue, schema version 8: what ref polling saw last (a source's `poll`).
+-- (Numbered 8 on the catch-up branch, after main's 7; renumbered where branches meet.)
 
 -- Each polled repository's branches and tags as the last poll listed them.
 CREATE TABLE polled_refs (
