@@ -8,6 +8,8 @@
 
 #[path = "it/bounds.rs"]
 mod bounds;
+#[path = "it/catch_up.rs"]
+mod catch_up;
 #[path = "it/fetch_update.rs"]
 mod fetch_update;
 #[path = "it/flow.rs"]

@@ -4,6 +4,7 @@
 //!
 //! Relative paths in the config are taken from the config file's directory.
 
+mod catch_up;
 pub mod compat;
 mod env;
 mod keys;
@@ -13,6 +14,7 @@ mod rules;
 pub mod secret;
 mod units;
 
+pub use catch_up::{CatchUp, Poll, PolledRepo};
 pub use rules::{
     COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, PathsUnknown, RefFilter, Rule, Step,
 };
@@ -96,6 +98,11 @@ pub struct Source {
     pub secrets: Vec<Secret>,
     /// Accept deliveries without a signature (only when no secret is configured).
     pub allow_unsigned: bool,
+    /// Where to list the deliveries this source's hooks sent, to ingest those missed.
+    pub catch_up: Option<CatchUp>,
+    /// Repositories whose refs are compared with what was last seen, for pushes whose
+    /// delivery never arrived.
+    pub poll: Option<Poll>,
 }
 
 impl std::fmt::Debug for Source {
@@ -105,6 +112,8 @@ impl std::fmt::Debug for Source {
             .field("forge", &self.forge)
             .field("secrets", &self.secrets)
             .field("allow_unsigned", &self.allow_unsigned)
+            .field("catch_up", &self.catch_up)
+            .field("poll", &self.poll)
             .finish_non_exhaustive()
     }
 }
@@ -481,8 +490,18 @@ impl Checker<'_> {
                 format!("source \"{source_name}\" sets both a secret and `allow_unsigned`; remove one"),
             );
         }
+        let catch_up = raw.catch_up.and_then(|catch_up| self.catch_up(&source_name, forge_name, catch_up, base));
+        let poll = raw.poll.and_then(|poll| self.poll(&source_name, poll));
         let dialect = dialect?;
-        Some(Source { name: source_name, forge: dialect.forge(), dialect, secrets, allow_unsigned: raw.allow_unsigned })
+        Some(Source {
+            name: source_name,
+            forge: dialect.forge(),
+            dialect,
+            secrets,
+            allow_unsigned: raw.allow_unsigned,
+            catch_up,
+            poll,
+        })
     }
 
     fn plugin(&mut self, name: Spanned<String>, raw: Spanned<RawPlugin>, base: &Path) -> Option<PluginSpec> {

@@ -1,6 +1,7 @@
-//! A running daemon: the queue, the plugin runtime, the workers and the HTTP server,
-//! started in that order (nothing is accepted before plugins are ready) and stopped in
-//! reverse (stop accepting, let running jobs finish, close the queue).
+//! A running daemon: the queue, the plugin runtime, the workers, catch-up and polling,
+//! and the HTTP server, started in that order (nothing is accepted before plugins are
+//! ready) and stopped in reverse (stop accepting, let running jobs finish, close the
+//! queue).
 
 use crate::config::Config;
 use crate::live::{Live, Snapshot};
@@ -84,6 +85,8 @@ impl Daemon {
         self.queue.join(worker_count).await.context("recording this node in the queue")?;
         let heart = tokio::spawn(heartbeat(self.queue.clone(), stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
+        let pipeline = crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), metrics.clone());
+        let catcher = tokio::spawn(crate::catch_up::run(pipeline, stop_rx.clone()));
         let watcher = tokio::spawn(self.live.clone().watch(config.path.clone(), stop_rx));
         let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics: metrics.clone() });
         tracing::info!(
@@ -108,6 +111,11 @@ impl Daemon {
                      ({err:#}); the next start does it"
                 ),
             },
+        }
+        // Catch-up and polling end on `stop` (abandoning a pass under way) before the
+        // queue closes under them.
+        if let Err(err) = catcher.await {
+            tracing::warn!("catch-up and polling stopped abnormally: {err}");
         }
         pruner.abort();
         watcher.abort();

@@ -7,7 +7,8 @@
 //! parses it into [`event::Event`]s, [`route`] matches them against the [`config`]'s
 //! rules, [`queue`] stores the delivery and its jobs durably; [`worker`] claims jobs and
 //! runs their steps in the [`runtime`], whose plugins reach the world only through
-//! [`capability`] calls that [`grant`] allows.
+//! [`capability`] calls that [`grant`] allows. [`catch_up`] fetches the deliveries the
+//! server missed from the forges' APIs, and polls refs, handing both to [`ingest`].
 //!
 //! Imports run one way, down that flow: `server -> ingest -> forge/route -> event`,
 //! `worker -> runtime -> capability -> grant`; `route`, `runtime` and `worker` read
@@ -21,6 +22,7 @@ pub mod authoring;
 pub mod bench;
 pub mod builtin;
 pub mod capability;
+pub mod catch_up;
 pub mod client;
 pub mod config;
 pub mod confine;

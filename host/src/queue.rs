@@ -8,8 +8,8 @@
 //! migrations; `jobs.rs` a job's life and views, `history.rs` the delivery record,
 //! `nodes.rs` the daemons sharing the store, `requeue.rs` putting running jobs back in
 //! line (crash recovery, leases, shutdown, retries), `flow.rs` paused rules and the
-//! concurrency and priority queued jobs carry,
-//! `retention.rs` pruning, `writer.rs` the thread that batches commits.
+//! concurrency and priority queued jobs carry, `polled.rs` what ref polling and catch-up
+//! look up, `retention.rs` pruning, `writer.rs` the thread that batches commits.
 
 pub mod copy;
 mod db;
@@ -17,6 +17,7 @@ mod flow;
 mod history;
 mod jobs;
 mod nodes;
+mod polled;
 mod requeue;
 mod retention;
 mod writer;
@@ -36,11 +37,12 @@ use crate::step::StepStatus;
 pub use flow::{FlowLimits, Paused, RuleLoad};
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
+pub use polled::PolledState;
 pub use requeue::{Recovered, Requeued};
 pub use retention::{Pruned, Retention};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -50,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v5.sql"),
     include_str!("queue/schema_v6.sql"),
     include_str!("queue/schema_v7.sql"),
+    include_str!("queue/schema_v8.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -629,7 +632,7 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 4;
+const POSTGRES_SCHEMA_VERSION: i64 = 5;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -637,6 +640,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v2.sql"),
     include_str!("queue/postgres_v3.sql"),
     include_str!("queue/postgres_v4.sql"),
+    include_str!("queue/postgres_v5.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -1539,6 +1543,60 @@ mod tests {
             store.execute(&stuck(if matches!(store, Store::Sqlite(_)) { "X''" } else { "''" }));
             let queue = store.open("n");
             merged(&queue, "p", (1, 2)).await;
+        }
+    }
+
+    /// Catch-up asks which of a forge's delivery ids are recorded; polling keeps what it
+    /// saw and asks whether a ref's move came as a delivery since the last poll.
+    #[tokio::test]
+    async fn known_deliveries_polled_refs_and_delivered_moves() {
+        for store in stores() {
+            let queue = store.open("n");
+            queue.accept(delivery("seen"), vec![job("k")]).await.unwrap();
+            let refused = NewDelivery { verdict: DeliveryVerdict::Rejected, ..delivery("forged") };
+            queue.accept(refused, Vec::new()).await.unwrap();
+            let unreadable = NewDelivery { verdict: DeliveryVerdict::Invalid, ..delivery("garbled") };
+            queue.accept(unreadable, Vec::new()).await.unwrap();
+            let asked: Vec<String> = ["seen", "forged", "garbled", "never"].map(str::to_owned).into();
+            let known = queue.known_deliveries("github".into(), asked.clone()).await.unwrap();
+            let expected: std::collections::HashSet<String> = ["seen", "garbled"].map(str::to_owned).into();
+            assert_eq!(known, expected, "a rejected delivery does not count as received");
+            assert!(queue.known_deliveries("other".into(), asked).await.unwrap().is_empty(), "per source");
+
+            let (source, repo) = ("github".to_owned(), "acme/widgets".to_owned());
+            assert_eq!(queue.polled(source.clone(), repo.clone()).await.unwrap(), None);
+            let mark = queue.newest_delivery_seq().await.unwrap();
+            let refs: std::collections::BTreeMap<String, String> =
+                [("refs/heads/main".to_owned(), "a".repeat(40))].into();
+            queue.record_poll(source.clone(), repo.clone(), refs.clone(), mark).await.unwrap();
+            let state = queue.polled(source.clone(), repo.clone()).await.unwrap().unwrap();
+            assert_eq!((state.refs, state.delivery_seq), (refs, mark));
+
+            let after = "b".repeat(40);
+            let moved = |id: &str, full_name: &str| NewDelivery {
+                normalised: Some(format!(
+                    r#"[{{"repository":{{"full_name":"{full_name}"}},"git_ref":"refs/heads/main","after":"{after}"}}]"#
+                )),
+                ..delivery(id)
+            };
+            let delivered =
+                || queue.delivered(source.clone(), repo.clone(), "refs/heads/main".into(), after.clone(), mark);
+            assert!(!delivered().await.unwrap());
+            queue.accept(moved("other-repo", "acme/gadgets"), Vec::new()).await.unwrap();
+            assert!(!delivered().await.unwrap(), "another repository's move");
+            queue.accept(moved("push", "acme/widgets"), Vec::new()).await.unwrap();
+            assert!(delivered().await.unwrap());
+            let newest = queue.newest_delivery_seq().await.unwrap();
+            let later = queue.delivered(source.clone(), repo.clone(), "refs/heads/main".into(), after.clone(), newest);
+            assert!(!later.await.unwrap(), "only deliveries after the mark count");
+            // A second poll replaces the first's refs: one gone, one moved, one new.
+            let refs: std::collections::BTreeMap<String, String> =
+                [("refs/heads/dev".to_owned(), after.clone()), ("refs/tags/v1".to_owned(), after.clone())].into();
+            queue.record_poll(source.clone(), repo.clone(), refs, newest).await.unwrap();
+            let refs: std::collections::BTreeMap<String, String> =
+                [("refs/heads/dev".to_owned(), "c".repeat(40)), ("refs/tags/v2".to_owned(), after.clone())].into();
+            queue.record_poll(source.clone(), repo.clone(), refs.clone(), newest).await.unwrap();
+            assert_eq!(queue.polled(source, repo).await.unwrap().unwrap().refs, refs);
         }
     }
 

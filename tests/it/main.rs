@@ -3,6 +3,7 @@
 
 mod bounds;
 mod browser;
+mod catch_up;
 mod cluster;
 mod comment;
 mod configs;

@@ -1,8 +1,10 @@
 //! A fake of the forges' REST APIs on loopback, for the plugins that call them
-//! (`provision`, `comment`): it keeps state (repositories, teams, members, hooks, files,
-//! comments), answers with GitHub's status codes and shapes (pagination through `Link`
-//! headers included), and records every request so tests can assert the exact sequence.
-//! GitHub's paths are served at the root; Gitea's under `/api/v1`, GitLab's under `/api/v4`.
+//! (`provision`, `comment`) and for catch-up: it keeps state (repositories, teams,
+//! members, hooks, hook deliveries, files, comments), answers with GitHub's status codes
+//! and shapes (pagination through `Link` headers included: page numbers for most lists,
+//! a cursor for hook deliveries, GitLab's `X-Next-Page` too), and records every request so
+//! tests can assert the exact sequence. GitHub's paths are served at the root; Gitea's
+//! under `/api/v1`, GitLab's under `/api/v4`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,6 +25,8 @@ pub struct Recorded {
     pub body: Value,
     /// The `Authorization` header (or GitLab's `PRIVATE-TOKEN`), if any.
     pub authorization: Option<String>,
+    /// Which of the two carried it (`authorization` or `private-token`).
+    pub credential_header: Option<&'static str>,
 }
 
 impl Recorded {
@@ -62,6 +66,9 @@ pub struct State {
     pub files: BTreeMap<(String, String), String>,
     /// Comments: (path posted to, body).
     pub comments: Vec<(String, String)>,
+    /// Delivery attempts by hook id, as GitHub's delivery detail shows each (GitHub), or
+    /// as GitLab's hook events list them (GitLab); in the order they were made.
+    pub deliveries: BTreeMap<u64, Vec<Value>>,
     /// Every request, in order.
     pub requests: Vec<Recorded>,
     /// Items per page of list endpoints.
@@ -123,13 +130,61 @@ impl FakeApi {
         })
     }
 
-    /// Adds a hook to a repository.
-    pub fn add_hook(&self, full_name: &str, url: &str) {
+    /// Adds a hook to a repository (GitLab: a project); returns its id.
+    pub fn add_hook(&self, full_name: &str, url: &str) -> u64 {
         self.with(|s| {
             s.next_id += 1;
             let id = s.next_id;
             s.hooks.entry(full_name.to_owned()).or_default().push((id, json!({"url": url})));
-        });
+            id
+        })
+    }
+
+    /// Records an attempt of GitHub hook `hook` to deliver `payload` as `event`, with the
+    /// delivery id `guid` and the status code it got (0: no answer); returns its id.
+    pub fn add_github_delivery(&self, hook: u64, guid: &str, event: &str, status_code: u16, payload: Value) -> u64 {
+        self.with(|s| {
+            s.next_id += 1;
+            let id = s.next_id;
+            let redelivery = s.deliveries.get(&hook).is_some_and(|all| all.iter().any(|d| d["guid"] == guid));
+            s.deliveries.entry(hook).or_default().push(json!({
+                "id": id, "guid": guid, "delivered_at": "2026-11-28T09:00:00Z", "redelivery": redelivery,
+                "duration": 0.5, "status": if status_code == 0 { "timed out" } else { "done" },
+                "status_code": status_code, "event": event, "action": payload.get("action"),
+                "installation_id": null, "repository_id": 1296269,
+                "url": "", "request": {
+                    "headers": {
+                        "Accept": "*/*", "X-GitHub-Delivery": guid, "X-GitHub-Event": event,
+                        "X-GitHub-Hook-ID": hook.to_string(), "Content-Type": "application/json",
+                        "User-Agent": "GitHub-Hookshot/044aadd", "X-Hub-Signature-256": "sha256=0000"
+                    },
+                    "payload": payload
+                },
+                "response": {"headers": {}, "payload": null}
+            }));
+            id
+        })
+    }
+
+    /// Records an attempt of GitLab hook `hook` to deliver `data` as `event` (e.g.
+    /// `Push Hook`), with the delivery id `uuid` and the status it got; returns its id.
+    pub fn add_gitlab_event(&self, hook: u64, uuid: &str, event: &str, status: &str, data: Value) -> u64 {
+        self.with(|s| {
+            s.next_id += 1;
+            let id = s.next_id;
+            s.deliveries.entry(hook).or_default().push(json!({
+                "id": id, "url": "https://ci.example.com/hooks/gitlab", "trigger": "push_hooks",
+                "request_headers": {
+                    "Content-Type": "application/json", "User-Agent": "GitLab/17.5.0",
+                    "Idempotency-Key": uuid, "X-Gitlab-Event": event, "X-Gitlab-Event-UUID": uuid,
+                    "X-Gitlab-Webhook-UUID": "3c5c0404-c866-44bc-a5f6-452bb1bfc76e",
+                    "X-Gitlab-Instance": "https://gitlab.example.com", "X-Gitlab-Token": "[REDACTED]"
+                },
+                "request_data": data, "response_headers": {}, "response_body": "",
+                "execution_duration": 1.0, "response_status": status
+            }));
+            id
+        })
     }
 
     /// Makes the next `method path` request answer `status` with `body`.
@@ -185,19 +240,42 @@ fn page(base: &str, path: &str, query: &BTreeMap<String, String>, per_page: usiz
     response
 }
 
+/// A page of `items` as GitLab sends it: a `Link` header and `X-Next-Page`.
+fn gitlab_page(
+    base: &str,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    per_page: usize,
+    items: Vec<Value>,
+) -> Response {
+    let number: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let last = items.len().div_ceil(per_page).max(1);
+    let mut response = page(base, path, query, per_page, items);
+    let next = if number < last { (number + 1).to_string() } else { String::new() };
+    response.headers_mut().insert("x-next-page", next.parse().unwrap());
+    response
+}
+
+/// The delivery attempts of hook `hook` of repository `full_name`, when it has that hook.
+fn owned_deliveries(s: &State, full_name: &str, hook: &str) -> Option<Vec<Value>> {
+    let hooks = s.hooks.get(full_name)?;
+    let (id, _) = hooks.iter().find(|(id, _)| id.to_string() == hook)?;
+    Some(s.deliveries.get(id).cloned().unwrap_or_default())
+}
+
 fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut s = state.lock().unwrap();
     let full_path = uri.path_and_query().map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let body_json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let authorization = headers
-        .get("authorization")
-        .or_else(|| headers.get("private-token"))
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let credential_header = ["authorization", "private-token"].into_iter().find(|name| headers.contains_key(*name));
+    let authorization =
+        credential_header.and_then(|name| headers.get(name)).map(|v| v.to_str().unwrap_or_default().to_owned());
     s.requests.push(Recorded {
         method: method.to_string(),
         path: full_path.clone(),
         body: body_json.clone(),
         authorization,
+        credential_header,
     });
     if let Some((status, body)) = s.failures.remove(&(method.to_string(), uri.path().to_owned())) {
         return answer(status, body);
@@ -237,6 +315,62 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
             let note = body_json["note"].as_str().unwrap_or_default().to_owned();
             s.comments.push((format!("projects/{project}/commits/{sha}"), note.clone()));
             answer(201, json!({"note": note}))
+        }
+        // GitLab: a project's hooks and their events (newest first).
+        ("GET", ["projects", project, "hooks"]) if prefix == "/api/v4" => {
+            if !s.repos.contains_key(*project) {
+                return answer(404, json!({"message": "404 Project Not Found"}));
+            }
+            let hooks = s.hooks.get(*project).cloned().unwrap_or_default();
+            let items = hooks.iter().map(|(id, config)| json!({"id": id, "url": config["url"]})).collect();
+            gitlab_page(base, uri.path(), &query, per_page, items)
+        }
+        ("GET", ["projects", project, "hooks", hook, "events"]) if prefix == "/api/v4" => {
+            let owned = s.hooks.get(*project).is_some_and(|hooks| hooks.iter().any(|(id, _)| id.to_string() == *hook));
+            if !owned {
+                return answer(404, json!({"message": "404 Not found"}));
+            }
+            let mut events =
+                hook.parse().ok().and_then(|hook: u64| s.deliveries.get(&hook).cloned()).unwrap_or_default();
+            events.reverse();
+            gitlab_page(base, uri.path(), &query, per_page, events)
+        }
+        // GitHub: a hook's deliveries, newest first, by cursor; one delivery in full.
+        ("GET", ["repos", org, name, "hooks", hook, "deliveries"]) => {
+            let Some(attempts) = owned_deliveries(&s, &format!("{org}/{name}"), hook) else { return not_found() };
+            let mut summaries: Vec<Value> = attempts
+                .iter()
+                .rev()
+                .map(|d| {
+                    let mut summary = d.clone();
+                    let fields = summary.as_object_mut().unwrap();
+                    fields.remove("request");
+                    fields.remove("response");
+                    fields.remove("url");
+                    summary
+                })
+                .collect();
+            if let Some(cursor) =
+                query.get("cursor").and_then(|c| c.strip_prefix("v1_")).and_then(|c| c.parse::<u64>().ok())
+            {
+                summaries.retain(|d| d["id"].as_u64().is_some_and(|id| id <= cursor));
+            }
+            let asked: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+            let size = asked.min(per_page).max(1);
+            let rest = summaries.split_off(size.min(summaries.len()));
+            let mut response = answer(200, Value::Array(summaries));
+            if let Some(next) = rest.first().and_then(|d| d["id"].as_u64()) {
+                let link = format!("<{base}{}?per_page={asked}&cursor=v1_{next}>; rel=\"next\"", uri.path());
+                response.headers_mut().insert("link", link.parse().unwrap());
+            }
+            response
+        }
+        ("GET", ["repos", org, name, "hooks", hook, "deliveries", id]) => {
+            let Some(attempts) = owned_deliveries(&s, &format!("{org}/{name}"), hook) else { return not_found() };
+            match attempts.iter().find(|d| d["id"].as_u64().is_some_and(|have| have.to_string() == *id)) {
+                Some(delivery) => answer(200, delivery.clone()),
+                None => not_found(),
+            }
         }
         ("GET", ["repos", org, name]) => match s.repos.get(&format!("{org}/{name}")) {
             Some(repo) => answer(200, repo.clone()),

@@ -151,8 +151,25 @@ impl TestDaemon {
     /// Writes `config` to a fresh directory and serves it.
     pub async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let config = with_test_store(config);
+        Self::start_in(dir, config).await
+    }
+
+    /// Stops the daemon and starts one with `config` in the same directory, on the same
+    /// store (as an operator restarting it after a change would).
+    pub async fn restart(mut self, config: &str) -> Self {
+        self.shutdown().await;
+        let store = match &self.config.store {
+            Some(url) if !config.contains("[store]") => format!("\n[store]\nurl = \"{}\"\n", url.expose()),
+            _ => String::new(),
+        };
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start_in(dir, format!("{config}{store}")).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, config: String) -> Self {
         let path = dir.path().join("gitauto.toml");
-        std::fs::write(&path, with_test_store(config)).unwrap();
+        std::fs::write(&path, config).unwrap();
         let config = gitauto::config::Config::load(&path).unwrap_or_else(|err| panic!("test config: {err}"));
         let daemon = gitauto::daemon::Daemon::prepare(config.clone()).await.expect("daemon prepares");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

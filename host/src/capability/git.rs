@@ -10,7 +10,7 @@
 //! libgit2 is given; no credential leaves the host unless the grant gives one for that
 //! host, and redirects are not followed.
 
-mod remote;
+pub mod remote;
 
 use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
 use crate::capability::{StepContext, StepState};

@@ -57,7 +57,12 @@ static SOURCE: Shape = Shape::Table(&[
     ("event_header", &ANY),
     ("kind", &ANY),
     ("fields", &ANY),
+    ("catch_up", &CATCH_UP),
+    ("poll", &POLL),
 ]);
+static CATCH_UP: Shape =
+    Shape::Table(&[("api_url", &ANY), ("credential", &ANY), ("repos", &ANY), ("every", &ANY), ("hook_url", &ANY)]);
+static POLL: Shape = Shape::Table(&[("every", &ANY), ("repos", &ANY), ("clone_url", &ANY)]);
 static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS)]);
 static GRANTS: Shape = Shape::Table(&[
     ("dirs", &Shape::Items(&DIR)),
@@ -228,6 +233,8 @@ mod tests {
             ("retention", serde_keys::<raw::RawRetention>(), &RETENTION),
             ("store", serde_keys::<raw::RawStore>(), &STORE),
             ("source", serde_keys::<raw::RawSource>(), &SOURCE),
+            ("catch_up", serde_keys::<raw::RawCatchUp>(), &CATCH_UP),
+            ("poll", serde_keys::<raw::RawPoll>(), &POLL),
             ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
             ("dir", serde_keys::<raw::RawDirTable>(), &DIR),

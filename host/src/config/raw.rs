@@ -97,6 +97,33 @@ pub struct RawSource {
     pub event_header: Option<Spanned<String>>,
     pub kind: Option<Spanned<String>>,
     pub fields: Option<Spanned<BTreeMap<String, String>>>,
+    /// Where to find deliveries this source missed; `config/catch_up.rs` validates it.
+    pub catch_up: Option<Spanned<RawCatchUp>>,
+    /// Repositories whose refs are compared with what was last seen.
+    pub poll: Option<Spanned<RawPoll>>,
+}
+
+/// `catch_up = { ... }` of a source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCatchUp {
+    pub api_url: Option<Spanned<String>>,
+    pub credential: Spanned<String>,
+    pub repos: Spanned<Vec<String>>,
+    pub every: Option<Spanned<DurationValue>>,
+    pub hook_url: Option<Spanned<String>>,
+}
+
+/// `poll = { ... }` of a source.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table naming the repositories to poll: { every = \"5m\", repos = [\"owner/name\"], clone_url = \"https://git.example.com/{repo}.git\" }"
+)]
+pub struct RawPoll {
+    pub every: Option<Spanned<DurationValue>>,
+    pub repos: Spanned<Vec<String>>,
+    pub clone_url: Spanned<String>,
 }
 
 /// `[plugins.NAME]`.

@@ -1,7 +1,7 @@
 //! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
-//! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules) into an empty PostgreSQL queue in
-//! one transaction, keeping every id, so the history and the API's links stay as they
-//! were. Jobs that were running are put back in line, as a restart would (see
+//! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules, polled refs) into an
+//! empty PostgreSQL queue in one transaction, keeping every id, so the history and the
+//! API's links stay as they were. Jobs that were running are put back in line, as a restart would (see
 //! `requeue.rs`).
 
 use super::db::{Db, PgConn};
@@ -30,6 +30,8 @@ const TABLES: &[(&str, &str)] = &[
     ("job_deliveries", "job_id, delivery_seq, event_index, at"),
     ("nodes", "name, started_at, heartbeat_at, stopped_at, version, workers"),
     ("paused_rules", "rule, paused_at, node"),
+    ("polled_refs", "source, repo, git_ref, commit_id"),
+    ("polled_repos", "source, repo, polled_at, delivery_seq"),
 ];
 
 /// How many rows of each table were copied.

@@ -1,0 +1,151 @@
+//! GitHub: a repository's hooks (`GET /repos/{owner}/{repo}/hooks`), the deliveries of
+//! those that post to this source (`GET .../hooks/{id}/deliveries`, newest first, by
+//! cursor), and each missed one in full (`GET .../deliveries/{id}`: the request's headers
+//! and payload as GitHub sent them).
+
+use super::api::Api;
+use super::{Attempt, MAX_PAGES, Marks, Missed, points_here, unanswered};
+use crate::config::{CatchUp, Source};
+use crate::queue::Queue;
+use anyhow::Context;
+use serde_json::Value;
+
+/// Headers not carried over: the signatures are over the body GitHub sent, which the
+/// API gives back parsed (the body ingested is its JSON again), and the length changes.
+const DROPPED: &[&str] = &["content-type", "content-length", "x-hub-signature", "x-hub-signature-256"];
+
+/// The deliveries of `repo`'s hooks to this source that no server accepted and the queue
+/// does not hold, oldest first.
+pub(super) async fn missed(
+    api: &Api,
+    queue: &Queue,
+    source: &Source,
+    catch_up: &CatchUp,
+    repo: &str,
+    marks: &mut Marks,
+) -> anyhow::Result<Vec<Missed>> {
+    let hooks = api.all(&api.url(&format!("/repos/{repo}/hooks?per_page=100")), MAX_PAGES).await?;
+    let ours: Vec<i64> = hooks
+        .iter()
+        .filter(|hook| {
+            hook["config"]["url"]
+                .as_str()
+                .is_some_and(|url| points_here(url, &source.name, catch_up.hook_url.as_deref()))
+        })
+        .filter_map(|hook| hook["id"].as_i64())
+        .collect();
+    if ours.is_empty() {
+        tracing::warn!(
+            source = %source.name,
+            %repo,
+            "catching up: none of the repository's {} hooks posts to {}",
+            hooks.len(),
+            catch_up.hook_url.clone().unwrap_or_else(|| format!("a URL ending in /hooks/{}", source.name))
+        );
+    }
+    let mut missed = Vec::new();
+    for hook in ours {
+        let key = format!("{repo}#{hook}");
+        let mark = marks.get(&key).copied();
+        let attempts =
+            attempts(api, &api.url(&format!("/repos/{repo}/hooks/{hook}/deliveries?per_page=100")), mark).await?;
+        let candidates = unanswered(&attempts);
+        let ids: Vec<String> = candidates.iter().map(|attempt| attempt.delivery.clone()).collect();
+        let known = queue.known_deliveries(source.name.clone(), ids).await.context("looking up delivery ids")?;
+        for attempt in candidates.into_iter().filter(|attempt| !known.contains(&attempt.delivery)) {
+            let url = api.url(&format!("/repos/{repo}/hooks/{hook}/deliveries/{}", attempt.id));
+            let (detail, _) = api.get(&url).await?;
+            match delivery(&detail, &attempt.delivery) {
+                Some(found) => missed.push(found),
+                None => tracing::warn!(source = %source.name, %repo, %url, "catching up: the delivery has no payload"),
+            }
+        }
+        // Only once the hook was read through: a failure above leaves the mark, and the
+        // next pass reads as far back again.
+        if let Some(newest) = attempts.iter().map(|attempt| attempt.id).max() {
+            marks.insert(key, newest.max(mark.unwrap_or(0)));
+        }
+    }
+    Ok(missed)
+}
+
+/// The attempts listed at `url`, newest first, up to the page that reaches `mark` (the
+/// newest attempt of the previous pass) or [`MAX_PAGES`] pages.
+async fn attempts(api: &Api, url: &str, mark: Option<i64>) -> anyhow::Result<Vec<Attempt>> {
+    let mut attempts = Vec::new();
+    let mut next = Some(url.to_owned());
+    for _ in 0..MAX_PAGES {
+        let Some(url) = next.take() else { break };
+        let page = api.page(&url).await?;
+        let mut reached = false;
+        for item in &page.items {
+            let (Some(id), Some(guid)) = (item["id"].as_i64(), item["guid"].as_str()) else { continue };
+            reached |= mark.is_some_and(|mark| id <= mark);
+            let status = item["status_code"].as_i64().unwrap_or(0);
+            attempts.push(Attempt { id, delivery: guid.to_owned(), answered: (200..300).contains(&status) });
+        }
+        if reached {
+            break;
+        }
+        next = page.next;
+    }
+    Ok(attempts)
+}
+
+/// A delivery's detail as [`Missed`]: its request headers (minus [`DROPPED`], plus a JSON
+/// content type) and its payload as JSON. None when GitHub kept no payload.
+fn delivery(detail: &Value, delivery: &str) -> Option<Missed> {
+    let payload = &detail["request"]["payload"];
+    if payload.is_null() {
+        return None;
+    }
+    let mut headers: Vec<(String, String)> = detail["request"]["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| !DROPPED.contains(&name.to_ascii_lowercase().as_str()))
+        .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
+        .collect();
+    headers.push(("content-type".into(), "application/json".into()));
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("x-github-delivery")) {
+        headers.push(("x-github-delivery".into(), delivery.to_owned()));
+    }
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("x-github-event"))
+        && let Some(event) = detail["event"].as_str()
+    {
+        headers.push(("x-github-event".into(), event.to_owned()));
+    }
+    let body = serde_json::to_vec(payload).expect("a JSON value serialises");
+    Some(Missed { delivery: delivery.to_owned(), headers, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_delivery_detail_becomes_the_webhook_it_was() {
+        let detail = json!({
+            "id": 12, "guid": "0b989ba4-242f-11e5-81e1-c7b6966d2516", "event": "push", "status_code": 502,
+            "request": {
+                "headers": {
+                    "X-GitHub-Delivery": "0b989ba4-242f-11e5-81e1-c7b6966d2516", "X-GitHub-Event": "push",
+                    "Content-Type": "application/x-www-form-urlencoded", "X-Hub-Signature-256": "sha256=00",
+                    "User-Agent": "GitHub-Hookshot/abc"
+                },
+                "payload": {"ref": "refs/heads/main"}
+            }
+        });
+        let missed = delivery(&detail, "0b989ba4-242f-11e5-81e1-c7b6966d2516").unwrap();
+        assert_eq!(missed.body, br#"{"ref":"refs/heads/main"}"#);
+        let names: Vec<&str> = missed.headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["User-Agent", "X-GitHub-Delivery", "X-GitHub-Event", "content-type"]);
+        assert_eq!(missed.headers[3].1, "application/json", "the payload comes back as JSON whatever was sent");
+        let bare = json!({"event": "push", "request": {"headers": {}, "payload": {}}});
+        let filled = delivery(&bare, "d").unwrap();
+        assert!(filled.headers.contains(&("x-github-delivery".into(), "d".into())), "{:?}", filled.headers);
+        assert!(filled.headers.contains(&("x-github-event".into(), "push".into())));
+        assert_eq!(delivery(&json!({"request": {"payload": null}}), "d"), None);
+    }
+}
