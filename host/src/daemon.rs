@@ -153,7 +153,15 @@ async fn heartbeat(queue: Queue, mut stop: watch::Receiver<bool>) {
 /// Gives the queued jobs of every rule in `config` the rule's concurrency and priority.
 /// A failure is logged: the jobs keep the settings they were queued with.
 async fn set_flow(queue: &Queue, config: &Config) {
-    let limits = config.rules.iter().map(FlowLimits::of).collect();
+    let limits = config
+        .rules
+        .iter()
+        .map(|rule| FlowLimits {
+            rule: rule.name.clone(),
+            concurrency: rule.concurrency.map(i64::from),
+            priority: rule.priority,
+        })
+        .collect();
     match queue.set_flow(limits).await {
         Ok(0) => {}
         Ok(changed) => tracing::info!(jobs = changed, "queued jobs take their rules' new concurrency and priority"),

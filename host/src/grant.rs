@@ -2,6 +2,9 @@
 //! the config. This is the one place that says yes or no; the capabilities ask it before
 //! every action and report its refusal to the plugin as a `denied` error.
 
+pub mod remote;
+
+use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -431,6 +434,60 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Ok(base)
+}
+
+/// Whether an address is globally routable (not loopback, private, link-local, CGNAT,
+/// unique-local, documentation, benchmarking, multicast or unspecified). Addresses that
+/// carry or reach an IPv4 address by translation or tunnelling (NAT64, 6to4, Teredo,
+/// IPv4-compatible) are refused outright: what they reach depends on gateways outside
+/// this check, so no embedded address is trusted.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                // IETF protocol assignments (192.0.0.0/24), including NAT64 discovery.
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // IPv4-compatible `::a.b.c.d` (::/96, deprecated).
+                || s[..6] == [0; 6]
+                // NAT64: the well-known 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
+                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || s[..3] == [0x64, 0xff9b, 1]
+                // Discard-only 100::/64.
+                || s[..4] == [0x100, 0, 0, 0]
+                // Teredo 2001::/32, benchmarking 2001:2::/48, ORCHIDv2 2001:20::/28,
+                // documentation 2001:db8::/32.
+                || s[..2] == [0x2001, 0]
+                || s[..3] == [0x2001, 2, 0]
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x20)
+                || s[..2] == [0x2001, 0xdb8]
+                // 6to4 2002::/16.
+                || s[0] == 0x2002
+                // Unique-local fc00::/7, link-local fe80::/10, site-local fec0::/10.
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,18 +10,16 @@
 //! libgit2 is given; no credential leaves the host unless the grant gives one for that
 //! host, and redirects are not followed.
 
-pub mod remote;
-
 use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
 use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Rules, Tcp};
 use crate::gitwalk::{self, Budget, Change};
+use crate::grant::remote::{self, Checked, Remote};
 use crate::grant::{Access, Denied, Grant};
 use git2::{
     AutotagOption, ErrorCode, FetchOptions, FetchPrune, ProxyOptions, RemoteCallbacks, RemoteRedirect, Repository,
     RepositoryOpenFlags, ResetType, StatusOptions,
 };
-use remote::{Checked, Remote};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

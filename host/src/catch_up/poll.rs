@@ -5,12 +5,12 @@
 //! poll only records what it sees.
 //!
 //! The remote is the administrator's (`clone_url` in the config), so only its shape is
-//! checked (`capability::git::remote`: https, http or a local repository); no
+//! checked (`grant::remote`: https, http or a local repository); no
 //! credentials are offered, and libgit2's network timeouts bound each call.
 
-use crate::capability::git::remote;
 use crate::config::{Poll, PolledRepo};
 use crate::event::is_null_commit;
+use crate::grant::remote;
 use crate::ingest::{Input, Pipeline};
 use anyhow::Context;
 use std::collections::BTreeMap;

@@ -194,10 +194,10 @@ fn api_url(text: &str) -> Result<String, String> {
 }
 
 /// Whether `clone_url`, with `{repo}` replaced by `sample`, is a remote the daemon may
-/// list: https, http, or a local repository (as `capability::git::remote` reads it). Not
+/// list: https, http, or a local repository (as `grant::remote` reads it). Not
 /// ssh: polling offers no credentials, and an ssh server always asks for some.
 fn clone_url(template: &str, sample: &str) -> Result<(), String> {
-    use crate::capability::git::remote::{self, Remote};
+    use crate::grant::remote::{self, Remote};
     match remote::parse(&template.replace("{repo}", sample)).map_err(|denied| denied.0)? {
         Remote::Network(network) if network.scheme == "ssh" => {
             Err("an ssh URL cannot be polled (polling offers no credentials); use the https URL".into())

@@ -5,7 +5,6 @@
 
 use super::db::{Db, args};
 use super::{Queue, now_ms, rfc3339};
-use crate::config::Rule;
 use serde::Serialize;
 
 /// A rule's flow settings as a job carries them.
@@ -17,13 +16,6 @@ pub struct FlowLimits {
     pub concurrency: Option<i64>,
     /// Among claimable jobs, higher runs first.
     pub priority: i64,
-}
-
-impl FlowLimits {
-    /// The settings of `rule` as configured.
-    pub fn of(rule: &Rule) -> Self {
-        Self { rule: rule.name.clone(), concurrency: rule.concurrency.map(i64::from), priority: rule.priority }
-    }
 }
 
 /// A paused rule.

@@ -5,7 +5,12 @@
 //! repositories are allowed; and libgit2 gets exactly the string that was checked (a
 //! local repository as its canonical path, never as a URL that libgit2 would decode).
 
-use crate::grant::{Access, Denied, Grant};
+#![allow(
+    clippy::disallowed_methods,
+    reason = "remotes are checked on the thread that makes the git call (a confined one) or at config load, never on an async one"
+)]
+
+use super::{Access, Denied, Grant};
 use std::path::PathBuf;
 
 /// A remote as checked.
@@ -210,7 +215,7 @@ fn public_only(host: &str, port: u16) -> Result<(), Denied> {
         .map_err(|err| Denied(format!("{host} cannot be resolved: {err}")))?
         .map(|address| address.ip())
         .collect();
-    if let Some(private) = addresses.iter().find(|ip| !crate::capability::http::is_public(**ip)) {
+    if let Some(private) = addresses.iter().find(|ip| !crate::grant::is_public(**ip)) {
         return Err(Denied(format!(
             "{host} resolves to a non-public address ({private}); grant the address itself to reach it"
         )));
