@@ -14,7 +14,8 @@ pub mod secret;
 mod units;
 
 pub use rules::{
-    COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, PathsUnknown, RefFilter, Rule, Step,
+    COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, Missed, PathsUnknown, RefFilter, Rule,
+    Schedule, Step,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 

@@ -81,6 +81,8 @@ impl Daemon {
         self.queue.join(worker_count).await.context("recording this node in the queue")?;
         let heart = tokio::spawn(heartbeat(self.queue.clone(), stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
+        let pipeline = crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), metrics.clone());
+        let scheduler = tokio::spawn(crate::schedule::run(pipeline, self.live.clone(), stop_rx.clone()));
         let watcher = tokio::spawn(self.live.clone().watch(config.path.clone(), stop_rx));
         let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics: metrics.clone() });
         tracing::info!(
@@ -107,6 +109,7 @@ impl Daemon {
             },
         }
         pruner.abort();
+        scheduler.abort();
         watcher.abort();
         heart.abort();
         if let Err(err) = self.queue.leave().await {

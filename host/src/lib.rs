@@ -7,7 +7,8 @@
 //! parses it into [`event::Event`]s, [`route`] matches them against the [`config`]'s
 //! rules, [`queue`] stores the delivery and its jobs durably; [`worker`] claims jobs and
 //! runs their steps in the [`runtime`], whose plugins reach the world only through
-//! [`capability`] calls that [`grant`] allows.
+//! [`capability`] calls that [`grant`] allows. [`schedule`] ticks the schedule rules'
+//! clocks (read by [`cron`]) into the same pipeline.
 
 pub mod authoring;
 pub mod bench;
@@ -15,6 +16,7 @@ pub mod capability;
 pub mod client;
 pub mod config;
 pub mod confine;
+pub mod cron;
 pub mod daemon;
 pub mod event;
 pub mod forge;
@@ -29,6 +31,7 @@ pub mod node;
 pub mod queue;
 pub mod route;
 pub mod runtime;
+pub mod schedule;
 pub mod send;
 pub mod server;
 pub mod shutdown;

@@ -28,6 +28,9 @@ pub struct Snapshot {
 pub struct Live {
     current: RwLock<Arc<Snapshot>>,
     status: Mutex<ReloadStatus>,
+    /// The number of configs loaded so far, for tasks that sleep until something changes
+    /// (the scheduler: a reload may add, remove or move a schedule).
+    loaded: watch::Sender<u64>,
 }
 
 /// How reloading has gone, for `GET /api/config`.
@@ -54,7 +57,12 @@ impl Live {
             loaded_at: crate::queue::rfc3339(crate::queue::now_ms()),
             ..ReloadStatus::default()
         };
-        Self { current: RwLock::new(Arc::new(snapshot)), status: Mutex::new(status) }
+        Self { current: RwLock::new(Arc::new(snapshot)), status: Mutex::new(status), loaded: watch::Sender::new(1) }
+    }
+
+    /// Changes each time a new config becomes current.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.loaded.subscribe()
     }
 
     /// How reloading has gone.
@@ -91,6 +99,7 @@ impl Live {
 
     fn replace(&self, snapshot: Snapshot) {
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+        self.loaded.send_modify(|loaded| *loaded += 1);
     }
 
     /// Loads the config file again; if it is valid and its plugins load, it becomes

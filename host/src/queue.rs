@@ -8,7 +8,7 @@
 //! migrations; `jobs.rs` a job's life and views, `history.rs` the delivery record,
 //! `nodes.rs` the daemons sharing the store, `requeue.rs` putting running jobs back in
 //! line (crash recovery, leases, shutdown, retries),
-//! `retention.rs` pruning, `writer.rs` the thread that batches commits.
+//! `retention.rs` pruning, `ticks.rs` schedule ticks, `writer.rs` the thread that batches commits.
 
 pub mod copy;
 mod db;
@@ -17,6 +17,7 @@ mod jobs;
 mod nodes;
 mod requeue;
 mod retention;
+mod ticks;
 mod writer;
 
 use anyhow::Context;
@@ -34,9 +35,10 @@ pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery}
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
 pub use requeue::{Recovered, Requeued};
 pub use retention::{Pruned, Retention};
+pub use ticks::TickClaim;
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -45,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v4.sql"),
     include_str!("queue/schema_v5.sql"),
     include_str!("queue/schema_v6.sql"),
+    // Schedule ticks (flow control's migration may take this number: renumber at merge).
+    include_str!("queue/schema_v7.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -605,11 +609,16 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 3;
+const POSTGRES_SCHEMA_VERSION: i64 = 4;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
-const POSTGRES_MIGRATIONS: &[&str] =
-    &[include_str!("queue/postgres.sql"), include_str!("queue/postgres_v2.sql"), include_str!("queue/postgres_v3.sql")];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("queue/postgres.sql"),
+    include_str!("queue/postgres_v2.sql"),
+    include_str!("queue/postgres_v3.sql"),
+    // Schedule ticks (flow control's migration may take this number: renumber at merge).
+    include_str!("queue/postgres_v4.sql"),
+];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
 /// daemons starting together wait for the first one instead of racing it.

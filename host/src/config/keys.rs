@@ -103,6 +103,9 @@ static RULE: Shape = Shape::Table(&[
     ("quiet_period", &ANY),
     ("retry_failures", &ANY),
     ("run_on", &ANY),
+    ("cron", &ANY),
+    ("timezone", &ANY),
+    ("missed", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[

@@ -252,6 +252,9 @@ pub struct RawRule {
     #[serde(default)]
     pub retry_failures: bool,
     pub run_on: Option<Spanned<OneOrMany<String>>>,
+    pub cron: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
+    pub missed: Option<Spanned<String>>,
 }
 
 /// `coalesce`: on/off, or a key template.

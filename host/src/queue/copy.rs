@@ -1,5 +1,5 @@
 //! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
-//! SQLite queue (deliveries, jobs, steps, logs, nodes) into an empty PostgreSQL queue in
+//! SQLite queue (deliveries, jobs, steps, logs, nodes, schedule ticks) into an empty PostgreSQL queue in
 //! one transaction, keeping every id, so the history and the API's links stay as they
 //! were. Jobs that were running are put back in line, as a restart would (see
 //! `requeue.rs`).
@@ -29,6 +29,7 @@ const TABLES: &[(&str, &str)] = &[
     ("logs", "seq, job_id, attempt, step, at, level, message"),
     ("job_deliveries", "job_id, delivery_seq, event_index, at"),
     ("nodes", "name, started_at, heartbeat_at, stopped_at, version, workers"),
+    ("schedule_ticks", "rule, spec, through_ms"),
 ];
 
 /// How many rows of each table were copied.
