@@ -21,4 +21,5 @@ mod provision;
 mod queue;
 mod rules;
 mod sandbox;
+mod schedule;
 mod storage;

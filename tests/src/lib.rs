@@ -151,8 +151,14 @@ impl TestDaemon {
     /// Writes `config` to a fresh directory and serves it.
     pub async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gitauto.toml"), with_test_store(config)).unwrap();
+        Self::start_in(dir).await
+    }
+
+    /// Serves the `gitauto.toml` in `dir`, with the queue and cache already there (see
+    /// [`TestDaemon::stop_keeping_dir`]): a restart.
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
         let path = dir.path().join("gitauto.toml");
-        std::fs::write(&path, with_test_store(config)).unwrap();
         let config = gitauto::config::Config::load(&path).unwrap_or_else(|err| panic!("test config: {err}"));
         let daemon = gitauto::daemon::Daemon::prepare(config.clone()).await.expect("daemon prepares");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -233,6 +239,13 @@ impl TestDaemon {
     /// Stops the daemon and waits for it to drain.
     pub async fn stop(mut self) {
         self.shutdown().await;
+    }
+
+    /// Stops the daemon, waits for it to drain, and hands back its directory (config,
+    /// queue, cache) for [`TestDaemon::start_in`].
+    pub async fn stop_keeping_dir(mut self) -> tempfile::TempDir {
+        self.shutdown().await;
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     async fn shutdown(&mut self) {
