@@ -1,10 +1,11 @@
 //! Schedule rules on a real daemon: a six-field rule ticks on time with its time and
-//! targets in the event, two daemons on one PostgreSQL queue run each tick once, and a
+//! targets in the event, fetch-update on a schedule keeps a list of checkouts current
+//! without any webhook, two daemons on one PostgreSQL queue run each tick once, and a
 //! daemon stopped across ticks runs what each rule's `missed` says when it starts again
 //! (a real stop and start over the same data directory). Times come from the record, not
 //! from timing the test: each job's delivery id names the tick it was made for.
 
-use gitauto_tests::{TestDaemon, wait_for};
+use gitauto_tests::{TestDaemon, TestGit, git, wait_for};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -203,6 +204,69 @@ async fn a_daemon_down_across_ticks_runs_what_missed_says_when_it_comes_back() {
                 assert!(job.created_ms - job.tick_ms < 1_000, "{policy}: {job:?}");
             }
         }
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_fetch_update_brings_every_listed_checkout_up_to_date() {
+    let root = tempfile::tempdir().unwrap();
+    let repos = root.path().join("repos");
+    let mut origins = Vec::new();
+    for name in ["one", "two"] {
+        let repo = TestGit::new(root.path(), name);
+        repo.clone_to(&repos.join("acme").join(name));
+        // Pushed with no webhook: only the schedule brings the checkout forward.
+        let head = repo.commit("NEWS.md", &format!("{name} moved\n"), "a commit nobody announced");
+        repo.push("main");
+        origins.push((name, head));
+    }
+    let config = format!(
+        r#"
+[plugins.fetch-update]
+wasm = "builtin:fetch-update"
+grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
+
+[[rules]]
+name = "nightly"
+on = "schedule"
+cron = "* * * * * *"
+repo = ["acme/one", "acme/two"]
+branch = "main"
+steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
+"#,
+        repos = repos.display()
+    );
+    let daemon = TestDaemon::start(&config).await;
+    let jobs = tick_jobs(&daemon, "nightly", |jobs| jobs.len() >= 2).await;
+    daemon.stop().await;
+    for (name, head) in origins {
+        let checkout = repos.join("acme").join(name);
+        assert_eq!(git(&checkout, &["rev-parse", "HEAD"]), head, "{name}");
+        assert_eq!(std::fs::read_to_string(checkout.join("NEWS.md")).unwrap(), format!("{name} moved\n"));
+    }
+    let first_tick = jobs[0].tick_ms;
+    let first: Vec<&str> =
+        jobs.iter().filter(|job| job.tick_ms == first_tick).map(|job| job.job["repo"].as_str().unwrap()).collect();
+    assert_eq!(first, ["acme/one", "acme/two"], "one job per listed checkout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reloaded_config_moves_a_schedule_without_a_restart() {
+    let scratch = tempfile::tempdir().unwrap();
+    let yearly = config(scratch.path(), "", &rule("moved", "0 0 1 1 *", "once"));
+    let daemon = TestDaemon::start(&yearly).await;
+    let reloaded = now_ms();
+    let every_second = config(scratch.path(), "", &rule("moved", "* * * * * *", "once"));
+    std::fs::write(daemon.dir.path().join("gitauto.toml"), every_second).unwrap();
+    // Well within the scheduler's longest sleep: the reload itself wakes it.
+    let jobs = wait_for("the reloaded schedule to tick", Duration::from_secs(10), || async {
+        let jobs = tick_jobs(&daemon, "moved", |_| true).await;
+        (jobs.len() >= 2).then_some(jobs)
+    })
+    .await;
+    for job in &jobs {
+        assert!(job.tick_ms > reloaded && job.created_ms - job.tick_ms < 1_000, "{job:?}");
     }
     daemon.stop().await;
 }
