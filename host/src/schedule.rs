@@ -106,11 +106,12 @@ pub async fn run(pipeline: Pipeline, live: Arc<Live>, mut stop: watch::Receiver<
             forget_removed(&pipeline, &config).await;
             seen = Some(config.clone());
         }
-        let mut due: Vec<&str> =
-            watched.iter().filter(|(_, rule)| rule.due_ms <= now).map(|(name, _)| name.as_str()).collect();
-        due.sort_unstable();
-        let due: Vec<String> = due.into_iter().map(str::to_owned).collect();
+        let due: Vec<String> =
+            watched.iter().filter(|(_, rule)| rule.due_ms <= now).map(|(name, _)| name.clone()).collect();
         for name in due {
+            if *stop.borrow() {
+                return;
+            }
             let Some(schedule) = config.rule(&name).and_then(|rule| rule.schedule.as_ref()) else { continue };
             let rule = watched.get_mut(&name).expect("due rules are watched");
             rule.due_ms = match tick(&pipeline, &name, schedule, rule, now).await {
