@@ -180,8 +180,10 @@ async fn a_daemon_down_across_ticks_runs_what_missed_says_when_it_comes_back() {
     let restarting = now_ms();
     let daemon = TestDaemon::start_in(dir).await;
     daemon.get("/api/nodes").await;
+    // The scheduler began watching somewhere in (restarting, serving].
     let serving = now_ms() + 200;
-    assert!(serving / 2_000 == restarting / 2_000, "the daemon took too long to start for this test to tell");
+    // A tick inside that span (a slow start) was missed or on time: either is right.
+    let in_start = (restarting / 2_000 + 1..=serving / 2_000).map(|n| n * 2_000).next();
 
     for policy in policies {
         // Wait for a tick after the start: the catch-up, done first, is over by then.
@@ -189,14 +191,23 @@ async fn a_daemon_down_across_ticks_runs_what_missed_says_when_it_comes_back() {
         let last_before = jobs.iter().map(|job| job.tick_ms).filter(|tick| *tick < stopped).max().unwrap();
         let missed: Vec<i64> = (last_before / 2_000 + 1..=restarting / 2_000).map(|n| n * 2_000).collect();
         assert!(missed.len() >= 3, "{policy}: {missed:?}");
-        let caught_up: Vec<i64> =
-            jobs.iter().map(|job| job.tick_ms).filter(|tick| *tick > last_before && *tick <= restarting).collect();
-        let expected = match policy {
+        let ran: Vec<i64> =
+            jobs.iter().map(|job| job.tick_ms).filter(|tick| *tick > last_before && *tick <= serving).collect();
+        let by_policy = |missed: &[i64]| match policy {
             "skip" => Vec::new(),
             "once" => vec![*missed.last().unwrap()],
-            _ => missed.clone(),
+            _ => missed.to_vec(),
         };
-        assert_eq!(caught_up, expected, "missed = \"{policy}\", ticks missed: {missed:?}");
+        let mut allowed = vec![by_policy(&missed)];
+        if let Some(tick) = in_start {
+            let also_missed: Vec<i64> = missed.iter().copied().chain([tick]).collect();
+            let on_time: Vec<i64> = by_policy(&missed).into_iter().chain([tick]).collect();
+            allowed = vec![by_policy(&also_missed), on_time];
+        }
+        assert!(
+            allowed.contains(&ran),
+            "missed = \"{policy}\": ran {ran:?}, missed {missed:?}, expected one of {allowed:?}"
+        );
         // Each caught-up job was made at the start, and each tick after it on time.
         for job in jobs.iter().filter(|job| job.tick_ms > last_before) {
             assert!(job.created_ms >= restarting, "{policy}: {job:?}");

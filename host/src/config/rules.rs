@@ -129,8 +129,8 @@ impl Rule {
     }
 }
 
-/// What a schedule rule's tick does about ticks that fell while no daemon was running
-/// (or while the scheduler was held up).
+/// What a schedule rule runs for ticks that fell while no daemon was running (or while
+/// the scheduler was held up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Missed {
     /// Missed ticks do not run.
