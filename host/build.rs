@@ -1,6 +1,8 @@
 //! Builds the built-in plugins (`plugins/*`) for wasm32-wasip2 and embeds them, so that
 //! `wasm = "builtin:NAME"` needs no file next to the binary.
 
+#![allow(clippy::disallowed_methods, reason = "a build script: nothing async runs here")]
+
 use std::fmt::Write;
 use std::path::PathBuf;
 

@@ -1,7 +1,8 @@
 //! The integration suite's store-related modules run a second time with every daemon's
 //! queue in a PostgreSQL database of its own (a throwaway server on loopback, see
 //! `gitauto::testing`), so that ingest, deduplication, coalescing, per-key serialisation,
-//! retries, the API, rules, schedules and the forges behave the same on both stores. The modules are
+//! retries, the API, rules, flow control, schedules and the forges behave the same on both
+//! stores. The modules are
 //! the `it` suite's files; `gitauto_tests::on_postgres` tells `TestDaemon` which store to
 //! give a daemon. Plugin sandboxing, languages and the browser do not touch the store and
 //! run once, in `it`.
@@ -10,6 +11,8 @@
 mod bounds;
 #[path = "it/fetch_update.rs"]
 mod fetch_update;
+#[path = "it/flow.rs"]
+mod flow;
 #[path = "it/forges.rs"]
 mod forges;
 #[path = "it/gitreload.rs"]

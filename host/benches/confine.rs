@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -p gitauto --bench confine`. `GITAUTO_BENCH_STARTS` (default 300) starts each.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
+
 mod common;
 
 use common::env_number;

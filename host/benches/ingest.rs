@@ -8,6 +8,8 @@
 //! 40000), `GITAUTO_BENCH_CONNECTIONS` (default 32). Prints throughput and latency
 //! percentiles, then checks that every accepted delivery is in the database.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
+
 mod common;
 
 use common::{Connection, env_number, percentile, push_payload, sign};

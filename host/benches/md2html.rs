@@ -8,6 +8,8 @@
 //!
 //! `cargo bench -p gitauto --bench md2html`; `GITAUTO_BENCH_PAGES` (default 3000).
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
+
 mod common;
 
 use common::env_number;

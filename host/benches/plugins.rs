@@ -7,6 +7,8 @@
 //! (`target/tools/push-summary-{py,js}.wasm`; run `cargo test -p gitauto-tests --test it
 //! languages` once first). `GITAUTO_BENCH_EVENTS` (default 200) events each.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
+
 mod common;
 
 use common::env_number;
@@ -31,7 +33,7 @@ fn main() {
     let head = repo.commit(Some("HEAD"), &signature, &signature, "empty", &tree, &[]).unwrap().to_string();
 
     let builtin = root.path().join("fetch-update.wasm");
-    std::fs::write(&builtin, gitauto::runtime::builtin::get("fetch-update").unwrap()).unwrap();
+    std::fs::write(&builtin, gitauto::builtin::get("fetch-update").unwrap()).unwrap();
     let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools");
     let cases: Vec<(&str, PathBuf, String)> = vec![
         ("Rust (fetch-update)", builtin, format!(r#"{{"repodir": "{}"}}"#, repos.display())),

@@ -9,6 +9,8 @@
 //! `cargo bench -p gitauto --bench queue`. `GITAUTO_BENCH_JOBS` (default 20000) sets
 //! part 1's size, `GITAUTO_BENCH_SECONDS` (default 10) part 2's length.
 
+#![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
+
 mod common;
 
 use common::{Connection, env_number, push_payload, sign};
@@ -50,6 +52,8 @@ fn job(n: usize) -> NewJob {
         max_attempts: 1,
         quiet_ms: 0,
         run_on: gitauto::node::RunOn::Any,
+        concurrency: None,
+        priority: 0,
     }
 }
 

@@ -1,6 +1,13 @@
-//! The host side of the plugin world: one module per WIT interface. Each call starts
+//! The host side of the plugin world: the bindings generated from `wit/`, the state a
+//! step's calls are served from, and one module per WIT interface. Each call starts
 //! with a grant check and reports refusals and expected failures as the interface's
-//! error type, so the plugin can react; only host bugs become traps.
+//! error type, so the plugin can react; only host bugs become traps. The runtime links
+//! these into its engine; nothing here knows the engine.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "capability calls run on the step's blocking thread, never on a tokio worker"
+)]
 
 pub mod git;
 pub mod http;
@@ -10,6 +17,31 @@ pub mod shell;
 use crate::grant::Grant;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+
+/// Host bindings generated from `wit/`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit",
+        imports: { default: trappable },
+        with: {
+            "gitauto:plugin/git.repository": crate::capability::git::OpenRepository,
+        },
+    });
+}
+
+/// What the capabilities serve one step's calls from; every WIT interface's host trait
+/// is implemented on it.
+pub struct StepState {
+    /// Resources handed to the guest (open repositories), in the table the step's WASI
+    /// files and streams share.
+    pub table: ResourceTable,
+    /// Grant, deadline, log: what the capabilities consult.
+    pub ctx: StepContext,
+}
+
+impl bindings::gitauto::plugin::types::Host for StepState {}
 
 /// What the capabilities know about the step they serve.
 pub struct StepContext {

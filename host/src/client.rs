@@ -1,5 +1,5 @@
 //! A client of a running daemon's API, for the command line (`gitauto jobs`, `job`,
-//! `retry`, `cancel`, `redeliver`, `trigger`). It sends the config's API token when there is one.
+//! `retry`, `cancel`, `redeliver`, `trigger`, `rules`, `pause`, `resume`). It sends the config's API token when there is one.
 
 use anyhow::Context;
 use serde_json::Value;
@@ -63,5 +63,12 @@ impl Client {
     /// `POST path` with no body.
     pub async fn post(&self, path: &str) -> anyhow::Result<Answer> {
         self.send(self.http.post(format!("{}{path}", self.base)), &format!("POST {path}")).await
+    }
+
+    /// `POST /api/rules/{rule}/pause` (`pause` true) or `/resume`, the name encoded (rule
+    /// names may hold spaces and slashes).
+    pub async fn pause_rule(&self, rule: &str, pause: bool) -> anyhow::Result<Answer> {
+        let name = percent_encoding::utf8_percent_encode(rule, percent_encoding::NON_ALPHANUMERIC);
+        self.post(&format!("/api/rules/{name}/{}", if pause { "pause" } else { "resume" })).await
     }
 }

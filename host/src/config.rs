@@ -21,8 +21,8 @@ pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
 use crate::grant::{Access, CommandGrant, DirGrant, Grant, HostCredential, HostPattern};
+pub use crate::secret::Secret;
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
-pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -173,6 +173,7 @@ impl ConfigError {
 
 impl Config {
     /// Reads and validates a config file.
+    #[allow(clippy::disallowed_methods, reason = "at start-up, in CLI commands, and on reload inside spawn_blocking")]
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError { problems: vec![format!("{}: cannot read config: {err}", path.display())] })?;
@@ -495,15 +496,13 @@ impl Checker<'_> {
             );
         }
         let wasm = self.expand(&raw.wasm).and_then(|wasm| match wasm.strip_prefix("builtin:") {
-            Some(builtin) if crate::runtime::builtin::get(builtin).is_some() => {
-                Some(WasmSource::Builtin(builtin.to_owned()))
-            }
+            Some(builtin) if crate::builtin::get(builtin).is_some() => Some(WasmSource::Builtin(builtin.to_owned())),
             Some(builtin) => {
                 self.problem(
                     Some(raw.wasm.span()),
                     format!(
                         "no built-in plugin `{builtin}` (built in: {})",
-                        crate::runtime::builtin::names().collect::<Vec<_>>().join(", ")
+                        crate::builtin::names().collect::<Vec<_>>().join(", ")
                     ),
                 );
                 None
@@ -779,6 +778,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
 
@@ -822,6 +822,22 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         assert!(rule.branch.passes("master") && !rule.branch.passes("dev"));
         assert_eq!(rule.steps[0].name, "fetch-update");
         assert_eq!(rule.steps[0].settings, serde_json::json!({"repodir": "/srv/repos"}));
+    }
+
+    #[test]
+    fn flow_keys_are_read_and_default_to_no_limit_and_priority_zero() {
+        let text = MINIMAL.replace("[[rules]]\n", "[[rules]]\nconcurrency = 2\npriority = -5\n");
+        let rule = &parse(&text).unwrap().rules[0];
+        assert_eq!((rule.concurrency, rule.priority), (Some(2), -5));
+        let rule = &parse(MINIMAL).unwrap().rules[0];
+        assert_eq!((rule.concurrency, rule.priority), (None, 0));
+        for bad in ["0", "-1", "10001"] {
+            let err = parse(&MINIMAL.replace("[[rules]]\n", &format!("[[rules]]\nconcurrency = {bad}\n"))).unwrap_err();
+            let expected = format!(
+                "gitauto.toml:11:15: rule \"keep checkouts current\": `concurrency` must be between 1 and 10000, not {bad}"
+            );
+            assert!(err.to_string().contains(&expected), "{err}");
+        }
     }
 
     #[test]

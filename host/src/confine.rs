@@ -8,6 +8,8 @@
 //! Landlock restricts only the calling thread (and what it starts), so the rest of the
 //! daemon keeps its rights; the thread ends with the call, taking its domain with it.
 
+#![allow(clippy::disallowed_methods, reason = "the work it confines runs on a fresh thread of its own")]
+
 use crate::grant::{Access, Grant, PinnedRoot};
 use landlock::{
     ABI, Access as _, AccessFs, AccessNet, BitFlags, LandlockStatus, NetPort, PathBeneath, PathFd, RulesetAttr,

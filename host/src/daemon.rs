@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
-use crate::queue::Queue;
+use crate::queue::{FlowLimits, Queue};
 use crate::runtime::Runtime;
 use crate::server::{AppState, router};
 use crate::worker::Workers;
@@ -78,6 +78,9 @@ impl Daemon {
         let metrics = Arc::new(Metrics::default());
         let workers = Workers { queue: self.queue.clone(), live: self.live.clone(), metrics: metrics.clone() };
         let config = self.live.config();
+        // Before any worker claims: queued jobs run under the limits of the config loaded now.
+        set_flow(&self.queue, &config).await;
+        let flow = tokio::spawn(follow_flow(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let worker_count = config.server.workers;
         let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx.clone()));
         self.queue.join(worker_count).await.context("recording this node in the queue")?;
@@ -118,6 +121,7 @@ impl Daemon {
             scheduler.abort();
         }
         watcher.abort();
+        flow.abort();
         heart.abort();
         if let Err(err) = self.queue.leave().await {
             tracing::warn!("recording this node's stop: {err:#}");
@@ -144,6 +148,32 @@ async fn heartbeat(queue: Queue, mut stop: watch::Receiver<bool>) {
         }
         if let Err(err) = queue.heartbeat().await {
             tracing::warn!("recording this node's heartbeat: {err:#}");
+        }
+    }
+}
+
+/// Gives the queued jobs of every rule in `config` the rule's concurrency and priority.
+/// A failure is logged: the jobs keep the settings they were queued with.
+async fn set_flow(queue: &Queue, config: &Config) {
+    let limits = config.rules.iter().map(FlowLimits::of).collect();
+    match queue.set_flow(limits).await {
+        Ok(0) => {}
+        Ok(changed) => tracing::info!(jobs = changed, "queued jobs take their rules' new concurrency and priority"),
+        Err(err) => tracing::error!("giving queued jobs their rules' concurrency and priority: {err:#}"),
+    }
+}
+
+/// Until `stop`, gives queued jobs the current rules' settings, again after each reload.
+async fn follow_flow(queue: Queue, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
+    loop {
+        // Registered before reading the config, so a reload meanwhile is not missed.
+        let replaced = live.replaced().notified();
+        tokio::pin!(replaced);
+        replaced.as_mut().enable();
+        set_flow(&queue, &live.config()).await;
+        tokio::select! {
+            () = &mut replaced => {}
+            _ = stop.changed() => return,
         }
     }
 }

@@ -14,8 +14,8 @@ mod gogs;
 mod headers;
 mod signature;
 
-use crate::config::Secret;
 use crate::event::Event;
+use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

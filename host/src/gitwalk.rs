@@ -292,6 +292,7 @@ fn side(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 pub(crate) mod tests {
     use super::*;
     use std::time::Duration;

@@ -32,7 +32,7 @@ pub struct HostCredential {
     /// The header's name, lower case (`authorization`, `private-token`).
     pub header: String,
     /// The header's whole value (`Bearer ...`).
-    pub value: crate::config::Secret,
+    pub value: crate::secret::Secret,
 }
 
 /// A granted directory.
@@ -434,6 +434,7 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
 

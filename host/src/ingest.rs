@@ -228,8 +228,8 @@ pub enum IngestError {
     /// The queue did not store it; nothing was queued, so the sender may try again.
     #[error("storing the delivery failed: {0:#}")]
     Store(anyhow::Error),
-    /// Routing did not finish (its blocking thread panicked or was cancelled).
-    #[error("routing the delivery failed: {0}")]
+    /// Reading or routing did not finish (its blocking thread panicked or was cancelled).
+    #[error("reading or routing the delivery failed: {0}")]
     Routing(String),
 }
 
@@ -253,10 +253,20 @@ impl Pipeline {
     }
 
     /// Reads, routes, records and accepts `input` under the config current now.
-    pub async fn ingest(&self, mut input: Input) -> Result<Ingested, IngestError> {
+    pub async fn ingest(&self, input: Input) -> Result<Ingested, IngestError> {
         let config = self.live.config();
-        let read = read(&config, &mut input)?;
-        self.admit(config, input, read).await
+        // Verifying and parsing a body of up to `max_body` is CPU work: off the async threads.
+        let (input, read) = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut input = input;
+                let read = read(&config, &mut input);
+                (input, read)
+            })
+            .await
+            .map_err(|err| IngestError::Routing(err.to_string()))?
+        };
+        self.admit(config, input, read?).await
     }
 
     /// The config current now (a delivery keeps the one it was read under).

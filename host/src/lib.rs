@@ -9,9 +9,18 @@
 //! runs their steps in the [`runtime`], whose plugins reach the world only through
 //! [`capability`] calls that [`grant`] allows. [`schedule`] ticks the schedule rules'
 //! clocks (read by [`cron`]) into the same pipeline.
+//!
+//! Imports run one way, down that flow: `server -> ingest -> forge/route -> event`,
+//! `worker -> runtime -> capability -> grant`; `route`, `runtime` and `worker` read
+//! [`config`]'s types, and the config uses only what lies below it (forge dialects,
+//! grants). What several stages share sits below them all: [`secret`] (values never
+//! printed), [`glob`] (the filters rules use), [`builtin`] (the built-in plugins and
+//! what they need from their grants), [`step`] (how a step ended, from the runtime to
+//! the API and the CLI), [`cron`] (cron expressions and their times).
 
 pub mod authoring;
 pub mod bench;
+pub mod builtin;
 pub mod capability;
 pub mod client;
 pub mod config;
@@ -21,6 +30,7 @@ pub mod daemon;
 pub mod event;
 pub mod forge;
 pub mod gitwalk;
+pub mod glob;
 pub mod grant;
 pub mod ingest;
 pub mod live;
@@ -32,9 +42,11 @@ pub mod queue;
 pub mod route;
 pub mod runtime;
 pub mod schedule;
+pub mod secret;
 pub mod send;
 pub mod server;
 pub mod shutdown;
+pub mod step;
 pub mod template;
 pub mod terminal;
 #[doc(hidden)]

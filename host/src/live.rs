@@ -28,9 +28,9 @@ pub struct Snapshot {
 pub struct Live {
     current: RwLock<Arc<Snapshot>>,
     status: Mutex<ReloadStatus>,
-    /// The number of configs loaded so far, for tasks that sleep until something changes
-    /// (the scheduler: a reload may add, remove or move a schedule).
-    loaded: watch::Sender<u64>,
+    /// Notified when a reload replaced the snapshot (for state derived from the config,
+    /// such as the flow settings queued jobs carry).
+    replaced: tokio::sync::Notify,
 }
 
 /// How reloading has gone, for `GET /api/config`.
@@ -57,12 +57,11 @@ impl Live {
             loaded_at: crate::queue::rfc3339(crate::queue::now_ms()),
             ..ReloadStatus::default()
         };
-        Self { current: RwLock::new(Arc::new(snapshot)), status: Mutex::new(status), loaded: watch::Sender::new(1) }
-    }
-
-    /// Changes each time a new config becomes current.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.loaded.subscribe()
+        Self {
+            current: RwLock::new(Arc::new(snapshot)),
+            status: Mutex::new(status),
+            replaced: tokio::sync::Notify::new(),
+        }
     }
 
     /// How reloading has gone.
@@ -99,7 +98,12 @@ impl Live {
 
     fn replace(&self, snapshot: Snapshot) {
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
-        self.loaded.send_modify(|loaded| *loaded += 1);
+        self.replaced.notify_waiters();
+    }
+
+    /// Notified each time a reload replaces the config.
+    pub fn replaced(&self) -> &tokio::sync::Notify {
+        &self.replaced
     }
 
     /// Loads the config file again; if it is valid and its plugins load, it becomes
@@ -141,7 +145,7 @@ impl Live {
                 None
             }
         };
-        let mut seen = std::fs::read(&path).ok();
+        let mut seen = tokio::fs::read(&path).await.ok();
         let mut tick = tokio::time::interval(WATCH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -149,13 +153,13 @@ impl Live {
                 _ = stop.changed() => return,
                 () = recv(&mut hangup) => {
                     // What is reloaded now is not a change for the next tick to find.
-                    seen = std::fs::read(&path).ok().or(seen.take());
+                    seen = tokio::fs::read(&path).await.ok().or(seen.take());
                     "SIGHUP"
                 }
                 _ = tick.tick() => {
                     // Compare contents, not times: editors and `touch` change times without
                     // changing anything, and a half-written file is caught on the next tick.
-                    let now = std::fs::read(&path).ok();
+                    let now = tokio::fs::read(&path).await.ok();
                     if now.is_none() || now == seen {
                         continue;
                     }

@@ -155,6 +155,7 @@ pub fn guess_event(forge: &str, body: &[u8]) -> Option<String> {
 struct Scratch(PathBuf);
 
 impl Scratch {
+    #[allow(clippy::disallowed_methods, reason = "`gitauto run` is a CLI command: its scratch directory is made once")]
     fn new() -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("gitauto-run-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -163,6 +164,10 @@ impl Scratch {
 }
 
 impl Drop for Scratch {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "`gitauto run` is a CLI command: its scratch directory goes once, as it exits"
+    )]
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }

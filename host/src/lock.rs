@@ -17,6 +17,7 @@ pub struct DataDirLock {
 
 impl DataDirLock {
     /// Takes the lock on `data_dir` (created if missing), or says which process holds it.
+    #[allow(clippy::disallowed_methods, reason = "start-up: the lock is taken before the daemon serves anything")]
     pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let path = data_dir.join("gitauto.lock");

@@ -108,6 +108,26 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// List the rules: paused or not, concurrency, priority, queued and running jobs.
+    Rules {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Pause a rule: its events are still accepted and queued, but none of its jobs
+    /// starts (on any node sharing the queue) until it is resumed. Running jobs finish.
+    Pause {
+        /// The rule's name.
+        rule: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Resume a paused rule: its queued jobs run.
+    Resume {
+        /// The rule's name.
+        rule: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Start a manual rule (`on = "manual"`) with parameters: `key=value` for text,
     /// `key:=JSON` for numbers, lists and tables.
     Trigger {
@@ -298,7 +318,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let source = config
                 .source(&source)
                 .with_context(|| format!("no [sources.{source}] in {}", config.path.display()))?;
-            let body = std::fs::read(&payload).with_context(|| format!("reading {}", payload.display()))?;
+            let body = tokio::fs::read(&payload).await.with_context(|| format!("reading {}", payload.display()))?;
             let url = url.unwrap_or_else(|| format!("http://{}/hooks/{}", config.server.listen, source.name));
             let (status, answer) = gitauto::send::send(source, &event, body, &url).await?;
             println!("{status} {}", escape(&answer.to_string()));
@@ -327,13 +347,32 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Job { id, daemon } => {
-            let job = daemon.client()?.get(&format!("/api/jobs/{id}")).await?.ok()?;
+            let answer = daemon.client()?.get(&format!("/api/jobs/{id}")).await?.ok()?;
+            let job: gitauto::queue::JobView =
+                serde_json::from_value(answer).context("the daemon's answer is not a job")?;
             print_job(&job);
             Ok(ExitCode::SUCCESS)
         }
         Command::Retry { id, daemon } => {
             daemon.client()?.post(&format!("/api/jobs/{id}/retry")).await?.ok()?;
             println!("job {id} is queued again");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules { daemon } => {
+            let answer = daemon.client()?.get("/api/rules").await?.ok()?;
+            print_rules(&answer["rules"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pause { rule, daemon } => {
+            let answer = daemon.client()?.pause_rule(&rule, true).await?.ok()?;
+            let already = if answer["changed"] == true { "" } else { " (it already was)" };
+            println!("rule {} is paused{already}: its jobs stay queued until `gitauto resume`", escape(&rule));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resume { rule, daemon } => {
+            let answer = daemon.client()?.pause_rule(&rule, false).await?.ok()?;
+            let already = if answer["changed"] == true { "" } else { " (it was not paused)" };
+            println!("rule {} runs its jobs{already}", escape(&rule));
             Ok(ExitCode::SUCCESS)
         }
         Command::Trigger { rule, params, daemon } => {
@@ -350,7 +389,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin { command: PluginCommand::Inspect { file } } => {
-            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let wasm = tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
             let inspection = gitauto::runtime::inspect::inspect(&wasm)?;
             println!("{}: {} bytes", file.display(), inspection.size);
             match &inspection.targets {
@@ -379,7 +418,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plugin {
             command: PluginCommand::Test { file, event, forge, forge_event, settings, grants, memory, timeout },
         } => {
-            let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let body = tokio::fs::read(&event).await.with_context(|| format!("reading {}", event.display()))?;
             let event = gitauto::authoring::event_from_payload(&forge, forge_event.as_deref(), &body)?;
             let mut grant = gitauto::grant::Grant::default();
             for text in &grants {
@@ -399,7 +438,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run { event, source, forge_event, dry_run, config } => {
             let config = load(&config)?;
-            let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let body = tokio::fs::read(&event).await.with_context(|| format!("reading {}", event.display()))?;
             let request = gitauto::local::Request { body, source, forge_event, dry_run };
             let report = gitauto::local::run(config, request).await?;
             Ok(print_run(&report))
@@ -442,12 +481,7 @@ fn print_outcome(outcome: &gitauto::runtime::StepOutcome) -> ExitCode {
     use gitauto::runtime::{StepOutcome, StepStatus};
     match outcome {
         StepOutcome::Done { status, summary, output } => {
-            let name = match status {
-                StepStatus::Success => "success",
-                StepStatus::Failure => "failure",
-                StepStatus::Skipped => "skipped",
-            };
-            println!("{name}: {}", escape(summary));
+            println!("{status}: {}", escape(summary));
             let output: serde_json::Value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
             if !output.is_null() {
                 print!("output: ");
@@ -505,7 +539,7 @@ fn print_run(report: &gitauto::local::Report) -> ExitCode {
             escape(job.summary.as_deref().unwrap_or(""))
         );
         for step in &job.steps {
-            println!("  {:<28} {:<8} {}", escape(&step.name), escape(&step.status), escape(&step.summary));
+            println!("  {:<28} {:<8} {}", escape(&step.name), step.status, escape(&step.summary));
         }
         for line in &job.logs {
             let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
@@ -569,40 +603,56 @@ fn print_nodes(answer: &serde_json::Value) {
     }
 }
 
-fn print_job(job: &serde_json::Value) {
-    println!("job {}  {}", text(&job["id"]), text(&job["state"]));
-    println!("  rule       {}", text(&job["rule"]));
-    println!("  repository {} {}", text(&job["repo"]), text(&job["git_ref"]));
-    println!("  attempts   {} of {}", job["attempts"], job["max_attempts"]);
-    if !job["node"].is_null() || !job["ran_on"].is_null() {
-        let meant_for = escape(job["node"].as_str().unwrap_or("any node"));
-        println!("  node       for {meant_for}, ran on {}", escape(job["ran_on"].as_str().unwrap_or("none yet")));
+fn print_rules(rules: &serde_json::Value) {
+    println!("{:<32} {:<7} {:>11} {:>8} {:>7} {:>7}", "RULE", "STATE", "CONCURRENCY", "PRIORITY", "QUEUED", "RUNNING");
+    for rule in rules.as_array().into_iter().flatten() {
+        let state = if rule["paused"] == true { "paused" } else { "active" };
+        let concurrency = rule["concurrency"].as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let gone = if rule["in_config"] == false { " (no longer in the config)" } else { "" };
+        println!(
+            "{:<32} {state:<7} {concurrency:>11} {:>8} {:>7} {:>7}{gone}",
+            text(&rule["name"]),
+            rule["priority"],
+            rule["queued"],
+            rule["running"],
+        );
     }
-    println!("  created    {}", text(&job["created_at"]));
-    if let Some(finished) = job["finished_at"].as_str() {
+}
+
+fn print_job(job: &gitauto::queue::JobView) {
+    let or_empty = |value: &Option<String>| escape(value.as_deref().unwrap_or("")).into_owned();
+    println!("job {}  {}", escape(&job.id), escape(&job.state));
+    println!("  rule       {}", escape(&job.rule));
+    println!("  repository {} {}", escape(&job.repo), or_empty(&job.git_ref));
+    println!("  attempts   {} of {}", job.attempts, job.max_attempts);
+    if job.node.is_some() || job.ran_on.is_some() {
+        let meant_for = escape(job.node.as_deref().unwrap_or("any node"));
+        println!("  node       for {meant_for}, ran on {}", escape(job.ran_on.as_deref().unwrap_or("none yet")));
+    }
+    println!("  created    {}", escape(&job.created_at));
+    if let Some(finished) = &job.finished_at {
         println!("  finished   {}", escape(finished));
     }
-    let deliveries: Vec<Cow<'_, str>> =
-        job["deliveries"].as_array().into_iter().flatten().filter_map(|d| d.as_str()).map(escape).collect();
+    let deliveries: Vec<Cow<'_, str>> = job.deliveries.iter().map(|d| escape(d)).collect();
     println!("  deliveries {}", deliveries.join(", "));
-    if let Some(summary) = job["summary"].as_str() {
+    if let Some(summary) = &job.summary {
         println!("  summary    {}", escape(summary));
     }
     println!("steps:");
-    for step in job["steps"].as_array().into_iter().flatten() {
+    for step in &job.steps {
         println!(
             "  {:<20} {:<16} {:<8} {:>6} ms  {}",
-            text(&step["name"]),
-            text(&step["plugin"]),
-            text(&step["status"]),
-            step["duration_ms"],
-            text(&step["summary"])
+            escape(&step.name),
+            escape(&step.plugin),
+            step.status,
+            step.duration_ms,
+            escape(&step.summary)
         );
     }
     println!("log:");
-    for line in job["logs"].as_array().into_iter().flatten() {
-        let step = line["step"].as_str().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
-        println!("  {} {step}{} {}", text(&line["at"]), text(&line["level"]), text(&line["message"]));
+    for line in &job.logs {
+        let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
+        println!("  {} {step}{} {}", escape(&line.at), escape(&line.level), escape(&line.message));
     }
 }
 

@@ -99,6 +99,13 @@ impl Metrics {
         out.push_str("# HELP gitauto_queue_depth Jobs waiting to run.\n# TYPE gitauto_queue_depth gauge\n");
         let _ = writeln!(out, "gitauto_queue_depth {depth}");
         out.push_str(
+            "# HELP gitauto_rule_paused Rules paused (`gitauto pause`): their jobs wait in the queue.\n\
+             # TYPE gitauto_rule_paused gauge\n",
+        );
+        for paused in queue.paused().await? {
+            let _ = writeln!(out, "gitauto_rule_paused{{rule=\"{}\"}} 1", escape(&paused.rule));
+        }
+        out.push_str(
             "# HELP gitauto_http_connections HTTP connections open now.\n# TYPE gitauto_http_connections gauge\n",
         );
         let _ =

@@ -50,6 +50,7 @@ pub struct NodeView {
 
 /// The host name, as the default node name; `gitauto` when it cannot be read or is not
 /// a valid name.
+#[allow(clippy::disallowed_methods, reason = "read once at start-up, before anything is served")]
 pub fn default_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))

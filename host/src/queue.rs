@@ -7,11 +7,13 @@
 //! outside this module sees SQL. Here: accepting deliveries (with coalescing) and
 //! migrations; `jobs.rs` a job's life and views, `history.rs` the delivery record,
 //! `nodes.rs` the daemons sharing the store, `requeue.rs` putting running jobs back in
-//! line (crash recovery, leases, shutdown, retries),
-//! `retention.rs` pruning, `ticks.rs` schedule ticks, `writer.rs` the thread that batches commits.
+//! line (crash recovery, leases, shutdown, retries), `flow.rs` paused rules and the
+//! concurrency and priority queued jobs carry, `ticks.rs` schedule ticks,
+//! `retention.rs` pruning, `writer.rs` the thread that batches commits.
 
 pub mod copy;
 mod db;
+mod flow;
 mod history;
 mod jobs;
 mod nodes;
@@ -23,14 +25,16 @@ mod writer;
 use anyhow::Context;
 use db::{Db, args};
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use writer::Writer;
 
 use crate::node::RunOn;
+use crate::step::StepStatus;
 
+pub use flow::{FlowLimits, Paused, RuleLoad};
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
 pub use requeue::{Recovered, Requeued};
@@ -38,7 +42,7 @@ pub use retention::{Pruned, Retention};
 pub use ticks::TickClaim;
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -47,8 +51,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v4.sql"),
     include_str!("queue/schema_v5.sql"),
     include_str!("queue/schema_v6.sql"),
-    // Schedule ticks (flow control's migration may take this number: renumber at merge).
     include_str!("queue/schema_v7.sql"),
+    include_str!("queue/schema_v8.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -205,6 +209,11 @@ pub struct NewJob {
     /// Where it runs: one job for any node, or one per node (`every` live node, or the
     /// named ones), each with the node in its keys.
     pub run_on: RunOn,
+    /// The rule's `concurrency`: at most this many of its jobs run at once, across every
+    /// node (`None`: no limit).
+    pub concurrency: Option<i64>,
+    /// The rule's `priority`: among claimable jobs, higher runs first.
+    pub priority: i64,
 }
 
 /// The result of accepting a delivery.
@@ -250,8 +259,8 @@ pub struct StepRecord {
     pub name: String,
     /// Plugin name.
     pub plugin: String,
-    /// `success`, `failure`, `skipped` or `error`.
-    pub status: &'static str,
+    /// How it ended.
+    pub status: StepStatus,
     /// One line.
     pub summary: String,
     /// JSON output, if any.
@@ -262,8 +271,8 @@ pub struct StepRecord {
     pub finished_at: i64,
 }
 
-/// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A job as the API shows it (and the CLI reads it back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobView {
     /// Job id.
     pub id: String,
@@ -313,14 +322,14 @@ pub struct JobView {
 }
 
 /// A step result as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepView {
     /// Step name.
     pub name: String,
     /// Plugin name.
     pub plugin: String,
-    /// `success`, `failure`, `skipped` or `error`.
-    pub status: String,
+    /// How it ended (`success`, `failure`, `skipped` or `error` in JSON).
+    pub status: StepStatus,
     /// One line.
     pub summary: String,
     /// The plugin's output.
@@ -330,7 +339,7 @@ pub struct StepView {
 }
 
 /// A log line as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogView {
     /// Position among all log lines (for resuming a stream).
     pub seq: i64,
@@ -378,6 +387,7 @@ impl Queue {
 
     /// Opens (creating or migrating) the queue in `data_dir` as node `node`, and re-queues
     /// jobs that were running when the last process stopped.
+    #[allow(clippy::disallowed_methods, reason = "start-up: the queue opens before the daemon serves anything")]
     pub fn open_as(data_dir: &Path, node: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
         // SQLite's own messages ("unable to open database file") do not say why.
@@ -572,17 +582,28 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
                         not_before = CASE WHEN CAST(?7 AS BIGINT) > 0 THEN
                             CASE WHEN CAST(?6 AS BIGINT) + ?7 < created_at + 10 * ?7 THEN CAST(?6 AS BIGINT) + ?7
                                  ELSE created_at + 10 * ?7 END
-                        ELSE not_before END
+                        ELSE not_before END,
+                        concurrency = ?8, priority = ?9
                  WHERE id = ?1",
-                args![id, seq, event_index, job.git_ref, job.max_attempts, now, job.quiet_ms],
+                args![
+                    id,
+                    seq,
+                    event_index,
+                    job.git_ref,
+                    job.max_attempts,
+                    now,
+                    job.quiet_ms,
+                    job.concurrency,
+                    job.priority
+                ],
             )?;
             id
         }
         None => db.query_one(
             "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
-                               state, created_at, not_before, node)
+                               state, created_at, not_before, node, concurrency, priority)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
-                     CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11)
+                     CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11, ?12, ?13)
              RETURNING id",
             args![
                 seq,
@@ -595,7 +616,9 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
                 job.max_attempts,
                 now,
                 job.quiet_ms,
-                node
+                node,
+                job.concurrency,
+                job.priority
             ],
             |row| row.get(0),
         )?,
@@ -609,15 +632,15 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 4;
+const POSTGRES_SCHEMA_VERSION: i64 = 5;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres.sql"),
     include_str!("queue/postgres_v2.sql"),
     include_str!("queue/postgres_v3.sql"),
-    // Schedule ticks (flow control's migration may take this number: renumber at merge).
     include_str!("queue/postgres_v4.sql"),
+    include_str!("queue/postgres_v5.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -841,6 +864,8 @@ mod tests {
             max_attempts: 1,
             quiet_ms: 0,
             run_on: RunOn::Any,
+            concurrency: None,
+            priority: 0,
         }
     }
 
@@ -1057,6 +1082,180 @@ mod tests {
         assert_eq!(queue.job(first.parse().unwrap()).await.unwrap().unwrap().state, "running");
     }
 
+    /// A job of rule `rule` with key `key`, at most `concurrency` of the rule running at once.
+    fn limited(rule: &str, key: &str, concurrency: i64) -> NewJob {
+        NewJob { rule: rule.into(), concurrency: Some(concurrency), ..job(key) }
+    }
+
+    #[tokio::test]
+    async fn a_rules_concurrency_caps_its_running_jobs_across_nodes() {
+        for store in stores() {
+            let (a, b) = (store.open("a"), store.open("b"));
+            let jobs = (1..=4).map(|n| limited("capped", &format!("c{n}"), 2)).collect();
+            let capped = a.accept(delivery("c"), jobs).await.unwrap().jobs;
+            let free = a.accept(delivery("f"), vec![job("free")]).await.unwrap().jobs;
+            let first = a.claim().await.unwrap().expect("the first place");
+            let second = b.claim().await.unwrap().expect("the second place, on another node");
+            assert_eq!([first.id.to_string(), second.id.to_string()], capped[..2]);
+            let other = a.claim().await.unwrap().expect("another rule's job passes the full rule's");
+            assert_eq!(other.id.to_string(), free[0]);
+            assert!(b.claim().await.unwrap().is_none(), "two of `capped` run: the others wait");
+            assert!(a.claim().await.unwrap().is_none());
+
+            b.finish(second.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            let third = a.claim().await.unwrap().expect("a place is free again");
+            assert_eq!(third.id.to_string(), capped[2]);
+            assert!(b.claim().await.unwrap().is_none());
+
+            // A reload lowering the limit applies to the queued job: two still run, so it
+            // waits until only none does.
+            a.set_flow(vec![FlowLimits { rule: "capped".into(), concurrency: Some(1), priority: 0 }]).await.unwrap();
+            a.finish(first.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            assert!(b.claim().await.unwrap().is_none(), "one runs, and the limit is one now");
+            a.finish(third.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            let last = b.claim().await.unwrap().expect("none runs");
+            assert_eq!(last.id.to_string(), capped[3]);
+            // Raising it again lets jobs queued later start beside it.
+            let more = b.accept(delivery("m"), vec![limited("capped", "c5", 2)]).await.unwrap().jobs;
+            assert_eq!(b.claim().await.unwrap().map(|j| j.id.to_string()), Some(more[0].clone()));
+        }
+    }
+
+    #[tokio::test]
+    async fn priority_orders_claims_between_rules_and_ties_keep_their_order() {
+        for store in stores() {
+            let queue = store.open("n");
+            let with = |rule: &str, key: &str, priority: i64| NewJob { rule: rule.into(), priority, ..job(key) };
+            let mut ids = Vec::new();
+            for (rule, key, priority) in
+                [("low", "l1", 0), ("high", "h1", 5), ("low", "l2", 0), ("high", "h2", 5), ("lowest", "n1", -1)]
+            {
+                ids.push(queue.accept(delivery(key), vec![with(rule, key, priority)]).await.unwrap().jobs[0].clone());
+            }
+            let mut order = Vec::new();
+            for _ in 0..3 {
+                order.push(queue.claim().await.unwrap().unwrap().id.to_string());
+            }
+            assert_eq!(
+                order,
+                [ids[1].clone(), ids[3].clone(), ids[0].clone()],
+                "high first, in the order queued; then low"
+            );
+            // A reload raising `lowest` above `low` applies to its queued job.
+            queue.set_flow(vec![FlowLimits { rule: "lowest".into(), concurrency: None, priority: 1 }]).await.unwrap();
+            assert_eq!(queue.claim().await.unwrap().unwrap().id.to_string(), ids[4]);
+            assert_eq!(queue.claim().await.unwrap().unwrap().id.to_string(), ids[2]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paused_rules_jobs_wait_for_its_resume_and_the_pause_survives_reopening() {
+        for store in stores() {
+            let queue = store.open("a");
+            let paused = |key: &str| NewJob { rule: "paused".into(), ..job(key) };
+            let running = queue.accept(delivery("p0"), vec![paused("p0")]).await.unwrap().jobs;
+            let claimed = queue.claim().await.unwrap().unwrap();
+            assert!(queue.pause("paused").await.unwrap());
+            assert!(!queue.pause("paused").await.unwrap(), "paused already");
+            let waiting = queue.accept(delivery("p1"), vec![paused("p1"), paused("p2")]).await.unwrap().jobs;
+            let other = queue.accept(delivery("o"), vec![job("o")]).await.unwrap().jobs;
+            let other_job = queue.claim().await.unwrap().expect("another rule's job runs");
+            assert_eq!(other_job.id.to_string(), other[0]);
+            assert!(queue.claim().await.unwrap().is_none(), "the paused rule's jobs stay queued");
+            // Its running job finishes.
+            queue.finish(claimed.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            assert_eq!(queue.job(running[0].parse().unwrap()).await.unwrap().unwrap().state, "succeeded");
+            let loads = queue.rule_loads().await.unwrap();
+            let expected = [
+                ("paused".to_owned(), RuleLoad { queued: 2, running: 0 }),
+                ("r".to_owned(), RuleLoad { queued: 0, running: 1 }),
+            ];
+            assert_eq!(loads, expected);
+            queue.finish(other_job.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            queue.close().await;
+
+            // Another daemon, or this one restarted, sees the pause.
+            let queue = store.open("b");
+            let listed: Vec<(String, String)> =
+                queue.paused().await.unwrap().into_iter().map(|p| (p.rule, p.node)).collect();
+            assert_eq!(listed, [("paused".to_owned(), "a".to_owned())]);
+            assert!(queue.claim().await.unwrap().is_none());
+            assert!(queue.resume("paused").await.unwrap());
+            assert!(!queue.resume("paused").await.unwrap(), "not paused any more");
+            let mut resumed = Vec::new();
+            while let Some(job) = queue.claim().await.unwrap() {
+                resumed.push(job.id.to_string());
+            }
+            assert_eq!(resumed, waiting);
+            assert!(queue.paused().await.unwrap().is_empty());
+        }
+    }
+
+    /// Two daemons starting the last free place of a rule at the same moment: the second
+    /// one's start waits on the first one's uncommitted start, is refused by the index of
+    /// running places, and looks again, finding another rule's job instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_racing_another_daemons_start_of_a_rules_last_place_claims_other_work() {
+        let Some(url) = crate::testing::database() else { return };
+        let queue = Queue::open_postgres(&url, "b").unwrap();
+        let accepted = queue
+            .accept(delivery("s1"), vec![limited("one", "k1", 1), limited("one", "k2", 1), job("other")])
+            .await
+            .unwrap()
+            .jobs;
+        // "Daemon a" starts the first job in the rule's only place and has not committed yet.
+        let (held, hold) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let starter = std::thread::spawn({
+            let (url, first, held) = (url.clone(), accepted[0].clone(), held.0);
+            move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let mut started = client.transaction().unwrap();
+                started
+                    .batch_execute(&format!("UPDATE jobs SET state = 'running', slot = 0 WHERE id = {first}"))
+                    .unwrap();
+                held.send(()).unwrap();
+                hold.1.recv().unwrap();
+                started.commit().unwrap();
+            }
+        });
+        held.1.recv().unwrap();
+        // Set when b's claim is over: had it not waited, the test must fail, not hang.
+        let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let claiming = tokio::spawn({
+            let (queue, over) = (queue.clone(), over.clone());
+            async move {
+                let claimed = queue.claim().await;
+                over.store(true, std::sync::atomic::Ordering::SeqCst);
+                claimed
+            }
+        });
+        tokio::task::yield_now().await;
+        // Commit once b's claim waits on a's start (it skipped the locked first job, saw no
+        // running job of the rule, and took the second for the place a holds).
+        std::thread::spawn(move || {
+            let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            while !over.load(std::sync::atomic::Ordering::SeqCst)
+                && watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {}
+        })
+        .join()
+        .unwrap();
+        hold.0.send(()).unwrap();
+        starter.join().unwrap();
+        let claimed = claiming.await.unwrap().unwrap().map(|job| job.id.to_string());
+        assert_eq!(claimed.as_ref(), Some(&accepted[2]), "the lost claim took the other rule's job");
+        let second = queue.job(accepted[1].parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(second.state, "queued", "one job of the rule runs, not two");
+        assert!(queue.claim().await.unwrap().is_none());
+    }
+
     #[tokio::test]
     async fn job_view_has_steps_and_logs() {
         for store in stores() {
@@ -1068,7 +1267,7 @@ mod tests {
                 index: 0,
                 name: "s".into(),
                 plugin: "p".into(),
-                status: "success",
+                status: StepStatus::Success,
                 summary: "did it".into(),
                 output: Some(r#"{"new":"abc"}"#.into()),
                 started_at: 1000,

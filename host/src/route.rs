@@ -3,7 +3,6 @@
 //! and every matching rule makes its own job; clauses are checked in the order
 //! `source`, `forge`, `on`, `repo`, `sender`, `branch`/`tag`, `paths`, `if`.
 
-pub mod glob;
 pub mod paths;
 
 use crate::config::{Coalesce, Config, PathsUnknown, RefFilter, Rule};
@@ -149,6 +148,8 @@ pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
         max_attempts: 1 + i64::from(rule.retries),
         quiet_ms: i64::try_from(rule.quiet_period.as_millis()).unwrap_or(i64::MAX),
         run_on: rule.run_on.clone(),
+        concurrency: rule.concurrency.map(i64::from),
+        priority: rule.priority,
     }
 }
 

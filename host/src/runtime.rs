@@ -3,58 +3,42 @@
 //! fresh store with its grant, its limits and its log. Nothing a plugin does can panic
 //! the host: traps, limits and host errors all come back as a [`StepOutcome`].
 
-pub mod builtin;
 mod cache;
 pub mod inspect;
 mod limits;
 mod stdio;
 
 use crate::capability::log::{Level, Sink, StepLog};
-use crate::capability::{StepContext, http};
+use crate::capability::{StepContext, StepState, bindings, http};
 use crate::config::{Limits, PluginSpec, WasmSource};
 use crate::event::Event;
+pub use crate::step::StepStatus;
 use anyhow::Context;
 use limits::{EpochTicker, StepLimiter};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, ResourceTable, ResourceTableError};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
-
-/// Host bindings generated from `wit/`.
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        world: "plugin",
-        path: "../wit",
-        imports: { default: trappable },
-        with: {
-            "gitauto:plugin/git.repository": crate::capability::git::OpenRepository,
-        },
-    });
-}
 
 use bindings::gitauto::plugin::types as wit;
 
 /// The WIT package version this host implements.
 pub const WIT_PACKAGE: &str = "gitauto:plugin@0.1.0";
 
-/// The state of one step's store.
-pub struct StepState {
+/// What one step's store holds: its WASI context, its limiter, and the state the
+/// capabilities serve it from.
+struct StoreData {
     wasi: WasiCtx,
-    /// Resources handed to the guest (open repositories).
-    pub(crate) table: ResourceTable,
     limiter: StepLimiter,
-    /// Grant, deadline, log: what the capabilities consult.
-    pub(crate) ctx: StepContext,
+    step: StepState,
 }
 
-impl wit::Host for StepState {}
-
-impl WasiView for StepState {
+impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.step.table }
     }
 }
 
@@ -63,7 +47,8 @@ impl WasiView for StepState {
 pub enum StepOutcome {
     /// The plugin returned an outcome.
     Done {
-        /// Its status.
+        /// Its status: success, failure or skipped (a plugin's error is
+        /// [`StepOutcome::Error`]).
         status: StepStatus,
         /// Its one-line summary.
         summary: String,
@@ -84,15 +69,14 @@ pub enum StepOutcome {
     },
 }
 
-/// A plugin outcome's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepStatus {
-    /// Success.
-    Success,
-    /// Failure.
-    Failure,
-    /// Skipped.
-    Skipped,
+impl StepOutcome {
+    /// The status the step is recorded with: the plugin's own, or `error`.
+    pub fn status(&self) -> StepStatus {
+        match self {
+            StepOutcome::Done { status, .. } => *status,
+            StepOutcome::Error { .. } | StepOutcome::Trapped { .. } => StepStatus::Error,
+        }
+    }
 }
 
 /// A plugin error's kind.
@@ -106,10 +90,20 @@ pub enum ErrorKind {
     Failed,
 }
 
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorKind::InvalidSettings => "invalid settings",
+            ErrorKind::Transient => "transient failure",
+            ErrorKind::Failed => "failed",
+        })
+    }
+}
+
 /// A compiled, pre-instantiated plugin.
 struct LoadedPlugin {
     spec: PluginSpec,
-    pre: bindings::PluginPre<StepState>,
+    pre: bindings::PluginPre<StoreData>,
     http: Arc<http::Client>,
 }
 
@@ -313,21 +307,23 @@ impl Runtime {
         log: &StepLog,
         (stdout, stderr): (&stdio::LogStream, &stdio::LogStream),
         deadline: Instant,
-    ) -> anyhow::Result<Store<StepState>> {
+    ) -> anyhow::Result<Store<StoreData>> {
         let limits = loaded.spec.limits;
-        let state = StepState {
+        let state = StoreData {
             wasi: wasi_context(&loaded.spec, scope.workspace, stdout, stderr)?,
-            table: resource_table(),
             limiter: StepLimiter::new(limits.memory),
-            ctx: StepContext {
-                plugin: plugin.to_owned(),
-                grant: Arc::new(loaded.spec.grant.clone()),
-                changers: self.changers.clone(),
-                deadline,
-                log: log.clone(),
-                http: loaded.http.clone(),
-                max_transfer: limits.memory,
-                unconfined_programs: self.unconfined_programs,
+            step: StepState {
+                table: resource_table(),
+                ctx: StepContext {
+                    plugin: plugin.to_owned(),
+                    grant: Arc::new(loaded.spec.grant.clone()),
+                    changers: self.changers.clone(),
+                    deadline,
+                    log: log.clone(),
+                    http: loaded.http.clone(),
+                    max_transfer: limits.memory,
+                    unconfined_programs: self.unconfined_programs,
+                },
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -379,11 +375,12 @@ fn engine() -> anyhow::Result<Engine> {
     }
 }
 
+#[allow(clippy::disallowed_methods, reason = "plugins load at start-up and on reload inside spawn_blocking")]
 fn read_wasm(source: &WasmSource) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
     match source {
-        WasmSource::Builtin(name) => {
-            builtin::get(name).map(std::borrow::Cow::Borrowed).with_context(|| format!("no built-in plugin `{name}`"))
-        }
+        WasmSource::Builtin(name) => crate::builtin::get(name)
+            .map(std::borrow::Cow::Borrowed)
+            .with_context(|| format!("no built-in plugin `{name}`")),
         WasmSource::File(path) => Ok(std::fs::read(path)
             .map(std::borrow::Cow::Owned)
             .with_context(|| format!("reading {}", path.display()))?),
@@ -404,10 +401,10 @@ fn incompatible(plugin: &str, err: &wasmtime::Error) -> anyhow::Error {
 
 /// The linker every plugin is instantiated with: all of WASI p2 (denied through each
 /// step's context, not by leaving imports out) and the gitauto capabilities.
-fn linker(engine: &Engine) -> anyhow::Result<Linker<StepState>> {
-    let mut linker = Linker::<StepState>::new(engine);
+fn linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
+    let mut linker = Linker::<StoreData>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
-    bindings::Plugin::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |state| state)
+    bindings::Plugin::add_to_linker::<StoreData, HasSelf<StepState>>(&mut linker, |data| &mut data.step)
         .map_err(anyhow::Error::from)
         .context("linking gitauto capabilities")?;
     bound_clock_waits(&mut linker).context("bounding WASI clock waits")?;
@@ -420,15 +417,15 @@ const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 /// A guest blocked in `poll` on a clock is in host code, where the epoch interrupt
 /// cannot reach it: a `sleep(1 day)` would hold its worker for a day. A wait that would
 /// end after the step's deadline therefore stops the step at once, as the deadline would.
-fn bound_clock_waits(linker: &mut Linker<StepState>) -> anyhow::Result<()> {
+fn bound_clock_waits(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     use wasmtime::StoreContextMut;
     use wasmtime::component::Resource;
     use wasmtime_wasi::clocks::WasiClocksView;
     use wasmtime_wasi::p2::DynPollable;
     use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host;
 
-    fn subscribe(state: &mut StepState, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
-        let left = state.ctx.remaining();
+    fn subscribe(state: &mut StoreData, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let left = state.step.ctx.remaining();
         if wait > left {
             return Err(WaitPastDeadline { wait, left }.into());
         }
@@ -437,10 +434,10 @@ fn bound_clock_waits(linker: &mut Linker<StepState>) -> anyhow::Result<()> {
 
     linker.allow_shadowing(true);
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, StepState>, (nanos,): (u64,)| {
+    clock.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, StoreData>, (nanos,): (u64,)| {
         subscribe(store.data_mut(), Duration::from_nanos(nanos))
     })?;
-    clock.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, StepState>, (when,): (u64,)| {
+    clock.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, StoreData>, (when,): (u64,)| {
         let state = store.data_mut();
         let now = state.clocks().now()?;
         subscribe(state, Duration::from_nanos(when.saturating_sub(now)))
@@ -590,11 +587,16 @@ fn trap_reason(err: &wasmtime::Error, memory_exceeded: bool, limits: &Limits, de
             "the plugin aborted (a panic or abort; its stderr is in the step's log)".into()
         }
         Some(trap) => format!("{trap}"),
-        None if format!("{err:#}").contains("resource table has no free keys") => {
+        None if table_full(err) => {
             format!("too many open resources (files, streams, repositories): at most {MAX_RESOURCES} at once")
         }
         None => format!("{err:#}"),
     }
+}
+
+/// Whether the step stopped because its resource table was full ([`MAX_RESOURCES`]).
+fn table_full(err: &wasmtime::Error) -> bool {
+    err.chain().any(|cause| matches!(cause.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full)))
 }
 
 fn to_wit(event: &Event) -> wit::Event {

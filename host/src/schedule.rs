@@ -91,10 +91,13 @@ struct Watched {
 /// Runs the schedule rules of the live config until `stop`: sleeps until the next due
 /// tick (or a reload), claims it, and ingests what [`plan`] says.
 pub async fn run(pipeline: Pipeline, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
-    let mut changes = live.changes();
     let mut watched: BTreeMap<String, Watched> = BTreeMap::new();
     let mut seen: Option<Arc<Config>> = None;
     loop {
+        // Listening before reading the config: a reload in between still wakes the sleep below.
+        let reloaded = live.replaced().notified();
+        tokio::pin!(reloaded);
+        reloaded.as_mut().enable();
         let config = live.config();
         let now = now_ms();
         if seen.as_ref().is_none_or(|seen| !Arc::ptr_eq(seen, &config)) {
@@ -126,7 +129,7 @@ pub async fn run(pipeline: Pipeline, live: Arc<Live>, mut stop: watch::Receiver<
         let wait = Duration::from_millis(next.saturating_sub(now_ms()).max(0) as u64).min(LONGEST_SLEEP);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = changes.changed() => {}
+            () = &mut reloaded => {}
             _ = stop.changed() => return,
         }
     }

@@ -3,6 +3,7 @@
 //! or the queue, and maps the result to a status:
 //! - `hooks`: `POST /hooks/{source}`, the webhook receiver;
 //! - `api`: deliveries and jobs (read, redelivered, retried, cancelled, live logs), metrics;
+//! - `rules`: flow control: each rule's state, pause and resume;
 //! - `dashboard`: the HTML pages;
 //! - `gitreload`: gitreload's endpoints, when `[compat.gitreload]` enables them;
 //! - `auth`: the token the API, dashboard and metrics require when one is configured;
@@ -19,6 +20,7 @@ mod gitreload;
 mod hooks;
 pub mod listen;
 mod manual;
+mod rules;
 
 use crate::config::Config;
 use crate::queue::Queue;
@@ -70,10 +72,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/retry", post(api::retry))
         .route("/api/jobs/{id}/cancel", post(api::cancel))
         .route("/api/jobs/{id}/log", get(api::log))
+        .route("/api/rules", get(rules::list))
+        .route("/api/rules/{name}/pause", post(rules::pause))
+        .route("/api/rules/{name}/resume", post(rules::resume))
         .route("/queue", get(api::queue))
         .route("/metrics", get(api::metrics))
         .route("/jobs/{id}", get(dashboard::job))
         .route("/jobs/{id}/{action}", post(dashboard::action))
+        .route("/rules/{name}/{action}", post(dashboard::rule_action))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         // Outside the token check: a browser's cached credentials are what a forged request rides on.
         .route_layer(axum::middleware::from_fn(browser::refuse_cross_site));

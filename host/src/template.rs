@@ -142,23 +142,55 @@ fn describe(err: &minijinja::Error, text: &str) -> String {
     }
 }
 
+/// A variable that a template or condition reads and its place does not provide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownRead {
+    /// Its first part is none of the variables available there.
+    #[error("unknown variable `{root}`{} (available here: {})", typo_hint(suggestion.as_deref()), available.join(", "))]
+    Variable {
+        /// The first part, as written (`parnt` of `parnt.output`).
+        root: String,
+        /// The available variable it looks like a typo of.
+        suggestion: Option<String>,
+        /// The variables available there.
+        available: Vec<String>,
+    },
+    /// `steps.NAME` names no earlier step.
+    #[error("`steps.{name}`: no earlier step is named `{name}` (earlier steps: {})", names_or_none(earlier))]
+    Step {
+        /// The step name read.
+        name: String,
+        /// The steps before this one.
+        earlier: Vec<String>,
+    },
+}
+
+fn typo_hint(suggestion: Option<&str>) -> String {
+    suggestion.map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
+}
+
+fn names_or_none(names: &[String]) -> String {
+    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+}
+
 /// Checks that every variable in `reads` starts with one of the `allowed` roots; for
-/// `steps.NAME`, that NAME is in `steps`. Returns the first offender, described.
-pub fn check_reads(reads: &Reads, allowed: &[&str], steps: Option<&[String]>) -> Result<(), String> {
+/// `steps.NAME`, that NAME is in `steps`. Returns the first offender.
+pub fn check_reads(reads: &Reads, allowed: &[&str], steps: Option<&[String]>) -> Result<(), UnknownRead> {
     for read in reads {
         let mut parts = read.split('.');
         let root = parts.next().unwrap_or_default();
         if !allowed.contains(&root) {
-            let hint =
-                closest(root, allowed.iter().copied()).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
-            return Err(format!("unknown variable `{root}`{hint} (available here: {})", allowed.join(", ")));
+            return Err(UnknownRead::Variable {
+                root: root.to_owned(),
+                suggestion: closest(root, allowed.iter().copied()).map(str::to_owned),
+                available: allowed.iter().map(|v| (*v).to_owned()).collect(),
+            });
         }
         if root == "steps"
             && let (Some(name), Some(steps)) = (parts.next(), steps)
             && !steps.iter().any(|s| s == name)
         {
-            let earlier = if steps.is_empty() { "none".to_owned() } else { steps.join(", ") };
-            return Err(format!("`steps.{name}`: no earlier step is named `{name}` (earlier steps: {earlier})"));
+            return Err(UnknownRead::Step { name: name.to_owned(), earlier: steps.to_vec() });
         }
     }
     Ok(())
@@ -256,9 +288,10 @@ mod tests {
         let steps = vec!["lint".to_owned()];
         assert_eq!(check_reads(&reads, &["event", "parent", "steps"], Some(&steps)), Ok(()));
         let err = check_reads(&reads, &["event", "parnt", "steps"], Some(&steps)).unwrap_err();
-        assert!(err.starts_with("unknown variable `parent`; did you mean `parnt`?"), "{err}");
+        assert!(matches!(&err, UnknownRead::Variable { root, .. } if root == "parent"), "{err:?}");
+        assert!(err.to_string().starts_with("unknown variable `parent`; did you mean `parnt`?"), "{err}");
         let err = check_reads(&reads, &["event", "parent", "steps"], Some(&[])).unwrap_err();
-        assert_eq!(err, "`steps.lint`: no earlier step is named `lint` (earlier steps: none)");
+        assert_eq!(err.to_string(), "`steps.lint`: no earlier step is named `lint` (earlier steps: none)");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! cannot be started fails the test; elsewhere the PostgreSQL half of a test is skipped
 //! with a loud message. The server stops, and its files go, when the test process exits.
 
+#![allow(clippy::disallowed_methods, reason = "test support: PostgreSQL starts on a thread of its own")]
+
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -52,7 +54,6 @@ pub fn execute(url: &str, sql: &str) {
 }
 
 // A blocking wait, on a thread of its own, for the server to take connections.
-#[allow(clippy::disallowed_methods)]
 fn start() -> Result<String, String> {
     let bin = match find_bin() {
         Some(bin) => bin,

@@ -93,10 +93,18 @@ impl Workers {
         let snapshot = self.live.get();
         let (ending, rule) = match prepare(&snapshot.config, &job) {
             Ok((rule, event)) => {
-                match workspace::Workspace::create(&snapshot.config.server.data_dir, job.id, job.attempt) {
+                // Making and removing a workspace touch the disk (removing one a plugin
+                // filled can take long): on a blocking thread, not this worker's.
+                let (data_dir, id, attempt) = (snapshot.config.server.data_dir.clone(), job.id, job.attempt);
+                let created = tokio::task::spawn_blocking(move || workspace::Workspace::create(&data_dir, id, attempt))
+                    .await
+                    .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+                match created {
                     Ok(workspace) => {
                         let chain = chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace);
-                        (chain.run().await, Some(rule))
+                        let ending = chain.run().await;
+                        let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
+                        (ending, Some(rule))
                     }
                     Err(err) => {
                         let error = format!("creating the job's workspace: {err}");

@@ -138,7 +138,7 @@ fn sighup_reloads_the_config() {
 fn plugin_inspect_and_test_work_on_a_component_file() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("fetch-update.wasm");
-    std::fs::write(&wasm, gitauto::runtime::builtin::get("fetch-update").unwrap()).unwrap();
+    std::fs::write(&wasm, gitauto::builtin::get("fetch-update").unwrap()).unwrap();
     let inspect = gitauto(&["plugin", "inspect", wasm.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&inspect.stdout);
     assert_eq!(inspect.status.code(), Some(0), "{stdout}");
@@ -280,7 +280,7 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}", remote = "{r
 
     // `gitauto plugin test`: log lines on stderr as the plugin writes them.
     let wasm = dir.path().join("fetch-update.wasm");
-    std::fs::write(&wasm, gitauto::runtime::builtin::get("fetch-update").unwrap()).unwrap();
+    std::fs::write(&wasm, gitauto::builtin::get("fetch-update").unwrap()).unwrap();
     let test = gitauto(&[
         "plugin",
         "test",

@@ -13,12 +13,14 @@
 //! A failing input is shrunk and saved under `host/tests/fuzz.proptest-regressions`,
 //! which is committed so that every later run tries it first.
 
+#![allow(clippy::disallowed_methods, reason = "fuzz targets are plain blocking tests")]
+
 use axum::http::{HeaderName, HeaderValue};
 use gitauto::config::{Config, Secret};
 use gitauto::event::{Event, names};
 use gitauto::forge::Headers;
 use gitauto::forge::{self, Dialect, Incoming, Options, Origin, Outgoing};
-use gitauto::route::glob::{Filter, Glob};
+use gitauto::glob::{Filter, Glob};
 use gitauto::template;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as Runner, FileFailurePersistence};

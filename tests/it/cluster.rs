@@ -122,3 +122,83 @@ async fn three_daemons_share_one_postgresql_queue() {
         daemon.stop().await;
     }
 }
+
+/// Issue 18: `concurrency = 1` holds across daemons. A rule whose jobs run on every node
+/// (so both daemons run some) and a rule whose jobs run on any node each get several
+/// events through both daemons; the recorded start and end times show that no two jobs
+/// of either rule overlapped, wherever they ran.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrency_one_runs_a_rules_jobs_one_at_a_time_across_two_daemons() {
+    let Some(url) = gitauto::testing::database() else { return };
+    let step = r#"[{ plugin = "probe", with = { op = "sleep", ms = 150 } }]"#;
+    let config = |node: &str| {
+        format!(
+            r#"
+[server]
+node = "{node}"
+workers = 3
+
+[store]
+url = "{url}"
+
+{source}
+[plugins.probe]
+wasm = "{probe}"
+
+[[rules]]
+name = "every"
+on = "push"
+repo = "acme/every"
+coalesce = false
+run_on = "every"
+concurrency = 1
+steps = {step}
+
+[[rules]]
+name = "any"
+on = "push"
+repo = "acme/any-*"
+coalesce = false
+concurrency = 1
+steps = {step}
+"#,
+            source = github_source(),
+            probe = env!("GITAUTO_GUEST_PROBE"),
+        )
+    };
+    let daemons = [TestDaemon::start(&config("node-a")).await, TestDaemon::start(&config("node-b")).await];
+    wait_for("two live nodes", Duration::from_secs(20), || async {
+        let (_, answer) = daemons[0].get("/api/nodes").await;
+        let live = answer["nodes"].as_array().into_iter().flatten().filter(|n| n["live"] == true).count();
+        (live == 2).then_some(())
+    })
+    .await;
+    let zero = "0".repeat(40);
+    for n in 0..4 {
+        for (repo, after) in [("every".to_owned(), format!("e{n:039x}")), (format!("any-{n}"), format!("a{n:039x}"))] {
+            let payload = push_payload("acme", &repo, "refs/heads/main", &zero, &after, "file:///x");
+            let (status, answer, _) = daemons[n % 2].post_as("github", "push", &payload).await;
+            assert_eq!(status, 202, "{answer}");
+        }
+    }
+    for (rule, count) in [("every", 8), ("any", 4)] {
+        let jobs = finished_jobs(&daemons[0], rule, count).await;
+        let mut spans = Vec::new();
+        for job in &jobs {
+            assert_eq!(job["state"], "succeeded", "{job}");
+            spans.push((job["started_at"].as_str().unwrap(), job["finished_at"].as_str().unwrap()));
+        }
+        spans.sort();
+        for pair in spans.windows(2) {
+            // RFC 3339 in UTC with milliseconds: text order is time order.
+            assert!(pair[1].0 >= pair[0].1, "two `{rule}` jobs overlapped: {pair:?}");
+        }
+        if rule == "every" {
+            let ran_on: BTreeSet<&str> = jobs.iter().map(|job| job["ran_on"].as_str().unwrap()).collect();
+            assert_eq!(ran_on, BTreeSet::from(["node-a", "node-b"]), "both daemons ran some");
+        }
+    }
+    for daemon in daemons {
+        daemon.stop().await;
+    }
+}

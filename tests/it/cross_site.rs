@@ -1,6 +1,6 @@
 //! A page on another site cannot change anything through a dashboard user's browser
 //! (issue 16, finding 11): form posts riding cached basic credentials to every
-//! state-changing route are refused with 403 and change nothing, while the dashboard's own
+//! state-changing route (pausing a rule included) are refused with 403 and change nothing, while the dashboard's own
 //! buttons, the CLI's bearer-token client and signed webhooks keep working, and every
 //! answer forbids framing.
 
@@ -113,6 +113,8 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
         (format!("/jobs/{queued}/cancel"), ""),
         (format!("/api/deliveries/{finished_delivery}/redeliver"), ""),
         ("/api/events".to_owned(), manual.as_str()),
+        ("/api/rules/quick/pause".to_owned(), ""),
+        ("/rules/quick/pause".to_owned(), ""),
     ];
     for (path, body) in &routes {
         for headers in &forgeries {
@@ -138,12 +140,17 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
     assert_eq!(delivery_count(&daemon).await, deliveries, "no redelivery and no manual event was recorded");
     let (_, all) = daemon.get("/api/jobs?limit=100").await;
     assert_eq!(all["jobs"].as_array().unwrap().len(), 3, "no job was added: {all:#}");
+    let (_, rules) = daemon.get("/api/rules").await;
+    assert!(rules["rules"].as_array().unwrap().iter().all(|rule| rule["paused"] == false), "{rules:#}");
 
     // The dashboard's own button: same origin, the same cached credentials.
     let own = [("origin", format!("http://{host}")), ("sec-fetch-site", "same-origin".to_owned())];
     let button = browser_post(&daemon, &format!("/jobs/{queued}/cancel"), &own, "").await;
     assert_eq!(button.status().as_u16(), 303);
     assert_eq!(job(&daemon, &queued).await["state"], "cancelled");
+    let button = browser_post(&daemon, "/rules/quick/pause", &own, "").await;
+    assert_eq!(button.status().as_u16(), 303);
+    assert_eq!(daemon.get("/api/rules").await.1["rules"][0]["paused"], true);
 
     // The CLI: a bearer token and no Origin.
     let cli = gitauto::client::Client::new(&daemon.url, Some(TOKEN.into()));
@@ -158,6 +165,8 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
     let cancelled = cli.post(&format!("/api/jobs/{running}/cancel")).await.unwrap();
     assert_eq!(cancelled.status, 202, "{}", cancelled.body);
     assert_eq!(job(&daemon, &running).await["cancel_requested"], true);
+    let resumed = cli.post("/api/rules/quick/resume").await.unwrap();
+    assert_eq!((resumed.status, resumed.body["changed"].as_bool()), (200, Some(true)), "{}", resumed.body);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod configs;
 mod cross_site;
 mod edx_import;
 mod fetch_update;
+mod flow;
 mod forges;
 mod gitreload;
 mod hostile;

@@ -2,6 +2,8 @@
 //! is, with this host's WIT copied in (so it builds anywhere, against the version this
 //! host runs), a README with the build command, and a sample rule.
 
+#![allow(clippy::disallowed_methods, reason = "`gitauto plugin new` is a CLI command that writes files and exits")]
+
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 

@@ -12,12 +12,11 @@
 
 mod remote;
 
-use crate::capability::StepContext;
+use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
+use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Rules, Tcp};
 use crate::gitwalk::{self, Budget, Change};
 use crate::grant::{Access, Denied, Grant};
-use crate::runtime::StepState;
-use crate::runtime::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
 use git2::{
     AutotagOption, ErrorCode, FetchOptions, FetchPrune, ProxyOptions, RemoteCallbacks, RemoteRedirect, Repository,
     RepositoryOpenFlags, ResetType, StatusOptions,

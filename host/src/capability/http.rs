@@ -2,10 +2,9 @@
 //! every hop is checked; DNS names never reach loopback, private or link-local
 //! addresses (only a grant that names such an address itself does); bodies are bounded.
 
-use crate::capability::StepContext;
+use crate::capability::bindings::gitauto::plugin::http::{self as wit, HttpError, Method, Request, Response};
+use crate::capability::{StepContext, StepState};
 use crate::grant::Grant;
-use crate::runtime::StepState;
-use crate::runtime::bindings::gitauto::plugin::http::{self as wit, HttpError, Method, Request, Response};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,16 +52,23 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
             let public: Vec<SocketAddr> = resolved.iter().copied().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
                 let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
-                return Err(format!(
-                    "{host} resolves only to non-public addresses ({}); grant the address itself to reach it",
-                    shown.join(", ")
-                )
-                .into());
+                return Err(NonPublicName { host, addresses: shown.join(", ") }.into());
             }
             let addrs: Box<dyn Iterator<Item = SocketAddr> + Send> = Box::new(public.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// A name that resolves only to addresses a name may not lead to: the request is
+/// denied (not a connection failure), whatever reqwest wraps around it.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves only to non-public addresses ({addresses}); grant the address itself to reach it")]
+struct NonPublicName {
+    /// The name asked for.
+    host: String,
+    /// What it resolved to, for the message.
+    addresses: String,
 }
 
 /// Whether an address is globally routable (not loopback, private, link-local, CGNAT,
@@ -275,14 +281,16 @@ fn read_response(
 
 fn describe(url: &reqwest::Url, err: reqwest::Error) -> HttpError {
     let mut message = format!("{url}: {err}");
+    let mut non_public = false;
     let mut source = std::error::Error::source(&err);
     while let Some(cause) = source {
         message.push_str(&format!(": {cause}"));
+        non_public |= cause.is::<NonPublicName>();
         source = cause.source();
     }
     if err.is_timeout() {
         HttpError::Timeout(message)
-    } else if message.contains("resolves only to non-public addresses") {
+    } else if non_public {
         HttpError::Denied(message)
     } else {
         HttpError::Connection(message)
@@ -298,6 +306,21 @@ impl wit::Host for StepState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_only_to_this_machine_is_denied_not_a_failed_connection() {
+        // This machine's own name resolves to one of its addresses, none of them public.
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+        let url = reqwest::Url::parse(&format!("http://{name}:9/")).unwrap();
+        let client = Client::new().unwrap();
+        let err = client.inner.get(url.clone()).send().await.unwrap_err();
+        match describe(&url, err) {
+            HttpError::Denied(message) => {
+                assert!(message.contains(&format!("{name} resolves only to non-public addresses (")), "{message}")
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
 
     #[test]
     fn public_addresses() {

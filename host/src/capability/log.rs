@@ -1,8 +1,8 @@
 //! `log`: plugin log lines into the job's record, with a per-step quota so a flooding
 //! plugin cannot fill the database.
 
-use crate::runtime::StepState;
-use crate::runtime::bindings::gitauto::plugin::log as wit;
+use crate::capability::StepState;
+use crate::capability::bindings::gitauto::plugin::log as wit;
 use std::sync::{Arc, Mutex};
 
 /// Longest log line kept, in bytes; longer lines are cut.

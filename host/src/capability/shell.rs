@@ -10,11 +10,10 @@
 //! sockets without `network`); at its end or its deadline the whole group is killed.
 //! Its environment is a fixed `PATH` and the variables its grant names, nothing else.
 
-use crate::capability::StepContext;
+use crate::capability::bindings::gitauto::plugin::shell::{self as wit, Command, Output, ShellError};
+use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Level, Rules, Tcp};
 use crate::grant::{Access, CommandGrant, Grant};
-use crate::runtime::StepState;
-use crate::runtime::bindings::gitauto::plugin::shell::{self as wit, Command, Output, ShellError};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -103,6 +103,8 @@ static RULE: Shape = Shape::Table(&[
     ("quiet_period", &ANY),
     ("retry_failures", &ANY),
     ("run_on", &ANY),
+    ("concurrency", &ANY),
+    ("priority", &ANY),
     ("cron", &ANY),
     ("timezone", &ANY),
     ("missed", &ANY),

@@ -85,6 +85,7 @@ fn resolved_within(path: &Path, links: usize) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
 

@@ -252,6 +252,8 @@ pub struct RawRule {
     #[serde(default)]
     pub retry_failures: bool,
     pub run_on: Option<Spanned<OneOrMany<String>>>,
+    pub concurrency: Option<Spanned<i64>>,
+    pub priority: Option<Spanned<i64>>,
     pub cron: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub missed: Option<Spanned<String>>,

@@ -3,7 +3,7 @@
 
 use super::raw::{self, RawRule, RawStep};
 use super::{Checker, PluginSpec, toml_to_json, valid_name};
-use crate::route::glob::{Filter, Glob};
+use crate::glob::{Filter, Glob};
 use crate::template;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -31,6 +31,9 @@ pub enum Coalesce {
     /// `{kind}`, `{action}` and `{pr}` filled in.
     Template(String),
 }
+
+/// The largest `concurrency` a rule may set.
+pub const MAX_CONCURRENCY: u32 = 10_000;
 
 /// Placeholders a coalescing key template may use.
 pub const COALESCE_PLACEHOLDERS: &[&str] = &["rule", "source", "repo", "ref", "branch", "tag", "kind", "action", "pr"];
@@ -91,6 +94,11 @@ pub struct Rule {
     pub quiet_period: Duration,
     /// Where its jobs run: on any node, on every live node, or on the named ones.
     pub run_on: crate::node::RunOn,
+    /// At most this many of its jobs run at once, across every node sharing the queue
+    /// (`None`: no limit beyond one job per checkout).
+    pub concurrency: Option<u32>,
+    /// Among claimable jobs, those of rules with a higher priority run first (default 0).
+    pub priority: i64,
     /// When the rule is `on = "schedule"`: its clock and targets.
     pub schedule: Option<Schedule>,
 }
@@ -119,6 +127,8 @@ impl Rule {
             retry_failures: false,
             quiet_period: Duration::ZERO,
             run_on: crate::node::RunOn::Any,
+            concurrency: None,
+            priority: 0,
             schedule: None,
         }
     }
@@ -376,6 +386,25 @@ impl Checker<'_> {
             raw.retry_backoff.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::from_secs(30));
         let quiet_period = raw.quiet_period.as_ref().and_then(|d| self.duration(d)).unwrap_or(Duration::ZERO);
         let run_on = raw.run_on.map(|run_on| self.run_on(&name, run_on)).unwrap_or_default();
+        let concurrency = match raw.concurrency {
+            None => None,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(limit) if (1..=MAX_CONCURRENCY).contains(&limit) => Some(limit),
+                _ => {
+                    self.problem(
+                        Some(n.span()),
+                        format!(
+                            "rule \"{name}\": `concurrency` must be between 1 and {MAX_CONCURRENCY}, not {} (it is how \
+                             many of the rule's jobs may run at once; leave it out for no limit, pause the rule \
+                             with `gitauto pause` to run none)",
+                            n.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let priority = raw.priority.map_or(0, Spanned::into_inner);
         Some(Rule {
             name,
             on,
@@ -397,6 +426,8 @@ impl Checker<'_> {
             retry_failures: raw.retry_failures,
             quiet_period,
             run_on,
+            concurrency,
+            priority,
             schedule,
         })
     }
@@ -737,7 +768,7 @@ impl Checker<'_> {
 
     fn condition(&mut self, label: &str, text: &Spanned<String>, variables: &[&str], steps: Option<&[String]>) {
         let result = template::check_condition(text.get_ref())
-            .and_then(|reads| template::check_reads(&reads, variables, steps).map_err(|e| no_parent_hint(e, true)));
+            .and_then(|reads| template::check_reads(&reads, variables, steps).map_err(|e| e.to_string()));
         if let Err(err) = result {
             self.problem(Some(text.span()), format!("{label}: {err}"));
         }
@@ -765,7 +796,7 @@ impl Checker<'_> {
     ) {
         let Some(spec) = plugins.get(plugin) else { return };
         let super::WasmSource::Builtin(builtin) = &spec.wasm else { return };
-        for need in crate::runtime::builtin::needs(builtin) {
+        for need in crate::builtin::needs(builtin) {
             if let Err(err) = need.check(settings, &spec.grant) {
                 self.problem(Some(span.clone()), format!("{label}: {err}"));
             }
@@ -865,11 +896,14 @@ pub(super) fn hint(word: &str, candidates: &[&str]) -> String {
     template::closest(word, candidates.iter().copied()).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default()
 }
 
-fn no_parent_hint(err: String, has_parent: bool) -> String {
-    if !has_parent && err.starts_with("unknown variable `parent`") {
-        "`parent` is the step before; the first step has none".to_owned()
-    } else {
-        err
+/// The message for a read a step's template may not make; reading `parent` where there
+/// is none gets its own explanation.
+fn no_parent_hint(err: template::UnknownRead, has_parent: bool) -> String {
+    match err {
+        template::UnknownRead::Variable { root, .. } if !has_parent && root == "parent" => {
+            "`parent` is the step before; the first step has none".to_owned()
+        }
+        other => other.to_string(),
     }
 }
 

@@ -7,7 +7,7 @@ use super::body::{decode, json_text};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
-use crate::config::Secret;
+use crate::secret::Secret;
 use std::sync::Arc;
 use std::time::SystemTime;
 

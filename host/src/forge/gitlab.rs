@@ -15,8 +15,8 @@ use super::signature::{Hash, constant_time_eq, hmac};
 use super::{
     Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, first_header, header,
 };
-use crate::config::Secret;
 use crate::event::{Event, PullRequest, Repository, is_null_commit, split_ref};
+use crate::secret::Secret;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 //! constant time against every active secret (several secrets allow rotation).
 
 use super::VerifyError;
-use crate::config::Secret;
+use crate::secret::Secret;
 use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 

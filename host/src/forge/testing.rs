@@ -1,10 +1,12 @@
 //! Helpers for the forge modules' tests: fixtures, header maps, and the checks every
 //! forge must pass (the signature table, parsers that never panic).
 
+#![allow(clippy::disallowed_methods, reason = "fixtures for unit tests")]
+
 use super::Headers;
 use super::{Dialect, Incoming, Origin, Outgoing, VerifyError};
-use crate::config::Secret;
 use crate::event::Event;
+use crate::secret::Secret;
 use std::time::SystemTime;
 
 /// A payload fixture from `tests/fixtures/payloads/<forge>/<name>`.

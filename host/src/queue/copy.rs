@@ -1,5 +1,6 @@
 //! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
-//! SQLite queue (deliveries, jobs, steps, logs, nodes, schedule ticks) into an empty PostgreSQL queue in
+//! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules, schedule ticks) into an
+//! empty PostgreSQL queue in
 //! one transaction, keeping every id, so the history and the API's links stay as they
 //! were. Jobs that were running are put back in line, as a restart would (see
 //! `requeue.rs`).
@@ -23,12 +24,13 @@ const TABLES: &[(&str, &str)] = &[
         "jobs",
         "id, delivery_seq, rule, key, repo, git_ref, state, attempts, created_at, started_at, finished_at, summary, \
          error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until, \
-         superseded_by",
+         superseded_by, concurrency, priority, slot",
     ),
     ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at"),
     ("logs", "seq, job_id, attempt, step, at, level, message"),
     ("job_deliveries", "job_id, delivery_seq, event_index, at"),
     ("nodes", "name, started_at, heartbeat_at, stopped_at, version, workers"),
+    ("paused_rules", "rule, paused_at, node"),
     ("schedule_ticks", "rule, spec, through_ms"),
 ];
 

@@ -232,13 +232,13 @@ pub(super) fn requeue_running(db: Db, which: Running, why: &str) -> anyhow::Resu
 
 /// Runs `f` in a savepoint: rolled back when it fails (the outer `Err` is the store failing
 /// to take or end the savepoint; the inner one is `f`'s).
-fn savepoint<T>(db: Db, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<anyhow::Result<T>> {
-    db.batch("SAVEPOINT requeue")?;
+pub(super) fn savepoint<T>(db: Db, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<anyhow::Result<T>> {
+    db.batch("SAVEPOINT attempt")?;
     let result = f();
     if result.is_err() {
-        db.batch("ROLLBACK TO SAVEPOINT requeue")?;
+        db.batch("ROLLBACK TO SAVEPOINT attempt")?;
     }
-    db.batch("RELEASE SAVEPOINT requeue")?;
+    db.batch("RELEASE SAVEPOINT attempt")?;
     Ok(result)
 }
 

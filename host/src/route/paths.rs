@@ -132,6 +132,7 @@ const DIFF_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The paths that differ between two commits of the repository at `dir`, when it has
 /// both and the difference fits the router's budget.
+#[allow(clippy::disallowed_methods, reason = "runs on the thread confine::run starts for it")]
 fn diff_in(dir: &Path, before: &str, after: &str) -> Option<Vec<String>> {
     crate::gitwalk::configure_libgit2();
     let repo =
@@ -157,6 +158,7 @@ fn diff_in(dir: &Path, before: &str, after: &str) -> Option<Vec<String>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
     use crate::event::Repository;

@@ -46,6 +46,7 @@ fn deserialize(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
     Ok(unsafe { Component::deserialize_file(engine, path) }?)
 }
 
+#[allow(clippy::disallowed_methods, reason = "plugins load at start-up and on reload inside spawn_blocking")]
 fn store(path: &Path, component: &Component) -> anyhow::Result<()> {
     let dir = path.parent().context("artifact path has a parent")?;
     create_private_dir(dir)?;

@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn built_in_plugins_are_runnable_and_target_this_host() {
-        let inspection = inspect(super::super::builtin::get("fetch-update").unwrap()).unwrap();
+        let inspection = inspect(crate::builtin::get("fetch-update").unwrap()).unwrap();
         assert_eq!(inspection.runnable, Ok(()));
         assert_eq!(inspection.targets.as_deref(), Some("0.1.0"));
         assert!(inspection.imports.iter().any(|i| i == "gitauto:plugin/git@0.1.0"), "{:?}", inspection.imports);

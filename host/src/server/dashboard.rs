@@ -1,7 +1,8 @@
-//! The dashboard: server-rendered HTML, no build step. `/` shows the queue, running jobs
-//! and recent history (filterable); `/jobs/{id}` a job's event, deliveries, steps and
-//! log, with retry and cancel buttons (plain forms). The only script streams a running
-//! job's log from `/api/jobs/{id}/log`.
+//! The dashboard: server-rendered HTML, no build step. `/` shows the queue, running jobs,
+//! the rules (paused or not, with pause and resume buttons) and recent history
+//! (filterable); `/jobs/{id}` a job's event, deliveries, steps and log, with retry and
+//! cancel buttons (plain forms). The only script streams a running job's log from
+//! `/api/jobs/{id}/log`.
 
 use super::AppState;
 use super::api::{JobsQuery, job_filter};
@@ -17,7 +18,7 @@ table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-botto
 text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
 overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead,.quarantined{color:#cf222e}\
 .running{color:#9a6700}.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
-.muted{color:#57606a}input,select{margin-right:.5em}";
+.muted{color:#57606a}input,select{margin-right:.5em}.paused{color:#cf222e;font-weight:600}";
 
 /// Text made safe for HTML.
 fn escape(text: &str) -> String {
@@ -107,6 +108,48 @@ fn node_rows(out: &mut String, nodes: &[crate::node::NodeView], this: &str) {
     out.push_str("</table>");
 }
 
+/// A path segment made safe for a URL (rule names may hold spaces and slashes).
+fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn rule_rows(out: &mut String, rules: &[super::rules::RuleView]) {
+    out.push_str(
+        "<h2>Rules</h2><table><tr><th>rule</th><th>state</th><th>concurrency</th><th>priority</th><th>queued</th>\
+         <th>running</th><th></th></tr>",
+    );
+    for rule in rules {
+        let (state, button) = match (&rule.paused_at, rule.paused) {
+            (Some(at), true) => (
+                format!(
+                    "<span class=\"paused\">paused</span> <span class=\"muted\">since {} on {}</span>",
+                    escape(at),
+                    escape(rule.paused_on.as_deref().unwrap_or(""))
+                ),
+                "resume",
+            ),
+            _ => ("active".to_owned(), "pause"),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{name}{gone}</td><td>{state}</td><td>{concurrency}</td><td>{priority}</td><td>{queued}</td>\
+             <td>{running}</td><td><form method=\"post\" action=\"/rules/{path}/{button}\"><button>{button}</button>\
+             </form></td></tr>",
+            name = escape(&rule.name),
+            gone = if rule.in_config { "" } else { " <span class=\"muted\">(no longer in the config)</span>" },
+            concurrency = rule.concurrency.map_or_else(|| "no limit".to_owned(), |n| n.to_string()),
+            priority = rule.priority,
+            queued = rule.queued,
+            running = rule.running,
+            path = segment(&rule.name),
+        );
+    }
+    if rules.is_empty() {
+        out.push_str("<tr><td colspan=\"7\" class=\"muted\">none</td></tr>");
+    }
+    out.push_str("</table>");
+}
+
 /// `GET /`: the queue and recent history.
 pub(super) async fn index(State(state): State<AppState>, query: Result<Query<JobsQuery>, QueryRejection>) -> Response {
     let filter = match query.map_err(|r| r.body_text()).and_then(|Query(q)| job_filter(q)) {
@@ -139,12 +182,18 @@ pub(super) async fn index(State(state): State<AppState>, query: Result<Query<Job
         running.extend(queue.jobs(set_aside).await?);
         anyhow::Ok(running)
     };
-    let (active, history, nodes) = match tokio::try_join!(active, queue.jobs(filter.clone()), queue.nodes()) {
-        Ok(found) => found,
-        Err(err) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}")),
-    };
+    let config = state.config();
+    let rules = super::rules::views(&state, &config);
+    let (active, history, nodes, rules) =
+        match tokio::try_join!(active, queue.jobs(filter.clone()), queue.nodes(), rules) {
+            Ok(found) => found,
+            Err(err) => {
+                return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}"));
+            }
+        };
     let mut body = String::from("<h1>Queue</h1>");
     job_rows(&mut body, &active);
+    rule_rows(&mut body, &rules);
     node_rows(&mut body, &nodes, queue.node());
     body.push_str("<h2>History</h2><form method=\"get\" action=\"/\"><select name=\"state\"><option value=\"\">any state</option>");
     for state in crate::queue::JobState::ALL {
@@ -213,7 +262,7 @@ fn job_body(job: &JobView) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
             escape(&step.name),
             escape(&step.plugin),
-            escape(&step.status),
+            step.status.as_str(),
             step.duration_ms,
             escape(&step.summary)
         );
@@ -280,6 +329,24 @@ pub(super) async fn action(State(state): State<AppState>, Path((id, action)): Pa
     }
 }
 
+/// `POST /rules/{name}/pause` and `/resume` from the rules table's buttons (cross-site
+/// forms refused before this, as for the job buttons); back to `/`.
+pub(super) async fn rule_action(
+    State(state): State<AppState>,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    let pause = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return problem(StatusCode::NOT_FOUND, "no such action"),
+    };
+    match super::rules::switch(&state, &name, pause).await {
+        Ok(super::rules::Switched::Done(_)) => Redirect::to("/").into_response(),
+        Ok(super::rules::Switched::Unknown) => problem(StatusCode::NOT_FOUND, &super::rules::unknown_rule(&name)),
+        Err(err) => problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be written: {err:#}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +354,10 @@ mod tests {
     #[test]
     fn html_is_escaped() {
         assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn rule_names_are_encoded_in_button_paths() {
+        assert_eq!(segment("keep checkouts/current"), "keep%20checkouts%2Fcurrent");
     }
 }

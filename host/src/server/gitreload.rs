@@ -177,6 +177,7 @@ impl Refusal {
 }
 
 /// The branch checked out at `<repodir>/<name>`.
+#[allow(clippy::disallowed_methods, reason = "called inside spawn_blocking")]
 fn check_checkout(repodir: &Path, name: &str) -> Result<String, Refusal> {
     if !repodir.is_dir() {
         return Err(Refusal::NoRepodir);

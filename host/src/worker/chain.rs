@@ -19,7 +19,8 @@ use crate::capability::log::{Level, Sink};
 use crate::config::{Rule, Step};
 use crate::event::Event;
 use crate::queue::{ClaimedJob, JobState, StepRecord, now_ms};
-use crate::runtime::{ErrorKind, Runtime, Scope, StepOutcome, StepStatus};
+use crate::runtime::{ErrorKind, Runtime, Scope, StepOutcome};
+use crate::step::StepStatus;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -225,9 +226,9 @@ impl<'a> Chain<'a> {
         let (ended, status, summary, output) = match prepared {
             Ok(None) => {
                 let summary = format!("not run: `if` is false ({})", step.condition.as_deref().unwrap_or_default());
-                (Ended::NotRun, "skipped", summary, None)
+                (Ended::NotRun, StepStatus::Skipped, summary, None)
             }
-            Err(err) => (Ended::Error { retryable: false }, "error", err, None),
+            Err(err) => (Ended::Error { retryable: false }, StepStatus::Error, err, None),
             Ok(Some(settings)) => self.call(step, settings, if handler { None } else { self.deadline }).await,
         };
         let output_value = output
@@ -262,11 +263,12 @@ impl<'a> Chain<'a> {
         step: &Step,
         settings: Value,
         deadline: Option<Instant>,
-    ) -> (Ended, &'static str, String, Option<String>) {
+    ) -> (Ended, StepStatus, String, Option<String>) {
         if let Some(deadline) = deadline
             && Instant::now() >= deadline
         {
-            return (Ended::Error { retryable: true }, "error", "the rule's timeout passed before it ran".into(), None);
+            let why = "the rule's timeout passed before it ran".into();
+            return (Ended::Error { retryable: true }, StepStatus::Error, why, None);
         }
         let sink = self.sink(&step.name);
         let runtime = self.runtime.clone();
@@ -279,14 +281,16 @@ impl<'a> Chain<'a> {
         .await
         .unwrap_or_else(|err| StepOutcome::Trapped { reason: format!("the step's thread failed: {err}") });
         self.workers.metrics.step(&step.plugin, started.elapsed());
+        let status = outcome.status();
         match outcome {
-            StepOutcome::Done { status, summary, output } => {
-                let (ended, name) = match status {
-                    StepStatus::Success => (Ended::Success, "success"),
-                    StepStatus::Failure => (Ended::Failure, "failure"),
-                    StepStatus::Skipped => (Ended::Skipped, "skipped"),
+            StepOutcome::Done { summary, output, .. } => {
+                let ended = match status {
+                    StepStatus::Success => Ended::Success,
+                    StepStatus::Failure => Ended::Failure,
+                    StepStatus::Skipped => Ended::Skipped,
+                    StepStatus::Error => Ended::Error { retryable: false },
                 };
-                (ended, name, summary, Some(output))
+                (ended, status, summary, Some(output))
             }
             StepOutcome::Error { kind, message } => {
                 let retryable = match kind {
@@ -294,10 +298,10 @@ impl<'a> Chain<'a> {
                     ErrorKind::Transient => true,
                     ErrorKind::Failed => self.rule.retry_failures,
                 };
-                (Ended::Error { retryable }, "error", format!("{}: {message}", error_kind(kind)), None)
+                (Ended::Error { retryable }, status, format!("{kind}: {message}"), None)
             }
             StepOutcome::Trapped { reason } => {
-                (Ended::Error { retryable: true }, "error", format!("plugin {} trapped: {reason}", step.plugin), None)
+                (Ended::Error { retryable: true }, status, format!("plugin {} trapped: {reason}", step.plugin), None)
             }
         }
     }
@@ -324,13 +328,5 @@ impl<'a> Chain<'a> {
             tracing::debug!(job = id, step = %step, level = level.as_str(), "{message}");
             queue.log(id, attempt, Some(&step), level.as_str(), message);
         })
-    }
-}
-
-fn error_kind(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidSettings => "invalid settings",
-        ErrorKind::Transient => "transient failure",
-        ErrorKind::Failed => "failed",
     }
 }

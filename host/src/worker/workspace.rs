@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The directory under the data directory that holds every workspace.
 const ROOT: &str = "work";
 
-/// One attempt's workspace, removed on drop.
+/// One attempt's workspace, removed on drop (the worker drops it on a blocking thread).
 #[derive(Debug)]
 pub struct Workspace {
     path: PathBuf,
@@ -16,6 +16,7 @@ pub struct Workspace {
 
 impl Workspace {
     /// Creates an empty workspace for `job`'s `attempt`, readable by this user only.
+    #[allow(clippy::disallowed_methods, reason = "the worker calls it inside spawn_blocking")]
     pub fn create(data_dir: &Path, job: i64, attempt: i64) -> io::Result<Self> {
         let path = data_dir.join(ROOT).join(format!("job-{job}-{attempt}"));
         if path.exists() {
@@ -33,6 +34,7 @@ impl Workspace {
 }
 
 impl Drop for Workspace {
+    #[allow(clippy::disallowed_methods, reason = "the worker drops it inside spawn_blocking")]
     fn drop(&mut self) {
         if let Err(err) = std::fs::remove_dir_all(&self.path)
             && err.kind() != io::ErrorKind::NotFound
@@ -44,6 +46,7 @@ impl Drop for Workspace {
 
 /// Removes every workspace left by a previous run of the daemon (none of its jobs is
 /// running any more: they are re-queued and get fresh ones).
+#[allow(clippy::disallowed_methods, reason = "start-up, before any worker runs")]
 pub fn clear_stale(data_dir: &Path) {
     let root = data_dir.join(ROOT);
     match std::fs::remove_dir_all(&root) {
@@ -54,6 +57,7 @@ pub fn clear_stale(data_dir: &Path) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests build their fixtures step by step")]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
-//! The built-in plugins, compiled by the build script and embedded in the binary, so
-//! `wasm = "builtin:NAME"` works from a plain `cargo run`.
+//! The built-in plugin catalogue: each one's component, compiled by the build script and
+//! embedded in the binary so `wasm = "builtin:NAME"` works from a plain `cargo run`, and
+//! what each needs from its grants. The config asks which exist and what they need; the
+//! runtime loads their bytes; neither has to import the other.
 
 include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
