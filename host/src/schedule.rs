@@ -177,7 +177,9 @@ async fn forget_removed(pipeline: &Pipeline, config: &Config) {
     }
 }
 
-/// Claims `rule`'s ticks up to `now` and ingests those [`plan`] picks.
+/// Claims `rule`'s ticks up to `now` and ingests those [`plan`] picks. Claiming first
+/// makes each tick run at most once: a daemon killed between the claim and the ingest
+/// loses the tick instead of leaving it to run twice.
 async fn tick(pipeline: &Pipeline, name: &str, schedule: &Schedule, rule: &Watched, now: i64) -> anyhow::Result<()> {
     let previous = match pipeline.queue().claim_ticks(name, &rule.spec, now).await? {
         TickClaim::Lost => return Ok(()),
