@@ -1333,6 +1333,7 @@ mod tests {
         sqlite.finish(done.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
         let running = sqlite.claim().await.unwrap().unwrap();
         let before = sqlite.job(done.id).await.unwrap().unwrap();
+        sqlite.claim_ticks("nightly", "0 3 * * * @ UTC", 1_000).await.unwrap();
         sqlite.close().await;
 
         let copied = copy::sqlite_to_postgres(dir.path(), &url).unwrap();
@@ -1349,6 +1350,10 @@ mod tests {
         assert_eq!((requeued.id, requeued.attempt), (running.id, 2));
         let next = postgres.accept(delivery("c3"), vec![job("k3")]).await.unwrap();
         assert_eq!(next.jobs, [(running.id + 1).to_string()], "ids go on after the copied ones");
+        // Schedules go on from the ticks the SQLite queue had handled.
+        assert_eq!(count("schedule_ticks"), 1);
+        let claim = postgres.claim_ticks("nightly", "0 3 * * * @ UTC", 2_000).await.unwrap();
+        assert_eq!(claim, TickClaim::Won { previous: Some(1_000) });
     }
 
     /// A job of coalescing key `tag` running while a newer event for the key is queued:
