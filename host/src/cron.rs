@@ -336,7 +336,11 @@ fn parse_field(word: &str, at: usize, field: &Field) -> Result<u64, CronError> {
             (field.min, field.max)
         } else if let Some((low, high)) = range.split_once('-') {
             let low_value = value(low, item_at, field)?;
-            let high_value = value(high, item_at + low.len() + 1, field)?;
+            let mut high_value = value(high, item_at + low.len() + 1, field)?;
+            // `FRI-SUN`: Sunday closes a week as 7.
+            if field.name == WEEKDAY.name && high_value == 0 && high.eq_ignore_ascii_case("sun") {
+                high_value = 7;
+            }
             if low_value > high_value {
                 return Err(CronError {
                     at: item_at,
@@ -439,6 +443,7 @@ mod tests {
             ("0 0 1,15 jan,Jul sun", "0", "0", "0", "1,15", "1,7", "0", true),
             ("0 12 * * 7", "0", "0", "12", "1-31", "1-12", "0", false),
             ("0 12 * * 5-7", "0", "0", "12", "1-31", "1-12", "0,5,6", false),
+            ("0 12 * * FRI-SUN", "0", "0", "12", "1-31", "1-12", "0,5,6", false),
             ("5/20 * * * *", "0", "5,25,45", "0-23", "1-31", "1-12", "0-6", false),
             ("0 0 1-10/3 * ?", "0", "0", "0", "1,4,7,10", "1-12", "0-6", false),
             ("@daily", "0", "0", "0", "1-31", "1-12", "0-6", false),
