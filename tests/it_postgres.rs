@@ -1,7 +1,8 @@
 //! The integration suite's store-related modules run a second time with every daemon's
 //! queue in a PostgreSQL database of its own (a throwaway server on loopback, see
 //! `gitauto::testing`), so that ingest, deduplication, coalescing, per-key serialisation,
-//! retries, the API, rules, flow control and the forges behave the same on both stores. The modules are
+//! retries, the API, rules, flow control, schedules and the forges behave the same on both
+//! stores. The modules are
 //! the `it` suite's files; `gitauto_tests::on_postgres` tells `TestDaemon` which store to
 //! give a daemon. Plugin sandboxing, languages and the browser do not touch the store and
 //! run once, in `it`.
@@ -26,6 +27,8 @@ mod names;
 mod queue;
 #[path = "it/rules.rs"]
 mod rules;
+#[path = "it/schedule.rs"]
+mod schedule;
 
 use gitauto_tests::{SECRET, TestDaemon, github_source, push_payload};
 

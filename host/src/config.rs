@@ -16,7 +16,8 @@ mod units;
 
 pub use catch_up::{CatchUp, Poll, PolledRepo};
 pub use rules::{
-    COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, PathsUnknown, RefFilter, Rule, Step,
+    COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, Missed, PathsUnknown, RefFilter, Rule,
+    Schedule, Step,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
@@ -820,6 +821,38 @@ repo = "acme/*"
 branch = ["main", "master"]
 steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
 "#;
+
+    #[test]
+    fn schedule_rules_read_their_clock_and_one_target_per_repository_and_branch() {
+        let text = format!(
+            "{MINIMAL}\n[[rules]]\nname = \"nightly\"\non = \"schedule\"\ncron = \"30 3 * * *\"\n\
+             timezone = \"Europe/Paris\"\nmissed = \"all\"\nrepo = [\"acme/site\", \"acme/docs\", \"acme/site\"]\n\
+             branch = [\"main\", \"stable\"]\nsteps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"/srv/repos\" }} }}]\n\
+             [[rules]]\nname = \"plain\"\non = \"schedule\"\ncron = \"@hourly\"\n\
+             steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"/srv/repos\" }} }}]\n"
+        );
+        let config = parse(&text).unwrap();
+        let nightly = config.rule("nightly").unwrap();
+        let schedule = nightly.schedule.as_ref().unwrap();
+        assert_eq!((schedule.cron.as_str(), schedule.timezone_name.as_str()), ("30 3 * * *", "Europe/Paris"));
+        assert_eq!(schedule.missed, Missed::All);
+        let pair = |repo: &str, branch: &str| (Some(repo.to_owned()), Some(branch.to_owned()));
+        assert_eq!(
+            schedule.targets,
+            [
+                pair("acme/site", "main"),
+                pair("acme/site", "stable"),
+                pair("acme/docs", "main"),
+                pair("acme/docs", "stable")
+            ]
+        );
+        // Each tick is its own run: no coalescing unless asked.
+        assert_eq!(nightly.coalesce, Coalesce::Off);
+        let plain = config.rule("plain").unwrap().schedule.as_ref().unwrap();
+        assert_eq!((plain.timezone_name.as_str(), plain.missed), ("UTC", Missed::Once));
+        assert_eq!(plain.targets, [(None, None)]);
+        assert!(config.rule("keep checkouts current").unwrap().schedule.is_none());
+    }
 
     #[test]
     fn minimal_config_loads_with_defaults() {

@@ -20,6 +20,8 @@ use tokio::sync::watch;
 
 /// How often finished history is pruned (and once at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long a stopping daemon waits for the scheduler to finish ingesting the ticks it claimed.
+const SCHEDULER_GRACE: Duration = Duration::from_secs(10);
 
 /// Prepares everything that can fail before serving: the queue and the plugins.
 pub struct Daemon {
@@ -86,7 +88,8 @@ impl Daemon {
         let heart = tokio::spawn(heartbeat(self.queue.clone(), stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let pipeline = crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), metrics.clone());
-        let catcher = tokio::spawn(crate::catch_up::run(pipeline, stop_rx.clone()));
+        let catcher = tokio::spawn(crate::catch_up::run(pipeline.clone(), stop_rx.clone()));
+        let mut scheduler = tokio::spawn(crate::schedule::run(pipeline, self.live.clone(), stop_rx.clone()));
         let watcher = tokio::spawn(self.live.clone().watch(config.path.clone(), stop_rx));
         let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics: metrics.clone() });
         tracing::info!(
@@ -118,6 +121,12 @@ impl Daemon {
             tracing::warn!("catch-up and polling stopped abnormally: {err}");
         }
         pruner.abort();
+        // The scheduler stops between ticks: one it claimed is ingested before the queue
+        // closes (a claimed tick is never run again).
+        if tokio::time::timeout(SCHEDULER_GRACE, &mut scheduler).await.is_err() {
+            tracing::warn!("the scheduler was still ingesting ticks after {SCHEDULER_GRACE:?}; stopping it");
+            scheduler.abort();
+        }
         watcher.abort();
         flow.abort();
         heart.abort();

@@ -9,6 +9,7 @@
 //! runs their steps in the [`runtime`], whose plugins reach the world only through
 //! [`capability`] calls that [`grant`] allows. [`catch_up`] fetches the deliveries the
 //! server missed from the forges' APIs, and polls refs, handing both to [`ingest`].
+//! [`schedule`] ticks the schedule rules' clocks (read by [`cron`]) into the same pipeline.
 //!
 //! Imports run one way, down that flow: `server -> ingest -> forge/route -> event`,
 //! `worker -> runtime -> capability -> grant`; `route`, `runtime` and `worker` read
@@ -16,7 +17,7 @@
 //! grants). What several stages share sits below them all: [`secret`] (values never
 //! printed), [`glob`] (the filters rules use), [`builtin`] (the built-in plugins and
 //! what they need from their grants), [`step`] (how a step ended, from the runtime to
-//! the API and the CLI).
+//! the API and the CLI), [`cron`] (cron expressions and their times).
 
 pub mod authoring;
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod catch_up;
 pub mod client;
 pub mod config;
 pub mod confine;
+pub mod cron;
 pub mod daemon;
 pub mod event;
 pub mod forge;
@@ -41,6 +43,7 @@ pub mod node;
 pub mod queue;
 pub mod route;
 pub mod runtime;
+pub mod schedule;
 pub mod secret;
 pub mod send;
 pub mod server;

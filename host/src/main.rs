@@ -289,6 +289,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     loaded.plugins.len(),
                     loaded.rules.len()
                 );
+                let now = gitauto::queue::now_ms();
+                for rule in &loaded.rules {
+                    let Some(schedule) = &rule.schedule else { continue };
+                    println!(
+                        "rule \"{}\": cron \"{}\" in {}, missed = \"{}\"; next times:",
+                        rule.name,
+                        schedule.cron,
+                        schedule.timezone_name,
+                        schedule.missed.as_str()
+                    );
+                    for line in gitauto::schedule::upcoming(schedule, now, 5) {
+                        println!("  {line}");
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(err) => {

@@ -9,7 +9,8 @@
 //! `nodes.rs` the daemons sharing the store, `requeue.rs` putting running jobs back in
 //! line (crash recovery, leases, shutdown, retries), `flow.rs` paused rules and the
 //! concurrency and priority queued jobs carry, `polled.rs` what ref polling and catch-up
-//! look up, `retention.rs` pruning, `writer.rs` the thread that batches commits.
+//! look up, `ticks.rs` schedule ticks, `retention.rs` pruning, `writer.rs` the thread that
+//! batches commits.
 
 pub mod copy;
 mod db;
@@ -20,6 +21,7 @@ mod nodes;
 mod polled;
 mod requeue;
 mod retention;
+mod ticks;
 mod writer;
 
 use anyhow::Context;
@@ -40,9 +42,10 @@ pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
 pub use polled::PolledState;
 pub use requeue::{Recovered, Requeued};
 pub use retention::{Pruned, Retention};
+pub use ticks::TickClaim;
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -53,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v6.sql"),
     include_str!("queue/schema_v7.sql"),
     include_str!("queue/schema_v8.sql"),
+    include_str!("queue/schema_v9.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -632,7 +636,7 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 5;
+const POSTGRES_SCHEMA_VERSION: i64 = 6;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -641,6 +645,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v3.sql"),
     include_str!("queue/postgres_v4.sql"),
     include_str!("queue/postgres_v5.sql"),
+    include_str!("queue/postgres_v6.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -1333,6 +1338,7 @@ mod tests {
         sqlite.finish(done.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
         let running = sqlite.claim().await.unwrap().unwrap();
         let before = sqlite.job(done.id).await.unwrap().unwrap();
+        sqlite.claim_ticks("nightly", "0 3 * * * @ UTC", 1_000).await.unwrap();
         sqlite.close().await;
 
         let copied = copy::sqlite_to_postgres(dir.path(), &url).unwrap();
@@ -1349,6 +1355,10 @@ mod tests {
         assert_eq!((requeued.id, requeued.attempt), (running.id, 2));
         let next = postgres.accept(delivery("c3"), vec![job("k3")]).await.unwrap();
         assert_eq!(next.jobs, [(running.id + 1).to_string()], "ids go on after the copied ones");
+        // Schedules go on from the ticks the SQLite queue had handled.
+        assert_eq!(count("schedule_ticks"), 1);
+        let claim = postgres.claim_ticks("nightly", "0 3 * * * @ UTC", 2_000).await.unwrap();
+        assert_eq!(claim, TickClaim::Won { previous: Some(1_000) });
     }
 
     /// A job of coalescing key `tag` running while a newer event for the key is queued:

@@ -193,8 +193,8 @@ pub fn mismatch(rule: &Rule, event: &Event) -> Option<String> {
     let kind_matches = rule.on.iter().any(|selector| {
         selector.kind == event.kind
             && match selector.kind.as_str() {
-                // A manual event names the one rule it starts.
-                "manual" => event.action.as_deref() == Some(rule.name.as_str()),
+                // A manual event, and a schedule tick, names the one rule it starts.
+                "manual" | "schedule" => event.action.as_deref() == Some(rule.name.as_str()),
                 _ => selector.action.as_ref().is_none_or(|a| event.action.as_ref() == Some(a)),
             }
     });
@@ -202,6 +202,10 @@ pub fn mismatch(rule: &Rule, event: &Event) -> Option<String> {
         if event.kind == "manual" && rule.is_manual() {
             let target = event.action.as_deref().unwrap_or("");
             return Some(format!("manual event for rule \"{target}\""));
+        }
+        if event.kind == "schedule" && rule.schedule.is_some() {
+            let target = event.action.as_deref().unwrap_or("");
+            return Some(format!("schedule tick of rule \"{target}\""));
         }
         let on: Vec<String> = rule.on.iter().map(ToString::to_string).collect();
         let got = match &event.action {
@@ -468,6 +472,31 @@ mod tests {
                 "on = \"manual\"",
                 Ev { kind: "manual", action: Some("other"), ..PUSH },
                 Err("manual event for rule \"other\""),
+            ),
+            (
+                "on = \"schedule\"\ncron = \"0 3 * * *\"",
+                Ev { kind: "schedule", action: Some("r"), git_ref: "", ..PUSH },
+                Ok(""),
+            ),
+            (
+                "on = \"schedule\"\ncron = \"0 3 * * *\"",
+                Ev { kind: "schedule", action: Some("other"), git_ref: "", ..PUSH },
+                Err("schedule tick of rule \"other\""),
+            ),
+            (
+                "on = \"schedule\"\ncron = \"0 3 * * *\"\nrepo = [\"acme/widgets\", \"acme/gadgets\"]\nbranch = \"main\"",
+                Ev { kind: "schedule", action: Some("r"), ..PUSH },
+                Ok(""),
+            ),
+            (
+                "on = \"push\"",
+                Ev { kind: "schedule", action: Some("r"), git_ref: "", ..PUSH },
+                Err("event `schedule.r` not in on = [push]"),
+            ),
+            (
+                "on = \"manual\"",
+                Ev { kind: "schedule", action: Some("r"), git_ref: "", ..PUSH },
+                Err("event `schedule.r` not in on = [manual]"),
             ),
         ];
         for (clauses, ev, want) in rows {

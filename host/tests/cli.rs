@@ -80,6 +80,43 @@ fn check_and_serve_report_every_problem_with_its_line() {
 }
 
 #[test]
+fn check_prints_the_next_ticks_of_a_schedule_and_points_into_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = "\n[[rules]]\nname = \"nightly\"\non = \"schedule\"\ncron = \"30 3 * * MON-FRI\"\n\
+                    timezone = \"America/New_York\"\nrepo = [\"acme/site\", \"acme/docs\"]\nbranch = \"main\"\n\
+                    steps = [{ plugin = \"fetch-update\", with = { repodir = \"/srv/repos\" } }]\n";
+    let config = write_config(dir.path(), &format!("{CONFIG}{schedule}"));
+    let check = gitauto(&["check", "--config", &config]);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[1],
+        "rule \"nightly\": cron \"30 3 * * MON-FRI\" in America/New_York, missed = \"once\"; next times:"
+    );
+    assert_eq!(lines.len(), 7, "{stdout}");
+    for line in &lines[2..] {
+        // 03:30 New York time on a weekday: 07:30 or 08:30 UTC, by the season.
+        assert!(
+            line.starts_with("  ") && line.contains(" 03:30:00 -0") && line.contains(" America/New_York = "),
+            "{line}"
+        );
+        assert!(line.ends_with(" 07:30:00Z") || line.ends_with(" 08:30:00Z"), "{line}");
+    }
+
+    let config = write_config(dir.path(), &format!("{CONFIG}{}", schedule.replace("MON-FRI", "MON-FRY")));
+    let check = gitauto(&["check", "--config", &config]);
+    assert_eq!(check.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains(
+            "gitauto.toml:28:22: rule \"nightly\": `cron`: day-of-week `FRY` is not a number or a name (SUN, MON, TUE, WED, THU, FRI, SAT)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn run_dry_run_explains_every_rule() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), CONFIG);

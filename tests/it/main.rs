@@ -23,4 +23,5 @@ mod provision;
 mod queue;
 mod rules;
 mod sandbox;
+mod schedule;
 mod storage;

@@ -151,8 +151,8 @@ impl TestDaemon {
     /// Writes `config` to a fresh directory and serves it.
     pub async fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = with_test_store(config);
-        Self::start_in(dir, config).await
+        std::fs::write(dir.path().join("gitauto.toml"), with_test_store(config)).unwrap();
+        Self::start_in(dir).await
     }
 
     /// Stops the daemon and starts one with `config` in the same directory, on the same
@@ -160,16 +160,24 @@ impl TestDaemon {
     pub async fn restart(mut self, config: &str) -> Self {
         self.shutdown().await;
         let store = match &self.config.store {
-            Some(url) if !config.contains("[store]") => format!("\n[store]\nurl = \"{}\"\n", url.expose()),
+            Some(url) if !config.contains("[store]") => format!(
+                "
+[store]
+url = \"{}\"
+",
+                url.expose()
+            ),
             _ => String::new(),
         };
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        Self::start_in(dir, format!("{config}{store}")).await
+        std::fs::write(dir.path().join("gitauto.toml"), format!("{config}{store}")).unwrap();
+        Self::start_in(dir).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, config: String) -> Self {
+    /// Serves the `gitauto.toml` in `dir`, with the queue and cache already there (see
+    /// [`TestDaemon::stop_keeping_dir`]): a restart.
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
         let path = dir.path().join("gitauto.toml");
-        std::fs::write(&path, config).unwrap();
         let config = gitauto::config::Config::load(&path).unwrap_or_else(|err| panic!("test config: {err}"));
         let daemon = gitauto::daemon::Daemon::prepare(config.clone()).await.expect("daemon prepares");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -250,6 +258,13 @@ impl TestDaemon {
     /// Stops the daemon and waits for it to drain.
     pub async fn stop(mut self) {
         self.shutdown().await;
+    }
+
+    /// Stops the daemon, waits for it to drain, and hands back its directory (config,
+    /// queue, cache) for [`TestDaemon::start_in`].
+    pub async fn stop_keeping_dir(mut self) -> tempfile::TempDir {
+        self.shutdown().await;
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     async fn shutdown(&mut self) {

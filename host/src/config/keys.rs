@@ -110,6 +110,9 @@ static RULE: Shape = Shape::Table(&[
     ("run_on", &ANY),
     ("concurrency", &ANY),
     ("priority", &ANY),
+    ("cron", &ANY),
+    ("timezone", &ANY),
+    ("missed", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[

@@ -281,6 +281,9 @@ pub struct RawRule {
     pub run_on: Option<Spanned<OneOrMany<String>>>,
     pub concurrency: Option<Spanned<i64>>,
     pub priority: Option<Spanned<i64>>,
+    pub cron: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
+    pub missed: Option<Spanned<String>>,
 }
 
 /// `coalesce`: on/off, or a key template.

@@ -11,7 +11,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// Event kinds a rule's `on` may name.
-pub const EVENT_KINDS: &[&str] = &["push", "tag", "pull_request", "release", "create", "delete", "ping", "manual"];
+pub const EVENT_KINDS: &[&str] =
+    &["push", "tag", "pull_request", "release", "create", "delete", "ping", "manual", "schedule"];
 
 /// What a rule's `if` may read.
 pub const RULE_CONDITION_VARIABLES: &[&str] = &["event", "payload"];
@@ -98,6 +99,8 @@ pub struct Rule {
     pub concurrency: Option<u32>,
     /// Among claimable jobs, those of rules with a higher priority run first (default 0).
     pub priority: i64,
+    /// When the rule is `on = "schedule"`: its clock and targets.
+    pub schedule: Option<Schedule>,
 }
 
 impl Rule {
@@ -126,12 +129,62 @@ impl Rule {
             run_on: crate::node::RunOn::Any,
             concurrency: None,
             priority: 0,
+            schedule: None,
         }
     }
 
     /// Whether the rule is started by `gitauto trigger` / `POST /api/events`.
     pub fn is_manual(&self) -> bool {
         self.on.iter().any(|selector| selector.kind == "manual")
+    }
+}
+
+/// What a schedule rule runs for ticks that fell while no daemon was running (or while
+/// the scheduler was held up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Missed {
+    /// Missed ticks do not run.
+    Skip,
+    /// The latest missed tick runs, once (the default).
+    #[default]
+    Once,
+    /// Every missed tick runs (at most [`crate::schedule::CATCH_UP_LIMIT`], the latest).
+    All,
+}
+
+impl Missed {
+    /// The name written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missed::Skip => "skip",
+            Missed::Once => "once",
+            Missed::All => "all",
+        }
+    }
+}
+
+/// A schedule rule's clock: when it ticks, in which time zone, what it does about
+/// missed ticks, and the targets each tick makes an event for.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// `cron`: when it ticks.
+    pub cron: crate::cron::Cron,
+    /// `timezone`: the zone `cron` is read in (default UTC).
+    pub timezone: jiff::tz::TimeZone,
+    /// The zone's name as written (`UTC` when none was).
+    pub timezone_name: String,
+    /// `missed`: what runs after ticks were missed.
+    pub missed: Missed,
+    /// One event per entry of each tick: the repository (`repo`) and branch (`branch`)
+    /// it names; a single `(None, None)` when the rule names neither.
+    pub targets: Vec<(Option<String>, Option<String>)>,
+}
+
+impl Schedule {
+    /// The expression and zone together: ticks recorded under another spec (the rule's
+    /// clock was changed) are not caught up.
+    pub fn spec(&self) -> String {
+        format!("{} @ {}", self.cron, self.timezone_name)
     }
 }
 
@@ -260,6 +313,7 @@ impl Checker<'_> {
         if name.is_empty() {
             self.problem(Some(raw.name.span()), "a rule needs a non-empty `name`");
         }
+        let schedule = self.schedule(&name, &raw);
         let on = self.selectors(&name, raw.on);
         let sources = raw.source.map(|s| s.into_inner().into_vec()).unwrap_or_default();
         let forges = match raw.forge {
@@ -313,10 +367,11 @@ impl Checker<'_> {
         let handlers =
             self.handlers(&name, (raw.on_success, raw.on_failure, raw.on_error), None, &all_main, plugins, &mut names);
         let timeout = raw.timeout.as_ref().and_then(|d| self.duration(d));
-        // Manual events are requests, each with its own parameters: never merged unless asked.
-        let manual = on.iter().any(|selector| selector.kind == "manual");
+        // Manual events are requests, each with its own parameters, and each tick of a
+        // schedule is its own run: never merged unless asked.
+        let own_events = on.iter().any(|selector| matches!(selector.kind.as_str(), "manual" | "schedule"));
         let coalesce = match raw.coalesce {
-            None if manual => Coalesce::Off,
+            None if own_events => Coalesce::Off,
             raw => self.coalesce(&name, raw),
         };
         let retries = match raw.retries {
@@ -373,7 +428,162 @@ impl Checker<'_> {
             run_on,
             concurrency,
             priority,
+            schedule,
         })
+    }
+
+    /// `on = "schedule"` with `cron`, `timezone`, `missed`, and `repo`/`branch` as the
+    /// targets of each tick. Reads `raw`'s filters without taking them: the same lists
+    /// also filter the rule's events (each tick's events pass them by construction).
+    fn schedule(&mut self, rule: &str, raw: &RawRule) -> Option<Schedule> {
+        let on: Vec<&String> = raw.on.get_ref().iter().collect();
+        let scheduled = on.iter().any(|kind| kind.split('.').next() == Some("schedule"));
+        if !scheduled {
+            for (key, span) in [
+                ("cron", raw.cron.as_ref().map(Spanned::span)),
+                ("timezone", raw.timezone.as_ref().map(Spanned::span)),
+                ("missed", raw.missed.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    self.problem(
+                        Some(span),
+                        format!("rule \"{rule}\": `{key}` applies only to schedule rules; add `on = \"schedule\"`"),
+                    );
+                }
+            }
+            return None;
+        }
+        if on.len() > 1 || on.iter().any(|kind| kind.contains('.')) {
+            self.problem(
+                Some(raw.on.span()),
+                format!(
+                    "rule \"{rule}\": `on = \"schedule\"` stands alone (a schedule rule is started by its clock \
+                     only); write another rule for other events"
+                ),
+            );
+        }
+        let forge_filters = [
+            ("source", raw.source.as_ref().map(Spanned::span)),
+            ("forge", raw.forge.as_ref().map(Spanned::span)),
+            ("branch_ignore", raw.branch_ignore.as_ref().map(Spanned::span)),
+            ("tag", raw.tag.as_ref().map(Spanned::span)),
+            ("tag_ignore", raw.tag_ignore.as_ref().map(Spanned::span)),
+            ("paths", raw.paths.as_ref().map(Spanned::span)),
+            ("paths_ignore", raw.paths_ignore.as_ref().map(Spanned::span)),
+            ("paths_unknown", raw.paths_unknown.as_ref().map(Spanned::span)),
+            ("sender", raw.sender.as_ref().map(Spanned::span)),
+        ];
+        for (key, span) in forge_filters {
+            if let Some(span) = span {
+                self.problem(
+                    Some(span),
+                    format!(
+                        "rule \"{rule}\": `{key}` filters events from forges; a schedule rule makes its own (name \
+                         its targets with `repo` and `branch`)"
+                    ),
+                );
+            }
+        }
+        let Some(cron_text) = &raw.cron else {
+            self.problem(
+                Some(raw.on.span()),
+                format!(
+                    "rule \"{rule}\": `on = \"schedule\"` needs `cron`, e.g. cron = \"0 3 * * *\" (daily at 03:00)"
+                ),
+            );
+            return None;
+        };
+        let cron = match crate::cron::Cron::parse(cron_text.get_ref()) {
+            Ok(cron) => Some(cron),
+            Err(err) => {
+                let at = self.inside_string(cron_text.span(), cron_text.get_ref(), err.at);
+                self.problem(Some(at..at), format!("rule \"{rule}\": `cron`: {err}"));
+                None
+            }
+        };
+        let (timezone, timezone_name) = match &raw.timezone {
+            None => (Some(jiff::tz::TimeZone::UTC), "UTC".to_owned()),
+            Some(name) => match jiff::tz::TimeZone::get(name.get_ref()) {
+                Ok(zone) => (Some(zone), name.get_ref().clone()),
+                Err(_) => {
+                    let names: Vec<String> = jiff::tz::db().available().map(|n| n.as_str().to_owned()).collect();
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let hint = hint(name.get_ref(), &names);
+                    self.problem(
+                        Some(name.span()),
+                        format!(
+                            "rule \"{rule}\": unknown time zone `{}`{hint} (an IANA name such as \"Europe/Paris\", \
+                             or \"UTC\")",
+                            name.get_ref()
+                        ),
+                    );
+                    (None, String::new())
+                }
+            },
+        };
+        let missed = match &raw.missed {
+            None => Missed::default(),
+            Some(value) => match value.get_ref().as_str() {
+                "skip" => Missed::Skip,
+                "once" => Missed::Once,
+                "all" => Missed::All,
+                other => {
+                    self.problem(
+                        Some(value.span()),
+                        format!("rule \"{rule}\": `missed` is \"skip\", \"once\" or \"all\", not \"{other}\""),
+                    );
+                    Missed::default()
+                }
+            },
+        };
+        let repos = self.targets(rule, "repo", raw.repo.as_ref());
+        let branches = self.targets(rule, "branch", raw.branch.as_ref());
+        let mut targets = Vec::new();
+        for repo in repos.iter().map(|r| Some(r.clone())).chain(repos.is_empty().then_some(None)) {
+            for branch in branches.iter().map(|b| Some(b.clone())).chain(branches.is_empty().then_some(None)) {
+                targets.push((repo.clone(), branch));
+            }
+        }
+        Some(Schedule { cron: cron?, timezone: timezone?, timezone_name, missed, targets })
+    }
+
+    /// A schedule rule's `repo` or `branch`: names written out, each a target of every tick.
+    fn targets(&mut self, rule: &str, key: &str, raw: Option<&Spanned<raw::OneOrMany<String>>>) -> Vec<String> {
+        let Some(raw) = raw else { return Vec::new() };
+        let mut names = Vec::new();
+        for name in raw.get_ref().iter() {
+            let why = if name.contains(['*', '?', '+', '[', ']', '\\', '!']) {
+                Some("a schedule rule names its targets: write them out, without patterns".to_owned())
+            } else {
+                let mut event = crate::event::Event::default();
+                if key == "repo" {
+                    let (owner, short) = name.rsplit_once('/').unwrap_or_default();
+                    event.repository.owner = owner.to_owned();
+                    event.repository.name = short.to_owned();
+                    event.repository.full_name = name.clone();
+                } else {
+                    event.branch = Some(name.clone());
+                    event.git_ref = Some(format!("refs/heads/{name}"));
+                }
+                let shape = (key == "repo" && !name.contains('/')).then(|| "write it as OWNER/NAME".to_owned());
+                shape.or_else(|| crate::event::names::check(&event).err().map(|err| err.why.to_owned()))
+            };
+            match why {
+                Some(why) => self.problem(Some(raw.span()), format!("rule \"{rule}\": `{key}` \"{name}\": {why}")),
+                None if names.contains(name) => {}
+                None => names.push(name.clone()),
+            }
+        }
+        names
+    }
+
+    /// Where byte `at` of `value`, written as the string at `span`, is in the file: exact
+    /// for a one-line string without escapes, else the string's start.
+    fn inside_string(&self, span: Range<usize>, value: &str, at: usize) -> usize {
+        let written = self.text.get(span.clone()).unwrap_or_default();
+        let plain =
+            written.len() == value.len() + 2 && written.starts_with(['"', '\'']) && written[1..].starts_with(value);
+        if plain { span.start + 1 + at } else { span.start }
     }
 
     /// `run_on`: `"any"`, `"every"`, or node names (one, or a list).

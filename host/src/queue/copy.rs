@@ -1,8 +1,8 @@
 //! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
-//! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules, polled refs) into an
-//! empty PostgreSQL queue in one transaction, keeping every id, so the history and the
-//! API's links stay as they were. Jobs that were running are put back in line, as a restart would (see
-//! `requeue.rs`).
+//! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules, polled refs, schedule
+//! ticks) into an empty PostgreSQL queue in one transaction, keeping every id, so the
+//! history and the API's links stay as they were. Jobs that were running are put back in
+//! line, as a restart would (see `requeue.rs`).
 
 use super::db::{Db, PgConn};
 use super::requeue::{Running, in_transaction, requeue_running};
@@ -32,6 +32,7 @@ const TABLES: &[(&str, &str)] = &[
     ("paused_rules", "rule, paused_at, node"),
     ("polled_refs", "source, repo, git_ref, commit_id"),
     ("polled_repos", "source, repo, polled_at, delivery_seq"),
+    ("schedule_ticks", "rule, spec, through_ms"),
 ];
 
 /// How many rows of each table were copied.
