@@ -43,12 +43,21 @@ struct Attempt {
     id: i64,
     /// The delivery id the webhook carried; retries and redeliveries share it.
     delivery: String,
-    /// Whether a server answered it with 2xx.
+    /// Whether a server gave it a final answer ([`answered`]).
     answered: bool,
 }
 
+/// Whether an attempt that got HTTP `status` (0: none, the forge could not connect or
+/// timed out) was answered: accepted (2xx) or refused (4xx). Only attempts that reached no
+/// server or met a server error are missed. A refusal counts as answered: a delivery this
+/// daemon turned away (a bad or missing signature, an unreadable or too large payload)
+/// must not come back unverified through the API, where its signature is not checked.
+fn answered(status: i64) -> bool {
+    (200..500).contains(&status)
+}
+
 /// The deliveries among `attempts` (newest first, as forges list them) that no attempt
-/// got a 2xx answer for: one attempt each (the newest), oldest delivery first.
+/// got a final answer for: one attempt each (the newest), oldest delivery first.
 ///
 /// A delivery some server accepted is left alone even when the queue no longer holds it
 /// (retention may have pruned it): running it again would repeat its work.
@@ -228,6 +237,23 @@ mod tests {
         ];
         let missed: Vec<(i64, &str)> = unanswered(&listed).iter().map(|a| (a.id, a.delivery.as_str())).collect();
         assert_eq!(missed, [(4, "d"), (7, "a"), (9, "c")], "b was answered on its redelivery; c's newest attempt");
+    }
+
+    #[test]
+    fn only_attempts_no_server_answered_or_a_server_failed_are_missed() {
+        for (status, missed) in [
+            (0, true),
+            (200, false),
+            (202, false),
+            (401, false),
+            (400, false),
+            (413, false),
+            (500, true),
+            (502, true),
+            (504, true),
+        ] {
+            assert_eq!(!answered(status), missed, "status {status}");
+        }
     }
 
     #[test]

@@ -372,7 +372,7 @@ pub fn read(config: &Config, input: &mut Input) -> Result<Read, IngestError> {
                 return Ok(Read::Rejected(err.to_string()));
             }
             let at = Origin { source: &source.name, delivery: &delivery };
-            source.dialect.parse(&input.headers, &input.body, &at)
+            source.dialect.parse(&input.headers, &input.body, &at).and_then(refuse_reserved_kinds)
         }
     };
     Ok(match incoming {
@@ -383,6 +383,19 @@ pub fn read(config: &Config, input: &mut Input) -> Result<Read, IngestError> {
         Ok(incoming) => Read::Incoming(incoming),
         Err(err) => Read::Invalid(err),
     })
+}
+
+/// A forge's events may not take the kinds of the events gitauto makes itself: a
+/// `generic` sender names its own kind, and a `manual` or `schedule` event would start
+/// the rule its action names, which only the API (behind its token) and the clock may.
+fn refuse_reserved_kinds(incoming: Incoming) -> Result<Incoming, ParseError> {
+    if let Incoming::Events(events) = &incoming
+        && let Some(event) = events.iter().find(|event| matches!(event.kind.as_str(), MANUAL | SCHEDULE))
+    {
+        let reason = format!("event kind `{}` is reserved for the events gitauto makes itself", event.kind);
+        return Err(ParseError::payload(&event.kind, reason));
+    }
+    Ok(incoming)
 }
 
 fn source<'a>(config: &'a Config, name: &str) -> Result<&'a Source, IngestError> {

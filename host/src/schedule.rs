@@ -179,7 +179,8 @@ async fn forget_removed(pipeline: &Pipeline, config: &Config) {
 
 /// Claims `rule`'s ticks up to `now` and ingests those [`plan`] picks. Claiming first
 /// makes each tick run at most once: a daemon killed between the claim and the ingest
-/// loses the tick instead of leaving it to run twice.
+/// loses the tick instead of leaving it to run twice. A claim whose ticks could not be
+/// ingested (the store failed) is given back, so the retry runs them.
 async fn tick(pipeline: &Pipeline, name: &str, schedule: &Schedule, rule: &Watched, now: i64) -> anyhow::Result<()> {
     let previous = match pipeline.queue().claim_ticks(name, &rule.spec, now).await? {
         TickClaim::Lost => return Ok(()),
@@ -200,8 +201,19 @@ async fn tick(pipeline: &Pipeline, name: &str, schedule: &Schedule, rule: &Watch
         }
     }
     for at in plan.run {
-        let ingested = pipeline.ingest(Input::schedule(name, at, &schedule.targets)).await?;
-        tracing::debug!(rule = %name, at = %crate::queue::rfc3339(at), jobs = ?ingested.jobs, "schedule tick ingested");
+        match pipeline.ingest(Input::schedule(name, at, &schedule.targets)).await {
+            Ok(ingested) => {
+                tracing::debug!(rule = %name, at = %crate::queue::rfc3339(at), jobs = ?ingested.jobs, "schedule tick ingested")
+            }
+            Err(err) => {
+                // Not ingested: give the claim back so that the retry runs these ticks
+                // (those already ingested come back as duplicates of themselves).
+                if let Err(back) = pipeline.queue().give_back_ticks(name, now, after).await {
+                    tracing::error!(rule = %name, "giving back the claimed ticks: {back:#}; they are lost");
+                }
+                return Err(err.into());
+            }
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! and payload as GitHub sent them).
 
 use super::api::Api;
-use super::{Attempt, MAX_PAGES, Marks, Missed, points_here, unanswered};
+use super::{Attempt, MAX_PAGES, Marks, Missed, answered, points_here, unanswered};
 use crate::config::{CatchUp, Source};
 use crate::queue::Queue;
 use anyhow::Context;
@@ -82,7 +82,7 @@ async fn attempts(api: &Api, url: &str, mark: Option<i64>) -> anyhow::Result<Vec
             let (Some(id), Some(guid)) = (item["id"].as_i64(), item["guid"].as_str()) else { continue };
             reached |= mark.is_some_and(|mark| id <= mark);
             let status = item["status_code"].as_i64().unwrap_or(0);
-            attempts.push(Attempt { id, delivery: guid.to_owned(), answered: (200..300).contains(&status) });
+            attempts.push(Attempt { id, delivery: guid.to_owned(), answered: answered(status) });
         }
         if reached {
             break;

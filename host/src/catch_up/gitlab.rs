@@ -5,7 +5,7 @@
 //! source's dialect reads a webhook's.
 
 use super::api::Api;
-use super::{Attempt, MAX_PAGES, Marks, Missed, points_here, unanswered};
+use super::{Attempt, MAX_PAGES, Marks, Missed, answered, points_here, unanswered};
 use crate::config::{CatchUp, Source};
 use crate::forge::Headers;
 use crate::queue::Queue;
@@ -65,7 +65,7 @@ pub(super) async fn missed(
                     continue;
                 };
                 let status: i64 = item["response_status"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-                attempts.push(Attempt { id, delivery: event.delivery.clone(), answered: (200..300).contains(&status) });
+                attempts.push(Attempt { id, delivery: event.delivery.clone(), answered: answered(status) });
                 events.insert(id, event);
             }
             if reached {

@@ -211,6 +211,24 @@ async fn a_caught_up_delivery_keeps_the_forge_id_and_is_not_verified_again() {
 }
 
 #[tokio::test]
+async fn a_forge_event_cannot_take_a_kind_gitauto_reserves_for_its_own() {
+    let generic = "[sources.any]\nforge = \"generic\"\nsecret = \"k\"\nevent_header = \"X-Event\"\n\
+                   fields = { repository = \"/repo\", action = \"/action\" }\n\n[sources.lab]";
+    let config = Config::parse(Path::new("gitauto.toml"), &CONFIG.replace("[sources.lab]", generic)).unwrap();
+    for kind in ["manual", "schedule"] {
+        let body = br#"{"repo": "acme/widgets", "action": "by-hand", "ok": true}"#;
+        let headers: Headers = [("x-event", kind), ("content-type", "application/json")].into_iter().collect();
+        // Caught up, so that no signature needs computing here: the parse is what is tried.
+        let mut input = Input::catch_up("any", "d-9", headers, body.to_vec().into());
+        let read = read(&config, &mut input).unwrap();
+        assert!(
+            matches!(&read, Read::Invalid(ParseError::Payload { reason, .. }) if reason.contains("reserved")),
+            "{kind}: {read:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_source_is_an_error_and_records_nothing() {
     let f = fixture();
     let input = Input::webhook("nope", Headers::new(), Bytes::from_static(b"{}"));

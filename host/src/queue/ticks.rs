@@ -62,6 +62,22 @@ impl Queue {
             .await
     }
 
+    /// Gives back a claim through `claimed_ms` whose ticks could not be ingested, moving
+    /// the record back to `back_to_ms` unless another daemon moved it since: the next
+    /// claim then runs them (their delivery ids make any already ingested a duplicate).
+    pub async fn give_back_ticks(&self, rule: &str, claimed_ms: i64, back_to_ms: i64) -> anyhow::Result<bool> {
+        let rule = rule.to_owned();
+        self.writer
+            .call(move |db| {
+                let moved = db.execute(
+                    "UPDATE schedule_ticks SET through_ms = ?3 WHERE rule = ?1 AND through_ms = ?2",
+                    args![rule, claimed_ms, back_to_ms],
+                )?;
+                Ok(moved == 1)
+            })
+            .await
+    }
+
     /// Forgets the tick records of schedule rules not in `keep` (rules removed from the
     /// config, so that one added again later under the same name starts afresh).
     pub async fn forget_ticks(&self, keep: Vec<String>) -> anyhow::Result<usize> {
@@ -98,6 +114,20 @@ mod tests {
             stores.push((a, b, None));
         }
         stores
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_claim_given_back_is_claimed_again_from_where_it_was() {
+        for (queue, other, _dir) in stores() {
+            let spec = "* * * * * @ UTC";
+            assert_eq!(queue.claim_ticks("r", spec, 1_000).await.unwrap(), TickClaim::Won { previous: None });
+            assert_eq!(queue.claim_ticks("r", spec, 2_000).await.unwrap(), TickClaim::Won { previous: Some(1_000) });
+            assert!(queue.give_back_ticks("r", 2_000, 1_000).await.unwrap());
+            assert_eq!(other.claim_ticks("r", spec, 2_500).await.unwrap(), TickClaim::Won { previous: Some(1_000) });
+            // A record another daemon moved meanwhile is left alone.
+            assert!(!queue.give_back_ticks("r", 2_000, 1_000).await.unwrap());
+            assert_eq!(queue.claim_ticks("r", spec, 3_000).await.unwrap(), TickClaim::Won { previous: Some(2_500) });
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]
