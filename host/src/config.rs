@@ -441,6 +441,14 @@ impl Checker<'_> {
                 format!("source name \"{source_name}\" must be letters, digits, `-` and `_`"),
             );
         }
+        if matches!(source_name.as_str(), "manual" | "schedule") {
+            // The source name of the events gitauto makes itself: a forge's under it would
+            // be taken for (and deduplicated against) those.
+            self.problem(
+                Some(name.span()),
+                format!("source name \"{source_name}\" is reserved for gitauto's own {source_name} events"),
+            );
+        }
         let mut options = forge::Options {
             legacy_sha1: raw.legacy_sha1.as_ref().map(|v| *v.get_ref()),
             replay_window: raw.replay_window.as_ref().and_then(|v| self.duration(v)),
@@ -906,6 +914,10 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
                 "gitauto.toml:2:9: source \"gh\": unknown forge `sourcehut`",
             ),
             ("[sources.gh]\nforge = \"github\"\n", "gitauto.toml:1:1: source \"gh\" has no `secret`"),
+            (
+                "[sources.schedule]\nforge = \"github\"\nsecret = \"x\"\n",
+                "gitauto.toml:1:10: source name \"schedule\" is reserved for gitauto's own schedule events",
+            ),
             (
                 "[sources.gh]\nforge = \"github\"\nsecret = \"${GITAUTO_TEST_SURELY_UNSET}\"\n",
                 "gitauto.toml:3:10: environment variable `GITAUTO_TEST_SURELY_UNSET` is not set",

@@ -187,6 +187,15 @@ pub enum ParseError {
         /// The parser's reason.
         reason: String,
     },
+    /// The body is larger than the daemon takes (`[server] max_body`): a delivery that did
+    /// not come over HTTP, where the server refuses it before reading it whole.
+    #[error("a body of {size} bytes is larger than the limit of {limit} bytes (`max_body`)")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A name in the event (repository, ref, commit, path) could escape where it is used.
     #[error("{0}")]
     UnsafeName(#[from] crate::event::names::UnsafeName),

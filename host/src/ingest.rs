@@ -37,6 +37,9 @@ const SECRET_HEADERS: &[&str] = &[
     "cookie",
 ];
 
+/// Delivery id prefixes of the deliveries gitauto makes itself (schedule ticks, polled refs).
+const RESERVED_ID_PREFIXES: &[&str] = &["schedule:", "poll:"];
+
 /// How a delivery came in: decides whether its signature is checked, how it is parsed,
 /// which rules it is routed to, and is recorded with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,6 +358,11 @@ impl Pipeline {
 /// record will have.
 pub fn read(config: &Config, input: &mut Input) -> Result<Read, IngestError> {
     let delivery = identify(config, input);
+    // The HTTP server refuses such a body before reading it; a caught-up one is refused here.
+    let limit = config.server.max_body;
+    if input.body.len() > limit {
+        return Ok(Read::Invalid(ParseError::TooLarge { size: input.body.len(), limit }));
+    }
     let incoming = match &input.admitted {
         Admitted::Manual { rule } => internal::manual(&delivery, rule, &input.body),
         Admitted::Schedule { .. } => internal::schedule(&delivery, &input.body),
@@ -407,7 +415,10 @@ fn source<'a>(config: &'a Config, name: &str) -> Result<&'a Source, IngestError>
 fn identify(config: &Config, input: &mut Input) -> String {
     let from_forge = || {
         let source = config.source(&input.source)?;
-        source.dialect.envelope(&input.headers).delivery
+        let id = source.dialect.envelope(&input.headers).delivery?;
+        // The ids of the deliveries gitauto makes itself: a sender who could pick one
+        // would turn a coming tick or poll into a "duplicate" of its own delivery.
+        (!RESERVED_ID_PREFIXES.iter().any(|prefix| id.starts_with(prefix))).then_some(id)
     };
     let id = sane_id(input.delivery.clone().or_else(from_forge).as_deref());
     input.delivery = Some(id.clone());

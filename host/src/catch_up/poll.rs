@@ -65,7 +65,14 @@ async fn poll_repo(pipeline: &Pipeline, source: &str, repo: &PolledRepo) -> anyh
             tracing::debug!(%source, repo = %repo.repo, git_ref = %moved.git_ref, "polled move came as a delivery");
             continue;
         }
-        let input = Input::poll(source, &repo.repo, &clone_url(&repo.url), &moved.git_ref, &moved.before, &moved.after);
+        let input = Input::poll(
+            source,
+            &repo.repo,
+            &clone_url(&repo.url),
+            &moved.git_ref,
+            (&moved.before, &moved.after),
+            previous.polled_at,
+        );
         // A failure leaves the previous refs recorded: the next poll makes the event again
         // (with the same delivery id, so one already recorded is a duplicate).
         let ingested =

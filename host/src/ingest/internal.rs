@@ -61,9 +61,18 @@ impl Input {
     }
 
     /// A ref of `repo` (full name) that moved from `before` to `after` with no delivery,
-    /// seen by polling `source`'s remote. Its delivery id is the same on every daemon
-    /// that sees the same move.
-    pub fn poll(source: &str, repo: &str, clone_url: &str, git_ref: &str, before: &str, after: &str) -> Self {
+    /// seen by polling `source`'s remote against the refs recorded by the poll at
+    /// `previous_poll_ms`. Its delivery id is the same on every daemon that sees the same
+    /// move against the same record, and differs when a ref moves back and forth between
+    /// polls (A to B, back to A, to B again: three moves, three events).
+    pub fn poll(
+        source: &str,
+        repo: &str,
+        clone_url: &str,
+        git_ref: &str,
+        (before, after): (&str, &str),
+        previous_poll_ms: i64,
+    ) -> Self {
         let moved = Moved {
             repository: Repo { full_name: repo.to_owned(), clone_url: clone_url.to_owned() },
             git_ref: git_ref.to_owned(),
@@ -75,7 +84,10 @@ impl Input {
             headers: json_headers(),
             body: serde_json::to_vec(&moved).expect("a moved ref serialises").into(),
             admitted: Admitted::Poll,
-            delivery: Some(format!("poll:{}", digest(&[source, repo, git_ref, after]))),
+            delivery: Some(format!(
+                "poll:{}",
+                digest(&[source, repo, git_ref, before, after, &previous_poll_ms.to_string()])
+            )),
         }
     }
 }

@@ -124,6 +124,17 @@ async fn unsafe_names_and_unreadable_payloads_are_invalid() {
 }
 
 #[tokio::test]
+async fn a_body_over_max_body_that_did_not_come_over_http_is_refused() {
+    let f = fixture();
+    let limit = f.config.server.max_body;
+    let headers: Headers = [("x-github-event", "push")].into_iter().collect();
+    let input = Input::catch_up("github", "big-1", headers, vec![b' '; limit + 1].into());
+    let ingested = f.pipeline.ingest(input).await.unwrap();
+    assert!(matches!(ingested.outcome, Outcome::Invalid(ParseError::TooLarge { .. })), "{:?}", ingested.outcome);
+    assert!(ingested.jobs.is_empty());
+}
+
+#[tokio::test]
 async fn an_unmatched_push_says_why_per_rule() {
     let f = fixture();
     let ingested = f.pipeline.ingest(webhook(&f.config, "push", &push("dev"), Some("s3cret"), "d-5")).await.unwrap();
@@ -183,8 +194,11 @@ async fn a_polled_ref_move_is_a_push_without_commits() {
     let f = fixture();
     let (before, after) = ("1".repeat(40), "2".repeat(40));
     let url = "https://github.com/acme/widgets.git";
-    let seen = || Input::poll("github", "acme/widgets", url, "refs/heads/main", &before, &after);
-    let (input, same) = (seen(), seen());
+    let seen = |moved: (&str, &str), at: i64| Input::poll("github", "acme/widgets", url, "refs/heads/main", moved, at);
+    let (input, same) = (seen((&before, &after), 7), seen((&before, &after), 7));
+    // The same move seen again after a later poll (the ref went back and forth) is another.
+    assert_ne!(input.delivery, seen((&before, &after), 8).delivery);
+    assert_ne!(input.delivery, seen((&after, &before), 7).delivery);
     assert_eq!(input.delivery, same.delivery, "two daemons seeing one move make one delivery");
     let ingested = f.pipeline.ingest(input).await.unwrap();
     // `main` matches; its paths are unknown, and the rule has no paths filter.
@@ -249,6 +263,17 @@ fn stored_headers_drop_secrets_and_round_trip() {
     let stored = stored_headers(&headers);
     assert_eq!(stored, json!({"x-github-event": "push"}));
     assert_eq!(restore_headers(&stored).get("x-github-event"), Some("push"));
+}
+
+#[tokio::test]
+async fn a_sender_cannot_take_the_id_of_a_coming_tick() {
+    let f = fixture();
+    let input = webhook(&f.config, "push", &push("main"), Some("s3cret"), "schedule:nightly:1700000000000");
+    let ingested = f.pipeline.ingest(input).await.unwrap();
+    assert_eq!(ingested.outcome, Outcome::Queued);
+    assert_ne!(ingested.delivery, "schedule:nightly:1700000000000");
+    let tick = f.pipeline.ingest(Input::schedule("nightly", 1_700_000_000_000, &[])).await.unwrap();
+    assert!(!tick.duplicate, "the tick is its own delivery");
 }
 
 #[test]

@@ -100,7 +100,19 @@ async fn handle(
         admitted: Admitted::Compat { rule: rule.name.clone() },
         delivery: None,
     };
-    let Ok(read) = ingest::read(&config, &mut input) else {
+    // Verifying and parsing are CPU work: off the async threads, as the pipeline does.
+    let read = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let read = ingest::read(&config, &mut input);
+            (input, read)
+        })
+        .await
+    };
+    let (input, Ok(read)) = (match read {
+        Ok(done) => done,
+        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the delivery: {err}")),
+    }) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the [compat.gitreload] source is not configured");
     };
     let announced = config.source(&compat.source).and_then(|source| source.dialect.envelope(&input.headers).event);

@@ -59,6 +59,9 @@ pub(super) fn answer(ingested: &Ingested, redelivery_of: Option<i64>) -> Respons
         Outcome::Invalid(err @ ParseError::UnsupportedContentType { .. }) => {
             return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, err.to_string());
         }
+        Outcome::Invalid(err @ ParseError::TooLarge { .. }) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, err.to_string());
+        }
         Outcome::Invalid(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
         _ if ingested.duplicate => {
             let body = json!({"delivery": ingested.delivery, "jobs": ingested.jobs, "duplicate": true});
