@@ -37,6 +37,9 @@ const SECRET_HEADERS: &[&str] = &[
     "cookie",
 ];
 
+/// Bodies up to this size are verified and parsed on the calling thread.
+const READ_IN_PLACE: usize = 64 * 1024;
+
 /// Delivery id prefixes of the deliveries gitauto makes itself (schedule ticks, polled refs).
 const RESERVED_ID_PREFIXES: &[&str] = &["schedule:", "poll:"];
 
@@ -258,8 +261,9 @@ impl Pipeline {
     /// Reads, routes, records and accepts `input` under the config current now.
     pub async fn ingest(&self, input: Input) -> Result<Ingested, IngestError> {
         let config = self.live.config();
-        // Verifying and parsing a body of up to `max_body` is CPU work: off the async threads.
-        let (input, read) = {
+        // Verifying and parsing a large body is CPU work: off the async threads. A small
+        // one is read in place (a thread hop would cost more than the parse).
+        let (input, read) = if input.body.len() > READ_IN_PLACE {
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
                 let mut input = input;
@@ -268,6 +272,10 @@ impl Pipeline {
             })
             .await
             .map_err(|err| IngestError::Routing(err.to_string()))?
+        } else {
+            let mut input = input;
+            let read = read(&config, &mut input);
+            (input, read)
         };
         self.admit(config, input, read?).await
     }
@@ -298,12 +306,15 @@ impl Pipeline {
             Incoming::Ping => (Outcome::Ping, Vec::new(), Vec::new(), Vec::new()),
             Incoming::Ignored(why) => (Outcome::Ignored(why), Vec::new(), Vec::new(), Vec::new()),
             Incoming::Events(events) => {
-                let routed = {
+                // Routing may diff a clone for changed paths (blocking, with its own time
+                // budget): then off the async threads; otherwise it is pure and quick.
+                let routed = if may_read_clones(&config, &events) {
                     let (config, input) = (config.clone(), input.clone());
-                    // Routing may diff a clone for changed paths: off the async threads.
                     tokio::task::spawn_blocking(move || route_events(&config, &input, events))
                         .await
                         .map_err(|err| IngestError::Routing(err.to_string()))?
+                } else {
+                    route_events(&config, &input, events)
                 };
                 let outcome = match routed.unmatched {
                     Some(why) => Outcome::Unmatched(why),
@@ -437,6 +448,12 @@ fn sane_id(id: Option<&str>) -> String {
         }
         _ => uuid::Uuid::new_v4().to_string(),
     }
+}
+
+/// Whether routing `events` may read a clone (some rule filters on paths, and some event's
+/// payload does not list them).
+fn may_read_clones(config: &Config, events: &[Event]) -> bool {
+    config.rules.iter().any(|rule| rule.paths.is_set()) && events.iter().any(route::paths::needs_clone)
 }
 
 /// The jobs a delivery's events queue, and what to record about the routing.

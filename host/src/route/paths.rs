@@ -26,30 +26,10 @@ pub enum ChangedPaths {
 /// directories, read-only, for at most a few seconds: a plugin may have planted
 /// anything there.
 pub fn changed_paths(event: &Event, dirs: &[DirGrant]) -> ChangedPaths {
-    if event.tag.is_some() {
-        return ChangedPaths::NotApplicable("path filters do not apply to tags".into());
-    }
-    if event.kind != "push" {
-        return ChangedPaths::Unknown(format!("a `{}` event lists no changed paths", event.kind));
-    }
-    if event.commits_complete && !event.commits.is_empty() {
-        let mut paths = BTreeSet::new();
-        for commit in &event.commits {
-            paths.extend(commit.added.iter().chain(&commit.modified).chain(&commit.removed).cloned());
-        }
-        return ChangedPaths::Known(paths.into_iter().collect());
-    }
-    let (Some(before), Some(after)) = (event.before.as_deref(), event.after.as_deref()) else {
-        return ChangedPaths::Unknown("the payload names no commits".into());
+    let (before, after) = match from_payload(event) {
+        Ok(commits) => commits,
+        Err(decided) => return decided,
     };
-    if is_null_commit(after) {
-        return ChangedPaths::Unknown("the ref was deleted".into());
-    }
-    if is_null_commit(before) {
-        return ChangedPaths::Unknown(
-            "a new ref: the payload lists no paths and there is no earlier commit to compare".into(),
-        );
-    }
     let roots: Vec<PathBuf> = dirs.iter().filter_map(|dir| dir.canonical().map(Path::to_path_buf)).collect();
     let candidates = candidates(event, &roots);
     let grant = Grant { dirs: dirs.to_vec(), ..Grant::default() };
@@ -76,6 +56,42 @@ pub fn changed_paths(event: &Event, dirs: &[DirGrant]) -> ChangedPaths {
         short(before),
         short(after)
     ))
+}
+
+/// Whether working out `event`'s changed paths may read a clone (a blocking, confined
+/// diff), rather than the payload alone.
+pub fn needs_clone(event: &Event) -> bool {
+    from_payload(event).is_ok()
+}
+
+/// What the payload alone says of `event`'s changed paths (`Err`), or the two commits a
+/// clone must be asked to compare.
+fn from_payload(event: &Event) -> Result<(&str, &str), ChangedPaths> {
+    if event.tag.is_some() {
+        return Err(ChangedPaths::NotApplicable("path filters do not apply to tags".into()));
+    }
+    if event.kind != "push" {
+        return Err(ChangedPaths::Unknown(format!("a `{}` event lists no changed paths", event.kind)));
+    }
+    if event.commits_complete && !event.commits.is_empty() {
+        let mut paths = BTreeSet::new();
+        for commit in &event.commits {
+            paths.extend(commit.added.iter().chain(&commit.modified).chain(&commit.removed).cloned());
+        }
+        return Err(ChangedPaths::Known(paths.into_iter().collect()));
+    }
+    let (Some(before), Some(after)) = (event.before.as_deref(), event.after.as_deref()) else {
+        return Err(ChangedPaths::Unknown("the payload names no commits".into()));
+    };
+    if is_null_commit(after) {
+        return Err(ChangedPaths::Unknown("the ref was deleted".into()));
+    }
+    if is_null_commit(before) {
+        return Err(ChangedPaths::Unknown(
+            "a new ref: the payload lists no paths and there is no earlier commit to compare".into(),
+        ));
+    }
+    Ok((before, after))
 }
 
 fn short(commit: &str) -> &str {
