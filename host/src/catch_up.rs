@@ -100,9 +100,12 @@ pub async fn catch_up(pipeline: &Pipeline, source: &Source, catch_up: &CatchUp, 
         }
     };
     for repo in &catch_up.repos {
+        // The marks move on only once every missed delivery of the repository is stored:
+        // after a failure the next pass reads as far back again and finds them.
+        let mut next = marks.clone();
         let found = match source.forge {
-            "gitlab" => gitlab::missed(&api, pipeline.queue(), source, catch_up, repo, &mut marks).await,
-            _ => github::missed(&api, pipeline.queue(), source, catch_up, repo, &mut marks).await,
+            "gitlab" => gitlab::missed(&api, pipeline.queue(), source, catch_up, repo, &mut next).await,
+            _ => github::missed(&api, pipeline.queue(), source, catch_up, repo, &mut next).await,
         };
         let missed = match found {
             Ok(missed) => missed,
@@ -112,6 +115,7 @@ pub async fn catch_up(pipeline: &Pipeline, source: &Source, catch_up: &CatchUp, 
                 continue;
             }
         };
+        let mut stored = true;
         for delivery in missed {
             let id = delivery.delivery.clone();
             let input = Input::catch_up(
@@ -130,8 +134,14 @@ pub async fn catch_up(pipeline: &Pipeline, source: &Source, catch_up: &CatchUp, 
                     "caught up a missed delivery ({})",
                     ingested.outcome.verdict().as_str()
                 ),
-                Err(err) => tracing::error!(source = %source.name, %repo, delivery = %id, "catching up: {err}"),
+                Err(err) => {
+                    tracing::error!(source = %source.name, %repo, delivery = %id, "catching up: {err}; tried again next pass");
+                    stored = false;
+                }
             }
+        }
+        if stored {
+            marks = next;
         }
     }
     marks
