@@ -12,6 +12,8 @@ pub mod poll;
 
 use crate::config::{CatchUp, Source};
 use crate::ingest::{Input, Pipeline};
+use crate::queue::Queue;
+use anyhow::Context;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -71,6 +73,48 @@ fn unanswered(attempts: &[Attempt]) -> Vec<&Attempt> {
         .collect();
     missed.reverse();
     missed
+}
+
+/// The ids of `hooks` (as the forge's API lists them; `url_of` reads a hook's URL) that
+/// post to `source`, warning when none does.
+fn our_hooks(
+    hooks: &[serde_json::Value],
+    url_of: fn(&serde_json::Value) -> Option<&str>,
+    source: &Source,
+    catch_up: &CatchUp,
+    repo: &str,
+) -> Vec<i64> {
+    let ours: Vec<i64> = hooks
+        .iter()
+        .filter(|hook| url_of(hook).is_some_and(|url| points_here(url, &source.name, catch_up.hook_url.as_deref())))
+        .filter_map(|hook| hook["id"].as_i64())
+        .collect();
+    if ours.is_empty() {
+        tracing::warn!(
+            source = %source.name,
+            %repo,
+            "catching up: none of the repository's {} hooks posts to {}",
+            hooks.len(),
+            catch_up.hook_url.clone().unwrap_or_else(|| format!("a URL ending in /hooks/{}", source.name))
+        );
+    }
+    ours
+}
+
+/// The [`unanswered`] attempts whose delivery the queue does not hold, oldest first.
+async fn not_held<'a>(queue: &Queue, source: &Source, attempts: &'a [Attempt]) -> anyhow::Result<Vec<&'a Attempt>> {
+    let candidates = unanswered(attempts);
+    let ids: Vec<String> = candidates.iter().map(|attempt| attempt.delivery.clone()).collect();
+    let known = queue.known_deliveries(source.name.clone(), ids).await.context("looking up delivery ids")?;
+    Ok(candidates.into_iter().filter(|attempt| !known.contains(&attempt.delivery)).collect())
+}
+
+/// Moves the mark of hook `key` to the newest of `attempts`, once the hook was read through:
+/// a failure before leaves the mark, and the next pass reads as far back again.
+fn advance(marks: &mut Marks, key: String, mark: Option<i64>, attempts: &[Attempt]) {
+    if let Some(newest) = attempts.iter().map(|attempt| attempt.id).max() {
+        marks.insert(key, newest.max(mark.unwrap_or(0)));
+    }
 }
 
 /// Whether a hook posting to `url` posts to this source: to `hook_url` when the config

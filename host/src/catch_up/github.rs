@@ -4,10 +4,9 @@
 //! and payload as GitHub sent them).
 
 use super::api::Api;
-use super::{Attempt, MAX_PAGES, Marks, Missed, answered, points_here, unanswered};
+use super::{Attempt, MAX_PAGES, Marks, Missed, advance, answered, not_held, our_hooks};
 use crate::config::{CatchUp, Source};
 use crate::queue::Queue;
-use anyhow::Context;
 use serde_json::Value;
 
 /// Headers not carried over: the signatures are over the body GitHub sent, which the
@@ -25,34 +24,14 @@ pub(super) async fn missed(
     marks: &mut Marks,
 ) -> anyhow::Result<Vec<Missed>> {
     let hooks = api.all(&api.url(&format!("/repos/{repo}/hooks?per_page=100")), MAX_PAGES).await?;
-    let ours: Vec<i64> = hooks
-        .iter()
-        .filter(|hook| {
-            hook["config"]["url"]
-                .as_str()
-                .is_some_and(|url| points_here(url, &source.name, catch_up.hook_url.as_deref()))
-        })
-        .filter_map(|hook| hook["id"].as_i64())
-        .collect();
-    if ours.is_empty() {
-        tracing::warn!(
-            source = %source.name,
-            %repo,
-            "catching up: none of the repository's {} hooks posts to {}",
-            hooks.len(),
-            catch_up.hook_url.clone().unwrap_or_else(|| format!("a URL ending in /hooks/{}", source.name))
-        );
-    }
+    let ours = our_hooks(&hooks, |hook| hook["config"]["url"].as_str(), source, catch_up, repo);
     let mut missed = Vec::new();
     for hook in ours {
         let key = format!("{repo}#{hook}");
         let mark = marks.get(&key).copied();
         let attempts =
             attempts(api, &api.url(&format!("/repos/{repo}/hooks/{hook}/deliveries?per_page=100")), mark).await?;
-        let candidates = unanswered(&attempts);
-        let ids: Vec<String> = candidates.iter().map(|attempt| attempt.delivery.clone()).collect();
-        let known = queue.known_deliveries(source.name.clone(), ids).await.context("looking up delivery ids")?;
-        for attempt in candidates.into_iter().filter(|attempt| !known.contains(&attempt.delivery)) {
+        for attempt in not_held(queue, source, &attempts).await? {
             let url = api.url(&format!("/repos/{repo}/hooks/{hook}/deliveries/{}", attempt.id));
             let (detail, _) = api.get(&url).await?;
             match delivery(&detail, &attempt.delivery) {
@@ -60,11 +39,7 @@ pub(super) async fn missed(
                 None => tracing::warn!(source = %source.name, %repo, %url, "catching up: the delivery has no payload"),
             }
         }
-        // Only once the hook was read through: a failure above leaves the mark, and the
-        // next pass reads as far back again.
-        if let Some(newest) = attempts.iter().map(|attempt| attempt.id).max() {
-            marks.insert(key, newest.max(mark.unwrap_or(0)));
-        }
+        advance(marks, key, mark, &attempts);
     }
     Ok(missed)
 }

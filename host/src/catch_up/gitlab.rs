@@ -5,11 +5,10 @@
 //! source's dialect reads a webhook's.
 
 use super::api::Api;
-use super::{Attempt, MAX_PAGES, Marks, Missed, answered, points_here, unanswered};
+use super::{Attempt, MAX_PAGES, Marks, Missed, advance, answered, not_held, our_hooks};
 use crate::config::{CatchUp, Source};
 use crate::forge::Headers;
 use crate::queue::Queue;
-use anyhow::Context;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -29,22 +28,7 @@ pub(super) async fn missed(
 ) -> anyhow::Result<Vec<Missed>> {
     let project = repo.replace('/', "%2F");
     let hooks = api.all(&api.url(&format!("/projects/{project}/hooks?per_page=100")), MAX_PAGES).await?;
-    let ours: Vec<i64> = hooks
-        .iter()
-        .filter(|hook| {
-            hook["url"].as_str().is_some_and(|url| points_here(url, &source.name, catch_up.hook_url.as_deref()))
-        })
-        .filter_map(|hook| hook["id"].as_i64())
-        .collect();
-    if ours.is_empty() {
-        tracing::warn!(
-            source = %source.name,
-            %repo,
-            "catching up: none of the project's {} hooks posts to {}",
-            hooks.len(),
-            catch_up.hook_url.clone().unwrap_or_else(|| format!("a URL ending in /hooks/{}", source.name))
-        );
-    }
+    let ours = our_hooks(&hooks, |hook| hook["url"].as_str(), source, catch_up, repo);
     let mut missed = Vec::new();
     for hook in ours {
         let key = format!("{repo}#{hook}");
@@ -73,17 +57,12 @@ pub(super) async fn missed(
             }
             next = page.next;
         }
-        let candidates = unanswered(&attempts);
-        let ids: Vec<String> = candidates.iter().map(|attempt| attempt.delivery.clone()).collect();
-        let known = queue.known_deliveries(source.name.clone(), ids).await.context("looking up delivery ids")?;
-        for attempt in candidates.into_iter().filter(|attempt| !known.contains(&attempt.delivery)) {
+        for attempt in not_held(queue, source, &attempts).await? {
             if let Some(event) = events.remove(&attempt.id) {
                 missed.push(event);
             }
         }
-        if let Some(newest) = attempts.iter().map(|attempt| attempt.id).max() {
-            marks.insert(key, newest.max(mark.unwrap_or(0)));
-        }
+        advance(marks, key, mark, &attempts);
     }
     Ok(missed)
 }
