@@ -83,6 +83,10 @@ async fn missed_github_deliveries_are_ingested_once_at_start_and_never_again() {
     api.add_github_delivery(jenkins, "5a7f0b3e-0000-4000-8000-00000000000f", "push", 0, push("acme/widgets", 'f'));
     let on_gadgets = "5a7f0b3e-0000-4000-8000-000000000003";
     api.add_github_delivery(gadgets, on_gadgets, "push", 0, push("acme/gadgets", '9'));
+    // Refused with a 401 (a hook with a wrong secret): the API's copy is not verified, so it
+    // must never come back through it.
+    let refused = "5a7f0b3e-0000-4000-8000-0000000000f1";
+    api.add_github_delivery(widgets, refused, "push", 401, push("acme/widgets", '8'));
 
     let token = daemon.dir.path().join("github-token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
@@ -106,6 +110,7 @@ async fn missed_github_deliveries_are_ingested_once_at_start_and_never_again() {
     };
     wait_for("three catch-up passes", Duration::from_secs(30), || hooks_listed(3)).await;
     let recorded = deliveries(&daemon).await;
+    assert!(!recorded.contains_key(refused), "a refused delivery is not caught up: {recorded:#?}");
     let caught_up: Vec<&str> = [missed[0], missed[1], on_gadgets].into();
     let mut expected: Vec<&str> = received.iter().map(String::as_str).chain(caught_up.iter().copied()).collect();
     expected.sort_unstable();

@@ -110,27 +110,15 @@ async fn a_paused_rule_queues_its_events_while_others_run_and_runs_them_all_afte
     assert_eq!(rule(&daemon, "free").await["paused"], false);
 
     // The dashboard says so, and offers the button.
-    let page = reqwest::Client::new()
-        .get(format!("{}/", daemon.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = |path: &'static str| {
+        let url = format!("{}{path}", daemon.url);
+        async move { reqwest::Client::new().get(url).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap() }
+    };
+    let page = text("/").await;
     assert!(page.contains("<td>held back</td><td><span class=\"paused\">paused</span>"), "{page}");
     assert!(page.contains("action=\"/rules/held%20back/resume\""), "{page}");
     assert!(page.contains("action=\"/rules/free/pause\""), "{page}");
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", daemon.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text("/metrics").await;
     assert!(metrics.contains("\ngitauto_rule_paused{rule=\"held back\"} 1\n"), "{metrics}");
     assert!(!metrics.contains("rule=\"free\"} 1\ngitauto"), "{metrics}");
 
