@@ -89,10 +89,15 @@ pub fn render(text: &str, context: &Value) -> Result<String, String> {
 }
 
 /// Renders every template string inside a `with` value (recursively); other values stay.
+/// A string that is exactly one expression (`"{{ event.pull_request.number }}"`) takes
+/// the expression's value with its type: a number stays a number, a list a list.
 pub fn render_settings(settings: &serde_json::Value, context: &Value) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     Ok(match settings {
-        J::String(text) if is_template(text) => J::String(render(text, context)?),
+        J::String(text) if is_template(text) => match sole_expression(text) {
+            Some(expression) => eval_typed(expression, text, context)?,
+            None => J::String(render(text, context)?),
+        },
         J::Array(items) => J::Array(items.iter().map(|item| render_settings(item, context)).collect::<Result<_, _>>()?),
         J::Object(map) => J::Object(
             map.iter()
@@ -103,6 +108,30 @@ pub fn render_settings(settings: &serde_json::Value, context: &Value) -> Result<
         ),
         other => other.clone(),
     })
+}
+
+/// The expression of a template that is one `{{ ... }}` block and nothing else (blocks
+/// with whitespace control, `{{- x -}}`, included).
+fn sole_expression(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+    let more = ["{{", "}}", "{%", "%}", "{#", "#}"];
+    (!inner.trim().is_empty() && !more.iter().any(|mark| inner.contains(mark))).then_some(inner)
+}
+
+/// Evaluates a sole expression to JSON. An undefined result is rendered as text instead,
+/// so its error names the missing variable exactly as a rendered template's does.
+fn eval_typed(expression: &str, text: &str, context: &Value) -> Result<serde_json::Value, String> {
+    let environment: &Environment<'static> = &TEMPLATES;
+    let compiled =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| environment.compile_expression(expression)));
+    let Ok(Ok(compiled)) = compiled else { return render(text, context).map(serde_json::Value::String) };
+    let value = compiled.eval(context).map_err(|err| describe(&err, text))?;
+    if value.is_undefined() {
+        return render(text, context).map(serde_json::Value::String);
+    }
+    serde_json::to_value(&value).map_err(|err| format!("{text}: the value cannot be used as a setting: {err}"))
 }
 
 /// Every template string inside a `with` value, with the key path that leads to it.
@@ -257,12 +286,40 @@ mod tests {
             json!({"a": "{{ event.branch }}", "b": 1, "c": ["x", "{{ event.number + 1 }}"], "d": {"e": "{x}"}});
         assert_eq!(
             render_settings(&settings, &context).unwrap(),
-            json!({"a": "main", "b": 1, "c": ["x", "4"], "d": {"e": "{x}"}})
+            json!({"a": "main", "b": 1, "c": ["x", 4], "d": {"e": "{x}"}})
         );
         let bad = json!({"outer": {"inner": "{{ nope.x }}"}});
         assert!(render_settings(&bad, &context).unwrap_err().starts_with("`outer`: `inner`: undefined value"));
         let found: Vec<_> = templates_in(&settings).into_iter().map(|(path, _)| path).collect();
         assert_eq!(found, ["a", "c[1]"]);
+    }
+
+    #[test]
+    fn a_sole_expression_keeps_its_type() {
+        let context = Value::from_serialize(json!({
+            "event": {"pull_request": {"number": 42, "title": "7", "draft": false}, "commits": [{"id": "a"}]},
+        }));
+        let settings = json!({
+            "number": "{{ event.pull_request.number }}",
+            "trimmed": "{{- event.pull_request.number -}}",
+            "title": "{{ event.pull_request.title }}",
+            "draft": "{{ event.pull_request.draft }}",
+            "ids": "{{ event.commits | map(attribute='id') | list }}",
+            "text": "#{{ event.pull_request.number }}",
+            "two": "{{ event.pull_request.number }}{{ event.pull_request.number }}",
+            "nothing": "{{ none }}",
+        });
+        assert_eq!(
+            render_settings(&settings, &context).unwrap(),
+            json!({
+                "number": 42, "trimmed": 42, "title": "7", "draft": false, "ids": ["a"],
+                "text": "#42", "two": "4242", "nothing": null,
+            })
+        );
+        let missing = render_settings(&json!({"n": "{{ event.pull_request.numbr }}"}), &context).unwrap_err();
+        assert!(missing.starts_with("`n`: undefined value"), "{missing}");
+        let broken = render_settings(&json!({"n": "{{ }} x }}"}), &context).unwrap_err();
+        assert!(broken.contains("syntax error"), "{broken}");
     }
 
     #[test]

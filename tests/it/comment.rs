@@ -42,7 +42,8 @@ steps = [{{ plugin = "comment", with = {{ api_url = "{api}{{{{ '/api/v1' if even
 name = "gitlab"
 on = "pull_request"
 source = "gitlab"
-steps = [{{ plugin = "comment", with = {{ api_url = "{api}/api/v4", body = "Merge request !{{{{ event.pull_request.number }}}} seen" }} }}]
+# `number` is one expression: it stays a number (as text the plugin would refuse it).
+steps = [{{ plugin = "comment", with = {{ api_url = "{api}/api/v4", number = "{{{{ event.pull_request.number }}}}", body = "Merge request !{{{{ event.pull_request.number }}}} seen" }} }}]
 "#,
         api = api.url,
         dir = dir.display(),
