@@ -92,7 +92,13 @@ pub fn run_once(
         .and_then(|s| s.to_str())
         .unwrap_or("plugin")
         .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
-    let spec = PluginSpec { name: name.clone(), wasm: WasmSource::File(wasm.to_path_buf()), grant, limits };
+    let spec = PluginSpec {
+        name: name.clone(),
+        wasm: WasmSource::File(wasm.to_path_buf()),
+        grant,
+        limits,
+        settings: serde_json::Map::new(),
+    };
     let (runtime, _) = Runtime::new(&[spec], &cache_dir())?;
     Ok(runtime.run(&name, event, &settings.to_string(), sink))
 }

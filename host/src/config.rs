@@ -130,6 +130,9 @@ pub struct PluginSpec {
     pub grant: Grant,
     /// How much memory and time one step may use.
     pub limits: Limits,
+    /// `with` of the plugin's table: settings every step of it gets unless the step's
+    /// own `with` names the key (so `[plugins.flake8]` can be `run` set up for flake8).
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Where a plugin's component comes from.
@@ -548,7 +551,14 @@ impl Checker<'_> {
             memory: raw.limits.memory.map_or(defaults.memory, |m| self.size(&m).unwrap_or(defaults.memory)),
             timeout: raw.limits.timeout.map_or(defaults.timeout, |t| self.duration(&t).unwrap_or(defaults.timeout)),
         };
-        Some(PluginSpec { name: plugin_name, wasm: wasm?, grant, limits })
+        let settings = match raw.with {
+            Some(table) => match self.settings(table.get_ref(), table.span(), &format!("plugin `{plugin_name}`")) {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+            None => serde_json::Map::new(),
+        };
+        Some(PluginSpec { name: plugin_name, wasm: wasm?, grant, limits, settings })
     }
 
     fn host_pattern(&mut self, plugin: &str, text: &Spanned<String>) -> Option<HostPattern> {
@@ -881,6 +891,28 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         assert!(rule.branch.passes("master") && !rule.branch.passes("dev"));
         assert_eq!(rule.steps[0].name, "fetch-update");
         assert_eq!(rule.steps[0].settings, serde_json::json!({"repodir": "/srv/repos"}));
+    }
+
+    #[test]
+    fn a_plugin_with_fills_in_what_each_step_leaves_out() {
+        let text = MINIMAL.replace(
+            "grants = { dirs = [{ path = \"/srv/repos\", git = true }] }\n",
+            "grants = { dirs = [{ path = \"/srv/repos\", git = true }] }\n\
+             with = { repodir = \"/srv/repos/other\", branch = \"{{ event.branch }}\" }\n",
+        );
+        let config = parse(&text).unwrap();
+        let settings = &config.rules[0].steps[0].settings;
+        assert_eq!(settings, &serde_json::json!({"repodir": "/srv/repos", "branch": "{{ event.branch }}"}));
+        // The plugin's settings are checked in each step that gets them.
+        let typo = text.replace("{{ event.branch }}", "{{ evnt.branch }}");
+        let err = parse(&typo).unwrap_err().to_string();
+        assert!(
+            err.contains("rule \"keep checkouts current\", step 1: `with.branch`: unknown variable `evnt`"),
+            "{err}"
+        );
+        let bare = text.replace("with = { repodir = \"/srv/repos\" }", "with = {}");
+        let settings = &parse(&bare).unwrap().rules[0].steps[0].settings;
+        assert_eq!(settings["repodir"], "/srv/repos/other");
     }
 
     #[test]

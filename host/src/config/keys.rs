@@ -63,7 +63,7 @@ static SOURCE: Shape = Shape::Table(&[
 static CATCH_UP: Shape =
     Shape::Table(&[("api_url", &ANY), ("credential", &ANY), ("repos", &ANY), ("every", &ANY), ("hook_url", &ANY)]);
 static POLL: Shape = Shape::Table(&[("every", &ANY), ("repos", &ANY), ("clone_url", &ANY)]);
-static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS)]);
+static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS), ("with", &ANY)]);
 static GRANTS: Shape = Shape::Table(&[
     ("dirs", &Shape::Items(&DIR)),
     ("hosts", &Shape::Items(&HOST)),

@@ -135,6 +135,8 @@ pub struct RawPlugin {
     pub grants: RawGrants,
     #[serde(default)]
     pub limits: RawLimits,
+    /// Settings every step of this plugin gets; a step's own `with` keys win.
+    pub with: Option<Spanned<toml::Table>>,
 }
 
 /// `grants = { ... }` of a plugin.

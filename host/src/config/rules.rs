@@ -690,10 +690,16 @@ impl Checker<'_> {
                     format!("{label}: two steps are named `{name}`; give one a `name`"),
                 );
             }
-            let (settings, settings_span) = match &step.settings {
+            let (mut settings, settings_span) = match &step.settings {
                 Some(table) => (self.settings(table.get_ref(), table.span(), &label), table.span()),
                 None => (serde_json::json!({}), span.clone()),
             };
+            // The plugin's own `with` fills in what the step leaves out.
+            if let (Some(spec), Some(own)) = (plugins.get(&plugin), settings.as_object_mut()) {
+                for (key, value) in &spec.settings {
+                    own.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
             let has_parent = place.has_parent || index > 0;
             let variables: Vec<&str> =
                 STEP_VARIABLES.iter().copied().filter(|v| has_parent || *v != "parent").collect();
