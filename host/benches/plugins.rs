@@ -81,6 +81,7 @@ fn main() {
             wasm: WasmSource::File(wasm.clone()),
             grant: Grant { dirs: vec![DirGrant::new(repos.clone(), Access::Git)], ..Grant::default() },
             limits: Limits { memory: 512 << 20, timeout: Duration::from_secs(60) },
+            settings: Default::default(),
         };
         let cache = root.path().join(format!("cache-{}", name.len()));
         let started = Instant::now();

@@ -36,6 +36,7 @@ fn steps(count: usize) {
         wasm: WasmSource::File(env!("GITAUTO_GUEST_EMPTY").into()),
         grant: Grant::default(),
         limits: Limits { memory: 64 << 20, timeout: Duration::from_secs(60) },
+        settings: Default::default(),
     };
     let (runtime, _) = Runtime::new(std::slice::from_ref(&spec), cache.path()).unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads/github/push.json");
