@@ -235,7 +235,7 @@ steps = [{ plugin = "notify", with = { format = "matrix", homeserver = "RECEIVER
 }
 
 #[tokio::test]
-async fn a_refusal_fails_the_step_with_the_answer() {
+async fn a_refusal_fails_with_the_answer_and_a_rate_limit_is_retried_until_the_retries_run_out() {
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = daemon(
@@ -264,6 +264,21 @@ steps = [{ plugin = "notify", with = { url = "RECEIVER/tx/callback", body = { id
     assert_eq!(job["steps"][0]["status"], "failure");
     assert_eq!(job["steps"][0]["output"], json!({"status": 404, "body": "no build acme/widgets here\n"}));
     assert_eq!(receiver.requests().len(), 1, "a refusal is not retried");
+
+    // Rate limited on every attempt: retried until the rule's retries run out, and the
+    // receiver's Retry-After is in the message.
+    for _ in 0..4 {
+        receiver.then_answer(429, &[("retry-after", "120")], "slow down");
+    }
+    let (job, _) = pull_request_opened(&daemon).await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("dead"), Some(4)), "{job:#}");
+    let summary = job["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("json notification to {host} not taken: HTTP 429 (Retry-After: 120;")),
+        "{summary}"
+    );
+    assert!(summary.ends_with(": slow down"), "{summary}");
+    assert_eq!(receiver.requests().len(), 5);
     daemon.stop().await;
 }
 
