@@ -41,6 +41,8 @@ pub enum NeedKind {
     WritableDir,
     /// A program, the value followed by this suffix, in `grants.commands`.
     Program(&'static str),
+    /// An http(s) URL whose host is in `grants.hosts`.
+    Host,
 }
 
 /// What built-in plugin `name` needs.
@@ -65,6 +67,10 @@ pub fn needs(name: &str) -> &'static [Need] {
                 default: Some("/edx/app/edxapp/venvs/edxapp"),
                 kind: NeedKind::Program("/bin/python"),
             },
+        ],
+        "notify" => &[
+            Need { setting: "url", required: false, default: None, kind: NeedKind::Host },
+            Need { setting: "homeserver", required: false, default: None, kind: NeedKind::Host },
         ],
         _ => &[],
     }
@@ -115,6 +121,19 @@ impl Need {
                     "{shown} is outside the plugin's {how}granted directories ({}): add it to the plugin's `grants.dirs`{hint}",
                     if granted.is_empty() { "none".to_owned() } else { granted.join(", ") },
                 ))
+            }
+            NeedKind::Host => {
+                // Only the host is shown: a webhook URL's path may be its secret.
+                let url = url::Url::parse(value).ok().filter(|url| matches!(url.scheme(), "http" | "https"));
+                let Some((host, port)) =
+                    url.as_ref().and_then(|url| Some((url.host_str()?, url.port_or_known_default()?)))
+                else {
+                    return Err(format!("`with.{key}` is not an http:// or https:// URL"));
+                };
+                grant
+                    .check_host(host, port)
+                    .map(|_| ())
+                    .map_err(|denied| format!("`with.{key}`: {denied}: add it to the plugin's `grants.hosts`"))
             }
             NeedKind::Program(suffix) => {
                 let program = format!("{}{suffix}", value.trim_end_matches('/'));

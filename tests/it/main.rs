@@ -19,6 +19,7 @@ mod languages;
 mod many_memories;
 mod md2html;
 mod names;
+mod notify;
 mod provision;
 mod queue;
 mod rules;

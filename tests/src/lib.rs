@@ -4,6 +4,7 @@
 //! signed HTTP requests, and real Wasm plugins.
 
 pub mod fake_api;
+pub mod receiver;
 pub mod tools;
 
 use hmac::{KeyInit, Mac};
