@@ -66,6 +66,7 @@ pub fn needs(name: &str) -> &'static [Need] {
                 kind: NeedKind::Program("/bin/python"),
             },
         ],
+        "run" => &[Need { setting: "program", required: true, default: None, kind: NeedKind::Program("") }],
         _ => &[],
     }
 }
