@@ -22,6 +22,7 @@ mod names;
 mod provision;
 mod queue;
 mod rules;
+mod run;
 mod sandbox;
 mod schedule;
 mod storage;
