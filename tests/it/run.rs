@@ -39,6 +39,14 @@ async fn daemon(root: &Path, flake8: &Path) -> TestDaemon {
             ),
         ),
         (
+            "nobase",
+            format!(
+                r#"program = "{}", cwd = "{}/plain", changed_only = true, paths = ["**.py"]"#,
+                flake8.display(),
+                work.display()
+            ),
+        ),
+        (
             "gcc",
             format!(
                 r#"program = "gcc", args = ["-fsyntax-only", "-Wall", "src/main.c"], cwd = "{}", matcher = "gcc""#,
@@ -68,8 +76,16 @@ grants = {{ dirs = ["{work}"], commands = [{{ program = "{flake8}", env = ["LANG
 
 /// Pushes to `branch` and waits for its job.
 async fn push(daemon: &TestDaemon, branch: &str) -> Value {
+    push_with(daemon, branch, |_| {}).await
+}
+
+/// Pushes to `branch` a payload `change` has changed, and waits for its job.
+async fn push_with(daemon: &TestDaemon, branch: &str, change: impl FnOnce(&mut Value)) -> Value {
     let head = "1".repeat(40);
     let payload = push_payload("acme", "widgets", &format!("refs/heads/{branch}"), &head, &head, "file:///unused");
+    let mut payload: Value = serde_json::from_slice(&payload).unwrap();
+    change(&mut payload);
+    let payload = serde_json::to_vec(&payload).unwrap();
     let (status, body) = daemon.post_github("github", "push", &payload, SECRET).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["jobs"].as_array().map(Vec::len), Some(1), "one rule per branch: {body}");
@@ -96,6 +112,11 @@ fn work(root: &Path) {
     std::fs::write(repo.join("notes.txt"), "not python\n").unwrap();
     git(&repo, &["add", "--all"]);
     git(&repo, &["commit", "--quiet", "-m", "change"]);
+    // A repository without `refs/gitauto/base`: the event's commit lists must say.
+    let plain = work.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    git(&plain, &["init", "--quiet", "--initial-branch=main", "."]);
+    git(&plain, &["commit", "--quiet", "--allow-empty", "-m", "only"]);
 }
 
 #[tokio::test]
@@ -175,6 +196,15 @@ async fn changed_only_checks_the_changed_files_and_skips_when_none_remain() {
     let job = push(&daemon, "unchanged").await;
     assert_eq!(job["state"], "skipped", "{job:#}");
     assert_eq!(job["steps"][0]["summary"], "no changed files to check");
+
+    // No base ref: the push's commit lists name only Markdown files, so nothing to check;
+    // without commit lists the step cannot tell, and says so.
+    let job = push(&daemon, "nobase").await;
+    assert_eq!(job["state"], "skipped", "{job:#}");
+    let job = push_with(&daemon, "nobase", |payload| payload["commits"] = json!([])).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let summary = job["summary"].as_str().unwrap();
+    assert!(summary.ends_with("/plain has no `refs/gitauto/base` and the event's commit list is empty"), "{summary}");
     daemon.stop().await;
 }
 

@@ -219,6 +219,55 @@ mod tests {
         }
     }
 
+    fn commit(added: &[&str], modified: &[&str], removed: &[&str]) -> gitauto_plugin::Commit {
+        let list = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect();
+        gitauto_plugin::Commit {
+            id: "0".repeat(40),
+            message: String::new(),
+            author: String::new(),
+            timestamp: String::new(),
+            url: None,
+            added: list(added),
+            modified: list(modified),
+            removed: list(removed),
+        }
+    }
+
+    #[test]
+    fn commit_lists_leave_what_the_last_commit_left() {
+        let event = Event {
+            delivery: String::new(),
+            source: String::new(),
+            forge: "github".into(),
+            kind: "push".into(),
+            action: None,
+            repository: gitauto_plugin::Repository {
+                owner: String::new(),
+                name: String::new(),
+                full_name: String::new(),
+                clone_url: String::new(),
+                html_url: String::new(),
+                default_branch: None,
+            },
+            git_ref: None,
+            branch: None,
+            tag: None,
+            before: None,
+            after: None,
+            deleted: false,
+            commits: vec![
+                commit(&["a.py", "gone.py"], &["b.py"], &[]),
+                commit(&[], &["a.py"], &["gone.py"]),
+                commit(&["c.py"], &[], &["b.py"]),
+            ],
+            commits_complete: true,
+            sender: None,
+            pull_request: None,
+            payload: "{}".into(),
+        };
+        assert_eq!(from_commits(&event), ["a.py", "c.py"]);
+    }
+
     #[test]
     fn selection_drops_repeats_and_unwanted_paths() {
         let paths = Paths::new(&["**.py".to_owned()]).unwrap();
