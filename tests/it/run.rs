@@ -20,6 +20,12 @@ async fn daemon(root: &Path, flake8: &Path) -> TestDaemon {
         ("clean", with(r#"args = ["clean.py"], matcher = "flake8""#)),
         ("allowed", with(r#"args = ["bad.py"], matcher = "flake8", ok_exit_codes = [0, 1]"#)),
         ("strict", with(r#"args = ["clean.py"], ok_exit_codes = [1]"#)),
+        (
+            "pasted",
+            with(
+                r#"args = ["bad.py"], matcher = { problemMatcher = [{ owner = "f8", severity = "warning", pattern = [{ regexp = '^([^:]*):(\d+):(\d+): ([EF]\d\d\d) (.*)$', file = 1, line = 2, column = 3, code = 4, message = 5 }] }] }"#,
+            ),
+        ),
         ("env", with(r#"args = ["clean.py"], env = { PYTHONPATH = "/srv/elsewhere" }"#)),
         ("ungranted", format!(r#"program = "{{{{ 'python3' }}}}", args = ["--version"], cwd = "{}""#, work.display())),
         (
@@ -155,6 +161,14 @@ async fn run_reports_exit_codes_and_annotations_and_refuses_what_the_grant_does_
     let job = push(&daemon, "strict").await;
     assert_eq!(job["state"], "failed", "{job:#}");
     assert_eq!(job["summary"], "step 1 (run) failed: flake8 exited 0");
+
+    // A matcher pasted as a table, with its default severity.
+    let job = push(&daemon, "pasted").await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert_eq!(
+        job["steps"][0]["output"]["annotations"],
+        json!([{"path": "bad.py", "line": 1, "column": 1, "severity": "warning", "message": "'os' imported but unused", "code": "F401"}])
+    );
 
     // What the grant does not allow is refused, naming it.
     let job = push(&daemon, "ungranted").await;
