@@ -7,7 +7,8 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 /// Built-in plugins: (config name, cargo package).
-const BUILTINS: &[&str] = &["fetch-update", "edx-import", "comment", "provision", "md2html-convert", "notify"];
+const BUILTINS: &[&str] =
+    &["fetch-update", "edx-import", "comment", "provision", "md2html-convert", "notify", "run"];
 
 fn main() {
     let wasm = gitauto_plugin_builder::build(BUILTINS, &["plugins", "wit"]);

@@ -72,6 +72,7 @@ pub fn needs(name: &str) -> &'static [Need] {
             Need { setting: "url", required: false, default: None, kind: NeedKind::Host },
             Need { setting: "homeserver", required: false, default: None, kind: NeedKind::Host },
         ],
+        "run" => &[Need { setting: "program", required: true, default: None, kind: NeedKind::Program("") }],
         _ => &[],
     }
 }

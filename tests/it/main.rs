@@ -23,6 +23,7 @@ mod notify;
 mod provision;
 mod queue;
 mod rules;
+mod run;
 mod sandbox;
 mod schedule;
 mod storage;
