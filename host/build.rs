@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 /// Built-in plugins: (config name, cargo package).
-const BUILTINS: &[&str] = &["fetch-update", "edx-import", "comment", "provision", "md2html-convert"];
+const BUILTINS: &[&str] = &["fetch-update", "edx-import", "comment", "provision", "md2html-convert", "mergeable"];
 
 fn main() {
     let wasm = gitauto_plugin_builder::build(BUILTINS, &["plugins", "wit"]);
