@@ -18,6 +18,7 @@ mod ingest;
 mod languages;
 mod many_memories;
 mod md2html;
+mod mergeable;
 mod names;
 mod provision;
 mod queue;

@@ -65,7 +65,7 @@ pub fn plan(event: &Event, settings: Settings, checkout: Option<String>) -> Resu
         Error::invalid_settings("no repository to check: give the step a checkout (`checkout = true`) or set `repodir`")
     })?;
     let target = match (&settings.base, &event.pull_request) {
-        (Some(base), _) => base.clone(),
+        (Some(base), _) => base.strip_prefix("refs/heads/").unwrap_or(base).to_owned(),
         (None, Some(pr)) => pr.target_branch.clone(),
         (None, None) => DEFAULT_BASE.to_owned(),
     };
