@@ -6,6 +6,7 @@ mod browser;
 mod catch_up;
 mod cluster;
 mod comment;
+mod compat;
 mod configs;
 mod cross_site;
 mod edx_import;
