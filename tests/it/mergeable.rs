@@ -37,7 +37,8 @@ struct World {
     repos: PathBuf,
     origin: PathBuf,
     checkout: PathBuf,
-    outside: TestGit,
+    /// A working clone (with an index) outside every grant.
+    outside: PathBuf,
     clean: String,
     clash: String,
 }
@@ -74,12 +75,14 @@ fn world() -> World {
     let checkout = repos.join("checkout");
     repo.clone_to(&checkout);
     git(&checkout, &["update-ref", "refs/gitauto/target", "origin/main"]);
-    let outside = TestGit::new(&root.path().join("outside"), "private");
+    let outside_root = std::fs::canonicalize(root.path()).unwrap().join("outside");
+    TestGit::new(&outside_root, "private");
+    let outside = outside_root.join("author/private");
     World { repos, origin: repo.origin.clone(), checkout, outside, clean, clash, _root: root }
 }
 
 async fn daemon(w: &World) -> TestDaemon {
-    let outside = w.outside.origin.display();
+    let outside = w.outside.display();
     TestDaemon::start(&format!(
         r#"{source}
 [plugins.mergeable]
@@ -172,7 +175,7 @@ async fn pull_requests_that_merge_cleanly_succeed_and_conflicts_fail_naming_the_
 async fn pushes_are_skipped_unknown_revisions_are_not_found_and_outside_repositories_are_refused() {
     let w = world();
     let daemon = daemon(&w).await;
-    let outside = w.outside.origin.clone();
+    let outside = w.outside.clone();
     let outside_before = state(&outside);
 
     let main = git(&w.origin, &["rev-parse", "main"]);
@@ -189,6 +192,7 @@ async fn pushes_are_skipped_unknown_revisions_are_not_found_and_outside_reposito
     assert_eq!(refused["state"], "failed", "{refused:#}");
     let error = refused["error"].as_str().unwrap();
     assert!(error.contains("denied") && error.contains(&outside.display().to_string()), "{refused:#}");
+    assert!(outside_before.2.is_some(), "the repository outside has an index");
     assert_eq!(state(&outside), outside_before, "nothing changed in the repository outside the grants");
     let (_, skipped) = &jobs[2];
     assert_eq!(skipped["state"], "skipped", "{skipped:#}");

@@ -29,27 +29,33 @@ const RECURSION_LIMIT: u32 = 8;
 pub(super) fn conflicts(repo: &Repository, base: &str, head: &str, deadline: Instant) -> Result<Vec<String>, GitError> {
     let ours = commit(repo, base)?;
     let theirs = commit(repo, head)?;
-    let ancestor = match repo.merge_base(ours.id(), theirs.id()) {
-        Ok(id) => id,
-        Err(err) if err.code() == ErrorCode::NotFound => {
-            return Err(GitError::NotFound(format!(
-                "`{base}` and `{head}` have no merge base (unrelated histories, or a shallow clone that lacks it)"
-            )));
-        }
+    let bases = match repo.merge_bases(ours.id(), theirs.id()) {
+        Ok(bases) => bases.iter().copied().collect::<Vec<Oid>>(),
+        Err(err) if err.code() == ErrorCode::NotFound => Vec::new(),
         Err(err) => return Err(failed(&format!("finding the merge base of `{base}` and `{head}`"), err)),
     };
+    let Some(&first) = bases.first() else {
+        return Err(GitError::NotFound(format!(
+            "`{base}` and `{head}` have no merge base (unrelated histories, or a shallow clone that lacks it)"
+        )));
+    };
     // One side contains the other: a fast-forward or nothing to merge.
-    if ancestor == ours.id() || ancestor == theirs.id() {
+    if first == ours.id() || first == theirs.id() {
         return Ok(Vec::new());
     }
-    let ancestor = repo.find_commit(ancestor).map_err(|err| failed("reading the merge base", err))?;
     let what = format!("merging `{head}` into `{base}`");
-    let listed = |commit: &git2::Commit<'_>| -> Result<HashMap<String, Blob>, GitError> {
-        let tree = root_tree(repo, commit, &what)?;
+    let listed = |id: Oid| -> Result<HashMap<String, Blob>, GitError> {
+        let commit = repo.find_commit(id).map_err(|err| failed(&what, err))?;
+        let tree = root_tree(repo, &commit, &what)?;
         let blobs = gitwalk::blobs(repo, &tree, walk_budget(deadline)).map_err(|err| walk_failed(&what, err))?;
         Ok(blobs.into_iter().map(|blob| (blob.path.clone(), blob)).collect())
     };
-    let (old, left, right) = (listed(&ancestor)?, listed(&ours)?, listed(&theirs)?);
+    let (old, left, right) = (listed(first)?, listed(ours.id())?, listed(theirs.id())?);
+    // A criss-cross history: libgit2 merges the other bases into a virtual one, so their
+    // trees are counted too (as many as it will merge).
+    for &other in bases.iter().skip(1).take(RECURSION_LIMIT as usize) {
+        listed(other)?;
+    }
     check_bytes(repo, &old, &left, &right, &what)?;
     if Instant::now() >= deadline {
         return Err(GitError::Failed(format!("{what}: the step's deadline passed")));
@@ -211,6 +217,37 @@ mod tests {
         );
         assert_eq!(before, after);
         assert_eq!(git(root, &["status", "--porcelain"]), "");
+    }
+
+    /// A tree bomb (two small tree objects, a million paths) on one side is refused
+    /// before libgit2 builds an index of it.
+    #[test]
+    fn trees_over_the_walk_bounds_are_refused_before_merging() {
+        let dir = repository();
+        let repo = Repository::open(dir.path()).unwrap();
+        let blob = repo.blob(b"x\n").unwrap();
+        let mut leaf = repo.treebuilder(None).unwrap();
+        for i in 0..1000 {
+            leaf.insert(format!("f{i}"), blob, 0o100644).unwrap();
+        }
+        let leaf = leaf.write().unwrap();
+        let mut bomb = repo.treebuilder(None).unwrap();
+        for i in 0..1000 {
+            bomb.insert(format!("d{i}"), leaf, 0o040000).unwrap();
+        }
+        let bomb = bomb.write().unwrap();
+        let main = repo.revparse_single("main").unwrap().peel_to_commit().unwrap();
+        let mut tree = repo.treebuilder(Some(&main.tree().unwrap())).unwrap();
+        tree.insert("bomb", bomb, 0o040000).unwrap();
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("refs/heads/bomb"), &signature, &signature, "bomb", &tree, &[&main]).unwrap();
+        match check(&repo, "clash", "bomb") {
+            Err(GitError::Invalid(why)) => {
+                assert!(why.starts_with("merging `bomb` into `clash`: the tree has more than"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
