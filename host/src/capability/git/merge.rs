@@ -195,6 +195,22 @@ mod tests {
         // One side contains the other.
         assert_eq!(check(&repo, "main", "main~1").unwrap(), Vec::<String>::new());
         assert_eq!(check(&repo, "main~1", "main").unwrap(), Vec::<String>::new());
+        // The same answers as git's own merge.
+        for (base, head) in [("main", "clean"), ("main", "clash"), ("clash", "main"), ("main", "moved")] {
+            assert_eq!(check(&repo, base, head).unwrap(), merge_tree(dir.path(), base, head), "{head} into {base}");
+        }
+    }
+
+    /// The conflicting paths `git merge-tree` reports.
+    fn merge_tree(dir: &Path, base: &str, head: &str) -> Vec<String> {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args(["merge-tree", "--write-tree", "--name-only", "--no-messages", base, head])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let paths: BTreeSet<String> = text.lines().skip(1).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        paths.into_iter().collect()
     }
 
     #[test]
