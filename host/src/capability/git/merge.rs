@@ -44,19 +44,14 @@ pub(super) fn conflicts(repo: &Repository, base: &str, head: &str, deadline: Ins
         return Ok(Vec::new());
     }
     let what = format!("merging `{head}` into `{base}`");
-    let listed = |id: Oid| -> Result<HashMap<String, Blob>, GitError> {
-        let commit = repo.find_commit(id).map_err(|err| failed(&what, err))?;
-        let tree = root_tree(repo, &commit, &what)?;
-        let blobs = gitwalk::blobs(repo, &tree, walk_budget(deadline)).map_err(|err| walk_failed(&what, err))?;
-        Ok(blobs.into_iter().map(|blob| (blob.path.clone(), blob)).collect())
-    };
+    let listed = |id: Oid| list(repo, id, deadline, &what);
     let (old, left, right) = (listed(first)?, listed(ours.id())?, listed(theirs.id())?);
     // A criss-cross history: libgit2 merges the other bases into a virtual one, so their
     // trees are counted too (as many as it will merge).
     for &other in bases.iter().skip(1).take(RECURSION_LIMIT as usize) {
         listed(other)?;
     }
-    check_bytes(repo, &old, &left, &right, &what)?;
+    check_bytes(repo, [&old, &left, &right], MAX_MERGE_BYTES, &what)?;
     if Instant::now() >= deadline {
         return Err(GitError::Failed(format!("{what}: the step's deadline passed")));
     }
@@ -79,13 +74,20 @@ pub(super) fn conflicts(repo: &Repository, base: &str, head: &str, deadline: Ins
     Ok(paths.into_iter().collect())
 }
 
-/// Refuses a merge that would read more than [`MAX_MERGE_BYTES`] of files (sizes from
-/// object headers, nothing inflated).
+/// The blobs of commit `id`'s tree by path, in a bounded walk.
+fn list(repo: &Repository, id: Oid, deadline: Instant, what: &str) -> Result<HashMap<String, Blob>, GitError> {
+    let commit = repo.find_commit(id).map_err(|err| failed(what, err))?;
+    let tree = root_tree(repo, &commit, what)?;
+    let blobs = gitwalk::blobs(repo, &tree, walk_budget(deadline)).map_err(|err| walk_failed(what, err))?;
+    Ok(blobs.into_iter().map(|blob| (blob.path.clone(), blob)).collect())
+}
+
+/// Refuses a merge of the trees `[ancestor, ours, theirs]` that would read more than
+/// `max` bytes of files (sizes from object headers, nothing inflated).
 fn check_bytes(
     repo: &Repository,
-    old: &HashMap<String, Blob>,
-    left: &HashMap<String, Blob>,
-    right: &HashMap<String, Blob>,
+    [old, left, right]: [&HashMap<String, Blob>; 3],
+    max: u64,
     what: &str,
 ) -> Result<(), GitError> {
     let mut read: BTreeSet<Oid> = BTreeSet::new();
@@ -112,9 +114,9 @@ fn check_bytes(
     for id in read {
         let (size, _) = odb.read_header(id).map_err(|err| failed(what, err))?;
         total += size as u64;
-        if total > MAX_MERGE_BYTES {
+        if total > max {
             return Err(GitError::Invalid(format!(
-                "{what}: the files to compare add up to more than {MAX_MERGE_BYTES} bytes (the limit for a merge in memory)"
+                "{what}: the files to compare add up to more than {max} bytes (the limit for a merge in memory)"
             )));
         }
     }
@@ -264,6 +266,38 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// What a merge reads is counted: the three versions of each file both sides
+    /// changed (`a.txt`, `docs/b.md` between `main` and `clash`: 104 bytes), and a side's
+    /// added and removed files when it removes any (`moved`: `c.txt` as `d.txt`).
+    #[test]
+    fn the_bytes_a_merge_reads_are_bounded() {
+        let dir = repository();
+        let repo = Repository::open(dir.path()).unwrap();
+        let far = Instant::now() + std::time::Duration::from_secs(60);
+        let trees = |base: &str, head: &str| {
+            let id = |rev: &str| repo.revparse_single(rev).unwrap().id();
+            let ancestor = repo.merge_base(id(base), id(head)).unwrap();
+            [ancestor, id(base), id(head)].map(|commit| list(&repo, commit, far, "test").unwrap())
+        };
+        let [old, left, right] = trees("main", "clash");
+        assert!(check_bytes(&repo, [&old, &left, &right], 104, "m").is_ok());
+        match check_bytes(&repo, [&old, &left, &right], 103, "m") {
+            Err(GitError::Invalid(why)) => assert_eq!(
+                why,
+                "m: the files to compare add up to more than 103 bytes (the limit for a merge in memory)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // main changes c.txt (16 bytes before, 24 after); `moved` removes it and adds
+        // d.txt (the same 16 bytes, one blob): 40 bytes.
+        let [old, left, right] = trees("main", "moved");
+        assert!(check_bytes(&repo, [&old, &left, &right], 40, "m").is_ok());
+        assert!(check_bytes(&repo, [&old, &left, &right], 39, "m").is_err());
+        // Only one side changes anything: nothing is compared.
+        let [old, left, right] = trees("main", "main~1");
+        assert!(check_bytes(&repo, [&old, &left, &right], 0, "m").is_ok());
     }
 
     #[test]
