@@ -301,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn unrelated_histories_and_unknown_revisions_are_not_found() {
+    fn unrelated_histories_shallow_cuts_and_unknown_revisions_are_not_found() {
         let dir = repository();
         let root = dir.path();
         git(root, &["checkout", "-q", "--orphan", "other"]);
@@ -311,6 +311,18 @@ mod tests {
             Err(GitError::NotFound(why)) => assert!(why.contains("have no merge base"), "{why}"),
             other => panic!("{other:?}"),
         }
+        // A shallow clone cut above the merge base.
+        let shallow = root.join("shallow");
+        let url = format!("file://{}", root.display());
+        git(root, &["clone", "-q", "--depth", "1", "--no-single-branch", &url, shallow.to_str().unwrap()]);
+        let cut = Repository::open(&shallow).unwrap();
+        match check(&cut, "origin/main", "origin/clash") {
+            Err(GitError::NotFound(why)) => assert!(why.contains("have no merge base"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        git(&shallow, &["fetch", "-q", "--unshallow"]);
+        let whole = Repository::open(&shallow).unwrap();
+        assert_eq!(check(&whole, "origin/main", "origin/clash").unwrap(), ["a.txt", "docs/b.md"]);
         match check(&repo, "main", "no-such-branch") {
             Err(GitError::NotFound(why)) => assert!(why.contains("resolving `no-such-branch`"), "{why}"),
             other => panic!("{other:?}"),
