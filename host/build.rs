@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Built-in plugins: (config name, cargo package).
 const BUILTINS: &[&str] =
-    &["fetch-update", "edx-import", "comment", "provision", "md2html-convert", "notify", "run"];
+    &["fetch-update", "edx-import", "comment", "provision", "md2html-convert", "notify", "run", "mergeable"];
 
 fn main() {
     let wasm = gitauto_plugin_builder::build(BUILTINS, &["plugins", "wit"]);

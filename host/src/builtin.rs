@@ -49,6 +49,8 @@ pub enum NeedKind {
 pub fn needs(name: &str) -> &'static [Need] {
     match name {
         "fetch-update" => &[Need { setting: "repodir", required: true, default: None, kind: NeedKind::GitDir }],
+        // Without `repodir`, the job's checkout, which needs no directory grant.
+        "mergeable" => &[Need { setting: "repodir", required: false, default: None, kind: NeedKind::Dir }],
         "md2html-convert" => &[
             Need { setting: "repodir", required: true, default: None, kind: NeedKind::WritableDir },
             Need { setting: "output_dir", required: true, default: None, kind: NeedKind::WritableDir },

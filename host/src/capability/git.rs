@@ -8,7 +8,11 @@
 //! alternates lead, and only then works; a link swapped in between calls leads nowhere.
 //! Remotes go through [`remote`], the one parser that decides both the grant and what
 //! libgit2 is given; no credential leaves the host unless the grant gives one for that
-//! host, and redirects are not followed.
+//! host, and redirects are not followed. [`merge`] owns the in-memory merge check.
+
+mod merge;
+
+pub use merge::MAX_MERGE_BYTES;
 
 use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
 use crate::capability::{StepContext, StepState};
@@ -645,6 +649,11 @@ impl wit::HostRepository for StepState {
             }
             Ok(blob.content().to_vec())
         })
+    }
+
+    fn merge_check(&mut self, this: Resource<OpenRepository>, base: String, head: String) -> GitResult<Vec<String>> {
+        let deadline = self.ctx.deadline;
+        self.in_repository(&this, Access::Read, move |repo| merge::conflicts(repo, &base, &head, deadline))
     }
 
     fn drop(&mut self, this: Resource<OpenRepository>) -> wasmtime::Result<()> {

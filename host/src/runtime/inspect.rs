@@ -56,7 +56,7 @@ pub fn explain_incompatible(err: &wasmtime::Error) -> String {
     match theirs {
         Some(theirs) if theirs != ours => format!(
             "it targets gitauto:plugin@{theirs}, and this host runs {WIT_PACKAGE} \
-             (plugins built for 0.1.x run on any 0.1 host; rebuild against this host's WIT): {detail}"
+             (a plugin built for 0.1.M runs on a 0.1.N host when M <= N; rebuild it against this host's WIT): {detail}"
         ),
         Some(_) | None if detail.contains("gitauto:plugin") => {
             format!("{detail} (this host implements {WIT_PACKAGE}; rebuild the plugin against that WIT)")
@@ -81,15 +81,15 @@ mod tests {
             "component imports instance `gitauto:plugin/git@0.2.0`, but a matching implementation was not found in the linker",
         );
         let text = explain_incompatible(&err);
-        assert!(text.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.0"), "{text}");
+        assert!(text.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.1"), "{text}");
     }
 
     #[test]
     fn built_in_plugins_are_runnable_and_target_this_host() {
         let inspection = inspect(crate::builtin::get("fetch-update").unwrap()).unwrap();
         assert_eq!(inspection.runnable, Ok(()));
-        assert_eq!(inspection.targets.as_deref(), Some("0.1.0"));
-        assert!(inspection.imports.iter().any(|i| i == "gitauto:plugin/git@0.1.0"), "{:?}", inspection.imports);
+        assert_eq!(inspection.targets.as_deref(), Some("0.1.1"));
+        assert!(inspection.imports.iter().any(|i| i == "gitauto:plugin/git@0.1.1"), "{:?}", inspection.imports);
         assert!(inspection.exports.iter().any(|e| e == "handle"), "{:?}", inspection.exports);
         assert!(inspect(b"\0asm not really").is_err());
     }
