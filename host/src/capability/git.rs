@@ -10,6 +10,8 @@
 //! libgit2 is given; no credential leaves the host unless the grant gives one for that
 //! host, and redirects are not followed.
 
+pub mod checkout;
+
 use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
 use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Rules, Tcp};
