@@ -41,6 +41,9 @@ enum Probe {
         content: String,
     },
     Env,
+    /// The job's checkout: its path (from the SDK), HEAD, `refs/gitauto/base` and
+    /// `refs/gitauto/target`, and the paths changed from the base to HEAD.
+    Checkout,
     /// Logs `lines` lines over `ms` milliseconds, then reports the event's `after`.
     Sleep {
         ms: u64,
@@ -52,6 +55,27 @@ enum Probe {
         path: String,
         failures: u64,
     },
+}
+
+/// What [`Probe::Checkout`] reports.
+fn checkout() -> Result<serde_json::Value, gitauto_plugin::git::GitError> {
+    let Some(dir) = gitauto_plugin::checkout() else {
+        return Ok(json!({"dir": null}));
+    };
+    let repo = Repository::open(&dir)?;
+    let base = repo.resolve("refs/gitauto/base").ok();
+    let changed: Vec<String> = match &base {
+        Some(_) => repo.changed_paths("refs/gitauto/base", "HEAD")?.into_iter().map(|change| change.path).collect(),
+        None => Vec::new(),
+    };
+    Ok(json!({
+        "dir": dir,
+        "head": repo.head()?,
+        "branch": repo.current_branch()?,
+        "base": base,
+        "target": repo.resolve("refs/gitauto/target").ok(),
+        "changed": changed,
+    }))
 }
 
 struct ProbePlugin;
@@ -114,6 +138,7 @@ impl Plugin for ProbePlugin {
                 }
                 Ok(json!({"runs": runs}))
             }
+            Probe::Checkout => checkout().map_err(|err| err.message()),
             Probe::Env => {
                 Ok(json!({"vars": std::env::vars().collect::<Vec<_>>(), "args": std::env::args().collect::<Vec<_>>()}))
             }
