@@ -329,3 +329,49 @@ steps = [{ plugin = "probe", checkout = true, with = { op = "checkout" } }]
     no_workspaces_left(&daemon);
     daemon.stop().await;
 }
+
+/// A step may write the checkout, `.git/config` included: a remote it plants there is
+/// checked against its grant like any URL it names, never trusted as an administrator's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_a_step_plants_in_the_checkout_is_checked_against_its_grant() {
+    let world = World::new().await;
+    let secret = TestGit::new(world.root.path(), "secret");
+    let before = world.repo.head();
+    let after = world.repo.commit("a.txt", "a\n", "pushed");
+    world.repo.push("main");
+    let rules = format!(
+        r#"
+[[rules]]
+name = "plant"
+on = "push"
+checkout = true
+
+[[rules.steps]]
+name = "origin"
+plugin = "probe"
+with = {{ op = "git-fetch", remote = "origin" }}
+
+[[rules.steps]]
+name = "plant"
+plugin = "probe"
+with = {{ op = "write-file", path = "{{{{ job.checkout }}}}/.git/config", content = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n[remote \"evil\"]\n\turl = {secret}\n\tfetch = +refs/heads/*:refs/remotes/evil/*\n" }}
+
+[[rules.steps]]
+name = "evil"
+plugin = "probe"
+with = {{ op = "git-fetch", remote = "evil" }}
+"#,
+        secret = secret.origin.display()
+    );
+    let daemon = world.daemon(&world.server.host, &rules).await;
+    let job =
+        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url())).await;
+    assert_eq!(step(&job, "origin")["status"], "success", "the host's own remote is granted: {job:#}");
+    assert_eq!(step(&job, "plant")["status"], "success", "{job:#}");
+    let evil = step(&job, "evil");
+    assert_eq!(evil["status"], "failure", "{evil:#}");
+    let summary = evil["summary"].as_str().unwrap();
+    assert!(summary.contains("denied") && summary.contains("must be granted"), "{summary}");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}

@@ -41,6 +41,10 @@ enum Probe {
         content: String,
     },
     Env,
+    /// Fetches `remote` in the job's checkout.
+    GitFetch {
+        remote: String,
+    },
     /// The job's checkout: its path (from the SDK), HEAD, `refs/gitauto/base` and
     /// `refs/gitauto/target`, and the paths changed from the base to HEAD.
     Checkout,
@@ -139,6 +143,11 @@ impl Plugin for ProbePlugin {
                 Ok(json!({"runs": runs}))
             }
             Probe::Checkout => checkout().map_err(|err| err.message()),
+            Probe::GitFetch { remote } => gitauto_plugin::checkout()
+                .ok_or_else(|| "no checkout".to_owned())
+                .and_then(|dir| Repository::open(&dir).map_err(|err| err.message()))
+                .and_then(|repo| repo.fetch(&remote).map_err(|err| err.message()))
+                .map(|updated| json!({"updated": updated})),
             Probe::Env => {
                 Ok(json!({"vars": std::env::vars().collect::<Vec<_>>(), "args": std::env::args().collect::<Vec<_>>()}))
             }
