@@ -47,7 +47,7 @@ impl World {
 {source}
 [plugins.probe]
 wasm = "{probe}"
-grants = {{ hosts = [{{ host = "{host}", credential = "file:{token}" }}], commands = ["git"], dirs = [{{ path = "{scratch}", write = true }}] }}
+grants = {{ hosts = [{{ host = "{host}", credential = "file:{token}" }}], commands = ["git", "cat"], dirs = [{{ path = "{scratch}", write = true }}] }}
 
 {rules}
 "#,
@@ -133,6 +133,13 @@ continue_on_failure = true
 with = { op = "read-file", path = "{{ job.checkout }}/src/x.py" }
 
 [[rules.steps]]
+name = "outsider-cat"
+plugin = "probe"
+checkout = false
+continue_on_failure = true
+with = { op = "shell", program = "cat", args = ["{{ job.checkout }}/src/x.py"], check = true }
+
+[[rules.steps]]
 name = "reread"
 plugin = "probe"
 with = { op = "read-file", path = "{{ job.checkout }}/written.txt" }
@@ -157,6 +164,11 @@ with = { op = "read-file", path = "{{ job.checkout }}/written.txt" }
     let outsider = step(&job, "outsider");
     assert_eq!(outsider["status"], "failure", "{outsider:#}");
     assert!(!outsider["summary"].as_str().unwrap().contains("x = 1"), "{outsider:#}");
+    // Nor can a program it runs: the kernel refuses the directory.
+    let outsider = step(&job, "outsider-cat");
+    assert_eq!(outsider["status"], "failure", "{outsider:#}");
+    assert_eq!(outsider["output"]["stdout"], "", "{outsider:#}");
+    assert!(outsider["output"]["stderr"].as_str().unwrap().contains("Permission denied"), "{outsider:#}");
 
     // The server was asked with the grant's credential, and only with it.
     let requests = world.server.requests();
@@ -372,6 +384,37 @@ with = {{ op = "git-fetch", remote = "evil" }}
     assert_eq!(evil["status"], "failure", "{evil:#}");
     let summary = evil["summary"].as_str().unwrap();
     assert!(summary.contains("denied") && summary.contains("must be granted"), "{summary}");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+/// Filling failed on the network: the step's error is transient, and the job is retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_the_network_failed_to_fill_is_retried() {
+    let world = World::new().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let rules = r#"
+[[rules]]
+name = "look"
+on = "push"
+retries = 1
+retry_backoff = "1s"
+checkout = true
+steps = [{ plugin = "probe", with = { op = "checkout" } }]
+"#;
+    let daemon = world.daemon(&host, rules).await;
+    let url = format!("http://{host}/widgets.git");
+    let job = run(
+        &daemon,
+        "push",
+        &push_payload("acme", "widgets", "refs/heads/main", &"1".repeat(40), &"2".repeat(40), &url),
+    )
+    .await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("dead"), Some(2)), "{job:#}");
+    let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
+    assert!(summary.starts_with("checkout: fetching"), "{summary}");
     no_workspaces_left(&daemon);
     daemon.stop().await;
 }

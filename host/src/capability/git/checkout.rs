@@ -61,14 +61,26 @@ impl FillError {
     }
 }
 
-/// A libgit2 error while doing `what`: retryable when the network failed.
+/// A libgit2 error while doing `what`: retryable only when the deadline passed.
 fn git_failed(what: &str, err: &git2::Error, deadline: Instant) -> FillError {
     if Instant::now() >= deadline {
         return FillError::Failed { message: format!("{what}: the step's deadline passed"), retryable: true };
     }
-    let network = matches!(err.class(), ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Ssh)
-        && !err.message().contains("Permission denied");
-    FillError::Failed { message: format!("{what}: {}", err.message()), retryable: network }
+    FillError::failed(format!("{what}: {}", err.message()))
+}
+
+/// A libgit2 error while fetching: retryable when the network failed (a refused or lost
+/// connection, a server error), not when the kernel or the server refused.
+fn fetch_failed(what: &str, err: &git2::Error, deadline: Instant) -> FillError {
+    let failed = git_failed(what, err, deadline);
+    let network =
+        matches!(err.class(), ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Ssh | ErrorClass::Os)
+            && !err.message().contains("Permission denied")
+            && err.code() != ErrorCode::Auth;
+    match failed {
+        FillError::Failed { message, retryable } => FillError::Failed { message, retryable: retryable || network },
+        other => other,
+    }
 }
 
 /// Checks that `grant` allows fetching from `url`, as a plugin's `clone` would be checked.
@@ -279,7 +291,7 @@ impl Filler {
         }
         let mut remote =
             repo.remote_anonymous(&self.checked.for_git()).map_err(|err| git_failed(&what, &err, self.deadline))?;
-        remote.fetch(specs, Some(&mut options), None).map_err(|err| git_failed(&what, &err, self.deadline))
+        remote.fetch(specs, Some(&mut options), None).map_err(|err| fetch_failed(&what, &err, self.deadline))
     }
 
     /// The merge base of a pull request's head and its target's tip, deepening a shallow
