@@ -287,7 +287,7 @@ async fn merge_mode_fails_a_conflicting_pull_request_listing_the_paths() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_moved_ref_is_fetched_by_commit_and_a_deleted_branch_cannot_be_checked_out() {
+async fn a_moved_ref_is_fetched_by_commit_a_tag_checks_out_its_commit_and_a_deleted_branch_cannot_be_checked_out() {
     let world = World::new().await;
     let before = world.repo.head();
     let pushed = world.repo.commit("a.txt", "a\n", "pushed");
@@ -296,7 +296,7 @@ async fn a_moved_ref_is_fetched_by_commit_and_a_deleted_branch_cannot_be_checked
     let rules = r#"
 [[rules]]
 name = "look"
-on = ["push", "delete"]
+on = ["push", "tag"]
 checkout = true
 steps = [{ plugin = "probe", with = { op = "checkout" } }]
 "#;
@@ -306,6 +306,28 @@ steps = [{ plugin = "probe", with = { op = "checkout" } }]
         run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &pushed, &world.url())).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(step(&job, "probe")["output"]["head"], pushed.as_str());
+
+    // An annotated tag's event names the tag object: HEAD is its commit.
+    gitauto_tests::git(&world.repo.origin, &["tag", "-a", "v1", "-m", "release", &pushed]);
+    let tag = gitauto_tests::git(&world.repo.origin, &["rev-parse", "v1"]);
+    assert_ne!(tag, pushed);
+    let tagged = push_payload("acme", "widgets", "refs/tags/v1", &"0".repeat(40), &tag, &world.url());
+    let job = run(&daemon, "push", &tagged).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(step(&job, "probe")["output"]["head"], pushed.as_str());
+
+    // A commit force-pushed away is gone: the step says so.
+    let lost = world.repo.commit("lost.txt", "lost\n", "soon unreachable");
+    world.repo.push("main");
+    world.repo.push_ref(&pushed, "refs/heads/main");
+    let job =
+        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &pushed, &lost, &world.url())).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
+    assert!(
+        summary.starts_with(&format!("checkout: commit {lost} is gone from {}: refs/heads/main no longer leads to it, and it now points at {pushed}", world.url())),
+        "{summary}"
+    );
 
     let deleted = push_payload("acme", "widgets", "refs/heads/gone", &pushed, &"0".repeat(40), &world.url());
     let job = run(&daemon, "push", &deleted).await;

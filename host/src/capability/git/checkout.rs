@@ -230,27 +230,36 @@ impl Filler {
         let mut specs: Vec<String> = wanted.git_ref.iter().map(|git_ref| format!("+{git_ref}:{FETCHED}")).collect();
         specs.extend(target_spec.clone());
         self.fetch(&repo, &specs, self.depth)?;
-        let commit = wanted.commit;
         // The ref may have moved on (or be gone) since the event: then the commit itself.
+        // A tag's event may name the tag object: what is checked out is its commit.
         let mut head_spec = wanted.git_ref.as_ref().map(|git_ref| format!("+{git_ref}:{FETCHED}"));
-        if repo.find_commit(commit).is_err() {
-            let by_id = format!("+{commit}:{FETCHED}");
-            let fetched = self.fetch(&repo, std::slice::from_ref(&by_id), self.depth);
-            if repo.find_commit(commit).is_err() {
-                let now = repo.refname_to_id(FETCHED).map(|tip| format!(", and it now points at {tip}")).ok();
-                let why = match fetched {
-                    Err(err) => format!(": {err}"),
-                    Ok(()) => String::new(),
+        let commit = match peeled(&repo, wanted.commit) {
+            Some(commit) => commit,
+            None => {
+                let by_id = format!("+{}:{FETCHED}", wanted.commit);
+                let fetched = self.fetch(&repo, std::slice::from_ref(&by_id), self.depth);
+                // The server answered the first fetch: a refusal now is of the commit
+                // (unreachable, "not our ref"), not of the network.
+                if let Err(err) = &fetched
+                    && Instant::now() >= self.deadline
+                {
+                    return Err(err.clone());
+                }
+                let Some(commit) = peeled(&repo, wanted.commit) else {
+                    let now = repo.refname_to_id(FETCHED).map(|tip| format!(", and it now points at {tip}")).ok();
+                    let why = fetched.err().map(|err| format!(": {err}")).unwrap_or_default();
+                    return Err(FillError::failed(format!(
+                        "commit {} is gone from {}: {} no longer leads to it{}, and it could not be fetched by id{why}",
+                        wanted.commit,
+                        self.url,
+                        wanted.git_ref.as_deref().unwrap_or("the event's ref"),
+                        now.unwrap_or_default(),
+                    )));
                 };
-                return Err(FillError::failed(format!(
-                    "commit {commit} is gone from {}: {} no longer leads to it{}, and it could not be fetched by id{why}",
-                    self.url,
-                    wanted.git_ref.as_deref().unwrap_or("the event's ref"),
-                    now.unwrap_or_default(),
-                )));
+                head_spec = Some(by_id);
+                commit
             }
-            head_spec = Some(by_id);
-        }
+        };
         let mut head = commit;
         if let Some(branch) = &wanted.target {
             let tip = repo.refname_to_id(TARGET).map_err(|_| {
@@ -336,6 +345,11 @@ fn describe(err: &GitError) -> String {
         GitError::Denied(message) => format!("denied: {message}"),
         GitError::NotFound(message) | GitError::Invalid(message) | GitError::Failed(message) => message.clone(),
     }
+}
+
+/// The commit `oid` is or (a tag) points at, when the repository has it.
+fn peeled(repo: &Repository, oid: Oid) -> Option<Oid> {
+    repo.find_object(oid, None).ok()?.peel_to_commit().ok().map(|commit| commit.id())
 }
 
 /// Sets `name` to `oid`.
