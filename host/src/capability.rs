@@ -54,6 +54,9 @@ pub struct StepContext {
     /// repository that no other plugin may change, and that this one may not write, is
     /// as an administrator left it.
     pub changers: Arc<[(String, std::path::PathBuf, crate::grant::Access)]>,
+    /// The job's checkout (canonical), when the step asked for it: in `grant` with write
+    /// access, and the shell's working directory when the plugin names none.
+    pub checkout: Option<std::path::PathBuf>,
     /// When the step's time is up; host calls never wait beyond it.
     pub deadline: Instant,
     /// Where log lines go.

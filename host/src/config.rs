@@ -16,8 +16,8 @@ mod units;
 
 pub use catch_up::{CatchUp, Poll, PolledRepo};
 pub use rules::{
-    COALESCE_PLACEHOLDERS, Coalesce, EVENT_KINDS, EventSelector, Handlers, Missed, PathsUnknown, RefFilter, Rule,
-    Schedule, Step,
+    COALESCE_PLACEHOLDERS, Checkout, CheckoutMode, Coalesce, EVENT_KINDS, EventSelector, Handlers, MAX_CHECKOUT_DEPTH,
+    Missed, PathsUnknown, RefFilter, Rule, Schedule, Step,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
@@ -194,8 +194,14 @@ impl Config {
 
     /// Validates config text; `path` names it in messages and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let mut check =
-            Checker { path, text, problems: Vec::new(), custom_kinds: false, own_files: own::OwnFiles::default() };
+        let mut check = Checker {
+            path,
+            text,
+            problems: Vec::new(),
+            custom_kinds: false,
+            own_files: own::OwnFiles::default(),
+            checkout_seen: None,
+        };
         // Every misspelt key at once; serde would stop at the first.
         let unknown = keys::unknown_keys(text);
         if !unknown.is_empty() {
@@ -238,6 +244,9 @@ struct Checker<'a> {
     /// The daemon's own files, which no directory grant may reach (known once `[server]`
     /// is read).
     own_files: own::OwnFiles,
+    /// The first step of the rule being checked that asks for a checkout (its label
+    /// and checkout): a job has one checkout, so every other step must ask for the same.
+    checkout_seen: Option<(String, Checkout)>,
 }
 
 impl Checker<'_> {
@@ -870,6 +879,76 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         assert_eq!((plain.timezone_name.as_str(), plain.missed), ("UTC", Missed::Once));
         assert_eq!(plain.targets, [(None, None)]);
         assert!(config.rule("keep checkouts current").unwrap().schedule.is_none());
+    }
+
+    #[test]
+    fn steps_inherit_the_rules_checkout_unless_they_turn_it_off() {
+        let steps = |rule: &Rule| -> Vec<(String, Option<Checkout>)> {
+            let mut all: Vec<&Step> = rule.steps.iter().collect();
+            for step in &rule.steps {
+                all.extend(&step.handlers.on_failure);
+            }
+            all.extend(&rule.handlers.on_error);
+            all.into_iter().map(|step| (step.name.clone(), step.checkout)).collect()
+        };
+        let text = format!(
+            "{MINIMAL}\n[[rules]]\nname = \"merged\"\non = \"pull_request\"\ncheckout = \"merge\"\ncheckout_depth = 0\n\
+             [[rules.steps]]\nname = \"one\"\nplugin = \"fetch-update\"\nwith = {{ repodir = \"/srv/repos\" }}\n\
+             [[rules.steps.on_failure]]\nname = \"tell\"\nplugin = \"fetch-update\"\ncheckout = false\nwith = {{ repodir = \"/srv/repos\" }}\n\
+             [[rules.on_error]]\nname = \"after\"\nplugin = \"fetch-update\"\nwith = {{ repodir = \"/srv/repos\" }}\n\
+             [[rules]]\nname = \"one step\"\non = \"push\"\n\
+             [[rules.steps]]\nname = \"plain\"\nplugin = \"fetch-update\"\nwith = {{ repodir = \"/srv/repos\" }}\n\
+             [[rules.steps]]\nname = \"deep\"\nplugin = \"fetch-update\"\ncheckout = true\ncheckout_depth = 50\nwith = {{ repodir = \"/srv/repos\" }}\n\
+             [[rules]]\nname = \"shallow\"\non = \"push\"\n\
+             steps = [{{ plugin = \"fetch-update\", checkout = true, with = {{ repodir = \"/srv/repos\" }} }}]\n"
+        );
+        let config = parse(&text).unwrap();
+        let merge = Some(Checkout { mode: CheckoutMode::Merge, depth: 0 });
+        let merged = config.rule("merged").unwrap();
+        assert_eq!(
+            steps(merged),
+            [("one".to_owned(), merge), ("tell".to_owned(), None), ("after".to_owned(), merge)],
+            "handlers inherit the rule's checkout too"
+        );
+        assert_eq!(merged.checkout(), merge);
+        let one = config.rule("one step").unwrap();
+        let deep = Some(Checkout { mode: CheckoutMode::Head, depth: 50 });
+        assert_eq!(steps(one), [("plain".to_owned(), None), ("deep".to_owned(), deep)]);
+        assert_eq!(one.checkout(), deep, "a rule's checkout is the one its steps ask for");
+        let shallow = config.rule("shallow").unwrap();
+        assert_eq!(shallow.checkout(), Some(Checkout { mode: CheckoutMode::Head, depth: 1 }), "shallow by default");
+        assert_eq!(config.rule("keep checkouts current").unwrap().checkout(), None);
+    }
+
+    #[test]
+    fn checkout_keys_are_checked() {
+        let rule = |keys: &str, step: &str| {
+            format!(
+                "{MINIMAL}\n[[rules]]\nname = \"c\"\non = \"push\"\n{keys}\n\
+                 steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"/srv/repos\" }}{step} }}, \
+                 {{ name = \"two\", plugin = \"fetch-update\", with = {{ repodir = \"/srv/repos\" }} }}]\n"
+            )
+        };
+        let cases = [
+            (rule("checkout = 1", ""), "gitauto.toml:20:12: `checkout` is true, false, or \"merge\""),
+            (rule("checkout = \"squash\"", ""), "rule \"c\": `checkout` is true, false or \"merge\", not \"squash\""),
+            (rule("checkout = true\ncheckout_depth = -3", ""), "`checkout_depth` is a number of commits from 1 to"),
+            (
+                rule("checkout = true", ", checkout_depth = 3000000000"),
+                "rule \"c\", step 1: `checkout_depth` is a number",
+            ),
+            (rule("", ", checkout_depth = 3"), "rule \"c\", step 1: `checkout_depth` needs a checkout"),
+            (rule("checkout_depth = 3", ""), "rule \"c\": `checkout_depth` has no effect: no step or handler"),
+            (
+                rule("checkout = true", ", checkout = \"merge\""),
+                "rule \"c\", step 2: asks for `checkout = true, checkout_depth = 1`, but step 1 asks for \
+                 `checkout = \"merge\", checkout_depth = 1`; a job has one checkout",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "want {want:?} in:\n{err}");
+        }
     }
 
     #[test]

@@ -190,6 +190,11 @@ impl Runtime {
         self.plugins.contains_key(plugin)
     }
 
+    /// A loaded plugin's spec: its grant and limits.
+    pub fn spec(&self, plugin: &str) -> Option<&PluginSpec> {
+        self.plugins.get(plugin).map(|loaded| &loaded.spec)
+    }
+
     /// Runs one step: a fresh store, the event and settings in, an outcome out. Blocks
     /// for as long as the step runs (at most its timeout): call it from a blocking
     /// thread inside the tokio runtime (HTTP calls use it).
@@ -198,7 +203,8 @@ impl Runtime {
     }
 
     /// [`Runtime::run`] as part of a job: stopped at the job's deadline when that comes
-    /// before the plugin's own time limit, and given the job's workspace as `/tmp`.
+    /// before the plugin's own time limit, given the job's workspace as `/tmp`, and the
+    /// job's checkout when the step asked for it.
     pub fn run_in(&self, plugin: &str, event: &Event, settings: &str, sink: Sink, scope: &Scope<'_>) -> StepOutcome {
         let Some(loaded) = self.plugins.get(plugin) else {
             return StepOutcome::Trapped { reason: format!("plugin `{plugin}` is not loaded") };
@@ -207,7 +213,7 @@ impl Runtime {
         let log = StepLog::new(sink);
         let stdout = stdio::LogStream::new(log.clone(), Level::Info);
         let stderr = stdio::LogStream::new(log.clone(), Level::Warn);
-        let own_deadline = Instant::now() + limits.timeout;
+        let own_deadline = scope.started.unwrap_or_else(Instant::now) + limits.timeout;
         let (deadline, by_job) = match scope.deadline {
             Some(job) if job < own_deadline => (job, true),
             _ => (own_deadline, false),
@@ -255,6 +261,12 @@ pub struct Scope<'a> {
     pub deadline: Option<Instant>,
     /// The job's scratch directory, seen by the plugin as `/tmp`.
     pub workspace: Option<&'a Path>,
+    /// The job's checkout, filled and pinned, when this step asked for it: granted to
+    /// this step alone, with write access.
+    pub checkout: Option<&'a crate::grant::DirGrant>,
+    /// When the step started, if before the plugin is called (filling the checkout
+    /// counts against the step's time).
+    pub started: Option<Instant>,
 }
 
 /// Most bytes of a summary kept: it is one line in lists, logs and comments.
@@ -309,15 +321,29 @@ impl Runtime {
         deadline: Instant,
     ) -> anyhow::Result<Store<StoreData>> {
         let limits = loaded.spec.limits;
+        let mut grant = loaded.spec.grant.clone();
+        let mut changers = self.changers.clone();
+        let mut checkout = None;
+        if let Some(dir) = scope.checkout {
+            let root = dir.canonical().context("the job's checkout was not pinned")?.to_path_buf();
+            grant.dirs.push(dir.clone());
+            // The step may write the checkout, so no remote configured there is as an
+            // administrator left it: git calls must check them against the grant.
+            let mut all = changers.to_vec();
+            all.push((plugin.to_owned(), root.clone(), crate::grant::Access::Write));
+            changers = all.into();
+            checkout = Some(root);
+        }
         let state = StoreData {
-            wasi: wasi_context(&loaded.spec, scope.workspace, stdout, stderr)?,
+            wasi: wasi_context(&grant, scope.workspace, checkout.as_deref(), stdout, stderr)?,
             limiter: StepLimiter::new(limits.memory),
             step: StepState {
                 table: resource_table(),
                 ctx: StepContext {
                     plugin: plugin.to_owned(),
-                    grant: Arc::new(loaded.spec.grant.clone()),
-                    changers: self.changers.clone(),
+                    grant: Arc::new(grant),
+                    changers,
+                    checkout,
                     deadline,
                     log: log.clone(),
                     http: loaded.http.clone(),
@@ -507,30 +533,38 @@ fn resource_table() -> ResourceTable {
     table
 }
 
-/// The WASI context: no arguments, environment or stdin; stdout and stderr into the log;
-/// no sockets at all; the granted directories (as pinned at load), the job's workspace as
-/// `/tmp`, nothing else.
+/// The environment variable that holds the job checkout's path, for a step that asked for it.
+pub const CHECKOUT_VARIABLE: &str = "GITAUTO_CHECKOUT";
+
+/// The WASI context: no arguments or stdin, and no environment but [`CHECKOUT_VARIABLE`]
+/// when the step has the job's checkout; stdout and stderr into the log; no sockets at
+/// all; the granted directories (as pinned at load, and the checkout as pinned when it
+/// was made), the job's workspace as `/tmp`, nothing else.
 fn wasi_context(
-    spec: &PluginSpec,
+    grant: &crate::grant::Grant,
     workspace: Option<&Path>,
+    checkout: Option<&Path>,
     stdout: &stdio::LogStream,
     stderr: &stdio::LogStream,
 ) -> anyhow::Result<WasiCtx> {
     let mut builder = WasiCtx::builder();
     builder.stdout(stdout.clone()).stderr(stderr.clone()).allow_ip_name_lookup(false);
+    if let Some(checkout) = checkout {
+        builder.env(CHECKOUT_VARIABLE, checkout.to_string_lossy());
+    }
     // Not even a socket is created: each would be a host descriptor.
     builder.allow_tcp(false).allow_udp(false);
     builder.socket_addr_check(|_, _| Box::pin(async { false }));
     // A grant of `/tmp` itself wins: two directories cannot share one name.
     if let Some(workspace) = workspace
-        && !spec.grant.dirs.iter().any(|dir| dir.path == Path::new(WORKSPACE))
+        && !grant.dirs.iter().any(|dir| dir.path == Path::new(WORKSPACE))
     {
         builder
             .preopened_dir(workspace, WORKSPACE, FsPerms::ReadWrite)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("opening the job's workspace {}", workspace.display()))?;
     }
-    for dir in &spec.grant.dirs {
+    for dir in &grant.dirs {
         let Some(root) = &dir.root else { continue };
         let perms = if dir.access == crate::grant::Access::Write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
         // The directory pinned at load, not wherever its path leads now.

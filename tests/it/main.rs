@@ -4,6 +4,7 @@
 mod bounds;
 mod browser;
 mod catch_up;
+mod checkout;
 mod cluster;
 mod comment;
 mod compat;

@@ -5,6 +5,7 @@
 
 pub mod debian;
 pub mod fake_api;
+pub mod git_http;
 pub mod receiver;
 pub mod tools;
 
@@ -68,6 +69,17 @@ impl TestGit {
     /// Switches the author's clone to a new branch.
     pub fn branch(&self, name: &str) {
         git(&self.author, &["checkout", "--quiet", "-b", name]);
+    }
+
+    /// Switches the author's clone to an existing branch.
+    pub fn switch(&self, name: &str) {
+        git(&self.author, &["checkout", "--quiet", name]);
+    }
+
+    /// Sets `target` (a full ref name) on origin to `source` (a branch or commit), forced:
+    /// `refs/pull/7/head` as a forge keeps it, or a branch rewritten.
+    pub fn push_ref(&self, source: &str, target: &str) {
+        git(&self.author, &["push", "--quiet", "--force", "origin", &format!("{source}:{target}")]);
     }
 
     /// Pushes a branch to origin.

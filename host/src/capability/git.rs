@@ -14,6 +14,8 @@ mod merge;
 
 pub use merge::MAX_MERGE_BYTES;
 
+pub mod checkout;
+
 use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
 use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Rules, Tcp};

@@ -50,6 +50,10 @@ fn check(ctx: &StepContext, command: &Command) -> Result<Checked, ShellError> {
     }
     let cwd = match &command.cwd {
         Some(cwd) => grant.check_path(cwd, Access::Read).map_err(|denied| ShellError::Denied(denied.0))?,
+        None if ctx.checkout.is_some() => {
+            let checkout = ctx.checkout.as_deref().expect("checked by the guard").to_string_lossy();
+            grant.check_path(&checkout, Access::Read).map_err(|denied| ShellError::Denied(denied.0))?
+        }
         None => {
             let first = grant
                 .dirs

@@ -113,6 +113,8 @@ static RULE: Shape = Shape::Table(&[
     ("cron", &ANY),
     ("timezone", &ANY),
     ("missed", &ANY),
+    ("checkout", &ANY),
+    ("checkout_depth", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[
@@ -121,6 +123,8 @@ static STEP: Shape = Shape::Table(&[
     ("with", &ANY),
     ("if", &ANY),
     ("continue_on_failure", &ANY),
+    ("checkout", &ANY),
+    ("checkout_depth", &ANY),
     ("on_success", &STEPS),
     ("on_failure", &STEPS),
     ("on_error", &STEPS),

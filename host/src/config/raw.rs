@@ -286,6 +286,17 @@ pub struct RawRule {
     pub cron: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub missed: Option<Spanned<String>>,
+    /// The job checkout every step and handler gets unless it says otherwise.
+    pub checkout: Option<Spanned<CheckoutValue>>,
+    pub checkout_depth: Option<Spanned<i64>>,
+}
+
+/// `checkout`: on/off, or a mode.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "`checkout` is true, false, or \"merge\"")]
+pub enum CheckoutValue {
+    Switch(bool),
+    Mode(String),
 }
 
 /// `coalesce`: on/off, or a key template.
@@ -308,6 +319,8 @@ pub struct RawStep {
     pub condition: Option<Spanned<String>>,
     #[serde(default)]
     pub continue_on_failure: bool,
+    pub checkout: Option<Spanned<CheckoutValue>>,
+    pub checkout_depth: Option<Spanned<i64>>,
     #[serde(default)]
     pub on_success: Vec<Spanned<RawStep>>,
     #[serde(default)]

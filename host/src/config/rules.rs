@@ -133,6 +133,21 @@ impl Rule {
         }
     }
 
+    /// The checkout its jobs fill, when any step or handler asks for one (all that ask
+    /// ask for the same: the config is refused otherwise).
+    pub fn checkout(&self) -> Option<Checkout> {
+        fn first(steps: &[Step]) -> Option<Checkout> {
+            steps.iter().find_map(|step| {
+                step.checkout.or_else(|| {
+                    let handlers = &step.handlers;
+                    first(&handlers.on_success).or(first(&handlers.on_failure)).or(first(&handlers.on_error))
+                })
+            })
+        }
+        let handlers = &self.handlers;
+        first(&self.steps).or(first(&handlers.on_success)).or(first(&handlers.on_failure)).or(first(&handlers.on_error))
+    }
+
     /// Whether the rule is started by `gitauto trigger` / `POST /api/events`.
     pub fn is_manual(&self) -> bool {
         self.on.iter().any(|selector| selector.kind == "manual")
@@ -243,6 +258,37 @@ impl std::fmt::Display for EventSelector {
     }
 }
 
+/// The deepest `checkout_depth` a rule or step may ask for (libgit2 takes an `i32`).
+pub const MAX_CHECKOUT_DEPTH: u32 = i32::MAX as u32;
+
+/// How the job's checkout is filled (`checkout = true` or `"merge"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMode {
+    /// The event's commit: a push's `after`, a pull request's head.
+    Head,
+    /// A merge commit of a pull request's head into its target branch's tip.
+    Merge,
+}
+
+/// A step's (or handler's) claim on the job's checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkout {
+    /// What HEAD is.
+    pub mode: CheckoutMode,
+    /// Commits of history fetched from each tip (`0`: all of it).
+    pub depth: u32,
+}
+
+impl std::fmt::Display for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mode {
+            CheckoutMode::Head => f.write_str("checkout = true")?,
+            CheckoutMode::Merge => f.write_str("checkout = \"merge\"")?,
+        }
+        write!(f, ", checkout_depth = {}", self.depth)
+    }
+}
+
 /// One step of a rule, or a handler.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -259,6 +305,8 @@ pub struct Step {
     pub continue_on_failure: bool,
     /// Handlers run after this step, chosen by its outcome.
     pub handlers: Handlers,
+    /// Whether it gets the job's checkout, and how that is filled.
+    pub checkout: Option<Checkout>,
 }
 
 impl Step {
@@ -271,6 +319,7 @@ impl Step {
             condition: None,
             continue_on_failure: false,
             handlers: Handlers::default(),
+            checkout: None,
         }
     }
 }
@@ -300,6 +349,15 @@ struct Place<'a> {
     kind: Option<&'static str>,
     /// Whether `parent` is defined for the first step of the list.
     has_parent: bool,
+    /// The rule's `checkout` and `checkout_depth`, which its steps inherit.
+    checkout: RuleCheckout,
+}
+
+/// A rule's `checkout` and `checkout_depth`, as its steps inherit them.
+#[derive(Debug, Clone, Copy, Default)]
+struct RuleCheckout {
+    mode: Option<CheckoutMode>,
+    depth: Option<u32>,
 }
 
 impl Checker<'_> {
@@ -361,11 +419,34 @@ impl Checker<'_> {
             self.problem(Some(span), format!("rule \"{name}\" has no steps"));
         }
         let mut names = BTreeSet::new();
-        let main = Place { rule: &name, earlier: Vec::new(), owner: None, kind: None, has_parent: false };
+        let label = format!("rule \"{name}\"");
+        let checkout = RuleCheckout {
+            mode: raw.checkout.as_ref().and_then(|value| self.checkout_mode(&label, value)),
+            depth: raw.checkout_depth.as_ref().and_then(|depth| self.checkout_depth(&label, depth)),
+        };
+        self.checkout_seen = None;
+        let main = Place { rule: &name, earlier: Vec::new(), owner: None, kind: None, has_parent: false, checkout };
         let steps = self.steps(raw.steps, main, plugins, &mut names);
         let all_main: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
-        let handlers =
-            self.handlers(&name, (raw.on_success, raw.on_failure, raw.on_error), None, &all_main, plugins, &mut names);
+        let handlers = self.handlers(
+            &name,
+            (raw.on_success, raw.on_failure, raw.on_error),
+            (None, checkout),
+            &all_main,
+            plugins,
+            &mut names,
+        );
+        if let Some(depth) = &raw.checkout_depth
+            && self.checkout_seen.is_none()
+        {
+            self.problem(
+                Some(depth.span()),
+                format!(
+                    "{label}: `checkout_depth` has no effect: no step or handler of the rule asks for a checkout \
+                     (add `checkout = true`)"
+                ),
+            );
+        }
         let timeout = raw.timeout.as_ref().and_then(|d| self.duration(d));
         // Manual events are requests, each with its own parameters, and each tick of a
         // schedule is its own run: never merged unless asked.
@@ -716,6 +797,7 @@ impl Checker<'_> {
                 }
             }
             self.needs(&label, &plugin, &settings, plugins, settings_span);
+            let checkout = self.step_checkout(&label, &step, place.checkout, span.clone());
             let condition = step.condition.map(|condition| {
                 self.condition(&format!("{label}: `if`"), &condition, &variables, Some(&place.earlier));
                 condition.into_inner()
@@ -736,7 +818,7 @@ impl Checker<'_> {
                 Handlers::default()
             } else {
                 let raw = (step.on_success, step.on_failure, step.on_error);
-                self.handlers(place.rule, raw, Some(&name), &with_self, plugins, names)
+                self.handlers(place.rule, raw, (Some(&name), place.checkout), &with_self, plugins, names)
             };
             place.earlier = with_self;
             steps.push(Step {
@@ -746,6 +828,7 @@ impl Checker<'_> {
                 condition,
                 continue_on_failure: step.continue_on_failure,
                 handlers,
+                checkout,
             });
         }
         steps
@@ -756,13 +839,13 @@ impl Checker<'_> {
         &mut self,
         rule: &str,
         (on_success, on_failure, on_error): RawHandlers,
-        owner: Option<&str>,
+        (owner, checkout): (Option<&str>, RuleCheckout),
         earlier: &[String],
         plugins: &BTreeMap<String, PluginSpec>,
         names: &mut BTreeSet<String>,
     ) -> Handlers {
         let mut list = |checker: &mut Self, raw, kind| {
-            let place = Place { rule, earlier: earlier.to_vec(), owner, kind: Some(kind), has_parent: true };
+            let place = Place { rule, earlier: earlier.to_vec(), owner, kind: Some(kind), has_parent: true, checkout };
             checker.steps(raw, place, plugins, names)
         };
         Handlers {
@@ -770,6 +853,90 @@ impl Checker<'_> {
             on_failure: list(self, on_failure, "on_failure"),
             on_error: list(self, on_error, "on_error"),
         }
+    }
+
+    /// `checkout` as written on a rule or step: the mode it asks for (`None` for `false`).
+    fn checkout_mode(&mut self, label: &str, value: &Spanned<raw::CheckoutValue>) -> Option<CheckoutMode> {
+        match value.get_ref() {
+            raw::CheckoutValue::Switch(true) => Some(CheckoutMode::Head),
+            raw::CheckoutValue::Switch(false) => None,
+            raw::CheckoutValue::Mode(mode) if mode == "merge" => Some(CheckoutMode::Merge),
+            raw::CheckoutValue::Mode(other) => {
+                self.problem(
+                    Some(value.span()),
+                    format!(
+                        "{label}: `checkout` is true, false or \"merge\", not \"{other}\" (true checks out the \
+                         event's commit; \"merge\" a pull request merged into its target branch)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `checkout_depth` as written on a rule or step.
+    fn checkout_depth(&mut self, label: &str, depth: &Spanned<i64>) -> Option<u32> {
+        match u32::try_from(*depth.get_ref()) {
+            Ok(depth) if depth <= MAX_CHECKOUT_DEPTH => Some(depth),
+            _ => {
+                self.problem(
+                    Some(depth.span()),
+                    format!(
+                        "{label}: `checkout_depth` is a number of commits from 1 to {MAX_CHECKOUT_DEPTH}, or 0 for \
+                         all of history, not {}",
+                        depth.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A step's checkout: its own `checkout` and `checkout_depth`, else the rule's. Every
+    /// step of a rule that asks must ask for the same one: a job has one checkout.
+    fn step_checkout(
+        &mut self,
+        label: &str,
+        step: &RawStep,
+        rule: RuleCheckout,
+        span: Range<usize>,
+    ) -> Option<Checkout> {
+        let mode = match &step.checkout {
+            Some(value) => self.checkout_mode(label, value),
+            None => rule.mode,
+        };
+        let own_depth = step.checkout_depth.as_ref().and_then(|depth| self.checkout_depth(label, depth));
+        let Some(mode) = mode else {
+            if let Some(depth) = &step.checkout_depth {
+                self.problem(
+                    Some(depth.span()),
+                    format!(
+                        "{label}: `checkout_depth` needs a checkout; add `checkout = true` to the step or the rule"
+                    ),
+                );
+            }
+            return None;
+        };
+        let checkout = Checkout { mode, depth: own_depth.or(rule.depth).unwrap_or(1) };
+        match &self.checkout_seen {
+            None => self.checkout_seen = Some((label.to_owned(), checkout)),
+            Some((first, seen)) if *seen != checkout => {
+                let at = step
+                    .checkout
+                    .as_ref()
+                    .map(Spanned::span)
+                    .or_else(|| step.checkout_depth.as_ref().map(Spanned::span))
+                    .unwrap_or(span);
+                let message = format!(
+                    "{label}: asks for `{checkout}`, but {} asks for `{seen}`; a job has one checkout, shared by \
+                     every step that asks for it",
+                    first.strip_prefix(&format!("rule \"{}\", ", label_rule(label))).unwrap_or(first)
+                );
+                self.problem(Some(at), message);
+            }
+            Some(_) => {}
+        }
+        Some(checkout)
     }
 
     fn condition(&mut self, label: &str, text: &Spanned<String>, variables: &[&str], steps: Option<&[String]>) {
@@ -895,6 +1062,11 @@ impl Checker<'_> {
         }
         value
     }
+}
+
+/// The rule's name in a step's label (`rule "NAME", step 2`).
+fn label_rule(label: &str) -> &str {
+    label.strip_prefix("rule \"").and_then(|rest| rest.split_once("\", ")).map_or("", |(name, _)| name)
 }
 
 /// ` (did you mean `X`?)` when `word` looks like a typo of one of `candidates`.

@@ -12,12 +12,19 @@
 //!
 //! A handler is a step: it sees the step it handles as `parent`. A handler that does not
 //! succeed is logged and, after a successful chain, fails the job.
+//!
+//! The job's checkout is filled when the first step (or handler) that asks for it runs,
+//! with that step's grant and within its time; later steps that ask share it. A failure
+//! to fill it is that step's error (a conflict of `checkout = "merge"` its failure), and
+//! every later step that asks gets the same.
 
 use super::workspace::Workspace;
 use super::{Ending, Workers};
+use crate::capability::git::checkout::{self as fill, FillError};
 use crate::capability::log::{Level, Sink};
-use crate::config::{Rule, Step};
+use crate::config::{Checkout, Rule, Step};
 use crate::event::Event;
+use crate::grant::{Access, DirGrant};
 use crate::queue::{ClaimedJob, JobState, StepRecord, now_ms};
 use crate::runtime::{ErrorKind, Runtime, Scope, StepOutcome};
 use crate::step::StepStatus;
@@ -64,7 +71,24 @@ pub(super) struct Chain<'a> {
     deadline: Option<Instant>,
     /// The attempt's scratch directory, `/tmp` to every step.
     workspace: std::path::PathBuf,
+    /// Where the job's checkout goes, when a step of the rule asks for one.
+    checkout_path: Option<std::path::PathBuf>,
+    /// The checkout, once a step asked for it.
+    checkout: Filling,
 }
+
+/// The job's checkout, as far as it got.
+enum Filling {
+    /// No step asked for it yet.
+    Empty,
+    /// Filled, pinned, with write access: what each step that asks is granted.
+    Ready(DirGrant),
+    /// Filling failed; every step that asks ends the same way.
+    Failed(FillError),
+}
+
+/// How a step ended, in the shape [`Chain::call`] returns.
+type Called = (Ended, StepStatus, String, Option<String>);
 
 impl<'a> Chain<'a> {
     pub(super) fn new(
@@ -90,6 +114,8 @@ impl<'a> Chain<'a> {
             held: None,
             deadline: rule.timeout.map(|timeout| Instant::now() + timeout),
             workspace: workspace.path().to_path_buf(),
+            checkout_path: rule.checkout().map(|_| workspace.checkout()),
+            checkout: Filling::Empty,
         }
     }
 
@@ -229,7 +255,10 @@ impl<'a> Chain<'a> {
                 (Ended::NotRun, StepStatus::Skipped, summary, None)
             }
             Err(err) => (Ended::Error { retryable: false }, StepStatus::Error, err, None),
-            Ok(Some(settings)) => self.call(step, settings, if handler { None } else { self.deadline }).await,
+            Ok(Some(settings)) => {
+                let deadline = if handler { None } else { self.deadline };
+                self.call(step, settings, deadline).await
+            }
         };
         let output_value = output
             .as_deref()
@@ -257,25 +286,32 @@ impl<'a> Chain<'a> {
         (ended, result)
     }
 
-    /// Calls the plugin with rendered settings.
-    async fn call(
-        &self,
-        step: &Step,
-        settings: Value,
-        deadline: Option<Instant>,
-    ) -> (Ended, StepStatus, String, Option<String>) {
+    /// Calls the plugin with rendered settings (and the checkout, filled first, when the
+    /// step asks for it).
+    async fn call(&mut self, step: &Step, settings: Value, deadline: Option<Instant>) -> Called {
         if let Some(deadline) = deadline
             && Instant::now() >= deadline
         {
             let why = "the rule's timeout passed before it ran".into();
             return (Ended::Error { retryable: true }, StepStatus::Error, why, None);
         }
+        let started = Instant::now();
+        let checkout = match step.checkout {
+            None => None,
+            Some(checkout) => match self.checkout(step, checkout, deadline, started).await {
+                Ok(dir) => Some(dir),
+                Err(err) => {
+                    self.workers.metrics.step(&step.plugin, started.elapsed());
+                    return fill_ended(err);
+                }
+            },
+        };
         let sink = self.sink(&step.name);
         let runtime = self.runtime.clone();
         let (plugin, event, workspace) = (step.plugin.clone(), self.event.clone(), self.workspace.clone());
-        let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
-            let scope = Scope { deadline, workspace: Some(&workspace) };
+            let scope =
+                Scope { deadline, workspace: Some(&workspace), checkout: checkout.as_ref(), started: Some(started) };
             runtime.run_in(&plugin, &event, &settings.to_string(), sink, &scope)
         })
         .await
@@ -306,6 +342,68 @@ impl<'a> Chain<'a> {
         }
     }
 
+    /// The job's checkout for `step`: filled now, with its grant and before its deadline
+    /// (the job's, or its plugin's counted from `started`), if no step filled it yet.
+    /// Each step that asks must be allowed the clone URL by its own grant.
+    async fn checkout(
+        &mut self,
+        step: &Step,
+        checkout: Checkout,
+        deadline: Option<Instant>,
+        started: Instant,
+    ) -> Result<DirGrant, FillError> {
+        let Some(spec) = self.runtime.spec(&step.plugin) else {
+            return Err(FillError::Failed {
+                message: format!("plugin `{}` is not loaded", step.plugin),
+                retryable: false,
+            });
+        };
+        let grant = spec.grant.clone();
+        let own = started + spec.limits.timeout;
+        let deadline = deadline.map_or(own, |job| job.min(own));
+        let event = self.event.clone();
+        match &self.checkout {
+            Filling::Failed(err) => return Err(err.clone()),
+            Filling::Ready(dir) => {
+                let dir = dir.clone();
+                return tokio::task::spawn_blocking(move || fill::allowed(&grant, &event.repository.clone_url))
+                    .await
+                    .unwrap_or_else(|err| Err(fill_thread_failed(&err)))
+                    .map(|_| dir);
+            }
+            Filling::Empty => {}
+        }
+        let path = self.checkout_path.clone().expect("a rule with a step that asks for a checkout has its path");
+        let sink = self.sink(&step.name);
+        let filled = tokio::task::spawn_blocking(move || {
+            #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
+            let made = std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&path);
+            made.map_err(|err| FillError::Failed {
+                message: format!("creating the checkout directory {}: {err}", path.display()),
+                retryable: true,
+            })?;
+            // Pinned once, here: the directory the fill writes is the one each step is given.
+            let dir = DirGrant::new(path, Access::Write);
+            let filled = fill::fill(&event, &grant, &dir, checkout, deadline)?;
+            let base = filled.base.map(|base| format!(", refs/gitauto/base at {base}")).unwrap_or_default();
+            let note = format!(
+                "checkout: {} at {}{base} ({} ms)",
+                dir.path.display(),
+                filled.head,
+                started.elapsed().as_millis()
+            );
+            sink(Level::Info, &note);
+            Ok(dir)
+        })
+        .await
+        .unwrap_or_else(|err| Err(fill_thread_failed(&err)));
+        self.checkout = match &filled {
+            Ok(dir) => Filling::Ready(dir.clone()),
+            Err(err) => Filling::Failed(err.clone()),
+        };
+        filled
+    }
+
     /// What a step's `if` and templates see.
     fn context(&self, parent: Option<&Value>) -> minijinja::Value {
         let mut context = json!({
@@ -313,7 +411,10 @@ impl<'a> Chain<'a> {
             "payload": self.payload,
             "steps": self.results,
             "rule": {"name": self.rule.name},
-            "job": {"id": self.job.id, "attempt": self.job.attempt, "max_attempts": self.job.max_attempts},
+            "job": {
+                "id": self.job.id, "attempt": self.job.attempt, "max_attempts": self.job.max_attempts,
+                "checkout": self.checkout_path,
+            },
         });
         if let Some(parent) = parent {
             context["parent"] = parent.clone();
@@ -329,4 +430,22 @@ impl<'a> Chain<'a> {
             queue.log(id, attempt, Some(&step), level.as_str(), message);
         })
     }
+}
+
+/// How a step that could not have the checkout ended: a merge conflict is its failure
+/// (with the conflicting paths as output), anything else its error.
+fn fill_ended(err: FillError) -> Called {
+    match &err {
+        FillError::Conflicts { target, paths } => {
+            let output = json!({"conflicts": paths, "target": target}).to_string();
+            (Ended::Failure, StepStatus::Failure, format!("checkout: {err}"), Some(output))
+        }
+        FillError::Failed { retryable, .. } => {
+            (Ended::Error { retryable: *retryable }, StepStatus::Error, format!("checkout: {err}"), None)
+        }
+    }
+}
+
+fn fill_thread_failed(err: &tokio::task::JoinError) -> FillError {
+    FillError::Failed { message: format!("the checkout's thread failed: {err}"), retryable: true }
 }

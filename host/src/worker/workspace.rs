@@ -1,6 +1,8 @@
-//! Each job attempt's scratch directory. Its steps share it (plugins see it as `/tmp`,
-//! so temporary files just work in every language); no other job can name it, and it is
-//! removed when the attempt ends. What a crash leaves behind goes at the next start.
+//! Each job attempt's directory: its scratch directory, which its steps share (plugins
+//! see it as `/tmp`, so temporary files just work in every language), and beside it the
+//! job's checkout, which only the steps that ask for it see. No other job can name it,
+//! and it is removed when the attempt ends. What a crash leaves behind goes at the next
+//! start.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -8,10 +10,18 @@ use std::path::{Path, PathBuf};
 /// The directory under the data directory that holds every workspace.
 const ROOT: &str = "work";
 
-/// One attempt's workspace, removed on drop (the worker drops it on a blocking thread).
+/// The scratch directory's name in the attempt's directory.
+const SCRATCH: &str = "tmp";
+/// The checkout's name in the attempt's directory.
+const CHECKOUT: &str = "checkout";
+
+/// One attempt's directory, removed on drop (the worker drops it on a blocking thread).
 #[derive(Debug)]
 pub struct Workspace {
-    path: PathBuf,
+    /// The attempt's directory, which no plugin is given: what it holds cannot be
+    /// swapped by one.
+    root: PathBuf,
+    scratch: PathBuf,
 }
 
 impl Workspace {
@@ -24,22 +34,31 @@ impl Workspace {
         }
         std::fs::DirBuilder::new().recursive(true).create(&path)?;
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        Ok(Self { path })
+        // Canonical, so the checkout's path in templates is the one its grant is pinned at.
+        let path = std::fs::canonicalize(&path)?;
+        let scratch = path.join(SCRATCH);
+        std::fs::create_dir(&scratch)?;
+        Ok(Self { root: path, scratch })
     }
 
-    /// Where it is on the host.
+    /// The scratch directory on the host, `/tmp` to every step.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.scratch
+    }
+
+    /// Where the job's checkout is on the host (made when a step first asks for it).
+    pub fn checkout(&self) -> PathBuf {
+        self.root.join(CHECKOUT)
     }
 }
 
 impl Drop for Workspace {
     #[allow(clippy::disallowed_methods, reason = "the worker drops it inside spawn_blocking")]
     fn drop(&mut self) {
-        if let Err(err) = std::fs::remove_dir_all(&self.path)
+        if let Err(err) = std::fs::remove_dir_all(&self.root)
             && err.kind() != io::ErrorKind::NotFound
         {
-            tracing::warn!(workspace = %self.path.display(), "removing a job's workspace: {err}");
+            tracing::warn!(workspace = %self.root.display(), "removing a job's workspace: {err}");
         }
     }
 }
@@ -65,11 +84,15 @@ mod tests {
     fn a_workspace_is_private_and_removed_with_its_attempt() {
         let data = tempfile::tempdir().unwrap();
         let workspace = Workspace::create(data.path(), 7, 2).unwrap();
-        let path = workspace.path().to_path_buf();
+        let path = workspace.root.clone();
         assert!(path.ends_with("work/job-7-2"));
+        assert!(workspace.path().ends_with("work/job-7-2/tmp"));
+        assert!(workspace.checkout().ends_with("work/job-7-2/checkout"));
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o700);
-        std::fs::write(path.join("x"), "x").unwrap();
+        std::fs::write(workspace.path().join("x"), "x").unwrap();
+        std::fs::create_dir(workspace.checkout()).unwrap();
+        std::fs::write(workspace.checkout().join("y"), "y").unwrap();
         drop(workspace);
         assert!(!path.exists());
 

@@ -102,6 +102,24 @@ pub fn dispatch<P: Plugin>(event: Event, settings: &str) -> Result<Outcome, Erro
     P::handle(event, settings)
 }
 
+/// The environment variable the host sets to the job checkout's path.
+pub const CHECKOUT_VARIABLE: &str = "GITAUTO_CHECKOUT";
+
+/// The job's checkout, when the step asked for one (`checkout = true` in its config):
+/// the absolute path of a git repository whose HEAD is detached at the event's commit,
+/// which the step may read and write and open with [`git::Repository::open`]. `None`
+/// when the step has no checkout.
+///
+/// ```no_run
+/// if let Some(dir) = gitauto_plugin::checkout() {
+///     let repo = gitauto_plugin::git::Repository::open(&dir).expect("the checkout is a repository");
+///     let changed = repo.changed_paths("refs/gitauto/base", "HEAD");
+/// }
+/// ```
+pub fn checkout() -> Option<String> {
+    std::env::var(CHECKOUT_VARIABLE).ok().filter(|path| !path.is_empty())
+}
+
 /// Deserialises a step's settings, naming the offending key in the error.
 pub fn parse_settings<S: DeserializeOwned>(settings: &str) -> Result<S, Error> {
     serde_json::from_str(settings).map_err(|err| Error::InvalidSettings(err.to_string()))

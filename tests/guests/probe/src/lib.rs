@@ -41,6 +41,13 @@ enum Probe {
         content: String,
     },
     Env,
+    /// Fetches `remote` in the job's checkout.
+    GitFetch {
+        remote: String,
+    },
+    /// The job's checkout: its path (from the SDK), HEAD, `refs/gitauto/base` and
+    /// `refs/gitauto/target`, and the paths changed from the base to HEAD.
+    Checkout,
     /// Logs `lines` lines over `ms` milliseconds, then reports the event's `after`.
     Sleep {
         ms: u64,
@@ -52,6 +59,27 @@ enum Probe {
         path: String,
         failures: u64,
     },
+}
+
+/// What [`Probe::Checkout`] reports.
+fn checkout() -> Result<serde_json::Value, gitauto_plugin::git::GitError> {
+    let Some(dir) = gitauto_plugin::checkout() else {
+        return Ok(json!({"dir": null}));
+    };
+    let repo = Repository::open(&dir)?;
+    let base = repo.resolve("refs/gitauto/base").ok();
+    let changed: Vec<String> = match &base {
+        Some(_) => repo.changed_paths("refs/gitauto/base", "HEAD")?.into_iter().map(|change| change.path).collect(),
+        None => Vec::new(),
+    };
+    Ok(json!({
+        "dir": dir,
+        "head": repo.head()?,
+        "branch": repo.current_branch()?,
+        "base": base,
+        "target": repo.resolve("refs/gitauto/target").ok(),
+        "changed": changed,
+    }))
 }
 
 struct ProbePlugin;
@@ -114,6 +142,12 @@ impl Plugin for ProbePlugin {
                 }
                 Ok(json!({"runs": runs}))
             }
+            Probe::Checkout => checkout().map_err(|err| err.message()),
+            Probe::GitFetch { remote } => gitauto_plugin::checkout()
+                .ok_or_else(|| "no checkout".to_owned())
+                .and_then(|dir| Repository::open(&dir).map_err(|err| err.message()))
+                .and_then(|repo| repo.fetch(&remote).map_err(|err| err.message()))
+                .map(|updated| json!({"updated": updated})),
             Probe::Env => {
                 Ok(json!({"vars": std::env::vars().collect::<Vec<_>>(), "args": std::env::args().collect::<Vec<_>>()}))
             }

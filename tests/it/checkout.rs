@@ -1,0 +1,442 @@
+//! Job checkouts through the daemon: real repositories served by the real
+//! `git http-backend` on loopback, real signed deliveries, the probe plugin looking at
+//! what it was given. A push and a pull request each get their commit (shallow, with
+//! `refs/gitauto/base`), `"merge"` a merge commit or a failure listing the conflicts;
+//! the steps that ask share one checkout, one that does not cannot read it, and it is
+//! gone when the job ends. The clone URL's host must be granted, with its credential.
+
+use gitauto_tests::git_http::GitHttp;
+use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, push_payload};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const TOKEN: &str = "checkout-token-only-the-host-knows";
+
+/// A repository `acme/widgets` served over smart HTTP, and a scratch directory.
+struct World {
+    root: tempfile::TempDir,
+    repo: TestGit,
+    server: GitHttp,
+}
+
+impl World {
+    async fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let repo = TestGit::new(root.path(), "widgets");
+        // As forges do: a commit a ref no longer points at may still be fetched by id.
+        gitauto_tests::git(&repo.origin, &["config", "uploadpack.allowReachableSHA1InWant", "true"]);
+        let server = GitHttp::start(&root.path().join("origin")).await;
+        std::fs::create_dir(root.path().join("scratch")).unwrap();
+        std::fs::write(root.path().join("token"), TOKEN).unwrap();
+        Self { root, repo, server }
+    }
+
+    fn url(&self) -> String {
+        self.server.url("widgets.git")
+    }
+
+    fn scratch(&self) -> PathBuf {
+        self.root.path().join("scratch")
+    }
+
+    /// A daemon whose probe is granted `host` (with the credential), `git` and the
+    /// scratch directory, running `rules`.
+    async fn daemon(&self, host: &str, rules: &str) -> TestDaemon {
+        TestDaemon::start(&format!(
+            r#"
+{source}
+[plugins.probe]
+wasm = "{probe}"
+grants = {{ hosts = [{{ host = "{host}", credential = "file:{token}" }}], commands = ["git", "cat"], dirs = [{{ path = "{scratch}", write = true }}] }}
+
+{rules}
+"#,
+            source = github_source(),
+            probe = env!("GITAUTO_GUEST_PROBE"),
+            token = self.root.path().join("token").display(),
+            scratch = self.scratch().display(),
+            rules = rules.replace("SCRATCH", &self.scratch().display().to_string()),
+        ))
+        .await
+    }
+}
+
+/// Posts `payload` as a GitHub `event` and waits for its one job.
+async fn run(daemon: &TestDaemon, event: &str, payload: &[u8]) -> Value {
+    let (status, body) = daemon.post_github("github", event, payload, SECRET).await;
+    assert_eq!(status, 202, "{body}");
+    let jobs = body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{body}");
+    daemon.finished_job(jobs[0].as_str().unwrap()).await
+}
+
+/// A `pull_request.opened` for pull request 7 of `acme/widgets`, `head` into `target`.
+fn pull_request(url: &str, head: &str, head_branch: &str, target: &str) -> Vec<u8> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads/github/pull_request-opened.json");
+    let mut payload: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    payload["number"] = 7.into();
+    let pr = &mut payload["pull_request"];
+    pr["number"] = 7.into();
+    pr["head"]["sha"] = head.into();
+    pr["head"]["ref"] = head_branch.into();
+    pr["base"]["ref"] = target.into();
+    payload["repository"]["clone_url"] = url.into();
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// The job's step `name`.
+fn step<'a>(job: &'a Value, name: &str) -> &'a Value {
+    job["steps"].as_array().unwrap().iter().find(|step| step["name"] == name).unwrap_or_else(|| panic!("{job:#}"))
+}
+
+/// Nothing is left of any job's workspace or checkout.
+fn no_workspaces_left(daemon: &TestDaemon) {
+    let work = daemon.config.server.data_dir.join("work");
+    let left: Vec<PathBuf> =
+        std::fs::read_dir(&work).map(|dir| dir.map(|entry| entry.unwrap().path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_is_checked_out_shallow_and_shared_by_the_steps_that_ask_for_it() {
+    let world = World::new().await;
+    let before = world.repo.head();
+    world.repo.commit("docs/a.md", "# a\n", "docs");
+    let after = world.repo.commit("src/x.py", "x = 1\n", "code");
+    world.repo.push("main");
+    let rules = r#"
+[[rules]]
+name = "look"
+on = "push"
+checkout = true
+
+[[rules.steps]]
+name = "look"
+plugin = "probe"
+with = { op = "checkout" }
+
+[[rules.steps]]
+name = "git"
+plugin = "probe"
+with = { op = "shell", program = "git", args = ["log", "--format=%H"], check = true }
+
+[[rules.steps]]
+name = "write"
+plugin = "probe"
+with = { op = "write-file", path = "{{ job.checkout }}/written.txt", content = "from a step" }
+
+[[rules.steps]]
+name = "outsider"
+plugin = "probe"
+checkout = false
+continue_on_failure = true
+with = { op = "read-file", path = "{{ job.checkout }}/src/x.py" }
+
+[[rules.steps]]
+name = "outsider-cat"
+plugin = "probe"
+checkout = false
+continue_on_failure = true
+with = { op = "shell", program = "cat", args = ["{{ job.checkout }}/src/x.py"], check = true }
+
+[[rules.steps]]
+name = "reread"
+plugin = "probe"
+with = { op = "read-file", path = "{{ job.checkout }}/written.txt" }
+"#;
+    let daemon = world.daemon(&world.server.host, rules).await;
+    let payload = push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url());
+    let job = run(&daemon, "push", &payload).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+
+    let look = &step(&job, "look")["output"];
+    assert_eq!(look["head"], after.as_str(), "HEAD is the pushed commit");
+    assert_eq!(look["branch"], Value::Null, "HEAD is detached");
+    assert_eq!(look["base"], before.as_str(), "refs/gitauto/base is the push's `before`");
+    assert_eq!(look["changed"], serde_json::json!(["docs/a.md", "src/x.py"]));
+    let dir = look["dir"].as_str().unwrap();
+    assert!(dir.starts_with(daemon.config.server.data_dir.to_str().unwrap()), "{dir}");
+    // A granted program runs in the checkout when no `cwd` is given; the fetch was
+    // shallow: only the pushed commit's history of one.
+    assert_eq!(step(&job, "git")["output"]["stdout"], format!("{after}\n"));
+    // What one step writes, a later one reads; a step without `checkout` cannot.
+    assert_eq!(step(&job, "reread")["output"]["content"], "from a step");
+    let outsider = step(&job, "outsider");
+    assert_eq!(outsider["status"], "failure", "{outsider:#}");
+    assert!(!outsider["summary"].as_str().unwrap().contains("x = 1"), "{outsider:#}");
+    // Nor can a program it runs: the kernel refuses the directory.
+    let outsider = step(&job, "outsider-cat");
+    assert_eq!(outsider["status"], "failure", "{outsider:#}");
+    assert_eq!(outsider["output"]["stdout"], "", "{outsider:#}");
+    assert!(outsider["output"]["stderr"].as_str().unwrap().contains("Permission denied"), "{outsider:#}");
+
+    // The server was asked with the grant's credential, and only with it.
+    let requests = world.server.requests();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|request| request.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))));
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+/// main: A, then M (main.txt); feature from A: F1, F2 (feature.txt); pull request 7
+/// (`refs/pull/7/head`) of feature into main. Returns (A, M, F2).
+fn diverged(repo: &TestGit, conflicting: bool) -> (String, String, String) {
+    let base = repo.head();
+    repo.branch("feature");
+    repo.commit("feature.txt", "one\n", "feature 1");
+    if conflicting {
+        repo.commit("README.md", "# from the feature\n", "feature readme");
+    }
+    let head = repo.commit("feature.txt", "one\ntwo\n", "feature 2");
+    repo.push_ref("feature", "refs/pull/7/head");
+    repo.switch("main");
+    if conflicting {
+        repo.commit("README.md", "# from main\n", "main readme");
+    }
+    let tip = repo.commit("main.txt", "main\n", "main moves on");
+    repo.push("main");
+    (base, tip, head)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_request_is_checked_out_at_its_head_with_its_merge_base() {
+    let world = World::new().await;
+    let (base, tip, head) = diverged(&world.repo, false);
+    let rules = r#"
+[[rules]]
+name = "look"
+on = "pull_request"
+
+[[rules.steps]]
+plugin = "probe"
+checkout = true
+with = { op = "checkout" }
+"#;
+    let daemon = world.daemon(&world.server.host, rules).await;
+    let job = run(&daemon, "pull_request", &pull_request(&world.url(), &head, "feature", "main")).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let look = &step(&job, "probe")["output"];
+    assert_eq!(look["head"], head.as_str());
+    assert_eq!(look["target"], tip.as_str(), "refs/gitauto/target is main's tip");
+    // Shallow at first (depth 1): the host deepened until the merge base was there.
+    assert_eq!(look["base"], base.as_str(), "refs/gitauto/base is the merge base");
+    assert_eq!(look["changed"], serde_json::json!(["feature.txt"]), "only the pull request's changes");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+const MERGE_RULES: &str = r#"
+[[rules]]
+name = "merge"
+on = "pull_request"
+checkout = "merge"
+
+[[rules.steps]]
+name = "look"
+plugin = "probe"
+with = { op = "checkout" }
+
+[[rules.steps]]
+name = "files"
+plugin = "probe"
+with = { op = "shell", program = "git", args = ["ls-files"], check = true }
+
+[[rules.on_failure]]
+name = "report"
+plugin = "probe"
+checkout = false
+with = { op = "write-file", path = "SCRATCH/conflicts.txt", content = "{{ parent.output.conflicts | join(',') }} into {{ parent.output.target }}" }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn merge_mode_checks_out_a_clean_merge() {
+    let world = World::new().await;
+    let (_, tip, head) = diverged(&world.repo, false);
+    let daemon = world.daemon(&world.server.host, MERGE_RULES).await;
+    let job = run(&daemon, "pull_request", &pull_request(&world.url(), &head, "feature", "main")).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let look = &step(&job, "look")["output"];
+    let merge = look["head"].as_str().unwrap();
+    assert!(merge != head && merge != tip, "HEAD is a merge commit of its own: {look:#}");
+    assert_eq!(look["base"], tip.as_str(), "in merge mode refs/gitauto/base is the target's tip");
+    assert_eq!(look["changed"], serde_json::json!(["feature.txt"]));
+    assert_eq!(step(&job, "files")["output"]["stdout"], "README.md\nfeature.txt\nmain.txt\n");
+    assert!(!world.scratch().join("conflicts.txt").exists());
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn merge_mode_fails_a_conflicting_pull_request_listing_the_paths() {
+    let world = World::new().await;
+    let (_, _, head) = diverged(&world.repo, true);
+    let daemon = world.daemon(&world.server.host, MERGE_RULES).await;
+    let job = run(&daemon, "pull_request", &pull_request(&world.url(), &head, "feature", "main")).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let look = step(&job, "look");
+    assert_eq!(look["status"], "failure", "a conflict is the step's failure, not an error: {look:#}");
+    assert_eq!(
+        look["summary"],
+        "checkout: the pull request does not merge cleanly into `main`: conflicts in README.md"
+    );
+    let report =
+        std::fs::read_to_string(world.scratch().join("conflicts.txt")).unwrap_or_else(|err| panic!("{err}: {job:#}"));
+    assert_eq!(report, "README.md into main", "the on_failure handler got the conflicts as output");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moved_ref_is_fetched_by_commit_a_tag_checks_out_its_commit_and_a_deleted_branch_cannot_be_checked_out() {
+    let world = World::new().await;
+    let before = world.repo.head();
+    let pushed = world.repo.commit("a.txt", "a\n", "pushed");
+    world.repo.commit("b.txt", "b\n", "pushed later");
+    world.repo.push("main");
+    let rules = r#"
+[[rules]]
+name = "look"
+on = ["push", "tag"]
+checkout = true
+steps = [{ plugin = "probe", with = { op = "checkout" } }]
+"#;
+    let daemon = world.daemon(&world.server.host, rules).await;
+    // main has moved on since the event: the event's commit is fetched by its id.
+    let job =
+        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &pushed, &world.url())).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(step(&job, "probe")["output"]["head"], pushed.as_str());
+
+    // An annotated tag's event names the tag object: HEAD is its commit.
+    gitauto_tests::git(&world.repo.origin, &["tag", "-a", "v1", "-m", "release", &pushed]);
+    let tag = gitauto_tests::git(&world.repo.origin, &["rev-parse", "v1"]);
+    assert_ne!(tag, pushed);
+    let tagged = push_payload("acme", "widgets", "refs/tags/v1", &"0".repeat(40), &tag, &world.url());
+    let job = run(&daemon, "push", &tagged).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(step(&job, "probe")["output"]["head"], pushed.as_str());
+
+    // A commit force-pushed away is gone: the step says so.
+    let lost = world.repo.commit("lost.txt", "lost\n", "soon unreachable");
+    world.repo.push("main");
+    world.repo.push_ref(&pushed, "refs/heads/main");
+    let job =
+        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &pushed, &lost, &world.url())).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
+    assert!(
+        summary.starts_with(&format!("checkout: commit {lost} is gone from {}: refs/heads/main no longer leads to it, and it now points at {pushed}", world.url())),
+        "{summary}"
+    );
+
+    let deleted = push_payload("acme", "widgets", "refs/heads/gone", &pushed, &"0".repeat(40), &world.url());
+    let job = run(&daemon, "push", &deleted).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert_eq!(
+        step(&job, "probe")["summary"],
+        "checkout: the push deleted refs/heads/gone: there is no commit to check out"
+    );
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clone_url_whose_host_is_not_granted_is_refused_and_nothing_is_fetched() {
+    let world = World::new().await;
+    let before = world.repo.head();
+    let after = world.repo.commit("a.txt", "a\n", "pushed");
+    world.repo.push("main");
+    let rules = r#"
+[[rules]]
+name = "look"
+on = "push"
+steps = [{ plugin = "probe", checkout = true, with = { op = "checkout" } }]
+"#;
+    // Granted the same address on another port.
+    let daemon = world.daemon("127.0.0.1:1", rules).await;
+    let job =
+        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url())).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
+    assert!(summary.starts_with(&format!("checkout: cloning host {} is not granted", world.server.host)), "{summary}");
+    assert_eq!(world.server.requests(), [], "nothing reached the server");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+/// A step may write the checkout, `.git/config` included: a remote it plants there is
+/// checked against its grant like any URL it names, never trusted as an administrator's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_a_step_plants_in_the_checkout_is_checked_against_its_grant() {
+    let world = World::new().await;
+    let secret = TestGit::new(world.root.path(), "secret");
+    let before = world.repo.head();
+    let after = world.repo.commit("a.txt", "a\n", "pushed");
+    world.repo.push("main");
+    let rules = format!(
+        r#"
+[[rules]]
+name = "plant"
+on = "push"
+checkout = true
+
+[[rules.steps]]
+name = "origin"
+plugin = "probe"
+with = {{ op = "git-fetch", remote = "origin" }}
+
+[[rules.steps]]
+name = "plant"
+plugin = "probe"
+with = {{ op = "write-file", path = "{{{{ job.checkout }}}}/.git/config", content = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n[remote \"evil\"]\n\turl = {secret}\n\tfetch = +refs/heads/*:refs/remotes/evil/*\n" }}
+
+[[rules.steps]]
+name = "evil"
+plugin = "probe"
+with = {{ op = "git-fetch", remote = "evil" }}
+"#,
+        secret = secret.origin.display()
+    );
+    let daemon = world.daemon(&world.server.host, &rules).await;
+    let job =
+        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url())).await;
+    assert_eq!(step(&job, "origin")["status"], "success", "the host's own remote is granted: {job:#}");
+    assert_eq!(step(&job, "plant")["status"], "success", "{job:#}");
+    let evil = step(&job, "evil");
+    assert_eq!(evil["status"], "failure", "{evil:#}");
+    let summary = evil["summary"].as_str().unwrap();
+    assert!(summary.contains("denied") && summary.contains("must be granted"), "{summary}");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+/// Filling failed on the network: the step's error is transient, and the job is retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_the_network_failed_to_fill_is_retried() {
+    let world = World::new().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let rules = r#"
+[[rules]]
+name = "look"
+on = "push"
+retries = 1
+retry_backoff = "1s"
+checkout = true
+steps = [{ plugin = "probe", with = { op = "checkout" } }]
+"#;
+    let daemon = world.daemon(&host, rules).await;
+    let url = format!("http://{host}/widgets.git");
+    let job = run(
+        &daemon,
+        "push",
+        &push_payload("acme", "widgets", "refs/heads/main", &"1".repeat(40), &"2".repeat(40), &url),
+    )
+    .await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("dead"), Some(2)), "{job:#}");
+    let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
+    assert!(summary.starts_with("checkout: fetching"), "{summary}");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
