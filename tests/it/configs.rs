@@ -80,26 +80,28 @@ fn invalid_configs_fail_with_exactly_their_messages() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
-/// Every ```toml example in docs/config.md loads: the first on its own, each later one
-/// appended to the first (which defines the sources and plugins the others use).
-#[test]
-fn every_example_in_the_config_reference_loads() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md")).unwrap();
+/// The ```toml blocks of a Markdown file, in order.
+fn toml_blocks(doc: &str) -> Vec<&str> {
     let mut blocks = Vec::new();
-    let mut rest = doc.as_str();
+    let mut rest = doc;
     while let Some(start) = rest.find("```toml\n") {
         let body = &rest[start + "```toml\n".len()..];
         let end = body.find("```").expect("an unclosed ```toml block");
         blocks.push(&body[..end]);
         rest = &body[end + 3..];
     }
+    blocks
+}
+
+/// Every ```toml example in docs/config.md loads: the first on its own, each later one
+/// appended to the first (which defines the sources and plugins the others use). No
+/// plugin file is made for them: every plugin they use exists (built in).
+#[test]
+fn every_example_in_the_config_reference_loads() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md")).unwrap();
+    let blocks = toml_blocks(&doc);
     assert!(blocks.len() >= 10, "only {} examples", blocks.len());
     let dir = tempfile::tempdir().unwrap();
-    // The example plugins are files a user would build; their content is not read at load.
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    for plugin in ["flake8", "comment", "notify"] {
-        std::fs::write(dir.path().join(format!("plugins/{plugin}.wasm")), b"").unwrap();
-    }
     let base = with_example_secrets(blocks[0]);
     for (index, block) in blocks.iter().enumerate() {
         let text = if index == 0 { base.clone() } else { format!("{base}\n{}", with_example_secrets(block)) };
@@ -108,4 +110,29 @@ fn every_example_in_the_config_reference_loads() {
             panic!("example {} of docs/config.md:\n{block}\n{err}", index + 1);
         }
     }
+}
+
+/// Each built-in plugin's README is one config: its ```toml blocks together, after the
+/// sources they name, load without a plugin file of any kind.
+#[test]
+fn every_example_in_the_plugin_readmes_loads() {
+    let sources = "[sources.github]\nforge = \"github\"\nsecret = \"example-secret\"\n\
+                   [sources.gitlab]\nforge = \"gitlab\"\nsecret = \"example-secret\"\n";
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&plugins).unwrap() {
+        let readme = entry.unwrap().path().join("README.md");
+        let Ok(doc) = std::fs::read_to_string(&readme) else { continue };
+        let blocks = toml_blocks(&doc);
+        if blocks.is_empty() {
+            continue;
+        }
+        let text = format!("{sources}\n{}", with_example_secrets(&blocks.join("\n")));
+        if let Err(err) = Config::parse(&dir.path().join("gitauto.toml"), &text) {
+            panic!("{}:\n{text}\n{err}", readme.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "only {seen} plugin READMEs with examples in {}", plugins.display());
 }

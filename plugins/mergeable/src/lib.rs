@@ -7,8 +7,6 @@ use gitauto_plugin::git::Repository;
 use gitauto_plugin::{Error, Event, Outcome, Plugin, log};
 use serde::{Deserialize, Serialize};
 
-/// The variable holding the job checkout's path, when the step has one.
-const CHECKOUT_VAR: &str = "GITAUTO_CHECKOUT";
 /// The ref the host sets to the pull request's target branch tip in a job checkout.
 const DEFAULT_BASE: &str = "refs/gitauto/target";
 /// The checkout's HEAD: the pull request's head.
@@ -97,7 +95,7 @@ impl Plugin for Mergeable {
     type Settings = Settings;
 
     fn handle(event: Event, settings: Settings) -> Result<Outcome, Error> {
-        let checkout = std::env::var(CHECKOUT_VAR).ok().filter(|path| !path.is_empty());
+        let checkout = gitauto_plugin::checkout();
         let Some(plan) = plan(&event, settings, checkout)? else {
             return Ok(Outcome::skipped("not a pull request"));
         };

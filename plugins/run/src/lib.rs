@@ -313,7 +313,7 @@ impl Plugin for Run {
     type Settings = Settings;
 
     fn handle(event: Event, settings: Settings) -> Result<Outcome, Error> {
-        let checkout = std::env::var("GITAUTO_CHECKOUT").ok().filter(|path| !path.is_empty());
+        let checkout = gitauto_plugin::checkout();
         let place = place(settings.cwd.as_deref(), checkout.as_deref()).map_err(Error::invalid_settings)?;
         let matchers =
             settings.matcher.as_ref().map(Matchers::from_setting).transpose().map_err(Error::invalid_settings)?;
