@@ -39,6 +39,7 @@ pub mod live;
 pub mod local;
 pub mod lock;
 pub mod metrics;
+pub mod network;
 pub mod node;
 pub mod queue;
 pub mod route;
