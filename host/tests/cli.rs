@@ -413,3 +413,27 @@ steps = [{{ plugin = "provision", with = {{ api_url = "http://127.0.0.1:9" }} }}
     let (code, out) = trigger(&["update", "--wait", "--url", &nobody]);
     assert_eq!(code, Some(4), "{out}");
 }
+
+/// Issue 19: every built-in reads its settings through the SDK, whose errors name the
+/// setting at fault instead of serde's "at line 1 column 20".
+#[test]
+fn built_in_plugins_name_the_setting_they_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/payloads/github/push.json");
+    let cases = [
+        ("edx-import", "timeout_seconds=soon", "`timeout_seconds`: expected u64, got \"soon\""),
+        ("edx-import", "update:=1", "`update`: expected a boolean, got integer `1`"),
+        ("fetch-update", "repodir:=[\"/srv\"]", "`repodir`: expected a string, got sequence"),
+        ("provision", "read_only=yes", "`read_only`: expected a boolean, got \"yes\""),
+        ("comment", "bodyy=x", "`bodyy`: unknown field `bodyy`"),
+    ];
+    for (plugin, setting, want) in cases {
+        let wasm = dir.path().join(format!("{plugin}.wasm"));
+        std::fs::write(&wasm, gitauto::builtin::get(plugin).unwrap()).unwrap();
+        let args = ["plugin", "test", wasm.to_str().unwrap(), "--event", payload.to_str().unwrap(), "--with", setting];
+        let output = gitauto(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{plugin} {setting}: {stdout}");
+        assert!(stdout.contains("error (InvalidSettings): ") && stdout.contains(want), "{plugin} {setting}: {stdout}");
+    }
+}
