@@ -119,9 +119,8 @@ async fn handle(
     };
     let pipeline = state.pipeline();
     if let Some(Origin::Refused(why)) = origin {
-        tracing::warn!("gitreload endpoint: {why}");
         let declined = pipeline.decline(&config, input, Outcome::Rejected(why.clone()), &[]).await;
-        tracing::warn!(delivery = %declined.delivery, "gitreload endpoint: refused an unsigned delivery");
+        tracing::warn!(delivery = %declined.delivery, "gitreload endpoint: {why}");
         return error(StatusCode::FORBIDDEN, why);
     }
     if let Some(Origin::Allowed(client)) = origin {
