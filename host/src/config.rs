@@ -84,6 +84,9 @@ pub struct Server {
     pub api_token: Option<Secret>,
     /// This daemon's name among those sharing a store (default: the host name).
     pub node: String,
+    /// Proxies whose `X-Forwarded-For` is believed, where a request's origin matters
+    /// (`[compat.gitreload] allow_unsigned_from`); none: the connection's address counts.
+    pub trusted_proxies: Vec<crate::network::Network>,
 }
 
 /// `[sources.NAME]`: one webhook endpoint, `POST /hooks/NAME`.
@@ -394,7 +397,9 @@ impl Checker<'_> {
                 None => crate::node::default_name(),
             },
         };
+        let trusted_proxies = self.networks(&raw.trusted_proxies, "[server] trusted_proxies");
         Server {
+            trusted_proxies,
             node,
             listen,
             data_dir,
@@ -407,6 +412,19 @@ impl Checker<'_> {
             max_header,
             api_token,
         }
+    }
+
+    /// IP networks or addresses, each checked (`where_` names the key in problems).
+    fn networks(&mut self, raw: &[Spanned<String>], where_: &str) -> Vec<crate::network::Network> {
+        raw.iter()
+            .filter_map(|text| match text.get_ref().parse() {
+                Ok(network) => Some(network),
+                Err(why) => {
+                    self.problem(Some(text.span()), format!("{where_}: {why}"));
+                    None
+                }
+            })
+            .collect()
     }
 
     fn retention(&mut self, raw: raw::RawRetention) -> crate::queue::Retention {

@@ -63,6 +63,9 @@ pub enum Admitted {
     Compat {
         /// The compat rule the endpoint runs.
         rule: String,
+        /// It carries no signature and came from `allow_unsigned_from` (the endpoint
+        /// decided): not verified.
+        unsigned_allowed: bool,
     },
     /// A tick of a schedule rule.
     Schedule {
@@ -96,7 +99,7 @@ impl Admitted {
     /// Whether the forge's signature is checked: only for bytes that came straight from
     /// the network.
     fn verifies(&self) -> bool {
-        matches!(self, Admitted::Webhook | Admitted::Compat { .. })
+        matches!(self, Admitted::Webhook | Admitted::Compat { unsigned_allowed: false, .. })
     }
 }
 
@@ -349,18 +352,27 @@ impl Pipeline {
         })
     }
 
-    /// Records a refused delivery (best effort: what the sender is told is the same either way).
-    async fn refuse(&self, config: &Config, input: &Input, delivery: String, outcome: Outcome) -> Ingested {
-        let record = record(config, input, &delivery, &outcome, &[], &[]);
+    /// Records a delivery that an endpoint refused or ignored after its own checks
+    /// (gitreload's: no checkout by that name, another branch, an event it does not
+    /// handle), with `events` when it was read, and counts it like every other.
+    pub async fn decline(&self, config: &Config, mut input: Input, outcome: Outcome, events: &[Event]) -> Ingested {
+        let delivery = identify(config, &mut input);
+        let record = record(config, &input, &delivery, &outcome, events, &[]);
         self.metrics.delivery(&input.source, outcome.verdict().as_str());
         let recorded = match self.queue.accept(record, Vec::new()).await {
             Ok(_) => true,
             Err(err) => {
-                tracing::error!(delivery = %delivery, "recording the refused delivery failed: {err:#}");
+                tracing::error!(delivery = %delivery, "recording the declined delivery failed: {err:#}");
                 false
             }
         };
         Ingested { delivery, outcome, verdicts: Vec::new(), jobs: Vec::new(), duplicate: false, coalesced: 0, recorded }
+    }
+
+    /// Records a refused delivery (best effort: what the sender is told is the same either way).
+    async fn refuse(&self, config: &Config, input: &Input, delivery: String, outcome: Outcome) -> Ingested {
+        debug_assert_eq!(input.delivery.as_deref(), Some(delivery.as_str()), "identified before refusing");
+        self.decline(config, input.clone(), outcome, &[]).await
     }
 }
 
@@ -477,7 +489,7 @@ fn route_events(config: &Config, input: &Input, events: Vec<Event>) -> Routed {
     for (index, event) in events.iter().enumerate() {
         let routing = Routing::new(config, event, &payload);
         let (rules, why_not): (Vec<Verdict>, Option<String>) = match &input.admitted {
-            Admitted::Compat { rule } => {
+            Admitted::Compat { rule, .. } => {
                 let forced = Verdict { rule: rule.clone(), matched: true, reason: String::new(), note: String::new() };
                 (vec![forced], None)
             }

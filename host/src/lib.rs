@@ -17,7 +17,8 @@
 //! grants). What several stages share sits below them all: [`secret`] (values never
 //! printed), [`glob`] (the filters rules use), [`builtin`] (the built-in plugins and
 //! what they need from their grants), [`step`] (how a step ended, from the runtime to
-//! the API and the CLI), [`cron`] (cron expressions and their times).
+//! the API and the CLI), [`cron`] (cron expressions and their times), [`network`] (IP
+//! networks, and a request's client address behind trusted proxies).
 
 pub mod authoring;
 pub mod bench;
@@ -39,6 +40,7 @@ pub mod live;
 pub mod local;
 pub mod lock;
 pub mod metrics;
+pub mod network;
 pub mod node;
 pub mod queue;
 pub mod route;

@@ -129,12 +129,20 @@ enum Command {
         daemon: DaemonArgs,
     },
     /// Start a manual rule (`on = "manual"`) with parameters: `key=value` for text,
-    /// `key:=JSON` for numbers, lists and tables.
+    /// `key:=JSON` for numbers, lists and tables. Exit status: 0 accepted (with `--wait`:
+    /// every job succeeded), 1 a job did not succeed, 3 `--timeout` passed first, 4 the
+    /// trigger was refused or the daemon could not be reached.
     Trigger {
         /// The rule's name.
         rule: String,
         /// Parameters, `key=value` or `key:=JSON`.
         params: Vec<String>,
+        /// Wait for the job(s) to finish; print their outcome, steps and output.
+        #[arg(long)]
+        wait: bool,
+        /// With `--wait`: stop waiting after this long (`90s`, `10m`); the jobs go on.
+        #[arg(long, requires = "wait", value_name = "DURATION")]
+        timeout: Option<String>,
         #[command(flatten)]
         daemon: DaemonArgs,
     },
@@ -375,13 +383,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("rule {} runs its jobs{already}", escape(&rule));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Trigger { rule, params, daemon } => {
-            let params = parse_params(&params)?;
-            let body = serde_json::json!({"rule": rule, "params": params});
-            let answer = daemon.client()?.post_json("/api/events", &body).await?.ok()?;
-            let jobs: Vec<&str> = answer["jobs"].as_array().into_iter().flatten().filter_map(|j| j.as_str()).collect();
-            println!("rule {rule} started: job {} (delivery {})", jobs.join(", "), text(&answer["delivery"]));
-            Ok(ExitCode::SUCCESS)
+        Command::Trigger { rule, params, wait, timeout, daemon } => {
+            Ok(trigger(&rule, &params, wait, timeout, &daemon).await)
         }
         Command::Plugin { command: PluginCommand::New { name, lang, dir } } => {
             let root = gitauto::authoring::scaffold::new_plugin(&dir, &name, lang)?;
@@ -451,6 +454,83 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `gitauto trigger`'s exit statuses (clap's usage errors are 2).
+mod trigger_exit {
+    /// A job ended in a state other than succeeded or skipped.
+    pub const JOB_FAILED: u8 = 1;
+    /// `--timeout` passed before every job finished.
+    pub const TIMED_OUT: u8 = 3;
+    /// The trigger was refused, or the daemon could not be reached or followed.
+    pub const NOT_TRIGGERED: u8 = 4;
+}
+
+/// `gitauto trigger`: starts the rule and, with `wait`, follows its jobs to the end.
+async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<String>, daemon: &DaemonArgs) -> ExitCode {
+    let not_triggered = |err: anyhow::Error| {
+        eprintln!("error: {}", escape(&format!("{err:#}")));
+        ExitCode::from(trigger_exit::NOT_TRIGGERED)
+    };
+    let started = async {
+        let timeout =
+            timeout.as_deref().map(gitauto::config::parse_duration).transpose().map_err(anyhow::Error::msg)?;
+        let params = parse_params(params)?;
+        let client = daemon.client()?;
+        let body = serde_json::json!({"rule": rule, "params": params});
+        let answer = client.post_json("/api/events", &body).await?.ok()?;
+        anyhow::Ok((client, answer, timeout))
+    };
+    let (client, answer, timeout) = match started.await {
+        Ok(started) => started,
+        Err(err) => return not_triggered(err),
+    };
+    let jobs: Vec<&str> = answer["jobs"].as_array().into_iter().flatten().filter_map(|j| j.as_str()).collect();
+    println!(
+        "rule {} started: job {} (delivery {})",
+        escape(rule),
+        escape(&jobs.join(", ")),
+        text(&answer["delivery"])
+    );
+    if !wait {
+        return ExitCode::SUCCESS;
+    }
+    let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
+    let mut failed = false;
+    for id in jobs {
+        match client.finished_job(id, deadline).await {
+            Ok(job) => {
+                print_outcome_of(&job);
+                failed |= !matches!(job.state.as_str(), "succeeded" | "skipped");
+            }
+            Err(err @ gitauto::client::WaitError::TimedOut { .. }) => {
+                eprintln!("error: {}", escape(&err.to_string()));
+                return ExitCode::from(trigger_exit::TIMED_OUT);
+            }
+            Err(err) => return not_triggered(err.into()),
+        }
+    }
+    if failed { ExitCode::from(trigger_exit::JOB_FAILED) } else { ExitCode::SUCCESS }
+}
+
+/// A finished job as `trigger --wait` shows it: its outcome, each step's summary and
+/// output, and its log.
+fn print_outcome_of(job: &gitauto::queue::JobView) {
+    let summary = job.summary.as_deref().map(|s| format!(": {}", escape(s))).unwrap_or_default();
+    println!("job {} (rule {}) {}{summary}", escape(&job.id), escape(&job.rule), escape(&job.state));
+    for step in &job.steps {
+        let plugin = if step.plugin == step.name { String::new() } else { format!(" ({})", escape(&step.plugin)) };
+        println!("  step {}{plugin} {}: {}", escape(&step.name), step.status, escape(&step.summary));
+        if !step.output.is_null() {
+            for line in serde_json::to_string_pretty(&step.output).unwrap_or_default().lines() {
+                println!("    {}", escape(line));
+            }
+        }
+    }
+    for line in &job.logs {
+        let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
+        println!("  log {step}{} {}", escape(&line.level), escape(&line.message));
     }
 }
 

@@ -335,3 +335,105 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}", remote = "{r
     let stderr = String::from_utf8_lossy(&test.stderr);
     assert!(stderr.contains(&format!("[info] fetching {SHOWN} into ")), "{stderr}");
 }
+
+/// Issue 19: `gitauto trigger --wait` follows the job to its end, prints its outcome,
+/// steps and output, and its exit status says how it went: 0 succeeded, 1 a job did not
+/// succeed, 3 `--timeout` passed first, 4 not triggered (refused, or no daemon there).
+#[test]
+fn trigger_wait_prints_the_outcome_and_exits_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checkout, head) = common::repository(dir.path(), "widgets");
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+api_token = "cli-token"
+
+[plugins.fetch-update]
+wasm = "builtin:fetch-update"
+grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
+
+[plugins.provision]
+wasm = "builtin:provision"
+
+[[rules]]
+name = "update"
+on = "manual"
+steps = [{{ plugin = "fetch-update", with = {{ repodir = "{repos}" }} }}]
+
+[[rules]]
+name = "provision"
+on = "manual"
+steps = [{{ plugin = "provision", with = {{ api_url = "http://127.0.0.1:9" }} }}]
+"#,
+            repos = dir.path().join("repos").display()
+        ),
+    );
+    let _daemon = common::Daemon::start(Path::new(&config), &base);
+    let trigger = |args: &[&str]| {
+        let output = gitauto(&[&["trigger"], args, &["--config", &config]].concat());
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), format!("{stdout}{stderr}"))
+    };
+
+    let (code, out) = trigger(&["update", "repo=acme/widgets", "branch=main", "--wait"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("(rule update) succeeded") && out.contains("step fetch-update success: updated "), "{out}");
+    assert_eq!(git(&checkout, &["rev-parse", "HEAD"]), head, "the job ran before the command returned");
+
+    // The plugin refuses a parameter: the job fails, and the output says which parameter.
+    let (code, out) = trigger(&["provision", "action=put_team", "org=mitx", "team=t", "read_only=yes", "--wait"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("(rule provision) failed") && out.contains("`read_only`: expected a boolean, got \"yes\""),
+        "{out}"
+    );
+
+    // A paused rule's job stays queued: the wait times out, and the job goes on.
+    let paused = gitauto(&["pause", "update", "--config", &config]);
+    assert_eq!(paused.status.code(), Some(0));
+    let (code, out) = trigger(&["update", "repo=acme/widgets", "branch=main", "--wait", "--timeout", "1s"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("is still queued after"), "{out}");
+
+    // Without --wait, an accepted trigger is enough.
+    let (code, out) = trigger(&["update", "repo=acme/widgets", "branch=main"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("rule update started: job "), "{out}");
+
+    // Refused, or nobody there.
+    let (code, out) = trigger(&["no-such-rule", "--wait"]);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("no rule named `no-such-rule`"), "{out}");
+    let nobody = format!("http://127.0.0.1:{}", common::free_port());
+    let (code, out) = trigger(&["update", "--wait", "--url", &nobody]);
+    assert_eq!(code, Some(4), "{out}");
+}
+
+/// Issue 19: every built-in reads its settings through the SDK, whose errors name the
+/// setting at fault instead of serde's "at line 1 column 20".
+#[test]
+fn built_in_plugins_name_the_setting_they_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/payloads/github/push.json");
+    let cases = [
+        ("edx-import", "timeout_seconds=soon", "`timeout_seconds`: expected u64, got \"soon\""),
+        ("edx-import", "update:=1", "`update`: expected a boolean, got integer `1`"),
+        ("fetch-update", "repodir:=[\"/srv\"]", "`repodir`: expected a string, got sequence"),
+        ("provision", "read_only=yes", "`read_only`: expected a boolean, got \"yes\""),
+        ("comment", "bodyy=x", "`bodyy`: unknown field `bodyy`"),
+    ];
+    for (plugin, setting, want) in cases {
+        let wasm = dir.path().join(format!("{plugin}.wasm"));
+        std::fs::write(&wasm, gitauto::builtin::get(plugin).unwrap()).unwrap();
+        let args = ["plugin", "test", wasm.to_str().unwrap(), "--event", payload.to_str().unwrap(), "--with", setting];
+        let output = gitauto(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{plugin} {setting}: {stdout}");
+        assert!(stdout.contains("error (InvalidSettings): ") && stdout.contains(want), "{plugin} {setting}: {stdout}");
+    }
+}

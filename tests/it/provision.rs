@@ -302,3 +302,46 @@ async fn errors_are_told_apart_and_stop_the_action() {
     assert!(job["summary"].as_str().unwrap().contains("unknown action `drop_everything`"), "{job:#}");
     assert!(s.calls().is_empty());
 }
+
+/// Issue 19: parameters typed as text (`gitauto trigger provision read_only=true
+/// members=ann`) reach the plugin; before, one of them failing to parse dropped them all
+/// and the user was told "`action` is required".
+#[tokio::test]
+async fn parameters_given_as_text_all_reach_the_plugin() {
+    let s = setup().await;
+    s.api.add_team("mitx", "other", &[]);
+    let job = s
+        .trigger(json!({"action": "put_team", "org": "mitx", "team": "Readers", "read_only": "true", "members": "ann"}))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let readers = s.api.with(|state| state.teams.iter().find(|t| t.name == "Readers").cloned()).unwrap();
+    assert_eq!(readers.permission, "pull");
+    assert_eq!(readers.members.into_iter().collect::<Vec<_>>(), ["ann"]);
+    s.calls();
+
+    // A comma-separated list is a list; `false` as text is false.
+    let job = s
+        .trigger(json!({"action": "put_team", "org": "mitx", "team": "Writers", "read_only": "false", "members": "bob, cat"}))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let writers = s.api.with(|state| state.teams.iter().find(|t| t.name == "Writers").cloned()).unwrap();
+    assert_eq!(writers.permission, "push");
+    assert_eq!(writers.members.into_iter().collect::<Vec<_>>(), ["bob", "cat"]);
+    s.calls();
+}
+
+/// Issue 19: a parameter the plugin cannot use is an invalid-settings error naming it,
+/// and nothing is called.
+#[tokio::test]
+async fn a_parameter_that_does_not_parse_is_named_in_the_error() {
+    let s = setup().await;
+    let job = s.trigger(json!({"action": "put_team", "org": "mitx", "team": "Readers", "read_only": "yes"})).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let summary = job["summary"].as_str().unwrap();
+    assert!(summary.contains("invalid settings"), "{job:#}");
+    assert!(summary.contains("`read_only`: expected a boolean, got \"yes\""), "{job:#}");
+    let job = s.trigger(json!({"action": "put_team", "org": "mitx", "team": "Readers", "members": {"ann": 1}})).await;
+    let summary = job["summary"].as_str().unwrap();
+    assert!(summary.contains("`members`: expected a list"), "{job:#}");
+    assert!(s.calls().is_empty());
+}

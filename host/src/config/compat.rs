@@ -31,6 +31,10 @@ pub struct GitReload {
     pub import: Option<Rule>,
     /// The rule `POST /update` queues.
     pub update: Option<Rule>,
+    /// Networks whose unsigned deliveries are accepted (hooks orcoursetrion created carry
+    /// no secret); the client's address is the connection's, or the one forwarded by a
+    /// `[server] trusted_proxies` proxy. Empty: every delivery must be signed.
+    pub allow_unsigned_from: Vec<crate::network::Network>,
 }
 
 impl Compat {
@@ -101,6 +105,7 @@ impl Checker<'_> {
         };
         let import = rule(GITRELOAD_IMPORT_RULE, &raw.import, &raw.import_with);
         let update = rule(GITRELOAD_UPDATE_RULE, &raw.update, &raw.update_with);
-        Some(GitReload { source, repodir, import, update })
+        let allow_unsigned_from = self.networks(&raw.allow_unsigned_from, "[compat.gitreload] allow_unsigned_from");
+        Some(GitReload { source, repodir, import, update, allow_unsigned_from })
     }
 }

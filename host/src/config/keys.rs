@@ -43,6 +43,7 @@ static SERVER: Shape = Shape::Table(&[
     ("body_timeout", &ANY),
     ("max_header", &ANY),
     ("api_token", &ANY),
+    ("trusted_proxies", &ANY),
 ]);
 static RETENTION: Shape = Shape::Table(&[("max_age", &ANY), ("keep_jobs", &ANY), ("keep_deliveries", &ANY)]);
 static SOURCE: Shape = Shape::Table(&[
@@ -81,6 +82,7 @@ static GITRELOAD: Shape = Shape::Table(&[
     ("update", &ANY),
     ("import_with", &ANY),
     ("update_with", &ANY),
+    ("allow_unsigned_from", &ANY),
 ]);
 static RULE: Shape = Shape::Table(&[
     ("name", &ANY),

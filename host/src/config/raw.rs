@@ -57,6 +57,8 @@ pub struct RawGitReload {
     pub import: Option<Spanned<String>>,
     pub update: Option<Spanned<String>>,
     #[serde(default)]
+    pub allow_unsigned_from: Vec<Spanned<String>>,
+    #[serde(default)]
     pub import_with: toml::Table,
     #[serde(default)]
     pub update_with: toml::Table,
@@ -77,6 +79,8 @@ pub struct RawServer {
     pub max_header: Option<Spanned<SizeValue>>,
     pub api_token: Option<Spanned<String>>,
     pub node: Option<Spanned<String>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
 }
 
 /// `[sources.NAME]`.

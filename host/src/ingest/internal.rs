@@ -134,10 +134,19 @@ struct Repo {
     clone_url: String,
 }
 
+/// The manual parameters that fill the event's fields (every parameter is its payload).
+const EVENT_PARAMS: &[&str] = &["repo", "branch", "tag", "sender"];
+
 /// A manual trigger's body (its parameters) as its one event.
 pub(super) fn manual(delivery: &str, rule: &str, body: &[u8]) -> Result<Incoming, ParseError> {
     let params: Map<String, Value> =
         serde_json::from_slice(body).map_err(|err| ParseError::payload(MANUAL, format!("parameters: {err}")))?;
+    // The ones that name the event's repository and ref are text: never dropped unread.
+    for key in EVENT_PARAMS {
+        if let Some(value) = params.get(*key).filter(|value| !value.is_string()) {
+            return Err(ParseError::payload(MANUAL, format!("parameter `{key}`: expected text, got {value}")));
+        }
+    }
     Ok(Incoming::Events(vec![manual_event(delivery, rule, &params)]))
 }
 

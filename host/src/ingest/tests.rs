@@ -169,6 +169,14 @@ async fn a_manual_event_reaches_only_its_rule() {
 
     let refused = f.pipeline.ingest(Input::manual("by-hand", &params(false))).await.unwrap();
     assert_eq!(refused.outcome, Outcome::Unmatched("rule \"by-hand\": `if` is false: payload.ok == true".into()));
+
+    // A parameter that names the event's repository is text, or the trigger is refused
+    // naming it (issue 19: it was dropped without a word).
+    let mut params = params(true);
+    params.insert("repo".into(), json!(["acme/widgets"]));
+    let refused = f.pipeline.ingest(Input::manual("by-hand", &params)).await.unwrap();
+    let why = refused.outcome.reason().unwrap();
+    assert!(why.contains("parameter `repo`: expected text, got [\"acme/widgets\"]"), "{why}");
 }
 
 #[tokio::test]

@@ -1,23 +1,26 @@
 //! gitreload compatibility (`[compat.gitreload]`): `POST /` and `POST /gitreload` queue a
 //! course import, `POST /update` a checkout update, with gitreload's checks, status codes
 //! and `{"msg": ...}` texts, so existing GitHub hooks keep working after a swap. Unlike
-//! gitreload, signatures are verified (with the configured source's secrets), repository
-//! names are single path components, and accepted work is durable and deduplicated.
+//! gitreload, signatures are verified (with the configured source's secrets; unsigned
+//! deliveries only from `allow_unsigned_from`), repository names are single path
+//! components, every delivery is recorded, and accepted work is durable and deduplicated.
 
 use super::hooks::{plain, read_body};
 use super::{AppState, error};
 use crate::config::compat::{GITRELOAD_IMPORT_RULE, GITRELOAD_UPDATE_RULE, GitReload};
 use crate::event::Event;
 use crate::forge::{Incoming, ParseError};
-use crate::ingest::{self, Admitted, Input, Read};
+use crate::ingest::{self, Admitted, Input, Outcome, Read};
+use crate::network;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 /// gitreload's routes besides `POST /`, which shares its path with the dashboard.
@@ -62,14 +65,20 @@ pub(super) fn action_name(rule: &str) -> Option<&'static str> {
 
 pub(super) async fn import(
     state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    handle(state, headers, body, Action::Import).await
+    handle(state, peer, headers, body, Action::Import).await
 }
 
-async fn update(state: State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(state, headers, body, Action::Update).await
+async fn update(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle(state, peer, headers, body, Action::Update).await
 }
 
 fn msg(status: StatusCode, text: impl Into<String>) -> Response {
@@ -78,6 +87,7 @@ fn msg(status: StatusCode, text: impl Into<String>) -> Response {
 
 async fn handle(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     action: Action,
@@ -93,13 +103,29 @@ async fn handle(
         Ok(body) => body,
         Err((status, why)) => return error(status, why),
     };
+    // Hooks orcoursetrion made carry no secret: unsigned ones are taken only from the
+    // networks allowed, by the address the connection (or a trusted proxy) vouches for.
+    let origin = (unsigned(&headers) && !compat.allow_unsigned_from.is_empty())
+        .then(|| origin(&config, compat, peer.ip(), &headers));
     let mut input = Input {
         source: compat.source.clone(),
         headers: plain(&headers),
         body,
-        admitted: Admitted::Compat { rule: rule.name.clone() },
+        admitted: Admitted::Compat {
+            rule: rule.name.clone(),
+            unsigned_allowed: matches!(origin, Some(Origin::Allowed(_))),
+        },
         delivery: None,
     };
+    let pipeline = state.pipeline();
+    if let Some(Origin::Refused(why)) = origin {
+        let declined = pipeline.decline(&config, input, Outcome::Rejected(why.clone()), &[]).await;
+        tracing::warn!(delivery = %declined.delivery, "gitreload endpoint: {why}");
+        return error(StatusCode::FORBIDDEN, why);
+    }
+    if let Some(Origin::Allowed(client)) = origin {
+        tracing::info!(%client, "gitreload endpoint: unsigned delivery from an allowed network");
+    }
     // Verifying and parsing are CPU work: off the async threads, as the pipeline does.
     let read = {
         let config = config.clone();
@@ -116,28 +142,38 @@ async fn handle(
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the [compat.gitreload] source is not configured");
     };
     let announced = config.source(&compat.source).and_then(|source| source.dialect.envelope(&input.headers).event);
-    let pipeline = state.pipeline();
-    // What gitreload answered before queueing; refused deliveries are also recorded.
-    let early: Result<Event, (bool, Response)> = match &read {
-        Read::Rejected(why) => Err((true, error(StatusCode::UNAUTHORIZED, why))),
+    // What gitreload answered before queueing. Every delivery is recorded and counted,
+    // as a forge source's are: refused, unreadable, ignored, or for no checkout here.
+    let early: Result<Event, (Early, Response)> = match &read {
+        Read::Rejected(why) => Err((Early::Admit, error(StatusCode::UNAUTHORIZED, why))),
         // gitreload answers these before reading the payload.
-        Read::Incoming(Incoming::Ping) => Err((false, msg(StatusCode::OK, "pong"))),
-        _ if announced.as_deref() != Some("push") => Err((false, msg(StatusCode::OK, "We do not handle that event"))),
+        Read::Incoming(Incoming::Ping) => Err((Early::Admit, msg(StatusCode::OK, "pong"))),
+        _ if announced.as_deref() != Some("push") => {
+            let why = format!("gitreload handles push events, not `{}`", announced.as_deref().unwrap_or("(none)"));
+            Err((Early::Decline(Outcome::Ignored(why)), msg(StatusCode::OK, "We do not handle that event")))
+        }
         // gitreload's answer for a name it cannot use as a checkout.
         Read::Invalid(ParseError::UnsafeName(name)) if name.field.starts_with("repository.") => {
             tracing::warn!(delivery = ?input.delivery, "gitreload endpoint: {name}");
-            Err((true, msg(StatusCode::INTERNAL_SERVER_ERROR, "Repository not valid")))
+            Err((Early::Admit, msg(StatusCode::INTERNAL_SERVER_ERROR, "Repository not valid")))
         }
-        Read::Invalid(err) => Err((true, error(StatusCode::BAD_REQUEST, err.to_string()))),
+        Read::Invalid(err) => Err((Early::Admit, error(StatusCode::BAD_REQUEST, err.to_string()))),
         Read::Incoming(Incoming::Events(events)) if events.len() == 1 => Ok(events[0].clone()),
-        Read::Incoming(_) => Err((false, msg(StatusCode::OK, "We do not handle that event"))),
+        Read::Incoming(_) => {
+            let why = "gitreload handles one push per delivery".to_owned();
+            Err((Early::Decline(Outcome::Ignored(why)), msg(StatusCode::OK, "We do not handle that event")))
+        }
     };
     let event = match early {
         Ok(event) => event,
-        Err((record, response)) => {
-            if record && let Err(err) = pipeline.admit(config.clone(), input, read).await {
+        Err((Early::Admit, response)) => {
+            if let Err(err) = pipeline.admit(config.clone(), input, read).await {
                 tracing::error!("gitreload endpoint: recording the refused delivery: {err}");
             }
+            return response;
+        }
+        Err((Early::Decline(outcome), response)) => {
+            pipeline.decline(&config, input, outcome, &[]).await;
             return response;
         }
     };
@@ -147,16 +183,68 @@ async fn handle(
     };
     let branch = match checked {
         Ok(Ok(branch)) => branch,
-        Ok(Err(refusal)) => return refusal.answer(compat, &event),
+        Ok(Err(refusal)) => {
+            let why = refusal.reason(compat, &event);
+            let answer = refusal.answer(compat, &event);
+            pipeline.decline(&config, input, Outcome::Unmatched(why), std::slice::from_ref(&event)).await;
+            return answer;
+        }
         Err(err) => {
             tracing::error!("checking the checkout: {err}");
             return msg(StatusCode::INTERNAL_SERVER_ERROR, "Server configuration issue");
         }
     };
-    if event.git_ref.as_deref() != Some(&format!("refs/heads/{branch}")) {
+    let local = format!("refs/heads/{branch}");
+    if event.git_ref.as_deref() != Some(&local) {
+        let why = format!(
+            "`{}` is not the branch checked out at {}: `{local}`",
+            event.git_ref.as_deref().unwrap_or("(no ref)"),
+            compat.repodir.join(&event.repository.name).display()
+        );
+        pipeline.decline(&config, input, Outcome::Unmatched(why), std::slice::from_ref(&event)).await;
         return msg(StatusCode::OK, "Branch pushed doesn't match local branch, ignoring");
     }
     queue(&state, pipeline, config, input, read, action).await
+}
+
+/// How a delivery answered before its checkout was looked at is recorded.
+enum Early {
+    /// Through the pipeline (a refused signature, an unreadable payload, a ping).
+    Admit,
+    /// As declined by this endpoint, with this outcome (its events are not routed: the
+    /// endpoint's rule would take any event).
+    Decline(Outcome),
+}
+
+/// Where an unsigned delivery came from, against `allow_unsigned_from`.
+enum Origin {
+    /// From an allowed network: accepted without a signature.
+    Allowed(IpAddr),
+    /// From elsewhere (or from nowhere that can be told): refused, with why.
+    Refused(String),
+}
+
+/// Whether the delivery carries no GitHub signature at all (a wrong one is not unsigned:
+/// it is checked, and refused, as any other).
+fn unsigned(headers: &HeaderMap) -> bool {
+    !headers.contains_key("x-hub-signature-256") && !headers.contains_key("x-hub-signature")
+}
+
+/// Where an unsigned delivery came from: the peer, or the client a trusted proxy names.
+fn origin(config: &crate::config::Config, compat: &GitReload, peer: IpAddr, headers: &HeaderMap) -> Origin {
+    // An unreadable value could be the one a trusted proxy appended: the origin is unknown.
+    let forwarded: Option<Vec<&str>> =
+        headers.get_all("x-forwarded-for").iter().map(|value| value.to_str().ok()).collect();
+    let client = forwarded.and_then(|forwarded| network::client(peer, &forwarded, &config.server.trusted_proxies));
+    match client {
+        Some(client) if network::any_contains(&compat.allow_unsigned_from, client) => Origin::Allowed(client),
+        Some(client) => Origin::Refused(format!(
+            "unsigned delivery from {client}, which is not in [compat.gitreload] allow_unsigned_from"
+        )),
+        None => Origin::Refused(format!(
+            "unsigned delivery through {peer} with an unreadable X-Forwarded-For: its origin is unknown"
+        )),
+    }
 }
 
 /// Why gitreload would refuse a push before queueing it.
@@ -170,6 +258,16 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// Why, for the delivery's record.
+    fn reason(&self, compat: &GitReload, event: &Event) -> String {
+        let checkout = compat.repodir.join(&event.repository.name);
+        match self {
+            Refusal::NoRepodir => format!("[compat.gitreload] repodir {} is not a directory", compat.repodir.display()),
+            Refusal::NotARepository => format!("no git checkout at {}", checkout.display()),
+            Refusal::Detached => format!("the checkout at {} has a detached HEAD", checkout.display()),
+        }
+    }
+
     fn answer(self, compat: &GitReload, event: &Event) -> Response {
         let repo = &event.repository.full_name;
         match self {
@@ -224,11 +322,17 @@ async fn queue(
         return (StatusCode::OK, Json(json!({"msg": "Duplicate delivery, already queued", "jobs": ingested.jobs})))
             .into_response();
     }
-    // gitreload counted queued and running work.
-    let size: i64 = match state.queue.job_counts().await {
-        Ok(counts) => counts.iter().filter(|(s, _)| matches!(s.as_str(), "queued" | "running")).map(|(_, n)| n).sum(),
+    // gitreload counted its own queued and running work: the compat rules' jobs, not
+    // every rule's. The job just queued was in the queue even if it finished already.
+    let size: i64 = match state.queue.rule_loads().await {
+        Ok(loads) => loads
+            .iter()
+            .filter(|(rule, _)| action_name(rule).is_some())
+            .map(|(_, load)| load.queued + load.running)
+            .sum(),
         Err(err) => return super::unavailable("reading the queue", &err),
     };
+    let size = if ingested.jobs.is_empty() { size } else { size.max(1) };
     tracing::info!(delivery = %ingested.delivery, jobs = ?ingested.jobs, "gitreload endpoint: accepted");
     msg(StatusCode::OK, format!("{} {size}", action.added()))
 }

@@ -6,7 +6,7 @@
 
 mod github;
 
-use gitauto_plugin::{Error, Event, Outcome, Plugin, log};
+use gitauto_plugin::{Error, Event, Outcome, Plugin, log, settings};
 use github::{Committer, Failure, GitHub};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -53,8 +53,10 @@ struct Settings {
     new_term: Option<String>,
     description: Option<String>,
     team: Option<String>,
+    #[serde(default, deserialize_with = "settings::list_or_text")]
     members: Option<Vec<String>>,
     org: Option<String>,
+    #[serde(default, deserialize_with = "settings::bool_or_text")]
     read_only: Option<bool>,
 }
 
@@ -102,7 +104,9 @@ mod defaults {
     }
 }
 
-/// What to do: orcoursetrion's command-line parameters.
+/// What to do: orcoursetrion's command-line parameters. A manual trigger's `key=value`
+/// parameters are text: `read_only=true` and `members=ann,bob` read as a boolean and a
+/// list. Other parameters (`repo`, `branch`, ...) are the event's, not the plugin's.
 #[derive(Debug, Default, Clone, Deserialize)]
 struct Request {
     action: Option<String>,
@@ -111,8 +115,10 @@ struct Request {
     new_term: Option<String>,
     description: Option<String>,
     team: Option<String>,
+    #[serde(default, deserialize_with = "settings::list_or_text")]
     members: Option<Vec<String>>,
     org: Option<String>,
+    #[serde(default, deserialize_with = "settings::bool_or_text")]
     read_only: Option<bool>,
 }
 
@@ -171,7 +177,12 @@ impl Plugin for Provision {
     type Settings = Settings;
 
     fn handle(event: Event, settings: Settings) -> Result<Outcome, Error> {
-        let from_event: Request = serde_json::from_str(&event.payload).unwrap_or_default();
+        // Every parameter reaches the request, or the step names the one it cannot use
+        // (issue 19: one unreadable parameter used to drop them all).
+        let from_event: Request = match event.payload.trim() {
+            "" | "null" => Request::default(),
+            payload => gitauto_plugin::settings::parse(payload)?,
+        };
         let request = settings.request().or(from_event);
         let action = request.need(&request.action, "action")?.to_owned();
         if !ACTIONS.contains(&action.as_str()) {

@@ -53,6 +53,7 @@ pub mod bindings {
 }
 
 pub mod rest;
+pub mod settings;
 
 pub use bindings::gitauto::plugin::git;
 pub use bindings::gitauto::plugin::http;
@@ -120,9 +121,10 @@ pub fn checkout() -> Option<String> {
     std::env::var(CHECKOUT_VARIABLE).ok().filter(|path| !path.is_empty())
 }
 
-/// Deserialises a step's settings, naming the offending key in the error.
+/// Deserialises a step's settings, naming the offending key in the error (see
+/// [`settings::parse`]).
 pub fn parse_settings<S: DeserializeOwned>(settings: &str) -> Result<S, Error> {
-    serde_json::from_str(settings).map_err(|err| Error::InvalidSettings(err.to_string()))
+    settings::parse(settings)
 }
 
 impl Outcome {
@@ -279,7 +281,7 @@ mod tests {
         }
         let err = parse_settings::<S>(r#"{"repodir": 3}"#).unwrap_err();
         let Error::InvalidSettings(msg) = err else { panic!("wrong variant") };
-        assert!(msg.contains("invalid type: integer `3`, expected a string"), "{msg}");
+        assert_eq!(msg, "`repodir`: expected a string, got integer `3`");
         let err = parse_settings::<S>(r#"{"repo_dir": "x"}"#).unwrap_err();
         let Error::InvalidSettings(msg) = err else { panic!("wrong variant") };
         assert!(msg.contains("unknown field `repo_dir`"), "{msg}");
