@@ -6,9 +6,9 @@
 //! gone when the job ends. The clone URL's host must be granted, with its credential.
 
 use gitauto_tests::git_http::GitHttp;
-use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, push_payload};
+use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, pull_request_payload, push_payload};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const TOKEN: &str = "checkout-token-only-the-host-knows";
 
@@ -68,20 +68,6 @@ async fn run(daemon: &TestDaemon, event: &str, payload: &[u8]) -> Value {
     let jobs = body["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 1, "{body}");
     daemon.finished_job(jobs[0].as_str().unwrap()).await
-}
-
-/// A `pull_request.opened` for pull request 7 of `acme/widgets`, `head` into `target`.
-fn pull_request(url: &str, head: &str, head_branch: &str, target: &str) -> Vec<u8> {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads/github/pull_request-opened.json");
-    let mut payload: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
-    payload["number"] = 7.into();
-    let pr = &mut payload["pull_request"];
-    pr["number"] = 7.into();
-    pr["head"]["sha"] = head.into();
-    pr["head"]["ref"] = head_branch.into();
-    pr["base"]["ref"] = target.into();
-    payload["repository"]["clone_url"] = url.into();
-    serde_json::to_vec(&payload).unwrap()
 }
 
 /// The job's step `name`.
@@ -213,7 +199,7 @@ checkout = true
 with = { op = "checkout" }
 "#;
     let daemon = world.daemon(&world.server.host, rules).await;
-    let job = run(&daemon, "pull_request", &pull_request(&world.url(), &head, "feature", "main")).await;
+    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let look = &step(&job, "probe")["output"];
     assert_eq!(look["head"], head.as_str());
@@ -253,7 +239,7 @@ async fn merge_mode_checks_out_a_clean_merge() {
     let world = World::new().await;
     let (_, tip, head) = diverged(&world.repo, false);
     let daemon = world.daemon(&world.server.host, MERGE_RULES).await;
-    let job = run(&daemon, "pull_request", &pull_request(&world.url(), &head, "feature", "main")).await;
+    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let look = &step(&job, "look")["output"];
     let merge = look["head"].as_str().unwrap();
@@ -271,7 +257,7 @@ async fn merge_mode_fails_a_conflicting_pull_request_listing_the_paths() {
     let world = World::new().await;
     let (_, _, head) = diverged(&world.repo, true);
     let daemon = world.daemon(&world.server.host, MERGE_RULES).await;
-    let job = run(&daemon, "pull_request", &pull_request(&world.url(), &head, "feature", "main")).await;
+    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!(job["state"], "failed", "{job:#}");
     let look = step(&job, "look");
     assert_eq!(look["status"], "failure", "a conflict is the step's failure, not an error: {look:#}");

@@ -15,6 +15,7 @@ mod fetch_update;
 mod flow;
 mod forges;
 mod gitreload;
+mod hamster;
 mod hostile;
 mod ingest;
 mod languages;

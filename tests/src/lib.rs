@@ -313,6 +313,22 @@ fn uuid_like() -> String {
     format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), n)
 }
 
+/// A GitHub `pull_request.opened` payload (from the real-shaped fixture) for pull
+/// request `number` of `acme/widgets`: `head`, the tip of branch `branch`, into `target`,
+/// cloned from `clone_url`.
+pub fn pull_request_payload(clone_url: &str, number: u64, head: &str, branch: &str, target: &str) -> Vec<u8> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads/github/pull_request-opened.json");
+    let mut payload: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    payload["number"] = number.into();
+    let pr = &mut payload["pull_request"];
+    pr["number"] = number.into();
+    pr["head"]["sha"] = head.into();
+    pr["head"]["ref"] = branch.into();
+    pr["base"]["ref"] = target.into();
+    payload["repository"]["clone_url"] = clone_url.into();
+    serde_json::to_vec(&payload).unwrap()
+}
+
 /// A GitHub push payload (from the real-shaped fixture) for `owner/name`, branch or tag
 /// `git_ref`, moving from `before` to `after`, cloned from `clone_url`.
 pub fn push_payload(owner: &str, name: &str, git_ref: &str, before: &str, after: &str, clone_url: &str) -> Vec<u8> {
