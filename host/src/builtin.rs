@@ -45,6 +45,17 @@ pub enum NeedKind {
     Host,
 }
 
+/// For a built-in plugin that works in the job's checkout unless told otherwise, the
+/// setting that points it at a directory of its own instead (`run`'s `cwd`,
+/// `mergeable`'s `repodir`), so a step with neither is refused at load.
+pub fn checkout_or(name: &str) -> Option<&'static str> {
+    match name {
+        "run" => Some("cwd"),
+        "mergeable" => Some("repodir"),
+        _ => None,
+    }
+}
+
 /// What built-in plugin `name` needs.
 pub fn needs(name: &str) -> &'static [Need] {
     match name {
