@@ -149,18 +149,25 @@ fn translate(glob: &str) -> Result<String, String> {
 }
 
 /// `path` (relative to the repository root `root`) relative to `cwd`, a directory at or
-/// below `root`.
+/// below `root`, as an argument no program reads as an option: a pushed file may be
+/// named `-fplugin=x.so` or `@options`, so a path that does not start with a letter,
+/// digit, `_` or `.` gets a leading `./` (`--` is not honoured by every tool).
 pub fn relative_to(path: &str, root: &str, cwd: &str) -> String {
     let below = cwd.strip_prefix(root).unwrap_or("").trim_matches('/');
-    if below.is_empty() {
-        return path.to_owned();
+    let relative = if below.is_empty() {
+        path.to_owned()
+    } else {
+        let cwd_parts: Vec<&str> = below.split('/').collect();
+        let path_parts: Vec<&str> = path.split('/').collect();
+        let common = cwd_parts.iter().zip(&path_parts).take_while(|(a, b)| a == b).count();
+        let mut parts: Vec<&str> = vec![".."; cwd_parts.len() - common];
+        parts.extend(&path_parts[common..]);
+        parts.join("/")
+    };
+    match relative.chars().next() {
+        Some(first) if first.is_ascii_alphanumeric() || first == '_' || first == '.' => relative,
+        _ => format!("./{relative}"),
     }
-    let cwd_parts: Vec<&str> = below.split('/').collect();
-    let path_parts: Vec<&str> = path.split('/').collect();
-    let common = cwd_parts.iter().zip(&path_parts).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<&str> = vec![".."; cwd_parts.len() - common];
-    parts.extend(&path_parts[common..]);
-    parts.join("/")
 }
 
 /// The paths in `list` selected by `paths`, without repeats, in order.
@@ -213,6 +220,12 @@ mod tests {
             ("sub/deep/app.py", "/c", "/c/sub", "deep/app.py"),
             ("other/app.py", "/c", "/c/sub", "../other/app.py"),
             ("app.py", "/c", "/c/a/b", "../../app.py"),
+            // Names a program would read as options or response files stay paths.
+            ("-fplugin=x.so", "/c", "/c", "./-fplugin=x.so"),
+            ("@opts", "/c", "/c", "./@opts"),
+            ("sub/-x.py", "/c", "/c/sub", "./-x.py"),
+            ("+cmd", "/c", "/c", "./+cmd"),
+            (".github/a.py", "/c", "/c", ".github/a.py"),
         ];
         for (path, root, cwd, want) in rows {
             assert_eq!(relative_to(path, root, cwd), want, "{path} {root} {cwd}");
