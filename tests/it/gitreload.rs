@@ -221,6 +221,17 @@ async fn unsigned_deliveries_are_taken_only_from_allowed_networks() {
         ("x-hub-signature-256".to_owned(), gitauto_tests::sign("not-the-secret", &body)),
     ];
     assert_eq!(direct.post("/update", &forged, &body).await.0, 401, "signed wrongly is not unsigned");
+    // Redelivered, the unsigned delivery would reach every rule of the source: refused.
+    let (_, listed) = direct.get("/api/deliveries").await;
+    let deliveries = listed["deliveries"].as_array().unwrap().len();
+    let mut all = listed["deliveries"].as_array().unwrap().iter();
+    let accepted = all.find(|d| d["arrived"] == "compat" && d["verdict"] == "queued").unwrap();
+    let id = accepted["id"].as_str().unwrap();
+    let (status, answer) = direct.post(&format!("/api/deliveries/{id}/redeliver"), &[], b"").await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("[compat.gitreload]"), "{answer}");
+    let (_, listed) = direct.get("/api/deliveries").await;
+    assert_eq!(listed["deliveries"].as_array().unwrap().len(), deliveries, "nothing was recorded");
     direct.stop().await;
 
     // Loopback is a trusted proxy, and only 192.168.1.7 and 10/8 may send unsigned.

@@ -84,6 +84,16 @@ pub(super) async fn redeliver(State(state): State<AppState>, Path(key): Path<Str
         );
         return error(StatusCode::CONFLICT, why);
     }
+    // A gitreload delivery belongs to its endpoint's rule, and an unsigned one was taken
+    // on the sender's address alone: run again through the forge routes, it would reach
+    // every rule of the source unverified.
+    if stored.arrived == "compat" {
+        let why = format!(
+            "delivery `{key}` came through [compat.gitreload], which runs only its endpoint's rule; \
+             send it to the endpoint again instead"
+        );
+        return error(StatusCode::CONFLICT, why);
+    }
     let config = state.config();
     if config.source(&stored.source).is_none() {
         return error(StatusCode::CONFLICT, format!("source `{}` is no longer configured", stored.source));
