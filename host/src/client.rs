@@ -106,11 +106,20 @@ impl Client {
         let mut id = id.to_owned();
         let mut pause = Duration::from_millis(100);
         let mut failures = 0;
+        let mut followed = std::collections::HashSet::new();
         loop {
             let unreachable = |cause| WaitError::Unreachable { job: id.clone(), cause };
             let state = match self.job(&id).await {
                 Ok(job) => match (job.state.as_str(), &job.superseded_by) {
                     ("superseded", Some(next)) => {
+                        // Followed at once, but never in a circle and never past the deadline.
+                        if !followed.insert(id.clone()) {
+                            return Err(unreachable(anyhow::anyhow!("the jobs that superseded it lead back to it")));
+                        }
+                        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                            let waited = started.elapsed();
+                            return Err(WaitError::TimedOut { job: id, state: job.state, waited });
+                        }
                         id.clone_from(next);
                         continue;
                     }

@@ -459,7 +459,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// `gitauto trigger`'s exit statuses (clap's usage errors are 2).
 mod trigger_exit {
-    /// A job ended in a state other than succeeded or skipped.
+    /// A job ended in a state other than succeeded or skipped, or none was queued.
     pub const JOB_FAILED: u8 = 1;
     /// `--timeout` passed before every job finished.
     pub const TIMED_OUT: u8 = 3;
@@ -495,6 +495,11 @@ async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<Stri
     );
     if !wait {
         return ExitCode::SUCCESS;
+    }
+    if jobs.is_empty() {
+        // Waiting for nothing would report success for work that never ran.
+        eprintln!("error: the daemon queued no job for rule {}", escape(rule));
+        return ExitCode::from(trigger_exit::JOB_FAILED);
     }
     let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
     let mut failed = false;

@@ -46,15 +46,21 @@ impl FromStr for Network {
         let width: u8 = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => width,
+            // Digits only: `u8`'s parser would also take `+8`.
             Some(prefix) => match prefix.parse::<u8>() {
-                Ok(prefix) if prefix <= width => prefix,
+                Ok(length) if length <= width && prefix.bytes().all(|b| b.is_ascii_digit()) => length,
                 _ => return Err(format!("`{text}`: the prefix length must be a number from 0 to {width}")),
             },
         };
-        let addr = match addr {
+        let network = match addr {
             IpAddr::V4(v4) => IpAddr::V4((masked(u32::from(v4).into(), 32, prefix) as u32).into()),
             IpAddr::V6(v6) => IpAddr::V6(masked(u128::from(v6), 128, prefix).into()),
         };
+        // `10.1.2.3/8` is most likely a typo for an address or a narrower network:
+        // saying so beats widening it silently.
+        if network != addr {
+            return Err(format!("`{text}` has bits set past its prefix: write `{network}/{prefix}` for that network"));
+        }
         Ok(Network { addr, prefix })
     }
 }
@@ -107,7 +113,6 @@ mod tests {
         let cases = [
             ("10.0.0.0/8", "10.255.1.2", true),
             ("10.0.0.0/8", "11.0.0.1", false),
-            ("10.1.2.3/8", "10.9.9.9", true),
             ("192.168.1.7", "192.168.1.7", true),
             ("192.168.1.7", "192.168.1.8", false),
             ("192.168.1.7", "::ffff:192.168.1.7", true),
@@ -123,8 +128,12 @@ mod tests {
             let network: Network = network.parse().unwrap();
             assert_eq!(network.contains(ip.parse().unwrap()), inside, "{network} holds {ip}");
         }
-        assert_eq!("10.1.2.3/8".parse::<Network>().unwrap().to_string(), "10.0.0.0/8");
-        for bad in ["10.0.0.0/33", "::/129", "10.0.0/8", "host.example", "10.0.0.0/x", ""] {
+        assert_eq!("10.0.0.0/8".parse::<Network>().unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            "10.1.2.3/8".parse::<Network>().unwrap_err(),
+            "`10.1.2.3/8` has bits set past its prefix: write `10.0.0.0/8` for that network"
+        );
+        for bad in ["10.0.0.0/33", "::/129", "10.0.0/8", "host.example", "10.0.0.0/x", "", "10.0.0.0/+8", "fd00::1/8"] {
             assert!(bad.parse::<Network>().is_err(), "{bad}");
         }
     }
