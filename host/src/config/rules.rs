@@ -796,11 +796,8 @@ impl Checker<'_> {
                     Err(err) => self.problem(Some(at), format!("{label}: `with.{key}`: {err}")),
                 }
             }
-            self.needs(&label, &plugin, &settings, plugins, settings_span);
             let checkout = self.step_checkout(&label, &step, place.checkout, span.clone());
-            if checkout.is_none() {
-                self.works_in_checkout(&label, &plugin, &settings, plugins, span.clone());
-            }
+            self.needs(&label, &plugin, &settings, plugins, (settings_span, span.clone()), checkout.is_some());
             let condition = step.condition.map(|condition| {
                 self.condition(&format!("{label}: `if`"), &condition, &variables, Some(&place.earlier));
                 condition.into_inner()
@@ -961,40 +958,31 @@ impl Checker<'_> {
         }
     }
 
-    /// Checks what a built-in plugin needs from its grants against the step's settings.
+    /// Checks what a built-in plugin needs from its grants against the step's settings,
+    /// and, for one that works in the job's checkout, that the step has one or names a
+    /// directory of its own.
     fn needs(
         &mut self,
         label: &str,
         plugin: &str,
         settings: &serde_json::Value,
         plugins: &BTreeMap<String, PluginSpec>,
-        span: Range<usize>,
+        (settings_span, step_span): (Range<usize>, Range<usize>),
+        has_checkout: bool,
     ) {
         let Some(spec) = plugins.get(plugin) else { return };
         let super::WasmSource::Builtin(builtin) = &spec.wasm else { return };
         for need in crate::builtin::needs(builtin) {
             if let Err(err) = need.check(settings, &spec.grant) {
-                self.problem(Some(span.clone()), format!("{label}: {err}"));
+                self.problem(Some(settings_span.clone()), format!("{label}: {err}"));
             }
         }
-    }
-
-    /// Refuses a step of a built-in that works in the job's checkout when the step has
-    /// no checkout and does not name a directory of its own either.
-    fn works_in_checkout(
-        &mut self,
-        label: &str,
-        plugin: &str,
-        settings: &serde_json::Value,
-        plugins: &BTreeMap<String, PluginSpec>,
-        span: Range<usize>,
-    ) {
-        let Some(spec) = plugins.get(plugin) else { return };
-        let super::WasmSource::Builtin(builtin) = &spec.wasm else { return };
-        let Some(setting) = crate::builtin::checkout_or(builtin) else { return };
-        if settings.get(setting).is_none() {
+        if let Some(setting) = crate::builtin::checkout_or(builtin)
+            && !has_checkout
+            && settings.get(setting).is_none()
+        {
             self.problem(
-                Some(span),
+                Some(step_span),
                 format!(
                     "{label}: `{builtin}` works in the job's checkout: add `checkout = true` (to the step or its \
                      rule), or set `with.{setting}` to a directory of the plugin's grants"
