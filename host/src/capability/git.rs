@@ -8,11 +8,12 @@
 //! alternates lead, and only then works; a link swapped in between calls leads nowhere.
 //! Remotes go through [`remote`], the one parser that decides both the grant and what
 //! libgit2 is given; no credential leaves the host unless the grant gives one for that
-//! host, and redirects are not followed. [`merge`] owns the in-memory merge check.
+//! host, and redirects are not followed. [`merge`] owns the bounded merge that
+//! `merge-check` (in memory) and the job checkout's `checkout = "merge"` both use.
 
 mod merge;
 
-pub use merge::MAX_MERGE_BYTES;
+pub use merge::{MAX_MERGE_BYTES, MAX_MERGE_LINES};
 
 pub mod checkout;
 
