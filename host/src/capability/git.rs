@@ -665,6 +665,16 @@ impl wit::HostRepository for StepState {
     }
 }
 
+/// The paths that conflict when `head` merges into `base` in the repository at `path`,
+/// through the bounded merge `merge-check` makes (in memory), on the calling thread and
+/// unconfined: what a merge costs, for benchmarks.
+pub fn merge_check_for_benchmark(path: &Path, base: &str, head: &str) -> Result<Vec<String>, String> {
+    gitwalk::configure_libgit2();
+    let repo = Repository::open(path).map_err(|err| format!("opening {}: {}", path.display(), err.message()))?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(3600);
+    merge::conflicts(&repo, base, head, deadline).map_err(|err| format!("{err:?}"))
+}
+
 fn walk_budget(deadline: Instant) -> Budget {
     Budget { entries: MAX_TREE_ENTRIES, path_bytes: MAX_TREE_PATH_BYTES, deadline }
 }
