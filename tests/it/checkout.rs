@@ -1,14 +1,16 @@
 //! Job checkouts through the daemon: real repositories served by the real
 //! `git http-backend` on loopback, real signed deliveries, the probe plugin looking at
 //! what it was given. A push and a pull request each get their commit (shallow, with
-//! `refs/gitauto/base`), `"merge"` a merge commit or a failure listing the conflicts;
+//! `refs/gitauto/base`), `"merge"` a merge commit or a failure listing the conflicts
+//! (and an error, before merging, for a tree bomb or a flood of short lines);
 //! the steps that ask share one checkout, one that does not cannot read it, and it is
 //! gone when the job ends. The clone URL's host must be granted, with its credential.
 
+use gitauto::capability::git::MAX_MERGE_LINES;
 use gitauto_tests::git_http::GitHttp;
 use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, pull_request_payload, push_payload};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const TOKEN: &str = "checkout-token-only-the-host-knows";
 
@@ -268,6 +270,98 @@ async fn merge_mode_fails_a_conflicting_pull_request_listing_the_paths() {
     let report =
         std::fs::read_to_string(world.scratch().join("conflicts.txt")).unwrap_or_else(|err| panic!("{err}: {job:#}"));
     assert_eq!(report, "README.md into main", "the on_failure handler got the conflicts as output");
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+/// Merge mode, never retried: what a refused merge must not be.
+const MERGE_RETRIED_RULES: &str = r#"
+[[rules]]
+name = "merge"
+on = "pull_request"
+checkout = "merge"
+retries = 1
+retry_backoff = "1s"
+steps = [{ name = "look", plugin = "probe", with = { op = "checkout" } }]
+"#;
+
+/// A commit on origin, child of `parent`, whose tree is `parent`'s plus `bomb/`: 10^7
+/// paths from 8 objects (a few hundred bytes packed), as pull request `number`'s head.
+fn tree_bomb(origin: &Path, parent: &str, number: u64) -> String {
+    let repo = git2::Repository::open_bare(origin).unwrap();
+    let blob = repo.blob(b"x\n").unwrap();
+    let mut level = repo.treebuilder(None).unwrap();
+    for i in 0..10 {
+        level.insert(format!("f{i}"), blob, 0o100644).unwrap();
+    }
+    let mut id = level.write().unwrap();
+    for _ in 1..7 {
+        let mut level = repo.treebuilder(None).unwrap();
+        for i in 0..10 {
+            level.insert(format!("d{i}"), id, 0o040000).unwrap();
+        }
+        id = level.write().unwrap();
+    }
+    let parent = repo.find_commit(git2::Oid::from_str(parent).unwrap()).unwrap();
+    let mut tree = repo.treebuilder(Some(&parent.tree().unwrap())).unwrap();
+    tree.insert("bomb", id, 0o040000).unwrap();
+    let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+    let signature = git2::Signature::now("Mallory", "mallory@example.com").unwrap();
+    let reference = format!("refs/pull/{number}/head");
+    repo.commit(Some(&reference), &signature, &signature, "bomb", &tree, &[&parent]).unwrap().to_string()
+}
+
+/// Issue 19: a pull request whose head is a tree bomb is refused before libgit2 merges
+/// it (the trees are counted first), as an error that is not retried, and the daemon
+/// goes on to serve the next pull request.
+#[tokio::test(flavor = "multi_thread")]
+async fn merge_mode_refuses_a_tree_bomb_before_merging_and_serves_the_next_pull_request() {
+    let world = World::new().await;
+    let (base, _, head) = diverged(&world.repo, false);
+    let bomb = tree_bomb(&world.repo.origin, &base, 9);
+    let daemon = world.daemon(&world.server.host, MERGE_RETRIED_RULES).await;
+    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 9, &bomb, "bomb", "main")).await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("failed"), Some(1)), "{job:#}");
+    let look = step(&job, "look");
+    assert_eq!(look["status"], "error", "{look:#}");
+    assert_eq!(
+        look["summary"],
+        "checkout: merging the pull request into `main`: the tree has more than 200000 entries (the limit for one call)"
+    );
+    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(step(&job, "look")["output"]["changed"], serde_json::json!(["feature.txt"]));
+    no_workspaces_left(&daemon);
+    daemon.stop().await;
+}
+
+/// Issue 19: a file of short lines both sides change (a few kilobytes packed, and a
+/// clean merge) is refused when its versions' lines add up to more than the bound: libgit2
+/// would allocate per line. Not retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn merge_mode_refuses_a_merge_of_too_many_short_lines() {
+    let world = World::new().await;
+    let lines = usize::try_from(MAX_MERGE_LINES / 3 + 1).unwrap();
+    let short = |first: &str, last: &str| format!("{first}\n{}{last}\n", "\n".repeat(lines - 2));
+    world.repo.commit("lines.txt", &short("", ""), "short lines");
+    world.repo.push("main");
+    world.repo.branch("feature");
+    let head = world.repo.commit("lines.txt", &short("", "feature"), "feature changes the last line");
+    world.repo.push_ref("feature", "refs/pull/7/head");
+    world.repo.switch("main");
+    world.repo.commit("lines.txt", &short("main", ""), "main changes the first line");
+    world.repo.push("main");
+    let daemon = world.daemon(&world.server.host, MERGE_RETRIED_RULES).await;
+    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("failed"), Some(1)), "{job:#}");
+    let look = step(&job, "look");
+    assert_eq!(look["status"], "error", "{look:#}");
+    let summary = look["summary"].as_str().unwrap();
+    let refused = format!(
+        "checkout: merging the pull request into `main`: the files to merge line by line add up to more than \
+         {MAX_MERGE_LINES} lines (the limit for a merge; reached at `lines.txt`, "
+    );
+    assert!(summary.starts_with(&refused), "{summary}");
     no_workspaces_left(&daemon);
     daemon.stop().await;
 }

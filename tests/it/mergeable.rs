@@ -1,8 +1,10 @@
 //! `mergeable` through the daemon on real repositories: a pull request that merges
 //! cleanly succeeds, one that conflicts fails naming the paths; the repository is left
 //! as it was; a repository outside the grants is refused and left as it was; an
-//! unknown revision is not found; other events are skipped.
+//! unknown revision is not found; other events are skipped; a merge of too many short
+//! lines is refused before it is made.
 
+use gitauto::capability::git::MAX_MERGE_LINES;
 use gitauto_tests::{SECRET, TestDaemon, TestGit, git, github_source, push_payload};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -205,5 +207,46 @@ async fn pushes_are_skipped_unknown_revisions_are_not_found_and_outside_reposito
     assert_eq!(missing["state"], "failed", "{missing:#}");
     let error = missing["error"].as_str().unwrap();
     assert!(error.contains("not found: resolving `no-such-branch`"), "{missing:#}");
+    daemon.stop().await;
+}
+
+/// Issue 19: a file of short lines both sides change is refused by `merge-check` as
+/// `invalid`, naming the bound, before libgit2 merges it; the repositories are left as
+/// they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_of_too_many_short_lines_is_refused_naming_the_bound() {
+    let w = world();
+    let lines = usize::try_from(MAX_MERGE_LINES / 3 + 1).unwrap();
+    let short = |first: &str, last: &str| format!("{first}\n{}{last}\n", "\n".repeat(lines - 2));
+    let commit = |from: &str, content: String, message: &str| {
+        git(&w.checkout, &["checkout", "--quiet", "--detach", from]);
+        std::fs::write(w.checkout.join("lines.txt"), content).unwrap();
+        git(&w.checkout, &["add", "lines.txt"]);
+        git(&w.checkout, &["commit", "--quiet", "-m", message]);
+        git(&w.checkout, &["rev-parse", "HEAD"])
+    };
+    let base = commit("origin/main", short("", ""), "short lines");
+    let target = commit(&base, short("main", ""), "main changes the first line");
+    let head = commit(&base, short("", "head"), "the head changes the last line");
+    git(
+        &w.checkout,
+        &["push", "--quiet", "origin", &format!("{target}:refs/heads/main"), &format!("{head}:refs/heads/lines")],
+    );
+    git(&w.checkout, &["update-ref", "refs/gitauto/target", &target]);
+    let daemon = daemon(&w).await;
+    let (checkout_before, origin_before) = (state(&w.checkout), state(&w.origin));
+    let jobs = deliver(&daemon, "pull_request", &pull_request(9, "lines", &head)).await;
+    assert_eq!(jobs.len(), 2);
+    let refused = format!(
+        "invalid: merging `{head}` into `{target}`: the files to merge line by line add up to more than \
+         {MAX_MERGE_LINES} lines (the limit for a merge; reached at `lines.txt`, "
+    );
+    for (rule, job) in &jobs {
+        assert_eq!(job["state"], "failed", "{rule}: {job:#}");
+        let error = job["error"].as_str().unwrap();
+        assert!(error.contains(&refused), "{rule}: {error}");
+    }
+    assert_eq!(state(&w.checkout), checkout_before);
+    assert_eq!(state(&w.origin), origin_before);
     daemon.stop().await;
 }

@@ -8,11 +8,12 @@
 //! alternates lead, and only then works; a link swapped in between calls leads nowhere.
 //! Remotes go through [`remote`], the one parser that decides both the grant and what
 //! libgit2 is given; no credential leaves the host unless the grant gives one for that
-//! host, and redirects are not followed. [`merge`] owns the in-memory merge check.
+//! host, and redirects are not followed. [`merge`] owns the bounded merge that
+//! `merge-check` (in memory) and the job checkout's `checkout = "merge"` both use.
 
 mod merge;
 
-pub use merge::MAX_MERGE_BYTES;
+pub use merge::{MAX_MERGE_BYTES, MAX_MERGE_LINES};
 
 pub mod checkout;
 
@@ -662,6 +663,16 @@ impl wit::HostRepository for StepState {
         self.table.delete(this)?;
         Ok(())
     }
+}
+
+/// The paths that conflict when `head` merges into `base` in the repository at `path`,
+/// through the bounded merge `merge-check` makes (in memory), on the calling thread and
+/// unconfined: what a merge costs, for benchmarks.
+pub fn merge_check_for_benchmark(path: &Path, base: &str, head: &str) -> Result<Vec<String>, String> {
+    gitwalk::configure_libgit2();
+    let repo = Repository::open(path).map_err(|err| format!("opening {}: {}", path.display(), err.message()))?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(3600);
+    merge::conflicts(&repo, base, head, deadline).map_err(|err| format!("{err:?}"))
 }
 
 fn walk_budget(deadline: Instant) -> Budget {

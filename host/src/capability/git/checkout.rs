@@ -1,6 +1,7 @@
 //! The job checkout, filled by the host: a repository in the job's checkout directory
 //! whose HEAD is detached at the event's commit (or at a merge of a pull request into
-//! its target branch), with `refs/gitauto/base` and `refs/gitauto/target` set. The
+//! its target branch, made by the bounded merge [`super::merge`] owns, the one
+//! `merge-check` uses), with `refs/gitauto/base` and `refs/gitauto/target` set. The
 //! worker decides when to fill it and who sees it; this module only fills it.
 //!
 //! Filling goes through the same walls as a plugin's `clone`: the clone URL is read by
@@ -9,6 +10,7 @@
 //! is the one that grant gives for the host, and libgit2 runs on a thread that Landlock
 //! confines to the checkout (writable) and the step's grants (read-only).
 
+use super::merge::{self, Merged};
 use super::{GitError, check_checkout_size, fetch_options, remote_rules, root_tree};
 use crate::config::{Checkout, CheckoutMode};
 use crate::confine::{self, Rules};
@@ -268,7 +270,7 @@ impl Filler {
             let respec: Vec<String> = head_spec.iter().cloned().chain(target_spec).collect();
             let merge_base = self.merge_base(&repo, commit, tip, &respec)?;
             if mode == CheckoutMode::Merge {
-                head = merged(&repo, commit, tip, branch)?;
+                head = merged(&repo, commit, tip, branch, self.deadline)?;
                 set_ref(&repo, BASE, tip)?;
             } else if let Some(base) = merge_base {
                 set_ref(&repo, BASE, base)?;
@@ -359,26 +361,39 @@ fn set_ref(repo: &Repository, name: &str, oid: Oid) -> Result<(), FillError> {
         .map_err(|err| FillError::failed(format!("setting {name}: {}", err.message())))
 }
 
-/// A merge commit of `head` into `tip` (the target branch), written in memory; its
-/// conflicts, if any.
-fn merged(repo: &Repository, head: Oid, tip: Oid, branch: &str) -> Result<Oid, FillError> {
+/// A merge commit of `head` into `tip` (the target branch), through the same bounded
+/// merge as `merge-check` (trees counted, bytes and lines of what is merged bounded,
+/// before libgit2 merges), written into the checkout's repository; its conflicts, if any.
+fn merged(repo: &Repository, head: Oid, tip: Oid, branch: &str, deadline: Instant) -> Result<Oid, FillError> {
     let failed = |what: &str, err: git2::Error| FillError::failed(format!("{what}: {}", err.message()));
     let head = repo.find_commit(head).map_err(|err| failed("reading the head", err))?;
     let tip = repo.find_commit(tip).map_err(|err| failed("reading the target", err))?;
-    let mut index = repo.merge_commits(&tip, &head, None).map_err(|err| failed("merging", err))?;
-    if index.has_conflicts() {
-        let mut paths: Vec<String> = index
-            .conflicts()
-            .map_err(|err| failed("listing conflicts", err))?
-            .filter_map(Result::ok)
-            .filter_map(|conflict| conflict.our.or(conflict.their).or(conflict.ancestor))
-            .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
-            .collect();
-        paths.sort();
-        paths.dedup();
-        return Err(FillError::Conflicts { target: branch.to_owned(), paths });
-    }
-    let tree = index.write_tree_to(repo).map_err(|err| failed("writing the merged tree", err))?;
+    let what = format!("merging the pull request into `{branch}`");
+    let refused = |err: GitError| FillError::Failed {
+        message: describe(&err),
+        // A refusal stays one; only a merge the deadline cut short may fare better.
+        retryable: matches!(err, GitError::Failed(_)) && Instant::now() >= deadline,
+    };
+    let tree = match merge::merge(repo, &tip, &head, deadline, &what).map_err(refused)? {
+        Merged::Contained(commit) => {
+            repo.find_commit(commit).map_err(|err| failed("reading the merged commit", err))?.tree_id()
+        }
+        Merged::Index(mut index) => {
+            if index.has_conflicts() {
+                let mut paths: Vec<String> = index
+                    .conflicts()
+                    .map_err(|err| failed("listing conflicts", err))?
+                    .filter_map(Result::ok)
+                    .filter_map(|conflict| conflict.our.or(conflict.their).or(conflict.ancestor))
+                    .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+                    .collect();
+                paths.sort();
+                paths.dedup();
+                return Err(FillError::Conflicts { target: branch.to_owned(), paths });
+            }
+            index.write_tree_to(repo).map_err(|err| failed("writing the merged tree", err))?
+        }
+    };
     let tree = repo.find_tree(tree).map_err(|err| failed("reading the merged tree", err))?;
     // The same merge of the same commits is the same commit, whenever it is made.
     let when = git2::Time::new(head.committer().when().seconds().max(tip.committer().when().seconds()), 0);

@@ -1,21 +1,29 @@
-//! `merge-check`: whether one revision merges cleanly into another, computed in memory
-//! by libgit2 as `git merge` would. libgit2 stores the blobs and trees it merges in the
-//! object database; here they go to an in-memory store placed in front of the
-//! repository's, so nothing reaches the disk. The three trees are counted and the bytes
-//! the merge may read are summed first: a tree bomb or a huge file is refused before
-//! libgit2 holds it.
+//! The bounded merge: `merge-check` (whether one revision merges cleanly into another,
+//! computed in memory) and the job checkout's `checkout = "merge"` both merge through
+//! [`merge`], as `git merge` would. Before libgit2 holds anything, the trees of the
+//! merge base(s) and both sides are counted, the bytes the merge may read are summed
+//! (object headers) and the lines of the files it merges line by line are counted
+//! (libgit2's xdiff allocates per line, so a file of bare newlines costs far more than
+//! its bytes): a tree bomb, a huge file or a flood of short lines is refused first.
+//! `merge-check` puts an in-memory object store in front of the repository's, so
+//! nothing reaches the disk; the checkout writes its merge into its own repository.
 
 use super::{commit, failed, root_tree, walk_budget, walk_failed};
 use crate::capability::bindings::gitauto::plugin::git::GitError;
 use crate::gitwalk::{self, Blob};
-use git2::{ErrorCode, MergeOptions, Oid, Repository};
-use std::collections::{BTreeSet, HashMap};
+use git2::{Commit, ErrorCode, Index, MergeOptions, Oid, Repository};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-/// Bytes of files a merge check may read: the files changed on both sides (merged line
-/// by line) and, on a side that removes files, its added and removed files (compared
-/// for rename detection).
-pub const MAX_MERGE_BYTES: u64 = 512 << 20;
+/// Bytes of files a merge may read: the files changed on both sides (merged line by
+/// line) and, on a side that removes files, its added and removed files (compared for
+/// rename detection). Each file counts once per path it is at.
+pub const MAX_MERGE_BYTES: u64 = 32 << 20;
+/// Lines of the files a merge may merge line by line: every version (base, ours,
+/// theirs) of each file changed on both sides, and the files a side adds when it
+/// removes one the other side changed (a rename's other half). libgit2's xdiff holds
+/// about a hundred bytes per line of each version while it merges.
+pub const MAX_MERGE_LINES: u64 = 1_000_000;
 /// Added and removed files compared for rename detection at most (git's
 /// `merge.renameLimit` default is larger, libgit2's is this); set here so a repository's
 /// configuration cannot raise it.
@@ -24,45 +32,84 @@ const RENAME_LIMIT: u32 = 1000;
 /// past it, libgit2 takes the first base as it is.
 const RECURSION_LIMIT: u32 = 8;
 
-/// The paths that conflict when `head` is merged into `base` (both revisions as
-/// [`commit`] reads them), deduplicated and sorted; empty when the merge is clean.
-pub(super) fn conflicts(repo: &Repository, base: &str, head: &str, deadline: Instant) -> Result<Vec<String>, GitError> {
-    let ours = commit(repo, base)?;
-    let theirs = commit(repo, head)?;
+/// How far a merge may go: see [`MAX_MERGE_BYTES`] and [`MAX_MERGE_LINES`].
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    bytes: u64,
+    lines: u64,
+}
+
+const LIMITS: Limits = Limits { bytes: MAX_MERGE_BYTES, lines: MAX_MERGE_LINES };
+
+/// What merging one commit into another comes to.
+pub(super) enum Merged {
+    /// One side contains the other (a fast-forward, or nothing to merge): this commit,
+    /// the one that contains the other, is the merge's result as it is.
+    Contained(Oid),
+    /// The merged index, with its conflicts if any; its blobs are in the object database.
+    Index(Index),
+}
+
+/// Merges `theirs` into `ours` as `git merge` would (three-way from the merge base,
+/// renames followed, a virtual base for criss-cross histories), once the merge is
+/// counted and found within the bounds; refusals and failures start with `what`. The
+/// merged blobs go to the repository's object database: a caller that must write
+/// nothing puts an in-memory store in front of it first.
+pub(super) fn merge(
+    repo: &Repository,
+    ours: &Commit<'_>,
+    theirs: &Commit<'_>,
+    deadline: Instant,
+    what: &str,
+) -> Result<Merged, GitError> {
     let bases = match repo.merge_bases(ours.id(), theirs.id()) {
         Ok(bases) => bases.iter().copied().collect::<Vec<Oid>>(),
         Err(err) if err.code() == ErrorCode::NotFound => Vec::new(),
-        Err(err) => return Err(failed(&format!("finding the merge base of `{base}` and `{head}`"), err)),
+        Err(err) => return Err(failed(&format!("{what}: finding the merge base"), err)),
     };
     let Some(&first) = bases.first() else {
         return Err(GitError::NotFound(format!(
-            "`{base}` and `{head}` have no merge base (unrelated histories, or a shallow clone that lacks it)"
+            "{what}: the two have no merge base (unrelated histories, or a shallow clone that lacks it)"
         )));
     };
-    // One side contains the other: a fast-forward or nothing to merge.
-    if first == ours.id() || first == theirs.id() {
-        return Ok(Vec::new());
+    if first == ours.id() {
+        return Ok(Merged::Contained(theirs.id()));
     }
-    let what = format!("merging `{head}` into `{base}`");
-    let listed = |id: Oid| list(repo, id, deadline, &what);
+    if first == theirs.id() {
+        return Ok(Merged::Contained(ours.id()));
+    }
+    let listed = |id: Oid| list(repo, id, deadline, what);
     let (old, left, right) = (listed(first)?, listed(ours.id())?, listed(theirs.id())?);
     // A criss-cross history: libgit2 merges the other bases into a virtual one, so their
     // trees are counted too (as many as it will merge).
     for &other in bases.iter().skip(1).take(RECURSION_LIMIT as usize) {
         listed(other)?;
     }
-    check_bytes(repo, [&old, &left, &right], MAX_MERGE_BYTES, &what)?;
+    check_size(repo, [&old, &left, &right], LIMITS, what)?;
     if Instant::now() >= deadline {
         return Err(GitError::Failed(format!("{what}: the step's deadline passed")));
     }
+    let mut options = MergeOptions::new();
+    options.find_renames(true).target_limit(RENAME_LIMIT).recursion_limit(RECURSION_LIMIT);
+    let index = repo.merge_commits(ours, theirs, Some(&options)).map_err(|err| failed(what, err))?;
+    Ok(Merged::Index(index))
+}
 
+/// The paths that conflict when `head` is merged into `base` (both revisions as
+/// [`commit`] reads them), deduplicated and sorted; empty when the merge is clean.
+/// Nothing is written: the merge's objects go to an in-memory store.
+pub(super) fn conflicts(repo: &Repository, base: &str, head: &str, deadline: Instant) -> Result<Vec<String>, GitError> {
+    let ours = commit(repo, base)?;
+    let theirs = commit(repo, head)?;
     let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
     // Highest priority: libgit2 writes to the first backend that takes writes.
     let _in_memory =
         odb.add_new_mempack_backend(1000).map_err(|err| failed("adding an in-memory object store", err))?;
-    let mut options = MergeOptions::new();
-    options.find_renames(true).target_limit(RENAME_LIMIT).recursion_limit(RECURSION_LIMIT);
-    let index = repo.merge_commits(&ours, &theirs, Some(&options)).map_err(|err| failed(&what, err))?;
+    let what = format!("merging `{head}` into `{base}`");
+    let index = match merge(repo, &ours, &theirs, deadline, &what)? {
+        Merged::Contained(_) => return Ok(Vec::new()),
+        Merged::Index(index) => index,
+    };
     let mut paths = BTreeSet::new();
     let conflicts = index.conflicts().map_err(|err| failed(&what, err))?;
     for conflict in conflicts {
@@ -83,14 +130,15 @@ fn list(repo: &Repository, id: Oid, deadline: Instant, what: &str) -> Result<Has
 }
 
 /// Refuses a merge of the trees `[ancestor, ours, theirs]` that would read more than
-/// `max` bytes of files (sizes from object headers, nothing inflated).
-fn check_bytes(
+/// `limits.bytes` bytes of files (sizes from object headers, nothing inflated), or merge
+/// more than `limits.lines` lines line by line (counted in the files, once their bytes
+/// are known to be within the bound).
+fn check_size(
     repo: &Repository,
     [old, left, right]: [&HashMap<String, Blob>; 3],
-    max: u64,
+    limits: Limits,
     what: &str,
 ) -> Result<(), GitError> {
-    let mut read: BTreeSet<Oid> = BTreeSet::new();
     let changed = |side: &HashMap<String, Blob>| -> BTreeSet<String> {
         let mut paths: BTreeSet<String> = side
             .iter()
@@ -101,26 +149,73 @@ fn check_bytes(
         paths
     };
     let (left_changed, right_changed) = (changed(left), changed(right));
-    for path in left_changed.intersection(&right_changed) {
-        read.extend([old, left, right].iter().filter_map(|tree| tree.get(path)).map(|blob| blob.id));
+    let both: BTreeSet<&String> = left_changed.intersection(&right_changed).collect();
+    // Each (path, blob) once: what libgit2 reads and merges, path by path.
+    let mut merged: BTreeSet<(&str, Oid)> = BTreeSet::new();
+    for path in &both {
+        merged.extend([old, left, right].iter().filter_map(|tree| tree.get(*path)).map(|b| (path.as_str(), b.id)));
     }
+    let mut read = merged.clone();
     for (side, changed) in [(left, &left_changed), (right, &right_changed)] {
-        if changed.iter().any(|path| !side.contains_key(path)) {
-            read.extend(changed.iter().filter_map(|path| side.get(path).or_else(|| old.get(path))).map(|b| b.id));
+        if !changed.iter().any(|path| !side.contains_key(path)) {
+            continue;
+        }
+        // The side removes files: renames are looked for among what it adds and removes.
+        for path in changed {
+            if let Some(blob) = side.get(path).or_else(|| old.get(path)) {
+                read.insert((path.as_str(), blob.id));
+            }
+        }
+        // A file it removes that the other side changed may be renamed: then one of the
+        // files it adds is merged line by line with it.
+        if both.iter().any(|path| !side.contains_key(*path)) {
+            let added = changed.iter().filter(|path| !old.contains_key(*path));
+            merged.extend(added.filter_map(|path| side.get(path).map(|blob| (path.as_str(), blob.id))));
         }
     }
     let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
     let mut total = 0u64;
-    for id in read {
-        let (size, _) = odb.read_header(id).map_err(|err| failed(what, err))?;
+    for &(path, id) in &read {
+        let (size, _) = odb.read_header(id).map_err(|err| failed(&format!("{what}: `{path}`"), err))?;
         total += size as u64;
-        if total > max {
+        if total > limits.bytes {
             return Err(GitError::Invalid(format!(
-                "{what}: the files to compare add up to more than {max} bytes (the limit for a merge in memory)"
+                "{what}: the files to compare add up to more than {} bytes (the limit for a merge; reached at \
+                 `{path}`, {size} bytes)",
+                limits.bytes
+            )));
+        }
+    }
+    // Within the byte bound, so each file may be inflated; each is counted once.
+    let mut counted: BTreeMap<Oid, u64> = BTreeMap::new();
+    let mut lines = 0u64;
+    for &(path, id) in &merged {
+        let count = match counted.get(&id) {
+            Some(&count) => count,
+            None => {
+                let blob = repo.find_blob(id).map_err(|err| failed(&format!("{what}: `{path}`"), err))?;
+                let count = line_count(blob.content());
+                counted.insert(id, count);
+                count
+            }
+        };
+        lines += count;
+        if lines > limits.lines {
+            return Err(GitError::Invalid(format!(
+                "{what}: the files to merge line by line add up to more than {} lines (the limit for a merge; \
+                 reached at `{path}`, {count} lines)",
+                limits.lines
             )));
         }
     }
     Ok(())
+}
+
+/// Lines of `content` as xdiff splits it: each newline ends one, and a last line
+/// without one counts too.
+fn line_count(content: &[u8]) -> u64 {
+    let newlines = content.iter().filter(|&&byte| byte == b'\n').count() as u64;
+    newlines + u64::from(content.last().is_some_and(|&byte| byte != b'\n'))
 }
 
 #[cfg(test)]
@@ -268,6 +363,23 @@ mod tests {
         }
     }
 
+    /// The trees `[ancestor, base, head]` listed.
+    fn trees(repo: &Repository, base: &str, head: &str) -> [HashMap<String, Blob>; 3] {
+        let far = Instant::now() + std::time::Duration::from_secs(60);
+        let id = |rev: &str| repo.revparse_single(rev).unwrap().id();
+        let ancestor = repo.merge_base(id(base), id(head)).unwrap();
+        [ancestor, id(base), id(head)].map(|commit| list(repo, commit, far, "test").unwrap())
+    }
+
+    fn size(
+        repo: &Repository,
+        [old, left, right]: &[HashMap<String, Blob>; 3],
+        bytes: u64,
+        lines: u64,
+    ) -> Result<(), GitError> {
+        check_size(repo, [old, left, right], Limits { bytes, lines }, "m")
+    }
+
     /// What a merge reads is counted: the three versions of each file both sides
     /// changed (`a.txt`, `docs/b.md` between `main` and `clash`: 104 bytes), and a side's
     /// added and removed files when it removes any (`moved`: `c.txt` as `d.txt`).
@@ -275,29 +387,95 @@ mod tests {
     fn the_bytes_a_merge_reads_are_bounded() {
         let dir = repository();
         let repo = Repository::open(dir.path()).unwrap();
-        let far = Instant::now() + std::time::Duration::from_secs(60);
-        let trees = |base: &str, head: &str| {
-            let id = |rev: &str| repo.revparse_single(rev).unwrap().id();
-            let ancestor = repo.merge_base(id(base), id(head)).unwrap();
-            [ancestor, id(base), id(head)].map(|commit| list(&repo, commit, far, "test").unwrap())
-        };
-        let [old, left, right] = trees("main", "clash");
-        assert!(check_bytes(&repo, [&old, &left, &right], 104, "m").is_ok());
-        match check_bytes(&repo, [&old, &left, &right], 103, "m") {
+        let clash = trees(&repo, "main", "clash");
+        assert!(size(&repo, &clash, 104, u64::MAX).is_ok());
+        match size(&repo, &clash, 103, u64::MAX) {
             Err(GitError::Invalid(why)) => assert_eq!(
                 why,
-                "m: the files to compare add up to more than 103 bytes (the limit for a merge in memory)"
+                "m: the files to compare add up to more than 103 bytes (the limit for a merge; reached at \
+                 `docs/b.md`, 18 bytes)"
             ),
             other => panic!("{other:?}"),
         }
         // main changes c.txt (16 bytes before, 24 after); `moved` removes it and adds
-        // d.txt (the same 16 bytes, one blob): 40 bytes.
-        let [old, left, right] = trees("main", "moved");
-        assert!(check_bytes(&repo, [&old, &left, &right], 40, "m").is_ok());
-        assert!(check_bytes(&repo, [&old, &left, &right], 39, "m").is_err());
+        // d.txt (the same 16 bytes, at another path): 56 bytes.
+        let moved = trees(&repo, "main", "moved");
+        assert!(size(&repo, &moved, 56, u64::MAX).is_ok());
+        assert!(size(&repo, &moved, 55, u64::MAX).is_err());
         // Only one side changes anything: nothing is compared.
-        let [old, left, right] = trees("main", "main~1");
-        assert!(check_bytes(&repo, [&old, &left, &right], 0, "m").is_ok());
+        let behind = trees(&repo, "main", "main~1");
+        assert!(size(&repo, &behind, 0, 0).is_ok());
+    }
+
+    /// Issue 19: xdiff allocates per line, so the lines of what is merged line by line
+    /// are bounded apart from its bytes: the three versions of each file both sides
+    /// changed (`a.txt`, `docs/b.md`: 3 lines each, 18 in all), and what a side that
+    /// removes such a file adds (`moved`: c.txt twice and d.txt, 8 lines each).
+    #[test]
+    fn the_lines_a_merge_reads_are_bounded() {
+        let dir = repository();
+        let repo = Repository::open(dir.path()).unwrap();
+        let clash = trees(&repo, "main", "clash");
+        assert!(size(&repo, &clash, u64::MAX, 18).is_ok());
+        match size(&repo, &clash, u64::MAX, 17) {
+            Err(GitError::Invalid(why)) => assert_eq!(
+                why,
+                "m: the files to merge line by line add up to more than 17 lines (the limit for a merge; \
+                 reached at `docs/b.md`, 3 lines)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let moved = trees(&repo, "main", "moved");
+        assert!(size(&repo, &moved, u64::MAX, 24).is_ok());
+        assert!(size(&repo, &moved, u64::MAX, 23).is_err());
+        // Only one side changes anything: nothing is merged line by line.
+        let behind = trees(&repo, "main", "main~1");
+        assert!(size(&repo, &behind, u64::MAX, 0).is_ok());
+    }
+
+    #[test]
+    fn lines_are_counted_as_xdiff_splits_them() {
+        for (content, lines) in [("", 0), ("a", 1), ("a\n", 1), ("\n\n", 2), ("a\nb", 2), ("a\r\nb\r\n", 2)] {
+            assert_eq!(line_count(content.as_bytes()), lines, "{content:?}");
+        }
+    }
+
+    /// Issue 19: a file of short lines changed on both sides, a few kilobytes packed, is
+    /// refused before libgit2 merges it when its versions' lines add up to more than
+    /// [`MAX_MERGE_LINES`]; at the bound it merges.
+    #[test]
+    fn a_merge_of_too_many_short_lines_is_refused_before_merging() {
+        let dir = repository();
+        let root = dir.path();
+        let per_file = MAX_MERGE_LINES / 3;
+        // `lines` lines, all empty but the first and the last.
+        let short = |first: &str, last: &str, lines: u64| {
+            format!("{first}\n{}{last}\n", "\n".repeat(usize::try_from(lines).unwrap() - 2))
+        };
+        git(root, &["checkout", "-q", "-b", "lines", "main~1"]);
+        write(root, "lines.txt", &short("", "", per_file));
+        git(root, &["add", "-A"]);
+        git(root, &["commit", "-qm", "lines"]);
+        let rest = MAX_MERGE_LINES - 2 * per_file;
+        for (branch, first, last, lines) in
+            [("top", "top", "", per_file), ("bottom", "", "bottom", rest), ("longer", "", "bottom", rest + 1)]
+        {
+            git(root, &["checkout", "-q", "-b", branch, "lines"]);
+            write(root, "lines.txt", &short(first, last, lines));
+            git(root, &["commit", "-qam", branch]);
+        }
+        let repo = Repository::open(root).unwrap();
+        assert_eq!(check(&repo, "top", "bottom").unwrap(), Vec::<String>::new());
+        match check(&repo, "top", "longer") {
+            Err(GitError::Invalid(why)) => assert!(
+                why.starts_with(&format!(
+                    "merging `longer` into `top`: the files to merge line by line add up to more than \
+                     {MAX_MERGE_LINES} lines (the limit for a merge; reached at `lines.txt`, "
+                )),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
