@@ -31,27 +31,175 @@ pub fn configure_libgit2() {
     });
 }
 
-/// Files libgit2 reads whole when it opens a repository, and how large each may be.
+/// Files libgit2 reads whole from a git directory, and how large each may be.
 const READ_WHOLE: &[(&str, u64)] = &[
-    ("HEAD", 64 << 10),
+    ("HEAD", MAX_LOOSE_REF),
     ("commondir", 64 << 10),
+    ("gitdir", 64 << 10),
     ("config", 1 << 20),
+    ("config.worktree", 1 << 20),
     ("objects/info/alternates", 64 << 10),
     ("packed-refs", 256 << 20),
     ("index", 512 << 20),
     ("shallow", 16 << 20),
     ("info/grafts", 16 << 20),
     ("info/exclude", 1 << 20),
+    ("info/attributes", 1 << 20),
+    ("info/sparse-checkout", 1 << 20),
+    ("FETCH_HEAD", 16 << 20),
+    ("MERGE_MSG", 1 << 20),
+    ("SQUASH_MSG", 1 << 20),
+    ("COMMIT_EDITMSG", 1 << 20),
 ];
 
+/// The largest loose ref: an object id or `ref: ` and a name of at most 1,024 bytes.
+pub const MAX_LOOSE_REF: u64 = 4 << 10;
+/// The largest reflog file (libgit2 reads one whole to resolve `name@{n}`).
+const MAX_REFLOG: u64 = 64 << 20;
+/// Entries of `refs/` (and of `logs/`) looked at most: beyond this many loose refs a
+/// repository is refused (`git pack-refs` packs them).
+pub const MAX_LOOSE_REFS: usize = 100_000;
+
 /// Checks that what libgit2 reads whole from the git directory `dir` is a plain file of
-/// a sane size: a FIFO would hold the call forever, a sparse file of gigabytes would be
-/// read into memory.
+/// a sane size (a FIFO would hold the call forever, a sparse file of gigabytes would be
+/// read into memory): the listed internals, every root ref (`ORIG_HEAD`, `MERGE_HEAD`,
+/// any all-capitals name libgit2 would resolve), every loose ref under `refs/` and
+/// every reflog under `logs/`, counted and each bounded; and that its configuration
+/// makes libgit2 read no other file (`include.*`, `includeIf.*`,
+/// `extensions.worktreeConfig`).
+#[allow(clippy::disallowed_methods, reason = "git calls run on blocking threads, as libgit2 does")]
 pub fn plain_internals(dir: &std::path::Path) -> Result<(), String> {
     for (name, max) in READ_WHOLE {
         let Ok(meta) = std::fs::symlink_metadata(dir.join(name)) else { continue };
         if !meta.is_file() || meta.len() > *max {
             return Err(format!("`{name}` is not a plain file of at most {max} bytes"));
+        }
+    }
+    let entries = std::fs::read_dir(dir).map_err(|err| format!("listing its git directory: {err}"))?;
+    for entry in entries.take(MAX_LOOSE_REFS) {
+        let entry = entry.map_err(|err| format!("listing its git directory: {err}"))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let root_ref = !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+        if root_ref && !READ_WHOLE.iter().any(|(listed, _)| *listed == name) {
+            bounded(&entry.path(), name, MAX_LOOSE_REF)?;
+        }
+    }
+    let mut seen = 0;
+    bounded_tree(dir, "refs", MAX_LOOSE_REF, &mut seen)?;
+    let mut seen = 0;
+    bounded_tree(dir, "logs", MAX_REFLOG, &mut seen)?;
+    let config = dir.join("config");
+    if let Ok(text) = std::fs::read(&config) {
+        config_reads_nothing_else(&text).map_err(|key| {
+            format!("its `config` sets `{key}`, which makes git read another file; gitauto opens no such repository")
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks that `path` (shown as `name`) is a plain file of at most `max` bytes.
+fn bounded(path: &std::path::Path, name: &str, max: u64) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|err| format!("`{name}`: {err}"))?;
+    if !meta.is_file() || meta.len() > max {
+        return Err(format!("`{name}` is not a plain file of at most {max} bytes"));
+    }
+    Ok(())
+}
+
+/// Checks every file under `dir/name` with [`bounded`], and that it holds only
+/// directories and such files, at most [`MAX_LOOSE_REFS`] entries in all.
+#[allow(clippy::disallowed_methods, reason = "git calls run on blocking threads, as libgit2 does")]
+fn bounded_tree(dir: &std::path::Path, name: &str, max: u64, seen: &mut usize) -> Result<(), String> {
+    let path = dir.join(name);
+    let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(()) };
+    if !meta.is_dir() {
+        return bounded(&path, name, max);
+    }
+    let entries = std::fs::read_dir(&path).map_err(|err| format!("listing `{name}`: {err}"))?;
+    for entry in entries {
+        *seen += 1;
+        if *seen > MAX_LOOSE_REFS {
+            return Err(format!(
+                "`{}` holds more than {MAX_LOOSE_REFS} entries (pack its refs with `git pack-refs --all`)",
+                name.split('/').next().unwrap_or(name)
+            ));
+        }
+        let entry = entry.map_err(|err| format!("listing `{name}`: {err}"))?;
+        let child = format!("{name}/{}", entry.file_name().to_string_lossy());
+        bounded_tree(dir, &child, max, seen)?;
+    }
+    Ok(())
+}
+
+/// `text` without the white space (as C's `isspace` has it) it starts with.
+fn space(text: &[u8]) -> &[u8] {
+    let start = text.iter().position(|b| !b" \t\r\n\x0b\x0c".contains(b)).unwrap_or(text.len());
+    &text[start..]
+}
+
+/// Checks the repository at `path` (a work tree with `.git`, or a git directory) as
+/// [`plain_internals`] does, its git directory and its common directory, before
+/// libgit2 opens it.
+#[allow(clippy::disallowed_methods, reason = "git calls run on blocking threads, as libgit2 does")]
+pub fn check_repository(path: &std::path::Path) -> Result<(), String> {
+    let dot_git = path.join(".git");
+    let git_dir = match std::fs::symlink_metadata(&dot_git) {
+        Ok(meta) if meta.is_file() => {
+            bounded(&dot_git, ".git", 64 << 10)?;
+            let text = std::fs::read_to_string(&dot_git).unwrap_or_default();
+            path.join(text.trim().strip_prefix("gitdir:").map(str::trim).unwrap_or_default())
+        }
+        Ok(_) => dot_git,
+        Err(_) => path.to_path_buf(),
+    };
+    plain_internals(&git_dir)?;
+    if let Ok(text) = std::fs::read_to_string(git_dir.join("commondir")) {
+        plain_internals(&git_dir.join(text.trim()))?;
+    }
+    Ok(())
+}
+
+/// `Err(key)` when a git configuration file's text has a key that makes git read
+/// another file (any key of an `include` or `includeIf` section) or sets
+/// `extensions.worktreeConfig`. Read the way git and libgit2 read it (section names
+/// and keys in any case, a header followed by a key on one line, the old
+/// `[section.sub]` form), and stricter where unsure: any line that starts with a
+/// header counts, even inside a value continued from the line before.
+fn config_reads_nothing_else(text: &[u8]) -> Result<(), String> {
+    let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
+    let mut section = Vec::new();
+    let mut shown = String::new();
+    for line in text.split(|&b| b == b'\n') {
+        let mut rest = space(line);
+        while let Some(header) = rest.strip_prefix(b"[") {
+            let header = space(header);
+            let len = header.iter().position(|b| !(b.is_ascii_alphanumeric() || *b == b'-')).unwrap_or(header.len());
+            section = header[..len].to_ascii_lowercase();
+            shown = String::from_utf8_lossy(&header[..len]).into_owned();
+            // The rest of the line after the header's end (a quoted name may hold `]`).
+            let mut quoted = false;
+            let mut escaped = false;
+            let mut end = header.len();
+            for (at, &b) in header.iter().enumerate().skip(len) {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => quoted = !quoted,
+                    b']' if !quoted => {
+                        end = at + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            rest = space(&header[end.min(header.len())..]);
+        }
+        let len = rest.iter().position(|b| !(b.is_ascii_alphanumeric() || *b == b'-')).unwrap_or(rest.len());
+        let key = &rest[..len];
+        let includes = section == b"include" || section == b"includeif";
+        if !key.is_empty() && (includes || section == b"extensions" && key.eq_ignore_ascii_case(b"worktreeconfig")) {
+            return Err(format!("{shown}.{}", String::from_utf8_lossy(key)));
         }
     }
     Ok(())
@@ -364,6 +512,34 @@ pub(crate) mod tests {
         let all = diff(&repo, None, Some(&new), budget(1000)).unwrap();
         assert_eq!(all.len(), 5);
         assert_eq!(blobs(&repo, &new, budget(1000)).unwrap().len(), 5);
+    }
+
+    /// Security review: every spelling of a key that makes git read another file is
+    /// found; harmless look-alikes are not.
+    #[test]
+    fn configs_that_read_other_files_are_found() {
+        let refused = [
+            ("[include]\n\tpath = x\n", "include.path"),
+            ("[Include] path = x\n", "Include.path"),
+            ("\u{feff}[core]\n[includeIf \"gitdir:/a]b\"] path = x\n", "includeIf.path"),
+            ("[core]\n\x0b [ includeif.x ]\n  PATH=x\n", "includeif.PATH"),
+            ("[core] bare = false\n[extensions] worktreeConfig = true\n", "extensions.worktreeConfig"),
+            ("[Extensions]\n\tWORKTREECONFIG\n", "Extensions.WORKTREECONFIG"),
+        ];
+        for (text, key) in refused {
+            assert_eq!(config_reads_nothing_else(text.as_bytes()), Err(key.to_owned()), "{text:?}");
+        }
+        let fine = [
+            "[core]\n\tbare = false\n\tinclude = x\n",
+            "[include]\n# nothing\n[core]\n\tpath = x\n",
+            "[includes]\n\tpath = x\n",
+            "[core] bare = false [include] path = x\n",
+            "[extensions]\n\tobjectFormat = sha1\n",
+            "[remote \"origin\"]\n\turl = https://example.com/[include]\n",
+        ];
+        for text in fine {
+            assert_eq!(config_reads_nothing_else(text.as_bytes()), Ok(()), "{text:?}");
+        }
     }
 
     /// Issue 16: a pushed tree bomb stops at the budget instead of unpacking 10^8 paths.

@@ -49,7 +49,7 @@ impl World {
 {source}
 [plugins.probe]
 wasm = "{probe}"
-grants = {{ hosts = [{{ host = "{host}", credential = "file:{token}" }}], commands = ["git", "cat"], dirs = [{{ path = "{scratch}", write = true }}] }}
+grants = {{ hosts = [{{ host = "{host}", credential = "file:{token}" }}], commands = ["git", "cat", "truncate"], dirs = [{{ path = "{scratch}", write = true }}] }}
 
 {rules}
 "#,
@@ -488,6 +488,49 @@ with = {{ op = "git-fetch", remote = "evil" }}
     assert!(summary.contains("denied") && summary.contains("must be granted"), "{summary}");
     no_workspaces_left(&daemon);
     daemon.stop().await;
+}
+
+/// Security review: a step that may write the checkout makes the next git call read a
+/// file whole (a loose ref the size of memory; a config that includes another file).
+/// The call is refused before libgit2 reads it, naming the file or key, the daemon
+/// serves on, and the workspace (sparse file and all) is removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_a_step_grows_in_the_checkout_are_refused_before_git_reads_them() {
+    let world = World::new().await;
+    let before = world.repo.head();
+    let after = world.repo.commit("a.txt", "a\n", "pushed");
+    world.repo.push("main");
+    let payload = push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url());
+    for (plant, refused) in [
+        (
+            r#"{ op = "shell", program = "truncate", args = ["-s", "64G", ".git/refs/gitauto/target"], check = true }"#,
+            "`refs/gitauto/target` is not a plain file of at most 4096 bytes",
+        ),
+        (
+            r#"{ op = "write-file", path = "{{ job.checkout }}/.git/config", content = "[core]\n\tbare = false\n[includeIf \"gitdir:/\"]\n\tpath = /dev/zero\n" }"#,
+            "its `config` sets `includeIf.path`",
+        ),
+        (
+            r#"{ op = "write-file", path = "{{ job.checkout }}/.git/config", content = "[core]\n\trepositoryformatversion = 1\n[extensions]\n\tworktreeConfig = true\n" }"#,
+            "its `config` sets `extensions.worktreeConfig`",
+        ),
+    ] {
+        let rules = format!(
+            "[[rules]]\nname = \"grow\"\non = \"push\"\ncheckout = true\n\n\
+             [[rules.steps]]\nname = \"plant\"\nplugin = \"probe\"\nwith = {plant}\n\n\
+             [[rules.steps]]\nname = \"look\"\nplugin = \"probe\"\nwith = {{ op = \"checkout\" }}\n"
+        );
+        let daemon = world.daemon(&world.server.host, &rules).await;
+        let job = run(&daemon, "push", &payload).await;
+        assert_eq!(step(&job, "plant")["status"], "success", "{job:#}");
+        let look = step(&job, "look");
+        assert_eq!(look["status"], "failure", "{look:#}");
+        let summary = look["summary"].as_str().unwrap();
+        assert!(summary.contains("denied") && summary.contains(refused), "{summary}");
+        assert_eq!(daemon.get("/healthz").await.0, 200);
+        no_workspaces_left(&daemon);
+        daemon.stop().await;
+    }
 }
 
 /// Filling failed on the network: the step's error is transient, and the job is retried.

@@ -178,6 +178,12 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
             escape(p, "program-files"),
             &["the shell stayed in its grants", "Permission denied"],
         ),
+        a(
+            "program-metadata",
+            "sandbox-escapes",
+            escape(p, "program-metadata"),
+            &["no metadata changed: ", "Operation not permitted", "fchmod O_PATH Bad file descriptor"],
+        ),
         a("program-network", "sandbox-escapes", escape(p, "program-network"), &["no network: "]),
         a(
             "program-leaves-session",
@@ -327,6 +333,46 @@ fn push_bomb(origin: &Path) -> (String, String) {
     (parent.id().to_string(), after.to_string())
 }
 
+/// What a file's metadata says that a program might change: mode, owner, group,
+/// modification time, and extended attributes.
+#[derive(Debug, PartialEq, Eq)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: (i64, i64),
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn meta(path: &Path) -> Meta {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap();
+    let mut names = vec![0u8; 64 << 10];
+    let len = rustix::fs::llistxattr(path, &mut names).unwrap();
+    let xattrs = names[..len]
+        .split(|&b| b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let mut value = vec![0u8; 64 << 10];
+            let name = std::ffi::CString::new(name).unwrap();
+            let n = rustix::fs::lgetxattr(path, name.as_c_str(), &mut value).unwrap();
+            (name.into_bytes(), value[..n].to_vec())
+        })
+        .collect();
+    Meta { mode: m.mode(), uid: m.uid(), gid: m.gid(), mtime: (m.mtime(), m.mtime_nsec()), xattrs }
+}
+
+/// `dir` and everything under it with content and metadata: nothing may change a byte,
+/// a mode, an owner, a time or an attribute.
+fn world(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>, Meta)> {
+    let mut out = vec![(dir.to_path_buf(), Vec::new(), meta(dir))];
+    out.extend(snapshot(dir).into_iter().map(|(path, content)| {
+        let meta = meta(&path);
+        (path, content, meta)
+    }));
+    out
+}
+
 /// Every file under `dir` with its content, for "byte-identical" checks.
 fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -381,6 +427,8 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     std::fs::write(root.path().join("outside/secret.txt"), "secret").unwrap();
+    rustix::fs::setxattr(root.path().join("outside/secret.txt"), "user.keep", b"1", rustix::fs::XattrFlags::empty())
+        .unwrap();
     std::os::unix::fs::symlink("../outside/secret.txt", root.path().join("granted/link-to-secret")).unwrap();
     std::os::unix::fs::symlink("/etc", root.path().join("granted/link-to-etc")).unwrap();
     git(&root.path().join("outside/repo"), &["init", "--quiet", "--initial-branch=main", "."]);
@@ -392,7 +440,7 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     std::fs::write(root.path().join("outside/victim/keep.txt"), "keep").unwrap();
     tree_bomb(&root.path().join("granted/bomb.git"));
     // What nothing may change: everything outside the grants, and the read-only grant.
-    let outside_before = snapshot(&root.path().join("outside"));
+    let outside_before = world(&root.path().join("outside"));
 
     let widgets = TestGit::new(root.path(), "widgets");
     let bombed = TestGit::new(root.path(), "bombed");
@@ -406,7 +454,7 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
         root.path(),
         &["clone", "--quiet", "--bare", widgets.origin.to_str().unwrap(), &format!("{r}/granted/src.git")],
     );
-    let granted_before = snapshot(&root.path().join("granted"));
+    let granted_before = world(&root.path().join("granted"));
     let checkout = root.path().join("checkouts/acme/widgets");
     widgets.clone_to(&checkout);
     widgets.clone_to(&root.path().join("checkouts/acme/victim"));
@@ -496,6 +544,15 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
          [[rules]]\nname = \"pushed-tree-bomb\"\non = \"push\"\nrepo = \"acme/bombed\"\nsteps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{r}/checkouts\" }} }}]\n"
     );
     let daemon = TestDaemon::start(&config).await;
+    // Above the grants and the daemon's own directories: their mode, owner and
+    // attributes (their times change as the daemon and the test work in them).
+    let above = |path: &Path| {
+        let Meta { mode, uid, gid, xattrs, .. } = meta(path);
+        (mode, uid, gid, xattrs)
+    };
+    std::fs::create_dir_all(data_dir.join("work")).unwrap();
+    let guarded = [root.path().to_path_buf(), data_dir.clone(), data_dir.join("work")];
+    let guarded_before: Vec<_> = guarded.iter().map(|path| above(path)).collect();
 
     let post = |repo: &str| {
         let payload = push_payload("acme", repo, "refs/heads/main", &before, &after, "file:///unused");
@@ -571,8 +628,10 @@ async fn hostile_plugins_fail_with_clear_errors_while_the_daemon_serves() {
     // read-only grant, every file is byte-identical and nothing was added or removed.
     assert!(!Path::new(&format!("{}/planted.txt", places.granted)).exists());
     assert!(!Path::new(&format!("{}/stolen", places.site)).exists());
-    assert!(snapshot(&root.path().join("outside")) == outside_before, "the world outside the grants changed");
-    assert!(snapshot(&root.path().join("granted")) == granted_before, "the read-only grant changed");
+    assert!(world(&root.path().join("outside")) == outside_before, "the world outside the grants changed");
+    assert!(world(&root.path().join("granted")) == granted_before, "the read-only grant changed");
+    let guarded_after: Vec<_> = guarded.iter().map(|path| above(path)).collect();
+    assert_eq!(guarded_after, guarded_before, "the metadata of {guarded:?} changed");
     // No clone of an outside repository happened, and none of its objects reached a grant.
     assert!(!Path::new(&format!("{}/copy0", places.site)).exists(), "a refused clone left a directory");
     let fetched_outside = std::process::Command::new("git")

@@ -20,7 +20,8 @@ struct Sandbox {
 
 impl Sandbox {
     /// A probe plugin granted `<root>/granted` (read), `<root>/site` (write), the
-    /// programs `env` and `sleep`, and one HTTP server on loopback.
+    /// programs `env`, `sleep`, `git`, `cp`, `touch` and `chmod`, and one HTTP server
+    /// on loopback.
     async fn new() -> Self {
         let root = tempfile::tempdir().unwrap();
         for dir in ["granted", "site", "outside"] {
@@ -53,7 +54,7 @@ impl Sandbox {
             r#"
 [plugins.probe]
 wasm = "{probe}"
-grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts = [{{ host = "{addr}", credential = "file:{r}/api-token", scheme = "token" }}, {{ host = "plain.invalid", credential = "x" }}], commands = [{{ program = "env", env = ["GREETING"] }}, "sleep"] }}
+grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts = [{{ host = "{addr}", credential = "file:{r}/api-token", scheme = "token" }}, {{ host = "plain.invalid", credential = "x" }}], commands = [{{ program = "env", env = ["GREETING"] }}, "sleep", "git", "cp", "touch", "chmod"] }}
 "#,
             probe = env!("GITAUTO_GUEST_PROBE"),
         );
@@ -138,6 +139,61 @@ async fn shell_runs_granted_programs_with_only_the_given_environment() {
         sandbox.probe(json!({"op": "shell", "program": "sleep", "args": ["10"], "cwd": cwd, "timeout_ms": 200})).await;
     let out = out.unwrap();
     assert_eq!((out["timed_out"].as_bool(), out["exit_code"].as_i64()), (Some(true), None));
+}
+
+/// Security review: programs change no file's mode, owner, times or attributes by path
+/// (the filter refuses those calls with `EPERM`); what build tools do in a writable
+/// grant still works: git checks out executable files, `cp` copies them, `touch`
+/// creates files and sets the times of one it may write (through its descriptor). (Git
+/// cannot write its configuration: it sets the mode of `config.lock` by path.)
+#[tokio::test(flavor = "multi_thread")]
+async fn programs_work_in_their_grants_without_changing_metadata_by_path() {
+    use std::os::unix::fs::MetadataExt;
+    let sandbox = Sandbox::new().await;
+    let src = sandbox.root.path().join("site/src");
+    std::fs::create_dir(&src).unwrap();
+    gitauto_tests::git(&src, &["init", "--quiet", "--initial-branch=main", "."]);
+    std::fs::write(src.join("run.sh"), "#!/bin/sh\n").unwrap();
+    gitauto_tests::git(&src, &["add", "--chmod=+x", "run.sh"]);
+    gitauto_tests::git(&src, &["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "x"]);
+    let site = sandbox.path("site");
+    let run = |program: &str, args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        sandbox.probe(json!({"op": "shell", "program": program, "args": args, "cwd": site}))
+    };
+    let ok = |out: Value| assert_eq!(out["exit_code"], 0, "{out}");
+    gitauto_tests::git(&sandbox.root.path().join("site"), &["clone", "--quiet", "--no-checkout", "src", "copy"]);
+    let copy = sandbox.path("site/copy");
+    let out =
+        sandbox.probe(json!({"op": "shell", "program": "git", "args": ["checkout", "--quiet", "main"], "cwd": copy}));
+    ok(out.await.unwrap());
+    let mode = |path: &str| std::fs::metadata(sandbox.path(path)).unwrap().mode();
+    assert_eq!(mode("site/copy/run.sh") & 0o111, 0o111 & !umask(), "checked out executable");
+    ok(run("cp", &["copy/run.sh", "run2.sh"]).await.unwrap());
+    assert_eq!(mode("site/run2.sh") & 0o100, 0o100, "copied executable");
+    ok(run("touch", &["new.txt"]).await.unwrap());
+    ok(run("touch", &["-d", "2001-01-01 00:00:00Z", "new.txt"]).await.unwrap());
+    assert_eq!(std::fs::metadata(sandbox.path("site/new.txt")).unwrap().mtime(), 978_307_200);
+
+    let before = mode("site/new.txt");
+    let out = run("chmod", &["0777", "new.txt"]).await.unwrap();
+    assert_ne!(out["exit_code"], 0, "{out}");
+    assert!(out["stderr"].as_str().unwrap().contains("Operation not permitted"), "{out}");
+    assert_eq!(mode("site/new.txt"), before, "the mode did not change");
+    // The read-only grant's times stay too: `touch` may not open it for writing, and
+    // setting times by path is refused.
+    let readme = std::fs::metadata(sandbox.path("granted/readme.txt")).unwrap();
+    let out = run("touch", &["-c", "-d", "2001-01-01 00:00:00Z", &sandbox.path("granted/readme.txt")]).await.unwrap();
+    assert_ne!(out["exit_code"], 0, "{out}");
+    let after = std::fs::metadata(sandbox.path("granted/readme.txt")).unwrap();
+    assert_eq!((after.mtime(), after.mtime_nsec()), (readme.mtime(), readme.mtime_nsec()));
+}
+
+/// This process's umask (read without changing it).
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

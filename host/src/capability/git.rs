@@ -218,7 +218,11 @@ fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<F
     // No proxy (not even one a repository's `http.proxy` names), no redirects.
     options.proxy_options(ProxyOptions::new()).follow_redirects(RemoteRedirect::None);
     match remote {
-        Checked::Local(_) => {
+        Checked::Local(path) => {
+            // libgit2 opens a local remote as a repository: what it reads whole is
+            // checked as for one the plugin opens.
+            gitwalk::check_repository(path)
+                .map_err(|why| GitError::Denied(format!("the local repository at {}: {why}", path.display())))?;
             options.remote_callbacks(callbacks("a local repository".into(), deadline));
         }
         Checked::Network(network) => {
@@ -787,6 +791,84 @@ mod tests {
         let w = world();
         assert!(open_checked(&w.grant, &w.root.join("site/plain"), Access::Write).is_ok());
         assert!(open_checked(&w.grant, &w.root.join("repos/checkout"), Access::Git).is_ok());
+    }
+
+    /// Security review: a step that may write a repository (a shared checkout) makes
+    /// libgit2 read a file whole that no size check covers: an included config, a
+    /// worktree config, a loose ref or root ref the size of memory. Each is refused
+    /// before libgit2 opens the repository, naming the file or key (a sparse file of
+    /// 64 GiB read whole would exhaust the test's memory, so getting an answer at all
+    /// shows it was not read).
+    #[test]
+    fn files_libgit2_would_read_whole_are_refused_first() {
+        let w = world();
+        let repo = w.root.join("site/plain");
+        let git = repo.join(".git");
+        let sparse = |path: &Path| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::File::create(path).unwrap().set_len(64 << 30).unwrap();
+        };
+        let config = std::fs::read_to_string(git.join("config")).unwrap();
+        sparse(&w.root.join("site/big"));
+        for (extra, key) in [
+            ("[include]\n\tpath = ../../big\n", "include.path"),
+            ("[includeIf \"gitdir:/\"]\n\tpath = ../../big\n", "includeIf.path"),
+            ("[INCLUDE] Path = ../../big\n", "INCLUDE.Path"),
+            ("[extensions]\n\tworktreeConfig = true\n", "extensions.worktreeConfig"),
+        ] {
+            std::fs::write(git.join("config"), format!("{config}{extra}")).unwrap();
+            let why = denied(&w, "site/plain", Access::Read);
+            assert!(why.contains(&format!("its `config` sets `{key}`")), "{extra:?}: {why}");
+        }
+        std::fs::write(git.join("config"), &config).unwrap();
+        assert!(open_checked(&w.grant, &repo, Access::Write).is_ok());
+
+        for name in
+            ["refs/gitauto/target", "refs/heads/main", "ORIG_HEAD", "MERGE_HEAD", "logs/HEAD", "config.worktree"]
+        {
+            sparse(&git.join(name));
+            let why = denied(&w, "site/plain", Access::Read);
+            assert!(why.contains(&format!("`{name}` is not a plain file of at most")), "{name}: {why}");
+            std::fs::remove_file(git.join(name)).unwrap();
+        }
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            git.join("refs/heads/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(denied(&w, "site/plain", Access::Read).contains("`refs/heads/fifo` is not a plain file"));
+        std::fs::remove_file(git.join("refs/heads/fifo")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", git.join("refs/heads/zero")).unwrap();
+        assert!(denied(&w, "site/plain", Access::Read).contains("`refs/heads/zero` is not a plain file"));
+        std::fs::remove_file(git.join("refs/heads/zero")).unwrap();
+
+        // A local remote is checked the same way before libgit2 opens it.
+        sparse(&git.join("refs/heads/huge"));
+        let checked = Checked::Local(repo.clone());
+        match fetch_options(&w.grant, &checked, Instant::now() + std::time::Duration::from_secs(5)) {
+            Err(GitError::Denied(why)) => assert!(why.contains("`refs/heads/huge` is not a plain file"), "{why}"),
+            Err(other) => panic!("not a denial: {other:?}"),
+            Ok(_) => panic!("a local remote with a huge ref was accepted"),
+        }
+    }
+
+    /// An ordinary repository with many loose refs opens, and its refs resolve.
+    #[test]
+    fn many_loose_refs_are_fine() {
+        let w = world();
+        let path = w.root.join("site/many");
+        let repo = Repository::init(&path).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = repo.find_tree(repo.index().unwrap().write_tree().unwrap()).unwrap();
+        let commit = repo.commit(Some("HEAD"), &signature, &signature, "one", &tree, &[]).unwrap();
+        for i in 0..3_000 {
+            repo.reference(&format!("refs/heads/topic/{}/b{i}", i % 50), commit, false, "").unwrap();
+        }
+        let opened = open_checked(&w.grant, &path, Access::Write).unwrap();
+        assert_eq!(opened.refname_to_id("refs/heads/topic/7/b2957").unwrap(), commit);
     }
 
     /// Issue 16: repository internals that lead outside the grant are refused.

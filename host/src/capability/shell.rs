@@ -6,8 +6,10 @@
 //! system files a program needs to start, run programs only from system directories,
 //! and use TCP only when its grant says `network = true`. It runs in a session of its
 //! own, with a seccomp filter that keeps it and everything it starts in that session's
-//! process group (no `setsid`, no `setpgid`) and away from Unix sockets (and all
-//! sockets without `network`); at its end or its deadline the whole group is killed.
+//! process group (no `setsid`, no `setpgid`), away from Unix sockets (and all sockets
+//! without `network`), and from changing any file's mode, owner, times or extended
+//! attributes by path (Landlock does not confine those calls); at its end or its
+//! deadline the whole group is killed.
 //! Its environment is a fixed `PATH` and the variables its grant names, nothing else.
 
 use crate::capability::bindings::gitauto::plugin::shell::{self as wit, Command, Output, ShellError};
@@ -98,8 +100,41 @@ fn rules(grant: &Grant, checked: &Checked) -> Rules {
     rules.with_tcp(if checked.granted.network { Tcp::Allow } else { Tcp::Deny })
 }
 
+/// System calls that change a file's mode, owner, times or extended attributes by
+/// path (Landlock does not confine them): refused whatever the path. Their descriptor
+/// forms (`fchmod`, `fchown`, `fsetxattr`, `fremovexattr`, `futimens`) stay: they need
+/// a descriptor opened under Landlock, and one opened with `O_PATH` (which Landlock lets
+/// a program open anywhere) is refused by the kernel with `EBADF`. The numbers from 452
+/// on are the same on every architecture.
+const PATH_METADATA: &[i64] = &[
+    libc::SYS_fchmodat,
+    452, // fchmodat2
+    libc::SYS_fchownat,
+    libc::SYS_setxattr,
+    libc::SYS_lsetxattr,
+    libc::SYS_removexattr,
+    libc::SYS_lremovexattr,
+    463, // setxattrat
+    466, // removexattrat
+    469, // file_setattr
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_chmod,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_chown,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_lchown,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_utime,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_utimes,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_futimesat,
+];
+
 /// The seccomp filter a program starts under: it cannot leave its session or process
-/// group, and opens no Unix socket (nor any socket without `network`).
+/// group, opens no Unix socket (nor any socket without `network`), and changes no
+/// file's metadata by path ([`PATH_METADATA`]; `utimensat` only with no path, which is
+/// `futimens`). Refused calls fail with `EPERM`, so programs report a clear error.
 fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
     use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
     let not = |family: i32| {
@@ -112,6 +147,14 @@ fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
     } else {
         Vec::new()
     };
+    // `utimensat(fd, NULL, times, 0)` sets the times of the open file `fd`; with a path
+    // (even "" and `AT_EMPTY_PATH`, which accepts an `O_PATH` descriptor) it is refused.
+    let with_path = vec![
+        SeccompRule::new(vec![
+            SeccompCondition::new(1, SeccompCmpArgLen::Qword, SeccompCmpOp::Ne, 0).map_err(|err| err.to_string())?,
+        ])
+        .map_err(|err| err.to_string())?,
+    ];
     // io_uring can open sockets without `socket(2)`; on x86_64 the x32 numbers (with bit
     // 30 set) reach the same calls under other numbers.
     let mut rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>> = [
@@ -121,8 +164,10 @@ fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
         (libc::SYS_io_uring_setup, Vec::new()),
         (libc::SYS_io_uring_enter, Vec::new()),
         (libc::SYS_io_uring_register, Vec::new()),
+        (libc::SYS_utimensat, with_path),
     ]
     .into_iter()
+    .chain(PATH_METADATA.iter().map(|number| (*number, Vec::new())))
     .collect();
     if cfg!(target_arch = "x86_64") {
         const X32: i64 = 0x4000_0000;

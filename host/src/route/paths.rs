@@ -151,6 +151,10 @@ const DIFF_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 #[allow(clippy::disallowed_methods, reason = "runs on the thread confine::run starts for it")]
 fn diff_in(dir: &Path, before: &str, after: &str) -> Option<Vec<String>> {
     crate::gitwalk::configure_libgit2();
+    if let Err(why) = crate::gitwalk::check_repository(dir) {
+        tracing::warn!(dir = %dir.display(), "changed paths not worked out: the repository: {why}");
+        return None;
+    }
     let repo =
         git2::Repository::open_ext(dir, git2::RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&str>()).ok()?;
     let tree = |id: &str| -> Option<git2::Tree<'_>> {

@@ -30,7 +30,7 @@ impl Workspace {
     pub fn create(data_dir: &Path, job: i64, attempt: i64) -> io::Result<Self> {
         let path = data_dir.join(ROOT).join(format!("job-{job}-{attempt}"));
         if path.exists() {
-            std::fs::remove_dir_all(&path)?;
+            remove_tree(&path)?;
         }
         std::fs::DirBuilder::new().recursive(true).create(&path)?;
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
@@ -55,7 +55,7 @@ impl Workspace {
 impl Drop for Workspace {
     #[allow(clippy::disallowed_methods, reason = "the worker drops it inside spawn_blocking")]
     fn drop(&mut self) {
-        if let Err(err) = std::fs::remove_dir_all(&self.root)
+        if let Err(err) = remove_tree(&self.root)
             && err.kind() != io::ErrorKind::NotFound
         {
             tracing::warn!(workspace = %self.root.display(), "removing a job's workspace: {err}");
@@ -68,10 +68,48 @@ impl Drop for Workspace {
 #[allow(clippy::disallowed_methods, reason = "start-up, before any worker runs")]
 pub fn clear_stale(data_dir: &Path) {
     let root = data_dir.join(ROOT);
-    match std::fs::remove_dir_all(&root) {
+    match remove_tree(&root) {
         Ok(()) => tracing::info!(dir = %root.display(), "removed workspaces left by the previous run"),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => tracing::warn!(dir = %root.display(), "removing stale workspaces: {err}"),
+    }
+}
+
+/// Removes `path` and everything under it. A step may have taken its own rights on a
+/// directory it could write (`fchmod(fd, 0)` on a descriptor it opened, or a mode it
+/// set before): such a tree is given back to its owner first, then removed.
+#[allow(clippy::disallowed_methods, reason = "called on blocking threads")]
+fn remove_tree(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+            make_removable(path, 0);
+            std::fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
+
+/// Gives every directory under `dir` (not through links) the mode `0700`. Each is
+/// opened with `O_PATH | O_NOFOLLOW | O_DIRECTORY` and changed through its descriptor's
+/// `/proc/self/fd` entry, so a directory swapped for a link changes nothing elsewhere.
+#[allow(clippy::disallowed_methods, reason = "called on blocking threads")]
+fn make_removable(dir: &Path, depth: usize) {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsRawFd;
+    if depth > crate::gitwalk::MAX_DEPTH * 4 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        if let Ok(fd) = rustix::fs::open(&path, flags, Mode::empty()) {
+            let _ = rustix::fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()), Mode::from_raw_mode(0o700));
+        }
+        make_removable(&path, depth + 1);
     }
 }
 
@@ -100,5 +138,31 @@ mod tests {
         std::mem::forget(left);
         clear_stale(data.path());
         assert!(!data.path().join("work").exists());
+    }
+
+    /// Security review: a step that took the rights on its checkout (`chmod 000` through
+    /// a descriptor) does not keep it from being removed; a link in it leads nowhere.
+    #[test]
+    fn directories_a_step_locked_are_unlocked_but_links_are_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let data = tempfile::tempdir().unwrap();
+        let workspace = Workspace::create(data.path(), 9, 1).unwrap();
+        let checkout = workspace.checkout();
+        std::fs::create_dir_all(checkout.join("a/b")).unwrap();
+        let outside = data.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::os::unix::fs::symlink(&outside, checkout.join("a/link")).unwrap();
+        for dir in [checkout.join("a/b"), checkout.join("a"), checkout.clone()] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+        }
+        make_removable(&workspace.root, 0);
+        let mode = |path: &Path| std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777;
+        for dir in [checkout.clone(), checkout.join("a"), checkout.join("a/b")] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+        assert_eq!(mode(&outside), 0o500, "the link's target is unchanged");
+        drop(workspace);
+        assert!(!checkout.exists());
     }
 }

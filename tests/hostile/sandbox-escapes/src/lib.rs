@@ -48,6 +48,7 @@ impl Plugin for Hostile {
             "loader-variables" => loader_variables(),
             "git-alias" => run_sh_via_git(&s),
             "program-files" => program_files(&s),
+            "program-metadata" => program_metadata(&s),
             "program-network" => program_network(&s),
             "program-leaves-session" => program_leaves_session(),
             "descriptor-flood" => descriptor_flood(),
@@ -262,6 +263,80 @@ fn program_files(s: &Value) -> Result<String, String> {
         return Err(format!("ESCAPED: {}", out.stdout));
     }
     Err(format!("the shell stayed in its grants: {}", out.stderr.trim().replace('\n', " | ")))
+}
+
+/// Security review: a granted program changes the mode, owner, times and extended
+/// attributes of files outside its grants (Landlock does not confine those calls): a
+/// secret, the directory above its grant, the daemon's data directory, a read-only
+/// grant; by path, through a git alias, and through `O_PATH` descriptors.
+fn program_metadata(s: &Value) -> Result<String, String> {
+    let (outside, site, data) = (at(s, "outside"), at(s, "site"), at(s, "data_dir"));
+    let root = site.trim_end_matches("/site");
+    let targets = [
+        format!("{outside}/secret.txt"),
+        outside.to_owned(),
+        root.to_owned(),
+        data.to_owned(),
+        format!("{data}/work"),
+        format!("{}/src.git/HEAD", at(s, "granted")),
+        at(s, "granted").to_owned(),
+    ];
+    let python = r#"
+import ctypes, os, platform, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_EMPTY_PATH = 0x1000
+FCHOWNAT, UTIMENSAT = (260, 280) if platform.machine() == "x86_64" else (54, 88)
+for path in sys.argv[1:]:
+    tries = [
+        ("chmod", lambda: os.chmod(path, 0o606)),
+        ("lchmod", lambda: os.chmod(path, 0o606, follow_symlinks=False)),
+        ("chown", lambda: os.chown(path, os.getuid(), os.getgid())),
+        ("utime", lambda: os.utime(path, (1, 1))),
+        ("setxattr", lambda: os.setxattr(path, "user.x", b"1")),
+        ("removexattr", lambda: os.removexattr(path, "user.keep")),
+    ]
+    try:
+        fd = os.open(path, os.O_PATH)
+    except OSError as err:
+        print("O_PATH", err.strerror, file=sys.stderr)
+        fd = -1
+    tries += [
+        ("fchmod O_PATH", lambda: os.chmod(fd, 0o606)),
+        ("fchown O_PATH", lambda: os.chown(fd, os.getuid(), os.getgid())),
+        ("futimens O_PATH", lambda: os.utime(fd, (1, 1))),
+        ("fsetxattr O_PATH", lambda: os.setxattr(fd, "user.x", b"1")),
+    ]
+    for name, call in tries:
+        try:
+            call()
+            print("CHANGED", name, path)
+        except OSError as err:
+            print(name, err.strerror, file=sys.stderr)
+    for name, number, args in [
+        ("fchownat AT_EMPTY_PATH", FCHOWNAT, (fd, b"", os.getuid(), os.getgid(), AT_EMPTY_PATH)),
+        ("utimensat AT_EMPTY_PATH", UTIMENSAT, (fd, b"", None, AT_EMPTY_PATH)),
+        ("fchmodat2 AT_EMPTY_PATH", 452, (fd, b"", 0o606, AT_EMPTY_PATH)),
+    ]:
+        if libc.syscall(number, *args) == 0:
+            print("CHANGED", name, path)
+        else:
+            print(name, os.strerror(ctypes.get_errno()), file=sys.stderr)
+"#;
+    let script = "for t in \"$@\"; do chmod 0606 \"$t\"; chown \"$(id -u):$(id -g)\" \"$t\"; \
+                  touch -c -d 2001-01-01 \"$t\"; git -c alias.x='!chmod 000' x \"$t\"; done";
+    let mut args = vec!["-c", script, "sh"];
+    args.extend(targets.iter().map(String::as_str));
+    let shelled = shell::run(&command("/bin/sh", &args, &[], Some(site))).map_err(|e| e.message())?;
+    let mut said = vec![shelled.stderr];
+    // Only `/bin/sh` is granted; it runs the system's python.
+    let mut args = vec!["-c", "exec python3 -c \"$0\" \"$@\"", python];
+    args.extend(targets.iter().map(String::as_str));
+    let out = shell::run(&command("/bin/sh", &args, &[], Some(site))).map_err(|e| e.message())?;
+    if out.stdout.contains("CHANGED") {
+        return Err(format!("ESCAPED: {}", out.stdout.trim().replace('\n', " | ")));
+    }
+    said.push(out.stderr);
+    Err(format!("no metadata changed: {}", said.join(" ").trim().replace('\n', " | ")))
 }
 
 /// Finding 4: a granted program without `network` connects to a listener.
