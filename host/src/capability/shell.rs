@@ -100,29 +100,41 @@ fn rules(grant: &Grant, checked: &Checked) -> Rules {
     rules.with_tcp(if checked.granted.network { Tcp::Allow } else { Tcp::Deny })
 }
 
-/// System calls that change a file's mode, owner, times or extended attributes by
-/// path (Landlock does not confine them): refused whatever the path. Their descriptor
-/// forms (`fchmod`, `fchown`, `fsetxattr`, `fremovexattr`, `futimens`) stay: they need
-/// a descriptor opened under Landlock, and one opened with `O_PATH` (which Landlock lets
-/// a program open anywhere) is refused by the kernel with `EBADF`. The numbers from 452
-/// on are the same on every architecture.
-const PATH_METADATA: &[i64] = &[
+/// System calls that change a file's mode or owner, by path or by descriptor. Landlock
+/// does not confine them, and a descriptor opened only for reading (which Landlock
+/// allows in a read grant) would do for `fchmod`. They are accepted and do nothing:
+/// programs (git writing its config, pip, npm) chmod what they write and treat a refusal
+/// as fatal, and a mode matters little here, since programs run only from system
+/// directories. The numbers from 452 on are the same on every architecture.
+const MODE_OWNER: &[i64] = &[
+    libc::SYS_fchmod,
     libc::SYS_fchmodat,
     452, // fchmodat2
+    libc::SYS_fchown,
     libc::SYS_fchownat,
-    libc::SYS_setxattr,
-    libc::SYS_lsetxattr,
-    libc::SYS_removexattr,
-    libc::SYS_lremovexattr,
-    463, // setxattrat
-    466, // removexattrat
-    469, // file_setattr
     #[cfg(target_arch = "x86_64")]
     libc::SYS_chmod,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_chown,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_lchown,
+];
+
+/// System calls that change a file's times or extended attributes by path, and its
+/// extended attributes by descriptor (Landlock does not confine them): refused with
+/// `EPERM`. `utimensat` is refused only with a path: with none it is `futimens`, on a
+/// descriptor opened under Landlock (one opened with `O_PATH`, which Landlock lets a
+/// program open anywhere, is refused by the kernel with `EBADF`).
+const TIMES_XATTRS: &[i64] = &[
+    libc::SYS_setxattr,
+    libc::SYS_lsetxattr,
+    libc::SYS_fsetxattr,
+    libc::SYS_removexattr,
+    libc::SYS_lremovexattr,
+    libc::SYS_fremovexattr,
+    463, // setxattrat
+    466, // removexattrat
+    469, // file_setattr
     #[cfg(target_arch = "x86_64")]
     libc::SYS_utime,
     #[cfg(target_arch = "x86_64")]
@@ -131,12 +143,13 @@ const PATH_METADATA: &[i64] = &[
     libc::SYS_futimesat,
 ];
 
-/// The seccomp filter a program starts under: it cannot leave its session or process
-/// group, opens no Unix socket (nor any socket without `network`), and changes no
-/// file's metadata by path ([`PATH_METADATA`]; `utimensat` only with no path, which is
-/// `futimens`). Refused calls fail with `EPERM`, so programs report a clear error.
-fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
-    use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
+/// The seccomp filters a program starts under. The first: it cannot leave its session
+/// or process group, opens no Unix socket (nor any socket without `network`), and
+/// changes no file's times or extended attributes ([`TIMES_XATTRS`]); refused calls fail
+/// with `EPERM`, so programs report a clear error. The second: changes of mode and owner
+/// ([`MODE_OWNER`]) succeed without doing anything.
+fn filters(network: bool) -> Result<[seccompiler::BpfProgram; 2], String> {
+    use seccompiler::{SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
     let not = |family: i32| {
         SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, family as u64)
             .map_err(|err| err.to_string())
@@ -155,9 +168,8 @@ fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
         ])
         .map_err(|err| err.to_string())?,
     ];
-    // io_uring can open sockets without `socket(2)`; on x86_64 the x32 numbers (with bit
-    // 30 set) reach the same calls under other numbers.
-    let mut rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>> = [
+    // io_uring can open sockets without `socket(2)`.
+    let refused = [
         (libc::SYS_setsid, Vec::new()),
         (libc::SYS_setpgid, Vec::new()),
         (libc::SYS_socket, sockets),
@@ -167,8 +179,20 @@ fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
         (libc::SYS_utimensat, with_path),
     ]
     .into_iter()
-    .chain(PATH_METADATA.iter().map(|number| (*number, Vec::new())))
+    .chain(TIMES_XATTRS.iter().map(|number| (*number, Vec::new())))
     .collect();
+    let ignored = MODE_OWNER.iter().map(|number| (*number, Vec::new())).collect();
+    Ok([filter(refused, libc::EPERM as u32)?, filter(ignored, 0)?])
+}
+
+/// A filter that answers the calls in `rules` with `errno` (0: success, doing nothing)
+/// and allows the rest. On x86_64 the x32 numbers (with bit 30 set) reach the same
+/// calls under other numbers: those are answered alike, whatever their arguments.
+fn filter(
+    mut rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>>,
+    errno: u32,
+) -> Result<seccompiler::BpfProgram, String> {
+    use seccompiler::{SeccompAction, SeccompFilter};
     if cfg!(target_arch = "x86_64") {
         const X32: i64 = 0x4000_0000;
         let x32: Vec<(i64, Vec<seccompiler::SeccompRule>)> =
@@ -176,7 +200,7 @@ fn filter(network: bool) -> Result<seccompiler::BpfProgram, String> {
         rules.extend(x32);
     }
     let arch = std::env::consts::ARCH.try_into().map_err(|err: seccompiler::BackendError| err.to_string())?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno), arch)
         .map_err(|err| err.to_string())?;
     filter.try_into().map_err(|err: seccompiler::BackendError| err.to_string())
 }
@@ -226,7 +250,8 @@ pub fn run_for_benchmark(grant: &Grant, program: &Path, args: &[&str], cwd: &Pat
 /// and kills its whole process group.
 fn run_confined(checked: Checked, command: Command) -> Result<Output, ShellError> {
     let Checked { program, cwd, granted, timeout } = checked;
-    let filter = filter(granted.network).map_err(|err| ShellError::Failed(format!("building the sandbox: {err}")))?;
+    let [refused, ignored] =
+        filters(granted.network).map_err(|err| ShellError::Failed(format!("building the sandbox: {err}")))?;
     let mut process = std::process::Command::new(&program);
     process
         .args(&command.args)
@@ -246,7 +271,10 @@ fn run_confined(checked: Checked, command: Command) -> Result<Output, ShellError
             rustix::process::setsid()?;
             // If the thread that started it dies (the daemon stops), so does it.
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-            seccompiler::apply_filter(&filter).map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))
+            for filter in [&refused, &ignored] {
+                seccompiler::apply_filter(filter).map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
+            }
+            Ok(())
         });
     }
     let started = Instant::now();

@@ -306,21 +306,45 @@ for path in sys.argv[1:]:
         ("futimens O_PATH", lambda: os.utime(fd, (1, 1))),
         ("fsetxattr O_PATH", lambda: os.setxattr(fd, "user.x", b"1")),
     ]
+    # What counts is the file, not the answer: mode and owner changes are accepted and
+    # do nothing.
+    def state():
+        st = os.stat(path, follow_symlinks=False)
+        try:
+            attrs = sorted(os.listxattr(path, follow_symlinks=False))
+        except OSError:
+            attrs = None
+        return (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, attrs)
+    try:
+        read = os.open(path, os.O_RDONLY)
+    except OSError as err:
+        print("O_RDONLY", err.strerror, file=sys.stderr)
+        read = -1
+    tries += [
+        ("fchmod read-only", lambda: os.chmod(read, 0o606)),
+        ("fchown read-only", lambda: os.chown(read, os.getuid() + 1, os.getgid())),
+        ("fsetxattr read-only", lambda: os.setxattr(read, "user.x", b"1")),
+        ("fremovexattr read-only", lambda: os.removexattr(read, "user.keep")),
+    ]
     for name, call in tries:
+        before = state()
         try:
             call()
-            print("CHANGED", name, path)
+            print(name, "answered success", file=sys.stderr)
         except OSError as err:
             print(name, err.strerror, file=sys.stderr)
+        if state() != before:
+            print("CHANGED", name, path)
     for name, number, args in [
         ("fchownat AT_EMPTY_PATH", FCHOWNAT, (fd, b"", os.getuid(), os.getgid(), AT_EMPTY_PATH)),
         ("utimensat AT_EMPTY_PATH", UTIMENSAT, (fd, b"", None, AT_EMPTY_PATH)),
         ("fchmodat2 AT_EMPTY_PATH", 452, (fd, b"", 0o606, AT_EMPTY_PATH)),
     ]:
-        if libc.syscall(number, *args) == 0:
-            print("CHANGED", name, path)
-        else:
+        before = state()
+        if libc.syscall(number, *args) != 0:
             print(name, os.strerror(ctypes.get_errno()), file=sys.stderr)
+        if state() != before:
+            print("CHANGED", name, path)
 "#;
     let script = "for t in \"$@\"; do chmod 0606 \"$t\"; chown \"$(id -u):$(id -g)\" \"$t\"; \
                   touch -c -d 2001-01-01 \"$t\"; git -c alias.x='!chmod 000' x \"$t\"; done";
