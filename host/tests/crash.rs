@@ -731,8 +731,11 @@ fn a_dead_nodes_job_merges_into_the_newer_queued_job_of_its_key_on_another_node(
                  [store]\nurl = \"{url}\"\n[sources.github]\nforge = \"github\"\nsecret = \"{SECRET}\"\n\
                  [plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\n\
                  grants = {{ dirs = [{{ path = \"{repos}\", git = true }}, \"{origins}\"] }}\n\
+                 [plugins.hold]\nwasm = \"builtin:run\"\ngrants = {{ dirs = [\"{repos}\"], commands = [\"sleep\"] }}\n\
                  [[rules]]\nname = \"update\"\non = \"push\"\nrepo = \"acme/*\"\n\
-                 steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"{repos}\" }} }}]\n",
+                 steps = [{{ plugin = \"hold\", if = \"event.delivery == 'held-1'\", \
+                 with = {{ program = \"sleep\", args = [\"600\"], cwd = \"{repos}\" }} }}, \
+                 {{ plugin = \"fetch-update\", with = {{ repodir = \"{repos}\" }} }}]\n",
                 repos = repos.display(),
                 origins = root.path().join("origin").display(),
             ),
@@ -749,13 +752,8 @@ fn a_dead_nodes_job_merges_into_the_newer_queued_job_of_its_key_on_another_node(
         runtime.block_on(post_push(reqwest::Client::new(), url, SECRET, delivery.to_owned(), body))
     };
 
-    // Node a takes the first push's job and hangs in its step.
+    // Node a takes the first push's job and holds it in its first step (a `sleep`).
     let head = git(&origin, &["rev-parse", "HEAD"]);
-    let config = origin.join(".git/config");
-    let saved = std::fs::read(&config).unwrap();
-    std::fs::remove_file(&config).unwrap();
-    let fifo = std::process::Command::new("mkfifo").arg(&config).status().unwrap();
-    assert!(fifo.success());
     let a = Daemon::start(&configs[0], &bases[0]);
     assert!(post(&bases[0], "held-1", &head).is_some());
     let started = Instant::now();
@@ -774,8 +772,6 @@ fn a_dead_nodes_job_merges_into_the_newer_queued_job_of_its_key_on_another_node(
         other => panic!("expected a running and a queued job: {other:?}"),
     };
     a.kill();
-    std::fs::remove_file(&config).unwrap();
-    std::fs::write(&config, saved).unwrap();
 
     // b's heartbeat finds a's lease expired, merges, and runs the queued job.
     let started = Instant::now();
