@@ -93,6 +93,21 @@ async fn gitreload_clients_get_gitreloads_answers_and_the_checkout_is_updated() 
         msg(post(&daemon, "/update", "push", &push("..", "main", &after)).await),
         (500, "Repository not valid".into())
     );
+    // A checkout whose config would make libgit2 read another file is never opened.
+    repo.clone_to(&repodir.join("included"));
+    let config = repodir.join("included/.git/config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // (A small file: were it opened, the push would be queued; a huge one would hold it.)
+    std::fs::write(repodir.join("included.conf"), "[user]\n\tname = x\n").unwrap();
+    text.push_str(&format!("[include]\n\tpath = {}\n", repodir.join("included.conf").display()));
+    std::fs::write(&config, text).unwrap();
+    assert_eq!(
+        msg(post(&daemon, "/update", "push", &push("included", "main", &after)).await),
+        (500, "Repository not valid".into())
+    );
+    let (_, refused) = daemon.get("/api/deliveries?verdict=unmatched").await;
+    let reasons = refused["deliveries"].to_string();
+    assert!(reasons.contains("included/.git/config") || reasons.contains("include.path"), "{reasons}");
     assert_eq!(
         msg(post(&daemon, "/update", "push", &push("course", "feature", &after)).await),
         (200, "Branch pushed doesn't match local branch, ignoring".into())

@@ -255,6 +255,9 @@ enum Refusal {
     NotARepository,
     /// The checkout's HEAD is detached.
     Detached,
+    /// The checkout holds something libgit2 would read whole or follow elsewhere (a
+    /// plugin may write there): not opened.
+    Unsafe(String),
 }
 
 impl Refusal {
@@ -265,6 +268,7 @@ impl Refusal {
             Refusal::NoRepodir => format!("[compat.gitreload] repodir {} is not a directory", compat.repodir.display()),
             Refusal::NotARepository => format!("no git checkout at {}", checkout.display()),
             Refusal::Detached => format!("the checkout at {} has a detached HEAD", checkout.display()),
+            Refusal::Unsafe(why) => format!("the checkout at {} is not opened: {why}", checkout.display()),
         }
     }
 
@@ -277,6 +281,10 @@ impl Refusal {
             }
             Refusal::NotARepository => {
                 tracing::warn!(repo = %repo, "gitreload endpoint: no valid checkout for this repository");
+                msg(StatusCode::INTERNAL_SERVER_ERROR, "Repository not valid")
+            }
+            Refusal::Unsafe(why) => {
+                tracing::warn!(repo = %repo, "gitreload endpoint: the checkout is not opened: {why}");
                 msg(StatusCode::INTERNAL_SERVER_ERROR, "Repository not valid")
             }
             Refusal::Detached => {
@@ -296,7 +304,21 @@ fn check_checkout(repodir: &Path, name: &str) -> Result<String, Refusal> {
     if crate::event::names::component(name).is_err() {
         return Err(Refusal::NotARepository);
     }
-    let repo = git2::Repository::open(repodir.join(name)).map_err(|_| Refusal::NotARepository)?;
+    // The checkouts are the ones plugins update: what libgit2 would read whole (an
+    // included config, a huge ref) is checked first, as for every git call of a plugin.
+    let git_dir = repodir.join(name).join(".git");
+    match std::fs::symlink_metadata(&git_dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(Refusal::Unsafe("its `.git` is not a directory".into())),
+        Err(_) => return Err(Refusal::NotARepository),
+    }
+    if git_dir.join("commondir").exists() {
+        return Err(Refusal::Unsafe("it is a linked work tree".into()));
+    }
+    crate::gitwalk::plain_internals(&git_dir).map_err(Refusal::Unsafe)?;
+    let flags = git2::RepositoryOpenFlags::NO_SEARCH;
+    let repo = git2::Repository::open_ext(repodir.join(name), flags, std::iter::empty::<&str>())
+        .map_err(|_| Refusal::NotARepository)?;
     if repo.head_detached().unwrap_or(true) {
         return Err(Refusal::Detached);
     }
