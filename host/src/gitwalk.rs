@@ -70,9 +70,8 @@ pub const MAX_LOOSE_REFS: usize = 100_000;
 #[allow(clippy::disallowed_methods, reason = "git calls run on blocking threads, as libgit2 does")]
 pub fn plain_internals(dir: &std::path::Path) -> Result<(), String> {
     for (name, max) in READ_WHOLE {
-        let Ok(meta) = std::fs::symlink_metadata(dir.join(name)) else { continue };
-        if !meta.is_file() || meta.len() > *max {
-            return Err(format!("`{name}` is not a plain file of at most {max} bytes"));
+        if let Ok(meta) = std::fs::symlink_metadata(dir.join(name)) {
+            plain_file(&meta, name, *max)?;
         }
     }
     let entries = std::fs::read_dir(dir).map_err(|err| format!("listing its git directory: {err}"))?;
@@ -101,6 +100,11 @@ pub fn plain_internals(dir: &std::path::Path) -> Result<(), String> {
 /// Checks that `path` (shown as `name`) is a plain file of at most `max` bytes.
 fn bounded(path: &std::path::Path, name: &str, max: u64) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(path).map_err(|err| format!("`{name}`: {err}"))?;
+    plain_file(&meta, name, max)
+}
+
+/// Checks that `meta` (of the file shown as `name`) is a plain file of at most `max` bytes.
+fn plain_file(meta: &std::fs::Metadata, name: &str, max: u64) -> Result<(), String> {
     if !meta.is_file() || meta.len() > max {
         return Err(format!("`{name}` is not a plain file of at most {max} bytes"));
     }

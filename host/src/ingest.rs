@@ -297,11 +297,11 @@ impl Pipeline {
         let incoming = match read {
             Read::Rejected(reason) => {
                 span.in_scope(|| tracing::warn!("rejected: {reason}"));
-                return Ok(self.refuse(&config, &input, delivery, Outcome::Rejected(reason)).await);
+                return Ok(self.decline(&config, input, Outcome::Rejected(reason), &[]).await);
             }
             Read::Invalid(err) => {
                 span.in_scope(|| tracing::warn!("unreadable: {err}"));
-                return Ok(self.refuse(&config, &input, delivery, Outcome::Invalid(err)).await);
+                return Ok(self.decline(&config, input, Outcome::Invalid(err), &[]).await);
             }
             Read::Incoming(incoming) => incoming,
         };
@@ -367,12 +367,6 @@ impl Pipeline {
             }
         };
         Ingested { delivery, outcome, verdicts: Vec::new(), jobs: Vec::new(), duplicate: false, coalesced: 0, recorded }
-    }
-
-    /// Records a refused delivery (best effort: what the sender is told is the same either way).
-    async fn refuse(&self, config: &Config, input: &Input, delivery: String, outcome: Outcome) -> Ingested {
-        debug_assert_eq!(input.delivery.as_deref(), Some(delivery.as_str()), "identified before refusing");
-        self.decline(config, input.clone(), outcome, &[]).await
     }
 }
 

@@ -1065,26 +1065,25 @@ mod tests {
         tokio::task::yield_now().await;
         // Commit once b's claim waits on a's start (it skipped the locked first job and
         // took the second, whose key a's uncommitted start holds).
-        std::thread::spawn(move || {
-            let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            while watcher
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                    &[],
-                )
-                .unwrap()
-                .get::<_, i64>(0)
-                == 0
-            {}
-        })
-        .join()
-        .unwrap();
+        until_a_session_waits_on_a_lock(url, || false);
         hold.0.send(()).unwrap();
         starter.join().unwrap();
         assert!(claiming.await.unwrap().unwrap().is_none(), "the lost claim is no claim, not an error");
         let second = queue.claim().await.unwrap();
         assert!(second.is_none(), "the second job waits for the first: {second:?}");
         assert_eq!(queue.job(first.parse().unwrap()).await.unwrap().unwrap().state, "running");
+    }
+
+    /// Returns once a session of the test database waits on a lock, or `give_up` says so.
+    fn until_a_session_waits_on_a_lock(url: String, give_up: impl Fn() -> bool + Send + 'static) {
+        std::thread::spawn(move || {
+            let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                           AND wait_event_type = 'Lock'";
+            while !give_up() && watcher.query_one(waiting, &[]).unwrap().get::<_, i64>(0) == 0 {}
+        })
+        .join()
+        .unwrap();
     }
 
     /// A job of rule `rule` with key `key`, at most `concurrency` of the rule running at once.
@@ -1237,21 +1236,7 @@ mod tests {
         tokio::task::yield_now().await;
         // Commit once b's claim waits on a's start (it skipped the locked first job, saw no
         // running job of the rule, and took the second for the place a holds).
-        std::thread::spawn(move || {
-            let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            while !over.load(std::sync::atomic::Ordering::SeqCst)
-                && watcher
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                    &[],
-                )
-                .unwrap()
-                .get::<_, i64>(0)
-                == 0
-            {}
-        })
-        .join()
-        .unwrap();
+        until_a_session_waits_on_a_lock(url, move || over.load(std::sync::atomic::Ordering::SeqCst));
         hold.0.send(()).unwrap();
         starter.join().unwrap();
         let claimed = claiming.await.unwrap().unwrap().map(|job| job.id.to_string());

@@ -317,9 +317,8 @@ steps = [{ plugin = "notify", with = { url = "RECEIVER/builds/{{ event.pull_requ
     daemon.stop().await;
 }
 
-/// Depends on typed template values (issue 19): a `with` value that is exactly one
-/// template expression keeps its JSON type, so tx-manager's callback gets numbers and
-/// booleans, not their text.
+/// A `with` value that is exactly one template expression keeps its JSON type, so
+/// tx-manager's callback gets numbers and booleans, not their text.
 #[tokio::test]
 async fn a_json_body_keeps_the_types_of_its_single_expression_templates() {
     let receiver = Receiver::start().await;

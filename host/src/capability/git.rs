@@ -426,7 +426,7 @@ impl wit::HostRepository for StepState {
                 }
             })?;
             if let Ok(head) = repo.head().and_then(|head| head.peel_to_commit()) {
-                check_out(&repo, &head, deadline).map_err(|err| match err {
+                check_out(&repo, &head, deadline, "the cloned commit").map_err(|err| match err {
                     GitError::Invalid(why) => GitError::Invalid(format!("cloning {url}: {why}")),
                     other => other,
                 })?;
@@ -713,8 +713,8 @@ fn check_checkout_size(
 }
 
 /// Checks out `commit` into a fresh clone's work tree, once its tree is counted.
-fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant) -> Result<(), GitError> {
-    let tree = root_tree(repo, commit, "the cloned commit")?;
+fn check_out(repo: &Repository, commit: &git2::Commit<'_>, deadline: Instant, what: &str) -> Result<(), GitError> {
+    let tree = root_tree(repo, commit, what)?;
     check_checkout_size(repo, &tree, deadline, "checking out")?;
     let mut checkout = git2::build::CheckoutBuilder::new();
     checkout.force();

@@ -11,7 +11,7 @@
 //! confines to the checkout (writable) and the step's grants (read-only).
 
 use super::merge::{self, Merged};
-use super::{GitError, check_checkout_size, fetch_options, remote_rules, root_tree};
+use super::{GitError, fetch_options, remote_rules};
 use crate::config::{Checkout, CheckoutMode};
 use crate::confine::{self, Rules};
 use crate::event::Event;
@@ -329,14 +329,13 @@ impl Filler {
     /// Detaches HEAD at `commit` and writes its files, once its tree is counted.
     fn check_out(&self, repo: &Repository, commit: Oid) -> Result<(), FillError> {
         let commit = repo.find_commit(commit).map_err(|err| git_failed("reading the commit", &err, self.deadline))?;
-        let tree =
-            root_tree(repo, &commit, "the checked-out commit").map_err(|err| FillError::failed(describe(&err)))?;
-        check_checkout_size(repo, &tree, self.deadline, "checking out")
-            .map_err(|err| FillError::failed(describe(&err)))?;
-        let mut checkout = git2::build::CheckoutBuilder::new();
-        checkout.force();
-        repo.checkout_tree(tree.as_object(), Some(&mut checkout))
-            .map_err(|err| git_failed("checking out", &err, self.deadline))?;
+        super::check_out(repo, &commit, self.deadline, "the checked-out commit").map_err(|err| {
+            if Instant::now() >= self.deadline {
+                FillError::Failed { message: "checking out: the step's deadline passed".into(), retryable: true }
+            } else {
+                FillError::failed(describe(&err))
+            }
+        })?;
         repo.set_head_detached(commit.id()).map_err(|err| git_failed("detaching HEAD", &err, self.deadline))
     }
 }
