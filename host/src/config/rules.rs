@@ -796,7 +796,7 @@ impl Checker<'_> {
                     Err(err) => self.problem(Some(at), format!("{label}: `with.{key}`: {err}")),
                 }
             }
-            let checkout = self.step_checkout(&label, &step, place.checkout, span.clone());
+            let checkout = self.step_checkout((place.rule, &label), &step, place.checkout, span.clone());
             self.needs(&label, &plugin, &settings, plugins, (settings_span, span.clone()), checkout.is_some());
             let condition = step.condition.map(|condition| {
                 self.condition(&format!("{label}: `if`"), &condition, &variables, Some(&place.earlier));
@@ -896,7 +896,7 @@ impl Checker<'_> {
     /// step of a rule that asks must ask for the same one: a job has one checkout.
     fn step_checkout(
         &mut self,
-        label: &str,
+        (rule_name, label): (&str, &str),
         step: &RawStep,
         rule: RuleCheckout,
         span: Range<usize>,
@@ -930,7 +930,7 @@ impl Checker<'_> {
                 let message = format!(
                     "{label}: asks for `{checkout}`, but {} asks for `{seen}`; a job has one checkout, shared by \
                      every step that asks for it",
-                    first.strip_prefix(&format!("rule \"{}\", ", label_rule(label))).unwrap_or(first)
+                    first.strip_prefix(&format!("rule \"{rule_name}\", ")).unwrap_or(first)
                 );
                 self.problem(Some(at), message);
             }
@@ -1077,11 +1077,6 @@ impl Checker<'_> {
         }
         value
     }
-}
-
-/// The rule's name in a step's label (`rule "NAME", step 2`).
-fn label_rule(label: &str) -> &str {
-    label.strip_prefix("rule \"").and_then(|rest| rest.split_once("\", ")).map_or("", |(name, _)| name)
 }
 
 /// ` (did you mean `X`?)` when `word` looks like a typo of one of `candidates`.
