@@ -7,6 +7,7 @@
 //! The files are read from the commit itself (through the git capability), from a
 //! clone kept under `repodir`: made on first use, fetched on every push.
 
+mod fs_write;
 pub mod render;
 
 use gitauto_plugin::git::{GitError, Repository};
@@ -371,10 +372,7 @@ fn update_project(site: &Path, event: &Event, log: &BuildLog) -> Result<(), Erro
 }
 
 fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, bytes)
+    fs_write::write(path, bytes)
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<(), Error> {
