@@ -1,12 +1,60 @@
 //! `md2html-convert` on a real repository: nested folders, an image, a table, a
 //! front-matter block, a README (excluded) and a file that is not UTF-8 (a warning, not a
-//! crash). The site, its build log and the project's build list are checked.
+//! crash). The site, its build log and the project's build list are checked; then the
+//! build lifecycle (a `started` log while the pages are staged, the previous site kept
+//! until the new one is complete, stale files removed, a trap recorded by the `on_error`
+//! handler), multi-part builds and the callback.
 
-use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, push_payload};
+use gitauto_tests::git_http::GitHttp;
+use gitauto_tests::hold::HoldingProxy;
+use gitauto_tests::receiver::Receiver;
+use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, push_payload, wait_for};
 use serde_json::Value;
-use std::path::Path;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR fake image bytes \xff\x00";
+
+/// Every field of tx-manager's build log (its job columns, then the commit's).
+const TX_MANAGER_FIELDS: [&str; 36] = [
+    "job_id",
+    "identifier",
+    "user_name",
+    "repo_name",
+    "commit_id",
+    "manifests_id",
+    "status",
+    "success",
+    "user",
+    "convert_module",
+    "lint_module",
+    "resource_type",
+    "input_format",
+    "output_format",
+    "source",
+    "output",
+    "cdn_bucket",
+    "cdn_file",
+    "callback",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "started_at",
+    "ended_at",
+    "eta",
+    "message",
+    "links",
+    "options",
+    "log",
+    "warnings",
+    "errors",
+    "repo_owner",
+    "committed_by",
+    "commit_url",
+    "compare_url",
+    "commit_message",
+];
 
 async fn daemon(root: &Path, extra: &str) -> TestDaemon {
     TestDaemon::start(&format!(
@@ -43,6 +91,67 @@ async fn push(daemon: &TestDaemon, repo: &TestGit, branch: &str, after: &str) ->
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&read(path)).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// The job id a build of `commit` for delivery `delivery` records: the same in its
+/// `started` log, its final log and its `on_error` handler's.
+fn job_id(delivery: &str, commit: &str) -> String {
+    hex::encode(sha2::Sha256::digest(format!("{delivery}\n{commit}").as_bytes()))
+}
+
+/// Posts a push of `after` to `main` of acme/site, cloned from `clone_url`; returns the
+/// job id and the delivery id.
+async fn push_main(daemon: &TestDaemon, clone_url: &str, after: &str) -> (String, String) {
+    let payload = push_payload("acme", "site", "refs/heads/main", &"0".repeat(40), after, clone_url);
+    let (status, body, delivery) = daemon.post_as("github", "push", &payload).await;
+    assert_eq!(status, 202, "{body}");
+    (body["jobs"][0].as_str().unwrap().to_owned(), delivery)
+}
+
+/// Waits until the build log at `path` is the `started` log of job `job_id`.
+async fn started_log(path: &Path, job_id: &str) -> Value {
+    wait_for(&format!("the started log of {job_id} in {}", path.display()), Duration::from_secs(60), || async {
+        let log: Value = serde_json::from_slice(&tokio::fs::read(path).await.ok()?).ok()?;
+        (log["job_id"] == job_id && log["status"] == "started").then_some(log)
+    })
+    .await
+}
+
+/// The files under `dir` (relative paths, sorted), with their bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), &format!("{name}/"), out);
+            } else {
+                out.push((name, std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out.sort();
+    out
+}
+
+/// The repositories under `root/origin`, served over HTTP behind a proxy that can hold a
+/// fetch: the build's `started` log is written before it fetches.
+async fn held_origin(root: &Path) -> (GitHttp, HoldingProxy) {
+    let git = GitHttp::start(&root.join("origin")).await;
+    let proxy = HoldingProxy::start(&format!("http://{}", git.host)).await;
+    (git, proxy)
+}
+
+fn dirs(root: &Path) -> PathBuf {
+    for dir in ["clones", "www", "layout"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    root.join("www/u/acme/site")
 }
 
 #[tokio::test]
@@ -107,9 +216,20 @@ async fn a_push_to_the_default_branch_builds_the_site_with_its_log() {
     let lines: Vec<&str> = log["log"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
     assert!(lines.contains(&"Converted docs/index.md to docs/index.html."), "{lines:?}");
     assert_eq!(log["pages"].as_array().unwrap().len(), 3);
-    for key in ["job_id", "created_at", "started_at", "ended_at"] {
+    for key in ["job_id", "identifier", "created_at", "updated_at", "started_at", "ended_at", "source", "output"] {
         assert!(log[key].as_str().is_some_and(|v| !v.is_empty()), "{key}");
     }
+    let fields = log.as_object().unwrap();
+    let missing: Vec<&str> = TX_MANAGER_FIELDS.into_iter().filter(|key| !fields.contains_key(*key)).collect();
+    assert!(missing.is_empty(), "tx-manager's fields missing: {missing:?}");
+    for key in ["manifests_id", "lint_module", "cdn_bucket", "cdn_file", "callback", "expires_at", "eta", "links"] {
+        assert!(log[key].is_null(), "{key} has no meaning for a local build: {}", log[key]);
+    }
+    assert_eq!((log["user_name"].as_str(), log["user"].as_str()), (Some("acme"), Some("octocat")));
+    assert_eq!((log["convert_module"].as_str(), log["resource_type"].as_str()), (Some("md2html"), Some("other")));
+    assert_eq!(log["job_id"].as_str().unwrap().len(), 64);
+    assert_eq!(log["identifier"], log["job_id"]);
+    assert_eq!(log["output"], site.display().to_string());
     let project: Value = serde_json::from_str(&read(&root.path().join("www/u/acme/site/project.json"))).unwrap();
     assert_eq!(project["commits"][0]["id"], &after[..10]);
     assert_eq!(project["commits"][0]["status"], "warnings");
@@ -154,5 +274,234 @@ async fn convert_only_limits_the_run_and_an_empty_repository_fails() {
     .unwrap();
     assert_eq!(log["status"], "failed");
     assert_eq!(log["errors"][0], "No Markdown files were found to convert");
+    daemon.stop().await;
+}
+
+/// A config whose md2html has its settings in `[plugins.md2html] with` (plus `with`),
+/// `limits`, a read grant of `layout/`, `hosts`, and the recommended `on_error` handler.
+fn lifecycle_config(root: &Path, with: &str, limits: &str, hosts: &str) -> String {
+    format!(
+        r#"
+{source}
+[plugins.md2html]
+wasm = "builtin:md2html-convert"
+grants = {{ dirs = ["{root}/origin", "{root}/layout", {{ path = "{root}/clones", write = true }}, {{ path = "{root}/www", write = true }}], hosts = [{hosts}] }}
+limits = {{ {limits} }}
+with = {{ repodir = "{root}/clones", output = "{root}/www"{with} }}
+
+[[rules]]
+name = "site"
+on = "push"
+
+[[rules.steps]]
+plugin = "md2html"
+
+[[rules.steps.on_error]]
+plugin = "md2html"
+with = {{ abnormal_end = "{{{{ parent.summary }}}}" }}
+"#,
+        source = github_source(),
+        root = root.display(),
+    )
+}
+
+/// What a first build of acme/site left, for the next one to replace.
+struct Built {
+    /// `www/u/acme/site`.
+    site: PathBuf,
+    after: String,
+    _git: GitHttp,
+    /// The proxy in front of the repository's server, which can hold a fetch.
+    origin: HoldingProxy,
+    clone_url: String,
+    /// The proxy, as the grant's `hosts` list it.
+    hosts: String,
+    commit_dir: PathBuf,
+    /// The site's files but the build log.
+    previous: Vec<(String, Vec<u8>)>,
+}
+
+/// Commits `files` to acme/site, serves it behind a holding proxy, and builds it once
+/// with room to spare.
+async fn built_once(root: &Path, files_of_commit: &[(&str, &[u8])]) -> Built {
+    let site = dirs(root);
+    let repo = TestGit::new(root, "site");
+    let after = repo.commit_files(files_of_commit, "content");
+    repo.push("main");
+    let (git, origin) = held_origin(root).await;
+    let clone_url = origin.url("site.git");
+    let hosts = format!("\"{}\"", origin.host);
+    let first = TestDaemon::start(&lifecycle_config(root, "", "memory = \"256MiB\"", &hosts)).await;
+    let (job, _) = push_main(&first, &clone_url, &after).await;
+    assert_eq!(first.finished_job(&job).await["state"], "succeeded");
+    first.stop().await;
+    let commit_dir = site.join(&after[..10]);
+    let previous = site_files(&commit_dir);
+    Built { site, after, _git: git, origin, clone_url, hosts, commit_dir, previous }
+}
+
+/// The files of a commit's site but its build log.
+fn site_files(commit_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files(commit_dir).into_iter().filter(|(path, _)| path != "build_log.json").collect()
+}
+
+#[tokio::test]
+async fn a_rebuild_is_staged_and_replaces_the_previous_site_only_when_complete() {
+    let root = tempfile::tempdir().unwrap();
+    let files_of_commit: &[(&str, &[u8])] = &[("a.md", b"# A\n"), ("docs/b.md", b"# B\n"), ("img/logo.png", PNG)];
+    let Built { site, after, _git, origin, clone_url, hosts, commit_dir, .. } =
+        built_once(root.path(), files_of_commit).await;
+    // A file the previous build made that this one does not.
+    std::fs::write(commit_dir.join("stale.html"), "<p>from an older build</p>").unwrap();
+    let previous = site_files(&commit_dir);
+
+    // The next build of the commit, with another layout, is held at its fetch.
+    let layout = root.path().join("layout/page.html");
+    std::fs::write(&layout, "<html><title>{{ title }}</title><main class=\"v2\">{{ content }}</main></html>").unwrap();
+    let with = format!(", template = \"{}\"", layout.display());
+    let daemon = TestDaemon::start(&lifecycle_config(root.path(), &with, "memory = \"256MiB\"", &hosts)).await;
+    origin.hold("GET", "/site.git/info/refs");
+    let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
+    origin.held().await;
+    let started = started_log(&commit_dir.join("build_log.json"), &job_id(&delivery, &after)).await;
+    assert_eq!(started["message"], "Conversion started...");
+    assert_eq!((started["success"].as_bool(), started["ended_at"].is_null()), (Some(false), true));
+    assert_eq!(started["log"], serde_json::json!([format!("Started job for acme/site/{}", &after[..10])]));
+    assert_eq!(site_files(&commit_dir), previous, "the previous site is whole while the build runs");
+    assert_eq!(json(&site.join("project.json"))["commits"][0]["status"], "started");
+    origin.release();
+
+    let finished = daemon.finished_job(&job).await;
+    assert_eq!(finished["state"], "succeeded", "{finished:#}");
+    let log = json(&commit_dir.join("build_log.json"));
+    assert_eq!((log["status"].as_str(), log["success"].as_bool()), (Some("success"), Some(true)));
+    for key in ["job_id", "created_at", "started_at"] {
+        assert_eq!(log[key], started[key], "{key} is the started log's");
+    }
+    assert!(log["ended_at"].as_str().is_some());
+    let names: Vec<String> = files(&commit_dir).into_iter().map(|(path, _)| path).collect();
+    assert_eq!(names, ["a.html", "build_log.json", "docs/b.html", "img/logo.png", "index.html"], "stale.html is gone");
+    assert!(read(&commit_dir.join("a.html")).contains("<main class=\"v2\">"));
+    let leftovers: Vec<String> = std::fs::read_dir(&site)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "the commit's site and project.json, no staging: {leftovers:?}");
+    assert_eq!(json(&site.join("project.json"))["commits"][0]["status"], "success");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_trap_mid_build_leaves_the_previous_site_and_a_failed_log() {
+    let root = tempfile::tempdir().unwrap();
+    // Six MiB of paragraphs: rendering them needs more than 16 MiB of memory.
+    let big = "Lorem ipsum dolor sit amet, *consectetur* adipiscing elit.\n\n".repeat(100_000);
+    let Built { site, after, _git, origin, clone_url, hosts, commit_dir, previous } =
+        built_once(root.path(), &[("a.md", b"# A\n"), ("big.md", big.as_bytes())]).await;
+    assert!(previous.iter().any(|(path, _)| path == "big.html"));
+
+    let daemon = TestDaemon::start(&lifecycle_config(root.path(), "", "memory = \"16MiB\"", &hosts)).await;
+    origin.hold("GET", "/site.git/info/refs");
+    let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
+    origin.held().await;
+    let log_path = commit_dir.join("build_log.json");
+    let mut started = started_log(&log_path, &job_id(&delivery, &after)).await;
+    // Marks the started log, to see that the handler kept what it held.
+    started["created_at"] = "2000-01-01T00:00:00Z".into();
+    std::fs::write(&log_path, serde_json::to_vec(&started).unwrap()).unwrap();
+    origin.release();
+
+    let finished = daemon.finished_job(&job).await;
+    assert_eq!(finished["state"], "failed", "{finished:#}");
+    let steps = finished["steps"].as_array().unwrap();
+    let summary = steps[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("trapped") && summary.contains("memory"), "{finished:#}");
+    assert!(steps.iter().any(|step| step["status"] == "success"), "the on_error handler ran: {finished:#}");
+    let log = json(&log_path);
+    assert_eq!((log["status"].as_str(), log["success"].as_bool()), (Some("failed"), Some(false)));
+    let message = format!("Conversion process ended abnormally: {summary}");
+    assert_eq!(log["message"], message.as_str());
+    assert_eq!(log["errors"].as_array().unwrap().last().unwrap(), message.as_str());
+    assert_eq!(log["job_id"], started["job_id"]);
+    assert_eq!(log["created_at"], "2000-01-01T00:00:00Z", "the started log's times are kept");
+    assert_eq!(log["started_at"], started["started_at"]);
+    assert!(log["ended_at"].as_str().is_some());
+    assert_eq!(site_files(&commit_dir), previous, "the previous site is untouched");
+    assert!(!site.join(format!(".{}.staging", &after[..10])).exists(), "the handler removed the staged pages");
+    assert_eq!(json(&site.join("project.json"))["commits"][0]["status"], "failed");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
+    let root = tempfile::tempdir().unwrap();
+    let site = dirs(root.path());
+    let repo = TestGit::new(root.path(), "en_tn");
+    let after = repo.commit_files(
+        &[
+            ("manifest.yaml", b"dublin_core:\n  identifier: tn\n"),
+            ("01-GEN/01.md", b"# Genesis 1\n"),
+            ("01-GEN/02.md", b"# Genesis 2\n"),
+            ("02-EXO/01.md", b"caf\xe9\n"),
+            ("media/logo.png", PNG),
+        ],
+        "books",
+    );
+    repo.push("main");
+    let receiver = Receiver::start().await;
+    receiver.then_answer(500, &[], "busy");
+    let callback = format!("{}/client/callback/converter", receiver.url);
+    let with = format!(", multipart = true, callback = \"{callback}\"");
+    let hosts = format!("\"{}\"", receiver.host());
+    let daemon = TestDaemon::start(&lifecycle_config(root.path(), &with, "memory = \"256MiB\"", &hosts)).await;
+    let payload = push_payload(
+        "acme",
+        "en_tn",
+        "refs/heads/main",
+        &"0".repeat(40),
+        &after,
+        &format!("file://{}", repo.origin.display()),
+    );
+    let (status, body) = daemon.post_github("github", "push", &payload, SECRET).await;
+    assert_eq!(status, 202, "{body}");
+    let job = daemon.finished_job(body["jobs"][0].as_str().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+
+    let commit_dir = root.path().join("www/u/acme/en_tn").join(&after[..10]);
+    let top = json(&commit_dir.join("build_log.json"));
+    assert_eq!(top["multiple"], true);
+    assert_eq!(top["status"], "warnings", "the worst part's status");
+    assert_eq!(top["resource_type"], "tn");
+    let job_id = top["job_id"].as_str().unwrap();
+    let parts = top["build_logs"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    for (index, (book, status)) in [("01-GEN", "success"), ("02-EXO", "warnings")].into_iter().enumerate() {
+        let part = json(&commit_dir.join(index.to_string()).join("build_log.json"));
+        assert_eq!(&part, &parts[index], "the top log lists the part's log");
+        assert_eq!((part["book"].as_str(), part["part"].as_str()), (Some(book), Some(index.to_string().as_str())));
+        assert_eq!(part["status"], status, "{part:#}");
+        assert_eq!(part["identifier"], format!("{job_id}/2/{index}/{book}"));
+        assert!(part["pages"].as_array().unwrap().iter().all(|page| page.as_str().unwrap().starts_with(book)));
+    }
+    assert!(commit_dir.join("01-GEN/02.html").is_file() && commit_dir.join("media/logo.png").is_file());
+    drop(site);
+
+    // One callback a part, as tx-manager's converters made; the first answered 500.
+    let calls = receiver.requests();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for (index, call) in calls.iter().enumerate() {
+        assert_eq!((call.method.as_str(), call.path.as_str()), ("POST", "/client/callback/converter"));
+        assert_eq!(call.header("content-type"), Some("application/json"));
+        let result = call.json();
+        let keys: Vec<&str> = result.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["errors", "identifier", "info", "success", "warnings"]);
+        assert_eq!(result["identifier"], parts[index]["identifier"]);
+        assert_eq!(result["success"], true);
+        assert_eq!(result["info"], parts[index]["log"]);
+        assert_eq!(result["warnings"], parts[index]["warnings"]);
+    }
+    let answers = job["steps"][0]["output"]["callback"].as_array().unwrap();
+    assert!(answers[0].as_str().unwrap().contains("HTTP 500: busy"), "{answers:?}");
+    assert!(answers[1].as_str().unwrap().contains("answered 200"), "{answers:?}");
     daemon.stop().await;
 }
