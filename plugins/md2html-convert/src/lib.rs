@@ -7,6 +7,7 @@
 //! The files are read from the commit itself (through the git capability), from a
 //! clone kept under `repodir`: made on first use, fetched on every push.
 
+pub mod layout;
 pub mod render;
 
 use gitauto_plugin::git::{GitError, Repository};
@@ -59,6 +60,10 @@ struct Settings {
     /// Only these Markdown files (paths in the repository, or bare file names).
     #[serde(default)]
     convert_only: Vec<String>,
+    /// Where pages and files go in the site: `nested` (their folders) or `flat` (the
+    /// site's root, by base name, as tx-manager wrote them).
+    #[serde(default)]
+    layout: layout::Layout,
 }
 
 fn default_exclude() -> Vec<String> {
@@ -262,7 +267,7 @@ fn convert(
     repo: &Repository,
     commit: &str,
     settings: &Settings,
-    (layout, repo_name): (&str, &str),
+    (page_layout, repo_name): (&str, &str),
     out_dir: &Path,
     build: &mut Build,
 ) {
@@ -282,28 +287,31 @@ fn convert(
         settings.convert_only.is_empty()
             || settings.convert_only.iter().any(|only| only == path || path.rsplit('/').next() == Some(only.as_str()))
     };
-    let mut sources = Vec::new();
-    let mut others = Vec::new();
-    for entry in entries {
+    let mut placed = Vec::new();
+    for entry in &entries {
         if excluded(&entry.path) {
             continue;
         }
-        if entry.path.to_lowercase().ends_with(".md") {
-            if selected(&entry.path) {
-                sources.push(entry.path);
-            }
-        } else if settings.convert_only.is_empty() {
-            others.push(entry.path);
+        let wanted =
+            if layout::is_markdown(&entry.path) { selected(&entry.path) } else { settings.convert_only.is_empty() };
+        if wanted {
+            placed.push(entry.path.as_str());
         }
     }
+    let plan = layout::plan(settings.layout, placed.iter().copied());
+    for skipped in &plan.skipped {
+        build.warnings.push(skipped.to_string());
+    }
+    let (sources, others): (Vec<&str>, Vec<&str>) =
+        placed.into_iter().filter(|path| plan.targets.contains_key(*path)).partition(|path| layout::is_markdown(path));
     let mut texts = Vec::with_capacity(sources.len());
-    for path in &sources {
+    for path in sources {
         match repo.read_file(commit, path) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => texts.push((path.clone(), text)),
+                Ok(text) => texts.push((path, text)),
                 Err(err) => {
                     build.warnings.push(format!("{path} is not valid UTF-8; converted with replacements"));
-                    texts.push((path.clone(), String::from_utf8_lossy(err.as_bytes()).into_owned()));
+                    texts.push((path, String::from_utf8_lossy(err.as_bytes()).into_owned()));
                 }
             },
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
@@ -312,27 +320,39 @@ fn convert(
     build.timings.read_ms = ms(read_started);
     build.log.push("Processing Markdown files".into());
     let render_started = Instant::now();
-    let rendered: Vec<(String, render::Page)> =
-        texts.iter().map(|(path, text)| (path.clone(), render::markdown(text, path))).collect();
-    let pages: Vec<(String, String)> = rendered
+    let links = match settings.layout {
+        layout::Layout::Nested => render::Links::Nested,
+        layout::Layout::Flat => render::Links::Flat(&plan.targets),
+    };
+    let template = render::Template::parse(page_layout);
+    let target = |path: &str| plan.targets.get(path).cloned().unwrap_or_else(|| render::html_path(path));
+    let pages: Vec<(&str, String, String, String)> = texts
         .iter()
-        .map(|(path, page)| (render::html_path(path), render::wrap(layout, page, path, repo_name, &build.short)))
+        .map(|(path, text)| {
+            let page = render::markdown_with(text, path, links);
+            let html_path = target(path);
+            let root = "../".repeat(html_path.matches('/').count());
+            let fields = render::Fields { root: &root, path, repo: repo_name, commit: &build.short };
+            let html = template.fill(&page, &fields);
+            (*path, html_path, page.title, html)
+        })
         .collect();
     build.timings.render_ms = ms(render_started);
     let write_started = Instant::now();
-    for ((path, page), (html_path, html)) in rendered.iter().zip(&pages) {
-        match write(&out_dir.join(html_path), html.as_bytes()) {
+    for (path, html_path, title, html) in pages {
+        match write(&out_dir.join(&html_path), html.as_bytes()) {
             Ok(()) => {
                 build.log.push(format!("Converted {path} to {html_path}."));
-                build.pages.push((html_path.clone(), page.title.clone()));
+                build.pages.push((html_path, title));
             }
             Err(err) => build.errors.push(format!("Cannot write {html_path}: {err}")),
         }
     }
-    for path in &others {
+    for path in others {
+        let copy = target(path);
         match repo.read_file(commit, path) {
             Ok(bytes) => {
-                if let Err(err) = write(&out_dir.join(path), &bytes) {
+                if let Err(err) = write(&out_dir.join(&copy), &bytes) {
                     build.warnings.push(format!("Cannot copy {path}: {err}"));
                 }
             }
@@ -342,9 +362,13 @@ fn convert(
     build.log.push("Finished processing Markdown files.".into());
     if build.pages.is_empty() {
         build.errors.push("No Markdown files were found to convert".into());
+    } else if let Some(own) = plan.owner("index.html") {
+        // The repository's own home page wins over the generated list of pages.
+        build.log.push(format!("Kept {own} as index.html; no page list written."));
     } else {
         let index = render::index(&build.pages, repo_name);
-        let html = render::wrap(layout, &index, "index.md", repo_name, &build.short);
+        let html = template
+            .fill(&index, &render::Fields { root: "", path: "index.md", repo: repo_name, commit: &build.short });
         if let Err(err) = write(&out_dir.join("index.html"), html.as_bytes()) {
             build.errors.push(format!("Cannot write index.html: {err}"));
         }
