@@ -30,4 +30,5 @@ mod rules;
 mod run;
 mod sandbox;
 mod schedule;
+mod sigv4;
 mod storage;
