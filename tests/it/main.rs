@@ -28,6 +28,7 @@ mod provision;
 mod queue;
 mod rules;
 mod run;
+mod s3_server;
 mod sandbox;
 mod schedule;
 mod sigv4;

@@ -7,6 +7,7 @@ pub mod debian;
 pub mod fake_api;
 pub mod git_http;
 pub mod receiver;
+pub mod s3;
 pub mod tools;
 
 use hmac::{KeyInit, Mac};
