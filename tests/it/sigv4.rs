@@ -7,6 +7,7 @@ use crate::sandbox::{assert_refused, probe};
 use gitauto::config::Config;
 use gitauto::runtime::Runtime;
 use gitauto_tests::receiver::{Received, Receiver};
+use gitauto_tests::s3::S3Server;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -154,4 +155,62 @@ async fn plain_http_to_a_name_with_a_sigv4_credential_is_refused_before_connecti
     let result = probe(&runtime, put(&format!("http://localhost:{port}/bucket/key"), json!([]))).await;
     assert_refused(result, &format!("the credential granted for localhost:{port} is sent only over https"));
     assert_eq!(server.connections(), 0);
+}
+
+/// The object key the S3 tests store: a space, `+`, `%`, parentheses, `=`, `&` and
+/// non-ASCII letters, in a nested "directory".
+const AWKWARD_KEY: &str = "u/acme/a b+c%d (ü)=&é.html";
+/// [`AWKWARD_KEY`] as a plugin writes it in a URL (each byte but `/` and the unreserved
+/// ones percent-encoded, as the SDK does).
+const AWKWARD_PATH: &str = "u/acme/a%20b%2Bc%25d%20%28%C3%BC%29%3D%26%C3%A9.html";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_stores_and_reads_an_object_with_an_awkward_key_on_a_real_s3_server() {
+    let mut server = S3Server::start(&["site"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(&dir, &server.granted_host(None)).await;
+    let object = format!("{}/site/{AWKWARD_PATH}", server.endpoint());
+    let headers = json!([["Content-Type", "text/html; charset=utf-8"], ["Cache-Control", "max-age=60"]]);
+    let stored =
+        probe(&runtime, json!({"op": "http", "method": "PUT", "url": object, "headers": headers, "body": "<p>hi</p>"}))
+            .await
+            .unwrap();
+    assert_eq!(stored["status"], 200, "{stored}");
+    assert_eq!(server.keys("site"), [AWKWARD_KEY]);
+    assert_eq!(server.object("site", AWKWARD_KEY).as_deref(), Some(&b"<p>hi</p>"[..]));
+    assert_eq!(server.content_type("site", AWKWARD_KEY).as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!(server.cache_control("site", AWKWARD_KEY).as_deref(), Some("max-age=60"));
+
+    let read = probe(&runtime, json!({"op": "http", "url": object})).await.unwrap();
+    assert_eq!((read["status"].as_u64(), read["body"].as_str()), (Some(200), Some("<p>hi</p>")), "{read}");
+
+    // A listing whose query carries a space written as `+`, and an encoded `=` and `&`.
+    let prefix = "u/acme/a+b%2Bc%25d%20%28%C3%BC%29%3D%26";
+    let list = format!("{}/site?prefix={prefix}&list-type=2", server.endpoint());
+    let listed = probe(&runtime, json!({"op": "http", "url": list})).await.unwrap();
+    assert_eq!(listed["status"], 200, "{listed}");
+    let body = listed["body"].as_str().unwrap();
+    assert!(body.contains("<KeyCount>1</KeyCount>"), "{body}");
+    // And the empty path: the list of buckets.
+    let buckets = probe(&runtime, json!({"op": "http", "url": server.endpoint()})).await.unwrap();
+    assert_eq!(buckets["status"], 200, "{buckets}");
+    assert!(buckets["body"].as_str().unwrap().contains("<Name>site</Name>"), "{buckets}");
+    assert!(server.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_secret_key_is_refused_by_the_s3_server_and_nothing_is_stored() {
+    let mut server = S3Server::start(&["site"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "not-the-servers-secret";
+    let runtime = runtime(&dir, &server.granted_host(Some(wrong))).await;
+    let object = format!("{}/site/{AWKWARD_PATH}", server.endpoint());
+    let answer =
+        probe(&runtime, json!({"op": "http", "method": "PUT", "url": object, "body": "<p>hi</p>"})).await.unwrap();
+    assert_eq!(answer["status"], 403, "{answer}");
+    let body = answer["body"].as_str().unwrap();
+    assert!(body.contains("SignatureDoesNotMatch"), "{body}");
+    assert!(!body.contains(wrong), "{body}");
+    assert!(server.keys("site").is_empty(), "nothing stored: {:?}", server.keys("site"));
+    assert!(server.is_running());
 }

@@ -214,21 +214,17 @@ impl Query {
             pairs.push((decode_form(name)?, value));
         }
         pairs.sort_by(|a, b| (&a.0, a.1.as_deref().unwrap_or("")).cmp(&(&b.0, b.1.as_deref().unwrap_or(""))));
-        let canonical =
+        let canonical: Vec<String> =
             pairs.iter().map(|(name, value)| format!("{name}={}", value.as_deref().unwrap_or(""))).collect();
-        let sent = pairs
+        let sent: Vec<String> = pairs
             .iter()
             .map(|(name, value)| match value {
                 Some(value) => format!("{name}={value}"),
                 None => name.clone(),
             })
             .collect();
-        Some(Self { sent: join(sent), canonical: join(canonical) })
+        Some(Self { sent: sent.join("&"), canonical: canonical.join("&") })
     }
-}
-
-fn join(parts: Vec<String>) -> String {
-    parts.join("&")
 }
 
 /// One query name or value: `+` and `%XX` decoded, then encoded by AWS's rules.
