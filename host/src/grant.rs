@@ -27,15 +27,44 @@ pub struct Grant {
     pub credentials: Vec<HostCredential>,
 }
 
-/// A credential for one granted host: a header the host adds to every request there.
+/// A credential for one granted host, which the host applies to every request there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCredential {
     /// The host (and port) it is for.
     pub pattern: HostPattern,
-    /// The header's name, lower case (`authorization`, `private-token`).
-    pub header: String,
-    /// The header's whole value (`Bearer ...`).
-    pub value: crate::secret::Secret,
+    /// What the host does with it.
+    pub kind: Credential,
+}
+
+/// The kinds of host credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A header the host adds to every request (a token, basic credentials).
+    Header {
+        /// The header's name, lower case (`authorization`, `private-token`).
+        name: String,
+        /// The header's whole value (`Bearer ...`).
+        value: crate::secret::Secret,
+    },
+    /// AWS Signature Version 4 keys: the host signs every request with them.
+    SigV4(SigV4Key),
+}
+
+/// An AWS Signature Version 4 credential. Every part that would help to forge a
+/// signature is a [`Secret`](crate::secret::Secret), so `Debug` never shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigV4Key {
+    /// The access key id (`AKIA...`); sent in each `Authorization` header, but kept
+    /// out of logs like the rest.
+    pub access_key: crate::secret::Secret,
+    /// The secret access key, from which each day's signing key is derived.
+    pub secret_key: crate::secret::Secret,
+    /// The region in the credential scope (`us-east-1`; `auto` for R2, `garage`, ...).
+    pub region: String,
+    /// The service in the credential scope (`s3` unless the config says otherwise).
+    pub service: String,
+    /// A temporary credential's session token, sent as `x-amz-security-token`.
+    pub session_token: Option<crate::secret::Secret>,
 }
 
 /// A granted directory.

@@ -31,4 +31,5 @@ mod run;
 mod s3_server;
 mod sandbox;
 mod schedule;
+mod sigv4;
 mod storage;

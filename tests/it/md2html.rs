@@ -3,11 +3,14 @@
 //! crash). The site, its build log and the project's build list are checked; then the
 //! build lifecycle (a `started` log while the pages are staged, the previous site kept
 //! until the new one is complete, stale files removed, a trap recorded by the `on_error`
-//! handler), multi-part builds and the callback.
+//! handler), multi-part builds and the callback. Then Door43-shaped repositories
+//! (`tests/fixtures/door43`): section-header anchors, tx-manager's `$title` templates
+//! and the flat layout. Last, publishing to a real S3-compatible server.
 
 use gitauto_tests::git_http::GitHttp;
 use gitauto_tests::hold::HoldingProxy;
 use gitauto_tests::receiver::Receiver;
+use gitauto_tests::s3::S3Server;
 use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, push_payload, wait_for};
 use serde_json::Value;
 use sha2::Digest;
@@ -100,7 +103,7 @@ fn json(path: &Path) -> Value {
 /// The job id a build of `commit` for delivery `delivery` records: the same in its
 /// `started` log, its final log and its `on_error` handler's.
 fn job_id(delivery: &str, commit: &str) -> String {
-    hex::encode(sha2::Sha256::digest(format!("{delivery}\n{commit}").as_bytes()))
+    digest(format!("{delivery}\n{commit}").as_bytes())
 }
 
 /// Posts a push of `after` to `main` of acme/site, cloned from `clone_url`; returns the
@@ -121,15 +124,15 @@ async fn started_log(path: &Path, job_id: &str) -> Value {
     .await
 }
 
-/// The files under `dir` (relative paths, sorted), with their bytes.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+/// The files under `dir` (relative paths, sorted), each with its SHA-256.
+fn files(dir: &Path) -> Vec<(String, String)> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
         for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
             let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
             if entry.file_type().unwrap().is_dir() {
                 walk(&entry.path(), &format!("{name}/"), out);
             } else {
-                out.push((name, std::fs::read(entry.path()).unwrap()));
+                out.push((name, digest(&std::fs::read(entry.path()).unwrap())));
             }
         }
     }
@@ -137,6 +140,10 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     walk(dir, "", &mut out);
     out.sort();
     out
+}
+
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The repositories under `root/origin`, served over HTTP behind a proxy that can hold a
@@ -277,6 +284,20 @@ async fn convert_only_limits_the_run_and_an_empty_repository_fails() {
     daemon.stop().await;
 }
 
+/// A push rule building the site with md2html, and the recommended `on_error` handler.
+const SITE_RULE: &str = r#"
+[[rules]]
+name = "site"
+on = "push"
+
+[[rules.steps]]
+plugin = "md2html"
+
+[[rules.steps.on_error]]
+plugin = "md2html"
+with = { abnormal_end = "{{ parent.summary }}" }
+"#;
+
 /// A config whose md2html has its settings in `[plugins.md2html] with` (plus `with`),
 /// `limits`, a read grant of `layout/`, `hosts`, and the recommended `on_error` handler.
 fn lifecycle_config(root: &Path, with: &str, limits: &str, hosts: &str) -> String {
@@ -288,18 +309,7 @@ wasm = "builtin:md2html-convert"
 grants = {{ dirs = ["{root}/origin", "{root}/layout", {{ path = "{root}/clones", write = true }}, {{ path = "{root}/www", write = true }}], hosts = [{hosts}] }}
 limits = {{ {limits} }}
 with = {{ repodir = "{root}/clones", output = "{root}/www"{with} }}
-
-[[rules]]
-name = "site"
-on = "push"
-
-[[rules.steps]]
-plugin = "md2html"
-
-[[rules.steps.on_error]]
-plugin = "md2html"
-with = {{ abnormal_end = "{{{{ parent.summary }}}}" }}
-"#,
+{SITE_RULE}"#,
         source = github_source(),
         root = root.display(),
     )
@@ -318,7 +328,7 @@ struct Built {
     hosts: String,
     commit_dir: PathBuf,
     /// The site's files but the build log.
-    previous: Vec<(String, Vec<u8>)>,
+    previous: Vec<(String, String)>,
 }
 
 /// Commits `files` to acme/site, serves it behind a holding proxy, and builds it once
@@ -341,7 +351,7 @@ async fn built_once(root: &Path, files_of_commit: &[(&str, &[u8])]) -> Built {
 }
 
 /// The files of a commit's site but its build log.
-fn site_files(commit_dir: &Path) -> Vec<(String, Vec<u8>)> {
+fn site_files(commit_dir: &Path) -> Vec<(String, String)> {
     files(commit_dir).into_iter().filter(|(path, _)| path != "build_log.json").collect()
 }
 
@@ -394,13 +404,18 @@ async fn a_rebuild_is_staged_and_replaces_the_previous_site_only_when_complete()
 #[tokio::test]
 async fn a_trap_mid_build_leaves_the_previous_site_and_a_failed_log() {
     let root = tempfile::tempdir().unwrap();
-    // Six MiB of paragraphs: rendering them needs more than 16 MiB of memory.
-    let big = "Lorem ipsum dolor sit amet, *consectetur* adipiscing elit.\n\n".repeat(100_000);
+    // 15 MiB: under the transfer limit of a 16 MiB step, but not in its memory with the
+    // rest. The pages are staged before the file is copied.
+    let big = vec![b'x'; 15 << 20];
     let Built { site, after, _git, origin, clone_url, hosts, commit_dir, previous } =
-        built_once(root.path(), &[("a.md", b"# A\n"), ("big.md", big.as_bytes())]).await;
-    assert!(previous.iter().any(|(path, _)| path == "big.html"));
+        built_once(root.path(), &[("a.md", b"# A\n"), ("docs/b.md", b"# B\n"), ("big.bin", &big)]).await;
+    assert!(previous.iter().any(|(path, _)| path == "big.bin"));
 
-    let daemon = TestDaemon::start(&lifecycle_config(root.path(), "", "memory = \"16MiB\"", &hosts)).await;
+    // Another layout, so that the staged pages differ from the published ones.
+    let layout = root.path().join("layout/page.html");
+    std::fs::write(&layout, "<html><title>{{ title }}</title><main class=\"v2\">{{ content }}</main></html>").unwrap();
+    let with = format!(", template = \"{}\"", layout.display());
+    let daemon = TestDaemon::start(&lifecycle_config(root.path(), &with, "memory = \"16MiB\"", &hosts)).await;
     origin.hold("GET", "/site.git/info/refs");
     let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
     origin.held().await;
@@ -437,16 +452,11 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
     let root = tempfile::tempdir().unwrap();
     let site = dirs(root.path());
     let repo = TestGit::new(root.path(), "en_tn");
-    let after = repo.commit_files(
-        &[
-            ("manifest.yaml", b"dublin_core:\n  identifier: tn\n"),
-            ("01-GEN/01.md", b"# Genesis 1\n"),
-            ("01-GEN/02.md", b"# Genesis 2\n"),
-            ("02-EXO/01.md", b"caf\xe9\n"),
-            ("media/logo.png", PNG),
-        ],
-        "books",
-    );
+    // Door43's Notes, one directory a book, and a note in exo/ that is not UTF-8.
+    let mut books = door43_fixture("en_tn");
+    books.push(("exo/01/latin1.md".into(), b"caf\xe9\n".to_vec()));
+    let books: Vec<(&str, &[u8])> = books.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
+    let after = repo.commit_files(&books, "books");
     repo.push("main");
     let receiver = Receiver::start().await;
     receiver.then_answer(500, &[], "busy");
@@ -475,7 +485,7 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
     let job_id = top["job_id"].as_str().unwrap();
     let parts = top["build_logs"].as_array().unwrap();
     assert_eq!(parts.len(), 2);
-    for (index, (book, status)) in [("01-GEN", "success"), ("02-EXO", "warnings")].into_iter().enumerate() {
+    for (index, (book, status)) in [("exo", "warnings"), ("gen", "success")].into_iter().enumerate() {
         let part = json(&commit_dir.join(index.to_string()).join("build_log.json"));
         assert_eq!(&part, &parts[index], "the top log lists the part's log");
         assert_eq!((part["book"].as_str(), part["part"].as_str()), (Some(book), Some(index.to_string().as_str())));
@@ -483,7 +493,9 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
         assert_eq!(part["identifier"], format!("{job_id}/2/{index}/{book}"));
         assert!(part["pages"].as_array().unwrap().iter().all(|page| page.as_str().unwrap().starts_with(book)));
     }
-    assert!(commit_dir.join("01-GEN/02.html").is_file() && commit_dir.join("media/logo.png").is_file());
+    assert!(commit_dir.join("gen/02/01.html").is_file() && commit_dir.join("manifest.yaml").is_file());
+    let listing = read(&commit_dir.join("index.html"));
+    assert!(listing.contains("exo/01/01.html") && listing.contains("gen/02/01.html"), "one index of every part");
     drop(site);
 
     // One callback a part, as tx-manager's converters made; the first answered 500.
@@ -503,5 +515,373 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
     let answers = job["steps"][0]["output"]["callback"].as_array().unwrap();
     assert!(answers[0].as_str().unwrap().contains("HTTP 500: busy"), "{answers:?}");
     assert!(answers[1].as_str().unwrap().contains("answered 200"), "{answers:?}");
+    daemon.stop().await;
+}
+
+/// The files of a Door43-shaped fixture (`tests/fixtures/door43/<name>`, see its
+/// README), as repository paths and bytes.
+pub(crate) fn door43_fixture(name: &str) -> Vec<(String, Vec<u8>)> {
+    fn walk(dir: &Path, prefix: &str, files: &mut Vec<(String, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = format!("{prefix}{}", entry.file_name().to_str().unwrap());
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), &format!("{path}/"), files);
+            } else {
+                files.push((path, std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/door43").join(name), "", &mut files);
+    files
+}
+
+/// A repository holding the fixture `name` pushed to `main`, and a daemon converting it
+/// with `with` added to the step's settings (templates may sit in `<root>/templates`).
+async fn door43_build(root: &Path, name: &str, with: &str) -> (TestDaemon, Value, PathBuf) {
+    for dir in ["clones", "www", "templates"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let repo = TestGit::new(root, "site");
+    let files = door43_fixture(name);
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
+    let after = repo.commit_files(&files, name);
+    repo.push("main");
+    let daemon = TestDaemon::start(&format!(
+        r#"
+{source}
+[plugins.md2html]
+wasm = "builtin:md2html-convert"
+grants = {{ dirs = ["{root}/origin", "{root}/templates", {{ path = "{root}/clones", write = true }}, {{ path = "{root}/www", write = true }}] }}
+
+[[rules]]
+name = "site"
+on = "push"
+steps = [{{ plugin = "md2html", with = {{ repodir = "{root}/clones", output_dir = "{root}/www"{with} }} }}]
+"#,
+        source = github_source(),
+        root = root.display(),
+    ))
+    .await;
+    let job = push(&daemon, &repo, "main", &after).await;
+    (daemon, job, root.join("www/u/acme/site").join(&after[..10]))
+}
+
+fn build_log(site: &Path) -> Value {
+    serde_json::from_str(&read(&site.join("build_log.json"))).unwrap()
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn door43_section_anchors_become_header_ids_in_a_tx_manager_template() {
+    let root = tempfile::tempdir().unwrap();
+    // tx-manager's template form: Python `string.Template` placeholders.
+    let template = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"UTF-8\">\n<title>$title</title>\n</head>\n\
+                    <body>\n<div id=\"content\">\n$content\n</div>\n<footer>${nope} costs $$5</footer>\n</body>\n</html>\n";
+    std::fs::create_dir_all(root.path().join("templates")).unwrap();
+    std::fs::write(root.path().join("templates/template.html"), template).unwrap();
+    let with = format!(", template = \"{}/templates/template.html\"", root.path().display());
+    let (daemon, job, site) = door43_build(root.path(), "en_ta", &with).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(build_log(&site)["status"], "success", "{:#}", build_log(&site));
+
+    let metaphor = read(&site.join("translate/figs-metaphor/01.html"));
+    for expected in [
+        "<title>Metaphor</title>",
+        "<div id=\"content\">\n<h1 id=\"figs-metaphor\" class=\"section-header\">Metaphor</h1>",
+        "<h3 id=\"figs-metaphor-description\" class=\"section-header\">Description</h3>",
+        // Headings without an anchor keep their generated ids.
+        "<h3 id=\"reasons-this-is-a-translation-issue\">Reasons this is a translation issue</h3>",
+        "<a href=\"../figs-simile/01.html#figs-simile\">simile</a>",
+        "<footer>${nope} costs $5</footer>",
+    ] {
+        assert!(metaphor.contains(expected), "{expected} in {metaphor}");
+    }
+    assert!(
+        !metaphor.contains("<a id=") && !metaphor.contains("$title") && !metaphor.contains("$content"),
+        "{metaphor}"
+    );
+    let simile = read(&site.join("translate/figs-simile/01.html"));
+    assert!(simile.contains("<h1 id=\"figs-simile\" class=\"section-header\">Simile</h1>"), "{simile}");
+    assert!(simile.contains("href=\"../../checking/intro-check/01.html#intro-check-steps\""), "{simile}");
+    let check = read(&site.join("checking/intro-check/01.html"));
+    assert!(check.contains("<h3 id=\"intro-check-steps\" class=\"section-header\">Steps</h3>"), "{check}");
+    assert!(check.contains("<h3 id=\"why-check\">Why check</h3>") && !check.contains("<a id="), "{check}");
+    assert!(check.contains("src=\"../../media/checklist.png\""), "{check}");
+    assert!(read(&site.join("translate/figs-metaphor/title.html")).contains("<p>Metaphor</p>"));
+    assert!(site.join("media/checklist.png").is_file() && site.join("manifest.yaml").is_file());
+    assert!(site.join("translate/toc.yaml").is_file());
+    assert!(!site.join("README.html").exists() && !site.join("LICENSE.html").exists());
+    let listing = read(&site.join("index.html"));
+    assert!(listing.contains("<title>acme/site</title>"), "the index is in the template too: {listing}");
+    assert!(listing.contains("<a href=\"translate/figs-metaphor/01.html\">Metaphor</a>"), "{listing}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn flat_layout_writes_pages_by_base_name_and_the_first_of_a_name_wins() {
+    let root = tempfile::tempdir().unwrap();
+    let (daemon, job, site) = door43_build(root.path(), "en_tn", ", layout = \"flat\"").await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+
+    // Tree order: exo/ before gen/, a chapter before front/.
+    let mut written: Vec<String> =
+        std::fs::read_dir(&site).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    written.sort();
+    assert_eq!(
+        written,
+        ["01.html", "03.html", "05.html", "build_log.json", "index.html", "intro.html", "manifest.yaml"],
+        "every file in the site's root"
+    );
+    let log = build_log(&site);
+    assert_eq!(log["status"], "warnings");
+    assert_eq!(
+        strings(&log["warnings"]),
+        [
+            "Skipped exo/front/intro.md: exo/01/intro.md is already written to intro.html",
+            "Skipped gen/01/01.md: exo/01/01.md is already written to 01.html",
+            "Skipped gen/01/intro.md: exo/01/intro.md is already written to intro.html",
+            "Skipped gen/02/01.md: exo/01/01.md is already written to 01.html",
+            "Skipped gen/02/intro.md: exo/01/intro.md is already written to intro.html",
+            "Skipped gen/front/intro.md: exo/01/intro.md is already written to intro.html",
+        ]
+    );
+    let lines = strings(&log["log"]);
+    assert!(
+        lines.contains(&"Converted exo/01/01.md to 01.html.") && lines.contains(&"Converted gen/01/03.md to 03.html.")
+    );
+    assert_eq!(strings(&log["pages"]), ["01.html", "05.html", "intro.html", "03.html"]);
+
+    let first = read(&site.join("01.html"));
+    assert!(first.contains("An invented note on Exodus 1:1."), "the first 01.md in tree order: {first}");
+    assert!(first.contains("<h1 id=\"exo-01-01-words\" class=\"section-header\">Words</h1>"), "{first}");
+    assert!(first.contains("<a href=\"index.html\">acme/site</a>"), "every page is at the root: {first}");
+    let intro = read(&site.join("intro.html"));
+    assert!(intro.contains("<a href=\"01.html\">"), "a link to a written page goes to its name: {intro}");
+    assert!(
+        intro.contains("<a href=\"../front/intro.md\">") && intro.contains("<a href=\"../02/intro.md\">"),
+        "links to skipped or missing files stay as written: {intro}"
+    );
+    let listing = read(&site.join("index.html"));
+    assert!(listing.contains("<a href=\"01.html\">These are the names 1:1</a>"), "{listing}");
+    assert!(!listing.contains("gen/") && !listing.contains("exo/"), "{listing}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn flat_layout_copies_media_to_the_root_and_points_images_there() {
+    let root = tempfile::tempdir().unwrap();
+    let (daemon, job, site) = door43_build(root.path(), "en_ta", ", layout = \"flat\"").await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(
+        std::fs::read(site.join("checklist.png")).unwrap(),
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/door43/en_ta/media/checklist.png")).unwrap()
+    );
+    for name in ["01.html", "title.html", "sub-title.html", "config.yaml", "toc.yaml", "manifest.yaml"] {
+        assert!(site.join(name).is_file(), "{name}");
+    }
+    assert!(!site.join("checking").exists() && !site.join("media").exists());
+    // checking/ comes first: its topic keeps the names every topic has.
+    let page = read(&site.join("01.html"));
+    assert!(page.contains("<h1 id=\"intro-check\" class=\"section-header\">Checking Your Work</h1>"), "{page}");
+    assert!(page.contains("src=\"checklist.png\""), "{page}");
+    let warnings = build_log(&site)["warnings"].clone();
+    assert!(
+        strings(&warnings).contains(
+            &"Skipped translate/figs-metaphor/01.md: checking/intro-check/01.md is already written to 01.html"
+        ),
+        "{warnings:#}"
+    );
+    assert!(
+        strings(&warnings).contains(&"Skipped translate/toc.yaml: checking/toc.yaml is already written to toc.yaml")
+    );
+    daemon.stop().await;
+}
+
+/// A config publishing to `s3://cdn/site` at `endpoint`, whose host is granted as
+/// `grant`, with the recommended `on_error` handler.
+fn s3_config(root: &Path, endpoint: &str, grant: &str, with: &str, limits: &str) -> String {
+    format!(
+        r#"
+{source}
+[plugins.md2html]
+wasm = "builtin:md2html-convert"
+grants = {{ dirs = ["{root}/origin", {{ path = "{root}/clones", write = true }}], hosts = [{grant}] }}
+limits = {{ {limits} }}
+with = {{ repodir = "{root}/clones", output = "s3://cdn/site", endpoint = "{endpoint}", cache_control = "max-age=600"{with} }}
+{SITE_RULE}"#,
+        source = github_source(),
+        root = root.display(),
+    )
+}
+
+/// A sigv4 grant of `host` with the test server's keys (`secret` overrides its secret).
+fn signed(host: &str, secret: Option<&str>) -> String {
+    use gitauto_tests::s3::{ACCESS_KEY, REGION, SECRET_KEY};
+    format!(
+        "{{ host = \"{host}\", credential = {{ sigv4 = {{ access_key = \"{ACCESS_KEY}\", secret_key = \"{}\", region = \"{REGION}\" }} }} }}",
+        secret.unwrap_or(SECRET_KEY)
+    )
+}
+
+/// The objects of bucket `cdn` under `prefix`, each with its SHA-256.
+fn objects(server: &S3Server, prefix: &str) -> Vec<(String, String)> {
+    let keys = server.keys("cdn").into_iter().filter(|key| key.starts_with(prefix));
+    keys.map(|key| {
+        let bytes = server.object("cdn", &key).unwrap();
+        (key[prefix.len()..].to_owned(), digest(&bytes))
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn a_push_publishes_its_site_to_s3_with_a_started_log_first() {
+    let server = S3Server::start(&["cdn"]).await;
+    let proxy = HoldingProxy::start(&server.endpoint()).await;
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(
+        &[
+            ("a.md", b"# A\n"),
+            ("docs/b & c.md", b"# B\n"),
+            ("img/logo.png", PNG),
+            ("css/site.css", b"body {}"),
+            ("fonts/x.woff2", b"wOF2"),
+        ],
+        "content",
+    );
+    repo.push("main");
+    let clone_url = format!("file://{}", repo.origin.display());
+    let grant = signed(&proxy.host, None);
+    let endpoint = proxy.url("");
+    let first = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, "", "memory = \"256MiB\"")).await;
+    let (job, _) = push_main(&first, &clone_url, &after).await;
+    let finished = first.finished_job(&job).await;
+    assert_eq!(finished["state"], "succeeded", "{finished:#}");
+    first.stop().await;
+    let prefix = format!("site/u/acme/site/{}/", &after[..10]);
+    let key = |path: &str| format!("{prefix}{path}");
+    let names: Vec<String> = objects(&server, &prefix).into_iter().map(|(path, _)| path).collect();
+    assert_eq!(
+        names,
+        ["a.html", "build_log.json", "css/site.css", "docs/b & c.html", "fonts/x.woff2", "img/logo.png", "index.html"]
+    );
+    assert_eq!(server.object("cdn", &key("img/logo.png")).unwrap(), PNG);
+    for (path, content_type) in [
+        ("a.html", "text/html; charset=utf-8"),
+        ("docs/b & c.html", "text/html; charset=utf-8"),
+        ("css/site.css", "text/css; charset=utf-8"),
+        ("img/logo.png", "image/png"),
+        ("fonts/x.woff2", "font/woff2"),
+        ("build_log.json", "application/json"),
+    ] {
+        assert_eq!(server.content_type("cdn", &key(path)).as_deref(), Some(content_type), "{path}");
+    }
+    assert_eq!(server.cache_control("cdn", &key("a.html")).as_deref(), Some("max-age=600"));
+    assert_eq!(server.cache_control("cdn", &key("build_log.json")).as_deref(), Some("no-cache"));
+    let log: Value = serde_json::from_slice(&server.object("cdn", &key("build_log.json")).unwrap()).unwrap();
+    assert_eq!((log["status"].as_str(), log["cdn_bucket"].as_str()), (Some("success"), Some("cdn")));
+    assert_eq!(log["cdn_file"], prefix.as_str());
+    assert_eq!(log["output"], format!("s3://cdn/{}", prefix.trim_end_matches('/')));
+    let project: Value =
+        serde_json::from_slice(&server.object("cdn", "site/u/acme/site/project.json").unwrap()).unwrap();
+    assert_eq!(project["commits"][0]["status"], "success");
+    let previous = objects(&server, &prefix);
+
+    // Only a.md now: the rest of the commit's site is stale. The build is held at its
+    // first staged page, while the previous site is still whole.
+    let with = ", convert_only = [\"a.md\"]";
+    let daemon = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, with, "memory = \"256MiB\"")).await;
+    proxy.hold("PUT", ".staging/a.html");
+    let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
+    proxy.held().await;
+    let started: Value = serde_json::from_slice(&server.object("cdn", &key("build_log.json")).unwrap()).unwrap();
+    assert_eq!(
+        (started["status"].as_str(), started["message"].as_str()),
+        (Some("started"), Some("Conversion started..."))
+    );
+    assert_eq!(started["job_id"], job_id(&delivery, &after));
+    let during: Vec<_> = objects(&server, &prefix).into_iter().filter(|(path, _)| path != "build_log.json").collect();
+    let before: Vec<_> = previous.into_iter().filter(|(path, _)| path != "build_log.json").collect();
+    assert_eq!(during, before, "the previous site is whole while the build runs");
+    proxy.release();
+
+    let finished = daemon.finished_job(&job).await;
+    assert_eq!(finished["state"], "succeeded", "{finished:#}");
+    let names: Vec<String> = objects(&server, &prefix).into_iter().map(|(path, _)| path).collect();
+    assert_eq!(names, ["a.html", "build_log.json", "index.html"], "the stale objects are gone");
+    assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
+    let log: Value = serde_json::from_slice(&server.object("cdn", &key("build_log.json")).unwrap()).unwrap();
+    assert_eq!(log["status"], "success");
+    assert_eq!((&log["job_id"], &log["created_at"]), (&started["job_id"], &started["created_at"]));
+    assert_eq!(server.content_type("cdn", &key("a.html")).as_deref(), Some("text/html; charset=utf-8"));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_by_the_server_and_fails_the_step() {
+    let server = S3Server::start(&["cdn"]).await;
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(&[("a.md", b"# A\n")], "content");
+    repo.push("main");
+    let grant = signed(&server.host(), Some("not-the-secret"));
+    let daemon =
+        TestDaemon::start(&s3_config(root.path(), &server.endpoint(), &grant, "", "memory = \"256MiB\"")).await;
+    let (job, _) = push_main(&daemon, &format!("file://{}", repo.origin.display()), &after).await;
+    let finished = daemon.finished_job(&job).await;
+    assert_eq!(finished["state"], "failed", "{finished:#}");
+    let summary = finished["steps"][0]["summary"].as_str().unwrap();
+    let want = format!(
+        "PUT s3://cdn/site/u/acme/site/{}/build_log.json: denied by the server, HTTP 403 (SignatureDoesNotMatch",
+        &after[..10]
+    );
+    assert!(summary.contains(&want), "{finished:#}");
+    assert!(server.keys("cdn").is_empty(), "{:?}", server.keys("cdn"));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_trap_publishing_to_s3_leaves_the_previous_site_and_a_failed_log() {
+    let server = S3Server::start(&["cdn"]).await;
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let big = "Lorem ipsum dolor sit amet, *consectetur* adipiscing elit.\n\n".repeat(100_000);
+    let after = repo.commit_files(&[("a.md", b"# A\n"), ("big.md", big.as_bytes())], "content");
+    repo.push("main");
+    let clone_url = format!("file://{}", repo.origin.display());
+    let grant = server.granted_host(None);
+    let first = TestDaemon::start(&s3_config(root.path(), &server.endpoint(), &grant, "", "memory = \"256MiB\"")).await;
+    let (job, _) = push_main(&first, &clone_url, &after).await;
+    assert_eq!(first.finished_job(&job).await["state"], "succeeded");
+    first.stop().await;
+    let prefix = format!("site/u/acme/site/{}/", &after[..10]);
+    let site = |server: &S3Server| -> Vec<_> {
+        objects(server, &prefix).into_iter().filter(|(path, _)| path != "build_log.json").collect()
+    };
+    let previous = site(&server);
+    assert!(previous.iter().any(|(path, _)| path == "big.html"));
+
+    let daemon = TestDaemon::start(&s3_config(root.path(), &server.endpoint(), &grant, "", "memory = \"16MiB\"")).await;
+    let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
+    let finished = daemon.finished_job(&job).await;
+    assert_eq!(finished["state"], "failed", "{finished:#}");
+    let summary = finished["steps"][0]["summary"].as_str().unwrap();
+    assert!(summary.contains("trapped"), "{finished:#}");
+    let log: Value =
+        serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
+    assert_eq!(log["status"], "failed");
+    assert_eq!(log["message"], format!("Conversion process ended abnormally: {summary}"));
+    assert_eq!(log["job_id"], job_id(&delivery, &after));
+    assert_eq!(site(&server), previous, "the previous site is untouched");
+    assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
     daemon.stop().await;
 }

@@ -11,6 +11,7 @@
 
 mod build_log;
 mod callback;
+pub mod layout;
 mod output;
 pub mod render;
 
@@ -79,6 +80,10 @@ struct Settings {
     /// Only these Markdown files (paths in the repository, or bare file names).
     #[serde(default)]
     convert_only: Vec<String>,
+    /// Where pages and files go in the site: `nested` (their folders) or `flat` (the
+    /// site's root, by base name, as tx-manager wrote them).
+    #[serde(default)]
+    layout: layout::Layout,
     /// A URL that gets tx-manager's result JSON after the build.
     #[serde(default)]
     callback: Option<String>,
@@ -220,7 +225,7 @@ impl Job<'_> {
     fn build(&self, log: &mut BuildLog, parts: &mut Vec<Part>) -> Result<(), Error> {
         let (event, settings, target) = (self.event, self.settings, self.target);
         let repo = checkout(event, settings)?;
-        let layout = match &settings.template {
+        let page_layout = match &settings.template {
             Some(path) => match std::fs::read_to_string(path) {
                 Ok(text) => text,
                 Err(err) => {
@@ -233,21 +238,19 @@ impl Job<'_> {
         let site_name = event.repository.full_name.clone();
         let mut stage =
             self.output.stage(&target.commit_key).map_err(|err| Error::failed(format!("staging: {err}")))?;
-        let mut all = Build::new(&target.short, Scope::All);
         let books = if settings.multipart { books(&repo, &target.commit, settings)? } else { Vec::new() };
-        if books.is_empty() {
-            convert(&repo, &target.commit, settings, (&layout, &site_name), &mut stage, &mut all);
-        } else {
-            all.scope = Scope::Outside(books.clone());
-            convert(&repo, &target.commit, settings, (&layout, &site_name), &mut stage, &mut all);
-            for (index, book) in books.into_iter().enumerate() {
-                let mut build = Build::new(&target.short, Scope::Under(book.clone()));
-                convert(&repo, &target.commit, settings, (&layout, &site_name), &mut stage, &mut build);
-                all.absorb(&build);
-                parts.push(Part { index, book, build });
-            }
+        let mut all = Build::new(&target.short, Scope::Outside(books.clone()));
+        // The parts first, so that the last run, of what no part takes, indexes every page.
+        for (index, book) in books.into_iter().enumerate() {
+            let mut build = Build::new(&target.short, Scope::Under(book.clone()));
+            convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut build);
+            all.absorb(&build);
+            parts.push(Part { index, book, build });
         }
-        write_index(&mut all, &mut stage, &layout, &site_name);
+        convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut all);
+        for path in std::mem::take(&mut stage.skipped) {
+            all.warnings.push(format!("Skipped a second {path} from a later part: the first one written is kept"));
+        }
         log.log.append(&mut all.log);
         log.warnings.append(&mut all.warnings);
         log.errors.append(&mut all.errors);
@@ -381,11 +384,10 @@ fn checkout(event: &Event, settings: &Settings) -> Result<Repository, Error> {
 /// Which of the commit's files a conversion run takes.
 #[derive(Debug, Clone)]
 enum Scope {
-    /// Every file.
-    All,
     /// The files under one top-level directory: a part.
     Under(String),
-    /// The files under none of these top-level directories: what no part takes.
+    /// The files under none of these top-level directories: what no part takes (with
+    /// none, every file).
     Outside(Vec<String>),
 }
 
@@ -393,7 +395,6 @@ impl Scope {
     fn contains(&self, path: &str) -> bool {
         let top = path.split_once('/').map(|(top, _)| top);
         match self {
-            Self::All => true,
             Self::Under(dir) => top == Some(dir.as_str()),
             Self::Outside(dirs) => top.is_none_or(|top| !dirs.iter().any(|dir| dir == top)),
         }
@@ -434,26 +435,13 @@ impl Build {
     }
 }
 
-/// The site's `index.html`, linking every page; no page at all is an error.
-fn write_index(build: &mut Build, stage: &mut Stage<'_>, layout: &str, repo_name: &str) {
-    if build.pages.is_empty() {
-        build.errors.push("No Markdown files were found to convert".into());
-        return;
-    }
-    let index = render::index(&build.pages, repo_name);
-    let html = render::wrap(layout, &index, "index.md", repo_name, &build.short);
-    if let Err(err) = stage.write("index.html", html.as_bytes()) {
-        build.errors.push(format!("Cannot write index.html: {err}"));
-    }
-}
-
 /// Reads the commit's tree (the files in the build's scope), renders its Markdown and
 /// copies the rest to the staging location.
 fn convert(
     repo: &Repository,
     commit: &str,
     settings: &Settings,
-    (layout, repo_name): (&str, &str),
+    (page_layout, repo_name): (&str, &str),
     out: &mut Stage<'_>,
     build: &mut Build,
 ) {
@@ -473,28 +461,31 @@ fn convert(
         settings.convert_only.is_empty()
             || settings.convert_only.iter().any(|only| only == path || path.rsplit('/').next() == Some(only.as_str()))
     };
-    let mut sources = Vec::new();
-    let mut others = Vec::new();
-    for entry in entries {
+    let mut placed = Vec::new();
+    for entry in &entries {
         if excluded(&entry.path) || !build.scope.contains(&entry.path) {
             continue;
         }
-        if entry.path.to_lowercase().ends_with(".md") {
-            if selected(&entry.path) {
-                sources.push(entry.path);
-            }
-        } else if settings.convert_only.is_empty() {
-            others.push(entry.path);
+        let wanted =
+            if layout::is_markdown(&entry.path) { selected(&entry.path) } else { settings.convert_only.is_empty() };
+        if wanted {
+            placed.push(entry.path.as_str());
         }
     }
+    let plan = layout::plan(settings.layout, placed.iter().copied());
+    for skipped in &plan.skipped {
+        build.warnings.push(skipped.to_string());
+    }
+    let (sources, others): (Vec<&str>, Vec<&str>) =
+        placed.into_iter().filter(|path| plan.targets.contains_key(*path)).partition(|path| layout::is_markdown(path));
     let mut texts = Vec::with_capacity(sources.len());
-    for path in &sources {
+    for path in sources {
         match repo.read_file(commit, path) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => texts.push((path.clone(), text)),
+                Ok(text) => texts.push((path, text)),
                 Err(err) => {
                     build.warnings.push(format!("{path} is not valid UTF-8; converted with replacements"));
-                    texts.push((path.clone(), String::from_utf8_lossy(err.as_bytes()).into_owned()));
+                    texts.push((path, String::from_utf8_lossy(err.as_bytes()).into_owned()));
                 }
             },
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
@@ -503,27 +494,39 @@ fn convert(
     build.timings.read_ms = ms(read_started);
     build.log.push("Processing Markdown files".into());
     let render_started = Instant::now();
-    let rendered: Vec<(String, render::Page)> =
-        texts.iter().map(|(path, text)| (path.clone(), render::markdown(text, path))).collect();
-    let pages: Vec<(String, String)> = rendered
+    let links = match settings.layout {
+        layout::Layout::Nested => render::Links::Nested,
+        layout::Layout::Flat => render::Links::Flat(&plan.targets),
+    };
+    let template = render::Template::parse(page_layout);
+    let target = |path: &str| plan.targets.get(path).cloned().unwrap_or_else(|| render::html_path(path));
+    let pages: Vec<(&str, String, String, String)> = texts
         .iter()
-        .map(|(path, page)| (render::html_path(path), render::wrap(layout, page, path, repo_name, &build.short)))
+        .map(|(path, text)| {
+            let page = render::markdown_with(text, path, links);
+            let html_path = target(path);
+            let root = "../".repeat(html_path.matches('/').count());
+            let fields = render::Fields { root: &root, path, repo: repo_name, commit: &build.short };
+            let html = template.fill(&page, &fields);
+            (*path, html_path, page.title, html)
+        })
         .collect();
     build.timings.render_ms = ms(render_started);
     let write_started = Instant::now();
-    for ((path, page), (html_path, html)) in rendered.iter().zip(&pages) {
-        match out.write(html_path, html.as_bytes()) {
+    for (path, html_path, title, html) in pages {
+        match out.write(&html_path, html.as_bytes()) {
             Ok(()) => {
                 build.log.push(format!("Converted {path} to {html_path}."));
-                build.pages.push((html_path.clone(), page.title.clone()));
+                build.pages.push((html_path, title));
             }
             Err(err) => build.errors.push(format!("Cannot write {html_path}: {err}")),
         }
     }
-    for path in &others {
+    for path in others {
+        let copy = target(path);
         match repo.read_file(commit, path) {
             Ok(bytes) => {
-                if let Err(err) = out.write(path, &bytes) {
+                if let Err(err) = out.write(&copy, &bytes) {
                     build.warnings.push(format!("Cannot copy {path}: {err}"));
                 }
             }
@@ -531,6 +534,21 @@ fn convert(
         }
     }
     build.log.push("Finished processing Markdown files.".into());
+    if matches!(build.scope, Scope::Under(_)) {
+        // A part's pages are listed by the site's index, written by the run after the parts.
+    } else if build.pages.is_empty() {
+        build.errors.push("No Markdown files were found to convert".into());
+    } else if let Some(own) = plan.owner("index.html") {
+        // The repository's own home page wins over the generated list of pages.
+        build.log.push(format!("Kept {own} as index.html; no page list written."));
+    } else {
+        let index = render::index(&build.pages, repo_name);
+        let html = template
+            .fill(&index, &render::Fields { root: "", path: "index.md", repo: repo_name, commit: &build.short });
+        if let Err(err) = out.write("index.html", html.as_bytes()) {
+            build.errors.push(format!("Cannot write index.html: {err}"));
+        }
+    }
     build.timings.write_ms = ms(write_started);
 }
 
@@ -571,7 +589,7 @@ mod tests {
     #[test]
     fn scopes_split_the_tree_into_parts() {
         let cases: [(Scope, &[bool; 4]); 3] = [
-            (Scope::All, &[true, true, true, true]),
+            (Scope::Outside(Vec::new()), &[true, true, true, true]),
             (Scope::Under("01-GEN".into()), &[false, true, false, false]),
             (Scope::Outside(vec!["01-GEN".into(), "02-EXO".into()]), &[true, false, false, true]),
         ];

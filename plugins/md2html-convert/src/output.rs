@@ -6,6 +6,7 @@
 
 use gitauto_plugin::Error;
 use gitauto_plugin::object_storage::{Addressing, Bucket, content_type};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// The cache header of the files that change during a build (logs, `project.json`).
@@ -34,7 +35,9 @@ pub struct Stage<'a> {
     /// The staging directory's or prefix's key.
     key: String,
     /// What was staged (S3: to copy into place).
-    written: Vec<String>,
+    written: HashSet<String>,
+    /// Paths staged already when a later run of a multi-part build wrote them again.
+    pub skipped: Vec<String>,
 }
 
 impl Output {
@@ -137,7 +140,7 @@ impl Output {
     /// A fresh staging location for the site at `key` (what an earlier build left there
     /// is removed first).
     pub fn stage(&self, key: &str) -> Result<Stage<'_>, String> {
-        let stage = Stage { output: self, key: staging_key(key), written: Vec::new() };
+        let stage = Stage { output: self, key: staging_key(key), written: HashSet::new(), skipped: Vec::new() };
         self.clear(&stage.key)?;
         Ok(stage)
     }
@@ -170,10 +173,9 @@ impl Output {
                 for path in &stage.written {
                     bucket.copy(&format!("{}/{path}", stage.key), &format!("{key}/{path}")).map_err(fail)?;
                 }
-                let fresh: std::collections::HashSet<&str> = stage.written.iter().map(String::as_str).collect();
                 for object in bucket.list(&format!("{key}/")).map_err(fail)? {
                     let path = object.key.strip_prefix(&format!("{key}/")).unwrap_or(&object.key).to_owned();
-                    if path != LOG && !fresh.contains(path.as_str()) {
+                    if path != LOG && !stage.written.contains(&path) {
                         bucket.delete(&object.key).map_err(fail)?;
                     }
                 }
@@ -224,7 +226,13 @@ impl Output {
 
 impl Stage<'_> {
     /// Stages the file `path` (relative to the site): a page, a copied file, the index.
+    /// The first file staged at a path is kept (a later part of a flat multi-part build
+    /// may name it again): the later one is noted in `skipped`.
     pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        if self.written.contains(path) {
+            self.skipped.push(path.to_owned());
+            return Ok(());
+        }
         let key = format!("{}/{path}", self.key);
         match self.output {
             Output::Local { root } => crate::write(&root.join(&key), bytes).map_err(|err| err.to_string())?,
@@ -232,7 +240,7 @@ impl Stage<'_> {
                 .put(&key, bytes.to_vec(), content_type(path), cache_control.as_deref())
                 .map_err(|err| err.to_string())?,
         }
-        self.written.push(path.to_owned());
+        self.written.insert(path.to_owned());
         Ok(())
     }
 }
