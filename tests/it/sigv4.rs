@@ -146,6 +146,26 @@ async fn every_hop_is_signed_afresh_and_a_redirect_elsewhere_carries_no_signatur
     }
 }
 
+/// Issue 20 review: signed, a request whose query holds a presigned URL's parameters
+/// has a presigned URL's canonical text; S3 refuses it but echoes the signature, which
+/// would then open the object to anyone for up to 7 days. Nothing is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_that_would_turn_the_signature_into_a_presigned_url_is_refused_before_sending() {
+    let server = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(&dir, &format!("{{ host = \"{}\", credential = SIGV4 }}", server.host())).await;
+    let presign = format!(
+        "X-Amz-Credential={ACCESS_KEY}%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z\
+         &X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    );
+    let url = format!("{}/bucket/key?{presign}", server.url);
+    let result = probe(&runtime, json!({"op": "http", "url": url})).await;
+    assert_refused(result, "query parameter `X-Amz-Algorithm` is refused on a request the host signs");
+    let sigv2 = format!("{}/bucket/key?AWSAccessKeyId={ACCESS_KEY}&Expires=2000000000", server.url);
+    assert_refused(probe(&runtime, json!({"op": "http", "url": sigv2})).await, "query parameter `AWSAccessKeyId`");
+    assert_eq!(server.connections(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_http_to_a_name_with_a_sigv4_credential_is_refused_before_connecting() {
     let server = Receiver::start().await;
