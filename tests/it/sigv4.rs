@@ -166,6 +166,40 @@ async fn a_query_that_would_turn_the_signature_into_a_presigned_url_is_refused_b
     assert_eq!(server.connections(), 0);
 }
 
+/// Issue 20 review: a granted server without a credential cannot steer the plugin's
+/// method and body to a host with one (a `307` to a bucket) and have them signed there,
+/// nor have a header credential added; once a redirect has left the first hop's origin,
+/// no later hop gets a credential, even back on a host that has one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_from_another_origin_gets_no_credential() {
+    for credential in ["SIGV4", "\"the-host-token\""] {
+        let steering = Receiver::start().await;
+        let bucket = Receiver::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = format!("\"{}\", {{ host = \"{}\", credential = {credential} }}", steering.host(), bucket.host());
+        let runtime = runtime(&dir, &hosts).await;
+        steering.then_answer(307, &[("location", &format!("{}/bucket/key", bucket.url))], "");
+        bucket.then_answer(307, &[("location", "/bucket/again")], "");
+        let answer = probe(&runtime, put(&format!("{}/upload", steering.url), json!([]))).await.unwrap();
+        assert_eq!(answer["status"], 200, "{credential}");
+
+        let reached = bucket.requests();
+        assert_eq!(reached.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/bucket/key", "/bucket/again"]);
+        for request in &reached {
+            assert_eq!((request.method.as_str(), request.text().as_str()), ("PUT", "hello"));
+            for (name, _) in &request.headers {
+                assert!(
+                    name != "authorization" && !name.starts_with("x-amz-"),
+                    "{credential}: `{name}` went with a redirect from another origin: {request:?}"
+                );
+            }
+        }
+        // Asked directly, the same host gets its credential: the check above can fail.
+        probe(&runtime, put(&format!("{}/bucket/direct", bucket.url), json!([]))).await.unwrap();
+        assert!(bucket.requests()[2].header("authorization").is_some(), "{credential}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_http_to_a_name_with_a_sigv4_credential_is_refused_before_connecting() {
     let server = Receiver::start().await;
