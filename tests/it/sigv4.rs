@@ -1,6 +1,6 @@
 //! Host-signed requests (issue 20): a host granted with an AWS SigV4 credential signs
 //! every request the plugin sends there, over exactly what is sent; the plugin never
-//! holds the keys, cannot put its own `authorization` or `x-amz-*` headers in their
+//! holds the secret key, cannot put its own `authorization` or `x-amz-*` headers in their
 //! place, and a redirect elsewhere carries no signature.
 
 use crate::sandbox::{assert_refused, probe};
