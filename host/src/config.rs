@@ -645,11 +645,12 @@ impl Checker<'_> {
         span: &Range<usize>,
         base: &Path,
     ) -> Option<Secret> {
-        let text = self.expand(&Spanned::new(span.clone(), reference))?;
-        let shown = key.map(|key| format!(" `{key}`")).unwrap_or_default();
-        secret::resolve(&text, base)
-            .map_err(|err| self.problem(Some(span.clone()), format!("plugin `{plugin}`, host {pattern}{shown}: {err}")))
-            .ok()
+        // A credential's span is its whole table: the message names the key.
+        let at =
+            format!("plugin `{plugin}`, host {pattern}{}", key.map(|key| format!(", `{key}`")).unwrap_or_default());
+        let text =
+            env::expand_env(&reference).map_err(|err| self.problem(Some(span.clone()), format!("{at}: {err}"))).ok()?;
+        secret::resolve(&text, base).map_err(|err| self.problem(Some(span.clone()), format!("{at}: {err}"))).ok()
     }
 
     /// A header credential: the header's name and its whole value.
@@ -711,7 +712,17 @@ impl Checker<'_> {
             return None;
         }
         let mut resolve = |key: &str, value: Option<String>| {
-            value.map(|value| self.credential_secret(plugin, pattern, Some(key), value, span, base))
+            value.map(|value| {
+                let key = format!("sigv4.{key}");
+                if matches!(key.as_str(), "sigv4.region" | "sigv4.service")
+                    && env::expand_env(&value).is_ok_and(|text| text.is_empty())
+                {
+                    // Not secrets, so not "the secret is empty".
+                    self.problem(Some(span.clone()), format!("{at}: `{key}` is empty"));
+                    return None;
+                }
+                self.credential_secret(plugin, pattern, Some(&key), value, span, base)
+            })
         };
         let access_key = resolve("access_key", raw.access_key).flatten();
         let secret_key = resolve("secret_key", raw.secret_key).flatten();
@@ -746,7 +757,7 @@ impl Checker<'_> {
         for (key, value, allowed, described) in checks {
             if value.is_some_and(|value| !value.expose().bytes().all(allowed)) {
                 // The value is not shown: it may be a secret.
-                self.problem(Some(span.clone()), format!("{at}: sigv4 `{key}` must be {described}"));
+                self.problem(Some(span.clone()), format!("{at}: `sigv4.{key}` must be {described}"));
                 return None;
             }
         }

@@ -1,6 +1,6 @@
 //! Host-signed requests (issue 20): a host granted with an AWS SigV4 credential signs
 //! every request the plugin sends there, over exactly what is sent; the plugin never
-//! holds the keys, cannot put its own `authorization` or `x-amz-*` headers in their
+//! holds the secret key, cannot put its own `authorization` or `x-amz-*` headers in their
 //! place, and a redirect elsewhere carries no signature.
 
 use crate::sandbox::{assert_refused, probe};
@@ -143,6 +143,60 @@ async fn every_hop_is_signed_afresh_and_a_redirect_elsewhere_carries_no_signatur
     assert_eq!((away[0].method.as_str(), away[0].text().as_str()), ("PUT", "hello"));
     for name in ["authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"] {
         assert_eq!(away[0].header(name), None, "`{name}` went to a host without a credential: {:?}", away[0]);
+    }
+}
+
+/// Issue 20 review: signed, a request whose query holds a presigned URL's parameters
+/// has a presigned URL's canonical text; S3 refuses it but echoes the signature, which
+/// would then open the object to anyone for up to 7 days. Nothing is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_that_would_turn_the_signature_into_a_presigned_url_is_refused_before_sending() {
+    let server = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime(&dir, &format!("{{ host = \"{}\", credential = SIGV4 }}", server.host())).await;
+    let presign = format!(
+        "X-Amz-Credential={ACCESS_KEY}%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z\
+         &X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    );
+    let url = format!("{}/bucket/key?{presign}", server.url);
+    let result = probe(&runtime, json!({"op": "http", "url": url})).await;
+    assert_refused(result, "query parameter `X-Amz-Algorithm` is refused on a request the host signs");
+    let sigv2 = format!("{}/bucket/key?AWSAccessKeyId={ACCESS_KEY}&Expires=2000000000", server.url);
+    assert_refused(probe(&runtime, json!({"op": "http", "url": sigv2})).await, "query parameter `AWSAccessKeyId`");
+    assert_eq!(server.connections(), 0);
+}
+
+/// Issue 20 review: a granted server without a credential cannot steer the plugin's
+/// method and body to a host with one (a `307` to a bucket) and have them signed there,
+/// nor have a header credential added; once a redirect has left the first hop's origin,
+/// no later hop gets a credential, even back on a host that has one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_from_another_origin_gets_no_credential() {
+    for credential in ["SIGV4", "\"the-host-token\""] {
+        let steering = Receiver::start().await;
+        let bucket = Receiver::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = format!("\"{}\", {{ host = \"{}\", credential = {credential} }}", steering.host(), bucket.host());
+        let runtime = runtime(&dir, &hosts).await;
+        steering.then_answer(307, &[("location", &format!("{}/bucket/key", bucket.url))], "");
+        bucket.then_answer(307, &[("location", "/bucket/again")], "");
+        let answer = probe(&runtime, put(&format!("{}/upload", steering.url), json!([]))).await.unwrap();
+        assert_eq!(answer["status"], 200, "{credential}");
+
+        let reached = bucket.requests();
+        assert_eq!(reached.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/bucket/key", "/bucket/again"]);
+        for request in &reached {
+            assert_eq!((request.method.as_str(), request.text().as_str()), ("PUT", "hello"));
+            for (name, _) in &request.headers {
+                assert!(
+                    name != "authorization" && !name.starts_with("x-amz-"),
+                    "{credential}: `{name}` went with a redirect from another origin: {request:?}"
+                );
+            }
+        }
+        // Asked directly, the same host gets its credential: the check above can fail.
+        probe(&runtime, put(&format!("{}/bucket/direct", bucket.url), json!([]))).await.unwrap();
+        assert!(bucket.requests()[2].header("authorization").is_some(), "{credential}");
     }
 }
 

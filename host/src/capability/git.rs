@@ -950,7 +950,8 @@ mod tests {
     }
 
     /// Issue 20: git cannot sign its requests, so a SigV4 credential is never silently
-    /// left off a fetch.
+    /// left off a fetch; nor is a wildcard's token listed before it sent in its place
+    /// (the most specific credential is the host's).
     #[test]
     fn git_to_a_host_with_a_sigv4_credential_is_refused() {
         let pattern = crate::grant::HostPattern::parse("s3.example.com").unwrap();
@@ -963,7 +964,16 @@ mod tests {
         };
         let grant = Grant {
             hosts: vec![pattern.clone()],
-            credentials: vec![crate::grant::HostCredential { pattern, kind: Credential::SigV4(key) }],
+            credentials: vec![
+                crate::grant::HostCredential {
+                    pattern: crate::grant::HostPattern::parse("*.example.com").unwrap(),
+                    kind: Credential::Header {
+                        name: "authorization".into(),
+                        value: crate::secret::Secret::new("Bearer wildcard-token"),
+                    },
+                },
+                crate::grant::HostCredential { pattern, kind: Credential::SigV4(key) },
+            ],
             ..Grant::default()
         };
         let remote = Checked::Network(remote::NetworkRemote {

@@ -1,8 +1,8 @@
 //! `http`: one request, to granted hosts only. Redirects are followed by hand so that
 //! every hop is checked; DNS names never reach loopback, private or link-local
 //! addresses (only a grant that names such an address itself does); bodies are bounded.
-//! A granted host's credential is applied on every hop to it: a header, or a SigV4
-//! signature (`http/sigv4.rs`).
+//! A granted host's credential (a header, or a SigV4 signature: `http/sigv4.rs`) is
+//! applied to the first hop, and to redirects that never left its origin.
 
 use crate::capability::bindings::gitauto::plugin::http::{self as wit, HttpError, Method, Request, Response};
 use crate::capability::{StepContext, StepState};
@@ -155,6 +155,11 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
     let mut method = method(request.method);
     let mut body = request.body;
     let runtime = tokio::runtime::Handle::current();
+    // Whether the host's credentials may go on this hop: on the first, and on every hop
+    // a redirect reaches without ever leaving the first hop's origin. A server that
+    // holds none must not steer the plugin's method and body to one that does (a 307 to
+    // a bucket), nor can a redirect lend a credential to the plugin's request.
+    let mut credentials_allowed = true;
     for hop in 0..=MAX_REDIRECTS {
         let timeout = ends.saturating_duration_since(std::time::Instant::now());
         if timeout.is_zero() {
@@ -166,7 +171,8 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
         }
         check_url(&ctx.grant, &url)?;
         let mut hop_headers = headers.clone();
-        if let Some(credential) = credential(&ctx.grant, &url)? {
+        let granted = if credentials_allowed { credential(&ctx.grant, &url)? } else { None };
+        if let Some(credential) = granted {
             match &credential.kind {
                 Credential::Header { name, value } => {
                     // The host's credential replaces whatever the plugin put in that header.
@@ -207,6 +213,7 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
             if next.origin() != url.origin() {
                 headers.remove(reqwest::header::AUTHORIZATION);
                 headers.remove(reqwest::header::COOKIE);
+                credentials_allowed = false;
             }
             // As browsers do: 303, and 301/302 after a POST, continue as GET without a body.
             if status == reqwest::StatusCode::SEE_OTHER

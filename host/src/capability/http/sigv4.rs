@@ -17,6 +17,14 @@ const HOST_SET: [&str; 4] = ["authorization", "x-amz-date", "x-amz-content-sha25
 /// not be checked by the server.
 const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
 
+/// Headers sent but not signed, as botocore leaves them: a proxy in front of the store
+/// may rewrite them, which would break a signature over them.
+const UNSIGNED: [&str; 2] = ["user-agent", "expect"];
+
+/// Query parameters (besides every `x-amz-*` one) that authenticate a request by
+/// themselves: SigV2's presigned URLs.
+const QUERY_AUTH: [&str; 2] = ["awsaccesskeyid", "signature"];
+
 /// Signs a request to the host `url` names: rewrites `url`'s path and query into the
 /// canonical form it is sent in, and returns every header to send (the plugin's, with
 /// repeated ones joined and values trimmed, plus `host`, the `x-amz-*` ones and
@@ -30,6 +38,7 @@ pub(super) fn sign(
     now: time::OffsetDateTime,
 ) -> Result<HeaderMap, HttpError> {
     let requested = url.to_string();
+    let encoded_slash = url.path().to_ascii_lowercase().contains("%2f");
     let path = path_as_sent(url.path())
         .ok_or_else(|| HttpError::InvalidRequest(format!("`{requested}`: the path is not UTF-8 once decoded")))?;
     url.set_path(&path);
@@ -40,8 +49,28 @@ pub(super) fn sign(
             "`{requested}`: the path has `.` or `..` segments once decoded, and cannot be signed as sent"
         )));
     }
+    if key.service != "s3" {
+        // Other services normalise the path before checking the signature (empty
+        // segments removed) and an encoded `/` is signed decoded: either way the server
+        // would act on another resource than the one named.
+        if url.path().contains("//") || encoded_slash {
+            return Err(HttpError::InvalidRequest(format!(
+                "`{requested}`: a path with an empty segment (`//`) or an encoded `/` (`%2F`) cannot be signed for \
+                 service `{}` (only `s3` keeps such paths as they are)",
+                key.service
+            )));
+        }
+    }
     let query = Query::parse(url.query().unwrap_or_default())
         .ok_or_else(|| HttpError::InvalidRequest(format!("`{requested}`: the query is not UTF-8 once decoded")))?;
+    if let Some(name) = query.names.iter().find(|name| authenticates(name)) {
+        // Signed, such a request's canonical text is a presigned URL's: the signature the
+        // server echoes in its refusal would open the resource to anyone for days.
+        return Err(HttpError::Denied(format!(
+            "`{requested}`: query parameter `{name}` is refused on a request the host signs \
+             (`X-Amz-*`, `AWSAccessKeyId` and `Signature` make a presigned URL)"
+        )));
+    }
     url.set_query((!query.sent.is_empty()).then_some(query.sent.as_str()));
     debug_assert_eq!(url.query().unwrap_or_default(), query.sent, "a canonical query is sent as it is");
     let uri = if key.service == "s3" { path } else { encode(path.as_bytes(), true) };
@@ -49,7 +78,7 @@ pub(super) fn sign(
     let mut signed: BTreeMap<String, String> = BTreeMap::new();
     for name in headers.keys() {
         let name = name.as_str();
-        if HOST_SET.contains(&name) {
+        if HOST_SET.contains(&name) || UNSIGNED.contains(&name) {
             continue;
         }
         if HOP_BY_HOP.contains(&name) {
@@ -60,8 +89,15 @@ pub(super) fn sign(
         }
         let mut values = Vec::new();
         for value in headers.get_all(name) {
-            let value = std::str::from_utf8(value.as_bytes())
-                .map_err(|_| HttpError::InvalidRequest(format!("header `{name}` is not UTF-8")))?;
+            // S3 reads a header's bytes as Latin-1, not UTF-8: a non-ASCII value would be
+            // signed as text the server computes differently.
+            if !value.as_bytes().is_ascii() {
+                return Err(HttpError::InvalidRequest(format!(
+                    "header `{name}` has a non-ASCII value, which a request the host signs cannot carry \
+                     (percent-encode it, as S3's `x-amz-meta-*` values are)"
+                )));
+            }
+            let value = std::str::from_utf8(value.as_bytes()).expect("ASCII is UTF-8");
             values.push(normalize(value));
         }
         signed.insert(name.to_owned(), values.join(","));
@@ -91,6 +127,11 @@ pub(super) fn sign(
             .map_err(|_| HttpError::InvalidRequest(format!("header `{name}` is not a valid header value")))?;
         value.set_sensitive(name == "x-amz-security-token");
         out.insert(header, value);
+    }
+    for name in UNSIGNED {
+        for value in headers.get_all(name) {
+            out.append(HeaderName::from_static(name), value.clone());
+        }
     }
     let mut value = HeaderValue::from_str(&authorization).expect("the authorization header is ASCII");
     value.set_sensitive(true);
@@ -186,6 +227,12 @@ fn path_as_sent(path: &str) -> Option<String> {
     Some(if encoded.is_empty() { "/".into() } else { encoded })
 }
 
+/// Whether a query parameter's name (as canonical) authenticates a request by itself.
+fn authenticates(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("x-amz-") || QUERY_AUTH.contains(&lower.as_str())
+}
+
 /// A query in canonical form.
 #[derive(Debug, PartialEq)]
 struct Query {
@@ -194,6 +241,8 @@ struct Query {
     sent: String,
     /// What is signed: `name=value` pairs, sorted, `&`-joined.
     canonical: String,
+    /// The parameters' names, decoded and encoded by AWS's rules, sorted.
+    names: Vec<String>,
 }
 
 impl Query {
@@ -223,7 +272,8 @@ impl Query {
                 None => name.clone(),
             })
             .collect();
-        Some(Self { sent: sent.join("&"), canonical: canonical.join("&") })
+        let names = pairs.into_iter().map(|(name, _)| name).collect();
+        Some(Self { sent: sent.join("&"), canonical: canonical.join("&"), names })
     }
 }
 
@@ -265,6 +315,11 @@ mod tests {
     /// The AWS SigV4 test suite's credentials.
     fn suite_key() -> SigV4Key {
         key("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "service")
+    }
+
+    /// Signs a `GET` of `url` without headers or body for `service`, as of 2024-01-01.
+    fn get(service: &str, url: &mut reqwest::Url) -> Result<HeaderMap, HttpError> {
+        sign(&key("AKID", "s", service), "GET", url, &HeaderMap::new(), b"", at("2024-01-01T00:00:00Z"))
     }
 
     const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -357,6 +412,101 @@ mod tests {
         assert!(matches!(&err, Err(HttpError::InvalidRequest(m)) if m.contains("`..` segments")), "{err:?}");
     }
 
+    /// Issue 20 review: signed, a query carrying a presigned URL's parameters has a
+    /// presigned URL's canonical text, and the signature S3 echoes in its refusal would
+    /// be a URL anyone could use for days.
+    #[test]
+    fn a_query_that_would_make_a_presigned_url_is_refused() {
+        let refused = [
+            ("X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Algorithm"),
+            ("a=1&X-Amz-Credential=AKID%2F20240101%2Fus-east-1%2Fs3%2Faws4_request", "X-Amz-Credential"),
+            ("x-amz-date=20240101T000000Z", "x-amz-date"),
+            ("X-AMZ-EXPIRES=604800", "X-AMZ-EXPIRES"),
+            ("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders"),
+            ("%58-Amz-Signature=0", "X-Amz-Signature"),
+            ("x-amz-security-token", "x-amz-security-token"),
+            ("AWSAccessKeyId=AKID&Expires=1&Signature=x", "AWSAccessKeyId"),
+            ("Signature=x", "Signature"),
+            ("signature=x", "signature"),
+        ];
+        for service in ["s3", "execute-api"] {
+            for (query, name) in refused {
+                let mut url = reqwest::Url::parse("https://s3.example.com/bucket/key").unwrap();
+                url.set_query(Some(query));
+                let err = get(service, &mut url);
+                assert!(
+                    matches!(&err, Err(HttpError::Denied(m)) if m.contains(&format!("query parameter `{name}` is refused"))),
+                    "{service} {query}: {err:?}"
+                );
+            }
+        }
+        for allowed in ["x-id=PutObject", "prefix=x-amz-", "amz-date=1", "signatures=1", "Expires=1", "versionId=x"] {
+            let mut url = reqwest::Url::parse("https://s3.example.com/bucket/key").unwrap();
+            url.set_query(Some(allowed));
+            let signed = get("s3", &mut url);
+            assert!(signed.is_ok(), "{allowed}: {signed:?}");
+        }
+    }
+
+    /// Issue 20 review: other services than S3 remove empty path segments and sign an
+    /// encoded `/` decoded, so the server would act on another resource than the one named.
+    #[test]
+    fn other_services_refuse_paths_their_servers_read_differently() {
+        for path in ["/a//b", "//a", "/a/%2Fb", "/a%2Fb", "/a%2fb", "/a/b%2F"] {
+            let mut url = reqwest::Url::parse("https://service.example.com/").unwrap();
+            url.set_path(path);
+            let err = get("execute-api", &mut url);
+            assert!(
+                matches!(&err, Err(HttpError::InvalidRequest(m)) if m.contains("cannot be signed for service `execute-api`")),
+                "{path}: {err:?}"
+            );
+        }
+        for path in ["/a/b/", "/", "/a%252Fb", "/a b"] {
+            let mut url = reqwest::Url::parse("https://service.example.com/").unwrap();
+            url.set_path(path);
+            let signed = get("execute-api", &mut url);
+            assert!(signed.is_ok(), "{path}: {signed:?}");
+        }
+        // S3 keeps both as they are: object keys may hold them.
+        let mut url = reqwest::Url::parse("https://s3.example.com/bucket//a%2Fb").unwrap();
+        get("s3", &mut url).unwrap();
+    }
+
+    /// Issue 20 review: S3 reads header bytes as Latin-1, so a UTF-8 value would be
+    /// signed as other text than the server checks.
+    #[test]
+    fn non_ascii_header_values_are_refused_on_a_signed_request() {
+        // What the plugin's headers pass through in `http.rs` accepts such a value.
+        let value = HeaderValue::from_str("café").unwrap();
+        let mut plugin = HeaderMap::new();
+        plugin.insert("x-amz-meta-title", value);
+        let mut url = reqwest::Url::parse("https://s3.example.com/bucket/key").unwrap();
+        let err = sign(&key("AKID", "s", "s3"), "PUT", &mut url, &plugin, b"", at("2024-01-01T00:00:00Z"));
+        assert!(
+            matches!(&err, Err(HttpError::InvalidRequest(m)) if m.contains("header `x-amz-meta-title` has a non-ASCII value")),
+            "{err:?}"
+        );
+    }
+
+    /// Issue 20 review: a proxy in front of the store may rewrite `user-agent` and
+    /// `expect`; as botocore does, they are sent but not signed.
+    #[test]
+    fn user_agent_and_expect_are_sent_unsigned() {
+        let mut plugin = HeaderMap::new();
+        plugin.insert("user-agent", HeaderValue::from_static("publish/1.0"));
+        plugin.insert("expect", HeaderValue::from_static("100-continue"));
+        plugin.insert("content-type", HeaderValue::from_static("text/html"));
+        let mut url = reqwest::Url::parse("https://s3.example.com/bucket/key").unwrap();
+        let sent = sign(&key("AKID", "s", "s3"), "PUT", &mut url, &plugin, b"", at("2024-01-01T00:00:00Z")).unwrap();
+        assert_eq!(sent["user-agent"], "publish/1.0");
+        assert_eq!(sent["expect"], "100-continue");
+        let authorization = sent["authorization"].to_str().unwrap();
+        assert!(
+            authorization.contains("SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date, "),
+            "{authorization}"
+        );
+    }
+
     #[test]
     fn other_services_sign_the_path_encoded_twice() {
         let mut url = reqwest::Url::parse("https://service.example.com/a b/%C3%A9").unwrap();
@@ -396,7 +546,8 @@ mod tests {
             ("p=100%", "p=100%25", "p=100%25"),
         ];
         for (query, sent, canonical) in rows {
-            assert_eq!(Query::parse(query), Some(Query { sent: sent.into(), canonical: canonical.into() }), "{query}");
+            let parsed = Query::parse(query).unwrap();
+            assert_eq!((parsed.sent.as_str(), parsed.canonical.as_str()), (sent, canonical), "{query}");
             let mut url = reqwest::Url::parse("https://s3.example.com/b").unwrap();
             url.set_query(Some(query));
             sign(&key("AKID", "s", "s3"), "GET", &mut url, &HeaderMap::new(), b"", at("2024-01-01T00:00:00Z")).unwrap();
