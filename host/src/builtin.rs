@@ -64,7 +64,10 @@ pub fn needs(name: &str) -> &'static [Need] {
         "mergeable" => &[Need { setting: "repodir", required: false, default: None, kind: NeedKind::Dir }],
         "md2html-convert" => &[
             Need { setting: "repodir", required: true, default: None, kind: NeedKind::WritableDir },
-            Need { setting: "output_dir", required: true, default: None, kind: NeedKind::WritableDir },
+            // `output` may be a directory or `s3://bucket/prefix`: the plugin checks it.
+            Need { setting: "output_dir", required: false, default: None, kind: NeedKind::WritableDir },
+            Need { setting: "endpoint", required: false, default: None, kind: NeedKind::Host },
+            Need { setting: "callback", required: false, default: None, kind: NeedKind::Host },
         ],
         "edx-import" => &[
             Need { setting: "repodir", required: false, default: Some("/mnt/data/repos"), kind: NeedKind::GitDir },

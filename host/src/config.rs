@@ -22,7 +22,7 @@ pub use rules::{
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
-use crate::grant::{Access, CommandGrant, DirGrant, Grant, HostCredential, HostPattern};
+use crate::grant::{Access, CommandGrant, Credential, DirGrant, Grant, HostCredential, HostPattern, SigV4Key};
 pub use crate::secret::Secret;
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
 use std::collections::{BTreeMap, BTreeSet};
@@ -595,7 +595,7 @@ impl Checker<'_> {
             .ok()
     }
 
-    /// A granted host's credential, resolved and formatted as the header it is sent in.
+    /// A granted host's credential, resolved: a header's whole value, or SigV4 keys.
     fn credential(
         &mut self,
         plugin: &str,
@@ -604,17 +604,71 @@ impl Checker<'_> {
         span: Range<usize>,
         base: &Path,
     ) -> Option<HostCredential> {
-        let reference = table.credential?;
-        let text = self.expand(&Spanned::new(span.clone(), reference))?;
-        let secret = secret::resolve(&text, base)
-            .map_err(|err| self.problem(Some(span.clone()), format!("plugin `{plugin}`, host {pattern}: {err}")))
-            .ok()?;
-        let header = table.header.unwrap_or_else(|| "authorization".into()).to_ascii_lowercase();
+        let kind = match table.credential? {
+            raw::RawCredential::Reference(reference) => {
+                let secret = self.credential_secret(plugin, pattern, None, reference, &span, base)?;
+                self.header_credential(plugin, pattern, table.header, table.scheme, &secret, span)?
+            }
+            raw::RawCredential::Table(raw::RawCredentialTable { sigv4: Some(sigv4) }) => {
+                if table.scheme.is_some() || table.header.is_some() {
+                    self.problem(
+                        Some(span.clone()),
+                        format!(
+                            "plugin `{plugin}`, host {pattern}: `scheme` and `header` do not apply to a sigv4 \
+                             credential (the host signs each request and sets `authorization` itself)"
+                        ),
+                    );
+                }
+                Credential::SigV4(self.sigv4(plugin, pattern, sigv4, &span, base)?)
+            }
+            raw::RawCredential::Table(raw::RawCredentialTable { sigv4: None }) => {
+                self.problem(
+                    Some(span),
+                    format!(
+                        "plugin `{plugin}`, host {pattern}: a credential table names its kind: \
+                         `credential = {{ sigv4 = {{ access_key = ..., secret_key = ..., region = ... }} }}`"
+                    ),
+                );
+                return None;
+            }
+        };
+        Some(HostCredential { pattern: pattern.clone(), kind })
+    }
+
+    /// One secret of a host's credential, resolved like every secret in the config.
+    fn credential_secret(
+        &mut self,
+        plugin: &str,
+        pattern: &HostPattern,
+        key: Option<&str>,
+        reference: String,
+        span: &Range<usize>,
+        base: &Path,
+    ) -> Option<Secret> {
+        // A credential's span is its whole table: the message names the key.
+        let at =
+            format!("plugin `{plugin}`, host {pattern}{}", key.map(|key| format!(", `{key}`")).unwrap_or_default());
+        let text =
+            env::expand_env(&reference).map_err(|err| self.problem(Some(span.clone()), format!("{at}: {err}"))).ok()?;
+        secret::resolve(&text, base).map_err(|err| self.problem(Some(span.clone()), format!("{at}: {err}"))).ok()
+    }
+
+    /// A header credential: the header's name and its whole value.
+    fn header_credential(
+        &mut self,
+        plugin: &str,
+        pattern: &HostPattern,
+        header: Option<String>,
+        scheme: Option<String>,
+        secret: &Secret,
+        span: Range<usize>,
+    ) -> Option<Credential> {
+        let header = header.unwrap_or_else(|| "authorization".into()).to_ascii_lowercase();
         if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             self.problem(Some(span), format!("plugin `{plugin}`, host {pattern}: `{header}` is not a header name"));
             return None;
         }
-        let value = match (header.as_str(), table.scheme.as_deref()) {
+        let value = match (header.as_str(), scheme.as_deref()) {
             ("authorization", scheme) => {
                 let scheme = scheme.unwrap_or("Bearer");
                 if scheme.eq_ignore_ascii_case("basic") {
@@ -633,7 +687,87 @@ impl Checker<'_> {
                 return None;
             }
         };
-        Some(HostCredential { pattern: pattern.clone(), header, value: Secret::new(value) })
+        Some(Credential::Header { name: header, value: Secret::new(value) })
+    }
+
+    /// SigV4 keys: every value resolved as a secret; the ones that go into the signed
+    /// request's text checked so that no value can change its structure.
+    fn sigv4(
+        &mut self,
+        plugin: &str,
+        pattern: &HostPattern,
+        raw: raw::RawSigV4,
+        span: &Range<usize>,
+        base: &Path,
+    ) -> Option<SigV4Key> {
+        let at = format!("plugin `{plugin}`, host {pattern}");
+        let missing: Vec<String> =
+            [("access_key", &raw.access_key), ("secret_key", &raw.secret_key), ("region", &raw.region)]
+                .iter()
+                .filter(|(_, value)| value.is_none())
+                .map(|(key, _)| format!("`{key}`"))
+                .collect();
+        if !missing.is_empty() {
+            self.problem(Some(span.clone()), format!("{at}: the sigv4 credential needs {}", missing.join(", ")));
+            return None;
+        }
+        let mut resolve = |key: &str, value: Option<String>| {
+            value.map(|value| {
+                let key = format!("sigv4.{key}");
+                if matches!(key.as_str(), "sigv4.region" | "sigv4.service")
+                    && env::expand_env(&value).is_ok_and(|text| text.is_empty())
+                {
+                    // Not secrets, so not "the secret is empty".
+                    self.problem(Some(span.clone()), format!("{at}: `{key}` is empty"));
+                    return None;
+                }
+                self.credential_secret(plugin, pattern, Some(&key), value, span, base)
+            })
+        };
+        let access_key = resolve("access_key", raw.access_key).flatten();
+        let secret_key = resolve("secret_key", raw.secret_key).flatten();
+        let region = resolve("region", raw.region).flatten();
+        let service = resolve("service", raw.service).unwrap_or_else(|| Some(Secret::new("s3")));
+        let session_token = resolve("session_token", raw.session_token);
+        let (access_key, secret_key, region, service) = (access_key?, secret_key?, region?, service?);
+        // Given but unresolved: the problem is recorded, and no credential is made.
+        let session_token = match session_token {
+            Some(None) => return None,
+            given => given.flatten(),
+        };
+        // The access key, the scope and the token are written into headers: a `/`, `,`,
+        // space or line break there would change what the header says.
+        fn scope_part(b: u8) -> bool {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+        }
+        fn key_part(b: u8) -> bool {
+            b.is_ascii_graphic() && !matches!(b, b'/' | b',' | b'=')
+        }
+        let checks = [
+            (
+                "access_key",
+                Some(&access_key),
+                key_part as fn(u8) -> bool,
+                "printable ASCII without spaces, `/`, `,` or `=`",
+            ),
+            ("region", Some(&region), scope_part, "letters, digits, `-`, `_` and `.`"),
+            ("service", Some(&service), scope_part, "letters, digits, `-`, `_` and `.`"),
+            ("session_token", session_token.as_ref(), |b: u8| b.is_ascii_graphic(), "printable ASCII without spaces"),
+        ];
+        for (key, value, allowed, described) in checks {
+            if value.is_some_and(|value| !value.expose().bytes().all(allowed)) {
+                // The value is not shown: it may be a secret.
+                self.problem(Some(span.clone()), format!("{at}: `sigv4.{key}` must be {described}"));
+                return None;
+            }
+        }
+        Some(SigV4Key {
+            access_key,
+            secret_key,
+            region: region.expose().to_owned(),
+            service: service.expose().to_owned(),
+            session_token,
+        })
     }
 
     fn grant(&mut self, plugin: &str, raw: raw::RawGrants, base: &Path) -> Grant {
@@ -1120,6 +1254,41 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
         let err = Config::parse(&root.join("gitauto.toml"), &text).unwrap_err();
         let problems = err.problems().join("\n");
         assert!(problems.contains(&format!("plugin `uploads`: the directory grant {r}/www/uploads leads through a symbolic link inside {r}/www (write), which plugin `site` may change")), "{problems}");
+    }
+
+    #[test]
+    fn host_credentials_are_headers_or_sigv4_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s3-secret"), "wJalr-secret\n").unwrap();
+        let text = r#"
+[plugins.probe]
+wasm = "builtin:fetch-update"
+grants = { hosts = [
+  { host = "api.example.com", credential = "t0ken", scheme = "token" },
+  { host = "s3.example.com", credential = { sigv4 = { access_key = "AKIDEXAMPLE", secret_key = "file:s3-secret", region = "eu-west-1" } } },
+  { host = "127.0.0.1:9000", credential = { sigv4 = { access_key = "minio", secret_key = "minio-secret", region = "garage", service = "execute-api", session_token = "t0k3n" } } },
+] }
+"#;
+        let config = Config::parse(&dir.path().join("gitauto.toml"), text).unwrap();
+        let grant = &config.plugins["probe"].grant;
+        assert_eq!(grant.hosts.len(), 3);
+        let kinds: Vec<&Credential> = grant.credentials.iter().map(|c| &c.kind).collect();
+        assert_eq!(kinds[0], &Credential::Header { name: "authorization".into(), value: Secret::new("token t0ken") });
+        let expected = SigV4Key {
+            access_key: Secret::new("AKIDEXAMPLE"),
+            secret_key: Secret::new("wJalr-secret"),
+            region: "eu-west-1".into(),
+            service: "s3".into(),
+            session_token: None,
+        };
+        assert_eq!(kinds[1], &Credential::SigV4(expected));
+        let Credential::SigV4(minio) = kinds[2] else { panic!("{:?}", kinds[2]) };
+        assert_eq!((minio.region.as_str(), minio.service.as_str()), ("garage", "execute-api"));
+        assert_eq!(minio.session_token, Some(Secret::new("t0k3n")));
+        let shown = format!("{config:?}");
+        for secret in ["t0ken", "wJalr-secret", "minio-secret", "t0k3n"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

@@ -27,15 +27,44 @@ pub struct Grant {
     pub credentials: Vec<HostCredential>,
 }
 
-/// A credential for one granted host: a header the host adds to every request there.
+/// A credential for one granted host, which the host applies to every request there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCredential {
     /// The host (and port) it is for.
     pub pattern: HostPattern,
-    /// The header's name, lower case (`authorization`, `private-token`).
-    pub header: String,
-    /// The header's whole value (`Bearer ...`).
-    pub value: crate::secret::Secret,
+    /// What the host does with it.
+    pub kind: Credential,
+}
+
+/// The kinds of host credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A header the host adds to every request (a token, basic credentials).
+    Header {
+        /// The header's name, lower case (`authorization`, `private-token`).
+        name: String,
+        /// The header's whole value (`Bearer ...`).
+        value: crate::secret::Secret,
+    },
+    /// AWS Signature Version 4 keys: the host signs every request with them.
+    SigV4(SigV4Key),
+}
+
+/// An AWS Signature Version 4 credential. Every part that would help to forge a
+/// signature is a [`Secret`](crate::secret::Secret), so `Debug` never shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigV4Key {
+    /// The access key id (`AKIA...`); sent in each `Authorization` header, but kept
+    /// out of logs like the rest.
+    pub access_key: crate::secret::Secret,
+    /// The secret access key, from which each day's signing key is derived.
+    pub secret_key: crate::secret::Secret,
+    /// The region in the credential scope (`us-east-1`; `auto` for R2, `garage`, ...).
+    pub region: String,
+    /// The service in the credential scope (`s3` unless the config says otherwise).
+    pub service: String,
+    /// A temporary credential's session token, sent as `x-amz-security-token`.
+    pub session_token: Option<crate::secret::Secret>,
 }
 
 /// A granted directory.
@@ -221,11 +250,17 @@ impl Grant {
         })
     }
 
-    /// The credential for requests to `host:port`, if the config gives one.
+    /// The credential for requests to `host:port`, if the config gives one. When several
+    /// patterns match, the most specific wins whatever the order they are listed in (see
+    /// [`HostPattern::specificity`]), so a wildcard's token never reaches a host the
+    /// config gives a credential of its own.
     pub fn credential_for(&self, host: &str, port: u16) -> Option<&HostCredential> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.credentials.iter().find(|credential| credential.pattern.matches(host, port))
+        self.credentials
+            .iter()
+            .filter(|credential| credential.pattern.matches(host, port))
+            .min_by_key(|credential| credential.pattern.specificity())
     }
 
     /// Finds the grant for a program named exactly as in the config.
@@ -284,6 +319,12 @@ impl HostPattern {
             None => host == self.host,
         };
         host_ok && self.port.is_none_or(|p| p == port)
+    }
+
+    /// How specific the pattern is, smallest first: an exact host with a port, an exact
+    /// host, a wildcard with a port, a wildcard; among wildcards, the longer domain first.
+    pub fn specificity(&self) -> (bool, bool, std::cmp::Reverse<usize>) {
+        (self.host.starts_with("*."), self.port.is_none(), std::cmp::Reverse(self.host.len()))
     }
 
     /// Whether the pattern names an address or `localhost` itself, rather than a name
@@ -647,6 +688,44 @@ mod tests {
         assert_eq!(HostPattern::parse("x:80").unwrap().port, Some(80));
         assert!(HostPattern::parse("127.0.0.1:1").unwrap().is_literal_address());
         assert!(!HostPattern::parse("api.github.com").unwrap().is_literal_address());
+    }
+
+    /// Issue 20 review: a wildcard's bearer token listed first must not go to a host
+    /// that has a SigV4 key (or a token) of its own.
+    #[test]
+    fn the_most_specific_credential_wins_whatever_the_order() {
+        let token = |value: &str| Credential::Header {
+            name: "authorization".into(),
+            value: crate::secret::Secret::new(format!("Bearer {value}")),
+        };
+        let listed =
+            ["*.example.com", "*.s3.example.com", "*.example.com:9000", "s3.example.com", "s3.example.com:9000"];
+        let credentials: Vec<HostCredential> = listed
+            .iter()
+            .map(|pattern| HostCredential { pattern: HostPattern::parse(pattern).unwrap(), kind: token(pattern) })
+            .collect();
+        let rows = [
+            ("s3.example.com", 9000, "s3.example.com:9000"),
+            ("s3.example.com", 443, "s3.example.com"),
+            ("S3.Example.com.", 443, "s3.example.com"),
+            ("b.s3.example.com", 9000, "*.example.com:9000"),
+            ("b.s3.example.com", 443, "*.s3.example.com"),
+            ("www.example.com", 9000, "*.example.com:9000"),
+            ("www.example.com", 443, "*.example.com"),
+        ];
+        // Every order of the list gives the same answer: here, as written and reversed.
+        for reversed in [false, true] {
+            let mut credentials = credentials.clone();
+            if reversed {
+                credentials.reverse();
+            }
+            let grant = Grant { credentials, ..Grant::default() };
+            for (host, port, want) in rows {
+                let got = grant.credential_for(host, port).map(|credential| credential.pattern.to_string());
+                assert_eq!(got.as_deref(), Some(want), "{host}:{port}, reversed: {reversed}");
+            }
+            assert!(grant.credential_for("example.com", 443).is_none());
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ mod provision;
 mod queue;
 mod rules;
 mod run;
+mod s3_server;
 mod sandbox;
 mod schedule;
+mod sigv4;
 mod storage;

@@ -72,16 +72,21 @@ grants = {{ dirs = ["{r}/granted", {{ path = "{r}/site", write = true }}], hosts
 
     /// Runs the probe; `Ok(output)` on success, `Err(summary)` on failure.
     async fn probe(&self, settings: Value) -> Result<Value, String> {
-        let runtime = self.runtime.clone();
-        let sink: Sink = Arc::new(|_, _| {});
-        let outcome = tokio::task::spawn_blocking(move || runtime.run("probe", &event(), &settings.to_string(), sink))
-            .await
-            .unwrap();
-        match outcome {
-            StepOutcome::Done { status: StepStatus::Success, output, .. } => Ok(serde_json::from_str(&output).unwrap()),
-            StepOutcome::Done { status: StepStatus::Failure, summary, .. } => Err(summary),
-            other => panic!("unexpected outcome {other:?}"),
-        }
+        probe(&self.runtime, settings).await
+    }
+}
+
+/// Runs the `probe` plugin of `runtime` with `settings`; `Ok(output)` on success,
+/// `Err(summary)` on failure.
+pub(crate) async fn probe(runtime: &Arc<Runtime>, settings: Value) -> Result<Value, String> {
+    let runtime = runtime.clone();
+    let sink: Sink = Arc::new(|_, _| {});
+    let outcome =
+        tokio::task::spawn_blocking(move || runtime.run("probe", &event(), &settings.to_string(), sink)).await.unwrap();
+    match outcome {
+        StepOutcome::Done { status: StepStatus::Success, output, .. } => Ok(serde_json::from_str(&output).unwrap()),
+        StepOutcome::Done { status: StepStatus::Failure, summary, .. } => Err(summary),
+        other => panic!("unexpected outcome {other:?}"),
     }
 }
 
@@ -112,7 +117,7 @@ fn event() -> Event {
     }
 }
 
-fn assert_refused(result: Result<Value, String>, why: &str) {
+pub(crate) fn assert_refused(result: Result<Value, String>, why: &str) {
     match result {
         Ok(output) => panic!("expected a refusal containing {why:?}, got success {output}"),
         Err(summary) => assert!(summary.contains(why), "expected {why:?} in {summary:?}"),

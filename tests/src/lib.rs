@@ -6,7 +6,9 @@
 pub mod debian;
 pub mod fake_api;
 pub mod git_http;
+pub mod hold;
 pub mod receiver;
+pub mod s3;
 pub mod tools;
 
 use hmac::{KeyInit, Mac};

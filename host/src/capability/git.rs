@@ -22,7 +22,7 @@ use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Rules, Tcp};
 use crate::gitwalk::{self, Budget, Change};
 use crate::grant::remote::{self, Checked, Remote};
-use crate::grant::{Access, Denied, Grant};
+use crate::grant::{Access, Credential, Denied, Grant};
 use git2::{
     AutotagOption, ErrorCode, FetchOptions, FetchPrune, ProxyOptions, RemoteCallbacks, RemoteRedirect, Repository,
     RepositoryOpenFlags, ResetType, StatusOptions,
@@ -228,6 +228,16 @@ fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<F
         Checked::Network(network) => {
             options.remote_callbacks(callbacks(network.host.clone(), deadline));
             if let Some(credential) = grant.credential_for(&network.host, network.port) {
+                let (name, value) = match &credential.kind {
+                    Credential::Header { name, value } => (name, value),
+                    Credential::SigV4(_) => {
+                        return Err(GitError::Denied(format!(
+                            "{}: the credential granted for {} is an AWS SigV4 key, and git cannot sign its \
+                             requests; use a token credential for git hosts",
+                            network.url, credential.pattern
+                        )));
+                    }
+                };
                 let loopback = network.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
                 if network.scheme != "https" && !(network.scheme == "http" && loopback) {
                     return Err(GitError::Denied(format!(
@@ -235,7 +245,7 @@ fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<F
                         network.url, credential.pattern
                     )));
                 }
-                let header = format!("{}: {}", credential.header, credential.value.expose());
+                let header = format!("{name}: {}", value.expose());
                 if header.contains(['\r', '\n']) {
                     return Err(GitError::Invalid(format!(
                         "the credential for {} is not a valid header",
@@ -937,5 +947,48 @@ mod tests {
         assert!(
             denied(&w, "site/plain", Access::Read).contains("`config` is not a plain file of at most 1048576 bytes")
         );
+    }
+
+    /// Issue 20: git cannot sign its requests, so a SigV4 credential is never silently
+    /// left off a fetch; nor is a wildcard's token listed before it sent in its place
+    /// (the most specific credential is the host's).
+    #[test]
+    fn git_to_a_host_with_a_sigv4_credential_is_refused() {
+        let pattern = crate::grant::HostPattern::parse("s3.example.com").unwrap();
+        let key = crate::grant::SigV4Key {
+            access_key: crate::secret::Secret::new("AKID"),
+            secret_key: crate::secret::Secret::new("the-secret"),
+            region: "us-east-1".into(),
+            service: "s3".into(),
+            session_token: None,
+        };
+        let grant = Grant {
+            hosts: vec![pattern.clone()],
+            credentials: vec![
+                crate::grant::HostCredential {
+                    pattern: crate::grant::HostPattern::parse("*.example.com").unwrap(),
+                    kind: Credential::Header {
+                        name: "authorization".into(),
+                        value: crate::secret::Secret::new("Bearer wildcard-token"),
+                    },
+                },
+                crate::grant::HostCredential { pattern, kind: Credential::SigV4(key) },
+            ],
+            ..Grant::default()
+        };
+        let remote = Checked::Network(remote::NetworkRemote {
+            url: "https://s3.example.com/repo.git".into(),
+            scheme: "https",
+            host: "s3.example.com".into(),
+            port: 443,
+        });
+        match fetch_options(&grant, &remote, Instant::now()) {
+            Err(GitError::Denied(why)) => {
+                assert!(why.contains("is an AWS SigV4 key, and git cannot sign its requests"), "{why}");
+                assert!(!why.contains("the-secret"), "{why}");
+            }
+            Err(other) => panic!("not a denial: {other:?}"),
+            Ok(_) => panic!("a fetch without the credential"),
+        }
     }
 }

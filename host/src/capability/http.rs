@@ -1,13 +1,18 @@
 //! `http`: one request, to granted hosts only. Redirects are followed by hand so that
 //! every hop is checked; DNS names never reach loopback, private or link-local
 //! addresses (only a grant that names such an address itself does); bodies are bounded.
+//! A granted host's credential (a header, or a SigV4 signature: `http/sigv4.rs`) is
+//! applied to the first hop, and to redirects that never left its origin.
 
 use crate::capability::bindings::gitauto::plugin::http::{self as wit, HttpError, Method, Request, Response};
 use crate::capability::{StepContext, StepState};
-use crate::grant::{Grant, is_public};
+use crate::grant::{Credential, Grant, HostCredential, is_public};
+use crate::secret::Secret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod sigv4;
 
 /// Redirect hops followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -82,12 +87,10 @@ fn check_url(grant: &Grant, url: &reqwest::Url) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// The header carrying the config's credential for the URL's host, if there is one. It
-/// travels only over https, or to a loopback address written literally.
-fn credential(
-    grant: &Grant,
-    url: &reqwest::Url,
-) -> Result<Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>, HttpError> {
+/// The config's credential for the URL's host, if there is one. It is used only over
+/// https, or to a loopback address written literally: a header would cross the network
+/// in clear, and a signature would be sent for requests anyone on the path could change.
+fn credential<'g>(grant: &'g Grant, url: &reqwest::Url) -> Result<Option<&'g HostCredential>, HttpError> {
     let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Ok(None) };
     let Some(credential) = grant.credential_for(host, port) else { return Ok(None) };
     let loopback = match url.host() {
@@ -101,13 +104,22 @@ fn credential(
             credential.pattern
         )));
     }
-    let name = reqwest::header::HeaderName::from_bytes(credential.header.as_bytes())
-        .map_err(|_| HttpError::InvalidRequest(format!("the credential header `{}` is invalid", credential.header)))?;
-    let mut value = reqwest::header::HeaderValue::from_str(credential.value.expose()).map_err(|_| {
+    Ok(Some(credential))
+}
+
+/// A header credential as the header to send.
+fn header(
+    credential: &HostCredential,
+    name: &str,
+    value: &Secret,
+) -> Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue), HttpError> {
+    let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| HttpError::InvalidRequest(format!("the credential header `{name}` is invalid")))?;
+    let mut value = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
         HttpError::InvalidRequest(format!("the credential for {} is not a valid header value", credential.pattern))
     })?;
     value.set_sensitive(true);
-    Ok(Some((name, value)))
+    Ok((name, value))
 }
 
 fn method(method: Method) -> reqwest::Method {
@@ -143,6 +155,11 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
     let mut method = method(request.method);
     let mut body = request.body;
     let runtime = tokio::runtime::Handle::current();
+    // Whether the host's credentials may go on this hop: on the first, and on every hop
+    // a redirect reaches without ever leaving the first hop's origin. A server that
+    // holds none must not steer the plugin's method and body to one that does (a 307 to
+    // a bucket), nor can a redirect lend a credential to the plugin's request.
+    let mut credentials_allowed = true;
     for hop in 0..=MAX_REDIRECTS {
         let timeout = ends.saturating_duration_since(std::time::Instant::now());
         if timeout.is_zero() {
@@ -154,9 +171,22 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
         }
         check_url(&ctx.grant, &url)?;
         let mut hop_headers = headers.clone();
-        if let Some((name, value)) = credential(&ctx.grant, &url)? {
-            // The host's credential replaces whatever the plugin put in that header.
-            hop_headers.insert(name, value);
+        let granted = if credentials_allowed { credential(&ctx.grant, &url)? } else { None };
+        if let Some(credential) = granted {
+            match &credential.kind {
+                Credential::Header { name, value } => {
+                    // The host's credential replaces whatever the plugin put in that header.
+                    let (name, value) = header(credential, name, value)?;
+                    hop_headers.insert(name, value);
+                }
+                Credential::SigV4(key) => {
+                    // Signed last, over the URL, headers and body exactly as they are sent
+                    // (`sign` puts the URL in the form it signs).
+                    let body = body.as_deref().unwrap_or_default();
+                    let now = time::OffsetDateTime::now_utc();
+                    hop_headers = sigv4::sign(key, method.as_str(), &mut url, &headers, body, now)?;
+                }
+            }
         }
         let mut builder = ctx.http.inner.request(method.clone(), url.clone()).headers(hop_headers).timeout(timeout);
         if let Some(body) = &body {
@@ -178,9 +208,12 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
                 HttpError::Denied(why) => HttpError::Denied(format!("redirect from {url} refused: {why}")),
                 other => other,
             })?;
-            if next.host_str() != url.host_str() {
+            // Leaving the origin (scheme, host or port), the plugin's own credentials stay
+            // behind, as browsers do; the host's are chosen afresh for each hop.
+            if next.origin() != url.origin() {
                 headers.remove(reqwest::header::AUTHORIZATION);
                 headers.remove(reqwest::header::COOKIE);
+                credentials_allowed = false;
             }
             // As browsers do: 303, and 301/302 after a POST, continue as GET without a body.
             if status == reqwest::StatusCode::SEE_OTHER

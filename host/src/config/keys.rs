@@ -71,7 +71,16 @@ static GRANTS: Shape = Shape::Table(&[
     ("commands", &Shape::Items(&COMMAND)),
 ]);
 static COMMAND: Shape = Shape::Table(&[("program", &ANY), ("env", &ANY), ("network", &ANY)]);
-static HOST: Shape = Shape::Table(&[("host", &ANY), ("credential", &ANY), ("scheme", &ANY), ("header", &ANY)]);
+static HOST: Shape = Shape::Table(&[("host", &ANY), ("credential", &CREDENTIAL), ("scheme", &ANY), ("header", &ANY)]);
+/// A table only in its `{ sigv4 = ... }` form; a string credential is not walked.
+static CREDENTIAL: Shape = Shape::Table(&[("sigv4", &SIGV4)]);
+static SIGV4: Shape = Shape::Table(&[
+    ("access_key", &ANY),
+    ("secret_key", &ANY),
+    ("region", &ANY),
+    ("service", &ANY),
+    ("session_token", &ANY),
+]);
 static DIR: Shape = Shape::Table(&[("path", &ANY), ("git", &ANY), ("write", &ANY)]);
 static LIMITS: Shape = Shape::Table(&[("memory", &ANY), ("timeout", &ANY)]);
 static COMPAT: Shape = Shape::Table(&[("gitreload", &GITRELOAD)]);
@@ -248,6 +257,8 @@ mod tests {
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
             ("dir", serde_keys::<raw::RawDirTable>(), &DIR),
             ("host", serde_keys::<raw::RawHostTable>(), &HOST),
+            ("credential", serde_keys::<raw::RawCredentialTable>(), &CREDENTIAL),
+            ("sigv4", serde_keys::<raw::RawSigV4>(), &SIGV4),
             ("limits", serde_keys::<raw::RawLimits>(), &LIMITS),
             ("compat", serde_keys::<raw::RawCompat>(), &COMPAT),
             ("gitreload", serde_keys::<raw::RawGitReload>(), &GITRELOAD),

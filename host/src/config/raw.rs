@@ -183,7 +183,8 @@ pub struct RawCommandTable {
 #[derive(Debug, Deserialize)]
 #[serde(
     untagged,
-    expecting = "a host such as \"api.github.com\", or a table { host = \"...\", credential = \"${ENV}\" }"
+    expecting = "a host such as \"api.github.com\", or a table { host = \"...\", credential = \"${ENV}\" } \
+                 or { host = \"...\", credential = { sigv4 = { access_key = \"...\", secret_key = \"...\", region = \"...\" } } }"
 )]
 pub enum RawHost {
     Pattern(String),
@@ -195,12 +196,41 @@ pub enum RawHost {
 #[serde(deny_unknown_fields)]
 pub struct RawHostTable {
     pub host: String,
-    /// A secret reference: `${ENV}`, `file:PATH`.
-    pub credential: Option<String>,
+    /// A secret reference (`${ENV}`, `file:PATH`) sent in a header, or a table naming
+    /// another kind of credential.
+    pub credential: Option<RawCredential>,
     /// `Authorization` scheme: `Bearer` (default), `token`, `Basic`.
     pub scheme: Option<String>,
     /// The header carrying the credential (default `Authorization`).
     pub header: Option<String>,
+}
+
+/// A host's credential as written: a secret for a header, or a table of one kind.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawCredential {
+    Reference(String),
+    Table(RawCredentialTable),
+}
+
+/// `credential = { sigv4 = { ... } }`: the table naming the kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentialTable {
+    pub sigv4: Option<RawSigV4>,
+}
+
+/// AWS Signature Version 4 keys, each a secret reference. Required keys are optional
+/// here so that validation names the missing one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigV4 {
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub region: Option<String>,
+    /// Default `s3`.
+    pub service: Option<String>,
+    pub session_token: Option<String>,
 }
 
 /// One granted directory: a path (read access), or a table that may add `git` or `write`.

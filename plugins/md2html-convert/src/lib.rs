@@ -1,20 +1,28 @@
 //! `md2html-convert`: tx-manager's md2html converter as a gitauto step. For a push to
 //! the repository's default branch, render every Markdown file of the pushed commit to
-//! HTML (see [`render`]), copy the other files, and write the site with a
-//! `build_log.json` to `<output_dir>/u/<owner>/<repo>/<commit10>/`, listing the build
-//! in `<output_dir>/u/<owner>/<repo>/project.json`.
+//! HTML (see [`render`]), copy the other files, and publish the site with tx-manager's
+//! build lifecycle to `<output>/u/<owner>/<repo>/<commit10>/` (a directory, or an S3
+//! bucket through [`output`]): a `started` `build_log.json` first, the pages staged and
+//! then put in place of the commit's previous site, `project.json`, the final log
+//! ([`build_log`]), and the callback ([`callback`]).
 //!
 //! The files are read from the commit itself (through the git capability), from a
 //! clone kept under `repodir`: made on first use, fetched on every push.
 
+mod build_log;
+mod callback;
 mod fs_write;
+pub mod layout;
+mod output;
 pub mod render;
 
+use build_log::{BuildLog, Destination, Status, Target, Timings};
 use gitauto_plugin::git::{GitError, Repository};
 use gitauto_plugin::{Error, Event, Outcome, Plugin, log};
+use output::{Output, Stage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Instant, SystemTime};
 
 /// What this converter converts, as tx-manager's module registry recorded it.
@@ -48,8 +56,21 @@ pub struct Declaration {
 struct Settings {
     /// Where clones are kept (`<repodir>/<owner>/<name>`); must be writable.
     repodir: String,
-    /// Where sites are written (`<output_dir>/u/...`); must be writable.
-    output_dir: String,
+    /// Where sites go: a directory (writable), or `s3://bucket/prefix`.
+    #[serde(default)]
+    output: Option<String>,
+    /// The old name of a directory `output`.
+    #[serde(default)]
+    output_dir: Option<String>,
+    /// The S3 endpoint (`https://s3.us-east-1.amazonaws.com`), for an `s3://` output.
+    #[serde(default)]
+    endpoint: Option<String>,
+    /// `path` (default) or `virtual`: where the bucket's name goes in URLs.
+    #[serde(default)]
+    addressing: Option<String>,
+    /// The `cache-control` header of the pages, for an `s3://` output.
+    #[serde(default)]
+    cache_control: Option<String>,
     /// The branch that builds (default: the repository's default branch).
     branch: Option<String>,
     /// A layout file on the host (default: a built-in one).
@@ -60,47 +81,24 @@ struct Settings {
     /// Only these Markdown files (paths in the repository, or bare file names).
     #[serde(default)]
     convert_only: Vec<String>,
+    /// Where pages and files go in the site: `nested` (their folders) or `flat` (the
+    /// site's root, by base name, as tx-manager wrote them).
+    #[serde(default)]
+    layout: layout::Layout,
+    /// A URL that gets tx-manager's result JSON after the build.
+    #[serde(default)]
+    callback: Option<String>,
+    /// One part per top-level directory holding Markdown, each with its own log.
+    #[serde(default)]
+    multipart: bool,
+    /// Set by an `on_error` handler (`"{{ parent.summary }}"`): the build step ended
+    /// abnormally for this reason; record that, and build nothing.
+    #[serde(default)]
+    abnormal_end: Option<String>,
 }
 
 fn default_exclude() -> Vec<String> {
     ["license.md", "package.json", "project.json", "readme.md"].map(String::from).to_vec()
-}
-
-/// tx-manager's build log, with the fields that still mean something here.
-#[derive(Debug, Serialize)]
-struct BuildLog {
-    job_id: String,
-    repo_name: String,
-    repo_owner: String,
-    commit_id: String,
-    commit_url: Option<String>,
-    commit_message: Option<String>,
-    committed_by: Option<String>,
-    compare_url: Option<String>,
-    convert_module: &'static str,
-    input_format: &'static str,
-    output_format: &'static str,
-    status: &'static str,
-    success: bool,
-    message: &'static str,
-    log: Vec<String>,
-    warnings: Vec<String>,
-    errors: Vec<String>,
-    created_at: String,
-    started_at: String,
-    ended_at: String,
-    /// Pages written, by source path.
-    pages: Vec<String>,
-    /// Milliseconds spent reading, rendering and writing (rendering is measured on its own
-    /// so that it can be compared with native code).
-    timings: Timings,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Timings {
-    read_ms: f64,
-    render_ms: f64,
-    write_ms: f64,
 }
 
 struct Md2Html;
@@ -109,7 +107,6 @@ impl Plugin for Md2Html {
     type Settings = Settings;
 
     fn handle(event: Event, settings: Settings) -> Result<Outcome, Error> {
-        let started = SystemTime::now();
         let Some(branch) = event.branch.clone() else {
             return Ok(Outcome::skipped("not a branch push"));
         };
@@ -129,51 +126,242 @@ impl Plugin for Md2Html {
                 return Err(Error::failed(format!("repository name `{owner}/{name}` cannot name a directory")));
             }
         }
-        let repo = checkout(&event, &settings)?;
-        let short = commit.get(..10).unwrap_or(&commit).to_owned();
-        let site = PathBuf::from(&settings.output_dir).join("u").join(owner).join(name);
-        let out_dir = site.join(&short);
-        let mut build = Build::new(&commit, &short);
-        build.log.push(format!("Started job for {owner}/{name}/{short}"));
-        let layout = match &settings.template {
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(text) => text,
-                Err(err) => {
-                    build.errors.push(format!("Cannot read the template {path}: {err}"));
-                    render::DEFAULT_LAYOUT.to_owned()
+        let output = Output::new(
+            settings.output.as_deref(),
+            settings.output_dir.as_deref(),
+            settings.endpoint.as_deref(),
+            settings.addressing.as_deref(),
+            settings.cache_control.as_deref(),
+        )?;
+        let target = Target::new(&event, &commit);
+        let job = Job { event: &event, settings: &settings, output: &output, target: &target };
+        match &settings.abnormal_end {
+            Some(reason) => job.record_abnormal_end(reason),
+            None => job.run(),
+        }
+    }
+}
+
+/// One build: the event, the settings, where it goes and what it is called.
+struct Job<'a> {
+    event: &'a Event,
+    settings: &'a Settings,
+    output: &'a Output,
+    target: &'a Target,
+}
+
+/// A part of a multi-part build: its index and directory, and what its run collected.
+struct Part {
+    index: usize,
+    book: String,
+    build: Build,
+}
+
+impl Job<'_> {
+    /// The build: the `started` log first, the pages to a staging location, then in
+    /// place of the commit's previous site, `project.json`, and the final log last.
+    fn run(&self) -> Result<Outcome, Error> {
+        let mut log = self.started_log(&rfc3339(SystemTime::now()));
+        self.write_log(&log)?;
+        self.update_project(&log)?;
+        let mut parts = Vec::new();
+        let ended = self.build(&mut log, &mut parts);
+        let now = rfc3339(SystemTime::now());
+        if let Err(err) = &ended {
+            log.end_abnormally(&error_text(err), &now);
+        } else {
+            log.finish(&now);
+        }
+        if !parts.is_empty() {
+            let mut part_logs = Vec::with_capacity(parts.len());
+            let count = parts.len();
+            for part in &parts {
+                let mut part_log = log.clone();
+                part_log.identifier = format!("{}/{count}/{}/{}", log.job_id, part.index, part.book);
+                part_log.book = Some(part.book.clone());
+                part_log.part = Some(part.index.to_string());
+                part_log.log = part.build.log.clone();
+                part_log.warnings = part.build.warnings.clone();
+                part_log.errors = part.build.errors.clone();
+                part_log.pages = part.build.pages.iter().map(|(path, _)| path.clone()).collect();
+                part_log.timings = part.build.timings;
+                match &ended {
+                    Err(err) => part_log.end_abnormally(&error_text(err), &now),
+                    Ok(()) => part_log.finish(&now),
                 }
-            },
-            None => render::DEFAULT_LAYOUT.to_owned(),
-        };
-        if let Err(err) = std::fs::remove_dir_all(&out_dir)
-            && err.kind() != std::io::ErrorKind::NotFound
-        {
-            build.errors.push(format!("Cannot clear {}: {err}", out_dir.display()));
+                let bytes = part_log.to_json();
+                self.output
+                    .write(&self.target.part_log_key(part.index), bytes)
+                    .map_err(|err| Error::failed(format!("writing part {}'s log: {err}", part.index)))?;
+                part_logs.push(part_log);
+            }
+            // The whole build's messages hold every part's, so its status is the worst.
+            log.multiple = Some(true);
+            log.build_logs = Some(part_logs);
         }
-        if build.errors.is_empty() {
-            let site_name = event.repository.full_name.clone();
-            convert(&repo, &commit, &settings, (&layout, &site_name), &out_dir, &mut build);
-        }
-        let ended = SystemTime::now();
-        let log = build.finish(&event, started, ended);
-        let status = log.status;
-        write_json(&out_dir.join("build_log.json"), &serde_json::to_value(&log).unwrap_or_default())?;
-        update_project(&site, &event, &log)?;
+        self.update_project(&log)?;
+        self.write_log(&log)?;
+        let callbacks = self.call_back(&log);
+        let site = self.output.describe(&self.target.commit_key);
         let summary = format!(
-            "{}: {} page(s), {} warning(s), {} error(s) in {}",
+            "{}: {} page(s), {} warning(s), {} error(s) in {site}",
             log.message,
             log.pages.len(),
             log.warnings.len(),
             log.errors.len(),
-            out_dir.display()
         );
         let output = json!({
-            "status": status, "site": out_dir.display().to_string(), "pages": log.pages.len(),
+            "status": log.status, "site": site, "job_id": log.job_id, "pages": log.pages.len(),
             "warnings": log.warnings, "errors": log.errors, "timings": log.timings, "converter": DECLARATION,
+            "build_log": self.output.describe(&self.target.log_key()), "callback": callbacks,
         });
-        let outcome = if status == "failed" { Outcome::failure(summary) } else { Outcome::success(summary) };
+        // A step that could not finish keeps its error, so that a retry can follow.
+        ended?;
+        let outcome = if log.status == Status::Failed { Outcome::failure(summary) } else { Outcome::success(summary) };
         Ok(outcome.with_output(&output))
     }
+
+    /// Makes the pages and publishes them; what goes wrong with the pages is in `log`, an
+    /// error is what ended the build early.
+    fn build(&self, log: &mut BuildLog, parts: &mut Vec<Part>) -> Result<(), Error> {
+        let (event, settings, target) = (self.event, self.settings, self.target);
+        let repo = checkout(event, settings)?;
+        let page_layout = match &settings.template {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(err) => {
+                    log.errors.push(format!("Cannot read the template {path}: {err}"));
+                    return Ok(());
+                }
+            },
+            None => render::DEFAULT_LAYOUT.to_owned(),
+        };
+        let site_name = event.repository.full_name.clone();
+        let mut stage =
+            self.output.stage(&target.commit_key).map_err(|err| Error::failed(format!("staging: {err}")))?;
+        let books = if settings.multipart { books(&repo, &target.commit, settings)? } else { Vec::new() };
+        let mut all = Build::new(&target.short, Scope::Outside(books.clone()));
+        // The parts first, so that the last run, of what no part takes, indexes every page.
+        for (index, book) in books.into_iter().enumerate() {
+            let mut build = Build::new(&target.short, Scope::Under(book.clone()));
+            convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut build);
+            all.absorb(&build);
+            parts.push(Part { index, book, build });
+        }
+        convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut all);
+        for path in std::mem::take(&mut stage.skipped) {
+            all.warnings.push(format!("Skipped a second {path} from a later part: the first one written is kept"));
+        }
+        log.log.append(&mut all.log);
+        log.warnings.append(&mut all.warnings);
+        log.errors.append(&mut all.errors);
+        log.pages = all.pages.iter().map(|(path, _)| path.clone()).collect();
+        log.timings = all.timings;
+        let staged = if log.errors.is_empty() {
+            // Readers keep seeing `started` until the final log replaces it.
+            self.output.publish(stage, &target.commit_key, &log.to_json())
+        } else {
+            self.output.discard(stage)
+        };
+        staged.map_err(|err| Error::failed(format!("publishing {}: {err}", self.output.describe(&target.commit_key))))
+    }
+
+    /// What an `on_error` handler does: the build's log (kept from its `started` log when
+    /// it is this job's) says it ended abnormally; the previous site stays as it was.
+    fn record_abnormal_end(&self, reason: &str) -> Result<Outcome, Error> {
+        let now = rfc3339(SystemTime::now());
+        let where_ = self.output.describe(&self.target.log_key());
+        let recovered = self.output.recover(&self.target.commit_key).map_err(Error::failed)?;
+        let mut log = self.started_log(&now);
+        let earlier: Option<Value> = self
+            .output
+            .read(&self.target.log_key())
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        if let Some(earlier) = earlier.filter(|earlier| earlier["job_id"] == self.target.job_id.as_str()) {
+            if earlier["status"] != "started" {
+                return Ok(Outcome::success(format!(
+                    "the build already recorded its end ({}) in {where_}",
+                    earlier["status"].as_str().unwrap_or("?")
+                )));
+            }
+            let text = |key: &str| earlier[key].as_str().map(str::to_owned);
+            log.created_at = text("created_at").unwrap_or(log.created_at);
+            log.started_at = text("started_at").unwrap_or(log.started_at);
+            if let Some(lines) = earlier["log"].as_array() {
+                log.log = lines.iter().filter_map(|line| line.as_str().map(str::to_owned)).collect();
+            }
+        }
+        log.log.extend(recovered);
+        log.end_abnormally(reason, &now);
+        self.update_project(&log)?;
+        self.write_log(&log)?;
+        let callbacks = self.call_back(&log);
+        Ok(Outcome::success(format!("recorded the abnormal end of build {} in {where_}", self.target.short))
+            .with_output(
+                &json!({"status": log.status, "job_id": log.job_id, "message": log.message, "callback": callbacks}),
+            ))
+    }
+
+    fn started_log(&self, now: &str) -> BuildLog {
+        let (output, target) = (self.output, self.target);
+        let destination = Destination {
+            output: output.describe(&target.commit_key),
+            bucket: output.bucket().map(str::to_owned),
+            key: output.bucket_key(&format!("{}/", target.commit_key)),
+        };
+        let mut options = json!({});
+        if !self.settings.convert_only.is_empty() {
+            options["convert_only"] = json!(self.settings.convert_only);
+        }
+        BuildLog::started(self.event, target, destination, self.settings.callback.as_deref(), options, now)
+    }
+
+    fn write_log(&self, log: &BuildLog) -> Result<(), Error> {
+        self.output.write(&self.target.log_key(), log.to_json()).map_err(Error::failed)
+    }
+
+    /// Adds (or replaces) this build in the repository's `project.json`.
+    fn update_project(&self, log: &BuildLog) -> Result<(), Error> {
+        let key = format!("{}/project.json", self.target.site_key);
+        let current = self.output.read(&key).map_err(Error::failed)?;
+        let bytes = build_log::project(current.as_deref(), self.event, log);
+        self.output.write(&key, bytes).map_err(Error::failed)
+    }
+
+    /// POSTs tx-manager's result to `callback`: one per part of a multi-part build.
+    fn call_back(&self, log: &BuildLog) -> Vec<String> {
+        let Some(url) = &self.settings.callback else { return Vec::new() };
+        match &log.build_logs {
+            Some(parts) => parts.iter().map(|part| callback::post(url, &part.result())).collect(),
+            None => vec![callback::post(url, &log.result())],
+        }
+    }
+}
+
+/// An error as the log gives it.
+fn error_text(err: &Error) -> String {
+    match err {
+        Error::Failed(message) | Error::Transient(message) | Error::InvalidSettings(message) => message.clone(),
+    }
+}
+
+/// The top-level directories holding Markdown to convert: a multi-part build's books.
+fn books(repo: &Repository, commit: &str, settings: &Settings) -> Result<Vec<String>, Error> {
+    let entries = repo.tree(commit)?;
+    let mut books = std::collections::BTreeSet::new();
+    for entry in entries {
+        let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
+        let excluded = settings.exclude.iter().any(|e| e.eq_ignore_ascii_case(name));
+        if let Some((top, _)) = entry.path.split_once('/')
+            && !excluded
+            && entry.path.to_lowercase().ends_with(".md")
+        {
+            books.insert(top.to_owned());
+        }
+    }
+    Ok(books.into_iter().collect())
 }
 
 /// The clone under `repodir`, made if missing, fetched so that the pushed commit is there.
@@ -194,10 +382,30 @@ fn checkout(event: &Event, settings: &Settings) -> Result<Repository, Error> {
     Ok(repo)
 }
 
+/// Which of the commit's files a conversion run takes.
+#[derive(Debug, Clone)]
+enum Scope {
+    /// The files under one top-level directory: a part.
+    Under(String),
+    /// The files under none of these top-level directories: what no part takes (with
+    /// none, every file).
+    Outside(Vec<String>),
+}
+
+impl Scope {
+    fn contains(&self, path: &str) -> bool {
+        let top = path.split_once('/').map(|(top, _)| top);
+        match self {
+            Self::Under(dir) => top == Some(dir.as_str()),
+            Self::Outside(dirs) => top.is_none_or(|top| !dirs.iter().any(|dir| dir == top)),
+        }
+    }
+}
+
 /// What a build collects on the way.
 struct Build {
-    commit: String,
     short: String,
+    scope: Scope,
     log: Vec<String>,
     warnings: Vec<String>,
     errors: Vec<String>,
@@ -206,10 +414,10 @@ struct Build {
 }
 
 impl Build {
-    fn new(commit: &str, short: &str) -> Self {
+    fn new(short: &str, scope: Scope) -> Self {
         Self {
-            commit: commit.to_owned(),
             short: short.to_owned(),
+            scope,
             log: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
@@ -218,53 +426,24 @@ impl Build {
         }
     }
 
-    fn finish(self, event: &Event, started: SystemTime, ended: SystemTime) -> BuildLog {
-        let (status, success, message) = if !self.errors.is_empty() {
-            ("failed", false, "Conversion failed")
-        } else if !self.warnings.is_empty() {
-            ("warnings", true, "Conversion successful with warnings")
-        } else {
-            ("success", true, "Conversion successful")
-        };
-        let pushed = event.commits.iter().find(|c| c.id == self.commit);
-        let repository = &event.repository;
-        BuildLog {
-            job_id: format!("{}-{}", self.short, event.delivery),
-            repo_name: repository.name.clone(),
-            repo_owner: repository.owner.clone(),
-            commit_id: self.short.clone(),
-            commit_url: pushed.and_then(|c| c.url.clone()),
-            commit_message: pushed.map(|c| c.message.clone()),
-            committed_by: event.sender.clone(),
-            compare_url: (!repository.html_url.is_empty()).then(|| {
-                let before = event.before.as_deref().unwrap_or_default();
-                format!("{}/compare/{}...{}", repository.html_url, before.get(..10).unwrap_or(before), self.short)
-            }),
-            convert_module: "md2html",
-            input_format: "md",
-            output_format: "html",
-            status,
-            success,
-            message,
-            log: self.log,
-            warnings: self.warnings,
-            errors: self.errors,
-            created_at: rfc3339(started),
-            started_at: rfc3339(started),
-            ended_at: rfc3339(ended),
-            pages: self.pages.into_iter().map(|(path, _)| path).collect(),
-            timings: self.timings,
-        }
+    /// Adds a part's messages, pages and time to the whole build's.
+    fn absorb(&mut self, part: &Build) {
+        self.log.extend(part.log.iter().cloned());
+        self.warnings.extend(part.warnings.iter().cloned());
+        self.errors.extend(part.errors.iter().cloned());
+        self.pages.extend(part.pages.iter().cloned());
+        self.timings += part.timings;
     }
 }
 
-/// Reads the commit's tree, renders its Markdown, copies the rest, writes the index.
+/// Reads the commit's tree (the files in the build's scope), renders its Markdown and
+/// copies the rest to the staging location.
 fn convert(
     repo: &Repository,
     commit: &str,
     settings: &Settings,
-    (layout, repo_name): (&str, &str),
-    out_dir: &Path,
+    (page_layout, repo_name): (&str, &str),
+    out: &mut Stage<'_>,
     build: &mut Build,
 ) {
     let read_started = Instant::now();
@@ -283,28 +462,31 @@ fn convert(
         settings.convert_only.is_empty()
             || settings.convert_only.iter().any(|only| only == path || path.rsplit('/').next() == Some(only.as_str()))
     };
-    let mut sources = Vec::new();
-    let mut others = Vec::new();
-    for entry in entries {
-        if excluded(&entry.path) {
+    let mut placed = Vec::new();
+    for entry in &entries {
+        if excluded(&entry.path) || !build.scope.contains(&entry.path) {
             continue;
         }
-        if entry.path.to_lowercase().ends_with(".md") {
-            if selected(&entry.path) {
-                sources.push(entry.path);
-            }
-        } else if settings.convert_only.is_empty() {
-            others.push(entry.path);
+        let wanted =
+            if layout::is_markdown(&entry.path) { selected(&entry.path) } else { settings.convert_only.is_empty() };
+        if wanted {
+            placed.push(entry.path.as_str());
         }
     }
+    let plan = layout::plan(settings.layout, placed.iter().copied());
+    for skipped in &plan.skipped {
+        build.warnings.push(skipped.to_string());
+    }
+    let (sources, others): (Vec<&str>, Vec<&str>) =
+        placed.into_iter().filter(|path| plan.targets.contains_key(*path)).partition(|path| layout::is_markdown(path));
     let mut texts = Vec::with_capacity(sources.len());
-    for path in &sources {
+    for path in sources {
         match repo.read_file(commit, path) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => texts.push((path.clone(), text)),
+                Ok(text) => texts.push((path, text)),
                 Err(err) => {
                     build.warnings.push(format!("{path} is not valid UTF-8; converted with replacements"));
-                    texts.push((path.clone(), String::from_utf8_lossy(err.as_bytes()).into_owned()));
+                    texts.push((path, String::from_utf8_lossy(err.as_bytes()).into_owned()));
                 }
             },
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
@@ -313,27 +495,39 @@ fn convert(
     build.timings.read_ms = ms(read_started);
     build.log.push("Processing Markdown files".into());
     let render_started = Instant::now();
-    let rendered: Vec<(String, render::Page)> =
-        texts.iter().map(|(path, text)| (path.clone(), render::markdown(text, path))).collect();
-    let pages: Vec<(String, String)> = rendered
+    let links = match settings.layout {
+        layout::Layout::Nested => render::Links::Nested,
+        layout::Layout::Flat => render::Links::Flat(&plan.targets),
+    };
+    let template = render::Template::parse(page_layout);
+    let target = |path: &str| plan.targets.get(path).cloned().unwrap_or_else(|| render::html_path(path));
+    let pages: Vec<(&str, String, String, String)> = texts
         .iter()
-        .map(|(path, page)| (render::html_path(path), render::wrap(layout, page, path, repo_name, &build.short)))
+        .map(|(path, text)| {
+            let page = render::markdown_with(text, path, links);
+            let html_path = target(path);
+            let root = "../".repeat(html_path.matches('/').count());
+            let fields = render::Fields { root: &root, path, repo: repo_name, commit: &build.short };
+            let html = template.fill(&page, &fields);
+            (*path, html_path, page.title, html)
+        })
         .collect();
     build.timings.render_ms = ms(render_started);
     let write_started = Instant::now();
-    for ((path, page), (html_path, html)) in rendered.iter().zip(&pages) {
-        match write(&out_dir.join(html_path), html.as_bytes()) {
+    for (path, html_path, title, html) in pages {
+        match out.write(&html_path, html.as_bytes()) {
             Ok(()) => {
                 build.log.push(format!("Converted {path} to {html_path}."));
-                build.pages.push((html_path.clone(), page.title.clone()));
+                build.pages.push((html_path, title));
             }
             Err(err) => build.errors.push(format!("Cannot write {html_path}: {err}")),
         }
     }
-    for path in &others {
+    for path in others {
+        let copy = target(path);
         match repo.read_file(commit, path) {
             Ok(bytes) => {
-                if let Err(err) = write(&out_dir.join(path), &bytes) {
+                if let Err(err) = out.write(&copy, &bytes) {
                     build.warnings.push(format!("Cannot copy {path}: {err}"));
                 }
             }
@@ -341,43 +535,26 @@ fn convert(
         }
     }
     build.log.push("Finished processing Markdown files.".into());
-    if build.pages.is_empty() {
+    if matches!(build.scope, Scope::Under(_)) {
+        // A part's pages are listed by the site's index, written by the run after the parts.
+    } else if build.pages.is_empty() {
         build.errors.push("No Markdown files were found to convert".into());
+    } else if let Some(own) = plan.owner("index.html") {
+        // The repository's own home page wins over the generated list of pages.
+        build.log.push(format!("Kept {own} as index.html; no page list written."));
     } else {
         let index = render::index(&build.pages, repo_name);
-        let html = render::wrap(layout, &index, "index.md", repo_name, &build.short);
-        if let Err(err) = write(&out_dir.join("index.html"), html.as_bytes()) {
+        let html = template
+            .fill(&index, &render::Fields { root: "", path: "index.md", repo: repo_name, commit: &build.short });
+        if let Err(err) = out.write("index.html", html.as_bytes()) {
             build.errors.push(format!("Cannot write index.html: {err}"));
         }
     }
     build.timings.write_ms = ms(write_started);
 }
 
-/// Adds (or replaces) this build in the repository's `project.json`.
-fn update_project(site: &Path, event: &Event, log: &BuildLog) -> Result<(), Error> {
-    let path = site.join("project.json");
-    let mut project: Value = std::fs::read(&path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_else(|| json!({"user": event.repository.owner, "repo_name": event.repository.name, "commits": []}));
-    let entry = json!({
-        "id": log.commit_id, "created_at": log.created_at, "status": log.status, "success": log.success,
-        "started_at": log.started_at, "ended_at": log.ended_at,
-    });
-    let commits = project["commits"].as_array_mut().map(std::mem::take).unwrap_or_default();
-    let mut commits: Vec<Value> = commits.into_iter().filter(|c| c["id"] != log.commit_id.as_str()).collect();
-    commits.push(entry);
-    project["commits"] = Value::Array(commits);
-    write_json(&path, &project)
-}
-
 fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs_write::write(path, bytes)
-}
-
-fn write_json(path: &Path, value: &Value) -> Result<(), Error> {
-    let text = serde_json::to_vec_pretty(value).map_err(|err| Error::failed(err.to_string()))?;
-    write(path, &text).map_err(|err| Error::failed(format!("writing {}: {err}", path.display())))
 }
 
 fn ms(since: Instant) -> f64 {
@@ -406,6 +583,20 @@ gitauto_plugin::export!(Md2Html);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_split_the_tree_into_parts() {
+        let cases: [(Scope, &[bool; 4]); 3] = [
+            (Scope::Outside(Vec::new()), &[true, true, true, true]),
+            (Scope::Under("01-GEN".into()), &[false, true, false, false]),
+            (Scope::Outside(vec!["01-GEN".into(), "02-EXO".into()]), &[true, false, false, true]),
+        ];
+        let paths = ["manifest.yaml", "01-GEN/01.md", "02-EXO/intro/01.md", "media/logo.png"];
+        for (scope, want) in cases {
+            let got: Vec<bool> = paths.iter().map(|path| scope.contains(path)).collect();
+            assert_eq!(got, want.to_vec(), "{scope:?}");
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc3339() {

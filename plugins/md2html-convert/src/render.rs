@@ -1,13 +1,17 @@
 //! Markdown to HTML, with no I/O, so that the plugin and a native benchmark run the
 //! very same code: CommonMark plus tables, footnotes, strikethrough and task lists
-//! (pulldown-cmark); headings get `id`s; links to `.md` files point at their `.html`;
-//! a leading `---` metadata block is not rendered (its `title:` names the page).
+//! (pulldown-cmark); headings get `id`s, and a heading holding an `<a id="X">` anchor
+//! (Door43's section headers) gets `id="X"` and `class="section-header"` instead; links
+//! to other files of the repository follow the site's [`Links`]; a leading `---`
+//! metadata block is not rendered (its `title:` names the page). Pages are wrapped in a
+//! [`Template`]: `{{ title }}` placeholders, or tx-manager's `$title`.
 
 use pulldown_cmark::{CowStr, Event, HeadingLevel, MetadataBlockKind, Options, Parser, Tag, TagEnd};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The default page layout. `{{ title }}` and `{{ content }}` are filled in; so are
-/// `{{ root }}` (the relative path to the site's root, ending in `/`), `{{ path }}`,
+/// `{{ root }}` (the relative path to the site's root: empty, or ending in `/`), `{{ path }}`,
 /// `{{ repo }}` and `{{ commit }}`.
 pub const DEFAULT_LAYOUT: &str = r#"<!DOCTYPE html>
 <html lang="en">
@@ -40,8 +44,30 @@ pub struct Page {
     pub body: String,
 }
 
-/// Renders one Markdown document whose path (for the fallback title) is `path`.
+/// Where links to other files of the repository point, which depends on where the
+/// site's files are written.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Links<'a> {
+    /// Every file keeps its folder: a relative link to a `.md` file points at its
+    /// `.html` (`part/two.md#setup` → `part/two.html#setup`); other links stay.
+    #[default]
+    Nested,
+    /// The site path of every file the site holds, by repository path (`exo/01/01.md` →
+    /// `01.html`, `media/map.png` → `map.png`), with every page in the site's root: a
+    /// relative link or image naming one of these files points at its site path; other
+    /// links (to files left out, or outside the repository) stay as written.
+    Flat(&'a HashMap<String, String>),
+}
+
+/// Renders one Markdown document whose path (for the fallback title) is `path`, with
+/// links to `.md` files pointing at their `.html` next to them ([`Links::Nested`]).
 pub fn markdown(text: &str, path: &str) -> Page {
+    markdown_with(text, path, Links::Nested)
+}
+
+/// Renders one Markdown document of the repository (at `path`) for a site whose files
+/// are placed as `links` says.
+pub fn markdown_with(text: &str, path: &str, links: Links<'_>) -> Page {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
@@ -63,36 +89,64 @@ pub fn markdown(text: &str, path: &str) -> Page {
                 return Some(event);
             }
             let event = parser.next()?;
-            match event {
-                Event::Start(Tag::MetadataBlock(MetadataBlockKind::YamlStyle)) => in_metadata = true,
-                Event::End(TagEnd::MetadataBlock(_)) => in_metadata = false,
-                Event::Text(text) if in_metadata => title = title.take().or_else(|| metadata_title(&text)),
-                _ if in_metadata => {}
-                Event::Start(Tag::Heading { .. }) => heading.push(event),
+            let event = match event {
+                Event::Start(Tag::MetadataBlock(MetadataBlockKind::YamlStyle)) => {
+                    in_metadata = true;
+                    continue;
+                }
+                Event::End(TagEnd::MetadataBlock(_)) => {
+                    in_metadata = false;
+                    continue;
+                }
+                Event::Text(text) if in_metadata => {
+                    title = title.take().or_else(|| metadata_title(&text));
+                    continue;
+                }
+                _ if in_metadata => continue,
+                Event::Start(Tag::Heading { .. }) => {
+                    heading.push(event);
+                    continue;
+                }
                 Event::End(TagEnd::Heading(_)) => {
                     heading.push(event);
+                    let anchor = take_anchor(&mut heading);
                     let text = plain_text(&heading[1..]);
-                    if let Some(Event::Start(Tag::Heading { level, id, .. })) = heading.first_mut() {
+                    if let Some(Event::Start(Tag::Heading { level, id, classes, .. })) = heading.first_mut() {
                         if first_heading.is_none() && !text.is_empty() && *level <= HeadingLevel::H2 {
                             first_heading = Some(text.clone());
                         }
-                        if id.is_none() {
-                            *id = Some(CowStr::from(unique(&mut used, slug(&text))));
+                        match anchor {
+                            Some(anchor) => {
+                                *used.entry(anchor.clone()).or_insert(0) += 1;
+                                *id = Some(CowStr::from(anchor));
+                                classes.push(CowStr::Borrowed("section-header"));
+                            }
+                            None if id.is_none() => *id = Some(CowStr::from(unique(&mut used, slug(&text)))),
+                            None => {}
                         }
                     }
                     ready.extend(heading.drain(..));
+                    continue;
                 }
                 Event::Start(Tag::Link { link_type, dest_url, title: link_title, id }) => {
-                    let link =
-                        Event::Start(Tag::Link { link_type, dest_url: rewrite_link(dest_url), title: link_title, id });
-                    if heading.is_empty() {
-                        return Some(link);
-                    }
-                    heading.push(link);
+                    Event::Start(Tag::Link { link_type, dest_url: link(dest_url, path, links), title: link_title, id })
                 }
-                other if !heading.is_empty() => heading.push(other),
-                other => return Some(other),
+                Event::Start(Tag::Image { link_type, dest_url, title: image_title, id })
+                    if let Links::Flat(site) = links =>
+                {
+                    Event::Start(Tag::Image {
+                        link_type,
+                        dest_url: flat_link(dest_url, path, site),
+                        title: image_title,
+                        id,
+                    })
+                }
+                other => other,
+            };
+            if heading.is_empty() {
+                return Some(event);
             }
+            heading.push(event);
         }
     });
     let mut body = String::with_capacity(text.len() * 3 / 2);
@@ -104,48 +158,268 @@ pub fn markdown(text: &str, path: &str) -> Page {
     Page { title: title.or(first_heading).unwrap_or_else(fallback), body }
 }
 
-/// The page in the layout.
-pub fn wrap(layout: &str, page: &Page, path: &str, repo: &str, commit: &str) -> String {
-    let depth = path.matches('/').count();
-    let root = "../".repeat(depth);
-    let mut html = String::with_capacity(layout.len() + page.body.len());
-    let mut rest = layout;
-    while let Some(open) = find_pair(rest, b'{') {
-        let Some(close) = find_pair(&rest[open..], b'}').map(|c| open + c) else { break };
-        html.push_str(&rest[..open]);
-        match rest[open + 2..close].trim() {
-            "title" => html.push_str(&escape(&page.title)),
-            "content" => html.push_str(&page.body),
-            "root" => html.push_str(&root),
-            "path" => html.push_str(&escape(path)),
-            "repo" => html.push_str(&escape(repo)),
-            "commit" => html.push_str(&escape(commit)),
-            other => {
-                html.push_str("{{");
-                html.push_str(other);
-                html.push_str("}}");
-            }
-        }
-        rest = &rest[close + 2..];
+/// Takes a section anchor out of a heading's events (`Start(Heading)`, its content,
+/// `End(Heading)`) and returns its id: the first inline `<a id="X">` without an `href`
+/// (written `<a id="X"/>`, or `<a id="X"></a>`, or around text, which stays). A space
+/// the anchor leaves at the start or end of the heading goes with it.
+fn take_anchor(heading: &mut Vec<Event<'_>>) -> Option<String> {
+    let end = heading.len() - 1;
+    let (at, id, open) = heading[1..end].iter().enumerate().find_map(|(i, event)| match event {
+        Event::InlineHtml(html) => anchor_id(html).map(|(id, open)| (i + 1, id, open)),
+        _ => None,
+    })?;
+    heading.remove(at);
+    if open
+        && let Some(close) =
+            heading[at..end - 1].iter().position(|e| matches!(e, Event::InlineHtml(html) if is_anchor_close(html)))
+    {
+        heading.remove(at + close);
     }
-    html.push_str(rest);
-    html
+    if at == 1
+        && let Some(Event::Text(text)) = heading.get_mut(1)
+        && text.starts_with(char::is_whitespace)
+    {
+        *text = CowStr::from(text.trim_start().to_owned());
+    }
+    let last = heading.len() - 2;
+    if at > last
+        && let Some(Event::Text(text)) = heading.get_mut(last)
+        && text.ends_with(char::is_whitespace)
+    {
+        *text = CowStr::from(text.trim_end().to_owned());
+    }
+    Some(id)
 }
 
-/// Where `{{` (or `}}`: `brace` twice) first occurs in `text`. `str::find` with a
-/// two-character needle runs the general Two-Way search, which has a SIMD fast path on
-/// x86-64 but not in Wasm, where it took a twentieth of the plugin's rendering time;
-/// looking for one byte uses `memchr`.
-fn find_pair(text: &str, brace: u8) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(at) = text[from..].find(char::from(brace)).map(|at| from + at) {
-        if bytes.get(at + 1) == Some(&brace) {
-            return Some(at);
-        }
-        from = at + 1;
+/// The `id` of an opening `<a …>` tag that has no `href`, and whether the tag stays
+/// open (`<a id="x">`, not `<a id="x"/>`).
+fn anchor_id(html: &str) -> Option<(String, bool)> {
+    let rest = html.strip_prefix('<')?;
+    let name_end = rest.find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')?;
+    if !rest[..name_end].eq_ignore_ascii_case("a") {
+        return None;
     }
-    None
+    let mut rest = &rest[name_end..];
+    let mut id = None;
+    let open = loop {
+        rest = rest.trim_start();
+        if rest.starts_with("/>") {
+            break false;
+        }
+        if rest.starts_with('>') {
+            break true;
+        }
+        let name_end = rest.find(|c: char| c.is_ascii_whitespace() || matches!(c, '=' | '>' | '/'))?;
+        if name_end == 0 {
+            // A stray `/` inside the tag.
+            rest = &rest[1..];
+            continue;
+        }
+        let name = &rest[..name_end];
+        rest = rest[name_end..].trim_start();
+        let mut value = "";
+        if let Some(after) = rest.strip_prefix('=') {
+            let after = after.trim_start();
+            let (found, next) = match after.chars().next()? {
+                quote @ ('"' | '\'') => {
+                    let close = after[1..].find(quote)? + 1;
+                    (&after[1..close], &after[close + 1..])
+                }
+                _ => {
+                    let end = after.find(|c: char| c.is_ascii_whitespace() || c == '>').unwrap_or(after.len());
+                    (&after[..end], &after[end..])
+                }
+            };
+            value = found;
+            rest = next;
+        }
+        if name.eq_ignore_ascii_case("href") {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("id") && id.is_none() && !value.is_empty() {
+            id = Some(unescape(value));
+        }
+    };
+    Some((id?, open))
+}
+
+fn is_anchor_close(html: &str) -> bool {
+    html.strip_prefix("</")
+        .and_then(|rest| rest.strip_suffix('>'))
+        .is_some_and(|name| name.trim_end().eq_ignore_ascii_case("a"))
+}
+
+/// Undoes the escapes an attribute value may hold (the heading's `id` is escaped again
+/// when written).
+fn unescape(value: &str) -> String {
+    if !value.contains('&') {
+        return value.to_owned();
+    }
+    value.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// The page in the layout, its placeholders filled as [`Template`] says; `{{ root }}`
+/// goes up from `path` (the page's path in the site, or in the repository when the site
+/// keeps its folders).
+pub fn wrap(layout: &str, page: &Page, path: &str, repo: &str, commit: &str) -> String {
+    let root = "../".repeat(path.matches('/').count());
+    Template::parse(layout).fill(page, &Fields { root: &root, path, repo, commit })
+}
+
+/// A page layout, parsed once and filled for every page. Two styles of placeholder,
+/// told apart by the layout itself:
+/// - `{{ title }}`, `{{ content }}`, `{{ root }}`, `{{ path }}`, `{{ repo }}` and
+///   `{{ commit }}`, when the layout holds at least one of these (gitauto's style);
+///   `$` is then plain text;
+/// - otherwise tx-manager's Python `string.Template`: `$title` or `${title}` (and the
+///   same names), `$$` for a `$`; an unknown `$name`, or a `$` before anything else,
+///   stays as written.
+///
+/// The title, path, repository and commit are escaped; the content is HTML already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template<'a> {
+    pieces: Vec<Piece<'a>>,
+    /// The length of the text pieces, to size each page once.
+    text_len: usize,
+}
+
+/// A stretch of a layout: text as it is, or a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(Cow<'a, str>),
+    Field(Field),
+}
+
+/// What a placeholder stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Title,
+    Content,
+    Root,
+    Path,
+    Repo,
+    Commit,
+}
+
+impl Field {
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "title" => Self::Title,
+            "content" => Self::Content,
+            "root" => Self::Root,
+            "path" => Self::Path,
+            "repo" => Self::Repo,
+            "commit" => Self::Commit,
+            _ => return None,
+        })
+    }
+}
+
+/// What a layout's placeholders other than the title and content are filled with.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    /// The relative path from the page to the site's root: empty or ending in `/`.
+    pub root: &'a str,
+    /// The page's source path in the repository.
+    pub path: &'a str,
+    /// The repository's name (`owner/name`).
+    pub repo: &'a str,
+    /// The commit, as the site names it.
+    pub commit: &'a str,
+}
+
+impl<'a> Template<'a> {
+    /// Parses `layout`, deciding its style (see [`Template`]).
+    pub fn parse(layout: &'a str) -> Self {
+        let mut pieces = Self::braces(layout);
+        if !pieces.iter().any(|piece| matches!(piece, Piece::Field(_))) {
+            pieces = Self::dollars(layout);
+        }
+        let text_len = pieces.iter().map(|piece| if let Piece::Text(text) = piece { text.len() } else { 0 }).sum();
+        Self { pieces, text_len }
+    }
+
+    /// `{{ name }}` placeholders; an unknown one stays, without its inner spaces.
+    fn braces(layout: &'a str) -> Vec<Piece<'a>> {
+        let mut pieces = Vec::new();
+        let mut rest = layout;
+        while let Some(open) = rest.find("{{") {
+            let Some(close) = rest[open..].find("}}").map(|c| open + c) else { break };
+            pieces.push(Piece::Text(Cow::Borrowed(&rest[..open])));
+            let name = rest[open + 2..close].trim();
+            pieces.push(match Field::named(name) {
+                Some(field) => Piece::Field(field),
+                None => Piece::Text(Cow::Owned(format!("{{{{{name}}}}}"))),
+            });
+            rest = &rest[close + 2..];
+        }
+        pieces.push(Piece::Text(Cow::Borrowed(rest)));
+        pieces
+    }
+
+    /// Python's `string.Template` with `safe_substitute`: `$$`, `$name`, `${name}`, where
+    /// a name is an ASCII letter or `_` followed by letters, digits and `_`.
+    fn dollars(layout: &'a str) -> Vec<Piece<'a>> {
+        let mut pieces = Vec::new();
+        let mut rest = layout;
+        while let Some(at) = rest.find('$') {
+            pieces.push(Piece::Text(Cow::Borrowed(&rest[..at])));
+            let after = &rest[at + 1..];
+            let (piece, used) = if after.starts_with('$') {
+                (Piece::Text(Cow::Borrowed("$")), 1)
+            } else if let Some(braced) = after.strip_prefix('{') {
+                match identifier(braced) {
+                    Some(name) if braced[name.len()..].starts_with('}') => {
+                        let used = name.len() + 2;
+                        let piece = Field::named(name)
+                            .map_or_else(|| Piece::Text(Cow::Borrowed(&rest[at..at + 1 + used])), Piece::Field);
+                        (piece, used)
+                    }
+                    _ => (Piece::Text(Cow::Borrowed("$")), 0),
+                }
+            } else {
+                match identifier(after) {
+                    Some(name) => {
+                        let piece = Field::named(name)
+                            .map_or_else(|| Piece::Text(Cow::Borrowed(&rest[at..at + 1 + name.len()])), Piece::Field);
+                        (piece, name.len())
+                    }
+                    None => (Piece::Text(Cow::Borrowed("$")), 0),
+                }
+            };
+            pieces.push(piece);
+            rest = &after[used..];
+        }
+        pieces.push(Piece::Text(Cow::Borrowed(rest)));
+        pieces
+    }
+
+    /// The page in this layout.
+    pub fn fill(&self, page: &Page, fields: &Fields<'_>) -> String {
+        let mut html = String::with_capacity(self.text_len + page.body.len() + 256);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => html.push_str(text),
+                Piece::Field(Field::Title) => push_escaped(&mut html, &page.title),
+                Piece::Field(Field::Content) => html.push_str(&page.body),
+                Piece::Field(Field::Root) => html.push_str(fields.root),
+                Piece::Field(Field::Path) => push_escaped(&mut html, fields.path),
+                Piece::Field(Field::Repo) => push_escaped(&mut html, fields.repo),
+                Piece::Field(Field::Commit) => push_escaped(&mut html, fields.commit),
+            }
+        }
+        html
+    }
+}
+
+/// The name at the start of `text`, as Python's `string.Template` reads one.
+fn identifier(text: &str) -> Option<&str> {
+    let first = text.chars().next()?;
+    if !(first.is_ascii_alphabetic() || first == '_') {
+        return None;
+    }
+    let end = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len());
+    Some(&text[..end])
 }
 
 /// An index page linking every converted page, in path order.
@@ -168,6 +442,14 @@ pub fn html_path(md_path: &str) -> String {
     format!("{}.html", md_path.strip_suffix(".md").unwrap_or(md_path))
 }
 
+/// Where a link from the page at `from` points in the site.
+fn link<'a>(dest: CowStr<'a>, from: &str, links: Links<'_>) -> CowStr<'a> {
+    match links {
+        Links::Nested => rewrite_link(dest),
+        Links::Flat(site) => flat_link(dest, from, site),
+    }
+}
+
 /// A relative link to a `.md` file goes to its `.html`; others stay.
 fn rewrite_link(dest: CowStr<'_>) -> CowStr<'_> {
     let external =
@@ -184,6 +466,70 @@ fn rewrite_link(dest: CowStr<'_>) -> CowStr<'_> {
         _ => return dest,
     };
     CowStr::from(rewritten)
+}
+
+/// A relative link from the page at `from` (a repository path) to a file the flat site
+/// holds goes to that file's site path, keeping its query and fragment; others stay.
+fn flat_link<'a>(dest: CowStr<'a>, from: &str, site: &HashMap<String, String>) -> CowStr<'a> {
+    let split = dest.find(['?', '#']).unwrap_or(dest.len());
+    let (target, suffix) = dest.split_at(split);
+    if target.is_empty() || target.starts_with('/') || has_scheme(target) {
+        return dest;
+    }
+    let Some(path) = resolve(from, target) else { return dest };
+    match site.get(&path) {
+        Some(site_path) => CowStr::from(format!("{site_path}{suffix}")),
+        None => dest,
+    }
+}
+
+/// `mailto:x`, `rc://x`, `https://x`: a URL scheme before any `/`.
+fn has_scheme(target: &str) -> bool {
+    target.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+/// The repository path a relative `target` names from the file at `from`, its
+/// percent-escapes decoded; `None` when it climbs out of the repository.
+fn resolve(from: &str, target: &str) -> Option<String> {
+    let target = percent_decode(target);
+    let mut parts: Vec<&str> = from.split('/').collect();
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn metadata_title(block: &str) -> Option<String> {
@@ -226,6 +572,11 @@ fn unique(used: &mut HashMap<String, usize>, slug: String) -> String {
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
+fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '<' => out.push_str("&lt;"),
@@ -236,7 +587,6 @@ pub fn escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -264,10 +614,111 @@ mod tests {
         let page = Page { title: "A <b> & c".into(), body: "<p>x</p>".into() };
         let html = wrap("{{ title }}|{{content}}|{{ root }}|{{ nope }}", &page, "a/b/c.md", "o/r", "abc");
         assert_eq!(html, "A &lt;b&gt; &amp; c|<p>x</p>|../../|{{nope}}");
-        // Single braces stay text, a third brace belongs to the name, `{{` without `}}` ends the filling.
-        let page = Page { title: "T".into(), body: String::new() };
-        let html = wrap("{ a}{{title}}{{{title}}}} {{ nope", &page, "a.md", "o/r", "abc");
-        assert_eq!(html, "{ a}T{{{title}}}} {{ nope");
-        assert_eq!(wrap("é{{title}}}{ {{ title }}", &page, "a.md", "o/r", "abc"), "éT}{ T");
+    }
+
+    #[test]
+    fn headings_with_an_anchor_become_section_headers() {
+        let cases = [
+            ("# <a id=\"figs-metaphor\"/>Metaphor", "<h1 id=\"figs-metaphor\" class=\"section-header\">Metaphor</h1>"),
+            (
+                "### <a id=\"translate-names\"/> How to Translate Names",
+                "<h3 id=\"translate-names\" class=\"section-header\">How to Translate Names</h3>",
+            ),
+            ("## <a id=\"exo-01\"></a>Exodus 1", "<h2 id=\"exo-01\" class=\"section-header\">Exodus 1</h2>"),
+            (
+                "#### <A ID='kept' name=x>Around</A> *text*",
+                "<h4 id=\"kept\" class=\"section-header\">Around <em>text</em></h4>",
+            ),
+            ("# <a id=\"a&amp;b\"/>Amp", "<h1 id=\"a&amp;b\" class=\"section-header\">Amp</h1>"),
+            (
+                "# <a id=\"one\"/><a id=\"two\"/>Both",
+                "<h1 id=\"one\" class=\"section-header\"><a id=\"two\"/>Both</h1>",
+            ),
+            ("Setext <a id=\"setext\"/>\n===", "<h1 id=\"setext\" class=\"section-header\">Setext</h1>"),
+            // Not section anchors: a link with an id, an anchor without one, an empty id.
+            ("# <a href=\"#x\" id=\"z\">Link</a>", "<h1 id=\"link\"><a href=\"#x\" id=\"z\">Link</a></h1>"),
+            ("# <a name=\"n\"/>Named", "<h1 id=\"named\"><a name=\"n\"/>Named</h1>"),
+            ("# <a id=\"\"/>Empty", "<h1 id=\"empty\"><a id=\"\"/>Empty</h1>"),
+            ("# <abbr id=\"ab\">Abbr</abbr>", "<h1 id=\"abbr\"><abbr id=\"ab\">Abbr</abbr></h1>"),
+            ("# Plain heading", "<h1 id=\"plain-heading\">Plain heading</h1>"),
+            // Outside a heading an anchor stays where it is.
+            ("<a id=\"para\"/>Text", "<p><a id=\"para\"/>Text</p>"),
+        ];
+        for (text, html) in cases {
+            let page = markdown(text, "a.md");
+            assert_eq!(page.body.trim_end(), html, "{text}");
+        }
+        let page = markdown("# <a id=\"intro\"/>Welcome\n\n## Intro\n", "a.md");
+        assert_eq!(page.title, "Welcome");
+        assert!(
+            page.body.contains("<h2 id=\"intro-1\">Intro</h2>"),
+            "a generated id does not repeat an anchor's: {}",
+            page.body
+        );
+    }
+
+    #[test]
+    fn tx_manager_templates_take_dollar_placeholders() {
+        let page = Page { title: "EN <TA>".into(), body: "<p>$title {{ title }}</p>".into() };
+        let fields = Fields { root: "../", path: "a/b.md", repo: "o/r", commit: "abc" };
+        let cases = [
+            (
+                "<title>$title</title><div id=\"content\">$content</div>",
+                "<title>EN &lt;TA&gt;</title><div id=\"content\"><p>$title {{ title }}</p></div>",
+            ),
+            (
+                "${title}|${content}|$root|${path}|$repo|$commit",
+                "EN &lt;TA&gt;|<p>$title {{ title }}</p>|../|a/b.md|o/r|abc",
+            ),
+            ("$$ $$title $title.", "$ $title EN &lt;TA&gt;."),
+            (
+                "$nope ${nope} $titles $title_x $Title $5 $ ${ title } ${title $é $",
+                "$nope ${nope} $titles $title_x $Title $5 $ ${ title } ${title $é $",
+            ),
+            ("no placeholders {{ nope }}", "no placeholders {{ nope }}"),
+            // A layout with a `{{ }}` placeholder is gitauto's: `$` is text.
+            ("{{ title }} costs $5, $title, $$", "EN &lt;TA&gt; costs $5, $title, $$"),
+        ];
+        for (layout, html) in cases {
+            assert_eq!(Template::parse(layout).fill(&page, &fields), html, "{layout}");
+        }
+        assert_eq!(wrap("<b>$title</b>", &page, "x.md", "o/r", "abc"), "<b>EN &lt;TA&gt;</b>");
+    }
+
+    #[test]
+    fn flat_sites_point_links_and_images_at_base_names() {
+        let site: HashMap<String, String> = [
+            ("exo/01/01.md", "01.html"),
+            ("exo/01/intro.md", "intro.html"),
+            ("media/my map.png", "my map.png"),
+            ("media/logo.png", "logo.png"),
+        ]
+        .map(|(path, target)| (path.to_owned(), target.to_owned()))
+        .into_iter()
+        .collect();
+        let text = "[a](./01.md) [b](../02/intro.md) [c](../../exo/01/01.md#x) [d](01.md?v=1#y) \
+                    [e](https://x.org/01.md) [f](#frag) [g](../../../out.md) [h](rc://en/ta/x) [i](/exo/01/01.md) \
+                    ![m](../../media/my%20map.png) ![l](../../media/logo.png \"Logo\")";
+        let page = markdown_with(text, "exo/01/intro.md", Links::Flat(&site));
+        for href in [
+            "href=\"01.html\"",
+            "href=\"../02/intro.md\"",
+            "href=\"01.html#x\"",
+            "href=\"01.html?v=1#y\"",
+            "href=\"https://x.org/01.md\"",
+            "href=\"#frag\"",
+            "href=\"../../../out.md\"",
+            "href=\"rc://en/ta/x\"",
+            "href=\"/exo/01/01.md\"",
+            "src=\"my%20map.png\"",
+            "src=\"logo.png\" alt=\"l\" title=\"Logo\"",
+        ] {
+            assert!(page.body.contains(href), "{href} in {}", page.body);
+        }
+        // Nested, images stay and `.md` links go to their `.html` alongside.
+        let nested = markdown("[b](../02/intro.md) ![l](../../media/logo.png)", "exo/01/intro.md");
+        assert!(
+            nested.body.contains("href=\"../02/intro.html\"") && nested.body.contains("src=\"../../media/logo.png\"")
+        );
     }
 }

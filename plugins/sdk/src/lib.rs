@@ -52,6 +52,7 @@ pub mod bindings {
     });
 }
 
+pub mod object_storage;
 pub mod rest;
 pub mod settings;
 

@@ -29,6 +29,10 @@ enum Probe {
         url: String,
         #[serde(default)]
         headers: Vec<(String, String)>,
+        /// `GET` unless given: `PUT`, `POST`, `DELETE`, `HEAD`.
+        method: Option<String>,
+        /// The request body, as text.
+        body: Option<String>,
     },
     GitOpen {
         path: String,
@@ -106,8 +110,16 @@ impl Plugin for ProbePlugin {
                     })
                 })
             }
-            Probe::Http { url, headers } => {
-                let request = Request { method: Method::Get, url, headers, body: None, timeout_ms: Some(5_000) };
+            Probe::Http { url, headers, method, body } => {
+                let method = match method.as_deref().unwrap_or("GET") {
+                    "PUT" => Method::Put,
+                    "POST" => Method::Post,
+                    "DELETE" => Method::Delete,
+                    "HEAD" => Method::Head,
+                    _ => Method::Get,
+                };
+                let body = body.map(String::into_bytes);
+                let request = Request { method, url, headers, body, timeout_ms: Some(5_000) };
                 gitauto_plugin::http::send(&request)
                     .map(|response| json!({"status": response.status, "body": String::from_utf8_lossy(&response.body)}))
                     .map_err(|err| err.message())

@@ -1,0 +1,321 @@
+//! Where a build's files go: a local directory or an S3 bucket (through the SDK's
+//! [`object_storage`]), behind the few operations the build lifecycle needs: read and
+//! write one file (logs, `project.json`), stage a site's pages, publish the staged site
+//! in place of the commit's previous one, and clean up after a build that ended early.
+//! Keys are `/`-separated paths under the output's root (`u/<owner>/<repo>/...`).
+
+use gitauto_plugin::Error;
+use gitauto_plugin::object_storage::{Addressing, Bucket, content_type};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The cache header of the files that change during a build (logs, `project.json`).
+const NO_CACHE: &str = "no-cache";
+
+/// A build's output.
+pub enum Output {
+    /// A directory on the host.
+    Local {
+        /// The directory (`output` or `output_dir`).
+        root: PathBuf,
+    },
+    /// A bucket (and prefix) reached through the http capability; the host signs.
+    S3 {
+        /// The bucket and prefix.
+        bucket: Bucket,
+        /// The `cache-control` header of the pages.
+        cache_control: Option<String>,
+    },
+}
+
+/// A site being built: pages go to a staging location until [`Output::publish`].
+pub struct Stage<'a> {
+    /// Where the site goes.
+    output: &'a Output,
+    /// The staging directory's or prefix's key.
+    key: String,
+    /// What was staged (S3: to copy into place).
+    written: HashSet<String>,
+    /// Paths staged already when a later run of a multi-part build wrote them again.
+    pub skipped: Vec<String>,
+}
+
+impl Output {
+    /// The output the settings name: `output` (a directory or `s3://bucket/prefix`, with
+    /// `endpoint` and `addressing`), or `output_dir`, its old name for a directory.
+    pub fn new(
+        output: Option<&str>,
+        output_dir: Option<&str>,
+        endpoint: Option<&str>,
+        addressing: Option<&str>,
+        cache_control: Option<&str>,
+    ) -> Result<Self, Error> {
+        let location = match (output, output_dir) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_settings("give `output` or its old name `output_dir`, not both"));
+            }
+            (None, None) => {
+                return Err(Error::invalid_settings("`output` is required: a directory, or s3://bucket/prefix"));
+            }
+            (None, Some(dir)) if dir.starts_with("s3://") => {
+                return Err(Error::invalid_settings("`output_dir` is a directory: write `output = \"s3://...\"`"));
+            }
+            (Some(location), None) | (None, Some(location)) => location,
+        };
+        if !location.starts_with("s3://") {
+            if let Some(key) = [("endpoint", endpoint), ("addressing", addressing)].iter().find(|(_, v)| v.is_some()) {
+                return Err(Error::invalid_settings(format!(
+                    "`{}` applies to an s3:// output, and `{location}` is a directory",
+                    key.0
+                )));
+            }
+            return Ok(Self::Local { root: PathBuf::from(location) });
+        }
+        let endpoint = endpoint.ok_or_else(|| {
+            Error::invalid_settings(format!(
+                "`endpoint` is required with the output `{location}` (e.g. https://s3.us-east-1.amazonaws.com)"
+            ))
+        })?;
+        let addressing = Addressing::parse(addressing.unwrap_or("path"))
+            .map_err(|why| Error::invalid_settings(format!("`addressing`: {why}")))?;
+        let bucket = Bucket::new(location, endpoint, addressing)
+            .map_err(|err| Error::invalid_settings(format!("`output`: {err}")))?;
+        Ok(Self::S3 { bucket, cache_control: cache_control.map(str::to_owned) })
+    }
+
+    /// Where `key` is, for people: a path, or `s3://bucket/key`.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            Self::Local { root } => root.join(key).display().to_string(),
+            Self::S3 { bucket, .. } => bucket.location(key),
+        }
+    }
+
+    /// The bucket's name (tx-manager's `cdn_bucket`), for an S3 output.
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            Self::Local { .. } => None,
+            Self::S3 { bucket, .. } => Some(bucket.name()),
+        }
+    }
+
+    /// `key`'s key in the bucket (tx-manager's `cdn_file`), for an S3 output.
+    pub fn bucket_key(&self, key: &str) -> Option<String> {
+        match self {
+            Self::Local { .. } => None,
+            Self::S3 { bucket, .. } => Some(bucket.full_key(key)),
+        }
+    }
+
+    /// The file at `key`, if there is one.
+    pub fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            Self::Local { root } => match std::fs::read(root.join(key)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(format!("reading {}: {err}", root.join(key).display())),
+            },
+            Self::S3 { bucket, .. } => bucket.get(key).map_err(|err| err.to_string()),
+        }
+    }
+
+    /// Writes `bytes` at `key` so that a reader sees the old file or the new one, never
+    /// a part (locally: a temporary file renamed over it; S3 replaces objects whole).
+    pub fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+        match self {
+            Self::Local { root } => {
+                let path = root.join(key);
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let temporary = path.with_file_name(format!(".{name}.writing"));
+                crate::write(&temporary, &bytes)
+                    .and_then(|()| std::fs::rename(&temporary, &path))
+                    .map_err(|err| format!("writing {}: {err}", path.display()))
+            }
+            Self::S3 { bucket, .. } => {
+                bucket.put(key, bytes, content_type(key), Some(NO_CACHE)).map_err(|err| err.to_string())
+            }
+        }
+    }
+
+    /// A fresh staging location for the site at `key` (what an earlier build left there
+    /// is removed first).
+    pub fn stage(&self, key: &str) -> Result<Stage<'_>, String> {
+        let stage = Stage { output: self, key: staging_key(key), written: HashSet::new(), skipped: Vec::new() };
+        self.clear(&stage.key)?;
+        Ok(stage)
+    }
+
+    /// Puts the staged site in place of the site at `key`, keeping `log` (the running
+    /// build's log, `build_log.json`) readable throughout, and removes what the previous
+    /// site had that this one has not. Locally the staged directory is renamed into
+    /// place (the old one moved aside, then removed); on S3 each staged object is copied
+    /// into place, then the stale objects and the staged ones are deleted.
+    pub fn publish(&self, stage: Stage<'_>, key: &str, log: &[u8]) -> Result<(), String> {
+        match self {
+            Self::Local { root } => {
+                let (live, staged, old) = (root.join(key), root.join(&stage.key), root.join(old_key(key)));
+                crate::write(&staged.join(LOG), log).map_err(|err| format!("writing {}: {err}", staged.display()))?;
+                remove_dir(&old)?;
+                match std::fs::rename(&live, &old) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(format!("moving {} aside: {err}", live.display())),
+                }
+                if let Err(err) = std::fs::rename(&staged, &live) {
+                    // Put the previous site back: a failed build leaves it as it was.
+                    let _ = std::fs::rename(&old, &live);
+                    return Err(format!("moving {} to {}: {err}", staged.display(), live.display()));
+                }
+                remove_dir(&old)
+            }
+            Self::S3 { bucket, .. } => {
+                let fail = |err: gitauto_plugin::object_storage::StorageError| err.to_string();
+                for path in &stage.written {
+                    bucket.copy(&format!("{}/{path}", stage.key), &format!("{key}/{path}")).map_err(fail)?;
+                }
+                for object in bucket.list(&format!("{key}/")).map_err(fail)? {
+                    let path = object.key.strip_prefix(&format!("{key}/")).unwrap_or(&object.key).to_owned();
+                    if path != LOG && !stage.written.contains(&path) {
+                        bucket.delete(&object.key).map_err(fail)?;
+                    }
+                }
+                self.clear(&stage.key)
+            }
+        }
+    }
+
+    /// Removes a staged site that will not be published.
+    pub fn discard(&self, stage: Stage<'_>) -> Result<(), String> {
+        self.clear(&stage.key)
+    }
+
+    /// After a build of the site at `key` ended abnormally: puts back a previous site
+    /// that a swap had moved aside (locally), and removes the staged pages. Returns what
+    /// it did, for the log.
+    pub fn recover(&self, key: &str) -> Result<Vec<String>, String> {
+        let mut done = Vec::new();
+        if let Self::Local { root } = self {
+            let (live, old) = (root.join(key), root.join(old_key(key)));
+            if old.is_dir() {
+                if live.exists() {
+                    remove_dir(&old)?;
+                } else {
+                    std::fs::rename(&old, &live).map_err(|err| format!("restoring {}: {err}", live.display()))?;
+                    done.push(format!("Restored the previous site from {}", old.display()));
+                }
+            }
+        }
+        self.clear(&staging_key(key))?;
+        Ok(done)
+    }
+
+    /// Removes everything under `key` (a directory, or a prefix).
+    fn clear(&self, key: &str) -> Result<(), String> {
+        match self {
+            Self::Local { root } => remove_dir(&root.join(key)),
+            Self::S3 { bucket, .. } => {
+                let objects = bucket.list(&format!("{key}/")).map_err(|err| err.to_string())?;
+                for object in objects {
+                    bucket.delete(&object.key).map_err(|err| err.to_string())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Stage<'_> {
+    /// Stages the file `path` (relative to the site): a page, a copied file, the index.
+    /// The first file staged at a path is kept (a later part of a flat multi-part build
+    /// may name it again): the later one is noted in `skipped`.
+    pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        if self.written.contains(path) {
+            self.skipped.push(path.to_owned());
+            return Ok(());
+        }
+        let key = format!("{}/{path}", self.key);
+        match self.output {
+            Output::Local { root } => crate::write(&root.join(&key), bytes).map_err(|err| err.to_string())?,
+            Output::S3 { bucket, cache_control } => bucket
+                .put(&key, bytes.to_vec(), content_type(path), cache_control.as_deref())
+                .map_err(|err| err.to_string())?,
+        }
+        self.written.insert(path.to_owned());
+        Ok(())
+    }
+}
+
+/// A build log's file name.
+pub const LOG: &str = "build_log.json";
+
+/// `u/acme/site/.0123456789.staging` for `u/acme/site/0123456789`: next to the site,
+/// outside its prefix.
+fn staging_key(key: &str) -> String {
+    sibling(key, "staging")
+}
+
+/// Where a local swap moves the previous site while the new one takes its place.
+fn old_key(key: &str) -> String {
+    sibling(key, "old")
+}
+
+fn sibling(key: &str, what: &str) -> String {
+    match key.rsplit_once('/') {
+        Some((parent, name)) => format!("{parent}/.{name}.{what}"),
+        None => format!(".{key}.{what}"),
+    }
+}
+
+fn remove_dir(path: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(format!("removing {}: {err}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<Output, Error>) -> String {
+        match result {
+            Err(Error::InvalidSettings(message)) => message,
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn settings_choose_the_output() {
+        let local = Output::new(None, Some("/srv/www"), None, None, None).unwrap();
+        assert_eq!(local.describe("u/a/b"), "/srv/www/u/a/b");
+        assert_eq!(local.bucket(), None);
+        let s3 = Output::new(Some("s3://cdn/site"), None, Some("http://127.0.0.1:9000"), Some("path"), None).unwrap();
+        assert_eq!(s3.describe("u/a/b"), "s3://cdn/site/u/a/b");
+        assert_eq!((s3.bucket(), s3.bucket_key("u/a/")), (Some("cdn"), Some("site/u/a/".to_owned())));
+        let refused = [
+            (Output::new(Some("/a"), Some("/b"), None, None, None), "not both"),
+            (Output::new(None, None, None, None, None), "`output` is required"),
+            (Output::new(None, Some("s3://cdn"), Some("https://x"), None, None), "write `output = \"s3://...\"`"),
+            (Output::new(Some("s3://cdn"), None, None, None, None), "`endpoint` is required"),
+            (Output::new(Some("/a"), None, Some("https://x"), None, None), "`endpoint` applies to an s3:// output"),
+            (
+                Output::new(Some("s3://cdn"), None, Some("https://x"), Some("dns"), None),
+                "`addressing`: addressing `dns`",
+            ),
+            (Output::new(Some("s3://a b"), None, Some("https://x"), None, None), "`output`: `s3://a b`"),
+        ];
+        for (result, want) in refused {
+            let message = message(result);
+            assert!(message.contains(want), "{message}");
+        }
+    }
+
+    #[test]
+    fn staging_sits_next_to_the_site() {
+        assert_eq!(staging_key("u/acme/site/0123456789"), "u/acme/site/.0123456789.staging");
+        assert_eq!(old_key("u/group/sub/site/0123456789"), "u/group/sub/site/.0123456789.old");
+        assert_eq!(staging_key("c"), ".c.staging");
+    }
+}
