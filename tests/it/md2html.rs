@@ -885,3 +885,40 @@ async fn a_trap_publishing_to_s3_leaves_the_previous_site_and_a_failed_log() {
     assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
     daemon.stop().await;
 }
+
+/// `s3_config` with a rule that retries once, at once.
+fn retrying(config: &str) -> String {
+    config.replacen("on = \"push\"\n", "on = \"push\"\nretries = 1\nretry_backoff = \"0s\"\n", 1)
+}
+
+#[tokio::test]
+async fn a_busy_server_makes_the_build_retry_not_fail() {
+    let server = S3Server::start(&["cdn"]).await;
+    let proxy = HoldingProxy::start(&server.endpoint()).await;
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(&[("a.md", b"# A\n"), ("b.md", b"# B\n")], "content");
+    repo.push("main");
+    let grant = signed(&proxy.host, None);
+    let config = retrying(&s3_config(root.path(), &proxy.url(""), &grant, "", "memory = \"256MiB\""));
+    let daemon = TestDaemon::start(&config).await;
+    // S3's answer when it wants fewer requests: the staged page's upload fails once.
+    let slow_down = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    proxy.refuse("PUT", ".staging/b.html", 503, slow_down);
+    let (job, _) = push_main(&daemon, &format!("file://{}", repo.origin.display()), &after).await;
+    let finished = daemon.finished_job(&job).await;
+    assert!(proxy.refused().is_some_and(|path| path.ends_with("/b.html")), "{:?}", proxy.refused());
+    assert_eq!(
+        (finished["state"].as_str(), finished["attempts"].as_i64()),
+        (Some("succeeded"), Some(2)),
+        "{finished:#}"
+    );
+    let prefix = format!("site/u/acme/site/{}/", &after[..10]);
+    let names: Vec<String> = objects(&server, &prefix).into_iter().map(|(path, _)| path).collect();
+    assert_eq!(names, ["a.html", "b.html", "build_log.json", "index.html"]);
+    let log: Value =
+        serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
+    assert_eq!(log["status"], "success");
+    daemon.stop().await;
+}

@@ -191,7 +191,7 @@ impl Job<'_> {
                 let bytes = part_log.to_json();
                 self.output
                     .write(&self.target.part_log_key(part.index), bytes)
-                    .map_err(|err| Error::failed(format!("writing part {}'s log: {err}", part.index)))?;
+                    .map_err(|err| err.context(&format!("writing part {}'s log", part.index)))?;
                 part_logs.push(part_log);
             }
             // The whole build's messages hold every part's, so its status is the worst.
@@ -236,18 +236,30 @@ impl Job<'_> {
             None => render::DEFAULT_LAYOUT.to_owned(),
         };
         let site_name = event.repository.full_name.clone();
-        let mut stage =
-            self.output.stage(&target.commit_key).map_err(|err| Error::failed(format!("staging: {err}")))?;
+        let mut stage = self.output.stage(&target.commit_key).map_err(|err| err.context("staging"))?;
         let books = if settings.multipart { books(&repo, &target.commit, settings)? } else { Vec::new() };
         let mut all = Build::new(&target.short, Scope::Outside(books.clone()));
+        let mut converted = Ok(());
         // The parts first, so that the last run, of what no part takes, indexes every page.
         for (index, book) in books.into_iter().enumerate() {
             let mut build = Build::new(&target.short, Scope::Under(book.clone()));
-            convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut build);
+            converted = convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut build);
             all.absorb(&build);
             parts.push(Part { index, book, build });
+            if converted.is_err() {
+                break;
+            }
         }
-        convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut all);
+        if converted.is_ok() {
+            converted = convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut all);
+        }
+        if let Err(err) = converted {
+            // A write that failed ends the build: the staged site is incomplete.
+            if let Err(cleanup) = self.output.discard(stage) {
+                log.warnings.push(format!("Cannot remove the staged pages: {cleanup}"));
+            }
+            return Err(err);
+        }
         for path in std::mem::take(&mut stage.skipped) {
             all.warnings.push(format!("Skipped a second {path} from a later part: the first one written is kept"));
         }
@@ -262,7 +274,7 @@ impl Job<'_> {
         } else {
             self.output.discard(stage)
         };
-        staged.map_err(|err| Error::failed(format!("publishing {}: {err}", self.output.describe(&target.commit_key))))
+        staged.map_err(|err| err.context(&format!("publishing {}", self.output.describe(&target.commit_key))))
     }
 
     /// What an `on_error` handler does: the build's log (kept from its `started` log when
@@ -270,7 +282,7 @@ impl Job<'_> {
     fn record_abnormal_end(&self, reason: &str) -> Result<Outcome, Error> {
         let now = rfc3339(SystemTime::now());
         let where_ = self.output.describe(&self.target.log_key());
-        let recovered = self.output.recover(&self.target.commit_key).map_err(Error::failed)?;
+        let recovered = self.output.recover(&self.target.commit_key).map_err(|err| err.context("cleaning up"))?;
         let mut log = self.started_log(&now);
         let earlier: Option<Value> = self
             .output
@@ -318,15 +330,15 @@ impl Job<'_> {
     }
 
     fn write_log(&self, log: &BuildLog) -> Result<(), Error> {
-        self.output.write(&self.target.log_key(), log.to_json()).map_err(Error::failed)
+        self.output.write(&self.target.log_key(), log.to_json()).map_err(|err| err.context("writing the build log"))
     }
 
     /// Adds (or replaces) this build in the repository's `project.json`.
     fn update_project(&self, log: &BuildLog) -> Result<(), Error> {
         let key = format!("{}/project.json", self.target.site_key);
-        let current = self.output.read(&key).map_err(Error::failed)?;
+        let current = self.output.read(&key).map_err(|err| err.context("reading project.json"))?;
         let bytes = build_log::project(current.as_deref(), self.event, log);
-        self.output.write(&key, bytes).map_err(Error::failed)
+        self.output.write(&key, bytes).map_err(|err| err.context("writing project.json"))
     }
 
     /// POSTs tx-manager's result to `callback`: one per part of a multi-part build.
@@ -369,16 +381,26 @@ fn checkout(event: &Event, settings: &Settings) -> Result<Repository, Error> {
         format!("{}/{}/{}", settings.repodir.trim_end_matches('/'), event.repository.owner, event.repository.name);
     let repo = match Repository::open(&path) {
         Ok(repo) => {
-            repo.fetch("origin")?;
+            repo.fetch("origin").map_err(network)?;
             repo
         }
         Err(GitError::NotFound(_)) => {
             log::info(&format!("cloning {} into {path}", event.repository.clone_url));
-            Repository::clone(&event.repository.clone_url, &path, None)?
+            Repository::clone(&event.repository.clone_url, &path, None).map_err(network)?
         }
         Err(err) => return Err(err.into()),
     };
     Ok(repo)
+}
+
+/// A fetch or clone that git itself failed (`GitError::Failed`: the remote did not
+/// answer, the connection dropped) is worth a retry; a refusal or a missing repository
+/// is not.
+fn network(err: GitError) -> Error {
+    match err {
+        GitError::Failed(_) => Error::transient(format!("git: {}", err.message())),
+        other => other.into(),
+    }
 }
 
 /// Which of the commit's files a conversion run takes.
@@ -436,7 +458,8 @@ impl Build {
 }
 
 /// Reads the commit's tree (the files in the build's scope), renders its Markdown and
-/// copies the rest to the staging location.
+/// copies the rest to the staging location. What is wrong with a file is in `build`; an
+/// error is a write to the staging location that failed, which ends the build.
 fn convert(
     repo: &Repository,
     commit: &str,
@@ -444,13 +467,13 @@ fn convert(
     (page_layout, repo_name): (&str, &str),
     out: &mut Stage<'_>,
     build: &mut Build,
-) {
+) -> Result<(), Error> {
     let read_started = Instant::now();
     let entries = match repo.tree(commit) {
         Ok(entries) => entries,
         Err(err) => {
             build.errors.push(format!("Cannot read commit {commit}: {}", err.message()));
-            return;
+            return Ok(());
         }
     };
     let excluded = |path: &str| {
@@ -514,22 +537,14 @@ fn convert(
     build.timings.render_ms = ms(render_started);
     let write_started = Instant::now();
     for (path, html_path, title, html) in pages {
-        match out.write(&html_path, html.as_bytes()) {
-            Ok(()) => {
-                build.log.push(format!("Converted {path} to {html_path}."));
-                build.pages.push((html_path, title));
-            }
-            Err(err) => build.errors.push(format!("Cannot write {html_path}: {err}")),
-        }
+        out.write(&html_path, html.as_bytes()).map_err(|err| err.context(&format!("staging {html_path}")))?;
+        build.log.push(format!("Converted {path} to {html_path}."));
+        build.pages.push((html_path, title));
     }
     for path in others {
         let copy = target(path);
         match repo.read_file(commit, path) {
-            Ok(bytes) => {
-                if let Err(err) = out.write(&copy, &bytes) {
-                    build.warnings.push(format!("Cannot copy {path}: {err}"));
-                }
-            }
+            Ok(bytes) => out.write(&copy, &bytes).map_err(|err| err.context(&format!("staging {copy}")))?,
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
         }
     }
@@ -545,11 +560,10 @@ fn convert(
         let index = render::index(&build.pages, repo_name);
         let html = template
             .fill(&index, &render::Fields { root: "", path: "index.md", repo: repo_name, commit: &build.short });
-        if let Err(err) = out.write("index.html", html.as_bytes()) {
-            build.errors.push(format!("Cannot write index.html: {err}"));
-        }
+        out.write("index.html", html.as_bytes()).map_err(|err| err.context("staging index.html"))?;
     }
     build.timings.write_ms = ms(write_started);
+    Ok(())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
