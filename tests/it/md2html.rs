@@ -482,6 +482,7 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
     assert_eq!(top["multiple"], true);
     assert_eq!(top["status"], "warnings", "the worst part's status");
     assert_eq!(top["resource_type"], "tn");
+    assert_eq!(top["callback"], receiver.url.as_str(), "the public log names only the callback's origin");
     let job_id = top["job_id"].as_str().unwrap();
     let parts = top["build_logs"].as_array().unwrap();
     assert_eq!(parts.len(), 2);

@@ -119,12 +119,7 @@ impl Plugin for Md2Html {
         let Some(commit) = event.after.clone().filter(|c| !c.chars().all(|c| c == '0')) else {
             return Ok(Outcome::skipped(format!("branch `{branch}` was deleted")));
         };
-        let (owner, name) = (&event.repository.owner, &event.repository.name);
-        for part in owner.split('/').chain([name.as_str()]) {
-            if part.is_empty() || part == "." || part == ".." || part.contains(['\\', '\0']) {
-                return Err(Error::failed(format!("repository name `{owner}/{name}` cannot name a directory")));
-            }
-        }
+        check_names(&event.repository.owner, &event.repository.name, &commit).map_err(Error::failed)?;
         let output = Output::new(
             settings.output.as_deref(),
             settings.output_dir.as_deref(),
@@ -367,6 +362,7 @@ fn books(repo: &Repository, commit: &str, settings: &Settings) -> Result<Vec<Str
         let excluded = settings.exclude.iter().any(|e| e.eq_ignore_ascii_case(name));
         if let Some((top, _)) = entry.path.split_once('/')
             && !excluded
+            && safe_path(&entry.path)
             && entry.path.to_lowercase().ends_with(".md")
         {
             books.insert(top.to_owned());
@@ -401,6 +397,26 @@ fn network(err: GitError) -> Error {
         GitError::Failed(_) => Error::transient(format!("git: {}", err.message())),
         other => other.into(),
     }
+}
+
+/// Refuses payload values that become paths and keys: an owner (GitLab's groups may
+/// hold `/`) or a name (no `/`) with an empty, `.` or `..` segment, and a commit that is
+/// not a hex commit id (its first 10 characters name the site's directory).
+fn check_names(owner: &str, name: &str, commit: &str) -> Result<(), String> {
+    let bad = |part: &str| part.is_empty() || part == "." || part == ".." || part.contains(['\\', '\0']);
+    if owner.split('/').any(bad) || bad(name) || name.contains('/') {
+        return Err(format!("repository name `{owner}/{name}` cannot name a directory"));
+    }
+    if !matches!(commit.len(), 40 | 64) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("`after` = `{commit}` is not a commit id (40 or 64 hex digits)"));
+    }
+    Ok(())
+}
+
+/// Whether a path of the commit's tree stays inside the site: no empty, `.` or `..`
+/// segment (git refuses them, but a crafted tree can hold them).
+fn safe_path(path: &str) -> bool {
+    path.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'))
 }
 
 /// Which of the commit's files a conversion run takes.
@@ -487,6 +503,10 @@ fn convert(
     let mut placed = Vec::new();
     for entry in &entries {
         if excluded(&entry.path) || !build.scope.contains(&entry.path) {
+            continue;
+        }
+        if !safe_path(&entry.path) {
+            build.warnings.push(format!("Skipped {:?}: a path with an empty, `.` or `..` segment", entry.path));
             continue;
         }
         let wanted =
@@ -611,6 +631,25 @@ mod tests {
         for (scope, want) in cases {
             let got: Vec<bool> = paths.iter().map(|path| scope.contains(path)).collect();
             assert_eq!(got, want.to_vec(), "{scope:?}");
+        }
+    }
+
+    #[test]
+    fn names_and_paths_that_would_leave_the_output_are_refused() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(check_names("acme", "site", commit), Ok(()));
+        assert_eq!(check_names("group/sub", "site", &"ab".repeat(32)), Ok(()));
+        for (owner, name) in [("x", "x/../.."), ("x", ".."), ("..", "x"), ("a//b", "x"), ("a", "b\\c"), ("", "x")] {
+            let err = check_names(owner, name, commit).unwrap_err();
+            assert!(err.contains("cannot name a directory"), "{owner}/{name}: {err}");
+        }
+        for commit in ["../../etc/passwd/0123456789abcdef0123456789abcd", "0123456789", &"g".repeat(40)] {
+            let err = check_names("acme", "site", commit).unwrap_err();
+            assert!(err.contains("is not a commit id"), "{commit}: {err}");
+        }
+        assert!(safe_path("docs/a.md") && safe_path(".well-known/x"));
+        for path in ["..", ".", "a/../b", "a//b", "../x.md", "a/.", "a\\..\\b"] {
+            assert!(!safe_path(path), "{path}");
         }
     }
 
