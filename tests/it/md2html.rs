@@ -442,7 +442,12 @@ async fn a_trap_mid_build_leaves_the_previous_site_and_a_failed_log() {
     assert_eq!(log["started_at"], started["started_at"]);
     assert!(log["ended_at"].as_str().is_some());
     assert_eq!(site_files(&commit_dir), previous, "the previous site is untouched");
-    assert!(!site.join(format!(".{}.staging", &after[..10])).exists(), "the handler removed the staged pages");
+    let staging: Vec<String> = std::fs::read_dir(&site)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".staging"))
+        .collect();
+    assert!(staging.is_empty(), "the handler removed the staged pages: {staging:?}");
     assert_eq!(json(&site.join("project.json"))["commits"][0]["status"], "failed");
     daemon.stop().await;
 }
@@ -921,5 +926,103 @@ async fn a_busy_server_makes_the_build_retry_not_fail() {
     let log: Value =
         serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
     assert_eq!(log["status"], "success");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_build_whose_log_a_newer_build_took_publishes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let Built { after, _git, origin, clone_url, hosts, commit_dir, previous, .. } =
+        built_once(root.path(), &[("a.md", b"# A\n"), ("docs/b.md", b"# B\n")]).await;
+    let layout = root.path().join("layout/page.html");
+    std::fs::write(&layout, "<html><main class=\"v2\">{{ content }}</main></html>").unwrap();
+    let with = format!(", template = \"{}\"", layout.display());
+    let daemon = TestDaemon::start(&lifecycle_config(root.path(), &with, "memory = \"256MiB\"", &hosts)).await;
+    origin.hold("GET", "/site.git/info/refs");
+    let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
+    origin.held().await;
+    let log_path = commit_dir.join("build_log.json");
+    let mut newer = started_log(&log_path, &job_id(&delivery, &after)).await;
+    // A newer build of the commit starts while this one fetches: its log is the live one.
+    newer["job_id"] = "newer-build".into();
+    std::fs::write(&log_path, serde_json::to_vec(&newer).unwrap()).unwrap();
+    origin.release();
+
+    let finished = daemon.finished_job(&job).await;
+    let summary = finished["steps"][0]["summary"].as_str().unwrap();
+    assert!(summary.contains("superseded") && summary.contains("newer-build"), "{finished:#}");
+    assert_eq!(json(&log_path)["job_id"], "newer-build", "the newer build's log is kept");
+    assert_eq!(site_files(&commit_dir), previous, "nothing published over the newer build's site");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_swap_cut_short_is_undone_before_the_next_build() {
+    let root = tempfile::tempdir().unwrap();
+    let site = dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(&[("a.md", b"# A\n")], "content");
+    repo.push("main");
+    // A swap stopped between its renames: the previous site aside, none in place.
+    let (live, old) = (site.join(&after[..10]), site.join(format!(".{}.old", &after[..10])));
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("a.html"), "previous").unwrap();
+    // A build that publishes nothing (no Markdown to convert) must not lose it.
+    let daemon = daemon(root.path(), ", convert_only = [\"none.md\"]").await;
+    let job = push(&daemon, &repo, "main", &after).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert_eq!(read(&live.join("a.html")), "previous", "the previous site is back in place");
+    assert!(!old.exists());
+    let log = json(&live.join("build_log.json"));
+    let restored = format!("Restored the previous site from {}", old.display());
+    assert!(strings(&log["log"]).contains(&restored.as_str()), "{log:#}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_copy_into_place_cut_short_is_finished_by_the_handler() {
+    let server = S3Server::start(&["cdn"]).await;
+    let proxy = HoldingProxy::start(&server.endpoint()).await;
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(&[("a.md", b"# A\n"), ("docs/c.md", b"# C\n")], "content");
+    repo.push("main");
+    let clone_url = format!("file://{}", repo.origin.display());
+    let (grant, endpoint) = (signed(&proxy.host, None), proxy.url(""));
+    let first = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, "", "memory = \"256MiB\"")).await;
+    let (job, _) = push_main(&first, &clone_url, &after).await;
+    assert_eq!(first.finished_job(&job).await["state"], "succeeded");
+    first.stop().await;
+    let prefix = format!("site/u/acme/site/{}/", &after[..10]);
+    let names =
+        |server: &S3Server| -> Vec<String> { objects(server, &prefix).into_iter().map(|(path, _)| path).collect() };
+    assert_eq!(names(&server), ["a.html", "build_log.json", "docs/c.html", "index.html"]);
+
+    // The flat layout moves docs/c.html to c.html; the copy of c.html into place is
+    // refused after a.html's went through: the live prefix is half old, half new.
+    let with = ", layout = \"flat\"";
+    let daemon = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, with, "memory = \"256MiB\"")).await;
+    let denied = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    proxy.refuse("PUT", &format!("{prefix}c.html"), 403, denied);
+    let (job, _) = push_main(&daemon, &clone_url, &after).await;
+    let finished = daemon.finished_job(&job).await;
+    assert!(proxy.refused().is_some(), "the copy was refused");
+    assert_eq!(finished["state"], "failed", "{finished:#}");
+    let steps = finished["steps"].as_array().unwrap();
+    assert!(steps[0]["summary"].as_str().unwrap().contains("AccessDenied"), "{finished:#}");
+    assert!(steps.iter().any(|step| step["status"] == "success"), "the on_error handler ran: {finished:#}");
+    // The staged site was complete: the handler finished its copy and removed the stale page.
+    assert_eq!(names(&server), ["a.html", "build_log.json", "c.html", "index.html"]);
+    let index = String::from_utf8(server.object("cdn", &format!("{prefix}index.html")).unwrap()).unwrap();
+    assert!(index.contains("c.html") && !index.contains("docs/c.html"), "{index}");
+    assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
+    let log: Value =
+        serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
+    assert_eq!(log["status"], "failed");
+    assert!(
+        strings(&log["log"]).iter().any(|line| line.starts_with("Finished publishing the complete staged site")),
+        "{log:#}"
+    );
     daemon.stop().await;
 }

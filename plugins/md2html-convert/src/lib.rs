@@ -156,10 +156,32 @@ impl Job<'_> {
     /// place of the commit's previous site, `project.json`, and the final log last.
     fn run(&self) -> Result<Outcome, Error> {
         let mut log = self.started_log(&rfc3339(SystemTime::now()));
+        // What an interrupted build of this commit left is put right first: locally before
+        // the log is written into the site's directory (a swap cut short left none), on
+        // S3 after the `started` log, so that readers see the build from its first request.
+        let repair = || self.output.repair(&self.target.commit_key).map_err(|err| err.context("repairing"));
+        let local = matches!(self.output, Output::Local { .. });
+        if local {
+            log.log.extend(repair()?);
+        }
         self.write_log(&log)?;
+        if !local {
+            log.log.extend(repair()?);
+        }
         self.update_project(&log)?;
         let mut parts = Vec::new();
         let ended = self.build(&mut log, &mut parts);
+        if let Ok(Some(owner)) = &ended {
+            let line = format!(
+                "build {} of {} is superseded: build {owner}'s log is in {}; nothing published",
+                self.target.job_id,
+                self.target.short,
+                self.output.describe(&self.target.log_key()),
+            );
+            log::warn(&line);
+            return Ok(Outcome::skipped(line));
+        }
+        let ended = ended.map(|_| ());
         let now = rfc3339(SystemTime::now());
         if let Err(err) = &ended {
             log.end_abnormally(&error_text(err), &now);
@@ -216,8 +238,10 @@ impl Job<'_> {
     }
 
     /// Makes the pages and publishes them; what goes wrong with the pages is in `log`, an
-    /// error is what ended the build early.
-    fn build(&self, log: &mut BuildLog, parts: &mut Vec<Part>) -> Result<(), Error> {
+    /// error is what ended the build early. `Some(job)` when another build (`job`) has
+    /// written the commit's log since this one started: it owns the site, and nothing
+    /// is published.
+    fn build(&self, log: &mut BuildLog, parts: &mut Vec<Part>) -> Result<Option<String>, Error> {
         let (event, settings, target) = (self.event, self.settings, self.target);
         let repo = checkout(event, settings)?;
         let page_layout = match &settings.template {
@@ -225,13 +249,13 @@ impl Job<'_> {
                 Ok(text) => text,
                 Err(err) => {
                     log.errors.push(format!("Cannot read the template {path}: {err}"));
-                    return Ok(());
+                    return Ok(None);
                 }
             },
             None => render::DEFAULT_LAYOUT.to_owned(),
         };
         let site_name = event.repository.full_name.clone();
-        let mut stage = self.output.stage(&target.commit_key).map_err(|err| err.context("staging"))?;
+        let mut stage = self.output.stage(&target.commit_key, &target.job_id).map_err(|err| err.context("staging"))?;
         let books = if settings.multipart { books(&repo, &target.commit, settings)? } else { Vec::new() };
         let mut all = Build::new(&target.short, Scope::Outside(books.clone()));
         let mut converted = Ok(());
@@ -263,13 +287,28 @@ impl Job<'_> {
         log.errors.append(&mut all.errors);
         log.pages = all.pages.iter().map(|(path, _)| path.clone()).collect();
         log.timings = all.timings;
+        if let Some(owner) = self.log_owner()? {
+            self.output.discard(stage).map_err(|err| err.context("removing the staged pages"))?;
+            return Ok(Some(owner));
+        }
         let staged = if log.errors.is_empty() {
             // Readers keep seeing `started` until the final log replaces it.
             self.output.publish(stage, &target.commit_key, &log.to_json())
         } else {
             self.output.discard(stage)
         };
-        staged.map_err(|err| err.context(&format!("publishing {}", self.output.describe(&target.commit_key))))
+        staged.map_err(|err| err.context(&format!("publishing {}", self.output.describe(&target.commit_key))))?;
+        Ok(None)
+    }
+
+    /// The job id in the commit's live `build_log.json` when it is another build's
+    /// (a newer build of the commit started since), else `None`.
+    fn log_owner(&self) -> Result<Option<String>, Error> {
+        let bytes = self.output.read(&self.target.log_key()).map_err(|err| err.context("reading the build log"))?;
+        let job = bytes
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|log| log["job_id"].as_str().map(str::to_owned));
+        Ok(job.filter(|job| *job != self.target.job_id))
     }
 
     /// What an `on_error` handler does: the build's log (kept from its `started` log when
@@ -277,20 +316,48 @@ impl Job<'_> {
     fn record_abnormal_end(&self, reason: &str) -> Result<Outcome, Error> {
         let now = rfc3339(SystemTime::now());
         let where_ = self.output.describe(&self.target.log_key());
-        let recovered = self.output.recover(&self.target.commit_key).map_err(|err| err.context("cleaning up"))?;
+        // The failed log is written whatever the clean-up does; its problems are warnings.
+        let mut problems = Vec::new();
+        let recovered = self.output.recover(&self.target.commit_key, &self.target.job_id).unwrap_or_else(|err| {
+            problems.push(format!("Cannot clean up after the build: {err}"));
+            Vec::new()
+        });
         let mut log = self.started_log(&now);
         let earlier: Option<Value> = self
             .output
             .read(&self.target.log_key())
-            .ok()
-            .flatten()
+            .unwrap_or_else(|err| {
+                problems.push(format!("Cannot read the build log: {err}"));
+                None
+            })
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        if let Some(earlier) = earlier.filter(|earlier| earlier["job_id"] == self.target.job_id.as_str()) {
+        if let Some(owner) = earlier.as_ref().and_then(|earlier| earlier["job_id"].as_str())
+            && owner != self.target.job_id
+        {
+            // A newer build of the commit owns the log (and the site): not overwritten.
+            let line = format!(
+                "build {owner} owns {where_} now: the abnormal end of build {} is not recorded there",
+                self.target.job_id
+            );
+            log::warn(&line);
+            return Ok(Outcome::success(line));
+        }
+        if let Some(mut earlier) = earlier.filter(|earlier| earlier["job_id"] == self.target.job_id.as_str()) {
             if earlier["status"] != "started" {
-                return Ok(Outcome::success(format!(
-                    "the build already recorded its end ({}) in {where_}",
-                    earlier["status"].as_str().unwrap_or("?")
-                )));
+                let ended = earlier["status"].as_str().unwrap_or("?").to_owned();
+                if !recovered.is_empty() || !problems.is_empty() {
+                    // What the clean-up did (e.g. finished a copy cut short) joins that log.
+                    for (key, lines) in [("log", recovered), ("warnings", problems)] {
+                        if let Some(list) = earlier[key].as_array_mut() {
+                            list.extend(lines.into_iter().map(Value::from));
+                        }
+                    }
+                    let bytes = serde_json::to_vec_pretty(&earlier).expect("a build log is plain data");
+                    self.output
+                        .write(&self.target.log_key(), bytes)
+                        .map_err(|err| err.context("writing the build log"))?;
+                }
+                return Ok(Outcome::success(format!("the build already recorded its end ({ended}) in {where_}")));
             }
             let text = |key: &str| earlier[key].as_str().map(str::to_owned);
             log.created_at = text("created_at").unwrap_or(log.created_at);
@@ -300,6 +367,7 @@ impl Job<'_> {
             }
         }
         log.log.extend(recovered);
+        log.warnings.extend(problems);
         log.end_abnormally(reason, &now);
         self.update_project(&log)?;
         self.write_log(&log)?;

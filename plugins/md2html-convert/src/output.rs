@@ -76,7 +76,7 @@ pub struct Stage<'a> {
     output: &'a Output,
     /// The staging directory's or prefix's key.
     key: String,
-    /// What was staged (S3: to copy into place).
+    /// What was staged, so that a path is staged once.
     written: HashSet<String>,
     /// Paths staged already when a later run of a multi-part build wrote them again.
     pub skipped: Vec<String>,
@@ -177,12 +177,45 @@ impl Output {
         }
     }
 
-    /// A fresh staging location for the site at `key` (what an earlier build left there
-    /// is removed first).
-    pub fn stage(&self, key: &str) -> Result<Stage<'_>, OutputError> {
-        let stage = Stage { output: self, key: staging_key(key), written: HashSet::new(), skipped: Vec::new() };
+    /// A fresh staging location for build `job`'s site at `key`: its own, so that
+    /// overlapping builds of one commit do not share one (what an earlier attempt of
+    /// the same build left there is removed first).
+    pub fn stage(&self, key: &str, job: &str) -> Result<Stage<'_>, OutputError> {
+        let stage = Stage { output: self, key: staging_key(key, job), written: HashSet::new(), skipped: Vec::new() };
         self.clear(&stage.key)?;
         Ok(stage)
+    }
+
+    /// Puts right what an interrupted build of the site at `key` left: locally, a swap
+    /// cut short between its renames (the previous site moved aside, none in place) is
+    /// undone; on S3, a staged site marked complete whose copy into place was cut short
+    /// is copied again, and its staging prefix removed. Returns what it did, for the log.
+    pub fn repair(&self, key: &str) -> Result<Vec<String>, OutputError> {
+        let mut done = Vec::new();
+        match self {
+            Self::Local { root } => {
+                let (live, old) = (root.join(key), root.join(old_key(key)));
+                if old.is_dir() && !live.exists() {
+                    std::fs::rename(&old, &live)
+                        .map_err(|err| OutputError::Local(format!("restoring {}: {err}", live.display())))?;
+                    done.push(format!("Restored the previous site from {}", old.display()));
+                }
+            }
+            Self::S3 { bucket, .. } => {
+                let mut marked: Vec<String> = bucket
+                    .list(&sibling(key, ""))?
+                    .into_iter()
+                    .filter_map(|object| object.key.strip_suffix(&format!(".staging/{COMPLETE}")).map(str::to_owned))
+                    .collect();
+                marked.sort();
+                for staging in marked {
+                    let staging = format!("{staging}.staging");
+                    finish(bucket, &staging, key)?;
+                    done.push(format!("Finished publishing the complete staged site {}", bucket.location(&staging)));
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Puts the staged site in place of the site at `key`, keeping `log` (the running
@@ -214,16 +247,11 @@ impl Output {
                 remove_dir(&old)
             }
             Self::S3 { bucket, .. } => {
-                for path in &stage.written {
-                    bucket.copy(&format!("{}/{path}", stage.key), &format!("{key}/{path}"))?;
-                }
-                for object in bucket.list(&format!("{key}/"))? {
-                    let path = object.key.strip_prefix(&format!("{key}/")).unwrap_or(&object.key).to_owned();
-                    if path != LOG && !stage.written.contains(&path) {
-                        bucket.delete(&object.key)?;
-                    }
-                }
-                self.clear(&stage.key)
+                // The marker says the staged site is whole: a copy cut short is finished
+                // by `repair` (the handler's, or the next build's) from it.
+                let marker = format!("{}/{COMPLETE}", stage.key);
+                bucket.put(&marker, b"staged site complete\n".to_vec(), "text/plain; charset=utf-8", Some(NO_CACHE))?;
+                finish(bucket, &stage.key, key)
             }
         }
     }
@@ -233,24 +261,19 @@ impl Output {
         self.clear(&stage.key)
     }
 
-    /// After a build of the site at `key` ended abnormally: puts back a previous site
-    /// that a swap had moved aside (locally), and removes the staged pages. Returns what
-    /// it did, for the log.
-    pub fn recover(&self, key: &str) -> Result<Vec<String>, OutputError> {
-        let mut done = Vec::new();
+    /// After build `job` of the site at `key` ended abnormally: [`Output::repair`]s
+    /// what it left (a local swap cut short is undone, a complete staged S3 site is
+    /// copied into place), removes a previous site left aside, and removes its staged
+    /// pages. Returns what it did, for the log.
+    pub fn recover(&self, key: &str, job: &str) -> Result<Vec<String>, OutputError> {
+        let done = self.repair(key)?;
         if let Self::Local { root } = self {
             let (live, old) = (root.join(key), root.join(old_key(key)));
-            if old.is_dir() {
-                if live.exists() {
-                    remove_dir(&old)?;
-                } else {
-                    std::fs::rename(&old, &live)
-                        .map_err(|err| OutputError::Local(format!("restoring {}: {err}", live.display())))?;
-                    done.push(format!("Restored the previous site from {}", old.display()));
-                }
+            if old.is_dir() && live.exists() {
+                remove_dir(&old)?;
             }
         }
-        self.clear(&staging_key(key))?;
+        self.clear(&staging_key(key, job))?;
         Ok(done)
     }
 
@@ -293,10 +316,43 @@ impl Stage<'_> {
 /// A build log's file name.
 pub const LOG: &str = "build_log.json";
 
-/// `u/acme/site/.0123456789.staging` for `u/acme/site/0123456789`: next to the site,
-/// outside its prefix.
-fn staging_key(key: &str) -> String {
-    sibling(key, "staging")
+/// The object marking an S3 staging prefix as a whole site, written before the copy.
+const COMPLETE: &str = ".complete";
+
+/// Copies the staged site at `staging` into place at `key`, deletes what the previous
+/// site had that it has not, then the marker, then the staged objects. Cut short, it
+/// can run again: until the marker is gone the staged site is whole.
+fn finish(bucket: &Bucket, staging: &str, key: &str) -> Result<(), OutputError> {
+    let staged: HashSet<String> = bucket
+        .list(&format!("{staging}/"))?
+        .into_iter()
+        .filter_map(|object| object.key.strip_prefix(&format!("{staging}/")).map(str::to_owned))
+        .filter(|path| path != COMPLETE)
+        .collect();
+    let mut paths: Vec<&String> = staged.iter().collect();
+    paths.sort();
+    for path in paths {
+        bucket.copy(&format!("{staging}/{path}"), &format!("{key}/{path}"))?;
+    }
+    for object in bucket.list(&format!("{key}/"))? {
+        let path = object.key.strip_prefix(&format!("{key}/")).unwrap_or(&object.key).to_owned();
+        if path != LOG && !staged.contains(&path) {
+            bucket.delete(&object.key)?;
+        }
+    }
+    // The marker first: staged objects left without it are only removed, never copied.
+    bucket.delete(&format!("{staging}/{COMPLETE}"))?;
+    for object in bucket.list(&format!("{staging}/"))? {
+        bucket.delete(&object.key)?;
+    }
+    Ok(())
+}
+
+/// `u/acme/site/.0123456789.<job16>.staging` for build `job` of
+/// `u/acme/site/0123456789`: next to the site, outside its prefix, one per build.
+fn staging_key(key: &str, job: &str) -> String {
+    let job: String = job.chars().take(16).collect();
+    sibling(key, &format!("{job}.staging"))
 }
 
 /// Where a local swap moves the previous site while the new one takes its place.
@@ -358,9 +414,11 @@ mod tests {
     }
 
     #[test]
-    fn staging_sits_next_to_the_site() {
-        assert_eq!(staging_key("u/acme/site/0123456789"), "u/acme/site/.0123456789.staging");
+    fn staging_sits_next_to_the_site_one_per_build() {
+        let job = "00112233445566778899aabbccddeeff";
+        assert_eq!(staging_key("u/acme/site/0123456789", job), "u/acme/site/.0123456789.0011223344556677.staging");
         assert_eq!(old_key("u/group/sub/site/0123456789"), "u/group/sub/site/.0123456789.old");
-        assert_eq!(staging_key("c"), ".c.staging");
+        assert_eq!(staging_key("c", "ff"), ".c.ff.staging");
+        assert_ne!(staging_key("c", "aa"), staging_key("c", "bb"));
     }
 }
