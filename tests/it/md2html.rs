@@ -504,10 +504,13 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
     assert!(listing.contains("exo/01/01.html") && listing.contains("gen/02/01.html"), "one index of every part");
     drop(site);
 
-    // One callback a part, as tx-manager's converters made; the first answered 500.
+    // One callback a part, as tx-manager's converters made (the first answered 500), then
+    // the whole build's.
     let calls = receiver.requests();
-    assert_eq!(calls.len(), 2, "{calls:?}");
-    for (index, call) in calls.iter().enumerate() {
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[2].json()["identifier"], top["identifier"]);
+    assert_eq!(calls[2].json()["success"], true);
+    for (index, call) in calls.iter().take(2).enumerate() {
         assert_eq!((call.method.as_str(), call.path.as_str()), ("POST", "/client/callback/converter"));
         assert_eq!(call.header("content-type"), Some("application/json"));
         let result = call.json();
@@ -1024,5 +1027,55 @@ async fn a_copy_into_place_cut_short_is_finished_by_the_handler() {
         strings(&log["log"]).iter().any(|line| line.starts_with("Finished publishing the complete staged site")),
         "{log:#}"
     );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn flat_multipart_skips_what_an_earlier_part_wrote_and_caps_the_step_output() {
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    // Two books with the same 60 note names: flat, the second book's all collide.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for book in ["exo", "gen"] {
+        for n in 0..60 {
+            files.push((format!("{book}/n{n:02}.md"), format!("# {book} {n}\n").into_bytes()));
+        }
+    }
+    // A directory named like a part's log directory is no part; a file whose flat name
+    // is one is skipped.
+    files.push(("1/x.md".into(), b"# X\n".to_vec()));
+    files.push(("media/0".into(), b"zero".to_vec()));
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
+    let after = repo.commit_files(&files, "books");
+    repo.push("main");
+    let daemon = daemon(root.path(), ", multipart = true, layout = \"flat\"").await;
+    let job = push(&daemon, &repo, "main", &after).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let commit_dir = root.path().join("www/u/acme/site").join(&after[..10]);
+    let top = json(&commit_dir.join("build_log.json"));
+    let parts = top["build_logs"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "no part for 1/: {top:#}");
+    let gen_part = &parts[1];
+    assert_eq!(gen_part["book"], "gen");
+    assert!(gen_part["pages"].as_array().unwrap().is_empty(), "gen's pages were all written by exo: {gen_part:#}");
+    assert!(strings(&gen_part["warnings"]).contains(&"Skipped gen/n00.md: an earlier part already wrote n00.html"));
+    assert!(!strings(&gen_part["log"]).iter().any(|line| line.starts_with("Converted")), "{gen_part:#}");
+    assert!(strings(&top["warnings"]).contains(&"Skipped media/0: 0/ holds part 0's build log"), "{top:#}");
+    assert_eq!(top["pages"].as_array().unwrap().len(), 61, "exo's pages, each once, and x.html");
+    let index = read(&commit_dir.join("index.html"));
+    assert_eq!(index.matches("href=\"n00.html\"").count(), 1, "{index}");
+    assert_eq!(json(&commit_dir.join("1/build_log.json"))["book"], "gen");
+    // The top log's time is every run's.
+    for key in ["read_ms", "render_ms", "write_ms"] {
+        let parts_time: f64 = parts.iter().map(|part| part["timings"][key].as_f64().unwrap()).sum();
+        assert!(top["timings"][key].as_f64().unwrap() >= parts_time, "{key}: {top:#}");
+    }
+    // The step's output carries counts and the first 50 warnings; the log has them all.
+    let output = &job["steps"][0]["output"];
+    let warnings = top["warnings"].as_array().unwrap();
+    assert!(warnings.len() > 60, "{}", warnings.len());
+    assert_eq!(output["warning_count"], warnings.len());
+    assert_eq!(output["warnings"].as_array().unwrap().as_slice(), &warnings[..50]);
     daemon.stop().await;
 }

@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
+/// How many warnings (and errors) the step's output carries; the build log has them all.
+const OUTPUT_MESSAGES: usize = 50;
+
 /// What this converter converts, as tx-manager's module registry recorded it.
 pub const DECLARATION: Declaration = Declaration {
     name: "md2html",
@@ -203,6 +206,11 @@ impl Job<'_> {
                 part_log.timings = part.build.timings;
                 match &ended {
                     Err(err) => part_log.end_abnormally(&error_text(err), &now),
+                    Ok(()) if log.status == Status::Failed && part_log.errors.is_empty() => {
+                        // Its pages were discarded with the rest: the whole site is not published.
+                        part_log.errors.push("Not published: another part or the last run failed".into());
+                        part_log.finish(&now);
+                    }
                     Ok(()) => part_log.finish(&now),
                 }
                 let bytes = part_log.to_json();
@@ -226,10 +234,14 @@ impl Job<'_> {
             log.warnings.len(),
             log.errors.len(),
         );
+        // The step's output has a size cap: counts and the first messages; the log has all.
+        let first = |messages: &[String]| messages.iter().take(OUTPUT_MESSAGES).cloned().collect::<Vec<_>>();
         let output = json!({
             "status": log.status, "site": site, "job_id": log.job_id, "pages": log.pages.len(),
-            "warnings": log.warnings, "errors": log.errors, "timings": log.timings, "converter": DECLARATION,
-            "build_log": self.output.describe(&self.target.log_key()), "callback": callbacks,
+            "warnings": first(&log.warnings), "warning_count": log.warnings.len(),
+            "errors": first(&log.errors), "error_count": log.errors.len(),
+            "timings": log.timings, "converter": DECLARATION,
+            "build_log": self.output.describe(&self.target.log_key()), "callback": first(&callbacks),
         });
         // A step that could not finish keeps its error, so that a retry can follow.
         ended?;
@@ -278,9 +290,6 @@ impl Job<'_> {
                 log.warnings.push(format!("Cannot remove the staged pages: {cleanup}"));
             }
             return Err(err);
-        }
-        for path in std::mem::take(&mut stage.skipped) {
-            all.warnings.push(format!("Skipped a second {path} from a later part: the first one written is kept"));
         }
         log.log.append(&mut all.log);
         log.warnings.append(&mut all.warnings);
@@ -407,10 +416,9 @@ impl Job<'_> {
     /// POSTs tx-manager's result to `callback`: one per part of a multi-part build.
     fn call_back(&self, log: &BuildLog) -> Vec<String> {
         let Some(url) = &self.settings.callback else { return Vec::new() };
-        match &log.build_logs {
-            Some(parts) => parts.iter().map(|part| callback::post(url, &part.result())).collect(),
-            None => vec![callback::post(url, &log.result())],
-        }
+        // One per part, then the whole build's, which says whether the site was published.
+        let parts = log.build_logs.iter().flatten();
+        parts.chain([log]).map(|part| callback::post(url, &part.result())).collect()
     }
 }
 
@@ -431,6 +439,7 @@ fn books(repo: &Repository, commit: &str, settings: &Settings) -> Result<Vec<Str
         if let Some((top, _)) = entry.path.split_once('/')
             && !excluded
             && safe_path(&entry.path)
+            && part_log_dir(top).is_none()
             && entry.path.to_lowercase().ends_with(".md")
         {
             books.insert(top.to_owned());
@@ -485,6 +494,13 @@ fn check_names(owner: &str, name: &str, commit: &str) -> Result<(), String> {
 /// segment (git refuses them, but a crafted tree can hold them).
 fn safe_path(path: &str) -> bool {
     path.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'))
+}
+
+/// The first segment of a site path when it is a number (`0`, `12`): where a multi-part
+/// build writes a part's log (`<commit10>/<i>/build_log.json`), so no file goes there.
+fn part_log_dir(site_path: &str) -> Option<&str> {
+    let first = site_path.split('/').next().unwrap_or(site_path);
+    (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit())).then_some(first)
 }
 
 /// Which of the commit's files a conversion run takes.
@@ -577,6 +593,12 @@ fn convert(
             build.warnings.push(format!("Skipped {:?}: a path with an empty, `.` or `..` segment", entry.path));
             continue;
         }
+        if settings.multipart
+            && let Some(part) = part_log_dir(&layout::target_path(settings.layout, &entry.path))
+        {
+            build.warnings.push(format!("Skipped {}: {part}/ holds part {part}'s build log", entry.path));
+            continue;
+        }
         let wanted =
             if layout::is_markdown(&entry.path) { selected(&entry.path) } else { settings.convert_only.is_empty() };
         if wanted {
@@ -602,7 +624,8 @@ fn convert(
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
         }
     }
-    build.timings.read_ms = ms(read_started);
+    // `+=`: the last run of a multi-part build has the parts' time already.
+    build.timings.read_ms += ms(read_started);
     build.log.push("Processing Markdown files".into());
     let render_started = Instant::now();
     let links = match settings.layout {
@@ -622,17 +645,25 @@ fn convert(
             (*path, html_path, page.title, html)
         })
         .collect();
-    build.timings.render_ms = ms(render_started);
+    build.timings.render_ms += ms(render_started);
     let write_started = Instant::now();
+    let taken = |path: &str, target: &str| format!("Skipped {path}: an earlier part already wrote {target}");
     for (path, html_path, title, html) in pages {
-        out.write(&html_path, html.as_bytes()).map_err(|err| err.context(&format!("staging {html_path}")))?;
-        build.log.push(format!("Converted {path} to {html_path}."));
-        build.pages.push((html_path, title));
+        if out.write(&html_path, html.as_bytes()).map_err(|err| err.context(&format!("staging {html_path}")))? {
+            build.log.push(format!("Converted {path} to {html_path}."));
+            build.pages.push((html_path, title));
+        } else {
+            build.warnings.push(taken(path, &html_path));
+        }
     }
     for path in others {
         let copy = target(path);
         match repo.read_file(commit, path) {
-            Ok(bytes) => out.write(&copy, &bytes).map_err(|err| err.context(&format!("staging {copy}")))?,
+            Ok(bytes) => {
+                if !out.write(&copy, &bytes).map_err(|err| err.context(&format!("staging {copy}")))? {
+                    build.warnings.push(taken(path, &copy));
+                }
+            }
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
         }
     }
@@ -648,9 +679,11 @@ fn convert(
         let index = render::index(&build.pages, repo_name);
         let html = template
             .fill(&index, &render::Fields { root: "", path: "index.md", repo: repo_name, commit: &build.short });
-        out.write("index.html", html.as_bytes()).map_err(|err| err.context("staging index.html"))?;
+        if !out.write("index.html", html.as_bytes()).map_err(|err| err.context("staging index.html"))? {
+            build.warnings.push("Kept the index.html an earlier part wrote; no page list written.".into());
+        }
     }
-    build.timings.write_ms = ms(write_started);
+    build.timings.write_ms += ms(write_started);
     Ok(())
 }
 

@@ -78,8 +78,6 @@ pub struct Stage<'a> {
     key: String,
     /// What was staged, so that a path is staged once.
     written: HashSet<String>,
-    /// Paths staged already when a later run of a multi-part build wrote them again.
-    pub skipped: Vec<String>,
 }
 
 impl Output {
@@ -181,7 +179,7 @@ impl Output {
     /// overlapping builds of one commit do not share one (what an earlier attempt of
     /// the same build left there is removed first).
     pub fn stage(&self, key: &str, job: &str) -> Result<Stage<'_>, OutputError> {
-        let stage = Stage { output: self, key: staging_key(key, job), written: HashSet::new(), skipped: Vec::new() };
+        let stage = Stage { output: self, key: staging_key(key, job), written: HashSet::new() };
         self.clear(&stage.key)?;
         Ok(stage)
     }
@@ -294,11 +292,10 @@ impl Output {
 impl Stage<'_> {
     /// Stages the file `path` (relative to the site): a page, a copied file, the index.
     /// The first file staged at a path is kept (a later part of a flat multi-part build
-    /// may name it again): the later one is noted in `skipped`.
-    pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), OutputError> {
+    /// may name it again): `false` says a later one was not written.
+    pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<bool, OutputError> {
         if self.written.contains(path) {
-            self.skipped.push(path.to_owned());
-            return Ok(());
+            return Ok(false);
         }
         let key = format!("{}/{path}", self.key);
         match self.output {
@@ -309,7 +306,7 @@ impl Stage<'_> {
             }
         }
         self.written.insert(path.to_owned());
-        Ok(())
+        Ok(true)
     }
 }
 
