@@ -858,17 +858,17 @@ async fn a_wrong_secret_is_refused_by_the_server_and_fails_the_step() {
 }
 
 #[tokio::test]
-async fn a_trap_publishing_to_s3_leaves_the_previous_site_and_a_failed_log() {
+async fn a_step_stopped_while_staging_on_s3_leaves_the_previous_site_and_a_failed_log() {
     let server = S3Server::start(&["cdn"]).await;
+    let proxy = HoldingProxy::start(&server.endpoint()).await;
     let root = tempfile::tempdir().unwrap();
     dirs(root.path());
     let repo = TestGit::new(root.path(), "site");
-    let big = "Lorem ipsum dolor sit amet, *consectetur* adipiscing elit.\n\n".repeat(100_000);
-    let after = repo.commit_files(&[("a.md", b"# A\n"), ("big.md", big.as_bytes())], "content");
+    let after = repo.commit_files(&[("a.md", b"# A\n"), ("docs/c.md", b"# C\n")], "content");
     repo.push("main");
     let clone_url = format!("file://{}", repo.origin.display());
-    let grant = server.granted_host(None);
-    let first = TestDaemon::start(&s3_config(root.path(), &server.endpoint(), &grant, "", "memory = \"256MiB\"")).await;
+    let (grant, endpoint) = (signed(&proxy.host, None), proxy.url(""));
+    let first = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, "", "memory = \"256MiB\"")).await;
     let (job, _) = push_main(&first, &clone_url, &after).await;
     assert_eq!(first.finished_job(&job).await["state"], "succeeded");
     first.stop().await;
@@ -877,20 +877,28 @@ async fn a_trap_publishing_to_s3_leaves_the_previous_site_and_a_failed_log() {
         objects(server, &prefix).into_iter().filter(|(path, _)| path != "build_log.json").collect()
     };
     let previous = site(&server);
-    assert!(previous.iter().any(|(path, _)| path == "big.html"));
+    assert!(previous.iter().any(|(path, _)| path == "docs/c.html"));
 
-    let daemon = TestDaemon::start(&s3_config(root.path(), &server.endpoint(), &grant, "", "memory = \"16MiB\"")).await;
+    // The flat layout makes another site (c.html, a new index). Its second staged page
+    // is held until the step's deadline stops it: a.html is staged by then.
+    let limits = "memory = \"256MiB\", timeout = \"3s\"";
+    let daemon = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, ", layout = \"flat\"", limits)).await;
+    proxy.hold("PUT", ".staging/c.html");
     let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
+    proxy.held().await;
+    let staged: Vec<String> = server.keys("cdn").into_iter().filter(|key| key.contains(".staging/")).collect();
+    assert!(staged.iter().any(|key| key.ends_with(".staging/a.html")), "staging has begun: {staged:?}");
     let finished = daemon.finished_job(&job).await;
     assert_eq!(finished["state"], "failed", "{finished:#}");
-    let summary = finished["steps"][0]["summary"].as_str().unwrap();
-    assert!(summary.contains("trapped"), "{finished:#}");
+    let steps = finished["steps"].as_array().unwrap();
+    let summary = steps[0]["summary"].as_str().unwrap();
+    assert!(steps.iter().any(|step| step["status"] == "success"), "the on_error handler ran: {finished:#}");
     let log: Value =
         serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
     assert_eq!(log["status"], "failed");
     assert_eq!(log["message"], format!("Conversion process ended abnormally: {summary}"));
     assert_eq!(log["job_id"], job_id(&delivery, &after));
-    assert_eq!(site(&server), previous, "the previous site is untouched");
+    assert_eq!(site(&server), previous, "the previous site is untouched: the copy into place never began");
     assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
     daemon.stop().await;
 }
