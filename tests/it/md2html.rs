@@ -857,8 +857,31 @@ async fn a_wrong_secret_is_refused_by_the_server_and_fails_the_step() {
     daemon.stop().await;
 }
 
-#[tokio::test]
-async fn a_step_stopped_while_staging_on_s3_leaves_the_previous_site_and_a_failed_log() {
+/// A rebuild on S3 stopped while staging: what a first build published and the second
+/// build, held at its second staged page until its deadline (3 s) stops it.
+struct HeldRebuild {
+    server: S3Server,
+    proxy: HoldingProxy,
+    _root: tempfile::TempDir,
+    daemon: TestDaemon,
+    job: String,
+    /// The job id the build records.
+    job_id: String,
+    /// `site/u/acme/site/<commit10>/`.
+    prefix: String,
+    /// The first build's site but its log.
+    previous: Vec<(String, String)>,
+}
+
+/// The site's objects under `prefix` but the build log.
+fn s3_site(server: &S3Server, prefix: &str) -> Vec<(String, String)> {
+    objects(server, prefix).into_iter().filter(|(path, _)| path != "build_log.json").collect()
+}
+
+/// Builds acme/site (a.md, docs/c.md) to S3, then starts a rebuild with the flat layout
+/// (another site: c.html, a new index) and waits until its second staged page is held:
+/// a.html is staged by then.
+async fn s3_rebuild_held_while_staging() -> HeldRebuild {
     let server = S3Server::start(&["cdn"]).await;
     let proxy = HoldingProxy::start(&server.endpoint()).await;
     let root = tempfile::tempdir().unwrap();
@@ -873,14 +896,9 @@ async fn a_step_stopped_while_staging_on_s3_leaves_the_previous_site_and_a_faile
     assert_eq!(first.finished_job(&job).await["state"], "succeeded");
     first.stop().await;
     let prefix = format!("site/u/acme/site/{}/", &after[..10]);
-    let site = |server: &S3Server| -> Vec<_> {
-        objects(server, &prefix).into_iter().filter(|(path, _)| path != "build_log.json").collect()
-    };
-    let previous = site(&server);
+    let previous = s3_site(&server, &prefix);
     assert!(previous.iter().any(|(path, _)| path == "docs/c.html"));
 
-    // The flat layout makes another site (c.html, a new index). Its second staged page
-    // is held until the step's deadline stops it: a.html is staged by then.
     let limits = "memory = \"256MiB\", timeout = \"3s\"";
     let daemon = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, ", layout = \"flat\"", limits)).await;
     proxy.hold("PUT", ".staging/c.html");
@@ -888,19 +906,50 @@ async fn a_step_stopped_while_staging_on_s3_leaves_the_previous_site_and_a_faile
     proxy.held().await;
     let staged: Vec<String> = server.keys("cdn").into_iter().filter(|key| key.contains(".staging/")).collect();
     assert!(staged.iter().any(|key| key.ends_with(".staging/a.html")), "staging has begun: {staged:?}");
-    let finished = daemon.finished_job(&job).await;
+    let job_id = job_id(&delivery, &after);
+    HeldRebuild { server, proxy, _root: root, daemon, job, job_id, prefix, previous }
+}
+
+/// The job once the held build's deadline stopped it and its handler ran; the log.
+async fn stopped(held: &HeldRebuild) -> (Value, Value) {
+    let finished = held.daemon.finished_job(&held.job).await;
     assert_eq!(finished["state"], "failed", "{finished:#}");
     let steps = finished["steps"].as_array().unwrap();
-    let summary = steps[0]["summary"].as_str().unwrap();
     assert!(steps.iter().any(|step| step["status"] == "success"), "the on_error handler ran: {finished:#}");
-    let log: Value =
-        serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
+    let log = held.server.object("cdn", &format!("{}build_log.json", held.prefix)).unwrap();
+    let log: Value = serde_json::from_slice(&log).unwrap();
+    let summary = steps[0]["summary"].as_str().unwrap();
     assert_eq!(log["status"], "failed");
     assert_eq!(log["message"], format!("Conversion process ended abnormally: {summary}"));
-    assert_eq!(log["job_id"], job_id(&delivery, &after));
-    assert_eq!(site(&server), previous, "the previous site is untouched: the copy into place never began");
+    assert_eq!(log["job_id"], held.job_id.as_str());
+    (finished, log)
+}
+
+#[tokio::test]
+async fn a_step_stopped_while_staging_on_s3_leaves_the_previous_site_and_a_failed_log() {
+    let held = s3_rebuild_held_while_staging().await;
+    stopped(&held).await;
+    let (server, prefix) = (&held.server, &held.prefix);
+    assert_eq!(s3_site(server, prefix), held.previous, "the previous site is untouched: no copy into place began");
     assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
-    daemon.stop().await;
+    held.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_handler_writes_the_failed_log_when_its_clean_up_fails() {
+    let held = s3_rebuild_held_while_staging().await;
+    // The handler's first listing (of what to clean up) is refused.
+    let denied = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    held.proxy.refuse("GET", "list-type=2", 403, denied);
+    let (_, log) = stopped(&held).await;
+    assert!(held.proxy.refused().is_some());
+    let warnings = strings(&log["warnings"]);
+    assert!(
+        warnings.iter().any(|w| w.starts_with("Cannot clean up after the build: LIST") && w.contains("AccessDenied")),
+        "{log:#}"
+    );
+    assert_eq!(s3_site(&held.server, &held.prefix), held.previous);
+    held.daemon.stop().await;
 }
 
 /// `s3_config` with a rule that retries once, at once.
