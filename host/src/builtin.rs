@@ -43,6 +43,11 @@ pub enum NeedKind {
     Program(&'static str),
     /// An http(s) URL whose host is in `grants.hosts`.
     Host,
+    /// An S3 endpoint (a URL, or a bare host meaning https): the host requests go to
+    /// must be in `grants.hosts`: the endpoint's own with `addressing = "path"` (the
+    /// default), `<bucket>.<endpoint host>` with `"virtual"`, the bucket named by
+    /// `output = "s3://bucket/..."`.
+    S3Endpoint,
 }
 
 /// For a built-in plugin that works in the job's checkout unless told otherwise, the
@@ -66,7 +71,7 @@ pub fn needs(name: &str) -> &'static [Need] {
             Need { setting: "repodir", required: true, default: None, kind: NeedKind::WritableDir },
             // `output` may be a directory or `s3://bucket/prefix`: the plugin checks it.
             Need { setting: "output_dir", required: false, default: None, kind: NeedKind::WritableDir },
-            Need { setting: "endpoint", required: false, default: None, kind: NeedKind::Host },
+            Need { setting: "endpoint", required: false, default: None, kind: NeedKind::S3Endpoint },
             Need { setting: "callback", required: false, default: None, kind: NeedKind::Host },
         ],
         "edx-import" => &[
@@ -152,6 +157,7 @@ impl Need {
                     .map(|_| ())
                     .map_err(|denied| format!("`with.{key}`: {denied}: add it to the plugin's `grants.hosts`"))
             }
+            NeedKind::S3Endpoint => s3_host(settings, value, grant),
             NeedKind::Program(suffix) => {
                 let program = format!("{}{suffix}", value.trim_end_matches('/'));
                 if grant.commands.iter().any(|command| command.name == program) {
@@ -161,6 +167,37 @@ impl Need {
             }
         }
     }
+}
+
+/// Checks that the host an S3 `endpoint` sends requests to is granted: with virtual-hosted
+/// addressing that is the bucket's host, `<bucket>.<endpoint host>`. Values the plugin
+/// refuses itself (an unknown addressing, an output that is not `s3://`) pass here.
+fn s3_host(settings: &serde_json::Value, endpoint: &str, grant: &crate::grant::Grant) -> Result<(), String> {
+    let text = |key: &str| settings.get(key).and_then(serde_json::Value::as_str);
+    let (addressing, output) = (text("addressing").unwrap_or("path"), text("output"));
+    if [Some(addressing), output].into_iter().flatten().any(crate::template::is_template) {
+        return Ok(());
+    }
+    // A bare host means https, as the plugin reads it.
+    let url = if endpoint.contains("://") { endpoint.to_owned() } else { format!("https://{endpoint}") };
+    let url = url::Url::parse(&url).ok().filter(|url| matches!(url.scheme(), "http" | "https"));
+    let Some((host, port)) = url.as_ref().and_then(|url| Some((url.host_str()?, url.port_or_known_default()?))) else {
+        return Err("`with.endpoint` is not an http:// or https:// URL".to_owned());
+    };
+    let host = match addressing {
+        "path" => host.to_owned(),
+        "virtual" => {
+            let Some(bucket) = output.and_then(|output| output.strip_prefix("s3://")) else { return Ok(()) };
+            format!("{}.{host}", bucket.split('/').next().unwrap_or(bucket))
+        }
+        _ => return Ok(()),
+    };
+    grant.check_host(&host, port).map(|_| ()).map_err(|denied| {
+        format!(
+            "`with.endpoint`: with `{addressing}` addressing requests go to {host}:{port}, and {denied}: add it to \
+             the plugin's `grants.hosts`"
+        )
+    })
 }
 
 /// `path` with `.` and `..` resolved without touching the filesystem.

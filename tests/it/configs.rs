@@ -136,3 +136,36 @@ fn every_example_in_the_plugin_readmes_loads() {
     }
     assert!(seen >= 5, "only {seen} plugin READMEs with examples in {}", plugins.display());
 }
+
+/// An S3 `endpoint` of `md2html-convert` is checked against the host requests go to: the
+/// endpoint's with path-style addressing, `<bucket>.<endpoint>` with virtual-hosted.
+#[test]
+fn s3_endpoints_need_the_host_requests_actually_go_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |granted: &str, addressing: &str| {
+        format!(
+            "[sources.github]\nforge = \"github\"\nsecret = \"example-secret\"\n\
+             [plugins.cdn]\nwasm = \"builtin:md2html-convert\"\n\
+             grants = {{ dirs = [{{ path = \"/srv/clones\", write = true }}], hosts = [\"{granted}\"] }}\n\
+             with = {{ repodir = \"/srv/clones\", output = \"s3://door43-cdn/site\", \
+             endpoint = \"https://s3.us-west-2.amazonaws.com\", addressing = \"{addressing}\" }}\n\
+             [[rules]]\nname = \"site\"\non = \"push\"\nsteps = [{{ plugin = \"cdn\" }}]\n"
+        )
+    };
+    let path = dir.path().join("gitauto.toml");
+    let load = |text: String| Config::parse(&path, &text).map(|_| ()).map_err(|err| err.to_string());
+    let bucket_host = "door43-cdn.s3.us-west-2.amazonaws.com";
+    let endpoint_host = "s3.us-west-2.amazonaws.com";
+    load(config(bucket_host, "virtual")).unwrap_or_else(|err| panic!("virtual: {err}"));
+    load(config(endpoint_host, "path")).unwrap_or_else(|err| panic!("path: {err}"));
+    for (granted, addressing, contacted) in
+        [(endpoint_host, "virtual", bucket_host), (bucket_host, "path", endpoint_host)]
+    {
+        let err = load(config(granted, addressing)).unwrap_err();
+        let want = format!(
+            "`with.endpoint`: with `{addressing}` addressing requests go to {contacted}:443, and host \
+             {contacted}:443 is not granted"
+        );
+        assert!(err.contains(&want), "{addressing}: {err}");
+    }
+}

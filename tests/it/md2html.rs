@@ -442,7 +442,12 @@ async fn a_trap_mid_build_leaves_the_previous_site_and_a_failed_log() {
     assert_eq!(log["started_at"], started["started_at"]);
     assert!(log["ended_at"].as_str().is_some());
     assert_eq!(site_files(&commit_dir), previous, "the previous site is untouched");
-    assert!(!site.join(format!(".{}.staging", &after[..10])).exists(), "the handler removed the staged pages");
+    let staging: Vec<String> = std::fs::read_dir(&site)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".staging"))
+        .collect();
+    assert!(staging.is_empty(), "the handler removed the staged pages: {staging:?}");
     assert_eq!(json(&site.join("project.json"))["commits"][0]["status"], "failed");
     daemon.stop().await;
 }
@@ -482,6 +487,7 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
     assert_eq!(top["multiple"], true);
     assert_eq!(top["status"], "warnings", "the worst part's status");
     assert_eq!(top["resource_type"], "tn");
+    assert_eq!(top["callback"], receiver.url.as_str(), "the public log names only the callback's origin");
     let job_id = top["job_id"].as_str().unwrap();
     let parts = top["build_logs"].as_array().unwrap();
     assert_eq!(parts.len(), 2);
@@ -498,10 +504,13 @@ async fn multipart_builds_log_each_part_and_call_back_with_the_result() {
     assert!(listing.contains("exo/01/01.html") && listing.contains("gen/02/01.html"), "one index of every part");
     drop(site);
 
-    // One callback a part, as tx-manager's converters made; the first answered 500.
+    // One callback a part, as tx-manager's converters made (the first answered 500), then
+    // the whole build's.
     let calls = receiver.requests();
-    assert_eq!(calls.len(), 2, "{calls:?}");
-    for (index, call) in calls.iter().enumerate() {
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[2].json()["identifier"], top["identifier"]);
+    assert_eq!(calls[2].json()["success"], true);
+    for (index, call) in calls.iter().take(2).enumerate() {
         assert_eq!((call.method.as_str(), call.path.as_str()), ("POST", "/client/callback/converter"));
         assert_eq!(call.header("content-type"), Some("application/json"));
         let result = call.json();
@@ -848,40 +857,282 @@ async fn a_wrong_secret_is_refused_by_the_server_and_fails_the_step() {
     daemon.stop().await;
 }
 
-#[tokio::test]
-async fn a_trap_publishing_to_s3_leaves_the_previous_site_and_a_failed_log() {
+/// A rebuild on S3 stopped while staging: what a first build published and the second
+/// build, held at its second staged page until its deadline (3 s) stops it.
+struct HeldRebuild {
+    server: S3Server,
+    proxy: HoldingProxy,
+    _root: tempfile::TempDir,
+    daemon: TestDaemon,
+    job: String,
+    /// The job id the build records.
+    job_id: String,
+    /// `site/u/acme/site/<commit10>/`.
+    prefix: String,
+    /// The first build's site but its log.
+    previous: Vec<(String, String)>,
+}
+
+/// The site's objects under `prefix` but the build log.
+fn s3_site(server: &S3Server, prefix: &str) -> Vec<(String, String)> {
+    objects(server, prefix).into_iter().filter(|(path, _)| path != "build_log.json").collect()
+}
+
+/// Builds acme/site (a.md, docs/c.md) to S3, then starts a rebuild with the flat layout
+/// (another site: c.html, a new index) and waits until its second staged page is held:
+/// a.html is staged by then.
+async fn s3_rebuild_held_while_staging() -> HeldRebuild {
     let server = S3Server::start(&["cdn"]).await;
+    let proxy = HoldingProxy::start(&server.endpoint()).await;
     let root = tempfile::tempdir().unwrap();
     dirs(root.path());
     let repo = TestGit::new(root.path(), "site");
-    let big = "Lorem ipsum dolor sit amet, *consectetur* adipiscing elit.\n\n".repeat(100_000);
-    let after = repo.commit_files(&[("a.md", b"# A\n"), ("big.md", big.as_bytes())], "content");
+    let after = repo.commit_files(&[("a.md", b"# A\n"), ("docs/c.md", b"# C\n")], "content");
     repo.push("main");
     let clone_url = format!("file://{}", repo.origin.display());
-    let grant = server.granted_host(None);
-    let first = TestDaemon::start(&s3_config(root.path(), &server.endpoint(), &grant, "", "memory = \"256MiB\"")).await;
+    let (grant, endpoint) = (signed(&proxy.host, None), proxy.url(""));
+    let first = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, "", "memory = \"256MiB\"")).await;
     let (job, _) = push_main(&first, &clone_url, &after).await;
     assert_eq!(first.finished_job(&job).await["state"], "succeeded");
     first.stop().await;
     let prefix = format!("site/u/acme/site/{}/", &after[..10]);
-    let site = |server: &S3Server| -> Vec<_> {
-        objects(server, &prefix).into_iter().filter(|(path, _)| path != "build_log.json").collect()
-    };
-    let previous = site(&server);
-    assert!(previous.iter().any(|(path, _)| path == "big.html"));
+    let previous = s3_site(&server, &prefix);
+    assert!(previous.iter().any(|(path, _)| path == "docs/c.html"));
 
-    let daemon = TestDaemon::start(&s3_config(root.path(), &server.endpoint(), &grant, "", "memory = \"16MiB\"")).await;
+    let limits = "memory = \"256MiB\", timeout = \"3s\"";
+    let daemon = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, ", layout = \"flat\"", limits)).await;
+    proxy.hold("PUT", ".staging/c.html");
     let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
-    let finished = daemon.finished_job(&job).await;
+    proxy.held().await;
+    let staged: Vec<String> = server.keys("cdn").into_iter().filter(|key| key.contains(".staging/")).collect();
+    assert!(staged.iter().any(|key| key.ends_with(".staging/a.html")), "staging has begun: {staged:?}");
+    let job_id = job_id(&delivery, &after);
+    HeldRebuild { server, proxy, _root: root, daemon, job, job_id, prefix, previous }
+}
+
+/// The job once the held build's deadline stopped it and its handler ran; the log.
+async fn stopped(held: &HeldRebuild) -> (Value, Value) {
+    let finished = held.daemon.finished_job(&held.job).await;
     assert_eq!(finished["state"], "failed", "{finished:#}");
+    let steps = finished["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|step| step["status"] == "success"), "the on_error handler ran: {finished:#}");
+    let log = held.server.object("cdn", &format!("{}build_log.json", held.prefix)).unwrap();
+    let log: Value = serde_json::from_slice(&log).unwrap();
+    let summary = steps[0]["summary"].as_str().unwrap();
+    assert_eq!(log["status"], "failed");
+    assert_eq!(log["message"], format!("Conversion process ended abnormally: {summary}"));
+    assert_eq!(log["job_id"], held.job_id.as_str());
+    (finished, log)
+}
+
+#[tokio::test]
+async fn a_step_stopped_while_staging_on_s3_leaves_the_previous_site_and_a_failed_log() {
+    let held = s3_rebuild_held_while_staging().await;
+    stopped(&held).await;
+    let (server, prefix) = (&held.server, &held.prefix);
+    assert_eq!(s3_site(server, prefix), held.previous, "the previous site is untouched: no copy into place began");
+    assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
+    held.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_handler_writes_the_failed_log_when_its_clean_up_fails() {
+    let held = s3_rebuild_held_while_staging().await;
+    // The handler's first listing (of what to clean up) is refused.
+    let denied = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    held.proxy.refuse("GET", "list-type=2", 403, denied);
+    let (_, log) = stopped(&held).await;
+    assert!(held.proxy.refused().is_some());
+    let warnings = strings(&log["warnings"]);
+    assert!(
+        warnings.iter().any(|w| w.starts_with("Cannot clean up after the build: LIST") && w.contains("AccessDenied")),
+        "{log:#}"
+    );
+    assert_eq!(s3_site(&held.server, &held.prefix), held.previous);
+    held.daemon.stop().await;
+}
+
+/// `s3_config` with a rule that retries once, at once.
+fn retrying(config: &str) -> String {
+    config.replacen("on = \"push\"\n", "on = \"push\"\nretries = 1\nretry_backoff = \"0s\"\n", 1)
+}
+
+#[tokio::test]
+async fn a_busy_server_makes_the_build_retry_not_fail() {
+    let server = S3Server::start(&["cdn"]).await;
+    let proxy = HoldingProxy::start(&server.endpoint()).await;
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(&[("a.md", b"# A\n"), ("b.md", b"# B\n")], "content");
+    repo.push("main");
+    let grant = signed(&proxy.host, None);
+    let config = retrying(&s3_config(root.path(), &proxy.url(""), &grant, "", "memory = \"256MiB\""));
+    let daemon = TestDaemon::start(&config).await;
+    // S3's answer when it wants fewer requests: the staged page's upload fails once.
+    let slow_down = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    proxy.refuse("PUT", ".staging/b.html", 503, slow_down);
+    let (job, _) = push_main(&daemon, &format!("file://{}", repo.origin.display()), &after).await;
+    let finished = daemon.finished_job(&job).await;
+    assert!(proxy.refused().is_some_and(|path| path.ends_with("/b.html")), "{:?}", proxy.refused());
+    assert_eq!(
+        (finished["state"].as_str(), finished["attempts"].as_i64()),
+        (Some("succeeded"), Some(2)),
+        "{finished:#}"
+    );
+    let prefix = format!("site/u/acme/site/{}/", &after[..10]);
+    let names: Vec<String> = objects(&server, &prefix).into_iter().map(|(path, _)| path).collect();
+    assert_eq!(names, ["a.html", "b.html", "build_log.json", "index.html"]);
+    let log: Value =
+        serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
+    assert_eq!(log["status"], "success");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_build_whose_log_a_newer_build_took_publishes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let Built { after, _git, origin, clone_url, hosts, commit_dir, previous, .. } =
+        built_once(root.path(), &[("a.md", b"# A\n"), ("docs/b.md", b"# B\n")]).await;
+    let layout = root.path().join("layout/page.html");
+    std::fs::write(&layout, "<html><main class=\"v2\">{{ content }}</main></html>").unwrap();
+    let with = format!(", template = \"{}\"", layout.display());
+    let daemon = TestDaemon::start(&lifecycle_config(root.path(), &with, "memory = \"256MiB\"", &hosts)).await;
+    origin.hold("GET", "/site.git/info/refs");
+    let (job, delivery) = push_main(&daemon, &clone_url, &after).await;
+    origin.held().await;
+    let log_path = commit_dir.join("build_log.json");
+    let mut newer = started_log(&log_path, &job_id(&delivery, &after)).await;
+    // A newer build of the commit starts while this one fetches: its log is the live one.
+    newer["job_id"] = "newer-build".into();
+    std::fs::write(&log_path, serde_json::to_vec(&newer).unwrap()).unwrap();
+    origin.release();
+
+    let finished = daemon.finished_job(&job).await;
     let summary = finished["steps"][0]["summary"].as_str().unwrap();
-    assert!(summary.contains("trapped"), "{finished:#}");
+    assert!(summary.contains("superseded") && summary.contains("newer-build"), "{finished:#}");
+    assert_eq!(json(&log_path)["job_id"], "newer-build", "the newer build's log is kept");
+    assert_eq!(site_files(&commit_dir), previous, "nothing published over the newer build's site");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_swap_cut_short_is_undone_before_the_next_build() {
+    let root = tempfile::tempdir().unwrap();
+    let site = dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(&[("a.md", b"# A\n")], "content");
+    repo.push("main");
+    // A swap stopped between its renames: the previous site aside, none in place.
+    let (live, old) = (site.join(&after[..10]), site.join(format!(".{}.old", &after[..10])));
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("a.html"), "previous").unwrap();
+    // A build that publishes nothing (no Markdown to convert) must not lose it.
+    let daemon = daemon(root.path(), ", convert_only = [\"none.md\"]").await;
+    let job = push(&daemon, &repo, "main", &after).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert_eq!(read(&live.join("a.html")), "previous", "the previous site is back in place");
+    assert!(!old.exists());
+    let log = json(&live.join("build_log.json"));
+    let restored = format!("Restored the previous site from {}", old.display());
+    assert!(strings(&log["log"]).contains(&restored.as_str()), "{log:#}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_copy_into_place_cut_short_is_finished_by_the_handler() {
+    let server = S3Server::start(&["cdn"]).await;
+    let proxy = HoldingProxy::start(&server.endpoint()).await;
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    let after = repo.commit_files(&[("a.md", b"# A\n"), ("docs/c.md", b"# C\n")], "content");
+    repo.push("main");
+    let clone_url = format!("file://{}", repo.origin.display());
+    let (grant, endpoint) = (signed(&proxy.host, None), proxy.url(""));
+    let first = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, "", "memory = \"256MiB\"")).await;
+    let (job, _) = push_main(&first, &clone_url, &after).await;
+    assert_eq!(first.finished_job(&job).await["state"], "succeeded");
+    first.stop().await;
+    let prefix = format!("site/u/acme/site/{}/", &after[..10]);
+    let names =
+        |server: &S3Server| -> Vec<String> { objects(server, &prefix).into_iter().map(|(path, _)| path).collect() };
+    assert_eq!(names(&server), ["a.html", "build_log.json", "docs/c.html", "index.html"]);
+
+    // The flat layout moves docs/c.html to c.html; the copy of c.html into place is
+    // refused after a.html's went through: the live prefix is half old, half new.
+    let with = ", layout = \"flat\"";
+    let daemon = TestDaemon::start(&s3_config(root.path(), &endpoint, &grant, with, "memory = \"256MiB\"")).await;
+    let denied = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    proxy.refuse("PUT", &format!("{prefix}c.html"), 403, denied);
+    let (job, _) = push_main(&daemon, &clone_url, &after).await;
+    let finished = daemon.finished_job(&job).await;
+    assert!(proxy.refused().is_some(), "the copy was refused");
+    assert_eq!(finished["state"], "failed", "{finished:#}");
+    let steps = finished["steps"].as_array().unwrap();
+    assert!(steps[0]["summary"].as_str().unwrap().contains("AccessDenied"), "{finished:#}");
+    assert!(steps.iter().any(|step| step["status"] == "success"), "the on_error handler ran: {finished:#}");
+    // The staged site was complete: the handler finished its copy and removed the stale page.
+    assert_eq!(names(&server), ["a.html", "build_log.json", "c.html", "index.html"]);
+    let index = String::from_utf8(server.object("cdn", &format!("{prefix}index.html")).unwrap()).unwrap();
+    assert!(index.contains("c.html") && !index.contains("docs/c.html"), "{index}");
+    assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
     let log: Value =
         serde_json::from_slice(&server.object("cdn", &format!("{prefix}build_log.json")).unwrap()).unwrap();
     assert_eq!(log["status"], "failed");
-    assert_eq!(log["message"], format!("Conversion process ended abnormally: {summary}"));
-    assert_eq!(log["job_id"], job_id(&delivery, &after));
-    assert_eq!(site(&server), previous, "the previous site is untouched");
-    assert!(server.keys("cdn").iter().all(|key| !key.contains(".staging")), "{:?}", server.keys("cdn"));
+    assert!(
+        strings(&log["log"]).iter().any(|line| line.starts_with("Finished publishing the complete staged site")),
+        "{log:#}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn flat_multipart_skips_what_an_earlier_part_wrote_and_caps_the_step_output() {
+    let root = tempfile::tempdir().unwrap();
+    dirs(root.path());
+    let repo = TestGit::new(root.path(), "site");
+    // Two books with the same 60 note names: flat, the second book's all collide.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for book in ["exo", "gen"] {
+        for n in 0..60 {
+            files.push((format!("{book}/n{n:02}.md"), format!("# {book} {n}\n").into_bytes()));
+        }
+    }
+    // A directory named like a part's log directory is no part; a file whose flat name
+    // is one is skipped.
+    files.push(("1/x.md".into(), b"# X\n".to_vec()));
+    files.push(("media/0".into(), b"zero".to_vec()));
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
+    let after = repo.commit_files(&files, "books");
+    repo.push("main");
+    let daemon = daemon(root.path(), ", multipart = true, layout = \"flat\"").await;
+    let job = push(&daemon, &repo, "main", &after).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let commit_dir = root.path().join("www/u/acme/site").join(&after[..10]);
+    let top = json(&commit_dir.join("build_log.json"));
+    let parts = top["build_logs"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "no part for 1/: {top:#}");
+    let gen_part = &parts[1];
+    assert_eq!(gen_part["book"], "gen");
+    assert!(gen_part["pages"].as_array().unwrap().is_empty(), "gen's pages were all written by exo: {gen_part:#}");
+    assert!(strings(&gen_part["warnings"]).contains(&"Skipped gen/n00.md: an earlier part already wrote n00.html"));
+    assert!(!strings(&gen_part["log"]).iter().any(|line| line.starts_with("Converted")), "{gen_part:#}");
+    assert!(strings(&top["warnings"]).contains(&"Skipped media/0: 0/ holds part 0's build log"), "{top:#}");
+    assert_eq!(top["pages"].as_array().unwrap().len(), 61, "exo's pages, each once, and x.html");
+    let index = read(&commit_dir.join("index.html"));
+    assert_eq!(index.matches("href=\"n00.html\"").count(), 1, "{index}");
+    assert_eq!(json(&commit_dir.join("1/build_log.json"))["book"], "gen");
+    // The top log's time is every run's.
+    for key in ["read_ms", "render_ms", "write_ms"] {
+        let parts_time: f64 = parts.iter().map(|part| part["timings"][key].as_f64().unwrap()).sum();
+        assert!(top["timings"][key].as_f64().unwrap() >= parts_time, "{key}: {top:#}");
+    }
+    // The step's output carries counts and the first 50 warnings; the log has them all.
+    let output = &job["steps"][0]["output"];
+    let warnings = top["warnings"].as_array().unwrap();
+    assert!(warnings.len() > 60, "{}", warnings.len());
+    assert_eq!(output["warning_count"], warnings.len());
+    assert_eq!(output["warnings"].as_array().unwrap().as_slice(), &warnings[..50]);
     daemon.stop().await;
 }

@@ -1,7 +1,8 @@
 //! A reverse proxy on loopback that forwards each request to an upstream server as it
 //! came (the `Host` header kept, so a signature made for the proxy's address verifies
 //! upstream) and can hold one request until the test releases it: how a test looks at a
-//! step half-way, e.g. a `started` build log while a fetch or an upload waits.
+//! step half-way, e.g. a `started` build log while a fetch or an upload waits; or can
+//! answer one request itself with an error (a busy S3 server's 503), forwarding nothing.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -16,8 +17,13 @@ const HOP_BY_HOP: [&str; 5] = ["connection", "content-length", "transfer-encodin
 struct State {
     /// The method and a part of the path of the next request to hold.
     armed: Option<(String, String)>,
-    /// The path of the request being held, once one is.
+    /// The path of the request being held, once one is (until a test has seen it).
     held: Option<String>,
+    /// The method, a part of the path, and the status and body to answer the next
+    /// matching request with, instead of forwarding it.
+    refuse: Option<(String, String, u16, String)>,
+    /// The path of the request answered so, once one is.
+    refused: Option<String>,
 }
 
 /// The running proxy.
@@ -55,12 +61,24 @@ impl HoldingProxy {
         self.state.lock().unwrap().armed = Some((method.to_owned(), part.to_owned()));
     }
 
-    /// Waits until a request is held; returns its path.
+    /// Waits until a request is held; returns its path. The next call waits for the
+    /// next hold.
     pub async fn held(&self) -> String {
         crate::wait_for("a request to hold", std::time::Duration::from_secs(60), || async {
-            self.state.lock().unwrap().held.clone()
+            self.state.lock().unwrap().held.take()
         })
         .await
+    }
+
+    /// Answers the next `method` request whose path (and query) contains `part` with
+    /// `status` and `body` itself; the upstream server never sees it.
+    pub fn refuse(&self, method: &str, part: &str, status: u16, body: &str) {
+        self.state.lock().unwrap().refuse = Some((method.to_owned(), part.to_owned(), status, body.to_owned()));
+    }
+
+    /// The path of the request [`HoldingProxy::refuse`] answered, if one was.
+    pub fn refused(&self) -> Option<String> {
+        self.state.lock().unwrap().refused.clone()
     }
 
     /// Lets the held request (or the next one to be held) through.
@@ -78,6 +96,21 @@ impl HoldingProxy {
         body: Bytes,
     ) -> Response {
         let path = uri.path_and_query().map_or_else(|| uri.path().to_owned(), ToString::to_string);
+        let refusal = {
+            let mut state = self.state.lock().unwrap();
+            let matches =
+                state.refuse.as_ref().is_some_and(|(m, part, ..)| m == method.as_str() && path.contains(part.as_str()));
+            if matches {
+                state.refused = Some(path.clone());
+                state.refuse.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, _, status, body)) = refusal {
+            let status = StatusCode::from_u16(status).unwrap();
+            return (status, [("content-type", "application/xml")], body).into_response();
+        }
         let hold = {
             let mut state = self.state.lock().unwrap();
             let matches = state.armed.as_ref().is_some_and(|(m, part)| m == method.as_str() && path.contains(part));

@@ -216,7 +216,8 @@ impl BuildLog {
             output: destination.output,
             cdn_bucket: destination.bucket,
             cdn_file: destination.key,
-            callback: callback.map(str::to_owned),
+            // The public log names only where the callback goes: its path or query may be a secret.
+            callback: callback.map(crate::callback::origin),
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             expires_at: None,

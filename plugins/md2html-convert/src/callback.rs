@@ -22,14 +22,14 @@ pub fn post(url: &str, result: &Value) -> String {
     };
     let line = match http::send(&request) {
         Ok(response) if (200..300).contains(&response.status) => {
-            format!("Callback to {} answered {}", host(url), response.status)
+            format!("Callback to {} answered {}", origin(url), response.status)
         }
         Ok(response) => {
             let text = String::from_utf8_lossy(&response.body);
             let text: String = text.trim().chars().take(200).collect();
-            format!("Error calling callback {}: HTTP {}: {text}", host(url), response.status)
+            format!("Error calling callback {}: HTTP {}: {text}", origin(url), response.status)
         }
-        Err(err) => format!("Error calling callback {}: {}", host(url), err.message()),
+        Err(err) => format!("Error calling callback {}: {}", origin(url), err.message()),
     };
     if line.starts_with("Error") {
         log::warn(&line)
@@ -48,10 +48,13 @@ fn check(url: &str) -> Result<(), String> {
     }
 }
 
-/// The URL's scheme and host, without the path (which may hold a secret).
-fn host(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |at| at + 3);
-    url[after_scheme..].find('/').map_or(url, |at| &url[..after_scheme + at])
+/// The URL's `scheme://host[:port]`, without its user info, path, query or fragment
+/// (any of which may hold a secret): what logs and the public build log show.
+pub fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if scheme.is_empty() { host.to_owned() } else { format!("{scheme}://{host}") }
 }
 
 #[cfg(test)]
@@ -66,7 +69,16 @@ mod tests {
         for url in ["ftp://door43.org/cb", "door43.org/cb", "https:///cb", ""] {
             assert_eq!(check(url), Err(format!("Invalid callback url: {url}")), "{url}");
         }
-        assert_eq!(host("https://hooks.example.com/T000/secret"), "https://hooks.example.com");
-        assert_eq!(host("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        let cases = [
+            ("https://hooks.example.com/T000/secret", "https://hooks.example.com"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://door43.org?token=secret", "https://door43.org"),
+            ("https://door43.org#secret", "https://door43.org"),
+            ("https://user:pass@door43.org:8443/cb?x=1", "https://door43.org:8443"),
+            ("https://user:pass@door43.org?token=secret", "https://door43.org"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(origin(url), want, "{url}");
+        }
     }
 }

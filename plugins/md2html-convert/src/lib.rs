@@ -25,6 +25,9 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
+/// How many warnings (and errors) the step's output carries; the build log has them all.
+const OUTPUT_MESSAGES: usize = 50;
+
 /// What this converter converts, as tx-manager's module registry recorded it.
 pub const DECLARATION: Declaration = Declaration {
     name: "md2html",
@@ -120,12 +123,7 @@ impl Plugin for Md2Html {
         let Some(commit) = event.after.clone().filter(|c| !c.chars().all(|c| c == '0')) else {
             return Ok(Outcome::skipped(format!("branch `{branch}` was deleted")));
         };
-        let (owner, name) = (&event.repository.owner, &event.repository.name);
-        for part in owner.split('/').chain([name.as_str()]) {
-            if part.is_empty() || part == "." || part == ".." || part.contains(['\\', '\0']) {
-                return Err(Error::failed(format!("repository name `{owner}/{name}` cannot name a directory")));
-            }
-        }
+        check_names(&event.repository.owner, &event.repository.name, &commit).map_err(Error::failed)?;
         let output = Output::new(
             settings.output.as_deref(),
             settings.output_dir.as_deref(),
@@ -162,10 +160,32 @@ impl Job<'_> {
     /// place of the commit's previous site, `project.json`, and the final log last.
     fn run(&self) -> Result<Outcome, Error> {
         let mut log = self.started_log(&rfc3339(SystemTime::now()));
+        // What an interrupted build of this commit left is put right first: locally before
+        // the log is written into the site's directory (a swap cut short left none), on
+        // S3 after the `started` log, so that readers see the build from its first request.
+        let repair = || self.output.repair(&self.target.commit_key).map_err(|err| err.context("repairing"));
+        let local = matches!(self.output, Output::Local { .. });
+        if local {
+            log.log.extend(repair()?);
+        }
         self.write_log(&log)?;
+        if !local {
+            log.log.extend(repair()?);
+        }
         self.update_project(&log)?;
         let mut parts = Vec::new();
         let ended = self.build(&mut log, &mut parts);
+        if let Ok(Some(owner)) = &ended {
+            let line = format!(
+                "build {} of {} is superseded: build {owner}'s log is in {}; nothing published",
+                self.target.job_id,
+                self.target.short,
+                self.output.describe(&self.target.log_key()),
+            );
+            log::warn(&line);
+            return Ok(Outcome::skipped(line));
+        }
+        let ended = ended.map(|_| ());
         let now = rfc3339(SystemTime::now());
         if let Err(err) = &ended {
             log.end_abnormally(&error_text(err), &now);
@@ -187,12 +207,17 @@ impl Job<'_> {
                 part_log.timings = part.build.timings;
                 match &ended {
                     Err(err) => part_log.end_abnormally(&error_text(err), &now),
+                    Ok(()) if log.status == Status::Failed && part_log.errors.is_empty() => {
+                        // Its pages were discarded with the rest: the whole site is not published.
+                        part_log.errors.push("Not published: another part or the last run failed".into());
+                        part_log.finish(&now);
+                    }
                     Ok(()) => part_log.finish(&now),
                 }
                 let bytes = part_log.to_json();
                 self.output
                     .write(&self.target.part_log_key(part.index), bytes)
-                    .map_err(|err| Error::failed(format!("writing part {}'s log: {err}", part.index)))?;
+                    .map_err(|err| err.context(&format!("writing part {}'s log", part.index)))?;
                 part_logs.push(part_log);
             }
             // The whole build's messages hold every part's, so its status is the worst.
@@ -210,10 +235,14 @@ impl Job<'_> {
             log.warnings.len(),
             log.errors.len(),
         );
+        // The step's output has a size cap: counts and the first messages; the log has all.
+        let first = |messages: &[String]| messages.iter().take(OUTPUT_MESSAGES).cloned().collect::<Vec<_>>();
         let output = json!({
             "status": log.status, "site": site, "job_id": log.job_id, "pages": log.pages.len(),
-            "warnings": log.warnings, "errors": log.errors, "timings": log.timings, "converter": DECLARATION,
-            "build_log": self.output.describe(&self.target.log_key()), "callback": callbacks,
+            "warnings": first(&log.warnings), "warning_count": log.warnings.len(),
+            "errors": first(&log.errors), "error_count": log.errors.len(),
+            "timings": log.timings, "converter": DECLARATION,
+            "build_log": self.output.describe(&self.target.log_key()), "callback": first(&callbacks),
         });
         // A step that could not finish keeps its error, so that a retry can follow.
         ended?;
@@ -222,8 +251,10 @@ impl Job<'_> {
     }
 
     /// Makes the pages and publishes them; what goes wrong with the pages is in `log`, an
-    /// error is what ended the build early.
-    fn build(&self, log: &mut BuildLog, parts: &mut Vec<Part>) -> Result<(), Error> {
+    /// error is what ended the build early. `Some(job)` when another build (`job`) has
+    /// written the commit's log since this one started: it owns the site, and nothing
+    /// is published.
+    fn build(&self, log: &mut BuildLog, parts: &mut Vec<Part>) -> Result<Option<String>, Error> {
         let (event, settings, target) = (self.event, self.settings, self.target);
         let repo = checkout(event, settings)?;
         let page_layout = match &settings.template {
@@ -231,39 +262,63 @@ impl Job<'_> {
                 Ok(text) => text,
                 Err(err) => {
                     log.errors.push(format!("Cannot read the template {path}: {err}"));
-                    return Ok(());
+                    return Ok(None);
                 }
             },
             None => render::DEFAULT_LAYOUT.to_owned(),
         };
         let site_name = event.repository.full_name.clone();
-        let mut stage =
-            self.output.stage(&target.commit_key).map_err(|err| Error::failed(format!("staging: {err}")))?;
+        let mut stage = self.output.stage(&target.commit_key, &target.job_id).map_err(|err| err.context("staging"))?;
         let books = if settings.multipart { books(&repo, &target.commit, settings)? } else { Vec::new() };
         let mut all = Build::new(&target.short, Scope::Outside(books.clone()));
+        let mut converted = Ok(());
         // The parts first, so that the last run, of what no part takes, indexes every page.
         for (index, book) in books.into_iter().enumerate() {
             let mut build = Build::new(&target.short, Scope::Under(book.clone()));
-            convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut build);
+            converted = convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut build);
             all.absorb(&build);
             parts.push(Part { index, book, build });
+            if converted.is_err() {
+                break;
+            }
         }
-        convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut all);
-        for path in std::mem::take(&mut stage.skipped) {
-            all.warnings.push(format!("Skipped a second {path} from a later part: the first one written is kept"));
+        if converted.is_ok() {
+            converted = convert(&repo, &target.commit, settings, (&page_layout, &site_name), &mut stage, &mut all);
+        }
+        if let Err(err) = converted {
+            // A write that failed ends the build: the staged site is incomplete.
+            if let Err(cleanup) = self.output.discard(stage) {
+                log.warnings.push(format!("Cannot remove the staged pages: {cleanup}"));
+            }
+            return Err(err);
         }
         log.log.append(&mut all.log);
         log.warnings.append(&mut all.warnings);
         log.errors.append(&mut all.errors);
         log.pages = all.pages.iter().map(|(path, _)| path.clone()).collect();
         log.timings = all.timings;
+        if let Some(owner) = self.log_owner()? {
+            self.output.discard(stage).map_err(|err| err.context("removing the staged pages"))?;
+            return Ok(Some(owner));
+        }
         let staged = if log.errors.is_empty() {
             // Readers keep seeing `started` until the final log replaces it.
             self.output.publish(stage, &target.commit_key, &log.to_json())
         } else {
             self.output.discard(stage)
         };
-        staged.map_err(|err| Error::failed(format!("publishing {}: {err}", self.output.describe(&target.commit_key))))
+        staged.map_err(|err| err.context(&format!("publishing {}", self.output.describe(&target.commit_key))))?;
+        Ok(None)
+    }
+
+    /// The job id in the commit's live `build_log.json` when it is another build's
+    /// (a newer build of the commit started since), else `None`.
+    fn log_owner(&self) -> Result<Option<String>, Error> {
+        let bytes = self.output.read(&self.target.log_key()).map_err(|err| err.context("reading the build log"))?;
+        let job = bytes
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|log| log["job_id"].as_str().map(str::to_owned));
+        Ok(job.filter(|job| *job != self.target.job_id))
     }
 
     /// What an `on_error` handler does: the build's log (kept from its `started` log when
@@ -271,20 +326,48 @@ impl Job<'_> {
     fn record_abnormal_end(&self, reason: &str) -> Result<Outcome, Error> {
         let now = rfc3339(SystemTime::now());
         let where_ = self.output.describe(&self.target.log_key());
-        let recovered = self.output.recover(&self.target.commit_key).map_err(Error::failed)?;
+        // The failed log is written whatever the clean-up does; its problems are warnings.
+        let mut problems = Vec::new();
+        let recovered = self.output.recover(&self.target.commit_key, &self.target.job_id).unwrap_or_else(|err| {
+            problems.push(format!("Cannot clean up after the build: {err}"));
+            Vec::new()
+        });
         let mut log = self.started_log(&now);
         let earlier: Option<Value> = self
             .output
             .read(&self.target.log_key())
-            .ok()
-            .flatten()
+            .unwrap_or_else(|err| {
+                problems.push(format!("Cannot read the build log: {err}"));
+                None
+            })
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        if let Some(earlier) = earlier.filter(|earlier| earlier["job_id"] == self.target.job_id.as_str()) {
+        if let Some(owner) = earlier.as_ref().and_then(|earlier| earlier["job_id"].as_str())
+            && owner != self.target.job_id
+        {
+            // A newer build of the commit owns the log (and the site): not overwritten.
+            let line = format!(
+                "build {owner} owns {where_} now: the abnormal end of build {} is not recorded there",
+                self.target.job_id
+            );
+            log::warn(&line);
+            return Ok(Outcome::success(line));
+        }
+        if let Some(mut earlier) = earlier.filter(|earlier| earlier["job_id"] == self.target.job_id.as_str()) {
             if earlier["status"] != "started" {
-                return Ok(Outcome::success(format!(
-                    "the build already recorded its end ({}) in {where_}",
-                    earlier["status"].as_str().unwrap_or("?")
-                )));
+                let ended = earlier["status"].as_str().unwrap_or("?").to_owned();
+                if !recovered.is_empty() || !problems.is_empty() {
+                    // What the clean-up did (e.g. finished a copy cut short) joins that log.
+                    for (key, lines) in [("log", recovered), ("warnings", problems)] {
+                        if let Some(list) = earlier[key].as_array_mut() {
+                            list.extend(lines.into_iter().map(Value::from));
+                        }
+                    }
+                    let bytes = serde_json::to_vec_pretty(&earlier).expect("a build log is plain data");
+                    self.output
+                        .write(&self.target.log_key(), bytes)
+                        .map_err(|err| err.context("writing the build log"))?;
+                }
+                return Ok(Outcome::success(format!("the build already recorded its end ({ended}) in {where_}")));
             }
             let text = |key: &str| earlier[key].as_str().map(str::to_owned);
             log.created_at = text("created_at").unwrap_or(log.created_at);
@@ -294,6 +377,7 @@ impl Job<'_> {
             }
         }
         log.log.extend(recovered);
+        log.warnings.extend(problems);
         log.end_abnormally(reason, &now);
         self.update_project(&log)?;
         self.write_log(&log)?;
@@ -319,24 +403,23 @@ impl Job<'_> {
     }
 
     fn write_log(&self, log: &BuildLog) -> Result<(), Error> {
-        self.output.write(&self.target.log_key(), log.to_json()).map_err(Error::failed)
+        self.output.write(&self.target.log_key(), log.to_json()).map_err(|err| err.context("writing the build log"))
     }
 
     /// Adds (or replaces) this build in the repository's `project.json`.
     fn update_project(&self, log: &BuildLog) -> Result<(), Error> {
         let key = format!("{}/project.json", self.target.site_key);
-        let current = self.output.read(&key).map_err(Error::failed)?;
+        let current = self.output.read(&key).map_err(|err| err.context("reading project.json"))?;
         let bytes = build_log::project(current.as_deref(), self.event, log);
-        self.output.write(&key, bytes).map_err(Error::failed)
+        self.output.write(&key, bytes).map_err(|err| err.context("writing project.json"))
     }
 
     /// POSTs tx-manager's result to `callback`: one per part of a multi-part build.
     fn call_back(&self, log: &BuildLog) -> Vec<String> {
         let Some(url) = &self.settings.callback else { return Vec::new() };
-        match &log.build_logs {
-            Some(parts) => parts.iter().map(|part| callback::post(url, &part.result())).collect(),
-            None => vec![callback::post(url, &log.result())],
-        }
+        // One per part, then the whole build's, which says whether the site was published.
+        let parts = log.build_logs.iter().flatten();
+        parts.chain([log]).map(|part| callback::post(url, &part.result())).collect()
     }
 }
 
@@ -356,6 +439,8 @@ fn books(repo: &Repository, commit: &str, settings: &Settings) -> Result<Vec<Str
         let excluded = settings.exclude.iter().any(|e| e.eq_ignore_ascii_case(name));
         if let Some((top, _)) = entry.path.split_once('/')
             && !excluded
+            && safe_path(&entry.path)
+            && part_log_dir(top).is_none()
             && entry.path.to_lowercase().ends_with(".md")
         {
             books.insert(top.to_owned());
@@ -370,16 +455,53 @@ fn checkout(event: &Event, settings: &Settings) -> Result<Repository, Error> {
         format!("{}/{}/{}", settings.repodir.trim_end_matches('/'), event.repository.owner, event.repository.name);
     let repo = match Repository::open(&path) {
         Ok(repo) => {
-            repo.fetch("origin")?;
+            repo.fetch("origin").map_err(network)?;
             repo
         }
         Err(GitError::NotFound(_)) => {
             log::info(&format!("cloning {} into {path}", event.repository.clone_url));
-            Repository::clone(&event.repository.clone_url, &path, None)?
+            Repository::clone(&event.repository.clone_url, &path, None).map_err(network)?
         }
         Err(err) => return Err(err.into()),
     };
     Ok(repo)
+}
+
+/// A fetch or clone that git itself failed (`GitError::Failed`: the remote did not
+/// answer, the connection dropped) is worth a retry; a refusal or a missing repository
+/// is not.
+fn network(err: GitError) -> Error {
+    match err {
+        GitError::Failed(_) => Error::transient(format!("git: {}", err.message())),
+        other => other.into(),
+    }
+}
+
+/// Refuses payload values that become paths and keys: an owner (GitLab's groups may
+/// hold `/`) or a name (no `/`) with an empty, `.` or `..` segment, and a commit that is
+/// not a hex commit id (its first 10 characters name the site's directory).
+fn check_names(owner: &str, name: &str, commit: &str) -> Result<(), String> {
+    let bad = |part: &str| part.is_empty() || part == "." || part == ".." || part.contains(['\\', '\0']);
+    if owner.split('/').any(bad) || bad(name) || name.contains('/') {
+        return Err(format!("repository name `{owner}/{name}` cannot name a directory"));
+    }
+    if !matches!(commit.len(), 40 | 64) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("`after` = `{commit}` is not a commit id (40 or 64 hex digits)"));
+    }
+    Ok(())
+}
+
+/// Whether a path of the commit's tree stays inside the site: no empty, `.` or `..`
+/// segment (git refuses them, but a crafted tree can hold them).
+fn safe_path(path: &str) -> bool {
+    path.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'))
+}
+
+/// The first segment of a site path when it is a number (`0`, `12`): where a multi-part
+/// build writes a part's log (`<commit10>/<i>/build_log.json`), so no file goes there.
+fn part_log_dir(site_path: &str) -> Option<&str> {
+    let first = site_path.split('/').next().unwrap_or(site_path);
+    (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit())).then_some(first)
 }
 
 /// Which of the commit's files a conversion run takes.
@@ -437,7 +559,8 @@ impl Build {
 }
 
 /// Reads the commit's tree (the files in the build's scope), renders its Markdown and
-/// copies the rest to the staging location.
+/// copies the rest to the staging location. What is wrong with a file is in `build`; an
+/// error is a write to the staging location that failed, which ends the build.
 fn convert(
     repo: &Repository,
     commit: &str,
@@ -445,13 +568,13 @@ fn convert(
     (page_layout, repo_name): (&str, &str),
     out: &mut Stage<'_>,
     build: &mut Build,
-) {
+) -> Result<(), Error> {
     let read_started = Instant::now();
     let entries = match repo.tree(commit) {
         Ok(entries) => entries,
         Err(err) => {
             build.errors.push(format!("Cannot read commit {commit}: {}", err.message()));
-            return;
+            return Ok(());
         }
     };
     let excluded = |path: &str| {
@@ -465,6 +588,16 @@ fn convert(
     let mut placed = Vec::new();
     for entry in &entries {
         if excluded(&entry.path) || !build.scope.contains(&entry.path) {
+            continue;
+        }
+        if !safe_path(&entry.path) {
+            build.warnings.push(format!("Skipped {:?}: a path with an empty, `.` or `..` segment", entry.path));
+            continue;
+        }
+        if settings.multipart
+            && let Some(part) = part_log_dir(&layout::target_path(settings.layout, &entry.path))
+        {
+            build.warnings.push(format!("Skipped {}: {part}/ holds part {part}'s build log", entry.path));
             continue;
         }
         let wanted =
@@ -492,7 +625,8 @@ fn convert(
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
         }
     }
-    build.timings.read_ms = ms(read_started);
+    // `+=`: the last run of a multi-part build has the parts' time already.
+    build.timings.read_ms += ms(read_started);
     build.log.push("Processing Markdown files".into());
     let render_started = Instant::now();
     let links = match settings.layout {
@@ -512,23 +646,23 @@ fn convert(
             (*path, html_path, page.title, html)
         })
         .collect();
-    build.timings.render_ms = ms(render_started);
+    build.timings.render_ms += ms(render_started);
     let write_started = Instant::now();
+    let taken = |path: &str, target: &str| format!("Skipped {path}: an earlier part already wrote {target}");
     for (path, html_path, title, html) in pages {
-        match out.write(&html_path, html.as_bytes()) {
-            Ok(()) => {
-                build.log.push(format!("Converted {path} to {html_path}."));
-                build.pages.push((html_path, title));
-            }
-            Err(err) => build.errors.push(format!("Cannot write {html_path}: {err}")),
+        if out.write(&html_path, html.as_bytes()).map_err(|err| err.context(&format!("staging {html_path}")))? {
+            build.log.push(format!("Converted {path} to {html_path}."));
+            build.pages.push((html_path, title));
+        } else {
+            build.warnings.push(taken(path, &html_path));
         }
     }
     for path in others {
         let copy = target(path);
         match repo.read_file(commit, path) {
             Ok(bytes) => {
-                if let Err(err) = out.write(&copy, &bytes) {
-                    build.warnings.push(format!("Cannot copy {path}: {err}"));
+                if !out.write(&copy, &bytes).map_err(|err| err.context(&format!("staging {copy}")))? {
+                    build.warnings.push(taken(path, &copy));
                 }
             }
             Err(err) => build.warnings.push(format!("Cannot read {path}: {}", err.message())),
@@ -546,11 +680,12 @@ fn convert(
         let index = render::index(&build.pages, repo_name);
         let html = template
             .fill(&index, &render::Fields { root: "", path: "index.md", repo: repo_name, commit: &build.short });
-        if let Err(err) = out.write("index.html", html.as_bytes()) {
-            build.errors.push(format!("Cannot write index.html: {err}"));
+        if !out.write("index.html", html.as_bytes()).map_err(|err| err.context("staging index.html"))? {
+            build.warnings.push("Kept the index.html an earlier part wrote; no page list written.".into());
         }
     }
-    build.timings.write_ms = ms(write_started);
+    build.timings.write_ms += ms(write_started);
+    Ok(())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -595,6 +730,25 @@ mod tests {
         for (scope, want) in cases {
             let got: Vec<bool> = paths.iter().map(|path| scope.contains(path)).collect();
             assert_eq!(got, want.to_vec(), "{scope:?}");
+        }
+    }
+
+    #[test]
+    fn names_and_paths_that_would_leave_the_output_are_refused() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(check_names("acme", "site", commit), Ok(()));
+        assert_eq!(check_names("group/sub", "site", &"ab".repeat(32)), Ok(()));
+        for (owner, name) in [("x", "x/../.."), ("x", ".."), ("..", "x"), ("a//b", "x"), ("a", "b\\c"), ("", "x")] {
+            let err = check_names(owner, name, commit).unwrap_err();
+            assert!(err.contains("cannot name a directory"), "{owner}/{name}: {err}");
+        }
+        for commit in ["../../etc/passwd/0123456789abcdef0123456789abcd", "0123456789", &"g".repeat(40)] {
+            let err = check_names("acme", "site", commit).unwrap_err();
+            assert!(err.contains("is not a commit id"), "{commit}: {err}");
+        }
+        assert!(safe_path("docs/a.md") && safe_path(".well-known/x"));
+        for path in ["..", ".", "a/../b", "a//b", "../x.md", "a/.", "a\\..\\b"] {
+            assert!(!safe_path(path), "{path}");
         }
     }
 

@@ -5,9 +5,51 @@
 //! Keys are `/`-separated paths under the output's root (`u/<owner>/<repo>/...`).
 
 use gitauto_plugin::Error;
-use gitauto_plugin::object_storage::{Addressing, Bucket, content_type};
+use gitauto_plugin::object_storage::{Addressing, Bucket, StorageError, content_type};
 use std::collections::HashSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// Why an output operation failed: the bucket's typed error (so that a busy or
+/// unreachable server stays worth a retry), or a local file system error.
+#[derive(Debug)]
+pub enum OutputError {
+    /// The object storage answered with an error, or could not be reached.
+    Storage(StorageError),
+    /// A file or directory on the host could not be read or written.
+    Local(String),
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Storage(err) => err.fmt(f),
+            Self::Local(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<StorageError> for OutputError {
+    fn from(err: StorageError) -> Self {
+        Self::Storage(err)
+    }
+}
+
+impl OutputError {
+    /// The step's error, `what` went wrong first: transient when the SDK classifies the
+    /// storage error so (429, 5xx, S3's `RequestTimeout`, timeouts, connection failures).
+    pub fn context(self, what: &str) -> Error {
+        let err = match self {
+            Self::Storage(err) => Error::from(err),
+            Self::Local(message) => Error::failed(message),
+        };
+        match err {
+            Error::Failed(message) => Error::Failed(format!("{what}: {message}")),
+            Error::Transient(message) => Error::Transient(format!("{what}: {message}")),
+            Error::InvalidSettings(message) => Error::InvalidSettings(format!("{what}: {message}")),
+        }
+    }
+}
 
 /// The cache header of the files that change during a build (logs, `project.json`).
 const NO_CACHE: &str = "no-cache";
@@ -34,10 +76,8 @@ pub struct Stage<'a> {
     output: &'a Output,
     /// The staging directory's or prefix's key.
     key: String,
-    /// What was staged (S3: to copy into place).
+    /// What was staged, so that a path is staged once.
     written: HashSet<String>,
-    /// Paths staged already when a later run of a multi-part build wrote them again.
-    pub skipped: Vec<String>,
 }
 
 impl Output {
@@ -108,20 +148,20 @@ impl Output {
     }
 
     /// The file at `key`, if there is one.
-    pub fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    pub fn read(&self, key: &str) -> Result<Option<Vec<u8>>, OutputError> {
         match self {
             Self::Local { root } => match std::fs::read(root.join(key)) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(err) => Err(format!("reading {}: {err}", root.join(key).display())),
+                Err(err) => Err(OutputError::Local(format!("reading {}: {err}", root.join(key).display()))),
             },
-            Self::S3 { bucket, .. } => bucket.get(key).map_err(|err| err.to_string()),
+            Self::S3 { bucket, .. } => Ok(bucket.get(key)?),
         }
     }
 
     /// Writes `bytes` at `key` so that a reader sees the old file or the new one, never
     /// a part (locally: a temporary file renamed over it; S3 replaces objects whole).
-    pub fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+    pub fn write(&self, key: &str, bytes: Vec<u8>) -> Result<(), OutputError> {
         match self {
             Self::Local { root } => {
                 let path = root.join(key);
@@ -129,20 +169,51 @@ impl Output {
                 let temporary = path.with_file_name(format!(".{name}.writing"));
                 crate::write(&temporary, &bytes)
                     .and_then(|()| std::fs::rename(&temporary, &path))
-                    .map_err(|err| format!("writing {}: {err}", path.display()))
+                    .map_err(|err| OutputError::Local(format!("writing {}: {err}", path.display())))
             }
-            Self::S3 { bucket, .. } => {
-                bucket.put(key, bytes, content_type(key), Some(NO_CACHE)).map_err(|err| err.to_string())
-            }
+            Self::S3 { bucket, .. } => Ok(bucket.put(key, bytes, content_type(key), Some(NO_CACHE))?),
         }
     }
 
-    /// A fresh staging location for the site at `key` (what an earlier build left there
-    /// is removed first).
-    pub fn stage(&self, key: &str) -> Result<Stage<'_>, String> {
-        let stage = Stage { output: self, key: staging_key(key), written: HashSet::new(), skipped: Vec::new() };
+    /// A fresh staging location for build `job`'s site at `key`: its own, so that
+    /// overlapping builds of one commit do not share one (what an earlier attempt of
+    /// the same build left there is removed first).
+    pub fn stage(&self, key: &str, job: &str) -> Result<Stage<'_>, OutputError> {
+        let stage = Stage { output: self, key: staging_key(key, job), written: HashSet::new() };
         self.clear(&stage.key)?;
         Ok(stage)
+    }
+
+    /// Puts right what an interrupted build of the site at `key` left: locally, a swap
+    /// cut short between its renames (the previous site moved aside, none in place) is
+    /// undone; on S3, a staged site marked complete whose copy into place was cut short
+    /// is copied again, and its staging prefix removed. Returns what it did, for the log.
+    pub fn repair(&self, key: &str) -> Result<Vec<String>, OutputError> {
+        let mut done = Vec::new();
+        match self {
+            Self::Local { root } => {
+                let (live, old) = (root.join(key), root.join(old_key(key)));
+                if old.is_dir() && !live.exists() {
+                    std::fs::rename(&old, &live)
+                        .map_err(|err| OutputError::Local(format!("restoring {}: {err}", live.display())))?;
+                    done.push(format!("Restored the previous site from {}", old.display()));
+                }
+            }
+            Self::S3 { bucket, .. } => {
+                let mut marked: Vec<String> = bucket
+                    .list(&sibling(key, ""))?
+                    .into_iter()
+                    .filter_map(|object| object.key.strip_suffix(&format!(".staging/{COMPLETE}")).map(str::to_owned))
+                    .collect();
+                marked.sort();
+                for staging in marked {
+                    let staging = format!("{staging}.staging");
+                    finish(bucket, &staging, key)?;
+                    done.push(format!("Finished publishing the complete staged site {}", bucket.location(&staging)));
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Puts the staged site in place of the site at `key`, keeping `log` (the running
@@ -150,73 +221,67 @@ impl Output {
     /// site had that this one has not. Locally the staged directory is renamed into
     /// place (the old one moved aside, then removed); on S3 each staged object is copied
     /// into place, then the stale objects and the staged ones are deleted.
-    pub fn publish(&self, stage: Stage<'_>, key: &str, log: &[u8]) -> Result<(), String> {
+    pub fn publish(&self, stage: Stage<'_>, key: &str, log: &[u8]) -> Result<(), OutputError> {
         match self {
             Self::Local { root } => {
                 let (live, staged, old) = (root.join(key), root.join(&stage.key), root.join(old_key(key)));
-                crate::write(&staged.join(LOG), log).map_err(|err| format!("writing {}: {err}", staged.display()))?;
+                crate::write(&staged.join(LOG), log)
+                    .map_err(|err| OutputError::Local(format!("writing {}: {err}", staged.display())))?;
                 remove_dir(&old)?;
                 match std::fs::rename(&live, &old) {
                     Ok(()) => {}
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(format!("moving {} aside: {err}", live.display())),
+                    Err(err) => return Err(OutputError::Local(format!("moving {} aside: {err}", live.display()))),
                 }
                 if let Err(err) = std::fs::rename(&staged, &live) {
                     // Put the previous site back: a failed build leaves it as it was.
                     let _ = std::fs::rename(&old, &live);
-                    return Err(format!("moving {} to {}: {err}", staged.display(), live.display()));
+                    return Err(OutputError::Local(format!(
+                        "moving {} to {}: {err}",
+                        staged.display(),
+                        live.display()
+                    )));
                 }
                 remove_dir(&old)
             }
             Self::S3 { bucket, .. } => {
-                let fail = |err: gitauto_plugin::object_storage::StorageError| err.to_string();
-                for path in &stage.written {
-                    bucket.copy(&format!("{}/{path}", stage.key), &format!("{key}/{path}")).map_err(fail)?;
-                }
-                for object in bucket.list(&format!("{key}/")).map_err(fail)? {
-                    let path = object.key.strip_prefix(&format!("{key}/")).unwrap_or(&object.key).to_owned();
-                    if path != LOG && !stage.written.contains(&path) {
-                        bucket.delete(&object.key).map_err(fail)?;
-                    }
-                }
-                self.clear(&stage.key)
+                // The marker says the staged site is whole: a copy cut short is finished
+                // by `repair` (the handler's, or the next build's) from it.
+                let marker = format!("{}/{COMPLETE}", stage.key);
+                bucket.put(&marker, b"staged site complete\n".to_vec(), "text/plain; charset=utf-8", Some(NO_CACHE))?;
+                finish(bucket, &stage.key, key)
             }
         }
     }
 
     /// Removes a staged site that will not be published.
-    pub fn discard(&self, stage: Stage<'_>) -> Result<(), String> {
+    pub fn discard(&self, stage: Stage<'_>) -> Result<(), OutputError> {
         self.clear(&stage.key)
     }
 
-    /// After a build of the site at `key` ended abnormally: puts back a previous site
-    /// that a swap had moved aside (locally), and removes the staged pages. Returns what
-    /// it did, for the log.
-    pub fn recover(&self, key: &str) -> Result<Vec<String>, String> {
-        let mut done = Vec::new();
+    /// After build `job` of the site at `key` ended abnormally: [`Output::repair`]s
+    /// what it left (a local swap cut short is undone, a complete staged S3 site is
+    /// copied into place), removes a previous site left aside, and removes its staged
+    /// pages. Returns what it did, for the log.
+    pub fn recover(&self, key: &str, job: &str) -> Result<Vec<String>, OutputError> {
+        let done = self.repair(key)?;
         if let Self::Local { root } = self {
             let (live, old) = (root.join(key), root.join(old_key(key)));
-            if old.is_dir() {
-                if live.exists() {
-                    remove_dir(&old)?;
-                } else {
-                    std::fs::rename(&old, &live).map_err(|err| format!("restoring {}: {err}", live.display()))?;
-                    done.push(format!("Restored the previous site from {}", old.display()));
-                }
+            if old.is_dir() && live.exists() {
+                remove_dir(&old)?;
             }
         }
-        self.clear(&staging_key(key))?;
+        self.clear(&staging_key(key, job))?;
         Ok(done)
     }
 
     /// Removes everything under `key` (a directory, or a prefix).
-    fn clear(&self, key: &str) -> Result<(), String> {
+    fn clear(&self, key: &str) -> Result<(), OutputError> {
         match self {
             Self::Local { root } => remove_dir(&root.join(key)),
             Self::S3 { bucket, .. } => {
-                let objects = bucket.list(&format!("{key}/")).map_err(|err| err.to_string())?;
-                for object in objects {
-                    bucket.delete(&object.key).map_err(|err| err.to_string())?;
+                for object in bucket.list(&format!("{key}/"))? {
+                    bucket.delete(&object.key)?;
                 }
                 Ok(())
             }
@@ -227,31 +292,64 @@ impl Output {
 impl Stage<'_> {
     /// Stages the file `path` (relative to the site): a page, a copied file, the index.
     /// The first file staged at a path is kept (a later part of a flat multi-part build
-    /// may name it again): the later one is noted in `skipped`.
-    pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+    /// may name it again): `false` says a later one was not written.
+    pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<bool, OutputError> {
         if self.written.contains(path) {
-            self.skipped.push(path.to_owned());
-            return Ok(());
+            return Ok(false);
         }
         let key = format!("{}/{path}", self.key);
         match self.output {
-            Output::Local { root } => crate::write(&root.join(&key), bytes).map_err(|err| err.to_string())?,
-            Output::S3 { bucket, cache_control } => bucket
-                .put(&key, bytes.to_vec(), content_type(path), cache_control.as_deref())
-                .map_err(|err| err.to_string())?,
+            Output::Local { root } => crate::write(&root.join(&key), bytes)
+                .map_err(|err| OutputError::Local(format!("writing {}: {err}", root.join(&key).display())))?,
+            Output::S3 { bucket, cache_control } => {
+                bucket.put(&key, bytes.to_vec(), content_type(path), cache_control.as_deref())?
+            }
         }
         self.written.insert(path.to_owned());
-        Ok(())
+        Ok(true)
     }
 }
 
 /// A build log's file name.
 pub const LOG: &str = "build_log.json";
 
-/// `u/acme/site/.0123456789.staging` for `u/acme/site/0123456789`: next to the site,
-/// outside its prefix.
-fn staging_key(key: &str) -> String {
-    sibling(key, "staging")
+/// The object marking an S3 staging prefix as a whole site, written before the copy.
+const COMPLETE: &str = ".complete";
+
+/// Copies the staged site at `staging` into place at `key`, deletes what the previous
+/// site had that it has not, then the marker, then the staged objects. Cut short, it
+/// can run again: until the marker is gone the staged site is whole.
+fn finish(bucket: &Bucket, staging: &str, key: &str) -> Result<(), OutputError> {
+    let staged: HashSet<String> = bucket
+        .list(&format!("{staging}/"))?
+        .into_iter()
+        .filter_map(|object| object.key.strip_prefix(&format!("{staging}/")).map(str::to_owned))
+        .filter(|path| path != COMPLETE)
+        .collect();
+    let mut paths: Vec<&String> = staged.iter().collect();
+    paths.sort();
+    for path in paths {
+        bucket.copy(&format!("{staging}/{path}"), &format!("{key}/{path}"))?;
+    }
+    for object in bucket.list(&format!("{key}/"))? {
+        let path = object.key.strip_prefix(&format!("{key}/")).unwrap_or(&object.key).to_owned();
+        if path != LOG && !staged.contains(&path) {
+            bucket.delete(&object.key)?;
+        }
+    }
+    // The marker first: staged objects left without it are only removed, never copied.
+    bucket.delete(&format!("{staging}/{COMPLETE}"))?;
+    for object in bucket.list(&format!("{staging}/"))? {
+        bucket.delete(&object.key)?;
+    }
+    Ok(())
+}
+
+/// `u/acme/site/.0123456789.<job16>.staging` for build `job` of
+/// `u/acme/site/0123456789`: next to the site, outside its prefix, one per build.
+fn staging_key(key: &str, job: &str) -> String {
+    let job: String = job.chars().take(16).collect();
+    sibling(key, &format!("{job}.staging"))
 }
 
 /// Where a local swap moves the previous site while the new one takes its place.
@@ -266,11 +364,11 @@ fn sibling(key: &str, what: &str) -> String {
     }
 }
 
-fn remove_dir(path: &Path) -> Result<(), String> {
+fn remove_dir(path: &Path) -> Result<(), OutputError> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(format!("removing {}: {err}", path.display())),
+        Err(err) => Err(OutputError::Local(format!("removing {}: {err}", path.display()))),
     }
 }
 
@@ -313,9 +411,11 @@ mod tests {
     }
 
     #[test]
-    fn staging_sits_next_to_the_site() {
-        assert_eq!(staging_key("u/acme/site/0123456789"), "u/acme/site/.0123456789.staging");
+    fn staging_sits_next_to_the_site_one_per_build() {
+        let job = "00112233445566778899aabbccddeeff";
+        assert_eq!(staging_key("u/acme/site/0123456789", job), "u/acme/site/.0123456789.0011223344556677.staging");
         assert_eq!(old_key("u/group/sub/site/0123456789"), "u/group/sub/site/.0123456789.old");
-        assert_eq!(staging_key("c"), ".c.staging");
+        assert_eq!(staging_key("c", "ff"), ".c.ff.staging");
+        assert_ne!(staging_key("c", "aa"), staging_key("c", "bb"));
     }
 }

@@ -141,16 +141,26 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
-/// A storage error fails the step; a busy or unreachable server (5xx, 429, timeouts,
-/// connection failures) is worth a retry.
-impl From<StorageError> for Error {
-    fn from(err: StorageError) -> Self {
-        let transient = match &err.kind {
-            ErrorKind::Status { status, .. } => *status == 429 || *status >= 500,
+impl StorageError {
+    /// Whether a retry may succeed: a busy or unreachable server (HTTP 429, 5xx, S3's
+    /// 400 `RequestTimeout`, a copy whose 200 answer carries an `<Error>`, timeouts,
+    /// connection failures).
+    pub fn is_transient(&self) -> bool {
+        match &self.kind {
+            ErrorKind::Status { status, code, .. } => {
+                *status == 429 || *status >= 500 || *status == 200 || (*status == 400 && code == "RequestTimeout")
+            }
             ErrorKind::Http(HttpError::Timeout(_) | HttpError::Connection(_)) => true,
             _ => false,
-        };
-        if transient { Error::transient(err.to_string()) } else { Error::failed(err.to_string()) }
+        }
+    }
+}
+
+/// A storage error fails the step; what [`StorageError::is_transient`] says is worth a
+/// retry is transient.
+impl From<StorageError> for Error {
+    fn from(err: StorageError) -> Self {
+        if err.is_transient() { Error::transient(err.to_string()) } else { Error::failed(err.to_string()) }
     }
 }
 
@@ -328,6 +338,10 @@ impl Bucket {
     /// Copies the object at `from` to `to` within the bucket, on the server (its
     /// content type and cache headers go with it).
     pub fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        if self.full_key(from).split('/').any(|segment| segment == "." || segment == "..") {
+            let why = format!("the source key `{}` has a `.` or `..` segment", self.full_key(from));
+            return Err(self.error("COPY", from, ErrorKind::Invalid(why)));
+        }
         let source = format!("{}/{}", self.name, encode_key(&self.full_key(from)));
         let headers = vec![("x-amz-copy-source".to_owned(), source)];
         let response = self.send("COPY", Method::Put, to, self.url(to), headers, None)?;
@@ -349,6 +363,15 @@ impl Bucket {
         headers: Vec<(String, String)>,
         body: Option<Vec<u8>>,
     ) -> Result<http::Response, StorageError> {
+        // A URL parser resolves `.` and `..` segments: `a/../b` would name `b`.
+        let full = self.full_key(key);
+        if operation != "LIST" && full.split('/').any(|segment| segment == "." || segment == "..") {
+            return Err(self.error(
+                operation,
+                key,
+                ErrorKind::Invalid(format!("the key `{full}` has a `.` or `..` segment, which a URL resolves away")),
+            ));
+        }
         log::debug(&format!("{operation} {}", self.location(key)));
         http::send(&Request { method, url, headers, body, timeout_ms: None })
             .map_err(|err| self.error(operation, key, ErrorKind::Http(err)))
@@ -467,10 +490,15 @@ struct ListPage {
 /// Reads a `ListBucketResult`: each `<Contents>`' `Key` and `Size`, `IsTruncated` and
 /// `NextContinuationToken`, entities decoded.
 fn parse_list(xml: &str) -> Result<ListPage, String> {
-    if !has_element(xml, "ListBucketResult") {
-        let start: String = xml.chars().take(200).collect();
-        return Err(format!("the answer is not a ListBucketResult: {start}"));
-    }
+    // A body cut short (no `</ListBucketResult>`) is refused: its last page would be lost.
+    let xml = match elements(xml, "ListBucketResult").next() {
+        Some(Ok(inner)) => inner,
+        Some(Err(_)) => return Err("the ListBucketResult is cut short (no </ListBucketResult>)".into()),
+        None => {
+            let start: String = xml.chars().take(200).collect();
+            return Err(format!("the answer is not a ListBucketResult: {start}"));
+        }
+    };
     let mut page = ListPage::default();
     for contents in elements(xml, "Contents") {
         let contents = contents?;
@@ -681,6 +709,18 @@ mod tests {
     }
 
     #[test]
+    fn keys_with_dot_segments_are_refused_before_any_request() {
+        let bucket = Bucket::new("s3://site/u", "http://127.0.0.1:9", Addressing::Path).unwrap();
+        for key in ["a/../b", "../b", "a/./b", ".", "a/.."] {
+            let err = bucket.put(key, Vec::new(), "text/plain", None).unwrap_err();
+            assert!(matches!(err.kind, ErrorKind::Invalid(_)), "{key}: {err}");
+            assert!(err.to_string().contains("`.` or `..` segment"), "{err}");
+            let err = bucket.copy(key, "c").unwrap_err();
+            assert!(matches!(err.kind, ErrorKind::Invalid(_)), "{key}: {err}");
+        }
+    }
+
+    #[test]
     fn listings_are_read_with_their_entities() {
         let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>site</Name><Prefix>u/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>
@@ -706,7 +746,8 @@ mod tests {
             ("<ListBucketResult><Contents><Key>a &bogus; b</Key></Contents></ListBucketResult>", "unknown entity"),
             ("<ListBucketResult><Contents><Key>a &amp b;</Key></Contents></ListBucketResult>", "unterminated entity"),
             ("<ListBucketResult><Contents><Key>a</Key><Size>x</Size></Contents></ListBucketResult>", "not a number"),
-            ("<ListBucketResult><Contents><Key>a</Key>", "not closed"),
+            ("<ListBucketResult><Contents><Key>a</Key>", "cut short"),
+            ("<ListBucketResult><IsTruncated>false</IsTruncated>", "cut short"),
         ];
         for (xml, want) in bad {
             let err = parse_list(xml).unwrap_err();
@@ -737,6 +778,25 @@ mod tests {
         let err = bucket.failed("GET", "b", &busy);
         assert_eq!(err.to_string(), "GET s3://site/u/b: HTTP 503 (SlowDown)");
         assert!(matches!(Error::from(err), Error::Transient(_)));
+        let answers: [(u16, &[u8], bool); 5] = [
+            (400, b"<Error><Code>RequestTimeout</Code></Error>", true),
+            (400, b"<Error><Code>InvalidArgument</Code></Error>", false),
+            (429, b"", true),
+            (500, b"<Error><Code>InternalError</Code></Error>", true),
+            (409, b"<Error><Code>OperationAborted</Code></Error>", false),
+        ];
+        for (status, body, transient) in answers {
+            let response = http::Response { status, headers: Vec::new(), body: body.to_vec() };
+            let err = bucket.failed("PUT", "d", &response);
+            assert_eq!(err.is_transient(), transient, "{err}");
+            assert_eq!(matches!(Error::from(err), Error::Transient(_)), transient, "{status}");
+        }
+        let copy = bucket.error(
+            "COPY",
+            "e",
+            ErrorKind::Status { status: 200, code: "InternalError".into(), message: String::new() },
+        );
+        assert!(copy.is_transient(), "a copy's 200 answer carrying an <Error>");
         let missing = http::Response { status: 404, headers: Vec::new(), body: b"not xml".to_vec() };
         assert!(matches!(bucket.failed("GET", "c", &missing).kind, ErrorKind::NotFound { .. }));
     }
