@@ -816,6 +816,15 @@ impl Checker<'_> {
                     else {
                         continue;
                     };
+                    if grant.credentials.iter().any(|given| given.pattern == pattern) {
+                        // Which of two credentials for one pattern is sent must not hang on
+                        // the order they are listed in.
+                        self.problem(
+                            Some(span),
+                            format!("plugin `{plugin}`: host {pattern} is given a credential twice; keep one"),
+                        );
+                        continue;
+                    }
                     if let Some(credential) = self.credential(plugin, &pattern, table, span, base) {
                         grant.credentials.push(credential);
                     }
@@ -1289,6 +1298,22 @@ grants = { hosts = [
         for secret in ["t0ken", "wJalr-secret", "minio-secret", "t0k3n"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+
+    #[test]
+    fn one_host_pattern_takes_one_credential() {
+        let text = r#"
+[plugins.probe]
+wasm = "builtin:fetch-update"
+grants = { hosts = [
+  { host = "S3.example.com", credential = "first" },
+  { host = "s3.example.com", credential = { sigv4 = { access_key = "AKIDEXAMPLE", secret_key = "second", region = "eu-west-1" } } },
+  { host = "s3.example.com:9000", credential = "another port" },
+] }
+"#;
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("host s3.example.com is given a credential twice; keep one"), "{err}");
+        assert!(!err.contains("9000"), "a pattern with a port is another pattern: {err}");
     }
 
     #[test]

@@ -321,10 +321,12 @@ impl HostPattern {
         host_ok && self.port.is_none_or(|p| p == port)
     }
 
-    /// How specific the pattern is, smallest first: an exact host with a port, an exact
-    /// host, a wildcard with a port, a wildcard; among wildcards, the longer domain first.
-    pub fn specificity(&self) -> (bool, bool, std::cmp::Reverse<usize>) {
-        (self.host.starts_with("*."), self.port.is_none(), std::cmp::Reverse(self.host.len()))
+    /// How specific the pattern is, smallest first: an exact host before any wildcard;
+    /// among wildcards the deeper domain first (`*.s3.example.com` before
+    /// `*.example.com:443`: a port does not make a shallower domain more specific); then a
+    /// pattern with a port before one without.
+    pub fn specificity(&self) -> (bool, std::cmp::Reverse<usize>, bool) {
+        (self.host.starts_with("*."), std::cmp::Reverse(self.host.len()), self.port.is_none())
     }
 
     /// Whether the pattern names an address or `localhost` itself, rather than a name
@@ -708,7 +710,7 @@ mod tests {
             ("s3.example.com", 9000, "s3.example.com:9000"),
             ("s3.example.com", 443, "s3.example.com"),
             ("S3.Example.com.", 443, "s3.example.com"),
-            ("b.s3.example.com", 9000, "*.example.com:9000"),
+            ("b.s3.example.com", 9000, "*.s3.example.com"),
             ("b.s3.example.com", 443, "*.s3.example.com"),
             ("www.example.com", 9000, "*.example.com:9000"),
             ("www.example.com", 443, "*.example.com"),
