@@ -209,7 +209,7 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
                 other => other,
             })?;
             // Leaving the origin (scheme, host or port), the plugin's own credentials stay
-            // behind, as browsers do; the host's are chosen afresh for each hop.
+            // behind, as browsers do, and the host's go on no later hop.
             if next.origin() != url.origin() {
                 headers.remove(reqwest::header::AUTHORIZATION);
                 headers.remove(reqwest::header::COOKIE);

@@ -22,7 +22,6 @@ use gitauto_plugin::{Error, Event, Outcome, Plugin, log};
 use output::{Output, Stage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::{Instant, SystemTime};
 
 /// How many warnings (and errors) the step's output carries; the build log has them all.
@@ -314,11 +313,14 @@ impl Job<'_> {
     /// The job id in the commit's live `build_log.json` when it is another build's
     /// (a newer build of the commit started since), else `None`.
     fn log_owner(&self) -> Result<Option<String>, Error> {
-        let bytes = self.output.read(&self.target.log_key()).map_err(|err| err.context("reading the build log"))?;
-        let job = bytes
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            .and_then(|log| log["job_id"].as_str().map(str::to_owned));
+        let live = self.live_log().map_err(|err| err.context("reading the build log"))?;
+        let job = live.and_then(|log| log["job_id"].as_str().map(str::to_owned));
         Ok(job.filter(|job| *job != self.target.job_id))
+    }
+
+    /// The commit's live `build_log.json`, parsed (`None`: there is none, or it is not JSON).
+    fn live_log(&self) -> Result<Option<Value>, output::OutputError> {
+        Ok(self.output.read(&self.target.log_key())?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
     /// What an `on_error` handler does: the build's log (kept from its `started` log when
@@ -333,14 +335,10 @@ impl Job<'_> {
             Vec::new()
         });
         let mut log = self.started_log(&now);
-        let earlier: Option<Value> = self
-            .output
-            .read(&self.target.log_key())
-            .unwrap_or_else(|err| {
-                problems.push(format!("Cannot read the build log: {err}"));
-                None
-            })
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let earlier = self.live_log().unwrap_or_else(|err| {
+            problems.push(format!("Cannot read the build log: {err}"));
+            None
+        });
         if let Some(owner) = earlier.as_ref().and_then(|earlier| earlier["job_id"].as_str())
             && owner != self.target.job_id
         {
@@ -686,10 +684,6 @@ fn convert(
     }
     build.timings.write_ms += ms(write_started);
     Ok(())
-}
-
-fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    fs_write::write(path, bytes)
 }
 
 fn ms(since: Instant) -> f64 {

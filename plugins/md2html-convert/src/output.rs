@@ -167,7 +167,7 @@ impl Output {
                 let path = root.join(key);
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let temporary = path.with_file_name(format!(".{name}.writing"));
-                crate::write(&temporary, &bytes)
+                crate::fs_write::write(&temporary, &bytes)
                     .and_then(|()| std::fs::rename(&temporary, &path))
                     .map_err(|err| OutputError::Local(format!("writing {}: {err}", path.display())))
             }
@@ -225,7 +225,7 @@ impl Output {
         match self {
             Self::Local { root } => {
                 let (live, staged, old) = (root.join(key), root.join(&stage.key), root.join(old_key(key)));
-                crate::write(&staged.join(LOG), log)
+                crate::fs_write::write(&staged.join(LOG), log)
                     .map_err(|err| OutputError::Local(format!("writing {}: {err}", staged.display())))?;
                 remove_dir(&old)?;
                 match std::fs::rename(&live, &old) {
@@ -299,7 +299,7 @@ impl Stage<'_> {
         }
         let key = format!("{}/{path}", self.key);
         match self.output {
-            Output::Local { root } => crate::write(&root.join(&key), bytes)
+            Output::Local { root } => crate::fs_write::write(&root.join(&key), bytes)
                 .map_err(|err| OutputError::Local(format!("writing {}: {err}", root.join(&key).display())))?,
             Output::S3 { bucket, cache_control } => {
                 bucket.put(&key, bytes.to_vec(), content_type(path), cache_control.as_deref())?
@@ -339,8 +339,8 @@ fn finish(bucket: &Bucket, staging: &str, key: &str) -> Result<(), OutputError> 
     }
     // The marker first: staged objects left without it are only removed, never copied.
     bucket.delete(&format!("{staging}/{COMPLETE}"))?;
-    for object in bucket.list(&format!("{staging}/"))? {
-        bucket.delete(&object.key)?;
+    for path in &staged {
+        bucket.delete(&format!("{staging}/{path}"))?;
     }
     Ok(())
 }
