@@ -44,18 +44,23 @@ impl World {
     /// A daemon whose probe is granted `host` (with the credential), `git` and the
     /// scratch directory, running `rules`.
     async fn daemon(&self, host: &str, rules: &str) -> TestDaemon {
+        let token = self.root.path().join("token");
+        self.daemon_granted(&format!("{{ host = \"{host}\", credential = \"file:{}\" }}", token.display()), rules).await
+    }
+
+    /// The same, with `host_entry` (TOML) as the one granted host.
+    async fn daemon_granted(&self, host_entry: &str, rules: &str) -> TestDaemon {
         TestDaemon::start(&format!(
             r#"
 {source}
 [plugins.probe]
 wasm = "{probe}"
-grants = {{ hosts = [{{ host = "{host}", credential = "file:{token}" }}], commands = ["git", "cat", "truncate"], dirs = [{{ path = "{scratch}", write = true }}] }}
+grants = {{ hosts = [{host_entry}], commands = ["git", "cat", "truncate"], dirs = [{{ path = "{scratch}", write = true }}] }}
 
 {rules}
 "#,
             source = github_source(),
             probe = env!("GITAUTO_GUEST_PROBE"),
-            token = self.root.path().join("token").display(),
             scratch = self.scratch().display(),
             rules = rules.replace("SCRATCH", &self.scratch().display().to_string()),
         ))
@@ -420,9 +425,10 @@ steps = [{ plugin = "probe", with = { op = "checkout" } }]
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_clone_url_whose_host_is_not_granted_is_refused_and_nothing_is_fetched() {
-    let world = World::new().await;
+/// Pushes a commit to a daemon whose probe, granted only `host_entry` (TOML), asks for
+/// the checkout; the job must fail with nothing fetched and no workspace left. Returns
+/// the step's summary.
+async fn refused_checkout(world: &World, host_entry: &str) -> String {
     let before = world.repo.head();
     let after = world.repo.commit("a.txt", "a\n", "pushed");
     world.repo.push("main");
@@ -432,16 +438,36 @@ name = "look"
 on = "push"
 steps = [{ plugin = "probe", checkout = true, with = { op = "checkout" } }]
 "#;
-    // Granted the same address on another port.
-    let daemon = world.daemon("127.0.0.1:1", rules).await;
+    let daemon = world.daemon_granted(host_entry, rules).await;
     let job =
         run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url())).await;
     assert_eq!(job["state"], "failed", "{job:#}");
     let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
-    assert!(summary.starts_with(&format!("checkout: cloning host {} is not granted", world.server.host)), "{summary}");
-    assert_eq!(world.server.requests(), [], "nothing reached the server");
+    assert_eq!(world.server.requests(), [], "nothing reached the server: {summary}");
     no_workspaces_left(&daemon);
     daemon.stop().await;
+    summary
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clone_host_granted_with_a_sigv4_key_is_refused_and_nothing_is_fetched() {
+    let world = World::new().await;
+    // Git cannot sign: the host must not fall back to an unsigned (or differently
+    // credentialed) fetch from a host whose grant says requests there are signed.
+    let entry = format!(
+        "{{ host = \"{}\", credential = {{ sigv4 = {{ access_key = \"AKID\", secret_key = \"s3cret\", region = \"us-east-1\" }} }} }}",
+        world.server.host
+    );
+    let summary = refused_checkout(&world, &entry).await;
+    assert!(summary.contains("git cannot sign"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clone_url_whose_host_is_not_granted_is_refused_and_nothing_is_fetched() {
+    let world = World::new().await;
+    // Granted the same address on another port.
+    let summary = refused_checkout(&world, "\"127.0.0.1:1\"").await;
+    assert!(summary.starts_with(&format!("checkout: cloning host {} is not granted", world.server.host)), "{summary}");
 }
 
 /// A step may write the checkout, `.git/config` included: a remote it plants there is
