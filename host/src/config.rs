@@ -4,6 +4,7 @@
 //!
 //! Relative paths in the config are taken from the config file's directory.
 
+pub mod api;
 mod catch_up;
 pub mod compat;
 mod env;
@@ -107,6 +108,8 @@ pub struct Source {
     /// Repositories whose refs are compared with what was last seen, for pushes whose
     /// delivery never arrived.
     pub poll: Option<Poll>,
+    /// The forge's REST API, for what the host reports and asks itself.
+    pub api: Option<api::Api>,
 }
 
 impl std::fmt::Debug for Source {
@@ -118,6 +121,7 @@ impl std::fmt::Debug for Source {
             .field("allow_unsigned", &self.allow_unsigned)
             .field("catch_up", &self.catch_up)
             .field("poll", &self.poll)
+            .field("api", &self.api)
             .finish_non_exhaustive()
     }
 }
@@ -531,6 +535,7 @@ impl Checker<'_> {
         }
         let catch_up = raw.catch_up.and_then(|catch_up| self.catch_up(&source_name, forge_name, catch_up, base));
         let poll = raw.poll.and_then(|poll| self.poll(&source_name, poll));
+        let api = raw.api.and_then(|api| self.api(&source_name, forge_name, api, base));
         let dialect = dialect?;
         Some(Source {
             name: source_name,
@@ -540,6 +545,7 @@ impl Checker<'_> {
             allow_unsigned: raw.allow_unsigned,
             catch_up,
             poll,
+            api,
         })
     }
 

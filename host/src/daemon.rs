@@ -77,7 +77,13 @@ impl Daemon {
         let addr: SocketAddr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
-        let workers = Workers { queue: self.queue.clone(), live: self.live.clone(), metrics: metrics.clone() };
+        let apis = crate::forge_api::ForgeApis::new().context("building the forge API client")?;
+        let workers = Workers {
+            queue: self.queue.clone(),
+            live: self.live.clone(),
+            metrics: metrics.clone(),
+            apis: apis.clone(),
+        };
         let config = self.live.config();
         // Before any worker claims: queued jobs run under the limits of the config loaded now.
         set_flow(&self.queue, &config).await;

@@ -43,6 +43,22 @@ pub struct Event {
     /// The pull (merge) request, for `pull_request` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequest>,
+    /// The GitHub App installation the delivery came through (GitHub only); the host
+    /// mints that installation's tokens for the event's reports and credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<u64>,
+    /// The comment, for `comment` events (and the review's body for `review` events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Comment>,
+    /// The command a comment's first line gives, when it starts with `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Command>,
+    /// The label added or removed, for `labeled` / `unlabeled` actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The check run or suite the forge asks about, for `check_run` / `check_suite` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
     /// The forge's payload as JSON text. Not stored with the normalised event (the
     /// delivery keeps the raw body); filled in when a job runs.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -87,6 +103,53 @@ pub struct PullRequest {
     pub head: String,
     /// The repository the source branch lives in, when it is a fork (`owner/name`).
     pub source_repository: Option<String>,
+}
+
+/// A comment on an issue, a pull request, a commit or a review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Comment {
+    /// The forge's id of the comment.
+    pub id: u64,
+    /// Its text as written.
+    pub body: String,
+    /// Login of its author.
+    pub author: String,
+    /// Web page.
+    pub url: String,
+    /// The issue or pull request number it was made on, when it was made on one.
+    pub number: Option<u64>,
+    /// Whether that number is a pull (merge) request's; `event.pull_request` then
+    /// describes it as far as the payload does.
+    pub on_pull_request: bool,
+    /// For a review (`review` events): `approved`, `changes_requested`, `commented`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_state: Option<String>,
+}
+
+/// A command given in a comment: its first line split on whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Command {
+    /// The first word, `/` included (`/deploy`).
+    pub name: String,
+    /// The words after it.
+    pub args: Vec<String>,
+    /// The whole first line, trimmed (what `command = "/deploy *"` is matched against).
+    pub line: String,
+}
+
+/// The check run or suite a `check_run` / `check_suite` event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Check {
+    /// The check run's (or suite's) id.
+    pub id: u64,
+    /// The check run's `external_id`: gitauto sets it to the job id.
+    pub external_id: Option<String>,
+    /// The check run's name.
+    pub name: Option<String>,
+    /// The commit it is on.
+    pub head_sha: String,
+    /// The GitHub App that owns it (its numeric id), so other apps' checks are ignored.
+    pub app_id: Option<u64>,
 }
 
 /// One commit listed in a push.

@@ -32,6 +32,7 @@ pub mod cron;
 pub mod daemon;
 pub mod event;
 pub mod forge;
+pub mod forge_api;
 pub mod gitwalk;
 pub mod glob;
 pub mod grant;

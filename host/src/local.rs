@@ -99,7 +99,8 @@ pub async fn run(config: Config, request: Request) -> anyhow::Result<Report> {
     let explain = serde_json::to_value(&ingested.verdicts).expect("verdicts serialise");
     let mut jobs = Vec::new();
     if !request.dry_run {
-        let workers = Workers { queue: queue.clone(), live, metrics };
+        let apis = crate::forge_api::ForgeApis::new()?;
+        let workers = Workers { queue: queue.clone(), live, metrics, apis };
         // Jobs run one after another, retries included, until the queue is empty.
         loop {
             match queue.claim().await? {

@@ -48,6 +48,8 @@ pub struct Workers {
     pub live: Arc<Live>,
     /// Step durations and job ends are counted here.
     pub metrics: Arc<Metrics>,
+    /// The host's own calls to forge APIs (permission checks, reply comments).
+    pub apis: crate::forge_api::ForgeApis,
 }
 
 impl Workers {

@@ -78,7 +78,9 @@ impl Checker<'_> {
         let api_url = match &raw.api_url {
             None => Some(default_api.to_owned()),
             Some(url) => self.expand(url).and_then(|text| {
-                api_url(&text).map_err(|why| self.problem(Some(url.span()), format!("source \"{source}\": {why}"))).ok()
+                api_url(&text, "catch_up.api_url")
+                    .map_err(|why| self.problem(Some(url.span()), format!("source \"{source}\": {why}")))
+                    .ok()
             }),
         };
         let credential = self.expand(&raw.credential).and_then(|text| {
@@ -174,8 +176,9 @@ impl Checker<'_> {
 }
 
 /// An API root: https, or http to a loopback address (the credential is sent to it).
-fn api_url(text: &str) -> Result<String, String> {
-    let parsed = url::Url::parse(text).map_err(|err| format!("`catch_up.api_url` is not a URL: {err}"))?;
+/// `key` names the setting in messages.
+pub(super) fn api_url(text: &str, key: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(text).map_err(|err| format!("`{key}` is not a URL: {err}"))?;
     let loopback = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -185,10 +188,10 @@ fn api_url(text: &str) -> Result<String, String> {
     match parsed.scheme() {
         "https" => {}
         "http" if loopback => {}
-        _ => return Err("`catch_up.api_url` must be https (the credential is sent to it)".into()),
+        _ => return Err(format!("`{key}` must be https (the credential is sent to it)")),
     }
     if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty() {
-        return Err("`catch_up.api_url` must be the API's root, with no user, `?` or `#` part".into());
+        return Err(format!("`{key}` must be the API's root, with no user, `?` or `#` part"));
     }
     Ok(text.trim_end_matches('/').to_owned())
 }

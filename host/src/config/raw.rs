@@ -105,6 +105,20 @@ pub struct RawSource {
     pub catch_up: Option<Spanned<RawCatchUp>>,
     /// Repositories whose refs are compared with what was last seen.
     pub poll: Option<Spanned<RawPoll>>,
+    /// The forge's REST API, for reports and the host's own calls; `config/api.rs`.
+    pub api: Option<Spanned<RawApi>>,
+}
+
+/// `api = { ... }` of a source.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table naming the forge's API and a token: { url = \"https://api.github.com\", token = \"${GITHUB_TOKEN}\" }"
+)]
+pub struct RawApi {
+    pub url: Option<Spanned<String>>,
+    pub token: Option<Spanned<String>>,
+    pub scheme: Option<Spanned<String>>,
 }
 
 /// `catch_up = { ... }` of a source.
