@@ -7,6 +7,7 @@ use super::body::{decode, json_text};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
+use crate::event::Event;
 use crate::secret::Secret;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -23,6 +24,18 @@ const MAX_PUSH_COMMITS: usize = 2048;
 
 /// Pull request actions gitauto routes; the others (labels, reviews, ...) are ignored.
 const PULL_REQUEST_ACTIONS: &[&str] = &["opened", "synchronize", "reopened", "closed", "edited"];
+
+/// The GitHub App installation a delivery came through: GitHub adds it to every
+/// delivery of an app's webhook.
+#[derive(serde::Deserialize)]
+struct InstallationRef {
+    installation: Option<Installation>,
+}
+
+#[derive(serde::Deserialize)]
+struct Installation {
+    id: u64,
+}
 
 struct GitHub {
     legacy_sha1: bool,
@@ -73,7 +86,8 @@ impl Dialect for GitHub {
             }
             other => return Ok(Incoming::Ignored(format!("GitHub event `{other}` is not handled"))),
         };
-        Ok(Incoming::Events(vec![parsed]))
+        let installation = decode::<InstallationRef>(&text, event)?.installation.map(|installation| installation.id);
+        Ok(Incoming::Events(vec![Event { installation, ..parsed }]))
     }
 
     fn sign(&self, out: &Outgoing) -> Vec<(String, String)> {
