@@ -114,6 +114,9 @@ pub struct Comment {
     pub body: String,
     /// Login of its author.
     pub author: String,
+    /// The author's numeric id, where the forge's permission API needs it (GitLab).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_id: Option<u64>,
     /// Web page.
     pub url: String,
     /// The issue or pull request number it was made on, when it was made on one.
