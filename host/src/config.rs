@@ -8,6 +8,7 @@ pub mod api;
 mod catch_up;
 pub mod compat;
 mod env;
+pub mod gate;
 mod keys;
 mod own;
 mod raw;
@@ -941,6 +942,7 @@ impl Checker<'_> {
                 }
             }
         }
+        self.gate_sources(config);
     }
 }
 

@@ -94,26 +94,31 @@ impl Workers {
     pub async fn execute(&self, job: ClaimedJob) {
         let snapshot = self.live.get();
         let (ending, rule) = match prepare(&snapshot.config, &job) {
-            Ok((rule, event)) => {
-                // Making and removing a workspace touch the disk (removing one a plugin
-                // filled can take long): on a blocking thread, not this worker's.
-                let (data_dir, id, attempt) = (snapshot.config.server.data_dir.clone(), job.id, job.attempt);
-                let created = tokio::task::spawn_blocking(move || workspace::Workspace::create(&data_dir, id, attempt))
-                    .await
-                    .unwrap_or_else(|err| Err(std::io::Error::other(err)));
-                match created {
-                    Ok(workspace) => {
-                        let chain = chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace);
-                        let ending = chain.run().await;
-                        let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
-                        (ending, Some(rule))
-                    }
-                    Err(err) => {
-                        let error = format!("creating the job's workspace: {err}");
-                        (Ending::new(JobState::Failed, error.clone(), Some(error), true), Some(rule))
+            Ok((rule, event)) => match self.gate(&snapshot.config, &job, &rule, &event).await {
+                Some(ending) => (ending, Some(rule)),
+                None => {
+                    // Making and removing a workspace touch the disk (removing one a plugin
+                    // filled can take long): on a blocking thread, not this worker's.
+                    let (data_dir, id, attempt) = (snapshot.config.server.data_dir.clone(), job.id, job.attempt);
+                    let created =
+                        tokio::task::spawn_blocking(move || workspace::Workspace::create(&data_dir, id, attempt))
+                            .await
+                            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+                    match created {
+                        Ok(workspace) => {
+                            let chain =
+                                chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace);
+                            let ending = chain.run().await;
+                            let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
+                            (ending, Some(rule))
+                        }
+                        Err(err) => {
+                            let error = format!("creating the job's workspace: {err}");
+                            (Ending::new(JobState::Failed, error.clone(), Some(error), true), Some(rule))
+                        }
                     }
                 }
-            }
+            },
             Err(error) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
         };
         let Ending { mut state, summary, error, retryable, last_step } = ending;
@@ -182,13 +187,40 @@ impl Workers {
     }
 }
 
+impl Workers {
+    /// Who may trigger the job (`gate`), before anything of it runs: `None` to run the
+    /// chain, else how the job ends. A check that could not be made fails the job (retried
+    /// when the failure was transient); it never runs unchecked.
+    async fn gate(&self, config: &Config, job: &ClaimedJob, rule: &Rule, event: &Event) -> Option<Ending> {
+        let gated = crate::gate::Job { event, delivery_seq: job.delivery_seq };
+        match crate::gate::check(&self.apis, &self.queue, config, rule, gated).await {
+            crate::gate::Decision::Run => None,
+            crate::gate::Decision::End { done, summary } => {
+                let state = if done { JobState::Succeeded } else { JobState::Skipped };
+                self.queue.log(job.id, job.attempt, None, "info", &summary);
+                Some(Ending::new(state, summary, None, false))
+            }
+            crate::gate::Decision::Failed { error, transient } => {
+                self.queue.log(job.id, job.attempt, None, "error", &error);
+                Some(Ending::new(JobState::Failed, error.clone(), Some(error), transient))
+            }
+        }
+    }
+}
+
 /// The job's rule (as of the config it runs under) and its event with the payload.
 fn prepare(config: &Config, job: &ClaimedJob) -> Result<(Rule, Event), String> {
     {
-        let rule = config
-            .rule(&job.rule)
-            .cloned()
-            .ok_or_else(|| format!("rule \"{}\" is no longer in the config", job.rule))?;
+        let rule = if crate::gate::is_host_job(&job.rule) {
+            (job.rule == crate::gate::APPROVE_RULE)
+                .then(crate::gate::approve_rule)
+                .ok_or_else(|| format!("`{}` is no job this gitauto knows", job.rule))?
+        } else {
+            config
+                .rule(&job.rule)
+                .cloned()
+                .ok_or_else(|| format!("rule \"{}\" is no longer in the config", job.rule))?
+        };
         let mut event: Event =
             serde_json::from_str(&job.normalised).map_err(|err| format!("the stored event is unreadable: {err}"))?;
         event.payload = crate::forge::payload_text(job.content_type.as_deref(), &job.body);

@@ -126,6 +126,8 @@ static RULE: Shape = Shape::Table(&[
     ("missed", &ANY),
     ("checkout", &ANY),
     ("checkout_depth", &ANY),
+    ("permission", &ANY),
+    ("forks", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[

@@ -337,6 +337,10 @@ pub struct RawRule {
     /// The job checkout every step and handler gets unless it says otherwise.
     pub checkout: Option<Spanned<CheckoutValue>>,
     pub checkout_depth: Option<Spanned<i64>>,
+    /// The level the event's author needs on the repository (`crate::config::gate`).
+    pub permission: Option<Spanned<String>>,
+    /// What a pull request from a fork does: `run`, `approve` or `skip`.
+    pub forks: Option<Spanned<String>>,
 }
 
 /// `checkout`: on/off, or a mode.

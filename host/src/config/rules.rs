@@ -101,6 +101,11 @@ pub struct Rule {
     pub priority: i64,
     /// When the rule is `on = "schedule"`: its clock and targets.
     pub schedule: Option<Schedule>,
+    /// The level the event's author (a comment's author, else the sender) needs on the
+    /// repository; asked of the forge when the job starts (`None`: anyone).
+    pub permission: Option<super::gate::Permission>,
+    /// What a pull request from a fork does.
+    pub forks: super::gate::Forks,
 }
 
 impl Rule {
@@ -130,6 +135,8 @@ impl Rule {
             concurrency: None,
             priority: 0,
             schedule: None,
+            permission: None,
+            forks: super::gate::Forks::Run,
         }
     }
 
@@ -486,6 +493,7 @@ impl Checker<'_> {
             },
         };
         let priority = raw.priority.map_or(0, Spanned::into_inner);
+        let (permission, forks) = self.gate(&name, raw.permission, raw.forks);
         Some(Rule {
             name,
             on,
@@ -510,6 +518,8 @@ impl Checker<'_> {
             concurrency,
             priority,
             schedule,
+            permission,
+            forks,
         })
     }
 

@@ -253,7 +253,7 @@ pub(super) async fn log(
                     Ok(SseEvent::default().event("log").id(line.seq.to_string()).data(data))
                 })
                 .collect();
-            let finished = !matches!(job_state.as_str(), "queued" | "running");
+            let finished = !matches!(job_state.as_str(), "waiting" | "queued" | "running");
             // End only once a poll after the job finished found nothing new.
             let ended = finished && lines.is_empty();
             if ended {

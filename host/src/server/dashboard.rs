@@ -173,6 +173,10 @@ pub(super) async fn index(State(state): State<AppState>, query: Result<Query<Job
             })
             .await?;
         running.extend(queued);
+        // Fork pull requests held for an `/ok-to-test`: work in hand, waiting for a person.
+        let waiting =
+            crate::queue::JobFilter { state: Some(crate::queue::JobState::Waiting), limit: 500, ..Default::default() };
+        running.extend(queue.jobs(waiting).await?);
         // Jobs set aside at a start or a lease expiry wait for an operator: shown with the work in hand.
         let set_aside = crate::queue::JobFilter {
             state: Some(crate::queue::JobState::Quarantined),
@@ -289,7 +293,7 @@ fn job_body(job: &JobView) -> String {
     out.push_str("</p><h2>Event</h2><pre>");
     out.push_str(&escape(&serde_json::to_string_pretty(&job.event).unwrap_or_default()));
     out.push_str("</pre>");
-    if matches!(job.state.as_str(), "queued" | "running") {
+    if matches!(job.state.as_str(), "waiting" | "queued" | "running") {
         // Streams new lines while the job runs; reloads once when it ends.
         let _ = write!(
             out,
