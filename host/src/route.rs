@@ -565,8 +565,9 @@ mod tests {
             event
         };
         let head = "a".repeat(40);
-        // (forks, the head's repository, head, Ok(waits) or Err(reason))
-        let rows: &[(&str, Option<&str>, &str, Result<bool, &str>)] = &[
+        /// (forks, the head's repository, head, Ok(waits) or Err(reason))
+        type Row<'a> = (&'a str, Option<&'a str>, &'a str, Result<bool, &'a str>);
+        let rows: &[Row] = &[
             ("run", Some("evil/w"), &head, Ok(false)),
             ("approve", None, &head, Ok(false)),
             ("approve", Some("acme/w"), &head, Ok(false)),

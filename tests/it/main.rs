@@ -14,6 +14,7 @@ mod edx_import;
 mod fetch_update;
 mod flow;
 mod forges;
+mod gate;
 mod gitreload;
 mod hamster;
 mod hostile;

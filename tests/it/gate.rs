@@ -1,0 +1,288 @@
+//! Issue 21, who may trigger a job, through the real daemon against the fake forge API: a
+//! rule's `permission` (asked of GitHub, Gitea and GitLab when the job starts; refused
+//! with a reply comment, retried when the API fails) and fork gating (`forks = "approve"`
+//! holds a fork's job until a writer's `/ok-to-test` for its head commit). Whether a step
+//! ran is checked by the world: the `comment` step posts to the fake, which records it.
+
+use gitauto_tests::TestDaemon;
+use gitauto_tests::fake_api::FakeApi;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+const TOKEN: &str = "gate-token";
+
+fn fixture(path: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads").join(path);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A daemon whose sources call the fake API, with `rules` (their steps may use the
+/// `comment` plugin, which posts to the fake).
+async fn daemon(api: &FakeApi, dir: &Path, rules: &str) -> TestDaemon {
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    let host = api.url.trim_start_matches("http://");
+    TestDaemon::start(&format!(
+        r#"
+[sources.github]
+forge = "github"
+secret = "gh"
+api = {{ url = "{api}", token = "file:{dir}/token" }}
+[sources.gitea]
+forge = "gitea"
+secret = "gt"
+api = {{ url = "{api}/api/v1", token = "file:{dir}/token" }}
+[sources.gitlab]
+forge = "gitlab"
+secret = "gl"
+api = {{ url = "{api}/api/v4", token = "file:{dir}/token" }}
+
+[plugins.comment]
+wasm = "builtin:comment"
+grants = {{ hosts = [{{ host = "{host}", credential = "file:{dir}/token", scheme = "token" }}] }}
+{rules}
+"#,
+        api = api.url,
+        dir = dir.display(),
+    ))
+    .await
+}
+
+/// Posts `payload` as `source` sends `event`; the ids of the jobs it made.
+async fn deliver(daemon: &TestDaemon, source: &str, event: &str, payload: &Value) -> Vec<String> {
+    let (status, body, _) = daemon.post_as(source, event, &serde_json::to_vec(payload).unwrap()).await;
+    assert_eq!(status, 202, "{body}");
+    body["jobs"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect()
+}
+
+async fn state(daemon: &TestDaemon, id: &str) -> String {
+    daemon.get(&format!("/api/jobs/{id}")).await.1["state"].as_str().unwrap().to_owned()
+}
+
+/// The comments the fake received, as (where, text).
+fn comments(api: &FakeApi) -> Vec<(String, String)> {
+    api.with(|s| s.comments.clone())
+}
+
+const DEPLOY: &str = r#"
+[[rules]]
+name = "deploy"
+on = "pull_request"
+permission = "write"
+retries = 1
+retry_backoff = "1s"
+steps = [{ plugin = "comment", with = { api_url = "API{{ '/api/v1' if event.forge == 'gitea' else ('/api/v4' if event.forge == 'gitlab' else '') }}", number = "{{ event.pull_request.number }}", body = "deployed {{ event.pull_request.number }}" } }]
+"#;
+
+/// Each forge is asked for the sender's level; short of it the job is skipped with a
+/// reply naming the user and both levels, and the step does not run; with it, it runs.
+#[tokio::test]
+async fn a_sender_short_of_the_rules_permission_is_refused_with_a_reply_on_each_forge() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(&api, dir.path(), &DEPLOY.replace("API", &api.url)).await;
+    let cases = [
+        ("github", "pull_request", "github/pull_request-opened.json", "acme/widgets", "octocat", "acme/widgets#7"),
+        ("gitea", "pull_request", "gitea/pull_request-opened.json", "acme/widgets", "alice", "acme/widgets#3"),
+        (
+            "gitlab",
+            "Merge Request Hook",
+            "gitlab/merge_request-open.json",
+            "acme/platform/widgets",
+            "root",
+            "projects/acme/platform/widgets/merge_requests/12",
+        ),
+    ];
+    for (source, event, payload, repo, user, place) in cases {
+        api.grant_role(repo, user, "read");
+        let payload = fixture(payload);
+        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
+        assert_eq!(job["state"], "skipped", "{source}: {job:#}");
+        assert_eq!(
+            job["summary"],
+            format!("{user} has read permission on {repo}; rule \"deploy\" needs write"),
+            "{source}"
+        );
+        let reply = format!("@{user}: rule \"deploy\" needs write permission on {repo}; you have read");
+        assert_eq!(comments(&api), [(place.to_owned(), reply)], "{source}: the reply, and no step ran");
+        api.with(|s| s.comments.clear());
+
+        api.grant_role(repo, user, "maintain");
+        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
+        assert_eq!(job["state"], "succeeded", "{source}: {job:#}");
+        let posted = comments(&api);
+        assert_eq!(posted.len(), 1, "{source}: {posted:?}");
+        assert!(posted[0].1.starts_with("deployed "), "{source}: the step ran: {posted:?}");
+        api.with(|s| s.comments.clear());
+    }
+    let asked: Vec<String> = api.take().into_iter().filter(|r| r.method == "GET").map(|r| r.line()).collect();
+    assert_eq!(
+        asked,
+        [
+            "GET /repos/acme/widgets/collaborators/octocat/permission",
+            "GET /repos/acme/widgets/collaborators/octocat/permission",
+            "GET /api/v1/repos/acme/widgets/collaborators/alice/permission",
+            "GET /api/v1/repos/acme/widgets/collaborators/alice/permission",
+            "GET /api/v4/users?username=root",
+            "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/members/all/1002",
+            "GET /api/v4/users?username=root",
+            "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/members/all/1002",
+        ]
+    );
+    daemon.stop().await;
+}
+
+/// A permission check the forge could not answer fails the attempt (the step does not
+/// run unchecked) and is tried again per the rule's retries; a user the forge does not
+/// know (404) has no permission.
+#[tokio::test]
+async fn a_failing_permission_check_is_retried_and_the_step_never_runs_unchecked() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(&api, dir.path(), &DEPLOY.replace("API", &api.url)).await;
+    let payload = fixture("github/pull_request-opened.json");
+    let permission = "/repos/acme/widgets/collaborators/octocat/permission";
+
+    api.grant_role("acme/widgets", "octocat", "write");
+    api.fail("GET", permission, 502, json!({"message": "Bad Gateway"}));
+    let id = deliver(&daemon, "github", "pull_request", &payload).await.remove(0);
+    let job = gitauto_tests::wait_for("the retried job to finish", Duration::from_secs(30), || async {
+        let (_, job) = daemon.get(&format!("/api/jobs/{id}")).await;
+        matches!(job["state"].as_str(), Some("succeeded" | "failed" | "dead")).then_some(job)
+    })
+    .await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("succeeded"), Some(2)), "{job:#}");
+    let lines: Vec<String> = api.take().iter().map(|r| r.line()).collect();
+    assert_eq!(
+        lines,
+        [format!("GET {permission}"), format!("GET {permission}"), "POST /repos/acme/widgets/issues/7/comments".into()],
+        "the step ran once, after the check succeeded"
+    );
+
+    api.with(|s| s.gate.roles.clear());
+    let job = daemon.finished_job(&deliver(&daemon, "github", "pull_request", &payload).await[0]).await;
+    assert_eq!(job["state"], "skipped", "{job:#}");
+    assert_eq!(job["summary"], "octocat has none permission on acme/widgets; rule \"deploy\" needs write");
+    daemon.stop().await;
+}
+
+/// A GitHub `pull_request.synchronize` from the fork `octocat/widgets` at `head`.
+fn fork_push(head: &str) -> Value {
+    let mut payload = fixture("github/pull_request-synchronize.json");
+    payload["pull_request"]["head"]["sha"] = head.into();
+    payload["after"] = head.into();
+    payload
+}
+
+/// A GitHub `issue_comment` on pull request #7 of acme/widgets by `author`.
+fn pr_comment(action: &str, author: &str, body: &str) -> Value {
+    let repository = fixture("github/pull_request-synchronize.json")["repository"].clone();
+    let user = json!({"login": author, "id": 4242, "type": "User"});
+    let mut payload = json!({
+        "action": action,
+        "issue": {
+            "number": 7,
+            "title": "Add the catalogue",
+            "state": "open",
+            "html_url": "https://github.com/acme/widgets/pull/7",
+            "user": {"login": "octocat", "id": 1},
+            "pull_request": {
+                "url": "https://api.github.com/repos/acme/widgets/pulls/7",
+                "html_url": "https://github.com/acme/widgets/pull/7",
+            },
+        },
+        "comment": {
+            "id": 9001,
+            "body": body,
+            "user": user,
+            "html_url": "https://github.com/acme/widgets/pull/7#issuecomment-9001",
+            "created_at": "2026-11-28T12:00:00Z",
+            "updated_at": "2026-11-28T12:00:00Z",
+        },
+        "repository": repository,
+        "sender": user,
+    });
+    if action == "edited" {
+        payload["changes"] = json!({"body": {"from": "looks good"}});
+    }
+    payload
+}
+
+/// Fork gating end to end: the fork's job waits; a reader's `/ok-to-test` is refused with
+/// a reply; an edited comment approves nothing; a writer's releases the job for the
+/// head it saw, and it runs; a later push waits again and the old approval does not
+/// cover it; an approval while the forge's head is newer than the waiting job's releases
+/// nothing, nor does the newer push arriving after it; a fresh approval does.
+#[tokio::test]
+async fn a_fork_pull_request_waits_for_an_ok_to_test_from_a_writer_for_its_head_commit() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = format!(
+        r#"
+[[rules]]
+name = "ci"
+on = "pull_request"
+forks = "approve"
+steps = [{{ plugin = "comment", with = {{ api_url = "{api}", body = "tested {{{{ event.pull_request.head }}}}" }} }}]
+"#,
+        api = api.url
+    );
+    let daemon = daemon(&api, dir.path(), &rules).await;
+    api.grant_role("acme/widgets", "mallory", "triage");
+    api.grant_role("acme/widgets", "maintainer", "write");
+    let (h1, h2, h3) = ("1".repeat(40), "2".repeat(40), "3".repeat(40));
+    let tested = |head: &str| ("acme/widgets#7".to_owned(), format!("tested {head}"));
+
+    api.set_head("acme/widgets", 7, &h1);
+    let first = deliver(&daemon, "github", "pull_request", &fork_push(&h1)).await.remove(0);
+    assert_eq!(state(&daemon, &first).await, "waiting");
+    let (_, listed) = daemon.get("/api/jobs?state=waiting").await;
+    assert_eq!(listed["jobs"][0]["id"], first.as_str(), "{listed:#}");
+
+    let refused = deliver(&daemon, "github", "issue_comment", &pr_comment("created", "mallory", "/ok-to-test")).await;
+    let approval = daemon.finished_job(&refused[0]).await;
+    assert_eq!((approval["rule"].as_str(), approval["state"].as_str()), (Some("gitauto:approve"), Some("skipped")));
+    assert_eq!(
+        comments(&api),
+        [(
+            "acme/widgets#7".to_owned(),
+            "@mallory: /ok-to-test needs write permission on acme/widgets; you have triage".to_owned()
+        )]
+    );
+    api.with(|s| s.comments.clear());
+    let edited = pr_comment("edited", "maintainer", "/ok-to-test");
+    let (status, answer, _) = daemon.post_as("github", "issue_comment", &serde_json::to_vec(&edited).unwrap()).await;
+    assert_eq!((status, answer["jobs"].as_array().map(Vec::len)), (202, Some(0)), "{answer}");
+    assert_eq!(state(&daemon, &first).await, "waiting", "neither a reader nor an edit released it");
+
+    let approved =
+        deliver(&daemon, "github", "issue_comment", &pr_comment("created", "maintainer", "/ok-to-test")).await;
+    let approval = daemon.finished_job(&approved[0]).await;
+    assert_eq!(approval["state"], "succeeded", "{approval:#}");
+    assert_eq!(approval["summary"], format!("/ok-to-test by maintainer for #7 at {}: queued job {first}", &h1[..12]));
+    assert_eq!(daemon.finished_job(&first).await["state"], "succeeded");
+    assert_eq!(comments(&api), [tested(&h1)]);
+
+    // The fork pushes after the approval: a new job, waiting again.
+    api.set_head("acme/widgets", 7, &h2);
+    let second = deliver(&daemon, "github", "pull_request", &fork_push(&h2)).await.remove(0);
+    assert_ne!(second, first);
+    assert_eq!(state(&daemon, &second).await, "waiting", "the earlier approval does not cover a new push");
+
+    // The fork pushes again, and a writer approves before that push's webhook arrives:
+    // the forge's head is not the waiting job's, so nothing is released, nor is the
+    // newer push, whose event arrived after the approval.
+    api.set_head("acme/widgets", 7, &h3);
+    let stale = deliver(&daemon, "github", "issue_comment", &pr_comment("created", "maintainer", "/ok-to-test")).await;
+    let stale = daemon.finished_job(&stale[0]).await;
+    assert!(stale["summary"].as_str().unwrap().contains("no job waited for that commit"), "{stale:#}");
+    let coalesced = deliver(&daemon, "github", "pull_request", &fork_push(&h3)).await.remove(0);
+    assert_eq!(coalesced, second, "the newer push waits in the same job");
+    assert_eq!(state(&daemon, &second).await, "waiting");
+
+    let fresh = deliver(&daemon, "github", "issue_comment", &pr_comment("created", "maintainer", "/ok-to-test")).await;
+    assert_eq!(daemon.finished_job(&fresh[0]).await["state"], "succeeded");
+    assert_eq!(daemon.finished_job(&second).await["state"], "succeeded");
+    assert_eq!(comments(&api), [tested(&h1), tested(&h3)], "{h2} never ran");
+    daemon.stop().await;
+}
