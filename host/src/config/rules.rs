@@ -12,7 +12,7 @@ use toml::Spanned;
 
 /// Event kinds a rule's `on` may name.
 pub const EVENT_KINDS: &[&str] =
-    &["push", "tag", "pull_request", "release", "create", "delete", "ping", "manual", "schedule"];
+    &["push", "tag", "pull_request", "release", "create", "delete", "comment", "review", "ping", "manual", "schedule"];
 
 /// What a rule's `if` may read.
 pub const RULE_CONDITION_VARIABLES: &[&str] = &["event", "payload"];
