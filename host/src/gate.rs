@@ -66,7 +66,9 @@ pub fn approve_rule() -> Rule {
 pub fn approval_job(config: &Config, event: &Event, event_index: usize) -> Option<NewJob> {
     let command = event.command.as_ref()?;
     let comment = event.comment.as_ref()?;
-    let created = event.action.as_deref().is_none_or(|action| matches!(action, "created" | "create"));
+    // Every forge's parser names a new comment `created` (GitLab's `create` and its
+    // action-less older hooks included).
+    let created = event.action.as_deref() == Some("created");
     if event.kind != "comment" || !created || command.name != APPROVE_COMMAND || !comment.on_pull_request {
         return None;
     }
@@ -404,7 +406,7 @@ mod tests {
             source: "gh".into(),
             forge: "github".into(),
             kind: "comment".into(),
-            action: Some(action.into()),
+            action: (!action.is_empty()).then(|| action.into()),
             repository: crate::event::Repository { full_name: "acme/widgets".into(), ..Default::default() },
             comment: Some(Comment {
                 body: format!("{first_line}\nlooks fine"),
@@ -437,6 +439,7 @@ mod tests {
         let refused = [
             ("edited", "/ok-to-test", "an edited comment"),
             ("deleted", "/ok-to-test", "a deleted comment"),
+            ("", "/ok-to-test", "a comment with no action"),
             ("created", "/ok-to-test-later", "another command"),
             ("created", "ok-to-test", "no command"),
         ];

@@ -166,6 +166,58 @@ async fn a_failing_permission_check_is_retried_and_the_step_never_runs_unchecked
     daemon.stop().await;
 }
 
+/// Issue 21: a comment command from a user without the rule's permission is refused with
+/// a reply and its step does not run; from one with it, the step runs with its arguments.
+/// On GitHub, Gitea and GitLab, each from the forge's own comment payload.
+#[tokio::test]
+async fn a_comment_command_runs_only_when_its_author_has_the_permission() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = r#"
+[[rules]]
+name = "deploy"
+on = "comment"
+# (`command = "/deploy *"` once part EVENTS' rule clause is merged; the same test)
+if = "event.command and event.command.name == '/deploy'"
+permission = "write"
+steps = [{ plugin = "comment", with = { api_url = "API{{ '/api/v1' if event.forge == 'gitea' else ('/api/v4' if event.forge == 'gitlab' else '') }}", number = "{{ event.comment.number }}", body = "deploying {{ event.command.args[0] }}" } }]
+"#;
+    let daemon = daemon(&api, dir.path(), &rules.replace("API", &api.url)).await;
+    api.set_user_id("jdoe", 42);
+    let cases = [
+        ("github", "issue_comment", "github/issue_comment-created.json", "acme/widgets", "hubot", "acme/widgets#7"),
+        ("gitea", "issue_comment", "gitea/issue_comment-created.json", "acme/widgets", "alice", "acme/widgets#3"),
+        (
+            "gitlab",
+            "Note Hook",
+            "gitlab/note-merge_request.json",
+            "acme/platform/widgets",
+            "jdoe",
+            "projects/acme/platform/widgets/merge_requests/12",
+        ),
+    ];
+    for (source, event, payload, repo, user, place) in cases {
+        api.grant_role(repo, user, "triage");
+        let payload = fixture(payload);
+        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
+        assert_eq!(job["state"], "skipped", "{source}: {job:#}");
+        assert_eq!(job["summary"], format!("{user} has triage permission on {repo}; /deploy needs write"));
+        let reply = format!("@{user}: /deploy needs write permission on {repo}; you have triage");
+        assert_eq!(comments(&api), [(place.to_owned(), reply)], "{source}: the reply, and no step ran");
+        api.with(|s| s.comments.clear());
+
+        api.grant_role(repo, user, "write");
+        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
+        assert_eq!(job["state"], "succeeded", "{source}: {job:#}");
+        assert_eq!(comments(&api), [(place.to_owned(), "deploying staging".to_owned())], "{source}: the step ran");
+        api.with(|s| s.comments.clear());
+    }
+    let gitlab: Vec<String> =
+        api.take().into_iter().filter(|r| r.path.contains("/members/")).map(|r| r.line()).collect();
+    assert_eq!(gitlab, ["GET /api/v4/projects/acme%2Fplatform%2Fwidgets/members/all/42"; 2], "by the author's id");
+    daemon.stop().await;
+}
+
 /// A GitHub `pull_request.synchronize` from the fork `octocat/widgets` at `head`.
 fn fork_push(head: &str) -> Value {
     let mut payload = fixture("github/pull_request-synchronize.json");

@@ -30,6 +30,11 @@ impl FakeApi {
         });
     }
 
+    /// Gives `login` GitLab's user id `id` (as its payloads name it).
+    pub fn set_user_id(&self, login: &str, id: u64) {
+        self.with(|s| s.gate.ids.insert(login.to_owned(), id));
+    }
+
     /// Sets pull request `number`'s head commit on `repo`.
     pub fn set_head(&self, repo: &str, number: u64, sha: &str) {
         self.with(|s| s.gate.heads.insert((repo.to_owned(), number), sha.to_owned()));
