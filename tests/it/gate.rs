@@ -64,6 +64,38 @@ fn comments(api: &FakeApi) -> Vec<(String, String)> {
     api.with(|s| s.comments.clone())
 }
 
+/// One forge's delivery for a permission round: (source, event name, payload fixture,
+/// repository, author, where replies land).
+type Case<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// Delivers `case` with its author at `short` (below write): the job is skipped, the
+/// reply names `what`, and only the reply is posted; then at `enough`: the job succeeds
+/// and the step posts `ran`.
+async fn refused_then_run(
+    daemon: &TestDaemon,
+    api: &FakeApi,
+    case: Case<'_>,
+    (short, enough): (&str, &str),
+    what: &str,
+    ran: &str,
+) {
+    let (source, event, payload, repo, user, place) = case;
+    api.grant_role(repo, user, short);
+    let payload = fixture(payload);
+    let job = daemon.finished_job(&deliver(daemon, source, event, &payload).await[0]).await;
+    assert_eq!(job["state"], "skipped", "{source}: {job:#}");
+    assert_eq!(job["summary"], format!("{user} has {short} permission on {repo}; {what} needs write"), "{source}");
+    let reply = format!("@{user}: {what} needs write permission on {repo}; you have {short}");
+    assert_eq!(comments(api), [(place.to_owned(), reply)], "{source}: the reply, and no step ran");
+    api.with(|s| s.comments.clear());
+
+    api.grant_role(repo, user, enough);
+    let job = daemon.finished_job(&deliver(daemon, source, event, &payload).await[0]).await;
+    assert_eq!(job["state"], "succeeded", "{source}: {job:#}");
+    assert_eq!(comments(api), [(place.to_owned(), ran.to_owned())], "{source}: the step ran");
+    api.with(|s| s.comments.clear());
+}
+
 const DEPLOY: &str = r#"
 [[rules]]
 name = "deploy"
@@ -81,7 +113,7 @@ async fn a_sender_short_of_the_rules_permission_is_refused_with_a_reply_on_each_
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = daemon(&api, dir.path(), &DEPLOY.replace("API", &api.url)).await;
-    let cases = [
+    let cases: [Case; 3] = [
         ("github", "pull_request", "github/pull_request-opened.json", "acme/widgets", "octocat", "acme/widgets#7"),
         ("gitea", "pull_request", "gitea/pull_request-opened.json", "acme/widgets", "alice", "acme/widgets#3"),
         (
@@ -93,27 +125,9 @@ async fn a_sender_short_of_the_rules_permission_is_refused_with_a_reply_on_each_
             "projects/acme/platform/widgets/merge_requests/12",
         ),
     ];
-    for (source, event, payload, repo, user, place) in cases {
-        api.grant_role(repo, user, "read");
-        let payload = fixture(payload);
-        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
-        assert_eq!(job["state"], "skipped", "{source}: {job:#}");
-        assert_eq!(
-            job["summary"],
-            format!("{user} has read permission on {repo}; rule \"deploy\" needs write"),
-            "{source}"
-        );
-        let reply = format!("@{user}: rule \"deploy\" needs write permission on {repo}; you have read");
-        assert_eq!(comments(&api), [(place.to_owned(), reply)], "{source}: the reply, and no step ran");
-        api.with(|s| s.comments.clear());
-
-        api.grant_role(repo, user, "maintain");
-        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
-        assert_eq!(job["state"], "succeeded", "{source}: {job:#}");
-        let posted = comments(&api);
-        assert_eq!(posted.len(), 1, "{source}: {posted:?}");
-        assert!(posted[0].1.starts_with("deployed "), "{source}: the step ran: {posted:?}");
-        api.with(|s| s.comments.clear());
+    for case in cases {
+        let ran = format!("deployed {}", case.5.rsplit(['#', '/']).next().unwrap());
+        refused_then_run(&daemon, &api, case, ("read", "maintain"), "rule \"deploy\"", &ran).await;
     }
     let asked: Vec<String> = api.take().into_iter().filter(|r| r.method == "GET").map(|r| r.line()).collect();
     assert_eq!(
@@ -184,7 +198,7 @@ steps = [{ plugin = "comment", with = { api_url = "API{{ '/api/v1' if event.forg
 "#;
     let daemon = daemon(&api, dir.path(), &rules.replace("API", &api.url)).await;
     api.set_user_id("jdoe", 42);
-    let cases = [
+    let cases: [Case; 3] = [
         ("github", "issue_comment", "github/issue_comment-created.json", "acme/widgets", "hubot", "acme/widgets#7"),
         ("gitea", "issue_comment", "gitea/issue_comment-created.json", "acme/widgets", "alice", "acme/widgets#3"),
         (
@@ -196,21 +210,8 @@ steps = [{ plugin = "comment", with = { api_url = "API{{ '/api/v1' if event.forg
             "projects/acme/platform/widgets/merge_requests/12",
         ),
     ];
-    for (source, event, payload, repo, user, place) in cases {
-        api.grant_role(repo, user, "triage");
-        let payload = fixture(payload);
-        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
-        assert_eq!(job["state"], "skipped", "{source}: {job:#}");
-        assert_eq!(job["summary"], format!("{user} has triage permission on {repo}; /deploy needs write"));
-        let reply = format!("@{user}: /deploy needs write permission on {repo}; you have triage");
-        assert_eq!(comments(&api), [(place.to_owned(), reply)], "{source}: the reply, and no step ran");
-        api.with(|s| s.comments.clear());
-
-        api.grant_role(repo, user, "write");
-        let job = daemon.finished_job(&deliver(&daemon, source, event, &payload).await[0]).await;
-        assert_eq!(job["state"], "succeeded", "{source}: {job:#}");
-        assert_eq!(comments(&api), [(place.to_owned(), "deploying staging".to_owned())], "{source}: the step ran");
-        api.with(|s| s.comments.clear());
+    for case in cases {
+        refused_then_run(&daemon, &api, case, ("triage", "write"), "/deploy", "deploying staging").await;
     }
     let gitlab: Vec<String> =
         api.take().into_iter().filter(|r| r.path.contains("/members/")).map(|r| r.line()).collect();
@@ -336,5 +337,56 @@ steps = [{{ plugin = "comment", with = {{ api_url = "{api}", body = "tested {{{{
     assert_eq!(daemon.finished_job(&fresh[0]).await["state"], "succeeded");
     assert_eq!(daemon.finished_job(&second).await["state"], "succeeded");
     assert_eq!(comments(&api), [tested(&h1), tested(&h3)], "{h2} never ran");
+    daemon.stop().await;
+}
+
+/// Fork gating on GitLab: a merge request from a fork project waits (counted in
+/// `/metrics`); a maintainer's `/ok-to-test` note, checked by the note author's id,
+/// releases it for the merge request's head, and it runs.
+#[tokio::test]
+async fn a_gitlab_merge_request_from_a_fork_runs_after_a_maintainers_ok_to_test_note() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = format!(
+        r#"
+[[rules]]
+name = "ci"
+on = "pull_request"
+forks = "approve"
+steps = [{{ plugin = "comment", with = {{ api_url = "{api}/api/v4", number = "{{{{ event.pull_request.number }}}}", body = "tested {{{{ event.pull_request.head }}}}" }} }}]
+"#,
+        api = api.url
+    );
+    let daemon = daemon(&api, dir.path(), &rules).await;
+    let project = "acme/platform/widgets";
+    let head = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
+    api.set_user_id("jdoe", 42);
+    api.grant_role(project, "jdoe", "maintain");
+    api.set_head(project, 12, head);
+
+    let mut opened = fixture("gitlab/merge_request-open.json");
+    opened["object_attributes"]["source"]["path_with_namespace"] = "mallory/widgets".into();
+    opened["object_attributes"]["source_project_id"] = 99.into();
+    let job = deliver(&daemon, "gitlab", "Merge Request Hook", &opened).await.remove(0);
+    assert_eq!(state(&daemon, &job).await, "waiting");
+    let metrics = reqwest::get(format!("{}/metrics", daemon.url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gitauto_jobs{state=\"waiting\"} 1"), "{metrics}");
+
+    let mut note = fixture("gitlab/note-merge_request.json");
+    note["object_attributes"]["note"] = "/ok-to-test".into();
+    let approval = deliver(&daemon, "gitlab", "Note Hook", &note).await;
+    let approval = daemon.finished_job(&approval[0]).await;
+    assert_eq!(approval["state"], "succeeded", "{approval:#}");
+    assert_eq!(daemon.finished_job(&job).await["state"], "succeeded");
+    assert_eq!(comments(&api), [(format!("projects/{project}/merge_requests/12"), format!("tested {head}"))]);
+    let lines: Vec<String> = api.take().iter().map(|r| r.line()).collect();
+    assert_eq!(
+        lines,
+        [
+            "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/members/all/42",
+            "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/merge_requests/12",
+            "POST /api/v4/projects/acme%2Fplatform%2Fwidgets/merge_requests/12/notes",
+        ]
+    );
     daemon.stop().await;
 }
