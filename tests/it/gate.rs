@@ -18,7 +18,7 @@ fn fixture(path: &str) -> Value {
 }
 
 /// A daemon whose sources call the fake API, with `rules` (their steps may use the
-/// `comment` plugin, which posts to the fake).
+/// `comment` plugin, which posts to the fake; `API` in them is the fake's URL).
 async fn daemon(api: &FakeApi, dir: &Path, rules: &str) -> TestDaemon {
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     let host = api.url.trim_start_matches("http://");
@@ -44,6 +44,7 @@ grants = {{ hosts = [{{ host = "{host}", credential = "file:{dir}/token", scheme
 "#,
         api = api.url,
         dir = dir.display(),
+        rules = rules.replace("API", &api.url),
     ))
     .await
 }
@@ -62,6 +63,21 @@ async fn state(daemon: &TestDaemon, id: &str) -> String {
 /// The comments the fake received, as (where, text).
 fn comments(api: &FakeApi) -> Vec<(String, String)> {
     api.with(|s| s.comments.clone())
+}
+
+/// A rule `name` with `clauses` whose one step comments `body` on the event's pull
+/// request, through the fake's API for the event's forge.
+fn rule(name: &str, clauses: &str, body: &str) -> String {
+    let api = "API{{ '/api/v1' if event.forge == 'gitea' else ('/api/v4' if event.forge == 'gitlab' else '') }}";
+    format!(
+        "[[rules]]\nname = \"{name}\"\n{clauses}\nsteps = [{{ plugin = \"comment\", with = {{ api_url = \"{api}\", \
+         number = \"{{{{ event.pull_request.number }}}}\", body = \"{body}\" }} }}]\n"
+    )
+}
+
+/// `ci`: on pull requests, a fork's waiting for an approval; the step comments the head.
+fn ci() -> String {
+    rule("ci", "on = \"pull_request\"\nforks = \"approve\"", "tested {{ event.pull_request.head }}")
 }
 
 /// One forge's delivery for a permission round: (source, event name, payload fixture,
@@ -96,15 +112,11 @@ async fn refused_then_run(
     api.with(|s| s.comments.clear());
 }
 
-const DEPLOY: &str = r#"
-[[rules]]
-name = "deploy"
-on = "pull_request"
-permission = "write"
-retries = 1
-retry_backoff = "1s"
-steps = [{ plugin = "comment", with = { api_url = "API{{ '/api/v1' if event.forge == 'gitea' else ('/api/v4' if event.forge == 'gitlab' else '') }}", number = "{{ event.pull_request.number }}", body = "deployed {{ event.pull_request.number }}" } }]
-"#;
+/// `deploy`: on pull requests, for authors with write permission, retried once.
+fn deploy() -> String {
+    let clauses = "on = \"pull_request\"\npermission = \"write\"\nretries = 1\nretry_backoff = \"1s\"";
+    rule("deploy", clauses, "deployed {{ event.pull_request.number }}")
+}
 
 /// Each forge is asked for the sender's level; short of it the job is skipped with a
 /// reply naming the user and both levels, and the step does not run; with it, it runs.
@@ -112,7 +124,7 @@ steps = [{ plugin = "comment", with = { api_url = "API{{ '/api/v1' if event.forg
 async fn a_sender_short_of_the_rules_permission_is_refused_with_a_reply_on_each_forge() {
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let daemon = daemon(&api, dir.path(), &DEPLOY.replace("API", &api.url)).await;
+    let daemon = daemon(&api, dir.path(), &deploy()).await;
     let cases: [Case; 3] = [
         ("github", "pull_request", "github/pull_request-opened.json", "acme/widgets", "octocat", "acme/widgets#7"),
         ("gitea", "pull_request", "gitea/pull_request-opened.json", "acme/widgets", "alice", "acme/widgets#3"),
@@ -153,7 +165,7 @@ async fn a_sender_short_of_the_rules_permission_is_refused_with_a_reply_on_each_
 async fn a_failing_permission_check_is_retried_and_the_step_never_runs_unchecked() {
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let daemon = daemon(&api, dir.path(), &DEPLOY.replace("API", &api.url)).await;
+    let daemon = daemon(&api, dir.path(), &deploy()).await;
     let payload = fixture("github/pull_request-opened.json");
     let permission = "/repos/acme/widgets/collaborators/octocat/permission";
 
@@ -187,16 +199,11 @@ async fn a_failing_permission_check_is_retried_and_the_step_never_runs_unchecked
 async fn a_comment_command_runs_only_when_its_author_has_the_permission() {
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = r#"
-[[rules]]
-name = "deploy"
-on = "comment"
-# (`command = "/deploy *"` once part EVENTS' rule clause is merged; the same test)
-if = "event.command and event.command.name == '/deploy'"
-permission = "write"
-steps = [{ plugin = "comment", with = { api_url = "API{{ '/api/v1' if event.forge == 'gitea' else ('/api/v4' if event.forge == 'gitlab' else '') }}", number = "{{ event.comment.number }}", body = "deploying {{ event.command.args[0] }}" } }]
-"#;
-    let daemon = daemon(&api, dir.path(), &rules.replace("API", &api.url)).await;
+    // (`command = "/deploy *"` once part EVENTS' rule clause is merged; the same test)
+    let clauses =
+        "on = \"comment\"\nif = \"event.command and event.command.name == '/deploy'\"\npermission = \"write\"";
+    let rules = rule("deploy", clauses, "deploying {{ event.command.args[0] }}");
+    let daemon = daemon(&api, dir.path(), &rules).await;
     api.set_user_id("jdoe", 42);
     let cases: [Case; 3] = [
         ("github", "issue_comment", "github/issue_comment-created.json", "acme/widgets", "hubot", "acme/widgets#7"),
@@ -270,17 +277,7 @@ fn pr_comment(action: &str, author: &str, body: &str) -> Value {
 async fn a_fork_pull_request_waits_for_an_ok_to_test_from_a_writer_for_its_head_commit() {
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = format!(
-        r#"
-[[rules]]
-name = "ci"
-on = "pull_request"
-forks = "approve"
-steps = [{{ plugin = "comment", with = {{ api_url = "{api}", body = "tested {{{{ event.pull_request.head }}}}" }} }}]
-"#,
-        api = api.url
-    );
-    let daemon = daemon(&api, dir.path(), &rules).await;
+    let daemon = daemon(&api, dir.path(), &ci()).await;
     api.grant_role("acme/widgets", "mallory", "triage");
     api.grant_role("acme/widgets", "maintainer", "write");
     let (h1, h2, h3) = ("1".repeat(40), "2".repeat(40), "3".repeat(40));
@@ -347,17 +344,7 @@ steps = [{{ plugin = "comment", with = {{ api_url = "{api}", body = "tested {{{{
 async fn a_gitlab_merge_request_from_a_fork_runs_after_a_maintainers_ok_to_test_note() {
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = format!(
-        r#"
-[[rules]]
-name = "ci"
-on = "pull_request"
-forks = "approve"
-steps = [{{ plugin = "comment", with = {{ api_url = "{api}/api/v4", number = "{{{{ event.pull_request.number }}}}", body = "tested {{{{ event.pull_request.head }}}}" }} }}]
-"#,
-        api = api.url
-    );
-    let daemon = daemon(&api, dir.path(), &rules).await;
+    let daemon = daemon(&api, dir.path(), &ci()).await;
     let project = "acme/platform/widgets";
     let head = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
     api.set_user_id("jdoe", 42);
