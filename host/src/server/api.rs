@@ -189,7 +189,7 @@ pub(super) async fn retry(State(state): State<AppState>, Path(id): Path<String>)
     }
 }
 
-/// `POST /api/jobs/{id}/cancel`: a queued job is cancelled; a running one stops before
+/// `POST /api/jobs/{id}/cancel`: a queued or waiting job is cancelled; a running one stops before
 /// its next step.
 pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let Ok(number) = id.parse::<i64>() else { return not_a_job(&id) };
