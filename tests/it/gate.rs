@@ -288,6 +288,10 @@ async fn a_fork_pull_request_waits_for_an_ok_to_test_from_a_writer_for_its_head_
     assert_eq!(state(&daemon, &first).await, "waiting");
     let (_, listed) = daemon.get("/api/jobs?state=waiting").await;
     assert_eq!(listed["jobs"][0]["id"], first.as_str(), "{listed:#}");
+    let page = reqwest::get(format!("{}/", daemon.url)).await.unwrap().text().await.unwrap();
+    let queue = page.split("<h1>Queue</h1>").nth(1).and_then(|rest| rest.split("<h2>").next()).unwrap();
+    let row = format!("<a href=\"/jobs/{first}\">{first}</a></td><td class=\"state waiting\">waiting</td>");
+    assert!(queue.contains(&row), "the dashboard's queue shows the waiting job: {queue}");
 
     let refused = deliver(&daemon, "github", "issue_comment", &pr_comment("created", "mallory", "/ok-to-test")).await;
     let approval = daemon.finished_job(&refused[0]).await;
