@@ -341,43 +341,93 @@ async fn a_fork_pull_request_waits_for_an_ok_to_test_from_a_writer_for_its_head_
     daemon.stop().await;
 }
 
-/// Fork gating on GitLab: a merge request from a fork project waits (counted in
-/// `/metrics`); a maintainer's `/ok-to-test` note, checked by the note author's id,
-/// releases it for the merge request's head, and it runs.
+/// One forge's fork round: the pull request and the `/ok-to-test` comment as the forge
+/// sends them, who approves, and what the fake must have been asked.
+struct ForkRound {
+    source: &'static str,
+    pull_request: (&'static str, &'static str, fn(&mut Value)),
+    comment: (&'static str, &'static str, fn(&mut Value)),
+    repo: &'static str,
+    number: u64,
+    head: &'static str,
+    approver: (&'static str, u64),
+    place: &'static str,
+    asked: [&'static str; 3],
+}
+
+/// Fork gating on GitLab and Gitea: a pull (merge) request from a fork waits (counted in
+/// `/metrics`); a writer's `/ok-to-test` comment, checked as each forge tells permissions
+/// (GitLab by the note author's id), releases it for the forge's head, and it runs.
 #[tokio::test]
-async fn a_gitlab_merge_request_from_a_fork_runs_after_a_maintainers_ok_to_test_note() {
-    let api = FakeApi::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = daemon(&api, dir.path(), &ci()).await;
-    let project = "acme/platform/widgets";
-    let head = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
-    api.set_user_id("jdoe", 42);
-    api.grant_role(project, "jdoe", "maintain");
-    api.set_head(project, 12, head);
+async fn a_fork_pull_request_runs_after_a_writers_ok_to_test_on_gitlab_and_gitea() {
+    let rounds = [
+        ForkRound {
+            source: "gitlab",
+            pull_request: ("Merge Request Hook", "gitlab/merge_request-open.json", |payload| {
+                payload["object_attributes"]["source"]["path_with_namespace"] = "mallory/widgets".into();
+                payload["object_attributes"]["source_project_id"] = 99.into();
+            }),
+            comment: ("Note Hook", "gitlab/note-merge_request.json", |payload| {
+                payload["object_attributes"]["note"] = "/ok-to-test".into();
+            }),
+            repo: "acme/platform/widgets",
+            number: 12,
+            head: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+            approver: ("jdoe", 42),
+            place: "projects/acme/platform/widgets/merge_requests/12",
+            asked: [
+                "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/members/all/42",
+                "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/merge_requests/12",
+                "POST /api/v4/projects/acme%2Fplatform%2Fwidgets/merge_requests/12/notes",
+            ],
+        },
+        ForkRound {
+            source: "gitea",
+            pull_request: ("pull_request", "gitea/pull_request-opened.json", |payload| {
+                payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/widgets".into();
+            }),
+            comment: ("issue_comment", "gitea/issue_comment-created.json", |payload| {
+                payload["comment"]["body"] = "/ok-to-test".into();
+            }),
+            repo: "acme/widgets",
+            number: 3,
+            head: "7a6f8e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a79",
+            approver: ("alice", 7),
+            place: "acme/widgets#3",
+            asked: [
+                "GET /api/v1/repos/acme/widgets/collaborators/alice/permission",
+                "GET /api/v1/repos/acme/widgets/pulls/3",
+                "POST /api/v1/repos/acme/widgets/issues/3/comments",
+            ],
+        },
+    ];
+    for round in rounds {
+        let api = FakeApi::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = daemon(&api, dir.path(), &ci()).await;
+        let (approver, id) = round.approver;
+        api.set_user_id(approver, id);
+        api.grant_role(round.repo, approver, "write");
+        api.set_head(round.repo, round.number, round.head);
 
-    let mut opened = fixture("gitlab/merge_request-open.json");
-    opened["object_attributes"]["source"]["path_with_namespace"] = "mallory/widgets".into();
-    opened["object_attributes"]["source_project_id"] = 99.into();
-    let job = deliver(&daemon, "gitlab", "Merge Request Hook", &opened).await.remove(0);
-    assert_eq!(state(&daemon, &job).await, "waiting");
-    let metrics = reqwest::get(format!("{}/metrics", daemon.url)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("gitauto_jobs{state=\"waiting\"} 1"), "{metrics}");
+        let (event, path, fork) = round.pull_request;
+        let mut opened = fixture(path);
+        fork(&mut opened);
+        let job = deliver(&daemon, round.source, event, &opened).await.remove(0);
+        assert_eq!(state(&daemon, &job).await, "waiting", "{}", round.source);
+        let metrics = reqwest::get(format!("{}/metrics", daemon.url)).await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("gitauto_jobs{state=\"waiting\"} 1"), "{metrics}");
 
-    let mut note = fixture("gitlab/note-merge_request.json");
-    note["object_attributes"]["note"] = "/ok-to-test".into();
-    let approval = deliver(&daemon, "gitlab", "Note Hook", &note).await;
-    let approval = daemon.finished_job(&approval[0]).await;
-    assert_eq!(approval["state"], "succeeded", "{approval:#}");
-    assert_eq!(daemon.finished_job(&job).await["state"], "succeeded");
-    assert_eq!(comments(&api), [(format!("projects/{project}/merge_requests/12"), format!("tested {head}"))]);
-    let lines: Vec<String> = api.take().iter().map(|r| r.line()).collect();
-    assert_eq!(
-        lines,
-        [
-            "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/members/all/42",
-            "GET /api/v4/projects/acme%2Fplatform%2Fwidgets/merge_requests/12",
-            "POST /api/v4/projects/acme%2Fplatform%2Fwidgets/merge_requests/12/notes",
-        ]
-    );
-    daemon.stop().await;
+        let (event, path, approve) = round.comment;
+        let mut comment = fixture(path);
+        approve(&mut comment);
+        let approval = deliver(&daemon, round.source, event, &comment).await;
+        let approval = daemon.finished_job(&approval[0]).await;
+        assert_eq!(approval["state"], "succeeded", "{}: {approval:#}", round.source);
+        assert_eq!(daemon.finished_job(&job).await["state"], "succeeded", "{}", round.source);
+        assert_eq!(comments(&api), [(round.place.to_owned(), format!("tested {}", round.head))]);
+        let lines: Vec<String> = api.take().iter().map(|r| r.line()).collect();
+        assert_eq!(lines, round.asked, "{}", round.source);
+        daemon.stop().await;
+    }
 }
