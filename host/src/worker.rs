@@ -1,7 +1,8 @@
-//! Workers: claim a job, run its rule's chain (see `chain`) in the runtime, record each
-//! step's outcome and log lines, and finish the job. A retryable failure (a trap, a deadline, a host error, a transient plugin error; a
-//! step's failure outcome only when the rule says so) queues the job again after a
-//! backoff while attempts remain; then it is dead.
+//! Workers: claim a job, ask `gate` whether its author may trigger it, run its rule's
+//! chain (see `chain`) in the runtime, record each step's outcome and log lines, and finish
+//! the job. A retryable failure (a trap, a deadline, a host error, a transient plugin or
+//! forge API error; a step's failure outcome only when the rule says so) queues the job
+//! again after a backoff while attempts remain; then it is dead.
 
 mod chain;
 pub mod workspace;
@@ -93,33 +94,35 @@ impl Workers {
     /// Runs one claimed job to its end and records it: finished, or queued again for a retry.
     pub async fn execute(&self, job: ClaimedJob) {
         let snapshot = self.live.get();
-        let (ending, rule) = match prepare(&snapshot.config, &job) {
-            Ok((rule, event)) => match self.gate(&snapshot.config, &job, &rule, &event).await {
-                Some(ending) => (ending, Some(rule)),
-                None => {
-                    // Making and removing a workspace touch the disk (removing one a plugin
-                    // filled can take long): on a blocking thread, not this worker's.
-                    let (data_dir, id, attempt) = (snapshot.config.server.data_dir.clone(), job.id, job.attempt);
-                    let created =
-                        tokio::task::spawn_blocking(move || workspace::Workspace::create(&data_dir, id, attempt))
-                            .await
-                            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
-                    match created {
-                        Ok(workspace) => {
-                            let chain =
-                                chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace);
-                            let ending = chain.run().await;
-                            let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
-                            (ending, Some(rule))
-                        }
-                        Err(err) => {
-                            let error = format!("creating the job's workspace: {err}");
-                            (Ending::new(JobState::Failed, error.clone(), Some(error), true), Some(rule))
-                        }
+        let prepared = prepare(&snapshot.config, &job);
+        // Who may trigger it is settled before anything of the job runs.
+        let gated = match &prepared {
+            Ok((rule, event)) => self.gate(&snapshot.config, &job, rule, event).await,
+            Err(_) => None,
+        };
+        let (ending, rule) = match (prepared, gated) {
+            (Ok((rule, _)), Some(ending)) => (ending, Some(rule)),
+            (Ok((rule, event)), None) => {
+                // Making and removing a workspace touch the disk (removing one a plugin
+                // filled can take long): on a blocking thread, not this worker's.
+                let (data_dir, id, attempt) = (snapshot.config.server.data_dir.clone(), job.id, job.attempt);
+                let created = tokio::task::spawn_blocking(move || workspace::Workspace::create(&data_dir, id, attempt))
+                    .await
+                    .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+                match created {
+                    Ok(workspace) => {
+                        let chain = chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace);
+                        let ending = chain.run().await;
+                        let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
+                        (ending, Some(rule))
+                    }
+                    Err(err) => {
+                        let error = format!("creating the job's workspace: {err}");
+                        (Ending::new(JobState::Failed, error.clone(), Some(error), true), Some(rule))
                     }
                 }
-            },
-            Err(error) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
+            }
+            (Err(error), _) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
         };
         let Ending { mut state, summary, error, retryable, last_step } = ending;
         if state == JobState::Failed && retryable {
