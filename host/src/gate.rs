@@ -72,7 +72,7 @@ pub fn approval_job(config: &Config, event: &Event, event_index: usize) -> Optio
     if event.kind != "comment" || !created || command.name != APPROVE_COMMAND || !comment.on_pull_request {
         return None;
     }
-    let number = comment.number.or(event.pull_request.as_ref().map(|pr| pr.number))?;
+    let number = number(event)?;
     let repo = &event.repository.full_name;
     let gated = config.rules.iter().any(|rule| {
         rule.forks == Forks::Approve
@@ -114,6 +114,12 @@ fn author(event: &Event) -> Option<(String, Option<u64>)> {
     }
 }
 
+/// The issue or pull request number the event is about: its comment's, else its pull
+/// request's.
+fn number(event: &Event) -> Option<u64> {
+    event.comment.as_ref().and_then(|c| c.number).or(event.pull_request.as_ref().map(|pr| pr.number))
+}
+
 /// What the API calls are about.
 fn target(event: &Event) -> ApiTarget {
     ApiTarget { repo: event.repository.full_name.clone(), installation: event.installation }
@@ -133,8 +139,10 @@ pub async fn check(apis: &ForgeApis, queue: &Queue, config: &Config, rule: &Rule
         return approve(apis, queue, config, job).await;
     }
     let Some(needed) = rule.permission else { return Decision::Run };
-    // A manual trigger and a schedule tick come from the daemon's own operator, not the forge.
-    if matches!(event.kind.as_str(), "manual" | "schedule") {
+    // A manual trigger and a schedule tick come from the daemon's own operator, not a
+    // forge: their `forge` (`ingest::MANUAL`, `ingest::SCHEDULE`) is the host's word, which
+    // no payload can set.
+    if matches!(event.forge.as_str(), "manual" | "schedule") {
         return Decision::Run;
     }
     let Some(source) = config.source(&event.source) else {
@@ -205,10 +213,7 @@ async fn approve(apis: &ForgeApis, queue: &Queue, config: &Config, job: Job<'_>)
             transient: false,
         };
     };
-    let (Some((user, id)), Some(number)) = (
-        author(event),
-        event.comment.as_ref().and_then(|c| c.number).or(event.pull_request.as_ref().map(|p| p.number)),
-    ) else {
+    let (Some((user, id)), Some(number)) = (author(event), number(event)) else {
         return Decision::End { done: false, summary: "the approval names no author or pull request".to_owned() };
     };
     let level = match permission(apis, source, event, &user, id).await {
@@ -237,7 +242,8 @@ async fn approve(apis: &ForgeApis, queue: &Queue, config: &Config, job: Job<'_>)
 
 /// The approval job's summary.
 fn approved(user: &str, number: u64, head: &str, released: &Released) -> String {
-    let short = &head[..head.len().min(12)];
+    // Characters, not bytes: the forge's answer must not be able to make this panic.
+    let short: String = head.chars().take(12).collect();
     let mut text = format!("{APPROVE_COMMAND} by {user} for #{number} at {short}: ");
     if released.released.is_empty() {
         text.push_str("no job waited for that commit");
@@ -348,11 +354,7 @@ async fn pull_request_head(apis: &ForgeApis, source: &Source, event: &Event, num
 /// about neither.
 async fn reply(apis: &ForgeApis, source: &Source, event: &Event, text: &str) -> Result<bool, ApiError> {
     let on_pr = event.pull_request.is_some() || event.comment.as_ref().is_some_and(|c| c.on_pull_request);
-    let Some(number) =
-        event.comment.as_ref().and_then(|c| c.number).or(event.pull_request.as_ref().map(|pr| pr.number))
-    else {
-        return Ok(false);
-    };
+    let Some(number) = number(event) else { return Ok(false) };
     let repo = &event.repository.full_name;
     let path = match source.forge {
         "gitlab" => {
@@ -456,6 +458,20 @@ mod tests {
             "[[rules]]\nname = \"ci\"\non = \"pull_request\"\n[[rules.steps]]\nplugin = \"p\"\nwith = { repodir = \"/srv\" }\n",
         );
         assert!(approval_job(&ungated, &ok_to_test("created", "/ok-to-test"), 0).is_none(), "no gated rule");
+    }
+
+    #[test]
+    fn an_approvals_summary_names_what_it_released_and_what_still_waits() {
+        let released =
+            Released { released: vec![4, 5], left: vec![(6, "its event arrived after the approval".into())] };
+        assert_eq!(
+            approved("maintainer", 7, &"1".repeat(40), &released),
+            "/ok-to-test by maintainer for #7 at 111111111111: queued job 4, 5; still waiting: job 6: its event \
+             arrived after the approval"
+        );
+        // Whatever the forge answers as a head, the summary is made without panicking.
+        let odd = approved("m", 7, "ééééééééééééé", &Released::default());
+        assert_eq!(odd, "/ok-to-test by m for #7 at éééééééééééé: no job waited for that commit");
     }
 
     #[test]
