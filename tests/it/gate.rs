@@ -20,9 +20,14 @@ fn fixture(path: &str) -> Value {
 /// A daemon whose sources call the fake API, with `rules` (their steps may use the
 /// `comment` plugin, which posts to the fake; `API` in them is the fake's URL).
 async fn daemon(api: &FakeApi, dir: &Path, rules: &str) -> TestDaemon {
+    TestDaemon::start(&config(api, dir, rules)).await
+}
+
+/// The config [`daemon`] serves; the token it names is written to `dir`.
+fn config(api: &FakeApi, dir: &Path, rules: &str) -> String {
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     let host = api.url.trim_start_matches("http://");
-    TestDaemon::start(&format!(
+    format!(
         r#"
 [sources.github]
 forge = "github"
@@ -45,8 +50,7 @@ grants = {{ hosts = [{{ host = "{host}", credential = "file:{dir}/token", scheme
         api = api.url,
         dir = dir.display(),
         rules = rules.replace("API", &api.url),
-    ))
-    .await
+    )
 }
 
 /// Posts `payload` as `source` sends `event`; the ids of the jobs it made.
@@ -338,6 +342,30 @@ async fn a_fork_pull_request_waits_for_an_ok_to_test_from_a_writer_for_its_head_
     assert_eq!(daemon.finished_job(&fresh[0]).await["state"], "succeeded");
     assert_eq!(daemon.finished_job(&second).await["state"], "succeeded");
     assert_eq!(comments(&api), [tested(&h1), tested(&h3)], "{h2} never ran");
+    daemon.stop().await;
+}
+
+/// A waiting job is durable: after a restart it still waits, and an `/ok-to-test` then
+/// releases it.
+#[tokio::test]
+async fn a_waiting_job_outlives_a_restart_and_is_released_after_it() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(&api, dir.path(), &ci()).await;
+    api.grant_role("acme/widgets", "maintainer", "admin");
+    let head = "4".repeat(40);
+    api.set_head("acme/widgets", 7, &head);
+    let job = deliver(&daemon, "github", "pull_request", &fork_push(&head)).await.remove(0);
+    assert_eq!(state(&daemon, &job).await, "waiting");
+
+    let daemon = daemon.restart(&config(&api, dir.path(), &ci())).await;
+    assert_eq!(state(&daemon, &job).await, "waiting", "not run, not lost, by the restart");
+    assert!(comments(&api).is_empty(), "nothing ran");
+    let approval =
+        deliver(&daemon, "github", "issue_comment", &pr_comment("created", "maintainer", "/ok-to-test")).await;
+    assert_eq!(daemon.finished_job(&approval[0]).await["state"], "succeeded");
+    assert_eq!(daemon.finished_job(&job).await["state"], "succeeded");
+    assert_eq!(comments(&api), [("acme/widgets#7".to_owned(), format!("tested {head}"))]);
     daemon.stop().await;
 }
 
