@@ -383,5 +383,16 @@ mod tests {
             let _ = testing::parse(&github(), "pull_request", &body);
             let _ = testing::parse(&github(), "pull_request", &body[..at]);
         }
+
+        #[test]
+        fn mutated_comment_payloads_never_panic(cut in 0usize..8000, flip in any::<u8>()) {
+            for (event, name) in [("issue_comment", "issue_comment-created.json"), ("pull_request_review", "pull_request_review-submitted.json")] {
+                let mut body = fixture("github", name);
+                let at = cut % body.len();
+                body[at] = body[at].wrapping_add(flip);
+                let _ = testing::parse(&github(), event, &body);
+                let _ = testing::parse(&github(), event, &body[..at]);
+            }
+        }
     }
 }
