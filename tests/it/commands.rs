@@ -1,7 +1,8 @@
 //! Comment commands end to end: a `/deploy staging` comment on a pull (merge) request,
 //! delivered as GitHub, GitLab and Gitea send it, starts the rule with
 //! `command = "/deploy *"`, whose step reads the argument from `event.command.args`; a
-//! comment that gives another command, none, or an edit starts nothing and says why.
+//! comment that gives another command, none, or an edit starts nothing and says why; and
+//! every forge's comment and review deliveries are recorded as such events.
 
 use gitauto_tests::TestDaemon;
 use gitauto_tests::fake_api::FakeApi;
@@ -119,5 +120,101 @@ async fn comments_that_give_no_matching_command_start_nothing_and_say_why() {
     let (_, queue) = daemon.get("/queue").await;
     assert_eq!(queue["queue_length"], 0);
     assert_eq!(api.take_lines(), Vec::<String>::new(), "no step ran, so nothing was posted");
+    daemon.stop().await;
+}
+
+/// (source, forge event name, fixture, kind, action, author, command line)
+type Delivery =
+    (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, Option<&'static str>);
+
+const DELIVERIES: &[Delivery] = &[
+    (
+        "github",
+        "issue_comment",
+        "github/issue_comment-created.json",
+        "comment",
+        "created",
+        "hubot",
+        Some("/deploy staging"),
+    ),
+    (
+        "github",
+        "pull_request_review_comment",
+        "github/pull_request_review_comment-created.json",
+        "comment",
+        "created",
+        "hubot",
+        Some("/lint docs/catalogue.md"),
+    ),
+    (
+        "github",
+        "pull_request_review",
+        "github/pull_request_review-submitted.json",
+        "review",
+        "submitted",
+        "hubot",
+        None,
+    ),
+    ("gitlab", "Note Hook", "gitlab/note-merge_request.json", "comment", "created", "jdoe", Some("/deploy staging")),
+    (
+        "gitea",
+        "issue_comment",
+        "gitea/issue_comment-created.json",
+        "comment",
+        "created",
+        "alice",
+        Some("/deploy staging"),
+    ),
+    (
+        "gitea",
+        "pull_request_approved",
+        "gitea/pull_request_approved.json",
+        "review",
+        "submitted",
+        "alice",
+        Some("/merge when green"),
+    ),
+    ("forgejo", "issue_comment", "forgejo/issue_comment-edited-on-issue.json", "comment", "edited", "alice", None),
+    ("gogs", "issue_comment", "gogs/issue_comment-created.json", "comment", "created", "bob", Some("/deploy staging")),
+];
+
+#[tokio::test]
+async fn every_forge_s_comment_deliveries_are_recorded_as_comment_events() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = TestDaemon::start(&format!(
+        r#"{forges}
+[sources.forgejo]
+forge = "forgejo"
+secret = "fj"
+[sources.gogs]
+forge = "gogs"
+secret = "gg"
+
+[[rules]]
+name = "never"
+on = ["comment", "comment.edited", "review"]
+command = "/never"
+steps = [{{ plugin = "comment", with = {{ body = "unreachable" }} }}]
+"#,
+        forges = super::comment::forges_and_comment_plugin(&api, dir.path()),
+    ))
+    .await;
+    for &(source, event, path, kind, action, author, line) in DELIVERIES {
+        let payload = fixture(path);
+        let (status, answer, delivery) = daemon.post_as(source, event, payload.to_string().as_bytes()).await;
+        assert_eq!(status, 202, "{source} {event}: {answer}");
+        let (_, record) = daemon.get(&format!("/api/deliveries/{delivery}")).await;
+        let recorded = &record["events"][0];
+        assert_eq!((recorded["kind"].as_str(), recorded["action"].as_str()), (Some(kind), Some(action)), "{path}");
+        assert_eq!(recorded["comment"]["author"], author, "{path}");
+        assert_eq!(recorded["command"]["line"].as_str(), line, "{path}");
+        let why = record["rules"].to_string();
+        let expected = match line {
+            Some(line) => format!("command `{line}` not in [/never]"),
+            None => "the comment gives no command".to_owned(),
+        };
+        assert!(why.contains(&expected), "{path}: {why}");
+    }
     daemon.stop().await;
 }
