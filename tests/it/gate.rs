@@ -203,9 +203,7 @@ async fn a_failing_permission_check_is_retried_and_the_step_never_runs_unchecked
 async fn a_comment_command_runs_only_when_its_author_has_the_permission() {
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    // (`command = "/deploy *"` once part EVENTS' rule clause is merged; the same test)
-    let clauses =
-        "on = \"comment\"\nif = \"event.command and event.command.name == '/deploy'\"\npermission = \"write\"";
+    let clauses = "on = \"comment\"\ncommand = \"/deploy *\"\npermission = \"write\"";
     let rules = rule("deploy", clauses, "deploying {{ event.command.args[0] }}");
     let daemon = daemon(&api, dir.path(), &rules).await;
     api.set_user_id("jdoe", 42);

@@ -40,6 +40,20 @@ pub fn parse(body: &str) -> Option<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_gives_at_most_its_first_lines_command(body in "\\PC{0,40}(\n\\PC{0,40}){0,3}") {
+            if let Some(command) = parse(&body) {
+                let first = body.lines().map(str::trim).find(|line| !line.is_empty()).unwrap();
+                prop_assert_eq!(&command.line, first);
+                prop_assert!(command.name.starts_with('/') && command.name.len() > 1);
+                let words: Vec<&str> = first.split_whitespace().collect();
+                prop_assert_eq!(&words[1..], command.args.as_slice());
+            }
+        }
+    }
 
     #[test]
     fn commands_are_read_from_the_first_non_empty_line() {

@@ -120,12 +120,11 @@ impl Author {
 
 impl CommentBody {
     /// The normalised comment, on `number`.
-    fn into_comment(self, number: Option<u64>, on_pull_request: bool, fallback_author: Option<&str>) -> Comment {
-        let author = self.user.as_ref().map(Author::handle).filter(|a| !a.is_empty());
+    fn into_comment(self, number: Option<u64>, on_pull_request: bool) -> Comment {
         Comment {
             id: self.id,
             body: command::bounded_body(self.body.as_deref().unwrap_or_default()),
-            author: author.or_else(|| fallback_author.map(str::to_owned)).unwrap_or_default(),
+            author: self.user.as_ref().map(Author::handle).unwrap_or_default(),
             author_id: self.user.and_then(|user| user.id),
             url: self.html_url.unwrap_or_default(),
             number,
@@ -183,7 +182,7 @@ impl IssueCommentEvent {
                 ..PullRequest::default()
             })
         });
-        let comment = self.comment.into_comment(Some(issue.number), on_pull_request, None);
+        let comment = self.comment.into_comment(Some(issue.number), on_pull_request);
         comment_event(forge, at, ("comment", self.action), self.repository, self.sender, comment, pull_request)
     }
 }
@@ -192,7 +191,7 @@ impl ReviewCommentEvent {
     /// The `comment` event, on the pull request the payload describes whole.
     pub fn into_event(self, forge: &str, at: &Origin) -> Event {
         let pull_request = self.pull_request.into_pull_request(None, self.repository.full_name());
-        let comment = self.comment.into_comment(Some(pull_request.number), true, None);
+        let comment = self.comment.into_comment(Some(pull_request.number), true);
         comment_event(forge, at, ("comment", self.action), self.repository, self.sender, comment, Some(pull_request))
     }
 }
@@ -201,7 +200,7 @@ impl ReviewEvent {
     /// The `review` event: the review's text as the comment, its verdict as `review_state`.
     pub fn into_event(self, forge: &str, at: &Origin) -> Event {
         let pull_request = self.pull_request.into_pull_request(None, self.repository.full_name());
-        let comment = self.review.into_comment(Some(pull_request.number), true, None);
+        let comment = self.review.into_comment(Some(pull_request.number), true);
         comment_event(forge, at, ("review", self.action), self.repository, self.sender, comment, Some(pull_request))
     }
 }

@@ -525,6 +525,11 @@ mod tests {
         }
 
         #[test]
+        fn mutated_notes_never_panic(cut in 0usize..6000, flip in any::<u8>()) {
+            testing::parse_mutated(&gitlab(), "Note Hook", "note-merge_request.json", cut, flip);
+        }
+
+        #[test]
         fn arbitrary_signature_headers_never_panic(sig in "[ -~]{0,80}", ts in "[ -~]{0,20}", id in "[a-z0-9-]{0,40}") {
             let map = headers([(WEBHOOK_SIGNATURE, sig), (WEBHOOK_TIMESTAMP, ts), (WEBHOOK_ID, id)]);
             let _ = gitlab().verify(&map, b"{}", &[Secret::new(CURRENT)], SystemTime::now());
