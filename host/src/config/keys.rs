@@ -60,7 +60,11 @@ static SOURCE: Shape = Shape::Table(&[
     ("fields", &ANY),
     ("catch_up", &CATCH_UP),
     ("poll", &POLL),
+    ("api", &API),
+    ("app", &APP),
 ]);
+static API: Shape = Shape::Table(&[("url", &ANY), ("token", &ANY), ("scheme", &ANY)]);
+static APP: Shape = Shape::Table(&[("id", &ANY), ("private_key", &ANY)]);
 static CATCH_UP: Shape =
     Shape::Table(&[("api_url", &ANY), ("credential", &ANY), ("repos", &ANY), ("every", &ANY), ("hook_url", &ANY)]);
 static POLL: Shape = Shape::Table(&[("every", &ANY), ("repos", &ANY), ("clone_url", &ANY)]);
@@ -71,7 +75,13 @@ static GRANTS: Shape = Shape::Table(&[
     ("commands", &Shape::Items(&COMMAND)),
 ]);
 static COMMAND: Shape = Shape::Table(&[("program", &ANY), ("env", &ANY), ("network", &ANY)]);
-static HOST: Shape = Shape::Table(&[("host", &ANY), ("credential", &CREDENTIAL), ("scheme", &ANY), ("header", &ANY)]);
+static HOST: Shape = Shape::Table(&[
+    ("host", &ANY),
+    ("credential", &CREDENTIAL),
+    ("scheme", &ANY),
+    ("header", &ANY),
+    ("permissions", &ANY),
+]);
 /// A table only in its `{ sigv4 = ... }` form; a string credential is not walked.
 static CREDENTIAL: Shape = Shape::Table(&[("sigv4", &SIGV4)]);
 static SIGV4: Shape = Shape::Table(&[
@@ -253,6 +263,8 @@ mod tests {
             ("source", serde_keys::<raw::RawSource>(), &SOURCE),
             ("catch_up", serde_keys::<raw::RawCatchUp>(), &CATCH_UP),
             ("poll", serde_keys::<raw::RawPoll>(), &POLL),
+            ("api", serde_keys::<raw::RawApi>(), &API),
+            ("app", serde_keys::<raw::RawApp>(), &APP),
             ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
             ("dir", serde_keys::<raw::RawDirTable>(), &DIR),

@@ -76,6 +76,7 @@ impl Dialect for GitHub {
             "push" => decode::<Push>(&text, event)?.into_event("github", at, MAX_PUSH_COMMITS),
             "create" | "delete" => decode::<RefChange>(&text, event)?.into_event("github", at, event),
             "release" => decode::<ReleaseEvent>(&text, event)?.into_event("github", at),
+            "installation" | "installation_repositories" => return super::github_installation::parse(&text, event, at),
             "pull_request" => {
                 let parsed = decode::<PullRequestEvent>(&text, event)?.into_event("github", at, &[]);
                 let action = parsed.action.as_deref().unwrap_or_default();
