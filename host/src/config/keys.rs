@@ -63,10 +63,10 @@ static SOURCE: Shape = Shape::Table(&[
     ("api", &API),
     ("app", &APP),
 ]);
-static API: Shape = Shape::Table(&[("url", &ANY), ("token", &ANY), ("scheme", &ANY)]);
 static APP: Shape = Shape::Table(&[("id", &ANY), ("private_key", &ANY)]);
 static CATCH_UP: Shape =
     Shape::Table(&[("api_url", &ANY), ("credential", &ANY), ("repos", &ANY), ("every", &ANY), ("hook_url", &ANY)]);
+static API: Shape = Shape::Table(&[("url", &ANY), ("token", &ANY), ("scheme", &ANY)]);
 static POLL: Shape = Shape::Table(&[("every", &ANY), ("repos", &ANY), ("clone_url", &ANY)]);
 static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS), ("with", &ANY)]);
 static GRANTS: Shape = Shape::Table(&[
