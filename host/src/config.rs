@@ -24,11 +24,11 @@ pub use rules::{
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
-use app::{GITHUB_APP, GITHUB_PERMISSIONS};
-use rules::hint;
 use crate::grant::{Access, CommandGrant, Credential, DirGrant, Grant, HostCredential, HostPattern, SigV4Key};
 pub use crate::secret::Secret;
+use app::{GITHUB_APP, GITHUB_PERMISSIONS};
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
+use rules::hint;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -542,9 +542,10 @@ impl Checker<'_> {
         }
         let catch_up = raw.catch_up.and_then(|catch_up| self.catch_up(&source_name, forge_name, catch_up, base));
         let poll = raw.poll.and_then(|poll| self.poll(&source_name, poll));
+        let has_app = raw.app.is_some();
         let app = raw.app.and_then(|app| self.app(&source_name, forge_name, app, base));
         let api = match raw.api {
-            Some(api) => self.api(&source_name, forge_name, api, base, app.is_some()),
+            Some(api) => self.api(&source_name, forge_name, api, base, has_app),
             // An app needs no `api` table on github.com.
             None => app.as_ref().and_then(|_| {
                 let url = api::default_url(forge_name)?.to_owned();
@@ -631,7 +632,9 @@ impl Checker<'_> {
         {
             self.problem(
                 Some(span.clone()),
-                format!("plugin `{plugin}`, host {pattern}: `permissions` applies only to `credential = \"github-app\"`"),
+                format!(
+                    "plugin `{plugin}`, host {pattern}: `permissions` applies only to `credential = \"github-app\"`"
+                ),
             );
         }
         let kind = match table.credential? {

@@ -104,15 +104,8 @@ impl Workers {
                 match created {
                     Ok(workspace) => {
                         let source = snapshot.config.source(&event.source);
-                        let chain = chain::Chain::new(
-                            self,
-                            snapshot.runtime.clone(),
-                            &job,
-                            &rule,
-                            event,
-                            &workspace,
-                            source,
-                        );
+                        let chain =
+                            chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace, source);
                         let ending = chain.run().await;
                         let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
                         (ending, Some(rule))

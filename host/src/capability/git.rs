@@ -284,7 +284,10 @@ pub fn with_app_token(
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose()));
     let minted = crate::grant::HostCredential {
         pattern: credential.pattern.clone(),
-        kind: Credential::Header { name: "authorization".into(), value: crate::secret::Secret::new(format!("Basic {basic}")) },
+        kind: Credential::Header {
+            name: "authorization".into(),
+            value: crate::secret::Secret::new(format!("Basic {basic}")),
+        },
     };
     let mut grant = grant.clone();
     for entry in &mut grant.credentials {

@@ -206,6 +206,14 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
         }
         let response = runtime.block_on(builder.send()).map_err(|err| describe(&url, err))?;
         let status = response.status();
+        // GitHub no longer takes the app token it minted (revoked, installation changed):
+        // the next request mints a new one rather than reuse it until it expires.
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            && granted.is_some_and(|credential| matches!(credential.kind, Credential::GitHubApp { .. }))
+            && let Some(app) = &ctx.app
+        {
+            app.refused();
+        }
         if status.is_redirection()
             && let Some(location) = response.headers().get(reqwest::header::LOCATION)
         {

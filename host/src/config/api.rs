@@ -109,7 +109,9 @@ impl Checker<'_> {
                 .ok()
         });
         match (&raw.token, app) {
-            (None, false) => self.problem(Some(span), format!("source \"{source}\": `api` needs a `token` (or an `app`)")),
+            (None, false) => {
+                self.problem(Some(span), format!("source \"{source}\": `api` needs a `token` (or an `app`)"))
+            }
             (Some(reference), true) => self.problem(
                 Some(reference.span()),
                 format!(

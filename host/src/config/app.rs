@@ -64,9 +64,8 @@ impl std::fmt::Debug for App {
 pub fn parse_key(pem: &str) -> Result<RsaKeyPair, String> {
     use base64::Engine as _;
     let text = pem.trim();
-    let (label, body) = armored(text).ok_or(
-        "not a PEM private key (expected `-----BEGIN RSA PRIVATE KEY-----` or `-----BEGIN PRIVATE KEY-----`)",
-    )?;
+    let (label, body) = armored(text)
+        .ok_or("not a PEM private key (expected `-----BEGIN RSA PRIVATE KEY-----` or `-----BEGIN PRIVATE KEY-----`)")?;
     if body.contains("ENCRYPTED") || label.contains("ENCRYPTED") {
         return Err("the private key is encrypted; give the key as GitHub downloads it (unencrypted)".into());
     }
@@ -108,7 +107,10 @@ impl Checker<'_> {
         let id = match raw.id.as_ref().map(|id| (*id.get_ref(), id.span())) {
             Some((id, _)) if id > 0 => Some(id as u64),
             Some((_, span)) => {
-                self.problem(Some(span), format!("source \"{source}\": `app.id` must be the app's positive numeric id"));
+                self.problem(
+                    Some(span),
+                    format!("source \"{source}\": `app.id` must be the app's positive numeric id"),
+                );
                 None
             }
             None => {
@@ -130,7 +132,9 @@ impl Checker<'_> {
         };
         let key = secret::resolve(&text, base)
             .and_then(|pem| parse_key(pem.expose()).map_err(|why| format!("{shown}: {why}")))
-            .map_err(|why| self.problem(Some(reference.span()), format!("source \"{source}\": `app.private_key`: {why}")))
+            .map_err(|why| {
+                self.problem(Some(reference.span()), format!("source \"{source}\": `app.private_key`: {why}"))
+            })
             .ok()?;
         Some(App { id: id?, key: Arc::new(key) })
     }

@@ -113,10 +113,7 @@ pub struct RawSource {
 
 /// `app = { ... }` of a GitHub source.
 #[derive(Debug, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a table naming a GitHub App: { id = 12345, private_key = \"file:app.pem\" }"
-)]
+#[serde(deny_unknown_fields, expecting = "a table naming a GitHub App: { id = 12345, private_key = \"file:app.pem\" }")]
 pub struct RawApp {
     pub id: Option<Spanned<i64>>,
     pub private_key: Option<Spanned<String>>,

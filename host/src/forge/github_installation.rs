@@ -94,8 +94,14 @@ pub fn parse(text: &str, event: &str, at: &Origin) -> Result<Incoming, ParseErro
             let owner = repo.full_name.split_once('/').map(|(owner, _)| owner.to_owned()).unwrap_or_default();
             let html_url = web.as_ref().map(|web| format!("{web}/{}", repo.full_name)).unwrap_or_default();
             let clone_url = if html_url.is_empty() { String::new() } else { format!("{html_url}.git") };
-            let repository =
-                Repository { owner, name: repo.name, full_name: repo.full_name, clone_url, html_url, default_branch: None };
+            let repository = Repository {
+                owner,
+                name: repo.name,
+                full_name: repo.full_name,
+                clone_url,
+                html_url,
+                default_branch: None,
+            };
             Event { repository, ..base.clone() }
         })
         .collect();
@@ -151,7 +157,10 @@ mod tests {
           "sender": {"login": "octocat"}}"#;
         let events = parsed(text, "installation_repositories");
         assert_eq!(events.len(), 1);
-        assert_eq!((events[0].kind.as_str(), events[0].action.as_deref()), ("installation_repositories", Some("removed")));
+        assert_eq!(
+            (events[0].kind.as_str(), events[0].action.as_deref()),
+            ("installation_repositories", Some("removed"))
+        );
         assert_eq!(events[0].repository.full_name, "acme/old");
         assert_eq!(events[0].repository.clone_url, "", "no account page: no URL is guessed");
         assert_eq!(crate::forge_api::revoked_installation(&events[0]), Some(9));
@@ -159,9 +168,11 @@ mod tests {
 
     #[test]
     fn an_installation_without_repositories_names_its_account_and_revocations_are_told() {
-        let rows = [("suspend", Some(5)), ("deleted", Some(5)), ("unsuspend", None), ("new_permissions_accepted", None)];
+        let rows =
+            [("suspend", Some(5)), ("deleted", Some(5)), ("unsuspend", None), ("new_permissions_accepted", None)];
         for (action, revoked) in rows {
-            let text = format!(r#"{{"action": "{action}", "installation": {{"id": 5, "account": {{"login": "acme"}}}}}}"#);
+            let text =
+                format!(r#"{{"action": "{action}", "installation": {{"id": 5, "account": {{"login": "acme"}}}}}}"#);
             let events = parsed(&text, "installation");
             assert_eq!(events.len(), 1, "{action}");
             assert_eq!(events[0].repository.owner, "acme");

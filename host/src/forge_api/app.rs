@@ -125,9 +125,10 @@ impl ForgeApis {
         let answer = self.send(source, Method::POST, &url, Scheme::Bearer, &jwt, Some(&body)).await?;
         let request = format!("POST {url}");
         let token = answer.body.get("token").and_then(Value::as_str).filter(|token| !token.is_empty());
-        let expires = answer.body.get("expires_at").and_then(Value::as_str).and_then(|text| {
-            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
-        });
+        let expires =
+            answer.body.get("expires_at").and_then(Value::as_str).and_then(|text| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+            });
         let (Some(token), Some(expires)) = (token, expires) else {
             return Err(ApiError::Failed(format!("{request}: the answer has no `token` and `expires_at`")));
         };
@@ -242,6 +243,19 @@ impl AppAccess {
     /// Access for a job of `source` about `repo` (`owner/name`), through `installation`.
     pub fn new(apis: &ForgeApis, source: &Source, repo: &str, installation: Option<u64>) -> Self {
         Self { apis: apis.clone(), source: source.clone(), repo: repo.to_owned(), installation }
+    }
+
+    /// Forgets the tokens minted for the job's repository: GitHub refused one (401), so
+    /// the next request mints a new one instead of using it again until it expires.
+    pub fn refused(&self) {
+        let Some(app) = &self.source.app else { return };
+        let api = self.source.api.as_ref().map(|api| api.url.as_str()).unwrap_or_default();
+        self.apis
+            .apps
+            .tokens
+            .lock()
+            .expect("the token cache is never poisoned")
+            .retain(|key, _| !(key.app == app.id && key.api == api && key.repo == self.repo));
     }
 
     /// A token limited to the job's repository and `permissions`.
