@@ -8,6 +8,7 @@
 use gitauto_tests::fake_api::FakeApi;
 use gitauto_tests::fake_api::app::generate_key;
 use gitauto_tests::git_http::GitHttp;
+use gitauto_tests::receiver::Receiver;
 use gitauto_tests::{SECRET, TestDaemon, TestGit, push_payload, step};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -99,17 +100,26 @@ with = { op = "http", url = "API/repos/acme/gears" }
 name = "env"
 plugin = "probe"
 with = { op = "env" }
+
+[[rules.steps]]
+name = "archive"
+plugin = "probe"
+with = { op = "http", url = "API/repos/acme/widgets/tarball/main" }
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_are_minted_with_a_verified_jwt_for_the_events_repository_and_reused_while_fresh() {
     let world = World::new().await;
     let hosts = world.api_host(r#"{ metadata = "read", issues = "write" }"#);
+    // GitHub sends archives to another origin (codeload): a server the plugin may reach.
+    let codeload = Receiver::start().await;
+    world.api.with(|s| s.app.codeload = Some(codeload.url.clone()));
+    let hosts = format!("{hosts}, \"{}\"", codeload.host());
     let daemon = world.daemon(&world.source(), &hosts, &HTTP_RULES.replace("API", &world.api.url)).await;
     let widgets = "/repos/acme/widgets";
 
     // A token that expires within five minutes is never used again: each of the job's
-    // two calls mints its own.
+    // three calls mints its own.
     world.api.set_token_lifetime(Duration::from_secs(240));
     for round in 1..=2 {
         let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"a".repeat(40))).await;
@@ -118,24 +128,24 @@ async fn tokens_are_minted_with_a_verified_jwt_for_the_events_repository_and_reu
         // The token is for acme/widgets alone: GitHub answers 404 for another repository.
         assert_eq!(step(&job, "other")["output"]["status"], 404, "{job:#}");
         let minted = world.api.minted();
-        assert_eq!(minted.len(), 2 * round, "one token per call while they are about to expire");
+        assert_eq!(minted.len(), 3 * round, "one token per call while they are about to expire");
         for token in &minted {
             assert_eq!(token.installation, INSTALLATION);
             assert_eq!(token.repositories, vec!["widgets".to_owned()]);
             assert_eq!(token.permissions, json!({"issues": "write", "metadata": "read"}));
         }
         // The host's token replaced the plugin's forged header.
-        let first = &minted[2 * round - 2].token;
+        let first = &minted[3 * round - 3].token;
         assert_eq!(authorizations(&world.api, widgets), vec![Some(format!("Bearer {first}"))]);
     }
 
-    // An hour's token is minted once and used by both calls of this job and the next.
+    // An hour's token is minted once and used by every call of this job and the next.
     world.api.set_token_lifetime(Duration::from_secs(3600));
     for _ in 0..2 {
         let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"b".repeat(40))).await;
         assert_eq!(job["state"], "succeeded", "{job:#}");
-        assert_eq!(world.api.minted().len(), 5);
-        assert_eq!(authorizations(&world.api, widgets), vec![Some("Bearer ghs_fake5".to_owned())]);
+        assert_eq!(world.api.minted().len(), 7);
+        assert_eq!(authorizations(&world.api, widgets), vec![Some("Bearer ghs_fake7".to_owned())]);
     }
     assert!(world.api.with(|s| s.app.refused.is_empty()), "every JWT the host sent verified");
 
@@ -151,17 +161,17 @@ async fn tokens_are_minted_with_a_verified_jwt_for_the_events_repository_and_reu
     assert_eq!(status, 202, "{answer}");
     let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"c".repeat(40))).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
-    assert_eq!(world.api.minted().len(), 6, "the removal dropped the cached token");
+    assert_eq!(world.api.minted().len(), 8, "the removal dropped the cached token");
 
     // GitHub stops taking the kept token: the plugin sees the 401, and the next request
     // is sent with a new token rather than the refused one.
     world.api.revoke_tokens();
     let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"d".repeat(40))).await;
     assert_eq!(step(&job, "own")["output"]["status"], 401, "{job:#}");
-    assert_eq!(world.api.minted().len(), 7, "the next call minted again");
+    assert_eq!(world.api.minted().len(), 9, "the next call minted again");
     let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"e".repeat(40))).await;
     assert_eq!(step(&job, "own")["output"]["status"], 200, "{job:#}");
-    assert_eq!(world.api.minted().len(), 7);
+    assert_eq!(world.api.minted().len(), 9);
 
     // Neither the plugin's environment, its outputs nor the job's record and log hold a token.
     let id = job["id"].as_i64().map_or_else(|| job["id"].as_str().unwrap().to_owned(), |id| id.to_string());
@@ -170,6 +180,14 @@ async fn tokens_are_minted_with_a_verified_jwt_for_the_events_repository_and_reu
         assert!(!text.contains("ghs_fake"), "a token leaked: {text}");
     }
     assert_eq!(step(&job, "env")["output"], json!({"vars": [], "args": []}));
+    // The token went with the archive request to GitHub, and not on to the other origin.
+    assert_eq!(step(&job, "archive")["output"]["status"], 200, "{job:#}");
+    let archives = codeload.requests();
+    assert!(!archives.is_empty());
+    for request in archives {
+        assert_eq!(request.path, "/acme/widgets/legacy.tar.gz/main");
+        assert_eq!(request.header("authorization"), None, "{request:?}");
+    }
     daemon.stop().await;
 }
 

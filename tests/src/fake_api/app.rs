@@ -27,6 +27,9 @@ pub struct AppState {
     pub minted: Vec<Minted>,
     /// JWTs refused, with why.
     pub refused: Vec<String>,
+    /// Where `GET /repos/{o}/{r}/tarball/{ref}` redirects, as GitHub sends archives to
+    /// codeload.github.com: another origin.
+    pub codeload: Option<String>,
 }
 
 /// A token the fake issued and what it was asked for.
@@ -146,16 +149,25 @@ pub fn handle(s: &mut State, method: &str, parts: &[&str], authorization: Option
             Some(answer(200, json!({"id": id, "app_id": s.app.id, "account": {"login": owner}})))
         }
         _ => {
-            let minted = s.app.minted.iter().find(|minted| Some(minted.token.as_str()) == bearer)?;
-            if minted.expires <= SystemTime::now() {
-                return Some(answer(401, json!({"message": "Bad credentials"})));
+            if let Some(minted) = s.app.minted.iter().find(|minted| Some(minted.token.as_str()) == bearer) {
+                if minted.expires <= SystemTime::now() {
+                    return Some(answer(401, json!({"message": "Bad credentials"})));
+                }
+                if let ["repos", _, name, ..] = parts
+                    && !minted.repositories.iter().any(|repo| repo == name)
+                {
+                    return Some(answer(404, json!({"message": "Not Found"})));
+                }
             }
-            if let ["repos", _, name, ..] = parts
-                && !minted.repositories.iter().any(|repo| repo == name)
-            {
-                return Some(answer(404, json!({"message": "Not Found"})));
+            match (method, parts, &s.app.codeload) {
+                ("GET", ["repos", owner, name, "tarball", git_ref], Some(codeload)) => {
+                    let location = format!("{codeload}/{owner}/{name}/legacy.tar.gz/{git_ref}");
+                    let mut response = answer(302, Value::Null);
+                    response.headers_mut().insert("location", location.parse().unwrap());
+                    Some(response)
+                }
+                _ => None,
             }
-            None
         }
     }
 }
