@@ -7,7 +7,7 @@
 
 mod app;
 
-pub use app::{AppAccess, Permissions, REFRESH_BEFORE, jwt, revoked_installation};
+pub use app::{AppAccess, revoked_installation};
 
 use crate::config::Source;
 use crate::config::api::Scheme;

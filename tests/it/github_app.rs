@@ -292,3 +292,41 @@ async fn host_calls_for_an_app_source_use_a_minted_token_and_mint_again_after_a_
     assert_eq!(err.status(), Some(422), "{err}");
     assert!(err.to_string().contains("not accessible to the parent installation"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repositories_added_to_an_installation_each_start_a_job_about_that_repository() {
+    let world = World::new().await;
+    let rules = r#"
+[[rules]]
+name = "welcome"
+on = "installation_repositories.added"
+steps = [{ name = "look", plugin = "probe", with = { op = "sleep", ms = 0 } }]
+"#;
+    let daemon = world.daemon(&world.source(), "\"example.com\"", rules).await;
+    let added = json!({
+        "action": "added", "installation": {"id": INSTALLATION, "account": {"login": "acme", "html_url": "https://github.com/acme"}},
+        "repository_selection": "selected", "repositories_removed": [],
+        "repositories_added": [
+            {"id": 1, "name": "widgets", "full_name": "acme/widgets", "private": false},
+            {"id": 2, "name": "gears", "full_name": "acme/gears", "private": true}
+        ],
+        "sender": {"login": "octocat"}
+    });
+    let (status, answer) =
+        daemon.post_github("github", "installation_repositories", added.to_string().as_bytes(), SECRET).await;
+    assert_eq!(status, 202, "{answer}");
+    let jobs = answer["jobs"].as_array().unwrap().clone();
+    assert_eq!(jobs.len(), 2, "{answer}");
+    let mut repos = Vec::new();
+    for id in jobs {
+        let job = daemon.finished_job(id.as_str().unwrap()).await;
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+        repos.push(job["event"]["repository"]["full_name"].as_str().unwrap_or_else(|| panic!("{job:#}")).to_owned());
+        assert_eq!(job["event"]["installation"], INSTALLATION, "{job:#}");
+    }
+    repos.sort();
+    assert_eq!(repos, ["acme/gears", "acme/widgets"]);
+    // Nothing was minted: the rule's plugin has no github-app credential.
+    assert!(world.api.minted().is_empty());
+    daemon.stop().await;
+}

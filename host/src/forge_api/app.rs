@@ -20,7 +20,7 @@ const JWT_BACKDATE: Duration = Duration::from_secs(60);
 const JWT_AHEAD: Duration = Duration::from_secs(540);
 /// A cached token is used only while it has at least this long to live: a step or a
 /// report never starts with a token about to expire.
-pub const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
 /// Permissions asked for a token, as GitHub names them (`contents` -> `read`), sorted
 /// so that the same set is the same cache entry whatever the order it was written in.
@@ -200,7 +200,7 @@ pub fn revoked_installation(event: &crate::event::Event) -> Option<u64> {
 }
 
 /// The app's JWT at `now`: `iat` a minute back, `exp` nine minutes ahead, `iss` the app id.
-pub fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
+fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
     use base64::Engine as _;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let seconds = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
