@@ -330,3 +330,73 @@ steps = [{ name = "look", plugin = "probe", with = { op = "sleep", ms = 0 } }]
     assert!(world.api.minted().is_empty());
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_plugin_finds_no_token_in_its_settings_environment_answers_or_memory() {
+    let world = World::new().await;
+    let codeload = Receiver::start().await;
+    world.api.with(|s| s.app.codeload = Some(codeload.url.clone()));
+    let api = &world.api.url;
+    let hosts = format!("{}, \"{}\"", world.api_host(r#"{ contents = "read" }"#), codeload.host());
+    let urls = |extra: &str| {
+        format!(
+            r#"["{api}/repos/acme/widgets", "{api}/repos/acme/gears", "{api}/repos/acme/widgets/tarball/main"{extra}]"#
+        )
+    };
+    let config = format!(
+        r#"{source}
+[plugins.hunt]
+wasm = "{dir}/hostile_app_token_hunt.wasm"
+grants = {{ hosts = [{hosts}] }}
+
+[[rules]]
+name = "hunt"
+on = "push"
+steps = [{{ name = "hunt", plugin = "hunt", with = {{ urls = {plain} }} }}]
+
+[[rules]]
+name = "control"
+on = "push"
+branch = "control"
+steps = [{{ name = "hunt", plugin = "hunt", with = {{ urls = {reflected} }} }}]
+"#,
+        source = world.source(),
+        dir = env!("GITAUTO_HOSTILE_DIR"),
+        plain = urls(""),
+        reflected = urls(&format!(r#", "{api}/reflect-authorization""#)),
+    );
+    let daemon = TestDaemon::start(&config).await;
+    let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"f".repeat(40))).await;
+    assert_eq!(
+        step(&job, "hunt")["summary"],
+        "no token in settings, environment, event, 3 answers or linear memory",
+        "{job:#}"
+    );
+    // A token was in play: the host sent it with the plugin's requests to the API.
+    let sent: Vec<Option<String>> =
+        world.api.take().into_iter().filter(|r| r.path.starts_with("/repos/")).map(|r| r.authorization).collect();
+    assert_eq!(sent, vec![Some("Bearer ghs_fake1".to_owned()); 3]);
+    assert!(codeload.requests().iter().all(|request| request.header("authorization").is_none()));
+
+    // The control: a server that reflects the credential hands it to the plugin, and the
+    // hunt finds it (so the hunt above could have).
+    let mut control: Value = serde_json::from_slice(&push("widgets", Some(INSTALLATION), "", &"f".repeat(40))).unwrap();
+    control["ref"] = "refs/heads/control".into();
+    let (status, answer) = daemon.post_github("github", "push", control.to_string().as_bytes(), SECRET).await;
+    assert_eq!(status, 202, "{answer}");
+    let ids: Vec<String> =
+        answer["jobs"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
+    let mut summaries = Vec::new();
+    for id in ids {
+        let job = daemon.finished_job(&id).await;
+        summaries.push(step(&job, "hunt")["summary"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        summaries
+            .iter()
+            .any(|summary| summary
+                .starts_with(&format!("ESCAPED: a token in the answer from {api}/reflect-authorization"))),
+        "{summaries:?}"
+    );
+    daemon.stop().await;
+}

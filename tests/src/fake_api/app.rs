@@ -160,6 +160,11 @@ pub fn handle(s: &mut State, method: &str, parts: &[&str], authorization: Option
                 }
             }
             match (method, parts, &s.app.codeload) {
+                // Not GitHub's: a server that reflects the credential it gets, as a badly
+                // made one might, so tests can show what a plugin sees then.
+                ("GET", ["reflect-authorization"], _) => {
+                    Some(answer(200, json!({"authorization": authorization.unwrap_or_default()})))
+                }
                 ("GET", ["repos", owner, name, "tarball", git_ref], Some(codeload)) => {
                     let location = format!("{codeload}/{owner}/{name}/legacy.tar.gz/{git_ref}");
                     let mut response = answer(302, Value::Null);
