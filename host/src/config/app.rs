@@ -141,8 +141,47 @@ impl Checker<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests make their keys with openssl")]
 mod tests {
     use super::*;
+
+    fn openssl(args: &[&str]) {
+        let out = std::process::Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    #[test]
+    fn pkcs1_and_pkcs8_keys_load_and_a_bad_key_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        openssl(&["genrsa", "-traditional", "-out", &path("pkcs1.pem"), "2048"]);
+        openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &path("pkcs8.pem")]);
+        std::fs::write(
+            dir.path().join("bad.pem"),
+            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let source = |name: &str, key: &str| {
+            format!(
+                "[sources.{name}]\nforge = \"github\"\nsecret = \"s\"\napp = {{ id = 7, private_key = \"file:{key}\" }}\n"
+            )
+        };
+        let good = format!("{}{}", source("one", "pkcs1.pem"), source("eight", "pkcs8.pem"));
+        let config = crate::config::Config::parse(&dir.path().join("gitauto.toml"), &good).unwrap();
+        for name in ["one", "eight"] {
+            let source = config.source(name).unwrap();
+            assert_eq!(source.app.as_ref().map(|app| app.id), Some(7));
+            let api = source.api.as_ref().unwrap();
+            assert_eq!((api.url.as_str(), api.token.is_none()), ("https://api.github.com", true));
+        }
+        let err = crate::config::Config::parse(&dir.path().join("gitauto.toml"), &source("bad", "bad.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("`app.private_key`: {}: the private key cannot sign RS256", path("bad.pem"))),
+            "{err}"
+        );
+    }
 
     #[test]
     fn keys_that_are_not_rsa_private_keys_are_refused_with_a_reason() {
