@@ -1025,6 +1025,59 @@ impl Checker<'_> {
                 }
             }
         }
+        self.github_app_sources(config);
+    }
+
+    /// A rule whose plugin has a `github-app` credential, when no source the rule can
+    /// match has an `app`: no job of it could ever get a token.
+    fn github_app_sources(&mut self, config: &Config) {
+        fn plugins<'r>(steps: &'r [Step], out: &mut Vec<&'r str>) {
+            for step in steps {
+                out.push(&step.plugin);
+                let handlers = &step.handlers;
+                for list in [&handlers.on_success, &handlers.on_failure, &handlers.on_error] {
+                    plugins(list, out);
+                }
+            }
+        }
+        for rule in &config.rules {
+            let mut used = Vec::new();
+            plugins(&rule.steps, &mut used);
+            for list in [&rule.handlers.on_success, &rule.handlers.on_failure, &rule.handlers.on_error] {
+                plugins(list, &mut used);
+            }
+            let matched: Vec<&Source> = config
+                .sources
+                .values()
+                .filter(|source| rule.sources.is_empty() || rule.sources.contains(&source.name))
+                .filter(|source| rule.forges.is_empty() || rule.forges.iter().any(|forge| forge == source.forge))
+                .collect();
+            if matched.iter().any(|source| source.app.is_some()) {
+                continue;
+            }
+            used.sort_unstable();
+            used.dedup();
+            for name in used {
+                let Some(plugin) = config.plugins.get(name) else { continue };
+                let app_credential = plugin
+                    .grant
+                    .credentials
+                    .iter()
+                    .find(|credential| matches!(credential.kind, Credential::GitHubApp { .. }));
+                if let Some(credential) = app_credential {
+                    let names: Vec<&str> = matched.iter().map(|source| source.name.as_str()).collect();
+                    let listed = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+                    self.problem(
+                        None,
+                        format!(
+                            "rule \"{}\": plugin `{name}` has a github-app credential for {}, and no source the rule \
+                             listens to has an `app` to mint its tokens (sources: {listed})",
+                            rule.name, credential.pattern
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -214,7 +214,12 @@ async fn an_event_without_an_installation_looks_it_up_with_the_jwt_once() {
 async fn a_github_app_credential_on_a_source_without_an_app_is_a_clear_step_error() {
     let world = World::new().await;
     let hosts = world.api_host(r#"{ contents = "read" }"#);
-    let source = format!("[sources.github]\nforge = \"github\"\nsecret = \"{SECRET}\"\n");
+    // The rule may match events of a source that has an app (so the config loads), and
+    // this one comes through the source that has none.
+    let source = format!(
+        "[sources.github]\nforge = \"github\"\nsecret = \"{SECRET}\"\n{}",
+        world.source().replace("[sources.github]", "[sources.apps]")
+    );
     let daemon = world.daemon(&source, &hosts, &HTTP_RULES.replace("API", &world.api.url)).await;
     let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"e".repeat(40))).await;
     assert_eq!(job["state"], "failed", "{job:#}");
