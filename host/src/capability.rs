@@ -103,7 +103,8 @@ pub fn app_token(
 ) -> Result<crate::secret::Secret, AppTokenError> {
     let Some(access) = access else {
         return Err(AppTokenError::Denied(format!(
-            "the credential granted for {pattern} is a GitHub App's, and this step runs outside a job"
+            "the credential granted for {pattern} is a GitHub App's, and this step has no source to mint its token \
+             from (it runs outside a job, or its event is a manual trigger or a schedule tick)"
         )));
     };
     let minting = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), access.token(permissions));
