@@ -199,7 +199,8 @@ pub fn revoked_installation(event: &crate::event::Event) -> Option<u64> {
     (event.forge == "github" && revokes).then_some(event.installation).flatten()
 }
 
-/// The app's JWT at `now`: `iat` a minute back, `exp` nine minutes ahead, `iss` the app id.
+/// The app's JWT at `now`: `iat` a minute back, `exp` nine minutes ahead, `iss` the App ID
+/// (a number, as GitHub's Octokit libraries send it).
 fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
     use base64::Engine as _;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -207,7 +208,7 @@ fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
     let claims = json!({
         "iat": (seconds - JWT_BACKDATE.min(seconds)).as_secs(),
         "exp": (seconds + JWT_AHEAD).as_secs(),
-        "iss": app.id.to_string(),
+        "iss": app.id,
     });
     let header = json!({"alg": "RS256", "typ": "JWT"});
     let signed = format!("{}.{}", encode(header.to_string().as_bytes()), encode(claims.to_string().as_bytes()));
@@ -298,7 +299,7 @@ mod tests {
         let header: Value = serde_json::from_slice(&decode(parts[0])).unwrap();
         let claims: Value = serde_json::from_slice(&decode(parts[1])).unwrap();
         assert_eq!(header, json!({"alg": "RS256", "typ": "JWT"}));
-        assert_eq!(claims, json!({"iat": 1_699_999_940u64, "exp": 1_700_000_540u64, "iss": "4242"}));
+        assert_eq!(claims, json!({"iat": 1_699_999_940u64, "exp": 1_700_000_540u64, "iss": 4242}));
         let public = ring::signature::UnparsedPublicKey::new(
             &ring::signature::RSA_PKCS1_2048_8192_SHA256,
             ring::signature::KeyPair::public_key(app.key.as_ref()).as_ref().to_vec(),
