@@ -120,9 +120,17 @@ fn number(event: &Event) -> Option<u64> {
     event.comment.as_ref().and_then(|c| c.number).or(event.pull_request.as_ref().map(|pr| pr.number))
 }
 
-/// What the API calls are about.
-fn target(event: &Event) -> ApiTarget {
-    ApiTarget { repo: event.repository.full_name.clone(), installation: event.installation }
+/// What a GitHub App token may do to read a user's permission (metadata only).
+const READ_PERMISSION: &[(&str, &str)] = &[];
+/// ... to read a pull request's head.
+const READ_PULL_REQUEST: &[(&str, &str)] = &[("pull_requests", "read")];
+/// ... to reply on a pull request, and on an issue.
+const REPLY_ON_PULL_REQUEST: &[(&str, &str)] = &[("pull_requests", "write")];
+const REPLY_ON_ISSUE: &[(&str, &str)] = &[("issues", "write")];
+
+/// What an API call is about, and what a GitHub App token for it may do.
+fn target(event: &Event, permissions: &'static [(&'static str, &'static str)]) -> ApiTarget {
+    ApiTarget { repo: event.repository.full_name.clone(), installation: event.installation, permissions }
 }
 
 /// `owner/name` as the two path segments GitHub and Gitea take.
@@ -267,7 +275,7 @@ pub async fn permission(
     user: &str,
     id: Option<u64>,
 ) -> Result<Permission, ApiError> {
-    let target = target(event);
+    let target = target(event, READ_PERMISSION);
     let repo = &event.repository.full_name;
     let answer = match source.forge {
         "gitlab" => {
@@ -343,7 +351,7 @@ async fn pull_request_head(apis: &ForgeApis, source: &Source, event: &Event, num
         "gitlab" => (format!("/projects/{}/merge_requests/{number}", encode_segment(repo)), |b| b["sha"].as_str()),
         _ => (format!("/repos/{}/pulls/{number}", repo_path(repo)), |b| b["head"]["sha"].as_str()),
     };
-    let answer = apis.call(source, &target(event), Method::GET, &path, None).await?;
+    let answer = apis.call(source, &target(event, READ_PULL_REQUEST), Method::GET, &path, None).await?;
     field(&answer.body)
         .filter(|sha| !sha.is_empty())
         .map(str::to_owned)
@@ -363,7 +371,8 @@ async fn reply(apis: &ForgeApis, source: &Source, event: &Event, text: &str) -> 
         }
         _ => format!("/repos/{}/issues/{number}/comments", repo_path(repo)),
     };
-    apis.call(source, &target(event), Method::POST, &path, Some(&json!({ "body": text }))).await?;
+    let allowed = if on_pr { REPLY_ON_PULL_REQUEST } else { REPLY_ON_ISSUE };
+    apis.call(source, &target(event, allowed), Method::POST, &path, Some(&json!({ "body": text }))).await?;
     Ok(true)
 }
 

@@ -16,6 +16,7 @@ mod fetch_update;
 mod flow;
 mod forges;
 mod gate;
+mod github_app;
 mod gitreload;
 mod hamster;
 mod hostile;

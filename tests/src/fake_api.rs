@@ -6,6 +6,7 @@
 //! tests can assert the exact sequence. GitHub's paths are served at the root; Gitea's
 //! under `/api/v1`, GitLab's under `/api/v4`.
 
+pub mod app;
 mod permissions;
 
 use axum::Router;
@@ -79,6 +80,8 @@ pub struct State {
     pub failures: BTreeMap<(String, String), (u16, Value)>,
     /// Who may do what, and pull request heads (`fake_api/permissions.rs`).
     pub gate: permissions::Gate,
+    /// The GitHub App, its installations and the tokens it issued (`fake_api/app.rs`).
+    pub app: app::AppState,
     next_id: u64,
 }
 
@@ -308,6 +311,9 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let per_page = s.per_page;
     let m = method.as_str();
+    if let Some(response) = app::handle(&mut s, m, &parts, headers.get("authorization").and_then(|v| v.to_str().ok())) {
+        return response;
+    }
     if let Some(response) = permissions::handle(&mut s, prefix, (m, &parts), &query, &body_json) {
         return response;
     }

@@ -157,7 +157,7 @@ impl Checker<'_> {
                         PERMISSION_FORGES.join(", ")
                     )
                 } else if !ForgeApis::configured(source) {
-                    "it has no `api` table, so the host cannot ask the forge".to_owned()
+                    "it has no `api` table (nor a GitHub `app`), so the host cannot ask the forge".to_owned()
                 } else {
                     continue;
                 };

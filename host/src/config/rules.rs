@@ -11,8 +11,21 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// Event kinds a rule's `on` may name.
-pub const EVENT_KINDS: &[&str] =
-    &["push", "tag", "pull_request", "release", "create", "delete", "comment", "review", "ping", "manual", "schedule"];
+pub const EVENT_KINDS: &[&str] = &[
+    "push",
+    "tag",
+    "pull_request",
+    "release",
+    "create",
+    "delete",
+    "comment",
+    "review",
+    "ping",
+    "manual",
+    "schedule",
+    "installation",
+    "installation_repositories",
+];
 
 /// What a rule's `if` may read.
 pub const RULE_CONDITION_VARIABLES: &[&str] = &["event", "payload"];
