@@ -457,3 +457,57 @@ async fn a_fork_pull_request_runs_after_a_writers_ok_to_test_on_gitlab_and_gitea
         daemon.stop().await;
     }
 }
+
+/// On a GitHub App source the gate's calls carry installation tokens minted for the
+/// event's repository and limited to what each call needs: metadata (the permission
+/// lookup) and `pull_requests: read` (the approval's head).
+#[tokio::test]
+async fn on_a_github_app_source_the_gate_asks_with_tokens_limited_to_what_it_needs() {
+    const APP: u64 = 31337;
+    const INSTALLATION: u64 = 4711;
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = gitauto_tests::fake_api::app::generate_key(dir.path());
+    api.add_app(APP, public, INSTALLATION, &["acme/widgets"]);
+    let token_source = format!("api = {{ url = \"{}\", token = \"file:{}/token\" }}", api.url, dir.path().display());
+    let app_source =
+        format!("app = {{ id = {APP}, private_key = \"file:{}\" }}\napi = {{ url = \"{}\" }}", key.display(), api.url);
+    let text = config(&api, dir.path(), &ci()).replacen(&token_source, &app_source, 1);
+    assert!(text.contains("app = "), "{text}");
+    let daemon = TestDaemon::start(&text).await;
+    api.grant_role("acme/widgets", "maintainer", "write");
+    let head = "5".repeat(40);
+    api.set_head("acme/widgets", 7, &head);
+    let installed = |mut payload: Value| {
+        payload["installation"] = json!({"id": INSTALLATION});
+        payload
+    };
+
+    let job = deliver(&daemon, "github", "pull_request", &installed(fork_push(&head))).await.remove(0);
+    assert_eq!(state(&daemon, &job).await, "waiting");
+    let approval = installed(pr_comment("created", "maintainer", "/ok-to-test"));
+    let approval = deliver(&daemon, "github", "issue_comment", &approval).await;
+    assert_eq!(daemon.finished_job(&approval[0]).await["state"], "succeeded");
+    assert_eq!(daemon.finished_job(&job).await["state"], "succeeded");
+    let minted: Vec<(Vec<String>, Value)> = api.minted().into_iter().map(|m| (m.repositories, m.permissions)).collect();
+    assert_eq!(
+        minted,
+        [
+            (vec!["widgets".to_owned()], json!({"metadata": "read"})),
+            (vec!["widgets".to_owned()], json!({"pull_requests": "read"})),
+        ]
+    );
+    let asked: Vec<(String, Option<String>)> =
+        api.take().into_iter().filter(|r| r.method == "GET").map(|r| (r.line(), r.authorization)).collect();
+    assert_eq!(
+        asked,
+        [
+            (
+                "GET /repos/acme/widgets/collaborators/maintainer/permission".to_owned(),
+                Some("Bearer ghs_fake1".to_owned())
+            ),
+            ("GET /repos/acme/widgets/pulls/7".to_owned(), Some("Bearer ghs_fake2".to_owned())),
+        ]
+    );
+    daemon.stop().await;
+}
