@@ -46,6 +46,9 @@ pub const DEFAULT_PATH: &str = "gitauto.toml";
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
+    /// The text it was validated from: the reload watcher compares the file with this,
+    /// so a change written before the watcher first looks is still a change.
+    pub text: Arc<str>,
     /// `[server]`.
     pub server: Server,
     /// `[sources.NAME]`, by name.
@@ -340,7 +343,17 @@ impl Checker<'_> {
             }
         });
         let config =
-            Config { path: self.path.to_path_buf(), server, sources, plugins, rules, compat, retention, store };
+            Config {
+                path: self.path.to_path_buf(),
+                text: Arc::from(self.text),
+                server,
+                sources,
+                plugins,
+                rules,
+                compat,
+                retention,
+                store,
+            };
         self.cross_check(&config);
         config
     }

@@ -145,7 +145,9 @@ impl Live {
                 None
             }
         };
-        let mut seen = tokio::fs::read(&path).await.ok();
+        // What runs, not what the file holds when this task first looks: a change written
+        // in between is then still found.
+        let mut seen = Some(self.config().text.as_bytes().to_vec());
         let mut tick = tokio::time::interval(WATCH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
