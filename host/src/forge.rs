@@ -8,6 +8,7 @@ mod body;
 mod generic;
 mod gitea;
 mod github;
+mod github_check;
 mod github_shape;
 mod gitlab;
 mod gogs;

@@ -150,6 +150,7 @@ pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
         run_on: rule.run_on.clone(),
         concurrency: rule.concurrency.map(i64::from),
         priority: rule.priority,
+        report: rule.report,
     }
 }
 

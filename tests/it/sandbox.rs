@@ -114,6 +114,7 @@ fn event() -> Event {
         sender: None,
         pull_request: None,
         payload: payload.to_string(),
+        ..Event::default()
     }
 }
 

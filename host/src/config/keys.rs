@@ -44,10 +44,12 @@ static SERVER: Shape = Shape::Table(&[
     ("max_header", &ANY),
     ("api_token", &ANY),
     ("trusted_proxies", &ANY),
+    ("public_url", &ANY),
 ]);
 static RETENTION: Shape = Shape::Table(&[("max_age", &ANY), ("keep_jobs", &ANY), ("keep_deliveries", &ANY)]);
 static SOURCE: Shape = Shape::Table(&[
     ("forge", &ANY),
+    ("api", &ANY),
     ("secret", &ANY),
     ("secrets", &ANY),
     ("allow_unsigned", &ANY),
@@ -126,6 +128,7 @@ static RULE: Shape = Shape::Table(&[
     ("missed", &ANY),
     ("checkout", &ANY),
     ("checkout_depth", &ANY),
+    ("report", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[

@@ -1,9 +1,11 @@
 //! GitHub and GitHub Enterprise: `X-Hub-Signature-256` (HMAC-SHA256 of the raw body; the
 //! SHA-1 `X-Hub-Signature` only when the source sets `legacy_sha1`); JSON or form-encoded
-//! bodies; `push`, `create`, `delete`, `pull_request`, `release` and `ping`.
+//! bodies; `push`, `create`, `delete`, `pull_request`, `release`, `check_run`, `check_suite`
+//! and `ping`.
 
 use super::Headers;
 use super::body::{decode, json_text};
+use super::github_check::{CheckRunEvent, CheckSuiteEvent};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
@@ -84,6 +86,8 @@ impl Dialect for GitHub {
                 }
                 parsed
             }
+            "check_run" => decode::<CheckRunEvent>(&text, event)?.into_event("github", at),
+            "check_suite" => decode::<CheckSuiteEvent>(&text, event)?.into_event("github", at),
             other => return Ok(Incoming::Ignored(format!("GitHub event `{other}` is not handled"))),
         };
         let installation = decode::<InstallationRef>(&text, event)?.installation.map(|installation| installation.id);

@@ -166,7 +166,7 @@ struct Release {
 }
 
 /// A normalised event with the common fields filled and the rest empty.
-fn base(forge: &str, at: &Origin, kind: &str, repository: Repo, sender: Option<User>) -> Event {
+pub(super) fn base(forge: &str, at: &Origin, kind: &str, repository: Repo, sender: Option<User>) -> Event {
     Event {
         delivery: at.delivery.to_owned(),
         source: at.source.to_owned(),
