@@ -357,9 +357,9 @@ impl Checker<'_> {
                 })
                 .collect();
             let scope = if rule.sources.is_empty() {
-                "it names no `source`, so it may match every source"
+                " (the rule names no `source`, so it may match every source; limit it with `source = [...]`)"
             } else {
-                "it listens to it"
+                ""
             };
             for source in sources {
                 if !kind.forges().contains(&source.forge) {
@@ -371,8 +371,7 @@ impl Checker<'_> {
                     self.problem(
                         None,
                         format!(
-                            "rule \"{}\": `report = \"{}\"` cannot report for source \"{}\" ({}): {why} ({scope}; \
-                             limit the rule with `source = [...]`)",
+                            "rule \"{}\": `report = \"{}\"` cannot report for source \"{}\" ({}): {why}{scope}",
                             rule.name,
                             kind.as_str(),
                             source.name,
@@ -384,7 +383,7 @@ impl Checker<'_> {
                         None,
                         format!(
                             "rule \"{}\": `report = \"{}\"` needs the forge's API, but source \"{}\" has no `api` \
-                             table ({scope}); add `api = {{ token = \"${{TOKEN}}\" }}` to [sources.{}]",
+                             table{scope}; add `api = {{ token = \"${{TOKEN}}\" }}` to [sources.{}]",
                             rule.name,
                             kind.as_str(),
                             source.name,
