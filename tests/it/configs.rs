@@ -98,16 +98,26 @@ fn toml_blocks(doc: &str) -> Vec<&str> {
 /// plugin file is made for them: every plugin they use exists (built in).
 #[test]
 fn every_example_in_the_config_reference_loads() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md")).unwrap();
-    let blocks = toml_blocks(&doc);
-    assert!(blocks.len() >= 10, "only {} examples", blocks.len());
+    every_example_loads("docs/config.md", 10);
+}
+
+/// The same for docs/forges.md: its first example defines the sources the others use.
+#[test]
+fn every_example_in_the_forges_guide_loads() {
+    every_example_loads("docs/forges.md", 1);
+}
+
+fn every_example_loads(doc: &str, at_least: usize) {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc)).unwrap();
+    let blocks = toml_blocks(&text);
+    assert!(blocks.len() >= at_least, "only {} examples in {doc}", blocks.len());
     let dir = tempfile::tempdir().unwrap();
     let base = with_example_secrets(blocks[0]);
     for (index, block) in blocks.iter().enumerate() {
         let text = if index == 0 { base.clone() } else { format!("{base}\n{}", with_example_secrets(block)) };
         let path = dir.path().join("gitauto.toml");
         if let Err(err) = Config::parse(&path, &text) {
-            panic!("example {} of docs/config.md:\n{block}\n{err}", index + 1);
+            panic!("example {} of {doc}:\n{block}\n{err}", index + 1);
         }
     }
 }

@@ -112,7 +112,6 @@ fn event() -> Event {
         commits: vec![],
         commits_complete: true,
         sender: None,
-        pull_request: None,
         payload: payload.to_string(),
         ..Event::default()
     }

@@ -49,7 +49,6 @@ static SERVER: Shape = Shape::Table(&[
 static RETENTION: Shape = Shape::Table(&[("max_age", &ANY), ("keep_jobs", &ANY), ("keep_deliveries", &ANY)]);
 static SOURCE: Shape = Shape::Table(&[
     ("forge", &ANY),
-    ("api", &ANY),
     ("secret", &ANY),
     ("secrets", &ANY),
     ("allow_unsigned", &ANY),
@@ -62,9 +61,11 @@ static SOURCE: Shape = Shape::Table(&[
     ("fields", &ANY),
     ("catch_up", &CATCH_UP),
     ("poll", &POLL),
+    ("api", &API),
 ]);
 static CATCH_UP: Shape =
     Shape::Table(&[("api_url", &ANY), ("credential", &ANY), ("repos", &ANY), ("every", &ANY), ("hook_url", &ANY)]);
+static API: Shape = Shape::Table(&[("url", &ANY), ("token", &ANY), ("scheme", &ANY)]);
 static POLL: Shape = Shape::Table(&[("every", &ANY), ("repos", &ANY), ("clone_url", &ANY)]);
 static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS), ("with", &ANY)]);
 static GRANTS: Shape = Shape::Table(&[
@@ -256,6 +257,7 @@ mod tests {
             ("source", serde_keys::<raw::RawSource>(), &SOURCE),
             ("catch_up", serde_keys::<raw::RawCatchUp>(), &CATCH_UP),
             ("poll", serde_keys::<raw::RawPoll>(), &POLL),
+            ("api", serde_keys::<raw::RawApi>(), &API),
             ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
             ("dir", serde_keys::<raw::RawDirTable>(), &DIR),
