@@ -328,6 +328,10 @@ pub struct JobView {
     pub steps: Vec<StepView>,
     /// Log lines of the latest attempt.
     pub logs: Vec<LogView>,
+    /// What the job told the forge (its rule's `report`), oldest first, with what became
+    /// of each report: `sent`, the forge's refusal, or the last failure while it waits.
+    #[serde(default)]
+    pub reports: Vec<ReportView>,
 }
 
 /// A step result as the API shows it.
@@ -1701,6 +1705,12 @@ mod tests {
             let next = queue.claim_reports(10, lease).await.unwrap();
             assert_eq!((next[0].state.as_str(), next[0].sha.chars().next()), ("superseded", Some('a')));
             assert_eq!(next[0].superseded_by, Some(id));
+            if let Store::Postgres(_) = &store {
+                // Another node sharing the store gets none of what this one holds.
+                let other = store.open("m");
+                assert!(other.claim_reports(10, lease).await.unwrap().is_empty());
+                other.close().await;
+            }
             // A restart lets go of what the stopped process held.
             queue.close().await;
             let queue = store.open("n");

@@ -308,6 +308,41 @@ async fn a_502_from_the_api_is_tried_again_and_the_job_is_not_failed() {
 }
 
 #[tokio::test]
+async fn a_refused_report_is_recorded_with_the_forges_message_and_the_next_one_goes_on() {
+    let fake = FakeApi::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let daemon = TestDaemon::start(&config(&fake, scratch.path(), STATUS_RULES)).await;
+    let commit = sha("gitea", 21);
+    let path = format!("/api/v1/repos/acme/widgets/statuses/{commit}");
+    fake.fail(
+        "POST",
+        &path,
+        403,
+        json!({"message": "token does not have at least one of required scope(s): [write:repository]"}),
+    );
+    let job = push(&daemon, "gitea", "ok-gitea", &commit).await;
+    assert_eq!(daemon.finished_job(&job[0]).await["state"], "succeeded");
+    // The refused `queued` status is not tried again; running and the end still go out.
+    let expected = pairs(&[("pending", "running"), ("success", "done")]);
+    assert_eq!(statuses(&fake, &commit, "ok", 2).await, expected);
+    let reports = wait_for("every report of the job to be done", Duration::from_secs(30), || async {
+        let (_, view) = daemon.get(&format!("/api/jobs/{}", job[0])).await;
+        let reports = view["reports"].as_array().cloned().unwrap_or_default();
+        (reports.len() == 3 && reports.iter().all(|report| report["done"] == true)).then_some(reports)
+    })
+    .await;
+    let outcomes: Vec<&str> = reports.iter().map(|report| report["outcome"].as_str().unwrap()).collect();
+    assert!(
+        outcomes[0].starts_with("refused: POST ")
+            && outcomes[0].ends_with("403: token does not have at least one of required scope(s): [write:repository]"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1..], ["sent", "sent"]);
+    assert_eq!(reports[0]["tries"], 1);
+    daemon.stop().await;
+}
+
+#[tokio::test]
 async fn a_retried_attempt_reports_again_and_gitlabs_open_status_is_ended_first() {
     let fake = FakeApi::start().await;
     let scratch = tempfile::tempdir().unwrap();
@@ -470,6 +505,9 @@ async fn check_runs_go_queued_in_progress_completed_with_annotations_and_rerun_o
     // Another app's run (another name) with the same external id is not ours.
     let (status, _) = daemon.post_github("github", "check_run", &rerequest_run(failed, "other-ci"), SECRET).await;
     assert_eq!(status, 202);
+    // A re-run is queued before the delivery is answered: none was.
+    let (_, view) = daemon.get(&format!("/api/jobs/{job}")).await;
+    assert_eq!((view["state"].as_str(), view["attempts"].as_i64()), (Some("failed"), Some(1)));
     let (status, _) =
         daemon.post_github("github", "check_run", &rerequest_run(failed, "gitauto/check-fail"), SECRET).await;
     assert_eq!(status, 202);
@@ -477,7 +515,7 @@ async fn check_runs_go_queued_in_progress_completed_with_annotations_and_rerun_o
     assert_eq!(runs[1].history, ["queued", "in_progress", "completed/failure"]);
     assert_eq!(runs[1].external_id.as_deref(), Some(job.as_str()));
     let view = daemon.finished_job(job).await;
-    assert_eq!(view["attempts"], 2, "one re-run: the other app's request ran nothing");
+    assert_eq!(view["attempts"], 2);
 
     // A suite's re-run request runs again the newest job of each checking rule on its commit.
     let (commit, job) = &jobs[0];

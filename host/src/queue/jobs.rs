@@ -571,6 +571,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
                 event: serde_json::from_str(&event).unwrap_or(serde_json::Value::Null),
                 steps: Vec::new(),
                 logs: Vec::new(),
+                reports: Vec::new(),
             })
         },
     )?;
@@ -597,6 +598,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
             })
         },
     )?;
+    job.reports = super::reports::report_views(db, id)?;
     job.logs = db.query(
         "SELECT seq, at, step, level, message FROM logs WHERE job_id = ?1 AND attempt = ?2 ORDER BY seq",
         args![id, job.attempts],

@@ -7,7 +7,7 @@
 
 use super::db::{Db, Row, args};
 use super::{Queue, event_at, now_ms};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The job states after which a job's report for an attempt and commit says no more.
@@ -65,7 +65,7 @@ pub struct ReportStep {
 }
 
 /// A report row as the API shows it (and tests read).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportView {
     /// The attempt it is about.
     pub attempt: i64,
@@ -95,6 +95,12 @@ struct Subject {
 /// the transaction of every transition; a job without `report`, or whose event names no
 /// commit, adds nothing. Returns whether it added a row.
 pub(super) fn note(db: Db, job: i64) -> anyhow::Result<bool> {
+    // Most jobs do not report: one indexed lookup, without reading their event.
+    let reports =
+        db.query_opt("SELECT report FROM jobs WHERE id = ?1", args![job], |row| row.get::<Option<String>>(0))?;
+    if reports.flatten().is_none() {
+        return Ok(false);
+    }
     let found = db.query_opt(
         "SELECT j.report, j.state, j.attempts, j.rule, j.summary, j.superseded_by, d.normalised, j.event_index
          FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq WHERE j.id = ?1",
@@ -211,6 +217,24 @@ pub(super) fn release_claims(db: Db, node: Option<&str>) -> anyhow::Result<()> {
         args![node],
     )?;
     Ok(())
+}
+
+/// Job `job`'s report rows, oldest first, as the API shows them.
+pub(super) fn report_views(db: Db, job: i64) -> anyhow::Result<Vec<ReportView>> {
+    db.query(
+        "SELECT attempt, state, sha, tries, done_at, outcome FROM report_outbox WHERE job_id = ?1 ORDER BY id",
+        args![job],
+        |row| {
+            Ok(ReportView {
+                attempt: row.get(0)?,
+                state: row.get(1)?,
+                sha: row.get(2)?,
+                tries: row.get(3)?,
+                done: row.get::<Option<i64>>(4)?.is_some(),
+                outcome: row.get(5)?,
+            })
+        },
+    )
 }
 
 fn outbox_row(row: &Row) -> anyhow::Result<OutboxRow> {
@@ -362,24 +386,7 @@ impl Queue {
 
     /// Job `job`'s report rows, oldest first.
     pub async fn reports(&self, job: i64) -> anyhow::Result<Vec<ReportView>> {
-        self.writer
-            .call(move |db| {
-                db.query(
-                    "SELECT attempt, state, sha, tries, done_at, outcome FROM report_outbox WHERE job_id = ?1 ORDER BY id",
-                    args![job],
-                    |row| {
-                        Ok(ReportView {
-                            attempt: row.get(0)?,
-                            state: row.get(1)?,
-                            sha: row.get(2)?,
-                            tries: row.get(3)?,
-                            done: row.get::<Option<i64>>(4)?.is_some(),
-                            outcome: row.get(5)?,
-                        })
-                    },
-                )
-            })
-            .await
+        self.writer.call(move |db| report_views(db, job)).await
     }
 
     /// The job that reported on commit `sha` of `repo` through `source` with kind `kind`,
