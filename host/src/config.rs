@@ -348,6 +348,23 @@ impl Checker<'_> {
     fn check_reports(&mut self, config: &Config) {
         for rule in &config.rules {
             let Some(kind) = rule.report else { continue };
+            // Each check run gitauto makes sends `check_run` (created, completed) and ends
+            // a `check_suite` (completed): a checking rule started by those would start
+            // itself again, for ever.
+            let own_echo = rule.on.iter().find(|selector| {
+                matches!(selector.kind.as_str(), "check_run" | "check_suite")
+                    && !matches!(selector.action.as_deref(), Some("requested" | "rerequested" | "requested_action"))
+            });
+            if let (ReportKind::Check, Some(selector)) = (kind, own_echo) {
+                self.problem(
+                    None,
+                    format!(
+                        "rule \"{}\": `report = \"check\"` on `{selector}` events would start the rule again with each \
+                         check run it reports; name the action (`check_suite.requested`, `check_run.rerequested`)",
+                        rule.name
+                    ),
+                );
+            }
             let sources: Vec<&Source> = config
                 .sources
                 .values()
