@@ -56,6 +56,19 @@ fn wait(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn reports_written_before_a_kill_reach_the_forge_after_the_restart() {
+    crash_and_restart(None);
+}
+
+#[test]
+fn reports_written_before_a_kill_reach_the_forge_after_the_restart_on_postgresql() {
+    let Some(url) = gitauto::testing::database() else { return };
+    crash_and_restart(Some(url));
+}
+
+/// Jobs end while the API is unreachable, the daemon is killed, the API comes up, the
+/// daemon restarts: every report arrives, in order. `store`: a PostgreSQL URL, or the
+/// SQLite file.
+fn crash_and_restart(store: Option<String>) {
     let root = tempfile::tempdir().unwrap();
     let (port, api_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{port}");
@@ -86,8 +99,9 @@ name = "ci"
 on = "push"
 report = "status"
 steps = [{{ plugin = "mergeable", with = {{ repodir = "{work}" }} }}]
-"#,
-            work = work.display()
+{store}"#,
+            work = work.display(),
+            store = store.map(|url| format!("[store]\nurl = \"{url}\"\n")).unwrap_or_default(),
         ),
     )
     .unwrap();
