@@ -339,6 +339,9 @@ async fn a_refused_report_is_recorded_with_the_forges_message_and_the_next_one_g
     );
     assert_eq!(outcomes[1..], ["sent", "sent"]);
     assert_eq!(reports[0]["tries"], 1);
+    // The job's page shows them too.
+    let page = reqwest::get(format!("{}/jobs/{}", daemon.url, job[0])).await.unwrap().text().await.unwrap();
+    assert!(page.contains("<h2>Reports to the forge</h2>") && page.contains("refused: POST "), "{page}");
     daemon.stop().await;
 }
 
