@@ -1110,6 +1110,23 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
 "#;
 
     #[test]
+    fn command_rules_read_their_patterns_and_do_not_coalesce_unless_asked() {
+        let text = format!(
+            "{MINIMAL}\n[[rules]]\nname = \"deploy\"\non = \"comment\"\ncommand = [\"/deploy *\", \"!/deploy prod*\"]\n\
+             steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"/srv/repos\" }} }}]\n\
+             [[rules]]\nname = \"merged\"\non = \"comment\"\ncommand = \"/merge\"\ncoalesce = true\n\
+             steps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"/srv/repos\" }} }}]\n"
+        );
+        let config = parse(&text).unwrap();
+        let deploy = config.rule("deploy").unwrap();
+        assert!(deploy.command.matches("/deploy staging") && !deploy.command.matches("/deploy production"));
+        // Each command is its own request: `/deploy a` then `/deploy b` run twice.
+        assert_eq!(deploy.coalesce, Coalesce::Off);
+        assert_eq!(config.rule("merged").unwrap().coalesce, Coalesce::Default);
+        assert!(config.rule("keep checkouts current").unwrap().command.is_empty());
+    }
+
+    #[test]
     fn schedule_rules_read_their_clock_and_one_target_per_repository_and_branch() {
         let text = format!(
             "{MINIMAL}\n[[rules]]\nname = \"nightly\"\non = \"schedule\"\ncron = \"30 3 * * *\"\n\

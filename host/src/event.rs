@@ -2,6 +2,7 @@
 //! `event` record that plugins receive. Forges fill it (see `forge`); rules match on it
 //! (see `route`); the runtime converts it to the WIT type.
 
+pub mod command;
 pub mod names;
 
 use serde::{Deserialize, Serialize};

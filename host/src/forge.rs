@@ -5,6 +5,7 @@
 
 mod bitbucket;
 mod body;
+mod comment_shape;
 mod generic;
 mod gitea;
 mod github;

@@ -1,7 +1,7 @@
 //! Routing: an [`Event`] against the `[[rules]]`, giving for every rule whether it
 //! matched and, if not, the first clause that failed. Rules are evaluated in file order
 //! and every matching rule makes its own job; clauses are checked in the order
-//! `source`, `forge`, `on`, `repo`, `sender`, `branch`/`tag`, `paths`, `if`.
+//! `source`, `forge`, `on`, `repo`, `sender`, `command`, `branch`/`tag`, `paths`, `if`.
 
 pub mod paths;
 
@@ -196,10 +196,20 @@ pub fn mismatch(rule: &Rule, event: &Event) -> Option<String> {
             && match selector.kind.as_str() {
                 // A manual event, and a schedule tick, names the one rule it starts.
                 "manual" | "schedule" => event.action.as_deref() == Some(rule.name.as_str()),
-                _ => selector.action.as_ref().is_none_or(|a| event.action.as_ref() == Some(a)),
+                _ => match &selector.action {
+                    Some(action) => event.action.as_ref() == Some(action),
+                    None => !is_label_change(event),
+                },
             }
     });
     if !kind_matches {
+        if is_label_change(event) && rule.on.iter().any(|s| s.kind == event.kind && s.action.is_none()) {
+            let action = event.action.as_deref().unwrap_or_default();
+            return Some(format!(
+                "label change `{}.{action}` starts only rules whose `on` names it (e.g. on = \"{}.{action}\")",
+                event.kind, event.kind
+            ));
+        }
         if event.kind == "manual" && rule.is_manual() {
             let target = event.action.as_deref().unwrap_or("");
             return Some(format!("manual event for rule \"{target}\""));
@@ -225,7 +235,48 @@ pub fn mismatch(rule: &Rule, event: &Event) -> Option<String> {
             None => return Some(format!("the event names no sender, and the rule filters senders {}", rule.sender)),
         }
     }
+    if let Some(reason) = command_mismatch(rule, event) {
+        return Some(reason);
+    }
     ref_mismatch(rule, event)
+}
+
+/// A pull request's `labeled` / `unlabeled`: routed only to rules that name the action,
+/// so that rules written for `on = "pull_request"` do not start on every label change.
+fn is_label_change(event: &Event) -> bool {
+    event.kind == "pull_request" && matches!(event.action.as_deref(), Some("labeled" | "unlabeled"))
+}
+
+/// The `command` clause: the comment gives a command the patterns pass, in a created
+/// comment (or an edited one when the rule names `comment.edited`).
+fn command_mismatch(rule: &Rule, event: &Event) -> Option<String> {
+    if rule.command.is_empty() {
+        return None;
+    }
+    let Some(command) = &event.command else {
+        return Some(match (&event.comment, event.action.as_deref()) {
+            (None, _) => {
+                format!("event `{}` has no comment, and the rule filters commands {}", event.kind, rule.command)
+            }
+            (Some(_), Some("deleted")) => "the comment was deleted: commands run from written comments".to_owned(),
+            (Some(_), _) => format!(
+                "the comment gives no command (its first line does not start with `/`), and the rule filters \
+                 commands {}",
+                rule.command
+            ),
+        });
+    };
+    let edited = event.action.as_deref() == Some("edited");
+    if edited && !rule.on.iter().any(|s| s.kind == event.kind && s.action.as_deref() == Some("edited")) {
+        return Some(format!(
+            "the comment was edited, and a command runs again on an edit only when `on` names `{}.edited`",
+            event.kind
+        ));
+    }
+    if !rule.command.matches(&command.line) {
+        return Some(format!("command `{}` not in {}", command.line, rule.command));
+    }
+    None
 }
 
 /// Branch and tag filters. With both, either may match (as in GitHub Actions); with
@@ -508,6 +559,107 @@ mod tests {
             let verdict = explain(&config, &event).remove(0);
             let got = if verdict.matched { Ok(verdict.note.as_str()) } else { Err(verdict.reason.as_str()) };
             assert_eq!(got, *want, "{clauses}");
+        }
+    }
+
+    /// A comment event with `body` (and the command it gives, as the parsers fill it).
+    fn comment(action: &str, body: &str) -> Event {
+        let mut event = event("comment", "acme/widgets", "refs/pull/7/head");
+        event.action = Some(action.into());
+        event.branch = None;
+        event.sender = Some("octocat".into());
+        event.comment =
+            Some(crate::event::Comment { body: body.into(), author: "octocat".into(), ..Default::default() });
+        event.command = if action == "deleted" { None } else { crate::event::command::parse(body) };
+        event
+    }
+
+    #[test]
+    fn command_table() {
+        /// (rule clauses, (comment action, body), expected mismatch)
+        type Row<'a> = (&'a str, (&'a str, &'a str), Option<&'a str>);
+        let rows: &[Row] = &[
+            ("on = \"comment\"\ncommand = \"/deploy *\"", ("created", "/deploy staging"), None),
+            ("on = \"comment\"\ncommand = \"/deploy *\"", ("created", "\n /deploy  staging\nthanks"), None),
+            (
+                "on = \"comment\"\ncommand = \"/deploy *\"",
+                ("created", "/build staging"),
+                Some("command `/build staging` not in [/deploy *]"),
+            ),
+            (
+                "on = \"comment\"\ncommand = \"/deploy *\"",
+                ("created", "/deploy feature/x"),
+                Some("command `/deploy feature/x` not in [/deploy *]"),
+            ),
+            ("on = \"comment\"\ncommand = \"/deploy **\"", ("created", "/deploy feature/x"), None),
+            (
+                "on = \"comment\"\ncommand = [\"/deploy *\", \"!/deploy production\"]",
+                ("created", "/deploy production"),
+                Some("command `/deploy production` not in [/deploy *, !/deploy production]"),
+            ),
+            (
+                "on = \"comment\"\ncommand = \"/deploy *\"",
+                ("created", "Looks good. /deploy staging"),
+                Some(
+                    "the comment gives no command (its first line does not start with `/`), and the rule filters \
+                     commands [/deploy *]",
+                ),
+            ),
+            (
+                "on = \"comment\"\ncommand = \"/deploy *\"",
+                ("edited", "/deploy staging"),
+                Some(
+                    "the comment was edited, and a command runs again on an edit only when `on` names `comment.edited`",
+                ),
+            ),
+            ("on = [\"comment\", \"comment.edited\"]\ncommand = \"/deploy *\"", ("edited", "/deploy staging"), None),
+            (
+                "on = \"comment\"\ncommand = \"/deploy *\"",
+                ("deleted", "/deploy staging"),
+                Some("the comment was deleted: commands run from written comments"),
+            ),
+            ("on = \"comment\"", ("deleted", "anything"), None),
+            (
+                "on = \"comment.created\"",
+                ("edited", "/deploy x"),
+                Some("event `comment.edited` not in on = [comment.created]"),
+            ),
+            ("on = \"comment\"\nsender = \"octo*\"\ncommand = \"/deploy *\"", ("created", "/deploy x"), None),
+        ];
+        for (clauses, (action, body), want) in rows {
+            let config = config(&format!("[[rules]]\nname = \"r\"\n{clauses}\n{STEP}\n"));
+            let verdict = explain(&config, &comment(action, body)).remove(0);
+            let got = if verdict.matched { None } else { Some(verdict.reason.as_str()) };
+            assert_eq!(got, *want, "{clauses} / {action} {body:?}");
+        }
+        let push = event("push", "acme/widgets", "refs/heads/main");
+        let config =
+            config(&format!("[[rules]]\nname = \"r\"\non = [\"push\", \"comment\"]\ncommand = \"/x\"\n{STEP}\n"));
+        let verdict = explain(&config, &push).remove(0);
+        assert_eq!(verdict.reason, "event `push` has no comment, and the rule filters commands [/x]");
+    }
+
+    #[test]
+    fn label_changes_start_only_rules_that_name_them() {
+        let mut labelled = event("pull_request", "acme/widgets", "refs/pull/7/head");
+        labelled.action = Some("labeled".into());
+        labelled.label = Some("deploy".into());
+        let rows = [
+            (
+                "\"pull_request\"",
+                Some(
+                    "label change `pull_request.labeled` starts only rules whose `on` names it (e.g. on = \"pull_request.labeled\")",
+                ),
+            ),
+            ("\"pull_request.labeled\"", None),
+            ("[\"pull_request\", \"pull_request.labeled\"]", None),
+            ("\"pull_request.unlabeled\"", Some("event `pull_request.labeled` not in on = [pull_request.unlabeled]")),
+        ];
+        for (on, want) in rows {
+            let config =
+                config(&format!("[[rules]]\nname = \"r\"\non = {on}\nif = \"event.label == 'deploy'\"\n{STEP}\n"));
+            let verdict = explain(&config, &labelled).remove(0);
+            assert_eq!(verdict.matched.then_some(()).map_or(Some(verdict.reason.as_str()), |()| None), want, "{on}");
         }
     }
 

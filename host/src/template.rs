@@ -37,7 +37,9 @@ const FUEL: u64 = 2_000_000;
 pub fn event_value(event: &crate::event::Event, payload: &serde_json::Value) -> serde_json::Value {
     let mut value = serde_json::to_value(event).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
-        object.entry("pull_request").or_insert(serde_json::Value::Null);
+        for optional in ["pull_request", "comment", "command", "label"] {
+            object.entry(optional).or_insert(serde_json::Value::Null);
+        }
         object.insert("payload".into(), payload.clone());
     }
     value
@@ -320,6 +322,28 @@ mod tests {
         assert!(missing.starts_with("`n`: undefined value"), "{missing}");
         let broken = render_settings(&json!({"n": "{{ }} x }}"}), &context).unwrap_err();
         assert!(broken.contains("syntax error"), "{broken}");
+    }
+
+    #[test]
+    fn comment_commands_and_their_absence_render_in_strict_templates() {
+        let mut event = crate::event::Event { kind: "comment".into(), ..Default::default() };
+        event.comment = Some(crate::event::Comment { author: "octocat".into(), ..Default::default() });
+        event.command = crate::event::command::parse("/deploy staging eu-west");
+        let context = Value::from_serialize(json!({"event": event_value(&event, &json!({}))}));
+        let settings = json!({
+            "target": "{{ event.command.args[0] }}",
+            "rest": "{{ event.command.args[1:] | join(',') }}",
+            "who": "{{ event.comment.author }}",
+            "label": "{{ event.label or 'none' }}",
+        });
+        assert_eq!(
+            render_settings(&settings, &context).unwrap(),
+            json!({"target": "staging", "rest": "eu-west", "who": "octocat", "label": "none"})
+        );
+        let push = crate::event::Event { kind: "push".into(), ..Default::default() };
+        let context = Value::from_serialize(json!({"event": event_value(&push, &json!({}))}));
+        let guarded = json!({"t": "{{ event.command.args[0] if event.command else 'no command' }}"});
+        assert_eq!(render_settings(&guarded, &context).unwrap(), json!({"t": "no command"}));
     }
 
     #[test]

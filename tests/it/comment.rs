@@ -13,10 +13,12 @@ fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/payloads").join(path)).unwrap()
 }
 
-async fn daemon(api: &FakeApi, dir: &Path) -> TestDaemon {
+/// The GitHub, Gitea and GitLab sources and the `comment` plugin, granted the fake API
+/// with a token from a file in `dir` (also used by `commands`).
+pub(crate) fn forges_and_comment_plugin(api: &FakeApi, dir: &Path) -> String {
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     let host = api.url.trim_start_matches("http://");
-    TestDaemon::start(&format!(
+    format!(
         r#"
 [sources.github]
 forge = "github"
@@ -31,7 +33,14 @@ secret = "gl"
 [plugins.comment]
 wasm = "builtin:comment"
 grants = {{ hosts = [{{ host = "{host}", credential = "file:{dir}/token", scheme = "token" }}] }}
+"#,
+        dir = dir.display(),
+    )
+}
 
+async fn daemon(api: &FakeApi, dir: &Path) -> TestDaemon {
+    TestDaemon::start(&format!(
+        r#"{forges}
 [[rules]]
 name = "github"
 on = ["pull_request.opened", "push"]
@@ -45,8 +54,8 @@ source = "gitlab"
 # `number` is one expression: it stays a number (as text the plugin would refuse it).
 steps = [{{ plugin = "comment", with = {{ api_url = "{api}/api/v4", number = "{{{{ event.pull_request.number }}}}", body = "Merge request !{{{{ event.pull_request.number }}}} seen" }} }}]
 "#,
+        forges = forges_and_comment_plugin(api, dir),
         api = api.url,
-        dir = dir.display(),
     ))
     .await
 }

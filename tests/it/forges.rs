@@ -77,6 +77,13 @@ const CASES: &[(&str, &str, &str, &str, usize)] = &[
     ("ci", "deploy", "generic", "deploy.json", 1),
 ];
 
+/// Job ids as numbers, in order.
+fn sorted(jobs: &serde_json::Value) -> Vec<u64> {
+    let mut ids: Vec<u64> = jobs.as_array().unwrap().iter().map(|id| id.as_str().unwrap().parse().unwrap()).collect();
+    ids.sort_unstable();
+    ids
+}
+
 #[tokio::test]
 async fn every_forge_is_accepted_recorded_and_deduplicated() {
     let daemon = TestDaemon::start(&config()).await;
@@ -93,7 +100,9 @@ async fn every_forge_is_accepted_recorded_and_deduplicated() {
         assert_eq!(record["source"], source);
         assert_eq!(record["events"].as_array().unwrap().len(), events, "{record}");
         assert_eq!(record["body"].as_str().unwrap().as_bytes(), body, "the body is stored as received");
-        assert_eq!(record["jobs"], answer["jobs"]);
+        // The answer lists jobs in event order, the record by id: an event coalesced into
+        // an earlier queued job (timing decides whether it is still queued) reorders them.
+        assert_eq!(sorted(&record["jobs"]), sorted(&answer["jobs"]), "{source} {name}");
         let headers = record["headers"].as_object().unwrap();
         for secret_header in ["x-hub-signature-256", "x-gitlab-token", "webhook-signature", "x-gitea-signature"] {
             assert!(!headers.contains_key(secret_header), "{source}: {secret_header} was stored");
@@ -112,7 +121,7 @@ async fn every_forge_is_accepted_recorded_and_deduplicated() {
         let (status, duplicate) = daemon.post(&format!("/hooks/{source}"), &again, &body).await;
         assert_eq!(status, 200, "{source}: {duplicate}");
         assert_eq!(duplicate["duplicate"], true);
-        assert_eq!(duplicate["jobs"], answer["jobs"], "{source}: the original's jobs");
+        assert_eq!(sorted(&duplicate["jobs"]), sorted(&answer["jobs"]), "{source}: the original's jobs");
     }
     let (_, duplicates) = daemon.get("/api/deliveries?verdict=duplicate&limit=100").await;
     assert_eq!(duplicates["deliveries"].as_array().unwrap().len(), CASES.len());

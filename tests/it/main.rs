@@ -6,6 +6,7 @@ mod browser;
 mod catch_up;
 mod checkout;
 mod cluster;
+mod commands;
 mod comment;
 mod compat;
 mod configs;

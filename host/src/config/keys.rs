@@ -110,6 +110,7 @@ static RULE: Shape = Shape::Table(&[
     ("paths_ignore", &ANY),
     ("paths_unknown", &ANY),
     ("sender", &ANY),
+    ("command", &ANY),
     ("if", &ANY),
     ("steps", &STEPS),
     ("on_success", &STEPS),

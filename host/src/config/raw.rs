@@ -314,6 +314,8 @@ pub struct RawRule {
     pub paths_ignore: Option<Spanned<OneOrMany<String>>>,
     pub paths_unknown: Option<Spanned<String>>,
     pub sender: Option<Spanned<OneOrMany<String>>>,
+    /// Patterns over the command line a comment gives.
+    pub command: Option<Spanned<OneOrMany<String>>>,
     #[serde(rename = "if")]
     pub condition: Option<Spanned<String>>,
     pub steps: Vec<Spanned<RawStep>>,

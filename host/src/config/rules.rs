@@ -18,6 +18,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "release",
     "create",
     "delete",
+    "comment",
+    "review",
     "ping",
     "manual",
     "schedule",
@@ -114,6 +116,9 @@ pub struct Rule {
     pub paths_unknown: PathsUnknown,
     /// Sender logins.
     pub sender: Filter,
+    /// Command lines (`command = "/deploy *"`): when set, the rule matches only comments
+    /// whose first line is a command these patterns pass.
+    pub command: Filter,
     /// `if`: a condition over `event` and `payload`.
     pub condition: Option<String>,
     /// The step chain.
@@ -162,6 +167,7 @@ impl Rule {
             paths: RefFilter::None,
             paths_unknown: PathsUnknown::Match,
             sender: Filter::default(),
+            command: Filter::default(),
             condition: None,
             steps,
             handlers: Handlers::default(),
@@ -457,6 +463,14 @@ impl Checker<'_> {
             },
         };
         let sender = self.filter(&name, "sender", raw.sender);
+        let commands = raw
+            .command
+            .as_ref()
+            .map(|patterns| (patterns.span(), patterns.get_ref().iter().cloned().collect::<Vec<String>>()));
+        if let Some((span, patterns)) = &commands {
+            self.command_patterns(&name, span, patterns, &on);
+        }
+        let command = self.filter(&name, "command", raw.command);
         let condition = raw.condition.map(|condition| {
             self.condition(&format!("rule \"{name}\": `if`"), &condition, RULE_CONDITION_VARIABLES, None);
             condition.into_inner()
@@ -496,7 +510,9 @@ impl Checker<'_> {
         let timeout = raw.timeout.as_ref().and_then(|d| self.duration(d));
         // Manual events are requests, each with its own parameters, and each tick of a
         // schedule is its own run: never merged unless asked.
-        let own_events = on.iter().any(|selector| matches!(selector.kind.as_str(), "manual" | "schedule"));
+        // So is each command: `/deploy staging` then `/deploy production` are two requests.
+        let own_events =
+            on.iter().any(|selector| matches!(selector.kind.as_str(), "manual" | "schedule")) || commands.is_some();
         let coalesce = match raw.coalesce {
             None if own_events => Coalesce::Off,
             raw => self.coalesce(&name, raw),
@@ -553,6 +569,7 @@ impl Checker<'_> {
             paths: paths?,
             paths_unknown,
             sender: sender?,
+            command: command?,
             condition,
             steps,
             handlers,
@@ -755,6 +772,31 @@ impl Checker<'_> {
                 unique.dedup();
                 RunOn::Nodes(unique)
             }
+        }
+    }
+
+    /// `command`: patterns over the command line, which starts with `/`, on a rule that
+    /// listens to comments.
+    fn command_patterns(&mut self, rule: &str, span: &Range<usize>, patterns: &[String], on: &[EventSelector]) {
+        for pattern in patterns {
+            if !pattern.strip_prefix('!').unwrap_or(pattern).starts_with('/') {
+                self.problem(
+                    Some(span.clone()),
+                    format!(
+                        "rule \"{rule}\": `command` pattern \"{pattern}\" does not start with `/`, so no command \
+                         matches it (a command is a comment's first line starting with `/`, e.g. \"/deploy *\")"
+                    ),
+                );
+            }
+        }
+        if !on.iter().any(|selector| matches!(selector.kind.as_str(), "comment" | "review")) {
+            self.problem(
+                Some(span.clone()),
+                format!(
+                    "rule \"{rule}\": `command` matches commands given in comments, and the rule's `on` names no \
+                     comment events (add on = \"comment\")"
+                ),
+            );
         }
     }
 

@@ -104,6 +104,30 @@ pub fn check(event: &Event) -> Result<(), UnsafeName> {
             }
         }
     }
+    comment_fields(event).map_err(|(field, value, why)| fail(field, value, why))
+}
+
+/// A comment's names and text: anyone may write a comment, so its body is bounded (the
+/// parser cuts it) and what rules match on or replies name is printable and short.
+fn comment_fields(event: &Event) -> Result<(), (&'static str, &str, &'static str)> {
+    if let Some(comment) = &event.comment {
+        if comment.body.len() > super::command::MAX_BODY {
+            return Err(("comment.body", &comment.body, "it is longer than 64 KiB"));
+        }
+        printable(&comment.author, MAX_COMPONENT).map_err(|why| ("comment.author", comment.author.as_str(), why))?;
+        if !comment.url.is_empty() {
+            url(&comment.url, UrlKind::Web).map_err(|why| ("comment.url", comment.url.as_str(), why))?;
+        }
+        if let Some(state) = &comment.review_state {
+            printable(state, MAX_COMPONENT).map_err(|why| ("comment.review_state", state.as_str(), why))?;
+        }
+    }
+    if let Some(command) = &event.command {
+        printable(&command.line, MAX_NAME).map_err(|why| ("command.line", command.line.as_str(), why))?;
+    }
+    if let Some(label) = &event.label {
+        printable(label, MAX_COMPONENT).map_err(|why| ("label", label.as_str(), why))?;
+    }
     Ok(())
 }
 
@@ -291,7 +315,7 @@ fn tree_path(path: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Commit, PullRequest, Repository};
+    use crate::event::{Command, Comment, Commit, PullRequest, Repository};
 
     fn event() -> Event {
         Event {
@@ -320,6 +344,19 @@ mod tests {
                 url: "https://gitlab.example.com/group/sub/widgets/-/merge_requests/12".into(),
                 ..PullRequest::default()
             }),
+            comment: Some(Comment {
+                body: "/deploy staging\n\u{1b}[31manything goes in a body\0".into(),
+                author: "octo-cat".into(),
+                url: "https://gitlab.example.com/group/sub/widgets/-/merge_requests/12#note_5".into(),
+                review_state: Some("approved".into()),
+                ..Comment::default()
+            }),
+            command: Some(Command {
+                name: "/deploy".into(),
+                args: vec!["staging".into()],
+                line: "/deploy staging".into(),
+            }),
+            label: Some("good first issue".into()),
             ..Event::default()
         }
     }
@@ -372,6 +409,17 @@ mod tests {
                 "pull_request.source_branch",
                 "starts with `-`",
             ),
+            (Box::new(|e| e.comment.as_mut().unwrap().body = "x".repeat(65 * 1024)), "comment.body", "64 KiB"),
+            (Box::new(|e| e.comment.as_mut().unwrap().author = "a\u{1b}[2J".into()), "comment.author", "control"),
+            (Box::new(|e| e.comment.as_mut().unwrap().url = "javascript:x".into()), "comment.url", "http"),
+            (
+                Box::new(|e| e.comment.as_mut().unwrap().review_state = Some("\0".into())),
+                "comment.review_state",
+                "control",
+            ),
+            (Box::new(|e| e.command.as_mut().unwrap().line = "/x\ny".into()), "command.line", "control character"),
+            (Box::new(|e| e.command.as_mut().unwrap().line = "/x ".repeat(400)), "command.line", "1024"),
+            (Box::new(|e| e.label = Some("l".repeat(256))), "label", "255"),
         ];
         for (edit, field, why) in cases {
             let mut event = event();

@@ -1,9 +1,12 @@
 //! Gitea and Forgejo: `X-Gitea-*` / `X-Forgejo-*` headers (Forgejo sends both), HMAC-SHA256
 //! in hex in `X-Gitea-Signature` / `X-Forgejo-Signature`; GitHub-shaped JSON payloads with
-//! `total_commits`, so a capped commit list is detected exactly.
+//! `total_commits`, so a capped commit list is detected exactly. Comments come as
+//! `issue_comment` (on issues and pull requests alike; `is_pull` tells them apart) and
+//! reviews as `pull_request_approved`, `pull_request_rejected` and `pull_request_comment`.
 
 use super::Headers;
 use super::body::{decode, json_text};
+use super::comment_shape::{GiteaReviewEvent, IssueCommentEvent};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, first_header};
@@ -47,6 +50,12 @@ fn configure_forgejo(_: &mut Options) -> Result<Arc<dyn Dialect>, String> {
 /// Gitea's action words for pull requests, in gitauto's words.
 const ACTIONS: &[(&str, &str)] = &[("synchronized", "synchronize")];
 const PULL_REQUEST_ACTIONS: &[&str] = &["opened", "synchronize", "reopened", "closed", "edited"];
+/// The event names Gitea gives reviews, and the review state each means.
+const REVIEWS: &[(&str, &str)] = &[
+    ("pull_request_approved", "approved"),
+    ("pull_request_rejected", "changes_requested"),
+    ("pull_request_comment", "commented"),
+];
 
 impl Dialect for Gitea {
     fn forge(&self) -> &'static str {
@@ -76,6 +85,11 @@ impl Dialect for Gitea {
             "push" => decode::<Push>(&text, event)?.into_event(self.name, at, usize::MAX),
             "create" | "delete" => decode::<RefChange>(&text, event)?.into_event(self.name, at, event),
             "release" => decode::<ReleaseEvent>(&text, event)?.into_event(self.name, at),
+            "issue_comment" => decode::<IssueCommentEvent>(&text, event)?.into_event(self.name, at),
+            review if REVIEWS.iter().any(|(name, _)| *name == review) => {
+                let state = REVIEWS.iter().find(|(name, _)| *name == review).map_or("commented", |(_, state)| state);
+                decode::<GiteaReviewEvent>(&text, event)?.into_event(self.name, at, state)
+            }
             "pull_request" => {
                 let parsed = decode::<PullRequestEvent>(&text, event)?.into_event(self.name, at, ACTIONS);
                 let action = parsed.action.as_deref().unwrap_or_default();
@@ -171,9 +185,52 @@ mod tests {
         }
     }
 
+    #[test]
+    fn comments_on_pull_requests_and_issues() {
+        for dialect in BOTH {
+            let created = testing::event(dialect, "issue_comment", "issue_comment-created.json");
+            assert_eq!((created.kind.as_str(), created.action.as_deref()), ("comment", Some("created")));
+            assert_eq!(created.sender.as_deref(), Some("alice"));
+            let comment = created.comment.unwrap();
+            assert_eq!((comment.id, comment.author.as_str(), comment.author_id), (77, "alice", Some(7)));
+            assert_eq!((comment.number, comment.on_pull_request), (Some(3), true));
+            assert!(comment.url.ends_with("/acme/widgets/pulls/3#issuecomment-77"), "{}", comment.url);
+            assert_eq!(created.command.unwrap().args, ["staging"]);
+            let pr = created.pull_request.unwrap();
+            assert_eq!((pr.number, pr.state.as_str(), pr.target_branch.as_str()), (3, "open", "main"));
+            assert_eq!(pr.head, "7a6f8e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a79", "Gitea describes the pull request whole");
+            assert_eq!(created.git_ref.as_deref(), Some("refs/pull/3/head"));
+            assert_eq!((created.branch.as_deref(), created.after.as_deref()), (Some("main"), Some(pr.head.as_str())));
+
+            let edited = testing::event(dialect, "issue_comment", "issue_comment-edited-on-issue.json");
+            assert_eq!(edited.action.as_deref(), Some("edited"));
+            let comment = edited.comment.unwrap();
+            assert_eq!((comment.number, comment.on_pull_request), (Some(5), false));
+            assert_eq!((edited.pull_request, edited.command), (None, None), "the command is not on the first line");
+        }
+    }
+
+    #[test]
+    fn reviews_take_their_state_from_the_event_name() {
+        for dialect in BOTH {
+            for (event, state) in REVIEWS {
+                let review = testing::event(dialect, event, "pull_request_approved.json");
+                assert_eq!((review.kind.as_str(), review.action.as_deref()), ("review", Some("submitted")), "{event}");
+                let comment = review.comment.unwrap();
+                assert_eq!(comment.review_state.as_deref(), Some(*state));
+                assert_eq!((comment.body.as_str(), comment.author.as_str()), ("/merge when green", "alice"));
+                assert_eq!(review.command.unwrap().name, "/merge");
+                assert_eq!(review.pull_request.unwrap().head, "7a6f8e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a79");
+            }
+        }
+    }
+
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(event in "push|create|delete|pull_request|release|x", body in any::<Vec<u8>>()) {
+        fn arbitrary_bytes_never_panic(
+            event in "push|create|delete|pull_request|release|issue_comment|pull_request_(approved|rejected|comment)|x",
+            body in any::<Vec<u8>>(),
+        ) {
             let _ = testing::parse(&GITEA_DIALECT, &event, &body);
             let _ = testing::parse(&FORGEJO_DIALECT, &event, &body);
         }

@@ -1,10 +1,12 @@
 //! GitHub and GitHub Enterprise: `X-Hub-Signature-256` (HMAC-SHA256 of the raw body; the
 //! SHA-1 `X-Hub-Signature` only when the source sets `legacy_sha1`); JSON or form-encoded
-//! bodies; `push`, `create`, `delete`, `pull_request`, `release`, `check_run`, `check_suite`
-//! and `ping`.
+//! bodies; `push`, `create`, `delete`, `pull_request`, `release`, `ping`, comments and
+//! reviews (`issue_comment`, `pull_request_review_comment`, `pull_request_review`), and
+//! `check_run` and `check_suite`.
 
 use super::Headers;
 use super::body::{decode, json_text};
+use super::comment_shape::{IssueCommentEvent, ReviewCommentEvent, ReviewEvent};
 use super::github_check::{CheckRunEvent, CheckSuiteEvent};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
@@ -24,8 +26,10 @@ const DELIVERY: &str = "X-GitHub-Delivery";
 /// GitHub lists at most this many commits in a push payload.
 const MAX_PUSH_COMMITS: usize = 2048;
 
-/// Pull request actions gitauto routes; the others (labels, reviews, ...) are ignored.
-const PULL_REQUEST_ACTIONS: &[&str] = &["opened", "synchronize", "reopened", "closed", "edited"];
+/// Pull request actions gitauto routes; the others (assignments, review requests, ...)
+/// are ignored.
+const PULL_REQUEST_ACTIONS: &[&str] =
+    &["opened", "synchronize", "reopened", "closed", "edited", "labeled", "unlabeled"];
 
 /// The GitHub App installation a delivery came through: GitHub adds it to every
 /// delivery of an app's webhook.
@@ -78,6 +82,9 @@ impl Dialect for GitHub {
             "push" => decode::<Push>(&text, event)?.into_event("github", at, MAX_PUSH_COMMITS),
             "create" | "delete" => decode::<RefChange>(&text, event)?.into_event("github", at, event),
             "release" => decode::<ReleaseEvent>(&text, event)?.into_event("github", at),
+            "issue_comment" => decode::<IssueCommentEvent>(&text, event)?.into_event("github", at),
+            "pull_request_review_comment" => decode::<ReviewCommentEvent>(&text, event)?.into_event("github", at),
+            "pull_request_review" => decode::<ReviewEvent>(&text, event)?.into_event("github", at),
             "pull_request" => {
                 let parsed = decode::<PullRequestEvent>(&text, event)?.into_event("github", at, &[]);
                 let action = parsed.action.as_deref().unwrap_or_default();
@@ -214,9 +221,104 @@ mod tests {
         let merged = testing::event(&github(), "pull_request", "pull_request-closed-merged.json");
         let pr = merged.pull_request.unwrap();
         assert_eq!((merged.action.as_deref(), pr.merged, pr.state.as_str()), (Some("closed"), true, "merged"));
+    }
 
-        let labelled = testing::parse(&github(), "pull_request", &fixture("github", "pull_request-labeled.json"));
-        assert_eq!(labelled, Ok(Incoming::Ignored("GitHub pull_request action `labeled` is not handled".into())));
+    #[test]
+    fn label_changes_name_the_label() {
+        let labelled = testing::event(&github(), "pull_request", "pull_request-labeled.json");
+        assert_eq!((labelled.kind.as_str(), labelled.action.as_deref()), ("pull_request", Some("labeled")));
+        assert_eq!(labelled.label.as_deref(), Some("documentation"));
+        assert_eq!(labelled.pull_request.unwrap().number, 7);
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&fixture("github", "pull_request-labeled.json")).unwrap();
+        body["action"] = "assigned".into();
+        let assigned = testing::parse(&github(), "pull_request", body.to_string().as_bytes());
+        assert_eq!(assigned, Ok(Incoming::Ignored("GitHub pull_request action `assigned` is not handled".into())));
+        let opened = testing::event(&github(), "pull_request", "pull_request-opened.json");
+        assert_eq!(opened.label, None);
+    }
+
+    #[test]
+    fn conversation_comments_carry_the_comment_and_its_command() {
+        let created = testing::event(&github(), "issue_comment", "issue_comment-created.json");
+        assert_eq!((created.kind.as_str(), created.action.as_deref()), ("comment", Some("created")));
+        assert_eq!((created.sender.as_deref(), created.installation), (Some("hubot"), Some(4411)));
+        let comment = created.comment.unwrap();
+        assert_eq!(
+            comment,
+            crate::event::Comment {
+                id: 1510293441,
+                body: "/deploy staging\r\n\r\nafter the review, please".into(),
+                author: "hubot".into(),
+                author_id: Some(1048576),
+                url: "https://github.com/acme/widgets/pull/7#issuecomment-1510293441".into(),
+                number: Some(7),
+                on_pull_request: true,
+                review_state: None,
+            }
+        );
+        let command = created.command.unwrap();
+        assert_eq!((command.name.as_str(), command.args.as_slice()), ("/deploy", ["staging".to_owned()].as_slice()));
+        assert_eq!(command.line, "/deploy staging");
+        let pr = created.pull_request.unwrap();
+        assert_eq!((pr.number, pr.title.as_str(), pr.state.as_str()), (7, "Add the widget catalogue", "open"));
+        assert_eq!(pr.url, "https://github.com/acme/widgets/pull/7");
+        assert_eq!((pr.head.as_str(), pr.target_branch.as_str()), ("", ""), "an issue_comment names no branches");
+        assert_eq!(created.git_ref.as_deref(), Some("refs/pull/7/head"));
+        assert_eq!((created.branch, created.after), (None, None));
+
+        let edited = testing::event(&github(), "issue_comment", "issue_comment-edited.json");
+        assert_eq!(edited.action.as_deref(), Some("edited"));
+        assert_eq!(edited.command.unwrap().args, ["production"]);
+
+        let on_issue = testing::event(&github(), "issue_comment", "issue_comment-created-on-issue.json");
+        let comment = on_issue.comment.unwrap();
+        assert_eq!((comment.number, comment.on_pull_request), (Some(12), false));
+        assert_eq!((on_issue.pull_request, on_issue.git_ref, on_issue.command), (None, None, None));
+
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&fixture("github", "issue_comment-created.json")).unwrap();
+        body["action"] = "deleted".into();
+        let deleted = testing::parse(&github(), "issue_comment", body.to_string().as_bytes());
+        let Ok(Incoming::Events(deleted)) = deleted else { panic!("{deleted:?}") };
+        assert_eq!((deleted[0].action.as_deref(), &deleted[0].command), (Some("deleted"), &None), "no command");
+    }
+
+    #[test]
+    fn diff_comments_and_reviews_describe_the_whole_pull_request() {
+        let line = testing::event(&github(), "pull_request_review_comment", "pull_request_review_comment-created.json");
+        assert_eq!((line.kind.as_str(), line.action.as_deref()), ("comment", Some("created")));
+        let comment = line.comment.unwrap();
+        assert_eq!((comment.id, comment.number, comment.on_pull_request), (2210593, Some(7), true));
+        assert_eq!(comment.url, "https://github.com/acme/widgets/pull/7#discussion_r2210593");
+        assert_eq!(line.command.unwrap().args, ["docs/catalogue.md"]);
+        let pr = line.pull_request.unwrap();
+        assert_eq!((pr.source_branch.as_str(), pr.target_branch.as_str()), ("feature/catalogue", "main"));
+        assert_eq!(line.after.as_deref(), Some("5e2b6a4d1f0c9b8a7e6d5c4b3a29180716253443"));
+        assert_eq!((line.branch.as_deref(), line.git_ref.as_deref()), (Some("main"), Some("refs/pull/7/head")));
+
+        let review = testing::event(&github(), "pull_request_review", "pull_request_review-submitted.json");
+        assert_eq!((review.kind.as_str(), review.action.as_deref()), ("review", Some("submitted")));
+        let comment = review.comment.unwrap();
+        assert_eq!((comment.body.as_str(), comment.review_state.as_deref()), ("", Some("approved")));
+        assert_eq!((comment.author.as_str(), comment.id), ("hubot", 1829304455));
+        assert_eq!(review.command, None);
+        assert_eq!(review.pull_request.unwrap().head, "5e2b6a4d1f0c9b8a7e6d5c4b3a29180716253443");
+    }
+
+    #[test]
+    fn comment_bodies_are_bounded_in_the_event() {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&fixture("github", "issue_comment-created.json")).unwrap();
+        let huge = format!("/deploy staging\n{}", "x".repeat(200 * 1024));
+        body["comment"]["body"] = huge.clone().into();
+        let parsed = testing::parse(&github(), "issue_comment", body.to_string().as_bytes());
+        let Ok(Incoming::Events(events)) = parsed else { panic!("{parsed:?}") };
+        let comment = events[0].comment.as_ref().unwrap();
+        assert_eq!(comment.body.len(), crate::event::command::MAX_BODY);
+        assert!(huge.starts_with(&comment.body));
+        assert_eq!(events[0].command.as_ref().unwrap().args, ["staging"]);
+        assert_eq!(crate::event::names::check(&events[0]), Ok(()));
     }
 
     #[test]
@@ -267,22 +369,25 @@ mod tests {
     fn ping_and_other_events() {
         assert_eq!(testing::parse(&github(), "ping", &fixture("github", "ping.json")), Ok(Incoming::Ping));
         let issues = testing::parse(&github(), "issues", b"{}");
+        // `issues` events (labels on issues included) are not routed.
         assert_eq!(issues, Ok(Incoming::Ignored("GitHub event `issues` is not handled".into())));
     }
 
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(event in "push|create|delete|pull_request|release|ping|x", body in any::<Vec<u8>>()) {
+        fn arbitrary_bytes_never_panic(event in "push|create|delete|pull_request|release|ping|issue_comment|pull_request_review(_comment)?|x", body in any::<Vec<u8>>()) {
             let _ = testing::parse(&github(), &event, &body);
         }
 
         #[test]
-        fn mutated_payloads_never_panic(cut in 0usize..4000, flip in any::<u8>()) {
-            let mut body = fixture("github", "pull_request-opened.json");
-            let at = cut % body.len();
-            body[at] = body[at].wrapping_add(flip);
-            let _ = testing::parse(&github(), "pull_request", &body);
-            let _ = testing::parse(&github(), "pull_request", &body[..at]);
+        fn mutated_payloads_never_panic(cut in 0usize..8000, flip in any::<u8>()) {
+            for (event, name) in [
+                ("pull_request", "pull_request-opened.json"),
+                ("issue_comment", "issue_comment-created.json"),
+                ("pull_request_review", "pull_request_review-submitted.json"),
+            ] {
+                testing::parse_mutated(&github(), event, name, cut, flip);
+            }
         }
     }
 }

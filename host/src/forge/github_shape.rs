@@ -58,7 +58,13 @@ pub struct User {
 }
 
 impl User {
-    fn handle(self) -> Option<String> {
+    /// A user known only by login.
+    pub fn named(login: String) -> Self {
+        Self { login: Some(login), username: None, name: None }
+    }
+
+    /// The user's login, whichever field the forge put it in.
+    pub fn handle(self) -> Option<String> {
         [self.login, self.username, self.name].into_iter().flatten().find(|handle| !handle.is_empty())
     }
 }
@@ -116,10 +122,20 @@ pub struct PullRequestEvent {
     repository: Repo,
     #[serde(default)]
     sender: Option<User>,
+    /// The label added or removed, for `labeled` / `unlabeled`.
+    #[serde(default)]
+    label: Option<Label>,
 }
 
+/// A label, as `labeled` / `unlabeled` payloads name it.
 #[derive(Deserialize)]
-struct PullRequestBody {
+pub struct Label {
+    name: String,
+}
+
+/// A pull request as GitHub-shaped payloads describe it.
+#[derive(Deserialize)]
+pub struct PullRequestBody {
     #[serde(default)]
     number: Option<u64>,
     #[serde(default)]
@@ -166,7 +182,7 @@ struct Release {
 }
 
 /// A normalised event with the common fields filled and the rest empty.
-pub(super) fn base(forge: &str, at: &Origin, kind: &str, repository: Repo, sender: Option<User>) -> Event {
+pub fn base(forge: &str, at: &Origin, kind: &str, repository: Repo, sender: Option<User>) -> Event {
     Event {
         delivery: at.delivery.to_owned(),
         source: at.source.to_owned(),
@@ -180,7 +196,13 @@ pub(super) fn base(forge: &str, at: &Origin, kind: &str, repository: Repo, sende
 }
 
 impl Repo {
-    fn into_repository(self) -> Repository {
+    /// `owner/name`, when the payload says it.
+    pub fn full_name(&self) -> Option<&str> {
+        self.full_name.as_deref()
+    }
+
+    /// The repository as the event records it.
+    pub fn into_repository(self) -> Repository {
         let owner = self
             .owner
             .and_then(User::handle)
@@ -266,36 +288,50 @@ impl RefChange {
     }
 }
 
+impl PullRequestBody {
+    /// The normalised pull request: `number` when the body does not say it, `target_repo`
+    /// to tell a fork's head.
+    pub fn into_pull_request(self, number: Option<u64>, target_repo: Option<&str>) -> PullRequest {
+        let number = self.number.or(number).unwrap_or(0);
+        let merged = self.merged.unwrap_or(false);
+        let source_repository =
+            self.head.repo.and_then(|r| r.full_name).filter(|name| Some(name.as_str()) != target_repo);
+        let state = if merged { "merged".to_owned() } else { self.state.to_ascii_lowercase() };
+        PullRequest {
+            number,
+            title: self.title,
+            url: self.html_url,
+            state,
+            merged,
+            source_branch: self.head.name,
+            target_branch: self.base.name,
+            head: self.head.sha,
+            source_repository,
+        }
+    }
+
+    /// The base commit, when the payload names it.
+    pub fn base_sha(&self) -> Option<String> {
+        Some(self.base.sha.clone()).filter(|s| !s.is_empty())
+    }
+}
+
 impl PullRequestEvent {
     /// The event. `action_names` maps the forge's action words onto gitauto's.
     pub fn into_event(self, forge: &str, at: &Origin, action_names: &[(&str, &str)]) -> Event {
-        let pr = self.pull_request;
-        let number = pr.number.or(self.number).unwrap_or(0);
         let action =
             action_names.iter().find(|(from, _)| *from == self.action).map_or(self.action, |(_, to)| (*to).into());
-        let merged = pr.merged.unwrap_or(false);
-        let target_repo = self.repository.full_name.clone();
-        let source_repository =
-            pr.head.repo.and_then(|r| r.full_name).filter(|name| Some(name) != target_repo.as_ref());
-        let state = if merged { "merged".to_owned() } else { pr.state.to_ascii_lowercase() };
-        let pull_request = PullRequest {
-            number,
-            title: pr.title,
-            url: pr.html_url,
-            state,
-            merged,
-            source_branch: pr.head.name,
-            target_branch: pr.base.name.clone(),
-            head: pr.head.sha.clone(),
-            source_repository,
-        };
+        let before = self.pull_request.base_sha();
+        let pull_request = self.pull_request.into_pull_request(self.number, self.repository.full_name());
+        let number = pull_request.number;
         Event {
             action: Some(action),
             git_ref: Some(format!("refs/pull/{number}/head")),
-            branch: Some(pr.base.name),
-            before: Some(pr.base.sha).filter(|s| !s.is_empty()),
-            after: Some(pr.head.sha).filter(|s| !s.is_empty()),
+            branch: Some(pull_request.target_branch.clone()),
+            before,
+            after: Some(pull_request.head.clone()).filter(|s| !s.is_empty()),
             commits_complete: false,
+            label: self.label.map(|label| label.name),
             pull_request: Some(pull_request),
             ..base(forge, at, "pull_request", self.repository, self.sender)
         }

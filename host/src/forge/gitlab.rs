@@ -1,4 +1,5 @@
-//! GitLab: Push Hook, Tag Push Hook, Merge Request Hook and System Hook pushes.
+//! GitLab: Push Hook, Tag Push Hook, Merge Request Hook, Note Hook (in `note`) and System
+//! Hook pushes.
 //!
 //! Two ways to authenticate, either accepted:
 //! - a signing token: the Standard Webhooks scheme, HMAC-SHA256 over
@@ -7,6 +8,8 @@
 //!   `whsec_<base64>` is used as the decoded key bytes, anything else as its text;
 //! - a secret token: `X-Gitlab-Token` equal to a secret (compared in constant time). It
 //!   proves who sent the delivery but not that the body is intact.
+
+mod note;
 
 use super::Headers;
 use super::body::{decode, json_text};
@@ -122,7 +125,8 @@ impl Dialect for GitLab {
 
     fn parse(&self, headers: &Headers, body: &[u8], at: &Origin) -> Result<Incoming, ParseError> {
         let event = header(headers, EVENT).ok_or_else(|| ParseError::MissingHeader { header: EVENT.into() })?;
-        let handled = matches!(event, "Push Hook" | "Tag Push Hook" | "Merge Request Hook" | "System Hook");
+        let handled =
+            matches!(event, "Push Hook" | "Tag Push Hook" | "Merge Request Hook" | "Note Hook" | "System Hook");
         if !handled {
             return Ok(Incoming::Ignored(format!("GitLab event `{event}` is not handled")));
         }
@@ -133,6 +137,10 @@ impl Dialect for GitLab {
             Some("merge_request") => match decode::<MergeRequest>(&text, event)?.into_event(at) {
                 Some(parsed) => parsed,
                 None => return Ok(Incoming::Ignored("GitLab merge request action is not handled".into())),
+            },
+            Some("note") => match decode::<note::Note>(&text, event)?.into_event(at) {
+                Ok(parsed) => parsed,
+                Err(why) => return Ok(Incoming::Ignored(why)),
             },
             _ => {
                 let what = kind.object_kind.or(kind.event_name).unwrap_or_else(|| "(unnamed)".into());
@@ -279,12 +287,12 @@ struct MergeRequestAttributes {
 }
 
 #[derive(Deserialize)]
-struct LastCommit {
+pub(super) struct LastCommit {
     id: String,
 }
 
 #[derive(Deserialize)]
-struct MergeRequestProject {
+pub(super) struct MergeRequestProject {
     path_with_namespace: String,
 }
 
@@ -463,17 +471,62 @@ mod tests {
         let approved =
             testing::parse(&gitlab(), "Merge Request Hook", &fixture("gitlab", "merge_request-approved.json"));
         assert!(matches!(approved, Ok(Incoming::Ignored(_))), "{approved:?}");
-        let note = testing::parse(&gitlab(), "Note Hook", b"{}");
-        assert_eq!(note, Ok(Incoming::Ignored("GitLab event `Note Hook` is not handled".into())));
+        let wiki = testing::parse(&gitlab(), "Wiki Page Hook", b"{}");
+        assert_eq!(wiki, Ok(Incoming::Ignored("GitLab event `Wiki Page Hook` is not handled".into())));
+    }
+
+    #[test]
+    fn merge_request_notes_describe_the_merge_request() {
+        let note = testing::event(&gitlab(), "Note Hook", "note-merge_request.json");
+        assert_eq!((note.kind.as_str(), note.action.as_deref()), ("comment", Some("created")));
+        assert_eq!(note.sender.as_deref(), Some("jdoe"));
+        let comment = note.comment.unwrap();
+        assert_eq!((comment.id, comment.author.as_str(), comment.author_id), (1244, "jdoe", Some(42)));
+        assert_eq!((comment.number, comment.on_pull_request), (Some(12), true));
+        assert_eq!(comment.url, "https://gitlab.example.com/acme/platform/widgets/-/merge_requests/12#note_1244");
+        assert_eq!(note.command.unwrap().args, ["staging"]);
+        let pr = note.pull_request.unwrap();
+        assert_eq!((pr.number, pr.state.as_str(), pr.target_branch.as_str()), (12, "open", "main"));
+        assert_eq!(pr.head, "da1560886d4f094c3e6c9ef40349f7d38b5d27d7");
+        assert_eq!(pr.source_repository, None);
+        assert_eq!(note.git_ref.as_deref(), Some("refs/merge-requests/12/head"));
+        assert_eq!((note.branch.as_deref(), note.after.as_deref()), (Some("main"), Some(pr.head.as_str())));
+        assert_eq!(note.repository.full_name, "acme/platform/widgets");
+    }
+
+    #[test]
+    fn issue_and_commit_notes_and_what_is_ignored() {
+        let issue = testing::event(&gitlab(), "Note Hook", "note-issue-update.json");
+        assert_eq!(issue.action.as_deref(), Some("edited"));
+        let comment = issue.comment.unwrap();
+        assert_eq!((comment.number, comment.on_pull_request), (Some(17), false));
+        assert_eq!((issue.pull_request, issue.git_ref), (None, None));
+        assert_eq!(issue.command.unwrap().line, "/retry please");
+
+        let commit = testing::event(&gitlab(), "Note Hook", "note-commit.json");
+        assert_eq!(commit.action.as_deref(), Some("created"), "payloads without `action` are creations");
+        assert_eq!(commit.after.as_deref(), Some("cfe32cf61b73a0d5e9f13e774abde7ff789b1660"));
+        assert_eq!((commit.comment.unwrap().number, commit.command), (None, None));
+
+        let mut system: serde_json::Value =
+            serde_json::from_slice(&fixture("gitlab", "note-merge_request.json")).unwrap();
+        system["object_attributes"]["system"] = true.into();
+        let parsed = testing::parse(&gitlab(), "Note Hook", system.to_string().as_bytes());
+        assert_eq!(parsed, Ok(Incoming::Ignored("GitLab system note is not handled".into())));
     }
 
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(
-            event in "Push Hook|Tag Push Hook|Merge Request Hook|System Hook|x",
+            event in "Push Hook|Tag Push Hook|Merge Request Hook|Note Hook|System Hook|x",
             body in any::<Vec<u8>>(),
         ) {
             let _ = testing::parse(&gitlab(), &event, &body);
+        }
+
+        #[test]
+        fn mutated_notes_never_panic(cut in 0usize..6000, flip in any::<u8>()) {
+            testing::parse_mutated(&gitlab(), "Note Hook", "note-merge_request.json", cut, flip);
         }
 
         #[test]

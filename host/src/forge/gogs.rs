@@ -1,9 +1,10 @@
 //! Gogs: `X-Gogs-Event`, `X-Gogs-Delivery`, HMAC-SHA256 in hex in `X-Gogs-Signature`.
 //! Pushes, refs and releases are GitHub-shaped; pull requests have Gogs' own shape, which
-//! names branches but not the head commit.
+//! names branches but not the head commit. Comments (`issue_comment`) are GitHub-shaped.
 
 use super::Headers;
 use super::body::{decode, json_text};
+use super::comment_shape::IssueCommentEvent;
 use super::github_shape::{Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
@@ -52,6 +53,7 @@ impl Dialect for Gogs {
             "push" => decode::<Push>(&text, event)?.into_event("gogs", at, MAX_PUSH_COMMITS),
             "create" | "delete" => decode::<RefChange>(&text, event)?.into_event("gogs", at, event),
             "release" => decode::<ReleaseEvent>(&text, event)?.into_event("gogs", at),
+            "issue_comment" => decode::<IssueCommentEvent>(&text, event)?.into_event("gogs", at),
             "pull_request" => match decode::<GogsPullRequest>(&text, event)?.into_event(at) {
                 Some(parsed) => parsed,
                 None => return Ok(Incoming::Ignored("gogs pull_request action is not handled".into())),
@@ -202,9 +204,22 @@ mod tests {
         assert_eq!(testing::event(&Gogs, "release", "release-published.json").tag.as_deref(), Some("v1.0"));
     }
 
+    #[test]
+    fn comments_name_their_pull_request_and_command() {
+        let created = testing::event(&Gogs, "issue_comment", "issue_comment-created.json");
+        assert_eq!((created.kind.as_str(), created.action.as_deref()), ("comment", Some("created")));
+        assert_eq!((created.sender.as_deref(), created.repository.owner.as_str()), (Some("bob"), "acme"));
+        let comment = created.comment.unwrap();
+        assert_eq!((comment.id, comment.author.as_str(), comment.author_id), (31, "bob", Some(5)));
+        assert_eq!((comment.number, comment.on_pull_request), (Some(4), true));
+        assert_eq!(created.command.unwrap().line, "/deploy staging");
+        assert_eq!(created.pull_request.unwrap().number, 4);
+        assert_eq!(created.git_ref.as_deref(), Some("refs/pull/4/head"));
+    }
+
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(event in "push|create|delete|pull_request|release|x", body in any::<Vec<u8>>()) {
+        fn arbitrary_bytes_never_panic(event in "push|create|delete|pull_request|release|issue_comment|x", body in any::<Vec<u8>>()) {
             let _ = testing::parse(&Gogs, &event, &body);
         }
     }

@@ -77,3 +77,13 @@ pub fn event(dialect: &dyn Dialect, event: &str, fixture_name: &str) -> Event {
     assert_eq!(all.len(), 1, "{fixture_name}");
     all.remove(0)
 }
+
+/// Parses `fixture_name` with one byte changed and cut at that byte: neither may panic
+/// (the outcome does not matter).
+pub fn parse_mutated(dialect: &dyn Dialect, event: &str, fixture_name: &str, cut: usize, flip: u8) {
+    let mut body = fixture(dialect.forge(), fixture_name);
+    let at = cut % body.len();
+    body[at] = body[at].wrapping_add(flip);
+    let _ = parse(dialect, event, &body);
+    let _ = parse(dialect, event, &body[..at]);
+}
