@@ -68,6 +68,10 @@ pub struct StepContext {
     /// Whether granted programs may run without Landlock (the operator's explicit,
     /// logged opt-out on kernels that lack it).
     pub unconfined_programs: bool,
+    /// What `github-app` host credentials mint tokens with: the job's source, repository
+    /// and installation. `None` outside a job. Host memory only: the plugin sees the
+    /// requests' answers, never this.
+    pub app: Option<Arc<crate::forge_api::AppAccess>>,
 }
 
 impl StepContext {
@@ -75,4 +79,54 @@ impl StepContext {
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
+
+    /// A GitHub App token for the job's repository with `permissions`, for the
+    /// `github-app` credential of `pattern` (see [`app_token`]).
+    pub fn app_token(
+        &self,
+        pattern: &crate::grant::HostPattern,
+        permissions: &[(String, String)],
+    ) -> Result<crate::secret::Secret, AppTokenError> {
+        app_token(self.app.as_deref(), self.deadline, pattern, permissions)
+    }
+}
+
+/// A GitHub App token from `access` (the job's), limited to its repository and
+/// `permissions`, for the `github-app` credential of `pattern`: minted, or taken from
+/// the cache, before `deadline`. Blocks: call it from a blocking thread inside the tokio
+/// runtime, never a tokio worker, and before any Landlock confinement (it calls GitHub).
+pub fn app_token(
+    access: Option<&crate::forge_api::AppAccess>,
+    deadline: Instant,
+    pattern: &crate::grant::HostPattern,
+    permissions: &[(String, String)],
+) -> Result<crate::secret::Secret, AppTokenError> {
+    let Some(access) = access else {
+        return Err(AppTokenError::Denied(format!(
+            "the credential granted for {pattern} is a GitHub App's, and this step has no source to mint its token \
+             from (it runs outside a job, or its event is a manual trigger or a schedule tick)"
+        )));
+    };
+    let minting = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), access.token(permissions));
+    match tokio::runtime::Handle::current().block_on(minting) {
+        Err(_) => {
+            Err(AppTokenError::Unavailable(format!("minting a GitHub App token for {pattern}: the deadline passed")))
+        }
+        Ok(Ok(token)) => Ok(token),
+        Ok(Err(err)) if err.is_transient() => {
+            Err(AppTokenError::Unavailable(format!("minting a GitHub App token for {pattern}: {err}")))
+        }
+        Ok(Err(err)) => Err(AppTokenError::Denied(format!("minting a GitHub App token for {pattern}: {err}"))),
+    }
+}
+
+/// Why a `github-app` credential gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum AppTokenError {
+    /// No token can be had: no job, no app on the job's source, GitHub refused.
+    #[error("{0}")]
+    Denied(String),
+    /// GitHub could not be reached or answered 429/5xx: another try may succeed.
+    #[error("{0}")]
+    Unavailable(String),
 }

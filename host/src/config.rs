@@ -5,6 +5,7 @@
 //! Relative paths in the config are taken from the config file's directory.
 
 pub mod api;
+pub mod app;
 mod catch_up;
 pub mod compat;
 mod env;
@@ -25,7 +26,9 @@ pub use units::{format_duration, format_size, parse_duration, parse_size};
 use crate::forge::{self, Dialect};
 use crate::grant::{Access, CommandGrant, Credential, DirGrant, Grant, HostCredential, HostPattern, SigV4Key};
 pub use crate::secret::Secret;
+use app::{GITHUB_APP, GITHUB_PERMISSIONS};
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
+use rules::hint;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -113,6 +116,9 @@ pub struct Source {
     pub poll: Option<Poll>,
     /// The forge's REST API, for what the host reports and asks itself.
     pub api: Option<api::Api>,
+    /// The GitHub App the host authenticates as (github only); `api` is then set too,
+    /// without a token: each call's token is minted for its repository.
+    pub app: Option<app::App>,
 }
 
 impl std::fmt::Debug for Source {
@@ -125,6 +131,7 @@ impl std::fmt::Debug for Source {
             .field("catch_up", &self.catch_up)
             .field("poll", &self.poll)
             .field("api", &self.api)
+            .field("app", &self.app)
             .finish_non_exhaustive()
     }
 }
@@ -628,7 +635,16 @@ impl Checker<'_> {
         }
         let catch_up = raw.catch_up.and_then(|catch_up| self.catch_up(&source_name, forge_name, catch_up, base));
         let poll = raw.poll.and_then(|poll| self.poll(&source_name, poll));
-        let api = raw.api.and_then(|api| self.api(&source_name, forge_name, api, base));
+        let has_app = raw.app.is_some();
+        let app = raw.app.and_then(|app| self.app(&source_name, forge_name, app, base));
+        let api = match raw.api {
+            Some(api) => self.api(&source_name, forge_name, api, base, has_app),
+            // An app needs no `api` table on github.com.
+            None => app.as_ref().and_then(|_| {
+                let url = api::default_url(forge_name)?.to_owned();
+                Some(api::Api { url, token: None, scheme: api::Scheme::Bearer })
+            }),
+        };
         let dialect = dialect?;
         Some(Source {
             name: source_name,
@@ -639,6 +655,7 @@ impl Checker<'_> {
             catch_up,
             poll,
             api,
+            app,
         })
     }
 
@@ -703,7 +720,29 @@ impl Checker<'_> {
         span: Range<usize>,
         base: &Path,
     ) -> Option<HostCredential> {
+        if table.permissions.is_some()
+            && !matches!(&table.credential, Some(raw::RawCredential::Reference(kind)) if kind == GITHUB_APP)
+        {
+            self.problem(
+                Some(span.clone()),
+                format!(
+                    "plugin `{plugin}`, host {pattern}: `permissions` applies only to `credential = \"github-app\"`"
+                ),
+            );
+        }
         let kind = match table.credential? {
+            raw::RawCredential::Reference(kind) if kind == GITHUB_APP => {
+                if table.scheme.is_some() || table.header.is_some() {
+                    self.problem(
+                        Some(span.clone()),
+                        format!(
+                            "plugin `{plugin}`, host {pattern}: `scheme` and `header` do not apply to a github-app \
+                             credential (the host sends the token as GitHub wants it)"
+                        ),
+                    );
+                }
+                self.github_app_credential(plugin, pattern, table.permissions, &span)?
+            }
             raw::RawCredential::Reference(reference) => {
                 let secret = self.credential_secret(plugin, pattern, None, reference, &span, base)?;
                 self.header_credential(plugin, pattern, table.header, table.scheme, &secret, span)?
@@ -732,6 +771,51 @@ impl Checker<'_> {
             }
         };
         Some(HostCredential { pattern: pattern.clone(), kind })
+    }
+
+    /// A `github-app` credential: the permissions its tokens get, each a permission GitHub
+    /// grants installation tokens at a level it has.
+    fn github_app_credential(
+        &mut self,
+        plugin: &str,
+        pattern: &HostPattern,
+        permissions: Option<std::collections::BTreeMap<String, String>>,
+        span: &Range<usize>,
+    ) -> Option<Credential> {
+        let at = format!("plugin `{plugin}`, host {pattern}");
+        let Some(permissions) = permissions.filter(|permissions| !permissions.is_empty()) else {
+            self.problem(
+                Some(span.clone()),
+                format!(
+                    "{at}: a github-app credential needs `permissions`, what its tokens may do \
+                     (e.g. `permissions = {{ contents = \"read\", pull_requests = \"write\" }}`)"
+                ),
+            );
+            return None;
+        };
+        let mut valid = true;
+        for (name, level) in &permissions {
+            match GITHUB_PERMISSIONS.iter().find(|(known, _)| known == name) {
+                None => {
+                    valid = false;
+                    let names: Vec<&str> = GITHUB_PERMISSIONS.iter().map(|(known, _)| *known).collect();
+                    let hint = hint(name, &names);
+                    self.problem(
+                        Some(span.clone()),
+                        format!("{at}: `{name}` is not a GitHub App repository permission{hint}"),
+                    );
+                }
+                Some((_, levels)) if !levels.contains(&level.as_str()) => {
+                    valid = false;
+                    self.problem(
+                        Some(span.clone()),
+                        format!("{at}: permission `{name}` is `{level}`; GitHub allows {}", levels.join(" or ")),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        valid.then(|| Credential::GitHubApp { permissions: permissions.into_iter().collect() })
     }
 
     /// One secret of a host's credential, resolved like every secret in the config.
@@ -1030,6 +1114,59 @@ impl Checker<'_> {
                     self.problem(
                         None,
                         format!("rule \"{}\": source `{source}` is not defined in [sources]", rule.name),
+                    );
+                }
+            }
+        }
+        self.github_app_sources(config);
+    }
+
+    /// A rule whose plugin has a `github-app` credential, when no source the rule can
+    /// match has an `app`: no job of it could ever get a token.
+    fn github_app_sources(&mut self, config: &Config) {
+        fn plugins<'r>(steps: &'r [Step], out: &mut Vec<&'r str>) {
+            for step in steps {
+                out.push(&step.plugin);
+                let handlers = &step.handlers;
+                for list in [&handlers.on_success, &handlers.on_failure, &handlers.on_error] {
+                    plugins(list, out);
+                }
+            }
+        }
+        for rule in &config.rules {
+            let mut used = Vec::new();
+            plugins(&rule.steps, &mut used);
+            for list in [&rule.handlers.on_success, &rule.handlers.on_failure, &rule.handlers.on_error] {
+                plugins(list, &mut used);
+            }
+            let matched: Vec<&Source> = config
+                .sources
+                .values()
+                .filter(|source| rule.sources.is_empty() || rule.sources.contains(&source.name))
+                .filter(|source| rule.forges.is_empty() || rule.forges.iter().any(|forge| forge == source.forge))
+                .collect();
+            if matched.iter().any(|source| source.app.is_some()) {
+                continue;
+            }
+            used.sort_unstable();
+            used.dedup();
+            for name in used {
+                let Some(plugin) = config.plugins.get(name) else { continue };
+                let app_credential = plugin
+                    .grant
+                    .credentials
+                    .iter()
+                    .find(|credential| matches!(credential.kind, Credential::GitHubApp { .. }));
+                if let Some(credential) = app_credential {
+                    let names: Vec<&str> = matched.iter().map(|source| source.name.as_str()).collect();
+                    let listed = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+                    self.problem(
+                        None,
+                        format!(
+                            "rule \"{}\": plugin `{name}` has a github-app credential for {}, and no source the rule \
+                             listens to has an `app` to mint its tokens (sources: {listed})",
+                            rule.name, credential.pattern
+                        ),
                     );
                 }
             }

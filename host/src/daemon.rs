@@ -95,11 +95,17 @@ impl Daemon {
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let reporter = crate::report::Reporter::new(self.queue.clone(), self.live.clone(), apis.clone());
         let reporter = tokio::spawn(reporter.run(stop_rx.clone()));
-        let pipeline = crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), metrics.clone());
+        let pipeline = crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), metrics.clone())
+            .with_apis(apis.clone());
         let catcher = tokio::spawn(crate::catch_up::run(pipeline.clone(), stop_rx.clone()));
         let mut scheduler = tokio::spawn(crate::schedule::run(pipeline, self.live.clone(), stop_rx.clone()));
         let watcher = tokio::spawn(self.live.clone().watch(config.path.clone(), stop_rx));
-        let app = router(AppState { live: self.live.clone(), queue: self.queue.clone(), metrics: metrics.clone() });
+        let app = router(AppState {
+            live: self.live.clone(),
+            queue: self.queue.clone(),
+            metrics: metrics.clone(),
+            apis: apis.clone(),
+        });
         tracing::info!(
             %addr,
             workers = worker_count,

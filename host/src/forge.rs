@@ -10,6 +10,7 @@ mod generic;
 mod gitea;
 mod github;
 mod github_check;
+mod github_installation;
 mod github_shape;
 mod gitlab;
 mod gogs;

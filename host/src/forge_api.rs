@@ -2,7 +2,12 @@
 //! `report`), permission checks, reply comments and approvals. One client for the whole
 //! daemon; each call names the source (whose `api` table gives the root and the token)
 //! and the repository it is about (a GitHub App mints a token for that repository's
-//! installation). Nothing here is reachable from a plugin: tokens never leave the host.
+//! installation: `forge_api/app.rs`). Nothing here is reachable from a plugin: tokens
+//! never leave the host.
+
+mod app;
+
+pub use app::{AppAccess, revoked_installation};
 
 use crate::config::Source;
 use crate::config::api::Scheme;
@@ -10,6 +15,7 @@ use crate::secret::Secret;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one request may take, answer included.
@@ -24,6 +30,10 @@ pub struct ApiTarget {
     pub repo: String,
     /// The GitHub App installation the event came through, when there is one.
     pub installation: Option<u64>,
+    /// What a GitHub App's token for the call may do, as GitHub names it
+    /// (`[("statuses", "write")]`); none: `metadata: read` only. Sources with a token of
+    /// their own ignore it.
+    pub permissions: &'static [(&'static str, &'static str)],
 }
 
 /// Why a call failed.
@@ -90,6 +100,8 @@ pub struct Answer {
 #[derive(Clone)]
 pub struct ForgeApis {
     client: reqwest::Client,
+    /// GitHub App installation tokens and installations looked up, shared by every clone.
+    apps: Arc<app::Apps>,
 }
 
 impl ForgeApis {
@@ -101,7 +113,7 @@ impl ForgeApis {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIME)
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, apps: Arc::default() })
     }
 
     /// Whether the host can call `source`'s API.
@@ -124,10 +136,45 @@ impl ForgeApis {
             .as_ref()
             .ok_or_else(|| ApiError::NotConfigured { source_name: source.name.clone(), forge: source.forge.into() })?;
         let url = format!("{}{path}", api.url);
+        let Some(app) = &source.app else {
+            let token = api.token.clone().ok_or_else(|| ApiError::NotConfigured {
+                source_name: source.name.clone(),
+                forge: source.forge.into(),
+            })?;
+            return self.send(source, method, &url, api.scheme, &token, body).await;
+        };
+        let permissions = app::Permissions::from_static(target.permissions);
+        let minted = self.app_token(source, app, &target.repo, target.installation, &permissions).await?;
+        let answer = self.send(source, method.clone(), &url, Scheme::Bearer, &minted.token, body).await;
+        match answer {
+            // A token GitHub no longer accepts (revoked, the installation changed) is
+            // dropped; one taken from the cache is minted again and the call made once more.
+            Err(ApiError::Refused { status: status @ (401 | 404), .. }) if minted.cached => {
+                self.apps.drop_token(&minted.key);
+                if status == 401 {
+                    let minted = self.app_token(source, app, &target.repo, target.installation, &permissions).await?;
+                    return self.send(source, method, &url, Scheme::Bearer, &minted.token, body).await;
+                }
+                answer
+            }
+            answer => answer,
+        }
+    }
+
+    /// One request to `url` with `token` sent in `scheme`: no redirects, a bounded
+    /// answer, 429 and 5xx transient.
+    async fn send(
+        &self,
+        source: &Source,
+        method: Method,
+        url: &str,
+        scheme: Scheme,
+        token: &Secret,
+        body: Option<&Value>,
+    ) -> Result<Answer, ApiError> {
         let request_name = format!("{method} {url}");
-        let token = self.token(source, target).await?;
-        let mut request = self.client.request(method, &url).header(reqwest::header::ACCEPT, accept(source.forge));
-        let (name, value) = authorization(api.scheme, &token);
+        let mut request = self.client.request(method, url).header(reqwest::header::ACCEPT, accept(source.forge));
+        let (name, value) = authorization(scheme, token);
         let mut value = HeaderValue::from_str(&value).map_err(|_| {
             ApiError::Failed(format!("source \"{}\": the API token is not a valid header value", source.name))
         })?;
@@ -163,14 +210,6 @@ impl ForgeApis {
                 .map_err(|err| ApiError::Failed(format!("{request_name}: the answer is not JSON: {err}")))?
         };
         Ok(Answer { status: status.as_u16(), headers: response.headers().clone(), body })
-    }
-
-    /// The token to send for `target`: the source's own.
-    async fn token(&self, source: &Source, _target: &ApiTarget) -> Result<Secret, ApiError> {
-        let api = source.api.as_ref().expect("checked by the caller");
-        api.token
-            .clone()
-            .ok_or_else(|| ApiError::NotConfigured { source_name: source.name.clone(), forge: source.forge.into() })
     }
 }
 

@@ -48,6 +48,12 @@ pub enum Credential {
     },
     /// AWS Signature Version 4 keys: the host signs every request with them.
     SigV4(SigV4Key),
+    /// A GitHub App installation token, minted when a request goes out: for the job's
+    /// source's app, the event's repository alone and these permissions.
+    GitHubApp {
+        /// GitHub's permission names and levels, sorted (`contents` -> `read`).
+        permissions: Vec<(String, String)>,
+    },
 }
 
 /// An AWS Signature Version 4 credential. Every part that would help to forge a

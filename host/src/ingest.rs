@@ -248,12 +248,21 @@ pub struct Pipeline {
     live: Arc<Live>,
     queue: Queue,
     metrics: Arc<Metrics>,
+    /// The daemon's forge API client, whose GitHub App tokens an installation event
+    /// revokes; `None` where nothing mints tokens.
+    apis: Option<crate::forge_api::ForgeApis>,
 }
 
 impl Pipeline {
     /// A pipeline over the running config, the queue and the counters.
     pub fn new(live: Arc<Live>, queue: Queue, metrics: Arc<Metrics>) -> Self {
-        Self { live, queue, metrics }
+        Self { live, queue, metrics, apis: None }
+    }
+
+    /// The pipeline, dropping `apis`' cached GitHub App tokens of installations that
+    /// deliveries say were deleted, suspended or lost repositories.
+    pub fn with_apis(self, apis: crate::forge_api::ForgeApis) -> Self {
+        Self { apis: Some(apis), ..self }
     }
 
     /// The queue deliveries are accepted into.
@@ -305,6 +314,12 @@ impl Pipeline {
             }
             Read::Incoming(incoming) => incoming,
         };
+        if let (Some(apis), Incoming::Events(events)) = (&self.apis, &incoming) {
+            for installation in events.iter().filter_map(crate::forge_api::revoked_installation) {
+                span.in_scope(|| tracing::info!(installation, "dropping the GitHub App tokens of installation"));
+                apis.forget_installation(installation);
+            }
+        }
         let (outcome, events, verdicts, jobs) = match incoming {
             Incoming::Ping => (Outcome::Ping, Vec::new(), Vec::new(), Vec::new()),
             Incoming::Ignored(why) => (Outcome::Ignored(why), Vec::new(), Vec::new(), Vec::new()),

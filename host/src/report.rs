@@ -31,10 +31,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// backoff above), so that an API gone for good does not hold a job's later rows forever.
 pub const MAX_TRIES: i64 = 300;
 
-/// The permissions a report needs of a GitHub App installation token.
-pub const STATUS_PERMISSIONS: &[(&str, &str)] = &[("statuses", "write")];
+/// The permissions a commit status needs of a GitHub App installation token.
+const STATUS_PERMISSIONS: &[(&str, &str)] = &[("statuses", "write")];
 /// The permissions a check run needs of a GitHub App installation token.
-pub const CHECK_PERMISSIONS: &[(&str, &str)] = &[("checks", "write")];
+const CHECK_PERMISSIONS: &[(&str, &str)] = &[("checks", "write")];
 
 /// Why a row was not sent.
 #[derive(Debug)]
@@ -143,7 +143,11 @@ impl Reporter {
         };
         let kind = ReportKind::parse(&row.kind)
             .ok_or_else(|| Failure::Final(format!("unknown report kind `{}`", row.kind)))?;
-        let target = ApiTarget { repo: row.repo.clone(), installation: row.installation };
+        let permissions = match kind {
+            ReportKind::Status => STATUS_PERMISSIONS,
+            ReportKind::Check => CHECK_PERMISSIONS,
+        };
+        let target = ApiTarget { repo: row.repo.clone(), installation: row.installation, permissions };
         match kind {
             ReportKind::Status => {
                 let Some((path, body)) =
@@ -210,10 +214,17 @@ fn backoff(tries: i64) -> Duration {
 /// queues another attempt, under the current config, of the job named by the run's
 /// `external_id` (only when that job reported this run: same source, repository, commit
 /// and name), or for a suite of the newest job of each rule with `report = "check"` that
-/// reported on its commit. Returns the jobs queued again. Anything else: nothing.
+/// reported on its commit. On a source with a GitHub App, the run or suite must be that
+/// app's. Returns the jobs queued again. Anything else: nothing.
 pub async fn rerun(queue: &Queue, config: &Config, event: &Event) -> anyhow::Result<Vec<i64>> {
     let Some(check) = &event.check else { return Ok(Vec::new()) };
     if event.forge != "github" || event.action.as_deref() != Some("rerequested") {
+        return Ok(Vec::new());
+    }
+    // A source with a GitHub App knows its own id: another app's run or suite is not ours.
+    if let Some(app) = config.source(&event.source).and_then(|source| source.app.as_ref())
+        && check.app_id != Some(app.id)
+    {
         return Ok(Vec::new());
     }
     let repo = &event.repository.full_name;

@@ -267,6 +267,8 @@ pub struct Scope<'a> {
     /// When the step started, if before the plugin is called (filling the checkout
     /// counts against the step's time).
     pub started: Option<Instant>,
+    /// What the step's `github-app` credentials mint tokens with.
+    pub app: Option<&'a Arc<crate::forge_api::AppAccess>>,
 }
 
 /// Most bytes of a summary kept: it is one line in lists, logs and comments.
@@ -349,6 +351,7 @@ impl Runtime {
                     http: loaded.http.clone(),
                     max_transfer: limits.memory,
                     unconfined_programs: self.unconfined_programs,
+                    app: scope.app.cloned(),
                 },
             },
         };

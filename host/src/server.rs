@@ -41,6 +41,8 @@ pub struct AppState {
     pub queue: Queue,
     /// Counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The daemon's forge API client (installation events drop its GitHub App tokens).
+    pub apis: crate::forge_api::ForgeApis,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
     /// The ingest pipeline over this state's config, queue and counters.
     pub fn pipeline(&self) -> crate::ingest::Pipeline {
         crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), self.metrics.clone())
+            .with_apis(self.apis.clone())
     }
 }
 

@@ -103,7 +103,9 @@ impl Workers {
                     .unwrap_or_else(|err| Err(std::io::Error::other(err)));
                 match created {
                     Ok(workspace) => {
-                        let chain = chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace);
+                        let source = snapshot.config.source(&event.source);
+                        let chain =
+                            chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace, source);
                         let ending = chain.run().await;
                         let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
                         (ending, Some(rule))

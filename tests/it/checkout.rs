@@ -8,7 +8,7 @@
 
 use gitauto::capability::git::MAX_MERGE_LINES;
 use gitauto_tests::git_http::GitHttp;
-use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, pull_request_payload, push_payload};
+use gitauto_tests::{TestDaemon, TestGit, github_source, pull_request_payload, push_payload, step};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -68,20 +68,6 @@ grants = {{ hosts = [{host_entry}], commands = ["git", "cat", "truncate"], dirs 
     }
 }
 
-/// Posts `payload` as a GitHub `event` and waits for its one job.
-async fn run(daemon: &TestDaemon, event: &str, payload: &[u8]) -> Value {
-    let (status, body) = daemon.post_github("github", event, payload, SECRET).await;
-    assert_eq!(status, 202, "{body}");
-    let jobs = body["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 1, "{body}");
-    daemon.finished_job(jobs[0].as_str().unwrap()).await
-}
-
-/// The job's step `name`.
-fn step<'a>(job: &'a Value, name: &str) -> &'a Value {
-    job["steps"].as_array().unwrap().iter().find(|step| step["name"] == name).unwrap_or_else(|| panic!("{job:#}"))
-}
-
 /// Nothing is left of any job's workspace or checkout.
 fn no_workspaces_left(daemon: &TestDaemon) {
     let work = daemon.config.server.data_dir.join("work");
@@ -139,7 +125,7 @@ with = { op = "read-file", path = "{{ job.checkout }}/written.txt" }
 "#;
     let daemon = world.daemon(&world.server.host, rules).await;
     let payload = push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url());
-    let job = run(&daemon, "push", &payload).await;
+    let job = daemon.run_github("push", &payload).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
 
     let look = &step(&job, "look")["output"];
@@ -206,7 +192,7 @@ checkout = true
 with = { op = "checkout" }
 "#;
     let daemon = world.daemon(&world.server.host, rules).await;
-    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
+    let job = daemon.run_github("pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let look = &step(&job, "probe")["output"];
     assert_eq!(look["head"], head.as_str());
@@ -246,7 +232,7 @@ async fn merge_mode_checks_out_a_clean_merge() {
     let world = World::new().await;
     let (_, tip, head) = diverged(&world.repo, false);
     let daemon = world.daemon(&world.server.host, MERGE_RULES).await;
-    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
+    let job = daemon.run_github("pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let look = &step(&job, "look")["output"];
     let merge = look["head"].as_str().unwrap();
@@ -264,7 +250,7 @@ async fn merge_mode_fails_a_conflicting_pull_request_listing_the_paths() {
     let world = World::new().await;
     let (_, _, head) = diverged(&world.repo, true);
     let daemon = world.daemon(&world.server.host, MERGE_RULES).await;
-    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
+    let job = daemon.run_github("pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!(job["state"], "failed", "{job:#}");
     let look = step(&job, "look");
     assert_eq!(look["status"], "failure", "a conflict is the step's failure, not an error: {look:#}");
@@ -325,7 +311,7 @@ async fn merge_mode_refuses_a_tree_bomb_before_merging_and_serves_the_next_pull_
     let (base, _, head) = diverged(&world.repo, false);
     let bomb = tree_bomb(&world.repo.origin, &base, 9);
     let daemon = world.daemon(&world.server.host, MERGE_RETRIED_RULES).await;
-    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 9, &bomb, "bomb", "main")).await;
+    let job = daemon.run_github("pull_request", &pull_request_payload(&world.url(), 9, &bomb, "bomb", "main")).await;
     assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("failed"), Some(1)), "{job:#}");
     let look = step(&job, "look");
     assert_eq!(look["status"], "error", "{look:#}");
@@ -333,7 +319,7 @@ async fn merge_mode_refuses_a_tree_bomb_before_merging_and_serves_the_next_pull_
         look["summary"],
         "checkout: merging the pull request into `main`: the tree has more than 200000 entries (the limit for one call)"
     );
-    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
+    let job = daemon.run_github("pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(step(&job, "look")["output"]["changed"], serde_json::json!(["feature.txt"]));
     no_workspaces_left(&daemon);
@@ -357,7 +343,7 @@ async fn merge_mode_refuses_a_merge_of_too_many_short_lines() {
     world.repo.commit("lines.txt", &short("main", ""), "main changes the first line");
     world.repo.push("main");
     let daemon = world.daemon(&world.server.host, MERGE_RETRIED_RULES).await;
-    let job = run(&daemon, "pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
+    let job = daemon.run_github("pull_request", &pull_request_payload(&world.url(), 7, &head, "feature", "main")).await;
     assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("failed"), Some(1)), "{job:#}");
     let look = step(&job, "look");
     assert_eq!(look["status"], "error", "{look:#}");
@@ -387,8 +373,9 @@ steps = [{ plugin = "probe", with = { op = "checkout" } }]
 "#;
     let daemon = world.daemon(&world.server.host, rules).await;
     // main has moved on since the event: the event's commit is fetched by its id.
-    let job =
-        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &pushed, &world.url())).await;
+    let job = daemon
+        .run_github("push", &push_payload("acme", "widgets", "refs/heads/main", &before, &pushed, &world.url()))
+        .await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(step(&job, "probe")["output"]["head"], pushed.as_str());
 
@@ -397,7 +384,7 @@ steps = [{ plugin = "probe", with = { op = "checkout" } }]
     let tag = gitauto_tests::git(&world.repo.origin, &["rev-parse", "v1"]);
     assert_ne!(tag, pushed);
     let tagged = push_payload("acme", "widgets", "refs/tags/v1", &"0".repeat(40), &tag, &world.url());
-    let job = run(&daemon, "push", &tagged).await;
+    let job = daemon.run_github("push", &tagged).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(step(&job, "probe")["output"]["head"], pushed.as_str());
 
@@ -405,8 +392,9 @@ steps = [{ plugin = "probe", with = { op = "checkout" } }]
     let lost = world.repo.commit("lost.txt", "lost\n", "soon unreachable");
     world.repo.push("main");
     world.repo.push_ref(&pushed, "refs/heads/main");
-    let job =
-        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &pushed, &lost, &world.url())).await;
+    let job = daemon
+        .run_github("push", &push_payload("acme", "widgets", "refs/heads/main", &pushed, &lost, &world.url()))
+        .await;
     assert_eq!(job["state"], "failed", "{job:#}");
     let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
     assert!(
@@ -415,7 +403,7 @@ steps = [{ plugin = "probe", with = { op = "checkout" } }]
     );
 
     let deleted = push_payload("acme", "widgets", "refs/heads/gone", &pushed, &"0".repeat(40), &world.url());
-    let job = run(&daemon, "push", &deleted).await;
+    let job = daemon.run_github("push", &deleted).await;
     assert_eq!(job["state"], "failed", "{job:#}");
     assert_eq!(
         step(&job, "probe")["summary"],
@@ -439,8 +427,9 @@ on = "push"
 steps = [{ plugin = "probe", checkout = true, with = { op = "checkout" } }]
 "#;
     let daemon = world.daemon_granted(host_entry, rules).await;
-    let job =
-        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url())).await;
+    let job = daemon
+        .run_github("push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url()))
+        .await;
     assert_eq!(job["state"], "failed", "{job:#}");
     let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
     assert_eq!(world.server.requests(), [], "nothing reached the server: {summary}");
@@ -504,8 +493,9 @@ with = {{ op = "git-fetch", remote = "evil" }}
         secret = secret.origin.display()
     );
     let daemon = world.daemon(&world.server.host, &rules).await;
-    let job =
-        run(&daemon, "push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url())).await;
+    let job = daemon
+        .run_github("push", &push_payload("acme", "widgets", "refs/heads/main", &before, &after, &world.url()))
+        .await;
     assert_eq!(step(&job, "origin")["status"], "success", "the host's own remote is granted: {job:#}");
     assert_eq!(step(&job, "plant")["status"], "success", "{job:#}");
     let evil = step(&job, "evil");
@@ -547,7 +537,7 @@ async fn files_a_step_grows_in_the_checkout_are_refused_before_git_reads_them() 
              [[rules.steps]]\nname = \"look\"\nplugin = \"probe\"\nwith = {{ op = \"checkout\" }}\n"
         );
         let daemon = world.daemon(&world.server.host, &rules).await;
-        let job = run(&daemon, "push", &payload).await;
+        let job = daemon.run_github("push", &payload).await;
         assert_eq!(step(&job, "plant")["status"], "success", "{job:#}");
         let look = step(&job, "look");
         assert_eq!(look["status"], "failure", "{look:#}");
@@ -577,12 +567,9 @@ steps = [{ plugin = "probe", with = { op = "checkout" } }]
 "#;
     let daemon = world.daemon(&host, rules).await;
     let url = format!("http://{host}/widgets.git");
-    let job = run(
-        &daemon,
-        "push",
-        &push_payload("acme", "widgets", "refs/heads/main", &"1".repeat(40), &"2".repeat(40), &url),
-    )
-    .await;
+    let job = daemon
+        .run_github("push", &push_payload("acme", "widgets", "refs/heads/main", &"1".repeat(40), &"2".repeat(40), &url))
+        .await;
     assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("dead"), Some(2)), "{job:#}");
     let summary = step(&job, "probe")["summary"].as_str().unwrap().to_owned();
     assert!(summary.starts_with("checkout: fetching"), "{summary}");

@@ -112,6 +112,8 @@ fn every_example_loads(doc: &str, at_least: usize) {
     let blocks = toml_blocks(&text);
     assert!(blocks.len() >= at_least, "only {} examples in {doc}", blocks.len());
     let dir = tempfile::tempdir().unwrap();
+    // GitHub App examples name `file:app.pem`: a real key, made now.
+    gitauto_tests::fake_api::app::generate_key(dir.path());
     let base = with_example_secrets(blocks[0]);
     for (index, block) in blocks.iter().enumerate() {
         let text = if index == 0 { base.clone() } else { format!("{base}\n{}", with_example_secrets(block)) };

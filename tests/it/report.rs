@@ -535,3 +535,91 @@ async fn check_runs_go_queued_in_progress_completed_with_annotations_and_rerun_o
     assert_eq!(daemon.finished_job(job).await["attempts"], 2);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_github_app_reports_with_a_token_for_checks_only_and_ignores_other_apps_rerun_requests() {
+    const APP_ID: u64 = 31337;
+    const INSTALLATION: u64 = 4711;
+    let fake = FakeApi::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let (key, public) = gitauto_tests::fake_api::app::generate_key(scratch.path());
+    fake.add_app(APP_ID, public, INSTALLATION, &["acme/widgets"]);
+    let daemon = TestDaemon::start(&format!(
+        r#"
+[sources.github]
+forge = "github"
+secret = "{SECRET}"
+app = {{ id = {APP_ID}, private_key = "file:{key}" }}
+api = {{ url = "{url}" }}
+
+[plugins.probe]
+wasm = "{probe}"
+grants = {{ dirs = [{{ path = "{work}", write = true }}] }}
+
+[[rules]]
+name = "checked"
+on = "push"
+report = "check"
+steps = [{{ plugin = "probe", with = {{ op = "read-file", path = "{work}/missing.txt" }} }}]
+"#,
+        key = key.display(),
+        url = fake.url,
+        probe = env!("GITAUTO_GUEST_PROBE"),
+        work = scratch.path().display(),
+    ))
+    .await;
+    let commit = sha("github", 60);
+    let mut payload: Value = serde_json::from_slice(&push_payload(
+        "acme",
+        "widgets",
+        "refs/heads/main",
+        &"0".repeat(40),
+        &commit,
+        "file:///unused",
+    ))
+    .unwrap();
+    payload["installation"] = json!({"id": INSTALLATION});
+    let (status, answer) = daemon.post_github("github", "push", &serde_json::to_vec(&payload).unwrap(), SECRET).await;
+    assert_eq!(status, 202, "{answer}");
+    let job = answer["jobs"][0].as_str().unwrap().to_owned();
+    let run = completed_runs(&fake, &commit, "checked", 1).await.remove(0);
+    assert_eq!(run.history, ["queued", "in_progress", "completed/failure"]);
+    // The installation's token, for this repository and for check runs only, was sent.
+    let minted = fake.minted();
+    assert!(!minted.is_empty());
+    assert!(
+        minted.iter().all(|token| token.installation == INSTALLATION
+            && token.repositories == ["widgets"]
+            && token.permissions == json!({"checks": "write"})),
+        "{minted:?}"
+    );
+    let sent: Vec<Option<String>> = fake
+        .take()
+        .into_iter()
+        .filter(|request| request.path.contains("/check-runs"))
+        .map(|request| request.authorization)
+        .collect();
+    assert!(
+        sent.iter()
+            .all(|auth| minted.iter().any(|token| auth.as_deref() == Some(format!("Bearer {}", token.token).as_str()))),
+        "{sent:?}"
+    );
+
+    // Another app's run with our name and external id is not ours: nothing runs again.
+    let mut other: Value = serde_json::from_slice(&rerequest_run(&run, "gitauto/checked")).unwrap();
+    other["check_run"]["app"]["id"] = json!(APP_ID + 1);
+    let (status, _) = daemon.post_github("github", "check_run", &serde_json::to_vec(&other).unwrap(), SECRET).await;
+    assert_eq!(status, 202);
+    let (_, view) = daemon.get(&format!("/api/jobs/{job}")).await;
+    assert_eq!((view["state"].as_str(), view["attempts"].as_i64()), (Some("failed"), Some(1)));
+    // Ours is.
+    other["check_run"]["app"]["id"] = json!(APP_ID);
+    let (status, _) = daemon.post_github("github", "check_run", &serde_json::to_vec(&other).unwrap(), SECRET).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        completed_runs(&fake, &commit, "checked", 2).await[1].history,
+        ["queued", "in_progress", "completed/failure"]
+    );
+    assert_eq!(daemon.finished_job(&job).await["attempts"], 2);
+    daemon.stop().await;
+}

@@ -6,6 +6,8 @@
 //! tests can assert the exact sequence. GitHub's paths are served at the root; Gitea's
 //! under `/api/v1`, GitLab's under `/api/v4`.
 
+pub mod app;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -79,6 +81,8 @@ pub struct State {
     pub failures: BTreeMap<(String, String), (u16, Value)>,
     /// Commit statuses and check runs (see `statuses.rs`).
     pub reports: statuses::Reports,
+    /// The GitHub App, its installations and the tokens it issued (`fake_api/app.rs`).
+    pub app: app::AppState,
     next_id: u64,
 }
 
@@ -311,6 +315,9 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let per_page = s.per_page;
     let m = method.as_str();
+    if let Some(response) = app::handle(&mut s, m, &parts, headers.get("authorization").and_then(|v| v.to_str().ok())) {
+        return response;
+    }
     match (m, parts.as_slice()) {
         // GitLab: notes on merge requests and comments on commits.
         ("POST", ["projects", project, "merge_requests", iid, "notes"]) if prefix == "/api/v4" => {

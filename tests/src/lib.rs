@@ -271,6 +271,16 @@ url = \"{}\"
         .await
     }
 
+    /// Posts `payload` as a GitHub `event` to `[sources.github]` (signed with [`SECRET`])
+    /// and waits for its one job.
+    pub async fn run_github(&self, event: &str, payload: &[u8]) -> Value {
+        let (status, body) = self.post_github("github", event, payload, SECRET).await;
+        assert_eq!(status, 202, "{body}");
+        let jobs = body["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 1, "{body}");
+        self.finished_job(jobs[0].as_str().unwrap()).await
+    }
+
     /// Stops the daemon and waits for it to drain.
     pub async fn stop(mut self) {
         self.shutdown().await;
@@ -346,6 +356,11 @@ pub fn push_payload(owner: &str, name: &str, git_ref: &str, before: &str, after:
     repo["owner"]["name"] = owner.into();
     repo["clone_url"] = clone_url.into();
     serde_json::to_vec(&payload).unwrap()
+}
+
+/// The step `name` of a job as the API shows it.
+pub fn step<'a>(job: &'a Value, name: &str) -> &'a Value {
+    job["steps"].as_array().unwrap().iter().find(|step| step["name"] == name).unwrap_or_else(|| panic!("{job:#}"))
 }
 
 /// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.

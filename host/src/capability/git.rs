@@ -18,7 +18,7 @@ pub use merge::{MAX_MERGE_BYTES, MAX_MERGE_LINES};
 pub mod checkout;
 
 use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
-use crate::capability::{StepContext, StepState};
+use crate::capability::{AppTokenError, StepContext, StepState};
 use crate::confine::{self, Rules, Tcp};
 use crate::gitwalk::{self, Budget, Change};
 use crate::grant::remote::{self, Checked, Remote};
@@ -29,6 +29,7 @@ use git2::{
 };
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::Resource;
 
@@ -230,6 +231,13 @@ fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<F
             if let Some(credential) = grant.credential_for(&network.host, network.port) {
                 let (name, value) = match &credential.kind {
                     Credential::Header { name, value } => (name, value),
+                    Credential::GitHubApp { .. } => {
+                        // `with_app_token` replaces it before any fetch: reaching here is a host bug.
+                        return Err(GitError::Denied(format!(
+                            "{}: no GitHub App token was minted for {}",
+                            network.url, credential.pattern
+                        )));
+                    }
                     Credential::SigV4(_) => {
                         return Err(GitError::Denied(format!(
                             "{}: the credential granted for {} is an AWS SigV4 key, and git cannot sign its \
@@ -257,6 +265,48 @@ fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<F
         }
     }
     Ok(options)
+}
+
+/// `grant` with the `github-app` credential for `remote`'s host (if that is its
+/// credential) replaced by a token `mint` gives, sent as GitHub's git server wants it:
+/// basic `x-access-token:TOKEN`. `None`: nothing to replace. Call it before the fetch's
+/// confined thread starts: minting calls GitHub's API, which that thread cannot reach.
+pub fn with_app_token(
+    grant: &Grant,
+    remote: &Checked,
+    mint: impl FnOnce(&crate::grant::HostPattern, &[(String, String)]) -> Result<crate::secret::Secret, AppTokenError>,
+) -> Result<Option<Grant>, AppTokenError> {
+    use base64::Engine as _;
+    let Checked::Network(network) = remote else { return Ok(None) };
+    let Some(credential) = grant.credential_for(&network.host, network.port) else { return Ok(None) };
+    let Credential::GitHubApp { permissions } = &credential.kind else { return Ok(None) };
+    let token = mint(&credential.pattern, permissions)?;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose()));
+    let minted = crate::grant::HostCredential {
+        pattern: credential.pattern.clone(),
+        kind: Credential::Header {
+            name: "authorization".into(),
+            value: crate::secret::Secret::new(format!("Basic {basic}")),
+        },
+    };
+    let mut grant = grant.clone();
+    for entry in &mut grant.credentials {
+        if entry.pattern == minted.pattern {
+            *entry = minted.clone();
+        }
+    }
+    Ok(Some(grant))
+}
+
+/// A plugin's git call whose host's credential is a GitHub App's: the grant with a token
+/// minted for the job, or the call's error.
+fn minted(ctx: &StepContext, grant: Arc<Grant>, remote: &Checked) -> Result<Arc<Grant>, GitError> {
+    match with_app_token(&grant, remote, |pattern, permissions| ctx.app_token(pattern, permissions)) {
+        Ok(Some(minted)) => Ok(Arc::new(minted)),
+        Ok(None) => Ok(grant),
+        Err(AppTokenError::Denied(why)) => Err(GitError::Denied(why)),
+        Err(AppTokenError::Unavailable(why)) => Err(GitError::Failed(why)),
+    }
 }
 
 /// What the confined thread may reach to talk to `remote`, besides the grant. A checked
@@ -410,6 +460,10 @@ impl wit::HostRepository for StepState {
             Ok(target) => target,
             Err(denied) => return Ok(Err(denied.into())),
         };
+        let grant = match minted(&self.ctx, grant, &checked) {
+            Ok(grant) => grant,
+            Err(err) => return Ok(Err(err)),
+        };
         let deadline = self.ctx.deadline;
         let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked, false);
         let cloned = confined(&self.ctx, rules, move || {
@@ -515,6 +569,10 @@ impl wit::HostRepository for StepState {
         let (checked, trusted) = match checked {
             Ok(checked) => checked,
             Err(denied) => return Ok(Err(GitError::Denied(format!("fetching `{name}` ({url}): {}", denied.0)))),
+        };
+        let grant = match minted(&self.ctx, grant, &checked) {
+            Ok(grant) => grant,
+            Err(err) => return Ok(Err(err)),
         };
         let deadline = self.ctx.deadline;
         let rules = remote_rules(Rules::grant(&grant, Access::Git), &checked, trusted);

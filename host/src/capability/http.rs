@@ -1,11 +1,12 @@
 //! `http`: one request, to granted hosts only. Redirects are followed by hand so that
 //! every hop is checked; DNS names never reach loopback, private or link-local
 //! addresses (only a grant that names such an address itself does); bodies are bounded.
-//! A granted host's credential (a header, or a SigV4 signature: `http/sigv4.rs`) is
-//! applied to the first hop, and to redirects that never left its origin.
+//! A granted host's credential (a header, a SigV4 signature: `http/sigv4.rs`, or a GitHub
+//! App token minted for the job) is applied to the first hop, and to redirects that
+//! never left its origin.
 
 use crate::capability::bindings::gitauto::plugin::http::{self as wit, HttpError, Method, Request, Response};
-use crate::capability::{StepContext, StepState};
+use crate::capability::{AppTokenError, StepContext, StepState};
 use crate::grant::{Credential, Grant, HostCredential, is_public};
 use crate::secret::Secret;
 use std::net::SocketAddr;
@@ -186,6 +187,17 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
                     let now = time::OffsetDateTime::now_utc();
                     hop_headers = sigv4::sign(key, method.as_str(), &mut url, &headers, body, now)?;
                 }
+                Credential::GitHubApp { permissions } => {
+                    // Minted for the job's repository and these permissions alone; like a
+                    // header credential it replaces the plugin's own.
+                    let token = ctx.app_token(&credential.pattern, permissions).map_err(|err| match err {
+                        AppTokenError::Denied(why) => HttpError::Denied(format!("request to {url}: {why}")),
+                        AppTokenError::Unavailable(why) => HttpError::Connection(format!("request to {url}: {why}")),
+                    })?;
+                    let value = Secret::new(format!("Bearer {}", token.expose()));
+                    let (name, value) = header(credential, "authorization", &value)?;
+                    hop_headers.insert(name, value);
+                }
             }
         }
         let mut builder = ctx.http.inner.request(method.clone(), url.clone()).headers(hop_headers).timeout(timeout);
@@ -194,6 +206,14 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
         }
         let response = runtime.block_on(builder.send()).map_err(|err| describe(&url, err))?;
         let status = response.status();
+        // GitHub no longer takes the app token it minted (revoked, installation changed):
+        // the next request mints a new one rather than reuse it until it expires.
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            && granted.is_some_and(|credential| matches!(credential.kind, Credential::GitHubApp { .. }))
+            && let Some(app) = &ctx.app
+        {
+            app.refused();
+        }
         if status.is_redirection()
             && let Some(location) = response.headers().get(reqwest::header::LOCATION)
         {

@@ -66,8 +66,16 @@ pub fn default_url(forge: &str) -> Option<&'static str> {
 }
 
 impl Checker<'_> {
-    /// Validates a source's `api` table.
-    pub(super) fn api(&mut self, source: &str, forge: &str, raw: Spanned<RawApi>, base: &Path) -> Option<Api> {
+    /// Validates a source's `api` table; `app`: the source also has a GitHub App, which
+    /// gives the tokens (then `api` names only the root, for GitHub Enterprise).
+    pub(super) fn api(
+        &mut self,
+        source: &str,
+        forge: &str,
+        raw: Spanned<RawApi>,
+        base: &Path,
+        app: bool,
+    ) -> Option<Api> {
         let span = raw.span();
         let raw = raw.into_inner();
         if forge == "generic" {
@@ -100,8 +108,17 @@ impl Checker<'_> {
                 .map_err(|err| self.problem(Some(reference.span()), format!("source \"{source}\": `api.token`: {err}")))
                 .ok()
         });
-        if raw.token.is_none() {
-            self.problem(Some(span), format!("source \"{source}\": `api` needs a `token`"));
+        match (&raw.token, app) {
+            (None, false) => {
+                self.problem(Some(span), format!("source \"{source}\": `api` needs a `token` (or an `app`)"))
+            }
+            (Some(reference), true) => self.problem(
+                Some(reference.span()),
+                format!(
+                    "source \"{source}\": `api.token` and `app` together: the app mints the tokens; remove `api.token`"
+                ),
+            ),
+            _ => {}
         }
         let scheme = match &raw.scheme {
             None => Some(Scheme::default_for(forge)),
@@ -116,6 +133,7 @@ impl Checker<'_> {
                 None
             }),
         };
-        Some(Api { url: url?, token: Some(token?), scheme: scheme? })
+        let token = if app { None } else { Some(token?) };
+        Some(Api { url: url?, token, scheme: scheme? })
     }
 }

@@ -62,7 +62,9 @@ static SOURCE: Shape = Shape::Table(&[
     ("catch_up", &CATCH_UP),
     ("poll", &POLL),
     ("api", &API),
+    ("app", &APP),
 ]);
+static APP: Shape = Shape::Table(&[("id", &ANY), ("private_key", &ANY)]);
 static CATCH_UP: Shape =
     Shape::Table(&[("api_url", &ANY), ("credential", &ANY), ("repos", &ANY), ("every", &ANY), ("hook_url", &ANY)]);
 static API: Shape = Shape::Table(&[("url", &ANY), ("token", &ANY), ("scheme", &ANY)]);
@@ -74,7 +76,13 @@ static GRANTS: Shape = Shape::Table(&[
     ("commands", &Shape::Items(&COMMAND)),
 ]);
 static COMMAND: Shape = Shape::Table(&[("program", &ANY), ("env", &ANY), ("network", &ANY)]);
-static HOST: Shape = Shape::Table(&[("host", &ANY), ("credential", &CREDENTIAL), ("scheme", &ANY), ("header", &ANY)]);
+static HOST: Shape = Shape::Table(&[
+    ("host", &ANY),
+    ("credential", &CREDENTIAL),
+    ("scheme", &ANY),
+    ("header", &ANY),
+    ("permissions", &ANY),
+]);
 /// A table only in its `{ sigv4 = ... }` form; a string credential is not walked.
 static CREDENTIAL: Shape = Shape::Table(&[("sigv4", &SIGV4)]);
 static SIGV4: Shape = Shape::Table(&[
@@ -259,6 +267,7 @@ mod tests {
             ("catch_up", serde_keys::<raw::RawCatchUp>(), &CATCH_UP),
             ("poll", serde_keys::<raw::RawPoll>(), &POLL),
             ("api", serde_keys::<raw::RawApi>(), &API),
+            ("app", serde_keys::<raw::RawApp>(), &APP),
             ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
             ("dir", serde_keys::<raw::RawDirTable>(), &DIR),

@@ -109,6 +109,16 @@ pub struct RawSource {
     pub poll: Option<Spanned<RawPoll>>,
     /// The forge's REST API, for reports and the host's own calls; `config/api.rs`.
     pub api: Option<Spanned<RawApi>>,
+    /// The GitHub App the host authenticates as; `config/app.rs`.
+    pub app: Option<Spanned<RawApp>>,
+}
+
+/// `app = { ... }` of a GitHub source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table naming a GitHub App: { id = 12345, private_key = \"file:app.pem\" }")]
+pub struct RawApp {
+    pub id: Option<Spanned<i64>>,
+    pub private_key: Option<Spanned<String>>,
 }
 
 /// `api = { ... }` of a source.
@@ -200,7 +210,8 @@ pub struct RawCommandTable {
 #[serde(
     untagged,
     expecting = "a host such as \"api.github.com\", or a table { host = \"...\", credential = \"${ENV}\" } \
-                 or { host = \"...\", credential = { sigv4 = { access_key = \"...\", secret_key = \"...\", region = \"...\" } } }"
+                 or { host = \"...\", credential = { sigv4 = { access_key = \"...\", secret_key = \"...\", region = \"...\" } } } \
+                 or { host = \"api.github.com\", credential = \"github-app\", permissions = { contents = \"read\" } }"
 )]
 pub enum RawHost {
     Pattern(String),
@@ -219,6 +230,8 @@ pub struct RawHostTable {
     pub scheme: Option<String>,
     /// The header carrying the credential (default `Authorization`).
     pub header: Option<String>,
+    /// What a `github-app` credential's tokens may do: GitHub permission -> level.
+    pub permissions: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A host's credential as written: a secret for a header, or a table of one kind.

@@ -25,6 +25,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "schedule",
     "check_run",
     "check_suite",
+    "installation",
+    "installation_repositories",
 ];
 
 /// How a rule's jobs are shown on the forge (`report`).

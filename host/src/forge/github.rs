@@ -85,6 +85,7 @@ impl Dialect for GitHub {
             "issue_comment" => decode::<IssueCommentEvent>(&text, event)?.into_event("github", at),
             "pull_request_review_comment" => decode::<ReviewCommentEvent>(&text, event)?.into_event("github", at),
             "pull_request_review" => decode::<ReviewEvent>(&text, event)?.into_event("github", at),
+            "installation" | "installation_repositories" => return super::github_installation::parse(&text, event, at),
             "pull_request" => {
                 let parsed = decode::<PullRequestEvent>(&text, event)?.into_event("github", at, &[]);
                 let action = parsed.action.as_deref().unwrap_or_default();

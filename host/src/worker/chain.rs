@@ -22,8 +22,9 @@ use super::workspace::Workspace;
 use super::{Ending, Workers};
 use crate::capability::git::checkout::{self as fill, FillError};
 use crate::capability::log::{Level, Sink};
-use crate::config::{Checkout, Rule, Step};
+use crate::config::{Checkout, Rule, Source, Step};
 use crate::event::Event;
+use crate::forge_api::AppAccess;
 use crate::grant::{Access, DirGrant};
 use crate::queue::{ClaimedJob, JobState, StepRecord, now_ms};
 use crate::runtime::{ErrorKind, Runtime, Scope, StepOutcome};
@@ -75,6 +76,9 @@ pub(super) struct Chain<'a> {
     checkout_path: Option<std::path::PathBuf>,
     /// The checkout, once a step asked for it.
     checkout: Filling,
+    /// What `github-app` host credentials mint the job's tokens with (the job's source,
+    /// repository and installation); `None` when the source is gone from the config.
+    app: Option<Arc<AppAccess>>,
 }
 
 /// The job's checkout, as far as it got.
@@ -98,7 +102,11 @@ impl<'a> Chain<'a> {
         rule: &'a Rule,
         event: Event,
         workspace: &Workspace,
+        source: Option<&Source>,
     ) -> Self {
+        let app = source.map(|source| {
+            Arc::new(AppAccess::new(&workers.apis, source, &event.repository.full_name, event.installation))
+        });
         let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
         let event_value = crate::template::event_value(&event, &payload);
         Self {
@@ -116,6 +124,7 @@ impl<'a> Chain<'a> {
             workspace: workspace.path().to_path_buf(),
             checkout_path: rule.checkout().map(|_| workspace.checkout()),
             checkout: Filling::Empty,
+            app,
         }
     }
 
@@ -309,9 +318,15 @@ impl<'a> Chain<'a> {
         let sink = self.sink(&step.name);
         let runtime = self.runtime.clone();
         let (plugin, event, workspace) = (step.plugin.clone(), self.event.clone(), self.workspace.clone());
+        let app = self.app.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let scope =
-                Scope { deadline, workspace: Some(&workspace), checkout: checkout.as_ref(), started: Some(started) };
+            let scope = Scope {
+                deadline,
+                workspace: Some(&workspace),
+                checkout: checkout.as_ref(),
+                started: Some(started),
+                app: app.as_ref(),
+            };
             runtime.run_in(&plugin, &event, &settings.to_string(), sink, &scope)
         })
         .await
@@ -375,6 +390,7 @@ impl<'a> Chain<'a> {
         }
         let path = self.checkout_path.clone().expect("a rule with a step that asks for a checkout has its path");
         let sink = self.sink(&step.name);
+        let app = self.app.clone();
         let filled = tokio::task::spawn_blocking(move || {
             #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
             let made = std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&path);
@@ -384,7 +400,7 @@ impl<'a> Chain<'a> {
             })?;
             // Pinned once, here: the directory the fill writes is the one each step is given.
             let dir = DirGrant::new(path, Access::Write);
-            let filled = fill::fill(&event, &grant, &dir, checkout, deadline)?;
+            let filled = fill::fill(&event, &grant, &dir, checkout, deadline, app.as_deref())?;
             let base = filled.base.map(|base| format!(", refs/gitauto/base at {base}")).unwrap_or_default();
             let note = format!(
                 "checkout: {} at {}{base} ({} ms)",

@@ -11,7 +11,8 @@
 //! confines to the checkout (writable) and the step's grants (read-only).
 
 use super::merge::{self, Merged};
-use super::{GitError, fetch_options, remote_rules};
+use super::{GitError, fetch_options, remote_rules, with_app_token};
+use crate::capability::AppTokenError;
 use crate::config::{Checkout, CheckoutMode};
 use crate::confine::{self, Rules};
 use crate::event::Event;
@@ -172,16 +173,26 @@ pub struct Filled {
 
 /// Fills the empty directory `dir` (pinned, the job's checkout) with `event`'s commit,
 /// fetched from the event's clone URL as `grant` (the asking step's) allows, before
-/// `deadline`. Blocks: call it from a blocking thread.
+/// `deadline`; a `github-app` credential for the clone host gets its token from `app`
+/// (the job's). Blocks: call it from a blocking thread inside the tokio runtime.
 pub fn fill(
     event: &Event,
     grant: &Grant,
     dir: &DirGrant,
     checkout: Checkout,
     deadline: Instant,
+    app: Option<&crate::forge_api::AppAccess>,
 ) -> Result<Filled, FillError> {
     let url = event.repository.clone_url.clone();
     let checked = allowed(grant, &url)?;
+    let minted = with_app_token(grant, &checked, |pattern, permissions| {
+        crate::capability::app_token(app, deadline, pattern, permissions)
+    })
+    .map_err(|err| match err {
+        AppTokenError::Denied(why) => FillError::failed(why),
+        AppTokenError::Unavailable(why) => FillError::Failed { message: why, retryable: true },
+    })?;
+    let grant = minted.as_ref().unwrap_or(grant);
     let wanted = wanted(event, checkout.mode)?;
     let target = dir.canonical().map(std::path::Path::to_path_buf).ok_or_else(|| {
         FillError::failed(format!("the checkout directory {} could not be opened", dir.path.display()))

@@ -1,0 +1,342 @@
+//! GitHub App installation tokens: the app's JWT (RS256, signed with the key the config
+//! parsed), `POST /app/installations/{id}/access_tokens` limited to one repository and
+//! the permissions asked for, and a cache of what was minted until five minutes before
+//! it expires. Installations a call does not name are looked up once per repository.
+//! Tokens stay here and in the request headers the host sends; nothing hands one out.
+
+use super::{ApiError, ForgeApis, Scheme};
+use crate::config::Source;
+use crate::config::app::App;
+use crate::secret::Secret;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// How far back a JWT's `iat` is set, for clocks that run behind GitHub's.
+const JWT_BACKDATE: Duration = Duration::from_secs(60);
+/// How long after now a JWT is valid (GitHub allows ten minutes from `iat`).
+const JWT_AHEAD: Duration = Duration::from_secs(540);
+/// A cached token is used only while it has at least this long to live: a step or a
+/// report never starts with a token about to expire.
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+/// Permissions asked for a token, as GitHub names them (`contents` -> `read`), sorted
+/// so that the same set is the same cache entry whatever the order it was written in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Permissions(Vec<(String, String)>);
+
+impl Permissions {
+    /// From pairs written in code (`[("statuses", "write")]`).
+    pub fn from_static(pairs: &[(&str, &str)]) -> Self {
+        Self::from_pairs(pairs.iter().map(|(name, level)| ((*name).to_owned(), (*level).to_owned())))
+    }
+
+    /// From any pairs; a name given twice keeps its last level.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let map: std::collections::BTreeMap<String, String> = pairs.into_iter().collect();
+        Self(map.into_iter().collect())
+    }
+
+    /// The `permissions` object of the request: none asked is `metadata: read`, the
+    /// least a token can have (an empty object would give everything the app has).
+    fn as_json(&self) -> Value {
+        if self.0.is_empty() {
+            return json!({"metadata": "read"});
+        }
+        Value::Object(self.0.iter().map(|(name, level)| (name.clone(), Value::String(level.clone()))).collect())
+    }
+}
+
+/// What one minted token is for: the cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct TokenKey {
+    app: u64,
+    api: String,
+    installation: u64,
+    repo: String,
+    permissions: Permissions,
+}
+
+/// A token for a call, and whether it came from the cache.
+pub(super) struct Minted {
+    pub(super) token: Secret,
+    pub(super) key: TokenKey,
+    pub(super) cached: bool,
+}
+
+struct Cached {
+    token: Secret,
+    expires: SystemTime,
+}
+
+/// Every GitHub App token and installation this daemon knows, shared by the clones of
+/// one [`ForgeApis`].
+#[derive(Default)]
+pub(super) struct Apps {
+    tokens: Mutex<HashMap<TokenKey, Cached>>,
+    /// (app id, API root, `owner/name`) -> installation id, as `GET /repos/../installation` said.
+    installations: Mutex<HashMap<(u64, String, String), u64>>,
+}
+
+impl Apps {
+    fn cached(&self, key: &TokenKey, now: SystemTime) -> Option<Secret> {
+        let tokens = self.tokens.lock().expect("the token cache is never poisoned: no code panics holding it");
+        tokens.get(key).filter(|cached| cached.expires > now + REFRESH_BEFORE).map(|cached| cached.token.clone())
+    }
+
+    /// Forgets one token (GitHub refused it).
+    pub(super) fn drop_token(&self, key: &TokenKey) {
+        self.tokens.lock().expect("the token cache is never poisoned").remove(key);
+    }
+}
+
+impl ForgeApis {
+    /// A token for `repo` (`owner/name`) through `installation` (looked up when `None`)
+    /// of `app`, limited to that repository and `permissions`: cached, or minted now.
+    pub(super) async fn app_token(
+        &self,
+        source: &Source,
+        app: &App,
+        repo: &str,
+        installation: Option<u64>,
+        permissions: &Permissions,
+    ) -> Result<Minted, ApiError> {
+        let api = &source.api.as_ref().expect("config: a source with `app` has `api`").url;
+        let installation = match installation {
+            Some(installation) => installation,
+            None => self.installation(source, app, repo).await?,
+        };
+        let key = TokenKey {
+            app: app.id,
+            api: api.clone(),
+            installation,
+            repo: repo.to_owned(),
+            permissions: permissions.clone(),
+        };
+        if let Some(token) = self.apps.cached(&key, SystemTime::now()) {
+            return Ok(Minted { token, key, cached: true });
+        }
+        let name = repo.rsplit('/').next().unwrap_or(repo);
+        let body = json!({"repositories": [name], "permissions": permissions.as_json()});
+        let url = format!("{api}/app/installations/{installation}/access_tokens");
+        let jwt = jwt(app, SystemTime::now())?;
+        let answer = self.send(source, Method::POST, &url, Scheme::Bearer, &jwt, Some(&body)).await?;
+        let request = format!("POST {url}");
+        let token = answer.body.get("token").and_then(Value::as_str).filter(|token| !token.is_empty());
+        let expires =
+            answer.body.get("expires_at").and_then(Value::as_str).and_then(|text| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+            });
+        let (Some(token), Some(expires)) = (token, expires) else {
+            return Err(ApiError::Failed(format!("{request}: the answer has no `token` and `expires_at`")));
+        };
+        let token = Secret::new(token);
+        let expires = SystemTime::from(expires);
+        tracing::debug!(app = app.id, installation, repo, "minted a GitHub App installation token");
+        self.apps
+            .tokens
+            .lock()
+            .expect("the token cache is never poisoned")
+            .insert(key.clone(), Cached { token: token.clone(), expires });
+        Ok(Minted { token, key, cached: false })
+    }
+
+    /// The installation of `app` on `repo`: `GET /repos/{owner}/{repo}/installation`,
+    /// asked once and remembered.
+    async fn installation(&self, source: &Source, app: &App, repo: &str) -> Result<u64, ApiError> {
+        let api = &source.api.as_ref().expect("config: a source with `app` has `api`").url;
+        let key = (app.id, api.clone(), repo.to_owned());
+        if let Some(id) = self.apps.installations.lock().expect("never poisoned").get(&key) {
+            return Ok(*id);
+        }
+        let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
+        let url = format!("{api}/repos/{}/{}/installation", super::encode_segment(owner), super::encode_segment(name));
+        let jwt = jwt(app, SystemTime::now())?;
+        let answer = self.send(source, Method::GET, &url, Scheme::Bearer, &jwt, None).await?;
+        let id = answer
+            .body
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ApiError::Failed(format!("GET {url}: the answer has no installation `id`")))?;
+        self.apps.installations.lock().expect("never poisoned").insert(key, id);
+        Ok(id)
+    }
+
+    /// Forgets every token minted for `installation` and every lookup that led to it
+    /// (the app was uninstalled or suspended there, or repositories were removed).
+    pub fn forget_installation(&self, installation: u64) {
+        self.apps.tokens.lock().expect("never poisoned").retain(|key, _| key.installation != installation);
+        self.apps.installations.lock().expect("never poisoned").retain(|_, id| *id != installation);
+    }
+
+    /// A token that may read `target`'s repository contents (to fetch it over git): the
+    /// source's own, or one its GitHub App mints for that repository alone.
+    pub async fn git_token(&self, source: &Source, target: &super::ApiTarget) -> Result<Secret, ApiError> {
+        let not_configured =
+            || ApiError::NotConfigured { source_name: source.name.clone(), forge: source.forge.into() };
+        match &source.app {
+            Some(app) => {
+                let permissions = Permissions::from_static(&[("contents", "read")]);
+                Ok(self.app_token(source, app, &target.repo, target.installation, &permissions).await?.token)
+            }
+            None => source.api.as_ref().and_then(|api| api.token.clone()).ok_or_else(not_configured),
+        }
+    }
+}
+
+/// The installation whose tokens `event` revokes: a GitHub `installation` event that
+/// deleted or suspended it, or an `installation_repositories` event that removed
+/// repositories from it (a token minted for one of them must not be used again).
+pub fn revoked_installation(event: &crate::event::Event) -> Option<u64> {
+    let action = event.action.as_deref()?;
+    let revokes = match event.kind.as_str() {
+        "installation" => matches!(action, "deleted" | "suspend"),
+        "installation_repositories" => action == "removed",
+        _ => false,
+    };
+    (event.forge == "github" && revokes).then_some(event.installation).flatten()
+}
+
+/// The app's JWT at `now`: `iat` a minute back, `exp` nine minutes ahead, `iss` the App ID
+/// (a number, as GitHub's Octokit libraries send it).
+fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let seconds = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let claims = json!({
+        "iat": (seconds - JWT_BACKDATE.min(seconds)).as_secs(),
+        "exp": (seconds + JWT_AHEAD).as_secs(),
+        "iss": app.id,
+    });
+    let header = json!({"alg": "RS256", "typ": "JWT"});
+    let signed = format!("{}.{}", encode(header.to_string().as_bytes()), encode(claims.to_string().as_bytes()));
+    let mut signature = vec![0; app.key.public().modulus_len()];
+    app.key
+        .sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), signed.as_bytes(), &mut signature)
+        .map_err(|_| ApiError::Failed(format!("signing the JWT of GitHub App {}", app.id)))?;
+    Ok(Secret::new(format!("{signed}.{}", encode(&signature))))
+}
+
+/// What a job's steps mint GitHub App tokens with (a `github-app` host credential): the
+/// job's source, the event's repository and installation. Tokens it mints are for that
+/// repository alone and the permissions each credential names.
+#[derive(Clone)]
+pub struct AppAccess {
+    apis: ForgeApis,
+    source: Source,
+    repo: String,
+    installation: Option<u64>,
+}
+
+impl std::fmt::Debug for AppAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppAccess")
+            .field("source", &self.source.name)
+            .field("repo", &self.repo)
+            .field("installation", &self.installation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppAccess {
+    /// Access for a job of `source` about `repo` (`owner/name`), through `installation`.
+    pub fn new(apis: &ForgeApis, source: &Source, repo: &str, installation: Option<u64>) -> Self {
+        Self { apis: apis.clone(), source: source.clone(), repo: repo.to_owned(), installation }
+    }
+
+    /// Forgets the tokens minted for the job's repository: GitHub refused one (401), so
+    /// the next request mints a new one instead of using it again until it expires.
+    pub fn refused(&self) {
+        let Some(app) = &self.source.app else { return };
+        let api = self.source.api.as_ref().map(|api| api.url.as_str()).unwrap_or_default();
+        self.apis
+            .apps
+            .tokens
+            .lock()
+            .expect("the token cache is never poisoned")
+            .retain(|key, _| !(key.app == app.id && key.api == api && key.repo == self.repo));
+    }
+
+    /// A token limited to the job's repository and `permissions`.
+    pub async fn token(&self, permissions: &[(String, String)]) -> Result<Secret, ApiError> {
+        let Some(app) = &self.source.app else {
+            return Err(ApiError::Failed(format!(
+                "source \"{}\" has no `app`: a github-app credential needs the job's source to be a GitHub App",
+                self.source.name
+            )));
+        };
+        if self.repo.is_empty() {
+            return Err(ApiError::Failed("the event names no repository to mint a GitHub App token for".into()));
+        }
+        let permissions = Permissions::from_pairs(permissions.iter().cloned());
+        Ok(self.apis.app_token(&self.source, app, &self.repo, self.installation, &permissions).await?.token)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests make their keys with openssl")]
+mod tests {
+    use super::*;
+
+    /// A fresh 2048-bit key from `openssl genrsa` (PKCS#1 PEM, as GitHub hands them out).
+    fn app() -> App {
+        let out = std::process::Command::new("openssl").args(["genrsa", "-traditional", "2048"]).output().unwrap();
+        let pem = String::from_utf8(out.stdout).unwrap();
+        App { id: 4242, key: std::sync::Arc::new(crate::config::app::parse_key(&pem).unwrap()) }
+    }
+
+    #[test]
+    fn the_jwt_is_rs256_signed_with_the_app_key_and_names_the_app() {
+        use base64::Engine as _;
+        let app = app();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let jwt = jwt(&app, now).unwrap();
+        let parts: Vec<&str> = jwt.expose().split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let decode = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+        let header: Value = serde_json::from_slice(&decode(parts[0])).unwrap();
+        let claims: Value = serde_json::from_slice(&decode(parts[1])).unwrap();
+        assert_eq!(header, json!({"alg": "RS256", "typ": "JWT"}));
+        assert_eq!(claims, json!({"iat": 1_699_999_940u64, "exp": 1_700_000_540u64, "iss": 4242}));
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            ring::signature::KeyPair::public_key(app.key.as_ref()).as_ref().to_vec(),
+        );
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        public.verify(signed.as_bytes(), &decode(parts[2])).unwrap();
+        assert!(public.verify(b"other", &decode(parts[2])).is_err());
+    }
+
+    #[test]
+    fn permissions_are_one_cache_entry_whatever_their_order_and_none_means_metadata_only() {
+        let a = Permissions::from_static(&[("statuses", "write"), ("contents", "read")]);
+        let b = Permissions::from_static(&[("contents", "read"), ("statuses", "write")]);
+        assert_eq!(a, b);
+        assert_eq!(a.as_json(), json!({"contents": "read", "statuses": "write"}));
+        assert_eq!(Permissions::default().as_json(), json!({"metadata": "read"}));
+    }
+
+    #[test]
+    fn a_cached_token_is_used_until_five_minutes_before_it_expires() {
+        let apps = Apps::default();
+        let key = TokenKey {
+            app: 1,
+            api: "https://api.github.com".into(),
+            installation: 7,
+            repo: "acme/widgets".into(),
+            permissions: Permissions::default(),
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        apps.tokens
+            .lock()
+            .unwrap()
+            .insert(key.clone(), Cached { token: Secret::new("t"), expires: now + Duration::from_secs(3600) });
+        assert!(apps.cached(&key, now).is_some());
+        assert!(apps.cached(&key, now + Duration::from_secs(3600 - 301)).is_some());
+        assert!(apps.cached(&key, now + Duration::from_secs(3600 - 300)).is_none());
+        let other = TokenKey { repo: "acme/other".into(), ..key.clone() };
+        assert!(apps.cached(&other, now).is_none());
+    }
+}
