@@ -1,7 +1,7 @@
 //! The integration suite's store-related modules run a second time with every daemon's
 //! queue in a PostgreSQL database of its own (a throwaway server on loopback, see
 //! `gitauto::testing`), so that ingest, deduplication, coalescing, per-key serialisation,
-//! retries, the API, rules, flow control, schedules and the forges behave the same on both
+//! retries, the API, rules, flow control, schedules, the forges and fork gating's `waiting` jobs behave the same on both
 //! stores. The modules are
 //! the `it` suite's files; `gitauto_tests::on_postgres` tells `TestDaemon` which store to
 //! give a daemon. Plugin sandboxing, languages and the browser do not touch the store and
@@ -17,6 +17,8 @@ mod fetch_update;
 mod flow;
 #[path = "it/forges.rs"]
 mod forges;
+#[path = "it/gate.rs"]
+mod gate;
 #[path = "it/gitreload.rs"]
 mod gitreload;
 #[path = "it/ingest.rs"]

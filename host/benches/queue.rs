@@ -55,6 +55,7 @@ fn job(n: usize) -> NewJob {
         concurrency: None,
         priority: 0,
         report: None,
+        waiting: false,
     }
 }
 

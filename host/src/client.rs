@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The states a job leaves: while in one of these, it has not finished.
-const UNFINISHED: &[&str] = &["queued", "running"];
+const UNFINISHED: &[&str] = &["waiting", "queued", "running"];
 
 /// How many lookups in a row may fail (the daemon restarting, a dropped connection)
 /// before waiting gives up.

@@ -9,6 +9,7 @@ pub mod app;
 mod catch_up;
 pub mod compat;
 mod env;
+pub mod gate;
 mod keys;
 mod own;
 mod raw;
@@ -1118,6 +1119,7 @@ impl Checker<'_> {
                 }
             }
         }
+        self.gate_sources(config);
         self.github_app_sources(config);
     }
 

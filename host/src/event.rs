@@ -177,6 +177,15 @@ pub struct Commit {
     pub removed: Vec<String>,
 }
 
+impl Event {
+    /// The repository a pull request's head lives in, when it is not the event's own
+    /// (a fork): code from there was not pushed by anyone the repository trusts.
+    pub fn fork(&self) -> Option<&str> {
+        let pr = self.pull_request.as_ref()?;
+        pr.source_repository.as_deref().filter(|source| *source != self.repository.full_name)
+    }
+}
+
 /// Splits a full ref into its branch or tag name.
 pub fn split_ref(git_ref: &str) -> (Option<String>, Option<String>) {
     if let Some(branch) = git_ref.strip_prefix("refs/heads/") {

@@ -536,6 +536,21 @@ fn route_events(config: &Config, input: &Input, events: Vec<Event>) -> Routed {
                 jobs.push(route::job(rule, event, index));
             }
         }
+        let mut rules = rules;
+        // An `/ok-to-test` from the forge is checked and carried out by a host job, durable
+        // and retried like any other (its author's permission is asked when it runs). Only
+        // as it arrives: it approves what was waiting before it, and a redelivered or
+        // caught-up one arrives after events its author never saw.
+        if input.admitted == Admitted::Webhook
+            && let Some(job) = crate::gate::approval_job(config, event, index)
+        {
+            let note = format!(
+                "{} on a pull request: its author's permission is checked when the job runs",
+                crate::gate::APPROVE_COMMAND
+            );
+            rules.push(Verdict { rule: job.rule.clone(), matched: true, reason: String::new(), note });
+            jobs.push(job);
+        }
         if !rules.iter().any(|v| v.matched) {
             let why = why_not.unwrap_or_default();
             unmatched.push(match &event.git_ref {

@@ -35,6 +35,7 @@ pub mod daemon;
 pub mod event;
 pub mod forge;
 pub mod forge_api;
+pub mod gate;
 pub mod gitwalk;
 pub mod glob;
 pub mod grant;

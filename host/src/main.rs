@@ -66,7 +66,7 @@ enum Command {
     },
     /// List jobs, newest first.
     Jobs {
-        /// Only jobs in this state (queued, running, succeeded, failed, skipped, cancelled, dead,
+        /// Only jobs in this state (waiting, queued, running, succeeded, failed, skipped, cancelled, dead,
         /// superseded, quarantined).
         #[arg(long)]
         state: Option<String>,

@@ -9,7 +9,7 @@
 //! `nodes.rs` the daemons sharing the store, `requeue.rs` putting running jobs back in
 //! line (crash recovery, leases, shutdown, retries), `flow.rs` paused rules and the
 //! concurrency and priority queued jobs carry, `polled.rs` what ref polling and catch-up
-//! look up, `ticks.rs` schedule ticks, `retention.rs` pruning, `writer.rs` the thread that
+//! look up, `ticks.rs` schedule ticks, `waiting.rs` releasing jobs held for an approval, `retention.rs` pruning, `writer.rs` the thread that
 //! batches commits.
 
 pub mod copy;
@@ -23,6 +23,7 @@ mod reports;
 mod requeue;
 mod retention;
 mod ticks;
+mod waiting;
 mod writer;
 
 use anyhow::Context;
@@ -45,6 +46,7 @@ pub use reports::{OutboxRow, RETRIED, ReportStep, ReportView};
 pub use requeue::{Recovered, Requeued};
 pub use retention::{Pruned, Retention};
 pub use ticks::TickClaim;
+pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
 const SCHEMA_VERSION: i64 = 10;
@@ -70,6 +72,10 @@ pub const REFUSED_BODY_KEPT: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Held for an approval: a pull request from a fork matched a rule with
+    /// `forks = "approve"`. Never claimed; an `/ok-to-test` for its head commit from
+    /// someone with write permission queues it (see `gate`).
+    Waiting,
     /// Waiting for a worker.
     Queued,
     /// A worker is running it.
@@ -94,7 +100,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 9] = [
+    pub const ALL: [JobState; 10] = [
+        JobState::Waiting,
         JobState::Queued,
         JobState::Running,
         JobState::Succeeded,
@@ -109,6 +116,7 @@ impl JobState {
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Waiting => "waiting",
             JobState::Queued => "queued",
             JobState::Running => "running",
             JobState::Succeeded => "succeeded",
@@ -223,6 +231,10 @@ pub struct NewJob {
     pub priority: i64,
     /// The rule's `report`: each transition of the job adds a row to the report outbox.
     pub report: Option<crate::config::ReportKind>,
+    /// Whether it waits for an approval (state `waiting`) instead of being queued. It
+    /// coalesces only with another waiting job, never into a queued one: an approved
+    /// job must not take a newer, unapproved event.
+    pub waiting: bool,
 }
 
 /// The result of accepting a delivery.
@@ -257,6 +269,9 @@ pub struct ClaimedJob {
     pub content_type: Option<String>,
     /// The delivery's body, for the event's payload.
     pub body: Vec<u8>,
+    /// The stored delivery it runs with (ordering: an approval releases only jobs whose
+    /// event arrived before it).
+    pub delivery_seq: i64,
 }
 
 /// One finished step.
@@ -595,9 +610,10 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
     };
     let key = on_node(&job.key);
     let coalesce_key = job.coalesce_key.as_deref().map(on_node);
+    let state = if job.waiting { JobState::Waiting } else { JobState::Queued }.as_str();
     let existing: Option<i64> = match &coalesce_key {
         Some(key) => {
-            db.query_opt("SELECT id FROM jobs WHERE coalesce_key = ?1 AND state = 'queued'", args![key], |row| {
+            db.query_opt("SELECT id FROM jobs WHERE coalesce_key = ?1 AND state = ?2", args![key, state], |row| {
                 row.get(0)
             })?
         }
@@ -632,9 +648,9 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
         None => db.query_one(
             "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
                                state, created_at, not_before, node, concurrency, priority, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?14, ?9,
                      CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11, ?12, ?13,
-                     ?14)
+                     ?15)
              RETURNING id",
             args![
                 seq,
@@ -650,6 +666,7 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
                 node,
                 job.concurrency,
                 job.priority,
+                state,
                 job.report.map(crate::config::ReportKind::as_str)
             ],
             |row| row.get(0),
@@ -903,6 +920,7 @@ mod tests {
             concurrency: None,
             priority: 0,
             report: None,
+            waiting: false,
         }
     }
 
@@ -1036,6 +1054,70 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(150)).await;
             let claimed = queue.claim().await.unwrap().expect("runs once the events stopped");
             assert_eq!(claimed.id.to_string(), first.jobs[0]);
+        }
+    }
+
+    /// A delivery of a fork's pull request #7 at `head`.
+    fn fork_delivery(id: &str, head: &str) -> NewDelivery {
+        let event = serde_json::json!([{
+            "repository": {"full_name": "acme/widgets"},
+            "pull_request": {"number": 7, "head": head, "source_repository": "fork/widgets"},
+        }]);
+        NewDelivery { normalised: Some(event.to_string()), ..delivery(id) }
+    }
+
+    /// Issue 21 (fork gating): a waiting job is never claimed, coalesces only with waiting
+    /// jobs, and an approval releases it only for the approved head and an event older
+    /// than the approval; once released, a newer event waits in a job of its own.
+    #[tokio::test]
+    async fn waiting_jobs_run_only_when_an_approval_covers_their_head() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        for store in stores() {
+            let queue = store.open("n");
+            let gated = || NewJob { coalesce_key: Some("k".into()), waiting: true, ..job("k") };
+            let first = queue.accept(fork_delivery("w1", &a), vec![gated()]).await.unwrap();
+            assert!(queue.claim().await.unwrap().is_none(), "a waiting job is not claimed");
+            let plain = queue.accept(delivery("p1"), vec![NewJob { coalesce_key: Some("k".into()), ..job("other") }]);
+            let plain = plain.await.unwrap();
+            assert_eq!(plain.coalesced, 0, "a queued event does not join a waiting job");
+            let pushed = queue.accept(fork_delivery("w2", &b), vec![gated()]).await.unwrap();
+            assert_eq!(
+                (pushed.jobs.clone(), pushed.coalesced),
+                (first.jobs.clone(), 1),
+                "the new push waits in its place"
+            );
+            let id: i64 = first.jobs[0].parse().unwrap();
+            let approval = |head: &str, before_delivery: i64| Approval {
+                source: "github".into(),
+                repo: "acme/widgets".into(),
+                number: 7,
+                head: head.into(),
+                before_delivery,
+            };
+            let stale = queue.release_waiting(approval(&a, i64::MAX)).await.unwrap();
+            assert!(stale.released.is_empty() && stale.left[0].1.contains("is not the approved head"), "{stale:?}");
+            let early = queue.release_waiting(approval(&b, 0)).await.unwrap();
+            assert_eq!(early.left, [(id, "its event arrived after the approval".to_owned())]);
+            let other_pr = Approval { number: 8, ..approval(&b, i64::MAX) };
+            assert_eq!(queue.release_waiting(other_pr).await.unwrap(), Released::default());
+            assert_eq!(queue.job(id).await.unwrap().unwrap().state, "waiting");
+            let released = queue.release_waiting(approval(&b, i64::MAX)).await.unwrap();
+            assert_eq!(released.released, [id]);
+            assert_eq!(queue.job(id).await.unwrap().unwrap().state, "queued");
+            let after = queue.accept(fork_delivery("w3", &a), vec![gated()]).await.unwrap();
+            assert_eq!(after.coalesced, 0, "an approved job takes no newer event");
+            let claimed = queue.claim().await.unwrap().expect("the released job runs");
+            assert_eq!((claimed.id, claimed.normalised.contains(&b)), (id, true), "with the approved head");
+            let plain_job = queue.claim().await.unwrap().unwrap();
+            assert_eq!(plain_job.id.to_string(), plain.jobs[0]);
+            assert!(queue.claim().await.unwrap().is_none(), "the newer fork push waits");
+            let pruned =
+                queue.prune(Retention { max_age: std::time::Duration::ZERO, keep_jobs: 0, keep_deliveries: 0 });
+            pruned.await.unwrap();
+            let newer: i64 = after.jobs[0].parse().unwrap();
+            assert_eq!(queue.job(newer).await.unwrap().unwrap().state, "waiting", "retention keeps waiting jobs");
+            assert_eq!(queue.cancel(newer).await.unwrap(), Some(Cancelled::Cancelled));
+            assert_eq!(queue.job(newer).await.unwrap().unwrap().state, "cancelled");
         }
     }
 

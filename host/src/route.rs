@@ -5,6 +5,7 @@
 
 pub mod paths;
 
+use crate::config::gate::Forks;
 use crate::config::{Coalesce, Config, PathsUnknown, RefFilter, Rule};
 use crate::event::Event;
 use crate::queue::NewJob;
@@ -151,6 +152,8 @@ pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
         concurrency: rule.concurrency.map(i64::from),
         priority: rule.priority,
         report: rule.report,
+        // A fork's code waits for a person with write permission to look at it.
+        waiting: rule.forks == Forks::Approve && event.fork().is_some(),
     }
 }
 
@@ -238,7 +241,24 @@ pub fn mismatch(rule: &Rule, event: &Event) -> Option<String> {
     if let Some(reason) = command_mismatch(rule, event) {
         return Some(reason);
     }
-    ref_mismatch(rule, event)
+    ref_mismatch(rule, event).or_else(|| fork_mismatch(rule, event))
+}
+
+/// `forks`: a pull request from a fork makes no job under `skip`, and under `approve`
+/// only when its head commit is known (an approval names one commit).
+fn fork_mismatch(rule: &Rule, event: &Event) -> Option<String> {
+    let fork = event.fork()?;
+    match rule.forks {
+        Forks::Run => None,
+        Forks::Skip => {
+            Some(format!("the pull request comes from the fork `{fork}`, and the rule has forks = \"skip\""))
+        }
+        Forks::Approve if event.pull_request.as_ref().is_some_and(|pr| pr.head.is_empty()) => Some(format!(
+            "the pull request comes from the fork `{fork}` and the event names no head commit to approve \
+             (forks = \"approve\")"
+        )),
+        Forks::Approve => None,
+    }
 }
 
 /// A pull request's `labeled` / `unlabeled`: routed only to rules that name the action,
@@ -681,5 +701,60 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Issue 21: `forks` against pull requests from the repository itself and from forks.
+    #[test]
+    fn forks_run_wait_or_make_no_job() {
+        let pull_request = |source: Option<&str>, head: &str| {
+            let mut event = event("pull_request", "acme/w", "refs/pull/7/head");
+            event.pull_request = Some(crate::event::PullRequest {
+                number: 7,
+                head: head.into(),
+                target_branch: "main".into(),
+                source_repository: source.map(str::to_owned),
+                ..Default::default()
+            });
+            event
+        };
+        let head = "a".repeat(40);
+        /// (forks, the head's repository, head, Ok(waits) or Err(reason))
+        type Row<'a> = (&'a str, Option<&'a str>, &'a str, Result<bool, &'a str>);
+        let rows: &[Row] = &[
+            ("run", Some("evil/w"), &head, Ok(false)),
+            ("approve", None, &head, Ok(false)),
+            ("approve", Some("acme/w"), &head, Ok(false)),
+            ("approve", Some("evil/w"), &head, Ok(true)),
+            (
+                "approve",
+                Some("evil/w"),
+                "",
+                Err("the pull request comes from the fork `evil/w` and the event names no head commit to approve \
+                     (forks = \"approve\")"),
+            ),
+            ("skip", None, &head, Ok(false)),
+            (
+                "skip",
+                Some("evil/w"),
+                &head,
+                Err("the pull request comes from the fork `evil/w`, and the rule has forks = \"skip\""),
+            ),
+        ];
+        for (forks, source, head, want) in rows {
+            let text = format!(
+                "[plugins.p]\nwasm = \"builtin:fetch-update\"\ngrants = {{ dirs = [{{ path = \"/srv\", git = true }}] }}\n\
+                 [sources.github]\nforge = \"github\"\nsecret = \"x\"\napi = {{ token = \"t\" }}\n\
+                 [[rules]]\nname = \"r\"\non = \"pull_request\"\nforks = \"{forks}\"\n{STEP}\n"
+            );
+            let config = Config::parse(Path::new("t.toml"), &text).unwrap();
+            let event = pull_request(*source, head);
+            let verdict = explain(&config, &event).remove(0);
+            let got = if verdict.matched {
+                Ok(job(&config.rules[0], &event, 0).waiting)
+            } else {
+                Err(verdict.reason.as_str())
+            };
+            assert_eq!(got, *want, "forks = {forks}, from {source:?}");
+        }
     }
 }

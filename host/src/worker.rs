@@ -1,7 +1,8 @@
-//! Workers: claim a job, run its rule's chain (see `chain`) in the runtime, record each
-//! step's outcome and log lines, and finish the job. A retryable failure (a trap, a deadline, a host error, a transient plugin error; a
-//! step's failure outcome only when the rule says so) queues the job again after a
-//! backoff while attempts remain; then it is dead.
+//! Workers: claim a job, ask `gate` whether its author may trigger it, run its rule's
+//! chain (see `chain`) in the runtime, record each step's outcome and log lines, and finish
+//! the job. A retryable failure (a trap, a deadline, a host error, a transient plugin or
+//! forge API error; a step's failure outcome only when the rule says so) queues the job
+//! again after a backoff while attempts remain; then it is dead.
 
 mod chain;
 pub mod workspace;
@@ -93,8 +94,15 @@ impl Workers {
     /// Runs one claimed job to its end and records it: finished, or queued again for a retry.
     pub async fn execute(&self, job: ClaimedJob) {
         let snapshot = self.live.get();
-        let (ending, rule) = match prepare(&snapshot.config, &job) {
-            Ok((rule, event)) => {
+        let prepared = prepare(&snapshot.config, &job);
+        // Who may trigger it is settled before anything of the job runs.
+        let gated = match &prepared {
+            Ok((rule, event)) => self.gate(&snapshot.config, &job, rule, event).await,
+            Err(_) => None,
+        };
+        let (ending, rule) = match (prepared, gated) {
+            (Ok((rule, _)), Some(ending)) => (ending, Some(rule)),
+            (Ok((rule, event)), None) => {
                 // Making and removing a workspace touch the disk (removing one a plugin
                 // filled can take long): on a blocking thread, not this worker's.
                 let (data_dir, id, attempt) = (snapshot.config.server.data_dir.clone(), job.id, job.attempt);
@@ -116,7 +124,7 @@ impl Workers {
                     }
                 }
             }
-            Err(error) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
+            (Err(error), _) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
         };
         let Ending { mut state, summary, error, retryable, last_step } = ending;
         if state == JobState::Failed && retryable {
@@ -184,13 +192,40 @@ impl Workers {
     }
 }
 
+impl Workers {
+    /// Who may trigger the job (`gate`), before anything of it runs: `None` to run the
+    /// chain, else how the job ends. A check that could not be made fails the job (retried
+    /// when the failure was transient); it never runs unchecked.
+    async fn gate(&self, config: &Config, job: &ClaimedJob, rule: &Rule, event: &Event) -> Option<Ending> {
+        let gated = crate::gate::Job { event, delivery_seq: job.delivery_seq };
+        match crate::gate::check(&self.apis, &self.queue, config, rule, gated).await {
+            crate::gate::Decision::Run => None,
+            crate::gate::Decision::End { done, summary } => {
+                let state = if done { JobState::Succeeded } else { JobState::Skipped };
+                self.queue.log(job.id, job.attempt, None, "info", &summary);
+                Some(Ending::new(state, summary, None, false))
+            }
+            crate::gate::Decision::Failed { error, transient } => {
+                self.queue.log(job.id, job.attempt, None, "error", &error);
+                Some(Ending::new(JobState::Failed, error.clone(), Some(error), transient))
+            }
+        }
+    }
+}
+
 /// The job's rule (as of the config it runs under) and its event with the payload.
 fn prepare(config: &Config, job: &ClaimedJob) -> Result<(Rule, Event), String> {
     {
-        let rule = config
-            .rule(&job.rule)
-            .cloned()
-            .ok_or_else(|| format!("rule \"{}\" is no longer in the config", job.rule))?;
+        let rule = if crate::gate::is_host_job(&job.rule) {
+            (job.rule == crate::gate::APPROVE_RULE)
+                .then(crate::gate::approve_rule)
+                .ok_or_else(|| format!("`{}` is no job this gitauto knows", job.rule))?
+        } else {
+            config
+                .rule(&job.rule)
+                .cloned()
+                .ok_or_else(|| format!("rule \"{}\" is no longer in the config", job.rule))?
+        };
         let mut event: Event =
             serde_json::from_str(&job.normalised).map_err(|err| format!("the stored event is unreadable: {err}"))?;
         event.payload = crate::forge::payload_text(job.content_type.as_deref(), &job.body);

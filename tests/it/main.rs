@@ -15,6 +15,7 @@ mod edx_import;
 mod fetch_update;
 mod flow;
 mod forges;
+mod gate;
 mod github_app;
 mod gitreload;
 mod hamster;

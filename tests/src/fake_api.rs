@@ -7,6 +7,7 @@
 //! under `/api/v1`, GitLab's under `/api/v4`.
 
 pub mod app;
+mod permissions;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -81,6 +82,8 @@ pub struct State {
     pub failures: BTreeMap<(String, String), (u16, Value)>,
     /// Commit statuses and check runs (see `statuses.rs`).
     pub reports: statuses::Reports,
+    /// Who may do what, and pull request heads (`fake_api/permissions.rs`).
+    pub gate: permissions::Gate,
     /// The GitHub App, its installations and the tokens it issued (`fake_api/app.rs`).
     pub app: app::AppState,
     next_id: u64,
@@ -316,6 +319,9 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
     let per_page = s.per_page;
     let m = method.as_str();
     if let Some(response) = app::handle(&mut s, m, &parts, headers.get("authorization").and_then(|v| v.to_str().ok())) {
+        return response;
+    }
+    if let Some(response) = permissions::handle(&mut s, prefix, (m, &parts), &query, &body_json) {
         return response;
     }
     match (m, parts.as_slice()) {

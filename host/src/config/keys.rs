@@ -139,6 +139,8 @@ static RULE: Shape = Shape::Table(&[
     ("checkout", &ANY),
     ("checkout_depth", &ANY),
     ("report", &ANY),
+    ("permission", &ANY),
+    ("forks", &ANY),
 ]);
 static STEPS: Shape = Shape::Items(&STEP);
 static STEP: Shape = Shape::Table(&[

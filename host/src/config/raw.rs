@@ -356,6 +356,10 @@ pub struct RawRule {
     pub checkout_depth: Option<Spanned<i64>>,
     /// Where the job's result is shown on the forge: `status` or `check`.
     pub report: Option<Spanned<String>>,
+    /// The level the event's author needs on the repository (`crate::config::gate`).
+    pub permission: Option<Spanned<String>>,
+    /// What a pull request from a fork does: `run`, `approve` or `skip`.
+    pub forks: Option<Spanned<String>>,
 }
 
 /// `checkout`: on/off, or a mode.

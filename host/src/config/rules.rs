@@ -153,6 +153,11 @@ pub struct Rule {
     pub schedule: Option<Schedule>,
     /// `report`: the job's progress and result shown on the commit (none: not reported).
     pub report: Option<ReportKind>,
+    /// The level the event's author (a comment's author, else the sender) needs on the
+    /// repository; asked of the forge when the job starts (`None`: anyone).
+    pub permission: Option<super::gate::Permission>,
+    /// What a pull request from a fork does.
+    pub forks: super::gate::Forks,
 }
 
 impl Rule {
@@ -184,6 +189,8 @@ impl Rule {
             priority: 0,
             schedule: None,
             report: None,
+            permission: None,
+            forks: super::gate::Forks::Run,
         }
     }
 
@@ -560,6 +567,7 @@ impl Checker<'_> {
                 None
             }
         });
+        let (permission, forks) = self.gate(&name, raw.permission, raw.forks);
         Some(Rule {
             name,
             on,
@@ -586,6 +594,8 @@ impl Checker<'_> {
             priority,
             schedule,
             report,
+            permission,
+            forks,
         })
     }
 

@@ -218,6 +218,16 @@ mod tests {
         let synced = testing::event(&github(), "pull_request", "pull_request-synchronize.json");
         assert_eq!(synced.action.as_deref(), Some("synchronize"));
         assert_eq!(synced.pull_request.unwrap().source_repository.as_deref(), Some("octocat/widgets"));
+        // Issue 21: a fork deleted after opening its pull request is still a fork.
+        let mut orphan: serde_json::Value =
+            serde_json::from_slice(&testing::fixture("github", "pull_request-synchronize.json")).unwrap();
+        orphan["pull_request"]["head"]["repo"] = serde_json::Value::Null;
+        let Ok(Incoming::Events(orphan)) = testing::parse(&github(), "pull_request", orphan.to_string().as_bytes())
+        else {
+            panic!("the payload parses")
+        };
+        let source = orphan[0].pull_request.as_ref().unwrap().source_repository.as_deref();
+        assert_eq!(source, Some(crate::forge::github_shape::DELETED_FORK));
 
         let merged = testing::event(&github(), "pull_request", "pull_request-closed-merged.json");
         let pr = merged.pull_request.unwrap();

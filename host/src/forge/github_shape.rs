@@ -156,9 +156,19 @@ struct Branch {
     name: String,
     #[serde(default)]
     sha: String,
-    #[serde(default)]
-    repo: Option<BranchRepo>,
+    /// `None` when the payload leaves it out; `Some(None)` when it is `null`: GitHub's
+    /// word for a head repository that was deleted (a fork: a deleted target sends nothing).
+    #[serde(default, deserialize_with = "present")]
+    repo: Option<Option<BranchRepo>>,
 }
+
+/// Marks a field that is in the payload, `null` included.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<BranchRepo>>, D::Error> {
+    Option::<BranchRepo>::deserialize(deserializer).map(Some)
+}
+
+/// What `source_repository` says of a pull request whose head repository was deleted.
+pub const DELETED_FORK: &str = "(deleted fork)";
 
 #[derive(Deserialize)]
 struct BranchRepo {
@@ -294,8 +304,11 @@ impl PullRequestBody {
     pub fn into_pull_request(self, number: Option<u64>, target_repo: Option<&str>) -> PullRequest {
         let number = self.number.or(number).unwrap_or(0);
         let merged = self.merged.unwrap_or(false);
-        let source_repository =
-            self.head.repo.and_then(|r| r.full_name).filter(|name| Some(name.as_str()) != target_repo);
+        // A deleted head repository was a fork: its code is no more trusted for being gone.
+        let source_repository = match self.head.repo {
+            Some(None) => Some(DELETED_FORK.to_owned()),
+            repo => repo.flatten().and_then(|r| r.full_name).filter(|name| Some(name.as_str()) != target_repo),
+        };
         let state = if merged { "merged".to_owned() } else { self.state.to_ascii_lowercase() };
         PullRequest {
             number,

@@ -122,7 +122,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
     let found = db.query_opt(
         &format!(
             "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
-                    j.max_attempts, j.concurrency
+                    j.max_attempts, j.concurrency, j.delivery_seq
              FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                   LEFT JOIN (SELECT rule, count(*) AS running FROM jobs WHERE state = 'running' GROUP BY rule) busy
                     ON busy.rule = j.rule
@@ -146,6 +146,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
                 content_type: content_type_of(&headers),
                 body: row.get(7)?,
                 max_attempts: row.get(8)?,
+                delivery_seq: row.get(10)?,
             };
             Ok((job, row.get::<Option<i64>>(9)?))
         },
@@ -338,7 +339,7 @@ impl Queue {
                     db.query_opt("SELECT state FROM jobs WHERE id = ?1", args![job], |row| row.get(0))?;
                 let Some(state) = state else { return Ok(None) };
                 let result = match state.as_str() {
-                    "queued" => {
+                    "queued" | "waiting" => {
                         db.execute(
                             "UPDATE jobs SET state = 'cancelled', finished_at = ?2, summary = 'cancelled before it ran',
                                              not_before = NULL
@@ -379,7 +380,7 @@ impl Queue {
                 let state: Option<String> =
                     db.query_opt("SELECT state FROM jobs WHERE id = ?1", args![job], |row| row.get(0))?;
                 let Some(state) = state else { return Ok(None) };
-                if matches!(state.as_str(), "queued" | "running") {
+                if matches!(state.as_str(), "waiting" | "queued" | "running") {
                     return Ok(Some(Retried::NotFinished));
                 }
                 if let Some(newer) = newer_queued(db, job)? {

@@ -124,8 +124,8 @@ pub(super) fn note(db: Db, job: i64) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let Some(subject) = subject(&event) else { return Ok(false) };
-    // A queued job is about the attempt it will make.
-    let attempt = if state == "queued" { attempts + 1 } else { attempts };
+    // A queued (or waiting) job is about the attempt it will make.
+    let attempt = if matches!(state.as_str(), "queued" | "waiting") { attempts + 1 } else { attempts };
     let last = db.query_opt(
         "SELECT attempt, state, sha, source, repo, installation FROM report_outbox
          WHERE job_id = ?1 ORDER BY id DESC LIMIT 1",
@@ -184,7 +184,7 @@ pub(super) fn note(db: Db, job: i64) -> anyhow::Result<bool> {
         }
     }
     let summary = match state.as_str() {
-        "queued" | "running" => None,
+        "queued" | "running" | "waiting" => None,
         _ => summary,
     };
     insert(attempt, &state, &subject, summary.as_deref(), superseded_by)?;

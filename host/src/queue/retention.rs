@@ -45,9 +45,9 @@ impl Queue {
                 )?;
                 db.execute(
                     "INSERT INTO doomed_jobs (id)
-                     SELECT id FROM jobs WHERE state NOT IN ('queued', 'running')
+                     SELECT id FROM jobs WHERE state NOT IN ('waiting', 'queued', 'running')
                        AND (COALESCE(finished_at, created_at) < ?1
-                            OR id NOT IN (SELECT id FROM jobs WHERE state NOT IN ('queued', 'running')
+                            OR id NOT IN (SELECT id FROM jobs WHERE state NOT IN ('waiting', 'queued', 'running')
                                           ORDER BY id DESC LIMIT ?2))",
                     args![cutoff, retention.keep_jobs as i64],
                 )?;

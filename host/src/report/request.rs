@@ -56,6 +56,7 @@ pub fn description(row: &OutboxRow, steps: &[ReportStep]) -> String {
     match row.state.as_str() {
         "queued" => "queued".to_owned(),
         "running" => "running".to_owned(),
+        "waiting" => "waiting for approval (/ok-to-test)".to_owned(),
         "superseded" | RETRIED | "quarantined" => row.summary.clone().unwrap_or_else(|| row.state.clone()),
         _ => {
             let summaries: Vec<&str> =
@@ -87,7 +88,7 @@ pub fn status(
                 return Ok(None);
             }
             let word = match (forge, state) {
-                (_, "queued" | "running") => "pending",
+                (_, "queued" | "running" | "waiting") => "pending",
                 (_, "succeeded" | "skipped") => "success",
                 (_, "failed") => "failure",
                 _ => "error",
@@ -101,7 +102,7 @@ pub fn status(
         }
         "gitlab" => {
             let word = match state {
-                "queued" => "pending",
+                "queued" | "waiting" => "pending",
                 "running" => "running",
                 "succeeded" => "success",
                 "failed" | "dead" => "failed",
@@ -120,7 +121,7 @@ pub fn status(
                 return Ok(None);
             }
             let word = match state {
-                "queued" | "running" => "INPROGRESS",
+                "queued" | "running" | "waiting" => "INPROGRESS",
                 "succeeded" | "skipped" => "SUCCESSFUL",
                 "failed" | "dead" => "FAILED",
                 _ => "STOPPED",
@@ -150,7 +151,7 @@ pub fn repo_path(repo: &str) -> Result<String, String> {
 /// A check run's `status` and, once completed, its `conclusion`.
 pub fn check_state(state: &str) -> (&'static str, Option<&'static str>) {
     match state {
-        "queued" => ("queued", None),
+        "queued" | "waiting" => ("queued", None),
         "running" => ("in_progress", None),
         "succeeded" => ("completed", Some("success")),
         "failed" | "dead" => ("completed", Some("failure")),
@@ -312,6 +313,8 @@ mod tests {
     fn each_forge_gets_its_own_state_words() {
         let table = [
             ("github", "queued", Some("pending")),
+            ("github", "waiting", Some("pending")),
+            ("bitbucket", "waiting", Some("INPROGRESS")),
             ("github", "running", Some("pending")),
             ("github", "succeeded", Some("success")),
             ("github", "failed", Some("failure")),

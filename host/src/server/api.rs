@@ -189,7 +189,7 @@ pub(super) async fn retry(State(state): State<AppState>, Path(id): Path<String>)
     }
 }
 
-/// `POST /api/jobs/{id}/cancel`: a queued job is cancelled; a running one stops before
+/// `POST /api/jobs/{id}/cancel`: a queued or waiting job is cancelled; a running one stops before
 /// its next step.
 pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let Ok(number) = id.parse::<i64>() else { return not_a_job(&id) };
@@ -253,7 +253,7 @@ pub(super) async fn log(
                     Ok(SseEvent::default().event("log").id(line.seq.to_string()).data(data))
                 })
                 .collect();
-            let finished = !matches!(job_state.as_str(), "queued" | "running");
+            let finished = !matches!(job_state.as_str(), "waiting" | "queued" | "running");
             // End only once a poll after the job finished found nothing new.
             let ended = finished && lines.is_empty();
             if ended {

@@ -17,7 +17,7 @@ const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;
 table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;\
 text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
 overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead,.quarantined{color:#cf222e}\
-.running{color:#9a6700}.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
+.running{color:#9a6700}.waiting,.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
 .muted{color:#57606a}input,select{margin-right:.5em}.paused{color:#cf222e;font-weight:600}";
 
 /// Text made safe for HTML.
@@ -173,6 +173,10 @@ pub(super) async fn index(State(state): State<AppState>, query: Result<Query<Job
             })
             .await?;
         running.extend(queued);
+        // Fork pull requests held for an `/ok-to-test`: work in hand, waiting for a person.
+        let waiting =
+            crate::queue::JobFilter { state: Some(crate::queue::JobState::Waiting), limit: 500, ..Default::default() };
+        running.extend(queue.jobs(waiting).await?);
         // Jobs set aside at a start or a lease expiry wait for an operator: shown with the work in hand.
         let set_aside = crate::queue::JobFilter {
             state: Some(crate::queue::JobState::Quarantined),
@@ -312,7 +316,7 @@ fn job_body(job: &JobView) -> String {
     out.push_str("<h2>Event</h2><pre>");
     out.push_str(&escape(&serde_json::to_string_pretty(&job.event).unwrap_or_default()));
     out.push_str("</pre>");
-    if matches!(job.state.as_str(), "queued" | "running") {
+    if matches!(job.state.as_str(), "waiting" | "queued" | "running") {
         // Streams new lines while the job runs; reloads once when it ends.
         let _ = write!(
             out,
