@@ -27,6 +27,8 @@ mod ingest;
 mod names;
 #[path = "it/queue.rs"]
 mod queue;
+#[path = "it/report.rs"]
+mod report;
 #[path = "it/rules.rs"]
 mod rules;
 #[path = "it/schedule.rs"]

@@ -54,6 +54,7 @@ fn job(n: usize) -> NewJob {
         run_on: gitauto::node::RunOn::Any,
         concurrency: None,
         priority: 0,
+        report: None,
         waiting: false,
     }
 }

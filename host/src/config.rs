@@ -20,7 +20,7 @@ mod units;
 pub use catch_up::{CatchUp, Poll, PolledRepo};
 pub use rules::{
     COALESCE_PLACEHOLDERS, Checkout, CheckoutMode, Coalesce, EVENT_KINDS, EventSelector, Handlers, MAX_CHECKOUT_DEPTH,
-    Missed, PathsUnknown, RefFilter, Rule, Schedule, Step,
+    Missed, PathsUnknown, RefFilter, ReportKind, Rule, Schedule, Step,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
@@ -95,6 +95,9 @@ pub struct Server {
     /// Proxies whose `X-Forwarded-For` is believed, where a request's origin matters
     /// (`[compat.gitreload] allow_unsigned_from`); none: the connection's address counts.
     pub trusted_proxies: Vec<crate::network::Network>,
+    /// The daemon's address as the forge's users reach it, without a trailing `/`: reports
+    /// link to `{public_url}/jobs/{id}` (none: reports carry no link).
+    pub public_url: Option<String>,
 }
 
 /// `[sources.NAME]`: one webhook endpoint, `POST /hooks/NAME`.
@@ -355,7 +358,79 @@ impl Checker<'_> {
                 store,
             };
         self.cross_check(&config);
+        self.check_reports(&config);
         config
+    }
+
+    /// A rule with `report` must be able to report wherever its events can come from:
+    /// every source it may match (those it names; else every source of the forges it
+    /// names, or every source) must be on a forge with that kind of report and have an
+    /// API the host can call.
+    fn check_reports(&mut self, config: &Config) {
+        for rule in &config.rules {
+            let Some(kind) = rule.report else { continue };
+            // Each check run gitauto makes sends `check_run` (created, completed) and ends
+            // a `check_suite` (completed): a checking rule started by those would start
+            // itself again, for ever.
+            let own_echo = rule.on.iter().find(|selector| {
+                matches!(selector.kind.as_str(), "check_run" | "check_suite")
+                    && !matches!(selector.action.as_deref(), Some("requested" | "rerequested" | "requested_action"))
+            });
+            if let (ReportKind::Check, Some(selector)) = (kind, own_echo) {
+                self.problem(
+                    None,
+                    format!(
+                        "rule \"{}\": `report = \"check\"` on `{selector}` events would start the rule again with each \
+                         check run it reports; name the action (`check_suite.requested`, `check_run.rerequested`)",
+                        rule.name
+                    ),
+                );
+            }
+            let sources: Vec<&Source> = config
+                .sources
+                .values()
+                .filter(|source| {
+                    (rule.sources.is_empty() || rule.sources.contains(&source.name))
+                        && (rule.forges.is_empty() || rule.forges.iter().any(|forge| forge == source.forge))
+                })
+                .collect();
+            let scope = if rule.sources.is_empty() {
+                " (the rule names no `source`, so it may match every source; limit it with `source = [...]`)"
+            } else {
+                ""
+            };
+            for source in sources {
+                if !kind.forges().contains(&source.forge) {
+                    let why = match (kind, source.forge) {
+                        (ReportKind::Check, _) => "check runs are GitHub's; use `report = \"status\"`".to_owned(),
+                        (_, "gogs") => "Gogs has no commit status API".to_owned(),
+                        (_, forge) => format!("{forge} has no commit status API"),
+                    };
+                    self.problem(
+                        None,
+                        format!(
+                            "rule \"{}\": `report = \"{}\"` cannot report for source \"{}\" ({}): {why}{scope}",
+                            rule.name,
+                            kind.as_str(),
+                            source.name,
+                            source.forge
+                        ),
+                    );
+                } else if !crate::forge_api::ForgeApis::configured(source) {
+                    self.problem(
+                        None,
+                        format!(
+                            "rule \"{}\": `report = \"{}\"` needs the forge's API, but source \"{}\" has no `api` \
+                             table{scope}; add `api = {{ token = \"${{TOKEN}}\" }}` to [sources.{}]",
+                            rule.name,
+                            kind.as_str(),
+                            source.name,
+                            source.name
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     fn server(&mut self, raw: raw::RawServer, base: &Path) -> Server {
@@ -423,7 +498,25 @@ impl Checker<'_> {
             },
         };
         let trusted_proxies = self.networks(&raw.trusted_proxies, "[server] trusted_proxies");
+        let public_url = raw.public_url.as_ref().and_then(|value| {
+            let text = self.expand(value)?;
+            match url::Url::parse(&text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() => {
+                    Some(text.trim_end_matches('/').to_owned())
+                }
+                _ => {
+                    self.problem(
+                        Some(value.span()),
+                        format!(
+                            "`public_url` must be an http(s) URL such as \"https://gitauto.example.com\", not \"{text}\""
+                        ),
+                    );
+                    None
+                }
+            }
+        });
         Server {
+            public_url,
             trusted_proxies,
             node,
             listen,

@@ -93,6 +93,8 @@ impl Daemon {
         self.queue.join(worker_count).await.context("recording this node in the queue")?;
         let heart = tokio::spawn(heartbeat(self.queue.clone(), stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
+        let reporter = crate::report::Reporter::new(self.queue.clone(), self.live.clone(), apis.clone());
+        let reporter = tokio::spawn(reporter.run(stop_rx.clone()));
         let pipeline = crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), metrics.clone())
             .with_apis(apis.clone());
         let catcher = tokio::spawn(crate::catch_up::run(pipeline.clone(), stop_rx.clone()));
@@ -133,6 +135,8 @@ impl Daemon {
             tracing::warn!("catch-up and polling stopped abnormally: {err}");
         }
         pruner.abort();
+        // Rows it was sending are sent again at the next start (their claims are let go).
+        reporter.abort();
         // The scheduler stops between ticks: one it claimed is ingested before the queue
         // closes (a claimed tick is never run again).
         if tokio::time::timeout(SCHEDULER_GRACE, &mut scheduler).await.is_err() {

@@ -9,6 +9,7 @@ mod comment_shape;
 mod generic;
 mod gitea;
 mod github;
+mod github_check;
 mod github_installation;
 mod github_shape;
 mod gitlab;

@@ -97,6 +97,7 @@ pub fn approval_job(config: &Config, event: &Event, event_index: usize) -> Optio
         concurrency: None,
         priority: 0,
         waiting: false,
+        report: None,
     })
 }
 

@@ -349,6 +349,15 @@ impl Pipeline {
                 return Err(IngestError::Store(err));
             }
         };
+        if !accepted.duplicate && matches!(input.admitted, Admitted::Webhook | Admitted::Redelivery { .. }) {
+            for event in events.iter().filter(|event| event.action.as_deref() == Some("rerequested")) {
+                match crate::report::rerun(&self.queue, &config, event).await {
+                    Ok(jobs) if !jobs.is_empty() => span.in_scope(|| tracing::info!(?jobs, "re-run requested")),
+                    Ok(_) => {}
+                    Err(err) => span.in_scope(|| tracing::error!("acting on a re-run request: {err:#}")),
+                }
+            }
+        }
         let shown = if accepted.duplicate { "duplicate" } else { outcome.verdict().as_str() };
         self.metrics.delivery(&input.source, shown);
         self.metrics.coalesced(accepted.coalesced);

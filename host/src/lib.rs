@@ -9,6 +9,8 @@
 //! runs their steps in the [`runtime`], whose plugins reach the world only through
 //! [`capability`] calls that [`grant`] allows. [`catch_up`] fetches the deliveries the
 //! server missed from the forges' APIs, and polls refs, handing both to [`ingest`].
+//! [`report`] sends what the queue's outbox says about jobs to the forge (commit statuses,
+//! check runs).
 //! [`schedule`] ticks the schedule rules' clocks (read by [`cron`]) into the same pipeline.
 //!
 //! Imports run one way, down that flow: `server -> ingest -> forge/route -> event`,
@@ -45,6 +47,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod queue;
+pub mod report;
 pub mod route;
 pub mod runtime;
 pub mod schedule;

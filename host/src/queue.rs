@@ -19,6 +19,7 @@ mod history;
 mod jobs;
 mod nodes;
 mod polled;
+mod reports;
 mod requeue;
 mod retention;
 mod ticks;
@@ -41,13 +42,14 @@ pub use flow::{FlowLimits, Paused, RuleLoad};
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
 pub use polled::PolledState;
+pub use reports::{OutboxRow, RETRIED, ReportStep, ReportView};
 pub use requeue::{Recovered, Requeued};
 pub use retention::{Pruned, Retention};
 pub use ticks::TickClaim;
 pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -59,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v7.sql"),
     include_str!("queue/schema_v8.sql"),
     include_str!("queue/schema_v9.sql"),
+    include_str!("queue/schema_v10.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -226,6 +229,8 @@ pub struct NewJob {
     pub concurrency: Option<i64>,
     /// The rule's `priority`: among claimable jobs, higher runs first.
     pub priority: i64,
+    /// The rule's `report`: each transition of the job adds a row to the report outbox.
+    pub report: Option<crate::config::ReportKind>,
     /// Whether it waits for an approval (state `waiting`) instead of being queued. It
     /// coalesces only with another waiting job, never into a queued one: an approved
     /// job must not take a newer, unapproved event.
@@ -338,6 +343,10 @@ pub struct JobView {
     pub steps: Vec<StepView>,
     /// Log lines of the latest attempt.
     pub logs: Vec<LogView>,
+    /// What the job told the forge (its rule's `report`), oldest first, with what became
+    /// of each report: `sent`, the forge's refusal, or the last failure while it waits.
+    #[serde(default)]
+    pub reports: Vec<ReportView>,
 }
 
 /// A step result as the API shows it.
@@ -394,6 +403,8 @@ pub struct Queue {
     /// Where the queue is: the SQLite file, or the PostgreSQL URL without its password.
     location: Arc<str>,
     wake: Arc<Notify>,
+    /// Notified when report rows were added or became claimable (the reporter waits on it).
+    report_wake: Arc<Notify>,
     /// The node this daemon is: it claims jobs for any node and for itself.
     node: Arc<str>,
 }
@@ -445,6 +456,7 @@ impl Queue {
             writer,
             location: Arc::from(path.display().to_string()),
             wake: Arc::new(Notify::new()),
+            report_wake: Arc::new(Notify::new()),
             node: Arc::from(node),
         })
     }
@@ -461,7 +473,13 @@ impl Queue {
             recover_at_start(db, requeue::Running::On(&this)).context("putting this node's running jobs back in line")
         })
         .with_context(|| format!("opening the queue at {location}"))?;
-        Ok(Self { writer, location: Arc::from(location), wake: Arc::new(Notify::new()), node: Arc::from(node) })
+        Ok(Self {
+            writer,
+            location: Arc::from(location),
+            wake: Arc::new(Notify::new()),
+            report_wake: Arc::new(Notify::new()),
+            node: Arc::from(node),
+        })
     }
 
     /// Commits what was submitted, then closes the database files; later calls fail.
@@ -528,6 +546,7 @@ impl Queue {
             .await?;
         if !accepted.jobs.is_empty() && !accepted.duplicate {
             self.wake.notify_waiters();
+            self.report_wake.notify_one();
         }
         Ok(accepted)
     }
@@ -540,6 +559,13 @@ impl Queue {
 fn recover_at_start(db: Db, which: requeue::Running) -> anyhow::Result<()> {
     let (recovered, set_aside) = requeue::in_transaction(db, || {
         let recovered = requeue::requeue_running(db, which, "gitauto stopped while it ran")?;
+        reports::release_claims(
+            db,
+            match which {
+                requeue::Running::On(node) => Some(node),
+                _ => None,
+            },
+        )?;
         let set_aside: Vec<i64> =
             db.query("SELECT id FROM jobs WHERE state = 'quarantined' ORDER BY id", args![], |row| row.get(0))?;
         Ok((recovered, set_aside))
@@ -621,9 +647,10 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
         }
         None => db.query_one(
             "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
-                               state, created_at, not_before, node, concurrency, priority)
+                               state, created_at, not_before, node, concurrency, priority, report)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?14, ?9,
-                     CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11, ?12, ?13)
+                     CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11, ?12, ?13,
+                     ?15)
              RETURNING id",
             args![
                 seq,
@@ -639,7 +666,8 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
                 node,
                 job.concurrency,
                 job.priority,
-                state
+                state,
+                job.report.map(crate::config::ReportKind::as_str)
             ],
             |row| row.get(0),
         )?,
@@ -649,11 +677,13 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
          ON CONFLICT DO NOTHING",
         args![id, seq, event_index, now],
     )?;
+    // A coalesced job now carries a newer commit: the older one's report says so.
+    reports::note(db, id)?;
     Ok((id, existing.is_some()))
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 6;
+const POSTGRES_SCHEMA_VERSION: i64 = 7;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -663,6 +693,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v4.sql"),
     include_str!("queue/postgres_v5.sql"),
     include_str!("queue/postgres_v6.sql"),
+    include_str!("queue/postgres_v7.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -888,6 +919,7 @@ mod tests {
             run_on: RunOn::Any,
             concurrency: None,
             priority: 0,
+            report: None,
             waiting: false,
         }
     }
@@ -1674,6 +1706,102 @@ mod tests {
                 [("refs/heads/dev".to_owned(), "c".repeat(40)), ("refs/tags/v2".to_owned(), after.clone())].into();
             queue.record_poll(source.clone(), repo.clone(), refs.clone(), newest).await.unwrap();
             assert_eq!(queue.polled(source, repo).await.unwrap().unwrap().refs, refs);
+        }
+    }
+
+    /// A delivery whose one event is a push of `sha` to `acme/widgets` through source `gh`.
+    fn push_of(id: &str, sha: &str) -> NewDelivery {
+        let event = serde_json::json!([{
+            "source": "gh", "kind": "push", "after": sha, "installation": 9,
+            "repository": {"full_name": "acme/widgets", "clone_url": "file:///x/widgets.git"}
+        }]);
+        NewDelivery { normalised: Some(event.to_string()), ..delivery(id) }
+    }
+
+    /// `(attempt, state, first letter of the commit)` of each report row of `job`.
+    async fn report_rows(queue: &Queue, job: i64) -> Vec<(i64, String, char)> {
+        let rows = queue.reports(job).await.unwrap();
+        rows.into_iter().map(|row| (row.attempt, row.state, row.sha.chars().next().unwrap())).collect()
+    }
+
+    #[tokio::test]
+    async fn every_transition_of_a_reporting_job_adds_its_report_in_the_same_transaction() {
+        let row = |attempt: i64, state: &str, sha: char| (attempt, state.to_owned(), sha);
+        for store in stores() {
+            let queue = store.open("n");
+            let reporting = NewJob {
+                report: Some(crate::config::ReportKind::Status),
+                coalesce_key: Some("k".into()),
+                max_attempts: 2,
+                ..job("k")
+            };
+            let first = queue.accept(push_of("d1", &"a".repeat(40)), vec![reporting.clone()]).await.unwrap();
+            let id: i64 = first.jobs[0].parse().unwrap();
+            // Coalesced: the older commit's report says it was superseded; the newer is queued.
+            queue.accept(push_of("d2", &"b".repeat(40)), vec![reporting.clone()]).await.unwrap();
+            // The same commit again (a redelivery): nothing new to say.
+            queue.accept(push_of("d3", &"b".repeat(40)), vec![reporting.clone()]).await.unwrap();
+            assert_eq!(
+                report_rows(&queue, id).await,
+                [row(1, "queued", 'a'), row(1, "superseded", 'a'), row(1, "queued", 'b')]
+            );
+            let claimed = queue.claim().await.unwrap().unwrap();
+            queue
+                .retry_later(id, claimed.attempt, None, std::time::Duration::ZERO, "boom", Some("boom"))
+                .await
+                .unwrap();
+            let claimed = queue.claim().await.unwrap().unwrap();
+            queue.finish(id, claimed.attempt, None, JobState::Failed, "it failed", None).await.unwrap();
+            assert_eq!(
+                report_rows(&queue, id).await[3..],
+                [
+                    row(1, "running", 'b'),
+                    row(1, RETRIED, 'b'),
+                    row(2, "queued", 'b'),
+                    row(2, "running", 'b'),
+                    row(2, "failed", 'b')
+                ]
+            );
+            // A job of a rule without `report` adds none.
+            let quiet = queue.accept(push_of("d4", &"c".repeat(40)), vec![job("other")]).await.unwrap();
+            assert!(queue.reports(quiet.jobs[0].parse().unwrap()).await.unwrap().is_empty());
+
+            // The reporter gets each job's oldest unsent row, one at a time, in order.
+            let lease = std::time::Duration::from_secs(60);
+            let claimed = queue.claim_reports(10, lease).await.unwrap();
+            assert_eq!(claimed.len(), 1, "one row of the one reporting job");
+            let first_row = &claimed[0];
+            assert_eq!(
+                (first_row.state.as_str(), first_row.source.as_str(), first_row.repo.as_str()),
+                ("queued", "gh", "acme/widgets")
+            );
+            assert_eq!((first_row.installation, first_row.kind.as_str()), (Some(9), "status"));
+            assert!(queue.claim_reports(10, lease).await.unwrap().is_empty(), "held, and the next row waits behind it");
+            // A transient failure lets go of it until its backoff ends; the next row still waits.
+            queue.report_later(first_row.id, "502", now_ms() + 60_000).await.unwrap();
+            assert!(queue.claim_reports(10, lease).await.unwrap().is_empty());
+            queue.report_later(first_row.id, "502", 0).await.unwrap();
+            let again = queue.claim_reports(10, lease).await.unwrap();
+            assert_eq!((again[0].id, again[0].tries), (first_row.id, 2));
+            queue.report_done(first_row.id, "sent").await.unwrap();
+            let next = queue.claim_reports(10, lease).await.unwrap();
+            assert_eq!((next[0].state.as_str(), next[0].sha.chars().next()), ("superseded", Some('a')));
+            assert_eq!(next[0].superseded_by, Some(id));
+            if let Store::Postgres(_) = &store {
+                // Another node sharing the store gets none of what this one holds.
+                let other = store.open("m");
+                assert!(other.claim_reports(10, lease).await.unwrap().is_empty());
+                other.close().await;
+            }
+            // A restart lets go of what the stopped process held.
+            queue.close().await;
+            let queue = store.open("n");
+            let after_restart = queue.claim_reports(10, lease).await.unwrap();
+            assert_eq!(after_restart.iter().map(|row| row.id).collect::<Vec<_>>(), [next[0].id]);
+            queue.set_check_run(id, 1, &"b".repeat(40), 77).await.unwrap();
+            assert_eq!(queue.check_run(id, 1, &"b".repeat(40)).await.unwrap(), Some(77));
+            assert_eq!(queue.check_run(id, 2, &"b".repeat(40)).await.unwrap(), None);
+            queue.close().await;
         }
     }
 

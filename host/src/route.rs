@@ -151,6 +151,7 @@ pub fn job(rule: &Rule, event: &Event, event_index: usize) -> NewJob {
         run_on: rule.run_on.clone(),
         concurrency: rule.concurrency.map(i64::from),
         priority: rule.priority,
+        report: rule.report,
         // A fork's code waits for a person with write permission to look at it.
         waiting: rule.forks == Forks::Approve && event.fork().is_some(),
     }

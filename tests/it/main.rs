@@ -29,6 +29,7 @@ mod names;
 mod notify;
 mod provision;
 mod queue;
+mod report;
 mod rules;
 mod run;
 mod s3_server;

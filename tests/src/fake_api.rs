@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+pub mod statuses;
+
 /// One request as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -78,6 +80,8 @@ pub struct State {
     pub per_page: usize,
     /// Answers to give instead, once each: (method, path) → (status, body).
     pub failures: BTreeMap<(String, String), (u16, Value)>,
+    /// Commit statuses and check runs (see `statuses.rs`).
+    pub reports: statuses::Reports,
     /// Who may do what, and pull request heads (`fake_api/permissions.rs`).
     pub gate: permissions::Gate,
     /// The GitHub App, its installations and the tokens it issued (`fake_api/app.rs`).
@@ -290,6 +294,9 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
     let query: BTreeMap<String, String> =
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let path = uri.path();
+    if let Some(response) = statuses::handle(&mut s, method.as_str(), path, &body_json) {
+        return response;
+    }
     // Gitea and GitLab live under their API prefixes; GitHub at the root.
     let (prefix, rest) = if let Some(rest) = path.strip_prefix("/api/v1") {
         ("/api/v1", rest)

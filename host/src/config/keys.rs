@@ -44,6 +44,7 @@ static SERVER: Shape = Shape::Table(&[
     ("max_header", &ANY),
     ("api_token", &ANY),
     ("trusted_proxies", &ANY),
+    ("public_url", &ANY),
 ]);
 static RETENTION: Shape = Shape::Table(&[("max_age", &ANY), ("keep_jobs", &ANY), ("keep_deliveries", &ANY)]);
 static SOURCE: Shape = Shape::Table(&[
@@ -137,6 +138,7 @@ static RULE: Shape = Shape::Table(&[
     ("missed", &ANY),
     ("checkout", &ANY),
     ("checkout_depth", &ANY),
+    ("report", &ANY),
     ("permission", &ANY),
     ("forks", &ANY),
 ]);

@@ -81,6 +81,8 @@ pub struct RawServer {
     pub node: Option<Spanned<String>>,
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
+    /// The daemon's address as the forge's users reach it (job links in reports).
+    pub public_url: Option<Spanned<String>>,
 }
 
 /// `[sources.NAME]`.
@@ -352,6 +354,8 @@ pub struct RawRule {
     /// The job checkout every step and handler gets unless it says otherwise.
     pub checkout: Option<Spanned<CheckoutValue>>,
     pub checkout_depth: Option<Spanned<i64>>,
+    /// Where the job's result is shown on the forge: `status` or `check`.
+    pub report: Option<Spanned<String>>,
     /// The level the event's author needs on the repository (`crate::config::gate`).
     pub permission: Option<Spanned<String>>,
     /// What a pull request from a fork does: `run`, `approve` or `skip`.

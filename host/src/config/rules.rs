@@ -23,9 +23,43 @@ pub const EVENT_KINDS: &[&str] = &[
     "ping",
     "manual",
     "schedule",
+    "check_run",
+    "check_suite",
     "installation",
     "installation_repositories",
 ];
+
+/// How a rule's jobs are shown on the forge (`report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// A commit status (GitHub, GitLab, Gitea, Forgejo, Bitbucket).
+    Status,
+    /// A GitHub check run, with annotations.
+    Check,
+}
+
+impl ReportKind {
+    /// The name written in the config and stored with the job.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Status => "status",
+            ReportKind::Check => "check",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [ReportKind::Status, ReportKind::Check].into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// The forges that show this kind of report.
+    pub fn forges(self) -> &'static [&'static str] {
+        match self {
+            ReportKind::Status => &["github", "gitlab", "gitea", "forgejo", "bitbucket"],
+            ReportKind::Check => &["github"],
+        }
+    }
+}
 
 /// What a rule's `if` may read.
 pub const RULE_CONDITION_VARIABLES: &[&str] = &["event", "payload"];
@@ -117,6 +151,8 @@ pub struct Rule {
     pub priority: i64,
     /// When the rule is `on = "schedule"`: its clock and targets.
     pub schedule: Option<Schedule>,
+    /// `report`: the job's progress and result shown on the commit (none: not reported).
+    pub report: Option<ReportKind>,
     /// The level the event's author (a comment's author, else the sender) needs on the
     /// repository; asked of the forge when the job starts (`None`: anyone).
     pub permission: Option<super::gate::Permission>,
@@ -152,6 +188,7 @@ impl Rule {
             concurrency: None,
             priority: 0,
             schedule: None,
+            report: None,
             permission: None,
             forks: super::gate::Forks::Run,
         }
@@ -520,6 +557,16 @@ impl Checker<'_> {
             },
         };
         let priority = raw.priority.map_or(0, Spanned::into_inner);
+        let report = raw.report.and_then(|value| match ReportKind::parse(value.get_ref()) {
+            Some(kind) => Some(kind),
+            None => {
+                self.problem(
+                    Some(value.span()),
+                    format!("rule \"{name}\": `report` is \"status\" or \"check\", not \"{}\"", value.get_ref()),
+                );
+                None
+            }
+        });
         let (permission, forks) = self.gate(&name, raw.permission, raw.forks);
         Some(Rule {
             name,
@@ -546,6 +593,7 @@ impl Checker<'_> {
             concurrency,
             priority,
             schedule,
+            report,
             permission,
             forks,
         })

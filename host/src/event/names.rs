@@ -96,6 +96,14 @@ pub fn check(event: &Event) -> Result<(), UnsafeName> {
     if let Some(sender) = &event.sender {
         printable(sender, MAX_COMPONENT).map_err(|why| fail("sender", sender, why))?;
     }
+    if let Some(check) = &event.check {
+        commit_id(&check.head_sha).map_err(|why| fail("check.head_sha", &check.head_sha, why))?;
+        for (field, value) in [("check.name", &check.name), ("check.external_id", &check.external_id)] {
+            if let Some(value) = value {
+                printable(value, MAX_COMPONENT).map_err(|why| fail(field, value, why))?;
+            }
+        }
+    }
     comment_fields(event).map_err(|(field, value, why)| fail(field, value, why))
 }
 

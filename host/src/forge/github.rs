@@ -1,11 +1,13 @@
 //! GitHub and GitHub Enterprise: `X-Hub-Signature-256` (HMAC-SHA256 of the raw body; the
 //! SHA-1 `X-Hub-Signature` only when the source sets `legacy_sha1`); JSON or form-encoded
-//! bodies; `push`, `create`, `delete`, `pull_request`, `release`, `ping`, and comments and
-//! reviews (`issue_comment`, `pull_request_review_comment`, `pull_request_review`).
+//! bodies; `push`, `create`, `delete`, `pull_request`, `release`, `ping`, comments and
+//! reviews (`issue_comment`, `pull_request_review_comment`, `pull_request_review`), and
+//! `check_run` and `check_suite`.
 
 use super::Headers;
 use super::body::{decode, json_text};
 use super::comment_shape::{IssueCommentEvent, ReviewCommentEvent, ReviewEvent};
+use super::github_check::{CheckRunEvent, CheckSuiteEvent};
 use super::github_shape::{PullRequestEvent, Push, RefChange, ReleaseEvent};
 use super::signature::{Hash, check_hex, sign_hex};
 use super::{Dialect, Envelope, Forge, Incoming, Options, Origin, Outgoing, ParseError, VerifyError, header};
@@ -92,6 +94,8 @@ impl Dialect for GitHub {
                 }
                 parsed
             }
+            "check_run" => decode::<CheckRunEvent>(&text, event)?.into_event("github", at),
+            "check_suite" => decode::<CheckSuiteEvent>(&text, event)?.into_event("github", at),
             other => return Ok(Incoming::Ignored(format!("GitHub event `{other}` is not handled"))),
         };
         let installation = decode::<InstallationRef>(&text, event)?.installation.map(|installation| installation.id);

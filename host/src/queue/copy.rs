@@ -1,6 +1,6 @@
 //! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
 //! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules, polled refs, schedule
-//! ticks) into an empty PostgreSQL queue in one transaction, keeping every id, so the
+//! ticks, report outbox and check runs) into an empty PostgreSQL queue in one transaction, keeping every id, so the
 //! history and the API's links stay as they were. Jobs that were running are put back in
 //! line, as a restart would (see `requeue.rs`).
 
@@ -23,7 +23,7 @@ const TABLES: &[(&str, &str)] = &[
         "jobs",
         "id, delivery_seq, rule, key, repo, git_ref, state, attempts, created_at, started_at, finished_at, summary, \
          error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until, \
-         superseded_by, concurrency, priority, slot",
+         superseded_by, concurrency, priority, slot, report",
     ),
     ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at"),
     ("logs", "seq, job_id, attempt, step, at, level, message"),
@@ -33,6 +33,12 @@ const TABLES: &[(&str, &str)] = &[
     ("polled_refs", "source, repo, git_ref, commit_id"),
     ("polled_repos", "source, repo, polled_at, delivery_seq"),
     ("schedule_ticks", "rule, spec, through_ms"),
+    (
+        "report_outbox",
+        "id, job_id, attempt, state, kind, source, repo, sha, installation, rule, summary, superseded_by, created_at, \
+         tries, next_at, claimed_by, claim_until, done_at, outcome",
+    ),
+    ("report_checks", "job_id, attempt, sha, run_id"),
 ];
 
 /// How many rows of each table were copied.
@@ -91,7 +97,9 @@ fn copy(sqlite: &rusqlite::Connection, url: &str) -> anyhow::Result<Copied> {
         db.batch(
             "SELECT setval(pg_get_serial_sequence('deliveries', 'seq'), COALESCE((SELECT max(seq) FROM deliveries), 0) + 1, false);
              SELECT setval(pg_get_serial_sequence('jobs', 'id'), COALESCE((SELECT max(id) FROM jobs), 0) + 1, false);
-             SELECT setval(pg_get_serial_sequence('logs', 'seq'), COALESCE((SELECT max(seq) FROM logs), 0) + 1, false);",
+             SELECT setval(pg_get_serial_sequence('logs', 'seq'), COALESCE((SELECT max(seq) FROM logs), 0) + 1, false);
+             SELECT setval(pg_get_serial_sequence('report_outbox', 'id'),
+                           COALESCE((SELECT max(id) FROM report_outbox), 0) + 1, false);",
         )?;
         Ok(copied)
     })?;

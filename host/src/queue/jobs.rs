@@ -174,6 +174,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
         args![job.id, job.attempt, started, node, crate::node::LEASE.as_millis() as i64, slot],
     )
     .map_err(|err| if is_lost_race(&err) { Lost.into() } else { err })?;
+    super::reports::note(db, job.id)?;
     Ok(Some(job))
 }
 
@@ -204,7 +205,8 @@ impl Queue {
     /// its `concurrency` across every node. Marks it running.
     pub async fn claim(&self) -> anyhow::Result<Option<ClaimedJob>> {
         let node = self.node.clone();
-        self.writer
+        let claimed = self
+            .writer
             .call(move |db| {
                 for _ in 0..CLAIM_TRIES {
                     // A lost race leaves the transaction unusable on PostgreSQL until
@@ -216,7 +218,11 @@ impl Queue {
                 }
                 Ok(None)
             })
-            .await
+            .await?;
+        if claimed.is_some() {
+            self.report_wake.notify_one();
+        }
+        Ok(claimed)
     }
 
     /// Puts back in line this node's jobs left running (their workers were stopped after
@@ -280,12 +286,15 @@ impl Queue {
                         attempt,
                         "the job was queued again meanwhile; this attempt's end is not recorded"
                     );
+                } else {
+                    super::reports::note(db, job)?;
                 }
                 Ok(())
             })
             .await?;
         // The job's key is free again: a job queued behind it may run now.
         self.wake.notify_waiters();
+        self.report_wake.notify_one();
         Ok(())
     }
 
@@ -318,6 +327,7 @@ impl Queue {
             })
             .await?;
         self.wake.notify_waiters();
+        self.report_wake.notify_one();
         Ok(requeued)
     }
 
@@ -336,6 +346,7 @@ impl Queue {
                              WHERE id = ?1",
                             args![job, now_ms()],
                         )?;
+                        super::reports::note(db, job)?;
                         Cancelled::Cancelled
                     }
                     "running" => {
@@ -381,11 +392,13 @@ impl Queue {
                      WHERE id = ?1",
                     args![job],
                 )?;
+                super::reports::note(db, job)?;
                 Ok(Some(Retried::Queued))
             })
             .await?;
         if result == Some(Retried::Queued) {
             self.wake.notify_waiters();
+            self.report_wake.notify_one();
         }
         Ok(result)
     }
@@ -512,7 +525,7 @@ fn newer_queued(db: Db, job: i64) -> anyhow::Result<Option<i64>> {
 }
 
 /// A stored step's status; any other word is a record this version did not write.
-fn step_status(name: &str) -> anyhow::Result<StepStatus> {
+pub(super) fn step_status(name: &str) -> anyhow::Result<StepStatus> {
     StepStatus::parse(name).ok_or_else(|| anyhow::anyhow!("a step is stored with an unknown status `{name}`"))
 }
 
@@ -559,6 +572,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
                 event: serde_json::from_str(&event).unwrap_or(serde_json::Value::Null),
                 steps: Vec::new(),
                 logs: Vec::new(),
+                reports: Vec::new(),
             })
         },
     )?;
@@ -585,6 +599,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
             })
         },
     )?;
+    job.reports = super::reports::report_views(db, id)?;
     job.logs = db.query(
         "SELECT seq, at, step, level, message FROM logs WHERE job_id = ?1 AND attempt = ?2 ORDER BY seq",
         args![id, job.attempts],

@@ -142,6 +142,7 @@ pub(super) fn requeue(db: Db, job: i64, back: &Back) -> anyhow::Result<Requeued>
              WHERE id = ?1",
             args![job, now, outcome("cancelled as requested"), back.error],
         )?;
+        super::reports::note(db, job)?;
         return Ok(Requeued::Cancelled);
     }
     let queued: Option<i64> = match &coalesce_key {
@@ -159,6 +160,7 @@ pub(super) fn requeue(db: Db, job: i64, back: &Back) -> anyhow::Result<Requeued>
              WHERE id = ?1",
             args![job, back.not_before, back.summary, back.error],
         )?;
+        super::reports::note(db, job)?;
         return Ok(Requeued::Queued);
     };
     // The newer event wins, as when an event is coalesced at accept time: deliveries are
@@ -186,6 +188,8 @@ pub(super) fn requeue(db: Db, job: i64, back: &Back) -> anyhow::Result<Requeued>
             back.error
         ],
     )?;
+    super::reports::note(db, job)?;
+    super::reports::note(db, into)?;
     Ok(Requeued::Merged(into))
 }
 
@@ -223,6 +227,7 @@ pub(super) fn requeue_running(db: Db, which: Running, why: &str) -> anyhow::Resu
                      WHERE id = ?1",
                     args![job, now_ms(), format!("set aside: it could not be put back in line ({why})"), why],
                 )?;
+                super::reports::note(db, job)?;
                 recovered.set_aside.push((job, why));
             }
         }

@@ -53,6 +53,8 @@ impl Queue {
                 )?;
                 db.batch(
                     "DELETE FROM logs WHERE job_id IN (SELECT id FROM doomed_jobs);
+                     DELETE FROM report_outbox WHERE job_id IN (SELECT id FROM doomed_jobs);
+                     DELETE FROM report_checks WHERE job_id IN (SELECT id FROM doomed_jobs);
                      DELETE FROM steps WHERE job_id IN (SELECT id FROM doomed_jobs);
                      DELETE FROM job_deliveries WHERE job_id IN (SELECT id FROM doomed_jobs);",
                 )?;

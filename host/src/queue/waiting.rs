@@ -69,6 +69,7 @@ impl Queue {
                              WHERE id = ?1 AND state = 'waiting'",
                             args![id],
                         )?;
+                        super::reports::note(db, id)?;
                         out.released.push(id);
                     }
                 }
@@ -77,6 +78,7 @@ impl Queue {
             .await?;
         if !released.released.is_empty() {
             self.wake.notify_waiters();
+            self.report_wake.notify_one();
         }
         Ok(released)
     }

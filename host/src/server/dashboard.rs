@@ -1,6 +1,6 @@
 //! The dashboard: server-rendered HTML, no build step. `/` shows the queue, running jobs,
 //! the rules (paused or not, with pause and resume buttons) and recent history
-//! (filterable); `/jobs/{id}` a job's event, deliveries, steps and log, with retry and
+//! (filterable); `/jobs/{id}` a job's event, deliveries, steps, log and reports, with retry and
 //! cancel buttons (plain forms). The only script streams a running job's log from
 //! `/api/jobs/{id}/log`.
 
@@ -290,7 +290,30 @@ fn job_body(job: &JobView) -> String {
             job.deliveries.len() - 1
         );
     }
-    out.push_str("</p><h2>Event</h2><pre>");
+    out.push_str("</p>");
+    if !job.reports.is_empty() {
+        out.push_str(
+            "<h2>Reports to the forge</h2><table><tr><th>attempt</th><th>state</th><th>commit</th><th>tries</th>\
+             <th>outcome</th></tr>",
+        );
+        for report in &job.reports {
+            let outcome = match (&report.outcome, report.done) {
+                (Some(outcome), true) => escape(outcome),
+                (Some(failure), false) => format!("waiting to try again: {}", escape(failure)),
+                (None, _) => "waiting".to_owned(),
+            };
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{outcome}</td></tr>",
+                report.attempt,
+                escape(&report.state),
+                escape(&report.sha),
+                report.tries
+            );
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("<h2>Event</h2><pre>");
     out.push_str(&escape(&serde_json::to_string_pretty(&job.event).unwrap_or_default()));
     out.push_str("</pre>");
     if matches!(job.state.as_str(), "waiting" | "queued" | "running") {
