@@ -347,6 +347,15 @@ mod tests {
     }
 
     #[test]
+    fn a_tokens_hosts_are_read_with_their_default_ports_and_without_brackets() {
+        assert_eq!(origin("https://api.github.com"), Some(("api.github.com".into(), 443)));
+        assert_eq!(origin("https://GHE.example:8443/api/v3"), Some(("ghe.example".into(), 8443)));
+        assert_eq!(origin("http://[::1]:3000/acme/widgets.git"), Some(("::1".into(), 3000)));
+        assert_eq!(origin("git@github.com:acme/widgets.git"), None);
+        assert_eq!(origin(""), None);
+    }
+
+    #[test]
     fn a_cached_token_is_used_until_five_minutes_before_it_expires() {
         let apps = Apps::default();
         let key = TokenKey {
