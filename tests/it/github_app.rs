@@ -490,3 +490,23 @@ with = {{ op = "git-fetch", remote = "mirror" }}
     assert_eq!(step(&job, "plant")["status"], "success", "{job:#}");
     daemon.stop().await;
 }
+
+/// Security review of issue 21: `[compat.gitreload] allow_unsigned_from` takes unsigned
+/// hooks, whose repository, installation and clone URL nobody vouches for; on an App
+/// source their jobs would mint the app's tokens for them. The config refuses it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_gitreload_hooks_cannot_start_jobs_of_a_github_app_source() {
+    let world = World::new().await;
+    let text = |compat: &str| {
+        format!(
+            "{source}\n[plugins.probe]\nwasm = \"{probe}\"\n\n[compat.gitreload]\nsource = \"github\"\nrepodir = \
+             \"repos\"\nupdate = \"probe\"\n{compat}\n",
+            source = world.source(),
+            probe = env!("GITAUTO_GUEST_PROBE"),
+        )
+    };
+    let path = world.root.path().join("gitauto.toml");
+    gitauto::config::Config::parse(&path, &text("")).unwrap();
+    let err = gitauto::config::Config::parse(&path, &text("allow_unsigned_from = [\"10.0.0.0/8\"]")).unwrap_err();
+    assert!(err.to_string().contains("source `github` is a GitHub App, and `allow_unsigned_from`"), "{err:#}");
+}
