@@ -81,24 +81,27 @@ impl StepContext {
     }
 
     /// A GitHub App token for the job's repository with `permissions`, for the
-    /// `github-app` credential of `pattern` (see [`app_token`]).
+    /// `github-app` credential of `pattern` on a request to `to` (see [`app_token`]).
     pub fn app_token(
         &self,
         pattern: &crate::grant::HostPattern,
+        to: (&str, u16),
         permissions: &[(String, String)],
     ) -> Result<crate::secret::Secret, AppTokenError> {
-        app_token(self.app.as_deref(), self.deadline, pattern, permissions)
+        app_token(self.app.as_deref(), self.deadline, pattern, to, permissions)
     }
 }
 
 /// A GitHub App token from `access` (the job's), limited to its repository and
-/// `permissions`, for the `github-app` credential of `pattern`: minted, or taken from
-/// the cache, before `deadline`. Blocks: call it from a blocking thread inside the tokio
+/// `permissions`, for the `github-app` credential of `pattern` on a request to `to`
+/// (host, port; refused unless it is the job's GitHub): minted, or taken from the
+/// cache, before `deadline`. Blocks: call it from a blocking thread inside the tokio
 /// runtime, never a tokio worker, and before any Landlock confinement (it calls GitHub).
 pub fn app_token(
     access: Option<&crate::forge_api::AppAccess>,
     deadline: Instant,
     pattern: &crate::grant::HostPattern,
+    to: (&str, u16),
     permissions: &[(String, String)],
 ) -> Result<crate::secret::Secret, AppTokenError> {
     let Some(access) = access else {
@@ -107,7 +110,8 @@ pub fn app_token(
              from (it runs outside a job, or its event is a manual trigger or a schedule tick)"
         )));
     };
-    let minting = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), access.token(permissions));
+    let minting =
+        tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), access.token(to.0, to.1, permissions));
     match tokio::runtime::Handle::current().block_on(minting) {
         Err(_) => {
             Err(AppTokenError::Unavailable(format!("minting a GitHub App token for {pattern}: the deadline passed")))

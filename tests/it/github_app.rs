@@ -405,3 +405,108 @@ steps = [{{ name = "hunt", plugin = "hunt", with = {{ urls = {reflected} }} }}]
     );
     daemon.stop().await;
 }
+
+/// Security review of issue 21: a `github-app` credential granted for a host that is not
+/// the job's GitHub (the source's API, the event's repository's git host) sends no token
+/// there, over HTTP nor git: a wildcard or a second host in a plugin's grant must not
+/// carry the app's tokens to a server that only claims to be GitHub.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_token_goes_only_to_the_jobs_github_and_never_to_another_granted_host() {
+    let world = World::new().await;
+    let repo = TestGit::new(world.root.path(), "widgets");
+    let head = repo.head();
+    let origin = GitHttp::start(&world.root.path().join("origin")).await;
+    // The same repositories on another port: a git host that is not the event's.
+    let mirror = GitHttp::start(&world.root.path().join("origin")).await;
+    let elsewhere = Receiver::start().await;
+    let permissions = r#"{ contents = "read" }"#;
+    let hosts = [
+        world.api_host(permissions),
+        app_host(&origin.host, permissions),
+        app_host(&mirror.host, permissions),
+        app_host(elsewhere.host(), permissions),
+    ]
+    .join(", ");
+    let rules = format!(
+        r#"
+[[rules]]
+name = "http"
+on = "push"
+
+[[rules.steps]]
+name = "api"
+plugin = "probe"
+with = {{ op = "http", url = "{api}/repos/acme/widgets" }}
+
+[[rules.steps]]
+name = "elsewhere"
+plugin = "probe"
+with = {{ op = "http", url = "{elsewhere}/repos/acme/widgets" }}
+
+[[rules]]
+name = "git"
+on = "push"
+checkout = true
+
+[[rules.steps]]
+name = "plant"
+plugin = "probe"
+with = {{ op = "write-file", path = "{{{{ job.checkout }}}}/.git/config", content = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n[remote \"mirror\"]\n\turl = {mirror}\n\tfetch = +refs/heads/*:refs/remotes/mirror/*\n" }}
+
+[[rules.steps]]
+name = "mirror"
+plugin = "probe"
+with = {{ op = "git-fetch", remote = "mirror" }}
+"#,
+        api = world.api.url,
+        elsewhere = elsewhere.url,
+        mirror = mirror.url("widgets.git"),
+    );
+    let daemon = world.daemon(&world.source(), &hosts, &rules).await;
+    let payload = push("widgets", Some(INSTALLATION), &origin.url("widgets.git"), &head);
+    let (status, answer) = daemon.post_github("github", "push", &payload, SECRET).await;
+    assert_eq!(status, 202, "{answer}");
+    let mut steps = serde_json::Map::new();
+    for id in answer["jobs"].as_array().unwrap() {
+        let job = daemon.finished_job(id.as_str().unwrap()).await;
+        for step in job["steps"].as_array().unwrap() {
+            steps.insert(step["name"].as_str().unwrap().to_owned(), step.clone());
+        }
+    }
+    let job = json!({"steps": steps.into_iter().map(|(_, step)| step).collect::<Vec<_>>()});
+    // The job's own GitHub gets its tokens: the checkout from the event's git host, the API.
+    assert!(!origin.requests().is_empty(), "{job:#}");
+    assert!(origin.requests().iter().all(|request| request.authorization.is_some()), "{job:#}");
+    assert_eq!(step(&job, "api")["output"]["status"], 200, "{job:#}");
+    // Anywhere else, the step is refused and nothing is sent.
+    for (name, host) in [("elsewhere", elsewhere.host().to_owned()), ("mirror", mirror.host.clone())] {
+        let refused = step(&job, name);
+        assert_eq!(refused["status"], "failure", "{refused:#}");
+        let summary = refused["summary"].as_str().unwrap();
+        assert!(summary.contains(&format!("{host} is not source \"github\"'s GitHub")), "{summary}");
+    }
+    assert!(elsewhere.requests().is_empty(), "the other host got a request");
+    assert!(mirror.requests().is_empty(), "the other git host got a request");
+    assert_eq!(step(&job, "plant")["status"], "success", "{job:#}");
+    daemon.stop().await;
+}
+
+/// Security review of issue 21: `[compat.gitreload] allow_unsigned_from` takes unsigned
+/// hooks, whose repository, installation and clone URL nobody vouches for; on an App
+/// source their jobs would mint the app's tokens for them. The config refuses it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_gitreload_hooks_cannot_start_jobs_of_a_github_app_source() {
+    let world = World::new().await;
+    let text = |compat: &str| {
+        format!(
+            "{source}\n[plugins.probe]\nwasm = \"{probe}\"\n\n[compat.gitreload]\nsource = \"github\"\nrepodir = \
+             \"repos\"\nupdate = \"probe\"\n{compat}\n",
+            source = world.source(),
+            probe = env!("GITAUTO_GUEST_PROBE"),
+        )
+    };
+    let path = world.root.path().join("gitauto.toml");
+    gitauto::config::Config::parse(&path, &text("")).unwrap();
+    let err = gitauto::config::Config::parse(&path, &text("allow_unsigned_from = [\"10.0.0.0/8\"]")).unwrap_err();
+    assert!(err.to_string().contains("source `github` is a GitHub App, and `allow_unsigned_from`"), "{err:#}");
+}

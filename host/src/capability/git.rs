@@ -268,19 +268,23 @@ fn fetch_options(grant: &Grant, remote: &Checked, deadline: Instant) -> Result<F
 }
 
 /// `grant` with the `github-app` credential for `remote`'s host (if that is its
-/// credential) replaced by a token `mint` gives, sent as GitHub's git server wants it:
+/// credential) replaced by a token `mint` gives for that host and port, sent as GitHub's git server wants it:
 /// basic `x-access-token:TOKEN`. `None`: nothing to replace. Call it before the fetch's
 /// confined thread starts: minting calls GitHub's API, which that thread cannot reach.
 pub fn with_app_token(
     grant: &Grant,
     remote: &Checked,
-    mint: impl FnOnce(&crate::grant::HostPattern, &[(String, String)]) -> Result<crate::secret::Secret, AppTokenError>,
+    mint: impl FnOnce(
+        &crate::grant::HostPattern,
+        (&str, u16),
+        &[(String, String)],
+    ) -> Result<crate::secret::Secret, AppTokenError>,
 ) -> Result<Option<Grant>, AppTokenError> {
     use base64::Engine as _;
     let Checked::Network(network) = remote else { return Ok(None) };
     let Some(credential) = grant.credential_for(&network.host, network.port) else { return Ok(None) };
     let Credential::GitHubApp { permissions } = &credential.kind else { return Ok(None) };
-    let token = mint(&credential.pattern, permissions)?;
+    let token = mint(&credential.pattern, (&network.host, network.port), permissions)?;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose()));
     let minted = crate::grant::HostCredential {
         pattern: credential.pattern.clone(),
@@ -301,7 +305,7 @@ pub fn with_app_token(
 /// A plugin's git call whose host's credential is a GitHub App's: the grant with a token
 /// minted for the job, or the call's error.
 fn minted(ctx: &StepContext, grant: Arc<Grant>, remote: &Checked) -> Result<Arc<Grant>, GitError> {
-    match with_app_token(&grant, remote, |pattern, permissions| ctx.app_token(pattern, permissions)) {
+    match with_app_token(&grant, remote, |pattern, to, permissions| ctx.app_token(pattern, to, permissions)) {
         Ok(Some(minted)) => Ok(Arc::new(minted)),
         Ok(None) => Ok(grant),
         Err(AppTokenError::Denied(why)) => Err(GitError::Denied(why)),

@@ -190,7 +190,8 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
                 Credential::GitHubApp { permissions } => {
                     // Minted for the job's repository and these permissions alone; like a
                     // header credential it replaces the plugin's own.
-                    let token = ctx.app_token(&credential.pattern, permissions).map_err(|err| match err {
+                    let to = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or_default());
+                    let token = ctx.app_token(&credential.pattern, to, permissions).map_err(|err| match err {
                         AppTokenError::Denied(why) => HttpError::Denied(format!("request to {url}: {why}")),
                         AppTokenError::Unavailable(why) => HttpError::Connection(format!("request to {url}: {why}")),
                     })?;

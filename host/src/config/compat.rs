@@ -105,6 +105,17 @@ impl Checker<'_> {
         };
         let import = rule(GITRELOAD_IMPORT_RULE, &raw.import, &raw.import_with);
         let update = rule(GITRELOAD_UPDATE_RULE, &raw.update, &raw.update_with);
+        // An unsigned hook names any repository, installation and clone URL it likes: a
+        // job of an App source would mint tokens for them.
+        if !raw.allow_unsigned_from.is_empty() && sources.get(&source).is_some_and(|found| found.app.is_some()) {
+            self.problem(
+                Some(raw.source.span()),
+                format!(
+                    "[compat.gitreload]: source `{source}` is a GitHub App, and `allow_unsigned_from` would let \
+                     unsigned hooks start its jobs (which mint the app's tokens); use a source without `app`"
+                ),
+            );
+        }
         let allow_unsigned_from = self.networks(&raw.allow_unsigned_from, "[compat.gitreload] allow_unsigned_from");
         Some(GitReload { source, repodir, import, update, allow_unsigned_from })
     }

@@ -199,6 +199,13 @@ pub fn revoked_installation(event: &crate::event::Event) -> Option<u64> {
     (event.forge == "github" && revokes).then_some(event.installation).flatten()
 }
 
+/// The (lower-case host, port) of `url`, when it is an http(s) URL.
+fn origin(url: &str) -> Option<(String, u16)> {
+    let parsed = url::Url::parse(url).ok().filter(|url| matches!(url.scheme(), "http" | "https"))?;
+    let host = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    Some((host, parsed.port_or_known_default()?))
+}
+
 /// The app's JWT at `now`: `iat` a minute back, `exp` nine minutes ahead, `iss` the App ID
 /// (a number, as GitHub's Octokit libraries send it).
 fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
@@ -221,13 +228,18 @@ fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
 
 /// What a job's steps mint GitHub App tokens with (a `github-app` host credential): the
 /// job's source, the event's repository and installation. Tokens it mints are for that
-/// repository alone and the permissions each credential names.
+/// repository alone and the permissions each credential names, and go only to the
+/// GitHub that issued them.
 #[derive(Clone)]
 pub struct AppAccess {
     apis: ForgeApis,
     source: Source,
     repo: String,
     installation: Option<u64>,
+    /// Where a token may be sent, as (lower-case host, port): the source's API and the
+    /// event's repository's git host. A `github-app` credential granted for any other
+    /// host (a wildcard, another GitHub, a server the plugin runs) gets no token.
+    hosts: Vec<(String, u16)>,
 }
 
 impl std::fmt::Debug for AppAccess {
@@ -236,14 +248,18 @@ impl std::fmt::Debug for AppAccess {
             .field("source", &self.source.name)
             .field("repo", &self.repo)
             .field("installation", &self.installation)
+            .field("hosts", &self.hosts)
             .finish_non_exhaustive()
     }
 }
 
 impl AppAccess {
-    /// Access for a job of `source` about `repo` (`owner/name`), through `installation`.
-    pub fn new(apis: &ForgeApis, source: &Source, repo: &str, installation: Option<u64>) -> Self {
-        Self { apis: apis.clone(), source: source.clone(), repo: repo.to_owned(), installation }
+    /// Access for a job of `source` about `repo` (`owner/name`), through `installation`,
+    /// whose git remote is `clone_url` (the event's; empty when it names none).
+    pub fn new(apis: &ForgeApis, source: &Source, repo: &str, installation: Option<u64>, clone_url: &str) -> Self {
+        let api = source.api.as_ref().map(|api| api.url.as_str()).unwrap_or_default();
+        let hosts = [api, clone_url].into_iter().filter_map(origin).collect();
+        Self { apis: apis.clone(), source: source.clone(), repo: repo.to_owned(), installation, hosts }
     }
 
     /// Forgets the tokens minted for the job's repository: GitHub refused one (401), so
@@ -259,8 +275,10 @@ impl AppAccess {
             .retain(|key, _| !(key.app == app.id && key.api == api && key.repo == self.repo));
     }
 
-    /// A token limited to the job's repository and `permissions`.
-    pub async fn token(&self, permissions: &[(String, String)]) -> Result<Secret, ApiError> {
+    /// A token limited to the job's repository and `permissions`, for a request to
+    /// `host`:`port`, which must be the source's API or the repository's git host: a
+    /// token goes back only to the GitHub that minted it.
+    pub async fn token(&self, host: &str, port: u16, permissions: &[(String, String)]) -> Result<Secret, ApiError> {
         let Some(app) = &self.source.app else {
             return Err(ApiError::Failed(format!(
                 "source \"{}\" has no `app`: a github-app credential needs the job's source to be a GitHub App",
@@ -269,6 +287,16 @@ impl AppAccess {
         };
         if self.repo.is_empty() {
             return Err(ApiError::Failed("the event names no repository to mint a GitHub App token for".into()));
+        }
+        let host = host.trim_end_matches('.').trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        if !self.hosts.iter().any(|(allowed, allowed_port)| *allowed == host && *allowed_port == port) {
+            let hosts: Vec<String> = self.hosts.iter().map(|(host, port)| format!("{host}:{port}")).collect();
+            return Err(ApiError::Failed(format!(
+                "{host}:{port} is not source \"{}\"'s GitHub (its API and the repository's git host: {}): \
+                 a GitHub App token is sent nowhere else",
+                self.source.name,
+                if hosts.is_empty() { "none".to_owned() } else { hosts.join(", ") }
+            )));
         }
         let permissions = Permissions::from_pairs(permissions.iter().cloned());
         Ok(self.apis.app_token(&self.source, app, &self.repo, self.installation, &permissions).await?.token)
@@ -316,6 +344,15 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.as_json(), json!({"contents": "read", "statuses": "write"}));
         assert_eq!(Permissions::default().as_json(), json!({"metadata": "read"}));
+    }
+
+    #[test]
+    fn a_tokens_hosts_are_read_with_their_default_ports_and_without_brackets() {
+        assert_eq!(origin("https://api.github.com"), Some(("api.github.com".into(), 443)));
+        assert_eq!(origin("https://GHE.example:8443/api/v3"), Some(("ghe.example".into(), 8443)));
+        assert_eq!(origin("http://[::1]:3000/acme/widgets.git"), Some(("::1".into(), 3000)));
+        assert_eq!(origin("git@github.com:acme/widgets.git"), None);
+        assert_eq!(origin(""), None);
     }
 
     #[test]

@@ -105,7 +105,14 @@ impl<'a> Chain<'a> {
         source: Option<&Source>,
     ) -> Self {
         let app = source.map(|source| {
-            Arc::new(AppAccess::new(&workers.apis, source, &event.repository.full_name, event.installation))
+            let repository = &event.repository;
+            Arc::new(AppAccess::new(
+                &workers.apis,
+                source,
+                &repository.full_name,
+                event.installation,
+                &repository.clone_url,
+            ))
         });
         let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
         let event_value = crate::template::event_value(&event, &payload);

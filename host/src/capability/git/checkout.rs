@@ -185,8 +185,8 @@ pub fn fill(
 ) -> Result<Filled, FillError> {
     let url = event.repository.clone_url.clone();
     let checked = allowed(grant, &url)?;
-    let minted = with_app_token(grant, &checked, |pattern, permissions| {
-        crate::capability::app_token(app, deadline, pattern, permissions)
+    let minted = with_app_token(grant, &checked, |pattern, to, permissions| {
+        crate::capability::app_token(app, deadline, pattern, to, permissions)
     })
     .map_err(|err| match err {
         AppTokenError::Denied(why) => FillError::failed(why),
