@@ -345,18 +345,17 @@ impl Checker<'_> {
                 None
             }
         });
-        let config =
-            Config {
-                path: self.path.to_path_buf(),
-                text: Arc::from(self.text),
-                server,
-                sources,
-                plugins,
-                rules,
-                compat,
-                retention,
-                store,
-            };
+        let config = Config {
+            path: self.path.to_path_buf(),
+            text: Arc::from(self.text),
+            server,
+            sources,
+            plugins,
+            rules,
+            compat,
+            retention,
+            store,
+        };
         self.cross_check(&config);
         self.check_reports(&config);
         config

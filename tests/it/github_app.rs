@@ -296,6 +296,16 @@ async fn host_calls_for_an_app_source_use_a_minted_token_and_mint_again_after_a_
     let err = apis.call(source, &other, reqwest::Method::GET, "/repos/acme/elsewhere", None).await.unwrap_err();
     assert_eq!(err.status(), Some(422), "{err}");
     assert!(err.to_string().contains("not accessible to the parent installation"), "{err}");
+    // A delivery pairs acme/widgets with another account's installation, which has a
+    // `widgets` of its own (issue 21 review): GitHub would mint for victim/widgets; the
+    // host does not use that token.
+    world.api.add_installation(777, &["victim/widgets"]);
+    world.api.take();
+    let forged = ApiTarget { installation: Some(777), ..target.clone() };
+    let err = apis.call(source, &forged, reqwest::Method::GET, "/repos/acme/widgets", None).await.unwrap_err();
+    assert!(err.to_string().contains("not for the event's repository acme/widgets"), "{err}");
+    let lines: Vec<String> = world.api.take().iter().map(|r| r.line()).collect();
+    assert_eq!(lines, ["POST /app/installations/777/access_tokens"], "the token was not used");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -132,6 +132,22 @@ impl ForgeApis {
         let (Some(token), Some(expires)) = (token, expires) else {
             return Err(ApiError::Failed(format!("{request}: the answer has no `token` and `expires_at`")));
         };
+        // GitHub looks `name` up in the installation's own account, whatever the owner the
+        // event named: a delivery pairing `acme/x` with another account's installation
+        // would get a token for that account's `x`. The token must be for the event's
+        // repository itself, or it is not used.
+        let granted: Vec<&str> = answer
+            .body
+            .get("repositories")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(|r| r.get("full_name").and_then(Value::as_str)).collect())
+            .unwrap_or_default();
+        if !matches!(granted.as_slice(), [full] if full.eq_ignore_ascii_case(repo)) {
+            return Err(ApiError::Failed(format!(
+                "{request}: installation {installation} gave a token for {granted:?}, not for the event's \
+                 repository {repo}; it is not used"
+            )));
+        }
         let token = Secret::new(token);
         let expires = SystemTime::from(expires);
         tracing::debug!(app = app.id, installation, repo, "minted a GitHub App installation token");

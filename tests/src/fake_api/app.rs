@@ -62,6 +62,15 @@ impl super::FakeApi {
         });
     }
 
+    /// Installs the app known already as `installation` on `repos` too.
+    pub fn add_installation(&self, installation: u64, repos: &[&str]) {
+        self.with(|s| {
+            for repo in repos {
+                s.app.installations.insert((*repo).to_owned(), installation);
+            }
+        });
+    }
+
     /// How long the tokens issued from now on live.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.with(|s| s.app.token_lifetime = lifetime);
@@ -133,7 +142,14 @@ pub fn handle(s: &mut State, method: &str, parts: &[&str], authorization: Option
                 token: token.clone(),
                 expires,
             });
-            let repos: Vec<Value> = repositories.iter().map(|name| json!({"name": name})).collect();
+            // As GitHub answers: each repository whole, named within the installation's account.
+            let repos: Vec<Value> = repositories
+                .iter()
+                .map(|name| {
+                    let full = owned.iter().find(|full| full.rsplit('/').next() == Some(name.as_str())).unwrap();
+                    json!({"name": name, "full_name": full})
+                })
+                .collect();
             Some(answer(
                 201,
                 json!({"token": token, "expires_at": rfc3339(expires), "permissions": permissions,
