@@ -147,7 +147,13 @@ pub async fn check(apis: &ForgeApis, queue: &Queue, config: &Config, rule: &Rule
     if rule.name == APPROVE_RULE {
         return approve(apis, queue, config, job).await;
     }
+    if let Some(refused) = fork_gate(rule, job) {
+        return refused;
+    }
     let Some(needed) = rule.permission else { return Decision::Run };
+    if let Some(taken) = comment_taken(queue, &rule.name, job).await {
+        return taken;
+    }
     // A manual trigger and a schedule tick come from the daemon's own operator, not a
     // forge: their `forge` (`ingest::MANUAL`, `ingest::SCHEDULE`) is the host's word, which
     // no payload can set.
@@ -173,17 +179,54 @@ pub async fn check(apis: &ForgeApis, queue: &Queue, config: &Config, rule: &Rule
     if level >= needed {
         return Decision::Run;
     }
-    let what = event.command.as_ref().map_or_else(|| format!("rule \"{}\"", rule.name), |c| c.name.clone());
+    let what = event.command.as_ref().map_or_else(|| format!("rule \"{}\"", rule.name), |c| shown_command(&c.name));
     refuse(apis, source, event, &user, &what, needed, level).await
+}
+
+/// The rule's `forks` again when the job starts, whatever way it got to the queue (a
+/// retried cancelled waiting job, a re-run, a job made before the rule was gated): a
+/// fork's pull request runs under `forks = "approve"` only with an approval of its event's
+/// head, and never under `forks = "skip"`.
+fn fork_gate(rule: &Rule, job: Job<'_>) -> Option<Decision> {
+    let event = job.event;
+    let fork = event.fork()?;
+    let pr = event.pull_request.as_ref()?;
+    let short: String = pr.head.chars().take(12).collect();
+    let summary = match rule.forks {
+        Forks::Run => return None,
+        Forks::Approve if job.approved_head == Some(pr.head.as_str()) && !pr.head.is_empty() => return None,
+        Forks::Approve => {
+            format!("pull request #{} from the fork {fork}: no {APPROVE_COMMAND} approved its head {short}", pr.number)
+        }
+        Forks::Skip => format!("pull request #{} is from the fork {fork}; the rule skips forks", pr.number),
+    };
+    Some(Decision::End { done: false, summary })
+}
+
+/// A command's name as a reply may show it: the commenter wrote it, so anything but a
+/// short plain name (letters, digits, `/`, `-`, `_`, `.`, `:`; at most 64 of them) is
+/// shown as "the command" — no mention, link, markup or bidirectional override of theirs
+/// is echoed by the host's account.
+fn shown_command(name: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/-_.:".contains(c);
+    if !name.is_empty() && name.len() <= 64 && name.chars().all(plain) {
+        name.to_owned()
+    } else {
+        "the command".to_owned()
+    }
 }
 
 /// The job being gated: its event and the delivery it runs with.
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {
+    /// The job's id.
+    pub id: i64,
     /// The event it runs with.
     pub event: &'a Event,
     /// The stored delivery of that event.
     pub delivery_seq: i64,
+    /// The head commit an `/ok-to-test` released the job for, if one did.
+    pub approved_head: Option<&'a str>,
 }
 
 /// Ends a job whose author is short of `needed`, replying where they asked.
@@ -225,6 +268,9 @@ async fn approve(apis: &ForgeApis, queue: &Queue, config: &Config, job: Job<'_>)
     let (Some((user, id)), Some(number)) = (author(event), number(event)) else {
         return Decision::End { done: false, summary: "the approval names no author or pull request".to_owned() };
     };
+    if let Some(taken) = comment_taken(queue, APPROVE_RULE, job).await {
+        return taken;
+    }
     let level = match permission(apis, source, event, &user, id).await {
         Ok(level) => level,
         Err(err) => return Decision::failed(err, &format!("checking {user}'s permission")),
@@ -246,6 +292,28 @@ async fn approve(apis: &ForgeApis, queue: &Queue, config: &Config, job: Job<'_>)
     match queue.release_waiting(approval).await {
         Ok(released) => Decision::End { done: true, summary: approved(&user, number, &head, &released) },
         Err(err) => Decision::Failed { error: format!("releasing the waiting jobs: {err:#}"), transient: true },
+    }
+}
+
+/// Claims the job's comment for `rule` (an approval, or a command a `permission`
+/// gates): `Some` ending when another job's already acted on it, so that a replayed or
+/// redelivered webhook of one comment approves or deploys once. A comment without an id
+/// (0) cannot be told apart and is refused.
+async fn comment_taken(queue: &Queue, rule: &str, job: Job<'_>) -> Option<Decision> {
+    let event = job.event;
+    let comment = event.comment.as_ref().filter(|_| event.kind == "comment")?;
+    if comment.id == 0 {
+        return Some(Decision::End { done: false, summary: "the comment has no id to act on once".to_owned() });
+    }
+    match queue.act_on_comment(&event.source, &event.repository.full_name, comment.id, rule, job.id).await {
+        Ok(None) => None,
+        Ok(Some(other)) => Some(Decision::End {
+            done: false,
+            summary: format!("comment {} already acted in job {other} (a replayed delivery)", comment.id),
+        }),
+        Err(err) => {
+            Some(Decision::Failed { error: format!("recording comment {}: {err:#}", comment.id), transient: true })
+        }
     }
 }
 
@@ -321,14 +389,21 @@ fn level(forge: &str, body: &Value) -> Permission {
             10..=19 => Permission::Read,
             _ => Permission::None,
         },
-        // GitHub: `role_name` tells triage and maintain (custom roles fall back to the
-        // base `permission`); Gitea: `owner`, `admin`, `write`, `read`, `none`.
+        // GitHub: `role_name` tells triage and maintain, taken only where the base
+        // `permission` agrees (triage is read, maintain is write; any other role name,
+        // custom ones included, is the base); Gitea: `owner`, `admin`, `write`, `read`,
+        // `none`.
         _ => {
-            let named = |field: &str| match body[field].as_str()? {
-                "owner" => Some(Permission::Admin),
-                other => Permission::parse(other),
+            let base = match body["permission"].as_str() {
+                Some("owner") => Permission::Admin,
+                Some(other) => Permission::parse(other).unwrap_or(Permission::None),
+                None => Permission::None,
             };
-            named("role_name").or_else(|| named("permission")).unwrap_or(Permission::None)
+            match (body["role_name"].as_str(), base) {
+                (Some("triage"), Permission::Read) => Permission::Triage,
+                (Some("maintain"), Permission::Write) => Permission::Maintain,
+                _ => base,
+            }
         }
     }
 }
@@ -390,6 +465,11 @@ mod tests {
             ("github", json!({"permission": "write", "role_name": "release-manager"}), Permission::Write),
             ("github", json!({"permission": "none", "role_name": "none"}), Permission::None),
             ("github", json!({"message": "odd"}), Permission::None),
+            ("github", json!({"permission": "read", "role_name": "maintain"}), Permission::Read),
+            ("github", json!({"permission": "none", "role_name": "admin"}), Permission::None),
+            ("github", json!({"permission": "write", "role_name": "triage"}), Permission::Write),
+            ("github", json!({"role_name": "admin"}), Permission::None),
+            ("github", json!({"permission": "admin", "role_name": "admin"}), Permission::Admin),
             ("gitea", json!({"permission": "owner"}), Permission::Admin),
             ("gitea", json!({"permission": "read"}), Permission::Read),
             ("gitlab", json!({"access_level": 50}), Permission::Admin),
@@ -482,6 +562,46 @@ mod tests {
         // Whatever the forge answers as a head, the summary is made without panicking.
         let odd = approved("m", 7, "ééééééééééééé", &Released::default());
         assert_eq!(odd, "/ok-to-test by m for #7 at éééééééééééé: no job waited for that commit");
+    }
+
+    #[test]
+    fn a_forks_job_runs_only_with_an_approval_of_its_head() {
+        let mut event = ok_to_test("created", "/ok-to-test");
+        event.kind = "pull_request".into();
+        event.comment = None;
+        event.command = None;
+        event.pull_request = Some(PullRequest {
+            number: 7,
+            head: "a".repeat(40),
+            source_repository: Some("mallory/widgets".into()),
+            ..Default::default()
+        });
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let mut rule = Rule::new("ci", Vec::new(), Vec::new());
+        let ran = |rule: &Rule, event: &Event, approved_head: Option<&str>| {
+            fork_gate(rule, Job { id: 1, event, delivery_seq: 1, approved_head }).is_none()
+        };
+        rule.forks = Forks::Approve;
+        assert!(ran(&rule, &event, Some(&a)), "approved for its head");
+        assert!(!ran(&rule, &event, None), "never approved (a retried cancelled waiting job)");
+        assert!(!ran(&rule, &event, Some(&b)), "approved for another head");
+        rule.forks = Forks::Skip;
+        assert!(!ran(&rule, &event, Some(&a)), "a rule that skips forks");
+        rule.forks = Forks::Run;
+        assert!(ran(&rule, &event, None), "a rule that runs forks");
+        event.pull_request.as_mut().unwrap().source_repository = Some("acme/widgets".into());
+        rule.forks = Forks::Approve;
+        assert!(ran(&rule, &event, None), "no fork");
+    }
+
+    #[test]
+    fn a_reply_shows_only_a_plain_command_name() {
+        assert_eq!(shown_command("/deploy"), "/deploy");
+        assert_eq!(shown_command("/ok-to-test"), "/ok-to-test");
+        for hostile in ["/x[click](https://evil.example)", "/@admins", "/a\u{202e}txt", "/`code`", &"/x".repeat(40), ""]
+        {
+            assert_eq!(shown_command(hostile), "the command", "{hostile:?}");
+        }
     }
 
     #[test]

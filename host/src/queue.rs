@@ -49,7 +49,7 @@ pub use ticks::TickClaim;
 pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v8.sql"),
     include_str!("queue/schema_v9.sql"),
     include_str!("queue/schema_v10.sql"),
+    include_str!("queue/schema_v11.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -272,6 +273,8 @@ pub struct ClaimedJob {
     /// The stored delivery it runs with (ordering: an approval releases only jobs whose
     /// event arrived before it).
     pub delivery_seq: i64,
+    /// The head commit an `/ok-to-test` released the job for, if one did.
+    pub approved_head: Option<String>,
 }
 
 /// One finished step.
@@ -620,70 +623,99 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
         None => None,
     };
     let event_index = job.event_index as i64;
+    let coalesced = match (existing, &coalesce_key) {
+        (Some(id), Some(key)) => coalesce_into(db, id, (state, key), seq, job, now)?,
+        _ => false,
+    };
     let id = match existing {
-        Some(id) => {
-            // A quiet period starts again, but never past ten of them after the job was queued.
-            db.execute(
-                "UPDATE jobs SET delivery_seq = ?2, event_index = ?3, git_ref = ?4, max_attempts = ?5,
-                        not_before = CASE WHEN CAST(?7 AS BIGINT) > 0 THEN
-                            CASE WHEN CAST(?6 AS BIGINT) + ?7 < created_at + 10 * ?7 THEN CAST(?6 AS BIGINT) + ?7
-                                 ELSE created_at + 10 * ?7 END
-                        ELSE not_before END,
-                        concurrency = ?8, priority = ?9
-                 WHERE id = ?1",
-                args![
-                    id,
-                    seq,
-                    event_index,
-                    job.git_ref,
-                    job.max_attempts,
-                    now,
-                    job.quiet_ms,
-                    job.concurrency,
-                    job.priority
-                ],
-            )?;
-            id
-        }
-        None => db.query_one(
-            "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
-                               state, created_at, not_before, node, concurrency, priority, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?14, ?9,
-                     CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11, ?12, ?13,
-                     ?15)
-             RETURNING id",
-            args![
-                seq,
-                job.rule,
-                key,
-                job.repo,
-                job.git_ref,
-                event_index,
-                coalesce_key,
-                job.max_attempts,
-                now,
-                job.quiet_ms,
-                node,
-                job.concurrency,
-                job.priority,
-                state,
-                job.report.map(crate::config::ReportKind::as_str)
-            ],
-            |row| row.get(0),
-        )?,
+        Some(id) if coalesced => id,
+        _ => insert_job(db, seq, job, (&key, coalesce_key.as_deref(), node), state, now)?,
     };
     db.execute(
         "INSERT INTO job_deliveries (job_id, delivery_seq, event_index, at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
         args![id, seq, event_index, now],
     )?;
-    // A coalesced job now carries a newer commit: the older one's report says so.
+    // The job's report: queued, or, for a coalesced job now carrying a newer commit, that
+    // the older one was superseded.
     reports::note(db, id)?;
-    Ok((id, existing.is_some()))
+    Ok((id, coalesced))
+}
+
+/// Hands job `id` the newer event of delivery `seq`, while it still has the state and
+/// coalescing key (`found`) it was found with: on PostgreSQL another daemon may have
+/// released it from waiting (or started it) since the look, and a released job must not
+/// take a newer, unapproved event. Whether it did; when not, the caller makes a new job.
+fn coalesce_into(db: Db, id: i64, found: (&str, &str), seq: i64, job: &NewJob, now: i64) -> anyhow::Result<bool> {
+    let (state, key) = found;
+    // A quiet period starts again, but never past ten of them after the job was queued.
+    let updated = db.execute(
+        "UPDATE jobs SET delivery_seq = ?2, event_index = ?3, git_ref = ?4, max_attempts = ?5,
+                not_before = CASE WHEN CAST(?7 AS BIGINT) > 0 THEN
+                    CASE WHEN CAST(?6 AS BIGINT) + ?7 < created_at + 10 * ?7 THEN CAST(?6 AS BIGINT) + ?7
+                         ELSE created_at + 10 * ?7 END
+                ELSE not_before END,
+                concurrency = ?8, priority = ?9
+         WHERE id = ?1 AND state = ?10 AND coalesce_key = ?11",
+        args![
+            id,
+            seq,
+            job.event_index as i64,
+            job.git_ref,
+            job.max_attempts,
+            now,
+            job.quiet_ms,
+            job.concurrency,
+            job.priority,
+            state,
+            key
+        ],
+    )?;
+    Ok(updated == 1)
+}
+
+/// Inserts `job` as a new row for delivery `seq` in `state`, with its key, coalescing key
+/// and node as `placed`; returns its id.
+fn insert_job(
+    db: Db,
+    seq: i64,
+    job: &NewJob,
+    placed: (&str, Option<&str>, Option<&str>),
+    state: &str,
+    now: i64,
+) -> anyhow::Result<i64> {
+    let (key, coalesce_key, node) = placed;
+    let event_index = job.event_index as i64;
+    db.query_one(
+        "INSERT INTO jobs (delivery_seq, rule, key, repo, git_ref, event_index, coalesce_key, max_attempts,
+                           state, created_at, not_before, node, concurrency, priority, report)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?14, ?9,
+                 CASE WHEN CAST(?10 AS BIGINT) > 0 THEN CAST(?9 AS BIGINT) + CAST(?10 AS BIGINT) END, ?11, ?12, ?13,
+                 ?15)
+         RETURNING id",
+        args![
+            seq,
+            job.rule,
+            key,
+            job.repo,
+            job.git_ref,
+            event_index,
+            coalesce_key,
+            job.max_attempts,
+            now,
+            job.quiet_ms,
+            node,
+            job.concurrency,
+            job.priority,
+            state,
+            job.report.map(crate::config::ReportKind::as_str)
+        ],
+        |row| row.get(0),
+    )
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 7;
+const POSTGRES_SCHEMA_VERSION: i64 = 8;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -694,6 +726,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v5.sql"),
     include_str!("queue/postgres_v6.sql"),
     include_str!("queue/postgres_v7.sql"),
+    include_str!("queue/postgres_v8.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -941,6 +974,34 @@ mod tests {
             let second = queue.claim().await.unwrap().unwrap();
             assert_ne!(first.id, second.id);
             assert!(queue.claim().await.unwrap().is_none());
+        }
+    }
+
+    /// A coalescing look that raced an approval (another daemon released the waiting job
+    /// between the look and the update) leaves the released job's event alone.
+    #[tokio::test]
+    async fn a_job_released_after_the_coalescing_look_takes_no_newer_event() {
+        for store in stores() {
+            let queue = store.open("n");
+            let waiting = NewJob { coalesce_key: Some("c".into()), waiting: true, ..job("k") };
+            let accepted = queue.accept(delivery("w1"), vec![waiting.clone()]).await.unwrap();
+            let id: i64 = accepted.jobs[0].parse().unwrap();
+            let newer = NewJob { event_index: 5, ..waiting.clone() };
+            let (still, released) = (newer.clone(), newer);
+            let coalesced = queue
+                .writer
+                .call(move |db| coalesce_into(db, id, ("waiting", "c"), 1, &still, now_ms()))
+                .await
+                .unwrap();
+            assert!(coalesced, "a job still waiting takes the newer event");
+            store.execute(&format!("UPDATE jobs SET state = 'queued', coalesce_key = NULL WHERE id = {id}"));
+            let coalesced = queue
+                .writer
+                .call(move |db| coalesce_into(db, id, ("waiting", "c"), 1, &released, now_ms() + 1))
+                .await
+                .unwrap();
+            assert!(!coalesced, "a released job is not updated");
+            queue.close().await;
         }
     }
 

@@ -197,7 +197,12 @@ impl Workers {
     /// chain, else how the job ends. A check that could not be made fails the job (retried
     /// when the failure was transient); it never runs unchecked.
     async fn gate(&self, config: &Config, job: &ClaimedJob, rule: &Rule, event: &Event) -> Option<Ending> {
-        let gated = crate::gate::Job { event, delivery_seq: job.delivery_seq };
+        let gated = crate::gate::Job {
+            id: job.id,
+            event,
+            delivery_seq: job.delivery_seq,
+            approved_head: job.approved_head.as_deref(),
+        };
         match crate::gate::check(&self.apis, &self.queue, config, rule, gated).await {
             crate::gate::Decision::Run => None,
             crate::gate::Decision::End { done, summary } => {

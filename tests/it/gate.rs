@@ -101,7 +101,7 @@ async fn refused_then_run(
 ) {
     let (source, event, payload, repo, user, place) = case;
     api.grant_role(repo, user, short);
-    let payload = fixture(payload);
+    let mut payload = fixture(payload);
     let job = daemon.finished_job(&deliver(daemon, source, event, &payload).await[0]).await;
     assert_eq!(job["state"], "skipped", "{source}: {job:#}");
     assert_eq!(job["summary"], format!("{user} has {short} permission on {repo}; {what} needs write"), "{source}");
@@ -110,10 +110,28 @@ async fn refused_then_run(
     api.with(|s| s.comments.clear());
 
     api.grant_role(repo, user, enough);
+    // A new comment: the refused one acted already (a replay of it stays refused).
+    let comment = new_comment(&mut payload);
     let job = daemon.finished_job(&deliver(daemon, source, event, &payload).await[0]).await;
     assert_eq!(job["state"], "succeeded", "{source}: {job:#}");
     assert_eq!(comments(api), [(place.to_owned(), ran.to_owned())], "{source}: the step ran");
     api.with(|s| s.comments.clear());
+    if let Some(comment) = comment {
+        let replayed = daemon.finished_job(&deliver(daemon, source, event, &payload).await[0]).await;
+        assert_eq!(replayed["state"], "skipped", "{source}: {replayed:#}");
+        let summary = replayed["summary"].as_str().unwrap();
+        assert!(summary.starts_with(&format!("comment {comment} already acted in job ")), "{source}: {summary}");
+        assert!(comments(api).is_empty(), "{source}: a replayed command does not run again");
+    }
+}
+
+/// Gives a comment payload (GitHub's and Gitea's `comment`, GitLab's note) a new comment
+/// id; the id, or `None` for other payloads.
+fn new_comment(payload: &mut Value) -> Option<u64> {
+    let comment = if payload["object_kind"] == "note" { "object_attributes" } else { "comment" };
+    let id = payload[comment]["id"].as_u64()? + 1000;
+    payload[comment]["id"] = id.into();
+    Some(id)
 }
 
 /// `deploy`: on pull requests, for authors with write permission, retried once.
@@ -236,7 +254,11 @@ fn fork_push(head: &str) -> Value {
     payload
 }
 
-/// A GitHub `issue_comment` on pull request #7 of acme/widgets by `author`.
+/// The id of the next comment [`pr_comment`] makes (each is a new comment).
+static NEXT_COMMENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(9001);
+
+/// A GitHub `issue_comment` on pull request #7 of acme/widgets by `author`, a new
+/// comment each time.
 fn pr_comment(action: &str, author: &str, body: &str) -> Value {
     let repository = fixture("github/pull_request-synchronize.json")["repository"].clone();
     let user = json!({"login": author, "id": 4242, "type": "User"});
@@ -254,7 +276,7 @@ fn pr_comment(action: &str, author: &str, body: &str) -> Value {
             },
         },
         "comment": {
-            "id": 9001,
+            "id": NEXT_COMMENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             "body": body,
             "user": user,
             "html_url": "https://github.com/acme/widgets/pull/7#issuecomment-9001",
@@ -341,6 +363,81 @@ async fn a_fork_pull_request_waits_for_an_ok_to_test_from_a_writer_for_its_head_
     assert_eq!(daemon.finished_job(&second).await["state"], "succeeded");
     assert_eq!(comments(&api), [tested(&h1), tested(&h3)], "{h2} never ran");
     daemon.stop().await;
+}
+
+/// The fork gate holds when the job starts, not only when it is routed: a cancelled
+/// waiting job retried through the API ends skipped without running, while a job an
+/// approval released runs again when retried (its approval covers its head).
+#[tokio::test]
+async fn a_retried_fork_job_runs_only_with_an_approval_of_its_head() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(&api, dir.path(), &ci()).await;
+    let client = gitauto::client::Client::new(&daemon.url, None);
+    api.grant_role("acme/widgets", "maintainer", "write");
+    let (h1, h2) = ("5".repeat(40), "6".repeat(40));
+
+    api.set_head("acme/widgets", 7, &h1);
+    let cancelled = deliver(&daemon, "github", "pull_request", &fork_push(&h1)).await.remove(0);
+    assert_eq!(state(&daemon, &cancelled).await, "waiting");
+    assert_eq!(client.post(&format!("/api/jobs/{cancelled}/cancel")).await.unwrap().status, 200);
+    assert_eq!(client.post(&format!("/api/jobs/{cancelled}/retry")).await.unwrap().status, 202);
+    let job = daemon.finished_job(&cancelled).await;
+    assert_eq!(job["state"], "skipped", "{job:#}");
+    let summary =
+        format!("pull request #7 from the fork octocat/widgets: no /ok-to-test approved its head {}", &h1[..12]);
+    assert_eq!(job["summary"], summary);
+    assert!(comments(&api).is_empty(), "the fork's code never ran");
+
+    api.set_head("acme/widgets", 7, &h2);
+    let released = deliver(&daemon, "github", "pull_request", &fork_push(&h2)).await.remove(0);
+    let approval =
+        deliver(&daemon, "github", "issue_comment", &pr_comment("created", "maintainer", "/ok-to-test")).await;
+    assert_eq!(daemon.finished_job(&approval[0]).await["state"], "succeeded");
+    assert_eq!(daemon.finished_job(&released).await["state"], "succeeded");
+    assert_eq!(client.post(&format!("/api/jobs/{released}/retry")).await.unwrap().status, 202);
+    wait_for_comments(&api, 2).await;
+    let tested = ("acme/widgets#7".to_owned(), format!("tested {h2}"));
+    assert_eq!(comments(&api), [tested.clone(), tested], "the approved job ran, and again when retried");
+    daemon.stop().await;
+}
+
+/// A replayed `/ok-to-test` (the same comment in a new delivery, as a forge's redeliver
+/// or replay button sends it) approves nothing: each comment approves once.
+#[tokio::test]
+async fn a_replayed_ok_to_test_approves_nothing() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(&api, dir.path(), &ci()).await;
+    api.grant_role("acme/widgets", "maintainer", "write");
+    let (h1, h2) = ("7".repeat(40), "8".repeat(40));
+    api.set_head("acme/widgets", 7, &h1);
+    let first = deliver(&daemon, "github", "pull_request", &fork_push(&h1)).await.remove(0);
+    let ok = pr_comment("created", "maintainer", "/ok-to-test");
+    let approval = deliver(&daemon, "github", "issue_comment", &ok).await;
+    assert_eq!(daemon.finished_job(&approval[0]).await["state"], "succeeded");
+    assert_eq!(daemon.finished_job(&first).await["state"], "succeeded");
+
+    api.set_head("acme/widgets", 7, &h2);
+    let second = deliver(&daemon, "github", "pull_request", &fork_push(&h2)).await.remove(0);
+    let replay = deliver(&daemon, "github", "issue_comment", &ok).await;
+    assert_ne!(replay, approval, "a new delivery, a new approval job");
+    let replay = daemon.finished_job(&replay[0]).await;
+    assert_eq!(replay["state"], "skipped", "{replay:#}");
+    let id = ok["comment"]["id"].as_u64().unwrap();
+    let summary = format!("comment {id} already acted in job {} (a replayed delivery)", approval[0]);
+    assert_eq!(replay["summary"], summary);
+    assert_eq!(state(&daemon, &second).await, "waiting", "the replay released nothing");
+    assert_eq!(comments(&api), [("acme/widgets#7".to_owned(), format!("tested {h1}"))]);
+    daemon.stop().await;
+}
+
+/// Waits until the fake has received `count` comments.
+async fn wait_for_comments(api: &FakeApi, count: usize) {
+    gitauto_tests::wait_for(&format!("{count} comments"), Duration::from_secs(60), || async {
+        (comments(api).len() >= count).then_some(())
+    })
+    .await;
 }
 
 /// A waiting job is durable: after a restart it still waits, and an `/ok-to-test` then

@@ -287,7 +287,11 @@ impl PullRequestPayload {
         let pr = self.pullrequest;
         let repository = self.repository.into_repository();
         let head = pr.source.commit.map(|c| c.hash).unwrap_or_default();
-        let source_repository = pr.source.repository.map(|r| r.full_name).filter(|name| *name != repository.full_name);
+        // A source repository the payload leaves out (deleted) was a fork.
+        let source_repository = match pr.source.repository {
+            None => Some(crate::forge::github_shape::DELETED_FORK.to_owned()),
+            Some(source) => Some(source.full_name).filter(|name| *name != repository.full_name),
+        };
         let state = match pr.state.as_str() {
             "MERGED" => "merged",
             "OPEN" => "open",
@@ -361,6 +365,20 @@ mod tests {
         );
         assert_eq!(several[0].before, None);
         assert_eq!(several[1].after, None);
+    }
+
+    #[test]
+    fn a_pull_request_without_its_source_repository_is_a_fork() {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&testing::fixture("bitbucket", "pullrequest-created.json")).unwrap();
+        body["pullrequest"]["source"]["repository"] = serde_json::Value::Null;
+        let Ok(Incoming::Events(events)) =
+            testing::parse(&Bitbucket, "pullrequest:created", &serde_json::to_vec(&body).unwrap())
+        else {
+            panic!("no events")
+        };
+        let source = events[0].pull_request.as_ref().unwrap().source_repository.as_deref();
+        assert_eq!(source, Some(crate::forge::github_shape::DELETED_FORK));
     }
 
     #[test]

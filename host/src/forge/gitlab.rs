@@ -284,6 +284,10 @@ struct MergeRequestAttributes {
     last_commit: Option<LastCommit>,
     #[serde(default)]
     source: Option<MergeRequestProject>,
+    #[serde(default)]
+    source_project_id: Option<u64>,
+    #[serde(default)]
+    target_project_id: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +298,27 @@ pub(super) struct LastCommit {
 #[derive(Deserialize)]
 pub(super) struct MergeRequestProject {
     path_with_namespace: String,
+}
+
+/// A merge request's `source_repository`: the source project when it is not the target
+/// one, compared by id where the payload has both ids. A source project the payload
+/// leaves out or sends as `null` (a deleted fork) is a fork: its code is no more trusted
+/// for being gone.
+pub(super) fn fork(
+    source: Option<MergeRequestProject>,
+    ids: (Option<u64>, Option<u64>),
+    target: &str,
+) -> Option<String> {
+    let name = source.map(|s| s.path_with_namespace);
+    let deleted = || crate::forge::github_shape::DELETED_FORK.to_owned();
+    match ids {
+        (Some(source), Some(target)) if source == target => None,
+        (Some(_), Some(_)) => Some(name.filter(|name| !name.is_empty()).unwrap_or_else(deleted)),
+        _ => match name {
+            None => Some(deleted()),
+            Some(name) => (name != target).then_some(name),
+        },
+    }
 }
 
 impl MergeRequest {
@@ -310,7 +335,7 @@ impl MergeRequest {
         let merged = attrs.state == "merged" || attrs.action.as_deref() == Some("merge");
         let head = attrs.last_commit.map(|c| c.id).unwrap_or_default();
         let target = self.project.path_with_namespace.clone();
-        let source_repository = attrs.source.map(|s| s.path_with_namespace).filter(|name| *name != target);
+        let source_repository = fork(attrs.source, (attrs.source_project_id, attrs.target_project_id), &target);
         let state = match attrs.state.as_str() {
             _ if merged => "merged",
             "opened" => "open",
@@ -473,6 +498,41 @@ mod tests {
         assert!(matches!(approved, Ok(Incoming::Ignored(_))), "{approved:?}");
         let wiki = testing::parse(&gitlab(), "Wiki Page Hook", b"{}");
         assert_eq!(wiki, Ok(Incoming::Ignored("GitLab event `Wiki Page Hook` is not handled".into())));
+    }
+
+    /// The fork a merge request (hook or note) comes from, with its source project
+    /// changed by `edit` on the fixture's JSON.
+    fn source_of(event: &str, fixture: &str, at: &str, edit: fn(&mut serde_json::Value)) -> Option<String> {
+        let mut body: serde_json::Value = serde_json::from_slice(&testing::fixture("gitlab", fixture)).unwrap();
+        edit(&mut body[at]);
+        let parsed = testing::parse(&gitlab(), event, &serde_json::to_vec(&body).unwrap()).unwrap();
+        let Incoming::Events(events) = parsed else { panic!("{event}: no events") };
+        events[0].pull_request.as_ref().unwrap().source_repository.clone()
+    }
+
+    #[test]
+    fn a_deleted_or_other_source_project_is_a_fork_by_project_id() {
+        let deleted = Some(crate::forge::github_shape::DELETED_FORK.to_owned());
+        for (event, fixture, at) in [
+            ("Merge Request Hook", "merge_request-open.json", "object_attributes"),
+            ("Note Hook", "note-merge_request.json", "merge_request"),
+        ] {
+            assert_eq!(source_of(event, fixture, at, |_| {}), None, "{event}: same project");
+            let gone = source_of(event, fixture, at, |mr| {
+                mr["source"] = serde_json::Value::Null;
+                mr["source_project_id"] = 99.into();
+            });
+            assert_eq!(gone, deleted, "{event}: a deleted fork");
+            let missing = source_of(event, fixture, at, |mr| {
+                mr["source"] = serde_json::Value::Null;
+                mr.as_object_mut().unwrap().remove("source_project_id");
+            });
+            assert_eq!(missing, deleted, "{event}: no source project id, no source");
+            let same_name = source_of(event, fixture, at, |mr| mr["source_project_id"] = 99.into());
+            assert!(same_name.is_some(), "{event}: another project id is a fork whatever its name");
+            let null_same_id = source_of(event, fixture, at, |mr| mr["source"] = serde_json::Value::Null);
+            assert_eq!(null_same_id, None, "{event}: the target project itself");
+        }
     }
 
     #[test]

@@ -139,7 +139,11 @@ impl GogsPullRequest {
         };
         let pr = self.pull_request;
         let repo = self.repository;
-        let source_repository = pr.head_repo.map(|r| r.full_name).filter(|name| *name != repo.full_name);
+        // A head repository the payload leaves out (deleted) was a fork.
+        let source_repository = match pr.head_repo {
+            None => Some(crate::forge::github_shape::DELETED_FORK.to_owned()),
+            Some(head) => Some(head.full_name).filter(|name| *name != repo.full_name),
+        };
         let owner = repo.owner.and_then(GogsUser::handle).unwrap_or_default();
         Some(Event {
             delivery: at.delivery.to_owned(),
@@ -183,6 +187,19 @@ mod tests {
     #[test]
     fn signature_table() {
         check_signature_table(&Gogs, "push", &fixture("gogs", "push.json"));
+    }
+
+    #[test]
+    fn a_pull_request_without_its_head_repository_is_a_fork() {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&testing::fixture("gogs", "pull_request-opened.json")).unwrap();
+        body["pull_request"]["head_repo"] = serde_json::Value::Null;
+        let Ok(Incoming::Events(events)) = testing::parse(&Gogs, "pull_request", &serde_json::to_vec(&body).unwrap())
+        else {
+            panic!("no events")
+        };
+        let source = events[0].pull_request.as_ref().unwrap().source_repository.as_deref();
+        assert_eq!(source, Some(crate::forge::github_shape::DELETED_FORK));
     }
 
     #[test]

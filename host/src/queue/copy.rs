@@ -1,6 +1,6 @@
 //! Moving from SQLite to PostgreSQL: `gitauto copy-queue` copies a stopped daemon's
 //! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules, polled refs, schedule
-//! ticks, report outbox and check runs) into an empty PostgreSQL queue in one transaction, keeping every id, so the
+//! ticks, report outbox and check runs, the comments that acted) into an empty PostgreSQL queue in one transaction, keeping every id, so the
 //! history and the API's links stay as they were. Jobs that were running are put back in
 //! line, as a restart would (see `requeue.rs`).
 
@@ -23,7 +23,7 @@ const TABLES: &[(&str, &str)] = &[
         "jobs",
         "id, delivery_seq, rule, key, repo, git_ref, state, attempts, created_at, started_at, finished_at, summary, \
          error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until, \
-         superseded_by, concurrency, priority, slot, report",
+         superseded_by, concurrency, priority, slot, report, approved_head",
     ),
     ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at"),
     ("logs", "seq, job_id, attempt, step, at, level, message"),
@@ -39,6 +39,7 @@ const TABLES: &[(&str, &str)] = &[
          tries, next_at, claimed_by, claim_until, done_at, outcome",
     ),
     ("report_checks", "job_id, attempt, sha, run_id"),
+    ("acted_comments", "source, repo, comment_id, rule, job_id, at"),
 ];
 
 /// How many rows of each table were copied.

@@ -122,7 +122,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
     let found = db.query_opt(
         &format!(
             "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
-                    j.max_attempts, j.concurrency, j.delivery_seq
+                    j.max_attempts, j.concurrency, j.delivery_seq, j.approved_head
              FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                   LEFT JOIN (SELECT rule, count(*) AS running FROM jobs WHERE state = 'running' GROUP BY rule) busy
                     ON busy.rule = j.rule
@@ -147,6 +147,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
                 body: row.get(7)?,
                 max_attempts: row.get(8)?,
                 delivery_seq: row.get(10)?,
+                approved_head: row.get(11)?,
             };
             Ok((job, row.get::<Option<i64>>(9)?))
         },

@@ -1,9 +1,10 @@
-//! Jobs held for an approval (state `waiting`): releasing those an `/ok-to-test` covers.
-//! Who may approve, and for which commit, is decided in `crate::gate`; this only moves
-//! the jobs it names, in one transaction.
+//! Jobs held for an approval (state `waiting`): releasing those an `/ok-to-test` covers,
+//! and the record of the comments that acted (each approves or triggers a gated command
+//! once). Who may approve, and for which commit, is decided in `crate::gate`; this only
+//! moves the jobs it names, in one transaction.
 
 use super::db::args;
-use super::{Queue, event_at};
+use super::{Queue, event_at, now_ms};
 use serde::Serialize;
 
 /// What an approval did to a pull request's waiting jobs.
@@ -65,9 +66,9 @@ impl Queue {
                         out.left.push((id, "its event arrived after the approval".to_owned()));
                     } else {
                         db.execute(
-                            "UPDATE jobs SET state = 'queued', coalesce_key = NULL, not_before = NULL
+                            "UPDATE jobs SET state = 'queued', coalesce_key = NULL, not_before = NULL, approved_head = ?2
                              WHERE id = ?1 AND state = 'waiting'",
-                            args![id],
+                            args![id, approval.head],
                         )?;
                         super::reports::note(db, id)?;
                         out.released.push(id);
@@ -81,5 +82,38 @@ impl Queue {
             self.report_wake.notify_one();
         }
         Ok(released)
+    }
+
+    /// Records that comment `comment_id` of `repo` (through `source`) acts in job `job` of
+    /// `rule`;
+    /// `Some(other)` when another job's already did (a replayed or redelivered comment),
+    /// `None` when it is this job's (its first attempt or a retry of it).
+    pub async fn act_on_comment(
+        &self,
+        source: &str,
+        repo: &str,
+        comment_id: u64,
+        rule: &str,
+        job: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        let (source, repo, rule) = (source.to_owned(), repo.to_owned(), rule.to_owned());
+        let comment_id = comment_id.to_string();
+        self.writer
+            .call(move |db| {
+                db.execute(
+                    "INSERT INTO acted_comments (source, repo, comment_id, rule, job_id, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (source, repo, comment_id, rule) DO NOTHING",
+                    args![source, repo, comment_id, rule, job, now_ms()],
+                )?;
+                let owner: i64 = db.query_one(
+                    "SELECT job_id FROM acted_comments
+                     WHERE source = ?1 AND repo = ?2 AND comment_id = ?3 AND rule = ?4",
+                    args![source, repo, comment_id, rule],
+                    |row| row.get(0),
+                )?;
+                Ok((owner != job).then_some(owner))
+            })
+            .await
     }
 }

@@ -62,6 +62,10 @@ struct NoteMergeRequest {
     last_commit: Option<super::LastCommit>,
     #[serde(default)]
     source: Option<MergeRequestProject>,
+    #[serde(default)]
+    source_project_id: Option<u64>,
+    #[serde(default)]
+    target_project_id: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -106,7 +110,7 @@ impl Note {
                     source_branch: mr.source_branch,
                     target_branch: mr.target_branch,
                     head: mr.last_commit.map(|c| c.id).unwrap_or_default(),
-                    source_repository: mr.source.map(|s| s.path_with_namespace).filter(|name| *name != target),
+                    source_repository: super::fork(mr.source, (mr.source_project_id, mr.target_project_id), &target),
                 };
                 (Some(pull_request.number), Some(pull_request))
             }
