@@ -642,13 +642,24 @@ impl Checker<'_> {
         }
         if !no_secret_given && raw.allow_unsigned {
             self.problem(
-                Some(span),
+                Some(span.clone()),
                 format!("source \"{source_name}\" sets both a secret and `allow_unsigned`; remove one"),
             );
         }
         let catch_up = raw.catch_up.and_then(|catch_up| self.catch_up(&source_name, forge_name, catch_up, base));
         let poll = raw.poll.and_then(|poll| self.poll(&source_name, poll));
         let has_app = raw.app.is_some();
+        if has_app && raw.allow_unsigned {
+            // An unsigned delivery names any repository and installation it likes; the
+            // app would mint tokens for them.
+            self.problem(
+                Some(span),
+                format!(
+                    "source \"{source_name}\" has an `app` and `allow_unsigned`: anyone could make it mint \
+                     installation tokens; set the app's webhook secret instead"
+                ),
+            );
+        }
         let app = raw.app.and_then(|app| self.app(&source_name, forge_name, app, base));
         let api = match raw.api {
             Some(api) => self.api(&source_name, forge_name, api, base, has_app),
