@@ -38,6 +38,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
+/// The SHA-256 of config text, as [`Config::digest`] holds it.
+pub fn digest(text: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text).into()
+}
+
 /// Where `serve` and `check` look when no `--config` is given.
 pub const DEFAULT_PATH: &str = "gitauto.toml";
 
@@ -46,9 +52,10 @@ pub const DEFAULT_PATH: &str = "gitauto.toml";
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// The text it was validated from: the reload watcher compares the file with this,
-    /// so a change written before the watcher first looks is still a change.
-    pub text: Arc<str>,
+    /// The SHA-256 of the text it was validated from: the reload watcher compares the
+    /// file with this, so a change written before the watcher first looks is still a
+    /// change. (A digest, not the text: the text may hold secrets.)
+    pub digest: [u8; 32],
     /// `[server]`.
     pub server: Server,
     /// `[sources.NAME]`, by name.
@@ -347,7 +354,7 @@ impl Checker<'_> {
         });
         let config = Config {
             path: self.path.to_path_buf(),
-            text: Arc::from(self.text),
+            digest: digest(self.text.as_bytes()),
             server,
             sources,
             plugins,

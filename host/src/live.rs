@@ -146,8 +146,12 @@ impl Live {
             }
         };
         // What runs, not what the file holds when this task first looks: a change written
-        // in between is then still found.
-        let mut seen = Some(self.config().text.as_bytes().to_vec());
+        // in between is then still found. Digests, not texts: the file may hold secrets.
+        let read = |path: &Path| {
+            let path = path.to_path_buf();
+            async move { tokio::fs::read(&path).await.ok().map(|text| crate::config::digest(&text)) }
+        };
+        let mut seen = Some(self.config().digest);
         let mut tick = tokio::time::interval(WATCH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -155,13 +159,13 @@ impl Live {
                 _ = stop.changed() => return,
                 () = recv(&mut hangup) => {
                     // What is reloaded now is not a change for the next tick to find.
-                    seen = tokio::fs::read(&path).await.ok().or(seen.take());
+                    seen = read(&path).await.or(seen.take());
                     "SIGHUP"
                 }
                 _ = tick.tick() => {
                     // Compare contents, not times: editors and `touch` change times without
                     // changing anything, and a half-written file is caught on the next tick.
-                    let now = tokio::fs::read(&path).await.ok();
+                    let now = read(&path).await;
                     if now.is_none() || now == seen {
                         continue;
                     }
