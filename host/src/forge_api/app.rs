@@ -186,20 +186,6 @@ impl ForgeApis {
         self.apps.tokens.lock().expect("never poisoned").retain(|key, _| key.installation != installation);
         self.apps.installations.lock().expect("never poisoned").retain(|_, id| *id != installation);
     }
-
-    /// A token that may read `target`'s repository contents (to fetch it over git): the
-    /// source's own, or one its GitHub App mints for that repository alone.
-    pub async fn git_token(&self, source: &Source, target: &super::ApiTarget) -> Result<Secret, ApiError> {
-        let not_configured =
-            || ApiError::NotConfigured { source_name: source.name.clone(), forge: source.forge.into() };
-        match &source.app {
-            Some(app) => {
-                let permissions = Permissions::from_static(&[("contents", "read")]);
-                Ok(self.app_token(source, app, &target.repo, target.installation, &permissions).await?.token)
-            }
-            None => source.api.as_ref().and_then(|api| api.token.clone()).ok_or_else(not_configured),
-        }
-    }
 }
 
 /// The installation whose tokens `event` revokes: a GitHub `installation` event that
