@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Built-in plugins: (config name, cargo package).
 const BUILTINS: &[&str] =
-    &["fetch-update", "edx-import", "comment", "provision", "md2html-convert", "notify", "run", "mergeable"];
+    &["fetch-update", "edx-import", "comment", "provision", "md2html-convert", "notify", "run", "mergeable", "release"];
 
 fn main() {
     let wasm = gitauto_plugin_builder::build(BUILTINS, &["plugins", "wit"]);

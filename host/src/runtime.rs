@@ -26,7 +26,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use bindings::gitauto::plugin::types as wit;
 
 /// The WIT package version this host implements.
-pub const WIT_PACKAGE: &str = "gitauto:plugin@0.1.1";
+pub const WIT_PACKAGE: &str = "gitauto:plugin@0.1.2";
 
 /// What one step's store holds: its WASI context, its limiter, and the state the
 /// capabilities serve it from.

@@ -735,6 +735,19 @@ impl wit::HostRepository for StepState {
         self.in_repository(&this, Access::Read, move |repo| merge::conflicts(repo, &base, &head, deadline))
     }
 
+    fn tags(&mut self, _this: Resource<OpenRepository>) -> GitResult<Vec<wit::TagInfo>> {
+        Ok(Err(GitError::Failed("tags: not implemented yet".into())))
+    }
+
+    fn archive(
+        &mut self,
+        _this: Resource<OpenRepository>,
+        _revision: String,
+        _options: wit::ArchiveOptions,
+    ) -> GitResult<wit::ArchiveInfo> {
+        Ok(Err(GitError::Failed("archive: not implemented yet".into())))
+    }
+
     fn drop(&mut self, this: Resource<OpenRepository>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())

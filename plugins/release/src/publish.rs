@@ -1,0 +1,1 @@
+//! Where archives, records and the feed go: a granted directory, object storage.
