@@ -19,7 +19,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// that `gitauto check` can say "this step cannot work" before any event arrives.
 #[derive(Debug, Clone, Copy)]
 pub struct Need {
-    /// The `with` key holding the path, host or program.
+    /// The `with` key holding the path, host or program; `table.key` for a key of an
+    /// inline table (`s3.endpoint`).
     pub setting: &'static str,
     /// Whether the plugin refuses to run without the setting.
     pub required: bool,
@@ -57,6 +58,7 @@ pub fn checkout_or(name: &str) -> Option<&'static str> {
     match name {
         "run" => Some("cwd"),
         "mergeable" => Some("repodir"),
+        "release" => Some("repodir"),
         _ => None,
     }
 }
@@ -94,6 +96,13 @@ pub fn needs(name: &str) -> &'static [Need] {
             Need { setting: "homeserver", required: false, default: None, kind: NeedKind::Host },
         ],
         "run" => &[Need { setting: "program", required: true, default: None, kind: NeedKind::Program("") }],
+        "release" => &[
+            Need { setting: "output_dir", required: true, default: None, kind: NeedKind::WritableDir },
+            // Without `repodir`, the job's checkout, which needs no directory grant.
+            Need { setting: "repodir", required: false, default: None, kind: NeedKind::Dir },
+            // In the `s3 = { location, endpoint, addressing }` table.
+            Need { setting: "s3.endpoint", required: false, default: None, kind: NeedKind::S3Endpoint },
+        ],
         _ => &[],
     }
 }
@@ -103,7 +112,16 @@ impl Need {
     /// only when the step runs, so they pass here.
     pub fn check(&self, settings: &serde_json::Value, grant: &crate::grant::Grant) -> Result<(), String> {
         let key = self.setting;
-        let value = match (settings.get(key), self.default) {
+        // `s3.endpoint`: the key `endpoint` of the table `s3`, which holds its siblings.
+        let (settings, name) = match key.split_once('.') {
+            Some((table, name)) => match settings.get(table) {
+                Some(table) => (table, name),
+                None if self.required => return Err(format!("`with.{key}` is required")),
+                None => return Ok(()),
+            },
+            None => (settings, key),
+        };
+        let value = match (settings.get(name), self.default) {
             (None, _) if self.required => return Err(format!("`with.{key}` is required")),
             (None, Some(default)) => default,
             // A value that could not be read (an unset `${VAR}`) was reported already.
@@ -112,7 +130,7 @@ impl Need {
             (Some(serde_json::Value::String(text)), _) => text,
             (Some(_), _) => return Err(format!("`with.{key}` must be a string")),
         };
-        let shown = if settings.get(key).is_some() {
+        let shown = if settings.get(name).is_some() {
             format!("`with.{key}` = `{value}`")
         } else {
             format!("`with.{key}` (default `{value}`)")
@@ -157,7 +175,7 @@ impl Need {
                     .map(|_| ())
                     .map_err(|denied| format!("`with.{key}`: {denied}: add it to the plugin's `grants.hosts`"))
             }
-            NeedKind::S3Endpoint => s3_host(settings, value, grant),
+            NeedKind::S3Endpoint => s3_host(settings, key, value, grant),
             NeedKind::Program(suffix) => {
                 let program = format!("{}{suffix}", value.trim_end_matches('/'));
                 if grant.commands.iter().any(|command| command.name == program) {
@@ -169,12 +187,13 @@ impl Need {
     }
 }
 
-/// Checks that the host an S3 `endpoint` sends requests to is granted: with virtual-hosted
-/// addressing that is the bucket's host, `<bucket>.<endpoint host>`. Values the plugin
+/// Checks that the host an S3 `endpoint` (the setting `key`) sends requests to is
+/// granted: with virtual-hosted addressing that is the bucket's host, `<bucket>.<endpoint
+/// host>`, the bucket named by the sibling `output` (or `location`). Values the plugin
 /// refuses itself (an unknown addressing, an output that is not `s3://`) pass here.
-fn s3_host(settings: &serde_json::Value, endpoint: &str, grant: &crate::grant::Grant) -> Result<(), String> {
+fn s3_host(settings: &serde_json::Value, key: &str, endpoint: &str, grant: &crate::grant::Grant) -> Result<(), String> {
     let text = |key: &str| settings.get(key).and_then(serde_json::Value::as_str);
-    let (addressing, output) = (text("addressing").unwrap_or("path"), text("output"));
+    let (addressing, output) = (text("addressing").unwrap_or("path"), text("output").or_else(|| text("location")));
     if [Some(addressing), output].into_iter().flatten().any(crate::template::is_template) {
         return Ok(());
     }
@@ -182,7 +201,7 @@ fn s3_host(settings: &serde_json::Value, endpoint: &str, grant: &crate::grant::G
     let url = if endpoint.contains("://") { endpoint.to_owned() } else { format!("https://{endpoint}") };
     let url = url::Url::parse(&url).ok().filter(|url| matches!(url.scheme(), "http" | "https"));
     let Some((host, port)) = url.as_ref().and_then(|url| Some((url.host_str()?, url.port_or_known_default()?))) else {
-        return Err("`with.endpoint` is not an http:// or https:// URL".to_owned());
+        return Err(format!("`with.{key}` is not an http:// or https:// URL"));
     };
     let host = match addressing {
         "path" => host.to_owned(),
@@ -194,7 +213,7 @@ fn s3_host(settings: &serde_json::Value, endpoint: &str, grant: &crate::grant::G
     };
     grant.check_host(&host, port).map(|_| ()).map_err(|denied| {
         format!(
-            "`with.endpoint`: with `{addressing}` addressing requests go to {host}:{port}, and {denied}: add it to \
+            "`with.{key}`: with `{addressing}` addressing requests go to {host}:{port}, and {denied}: add it to \
              the plugin's `grants.hosts`"
         )
     })

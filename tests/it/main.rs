@@ -37,3 +37,4 @@ mod sandbox;
 mod schedule;
 mod sigv4;
 mod storage;
+mod release;

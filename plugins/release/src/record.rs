@@ -20,6 +20,9 @@ pub struct ReleaseRecord {
     pub parsed: crate::version::Version,
     /// The annotated tag's message, when there is one.
     pub message: Option<String>,
+    /// The release notes: the step's `notes`, else the annotated tag's message.
+    #[serde(default)]
+    pub notes: Option<String>,
     /// Release types (Drupal's `Release type` terms): `Security update`, `Bug fixes`,
     /// `New features`.
     pub terms: Vec<String>,
@@ -48,4 +51,31 @@ pub struct Asset {
     pub md5: String,
     /// Where it can be downloaded, once published.
     pub url: Option<String>,
+}
+
+impl ReleaseRecord {
+    /// The record's file name, `<project>-<version>.json`, in the project's directory.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.json", self.project, self.version)
+    }
+
+    /// The record as the JSON file holds it.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a release record is plain data");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// The releases of `current.project` the feed lists: those `found` at the publishing
+/// destinations (records of other projects, and earlier records of `current`'s version,
+/// left out) and `current`, one per version, ordered by version text (the feed orders
+/// them as Drupal does).
+pub fn merge(found: impl IntoIterator<Item = ReleaseRecord>, current: &ReleaseRecord) -> Vec<ReleaseRecord> {
+    let mut by_version = std::collections::BTreeMap::new();
+    for record in found.into_iter().filter(|record| record.project == current.project) {
+        by_version.entry(record.version.clone()).or_insert(record);
+    }
+    by_version.insert(current.version.clone(), current.clone());
+    by_version.into_values().collect()
 }
