@@ -239,6 +239,24 @@ pub fn public_url(base_url: &str, key: &str) -> String {
     format!("{}/{key}", base_url.trim_end_matches('/'))
 }
 
+/// Where the published file `name` (at `key` under the destinations' root) is
+/// downloaded from: under `base_url` when set, else the forge release's asset, else the
+/// object at the S3 endpoint; none when it is only in the directory.
+pub fn download_url(
+    key: &str,
+    name: &str,
+    base_url: Option<&str>,
+    forge: Option<&forge::ForgeRelease>,
+    storage: Option<&Storage>,
+) -> Option<String> {
+    match (base_url, forge, storage) {
+        (Some(base), _, _) => Some(public_url(base, key)),
+        (None, Some(release), _) => release.assets.iter().find(|(asset, _)| asset == name).map(|(_, url)| url.clone()),
+        (None, None, Some(storage)) => Some(storage.url(key)),
+        (None, None, None) => None,
+    }
+}
+
 /// The record of a release whose archives the host wrote, before it is published.
 pub fn record(
     plan: &Plan,
@@ -358,14 +376,8 @@ impl Plugin for Release {
         }
         for asset in &mut record.assets {
             let key = plan.key(&asset.name);
-            asset.url = match (&settings.base_url, &forge_release, &storage) {
-                (Some(base), _, _) => Some(public_url(base, &key)),
-                (None, Some(release), _) => {
-                    release.assets.iter().find(|(name, _)| *name == asset.name).map(|(_, url)| url.clone())
-                }
-                (None, None, Some(storage)) => Some(storage.url(&key)),
-                (None, None, None) => None,
-            };
+            asset.url =
+                download_url(&key, &asset.name, settings.base_url.as_deref(), forge_release.as_ref(), storage.as_ref());
         }
         if record.release_link.is_none() {
             record.release_link =
@@ -596,6 +608,39 @@ pub(crate) mod tests {
             public_url("https://dl.example.com/files/", "token/token-1.0.0.zip"),
             "https://dl.example.com/files/token/token-1.0.0.zip"
         );
+    }
+
+    #[test]
+    fn downloads_come_from_the_base_url_else_the_forge_else_the_bucket() {
+        let key = "token/token-8.x-1.2.zip";
+        let release = forge::ForgeRelease {
+            url: "https://git.example/token/-/releases/8.x-1.2".into(),
+            assets: vec![("token-8.x-1.2.zip".into(), "https://git.example/packages/token-8.x-1.2.zip".into())],
+        };
+        let s3 = S3Settings {
+            location: "s3://downloads/files".into(),
+            endpoint: "http://127.0.0.1:9000".into(),
+            addressing: None,
+        };
+        let storage = Storage::new(&s3).unwrap();
+        let url = |base, forge, storage| download_url(key, "token-8.x-1.2.zip", base, forge, storage);
+        assert_eq!(
+            url(Some("https://dl.example/files/"), Some(&release), Some(&storage)).as_deref(),
+            Some("https://dl.example/files/token/token-8.x-1.2.zip")
+        );
+        assert_eq!(
+            url(None, Some(&release), Some(&storage)).as_deref(),
+            Some("https://git.example/packages/token-8.x-1.2.zip")
+        );
+        assert_eq!(
+            url(None, None, Some(&storage)).as_deref(),
+            Some("http://127.0.0.1:9000/downloads/files/token/token-8.x-1.2.zip")
+        );
+        assert_eq!(url(None, None, None), None);
+        assert_eq!(download_url(key, "other.zip", None, Some(&release), None), None, "an asset the forge lacks");
+        let bad = S3Settings { addressing: Some("dns".into()), ..s3 };
+        let err = Storage::new(&bad).unwrap_err();
+        assert!(matches!(&err, Error::InvalidSettings(m) if m.starts_with("`s3.addressing`")), "{err:?}");
     }
 
     #[test]
