@@ -20,12 +20,28 @@ pub fn ensure_debian_package(package: &str, program: &str) -> PathBuf {
     if let Some(found) = find(program) {
         return found;
     }
+    install(package);
+    find(program).unwrap_or_else(|| panic!("installed {package}, but `{program}` is not in {PROGRAM_DIRS:?}"))
+}
+
+/// Installs the Debian package `package`, which brings no program of its own (a PHP
+/// extension, a library), unless `installed` says it is there already; panics when
+/// `installed` still says no afterwards.
+pub fn ensure_debian_package_for(package: &str, installed: impl Fn() -> bool) {
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if installed() {
+        return;
+    }
+    install(package);
+    assert!(installed(), "installed {package}, but it is still missing");
+}
+
+fn install(package: &str) {
     if let Err(first) = apt_get(&["install", "-y", "-q", package]) {
         // Stale package lists are the usual cause: refresh them and try once more.
         apt_get(&["update", "-q"]).unwrap_or_else(|why| panic!("installing {package}: {first}; apt-get update: {why}"));
         apt_get(&["install", "-y", "-q", package]).unwrap_or_else(|why| panic!("installing {package}: {why}"));
     }
-    find(program).unwrap_or_else(|| panic!("installed {package}, but `{program}` is not in {PROGRAM_DIRS:?}"))
 }
 
 fn find(program: &str) -> Option<PathBuf> {
