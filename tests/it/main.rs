@@ -38,3 +38,4 @@ mod schedule;
 mod sigv4;
 mod storage;
 mod release;
+mod release_forges;

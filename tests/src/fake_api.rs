@@ -8,6 +8,7 @@
 
 pub mod app;
 mod permissions;
+pub mod releases;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -86,6 +87,8 @@ pub struct State {
     pub gate: permissions::Gate,
     /// The GitHub App, its installations and the tokens it issued (`fake_api/app.rs`).
     pub app: app::AppState,
+    /// Forge releases, their assets and uploads (`fake_api/releases.rs`).
+    pub releases: releases::Releases,
     next_id: u64,
 }
 
@@ -295,6 +298,9 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let path = uri.path();
     if let Some(response) = statuses::handle(&mut s, method.as_str(), path, &body_json) {
+        return response;
+    }
+    if let Some(response) = releases::handle(&mut s, base, method.as_str(), uri, &query, headers, body) {
         return response;
     }
     // Gitea and GitLab live under their API prefixes; GitHub at the root.

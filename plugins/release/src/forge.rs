@@ -8,6 +8,7 @@ use crate::version::Stability;
 use gitauto_plugin::http::{self, Method};
 use gitauto_plugin::rest::Reply;
 use gitauto_plugin::{Error, Event};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -70,7 +71,8 @@ trait Transport {
 /// One request as this module builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Call {
-    method: Method,
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    verb: &'static str,
     url: String,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
@@ -81,10 +83,17 @@ struct Host;
 
 impl Transport for Host {
     fn send(&mut self, call: Call) -> Result<Reply, Error> {
-        let request = format!("{} {}", method_name(call.method), call.url);
+        let request = format!("{} {}", call.verb, call.url);
         gitauto_plugin::log::debug(&request);
+        let method = match call.verb {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            _ => Method::Delete,
+        };
         let response = http::send(&http::Request {
-            method: call.method,
+            method,
             url: call.url,
             headers: call.headers,
             body: call.body,
@@ -212,10 +221,10 @@ impl Client<'_> {
         format!("{}/{path}", self.target.api)
     }
 
-    /// Sends `method url` with a JSON body (or none) and checks the status.
+    /// Sends `verb url` with a JSON body (or none) and checks the status.
     fn json(
         &mut self,
-        method: Method,
+        verb: &'static str,
         url: String,
         body: Option<&Value>,
         what: &str,
@@ -226,14 +235,14 @@ impl Client<'_> {
             headers.push(("content-type".into(), "application/json".into()));
             body.to_string().into_bytes()
         });
-        let reply = self.transport.send(Call { method, url, headers, body })?;
+        let reply = self.transport.send(Call { verb, url, headers, body })?;
         check(reply, what, ok)
     }
 
-    /// Sends `method url` with raw bytes of `content_type` and checks the status.
+    /// Sends `verb url` with raw bytes of `content_type` and checks the status.
     fn bytes(
         &mut self,
-        method: Method,
+        verb: &'static str,
         url: String,
         content_type: &str,
         body: Vec<u8>,
@@ -242,13 +251,13 @@ impl Client<'_> {
     ) -> Result<Reply, Error> {
         let mut headers = base_headers(self.target.kind);
         headers.push(("content-type".into(), content_type.to_owned()));
-        let reply = self.transport.send(Call { method, url, headers, body: Some(body) })?;
+        let reply = self.transport.send(Call { verb, url, headers, body: Some(body) })?;
         check(reply, what, ok)
     }
 
     /// `GET url`: the JSON answer, or `None` for 404.
     fn find(&mut self, url: String, what: &str) -> Result<Option<Value>, Error> {
-        let reply = self.json(Method::Get, url, None, what, &[200, 404])?;
+        let reply = self.json("GET", url, None, what, &[200, 404])?;
         if reply.status == 404 { Ok(None) } else { reply_json(&reply, what).map(Some) }
     }
 
@@ -271,11 +280,11 @@ impl Client<'_> {
             None => {
                 body["tag_name"] = json!(subject.tag);
                 let url = self.url(&format!("repos/{repo}/releases"));
-                reply_json(&self.json(Method::Post, url, Some(&body), "creating the release", &[201])?, "")?
+                reply_json(&self.json("POST", url, Some(&body), "creating the release", &[201])?, "")?
             }
             Some(found) => {
                 let url = self.url(&format!("repos/{repo}/releases/{}", id_of(&found, "the release")?));
-                reply_json(&self.json(Method::Patch, url, Some(&body), "updating the release", &[200])?, "")?
+                reply_json(&self.json("PATCH", url, Some(&body), "updating the release", &[200])?, "")?
             }
         };
         let id = id_of(&found, "the release")?;
@@ -298,7 +307,7 @@ impl Client<'_> {
                 } else {
                     self.url(&format!("repos/{repo}/releases/{id}/assets/{old_id}"))
                 };
-                self.json(Method::Delete, url, None, &format!("deleting the old {}", asset.name), &[204, 404])?;
+                self.json("DELETE", url, None, &format!("deleting the old {}", asset.name), &[204, 404])?;
             }
             let url = format!("{upload}?name={}", encode(&asset.name));
             let what = format!("uploading {}", asset.name);
@@ -307,7 +316,7 @@ impl Client<'_> {
             } else {
                 multipart("attachment", &asset.name, content_type(asset), file)
             };
-            let reply = self.bytes(Method::Post, url, &content_type, body, &what, &[201])?;
+            let reply = self.bytes("POST", url, &content_type, body, &what, &[201])?;
             assets.push((asset.name.clone(), text(&reply_json(&reply, &what)?, "browser_download_url")));
         }
         Ok(ForgeRelease { url: text(&found, "html_url"), assets })
@@ -329,7 +338,7 @@ impl Client<'_> {
             let url =
                 self.url(&format!("projects/{project}/packages/generic/{package}/{version}/{}", encode(&asset.name)));
             let what = format!("uploading {} to the generic package", asset.name);
-            self.bytes(Method::Put, url.clone(), "application/octet-stream", file.clone(), &what, &[200, 201])?;
+            self.bytes("PUT", url.clone(), "application/octet-stream", file.clone(), &what, &[200, 201])?;
             links.push(json!({
                 "name": asset.name, "url": url, "direct_asset_path": format!("/{}", asset.name), "link_type": "package",
             }));
@@ -343,13 +352,12 @@ impl Client<'_> {
                     "assets": {"links": links},
                 });
                 let url = self.url(&format!("projects/{project}/releases"));
-                reply_json(&self.json(Method::Post, url, Some(&body), "creating the release", &[201])?, "")?
+                reply_json(&self.json("POST", url, Some(&body), "creating the release", &[201])?, "")?
             }
             Some(found) => {
                 let body = json!({"name": release.name, "description": release.notes});
                 let url = self.url(&format!("projects/{project}/releases/{tag}"));
-                let mut updated =
-                    reply_json(&self.json(Method::Put, url, Some(&body), "updating the release", &[200])?, "")?;
+                let mut updated = reply_json(&self.json("PUT", url, Some(&body), "updating the release", &[200])?, "")?;
                 let have = found["assets"]["links"].as_array().cloned().unwrap_or_default();
                 let mut current = Vec::new();
                 for link in &links {
@@ -364,11 +372,11 @@ impl Client<'_> {
                                 "url": link["url"], "direct_asset_path": link["direct_asset_path"],
                                 "link_type": "package",
                             });
-                            reply_json(&self.json(Method::Put, url, Some(&body), "updating a link", &[200])?, "")?
+                            reply_json(&self.json("PUT", url, Some(&body), "updating a link", &[200])?, "")?
                         }
                         None => {
                             let url = self.url(&format!("projects/{project}/releases/{tag}/assets/links"));
-                            reply_json(&self.json(Method::Post, url, Some(link), "adding a link", &[201])?, "")?
+                            reply_json(&self.json("POST", url, Some(link), "adding a link", &[201])?, "")?
                         }
                     };
                     current.push(answer);
@@ -476,30 +484,13 @@ fn multipart(field: &str, file_name: &str, content_type: &str, data: &[u8]) -> (
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// `text` as one URL path segment or query value: everything but RFC 3986's unreserved
+/// RFC 3986's unreserved characters: all that stays as it is in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `text` as one URL path segment or query value: everything but the unreserved
 /// characters percent-encoded (a `/` in a tag or project path included).
 fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-fn method_name(method: Method) -> &'static str {
-    match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Options => "OPTIONS",
-    }
+    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -520,7 +511,7 @@ mod tests {
         }
 
         fn lines(&self) -> Vec<String> {
-            self.calls.iter().map(|call| format!("{} {}", method_name(call.method), call.url)).collect()
+            self.calls.iter().map(|call| format!("{} {}", call.verb, call.url)).collect()
         }
 
         fn json_body(&self, index: usize) -> Value {
@@ -535,7 +526,7 @@ mod tests {
 
     impl Transport for Script {
         fn send(&mut self, call: Call) -> Result<Reply, Error> {
-            let request = format!("{} {}", method_name(call.method), call.url);
+            let request = format!("{} {}", call.verb, call.url);
             let (status, body) = self.replies.pop_front().unwrap_or_else(|| panic!("no reply scripted for {request}"));
             self.calls.push(call);
             let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
@@ -723,6 +714,19 @@ mod tests {
     const GITLAB: &str = "https://gitlab.example.com/api/v4";
     const PACKAGE: &str = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/packages/generic/widgets/1.2.0";
 
+    const RELEASES: &str = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases";
+
+    /// What every GitLab run sends first: both package files, then the look for the release.
+    fn gitlab_lines_then(rest: &[&str]) -> Vec<String> {
+        let mut lines = vec![
+            format!("PUT {PACKAGE}/widgets-1.2.0.tar.gz"),
+            format!("PUT {PACKAGE}/widgets-1.2.0.zip"),
+            format!("GET {RELEASES}/v1.2.0"),
+        ];
+        lines.extend(rest.iter().map(|line| line.replace("{RELEASES}", RELEASES)));
+        lines
+    }
+
     fn gitlab_release(links: Value) -> Value {
         json!({
             "tag_name": "v1.2.0", "name": "widgets 1.2.0",
@@ -756,15 +760,7 @@ mod tests {
         ]);
         let settings = ForgeSettings::default();
         let published = run(&mut script, &target(Kind::GitLab, GITLAB), &settings, &assets()).unwrap();
-        assert_eq!(
-            script.lines(),
-            [
-                format!("PUT {tgz}"),
-                format!("PUT {zip}"),
-                "GET https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases/v1.2.0".into(),
-                "POST https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases".into(),
-            ]
-        );
+        assert_eq!(script.lines(), gitlab_lines_then(&["POST {RELEASES}"]));
         assert_eq!(script.calls[0].body.as_deref(), Some(&b"tgz"[..]));
         assert_eq!(script.header(0, "content-type"), "application/octet-stream");
         assert_eq!(
@@ -803,13 +799,7 @@ mod tests {
         let published = run(&mut script, &target(Kind::GitLab, GITLAB), &settings, &assets()).unwrap();
         assert_eq!(
             script.lines(),
-            [
-                format!("PUT {tgz}"),
-                format!("PUT {zip}"),
-                "GET https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases/v1.2.0".into(),
-                "PUT https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases/v1.2.0".into(),
-                "PUT https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases/v1.2.0/assets/links/2".into(),
-            ]
+            gitlab_lines_then(&["PUT {RELEASES}/v1.2.0", "PUT {RELEASES}/v1.2.0/assets/links/2"])
         );
         assert_eq!(script.json_body(3), json!({"name": "widgets 1.2.0", "description": "Bug fixes"}));
         assert_eq!(
@@ -826,10 +816,7 @@ mod tests {
             (201, gitlab_link(7, "widgets-1.2.0.tar.gz", &tgz)),
         ]);
         run(&mut script, &target(Kind::GitLab, GITLAB), &settings, &assets()[..1]).unwrap();
-        assert_eq!(
-            script.lines()[3],
-            "POST https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases/v1.2.0/assets/links"
-        );
+        assert_eq!(script.lines()[3], format!("POST {RELEASES}/v1.2.0/assets/links"));
     }
 
     #[test]
