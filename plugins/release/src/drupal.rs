@@ -948,4 +948,34 @@ mod tests {
         assert_eq!(problems, &serde_json::json!(["release_link: missing or blank"]), "{read:#}");
         assert_eq!(read["status"]["recommended"], serde_json::Value::Null, "{read:#}");
     }
+
+    #[test]
+    fn a_drupal_7_feed_carries_the_majors_drupal_7_chooses_its_target_from() {
+        let records = [
+            record("token", "7.x-1.0", 1_500_000_000, None),
+            record("token", "7.x-1.1-beta1", 1_500_100_000, None),
+            record("token", "7.x-1.1", 1_500_200_000, Some("Fixes SA-CONTRIB-2026-002")),
+        ];
+        let xml = feed(&Project::default(), &records);
+        let read = read_with_php(&xml, "7.x-1.0");
+        assert_eq!(read["errors"], serde_json::json!([]), "{read:#}");
+        for (name, want) in [
+            ("api_version", "7.x"),
+            ("recommended_major", "1"),
+            ("supported_majors", "1"),
+            ("default_major", "1"),
+            ("supported_branches", "7.x-1."),
+        ] {
+            assert_eq!(read["project"][name], want, "{name}: {read:#}");
+        }
+        assert_eq!(read["order"], serde_json::json!(["7.x-1.1", "7.x-1.1-beta1", "7.x-1.0"]));
+        let beta = &read["releases"][1];
+        assert_eq!(beta["valid"], true, "{read:#}");
+        assert_eq!(
+            (&beta["fields"]["version_major"], &beta["fields"]["version_patch"], &beta["fields"]["version_extra"]),
+            (&serde_json::json!("1"), &serde_json::json!("1"), &serde_json::json!("beta1"))
+        );
+        assert_eq!(read["status"]["recommended"], "7.x-1.1", "{read:#}");
+        assert_eq!(read["status"]["security_updates"], serde_json::json!(["7.x-1.1"]), "{read:#}");
+    }
 }
