@@ -255,10 +255,13 @@ impl Client<'_> {
         check(reply, what, ok)
     }
 
-    /// `GET url`: the JSON answer, or `None` for 404.
+    /// `GET url`: the JSON answer, or `None` for 404 (GitLab before 14 answers 403 for
+    /// a release that does not exist; a token that really may not is refused at the
+    /// `POST` that follows, with the forge's message).
     fn find(&mut self, url: String, what: &str) -> Result<Option<Value>, Error> {
-        let reply = self.json("GET", url, None, what, &[200, 404])?;
-        if reply.status == 404 { Ok(None) } else { reply_json(&reply, what).map(Some) }
+        let missing: &[u16] = if self.target.kind == Kind::GitLab { &[404, 403] } else { &[404] };
+        let reply = self.json("GET", url, None, what, &[&[200][..], missing].concat())?;
+        if missing.contains(&reply.status) { Ok(None) } else { reply_json(&reply, what).map(Some) }
     }
 
     /// GitHub and Gitea/Forgejo: the same release calls; assets differ in where and how
@@ -749,7 +752,8 @@ mod tests {
         let mut script = Script::new(vec![
             (201, json!({"message": "201 Created"})),
             (201, json!({"message": "201 Created"})),
-            (404, json!({"message": "404 Not Found"})),
+            // GitLab 13 says 403 for a release that does not exist.
+            (403, json!({"message": "403 Forbidden"})),
             (
                 201,
                 gitlab_release(json!([
