@@ -30,7 +30,8 @@ pub struct Project {
     pub project_type: ProjectType,
     /// Which feed this is (`api_version`): `current` (what Drupal 8.8 and later fetch,
     /// listing `8.x-` and semantic versions), or a core API such as `7.x` (what Drupal 7
-    /// fetches, listing that API's releases). Default `current`.
+    /// fetches, listing that API's releases). Default: the feed the released tag's version
+    /// belongs to ([`feed_api`]).
     #[serde(default, deserialize_with = "api_version")]
     pub api: Option<String>,
     /// `supported_branches`, e.g. `["8.x-1.", "2.0."]`; default: the branch of every
