@@ -389,9 +389,13 @@ impl Hooks {
     ) -> Result<crate::forge_api::Answer, HooksError> {
         let answer = self.apis.call(&self.source, &self.target, method, path, body).await;
         answer.map_err(|err| match err {
-            // An app's token refused (not minted with `repository_hooks`, or a hook call
-            // refused with it): say what the app lacks.
-            ApiError::Refused { status: 403 | 422, .. } if self.source.app.is_some() => {
+            // An app's token refused (GitHub will not mint one with `repository_hooks`, or
+            // a hook call is refused with it): say what the app lacks. Other refusals (a
+            // hook GitHub finds invalid) are GitHub's own words.
+            ApiError::Refused { status, ref request, .. }
+                if self.source.app.is_some()
+                    && (status == 403 || (status == 422 && request.ends_with("/access_tokens"))) =>
+            {
                 HooksError::AppCannotManageHooks { source_name: self.source.name.clone(), cause: err }
             }
             err => HooksError::Api(err),
@@ -416,6 +420,49 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn load(public_url: &str, rules: &str) -> Config {
+        let text = format!(
+            "[server]\n{public_url}\n[sources.gl]\nforge = \"gitlab\"\nsecrets = [\"old\", \"new\"]\n\
+             [plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\n\
+             grants = {{ dirs = [{{ path = \"/srv/repos\", git = true }}] }}\n{rules}"
+        );
+        Config::parse(Path::new("gitauto.toml"), &text).unwrap()
+    }
+
+    fn rule(name: &str, extra: &str) -> String {
+        format!(
+            "[[rules]]\nname = \"{name}\"\n{extra}\nsteps = [{{ plugin = \"fetch-update\", with = {{ repodir = \"/srv/repos\" }} }}]\n"
+        )
+    }
+
+    #[test]
+    fn the_wanted_hook_has_the_public_url_the_rules_events_and_the_newest_secret() {
+        let rules = [
+            rule("tags", "on = \"tag\""),
+            rule("github only", "on = \"comment\"\nforge = \"github\""),
+            rule("elsewhere", "on = \"pull_request\"\nsource = \"other\""),
+            rule("by hand", "on = \"manual\""),
+            rule("reviews", "on = \"review\"\nforge = \"gitlab\""),
+        ]
+        .concat();
+        let text = format!("{rules}[sources.other]\nforge = \"github\"\nsecret = \"x\"\n");
+        let config = load("public_url = \"https://ci.example.com/\"", &text);
+        let wanted = wanted(&config, config.source("gl").unwrap(), None).unwrap();
+        assert_eq!(wanted.url, "https://ci.example.com/hooks/gl");
+        assert_eq!(wanted.events, ["tag_push_events"]);
+        assert_eq!(wanted.secret.as_ref().map(Secret::expose), Some("new"));
+        assert_eq!(wanted.undeliverable, ["rule \"reviews\": `review`"]);
+        let given = super::wanted(&config, config.source("gl").unwrap(), Some("https://x.example/h")).unwrap();
+        assert_eq!(given.url, "https://x.example/h");
+
+        let manual_only = load("", &rule("by hand", "on = \"manual\""));
+        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), Some("https://x.example/h"));
+        assert!(matches!(err, Err(HooksError::NoEvents(_))), "{err:?}");
+        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), None);
+        assert!(matches!(err, Err(HooksError::NoUrl(_))), "{err:?}");
+    }
 
     #[test]
     fn the_next_page_is_read_from_the_link_header() {
