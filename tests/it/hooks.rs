@@ -24,8 +24,12 @@ async fn binary() -> &'static Path {
             let exe = std::env::current_exe().unwrap();
             // target/<profile>/deps/it-HASH → target/<profile>/gitauto
             let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
+            let mut args = vec!["build", "--quiet", "-p", "gitauto", "--bin", "gitauto"];
+            if profile_dir.ends_with("release") {
+                args.push("--release");
+            }
             let status = tokio::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "gitauto", "--bin", "gitauto"])
+                .args(&args)
                 .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
                 .status()
                 .await
