@@ -19,6 +19,7 @@ mod gate;
 mod github_app;
 mod gitreload;
 mod hamster;
+mod hooks;
 mod hostile;
 mod ingest;
 mod languages;
