@@ -709,4 +709,60 @@ mod tests {
         let gz = std::fs::read(dir.path().join("one/x.tar.gz")).unwrap();
         assert_eq!(&gz[..10], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3], "gzip header: no name, no time, Unix");
     }
+
+    /// The wall is the kernel's, not the grant check's: on the thread `archive` runs on,
+    /// an output through a link out of the grant, through `..`, or in a read-only or
+    /// git-only grant is refused by Landlock with no check before it, and nothing is
+    /// written anywhere; the same thread writes into the writable grant.
+    #[test]
+    fn the_kernel_refuses_outputs_outside_the_writable_grants() {
+        use crate::confine::{self, Rules};
+        use crate::grant::{Access, DirGrant, Grant};
+        if !confine::support().files() {
+            assert!(std::env::var_os("CI").is_none(), "CI machines have Landlock; this one reports none");
+            eprintln!("skipped: this kernel has no Landlock");
+            return;
+        }
+        gitwalk::configure_libgit2();
+        let (dir, _) = repository();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        for sub in ["site", "git", "outside"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        std::fs::write(root.join("outside/victim"), "untouched").unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("site/escape")).unwrap();
+        let grant = Grant {
+            dirs: vec![
+                DirGrant::new(root.join("repo"), Access::Read),
+                DirGrant::new(root.join("git"), Access::Git),
+                DirGrant::new(root.join("site"), Access::Write),
+            ],
+            ..Grant::default()
+        };
+        let listing = |at: &Path| run(at, "find", &[".", "-printf", "%p %s %m\\n"]);
+        let before = listing(&root);
+        let confined = |output: PathBuf| {
+            let repo_path = root.join("repo");
+            confine::run(Rules::program(&grant), None, move || {
+                #[allow(clippy::disallowed_methods, reason = "the confined thread")]
+                let repo = Repository::open(&repo_path).unwrap();
+                let deadline = Instant::now() + std::time::Duration::from_secs(60);
+                write(&repo, "HEAD", &options(ArchiveFormat::Zip, &output, ""), &output, BOUNDS, deadline)
+            })
+            .unwrap()
+        };
+        for output in ["site/escape/a.zip", "site/../outside/a.zip", "site/escape/new/a.zip", "repo/a.zip", "git/a.zip"]
+        {
+            match confined(root.join(output)) {
+                Err(GitError::Denied(why)) => assert!(why.contains("outside the plugin's writable grants"), "{why}"),
+                other => panic!("{output}: not refused by the kernel: {other:?}"),
+            }
+            assert_eq!(listing(&root), before, "{output}");
+        }
+        let output = root.join("site/out/a.zip");
+        let written = confined(output.clone());
+        assert!(written.is_ok(), "{written:?}");
+        assert!(output.is_file());
+        assert_eq!(std::fs::read_to_string(root.join("outside/victim")).unwrap(), "untouched");
+    }
 }
