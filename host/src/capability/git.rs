@@ -84,7 +84,8 @@ fn failed(what: &str, err: git2::Error) -> GitError {
 
 fn walk_failed(what: &str, err: gitwalk::WalkError) -> GitError {
     match err {
-        gitwalk::WalkError::Git(message) => GitError::Failed(format!("{what}: {message}")),
+        // As the WIT says: past the step's deadline, `failed`; over a bound, `invalid`.
+        gitwalk::WalkError::Git(_) | gitwalk::WalkError::Deadline => GitError::Failed(format!("{what}: {err}")),
         other => GitError::Invalid(format!("{what}: {other}")),
     }
 }

@@ -637,6 +637,80 @@ mod tests {
         }
     }
 
+    /// `exclude` leaves out what the same patterns leave out as git's highest-precedence
+    /// attributes (`$GIT_DIR/info/attributes`, which `archive` itself never reads); a
+    /// subdirectory's archive is the whole tree's entries below it, re-rooted.
+    #[test]
+    fn exclude_and_subdirectory_agree_with_git_archive() {
+        let (dir, root) = repository();
+        let exclude = ["*.c", "docs/", "/lib", "deep/**", "src/*.rs", "README.md"];
+        let info = root.join(".git/info/attributes");
+        std::fs::create_dir_all(info.parent().unwrap()).unwrap();
+        std::fs::write(&info, exclude.iter().map(|p| format!("{p} export-ignore\n")).collect::<String>()).unwrap();
+        let git_tar = dir.path().join("git.tar");
+        git(&root, &["archive", "--format=tar", "-o", &git_tar.to_string_lossy(), "HEAD"]);
+        std::fs::remove_file(&info).unwrap();
+        let expected = tar_names(dir.path(), &git_tar, false);
+        assert!(!expected.iter().any(|name| name.starts_with("docs") || name == "README.md" || name == "z.c"));
+        let output = dir.path().join("excluded.tar");
+        let mut asked = options(ArchiveFormat::Tar, &output, "");
+        asked.exclude = exclude.iter().map(|p| (*p).to_owned()).collect();
+        archive(&root, &asked).unwrap();
+        assert_eq!(tar_names(dir.path(), &output, false), expected);
+
+        // Without export-ignore, exclude alone decides.
+        asked.export_ignore = false;
+        archive(&root, &asked).unwrap();
+        let all = tar_names(dir.path(), &output, false);
+        assert!(all.contains(&"CHANGES.md".to_owned()) && all.contains(&"tests/a_test.rs".to_owned()));
+        assert!(!all.contains(&"README.md".to_owned()) && !all.contains(&"docs/".to_owned()));
+
+        git(&root, &["archive", "--format=tar", "-o", &git_tar.to_string_lossy(), "HEAD"]);
+        let whole = tar_names(dir.path(), &git_tar, false);
+        let expected: Vec<String> = whole
+            .iter()
+            .filter_map(|name| name.strip_prefix("src/"))
+            .filter(|name| !name.is_empty())
+            .map(|name| format!("v1/{name}"))
+            .collect();
+        let mut asked = options(ArchiveFormat::Zip, &dir.path().join("src.zip"), "v1/");
+        asked.subdirectory = Some("src/".into());
+        archive(&root, &asked).unwrap();
+        assert_eq!(zip_names(dir.path(), &dir.path().join("src.zip")), [vec!["v1/".to_owned()], expected].concat());
+        asked.subdirectory = Some("src/generated".into());
+        match archive(&root, &asked) {
+            Err(GitError::Invalid(why)) => assert!(why.contains("is left out (export-ignore or exclude)"), "{why}"),
+            other => panic!("an ignored subdirectory: {other:?}"),
+        }
+    }
+
+    /// Each bound refuses the archive, naming it, before the output is created.
+    #[test]
+    fn trees_over_the_bounds_are_refused_before_anything_is_written() {
+        let (dir, root) = repository();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::open(&root).unwrap();
+        let output = dir.path().join("out/bounded.zip");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        for (bounds, why) in [
+            (Bounds { entries: 10, ..BOUNDS }, "the tree has more than 10 entries"),
+            (Bounds { path_bytes: 100, ..BOUNDS }, "the paths add up to more than 100 bytes"),
+            (Bounds { file: 10, ..BOUNDS }, "over the limit of 10 for one file"),
+            (Bounds { bytes: 50, ..BOUNDS }, "its files add up to more than 50 bytes"),
+        ] {
+            match write(&repo, "HEAD", &options(ArchiveFormat::Zip, &output, ""), &output, bounds, deadline) {
+                Err(GitError::Invalid(message)) => assert!(message.contains(why), "{message}"),
+                other => panic!("{why}: {other:?}"),
+            }
+            assert!(!output.parent().unwrap().exists(), "{why}: nothing was created");
+        }
+        let past = Instant::now();
+        match write(&repo, "HEAD", &options(ArchiveFormat::Zip, &output, ""), &output, BOUNDS, past) {
+            Err(GitError::Failed(message)) => assert!(message.contains("deadline"), "{message}"),
+            other => panic!("past the deadline: {other:?}"),
+        }
+    }
+
     /// What the archive holds is what `git archive` holds: contents, executables, links.
     #[test]
     fn extracted_archives_equal_git_archive_extracted() {

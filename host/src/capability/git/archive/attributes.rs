@@ -308,13 +308,16 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                     let before_slash = at(pattern, p) == 0
                         || at(pattern, p) == b'/'
                         || (at(pattern, p) == b'\\' && at(pattern, p + 1) == b'/');
-                    if after_slash && before_slash {
+                    if !pathname {
+                        // Without pathname matching, `**` is `*`, and `*` crosses slashes.
+                        match_slash = true;
+                    } else if after_slash && before_slash {
                         if at(pattern, p) == b'/' && dowild(pattern, p + 1, text, t, pathname) == Wild::Match {
                             return Wild::Match;
                         }
                         match_slash = true;
                     } else {
-                        match_slash = !pathname;
+                        match_slash = false;
                     }
                 } else {
                     match_slash = !pathname;
@@ -482,4 +485,397 @@ fn class(name: &[u8], c: u8) -> Option<bool> {
         b"xdigit" => c.is_ascii_hexdigit(),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    /// Patterns that exercise git's matching: anchors, trailing slashes, `**` in every
+    /// position, classes, escapes, quoting, and git's own quirks (`foo**/bar`).
+    const PATTERNS: &[&str] = &[
+        "*",
+        "*.md",
+        "a",
+        "a/",
+        "/a",
+        "a/b",
+        "a/**",
+        "**/b",
+        "a/**/c",
+        "**",
+        "b*",
+        "?",
+        "[ab]",
+        "[!a]*",
+        "[^a]",
+        "[a-c]/x",
+        "\\*x",
+        "a*/b",
+        "foo**/bar",
+        "*/b",
+        "a/*",
+        "a/*/c",
+        "x/**/",
+        "\"q w\"",
+        "[[:alpha:]]*",
+        "[[:digit:]]",
+        "*[",
+        "[]]",
+        "[!]]x",
+        "b/",
+        "/b/",
+        "*b/c",
+        "a/b/",
+        "**/x/**",
+        "a/**/",
+        "[a-]",
+        "[[:bogus:]]",
+        "\\[",
+        "*/",
+        "/**",
+        "x/y",
+        "a//b",
+        "\\!x",
+    ];
+    /// Paths to ask about; a trailing `/` marks a directory.
+    const PATHS: &[&str] = &[
+        "a",
+        "a/",
+        "b",
+        "b/",
+        "a/b",
+        "a/b/",
+        "a/b/c",
+        "a/x/c",
+        "a/x/y/c",
+        "x/a",
+        "x/a/",
+        "x/b",
+        "x/b/",
+        "foo/bar",
+        "foox/bar",
+        "foo/x/bar",
+        "q w",
+        "*x",
+        "ax",
+        "1",
+        "]",
+        "]x",
+        "c/x",
+        "a/b/c/",
+        "A",
+        "x/y/b/",
+        ".md",
+        "r.md",
+        "x/r.md",
+        "[",
+        "x/y",
+        "x/y/",
+        "a/x/",
+        "-",
+        "!x",
+        "a/b/x",
+    ];
+
+    /// What `git check-attr` says about `export-ignore` for each of `paths`, with
+    /// `files` (directory, content) as the `.gitattributes` files of a fresh repository.
+    fn git_says(files: &[(&str, &str)], paths: &[&str]) -> Vec<bool> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let git = |args: &[&str]| Command::new("git").args(args).current_dir(root).output().unwrap();
+        assert!(git(&["init", "-q"]).status.success());
+        for (sub, content) in files {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+            std::fs::write(Path::new(root).join(sub).join(".gitattributes"), content).unwrap();
+        }
+        let mut child = Command::new("git")
+            .args(["check-attr", "-z", "--stdin", "export-ignore"])
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let input: Vec<u8> = paths.iter().flat_map(|path| [path.as_bytes(), b"\0"].concat()).collect();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let fields: Vec<&[u8]> = out.stdout.split(|&b| b == 0).collect();
+        fields.chunks(3).filter(|chunk| chunk.len() == 3).map(|chunk| chunk[2] == b"set").collect()
+    }
+
+    fn we_say(files: &[(&str, &str)], paths: &[&str]) -> Vec<bool> {
+        let mut rules = Rules::new(Vec::new());
+        for (sub, content) in files {
+            rules.add_file(sub.as_bytes(), content.as_bytes());
+        }
+        paths
+            .iter()
+            .map(|path| {
+                let dir = path.ends_with('/');
+                rules.leaves_out(path.trim_end_matches('/').as_bytes(), dir)
+            })
+            .collect()
+    }
+
+    /// Every pattern, in the root's file and in `a/`'s, decides every path as
+    /// `git check-attr` does.
+    #[test]
+    fn patterns_match_as_git_check_attr_says() {
+        let mut differences = Vec::new();
+        for pattern in PATTERNS {
+            for dir in ["", "a"] {
+                let files = [(dir, format!("{pattern} export-ignore\n"))];
+                let files: Vec<(&str, &str)> = files.iter().map(|(dir, text)| (*dir, text.as_str())).collect();
+                let (git, ours) = (git_says(&files, PATHS), we_say(&files, PATHS));
+                assert_eq!(git.len(), PATHS.len(), "git answered for every path");
+                for ((path, git), ours) in PATHS.iter().zip(git).zip(ours) {
+                    if git != ours {
+                        differences.push(format!(
+                            "pattern {pattern:?} in {dir:?}/.gitattributes, path {path:?}: git {git}, ours {ours}"
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(differences.is_empty(), "{}", differences.join("\n"));
+    }
+
+    /// Deeper files override shallower ones, later lines earlier ones; `-`, `!` and a
+    /// value keep a path; a line with an invalid attribute, a negative pattern or a
+    /// macro says nothing; an unterminated quote is read as a plain pattern.
+    #[test]
+    fn precedence_and_odd_lines_are_read_as_git_reads_them() {
+        let files: &[(&str, &str)] = &[
+            (
+                "",
+                "*.txt export-ignore\nkeep.txt -export-ignore\nkept.txt export-ignore=no\nb/ export-ignore\n\
+                 !neg export-ignore\nbad -bad export-ignore\n[attr]m export-ignore\n\"unterminated export-ignore\n\
+                 x.txt foo export-ignore -export-ignore\ny.txt -export-ignore export-ignore\n",
+            ),
+            ("a", "*.txt -export-ignore\nsecret.txt export-ignore\n"),
+            ("a/b", "\u{feff}deep.txt !export-ignore\nz export-ignore\n"),
+        ];
+        let paths = [
+            "r.txt",
+            "keep.txt",
+            "kept.txt",
+            "neg",
+            "bad",
+            "m",
+            "\"unterminated",
+            "x.txt",
+            "y.txt",
+            "a/b/z",
+            "b/",
+            "a/r.txt",
+            "a/secret.txt",
+            "a/b/deep.txt",
+            "a/b/other.txt",
+            "a/b/",
+            "c/b/",
+        ];
+        assert_eq!(we_say(files, &paths), git_says(files, &paths));
+    }
+
+    /// A port of the tests git runs on its wildmatch (t3070), the cases without case
+    /// folding: (matches with pathname, matches without, pattern, text).
+    #[test]
+    fn wildmatch_agrees_with_gits_tests() {
+        let table: &[(bool, bool, &str, &str)] = &[
+            (true, true, "foo", "foo"),
+            (false, false, "foo", "bar"),
+            (true, true, "", ""),
+            (true, true, "???", "foo"),
+            (false, false, "??", "foo"),
+            (true, true, "*", "foo"),
+            (true, true, "f*", "foo"),
+            (false, false, "*f", "foo"),
+            (true, true, "*foo*", "foo"),
+            (true, true, "*ob*a*r*", "foobar"),
+            (true, true, "*ab", "aaaaaaabababab"),
+            (true, true, "foo\\*", "foo*"),
+            (false, false, "foo\\*bar", "foobar"),
+            (true, true, "f\\\\oo", "f\\oo"),
+            (true, true, "*[al]?", "ball"),
+            (false, false, "[ten]", "ten"),
+            (true, true, "**[!te]", "ten"),
+            (false, false, "**[!ten]", "ten"),
+            (true, true, "t[a-g]n", "ten"),
+            (false, false, "t[!a-g]n", "ten"),
+            (true, true, "t[!a-g]n", "ton"),
+            (true, true, "t[^a-g]n", "ton"),
+            (true, true, "a[]]b", "a]b"),
+            (true, true, "a[]-]b", "a-b"),
+            (true, true, "a[]-]b", "a]b"),
+            (false, false, "a[]-]b", "aab"),
+            (true, true, "a[]a-]b", "aab"),
+            (true, true, "]", "]"),
+            (false, true, "foo*bar", "foo/baz/bar"),
+            (false, true, "foo**bar", "foo/baz/bar"),
+            (true, true, "foo**bar", "foobazbar"),
+            (true, true, "foo/**/bar", "foo/baz/bar"),
+            (true, false, "foo/**/**/bar", "foo/baz/bar"),
+            (true, true, "foo/**/bar", "foo/b/a/z/bar"),
+            (true, true, "foo/**/**/bar", "foo/b/a/z/bar"),
+            (true, false, "foo/**/bar", "foo/bar"),
+            (true, false, "foo/**/**/bar", "foo/bar"),
+            (false, true, "foo?bar", "foo/bar"),
+            (false, true, "foo[/]bar", "foo/bar"),
+            (false, true, "foo[^a-z]bar", "foo/bar"),
+            (false, true, "f[^eiu][^eiu][^eiu][^eiu][^eiu]r", "foo/bar"),
+            (true, true, "f[^eiu][^eiu][^eiu][^eiu][^eiu]r", "foo-bar"),
+            (true, false, "**/foo", "foo"),
+            (true, true, "**/foo", "XXX/foo"),
+            (true, true, "**/foo", "bar/baz/foo"),
+            (false, true, "*/foo", "bar/baz/foo"),
+            (false, true, "**/bar*", "foo/bar/baz"),
+            (true, true, "**/bar/*", "deep/foo/bar/baz"),
+            (false, true, "**/bar/*", "deep/foo/bar/baz/"),
+            (true, true, "**/bar/**", "deep/foo/bar/baz/"),
+            (false, false, "**/bar/*", "deep/foo/bar"),
+            (true, true, "**/bar/**", "deep/foo/bar/"),
+            (false, true, "**/bar**", "foo/bar/baz"),
+            (true, true, "*/bar/**", "foo/bar/baz/x"),
+            (false, true, "*/bar/**", "deep/foo/bar/baz/x"),
+            (true, true, "**/bar/*/*", "deep/foo/bar/baz/x"),
+            (false, false, "a[c-c]st", "acrt"),
+            (true, true, "a[c-c]rt", "acrt"),
+            (false, false, "[!]-]", "]"),
+            (true, true, "[!]-]", "a"),
+            (false, false, "\\", ""),
+            (false, false, "\\", "\\"),
+            (false, false, "*/\\", "/\\"),
+            (true, true, "*/\\\\", "/\\"),
+            (true, true, "foo", "foo"),
+            (true, true, "@foo", "@foo"),
+            (false, false, "@foo", "foo"),
+            (true, true, "\\[ab]", "[ab]"),
+            (true, true, "[[]ab]", "[ab]"),
+            (true, true, "[[:]ab]", "[ab]"),
+            (false, false, "[[::]ab]", "[ab]"),
+            (true, true, "[[:digit]ab]", "[ab]"),
+            (true, true, "[\\[:]ab]", "[ab]"),
+            (true, true, "\\??\\?b", "?a?b"),
+            (true, true, "\\a\\b\\c", "abc"),
+            (false, false, "", "foo"),
+            (true, true, "**/t[o]", "foo/bar/baz/to"),
+            (true, true, "[[:alpha:]][[:digit:]][[:upper:]]", "a1B"),
+            (false, false, "[[:digit:][:upper:][:space:]]", "a"),
+            (true, true, "[[:digit:][:upper:][:space:]]", "A"),
+            (true, true, "[[:digit:][:upper:][:space:]]", "1"),
+            (false, false, "[[:digit:][:upper:][:spaci:]]", "1"),
+            (true, true, "[[:digit:][:upper:][:space:]]", " "),
+            (false, false, "[[:digit:][:upper:][:space:]]", "."),
+            (true, true, "[[:digit:][:punct:][:space:]]", "."),
+            (true, true, "[[:xdigit:]]", "5"),
+            (true, true, "[[:xdigit:]]", "f"),
+            (true, true, "[[:xdigit:]]", "D"),
+            (true, true, "[a-c[:digit:]x-z]", "5"),
+            (true, true, "[a-c[:digit:]x-z]", "b"),
+            (true, true, "[a-c[:digit:]x-z]", "y"),
+            (false, false, "[a-c[:digit:]x-z]", "q"),
+            (true, true, "[\\\\-^]", "]"),
+            (false, false, "[\\\\-^]", "["),
+            (true, true, "[\\-_]", "-"),
+            (true, true, "[\\]]", "]"),
+            (false, false, "[\\]]", "\\]"),
+            (false, false, "[\\]]", "\\"),
+            (false, false, "a[]b", "ab"),
+            (false, false, "a[]b", "a[]b"),
+            (false, false, "ab[", "ab["),
+            (false, false, "[!", "ab"),
+            (false, false, "[-", "ab"),
+            (true, true, "[-]", "-"),
+            (false, false, "[a-", "-"),
+            (false, false, "[!a-", "-"),
+            (true, true, "[--A]", "-"),
+            (true, true, "[--A]", "5"),
+            (true, true, "[ --]", " "),
+            (true, true, "[ --]", "$"),
+            (true, true, "[ --]", "-"),
+            (false, false, "[ --]", "0"),
+            (true, true, "[---]", "-"),
+            (true, true, "[------]", "-"),
+            (false, false, "[a-e-n]", "j"),
+            (true, true, "[a-e-n]", "-"),
+            (true, true, "[!------]", "a"),
+            (false, false, "[]-a]", "["),
+            (true, true, "[]-a]", "^"),
+            (false, false, "[!]-a]", "^"),
+            (true, true, "[!]-a]", "["),
+            (true, true, "[a^bc]", "^"),
+            (true, true, "[a-]b]", "-b]"),
+            (false, false, "[\\]", "\\"),
+            (true, true, "[\\\\]", "\\"),
+            (false, false, "[!\\\\]", "\\"),
+            (true, true, "[A-\\\\]", "G"),
+            (false, false, "b*a", "aaabbb"),
+            (false, false, "*ba*", "aabcaa"),
+            (true, true, "[,]", ","),
+            (true, true, "[\\\\,]", ","),
+            (true, true, "[\\\\,]", "\\"),
+            (true, true, "[,-.]", "-"),
+            (false, false, "[,-.]", "+"),
+            (false, false, "[,-.]", "-.]"),
+            (true, true, "[\\1-\\3]", "2"),
+            (true, true, "[\\1-\\3]", "3"),
+            (false, false, "[\\1-\\3]", "4"),
+            (true, true, "[[-\\]]", "\\"),
+            (true, true, "[[-\\]]", "["),
+            (true, true, "[[-\\]]", "]"),
+            (false, false, "[[-\\]]", "-"),
+            (true, true, "-*-*-*-*-*-*-12-*-*-*-m-*-*-*", "-adobe-courier-bold-o-normal--12-120-75-75-m-70-iso8859-1"),
+            (
+                false,
+                false,
+                "-*-*-*-*-*-*-12-*-*-*-m-*-*-*",
+                "-adobe-courier-bold-o-normal--12-120-75-75-X-70-iso8859-1",
+            ),
+            (
+                false,
+                false,
+                "-*-*-*-*-*-*-12-*-*-*-m-*-*-*",
+                "-adobe-courier-bold-o-normal--12-120-75-75-/-70-iso8859-1",
+            ),
+            (
+                true,
+                true,
+                "XXX/*/*/*/*/*/*/12/*/*/*/m/*/*/*",
+                "XXX/adobe/courier/bold/o/normal//12/120/75/75/m/70/iso8859/1",
+            ),
+            (
+                false,
+                false,
+                "XXX/*/*/*/*/*/*/12/*/*/*/m/*/*/*",
+                "XXX/adobe/courier/bold/o/normal//12/120/75/75/X/70/iso8859/1",
+            ),
+            (true, true, "**/*a*b*g*n*t", "abcd/abcdefg/abcdefghijk/abcdefghijklmnop.txt"),
+            (false, false, "**/*a*b*g*n*t", "abcd/abcdefg/abcdefghijk/abcdefghijklmnop.txtz"),
+            (false, false, "*/*/*", "foo"),
+            (false, false, "*/*/*", "foo/bar"),
+            (true, true, "*/*/*", "foo/bba/arr"),
+            (false, true, "*/*/*", "foo/bb/aa/rr"),
+            (true, true, "**/**/**", "foo/bb/aa/rr"),
+            (true, true, "*X*i", "abcXdefXghi"),
+            (false, true, "*X*i", "ab/cXd/efXg/hi"),
+            (true, true, "*/*X*/*/*i", "ab/cXd/efXg/hi"),
+            (true, true, "**/*X*/**/*i", "ab/cXd/efXg/hi"),
+        ];
+        let mut wrong = Vec::new();
+        for (pathname, plain, pattern, text) in table {
+            let got = (
+                wildmatch(pattern.as_bytes(), text.as_bytes(), true),
+                wildmatch(pattern.as_bytes(), text.as_bytes(), false),
+            );
+            if got != (*pathname, *plain) {
+                wrong.push(format!("{pattern:?} ~ {text:?}: want {:?}, got {got:?}", (pathname, plain)));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
 }
