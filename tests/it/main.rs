@@ -16,6 +16,7 @@ mod fetch_update;
 mod flow;
 mod forges;
 mod gate;
+mod git_archive;
 mod github_app;
 mod gitreload;
 mod hamster;
