@@ -188,7 +188,8 @@ impl Rules {
 
     /// The plugin's granted directories for a program: only `write = true` directories
     /// are writable. A `git = true` directory is read-only to programs, or a program could
-    /// rewrite the repositories' configuration that git calls trust.
+    /// rewrite the repositories' configuration that git calls trust. Also the rules of a
+    /// host call that writes a file the plugin could have written itself (git `archive`).
     pub fn program(grant: &Grant) -> Self {
         Self::dirs(grant, |access| access == Access::Write)
     }

@@ -7,7 +7,7 @@
 
 mod app;
 
-pub use app::{AppAccess, revoked_installation};
+pub use app::{AppAccess, MAX_JOB_MINTS, revoked_installation};
 
 use crate::config::Source;
 use crate::config::api::Scheme;
@@ -144,7 +144,7 @@ impl ForgeApis {
             return self.send(source, method, &url, api.scheme, &token, body).await;
         };
         let permissions = app::Permissions::from_static(target.permissions);
-        let minted = self.app_token(source, app, &target.repo, target.installation, &permissions).await?;
+        let minted = self.app_token(source, app, &target.repo, target.installation, &permissions, None).await?;
         let answer = self.send(source, method.clone(), &url, Scheme::Bearer, &minted.token, body).await;
         match answer {
             // A token GitHub no longer accepts (revoked, the installation changed) is
@@ -152,7 +152,8 @@ impl ForgeApis {
             Err(ApiError::Refused { status: status @ (401 | 404), .. }) if minted.cached => {
                 self.apps.drop_token(&minted.key);
                 if status == 401 {
-                    let minted = self.app_token(source, app, &target.repo, target.installation, &permissions).await?;
+                    let minted =
+                        self.app_token(source, app, &target.repo, target.installation, &permissions, None).await?;
                     return self.send(source, method, &url, Scheme::Bearer, &minted.token, body).await;
                 }
                 answer

@@ -275,7 +275,8 @@ pub struct Blob {
 /// `core.maxTreeDepth` is 4096; real trees are a few dozen deep).
 pub const MAX_DEPTH: usize = 1024;
 
-struct Walk {
+/// A walk's count of what it visited, against its budget.
+pub(crate) struct Walk {
     budget: Budget,
     entries: usize,
     bytes: usize,
@@ -283,12 +284,13 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(budget: Budget) -> Self {
+    /// A walk that visited nothing yet.
+    pub(crate) fn new(budget: Budget) -> Self {
         Self { budget, entries: 0, bytes: 0, depth: 0 }
     }
 
     /// Runs `inner` one level deeper.
-    fn descend<T>(&mut self, inner: impl FnOnce(&mut Self) -> Result<T, WalkError>) -> Result<T, WalkError> {
+    pub(crate) fn descend<T>(&mut self, inner: impl FnOnce(&mut Self) -> Result<T, WalkError>) -> Result<T, WalkError> {
         if self.depth >= MAX_DEPTH {
             return Err(WalkError::TooDeep);
         }
@@ -299,7 +301,7 @@ impl Walk {
     }
 
     /// Counts one visited entry with a path of `len` bytes.
-    fn visit(&mut self, len: usize) -> Result<(), WalkError> {
+    pub(crate) fn visit(&mut self, len: usize) -> Result<(), WalkError> {
         self.entries += 1;
         self.bytes += len;
         if self.entries > self.budget.entries {

@@ -39,6 +39,7 @@ pub mod gate;
 pub mod gitwalk;
 pub mod glob;
 pub mod grant;
+pub mod hooks;
 pub mod ingest;
 pub mod live;
 pub mod local;

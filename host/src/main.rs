@@ -146,6 +146,12 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Install, list or remove the forge webhook that sends a source's events to this
+    /// daemon (token: the source's `api`, else GITAUTO_HOOKS_TOKEN).
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+    },
     /// Tools for plugin authors.
     Plugin {
         #[command(subcommand)]
@@ -170,6 +176,63 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum HooksCommand {
+    /// Create the hook (its URL, the events the source's rules need, the source's newest
+    /// secret, JSON, TLS verified), or update the one with the same URL.
+    Install {
+        #[command(flatten)]
+        at: HookArgs,
+        /// Where the hook posts (default: `[server] public_url` + `/hooks/SOURCE`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// List the repository's hooks: id, URL, events, active, last delivery.
+    List {
+        #[command(flatten)]
+        at: HookArgs,
+    },
+    /// Delete the hooks posting to the URL.
+    Remove {
+        #[command(flatten)]
+        at: HookArgs,
+        /// The hooks' URL (default: `[server] public_url` + `/hooks/SOURCE`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+/// Which repository's hooks, through which source.
+#[derive(clap::Args)]
+struct HookArgs {
+    /// The `[sources.NAME]` whose forge, API token, secret and rules are used.
+    #[arg(long)]
+    source: String,
+    /// The repository: `owner/name` (GitLab: the project's full path; Bitbucket:
+    /// `workspace/slug`).
+    #[arg(long)]
+    repo: String,
+    /// Config file.
+    #[arg(long, short, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+impl HookArgs {
+    /// The config and the hooks of the repository.
+    fn open(&self) -> anyhow::Result<(Config, gitauto::hooks::Hooks)> {
+        use gitauto::hooks::{API_VAR, Hooks, TOKEN_VAR};
+        let config = load(&self.config)?;
+        let token = std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()).map(gitauto::secret::Secret::new);
+        let api = std::env::var(API_VAR).ok().filter(|t| !t.is_empty());
+        let hooks = Hooks::new(&config, &self.source, &self.repo, token, api)?;
+        Ok((config, hooks))
+    }
+
+    fn source<'a>(&self, config: &'a Config) -> anyhow::Result<&'a config::Source> {
+        Ok(config.source(&self.source).ok_or_else(|| gitauto::hooks::HooksError::UnknownSource(self.source.clone()))?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -446,6 +509,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let report = gitauto::local::run(config, request).await?;
             Ok(print_run(&report))
         }
+        Command::Hooks { command } => hooks(command).await,
         Command::Cancel { id, daemon } => {
             let answer = daemon.client()?.post(&format!("/api/jobs/{id}/cancel")).await?.ok()?;
             match answer["state"].as_str() {
@@ -455,6 +519,76 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `gitauto hooks`: nothing printed carries a token or a secret (a set secret is `***`).
+async fn hooks(command: HooksCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        HooksCommand::Install { at, url } => {
+            let (config, hooks) = at.open()?;
+            let wanted = gitauto::hooks::wanted(&config, at.source(&config)?, url.as_deref())?;
+            for entry in &wanted.undeliverable {
+                eprintln!("note: {}: no repository hook sends these events", escape(entry));
+            }
+            if wanted.secret.is_none() {
+                eprintln!(
+                    "warning: source \"{}\" has no secret: the hook's deliveries are not signed",
+                    escape(&at.source)
+                );
+            }
+            let mut installed = hooks.install(&wanted).await?;
+            // Gitea, Forgejo and Gogs never show a secret: it is the one just sent.
+            installed.hook.secret = installed.hook.secret.or(Some(wanted.secret.is_some()));
+            let done = if installed.updated { "updated" } else { "created" };
+            println!("{done} hook {} on {}", escape(&installed.hook.id), escape(&at.repo));
+            print_hook(&installed.hook);
+            for id in &installed.duplicates_removed {
+                println!("removed hook {} (another with the same URL)", escape(id));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        HooksCommand::List { at } => {
+            let (_, hooks) = at.open()?;
+            let listed = hooks.list().await?;
+            if listed.is_empty() {
+                println!("no hooks on {}", escape(&at.repo));
+            }
+            for hook in &listed {
+                println!("hook {}", escape(&hook.id));
+                print_hook(hook);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        HooksCommand::Remove { at, url } => {
+            let (config, hooks) = at.open()?;
+            let url = gitauto::hooks::hook_url(&config, at.source(&config)?, url.as_deref())?;
+            let removed = hooks.remove(&url).await?;
+            if removed.is_empty() {
+                println!("no hook on {} posts to {}: nothing removed", escape(&at.repo), escape(&url));
+            }
+            for hook in &removed {
+                println!("removed hook {} ({})", escape(&hook.id), escape(&hook.url));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A hook's fields, one per line; a secret only as `***`.
+fn print_hook(hook: &gitauto::hooks::Hook) {
+    let events: Vec<Cow<'_, str>> = hook.events.iter().map(|e| escape(e)).collect();
+    println!("  url:           {}", escape(&hook.url));
+    println!("  events:        {}", events.join(", "));
+    println!("  active:        {}", if hook.active { "yes" } else { "no" });
+    if let Some(content_type) = &hook.content_type {
+        println!("  content type:  {}", escape(content_type));
+    }
+    match hook.secret {
+        Some(true) => println!("  secret:        ***"),
+        Some(false) => println!("  secret:        none"),
+        None => println!("  secret:        not reported"),
+    }
+    println!("  last delivery: {}", escape(&hook.last_delivery));
 }
 
 /// `gitauto trigger`'s exit statuses (clap's usage errors are 2).

@@ -520,3 +520,47 @@ async fn unsigned_gitreload_hooks_cannot_start_jobs_of_a_github_app_source() {
     let err = gitauto::config::Config::parse(&path, &text("allow_unsigned_from = [\"10.0.0.0/8\"]")).unwrap_err();
     assert!(err.to_string().contains("source `github` is a GitHub App, and `allow_unsigned_from`"), "{err:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_calls_share_one_mint_and_a_job_stops_minting_after_its_budget() {
+    use gitauto::forge_api::{ApiTarget, ForgeApis, MAX_JOB_MINTS};
+    let world = World::new().await;
+    let config = gitauto::config::Config::parse(&world.root.path().join("gitauto.toml"), &world.source()).unwrap();
+    let source = config.source("github").unwrap();
+    let apis = ForgeApis::new().unwrap();
+    let target = ApiTarget {
+        repo: "acme/widgets".into(),
+        installation: Some(INSTALLATION),
+        permissions: &[("checks", "write")],
+    };
+    // Eight calls at once find no token: one mints, the others wait for it.
+    let calls = (0..8).map(|_| apis.call(source, &target, reqwest::Method::GET, "/repos/acme/widgets", None));
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(answer.unwrap().status, 200);
+    }
+    assert_eq!(world.api.minted().len(), 1, "concurrent calls shared one mint");
+
+    // Tokens that are about to expire are minted again for every call (as a plugin that
+    // revokes each token it is given forces): a job gets MAX_JOB_MINTS, then refusals.
+    world.api.set_token_lifetime(Duration::from_secs(240));
+    let steps = MAX_JOB_MINTS + 2;
+    let mut rules = String::from("[[rules]]\nname = \"mint\"\non = \"push\"\n");
+    for n in 0..steps {
+        rules.push_str(&format!(
+            "\n[[rules.steps]]\nname = \"call{n}\"\nplugin = \"probe\"\nwith = {{ op = \"http\", url = \"{}/repos/acme/widgets\" }}\n",
+            world.api.url
+        ));
+    }
+    let daemon = world.daemon(&world.source(), &world.api_host(r#"{ metadata = "read" }"#), &rules).await;
+    let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"f".repeat(40))).await;
+    for n in 0..MAX_JOB_MINTS {
+        assert_eq!(step(&job, &format!("call{n}"))["output"]["status"], 200, "{job:#}");
+    }
+    let refused = step(&job, &format!("call{MAX_JOB_MINTS}"));
+    assert!(refused.to_string().contains("no more are minted"), "{job:#}");
+    assert_eq!(world.api.minted().len() as u32, 1 + MAX_JOB_MINTS, "the job's budget bounds the mints");
+    // The next job has a budget of its own.
+    let job = daemon.run_github("push", &push("widgets", Some(INSTALLATION), "", &"9".repeat(40))).await;
+    assert_eq!(step(&job, "call0")["output"]["status"], 200, "{job:#}");
+    daemon.stop().await;
+}

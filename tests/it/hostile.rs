@@ -311,7 +311,7 @@ fn tree_bomb(dir: &Path) {
 }
 
 /// A tree of 8 levels of 10 entries, the same subtree each time.
-fn bomb_tree(repo: &git2::Repository) -> git2::Tree<'_> {
+pub(crate) fn bomb_tree(repo: &git2::Repository) -> git2::Tree<'_> {
     let blob = repo.blob(b"x").unwrap();
     let mut level = repo.treebuilder(None).unwrap();
     for i in 0..10 {
@@ -341,7 +341,7 @@ fn push_bomb(origin: &Path) -> (String, String) {
 /// What a file's metadata says that a program might change: mode, owner, group,
 /// modification time, and extended attributes.
 #[derive(Debug, PartialEq, Eq)]
-struct Meta {
+pub(crate) struct Meta {
     mode: u32,
     uid: u32,
     gid: u32,
@@ -369,7 +369,7 @@ fn meta(path: &Path) -> Meta {
 
 /// `dir` and everything under it with content and metadata: nothing may change a byte,
 /// a mode, an owner, a time or an attribute.
-fn world(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>, Meta)> {
+pub(crate) fn world(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>, Meta)> {
     let mut out = vec![(dir.to_path_buf(), Vec::new(), meta(dir))];
     out.extend(snapshot(dir).into_iter().map(|(path, content)| {
         let meta = meta(&path);

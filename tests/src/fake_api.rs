@@ -4,9 +4,11 @@
 //! and shapes (pagination through `Link` headers included: page numbers for most lists,
 //! a cursor for hook deliveries, GitLab's `X-Next-Page` too), and records every request so
 //! tests can assert the exact sequence. GitHub's paths are served at the root; Gitea's
-//! under `/api/v1`, GitLab's under `/api/v4`.
+//! under `/api/v1`, GitLab's under `/api/v4`, Bitbucket Cloud's under `/2.0`. The hook APIs
+//! of every forge are in `fake_api/hooks.rs`.
 
 pub mod app;
+pub mod hooks;
 mod permissions;
 pub mod releases;
 
@@ -66,7 +68,8 @@ pub struct State {
     pub repos: BTreeMap<String, Value>,
     /// Teams, in creation order.
     pub teams: Vec<Team>,
-    /// Hooks by repository: (id, config).
+    /// Hooks by repository: (id, the hook as its forge keeps it, the URL it posts to at
+    /// `url`; GitHub's and Gitea's config fields at the top level: `fake_api/hooks.rs`).
     pub hooks: BTreeMap<String, Vec<(u64, Value)>>,
     /// Files added through the contents API: (`org/name`, path) → decoded content.
     pub files: BTreeMap<(String, String), String>,
@@ -89,6 +92,8 @@ pub struct State {
     pub app: app::AppState,
     /// Forge releases, their assets and uploads (`fake_api/releases.rs`).
     pub releases: releases::Releases,
+    /// What the hook endpoints require (`fake_api/hooks.rs`).
+    pub hook_api: hooks::HookApi,
     next_id: u64,
 }
 
@@ -330,6 +335,9 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
     if let Some(response) = permissions::handle(&mut s, prefix, (m, &parts), &query, &body_json) {
         return response;
     }
+    if let Some(response) = hooks::handle(&mut s, (base, uri.path()), prefix, (m, &parts), &query, &body_json) {
+        return response;
+    }
     match (m, parts.as_slice()) {
         // GitLab: notes on merge requests and comments on commits.
         ("POST", ["projects", project, "merge_requests", iid, "notes"]) if prefix == "/api/v4" => {
@@ -342,15 +350,7 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
             s.comments.push((format!("projects/{project}/commits/{sha}"), note.clone()));
             answer(201, json!({"note": note}))
         }
-        // GitLab: a project's hooks and their events (newest first).
-        ("GET", ["projects", project, "hooks"]) if prefix == "/api/v4" => {
-            if !s.repos.contains_key(*project) {
-                return answer(404, json!({"message": "404 Project Not Found"}));
-            }
-            let hooks = s.hooks.get(*project).cloned().unwrap_or_default();
-            let items = hooks.iter().map(|(id, config)| json!({"id": id, "url": config["url"]})).collect();
-            gitlab_page(base, uri.path(), &query, per_page, items)
-        }
+        // GitLab: a hook's events (newest first).
         ("GET", ["projects", project, "hooks", hook, "events"]) if prefix == "/api/v4" => {
             let owned = s.hooks.get(*project).is_some_and(|hooks| hooks.iter().any(|(id, _)| id.to_string() == *hook));
             if !owned {
@@ -469,38 +469,6 @@ fn handle(state: &Mutex<State>, base: &str, method: &Method, uri: &Uri, headers:
             let Some(team) = s.teams.iter_mut().find(|t| t.id.to_string() == *id) else { return not_found() };
             team.repos.insert(full_name);
             answer(204, Value::Null)
-        }
-        ("GET", ["repos", org, name, "hooks"]) => {
-            let full_name = format!("{org}/{name}");
-            if !s.repos.contains_key(&full_name) {
-                return not_found();
-            }
-            let hooks = s.hooks.get(&full_name).cloned().unwrap_or_default();
-            let items = hooks
-                .iter()
-                .map(|(id, config)| json!({"id": id, "url": format!("{base}/repos/{full_name}/hooks/{id}"), "config": config}))
-                .collect();
-            page(base, uri.path(), &query, per_page, items)
-        }
-        ("POST", ["repos", org, name, "hooks"]) => {
-            let full_name = format!("{org}/{name}");
-            if !s.repos.contains_key(&full_name) {
-                return not_found();
-            }
-            s.next_id += 1;
-            let id = s.next_id;
-            s.hooks.entry(full_name.clone()).or_default().push((id, body_json["config"].clone()));
-            answer(
-                201,
-                json!({"id": id, "url": format!("{base}/repos/{full_name}/hooks/{id}"), "config": body_json["config"]}),
-            )
-        }
-        ("DELETE", ["repos", org, name, "hooks", id]) => {
-            let full_name = format!("{org}/{name}");
-            let hooks = s.hooks.entry(full_name).or_default();
-            let before = hooks.len();
-            hooks.retain(|(hook, _)| hook.to_string() != *id);
-            if hooks.len() == before { not_found() } else { answer(204, Value::Null) }
         }
         ("PUT", ["repos", org, name, "contents", file @ ..]) => {
             let full_name = format!("{org}/{name}");

@@ -11,6 +11,7 @@
 //! host, and redirects are not followed. [`merge`] owns the bounded merge that
 //! `merge-check` (in memory) and the job checkout's `checkout = "merge"` both use.
 
+mod archive;
 mod merge;
 
 pub use merge::{MAX_MERGE_BYTES, MAX_MERGE_LINES};
@@ -43,6 +44,15 @@ pub const MAX_CHECKOUT_BYTES: u64 = 4 << 30;
 /// See [`MAX_CHECKOUT_BYTES`].
 pub const MAX_CHECKOUT_FILE: u64 = 512 << 20;
 
+/// Tags `tags` lists at most.
+pub const MAX_TAGS: usize = 100_000;
+/// Bytes of tag objects `tags` reads at most, all together (their messages).
+pub const MAX_TAG_BYTES: u64 = 64 << 20;
+/// The largest tag or commit object `tags` reads.
+const MAX_TAG_OBJECT: usize = 16 << 20;
+/// Tags of tags followed at most to reach a commit.
+const MAX_TAG_CHAIN: usize = 16;
+
 /// A repository the plugin opened: only where it was, as checked then. Each call opens
 /// and checks it again.
 pub struct OpenRepository {
@@ -74,7 +84,8 @@ fn failed(what: &str, err: git2::Error) -> GitError {
 
 fn walk_failed(what: &str, err: gitwalk::WalkError) -> GitError {
     match err {
-        gitwalk::WalkError::Git(message) => GitError::Failed(format!("{what}: {message}")),
+        // As the WIT says: past the step's deadline, `failed`; over a bound, `invalid`.
+        gitwalk::WalkError::Git(_) | gitwalk::WalkError::Deadline => GitError::Failed(format!("{what}: {err}")),
         other => GitError::Invalid(format!("{what}: {other}")),
     }
 }
@@ -735,23 +746,145 @@ impl wit::HostRepository for StepState {
         self.in_repository(&this, Access::Read, move |repo| merge::conflicts(repo, &base, &head, deadline))
     }
 
-    fn tags(&mut self, _this: Resource<OpenRepository>) -> GitResult<Vec<wit::TagInfo>> {
-        Ok(Err(GitError::Failed("tags: not implemented yet".into())))
+    fn tags(&mut self, this: Resource<OpenRepository>) -> GitResult<Vec<wit::TagInfo>> {
+        let deadline = self.ctx.deadline;
+        self.in_repository(&this, Access::Read, move |repo| tags(repo, deadline))
     }
 
     fn archive(
         &mut self,
-        _this: Resource<OpenRepository>,
-        _revision: String,
-        _options: wit::ArchiveOptions,
+        this: Resource<OpenRepository>,
+        revision: String,
+        options: wit::ArchiveOptions,
     ) -> GitResult<wit::ArchiveInfo> {
-        Ok(Err(GitError::Failed("archive: not implemented yet".into())))
+        let path = self.repository(&this)?.path.clone();
+        let grant = self.ctx.grant.clone();
+        let deadline = self.ctx.deadline;
+        // The archive is a file the plugin could have written itself: only directories
+        // it may write (`write = true`) are writable on this thread; repositories, even
+        // git-writable ones, are read-only.
+        let rules = Rules::program(&grant);
+        Ok(confined(&self.ctx, rules, move || {
+            // For the message; the kernel refuses the write itself wherever this would.
+            let output = grant.check_path(&options.output, Access::Write)?;
+            let repo = open_checked(&grant, &path, Access::Read)?;
+            archive::write(&repo, &revision, &options, &output, archive::BOUNDS, deadline)
+        }))
     }
 
     fn drop(&mut self, this: Resource<OpenRepository>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
     }
+}
+
+/// Every tag of `repo` whose target is (or peels to) a commit, sorted by name, within
+/// [`MAX_TAGS`] and [`MAX_TAG_BYTES`], before `deadline`.
+fn tags(repo: &Repository, deadline: Instant) -> Result<Vec<wit::TagInfo>, GitError> {
+    let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
+    let references = repo.references().map_err(|err| failed("listing tags", err))?;
+    let mut read = 0u64;
+    let mut out = Vec::new();
+    'tags: for reference in references {
+        let reference = reference.map_err(|err| failed("listing tags", err))?;
+        let Some(name) = reference.name_bytes().strip_prefix(b"refs/tags/") else { continue };
+        let name = String::from_utf8_lossy(name).into_owned();
+        if out.len() >= MAX_TAGS {
+            return Err(GitError::Invalid(format!(
+                "the repository has more than {MAX_TAGS} tags (the limit for one call)"
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(GitError::Failed("listing tags: the step's deadline passed".into()));
+        }
+        let what = format!("tag `{name}`");
+        let resolved = reference.resolve().map_err(|err| failed(&what, err))?;
+        let Some(mut id) = resolved.target() else { continue };
+        let mut tag_object: Option<(String, Option<String>, Option<i64>)> = None;
+        for _ in 0..=MAX_TAG_CHAIN {
+            let (size, kind) = odb.read_header(id).map_err(|err| failed(&what, err))?;
+            if size > MAX_TAG_OBJECT {
+                return Err(GitError::Invalid(format!(
+                    "{what}: an object of {size} bytes, over the limit of {MAX_TAG_OBJECT}"
+                )));
+            }
+            match kind {
+                git2::ObjectType::Commit => {
+                    let commit = repo.find_commit(id).map_err(|err| failed(&what, err))?;
+                    let commit_date = commit.committer().when().seconds();
+                    let info = match &tag_object {
+                        None => wit::TagInfo {
+                            name,
+                            commit: id.to_string(),
+                            annotated: false,
+                            message: None,
+                            tagger: None,
+                            date: commit_date,
+                            commit_date,
+                        },
+                        Some((message, tagger, date)) => wit::TagInfo {
+                            name,
+                            commit: id.to_string(),
+                            annotated: true,
+                            message: Some(message.clone()),
+                            tagger: tagger.clone(),
+                            date: date.unwrap_or(commit_date),
+                            commit_date,
+                        },
+                    };
+                    out.push(info);
+                    continue 'tags;
+                }
+                git2::ObjectType::Tag => {
+                    read += size as u64;
+                    if read > MAX_TAG_BYTES {
+                        return Err(GitError::Invalid(format!(
+                            "the tags' objects add up to more than {MAX_TAG_BYTES} bytes (the limit for one call)"
+                        )));
+                    }
+                    let tag = repo.find_tag(id).map_err(|err| failed(&what, err))?;
+                    if tag_object.is_none() {
+                        let message = without_signature(tag.message_bytes().unwrap_or_default());
+                        let tagger = tag.tagger().map(|who| {
+                            format!(
+                                "{} <{}>",
+                                String::from_utf8_lossy(who.name_bytes()),
+                                String::from_utf8_lossy(who.email_bytes())
+                            )
+                        });
+                        let date = tag.tagger().map(|who| who.when().seconds());
+                        tag_object = Some((message, tagger, date));
+                    }
+                    id = tag.target_id();
+                }
+                // A tagged tree or blob: not a release of anything.
+                _ => continue 'tags,
+            }
+        }
+        return Err(GitError::Invalid(format!("{what}: more than {MAX_TAG_CHAIN} tags of tags")));
+    }
+    out.sort_by(|a: &wit::TagInfo, b: &wit::TagInfo| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(out)
+}
+
+/// A tag's message without its signature block (from the last line that starts one, as
+/// git reads it) and without trailing white space.
+fn without_signature(message: &[u8]) -> String {
+    const STARTS: &[&[u8]] = &[
+        b"-----BEGIN PGP SIGNATURE-----",
+        b"-----BEGIN PGP MESSAGE-----",
+        b"-----BEGIN SSH SIGNATURE-----",
+        b"-----BEGIN SIGNED MESSAGE-----",
+    ];
+    let mut end = message.len();
+    let mut at = 0;
+    while at < message.len() {
+        if STARTS.iter().any(|start| message[at..].starts_with(start)) {
+            end = at;
+        }
+        at += message[at..].iter().position(|&b| b == b'\n').map_or(message.len() - at, |eol| eol + 1);
+    }
+    String::from_utf8_lossy(&message[..end]).trim_end().to_owned()
 }
 
 /// The paths that conflict when `head` merges into `base` in the repository at `path`,
@@ -1022,6 +1155,57 @@ mod tests {
         assert!(
             denied(&w, "site/plain", Access::Read).contains("`config` is not a plain file of at most 1048576 bytes")
         );
+    }
+
+    /// Issue 22: `tags` lists lightweight and annotated tags (peeled to their commit,
+    /// with message, tagger and date, a signature block cut off), sorted by name, and
+    /// leaves out a tag of a tree.
+    #[test]
+    fn tags_are_listed_peeled_with_their_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=Rel Ease", "-c", "user.email=rel@example.com"])
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        run(&["init", "-q", "-b", "main"]);
+        run(&["commit", "-q", "--allow-empty", "-m", "one"]);
+        let first = run(&["rev-parse", "HEAD"]);
+        run(&["tag", "8.x-1.0"]);
+        run(&["commit", "-q", "--allow-empty", "-m", "two"]);
+        let second = run(&["rev-parse", "HEAD"]);
+        let message =
+            "Security update\n\nFixes SA-2026-001.\n-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n";
+        std::fs::write(dir.path().join("msg"), message).unwrap();
+        run(&["tag", "-a", "-F", "msg", "8.x-1.1"]);
+        run(&["tag", "-a", "-m", "nested", "8.x-1.1-again", "8.x-1.1"]);
+        let tree = run(&["rev-parse", "HEAD^{tree}"]);
+        run(&["tag", "a-tree", &tree]);
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::open(dir.path()).unwrap();
+        let listed = tags(&repo, Instant::now() + std::time::Duration::from_secs(30)).unwrap();
+        let names: Vec<&str> = listed.iter().map(|tag| tag.name.as_str()).collect();
+        assert_eq!(names, ["8.x-1.0", "8.x-1.1", "8.x-1.1-again"]);
+        let light = &listed[0];
+        assert_eq!(
+            (light.commit.as_str(), light.annotated, &light.message, &light.tagger),
+            (first.as_str(), false, &None, &None)
+        );
+        assert_eq!((light.date, light.commit_date), (1_700_000_000, 1_700_000_000));
+        let annotated = &listed[1];
+        assert_eq!(annotated.commit, second);
+        assert!(annotated.annotated);
+        assert_eq!(annotated.message.as_deref(), Some("Security update\n\nFixes SA-2026-001."));
+        assert_eq!(annotated.tagger.as_deref(), Some("Rel Ease <rel@example.com>"));
+        assert_eq!(annotated.date, 1_700_000_000);
+        let nested = &listed[2];
+        assert_eq!((nested.commit.as_str(), nested.message.as_deref()), (second.as_str(), Some("nested")));
     }
 
     /// Issue 20: git cannot sign its requests, so a SigV4 credential is never silently

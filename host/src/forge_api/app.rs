@@ -3,6 +3,11 @@
 //! the permissions asked for, and a cache of what was minted until five minutes before
 //! it expires. Installations a call does not name are looked up once per repository.
 //! Tokens stay here and in the request headers the host sends; nothing hands one out.
+//!
+//! Minting costs the app's rate limit, which every repository it is installed on shares,
+//! so it is bounded: concurrent requests for the same token wait for one mint, and a
+//! job's steps may have at most [`MAX_JOB_MINTS`] tokens minted (a plugin that revokes
+//! each token it is given, forcing a new one, stops there).
 
 use super::{ApiError, ForgeApis, Scheme};
 use crate::config::Source;
@@ -11,7 +16,8 @@ use crate::secret::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// How far back a JWT's `iat` is set, for clocks that run behind GitHub's.
@@ -21,6 +27,9 @@ const JWT_AHEAD: Duration = Duration::from_secs(540);
 /// A cached token is used only while it has at least this long to live: a step or a
 /// report never starts with a token about to expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+/// Tokens a job's steps may have minted, all permission sets together. A job needs one
+/// per permission set its credentials name, and one more each time GitHub refuses one.
+pub const MAX_JOB_MINTS: u32 = 10;
 
 /// Permissions asked for a token, as GitHub names them (`contents` -> `read`), sorted
 /// so that the same set is the same cache entry whatever the order it was written in.
@@ -76,6 +85,9 @@ struct Cached {
 #[derive(Default)]
 pub(super) struct Apps {
     tokens: Mutex<HashMap<TokenKey, Cached>>,
+    /// One lock per token being minted: a request that finds no cached token waits here,
+    /// so concurrent requests for the same token share one mint.
+    minting: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>,
     /// (app id, API root, `owner/name`) -> installation id, as `GET /repos/../installation` said.
     installations: Mutex<HashMap<(u64, String, String), u64>>,
 }
@@ -90,11 +102,28 @@ impl Apps {
     pub(super) fn drop_token(&self, key: &TokenKey) {
         self.tokens.lock().expect("the token cache is never poisoned").remove(key);
     }
+
+    /// Keeps `token` for `key`, dropping every token that has expired meanwhile (the
+    /// cache holds at most the tokens alive, about an hour's worth).
+    fn keep(&self, key: TokenKey, token: Secret, expires: SystemTime, now: SystemTime) {
+        let mut tokens = self.tokens.lock().expect("the token cache is never poisoned");
+        tokens.retain(|_, cached| cached.expires > now);
+        tokens.insert(key, Cached { token, expires });
+    }
+
+    /// The lock that one mint of `key` holds.
+    fn mint_lock(&self, key: &TokenKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut minting = self.minting.lock().expect("never poisoned");
+        // Locks nobody waits on any more go, so the map stays as small as the mints in flight.
+        minting.retain(|_, lock| Arc::strong_count(lock) > 1);
+        minting.entry(key.clone()).or_default().clone()
+    }
 }
 
 impl ForgeApis {
     /// A token for `repo` (`owner/name`) through `installation` (looked up when `None`)
-    /// of `app`, limited to that repository and `permissions`: cached, or minted now.
+    /// of `app`, limited to that repository and `permissions`: cached, or minted now,
+    /// counted against `budget` when one is given (a job's [`MAX_JOB_MINTS`]).
     pub(super) async fn app_token(
         &self,
         source: &Source,
@@ -102,6 +131,7 @@ impl ForgeApis {
         repo: &str,
         installation: Option<u64>,
         permissions: &Permissions,
+        budget: Option<&AtomicU32>,
     ) -> Result<Minted, ApiError> {
         let api = &source.api.as_ref().expect("config: a source with `app` has `api`").url;
         let installation = match installation {
@@ -112,11 +142,26 @@ impl ForgeApis {
             app: app.id,
             api: api.clone(),
             installation,
-            repo: repo.to_owned(),
+            // GitHub's names are case-insensitive: one repository, one entry.
+            repo: repo.to_ascii_lowercase(),
             permissions: permissions.clone(),
         };
         if let Some(token) = self.apps.cached(&key, SystemTime::now()) {
             return Ok(Minted { token, key, cached: true });
+        }
+        let lock = self.apps.mint_lock(&key);
+        let _minting = lock.lock().await;
+        // Another request may have minted it while this one waited.
+        if let Some(token) = self.apps.cached(&key, SystemTime::now()) {
+            return Ok(Minted { token, key, cached: true });
+        }
+        if let Some(budget) = budget
+            && budget.fetch_add(1, Ordering::Relaxed) >= MAX_JOB_MINTS
+        {
+            return Err(ApiError::Failed(format!(
+                "this job has had {MAX_JOB_MINTS} GitHub App tokens minted for {repo} already (each one refused \
+                 or revoked since): no more are minted for it"
+            )));
         }
         let name = repo.rsplit('/').next().unwrap_or(repo);
         let body = json!({"repositories": [name], "permissions": permissions.as_json()});
@@ -151,11 +196,7 @@ impl ForgeApis {
         let token = Secret::new(token);
         let expires = SystemTime::from(expires);
         tracing::debug!(app = app.id, installation, repo, "minted a GitHub App installation token");
-        self.apps
-            .tokens
-            .lock()
-            .expect("the token cache is never poisoned")
-            .insert(key.clone(), Cached { token: token.clone(), expires });
+        self.apps.keep(key.clone(), token.clone(), expires, SystemTime::now());
         Ok(Minted { token, key, cached: false })
     }
 
@@ -235,6 +276,8 @@ fn jwt(app: &App, now: SystemTime) -> Result<Secret, ApiError> {
 #[derive(Clone)]
 pub struct AppAccess {
     apis: ForgeApis,
+    /// Tokens minted for this job so far (see [`MAX_JOB_MINTS`]).
+    mints: Arc<AtomicU32>,
     source: Source,
     repo: String,
     installation: Option<u64>,
@@ -261,7 +304,14 @@ impl AppAccess {
     pub fn new(apis: &ForgeApis, source: &Source, repo: &str, installation: Option<u64>, clone_url: &str) -> Self {
         let api = source.api.as_ref().map(|api| api.url.as_str()).unwrap_or_default();
         let hosts = [api, clone_url].into_iter().filter_map(origin).collect();
-        Self { apis: apis.clone(), source: source.clone(), repo: repo.to_owned(), installation, hosts }
+        Self {
+            apis: apis.clone(),
+            mints: Arc::default(),
+            source: source.clone(),
+            repo: repo.to_owned(),
+            installation,
+            hosts,
+        }
     }
 
     /// Forgets the tokens minted for the job's repository: GitHub refused one (401), so
@@ -274,7 +324,7 @@ impl AppAccess {
             .tokens
             .lock()
             .expect("the token cache is never poisoned")
-            .retain(|key, _| !(key.app == app.id && key.api == api && key.repo == self.repo));
+            .retain(|key, _| !(key.app == app.id && key.api == api && key.repo.eq_ignore_ascii_case(&self.repo)));
     }
 
     /// A token limited to the job's repository and `permissions`, for a request to
@@ -301,7 +351,11 @@ impl AppAccess {
             )));
         }
         let permissions = Permissions::from_pairs(permissions.iter().cloned());
-        Ok(self.apis.app_token(&self.source, app, &self.repo, self.installation, &permissions).await?.token)
+        let minted = self
+            .apis
+            .app_token(&self.source, app, &self.repo, self.installation, &permissions, Some(&self.mints))
+            .await?;
+        Ok(minted.token)
     }
 }
 

@@ -63,6 +63,40 @@ enum Probe {
         path: String,
         failures: u64,
     },
+    /// Lists the tags of the repository at `path`.
+    GitTags {
+        path: String,
+    },
+    /// Archives `revision` of the repository at `path` into `output` (`format`: `tar`,
+    /// `tar.gz` or `zip`; the other fields as the WIT's `archive-options`).
+    GitArchive {
+        path: String,
+        revision: String,
+        format: String,
+        output: String,
+        subdirectory: Option<String>,
+        #[serde(default)]
+        prefix: String,
+        #[serde(default)]
+        exclude: Vec<String>,
+        /// `true` unless given.
+        export_ignore: Option<bool>,
+        mtime: Option<i64>,
+    },
+}
+
+/// What [`Probe::GitTags`] reports.
+fn git_tags(path: &str) -> Result<serde_json::Value, gitauto_plugin::git::GitError> {
+    let tags = Repository::open(path)?.tags()?;
+    Ok(tags
+        .into_iter()
+        .map(|tag| {
+            json!({
+                "name": tag.name, "commit": tag.commit, "annotated": tag.annotated, "message": tag.message,
+                "tagger": tag.tagger, "date": tag.date, "commit_date": tag.commit_date,
+            })
+        })
+        .collect())
 }
 
 /// What [`Probe::Checkout`] reports.
@@ -160,6 +194,36 @@ impl Plugin for ProbePlugin {
                 .and_then(|dir| Repository::open(&dir).map_err(|err| err.message()))
                 .and_then(|repo| repo.fetch(&remote).map_err(|err| err.message()))
                 .map(|updated| json!({"updated": updated})),
+            Probe::GitTags { path } => git_tags(&path).map_err(|err| err.message()),
+            Probe::GitArchive {
+                path,
+                revision,
+                format,
+                output,
+                subdirectory,
+                prefix,
+                exclude,
+                export_ignore,
+                mtime,
+            } => {
+                use gitauto_plugin::git::{ArchiveFormat, ArchiveOptions};
+                let format = match format.as_str() {
+                    "tar" => ArchiveFormat::Tar,
+                    "zip" => ArchiveFormat::Zip,
+                    _ => ArchiveFormat::TarGz,
+                };
+                let export_ignore = export_ignore.unwrap_or(true);
+                let options = ArchiveOptions { format, output, subdirectory, prefix, exclude, export_ignore, mtime };
+                Repository::open(&path)
+                    .and_then(|repo| repo.archive(&revision, &options))
+                    .map(|info| {
+                        json!({
+                            "path": info.path, "size": info.size, "files": info.files,
+                            "sha256": info.sha256, "sha512": info.sha512, "md5": info.md5,
+                        })
+                    })
+                    .map_err(|err| err.message())
+            }
             Probe::Env => {
                 Ok(json!({"vars": std::env::vars().collect::<Vec<_>>(), "args": std::env::args().collect::<Vec<_>>()}))
             }
