@@ -75,7 +75,9 @@ impl World {
     }
 
     /// The config: `release` granted origin (read) and the releases directory (write),
-    /// plus `hosts`, and the `notify` plugin granted `notify_hosts`; `steps` on `on = "tag"`.
+    /// plus `hosts`, and the `notify` plugin granted `notify_hosts`; `steps` on `on = "tag"`
+    /// (the release step asks for the checkout: a notify step after it is not granted the
+    /// origin it is cloned from).
     fn config(&self, hosts: &str, notify_hosts: &str, steps: &str) -> String {
         format!(
             r#"
@@ -91,7 +93,6 @@ grants = {{ hosts = [{notify_hosts}] }}
 [[rules]]
 name = "release"
 on = "tag"
-checkout = true
 {steps}
 "#,
             source = github_source(),
@@ -157,7 +158,7 @@ fn check_asset(record: &Value, index: usize, dir: &Path, name: &str, format: &st
 async fn tags_are_released_to_a_directory_with_their_records_and_the_feed_in_version_order() {
     let world = World::new();
     let steps = format!(
-        r#"steps = [{{ name = "release", plugin = "release", with = {{ output_dir = "{releases}", base_url = "https://downloads.example.com/files/", exclude = ["*.log"], {DRUPAL} }} }}]"#,
+        r#"steps = [{{ name = "release", plugin = "release", checkout = true, with = {{ output_dir = "{releases}", base_url = "https://downloads.example.com/files/", exclude = ["*.log"], {DRUPAL} }} }}]"#,
         releases = world.releases().display()
     );
     let daemon = TestDaemon::start(&world.config("", "", &steps)).await;
@@ -261,6 +262,7 @@ async fn a_tag_is_published_to_s3_and_a_notify_step_announces_the_record() {
 [[rules.steps]]
 name = "release"
 plugin = "release"
+checkout = true
 with = {{ output_dir = "{releases}", project = "widget_kit", s3 = {{ location = "s3://downloads/files", endpoint = "{endpoint}" }}, {DRUPAL} }}
 
 [[rules.steps]]
