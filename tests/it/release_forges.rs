@@ -35,6 +35,11 @@ impl World {
 
     /// One rule on tags with a `release` step per forge, all granted the fake API.
     fn config(&self) -> String {
+        self.config_with(&format!(r#"{{ kind = "github", api = "{}" }}"#, self.api.url))
+    }
+
+    /// [`World::config`] with the GitHub step's `forge` table `github`.
+    fn config_with(&self, github: &str) -> String {
         let forge = |name: &str, table: &str| {
             format!(
                 r#"{{ name = "{name}", plugin = "release", with = {{ output_dir = "{releases}", forge = {table} }} }}"#,
@@ -43,7 +48,7 @@ impl World {
         };
         let api = &self.api.url;
         let steps = [
-            forge("github", &format!(r#"{{ kind = "github", api = "{api}" }}"#)),
+            forge("github", github),
             forge("gitlab", &format!(r#"{{ kind = "gitlab", api = "{api}/api/v4" }}"#)),
             forge("gitea", &format!(r#"{{ kind = "gitea", api = "{api}/api/v1", name = "Widgets {{version}}" }}"#)),
         ];
@@ -278,5 +283,23 @@ async fn a_forge_refusal_fails_the_step_naming_the_call_and_the_forges_message()
     );
     assert_eq!(world.count("github"), 0);
     assert_eq!(world.count("gitlab"), 0, "the steps after it do not run");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_host_outside_the_grants_is_refused_naming_the_call() {
+    let world = World::new().await;
+    let github =
+        format!(r#"{{ kind = "github", api = "{}", uploads = "https://uploads.example.com" }}"#, world.api.url);
+    let daemon = TestDaemon::start(&world.config_with(&github)).await;
+    let job = daemon.run_github("push", &world.tag("v1.0.0", None)).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let id = world.release("github", "acme/widgets", "v1.0.0").id;
+    let summary = job["summary"].as_str().unwrap();
+    let call = format!(
+        "forge release: POST https://uploads.example.com/repos/acme/widgets/releases/{id}/assets?name=widgets-1.0.0.tar.gz: http: denied"
+    );
+    assert!(summary.contains(&call), "{summary}");
+    assert!(world.release("github", "acme/widgets", "v1.0.0").assets.is_empty());
     daemon.stop().await;
 }

@@ -98,6 +98,12 @@ impl Transport for Host {
             headers: call.headers,
             body: call.body,
             timeout_ms: Some(120_000),
+        })
+        // Name the call: a denied upload host says which host the grants lack.
+        .map_err(|err| match Error::from(err) {
+            Error::Transient(message) => Error::transient(format!("forge release: {request}: {message}")),
+            Error::Failed(message) => Error::failed(format!("forge release: {request}: {message}")),
+            other => other,
         })?;
         Ok(Reply { request, status: response.status, headers: response.headers, body: response.body })
     }
