@@ -866,6 +866,59 @@ mod tests {
         assert!(default_api(Kind::GitLab, "").is_err());
     }
 
+    fn event(forge: &str, html_url: &str) -> Event {
+        Event {
+            delivery: "d1".into(),
+            source: "src".into(),
+            forge: forge.into(),
+            kind: "tag".into(),
+            action: None,
+            repository: gitauto_plugin::Repository {
+                owner: "acme".into(),
+                name: "widgets".into(),
+                full_name: "acme/widgets".into(),
+                clone_url: format!("{html_url}.git"),
+                html_url: html_url.into(),
+                default_branch: None,
+            },
+            git_ref: Some("refs/tags/v1.2.0".into()),
+            branch: None,
+            tag: Some("v1.2.0".into()),
+            before: None,
+            after: None,
+            deleted: false,
+            commits: Vec::new(),
+            commits_complete: true,
+            sender: None,
+            pull_request: None,
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn the_forge_and_repository_default_to_the_events() {
+        let settings = ForgeSettings::default();
+        let forgejo = Target::new(&settings, &event("forgejo", "https://code.example.org/acme/widgets")).unwrap();
+        assert_eq!(forgejo, target(Kind::Gitea, "https://code.example.org/api/v1"));
+        let gitlab = ForgeSettings {
+            kind: Some("gitlab".into()),
+            api: Some("https://gl.example.com/api/v4/".into()),
+            repository: Some("42".into()),
+            ..ForgeSettings::default()
+        };
+        let target = Target::new(&gitlab, &event("github", "https://github.com/acme/widgets")).unwrap();
+        assert_eq!(
+            (target.kind, target.api.as_str(), target.repository.as_str()),
+            (Kind::GitLab, "https://gl.example.com/api/v4", "42")
+        );
+        let Err(Error::InvalidSettings(message)) =
+            Target::new(&settings, &event("bitbucket", "https://bitbucket.org/acme/widgets"))
+        else {
+            panic!("bitbucket has no release API here")
+        };
+        assert!(message.contains("no release API for forge `bitbucket`"), "{message}");
+    }
+
     #[test]
     fn names_are_encoded_as_one_segment() {
         assert_eq!(encode("group/sub/w"), "group%2Fsub%2Fw");
