@@ -4,7 +4,8 @@
 //! record beside them and in the job's output; the Drupal feed regenerated on every tag
 //! and kept in version order; publishing to a real S3-compatible server, with the feed
 //! rebuilt from the records in the bucket; a `notify` step announcing the record; events
-//! that are not a release skipped; grants checked at load.
+//! that are not a release skipped; the archive settings reaching the host; grants
+//! checked at load.
 
 use gitauto::config::Config;
 use gitauto_tests::receiver::Receiver;
@@ -249,6 +250,36 @@ async fn tags_are_released_to_a_directory_with_their_records_and_the_feed_in_ver
         "one record per release: {:?}",
         files(&project)
     );
+    daemon.stop().await;
+}
+
+/// The names in the zip at `path`, as Python's zipfile reads them.
+fn zip_names(path: &Path) -> Vec<String> {
+    let script = "import sys, zipfile\nfor name in sorted(zipfile.ZipFile(sys.argv[1]).namelist()): print(name)";
+    run("python3", &["-c", script], path).lines().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_archive_settings_reach_the_host_subdirectory_prefix_name_and_formats() {
+    let world = World::new();
+    let steps = format!(
+        r#"steps = [{{ name = "release", plugin = "release", checkout = true, with = {{ output_dir = "{releases}", subdirectory = "tests", prefix = "{{repo}}-{{version}}", name = "{{project}}_{{tag}}", formats = ["zip"], export_ignore = false }} }}]"#,
+        releases = world.releases().display()
+    );
+    let daemon = TestDaemon::start(&world.config("", "", &steps)).await;
+    let tag = world.tag("v3.0.0-rc1", Some("Release type: Bug fixes"));
+    let job = daemon.run_github("push", &world.tag_push("v3.0.0-rc1", &tag)).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let record = &step(&job, "release")["output"];
+    let project = world.releases().join("widgets");
+    assert_eq!(files(&project), ["widgets-3.0.0-rc1.json", "widgets_v3.0.0-rc1.zip"]);
+    check_asset(record, 0, &project, "widgets_v3.0.0-rc1.zip", "zip");
+    assert_eq!(record["assets"].as_array().unwrap().len(), 1);
+    assert_eq!(record["assets"][0]["url"], Value::Null, "published only to the directory, no base_url");
+    assert_eq!(record["terms"], json!(["Bug fixes"]), "from the tag's message");
+    let names: Vec<String> =
+        zip_names(&project.join("widgets_v3.0.0-rc1.zip")).into_iter().filter(|name| !name.ends_with('/')).collect();
+    assert_eq!(names, ["widgets-3.0.0-rc1/src/WidgetTest.php"], "the export-ignored directory, as the archive's root");
     daemon.stop().await;
 }
 
