@@ -203,6 +203,8 @@ async fn tags_are_released_to_a_directory_with_their_records_and_the_feed_in_ver
     let feed_path = world.releases().join("release-history/widgets/current.xml");
     let feed = std::fs::read_to_string(&feed_path).unwrap();
     assert_eq!(feed_versions(&feed), ["8.x-1.0"]);
+    let bare = world.releases().join("release-history/widgets/current");
+    assert_eq!(std::fs::read_to_string(bare).unwrap(), feed, "the feed also under the name Drupal requests");
     assert!(feed.contains(&format!("<mdhash>{}</mdhash>", record["assets"][0]["md5"].as_str().unwrap())), "{feed}");
     assert!(
         feed.contains("https://downloads.example.com/files/widgets/widgets-8.x-1.0.tar.gz"),
@@ -318,6 +320,7 @@ with = {{ url = "{receiver}/released", body = {{ project = "{{{{ steps.release.o
     assert_eq!(
         keys,
         [
+            "files/release-history/widget_kit/current",
             "files/release-history/widget_kit/current.xml",
             "files/widget_kit/widget_kit-1.0.0.json",
             "files/widget_kit/widget_kit-1.0.0.tar.gz",
@@ -344,6 +347,9 @@ with = {{ url = "{receiver}/released", body = {{ project = "{{{{ steps.release.o
     let feed =
         String::from_utf8(server.object("downloads", "files/release-history/widget_kit/current.xml").unwrap()).unwrap();
     assert_eq!(feed_versions(&feed), ["1.0.0"]);
+    let bare = "files/release-history/widget_kit/current";
+    assert_eq!(server.object("downloads", bare).unwrap(), feed.as_bytes(), "the feed under Drupal's name too");
+    assert_eq!(server.content_type("downloads", bare).as_deref(), Some("text/xml; charset=utf-8"));
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1, "one announcement");

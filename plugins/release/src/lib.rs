@@ -409,9 +409,15 @@ impl Plugin for Release {
                 .collect();
             let path = drupal::feed_path(project, &plan.project, record.parsed.api.as_deref());
             let xml = drupal::feed(project, &releases).into_bytes();
-            dir.write(&path, &xml)?;
-            if let Some(storage) = &storage {
-                storage.put(&path, xml)?;
+            // Drupal asks for `<short_name>/current` (or `7.x`), with no extension: the
+            // same document goes under both names, so a plain web server or a bucket
+            // answers the update module as it is.
+            let bare = path.trim_end_matches(".xml");
+            for key in [path.as_str(), bare] {
+                dir.write(key, &xml)?;
+                if let Some(storage) = &storage {
+                    storage.put_feed(key, xml.clone())?;
+                }
             }
             log::info(&format!("regenerated {path} from {} release records", releases.len()));
             feeds.push(path);

@@ -119,6 +119,11 @@ impl Storage {
         self.bucket.put(key, bytes, media_type(key), cache).map_err(|err| storing(key, err))
     }
 
+    /// Stores a Drupal feed at `key` (which may have no extension) as XML, never cached.
+    pub fn put_feed(&self, key: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        self.bucket.put(key, bytes, "text/xml; charset=utf-8", Some(NO_CACHE)).map_err(|err| storing(key, err))
+    }
+
     /// Stores the host file `path` at `key`.
     pub fn put_file(&self, key: &str, path: &Path) -> Result<(), Error> {
         let bytes = std::fs::read(path).map_err(|err| Error::failed(format!("reading {}: {err}", path.display())))?;
