@@ -238,6 +238,10 @@ pub enum WalkError {
     /// The deadline passed.
     #[error("the step's deadline passed while walking the tree")]
     Deadline,
+    /// An entry's name no git would write (`..`, `.`, empty, or with a `/` or NUL), shown
+    /// with the path of the tree that holds it.
+    #[error("the tree holds an entry named {0:?}, which no git writes; refusing what it would lead to")]
+    BadName(String),
     /// libgit2 failed to read an object.
     #[error("{0}")]
     Git(String),

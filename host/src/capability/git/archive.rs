@@ -285,6 +285,11 @@ impl<'r> Lister<'r> {
         let mut reached = false;
         for entry in tree.iter() {
             let name = entry.name_bytes();
+            // A crafted tree could name an entry `..`: extracted, the archive would write
+            // outside its directory.
+            if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+                return Err(WalkError::BadName(String::from_utf8_lossy(&join(dir, name)).into_owned()));
+            }
             let path = join(below, name);
             walk.visit(path.len())?;
             let kind = match entry.kind() {
@@ -709,6 +714,33 @@ mod tests {
             Err(GitError::Failed(message)) => assert!(message.contains("deadline"), "{message}"),
             other => panic!("past the deadline: {other:?}"),
         }
+    }
+
+    /// A crafted tree whose entry is named `..` (no git writes one) is refused: the
+    /// archive would extract outside its directory.
+    #[test]
+    fn a_tree_with_a_dotdot_entry_is_refused() {
+        let (dir, root) = repository();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::open(&root).unwrap();
+        let blob = repo.blob(b"planted").unwrap();
+        let mut inner = repo.treebuilder(None).unwrap();
+        inner.insert("evil", blob, 0o100644).unwrap();
+        let inner = inner.write().unwrap();
+        // libgit2's tree builder refuses such names too: write the tree object by hand.
+        let mut raw = b"40000 ..\0".to_vec();
+        raw.extend_from_slice(inner.as_bytes());
+        let tree = repo.odb().unwrap().write(git2::ObjectType::Tree, &raw).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        repo.commit(Some("refs/heads/evil"), &signature, &signature, "evil", &tree, &[]).unwrap();
+        let output = dir.path().join("evil.tar");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        match write(&repo, "refs/heads/evil", &options(ArchiveFormat::Tar, &output, ""), &output, BOUNDS, deadline) {
+            Err(GitError::Invalid(why)) => assert!(why.contains("an entry named \"..\""), "{why}"),
+            other => panic!("a `..` entry: {other:?}"),
+        }
+        assert!(!output.exists());
     }
 
     /// What the archive holds is what `git archive` holds: contents, executables, links.
