@@ -743,6 +743,48 @@ mod tests {
         assert!(!output.exists());
     }
 
+    /// The formats' edges: more entries than a plain zip holds (Zip64 records), a link
+    /// target longer than ustar holds and a time before 1970 (pax records), read back by
+    /// Python's zipfile and GNU tar.
+    #[test]
+    fn zip64_and_pax_records_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::init(&root).unwrap();
+        let blob = repo.blob(b"").unwrap();
+        let mut many = repo.treebuilder(None).unwrap();
+        for i in 0..70_000 {
+            many.insert(format!("f{i:05}"), blob, 0o100644).unwrap();
+        }
+        let many = many.write().unwrap();
+        let target = format!("{}/target", "t".repeat(150));
+        let link = repo.blob(target.as_bytes()).unwrap();
+        let mut top = repo.treebuilder(None).unwrap();
+        top.insert("many", many, 0o040000).unwrap();
+        top.insert("link", link, 0o120000).unwrap();
+        let tree = repo.find_tree(top.write().unwrap()).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &signature, &signature, "many", &tree, &[]).unwrap();
+
+        let zip = dir.path().join("many.zip");
+        let info = archive(&root, &options(ArchiveFormat::Zip, &zip, "")).unwrap();
+        assert_eq!(info.files, 70_001);
+        let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\n\
+                      print(len(z.infolist()), z.read('link').decode())";
+        let read = String::from_utf8(run(dir.path(), "python3", &["-c", script, &zip.to_string_lossy()])).unwrap();
+        assert_eq!(read.trim(), format!("70002 {target}"));
+
+        let tar = dir.path().join("old.tar");
+        let mut asked = options(ArchiveFormat::Tar, &tar, "");
+        asked.mtime = Some(-86_400);
+        archive(&root, &asked).unwrap();
+        let listed = String::from_utf8(run(dir.path(), "tar", &["--full-time", "-tvf", "old.tar"])).unwrap();
+        let link_line = listed.lines().find(|line| line.contains(" link -> ")).unwrap();
+        assert!(link_line.ends_with(&format!("link -> {target}")), "{link_line}");
+        assert!(listed.lines().all(|line| line.contains("1969-12-31 00:00:00")), "{}", &listed[..400]);
+    }
+
     /// What the archive holds is what `git archive` holds: contents, executables, links.
     #[test]
     fn extracted_archives_equal_git_archive_extracted() {
