@@ -143,10 +143,11 @@ impl Rules {
     }
 
     /// Reads the `.gitattributes` file of directory `dir` (no trailing slash, empty for
-    /// the root). A file git would ignore as too large is ignored, as git does.
-    pub fn add_file(&mut self, dir: &[u8], content: &[u8]) {
+    /// the root), and says how many pattern lines it kept. A file git would ignore as too
+    /// large is ignored, as git does.
+    pub fn add_file(&mut self, dir: &[u8], content: &[u8]) -> usize {
         if content.len() >= MAX_FILE {
-            return;
+            return 0;
         }
         let content = content.strip_prefix(b"\xef\xbb\xbf").unwrap_or(content);
         // Git reads the file as a C string: nothing after a NUL byte.
@@ -162,7 +163,9 @@ impl Rules {
                 Line::Macro(..) => {}
             }
         }
+        let kept = lines.len();
         self.files.insert(dir.to_vec(), File { lines });
+        kept
     }
 
     /// Whether `path` (relative to the repository root; a directory when `dir`) is left
@@ -655,7 +658,7 @@ mod tests {
     fn we_say(files: &[(&str, &str)], paths: &[&str]) -> Vec<bool> {
         let mut rules = Rules::new(Vec::new());
         for (sub, content) in files {
-            rules.add_file(sub.as_bytes(), content.as_bytes());
+            let _ = rules.add_file(sub.as_bytes(), content.as_bytes());
         }
         paths
             .iter()
