@@ -14,11 +14,12 @@ mod zip;
 use super::{commit, failed, root_tree, walk_failed};
 use crate::capability::bindings::gitauto::plugin::git::{ArchiveFormat, ArchiveInfo, ArchiveOptions, GitError};
 use crate::gitwalk::{self, Budget, Walk, WalkError};
-use attributes::{Pattern, Rules};
+use attributes::{MatchError, Pattern, Rules};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use git2::{ObjectType, Oid, Repository, Tree};
 use sha2::Digest as _;
+use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,15 @@ pub const MAX_ATTRIBUTE_BYTES: u64 = 16 << 20;
 /// Pattern lines of `.gitattributes` files one archive keeps at most: every path is
 /// matched against the lines of the files above it.
 pub const MAX_ATTRIBUTE_LINES: usize = 100_000;
+/// `exclude` patterns one archive takes at most (every path is matched against each).
+pub const MAX_EXCLUDE_PATTERNS: usize = 1_000;
+/// Bytes of one `exclude` pattern at most: what git reads of an attributes line.
+pub const MAX_EXCLUDE_BYTES: usize = attributes::MAX_LINE - 1;
+/// Bytes of the prefix at most (it goes before every path), and of each of its
+/// components (what file systems hold as one name).
+pub const MAX_PREFIX_BYTES: usize = 4096;
+/// Bytes of one component of the prefix at most.
+pub const MAX_PREFIX_COMPONENT: usize = 255;
 
 /// One entry of the tree to archive.
 struct Item {
@@ -88,10 +98,22 @@ pub fn write(
 ) -> Result<ArchiveInfo, GitError> {
     let prefix = checked_prefix(&options.prefix)?;
     let subdirectory = checked_subdirectory(options.subdirectory.as_deref())?;
+    if options.exclude.len() > MAX_EXCLUDE_PATTERNS {
+        return Err(GitError::Invalid(format!(
+            "{} exclude patterns: more than {MAX_EXCLUDE_PATTERNS} (the limit for one archive)",
+            options.exclude.len()
+        )));
+    }
     let exclude = options
         .exclude
         .iter()
         .map(|pattern| {
+            if pattern.len() > MAX_EXCLUDE_BYTES {
+                return Err(GitError::Invalid(format!(
+                    "an exclude pattern of {} bytes: longer than {MAX_EXCLUDE_BYTES} (the limit for one pattern)",
+                    pattern.len()
+                )));
+            }
             Pattern::parse(pattern.as_bytes())
                 .map_err(|err| GitError::Invalid(format!("the exclude pattern `{pattern}`: {err}")))
         })
@@ -103,15 +125,20 @@ pub fn write(
 
     let mut lister = Lister {
         repo,
-        rules: Rules::new(exclude),
+        rules: Rules::new(exclude, deadline),
         export_ignore: options.export_ignore,
         items: Vec::new(),
         deadline,
         attribute_bytes: 0,
         attribute_lines: 0,
+        prefix_len: prefix.len(),
     };
     let budget = Budget { entries: bounds.entries, path_bytes: bounds.path_bytes, deadline };
     let mut walk = Walk::new(budget);
+    // The prefix's own entry counts as the paths below it do.
+    if !prefix.is_empty() {
+        walk.visit(prefix.len()).map_err(|err| walk_failed(&what, err))?;
+    }
     let (tree, base) = lister.descend_to(root, &subdirectory, revision, &what)?;
     lister.list(&mut walk, &tree, &base, b"").map_err(|err| walk_failed(&what, err))?;
     let items = lister.items;
@@ -191,17 +218,91 @@ pub fn write(
 }
 
 /// The prefix as given, once it is empty or a relative directory path ending in `/`
-/// that stays inside the archive (no `..`, no `.`, no empty component).
+/// that stays inside the archive (no `..`, no `.`, no empty component, no name a tree
+/// entry may not have), within [`MAX_PREFIX_BYTES`] and [`MAX_PREFIX_COMPONENT`].
 fn checked_prefix(prefix: &str) -> Result<&str, GitError> {
     if prefix.is_empty() {
         return Ok(prefix);
+    }
+    if prefix.len() > MAX_PREFIX_BYTES {
+        // Not shown: it may be megabytes.
+        return Err(GitError::Invalid(format!(
+            "the prefix is {} bytes, longer than {MAX_PREFIX_BYTES} (the limit)",
+            prefix.len()
+        )));
     }
     let invalid = |why: &str| Err(GitError::Invalid(format!("the prefix `{prefix}` {why}")));
     let Some(body) = prefix.strip_suffix('/') else { return invalid("must be empty or end with `/`") };
     if body.split('/').any(|part| part.is_empty() || part == "." || part == "..") || prefix.contains('\0') {
         return invalid("must be a relative path without empty, `.` or `..` components");
     }
+    if let Some(part) = body.split('/').find(|part| part.len() > MAX_PREFIX_COMPONENT) {
+        return invalid(&format!(
+            "has a component of {} bytes, longer than {MAX_PREFIX_COMPONENT} (the limit)",
+            part.len()
+        ));
+    }
+    if let Some(why) = body.split('/').find_map(|part| bad_name(part.as_bytes())) {
+        return invalid(&format!("has a component that is {why}"));
+    }
     Ok(prefix)
+}
+
+/// Why git's `verify_path` (with `core.protectNTFS` and `core.protectHFS`, as `git
+/// fsck` checks trees) refuses `name` as one component of a path, or `None`: empty,
+/// `.`, `..`, with a `/`, `\` or NUL, or `.git` as any file system may read it
+/// (`.GIT`, `git~1`, `.git.`, `.git::$INDEX_ALLOCATION`, `.g\u{200c}it`). Extracted,
+/// such an entry lands outside the archive's directory or inside a repository's
+/// internals.
+fn bad_name(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() || name == b"." || name == b".." {
+        return Some("empty, `.` or `..`");
+    }
+    if name.iter().any(|b| b"/\\\0".contains(b)) {
+        return Some("holding a `/`, `\\` or NUL");
+    }
+    if is_ntfs_dotgit(name) || is_hfs_dotgit(name) {
+        return Some("`.git` as some file system reads it");
+    }
+    None
+}
+
+/// Git's `is_ntfs_dotgit`: `.git` or its short name `git~1`, any case, followed by
+/// nothing but spaces and dots (which NTFS drops), or by an alternate data stream.
+fn is_ntfs_dotgit(name: &[u8]) -> bool {
+    let rest = if name.len() >= 4 && name[..4].eq_ignore_ascii_case(b".git") {
+        &name[4..]
+    } else if name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"git~1") {
+        &name[5..]
+    } else {
+        return false;
+    };
+    for &b in rest {
+        if b == b':' {
+            return true;
+        }
+        if b != b'.' && b != b' ' {
+            return false;
+        }
+    }
+    true
+}
+
+/// Git's `is_hfs_dotgit`: `.git`, any case, with code points HFS+ ignores anywhere in it.
+fn is_hfs_dotgit(name: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(name) else { return false };
+    let ignorable =
+        |c: char| matches!(c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
+    let kept: String = text.chars().filter(|&c| !ignorable(c)).collect();
+    kept.eq_ignore_ascii_case(".git")
+}
+
+/// A match stopped, as a walk error: past the deadline `failed`, too complex `invalid`.
+fn match_stopped(err: MatchError) -> WalkError {
+    match err {
+        MatchError::Deadline => WalkError::Deadline,
+        other => WalkError::Refused(other.to_string()),
+    }
 }
 
 /// The subdirectory's components (none: the whole tree), once it is a relative path
@@ -231,6 +332,8 @@ struct Lister<'r> {
     /// Bytes and pattern lines of `.gitattributes` read so far.
     attribute_bytes: u64,
     attribute_lines: usize,
+    /// Bytes of the prefix, which goes before every path: counted with each.
+    prefix_len: usize,
 }
 
 /// `dir/name`, or `name` at the root.
@@ -292,7 +395,7 @@ impl<'r> Lister<'r> {
                 })?
                 .id();
             dir = join(&dir, part.as_bytes());
-            if self.rules.leaves_out(&dir, true) {
+            if self.rules.leaves_out(&dir, true).map_err(|err| walk_failed(what, match_stopped(err)))? {
                 return Err(GitError::Invalid(format!(
                     "{what}: the subdirectory `{shown}` is left out (export-ignore or exclude), so the archive would be empty"
                 )));
@@ -311,15 +414,38 @@ impl<'r> Lister<'r> {
     fn list(&mut self, walk: &mut Walk, tree: &Tree<'_>, dir: &[u8], below: &[u8]) -> Result<bool, WalkError> {
         self.attributes(tree, dir)?;
         let mut reached = false;
+        // Names seen in this tree, folded to ASCII lower case: whether each is a link.
+        let mut seen: HashMap<Vec<u8>, (Vec<u8>, bool)> = HashMap::new();
         for entry in tree.iter() {
             let name = entry.name_bytes();
-            // A crafted tree could name an entry `..`: extracted, the archive would write
-            // outside its directory.
-            if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
-                return Err(WalkError::BadName(String::from_utf8_lossy(&join(dir, name)).into_owned()));
+            let shown = || String::from_utf8_lossy(&join(dir, name)).into_owned();
+            // A crafted tree could name an entry `..`, `.git` or `a\\..\\b`: extracted,
+            // the archive would write outside its directory or into a repository.
+            if let Some(why) = bad_name(name) {
+                return Err(WalkError::Refused(format!(
+                    "the tree holds an entry named {:?} ({why}), which git refuses; refusing to archive it",
+                    shown()
+                )));
+            }
+            // Two entries of one name (or a link and an entry whose names a case-blind
+            // file system holds as one): extracted, the second would be written through
+            // the first, a link leading anywhere.
+            let link = entry.filemode() == 0o120000;
+            if let Some((other, other_link)) = seen.insert(name.to_ascii_lowercase(), (name.to_vec(), link))
+                && (other == name || other_link || link)
+            {
+                return Err(WalkError::Refused(format!(
+                    "the tree holds two entries named {:?}{}, which git refuses; refusing to archive it",
+                    shown(),
+                    if other == name {
+                        String::new()
+                    } else {
+                        format!(" (and a link as {:?})", String::from_utf8_lossy(&other))
+                    }
+                )));
             }
             let path = join(below, name);
-            walk.visit(path.len())?;
+            walk.visit(self.prefix_len + path.len())?;
             // Each entry is matched against the attributes above it: the clock is read
             // for each, so a heavy `.gitattributes` cannot hold the thread long past it.
             if Instant::now() >= self.deadline {
@@ -334,7 +460,7 @@ impl<'r> Lister<'r> {
             let is_tree = entry.kind() == Some(ObjectType::Tree);
             reached |= !is_tree;
             let in_repository = join(dir, name);
-            if self.rules.leaves_out(&in_repository, kind == Kind::Dir) {
+            if self.rules.leaves_out(&in_repository, kind == Kind::Dir).map_err(match_stopped)? {
                 continue;
             }
             let at = self.items.len();
@@ -771,6 +897,184 @@ mod tests {
             other => panic!("a `..` entry: {other:?}"),
         }
         assert!(!output.exists());
+    }
+
+    /// Writes a tree object by hand (libgit2's builder refuses the names a hostile
+    /// push may carry): `entries` are (mode, name, id), in the order given.
+    fn raw_tree(repo: &Repository, entries: &[(&str, &[u8], Oid)]) -> Oid {
+        let mut raw = Vec::new();
+        for (mode, name, id) in entries {
+            raw.extend_from_slice(format!("{mode} ").as_bytes());
+            raw.extend_from_slice(name);
+            raw.push(0);
+            raw.extend_from_slice(id.as_bytes());
+        }
+        repo.odb().unwrap().write(git2::ObjectType::Tree, &raw).unwrap()
+    }
+
+    /// Issue 22 (tree entry names): every name git's `verify_path` refuses (`.git` as
+    /// NTFS and HFS+ read it too, separators), two entries of one name, and a link with
+    /// a directory of the same name (or the same name in another case) are refused, at
+    /// the root and deeper, before the output or its directory is made.
+    #[test]
+    fn hostile_tree_entry_names_are_refused_before_anything_is_written() {
+        let (dir, root) = repository();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::open(&root).unwrap();
+        let blob = repo.blob(b"<?php planted();").unwrap();
+        let target = repo.blob(b"/etc").unwrap();
+        let inner = raw_tree(&repo, &[("100644", b"x.php", blob)]);
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let output = dir.path().join("out/hostile.tar");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let names: &[&[u8]] = &[
+            b"..",
+            b".",
+            b".git",
+            b".GIT",
+            b"git~1",
+            b"GIT~1",
+            b".git.",
+            b".git ..",
+            b".git::$INDEX_ALLOCATION",
+            ".g\u{200c}it".as_bytes(),
+            "\u{feff}.Git".as_bytes(),
+            b"..\\..\\evil.php",
+            b"a\\b",
+            b"/abs.php",
+        ];
+        type Entries = Vec<(&'static str, Vec<u8>, Oid)>;
+        let mut cases: Vec<(Entries, String)> = Vec::new();
+        for name in names {
+            for mode in ["100644", "40000"] {
+                let id = if mode == "40000" { inner } else { blob };
+                cases.push((vec![(mode, name.to_vec(), id)], String::from_utf8_lossy(name).into_owned()));
+            }
+        }
+        cases.push((
+            vec![("100644", b"a.php".to_vec(), blob), ("100644", b"a.php".to_vec(), blob)],
+            "two entries named \"a.php\"".into(),
+        ));
+        cases.push((
+            vec![("120000", b"lib".to_vec(), target), ("40000", b"lib".to_vec(), inner)],
+            "two entries named \"lib\"".into(),
+        ));
+        cases.push((
+            vec![("40000", b"lib".to_vec(), inner), ("120000", b"Lib".to_vec(), target)],
+            "(and a link as \"lib\")".into(),
+        ));
+        for (entries, why) in cases {
+            let entries: Vec<(&str, &[u8], Oid)> = entries.iter().map(|(m, n, id)| (*m, n.as_slice(), *id)).collect();
+            let top = raw_tree(&repo, &entries);
+            // At the root, and one level down.
+            let nested = raw_tree(&repo, &[("100644", b"ok.txt", blob), ("40000", b"d", top)]);
+            for (tree, shown) in [(top, why.clone()), (nested, format!("d/{why}"))] {
+                let tree = repo.find_tree(tree).unwrap();
+                let commit = repo.commit(None, &signature, &signature, "hostile", &tree, &[]).unwrap().to_string();
+                match write(&repo, &commit, &options(ArchiveFormat::Tar, &output, ""), &output, BOUNDS, deadline) {
+                    Err(GitError::Invalid(message)) => {
+                        assert!(message.contains("which git refuses"), "{shown}: {message}");
+                        if !why.contains('"') {
+                            assert!(message.contains(&format!("{shown:?}")), "{shown}: {message}");
+                        } else if shown.starts_with("d/") {
+                            assert!(message.contains("\"d/"), "{shown}: {message}");
+                        }
+                    }
+                    other => panic!("{shown}: {other:?}"),
+                }
+                assert!(!output.parent().unwrap().exists(), "{shown}: nothing was created");
+            }
+        }
+        // Names that only look like those are archived.
+        let fine = raw_tree(
+            &repo,
+            &[
+                ("100644", b".gitattributes", blob),
+                ("100644", b".github", blob),
+                ("100644", b"git~2", blob),
+                ("100644", b"..x", blob),
+                ("100644", b"A.php", blob),
+                ("100644", b"a.php", blob),
+            ],
+        );
+        let tree = repo.find_tree(fine).unwrap();
+        let commit = repo.commit(None, &signature, &signature, "fine", &tree, &[]).unwrap().to_string();
+        let mut asked = options(ArchiveFormat::Tar, &output, "");
+        asked.export_ignore = false;
+        write(&repo, &commit, &asked, &output, BOUNDS, deadline).unwrap();
+        assert_eq!(
+            tar_names(dir.path(), &output, false),
+            ["..x", ".gitattributes", ".github", "A.php", "a.php", "git~2"]
+        );
+    }
+
+    /// Issue 22 (prefix bound): the prefix goes before every path, so it is bounded
+    /// (bytes, bytes per component, names a tree may hold) and counted with each path
+    /// against the paths' bound, before anything is made.
+    #[test]
+    fn a_prefix_over_its_bounds_is_refused_before_anything_is_written() {
+        let (dir, root) = repository();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::open(&root).unwrap();
+        let output = dir.path().join("out/prefixed.zip");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let huge = format!("{}/", "p".repeat(20 << 20));
+        let long_component = format!("a/{}/", "c".repeat(256));
+        let repeated = "ab/".repeat(1000);
+        for (prefix, bounds, why) in [
+            (huge.as_str(), BOUNDS, "the prefix is 20971521 bytes, longer than 4096"),
+            (long_component.as_str(), BOUNDS, "has a component of 256 bytes, longer than 255"),
+            ("v1/.git/", BOUNDS, "has a component that is `.git` as some file system reads it"),
+            ("v1/.GIT./", BOUNDS, "has a component that is `.git`"),
+            ("v1\\..\\x/", BOUNDS, "holding a `/`, `\\` or NUL"),
+            (repeated.as_str(), Bounds { path_bytes: 50_000, ..BOUNDS }, "the paths add up to more than 50000 bytes"),
+        ] {
+            match write(&repo, "HEAD", &options(ArchiveFormat::Zip, &output, prefix), &output, bounds, deadline) {
+                Err(GitError::Invalid(message)) => assert!(message.contains(why), "{why}: {message}"),
+                other => panic!("{why}: {other:?}"),
+            }
+            assert!(!output.parent().unwrap().exists(), "{why}: nothing was created");
+        }
+        // Without the prefix, the same tree is well within that bound.
+        let bounds = Bounds { path_bytes: 50_000, ..BOUNDS };
+        write(&repo, "HEAD", &options(ArchiveFormat::Zip, &output, ""), &output, bounds, deadline).unwrap();
+        let longest = format!("{}/", "d".repeat(255));
+        archive(&root, &options(ArchiveFormat::Zip, &output, &longest)).unwrap();
+    }
+
+    /// Issue 22 (wildmatch blow-up): an exclude pattern built to backtrack is refused
+    /// as `invalid` (the thread returns, it does not spin past the deadline), as are
+    /// too many or too long patterns; nothing is written.
+    #[test]
+    fn hostile_exclude_patterns_are_refused_before_anything_is_written() {
+        let (dir, root) = repository();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::open(&root).unwrap();
+        let output = dir.path().join("out/excluded.tar");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let deep = "q/".repeat(60);
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = gitwalk::tests::tree(&repo, &[(&format!("{deep}x.php"), "deep")]);
+        let commit = repo.commit(None, &signature, &signature, "deep", &tree, &[]).unwrap().to_string();
+        let backtracking = ["**/q/"; 25].concat() + "zzz";
+        for (exclude, why) in [
+            (vec![backtracking.clone()], "steps to match"),
+            (vec!["*.md".to_owned(); MAX_EXCLUDE_PATTERNS + 1], "1001 exclude patterns: more than 1000"),
+            (vec!["x".repeat(MAX_EXCLUDE_BYTES + 1)], "an exclude pattern of 2048 bytes: longer than 2047"),
+        ] {
+            let mut asked = options(ArchiveFormat::Tar, &output, "");
+            asked.exclude = exclude;
+            match write(&repo, &commit, &asked, &output, BOUNDS, deadline) {
+                Err(GitError::Invalid(message)) => assert!(message.contains(why), "{why}: {message}"),
+                other => panic!("{why}: {other:?}"),
+            }
+            assert!(!output.parent().unwrap().exists(), "{why}: nothing was created");
+        }
+        // Hundreds of `**/` in a row are one.
+        let mut asked = options(ArchiveFormat::Tar, &output, "");
+        asked.exclude = vec![["**/"; 600].concat() + "x.php"];
+        write(&repo, &commit, &asked, &output, BOUNDS, deadline).unwrap();
+        assert!(!tar_names(dir.path(), &output, false).iter().any(|name| name.ends_with("x.php")));
     }
 
     /// The formats' edges: more entries than a plain zip holds (Zip64 records), a link

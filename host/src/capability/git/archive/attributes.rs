@@ -5,14 +5,69 @@
 //! with a slash matches the path from there, a trailing slash matches only directories;
 //! for each path, deeper files win over shallower ones and later lines over earlier
 //! ones. Reading the blobs is the walk's business ([`super`]); this module only parses
-//! and matches.
+//! and matches, within a budget of steps per match and the step's deadline (git's
+//! matcher backtracks: `**/**/…/x` or `*a*a*…` on a deep path would run for years).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// What git ignores: an attributes line this long or longer (`ATTR_MAX_LINE_LENGTH`).
-const MAX_LINE: usize = 2048;
+pub const MAX_LINE: usize = 2048;
 /// What git ignores: an attributes file this large or larger (`ATTR_MAX_FILE_SIZE`).
 pub const MAX_FILE: usize = 100 << 20;
+/// Steps one pattern may take to match one path (a character compared, a place tried
+/// for a `*`): ordinary patterns take tens, a pattern built to backtrack is refused.
+pub const MAX_MATCH_STEPS: u32 = 100_000;
+/// Steps between two readings of the clock.
+const CLOCK_EVERY: u32 = 1 << 10;
+
+/// Why matching stopped without an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    /// One pattern took more than [`MAX_MATCH_STEPS`] to match one path.
+    #[error(
+        "the pattern `{pattern}` takes more than {MAX_MATCH_STEPS} steps to match `{path}` (the limit for one pattern on one path)"
+    )]
+    TooComplex {
+        /// The pattern, as written (without its trailing slash).
+        pattern: String,
+        /// The path it was matched against.
+        path: String,
+    },
+    /// The deadline passed while matching.
+    #[error("the step's deadline passed while matching paths against the attributes and exclude patterns")]
+    Deadline,
+}
+
+/// Why [`dowild`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    TooComplex,
+    Deadline,
+}
+
+/// The work matching may still do: steps for the current match, and the deadline,
+/// read every [`CLOCK_EVERY`] steps.
+struct Meter {
+    left: u32,
+    ticks: u32,
+    deadline: Instant,
+}
+
+impl Meter {
+    fn new(deadline: Instant) -> Self {
+        Self { left: MAX_MATCH_STEPS, ticks: 0, deadline }
+    }
+
+    fn step(&mut self) -> Result<(), Stop> {
+        self.left = self.left.checked_sub(1).ok_or(Stop::TooComplex)?;
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(CLOCK_EVERY) && Instant::now() >= self.deadline {
+            return Err(Stop::Deadline);
+        }
+        Ok(())
+    }
+}
 
 /// A parsed pattern, as git's `parse_path_pattern` leaves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +102,7 @@ impl Pattern {
         if text[0] == b'!' {
             return Err(PatternError::Negative(String::from_utf8_lossy(text).into_owned()));
         }
-        let mut text = text.to_vec();
+        let mut text = collapse_double_stars(text);
         let must_be_dir = text.last() == Some(&b'/');
         if must_be_dir {
             text.pop();
@@ -58,14 +113,27 @@ impl Pattern {
     }
 
     /// Whether the pattern, from a file in directory `base` (`/`-separated, no trailing
-    /// slash, empty for the root), matches `path` (a directory when `dir`).
-    fn matches(&self, path: &[u8], dir: bool, base: &[u8]) -> bool {
+    /// slash, empty for the root), matches `path` (a directory when `dir`), within the
+    /// steps `meter` allows.
+    fn matches(&self, path: &[u8], dir: bool, base: &[u8], meter: &mut Meter) -> Result<bool, MatchError> {
+        meter.left = MAX_MATCH_STEPS;
+        self.matches_metered(path, dir, base, meter).map_err(|stop| match stop {
+            Stop::Deadline => MatchError::Deadline,
+            Stop::TooComplex => MatchError::TooComplex {
+                pattern: String::from_utf8_lossy(&self.text).into_owned(),
+                path: String::from_utf8_lossy(path).into_owned(),
+            },
+        })
+    }
+
+    fn matches_metered(&self, path: &[u8], dir: bool, base: &[u8], meter: &mut Meter) -> Result<bool, Stop> {
+        meter.step()?;
         if self.must_be_dir && !dir {
-            return false;
+            return Ok(false);
         }
         if self.basename {
             let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-            return wildmatch(&self.text, name, false);
+            return wildmatch(&self.text, name, false, meter);
         }
         // `match_pathname`: the pattern has `base/` implicitly in front of it.
         let (mut pattern, mut literal) = (self.text.as_slice(), self.literal);
@@ -78,22 +146,45 @@ impl Pattern {
         } else {
             match path.strip_prefix(base).and_then(|rest| rest.strip_prefix(b"/")) {
                 Some(name) => name,
-                None => return false,
+                None => return Ok(false),
             }
         };
         if literal > 0 {
             if literal > name.len() || pattern[..literal] != name[..literal] {
-                return false;
+                return Ok(false);
             }
             if pattern.len() == literal && name.len() == literal {
-                return true;
+                return Ok(true);
             }
             // As git does: the rest is matched on its own, so a `**` right after the
             // literal part counts as at the pattern's start.
-            return wildmatch(&pattern[literal..], &name[literal..], true);
+            return wildmatch(&pattern[literal..], &name[literal..], true, meter);
         }
-        wildmatch(pattern, name, true)
+        wildmatch(pattern, name, true, meter)
     }
+}
+
+/// `text` with each run of `**/` components written once: `a/**/**/b` is `a/**/b`, as
+/// both match any number of directories, but git's matcher tries every split of the
+/// path between the copies, which grows exponentially with their number.
+fn collapse_double_stars(text: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let starts_component = out.is_empty() || out.last() == Some(&b'/');
+        // A `**/` right after another one that starts its component says nothing more.
+        if starts_component
+            && text[at..].starts_with(b"**/")
+            && out.ends_with(b"**/")
+            && (out.len() == 3 || out[out.len() - 4] == b'/')
+        {
+            at += 3;
+            continue;
+        }
+        out.push(text[at]);
+        at += 1;
+    }
+    out
 }
 
 /// What a line sets an attribute to, as far as `export-ignore` cares.
@@ -125,7 +216,7 @@ struct File {
 
 /// `export-ignore` as a tree's `.gitattributes` files say, and the caller's `exclude`
 /// patterns.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Rules {
     /// Parsed attribute files, by the directory that holds them (no trailing slash,
     /// empty for the root).
@@ -134,12 +225,14 @@ pub struct Rules {
     macros: HashMap<Vec<u8>, Attributes>,
     /// Patterns that leave a path out whatever the attributes say, relative to the root.
     exclude: Vec<Pattern>,
+    /// When matching gives up.
+    deadline: Instant,
 }
 
 impl Rules {
-    /// Rules with `exclude` patterns and no attribute files yet.
-    pub fn new(exclude: Vec<Pattern>) -> Self {
-        Self { files: HashMap::new(), macros: HashMap::new(), exclude }
+    /// Rules with `exclude` patterns and no attribute files yet, matching until `deadline`.
+    pub fn new(exclude: Vec<Pattern>, deadline: Instant) -> Self {
+        Self { files: HashMap::new(), macros: HashMap::new(), exclude, deadline }
     }
 
     /// Reads the `.gitattributes` file of directory `dir` (no trailing slash, empty for
@@ -170,15 +263,22 @@ impl Rules {
 
     /// Whether `path` (relative to the repository root; a directory when `dir`) is left
     /// out. Its ancestors are the caller's to check: a directory left out is not entered.
-    pub fn leaves_out(&self, path: &[u8], dir: bool) -> bool {
-        self.exclude.iter().any(|pattern| pattern.matches(path, dir, b"")) || self.export_ignore(path, dir)
+    /// A pattern that takes too many steps on it, or the deadline, stops the answer.
+    pub fn leaves_out(&self, path: &[u8], dir: bool) -> Result<bool, MatchError> {
+        let mut meter = Meter::new(self.deadline);
+        for pattern in &self.exclude {
+            if pattern.matches(path, dir, b"", &mut meter)? {
+                return Ok(true);
+            }
+        }
+        self.export_ignore(path, dir, &mut meter)
     }
 
     /// `export-ignore` for `path`, as git's `fill` finds it: the deepest `.gitattributes`
     /// above it first, each file's last line first, each line's last attribute first;
     /// the first that determines `export-ignore` (directly, or through a macro set on
     /// the path) decides.
-    fn export_ignore(&self, path: &[u8], dir: bool) -> bool {
+    fn export_ignore(&self, path: &[u8], dir: bool, meter: &mut Meter) -> Result<bool, MatchError> {
         let mut determined = HashSet::new();
         let mut end = path.len();
         loop {
@@ -186,15 +286,15 @@ impl Rules {
             let base = &path[..end];
             if let Some(file) = self.files.get(base) {
                 for (pattern, attributes) in file.lines.iter().rev() {
-                    if pattern.matches(path, dir, base)
+                    if pattern.matches(path, dir, base, meter)?
                         && let Some(ignored) = self.fill(attributes, &mut determined)
                     {
-                        return ignored;
+                        return Ok(ignored);
                     }
                 }
             }
             if end == 0 {
-                return false;
+                return Ok(false);
             }
         }
     }
@@ -321,26 +421,36 @@ enum Wild {
     AbortToStarStar,
 }
 
-/// Git's `wildmatch`: whether `text` matches `pattern`. With `pathname`, `*`, `?` and
-/// classes do not match `/`, and `**` between slashes matches any number of directories.
-pub fn wildmatch(pattern: &[u8], text: &[u8], pathname: bool) -> bool {
-    dowild(pattern, 0, text, 0, pathname) == Wild::Match
+/// Git's `wildmatch`: whether `text` matches `pattern`, within the steps `meter` allows.
+/// With `pathname`, `*`, `?` and classes do not match `/`, and `**` between slashes
+/// matches any number of directories.
+fn wildmatch(pattern: &[u8], text: &[u8], pathname: bool, meter: &mut Meter) -> Result<bool, Stop> {
+    Ok(dowild(pattern, 0, text, 0, pathname, meter)? == Wild::Match)
 }
 
 /// A port of git's `dowild` (wildmatch.c): the pattern from `p`, the text from `t`;
-/// past either end reads as NUL, as in C.
-fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: bool) -> Wild {
+/// past either end reads as NUL, as in C. Every character compared and every place a
+/// `*` tries is a step of `meter`'s.
+fn dowild(
+    pattern: &[u8],
+    mut p: usize,
+    text: &[u8],
+    mut t: usize,
+    pathname: bool,
+    meter: &mut Meter,
+) -> Result<Wild, Stop> {
     let at = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(0);
     while at(pattern, p) != 0 {
+        meter.step()?;
         let mut p_ch = at(pattern, p);
         let t_ch = at(text, t);
         if t_ch == 0 && p_ch != b'*' {
-            return Wild::AbortAll;
+            return Ok(Wild::AbortAll);
         }
         match p_ch {
             b'?' => {
                 if pathname && t_ch == b'/' {
-                    return Wild::NoMatch;
+                    return Ok(Wild::NoMatch);
                 }
             }
             b'*' => {
@@ -359,8 +469,8 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                         // Without pathname matching, `**` is `*`, and `*` crosses slashes.
                         match_slash = true;
                     } else if after_slash && before_slash {
-                        if at(pattern, p) == b'/' && dowild(pattern, p + 1, text, t, pathname) == Wild::Match {
-                            return Wild::Match;
+                        if at(pattern, p) == b'/' && dowild(pattern, p + 1, text, t, pathname, meter)? == Wild::Match {
+                            return Ok(Wild::Match);
                         }
                         match_slash = true;
                     } else {
@@ -373,9 +483,9 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                     // A trailing `**` matches everything, a trailing `*` everything
                     // without another slash.
                     if !match_slash && text[t.min(text.len())..].contains(&b'/') {
-                        return Wild::NoMatch;
+                        return Ok(Wild::NoMatch);
                     }
-                    return Wild::Match;
+                    return Ok(Wild::Match);
                 }
                 if !match_slash && at(pattern, p) == b'/' {
                     // One `*` then a slash: the rest of this directory's name.
@@ -387,7 +497,7 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                             t += 1;
                             continue;
                         }
-                        None => return Wild::NoMatch,
+                        None => return Ok(Wild::NoMatch),
                     }
                 }
                 let mut t_ch = t_ch;
@@ -399,28 +509,30 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                     if !b"*?[\\".contains(&next) {
                         // A literal after the star: skip ahead to where it occurs.
                         while at(text, t) != 0 && (match_slash || at(text, t) != b'/') {
+                            meter.step()?;
                             if at(text, t) == next {
                                 break;
                             }
                             t += 1;
                         }
                         if at(text, t) != next {
-                            return if match_slash { Wild::AbortAll } else { Wild::AbortToStarStar };
+                            return Ok(if match_slash { Wild::AbortAll } else { Wild::AbortToStarStar });
                         }
                     }
                     t_ch = at(text, t);
-                    let matched = dowild(pattern, p, text, t, pathname);
+                    let matched = dowild(pattern, p, text, t, pathname, meter)?;
                     if matched != Wild::NoMatch {
                         if !match_slash || matched != Wild::AbortToStarStar {
-                            return matched;
+                            return Ok(matched);
                         }
                     } else if !match_slash && t_ch == b'/' {
-                        return Wild::AbortToStarStar;
+                        return Ok(Wild::AbortToStarStar);
                     }
                     t += 1;
                     t_ch = at(text, t);
+                    meter.step()?;
                 }
-                return Wild::AbortAll;
+                return Ok(Wild::AbortAll);
             }
             b'[' => {
                 p += 1;
@@ -437,13 +549,13 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                 let mut matched = false;
                 loop {
                     if p_ch == 0 {
-                        return Wild::AbortAll;
+                        return Ok(Wild::AbortAll);
                     }
                     if p_ch == b'\\' {
                         p += 1;
                         p_ch = at(pattern, p);
                         if p_ch == 0 {
-                            return Wild::AbortAll;
+                            return Ok(Wild::AbortAll);
                         }
                         if t_ch == p_ch {
                             matched = true;
@@ -455,7 +567,7 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                             p += 1;
                             p_ch = at(pattern, p);
                             if p_ch == 0 {
-                                return Wild::AbortAll;
+                                return Ok(Wild::AbortAll);
                             }
                         }
                         if t_ch <= p_ch && t_ch >= prev_ch {
@@ -469,7 +581,7 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                             end += 1;
                         }
                         if at(pattern, end) == 0 {
-                            return Wild::AbortAll;
+                            return Ok(Wild::AbortAll);
                         }
                         if end == start || pattern[end - 1] != b':' {
                             // No `:]`: a plain `[` in the set.
@@ -480,7 +592,7 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                         } else {
                             p = end;
                             let Some(class) = class(&pattern[start..end - 1], t_ch) else {
-                                return Wild::AbortAll;
+                                return Ok(Wild::AbortAll);
                             };
                             matched |= class;
                             p_ch = 0;
@@ -496,7 +608,7 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                     }
                 }
                 if matched == negated || (pathname && t_ch == b'/') {
-                    return Wild::NoMatch;
+                    return Ok(Wild::NoMatch);
                 }
             }
             _ => {
@@ -505,14 +617,14 @@ fn dowild(pattern: &[u8], mut p: usize, text: &[u8], mut t: usize, pathname: boo
                     p_ch = at(pattern, p);
                 }
                 if t_ch != p_ch {
-                    return Wild::NoMatch;
+                    return Ok(Wild::NoMatch);
                 }
             }
         }
         p += 1;
         t += 1;
     }
-    if at(text, t) != 0 { Wild::NoMatch } else { Wild::Match }
+    Ok(if at(text, t) != 0 { Wild::NoMatch } else { Wild::Match })
 }
 
 /// Whether `c` is in the POSIX class `name` (`None`: no such class).
@@ -587,6 +699,11 @@ mod tests {
         "x/y",
         "a//b",
         "\\!x",
+        "**/**/b",
+        "a/**/**/c",
+        "**/**/**/x/**/**/y",
+        "a/**/**",
+        "***/**/b",
     ];
     /// Paths to ask about; a trailing `/` marks a directory.
     const PATHS: &[&str] = &[
@@ -626,6 +743,9 @@ mod tests {
         "-",
         "!x",
         "a/b/x",
+        "x/y/z/y",
+        "a/b/c/d/c",
+        "q/x/y",
     ];
 
     /// What `git check-attr` says about `export-ignore` for each of `paths`, with
@@ -655,8 +775,17 @@ mod tests {
         fields.chunks(3).filter(|chunk| chunk.len() == 3).map(|chunk| chunk[2] == b"set").collect()
     }
 
+    fn far() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(3600)
+    }
+
+    /// Whether `text` matches `pattern`, with all the steps one match may take.
+    fn matched(pattern: &str, text: &str, pathname: bool) -> bool {
+        wildmatch(pattern.as_bytes(), text.as_bytes(), pathname, &mut Meter::new(far())).unwrap()
+    }
+
     fn we_say(files: &[(&str, &str)], paths: &[&str]) -> Vec<bool> {
-        let mut rules = Rules::new(Vec::new());
+        let mut rules = Rules::new(Vec::new(), far());
         for (sub, content) in files {
             let _ = rules.add_file(sub.as_bytes(), content.as_bytes());
         }
@@ -664,7 +793,7 @@ mod tests {
             .iter()
             .map(|path| {
                 let dir = path.ends_with('/');
-                rules.leaves_out(path.trim_end_matches('/').as_bytes(), dir)
+                rules.leaves_out(path.trim_end_matches('/').as_bytes(), dir).unwrap()
             })
             .collect()
     }
@@ -743,6 +872,52 @@ mod tests {
             "m/v.odd",
         ];
         assert_eq!(we_say(files, &paths), git_says(files, &paths));
+    }
+
+    /// Issue 22 (wildmatch blow-up): a pattern built to backtrack (git's matcher tries
+    /// every split of a deep path between its `**`s) is refused once it has taken
+    /// [`MAX_MATCH_STEPS`], naming itself, instead of running for years; runs of `**/`
+    /// are one `**/` (the same paths, as `git check-attr` confirms above), so a thousand
+    /// of them cost nothing.
+    #[test]
+    fn a_backtracking_pattern_is_stopped_by_its_step_budget() {
+        let deep = ["a/"; 40].concat() + "b";
+        let hostile = ["**/a/"; 20].concat() + "zzz";
+        let rules = Rules::new(vec![Pattern::parse(hostile.as_bytes()).unwrap()], far());
+        match rules.leaves_out(deep.as_bytes(), false) {
+            Err(MatchError::TooComplex { pattern, path }) => {
+                assert_eq!((pattern, path), (hostile.clone(), deep.clone()))
+            }
+            other => panic!("a backtracking pattern: {other:?}"),
+        }
+        // The same in a `.gitattributes` line.
+        let mut rules = Rules::new(Vec::new(), far());
+        rules.add_file(b"", format!("{hostile} export-ignore\n").as_bytes());
+        assert!(matches!(rules.leaves_out(deep.as_bytes(), false), Err(MatchError::TooComplex { .. })));
+
+        let many = ["**/"; 1000].concat() + "zzz";
+        assert_eq!(Pattern::parse(many.as_bytes()).unwrap().text, b"**/zzz");
+        let rules = Rules::new(vec![Pattern::parse(many.as_bytes()).unwrap()], far());
+        assert_eq!(rules.leaves_out(deep.as_bytes(), false), Ok(false));
+        assert_eq!(rules.leaves_out(format!("{deep}/zzz").as_bytes(), false), Ok(true));
+        for (written, collapsed) in [
+            ("a/**/**/**/b", "a/**/b"),
+            ("***/**/b", "***/**/b"),
+            ("\\**/**/b", "\\**/**/b"),
+            ("x**/**/b", "x**/**/b"),
+            ("**/**", "**/**"),
+        ] {
+            assert_eq!(Pattern::parse(written.as_bytes()).unwrap().text, collapsed.as_bytes(), "{written}");
+        }
+    }
+
+    /// Matching reads the clock as it goes: past the deadline, a long match stops
+    /// however many steps it has left.
+    #[test]
+    fn matching_stops_at_the_deadline() {
+        let rules = Rules::new(vec![Pattern::parse(b"*x").unwrap()], Instant::now());
+        let long = "y".repeat(5000);
+        assert_eq!(rules.leaves_out(long.as_bytes(), false), Err(MatchError::Deadline));
     }
 
     /// A port of the tests git runs on its wildmatch (t3070), the cases without case
@@ -931,10 +1106,7 @@ mod tests {
         ];
         let mut wrong = Vec::new();
         for (pathname, plain, pattern, text) in table {
-            let got = (
-                wildmatch(pattern.as_bytes(), text.as_bytes(), true),
-                wildmatch(pattern.as_bytes(), text.as_bytes(), false),
-            );
+            let got = (matched(pattern, text, true), matched(pattern, text, false));
             if got != (*pathname, *plain) {
                 wrong.push(format!("{pattern:?} ~ {text:?}: want {:?}, got {got:?}", (pathname, plain)));
             }
