@@ -489,7 +489,7 @@ fn programs_may_run(plugins: &[&PluginSpec]) -> anyhow::Result<bool> {
         tracing::info!("granted programs and git calls are confined by the kernel ({support})");
     }
     if !support.files() {
-        tracing::warn!("this kernel has no Landlock: git calls are checked by path only");
+        tracing::warn!("this kernel has no Landlock: git calls are checked by path only, and git `archive` is refused");
     }
     if support.programs() || granted.is_empty() {
         return Ok(false);

@@ -757,6 +757,9 @@ impl wit::HostRepository for StepState {
         revision: String,
         options: wit::ArchiveOptions,
     ) -> GitResult<wit::ArchiveInfo> {
+        if let Err(err) = archive_confinable(confine::support()) {
+            return Ok(Err(err));
+        }
         let path = self.repository(&this)?.path.clone();
         let grant = self.ctx.grant.clone();
         let deadline = self.ctx.deadline;
@@ -778,18 +781,33 @@ impl wit::HostRepository for StepState {
     }
 }
 
+/// Whether `archive` may run under `support`. It writes where the plugin says, into
+/// directories the plugin (or another job of it) can change meanwhile: only the
+/// kernel's rules, applied at each `open` and `rename`, hold that line against a
+/// directory swapped for a link, so without Landlock's file rules it is refused.
+fn archive_confinable(support: confine::Support) -> Result<(), GitError> {
+    if support.files() {
+        return Ok(());
+    }
+    Err(GitError::Denied(format!(
+        "archive cannot run: this kernel has no Landlock file rules ({support}) to confine where it writes \
+         (see docs/security.md)"
+    )))
+}
+
 /// Every tag of `repo` whose target is (or peels to) a commit, sorted by name, within
 /// [`MAX_TAGS`] and [`MAX_TAG_BYTES`], before `deadline`.
 fn tags(repo: &Repository, deadline: Instant) -> Result<Vec<wit::TagInfo>, GitError> {
     let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
-    let references = repo.references().map_err(|err| failed("listing tags", err))?;
+    // Only the tags' refs: a repository's other refs (pull requests, notes) may be many.
+    let references = repo.references_glob("refs/tags/*").map_err(|err| failed("listing tags", err))?;
     let mut read = 0u64;
+    let mut seen = 0usize;
     let mut out = Vec::new();
     'tags: for reference in references {
-        let reference = reference.map_err(|err| failed("listing tags", err))?;
-        let Some(name) = reference.name_bytes().strip_prefix(b"refs/tags/") else { continue };
-        let name = String::from_utf8_lossy(name).into_owned();
-        if out.len() >= MAX_TAGS {
+        // Every ref counts, and the clock is read at each, whatever becomes of it.
+        seen += 1;
+        if seen > MAX_TAGS {
             return Err(GitError::Invalid(format!(
                 "the repository has more than {MAX_TAGS} tags (the limit for one call)"
             )));
@@ -797,6 +815,11 @@ fn tags(repo: &Repository, deadline: Instant) -> Result<Vec<wit::TagInfo>, GitEr
         if Instant::now() >= deadline {
             return Err(GitError::Failed("listing tags: the step's deadline passed".into()));
         }
+        let reference = reference.map_err(|err| failed("listing tags", err))?;
+        let Some(name) = reference.name_bytes().strip_prefix(b"refs/tags/") else { continue };
+        // A name that is not UTF-8 is left out: shown lossily, two tags could read as
+        // one name, and the plugin could not name it back.
+        let Ok(name) = String::from_utf8(name.to_vec()) else { continue };
         let what = format!("tag `{name}`");
         let resolved = reference.resolve().map_err(|err| failed(&what, err))?;
         let Some(mut id) = resolved.target() else { continue };
@@ -951,8 +974,29 @@ fn commit<'r>(repo: &'r Repository, revision: &str) -> Result<git2::Commit<'r>, 
     if revision.starts_with(":/") || revision.contains("^{/") {
         return Err(GitError::Invalid(format!("`{revision}`: searching history by message is not supported")));
     }
-    let object = repo.revparse_single(revision).map_err(|err| failed(&format!("resolving `{revision}`"), err))?;
-    object.peel_to_commit().map_err(|err| failed(&format!("`{revision}` is not a commit"), err))
+    let mut object = repo.revparse_single(revision).map_err(|err| failed(&format!("resolving `{revision}`"), err))?;
+    // Peeled here, through at most [`MAX_TAG_CHAIN`] tags of sane sizes: libgit2's own
+    // peel follows a chain of tags of tags however long it is.
+    let odb = repo.odb().map_err(|err| failed("opening the object database", err))?;
+    for _ in 0..=MAX_TAG_CHAIN {
+        match object.kind() {
+            Some(git2::ObjectType::Commit) => {
+                return object.into_commit().map_err(|_| GitError::Failed(format!("`{revision}`: not a commit")));
+            }
+            Some(git2::ObjectType::Tag) => {
+                let target = object.as_tag().expect("a tag object").target_id();
+                let (size, _) = odb.read_header(target).map_err(|err| failed(&format!("peeling `{revision}`"), err))?;
+                if size > MAX_TAG_OBJECT {
+                    return Err(GitError::Invalid(format!(
+                        "`{revision}`: a tagged object of {size} bytes, over the limit of {MAX_TAG_OBJECT}"
+                    )));
+                }
+                object = repo.find_object(target, None).map_err(|err| failed(&format!("peeling `{revision}`"), err))?;
+            }
+            _ => return Err(GitError::Invalid(format!("`{revision}` is not a commit"))),
+        }
+    }
+    Err(GitError::Invalid(format!("`{revision}`: more than {MAX_TAG_CHAIN} tags of tags")))
 }
 
 fn workdir(repo: &Repository) -> Result<&Path, GitError> {
@@ -1160,6 +1204,61 @@ mod tests {
     /// Issue 22: `tags` lists lightweight and annotated tags (peeled to their commit,
     /// with message, tagger and date, a signature block cut off), sorted by name, and
     /// leaves out a tag of a tree.
+    /// Issue 22 (no-Landlock race): without Landlock's file rules `archive` is refused,
+    /// naming why; with any Landlock ABI it runs (confined).
+    #[test]
+    fn archive_is_refused_without_landlock_file_rules() {
+        match archive_confinable(confine::Support::Unavailable) {
+            Err(GitError::Denied(why)) => assert!(why.contains("no Landlock file rules"), "{why}"),
+            other => panic!("without Landlock: {other:?}"),
+        }
+        for abi in [1, 4, 7] {
+            assert!(archive_confinable(confine::Support::Landlock(abi)).is_ok(), "ABI {abi}");
+        }
+    }
+
+    /// Issue 22: tags whose names are not UTF-8 are left out (shown lossily, two would
+    /// read as one name); refs outside `refs/tags/` are not listed; a revision is
+    /// peeled through at most [`MAX_TAG_CHAIN`] tags of tags.
+    #[test]
+    fn odd_tag_names_are_left_out_and_peeling_is_bounded() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::init(dir.path()).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
+        let id = repo.commit(Some("HEAD"), &signature, &signature, "one", &tree, &[]).unwrap();
+        repo.reference("refs/tags/v1", id, false, "").unwrap();
+        repo.reference("refs/pull/1/head", id, false, "").unwrap();
+        for odd in [&b"v1\xff"[..], b"v1\xfe"] {
+            let path = dir.path().join(".git/refs/tags").join(std::ffi::OsStr::from_bytes(odd));
+            std::fs::write(path, format!("{id}\n")).unwrap();
+        }
+        let listed = tags(&repo, Instant::now() + std::time::Duration::from_secs(30)).unwrap();
+        let names: Vec<&str> = listed.iter().map(|tag| tag.name.as_str()).collect();
+        assert_eq!(names, ["v1"]);
+
+        let chain = tempfile::tempdir().unwrap();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::init(chain.path()).unwrap();
+        let id = repo.commit(Some("HEAD"), &signature, &signature, "one", &tree_in(&repo), &[]).unwrap();
+        let mut target = repo.find_object(id, None).unwrap();
+        for depth in 1..=MAX_TAG_CHAIN + 1 {
+            let tag = repo.tag(&format!("t{depth}"), &target, &signature, "nested", false).unwrap();
+            target = repo.find_object(tag, None).unwrap();
+        }
+        assert_eq!(commit(&repo, &format!("t{MAX_TAG_CHAIN}")).unwrap().id(), id);
+        match commit(&repo, &format!("t{}", MAX_TAG_CHAIN + 1)) {
+            Err(GitError::Invalid(why)) => assert!(why.contains("more than 16 tags of tags"), "{why}"),
+            other => panic!("a chain past the bound: {:?}", other.map(|commit| commit.id())),
+        }
+    }
+
+    fn tree_in(repo: &Repository) -> git2::Tree<'_> {
+        repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap()
+    }
+
     #[test]
     fn tags_are_listed_peeled_with_their_messages() {
         let dir = tempfile::tempdir().unwrap();

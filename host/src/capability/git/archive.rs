@@ -140,6 +140,7 @@ pub fn write(
         walk.visit(prefix.len()).map_err(|err| walk_failed(&what, err))?;
     }
     let (tree, base) = lister.descend_to(root, &subdirectory, revision, &what)?;
+    let tree_id = tree.id();
     lister.list(&mut walk, &tree, &base, b"").map_err(|err| walk_failed(&what, err))?;
     let items = lister.items;
 
@@ -166,19 +167,21 @@ pub fn write(
     }
 
     // Entries as they go in the archive, sorted by path (a directory's with its slash).
-    let mut entries: Vec<(Vec<u8>, Kind, Option<Oid>)> = items
+    // Each with its object's id (a tar entry too long for ustar is named after it).
+    let mut entries: Vec<(Vec<u8>, Kind, Oid)> = items
         .into_iter()
         .map(|item| {
             let mut path = [prefix.as_bytes(), &item.path].concat();
             if item.kind == Kind::Dir {
                 path.push(b'/');
             }
-            (path, item.kind, (item.kind != Kind::Dir).then_some(item.id))
+            (path, item.kind, item.id)
         })
         .collect();
     if !prefix.is_empty() {
-        // As `git archive` does: the prefix's own directory, not its parents.
-        entries.push((prefix.as_bytes().to_vec(), Kind::Dir, None));
+        // As `git archive` does: the prefix's own directory, not its parents, with the
+        // archived tree's id.
+        entries.push((prefix.as_bytes().to_vec(), Kind::Dir, tree_id));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let files = entries.iter().filter(|entry| entry.1 != Kind::Dir).count();
@@ -198,12 +201,12 @@ pub fn write(
             if Instant::now() >= deadline {
                 return Err(GitError::Failed(format!("{what}: the step's deadline passed")));
             }
-            let blob = match id {
-                Some(id) => Some(repo.find_blob(*id).map_err(|err| failed(&what, err))?),
-                None => None,
+            let blob = match kind {
+                Kind::Dir => None,
+                _ => Some(repo.find_blob(*id).map_err(|err| failed(&what, err))?),
             };
             let data = blob.as_ref().map(git2::Blob::content).unwrap_or_default();
-            container.add(path, *kind, data).map_err(|err| written_failed(output, err))?;
+            container.add(path, *kind, data, *id).map_err(|err| written_failed(output, err))?;
         }
         container.finish().map_err(|err| written_failed(output, err))
     })?;
@@ -517,10 +520,10 @@ enum Container<W: Write> {
 }
 
 impl<W: Write> Container<W> {
-    fn add(&mut self, path: &[u8], kind: Kind, data: &[u8]) -> io::Result<()> {
+    fn add(&mut self, path: &[u8], kind: Kind, data: &[u8], id: Oid) -> io::Result<()> {
         match self {
-            Container::Tar(tar) => tar.add(path, kind, data),
-            Container::TarGz(tar) => tar.add(path, kind, data),
+            Container::Tar(tar) => tar.add(path, kind, data, id),
+            Container::TarGz(tar) => tar.add(path, kind, data, id),
             Container::Zip(zip) => zip.add(path, kind, data),
         }
     }

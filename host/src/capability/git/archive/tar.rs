@@ -4,6 +4,7 @@
 //! blocks and padding to 10,240 bytes at the end, as `git archive` and GNU tar leave it.
 
 use super::{Counted, Kind};
+use git2::Oid;
 use std::io::{self, Write};
 
 const BLOCK: usize = 512;
@@ -25,8 +26,8 @@ impl<W: Write> Tar<W> {
     }
 
     /// Appends one entry: `path` as it goes in the archive (a directory's ends with
-    /// `/`), and `data`, a file's content or a link's target.
-    pub fn add(&mut self, path: &[u8], kind: Kind, data: &[u8]) -> io::Result<()> {
+    /// `/`), `data`, a file's content or a link's target, and `id`, its object's.
+    pub fn add(&mut self, path: &[u8], kind: Kind, data: &[u8], id: Oid) -> io::Result<()> {
         let (mode, flag, size, link): (u32, u8, usize, &[u8]) = match kind {
             Kind::Dir => (0o755, b'5', 0, b""),
             Kind::File { executable: false } => (0o644, b'0', data.len(), b""),
@@ -34,11 +35,14 @@ impl<W: Write> Tar<W> {
             Kind::Link => (0o777, b'2', 0, data),
         };
         let mut pax = Vec::new();
+        // As git names it: a reader that skips pax headers (PHP's Archive_Tar, which
+        // Drupal uses) then extracts `<id>.data` rather than stopping at an empty name.
+        let fallback = format!("{id}.data");
         let (name, prefix) = match split(path) {
             Some(split) => split,
             None => {
                 record(&mut pax, "path", path);
-                (&path[..0], &path[..0])
+                (fallback.as_bytes(), &path[..0])
             }
         };
         if link.len() > 100 {
@@ -140,4 +144,28 @@ fn header(name: &[u8], prefix: &[u8], mode: u32, flag: u8, size: usize, mtime: i
     let digits = format!("{sum:06o}\0 ");
     block[148..156].copy_from_slice(digits.as_bytes());
     block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22 (pax-unaware readers): an entry whose path ustar cannot hold carries
+    /// the path in a pax record and, in the ustar header a reader without pax support
+    /// sees, `<id>.data` (as `git archive` writes), never an empty name.
+    #[test]
+    fn a_path_too_long_for_ustar_has_a_fallback_name() {
+        let id = Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap();
+        let long = format!("{}/{}", "d".repeat(200), "f".repeat(120));
+        let mut tar = Tar::new(Vec::new(), 0);
+        tar.add(long.as_bytes(), Kind::File { executable: false }, b"x", id).unwrap();
+        let bytes = tar.finish().unwrap();
+        assert_eq!(bytes[156], b'x', "a pax header first");
+        let entry = &bytes[2 * BLOCK..3 * BLOCK];
+        assert_eq!(entry[156], b'0');
+        let name_end = entry[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        assert_eq!(&entry[..name_end], format!("{id}.data").as_bytes());
+        let pax = String::from_utf8_lossy(&bytes[BLOCK..2 * BLOCK]);
+        assert!(pax.contains(&format!(" path={long}\n")), "{pax}");
+    }
 }

@@ -63,7 +63,8 @@ impl<W: Write> Zip<W> {
         // Bit 11: the name is UTF-8 (set only when it is not plain ASCII, as zip tools do).
         let flags: u16 = if !path.is_ascii() && std::str::from_utf8(path).is_ok() { 1 << 11 } else { 0 };
         let offset = self.out.written();
-        let zip64 = offset > u64::from(u32::MAX);
+        // 0xFFFFFFFF itself means "see the Zip64 record".
+        let zip64 = offset >= u64::from(u32::MAX);
 
         let mut local = Vec::with_capacity(30 + path.len());
         local.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
@@ -166,4 +167,30 @@ fn dos_time(mtime: i64) -> (u16, u16) {
     let time = (u16::from(at.hour()) << 11) | (u16::from(at.minute()) << 5) | u16::from(at.second() / 2);
     let date = ((at.year() - 1980) as u16) << 9 | (u16::from(u8::from(at.month())) << 5) | u16::from(at.day());
     (time, date)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22: an entry that starts at exactly 0xFFFFFFFF (the value that means "see
+    /// the Zip64 record") gets the Zip64 extra field with its real offset.
+    #[test]
+    fn an_entry_at_offset_0xffffffff_gets_a_zip64_record() {
+        for (offset, zip64) in [(u64::from(u32::MAX) - 1, false), (u64::from(u32::MAX), true)] {
+            let mut zip = Zip::new(io::sink(), 0);
+            zip.out.written = offset;
+            zip.add(b"f", Kind::File { executable: false }, b"").unwrap();
+            let central = &zip.central;
+            let extra = u16::from_le_bytes([central[30], central[31]]);
+            let field = u32::from_le_bytes(central[42..46].try_into().unwrap());
+            if zip64 {
+                assert_eq!((extra, field), (12, u32::MAX));
+                assert_eq!(&central[47..51], [1, 0, 8, 0]);
+                assert_eq!(u64::from_le_bytes(central[51..59].try_into().unwrap()), offset);
+            } else {
+                assert_eq!((extra, u64::from(field)), (0, offset));
+            }
+        }
+    }
 }
