@@ -581,6 +581,49 @@ impl Drop for Partial {
     }
 }
 
+/// Directories made for the output, deepest first, removed (when still empty) unless
+/// the output was written.
+struct Made(Vec<PathBuf>);
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for dir in self.0.drain(..) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// What a file being written beside an output is named: `.gitauto-archive.` then 16
+/// hexadecimal digits then `.partial` (whatever the output's name, so a long name
+/// still fits).
+const PARTIAL_START: &str = ".gitauto-archive.";
+const PARTIAL_END: &str = ".partial";
+
+/// Whether `name` is that of a partial file.
+fn is_partial(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else { return false };
+    name.strip_prefix(PARTIAL_START)
+        .and_then(|rest| rest.strip_suffix(PARTIAL_END))
+        .is_some_and(|random| random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Removes the partial files in `dir` older than this process: a daemon killed while
+/// writing an archive leaves one, and nothing else would remove it. Those of archives
+/// this process is writing are newer, and kept.
+fn sweep_partials(dir: &Path) {
+    let Some(start) = super::PROCESS_START.get() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if !is_partial(&entry.file_name()) {
+            continue;
+        }
+        let old = entry.metadata().and_then(|meta| meta.modified()).is_ok_and(|modified| modified < *start);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// An I/O error writing `output`, as the plugin sees it. On the confined thread,
 /// "permission denied" is the kernel refusing a place outside the writable grants.
 fn written_failed(output: &Path, err: io::Error) -> GitError {
@@ -601,13 +644,22 @@ fn write_output(
     output: &Path,
     fill: impl FnOnce(Hashing<BufWriter<&std::fs::File>>) -> Result<Hashing<BufWriter<&std::fs::File>>, GitError>,
 ) -> Result<Written, GitError> {
-    let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
+    let (Some(dir), Some(_)) = (output.parent(), output.file_name()) else {
         return Err(GitError::Invalid(format!("{} names no file", output.display())));
     };
+    // The directories missing above the output, deepest first: made now, removed again
+    // if the archive is not written.
+    let mut made = Made(
+        dir.ancestors()
+            .take_while(|at| !at.as_os_str().is_empty() && std::fs::symlink_metadata(at).is_err())
+            .map(Path::to_path_buf)
+            .collect(),
+    );
     std::fs::create_dir_all(dir).map_err(|err| written_failed(output, err))?;
+    sweep_partials(dir);
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).map_err(|err| GitError::Failed(format!("no randomness for a file name: {err}")))?;
-    let partial_path = dir.join(format!(".{}.{}.partial", name.to_string_lossy(), hex::encode(random)));
+    let partial_path = dir.join(format!("{PARTIAL_START}{}{PARTIAL_END}", hex::encode(random)));
     // A new file (never through a link left there), readable as published files are.
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -630,6 +682,7 @@ fn write_output(
     file.sync_all().map_err(|err| written_failed(output, err))?;
     std::fs::rename(&partial_path, output).map_err(|err| written_failed(output, err))?;
     partial.0 = None;
+    made.0.clear();
     Ok(Written {
         size,
         sha256: sha256.finalize().to_vec(),
@@ -1078,6 +1131,46 @@ mod tests {
         asked.exclude = vec![["**/"; 600].concat() + "x.php"];
         write(&repo, &commit, &asked, &output, BOUNDS, deadline).unwrap();
         assert!(!tar_names(dir.path(), &output, false).iter().any(|name| name.ends_with("x.php")));
+    }
+
+    /// Issue 22 (partial files): a failed write leaves neither its partial file nor the
+    /// directories it made (those that were there stay); partial files older than the
+    /// process (a daemon killed mid-write) are swept from the output's directory, newer
+    /// ones (another archive in flight) and other files are not; an output name too long
+    /// for a partial file named after it is written.
+    #[test]
+    fn failed_writes_and_killed_daemons_leave_no_partial_files_or_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("site")).unwrap();
+        let output = dir.path().join("site/new/deeper/out.tar");
+        let failed = write_output(&output, |mut out| {
+            out.write_all(b"half an archive").unwrap();
+            Err(GitError::Failed("the step's deadline passed".into()))
+        });
+        assert!(matches!(failed, Err(GitError::Failed(_))), "{:?}", failed.err());
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("site")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        super::super::note_process_start();
+        let site = dir.path().join("site");
+        let old = site.join(".gitauto-archive.0123456789abcdef.partial");
+        let other = site.join(".gitauto-archive.notours.partial");
+        for path in [&old, &other] {
+            let file = std::fs::File::create(path).unwrap();
+            file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+                .unwrap();
+        }
+        let in_flight = site.join(".gitauto-archive.fedcba9876543210.partial");
+        std::fs::write(&in_flight, "another archive being written").unwrap();
+        let long = site.join(format!("{}.tar", "n".repeat(250)));
+        write_output(&long, |mut out| {
+            out.write_all(b"whole").unwrap();
+            Ok(out)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&long).unwrap(), b"whole");
+        assert!(!old.exists(), "a partial older than the process is swept");
+        assert!(other.exists() && in_flight.exists(), "what is not an old partial stays");
     }
 
     /// The formats' edges: more entries than a plain zip holds (Zip64 records), a link
