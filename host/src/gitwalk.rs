@@ -238,6 +238,13 @@ pub enum WalkError {
     /// The deadline passed.
     #[error("the step's deadline passed while walking the tree")]
     Deadline,
+    /// An entry's name no git would write (`..`, `.`, empty, or with a `/` or NUL), shown
+    /// with the path of the tree that holds it.
+    #[error("the tree holds an entry named {0:?}, which no git writes; refusing what it would lead to")]
+    BadName(String),
+    /// The walk's caller refused what it found, past a bound of its own (the message says which).
+    #[error("{0}")]
+    Refused(String),
     /// libgit2 failed to read an object.
     #[error("{0}")]
     Git(String),
@@ -456,7 +463,7 @@ pub(crate) mod tests {
     }
 
     /// A tree built from `files`, written into `repo`'s object database.
-    fn tree<'r>(repo: &'r git2::Repository, files: &[(&str, &str)]) -> git2::Tree<'r> {
+    pub(crate) fn tree<'r>(repo: &'r git2::Repository, files: &[(&str, &str)]) -> git2::Tree<'r> {
         let mut index = git2::Index::new().unwrap();
         for (path, content) in files {
             let id = repo.blob(content.as_bytes()).unwrap();

@@ -101,7 +101,7 @@ async fn new_plugin_skeletons_build_and_run_in_every_language() {
         let future = new_plugin(&root, "hello-future", Lang::Rust).unwrap();
         for entry in std::fs::read_dir(future.join("wit")).unwrap() {
             let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap().replace("gitauto:plugin@0.1.1", "gitauto:plugin@0.2.0");
+            let text = std::fs::read_to_string(&path).unwrap().replace("gitauto:plugin@0.1.2", "gitauto:plugin@0.2.0");
             std::fs::write(&path, text).unwrap();
         }
         tools::run_ok(
@@ -116,7 +116,7 @@ async fn new_plugin_skeletons_build_and_run_in_every_language() {
         let inspection = gitauto::runtime::inspect::inspect(&std::fs::read(&future_wasm).unwrap()).unwrap();
         assert_eq!(inspection.targets.as_deref(), Some("0.2.0"));
         let why = inspection.runnable.unwrap_err();
-        assert!(why.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.1"), "{why}");
+        assert!(why.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.2"), "{why}");
 
         let python = new_plugin(&root, "hello-py", Lang::Python).unwrap();
         tools::run_ok(

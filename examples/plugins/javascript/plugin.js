@@ -5,8 +5,8 @@
 // later steps can template: the checkout's HEAD, the branch, the commits and the
 // changed paths.
 
-import { Repository } from 'gitauto:plugin/git@0.1.1';
-import { log } from 'gitauto:plugin/log@0.1.1';
+import { Repository } from 'gitauto:plugin/git@0.1.2';
+import { log } from 'gitauto:plugin/log@0.1.2';
 
 export function handle(event, settings) {
   const config = JSON.parse(settings || '{}');

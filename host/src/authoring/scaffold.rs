@@ -90,7 +90,7 @@ fn readme(name: &str, lang: Lang, build: &str, wasm: &str) -> String {
         r#"# {name}
 
 A gitauto plugin in {language}. `wit/` holds the gitauto WIT it is built against
-(`gitauto:plugin@0.1.1`); see gitauto's `docs/plugins.md` for the event, the
+(`gitauto:plugin@0.1.2`); see gitauto's `docs/plugins.md` for the event, the
 capabilities and their errors.
 
 ## Build
@@ -202,8 +202,8 @@ class WitWorld(wit_world.WitWorld):
 
 const JS_PLUGIN: &str = r#"// A gitauto plugin: reads the event and its settings, opens the checkout named in
 // `checkout` through the git capability, logs, and returns an outcome.
-import { Repository } from 'gitauto:plugin/git@0.1.1';
-import { log } from 'gitauto:plugin/log@0.1.1';
+import { Repository } from 'gitauto:plugin/git@0.1.2';
+import { log } from 'gitauto:plugin/log@0.1.2';
 
 export function handle(event, settings) {
   const config = JSON.parse(settings || '{}');

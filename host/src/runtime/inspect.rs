@@ -81,15 +81,15 @@ mod tests {
             "component imports instance `gitauto:plugin/git@0.2.0`, but a matching implementation was not found in the linker",
         );
         let text = explain_incompatible(&err);
-        assert!(text.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.1"), "{text}");
+        assert!(text.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.2"), "{text}");
     }
 
     #[test]
     fn built_in_plugins_are_runnable_and_target_this_host() {
         let inspection = inspect(crate::builtin::get("fetch-update").unwrap()).unwrap();
         assert_eq!(inspection.runnable, Ok(()));
-        assert_eq!(inspection.targets.as_deref(), Some("0.1.1"));
-        assert!(inspection.imports.iter().any(|i| i == "gitauto:plugin/git@0.1.1"), "{:?}", inspection.imports);
+        assert_eq!(inspection.targets.as_deref(), Some("0.1.2"));
+        assert!(inspection.imports.iter().any(|i| i == "gitauto:plugin/git@0.1.2"), "{:?}", inspection.imports);
         assert!(inspection.exports.iter().any(|e| e == "handle"), "{:?}", inspection.exports);
         assert!(inspect(b"\0asm not really").is_err());
     }

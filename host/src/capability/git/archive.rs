@@ -59,6 +59,13 @@ pub const BOUNDS: Bounds = Bounds {
     file: super::MAX_CHECKOUT_FILE,
 };
 
+/// Bytes of `.gitattributes` files one archive reads at most, all together (git reads
+/// each file up to 100 MiB; a tree of many such files would hold them all in memory).
+pub const MAX_ATTRIBUTE_BYTES: u64 = 16 << 20;
+/// Pattern lines of `.gitattributes` files one archive keeps at most: every path is
+/// matched against the lines of the files above it.
+pub const MAX_ATTRIBUTE_LINES: usize = 100_000;
+
 /// One entry of the tree to archive.
 struct Item {
     /// Path below the archive's root (before the prefix), no trailing slash.
@@ -94,8 +101,15 @@ pub fn write(
     let mtime = options.mtime.unwrap_or_else(|| commit.committer().when().seconds());
     let root = root_tree(repo, &commit, revision)?;
 
-    let mut lister =
-        Lister { repo, rules: Rules::new(exclude), export_ignore: options.export_ignore, items: Vec::new(), deadline };
+    let mut lister = Lister {
+        repo,
+        rules: Rules::new(exclude),
+        export_ignore: options.export_ignore,
+        items: Vec::new(),
+        deadline,
+        attribute_bytes: 0,
+        attribute_lines: 0,
+    };
     let budget = Budget { entries: bounds.entries, path_bytes: bounds.path_bytes, deadline };
     let mut walk = Walk::new(budget);
     let (tree, base) = lister.descend_to(root, &subdirectory, revision, &what)?;
@@ -214,6 +228,9 @@ struct Lister<'r> {
     export_ignore: bool,
     items: Vec<Item>,
     deadline: Instant,
+    /// Bytes and pattern lines of `.gitattributes` read so far.
+    attribute_bytes: u64,
+    attribute_lines: usize,
 }
 
 /// `dir/name`, or `name` at the root.
@@ -236,8 +253,19 @@ impl<'r> Lister<'r> {
         if size >= attributes::MAX_FILE {
             return Ok(());
         }
+        self.attribute_bytes += size as u64;
+        if self.attribute_bytes > MAX_ATTRIBUTE_BYTES {
+            return Err(WalkError::Refused(format!(
+                "the tree's `.gitattributes` files add up to more than {MAX_ATTRIBUTE_BYTES} bytes (the limit for one archive)"
+            )));
+        }
         let blob = self.repo.find_blob(entry.id())?;
-        self.rules.add_file(dir, blob.content());
+        self.attribute_lines += self.rules.add_file(dir, blob.content());
+        if self.attribute_lines > MAX_ATTRIBUTE_LINES {
+            return Err(WalkError::Refused(format!(
+                "the tree's `.gitattributes` files hold more than {MAX_ATTRIBUTE_LINES} patterns (the limit for one archive)"
+            )));
+        }
         Ok(())
     }
 
@@ -285,8 +313,18 @@ impl<'r> Lister<'r> {
         let mut reached = false;
         for entry in tree.iter() {
             let name = entry.name_bytes();
+            // A crafted tree could name an entry `..`: extracted, the archive would write
+            // outside its directory.
+            if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+                return Err(WalkError::BadName(String::from_utf8_lossy(&join(dir, name)).into_owned()));
+            }
             let path = join(below, name);
             walk.visit(path.len())?;
+            // Each entry is matched against the attributes above it: the clock is read
+            // for each, so a heavy `.gitattributes` cannot hold the thread long past it.
+            if Instant::now() >= self.deadline {
+                return Err(WalkError::Deadline);
+            }
             let kind = match entry.kind() {
                 Some(ObjectType::Tree | ObjectType::Commit) => Kind::Dir,
                 Some(ObjectType::Blob) if entry.filemode() == 0o120000 => Kind::Link,
@@ -302,9 +340,6 @@ impl<'r> Lister<'r> {
             let at = self.items.len();
             self.items.push(Item { path: path.clone(), kind, id: entry.id() });
             if is_tree {
-                if Instant::now() >= self.deadline {
-                    return Err(WalkError::Deadline);
-                }
                 let subtree = gitwalk::find_tree(self.repo, entry.id())?;
                 if walk.descend(|walk| self.list(walk, &subtree, &in_repository, &path))? {
                     reached = true;
@@ -708,6 +743,164 @@ mod tests {
         match write(&repo, "HEAD", &options(ArchiveFormat::Zip, &output, ""), &output, BOUNDS, past) {
             Err(GitError::Failed(message)) => assert!(message.contains("deadline"), "{message}"),
             other => panic!("past the deadline: {other:?}"),
+        }
+    }
+
+    /// A crafted tree whose entry is named `..` (no git writes one) is refused: the
+    /// archive would extract outside its directory.
+    #[test]
+    fn a_tree_with_a_dotdot_entry_is_refused() {
+        let (dir, root) = repository();
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::open(&root).unwrap();
+        let blob = repo.blob(b"planted").unwrap();
+        let mut inner = repo.treebuilder(None).unwrap();
+        inner.insert("evil", blob, 0o100644).unwrap();
+        let inner = inner.write().unwrap();
+        // libgit2's tree builder refuses such names too: write the tree object by hand.
+        let mut raw = b"40000 ..\0".to_vec();
+        raw.extend_from_slice(inner.as_bytes());
+        let tree = repo.odb().unwrap().write(git2::ObjectType::Tree, &raw).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        repo.commit(Some("refs/heads/evil"), &signature, &signature, "evil", &tree, &[]).unwrap();
+        let output = dir.path().join("evil.tar");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        match write(&repo, "refs/heads/evil", &options(ArchiveFormat::Tar, &output, ""), &output, BOUNDS, deadline) {
+            Err(GitError::Invalid(why)) => assert!(why.contains("an entry named \"..\""), "{why}"),
+            other => panic!("a `..` entry: {other:?}"),
+        }
+        assert!(!output.exists());
+    }
+
+    /// The formats' edges: more entries than a plain zip holds (Zip64 records), a link
+    /// target longer than ustar holds and a time before 1970 (pax records), read back by
+    /// Python's zipfile and GNU tar.
+    #[test]
+    fn zip64_and_pax_records_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::init(&root).unwrap();
+        let blob = repo.blob(b"").unwrap();
+        let mut many = repo.treebuilder(None).unwrap();
+        for i in 0..70_000 {
+            many.insert(format!("f{i:05}"), blob, 0o100644).unwrap();
+        }
+        let many = many.write().unwrap();
+        let target = format!("{}/target", "t".repeat(150));
+        let link = repo.blob(target.as_bytes()).unwrap();
+        let mut top = repo.treebuilder(None).unwrap();
+        top.insert("many", many, 0o040000).unwrap();
+        top.insert("link", link, 0o120000).unwrap();
+        let tree = repo.find_tree(top.write().unwrap()).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &signature, &signature, "many", &tree, &[]).unwrap();
+
+        let zip = dir.path().join("many.zip");
+        let info = archive(&root, &options(ArchiveFormat::Zip, &zip, "")).unwrap();
+        assert_eq!(info.files, 70_001);
+        let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\n\
+                      print(len(z.infolist()), z.read('link').decode())";
+        let read = String::from_utf8(run(dir.path(), "python3", &["-c", script, &zip.to_string_lossy()])).unwrap();
+        assert_eq!(read.trim(), format!("70002 {target}"));
+
+        let tar = dir.path().join("old.tar");
+        let mut asked = options(ArchiveFormat::Tar, &tar, "");
+        asked.mtime = Some(-86_400);
+        archive(&root, &asked).unwrap();
+        let listed = String::from_utf8(run(dir.path(), "tar", &["--full-time", "-tvf", "old.tar"])).unwrap();
+        let link_line = listed.lines().find(|line| line.contains(" link -> ")).unwrap();
+        assert!(link_line.ends_with(&format!("link -> {target}")), "{link_line}");
+        assert!(listed.lines().all(|line| line.contains("1969-12-31 00:00:00")), "{}", &listed[..400]);
+    }
+
+    /// `.gitattributes` files are bounded too: their bytes all together and the patterns
+    /// they hold (each path is matched against them).
+    #[test]
+    fn attribute_files_over_the_bounds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        #[allow(clippy::disallowed_methods, reason = "a test's own thread")]
+        let repo = Repository::init(&root).unwrap();
+        let signature = git2::Signature::now("t", "t@example.com").unwrap();
+        let patterns: String = (0..=MAX_ATTRIBUTE_LINES).map(|i| format!("p{i} export-ignore\n")).collect();
+        let comments = format!("#{}\n", "c".repeat(9 << 20));
+        for (files, why) in [
+            (vec![(".gitattributes", patterns.as_str())], "hold more than 100000 patterns"),
+            (
+                vec![(".gitattributes", comments.as_str()), ("d/.gitattributes", comments.as_str())],
+                "more than 16777216 bytes",
+            ),
+        ] {
+            let tree = gitwalk::tests::tree(&repo, &files);
+            let commit = repo.commit(None, &signature, &signature, "heavy", &tree, &[]).unwrap().to_string();
+            let output = dir.path().join("heavy.tar");
+            let deadline = Instant::now() + std::time::Duration::from_secs(60);
+            let asked = options(ArchiveFormat::Tar, &output, "");
+            match write(&repo, &commit, &asked, &output, BOUNDS, deadline) {
+                Err(GitError::Invalid(message)) => assert!(message.contains(why), "{message}"),
+                other => panic!("{why}: {other:?}"),
+            }
+            assert!(!output.exists());
+        }
+    }
+
+    /// Random trees with random `.gitattributes` in random places: every archive lists
+    /// what the real `git archive` lists.
+    #[test]
+    fn random_trees_archive_as_git_archive_does() {
+        const DIRS: &[&str] = &["a", "b", "c", "docs", "tests"];
+        const LEAVES: &[&str] = &["x.md", "y.txt", "z.o", "w"];
+        const PATTERNS: &[&str] = &[
+            "*.md", "tests/", "/a", "b/**", "**/c/", "*.txt", "docs", "a/b", "x.md", "*", "c", "/b/", "*/w", "a/**/w",
+        ];
+        const STATES: &[&str] = &["export-ignore", "export-ignore", "-export-ignore", "!export-ignore"];
+        // A small deterministic generator: the same cases on every run.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        for case in 0..48 {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("repo");
+            std::fs::create_dir(&root).unwrap();
+            git(&root, &["init", "-q"]);
+            let mut dirs = vec![String::new()];
+            for _ in 0..12 {
+                let depth = next(4);
+                let mut path = String::new();
+                for _ in 0..depth {
+                    path.push_str(DIRS[next(DIRS.len())]);
+                    path.push('/');
+                    dirs.push(path.trim_end_matches('/').to_owned());
+                }
+                path.push_str(LEAVES[next(LEAVES.len())]);
+                put(&root, &path, &format!("{case} {path}\n"));
+            }
+            for _ in 0..3 {
+                let at = &dirs[next(dirs.len())];
+                let lines: String = (0..1 + next(4))
+                    .map(|_| format!("{} {}\n", PATTERNS[next(PATTERNS.len())], STATES[next(STATES.len())]))
+                    .collect();
+                let file = if at.is_empty() { ".gitattributes".to_owned() } else { format!("{at}/.gitattributes") };
+                put(&root, &file, &lines);
+            }
+            git(&root, &["add", "-A"]);
+            git(&root, &["commit", "-qm", "random"]);
+            let git_tar = dir.path().join("git.tar");
+            git(&root, &["archive", "--prefix=p/", "-o", &git_tar.to_string_lossy(), "HEAD"]);
+            let output = dir.path().join("ours.tar");
+            archive(&root, &options(ArchiveFormat::Tar, &output, "p/")).unwrap();
+            let attributes = String::from_utf8(git(&root, &["ls-files", "*.gitattributes"])).unwrap();
+            assert_eq!(
+                tar_names(dir.path(), &output, false),
+                tar_names(dir.path(), &git_tar, false),
+                "case {case}: attributes in {attributes:?}"
+            );
         }
     }
 

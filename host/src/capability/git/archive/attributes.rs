@@ -7,7 +7,7 @@
 //! ones. Reading the blobs is the walk's business ([`super`]); this module only parses
 //! and matches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What git ignores: an attributes line this long or longer (`ATTR_MAX_LINE_LENGTH`).
 const MAX_LINE: usize = 2048;
@@ -96,20 +96,31 @@ impl Pattern {
     }
 }
 
-/// What a line says about `export-ignore`.
+/// What a line sets an attribute to, as far as `export-ignore` cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// `export-ignore`: leave the path out.
+    /// `name`: set (for `export-ignore`, leave the path out; for a macro, apply it).
     Set,
-    /// `-export-ignore`, `!export-ignore` or `export-ignore=value`: keep it (and stop
-    /// looking: this line decides).
+    /// `-name`, `!name` or `name=value`: determined, and not set.
     NotSet,
 }
 
-/// The lines of one `.gitattributes` file that mention `export-ignore`.
+/// A line's attributes, in the order written.
+type Attributes = Vec<(Vec<u8>, State)>;
+
+/// One meaningful line of a `.gitattributes` file.
+#[derive(Debug, Clone)]
+enum Line {
+    /// `pattern attributes...`
+    Pattern(Pattern, Attributes),
+    /// `[attr]name attributes...`: a macro (honoured only in the root's file, as git does).
+    Macro(Vec<u8>, Attributes),
+}
+
+/// The pattern lines of one `.gitattributes` file.
 #[derive(Debug, Clone, Default)]
 struct File {
-    lines: Vec<(Pattern, State)>,
+    lines: Vec<(Pattern, Attributes)>,
 }
 
 /// `export-ignore` as a tree's `.gitattributes` files say, and the caller's `exclude`
@@ -119,6 +130,8 @@ pub struct Rules {
     /// Parsed attribute files, by the directory that holds them (no trailing slash,
     /// empty for the root).
     files: HashMap<Vec<u8>, File>,
+    /// Macros the root's file defines (a later definition wins), by name.
+    macros: HashMap<Vec<u8>, Attributes>,
     /// Patterns that leave a path out whatever the attributes say, relative to the root.
     exclude: Vec<Pattern>,
 }
@@ -126,20 +139,33 @@ pub struct Rules {
 impl Rules {
     /// Rules with `exclude` patterns and no attribute files yet.
     pub fn new(exclude: Vec<Pattern>) -> Self {
-        Self { files: HashMap::new(), exclude }
+        Self { files: HashMap::new(), macros: HashMap::new(), exclude }
     }
 
     /// Reads the `.gitattributes` file of directory `dir` (no trailing slash, empty for
-    /// the root). A file git would ignore as too large is ignored, as git does.
-    pub fn add_file(&mut self, dir: &[u8], content: &[u8]) {
+    /// the root), and says how many pattern lines it kept. A file git would ignore as too
+    /// large is ignored, as git does.
+    pub fn add_file(&mut self, dir: &[u8], content: &[u8]) -> usize {
         if content.len() >= MAX_FILE {
-            return;
+            return 0;
         }
         let content = content.strip_prefix(b"\xef\xbb\xbf").unwrap_or(content);
         // Git reads the file as a C string: nothing after a NUL byte.
         let content = &content[..content.iter().position(|&b| b == 0).unwrap_or(content.len())];
-        let lines = content.split(|&b| b == b'\n').filter_map(parse_line).collect();
+        let mut lines = Vec::new();
+        for line in content.split(|&b| b == b'\n').filter_map(parse_line) {
+            match line {
+                Line::Pattern(pattern, attributes) => lines.push((pattern, attributes)),
+                // Git refuses macros anywhere but the top level.
+                Line::Macro(name, attributes) if dir.is_empty() => {
+                    self.macros.insert(name, attributes);
+                }
+                Line::Macro(..) => {}
+            }
+        }
+        let kept = lines.len();
         self.files.insert(dir.to_vec(), File { lines });
+        kept
     }
 
     /// Whether `path` (relative to the repository root; a directory when `dir`) is left
@@ -148,17 +174,22 @@ impl Rules {
         self.exclude.iter().any(|pattern| pattern.matches(path, dir, b"")) || self.export_ignore(path, dir)
     }
 
-    /// `export-ignore` for `path`: the deepest `.gitattributes` above it first, each
-    /// file's last line first; the first line that mentions the attribute decides.
+    /// `export-ignore` for `path`, as git's `fill` finds it: the deepest `.gitattributes`
+    /// above it first, each file's last line first, each line's last attribute first;
+    /// the first that determines `export-ignore` (directly, or through a macro set on
+    /// the path) decides.
     fn export_ignore(&self, path: &[u8], dir: bool) -> bool {
+        let mut determined = HashSet::new();
         let mut end = path.len();
         loop {
             end = path[..end].iter().rposition(|&b| b == b'/').unwrap_or(0);
             let base = &path[..end];
             if let Some(file) = self.files.get(base) {
-                for (pattern, state) in file.lines.iter().rev() {
-                    if pattern.matches(path, dir, base) {
-                        return *state == State::Set;
+                for (pattern, attributes) in file.lines.iter().rev() {
+                    if pattern.matches(path, dir, base)
+                        && let Some(ignored) = self.fill(attributes, &mut determined)
+                    {
+                        return ignored;
                     }
                 }
             }
@@ -167,13 +198,32 @@ impl Rules {
             }
         }
     }
+
+    /// Git's `fill_one`: applies `attributes` (last first) to those not determined yet,
+    /// expanding a macro that is set; `Some(ignored)` once `export-ignore` is determined.
+    fn fill<'a>(&'a self, attributes: &'a Attributes, determined: &mut HashSet<&'a [u8]>) -> Option<bool> {
+        for (name, state) in attributes.iter().rev() {
+            if !determined.insert(name.as_slice()) {
+                continue;
+            }
+            if name == b"export-ignore" {
+                return Some(*state == State::Set);
+            }
+            if *state == State::Set
+                && let Some(members) = self.macros.get(name)
+                && let Some(ignored) = self.fill(members, determined)
+            {
+                return Some(ignored);
+            }
+        }
+        None
+    }
 }
 
-/// Parses one line of a `.gitattributes` file (git's `parse_attr_line`): the pattern
-/// and what the line says about `export-ignore`, or `None` when it says nothing about
-/// it or git would ignore the line (a comment, a macro, a negative pattern, an invalid
-/// attribute name, a line too long).
-fn parse_line(line: &[u8]) -> Option<(Pattern, State)> {
+/// Parses one line of a `.gitattributes` file (git's `parse_attr_line`), or `None` when
+/// git would ignore it (a comment, a negative pattern, an invalid attribute name, a
+/// line too long).
+fn parse_line(line: &[u8]) -> Option<Line> {
     const BLANK: &[u8] = b" \t\r\n";
     if line.len() >= MAX_LINE {
         return None;
@@ -190,11 +240,7 @@ fn parse_line(line: &[u8]) -> Option<(Pattern, State)> {
             (line[..end].to_vec(), &line[end..])
         }
     };
-    if pattern.starts_with(b"[attr]") && pattern.len() > b"[attr]".len() {
-        // Macros are defined, not applied, by such a line.
-        return None;
-    }
-    let mut state = None;
+    let mut attributes = Vec::new();
     for token in rest.split(|b| BLANK.contains(b)).filter(|token| !token.is_empty()) {
         let (name, value) = match token.iter().position(|&b| b == b'=') {
             Some(at) => (&token[..at], Some(&token[at + 1..])),
@@ -208,13 +254,14 @@ fn parse_line(line: &[u8]) -> Option<(Pattern, State)> {
             // Git drops the whole line.
             return None;
         }
-        if name == b"export-ignore" {
-            // A later mention on the same line wins, as git applies them last first.
-            state = Some(if prefixed || value.is_some() { State::NotSet } else { State::Set });
-        }
+        let state = if prefixed || value.is_some() { State::NotSet } else { State::Set };
+        attributes.push((name.to_vec(), state));
+    }
+    if let Some(name) = pattern.strip_prefix(b"[attr]").filter(|name| !name.is_empty()) {
+        return valid_name(name).then(|| Line::Macro(name.to_vec(), attributes));
     }
     let pattern = Pattern::parse(&pattern).ok()?;
-    Some((pattern, state?))
+    Some(Line::Pattern(pattern, attributes))
 }
 
 /// Git's `attr_name_valid` and `attr_name_reserved`.
@@ -611,7 +658,7 @@ mod tests {
     fn we_say(files: &[(&str, &str)], paths: &[&str]) -> Vec<bool> {
         let mut rules = Rules::new(Vec::new());
         for (sub, content) in files {
-            rules.add_file(sub.as_bytes(), content.as_bytes());
+            let _ = rules.add_file(sub.as_bytes(), content.as_bytes());
         }
         paths
             .iter()
@@ -646,8 +693,9 @@ mod tests {
     }
 
     /// Deeper files override shallower ones, later lines earlier ones; `-`, `!` and a
-    /// value keep a path; a line with an invalid attribute, a negative pattern or a
-    /// macro says nothing; an unterminated quote is read as a plain pattern.
+    /// value keep a path; a line with an invalid attribute or a negative pattern says
+    /// nothing; an unterminated quote is read as a plain pattern; macros the root's file
+    /// defines apply when set (nested too), and one defined deeper is ignored.
     #[test]
     fn precedence_and_odd_lines_are_read_as_git_reads_them() {
         let files: &[(&str, &str)] = &[
@@ -655,9 +703,15 @@ mod tests {
                 "",
                 "*.txt export-ignore\nkeep.txt -export-ignore\nkept.txt export-ignore=no\nb/ export-ignore\n\
                  !neg export-ignore\nbad -bad export-ignore\n[attr]m export-ignore\n\"unterminated export-ignore\n\
-                 x.txt foo export-ignore -export-ignore\ny.txt -export-ignore export-ignore\n",
+                 x.txt foo export-ignore -export-ignore\ny.txt -export-ignore export-ignore\n\
+                 [attr]rel export-ignore\n[attr]keepme -export-ignore\n[attr]nested rel\n[attr]odd export-ignore\n",
             ),
-            ("a", "*.txt -export-ignore\nsecret.txt export-ignore\n"),
+            ("a", "*.txt -export-ignore\nsecret.txt export-ignore\n[attr]sub export-ignore\n*.sub sub\n*.log -rel\n"),
+            (
+                "m",
+                "*.log rel\nimportant.log keepme\n*.tmp nested\n*.bak -rel\n*.both rel -export-ignore\n\
+                 *.first -export-ignore rel\n*.odd odd\n*.odd -odd\n",
+            ),
             ("a/b", "\u{feff}deep.txt !export-ignore\nz export-ignore\n"),
         ];
         let paths = [
@@ -678,6 +732,15 @@ mod tests {
             "a/b/other.txt",
             "a/b/",
             "c/b/",
+            "a/q.sub",
+            "a/x.log",
+            "m/x.log",
+            "m/important.log",
+            "m/y.tmp",
+            "m/z.bak",
+            "m/w.both",
+            "m/w.first",
+            "m/v.odd",
         ];
         assert_eq!(we_say(files, &paths), git_says(files, &paths));
     }
