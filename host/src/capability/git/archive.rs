@@ -1246,6 +1246,64 @@ mod tests {
         }
     }
 
+    /// Random trees with random `.gitattributes` in random places: every archive lists
+    /// what the real `git archive` lists.
+    #[test]
+    fn random_trees_archive_as_git_archive_does() {
+        const DIRS: &[&str] = &["a", "b", "c", "docs", "tests"];
+        const LEAVES: &[&str] = &["x.md", "y.txt", "z.o", "w"];
+        const PATTERNS: &[&str] = &[
+            "*.md", "tests/", "/a", "b/**", "**/c/", "*.txt", "docs", "a/b", "x.md", "*", "c", "/b/", "*/w", "a/**/w",
+        ];
+        const STATES: &[&str] = &["export-ignore", "export-ignore", "-export-ignore", "!export-ignore"];
+        // A small deterministic generator: the same cases on every run.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        for case in 0..48 {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("repo");
+            std::fs::create_dir(&root).unwrap();
+            git(&root, &["init", "-q"]);
+            let mut dirs = vec![String::new()];
+            for _ in 0..12 {
+                let depth = next(4);
+                let mut path = String::new();
+                for _ in 0..depth {
+                    path.push_str(DIRS[next(DIRS.len())]);
+                    path.push('/');
+                    dirs.push(path.trim_end_matches('/').to_owned());
+                }
+                path.push_str(LEAVES[next(LEAVES.len())]);
+                put(&root, &path, &format!("{case} {path}\n"));
+            }
+            for _ in 0..3 {
+                let at = &dirs[next(dirs.len())];
+                let lines: String = (0..1 + next(4))
+                    .map(|_| format!("{} {}\n", PATTERNS[next(PATTERNS.len())], STATES[next(STATES.len())]))
+                    .collect();
+                let file = if at.is_empty() { ".gitattributes".to_owned() } else { format!("{at}/.gitattributes") };
+                put(&root, &file, &lines);
+            }
+            git(&root, &["add", "-A"]);
+            git(&root, &["commit", "-qm", "random"]);
+            let git_tar = dir.path().join("git.tar");
+            git(&root, &["archive", "--prefix=p/", "-o", &git_tar.to_string_lossy(), "HEAD"]);
+            let output = dir.path().join("ours.tar");
+            archive(&root, &options(ArchiveFormat::Tar, &output, "p/")).unwrap();
+            let attributes = String::from_utf8(git(&root, &["ls-files", "*.gitattributes"])).unwrap();
+            assert_eq!(
+                tar_names(dir.path(), &output, false),
+                tar_names(dir.path(), &git_tar, false),
+                "case {case}: attributes in {attributes:?}"
+            );
+        }
+    }
+
     /// What the archive holds is what `git archive` holds: contents, executables, links.
     #[test]
     fn extracted_archives_equal_git_archive_extracted() {
