@@ -219,3 +219,70 @@ async fn a_tree_over_the_bounds_is_refused_before_anything_is_written() {
     );
     assert_eq!(world.everything(), before);
 }
+
+/// Issue 22 (review of `archive`): through the plugin, what an attacker controls is
+/// refused as `invalid` before anything is written, and the call returns (the thread
+/// does not spin past the step): an exclude pattern built to backtrack on a deep tree,
+/// too many exclude patterns, a 1 MiB prefix, a prefix naming `.git`, and trees whose
+/// entries git refuses (`.git` in NTFS's spelling, a link beside a directory of its
+/// name).
+#[tokio::test]
+async fn hostile_options_and_trees_are_refused_and_nothing_changes() {
+    let world = World::new().await;
+    let hostile = world.path("repos/hostile");
+    let repo = git2::Repository::init(&hostile).unwrap();
+    let blob = repo.blob(b"[core]\n\thooksPath = /tmp\n").unwrap();
+    let link = repo.blob(b"/etc").unwrap();
+    let raw = |entries: &[(&str, &str, git2::Oid)]| {
+        let mut raw = Vec::new();
+        for (mode, name, id) in entries {
+            raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            raw.extend_from_slice(id.as_bytes());
+        }
+        repo.odb().unwrap().write(git2::ObjectType::Tree, &raw).unwrap()
+    };
+    let signature = git2::Signature::now("t", "t@example.com").unwrap();
+    let commit_of = |tree: git2::Oid| {
+        let tree = repo.find_tree(tree).unwrap();
+        repo.commit(None, &signature, &signature, "hostile", &tree, &[]).unwrap().to_string()
+    };
+    // `q/q/…/x.php`, sixty directories deep.
+    let mut deep = raw(&[("100644", "x.php", blob)]);
+    for _ in 0..60 {
+        deep = raw(&[("40000", "q", deep)]);
+    }
+    let deep = commit_of(deep);
+
+    let before = world.everything();
+    let backtracking = ["**/q/"; 25].concat() + "zzz";
+    let huge = format!("{}/", "p".repeat(1 << 20));
+    for (settings, why) in [
+        (json!({"exclude": [backtracking]}), "steps to match"),
+        (json!({"exclude": vec!["*.md"; 1001]}), "invalid: 1001 exclude patterns: more than 1000"),
+        (json!({"prefix": huge}), "invalid: the prefix is 1048577 bytes, longer than 4096"),
+        (json!({"prefix": "widgets/.git/"}), "`.git` as some file system reads it"),
+    ] {
+        let mut settings = settings;
+        settings["op"] = json!("git-archive");
+        settings["path"] = json!(hostile);
+        settings["revision"] = json!(deep);
+        settings["format"] = json!("tar.gz");
+        settings["output"] = json!(world.path("site/new/hostile.tar.gz"));
+        assert_refused(probe(&world.runtime, settings).await, why);
+        assert_eq!(world.everything(), before, "{why}");
+    }
+
+    let config = raw(&[("100644", "config", blob)]);
+    for (tree, why) in [
+        (raw(&[("40000", "git~1", config)]), "named \"git~1\" (`.git` as some file system reads it)"),
+        (raw(&[("120000", "lib", link), ("40000", "lib", config)]), "two entries named \"lib\""),
+    ] {
+        let settings = json!({
+            "op": "git-archive", "path": hostile, "revision": commit_of(tree), "format": "zip",
+            "output": world.path("site/new/hostile.zip"),
+        });
+        let before = world.everything();
+        assert_refused(probe(&world.runtime, settings).await, why);
+        assert_eq!(world.everything(), before, "{why}");
+    }
+}
