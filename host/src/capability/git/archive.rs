@@ -599,6 +599,9 @@ impl Drop for Made {
 const PARTIAL_START: &str = ".gitauto-archive.";
 const PARTIAL_END: &str = ".partial";
 
+/// Entries of the output's directory looked at for partial files at most.
+const MAX_SWEPT: usize = 10_000;
+
 /// Whether `name` is that of a partial file.
 fn is_partial(name: &std::ffi::OsStr) -> bool {
     let Some(name) = name.to_str() else { return false };
@@ -613,7 +616,8 @@ fn is_partial(name: &std::ffi::OsStr) -> bool {
 fn sweep_partials(dir: &Path) {
     let Some(start) = super::PROCESS_START.get() else { return };
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
+    // A bounded look: a directory of millions of files is not read whole at every archive.
+    for entry in entries.take(MAX_SWEPT).flatten() {
         if !is_partial(&entry.file_name()) {
             continue;
         }
