@@ -293,11 +293,19 @@ fn is_ntfs_dotgit(name: &[u8]) -> bool {
 
 /// Git's `is_hfs_dotgit`: `.git`, any case, with code points HFS+ ignores anywhere in it.
 fn is_hfs_dotgit(name: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(name) else { return false };
+    folded(name) == b".git"
+}
+
+/// `name` as a case-blind file system that ignores what HFS+ ignores may hold it: ASCII
+/// lower case, without the code points git's `next_hfs_char` skips.
+fn folded(name: &[u8]) -> Vec<u8> {
     let ignorable =
         |c: char| matches!(c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
-    let kept: String = text.chars().filter(|&c| !ignorable(c)).collect();
-    kept.eq_ignore_ascii_case(".git")
+    let kept = match std::str::from_utf8(name) {
+        Ok(text) => text.chars().filter(|&c| !ignorable(c)).collect::<String>().into_bytes(),
+        Err(_) => name.to_vec(),
+    };
+    kept.to_ascii_lowercase()
 }
 
 /// A match stopped, as a walk error: past the deadline `failed`, too complex `invalid`.
@@ -431,14 +439,14 @@ impl<'r> Lister<'r> {
                 )));
             }
             // Two entries of one name (or a link and an entry whose names a case-blind
-            // file system holds as one): extracted, the second would be written through
+            // file system, or HFS+, holds as one): extracted, the second would be written through
             // the first, a link leading anywhere.
             let link = entry.filemode() == 0o120000;
-            if let Some((other, other_link)) = seen.insert(name.to_ascii_lowercase(), (name.to_vec(), link))
+            if let Some((other, other_link)) = seen.insert(folded(name), (name.to_vec(), link))
                 && (other == name || other_link || link)
             {
                 return Err(WalkError::Refused(format!(
-                    "the tree holds two entries named {:?}{}, which git refuses; refusing to archive it",
+                    "the tree holds two entries named {:?}{}: extracted, one would be written over or through the other; refusing to archive it",
                     shown(),
                     if other == name {
                         String::new()
@@ -1023,6 +1031,10 @@ mod tests {
             vec![("40000", b"lib".to_vec(), inner), ("120000", b"Lib".to_vec(), target)],
             "(and a link as \"lib\")".into(),
         ));
+        cases.push((
+            vec![("120000", b"lib".to_vec(), target), ("40000", "li\u{200c}b".as_bytes().to_vec(), inner)],
+            "(and a link as \"lib\")".into(),
+        ));
         for (entries, why) in cases {
             let entries: Vec<(&str, &[u8], Oid)> = entries.iter().map(|(m, n, id)| (*m, n.as_slice(), *id)).collect();
             let top = raw_tree(&repo, &entries);
@@ -1033,7 +1045,7 @@ mod tests {
                 let commit = repo.commit(None, &signature, &signature, "hostile", &tree, &[]).unwrap().to_string();
                 match write(&repo, &commit, &options(ArchiveFormat::Tar, &output, ""), &output, BOUNDS, deadline) {
                     Err(GitError::Invalid(message)) => {
-                        assert!(message.contains("which git refuses"), "{shown}: {message}");
+                        assert!(message.contains("refusing to archive it"), "{shown}: {message}");
                         if !why.contains('"') {
                             assert!(message.contains(&format!("{shown:?}")), "{shown}: {message}");
                         } else if shown.starts_with("d/") {
