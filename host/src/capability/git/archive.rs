@@ -425,7 +425,8 @@ impl<'r> Lister<'r> {
     fn list(&mut self, walk: &mut Walk, tree: &Tree<'_>, dir: &[u8], below: &[u8]) -> Result<bool, WalkError> {
         self.attributes(tree, dir)?;
         let mut reached = false;
-        // Names seen in this tree, folded to ASCII lower case: whether each is a link.
+        // Names seen in this tree, as a case-blind file system holds them ([`folded`]):
+        // the name as written, and whether it is a link.
         let mut seen: HashMap<Vec<u8>, (Vec<u8>, bool)> = HashMap::new();
         for entry in tree.iter() {
             let name = entry.name_bytes();
@@ -439,8 +440,8 @@ impl<'r> Lister<'r> {
                 )));
             }
             // Two entries of one name (or a link and an entry whose names a case-blind
-            // file system, or HFS+, holds as one): extracted, the second would be written through
-            // the first, a link leading anywhere.
+            // file system holds as one): extracted, the second would be written over or
+            // through the first, a link leading anywhere.
             let link = entry.filemode() == 0o120000;
             if let Some((other, other_link)) = seen.insert(folded(name), (name.to_vec(), link))
                 && (other == name || other_link || link)
@@ -451,7 +452,7 @@ impl<'r> Lister<'r> {
                     if other == name {
                         String::new()
                     } else {
-                        format!(" (and a link as {:?})", String::from_utf8_lossy(&other))
+                        format!(" (and {:?}, one name there)", String::from_utf8_lossy(&other))
                     }
                 )));
             }
@@ -1029,11 +1030,11 @@ mod tests {
         ));
         cases.push((
             vec![("40000", b"lib".to_vec(), inner), ("120000", b"Lib".to_vec(), target)],
-            "(and a link as \"lib\")".into(),
+            "(and \"lib\", one name there)".into(),
         ));
         cases.push((
             vec![("120000", b"lib".to_vec(), target), ("40000", "li\u{200c}b".as_bytes().to_vec(), inner)],
-            "(and a link as \"lib\")".into(),
+            "(and \"lib\", one name there)".into(),
         ));
         for (entries, why) in cases {
             let entries: Vec<(&str, &[u8], Oid)> = entries.iter().map(|(m, n, id)| (*m, n.as_slice(), *id)).collect();
