@@ -270,6 +270,46 @@ impl Client<'_> {
         if missing.contains(&reply.status) { Ok(None) } else { reply_json(&reply, what).map(Some) }
     }
 
+    /// Every item of the list at `url` (which has a query): pages of [`PER_PAGE`] until
+    /// a short one; more than [`MAX_PAGES`] pages is an error, never a partial list.
+    fn list(&mut self, url: &str, what: &str) -> Result<Vec<Value>, Error> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let reply = self.json("GET", format!("{url}&per_page={PER_PAGE}&page={page}"), None, what, &[200])?;
+            let Value::Array(items) = reply_json(&reply, what)? else {
+                return Err(Error::failed(format!(
+                    "forge release: {what}: {}: the answer is not a list",
+                    reply.request
+                )));
+            };
+            let short = items.len() < PER_PAGE;
+            all.extend(items);
+            if short {
+                return Ok(all);
+            }
+        }
+        Err(Error::failed(format!("forge release: {what}: {url}: more than {MAX_PAGES} pages")))
+    }
+
+    /// GitLab: every file of the generic package `name` at `version` with its package's
+    /// id (duplicates of a name included); none when the package does not exist yet.
+    fn package_files(&mut self, project: &str, name: &str, version: &str) -> Result<Vec<(u64, Value)>, Error> {
+        let url = self.url(&format!(
+            "projects/{project}/packages?package_type=generic&package_name={}&package_version={}",
+            encode(name),
+            encode(version)
+        ));
+        let packages = self.list(&url, "listing the generic packages")?;
+        let mut files = Vec::new();
+        // `package_name` matches by substring: only the package of exactly this name and version.
+        for package in packages.iter().filter(|package| package["name"] == name && package["version"] == version) {
+            let id = id_of(package, "the generic package")?;
+            let url = self.url(&format!("projects/{project}/packages/{id}/package_files?sort=asc"));
+            files.extend(self.list(&url, "listing the package's files")?.into_iter().map(|file| (id, file)));
+        }
+        Ok(files)
+    }
+
     /// GitHub and Gitea/Forgejo: the same release calls; assets differ in where and how
     /// they are uploaded (GitHub: raw bytes to the upload host; Gitea: a multipart form).
     fn github_or_gitea(
@@ -341,13 +381,30 @@ impl Client<'_> {
         let project = encode(&self.target.repository);
         let package = encode(settings.package.as_deref().unwrap_or(subject.project));
         let version = encode(subject.version);
-        // The package files first: the release's links point at them.
+        // The package files first: the release's links point at them. GitLab keeps every
+        // file put under a name (or refuses a second one when duplicates are disallowed),
+        // so a file already there with this content is left alone, and one with other
+        // content is deleted before this run's file is put.
+        let package_name = settings.package.as_deref().unwrap_or(subject.project);
+        let stored = self.package_files(&project, package_name, subject.version)?;
         let mut links = Vec::new();
         for (asset, file) in subject.assets.iter().zip(files) {
             let url =
                 self.url(&format!("projects/{project}/packages/generic/{package}/{version}/{}", encode(&asset.name)));
-            let what = format!("uploading {} to the generic package", asset.name);
-            self.bytes("PUT", url.clone(), "application/octet-stream", file.clone(), &what, &[200, 201])?;
+            let same_name: Vec<&(u64, Value)> =
+                stored.iter().filter(|(_, old)| old["file_name"] == asset.name.as_str()).collect();
+            let unchanged = !same_name.is_empty()
+                && !asset.sha256.is_empty()
+                && same_name.iter().all(|(_, old)| old["file_sha256"] == asset.sha256.as_str());
+            if !unchanged {
+                for (package_id, old) in same_name {
+                    let old_id = id_of(old, "the package file")?;
+                    let url = self.url(&format!("projects/{project}/packages/{package_id}/package_files/{old_id}"));
+                    self.json("DELETE", url, None, &format!("deleting the old {}", asset.name), &[204, 404])?;
+                }
+                let what = format!("uploading {} to the generic package", asset.name);
+                self.bytes("PUT", url.clone(), "application/octet-stream", file.clone(), &what, &[200, 201])?;
+            }
             links.push(json!({
                 "name": asset.name, "url": url, "direct_asset_path": format!("/{}", asset.name), "link_type": "package",
             }));
@@ -414,6 +471,12 @@ impl Client<'_> {
         Ok(ForgeRelease { url, assets })
     }
 }
+
+/// Items per page of a listing.
+const PER_PAGE: usize = 100;
+
+/// Pages read of a listing before it counts as too long to trust.
+const MAX_PAGES: usize = 20;
 
 fn base_headers(kind: Kind) -> Vec<(String, String)> {
     let mut headers = vec![("user-agent".to_owned(), "gitauto".to_owned())];
@@ -549,7 +612,7 @@ mod tests {
             format: format.into(),
             path: format!("/out/widgets/{name}"),
             size: 3,
-            sha256: String::new(),
+            sha256: format!("sha256 of {name}"),
             sha512: String::new(),
             md5: String::new(),
             url: None,
@@ -725,9 +788,13 @@ mod tests {
 
     const RELEASES: &str = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases";
 
-    /// What every GitLab run sends first: both package files, then the look for the release.
+    const PACKAGES: &str = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/packages?package_type=generic&package_name=widgets&package_version=1.2.0&per_page=100&page=1";
+
+    /// What a GitLab run sends first when the package does not exist yet: the look for
+    /// it, both package files, then the look for the release.
     fn gitlab_lines_then(rest: &[&str]) -> Vec<String> {
         let mut lines = vec![
+            format!("GET {PACKAGES}"),
             format!("PUT {PACKAGE}/widgets-1.2.0.tar.gz"),
             format!("PUT {PACKAGE}/widgets-1.2.0.zip"),
             format!("GET {RELEASES}/v1.2.0"),
@@ -756,6 +823,7 @@ mod tests {
         let tgz = format!("{PACKAGE}/widgets-1.2.0.tar.gz");
         let zip = format!("{PACKAGE}/widgets-1.2.0.zip");
         let mut script = Script::new(vec![
+            (200, json!([])),
             (201, json!({"message": "201 Created"})),
             (201, json!({"message": "201 Created"})),
             // GitLab 13 says 403 for a release that does not exist.
@@ -771,10 +839,10 @@ mod tests {
         let settings = ForgeSettings::default();
         let published = run(&mut script, &target(Kind::GitLab, GITLAB), &settings, &assets()).unwrap();
         assert_eq!(script.lines(), gitlab_lines_then(&["POST {RELEASES}"]));
-        assert_eq!(script.calls[0].body.as_deref(), Some(&b"tgz"[..]));
-        assert_eq!(script.header(0, "content-type"), "application/octet-stream");
+        assert_eq!(script.calls[1].body.as_deref(), Some(&b"tgz"[..]));
+        assert_eq!(script.header(1, "content-type"), "application/octet-stream");
         assert_eq!(
-            script.json_body(3),
+            script.json_body(4),
             json!({
                 "tag_name": "v1.2.0", "name": "widgets 1.2.0", "description": "Bug fixes",
                 "assets": {"links": [
@@ -799,6 +867,7 @@ mod tests {
             gitlab_link(2, "widgets-1.2.0.zip", "https://old.example.com/x.zip")
         ]);
         let mut script = Script::new(vec![
+            (200, json!([])),
             (201, json!({"message": "201 Created"})),
             (201, json!({"message": "201 Created"})),
             (200, gitlab_release(existing.clone())),
@@ -811,22 +880,107 @@ mod tests {
             script.lines(),
             gitlab_lines_then(&["PUT {RELEASES}/v1.2.0", "PUT {RELEASES}/v1.2.0/assets/links/2"])
         );
-        assert_eq!(script.json_body(3), json!({"name": "widgets 1.2.0", "description": "Bug fixes"}));
+        assert_eq!(script.json_body(4), json!({"name": "widgets 1.2.0", "description": "Bug fixes"}));
         assert_eq!(
-            script.json_body(4),
+            script.json_body(5),
             json!({"url": zip, "direct_asset_path": "/widgets-1.2.0.zip", "link_type": "package"})
         );
         assert_eq!(published.assets.len(), 2);
 
         // A link missing from the release is added.
         let mut script = Script::new(vec![
+            (200, json!([])),
             (201, json!({})),
             (200, gitlab_release(json!([]))),
             (200, gitlab_release(json!([]))),
             (201, gitlab_link(7, "widgets-1.2.0.tar.gz", &tgz)),
         ]);
         run(&mut script, &target(Kind::GitLab, GITLAB), &settings, &assets()[..1]).unwrap();
-        assert_eq!(script.lines()[3], format!("POST {RELEASES}/v1.2.0/assets/links"));
+        assert_eq!(script.lines()[4], format!("POST {RELEASES}/v1.2.0/assets/links"));
+    }
+
+    fn package_file(id: u64, name: &str, sha256: &str) -> Value {
+        json!({"id": id, "package_id": 4, "file_name": name, "size": 3, "file_sha256": sha256})
+    }
+
+    #[test]
+    fn gitlab_keeps_a_package_file_with_the_same_content_and_replaces_one_that_differs() {
+        // GitLab keeps every file put under a name, so a re-run must not put it again.
+        let tgz = format!("{PACKAGE}/widgets-1.2.0.tar.gz");
+        let zip = format!("{PACKAGE}/widgets-1.2.0.zip");
+        let links = json!([gitlab_link(1, "widgets-1.2.0.tar.gz", &tgz), gitlab_link(2, "widgets-1.2.0.zip", &zip)]);
+        let mut script = Script::new(vec![
+            (
+                200,
+                json!([
+                    {"id": 3, "name": "widgets-extra", "version": "1.2.0", "package_type": "generic"},
+                    {"id": 4, "name": "widgets", "version": "1.2.0", "package_type": "generic"},
+                ]),
+            ),
+            (
+                200,
+                json!([
+                    package_file(20, "widgets-1.2.0.tar.gz", "sha256 of widgets-1.2.0.tar.gz"),
+                    package_file(21, "widgets-1.2.0.zip", "an older build"),
+                    package_file(22, "widgets-1.2.0.zip", "sha256 of widgets-1.2.0.zip"),
+                    package_file(23, "notes.txt", "other"),
+                ]),
+            ),
+            (204, Value::Null),
+            (204, Value::Null),
+            (201, json!({"message": "201 Created"})),
+            (200, gitlab_release(links.clone())),
+            (200, gitlab_release(links)),
+        ]);
+        run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()).unwrap();
+        let files = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/packages/4/package_files";
+        assert_eq!(
+            script.lines(),
+            [
+                format!("GET {PACKAGES}"),
+                format!("GET {files}?sort=asc&per_page=100&page=1"),
+                format!("DELETE {files}/21"),
+                format!("DELETE {files}/22"),
+                format!("PUT {PACKAGE}/widgets-1.2.0.zip"),
+                format!("GET {RELEASES}/v1.2.0"),
+                format!("PUT {RELEASES}/v1.2.0"),
+            ],
+            "the unchanged tar.gz is not put again; every zip of the name goes before the new one"
+        );
+    }
+
+    #[test]
+    fn listings_are_read_page_by_page_and_too_many_pages_is_an_error() {
+        let full =
+            |from: u64| Value::Array((from..from + 100).map(|id| package_file(id, &format!("f{id}"), "x")).collect());
+        let package = json!([{"id": 4, "name": "widgets", "version": "1.2.0", "package_type": "generic"}]);
+        let mut replies = vec![
+            (200, package.clone()),
+            (200, full(0)),
+            (200, json!([package_file(500, "widgets-1.2.0.tar.gz", "sha256 of widgets-1.2.0.tar.gz")])),
+        ];
+        replies.extend([
+            (200, gitlab_release(json!([]))),
+            (200, gitlab_release(json!([]))),
+            (201, gitlab_link(7, "widgets-1.2.0.tar.gz", "u")),
+        ]);
+        let mut script = Script::new(replies);
+        run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()[..1]).unwrap();
+        assert!(script.lines()[2].ends_with("package_files?sort=asc&per_page=100&page=2"), "{:?}", script.lines());
+        assert!(
+            !script.lines().iter().any(|line| line
+                .starts_with("PUT https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/packages/generic")),
+            "the file on page 2 is found unchanged"
+        );
+
+        let mut replies = vec![(200, package)];
+        replies.extend((0..MAX_PAGES as u64).map(|page| (200, full(page * 100))));
+        let mut script = Script::new(replies);
+        let err = run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Failed(m) if m.contains("listing the package's files") && m.contains("more than 20 pages")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -841,7 +995,7 @@ mod tests {
             message,
             "forge release: creating the release: POST https://api.github.com/repos/acme/widgets/releases: HTTP 422: Validation Failed"
         );
-        let mut script = Script::new(vec![(502, json!({"message": "Bad Gateway"}))]);
+        let mut script = Script::new(vec![(200, json!([])), (502, json!({"message": "Bad Gateway"}))]);
         let err = run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()).unwrap_err();
         assert!(
             matches!(&err, Error::Transient(msg) if msg.contains("uploading widgets-1.2.0.tar.gz to the generic package")),
