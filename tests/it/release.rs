@@ -478,6 +478,7 @@ fn the_dropfort_example_releases_tags_and_announces_them() {
     let rule = config.rules.iter().find(|rule| rule.name == "release").expect("a rule named release");
     let plugins: Vec<&str> = rule.steps.iter().map(|step| step.plugin.as_str()).collect();
     assert_eq!(plugins, ["release", "notify"]);
+    assert_eq!(rule.concurrency, Some(1), "tags pushed together are released one after another");
     let with = &rule.steps[0].settings;
     for key in ["output_dir", "base_url", "s3", "forge", "drupal"] {
         assert!(with.get(key).is_some(), "the release step sets `{key}`: {with:#}");
