@@ -341,7 +341,10 @@ impl Client<'_> {
         let upload = match (&settings.uploads, found["upload_url"].as_str()) {
             (Some(base), _) if github => format!("{}/repos/{repo}/releases/{id}/assets", base.trim_end_matches('/')),
             // `upload_url` is a URI template: `.../assets{?name,label}`.
-            (None, Some(template)) if github => template.split('{').next().unwrap_or(template).to_owned(),
+            (None, Some(template)) if github => {
+                let url = template.split('{').next().unwrap_or(template);
+                upload_url(&self.target.api, url, &repo, id)?
+            }
             _ if github => format!("https://uploads.github.com/repos/{repo}/releases/{id}/assets"),
             _ => self.url(&format!("repos/{repo}/releases/{id}/assets")),
         };
@@ -470,6 +473,40 @@ impl Client<'_> {
         let url = found["_links"]["self"].as_str().map(str::to_owned).unwrap_or_default();
         Ok(ForgeRelease { url, assets })
     }
+}
+
+/// The release's `upload_url` (its template part cut off) when it is where GitHub
+/// uploads assets of this release: on the API's own origin (GitHub Enterprise:
+/// `/api/uploads`) or on `uploads.` and the API host's domain (`api.github.com` →
+/// `uploads.github.com`), with the API's scheme, no user or query, and a path ending in
+/// `/repos/{repo}/releases/{id}/assets`. The answer is the forge's: a forge that points
+/// elsewhere (another granted host, such as a bucket the host signs for) is refused.
+fn upload_url(api: &str, url: &str, repo: &str, id: u64) -> Result<String, Error> {
+    let refused = |why: &str| {
+        Error::failed(format!(
+            "forge release: the release's upload_url `{url}` {why}; set `forge.uploads` to the upload host"
+        ))
+    };
+    let split = |address: &str| -> Option<(String, String, String)> {
+        let (scheme, rest) = address.split_once("://")?;
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(authority, path)| (authority, path));
+        Some((scheme.to_ascii_lowercase(), authority.to_ascii_lowercase(), format!("/{path}")))
+    };
+    let (Some((api_scheme, api_host, _)), Some((scheme, host, path))) = (split(api), split(url)) else {
+        return Err(refused("is not an absolute URL"));
+    };
+    if scheme != api_scheme || host.contains('@') || url.contains(['?', '#']) {
+        return Err(refused(&format!("is not a plain {api_scheme} URL")));
+    }
+    let domain = api_host.strip_prefix("api.").unwrap_or(&api_host);
+    if host != api_host && host != format!("uploads.{domain}") {
+        return Err(refused(&format!("is not on {api_host} or uploads.{domain}")));
+    }
+    let tail = format!("/repos/{repo}/releases/{id}/assets");
+    if !path.ends_with(&tail) || path.split('/').any(|part| part == ".." || part == ".") {
+        return Err(refused(&format!("does not end in {tail}")));
+    }
+    Ok(url.to_owned())
 }
 
 /// Items per page of a listing.
@@ -1071,6 +1108,49 @@ mod tests {
             panic!("bitbucket has no release API here")
         };
         assert!(message.contains("no release API for forge `bitbucket`"), "{message}");
+    }
+
+    #[test]
+    fn an_upload_url_is_accepted_only_on_the_api_or_its_upload_host_for_this_release() {
+        let tail = "repos/acme/widgets/releases/1/assets";
+        let accepted = [
+            (GITHUB, format!("https://uploads.github.com/{tail}")),
+            (GITHUB, format!("https://api.github.com/{tail}")),
+            ("https://ghe.example.com/api/v3", format!("https://ghe.example.com/api/uploads/{tail}")),
+            ("http://127.0.0.1:4000", format!("http://127.0.0.1:4000/uploads/{tail}")),
+        ];
+        for (api, url) in accepted {
+            assert_eq!(upload_url(api, &url, "acme/widgets", 1).ok().as_deref(), Some(url.as_str()), "{api} {url}");
+        }
+        let refused = [
+            (
+                GITHUB,
+                format!("https://s3.us-east-1.amazonaws.com/{tail}"),
+                "is not on api.github.com or uploads.github.com",
+            ),
+            (GITHUB, format!("https://uploads.github.com.evil.example/{tail}"), "is not on"),
+            (GITHUB, format!("https://user@uploads.github.com/{tail}"), "is not a plain https URL"),
+            (GITHUB, format!("http://uploads.github.com/{tail}"), "is not a plain https URL"),
+            (GITHUB, format!("https://uploads.github.com/{tail}?x=1"), "is not a plain https URL"),
+            (GITHUB, "https://uploads.github.com/repos/other/repo/releases/1/assets".to_owned(), "does not end in"),
+            (GITHUB, "https://uploads.github.com/repos/acme/widgets/releases/2/assets".to_owned(), "does not end in"),
+            (GITHUB, "uploads.github.com".to_owned(), "is not an absolute URL"),
+        ];
+        for (api, url, why) in refused {
+            let err = upload_url(api, &url, "acme/widgets", 1).unwrap_err();
+            assert!(
+                matches!(&err, Error::Failed(m) if m.contains(why) && m.contains("`forge.uploads`")),
+                "{url}: {err:?}"
+            );
+        }
+
+        // Through a whole run: a hostile answer gets no upload.
+        let mut hostile = github_release(json!([]));
+        hostile["upload_url"] = json!(format!("https://s3.us-east-1.amazonaws.com/{tail}{{?name,label}}"));
+        let mut script = Script::new(vec![(404, json!({})), (201, hostile)]);
+        let err = run(&mut script, &target(Kind::GitHub, GITHUB), &ForgeSettings::default(), &assets()).unwrap_err();
+        assert!(matches!(&err, Error::Failed(m) if m.contains("upload_url")), "{err:?}");
+        assert_eq!(script.calls.len(), 2, "nothing is sent to the other host");
     }
 
     #[test]
