@@ -65,11 +65,16 @@ pub enum HooksError {
     /// `--repo` is not `owner/name`.
     #[error("--repo `{0}`: expected OWNER/NAME (GitLab: the project's full path; Bitbucket: WORKSPACE/SLUG)")]
     BadRepo(String),
-    /// No rule on the source needs an event a hook sends.
+    /// No rule on the source, for the repository, needs an event a hook sends.
     #[error(
-        "no rule listens to source \"{0}\" for events a forge hook sends (manual and schedule rules need none): nothing to install"
+        "no rule listens to source \"{source_name}\" and repository `{repo}` for events a forge hook sends (manual and schedule rules need none; a rule's `repo` filter counts): nothing to install"
     )]
-    NoEvents(String),
+    NoEvents {
+        /// The source.
+        source_name: String,
+        /// The repository.
+        repo: String,
+    },
     /// A GitHub App source whose installation token may not manage hooks.
     #[error(
         "source \"{source_name}\" authenticates as a GitHub App: its installation tokens can manage webhooks only when the app has the `repository_hooks: write` permission (Repository permissions, Webhooks: Read and write); grant it, or set {TOKEN_VAR} to a token that may: {cause}"
@@ -167,17 +172,18 @@ pub fn hook_url(config: &Config, source: &Source, url: Option<&str>) -> Result<S
     }
 }
 
-/// The hook a source needs: its URL (`url`, else `[server] public_url` + `/hooks/NAME`),
-/// the events its rules select (all the forge's when one rule names none) and its newest
-/// secret.
-pub fn wanted(config: &Config, source: &Source, url: Option<&str>) -> Result<Wanted, HooksError> {
+/// The hook a source needs on `repo`: its URL (`url`, else `[server] public_url` +
+/// `/hooks/NAME`), the events its rules that may match the repository select (all the
+/// forge's when one rule names none) and its newest secret.
+pub fn wanted(config: &Config, source: &Source, repo: &str, url: Option<&str>) -> Result<Wanted, HooksError> {
     let url = hook_url(config, source, url)?;
     let mut selectors: Vec<EventSelector> = Vec::new();
     let mut everything = false;
     let mut undeliverable = Vec::new();
     for rule in &config.rules {
         let listens = (rule.sources.is_empty() || rule.sources.contains(&source.name))
-            && (rule.forges.is_empty() || rule.forges.iter().any(|forge| forge == source.forge));
+            && (rule.forges.is_empty() || rule.forges.iter().any(|forge| forge == source.forge))
+            && (rule.repo.is_empty() || rule.repo.matches(repo));
         if !listens {
             continue;
         }
@@ -197,7 +203,7 @@ pub fn wanted(config: &Config, source: &Source, url: Option<&str>) -> Result<Wan
     }
     let events = events::needed(source.forge, if everything { None } else { Some(&selectors) });
     if events.is_empty() {
-        return Err(HooksError::NoEvents(source.name.clone()));
+        return Err(HooksError::NoEvents { source_name: source.name.clone(), repo: repo.to_owned() });
     }
     Ok(Wanted {
         url,
@@ -492,18 +498,19 @@ mod tests {
         .concat();
         let text = format!("{rules}[sources.other]\nforge = \"github\"\nsecret = \"x\"\n");
         let config = load("public_url = \"https://ci.example.com/\"", &text);
-        let wanted = wanted(&config, config.source("gl").unwrap(), None).unwrap();
+        let wanted = wanted(&config, config.source("gl").unwrap(), "acme/widgets", None).unwrap();
         assert_eq!(wanted.url, "https://ci.example.com/hooks/gl");
         assert_eq!(wanted.events, ["tag_push_events"]);
         assert_eq!(wanted.secret.as_ref().map(Secret::expose), Some("new"));
         assert_eq!(wanted.undeliverable, ["rule \"reviews\": `review`"]);
-        let given = super::wanted(&config, config.source("gl").unwrap(), Some("https://x.example/h")).unwrap();
+        let given =
+            super::wanted(&config, config.source("gl").unwrap(), "acme/widgets", Some("https://x.example/h")).unwrap();
         assert_eq!(given.url, "https://x.example/h");
 
         let manual_only = load("", &rule("by hand", "on = \"manual\""));
-        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), Some("https://x.example/h"));
-        assert!(matches!(err, Err(HooksError::NoEvents(_))), "{err:?}");
-        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), None);
+        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), "a/b", Some("https://x.example/h"));
+        assert!(matches!(err, Err(HooksError::NoEvents { .. })), "{err:?}");
+        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), "a/b", None);
         assert!(matches!(err, Err(HooksError::NoUrl(_))), "{err:?}");
     }
 
@@ -520,7 +527,7 @@ mod tests {
             &format!("{text}{}", rule("ci", "on = \"push\"\nreport = \"check\"")),
         )
         .unwrap();
-        assert_eq!(wanted(&config, config.source("gh").unwrap(), None).unwrap().events, ["push"]);
+        assert_eq!(wanted(&config, config.source("gh").unwrap(), "acme/widgets", None).unwrap().events, ["push"]);
     }
 
     #[test]

@@ -537,3 +537,43 @@ async fn list_shows_other_integrations_urls_without_their_credentials() {
         assert!(!list.all().contains(secret), "{secret}: {}", list.stdout);
     }
 }
+
+#[tokio::test]
+async fn a_rules_repo_filter_decides_whether_its_events_are_asked_for() {
+    // Issue 22, L6: the events are those of the rules that may match the repository.
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start().await;
+    api.add_repo("acme/widgets");
+    api.add_repo("acme/gadgets");
+    let path = config(dir.path(), "github", Some(&api.url), true);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "\n[[rules]]\nname = \"ship\"\non = \"release\"\nrepo = \"acme/gadg*\"\nsteps = [{ plugin = \"empty\" }]\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let events = |repo: &str| {
+        let hooks = posting_to(&api, repo, &format!("{PUBLIC}/hooks/src"));
+        hooks[0]["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    for repo in ["acme/widgets", "acme/gadgets"] {
+        let run = gitauto(&path, &["install", "--source", "src", "--repo", repo], &[]).await;
+        assert!(run.ok, "{repo}: {}", run.all());
+    }
+    assert!(!events("acme/widgets").contains(&"release".to_owned()), "{:?}", events("acme/widgets"));
+    assert!(events("acme/gadgets").contains(&"release".to_owned()), "{:?}", events("acme/gadgets"));
+}
+
+#[tokio::test]
+async fn a_gitlab_token_sent_to_an_http_url_is_warned_about() {
+    // Issue 22, L6: GitLab sends a plain secret token back as it is with every delivery.
+    let warning = "warning: the hook posts to an http:// URL: GitLab sends the secret token in clear text";
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start().await;
+    api.add_repo("acme/widgets");
+    let path = config(dir.path(), "gitlab", Some(&format!("{}/api/v4", api.url)), true);
+    let install = ["install", "--source", "src", "--repo", "acme/widgets"];
+    let run = gitauto(&path, &[&install[..], &["--url", "http://ci.example.com/hooks/src"]].concat(), &[]).await;
+    assert!(run.ok && run.stderr.contains(warning), "{}", run.all());
+    let run = gitauto(&path, &install, &[]).await;
+    assert!(run.ok && !run.stderr.contains("warning"), "{}", run.all());
+}

@@ -76,7 +76,7 @@ pub async fn run(
             if source.app.is_some() && !force {
                 return Err(HooksError::AppDeliversAlready(source.name.clone()).into());
             }
-            let wanted = super::wanted(config, source, url.as_deref())?;
+            let wanted = super::wanted(config, source, &request.repo, url.as_deref())?;
             for entry in &wanted.undeliverable {
                 writeln!(notes, "note: {}: no repository hook sends these events", escape(entry)).context(written)?;
             }
@@ -84,6 +84,16 @@ pub async fn run(
                 let name = escape(&source.name);
                 writeln!(notes, "warning: source \"{name}\" has no secret: the hook's deliveries are not signed")
                     .context(written)?;
+            }
+            // GitLab sends a plain `token` back as it is, in `X-Gitlab-Token` on every
+            // delivery (signatures of the other forges and of `whsec_` keys reveal nothing).
+            let http = wanted.url.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+            if source.forge == "gitlab" && wanted.secret.is_some() && !super::gitlab::signs(&wanted) && http {
+                writeln!(
+                    notes,
+                    "warning: the hook posts to an http:// URL: GitLab sends the secret token in clear text (X-Gitlab-Token) with every delivery; use https:// or a `whsec_` signing secret"
+                )
+                .context(written)?;
             }
             let mut installed = hooks.install(&wanted).await?;
             // Gitea, Forgejo and Gogs never show a secret: it is the one just sent.
