@@ -1,8 +1,9 @@
 //! `release` publishing forge releases through the daemon, against the fake GitHub,
 //! GitLab and Gitea APIs: the exact release and asset calls for a tag, the uploaded
 //! bytes equal to the archives the host wrote, the host's credential on every call, and
-//! a second run for the same tag updating the one release (no second release, assets
-//! replaced); a forge's refusal fails the step naming the call and the forge's message.
+//! a second run for the same tag updating the one release (no second release, unchanged
+//! assets kept, changed ones replaced); a forge's refusal fails the step naming the call
+//! and the forge's message.
 
 use gitauto_tests::fake_api::FakeApi;
 use gitauto_tests::fake_api::releases::Release;
@@ -209,7 +210,7 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
     let first_attachment = gitea.assets[0].id;
     assert_eq!(record["assets"][0]["url"], format!("{base}/attachments/uuid-{first_attachment}"));
 
-    // The same tag again: each release updated in place, its assets replaced.
+    // The same tag again: each release updated in place, assets holding the same archives kept.
     let job = daemon.run_github("push", &push).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let package_id = world.api.with(|s| s.releases.packages[0].id);
@@ -222,10 +223,6 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
         [
             "GET /repos/acme/widgets/releases/tags/v1.2.0".to_owned(),
             format!("PATCH /repos/acme/widgets/releases/{gh}"),
-            format!("DELETE /repos/acme/widgets/releases/assets/{}", old_gh[0]),
-            format!("POST /uploads/repos/acme/widgets/releases/{gh}/assets?name=widgets-1.2.0.tar.gz"),
-            format!("DELETE /repos/acme/widgets/releases/assets/{}", old_gh[1]),
-            format!("POST /uploads/repos/acme/widgets/releases/{gh}/assets?name=widgets-1.2.0.zip"),
             packages.to_owned(),
             format!(
                 "GET /api/v4/projects/acme%2Fwidgets/packages/{package_id}/package_files?sort=asc&per_page=100&page=1"
@@ -234,23 +231,23 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
             "PUT /api/v4/projects/acme%2Fwidgets/releases/v1.2.0".into(),
             "GET /api/v1/repos/acme/widgets/releases/tags/v1.2.0".into(),
             format!("PATCH /api/v1/repos/acme/widgets/releases/{ge}"),
-            format!("DELETE /api/v1/repos/acme/widgets/releases/{ge}/assets/{}", old_ge[0]),
-            format!("POST /api/v1/repos/acme/widgets/releases/{ge}/assets?name=widgets-1.2.0.tar.gz"),
-            format!("DELETE /api/v1/repos/acme/widgets/releases/{ge}/assets/{}", old_ge[1]),
-            format!("POST /api/v1/repos/acme/widgets/releases/{ge}/assets?name=widgets-1.2.0.zip"),
+            format!("GET /attachments/uuid-{}", old_ge[0]),
+            format!("GET /attachments/uuid-{}", old_ge[1]),
         ],
-        "no second release; the package files are unchanged and the links already point at them"
+        "no second release; the assets and package files hold the same archives and stay, \
+         the links already point at them"
     );
     assert_eq!(package_files(), archives, "GitLab keeps duplicates: none were put");
     assert_eq!(
         requests[1].body,
         json!({"name": "widgets 1.2.0", "body": MESSAGE, "draft": false, "prerelease": false})
     );
-    assert_eq!(requests[9].body, json!({"name": "widgets 1.2.0", "description": MESSAGE}));
+    assert_eq!(requests[5].body, json!({"name": "widgets 1.2.0", "description": MESSAGE}));
     assert_eq!((world.count("github"), world.count("gitlab"), world.count("gitea")), (1, 1, 1));
     let github = world.release("github", "acme/widgets", "v1.2.0");
-    assert_eq!(files(&github), archives, "the same archives, uploaded again");
-    assert!(github.assets.iter().all(|a| !old_gh.contains(&a.id)), "the old assets are gone");
+    assert_eq!(files(&github), archives, "the same archives");
+    let kept: Vec<u64> = github.assets.iter().map(|a| a.id).collect();
+    assert_eq!(kept, old_gh, "the assets holding the same archives are kept");
     assert_eq!(files(&world.release("gitea", "acme/widgets", "v1.2.0")), archives);
     assert_eq!(world.release("gitlab", "acme/widgets", "v1.2.0").assets.len(), 2);
 
@@ -272,6 +269,8 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
     ];
     assert_ne!(moved_archives, archives, "the moved tag's archives differ");
     assert_eq!(package_files(), moved_archives, "one file per name, the new one");
+    assert_eq!(files(&world.release("github", "acme/widgets", "v1.2.0")), moved_archives, "assets replaced");
+    assert_eq!(files(&world.release("gitea", "acme/widgets", "v1.2.0")), moved_archives, "attachments replaced");
     let lines: Vec<String> = world.api.take().iter().map(|r| r.line()).collect();
     let files = format!("/api/v4/projects/acme%2Fwidgets/packages/{package_id}/package_files");
     let gitlab: Vec<&String> = lines.iter().filter(|line| line.contains("/package")).collect();

@@ -351,8 +351,16 @@ impl Client<'_> {
         let old = found["assets"].as_array().cloned().unwrap_or_default();
         let mut assets = Vec::new();
         for (asset, file) in subject.assets.iter().zip(files) {
-            // An asset of the same name is replaced, so this run's file is the one served.
-            if let Some(old) = old.iter().find(|old| old["name"] == asset.name.as_str()) {
+            // An asset of the same name is kept when it holds this run's file; else it is
+            // replaced, so this run's file is the one served.
+            let same_name = old.iter().find(|old| old["name"] == asset.name.as_str());
+            if let Some(old) = same_name
+                && self.holds(old, asset, file)?
+            {
+                assets.push((asset.name.clone(), text(old, "browser_download_url")));
+                continue;
+            }
+            if let Some(old) = same_name {
                 let old_id = id_of(old, "the old asset")?;
                 let url = if github {
                     self.url(&format!("repos/{repo}/releases/assets/{old_id}"))
@@ -372,6 +380,28 @@ impl Client<'_> {
             assets.push((asset.name.clone(), text(&reply_json(&reply, &what)?, "browser_download_url")));
         }
         Ok(ForgeRelease { url: text(&found, "html_url"), assets })
+    }
+
+    /// Whether the release's asset `old` holds `file`: the same size, and the same
+    /// SHA-256 (GitHub's `digest`) or, on Gitea and Forgejo, which give no digest, the
+    /// same bytes downloaded from the forge's own host. Unknown counts as different.
+    fn holds(&mut self, old: &Value, asset: &Asset, file: &[u8]) -> Result<bool, Error> {
+        if old["size"].as_u64() != Some(file.len() as u64) {
+            return Ok(false);
+        }
+        if self.target.kind == Kind::GitHub {
+            return Ok(!asset.sha256.is_empty() && old["digest"] == format!("sha256:{}", asset.sha256).as_str());
+        }
+        let download = text(old, "browser_download_url");
+        if origin(&download).is_none() || origin(&download) != origin(&self.target.api) {
+            return Ok(false);
+        }
+        let call = Call { verb: "GET", url: download, headers: base_headers(self.target.kind), body: None };
+        Ok(match self.transport.send(call) {
+            Ok(reply) => reply.status == 200 && reply.body == file,
+            Err(Error::Transient(message)) => return Err(Error::transient(message)),
+            Err(_) => false,
+        })
     }
 
     fn gitlab(
@@ -509,6 +539,13 @@ fn upload_url(api: &str, url: &str, repo: &str, id: u64) -> Result<String, Error
     Ok(url.to_owned())
 }
 
+/// `scheme://host[:port]` of `url`, lowercase.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next().filter(|host| !host.is_empty() && !host.contains('@'))?;
+    Some(format!("{scheme}://{host}").to_ascii_lowercase())
+}
+
 /// Items per page of a listing.
 const PER_PAGE: usize = 100;
 
@@ -638,7 +675,12 @@ mod tests {
             let request = format!("{} {}", call.verb, call.url);
             let (status, body) = self.replies.pop_front().unwrap_or_else(|| panic!("no reply scripted for {request}"));
             self.calls.push(call);
-            let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+            // `"raw:..."` scripts a body that is not JSON (a downloaded file).
+            let body = match body {
+                Value::Null => Vec::new(),
+                Value::String(raw) if raw.starts_with("raw:") => raw["raw:".len()..].as_bytes().to_vec(),
+                other => other.to_string().into_bytes(),
+            };
             Ok(Reply { request, status, headers: Vec::new(), body })
         }
     }
@@ -1108,6 +1150,73 @@ mod tests {
             panic!("bitbucket has no release API here")
         };
         assert!(message.contains("no release API for forge `bitbucket`"), "{message}");
+    }
+
+    #[test]
+    fn an_asset_holding_the_same_file_is_kept_and_one_that_differs_is_replaced() {
+        // Review L2: deleting first loses the asset when the upload then fails.
+        let old = json!([
+            {"id": 5, "name": "widgets-1.2.0.tar.gz", "size": 3, "digest": "sha256:sha256 of widgets-1.2.0.tar.gz",
+             "browser_download_url": "https://github.com/acme/widgets/releases/download/v1.2.0/widgets-1.2.0.tar.gz"},
+            {"id": 6, "name": "widgets-1.2.0.zip", "size": 3, "digest": "sha256:another build"},
+        ]);
+        let mut script = Script::new(vec![
+            (200, github_release(old.clone())),
+            (200, github_release(old)),
+            (204, Value::Null),
+            (201, uploaded("widgets-1.2.0.zip")),
+        ]);
+        let published = run(&mut script, &target(Kind::GitHub, GITHUB), &ForgeSettings::default(), &assets()).unwrap();
+        assert_eq!(
+            script.lines(),
+            [
+                "GET https://api.github.com/repos/acme/widgets/releases/tags/v1.2.0".to_owned(),
+                "PATCH https://api.github.com/repos/acme/widgets/releases/1".to_owned(),
+                "DELETE https://api.github.com/repos/acme/widgets/releases/assets/6".to_owned(),
+                format!("POST {UPLOADS}?name=widgets-1.2.0.zip"),
+            ]
+        );
+        assert_eq!(
+            published.assets[0].1, "https://github.com/acme/widgets/releases/download/v1.2.0/widgets-1.2.0.tar.gz",
+            "the kept asset's address"
+        );
+
+        // Gitea gives no digest: an attachment of the same size is downloaded from the
+        // forge and compared; one elsewhere, or of another size, is replaced.
+        let old = json!([
+            {"id": 11, "name": "widgets-1.2.0.tar.gz", "size": 3, "browser_download_url": "https://git.example.com/attachments/a"},
+            {"id": 12, "name": "widgets-1.2.0.zip", "size": 3, "browser_download_url": "https://git.example.com/attachments/b"},
+        ]);
+        let attached = json!({"id": 13, "name": "widgets-1.2.0.zip", "browser_download_url": "https://git.example.com/attachments/c"});
+        let mut script = Script::new(vec![
+            (200, gitea_release(old.clone())),
+            (200, gitea_release(old)),
+            (200, json!("raw:tgz")),
+            (200, json!("raw:old")),
+            (204, Value::Null),
+            (201, attached),
+        ]);
+        run(&mut script, &target(Kind::Gitea, GITEA), &ForgeSettings::default(), &assets()).unwrap();
+        assert_eq!(
+            script.lines(),
+            [
+                "GET https://git.example.com/api/v1/repos/acme/widgets/releases/tags/v1.2.0",
+                "PATCH https://git.example.com/api/v1/repos/acme/widgets/releases/3",
+                "GET https://git.example.com/attachments/a",
+                "GET https://git.example.com/attachments/b",
+                "DELETE https://git.example.com/api/v1/repos/acme/widgets/releases/3/assets/12",
+                "POST https://git.example.com/api/v1/repos/acme/widgets/releases/3/assets?name=widgets-1.2.0.zip",
+            ]
+        );
+        let elsewhere = json!([{"id": 11, "name": "widgets-1.2.0.tar.gz", "size": 3, "browser_download_url": "https://cdn.example.net/a"}]);
+        let mut script = Script::new(vec![
+            (200, gitea_release(elsewhere.clone())),
+            (200, gitea_release(elsewhere)),
+            (204, Value::Null),
+            (201, json!({"id": 14, "name": "widgets-1.2.0.tar.gz"})),
+        ]);
+        run(&mut script, &target(Kind::Gitea, GITEA), &ForgeSettings::default(), &assets()[..1]).unwrap();
+        assert_eq!(script.lines()[2], "DELETE https://git.example.com/api/v1/repos/acme/widgets/releases/3/assets/11");
     }
 
     #[test]

@@ -232,6 +232,18 @@ pub(super) fn handle(
             r.uploads.push(uploaded);
             answer(201, asset)
         }
+        ("GET", ["attachments", uuid]) => {
+            let found = r
+                .releases
+                .iter()
+                .filter(|rel| rel.forge == "gitea")
+                .flat_map(|rel| &rel.assets)
+                .find(|a| format!("uuid-{}", a.id) == *uuid);
+            match found {
+                Some(a) => (axum::http::StatusCode::OK, a.data.clone()).into_response(),
+                None => not_found(),
+            }
+        }
         ("DELETE", ["api", "v1", "repos", owner, name, "releases", id, "assets", asset]) => {
             let Some(release) = by_id(r, "gitea", &format!("{owner}/{name}"), id) else { return Some(not_found()) };
             let before = release.assets.len();
@@ -440,6 +452,7 @@ fn link_of(id: u64, json: &Value) -> ReleaseAsset {
 fn github_asset(base: &str, release: &Release, asset: &ReleaseAsset) -> Value {
     json!({
         "id": asset.id, "name": asset.name, "state": "uploaded", "size": asset.data.len(),
+        "digest": format!("sha256:{}", hex::encode(sha2::Sha256::digest(&asset.data))),
         "url": format!("{base}/repos/{}/releases/assets/{}", release.repository, asset.id),
         "browser_download_url": format!("{base}/html/{}/releases/download/{}/{}", release.repository, release.tag, asset.name),
     })
