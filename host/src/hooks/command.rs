@@ -151,14 +151,18 @@ fn print_hook(out: &mut (dyn Write + Send), hook: &Hook, whole: bool) -> std::io
     writeln!(out, "  last delivery: {}", escape(&hook.last_delivery))
 }
 
-/// A URL with its user information, query and fragment replaced by `***`: where another
-/// integration's hook posts, without the credentials such URLs often carry.
+/// A URL with its user information, path, query and fragment replaced by `***`: which
+/// host another integration's hook posts to, without the credentials such URLs often
+/// carry (in the path too: chat services' incoming webhooks are `/services/T../B../TOKEN`).
 fn redact(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else { return "*** (not a URL)".into() };
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // Both setters fail only for URLs without a host, which have no user information.
         let _ = parsed.set_password(None);
         let _ = parsed.set_username("***");
+    }
+    if parsed.path() != "/" && !parsed.cannot_be_a_base() {
+        parsed.set_path("/***");
     }
     if parsed.query().is_some() {
         parsed.set_query(Some("***"));
@@ -176,11 +180,13 @@ mod tests {
     #[test]
     fn other_hooks_urls_lose_their_credentials() {
         let cases = [
-            ("https://ci.example.com/hooks/gh", "https://ci.example.com/hooks/gh"),
-            ("https://bot:hunter2@chat.example.com/in", "https://***@chat.example.com/in"),
-            ("https://token@chat.example.com/in", "https://***@chat.example.com/in"),
-            ("https://x.example/hook?token=abc&room=1", "https://x.example/hook?***"),
-            ("https://u:p@x.example/h?k=v#frag", "https://***@x.example/h?***#***"),
+            ("https://ci.example.com/hooks/gh", "https://ci.example.com/***"),
+            ("https://ci.example.com", "https://ci.example.com/"),
+            ("https://bot:hunter2@chat.example.com/in", "https://***@chat.example.com/***"),
+            ("https://token@chat.example.com/", "https://***@chat.example.com/"),
+            ("https://x.example/hook?token=abc&room=1", "https://x.example/***?***"),
+            ("https://u:p@x.example:8443/h?k=v#frag", "https://***@x.example:8443/***?***#***"),
+            ("https://hooks.chat.example/services/T0/B0/s3cr3t", "https://hooks.chat.example/***"),
             ("not a url", "*** (not a URL)"),
         ];
         for (url, shown) in cases {
