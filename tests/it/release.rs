@@ -240,7 +240,7 @@ async fn tags_are_released_to_a_directory_with_their_records_and_the_feed_in_ver
 
     world.repo.commit("src/Widget.php", "<?php\nclass Widget { /* safe */ }\n", "security fix");
     world.repo.push("main");
-    let security = world.tag("8.x-1.1", Some("Security update\n\nFixes an access bypass."));
+    let security = world.tag("8.x-1.1", Some("Security update for SA-CONTRIB-2026-001\n\nFixes an access bypass."));
     let job = daemon.run_github("push", &world.tag_push("8.x-1.1", &security)).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let feed = std::fs::read_to_string(&feed_path).unwrap();

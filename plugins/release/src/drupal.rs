@@ -236,9 +236,9 @@ pub fn feed(project: &Project, releases: &[ReleaseRecord]) -> String {
 /// The `Release type` terms `notes` (release notes or a tag message) imply. A line
 /// `Release type: Security update, Bug fixes` says exactly which (names matched without
 /// regard to case: `New features`, `Bug fixes`, `Security update`, `Insecure`,
-/// `Unsupported`). Without one they are inferred: `Security update` from "security
-/// update", "security release", "security fix", "security advisory", `SA-CORE-`,
-/// `SA-CONTRIB-` or `CVE-`; `Bug fixes` from a word fix, fixes, fixed, bug, bugs,
+/// `Unsupported`). Without one they are inferred: `Security update` only from an
+/// advisory identifier (`SA-CORE-`, `SA-CONTRIB-` or `CVE-` and a number) that no
+/// negation precedes on its line; `Bug fixes` from a word fix, fixes, fixed, bug, bugs,
 /// bugfix or hotfix; `New features` from a word feature, features, feat, add, adds or
 /// added.
 pub fn release_types(notes: &str) -> Vec<String> {
@@ -263,10 +263,7 @@ pub fn release_types(notes: &str) -> Vec<String> {
     let lower = notes.to_lowercase();
     let words: BTreeSet<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).collect();
     let any_word = |list: &[&str]| list.iter().any(|word| words.contains(word));
-    let security =
-        ["security update", "security release", "security fix", "security advisory", "sa-core-", "sa-contrib-", "cve-"]
-            .iter()
-            .any(|marker| lower.contains(marker));
+    let security = names_an_advisory(&lower);
     let mut types = Vec::new();
     if any_word(&["feature", "features", "feat", "add", "adds", "added"]) {
         types.push("New features".to_owned());
@@ -278,6 +275,27 @@ pub fn release_types(notes: &str) -> Vec<String> {
         types.push("Security update".to_owned());
     }
     types
+}
+
+/// Whether `lower` (lowercase notes) names an advisory, `SA-CORE-`, `SA-CONTRIB-` or
+/// `CVE-` followed by a digit, on a line without a negation before it ("no", "not",
+/// "none", "without", "nor", "…n't"): "Fixes CVE-2024-1234" names one, "No CVE-2024-1234
+/// impact" and "not a security release" do not. Words alone ("security update") never
+/// make a release a security update: sites are told to update at once, so only an
+/// identifier or an explicit `Release type` line does.
+fn names_an_advisory(lower: &str) -> bool {
+    lower.lines().any(|line| {
+        ["sa-core-", "sa-contrib-", "cve-"].iter().any(|marker| {
+            line.match_indices(marker).any(|(at, _)| {
+                let after = &line[at + marker.len()..];
+                let before = &line[..at];
+                let negated = before
+                    .split(|c: char| !c.is_alphanumeric() && c != '\'')
+                    .any(|word| matches!(word, "no" | "not" | "none" | "without" | "nor") || word.ends_with("n't"));
+                after.starts_with(|c: char| c.is_ascii_digit()) && !negated
+            })
+        })
+    })
 }
 
 /// One `<release>`.
@@ -766,6 +784,14 @@ mod tests {
             ("feat: tokens in titles", &["New features"]),
             ("Improve security headers documentation; prefix handling", &[]),
             ("Release 1.0", &[]),
+            // Review L8: words about security are not an advisory.
+            ("No CVE-related changes", &[]),
+            ("This is not a security release", &[]),
+            ("Security update", &[]),
+            ("Not affected by CVE-2024-1234", &[]),
+            ("We don't ship a fix for SA-CORE-2024-001 here", &["Bug fixes"]),
+            ("Docs only.\nFixes CVE-2024-1234", &["Bug fixes", "Security update"]),
+            ("Release type: Bug fixes\nMentions CVE-2024-1234 for reference", &["Bug fixes"]),
         ];
         for (notes, want) in rows {
             assert_eq!(release_types(notes), *want, "{notes:?}");

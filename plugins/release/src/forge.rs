@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 pub struct ForgeSettings {
     /// `github`, `gitlab`, `gitea` or `forgejo` (default: the event's forge).
     pub kind: Option<String>,
-    /// The API's base URL (default: `https://api.github.com`, or the repository's origin
+    /// The API's base URL (default: `https://api.github.com`, or the forge's root (its path kept)
     /// with `/api/v3` (GitHub Enterprise), `/api/v4` (GitLab), `/api/v1` (Gitea, Forgejo)).
     pub api: Option<String>,
     /// GitHub: the base URL assets are uploaded to, e.g. `https://uploads.github.com`
@@ -139,7 +139,7 @@ impl Target {
         };
         let api = match &settings.api {
             Some(api) => api.trim_end_matches('/').to_owned(),
-            None => default_api(kind, &event.repository.html_url)?,
+            None => default_api(kind, &event.repository.html_url, &event.repository.full_name)?,
         };
         let repository = settings.repository.clone().unwrap_or_else(|| event.repository.full_name.clone());
         if repository.is_empty() {
@@ -151,22 +151,30 @@ impl Target {
     }
 }
 
-/// The API base of `kind` for a repository whose web page is `html_url`.
-fn default_api(kind: Kind, html_url: &str) -> Result<String, Error> {
-    let origin = html_url.split_once("://").and_then(|(scheme, rest)| {
+/// The API base of `kind` for the repository `full_name` whose web page is `html_url`:
+/// the forge's root is the page without `/<full_name>`, so a forge served under a path
+/// (`https://example.com/git/acme/w`) keeps it (`https://example.com/git/api/v1`).
+fn default_api(kind: Kind, html_url: &str, full_name: &str) -> Result<String, Error> {
+    let page = html_url.trim_end_matches('/');
+    let root = page.split_once("://").and_then(|(scheme, rest)| {
         let host = rest.split('/').next().filter(|host| !host.is_empty())?;
-        Some(format!("{scheme}://{host}"))
+        let origin = format!("{scheme}://{host}");
+        let root = match page.strip_suffix(&format!("/{full_name}")) {
+            Some(root) if !full_name.is_empty() && root.len() >= origin.len() => root.to_owned(),
+            _ => origin,
+        };
+        Some(root)
     });
-    let Some(origin) = origin else {
+    let Some(root) = root else {
         return Err(Error::invalid_settings(format!(
             "forge release: cannot tell the API from the repository address `{html_url}`: set `forge.api`"
         )));
     };
     Ok(match kind {
-        Kind::GitHub if origin == "https://github.com" => "https://api.github.com".to_owned(),
-        Kind::GitHub => format!("{origin}/api/v3"),
-        Kind::GitLab => format!("{origin}/api/v4"),
-        Kind::Gitea => format!("{origin}/api/v1"),
+        Kind::GitHub if root == "https://github.com" => "https://api.github.com".to_owned(),
+        Kind::GitHub => format!("{root}/api/v3"),
+        Kind::GitLab => format!("{root}/api/v4"),
+        Kind::Gitea => format!("{root}/api/v1"),
     })
 }
 
@@ -1094,9 +1102,22 @@ mod tests {
             (Kind::Gitea, "http://git.local:3000/acme/w", "http://git.local:3000/api/v1"),
         ];
         for (kind, html, want) in rows {
-            assert_eq!(default_api(kind, html).ok().as_deref(), Some(want), "{kind:?} {html}");
+            let full_name = html.splitn(4, '/').nth(3).unwrap();
+            assert_eq!(default_api(kind, html, full_name).ok().as_deref(), Some(want), "{kind:?} {html}");
         }
-        assert!(default_api(Kind::GitLab, "").is_err());
+        // Review L10: a forge served under a path keeps it.
+        let under = [
+            (Kind::Gitea, "https://example.com/git/acme/w/", "https://example.com/git/api/v1"),
+            (Kind::GitHub, "https://example.com/ghe/acme/w", "https://example.com/ghe/api/v3"),
+        ];
+        for (kind, html, want) in under {
+            assert_eq!(default_api(kind, html, "acme/w").ok().as_deref(), Some(want), "{kind:?} {html}");
+        }
+        assert_eq!(
+            default_api(Kind::Gitea, "https://example.com/other", "acme/w").unwrap(),
+            "https://example.com/api/v1"
+        );
+        assert!(default_api(Kind::GitLab, "", "acme/w").is_err());
     }
 
     fn event(forge: &str, html_url: &str) -> Event {

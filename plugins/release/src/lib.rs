@@ -234,9 +234,10 @@ pub fn tag_page(event: &Event, tag: &str) -> Option<String> {
     })
 }
 
-/// A file's public URL under `base_url`: `<base_url>/<key>`.
+/// A file's public URL under `base_url`: `<base_url>/<key>`, the key percent-encoded
+/// as a path (a `+`, space or `%` in a version or name stays part of the file name).
 pub fn public_url(base_url: &str, key: &str) -> String {
-    format!("{}/{key}", base_url.trim_end_matches('/'))
+    format!("{}/{}", base_url.trim_end_matches('/'), gitauto_plugin::object_storage::encode_key(key))
 }
 
 /// Where the published file `name` (at `key` under the destinations' root) is
@@ -636,6 +637,18 @@ pub(crate) mod tests {
         assert!(gitauto_plugin::parse_settings::<Settings>(r#"{"output-dir": "/srv"}"#).is_err());
         let defaults = settings(serde_json::json!({}));
         assert!(defaults.export_ignore && defaults.exclude.is_empty() && defaults.formats == ["tar.gz", "zip"]);
+    }
+
+    #[test]
+    fn an_uppercase_v_tag_is_a_version_and_public_urls_encode_the_key() {
+        // Review L10: `V1.2.0` was stripped for the file names but refused by the parser.
+        let plan = plan(&event("tag", Some("V1.2.0")), serde_json::json!({})).unwrap().unwrap();
+        assert_eq!(plan.version, "1.2.0");
+        assert_eq!(version::parse(&plan.tag).unwrap().to_string(), "1.2.0");
+        assert_eq!(
+            public_url("https://dl.example.com/", "token/token 1.0+b%.zip"),
+            "https://dl.example.com/token/token%201.0%2Bb%25.zip"
+        );
     }
 
     #[test]
