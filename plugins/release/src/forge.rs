@@ -686,7 +686,7 @@ mod tests {
             // `"raw:..."` scripts a body that is not JSON (a downloaded file).
             let body = match body {
                 Value::Null => Vec::new(),
-                Value::String(raw) if raw.starts_with("raw:") => raw["raw:".len()..].as_bytes().to_vec(),
+                Value::String(raw) if raw.starts_with("raw:") => raw.as_bytes()["raw:".len()..].to_vec(),
                 other => other.to_string().into_bytes(),
             };
             Ok(Reply { request, status, headers: Vec::new(), body })
