@@ -143,9 +143,9 @@ const RELEASE_TYPES: [&str; 5] = ["New features", "Bug fixes", "Security update"
 /// `<project status url>/<short_name>/current` (Drupal 7: `.../7.x`) with no extension,
 /// so the server must answer that URL with this file.
 pub fn feed_path(project: &Project, short_name: &str, api: Option<&str>) -> String {
-    let name = project.short_name.as_deref().unwrap_or(short_name);
+    let name = project.short_name.clone().unwrap_or_else(|| machine_name_of(short_name));
     let api = project.api.as_deref().unwrap_or_else(|| feed_api_of(api));
-    format!("release-history/{}/{}.xml", path_segment(name), path_segment(api))
+    format!("release-history/{}/{}.xml", path_segment(&name), path_segment(api))
 }
 
 /// The feed a release of `version` belongs to: `current` for `8.x-` and semantic
@@ -174,7 +174,7 @@ pub fn feed(project: &Project, releases: &[ReleaseRecord]) -> String {
     let short_name = project
         .short_name
         .clone()
-        .or_else(|| releases.first().map(|record| record.project.clone()))
+        .or_else(|| releases.first().map(|record| machine_name_of(&record.project)))
         .unwrap_or_default();
     let mut listed: Vec<&ReleaseRecord> = releases.iter().filter(|record| in_feed(api, &record.parsed)).collect();
     listed.sort_by(|a, b| b.parsed.cmp(&a.parsed).then(b.date.cmp(&a.date)).then(a.tag.cmp(&b.tag)));
@@ -439,6 +439,13 @@ fn recommended_major(listed: &[&ReleaseRecord], supported: &BTreeSet<u64>) -> Op
 
 /// A path segment that stays one segment: anything but letters, digits, `_`, `-` and
 /// `.` becomes `_`, and a segment of dots alone becomes `_`.
+/// The default `short_name` of project `name`: a Drupal machine name has lowercase
+/// letters, digits and `_` only, so `my-module` is `my_module` (as the module's
+/// `.info.yml` names it).
+pub fn machine_name_of(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
 fn path_segment(text: &str) -> String {
     let safe: String =
         text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect();
@@ -817,7 +824,12 @@ mod tests {
         let named =
             Project { short_name: Some("token_extra".to_owned()), api: Some("7.x".to_owned()), ..Project::default() };
         assert_eq!(feed_path(&named, "token-extra", None), "release-history/token_extra/7.x.xml");
-        assert_eq!(feed_path(&project, "../../etc", Some("..")), "release-history/.._.._etc/_.xml");
+        assert_eq!(feed_path(&project, "../../etc", Some("..")), "release-history/______etc/_.xml");
+        // Review L10: the default short name is a machine name.
+        assert_eq!(feed_path(&project, "My-Module", None), "release-history/my_module/current.xml");
+        let xml = feed(&project, &[record("my-module", "1.0.0", 1, None)]);
+        assert!(xml.contains("<short_name>my_module</short_name>"), "{xml}");
+        assert!(xml.contains("<name>my_module 1.0.0</name>"), "{xml}");
     }
 
     #[test]
