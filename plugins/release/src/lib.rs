@@ -313,6 +313,20 @@ fn find_tag(repo: &Repository, dir: &str, name: &str) -> Result<TagInfo, Error> 
     Err(Error::failed(format!("tag `{name}` is not in the repository at {dir}, {why}")))
 }
 
+/// Refuses a feed release with no link: Drupal 9.2+ drops a release without a
+/// `release_link`, which the feed takes from the record, else the `tar.gz` download,
+/// else `drupal.link`; with none of them the release would never reach a site.
+fn feed_links(record: &ReleaseRecord, project: &drupal::Project) -> Result<(), Error> {
+    let download = record.assets.iter().any(|asset| asset.url.as_deref().is_some_and(|url| !url.is_empty()));
+    if record.release_link.is_some() || download || project.link.is_some() {
+        return Ok(());
+    }
+    Err(Error::invalid_settings(
+        "`drupal`: the release has no link for the feed (Drupal drops a release without one): \
+         set `base_url`, `release_link`, `forge` or `drupal.link`",
+    ))
+}
+
 /// Feed writes before records still appearing count as a failure to retry.
 const MAX_FEED_WRITES: usize = 5;
 
@@ -430,6 +444,7 @@ impl Plugin for Release {
         }
         let mut feeds = Vec::new();
         if let Some(project) = &settings.drupal {
+            feed_links(&record, project)?;
             let mut warned = false;
             let list = || {
                 let (mut found, mut unread) = dir.records(&plan.project)?;
@@ -747,6 +762,22 @@ pub(crate) mod tests {
         );
         let back: ReleaseRecord = serde_json::from_slice(&made.to_json()).unwrap();
         assert_eq!(back, made, "the JSON file reads back as the same record");
+    }
+
+    #[test]
+    fn a_feed_release_needs_a_link_drupal_keeps() {
+        // Review L10: Drupal 9.2+ drops a release without a release link.
+        let bare = record("token", "8.x-1.2");
+        let project = drupal::Project::default();
+        let err = feed_links(&bare, &project).unwrap_err();
+        assert!(matches!(&err, Error::InvalidSettings(m) if m.contains("no link for the feed")), "{err:?}");
+        let linked = drupal::Project { link: Some("https://example.com/token".into()), ..project.clone() };
+        assert!(feed_links(&bare, &linked).is_ok());
+        let mut downloadable = bare.clone();
+        downloadable.assets[0].url = Some("https://dl.example.com/token/token-8.x-1.2.tar.gz".into());
+        assert!(feed_links(&downloadable, &project).is_ok());
+        let paged = ReleaseRecord { release_link: Some("https://example.com/r".into()), ..bare };
+        assert!(feed_links(&paged, &project).is_ok());
     }
 
     #[test]
