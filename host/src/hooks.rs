@@ -4,12 +4,13 @@
 //! and keeps one per URL; `hooks/<forge>.rs` speak each hook API; `forge_api` makes the calls.
 
 mod bitbucket;
+pub mod command;
 pub mod events;
 mod github;
 mod gitlab;
 
 use crate::config::api::{Api, Scheme, default_url};
-use crate::config::{Config, EventSelector, ReportKind, Source};
+use crate::config::{Config, EventSelector, Source};
 use crate::forge_api::{ApiError, ApiTarget, ForgeApis};
 use crate::secret::Secret;
 use reqwest::Method;
@@ -64,11 +65,16 @@ pub enum HooksError {
     /// `--repo` is not `owner/name`.
     #[error("--repo `{0}`: expected OWNER/NAME (GitLab: the project's full path; Bitbucket: WORKSPACE/SLUG)")]
     BadRepo(String),
-    /// No rule on the source needs an event a hook sends.
+    /// No rule on the source, for the repository, needs an event a hook sends.
     #[error(
-        "no rule listens to source \"{0}\" for events a forge hook sends (manual and schedule rules need none): nothing to install"
+        "no rule listens to source \"{source_name}\" and repository `{repo}` for events a forge hook sends (manual and schedule rules need none; a rule's `repo` filter counts): nothing to install"
     )]
-    NoEvents(String),
+    NoEvents {
+        /// The source.
+        source_name: String,
+        /// The repository.
+        repo: String,
+    },
     /// A GitHub App source whose installation token may not manage hooks.
     #[error(
         "source \"{source_name}\" authenticates as a GitHub App: its installation tokens can manage webhooks only when the app has the `repository_hooks: write` permission (Repository permissions, Webhooks: Read and write); grant it, or set {TOKEN_VAR} to a token that may: {cause}"
@@ -78,6 +84,28 @@ pub enum HooksError {
         source_name: String,
         /// GitHub's refusal.
         cause: ApiError,
+    },
+    /// `install` on a GitHub App source without `--force`.
+    #[error(
+        "source \"{0}\" authenticates as a GitHub App, whose own webhook already delivers the events of the repositories it is installed on: a repository hook would deliver each event a second time (with another delivery id, so every rule would run twice); remove the app's webhook URL first, or pass --force to install anyway"
+    )]
+    AppDeliversAlready(String),
+    /// GitLab saved the hook without the `whsec_` signing token it was sent.
+    #[error(
+        "gitlab saved hook {hook} of {repo} without its signing token (`signing_token_present` is not true: the instance ignores `signing_token` while its `webhook_signing_token` feature flag is off), so every delivery would fail verification: enable the flag, or give the source a secret that does not start with `whsec_` (sent as the plain `token`) and install again"
+    )]
+    SigningTokenIgnored {
+        /// The hook's id.
+        hook: String,
+        /// The project.
+        repo: String,
+    },
+    /// More hooks than [`MAX_PAGES`] pages hold: acting on part of the list could add a
+    /// duplicate or miss one to remove.
+    #[error("{request}: more than {MAX_PAGES} pages of hooks; stopped rather than act on part of the list")]
+    TooManyHooks {
+        /// The first page's `METHOD path`.
+        request: String,
     },
     /// The forge refused or could not be reached.
     #[error(transparent)]
@@ -144,17 +172,18 @@ pub fn hook_url(config: &Config, source: &Source, url: Option<&str>) -> Result<S
     }
 }
 
-/// The hook a source needs: its URL (`url`, else `[server] public_url` + `/hooks/NAME`),
-/// the events its rules select (all the forge's when one rule names none) and its newest
-/// secret.
-pub fn wanted(config: &Config, source: &Source, url: Option<&str>) -> Result<Wanted, HooksError> {
+/// The hook a source needs on `repo`: its URL (`url`, else `[server] public_url` +
+/// `/hooks/NAME`), the events its rules that may match the repository select (all the
+/// forge's when one rule names none) and its newest secret.
+pub fn wanted(config: &Config, source: &Source, repo: &str, url: Option<&str>) -> Result<Wanted, HooksError> {
     let url = hook_url(config, source, url)?;
     let mut selectors: Vec<EventSelector> = Vec::new();
     let mut everything = false;
     let mut undeliverable = Vec::new();
     for rule in &config.rules {
         let listens = (rule.sources.is_empty() || rule.sources.contains(&source.name))
-            && (rule.forges.is_empty() || rule.forges.iter().any(|forge| forge == source.forge));
+            && (rule.forges.is_empty() || rule.forges.iter().any(|forge| forge == source.forge))
+            && (rule.repo.is_empty() || rule.repo.matches(repo));
         if !listens {
             continue;
         }
@@ -169,14 +198,12 @@ pub fn wanted(config: &Config, source: &Source, url: Option<&str>) -> Result<Wan
             }
             selectors.push(selector.clone());
         }
-        // A check run gitauto made is re-run from GitHub's button: `check_run.rerequested`.
-        if rule.report == Some(ReportKind::Check) {
-            selectors.push(EventSelector { kind: "check_run".into(), action: Some("rerequested".into()) });
-        }
+        // No `check_run` for `report = "check"`: GitHub sends `check_run.rerequested` only
+        // to the app that created the run, never to a repository hook.
     }
     let events = events::needed(source.forge, if everything { None } else { Some(&selectors) });
     if events.is_empty() {
-        return Err(HooksError::NoEvents(source.name.clone()));
+        return Err(HooksError::NoEvents { source_name: source.name.clone(), repo: repo.to_owned() });
     }
     Ok(Wanted {
         url,
@@ -269,37 +296,45 @@ impl Hooks {
         Ok(Self { apis: ForgeApis::new().map_err(|err| ApiError::Failed(format!("{err:#}")))?, source, target, kind })
     }
 
-    /// The repository's hooks.
+    /// The repository's hooks, every page of them.
     pub async fn list(&self) -> Result<Vec<Hook>, HooksError> {
-        let mut path = match self.kind {
+        let first = match self.kind {
             Kind::GitHub => format!("/repos/{}/hooks?per_page=100", self.repo_path()),
             Kind::Gitea(_) => format!("/repos/{}/hooks?limit=50", self.repo_path()),
             Kind::GitLab => format!("/projects/{}/hooks?per_page=100", self.repo_path()),
             Kind::Bitbucket => format!("/repositories/{}/hooks?pagelen=100", self.repo_path()),
         };
+        let mut path = first.clone();
         let mut hooks = Vec::new();
-        for _ in 0..MAX_PAGES {
+        for page in 1..=MAX_PAGES {
             let answer = self.call(Method::GET, &path, None).await?;
             let (items, next) = match self.kind {
-                Kind::Bitbucket => (answer.body["values"].clone(), answer.body["next"].as_str().map(str::to_owned)),
-                _ => (answer.body.clone(), next_link(&answer.headers)),
+                Kind::Bitbucket => (&answer.body["values"], answer.body["next"].as_str().map(str::to_owned)),
+                // Gitea and Forgejo page with `page` and `limit`, send no `Link` and say
+                // how many there are in `X-Total-Count`; computed below.
+                Kind::Gitea(_) => (&answer.body, None),
+                _ => (&answer.body, next_link(&answer.headers)),
             };
-            let Value::Array(items) = items else {
-                return Err(HooksError::Unexpected { request: format!("GET {path}"), expected: "a list of hooks" });
-            };
-            for item in &items {
-                hooks.push(self.parse(item).ok_or_else(|| HooksError::Unexpected {
-                    request: format!("GET {path}"),
-                    expected: "a list of hooks",
-                })?);
+            let unexpected = || HooksError::Unexpected { request: format!("GET {path}"), expected: "a list of hooks" };
+            let Value::Array(items) = items else { return Err(unexpected()) };
+            for item in items {
+                hooks.push(self.parse(item).ok_or_else(unexpected)?);
             }
+            let next = match self.kind {
+                Kind::Gitea(_) => gitea_next_page(&answer.headers, hooks.len(), items.len(), page)
+                    .map(|number| format!("{first}&page={number}")),
+                _ => match next {
+                    None => None,
+                    Some(next) => Some(self.relative(&next).ok_or_else(|| HooksError::Unexpected {
+                        request: format!("GET {path}"),
+                        expected: "a next page under the API root",
+                    })?),
+                },
+            };
             let Some(next) = next else { return Ok(hooks) };
-            path = self.relative(&next).ok_or_else(|| HooksError::Unexpected {
-                request: format!("GET {path}"),
-                expected: "a next page under the API root",
-            })?;
+            path = next;
         }
-        Ok(hooks)
+        Err(HooksError::TooManyHooks { request: format!("GET {first}") })
     }
 
     /// Creates the hook, or updates the one posting to the same URL (removing any further
@@ -327,6 +362,11 @@ impl Hooks {
             request: format!("saving the hook of {}", self.target.repo),
             expected: "a hook",
         })?;
+        // GitLab ignores `signing_token` silently while its feature flag is off, leaving a
+        // hook whose every delivery gitauto rejects: only its answer tells.
+        if self.kind == Kind::GitLab && gitlab::signs(wanted) && answer.body["signing_token_present"] != true {
+            return Err(HooksError::SigningTokenIgnored { hook: hook.id, repo: self.target.repo.clone() });
+        }
         let mut duplicates_removed = Vec::new();
         for extra in existing.iter().skip(1) {
             self.call(Method::DELETE, &self.hooks_path(Some(&extra.id)), None).await?;
@@ -408,6 +448,15 @@ fn same_url(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
+/// The page of a Gitea hook list to read after page `page` (of `on_page` hooks, `read` in
+/// all), by its `X-Total-Count`; `None` when every hook is read. Without the header the
+/// list is whole: Gogs (and Gitea before it paged hooks) return every hook at once.
+fn gitea_next_page(headers: &reqwest::header::HeaderMap, read: usize, on_page: usize, page: usize) -> Option<usize> {
+    let total: usize = headers.get("x-total-count")?.to_str().ok()?.trim().parse().ok()?;
+    // An empty page before the total: hooks were deleted meanwhile, nothing more to read.
+    (read < total && on_page > 0).then_some(page + 1)
+}
+
 /// The `rel="next"` URL of a `Link` header.
 fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
     let link = headers.get(reqwest::header::LINK)?.to_str().ok()?;
@@ -449,19 +498,47 @@ mod tests {
         .concat();
         let text = format!("{rules}[sources.other]\nforge = \"github\"\nsecret = \"x\"\n");
         let config = load("public_url = \"https://ci.example.com/\"", &text);
-        let wanted = wanted(&config, config.source("gl").unwrap(), None).unwrap();
+        let wanted = wanted(&config, config.source("gl").unwrap(), "acme/widgets", None).unwrap();
         assert_eq!(wanted.url, "https://ci.example.com/hooks/gl");
         assert_eq!(wanted.events, ["tag_push_events"]);
         assert_eq!(wanted.secret.as_ref().map(Secret::expose), Some("new"));
         assert_eq!(wanted.undeliverable, ["rule \"reviews\": `review`"]);
-        let given = super::wanted(&config, config.source("gl").unwrap(), Some("https://x.example/h")).unwrap();
+        let given =
+            super::wanted(&config, config.source("gl").unwrap(), "acme/widgets", Some("https://x.example/h")).unwrap();
         assert_eq!(given.url, "https://x.example/h");
 
         let manual_only = load("", &rule("by hand", "on = \"manual\""));
-        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), Some("https://x.example/h"));
-        assert!(matches!(err, Err(HooksError::NoEvents(_))), "{err:?}");
-        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), None);
+        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), "a/b", Some("https://x.example/h"));
+        assert!(matches!(err, Err(HooksError::NoEvents { .. })), "{err:?}");
+        let err = super::wanted(&manual_only, manual_only.source("gl").unwrap(), "a/b", None);
         assert!(matches!(err, Err(HooksError::NoUrl(_))), "{err:?}");
+    }
+
+    #[test]
+    fn a_checking_rule_adds_no_check_run_to_a_repository_hook() {
+        // Issue 22, M4: GitHub sends `check_run.rerequested` only to the app that made
+        // the run; a repository hook would get only the runs' own created and completed.
+        let text = "[server]\npublic_url = \"https://ci.example.com\"\n[sources.gh]\nforge = \"github\"\n\
+                    secret = \"s\"\napi = { url = \"https://api.github.com\", token = \"t\" }\n\
+                    [plugins.fetch-update]\nwasm = \"builtin:fetch-update\"\n\
+                    grants = { dirs = [{ path = \"/srv/repos\", git = true }] }\n";
+        let config = Config::parse(
+            Path::new("gitauto.toml"),
+            &format!("{text}{}", rule("ci", "on = \"push\"\nreport = \"check\"")),
+        )
+        .unwrap();
+        assert_eq!(wanted(&config, config.source("gh").unwrap(), "acme/widgets", None).unwrap().events, ["push"]);
+    }
+
+    #[test]
+    fn gitea_lists_are_paged_by_their_total_count() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        // Gogs, and Gitea before it paged hooks: the one answer is the whole list.
+        assert_eq!(gitea_next_page(&headers, 2, 2, 1), None);
+        headers.insert("x-total-count", "3".parse().unwrap());
+        assert_eq!(gitea_next_page(&headers, 2, 2, 1), Some(2));
+        assert_eq!(gitea_next_page(&headers, 3, 1, 2), None);
+        assert_eq!(gitea_next_page(&headers, 2, 0, 2), None, "an empty page ends the list");
     }
 
     #[test]

@@ -188,6 +188,10 @@ enum HooksCommand {
         /// Where the hook posts (default: `[server] public_url` + `/hooks/SOURCE`).
         #[arg(long)]
         url: Option<String>,
+        /// Install even on a GitHub App source (whose app's webhook already delivers its
+        /// events: each would arrive twice).
+        #[arg(long)]
+        force: bool,
     },
     /// List the repository's hooks: id, URL, events, active, last delivery.
     List {
@@ -220,18 +224,9 @@ struct HookArgs {
 }
 
 impl HookArgs {
-    /// The config and the hooks of the repository.
-    fn open(&self) -> anyhow::Result<(Config, gitauto::hooks::Hooks)> {
-        use gitauto::hooks::{API_VAR, Hooks, TOKEN_VAR};
-        let config = load(&self.config)?;
-        let token = std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()).map(gitauto::secret::Secret::new);
-        let api = std::env::var(API_VAR).ok().filter(|t| !t.is_empty());
-        let hooks = Hooks::new(&config, &self.source, &self.repo, token, api)?;
-        Ok((config, hooks))
-    }
-
-    fn source<'a>(&self, config: &'a Config) -> anyhow::Result<&'a config::Source> {
-        Ok(config.source(&self.source).ok_or_else(|| gitauto::hooks::HooksError::UnknownSource(self.source.clone()))?)
+    /// The library's request for `action`.
+    fn request(self, action: gitauto::hooks::command::Action) -> gitauto::hooks::command::Request {
+        gitauto::hooks::command::Request { source: self.source, repo: self.repo, action }
     }
 }
 
@@ -521,74 +516,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `gitauto hooks`: nothing printed carries a token or a secret (a set secret is `***`).
+/// `gitauto hooks`: the library runs it; nothing printed carries a token or a secret.
 async fn hooks(command: HooksCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        HooksCommand::Install { at, url } => {
-            let (config, hooks) = at.open()?;
-            let wanted = gitauto::hooks::wanted(&config, at.source(&config)?, url.as_deref())?;
-            for entry in &wanted.undeliverable {
-                eprintln!("note: {}: no repository hook sends these events", escape(entry));
-            }
-            if wanted.secret.is_none() {
-                eprintln!(
-                    "warning: source \"{}\" has no secret: the hook's deliveries are not signed",
-                    escape(&at.source)
-                );
-            }
-            let mut installed = hooks.install(&wanted).await?;
-            // Gitea, Forgejo and Gogs never show a secret: it is the one just sent.
-            installed.hook.secret = installed.hook.secret.or(Some(wanted.secret.is_some()));
-            let done = if installed.updated { "updated" } else { "created" };
-            println!("{done} hook {} on {}", escape(&installed.hook.id), escape(&at.repo));
-            print_hook(&installed.hook);
-            for id in &installed.duplicates_removed {
-                println!("removed hook {} (another with the same URL)", escape(id));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        HooksCommand::List { at } => {
-            let (_, hooks) = at.open()?;
-            let listed = hooks.list().await?;
-            if listed.is_empty() {
-                println!("no hooks on {}", escape(&at.repo));
-            }
-            for hook in &listed {
-                println!("hook {}", escape(&hook.id));
-                print_hook(hook);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        HooksCommand::Remove { at, url } => {
-            let (config, hooks) = at.open()?;
-            let url = gitauto::hooks::hook_url(&config, at.source(&config)?, url.as_deref())?;
-            let removed = hooks.remove(&url).await?;
-            if removed.is_empty() {
-                println!("no hook on {} posts to {}: nothing removed", escape(&at.repo), escape(&url));
-            }
-            for hook in &removed {
-                println!("removed hook {} ({})", escape(&hook.id), escape(&hook.url));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-/// A hook's fields, one per line; a secret only as `***`.
-fn print_hook(hook: &gitauto::hooks::Hook) {
-    let events: Vec<Cow<'_, str>> = hook.events.iter().map(|e| escape(e)).collect();
-    println!("  url:           {}", escape(&hook.url));
-    println!("  events:        {}", events.join(", "));
-    println!("  active:        {}", if hook.active { "yes" } else { "no" });
-    if let Some(content_type) = &hook.content_type {
-        println!("  content type:  {}", escape(content_type));
-    }
-    match hook.secret {
-        Some(true) => println!("  secret:        ***"),
-        Some(false) => println!("  secret:        none"),
-        None => println!("  secret:        not reported"),
-    }
-    println!("  last delivery: {}", escape(&hook.last_delivery));
+    use gitauto::hooks::command::{Action, Env, run};
+    let (config, request) = match command {
+        HooksCommand::Install { at, url, force } => (load(&at.config)?, at.request(Action::Install { url, force })),
+        HooksCommand::List { at } => (load(&at.config)?, at.request(Action::List)),
+        HooksCommand::Remove { at, url } => (load(&at.config)?, at.request(Action::Remove { url })),
+    };
+    run(&config, &request, Env::from_process(), &mut std::io::stdout(), &mut std::io::stderr()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `gitauto trigger`'s exit statuses (clap's usage errors are 2).

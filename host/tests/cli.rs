@@ -1,7 +1,8 @@
 #![allow(clippy::disallowed_methods, reason = "a blocking test that drives the real binary")]
 
 //! The `gitauto` binary as a user runs it: `check` and `serve` on a broken config,
-//! `run --dry-run` on a payload, and a reload on SIGHUP.
+//! `run --dry-run` on a payload, a reload on SIGHUP, and `hooks` failing (its work against
+//! the forges' fake APIs is tested in-process in tests/it/hooks.rs).
 
 mod common;
 
@@ -436,4 +437,25 @@ fn built_in_plugins_name_the_setting_they_cannot_read() {
         assert_eq!(output.status.code(), Some(1), "{plugin} {setting}: {stdout}");
         assert!(stdout.contains("error (InvalidSettings): ") && stdout.contains(want), "{plugin} {setting}: {stdout}");
     }
+}
+
+#[test]
+fn hooks_errors_reach_stderr_with_a_failing_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), CONFIG);
+    let hooks = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gitauto"));
+        command.arg("hooks").args(args).args(["--config", &config]).env("GITAUTO_LOG", "warn");
+        command.env_remove("GITAUTO_HOOKS_TOKEN").env_remove("GITAUTO_HOOKS_API").output().unwrap()
+    };
+    let unknown = hooks(&["list", "--source", "nope", "--repo", "acme/widgets"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.ends_with("\nerror: no [sources.nope] in the config\n"), "{stderr}");
+    assert!(unknown.stdout.is_empty());
+    let no_token = hooks(&["install", "--source", "github", "--repo", "acme/widgets", "--force"]);
+    assert_eq!(no_token.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&no_token.stderr);
+    assert!(stderr.contains("\nerror: source \"github\" has no API token"), "{stderr}");
+    assert!(stderr.contains("GITAUTO_HOOKS_TOKEN"), "{stderr}");
 }

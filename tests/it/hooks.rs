@@ -1,49 +1,27 @@
-//! `gitauto hooks install|list|remove` (issue 22) run as the real binary against the fake
-//! hook API of each forge: installing twice leaves one hook with the URL, the events the
+//! `gitauto hooks install|list|remove` (issue 22) run in-process, as `main` runs them,
+//! against the fake hook API of each forge: installing twice leaves one hook with the URL, the events the
 //! rules need, the source's secret and JSON; `list` shows events and the last delivery's
 //! status; `remove` deletes it; refusals and missing settings are clear errors; no token
 //! or secret is ever printed.
 
+use gitauto::hooks::command::{Action, Env, Request, run};
+use gitauto::secret::Secret;
 use gitauto_tests::fake_api::FakeApi;
 use gitauto_tests::fake_api::app::generate_key;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use tokio::sync::OnceCell;
 
 const HOOK_SECRET: &str = "hook-secret-5a1t";
 const API_TOKEN: &str = "api-t0ken-9f2e";
 const PUBLIC: &str = "https://ci.example.com";
 const OTHER_URL: &str = "https://elsewhere.example.com/hook";
 
-/// The `gitauto` binary, built once per test run (the test crate depends on the library
-/// only, so cargo does not build the binary for it).
-async fn binary() -> &'static Path {
-    static BUILT: OnceCell<PathBuf> = OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            let exe = std::env::current_exe().unwrap();
-            // target/<profile>/deps/it-HASH → target/<profile>/gitauto
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
-            let mut args = vec!["build", "--quiet", "-p", "gitauto", "--bin", "gitauto"];
-            if profile_dir.ends_with("release") {
-                args.push("--release");
-            }
-            let status = tokio::process::Command::new(env!("CARGO"))
-                .args(&args)
-                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-                .status()
-                .await
-                .unwrap();
-            assert!(status.success(), "building the gitauto binary");
-            profile_dir.join("gitauto")
-        })
-        .await
-}
-
-/// What one run printed.
+/// What one command printed.
 struct Run {
     ok: bool,
     stdout: String,
+    /// Notes, warnings and, when it failed, `error: ` and the cause chain, as `main`
+    /// prints them.
     stderr: String,
 }
 
@@ -54,21 +32,31 @@ impl Run {
     }
 }
 
-/// Runs `gitauto hooks ARGS --config CONFIG` with `env` set (and the hooks variables
-/// cleared otherwise).
+/// Runs `gitauto hooks ARGS --config CONFIG` in this process, as `main` does, with `env`
+/// as the hooks variables (unset otherwise).
 async fn gitauto(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = tokio::process::Command::new(binary().await);
-    command.arg("hooks").args(args).arg("--config").arg(config).env("GITAUTO_LOG", "warn");
-    command.env_remove("GITAUTO_HOOKS_TOKEN").env_remove("GITAUTO_HOOKS_API");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().await.unwrap();
-    let run = Run {
-        ok: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    let (command, flags) = args.split_first().unwrap();
+    let flag = |name: &str| flags.iter().position(|f| *f == name).map(|at| flags[at + 1].to_owned());
+    let (source, repo, url) = (flag("--source").unwrap(), flag("--repo").unwrap(), flag("--url"));
+    let action = match *command {
+        "install" => Action::Install { url, force: flags.contains(&"--force") },
+        "list" => Action::List,
+        "remove" => Action::Remove { url },
+        other => panic!("no hooks command {other}"),
     };
+    let var = |name| env.iter().find(|(n, _)| *n == name).map(|(_, value)| (*value).to_owned());
+    let env = Env { token: var("GITAUTO_HOOKS_TOKEN").map(Secret::new), api: var("GITAUTO_HOOKS_API") };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let config = gitauto::config::Config::load(config).unwrap();
+    let result = run(&config, &Request { source, repo, action }, env, &mut stdout, &mut stderr).await;
+    let mut run = Run {
+        ok: result.is_ok(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    };
+    if let Err(err) = result {
+        run.stderr.push_str(&format!("error: {err:#}\n"));
+    }
     // Whatever happened, neither credential is shown.
     for secret in [HOOK_SECRET, API_TOKEN] {
         assert!(!run.all().contains(secret), "printed a secret:\n{}", run.all());
@@ -100,7 +88,8 @@ fn cases() -> Vec<Case> {
         credential: format!("token {API_TOKEN}"),
         events,
     };
-    let gitea_events: &[&str] = &["push", "pull_request", "pull_request_sync", "issue_comment", "pull_request_comment"];
+    // As Gitea shows them: `pull_request_only` is its `pull_request` switch alone.
+    let gitea_events: &[&str] = &["push", "issue_comment", "pull_request", "pull_request_comment", "pull_request_sync"];
     vec![
         Case {
             forge: "github",
@@ -120,7 +109,7 @@ fn cases() -> Vec<Case> {
         },
         gitea("gitea", gitea_events),
         gitea("forgejo", gitea_events),
-        gitea("gogs", &["push", "pull_request", "issue_comment"]),
+        gitea("gogs", &["push", "issue_comment", "pull_request"]),
         Case {
             forge: "bitbucket",
             api_path: "/2.0",
@@ -296,7 +285,8 @@ async fn install_twice_leaves_one_hook_with_the_rules_events_and_the_secret_then
             "{forge}: {}",
             list.stdout
         );
-        assert!(list.stdout.contains(OTHER_URL), "{forge}: {}", list.stdout);
+        // Another integration's hook: its host, not its path (issue 22, L5).
+        assert!(list.stdout.contains("url:           https://elsewhere.example.com/***\n"), "{forge}: {}", list.stdout);
         assert!(list.stdout.contains(&format!("url:           {PUBLIC}/hooks/src")), "{forge}: {}", list.stdout);
         assert!(
             list.stdout.contains(&format!("events:        {}", case.events.join(", "))),
@@ -410,7 +400,14 @@ async fn a_github_app_source_mints_a_hooks_token_or_says_the_app_lacks_the_permi
         ),
     );
     std::fs::write(&path, text).unwrap();
-    let install = ["install", "--source", "src", "--repo", "acme/widgets"];
+    // The app's own webhook delivers already: a repository hook only with --force
+    // (issue 22, M4).
+    let run = gitauto(&path, &["install", "--source", "src", "--repo", "acme/widgets"], &[]).await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("a repository hook would deliver each event a second time"), "{}", run.stderr);
+    assert!(run.stderr.contains("pass --force to install anyway"), "{}", run.stderr);
+    assert!(stored(&api, "acme/widgets").is_empty() && api.minted().is_empty());
+    let install = ["install", "--source", "src", "--repo", "acme/widgets", "--force"];
 
     let run = gitauto(&path, &install, &[]).await;
     assert!(run.ok, "{}", run.all());
@@ -436,4 +433,148 @@ async fn a_github_app_source_mints_a_hooks_token_or_says_the_app_lacks_the_permi
         run.stderr
     );
     assert!(run.stderr.contains("The permissions requested are not granted to this installation."), "{}", run.stderr);
+}
+
+/// The repository's hooks with `url`, in the fake.
+fn posting_to(api: &FakeApi, key: &str, url: &str) -> Vec<Value> {
+    stored(api, key).into_iter().map(|(_, hook)| hook).filter(|hook| hook["url"] == url).collect()
+}
+
+#[tokio::test]
+async fn gitea_and_forgejo_hooks_are_asked_for_by_names_gitea_knows() {
+    // Issue 22, M1: Gitea drops names it does not know (the review rows' three names) and
+    // `pull_request` switches on every pull request event; the fake does as Gitea does.
+    for forge in ["gitea", "forgejo"] {
+        let dir = tempfile::tempdir().unwrap();
+        let api = FakeApi::start().await;
+        api.add_repo("acme/widgets");
+        let path = config(dir.path(), forge, Some(&format!("{}/api/v1", api.url)), true);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("\n[[rules]]\nname = \"reviewed\"\non = \"review\"\nsteps = [{ plugin = \"empty\" }]\n");
+        std::fs::write(&path, text).unwrap();
+        let run = gitauto(&path, &["install", "--source", "src", "--repo", "acme/widgets"], &[]).await;
+        assert!(run.ok, "{forge}: {}", run.all());
+        let hooks = posting_to(&api, "acme/widgets", &format!("{PUBLIC}/hooks/src"));
+        assert_eq!(
+            hooks[0]["events"],
+            json!([
+                "push",
+                "issue_comment",
+                "pull_request",
+                "pull_request_comment",
+                "pull_request_review",
+                "pull_request_sync"
+            ]),
+            "{forge}"
+        );
+        let sent = api.take().into_iter().find(|r| r.method == "POST").unwrap().body;
+        assert!(sent["events"].as_array().unwrap().contains(&json!("pull_request_only")), "{forge}: {sent}");
+    }
+}
+
+#[tokio::test]
+async fn a_hook_list_longer_than_the_pages_read_is_an_error_not_a_partial_list() {
+    // Issue 22, L3: 101 hooks, two to a page, are 51 pages; fifty are read.
+    for (forge, api_path) in [("github", ""), ("gitea", "/api/v1")] {
+        let dir = tempfile::tempdir().unwrap();
+        let api = FakeApi::start().await;
+        api.add_repo("acme/widgets");
+        for n in 0..101 {
+            api.add_hook("acme/widgets", &format!("{OTHER_URL}/{n}"));
+        }
+        let config = config(dir.path(), forge, Some(&format!("{}{api_path}", api.url)), true);
+        let list = gitauto(&config, &["list", "--source", "src", "--repo", "acme/widgets"], &[]).await;
+        assert!(!list.ok, "{forge}: {}", list.stdout);
+        assert!(list.stderr.contains("more than 50 pages of hooks"), "{forge}: {}", list.stderr);
+        let install = gitauto(&config, &["install", "--source", "src", "--repo", "acme/widgets"], &[]).await;
+        assert!(!install.ok, "{forge}");
+        assert_eq!(stored(&api, "acme/widgets").len(), 101, "{forge}: nothing added");
+    }
+}
+
+#[tokio::test]
+async fn a_gitlab_signing_token_the_instance_ignores_is_an_error() {
+    // Issue 22, L4: with its feature flag off GitLab drops `signing_token` and saves the
+    // hook without it; every delivery would then be rejected.
+    let signing = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start().await;
+    api.add_repo("acme/widgets");
+    let path = config(dir.path(), "gitlab", Some(&format!("{}/api/v4", api.url)), true);
+    let text = std::fs::read_to_string(&path).unwrap().replace(HOOK_SECRET, signing);
+    std::fs::write(&path, text).unwrap();
+    let install = ["install", "--source", "src", "--repo", "acme/widgets"];
+
+    let run = gitauto(&path, &install, &[]).await;
+    assert!(!run.ok, "{}", run.all());
+    assert!(run.stderr.contains("without its signing token"), "{}", run.stderr);
+    assert!(run.stderr.contains("`webhook_signing_token` feature flag"), "{}", run.stderr);
+    assert!(!run.all().contains(signing));
+
+    api.with(|s| s.hook_api.signing_tokens = true);
+    let run = gitauto(&path, &install, &[]).await;
+    assert!(run.ok, "{}", run.all());
+    assert!(run.stdout.starts_with("updated hook"), "{}", run.stdout);
+    let hooks = posting_to(&api, "acme/widgets", &format!("{PUBLIC}/hooks/src"));
+    assert_eq!((hooks.len(), hooks[0]["signing_token"].as_str()), (1, Some(signing)));
+    assert!(!run.all().contains(signing));
+}
+
+#[tokio::test]
+async fn list_shows_other_integrations_urls_without_their_credentials() {
+    // Issue 22, L5.
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start().await;
+    api.add_repo("acme/widgets");
+    api.add_hook("acme/widgets", "https://bot:chat-pa55@chat.example.com/in?token=chat-t0k&room=7");
+    let config = config(dir.path(), "github", Some(&api.url), true);
+    let run = gitauto(&config, &["install", "--source", "src", "--repo", "acme/widgets"], &[]).await;
+    assert!(run.ok, "{}", run.all());
+    let list = gitauto(&config, &["list", "--source", "src", "--repo", "acme/widgets"], &[]).await;
+    assert!(list.ok, "{}", list.all());
+    assert!(list.stdout.contains("url:           https://***@chat.example.com/***?***\n"), "{}", list.stdout);
+    assert!(list.stdout.contains(&format!("url:           {PUBLIC}/hooks/src\n")), "{}", list.stdout);
+    for secret in ["chat-pa55", "chat-t0k", "bot", "/in"] {
+        assert!(!list.all().contains(secret), "{secret}: {}", list.stdout);
+    }
+}
+
+#[tokio::test]
+async fn a_rules_repo_filter_decides_whether_its_events_are_asked_for() {
+    // Issue 22, L6: the events are those of the rules that may match the repository.
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start().await;
+    api.add_repo("acme/widgets");
+    api.add_repo("acme/gadgets");
+    let path = config(dir.path(), "github", Some(&api.url), true);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "\n[[rules]]\nname = \"ship\"\non = \"release\"\nrepo = \"acme/gadg*\"\nsteps = [{ plugin = \"empty\" }]\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let events = |repo: &str| {
+        let hooks = posting_to(&api, repo, &format!("{PUBLIC}/hooks/src"));
+        hooks[0]["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    for repo in ["acme/widgets", "acme/gadgets"] {
+        let run = gitauto(&path, &["install", "--source", "src", "--repo", repo], &[]).await;
+        assert!(run.ok, "{repo}: {}", run.all());
+    }
+    assert!(!events("acme/widgets").contains(&"release".to_owned()), "{:?}", events("acme/widgets"));
+    assert!(events("acme/gadgets").contains(&"release".to_owned()), "{:?}", events("acme/gadgets"));
+}
+
+#[tokio::test]
+async fn a_gitlab_token_sent_to_an_http_url_is_warned_about() {
+    // Issue 22, L6: GitLab sends a plain secret token back as it is with every delivery.
+    let warning = "warning: the hook posts to an http:// URL: GitLab sends the secret token in clear text";
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeApi::start().await;
+    api.add_repo("acme/widgets");
+    let path = config(dir.path(), "gitlab", Some(&format!("{}/api/v4", api.url)), true);
+    let install = ["install", "--source", "src", "--repo", "acme/widgets"];
+    let run = gitauto(&path, &[&install[..], &["--url", "http://ci.example.com/hooks/src"]].concat(), &[]).await;
+    assert!(run.ok && run.stderr.contains(warning), "{}", run.all());
+    let run = gitauto(&path, &install, &[]).await;
+    assert!(run.ok && !run.stderr.contains("warning"), "{}", run.all());
 }

@@ -240,7 +240,7 @@ async fn tags_are_released_to_a_directory_with_their_records_and_the_feed_in_ver
 
     world.repo.commit("src/Widget.php", "<?php\nclass Widget { /* safe */ }\n", "security fix");
     world.repo.push("main");
-    let security = world.tag("8.x-1.1", Some("Security update\n\nFixes an access bypass."));
+    let security = world.tag("8.x-1.1", Some("Security update for SA-CONTRIB-2026-001\n\nFixes an access bypass."));
     let job = daemon.run_github("push", &world.tag_push("8.x-1.1", &security)).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let feed = std::fs::read_to_string(&feed_path).unwrap();
@@ -478,6 +478,7 @@ fn the_dropfort_example_releases_tags_and_announces_them() {
     let rule = config.rules.iter().find(|rule| rule.name == "release").expect("a rule named release");
     let plugins: Vec<&str> = rule.steps.iter().map(|step| step.plugin.as_str()).collect();
     assert_eq!(plugins, ["release", "notify"]);
+    assert_eq!(rule.concurrency, Some(1), "tags pushed together are released one after another");
     let with = &rule.steps[0].settings;
     for key in ["output_dir", "base_url", "s3", "forge", "drupal"] {
         assert!(with.get(key).is_some(), "the release step sets `{key}`: {with:#}");

@@ -1,8 +1,9 @@
 //! `release` publishing forge releases through the daemon, against the fake GitHub,
 //! GitLab and Gitea APIs: the exact release and asset calls for a tag, the uploaded
 //! bytes equal to the archives the host wrote, the host's credential on every call, and
-//! a second run for the same tag updating the one release (no second release, assets
-//! replaced); a forge's refusal fails the step naming the call and the forge's message.
+//! a second run for the same tag updating the one release (no second release, unchanged
+//! assets kept, changed ones replaced); a forge's refusal fails the step naming the call
+//! and the forge's message.
 
 use gitauto_tests::fake_api::FakeApi;
 use gitauto_tests::fake_api::releases::Release;
@@ -122,6 +123,7 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
     let gitea = world.release("gitea", "acme/widgets", "v1.2.0");
     let (gh, ge) = (github.id, gitea.id);
     let package = "/api/v4/projects/acme%2Fwidgets/packages/generic/widgets/1.2.0";
+    let packages = "GET /api/v4/projects/acme%2Fwidgets/packages?package_type=generic&package_name=widgets&package_version=1.2.0&per_page=100&page=1";
     let requests = world.api.take();
     let lines: Vec<String> = requests.iter().map(|r| r.line()).collect();
     assert_eq!(
@@ -131,6 +133,7 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
             "POST /repos/acme/widgets/releases".into(),
             format!("POST /uploads/repos/acme/widgets/releases/{gh}/assets?name=widgets-1.2.0.tar.gz"),
             format!("POST /uploads/repos/acme/widgets/releases/{gh}/assets?name=widgets-1.2.0.zip"),
+            packages.to_owned(),
             format!("PUT {package}/widgets-1.2.0.tar.gz"),
             format!("PUT {package}/widgets-1.2.0.zip"),
             "GET /api/v4/projects/acme%2Fwidgets/releases/v1.2.0".into(),
@@ -151,23 +154,21 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
     let base = &world.api.url;
     let link = |name: &str| json!({"name": name, "url": format!("{base}{package}/{name}"), "direct_asset_path": format!("/{name}"), "link_type": "package"});
     assert_eq!(
-        requests[7].body,
+        requests[8].body,
         json!({
             "tag_name": "v1.2.0", "name": "widgets 1.2.0", "description": MESSAGE,
             "assets": {"links": [link("widgets-1.2.0.tar.gz"), link("widgets-1.2.0.zip")]},
         })
     );
-    assert_eq!(requests[9].body["name"], "Widgets 1.2.0", "the step's own title");
+    assert_eq!(requests[10].body["name"], "Widgets 1.2.0", "the step's own title");
 
     // What each forge holds is what the host wrote.
     let archives =
         vec![("widgets-1.2.0.tar.gz".to_owned(), tgz.clone()), ("widgets-1.2.0.zip".to_owned(), zip.clone())];
     assert_eq!(files(&github), archives);
     assert_eq!(files(&gitea), archives);
-    assert_eq!(
-        world.api.with(|s| s.releases.packages.get("acme/widgets/widgets/1.2.0/widgets-1.2.0.zip").cloned()),
-        Some(zip.clone())
-    );
+    let package_files = || world.api.with(|s| s.releases.package_files("acme/widgets", "widgets", "1.2.0"));
+    assert_eq!(package_files(), archives);
     let uploads = world.api.with(|s| s.releases.uploads.clone());
     let types: Vec<&str> = uploads.iter().map(|u| u.content_type.split(';').next().unwrap()).collect();
     assert_eq!(
@@ -209,9 +210,10 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
     let first_attachment = gitea.assets[0].id;
     assert_eq!(record["assets"][0]["url"], format!("{base}/attachments/uuid-{first_attachment}"));
 
-    // The same tag again: each release updated in place, its assets replaced.
+    // The same tag again: each release updated in place, assets holding the same archives kept.
     let job = daemon.run_github("push", &push).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
+    let package_id = world.api.with(|s| s.releases.packages[0].id);
     let (old_gh, old_ge): (Vec<u64>, Vec<u64>) =
         (github.assets.iter().map(|a| a.id).collect(), gitea.assets.iter().map(|a| a.id).collect());
     let requests = world.api.take();
@@ -221,34 +223,67 @@ async fn a_tag_makes_one_release_per_forge_with_its_archives_and_a_second_run_up
         [
             "GET /repos/acme/widgets/releases/tags/v1.2.0".to_owned(),
             format!("PATCH /repos/acme/widgets/releases/{gh}"),
-            format!("DELETE /repos/acme/widgets/releases/assets/{}", old_gh[0]),
-            format!("POST /uploads/repos/acme/widgets/releases/{gh}/assets?name=widgets-1.2.0.tar.gz"),
-            format!("DELETE /repos/acme/widgets/releases/assets/{}", old_gh[1]),
-            format!("POST /uploads/repos/acme/widgets/releases/{gh}/assets?name=widgets-1.2.0.zip"),
-            format!("PUT {package}/widgets-1.2.0.tar.gz"),
-            format!("PUT {package}/widgets-1.2.0.zip"),
+            packages.to_owned(),
+            format!(
+                "GET /api/v4/projects/acme%2Fwidgets/packages/{package_id}/package_files?sort=asc&per_page=100&page=1"
+            ),
             "GET /api/v4/projects/acme%2Fwidgets/releases/v1.2.0".into(),
             "PUT /api/v4/projects/acme%2Fwidgets/releases/v1.2.0".into(),
             "GET /api/v1/repos/acme/widgets/releases/tags/v1.2.0".into(),
             format!("PATCH /api/v1/repos/acme/widgets/releases/{ge}"),
-            format!("DELETE /api/v1/repos/acme/widgets/releases/{ge}/assets/{}", old_ge[0]),
-            format!("POST /api/v1/repos/acme/widgets/releases/{ge}/assets?name=widgets-1.2.0.tar.gz"),
-            format!("DELETE /api/v1/repos/acme/widgets/releases/{ge}/assets/{}", old_ge[1]),
-            format!("POST /api/v1/repos/acme/widgets/releases/{ge}/assets?name=widgets-1.2.0.zip"),
+            format!("GET /attachments/uuid-{}", old_ge[0]),
+            format!("GET /attachments/uuid-{}", old_ge[1]),
         ],
-        "no second release; the links already point at the package files"
+        "no second release; the assets and package files hold the same archives and stay, \
+         the links already point at them"
     );
+    assert_eq!(package_files(), archives, "GitLab keeps duplicates: none were put");
     assert_eq!(
         requests[1].body,
         json!({"name": "widgets 1.2.0", "body": MESSAGE, "draft": false, "prerelease": false})
     );
-    assert_eq!(requests[9].body, json!({"name": "widgets 1.2.0", "description": MESSAGE}));
+    assert_eq!(requests[5].body, json!({"name": "widgets 1.2.0", "description": MESSAGE}));
     assert_eq!((world.count("github"), world.count("gitlab"), world.count("gitea")), (1, 1, 1));
     let github = world.release("github", "acme/widgets", "v1.2.0");
-    assert_eq!(files(&github), archives, "the same archives, uploaded again");
-    assert!(github.assets.iter().all(|a| !old_gh.contains(&a.id)), "the old assets are gone");
+    assert_eq!(files(&github), archives, "the same archives");
+    let kept: Vec<u64> = github.assets.iter().map(|a| a.id).collect();
+    assert_eq!(kept, old_gh, "the assets holding the same archives are kept");
     assert_eq!(files(&world.release("gitea", "acme/widgets", "v1.2.0")), archives);
     assert_eq!(world.release("gitlab", "acme/widgets", "v1.2.0").assets.len(), 2);
+
+    // The tag moved to another commit: GitLab's package files of the old archives are
+    // deleted before the new ones are put, so each name has one file, the new one.
+    world.repo.commit("CHANGELOG.md", "1.2.0\n", "changelog");
+    world.repo.push("main");
+    let head = world.repo.head();
+    git(&world.repo.origin, &["tag", "-f", "-a", "v1.2.0", "-m", MESSAGE, &head]);
+    let moved = git(&world.repo.origin, &["rev-parse", "v1.2.0"]);
+    let clone_url = format!("file://{}", world.repo.origin.display());
+    let push = push_payload("acme", "widgets", "refs/tags/v1.2.0", &"0".repeat(40), &moved, &clone_url);
+    world.api.take();
+    let job = daemon.run_github("push", &push).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let moved_archives = vec![
+        ("widgets-1.2.0.tar.gz".to_owned(), world.archive("widgets-1.2.0.tar.gz")),
+        ("widgets-1.2.0.zip".to_owned(), world.archive("widgets-1.2.0.zip")),
+    ];
+    assert_ne!(moved_archives, archives, "the moved tag's archives differ");
+    assert_eq!(package_files(), moved_archives, "one file per name, the new one");
+    assert_eq!(files(&world.release("github", "acme/widgets", "v1.2.0")), moved_archives, "assets replaced");
+    assert_eq!(files(&world.release("gitea", "acme/widgets", "v1.2.0")), moved_archives, "attachments replaced");
+    let lines: Vec<String> = world.api.take().iter().map(|r| r.line()).collect();
+    let files = format!("/api/v4/projects/acme%2Fwidgets/packages/{package_id}/package_files");
+    let gitlab: Vec<&String> = lines.iter().filter(|line| line.contains("/package")).collect();
+    assert_eq!(gitlab.len(), 6, "{lines:#?}");
+    assert!(
+        gitlab[2].starts_with(&format!("DELETE {files}/"))
+            && gitlab[3] == &format!("PUT {package}/widgets-1.2.0.tar.gz"),
+        "{gitlab:#?}"
+    );
+    assert!(
+        gitlab[4].starts_with(&format!("DELETE {files}/")) && gitlab[5] == &format!("PUT {package}/widgets-1.2.0.zip"),
+        "{gitlab:#?}"
+    );
 
     // A beta is a pre-release where the forge has them.
     world.repo.commit("src/Widget.php", "<?php\n", "more");

@@ -52,20 +52,24 @@ const GITLAB: &[HookEvent] = &[
     row("comment", "note_events", "Note Hook"),
 ];
 
-/// Gitea and Forgejo: the hook API names finer events than the deliveries' header does
-/// (a pull request's new commits are `pull_request_sync`, delivered as `pull_request`).
+/// Gitea and Forgejo: the names their hook API takes (`addHook` and `editHook` in
+/// `routers/api/v1/utils/hook.go`, which drop any other name without a word) are finer
+/// than the deliveries' header: `pull_request_only` is opened, closed, reopened and edited
+/// (`pull_request` would switch on every pull request event: labels, assignees, ...), a
+/// pull request's new commits are `pull_request_sync`, and `pull_request_review` sends
+/// approvals, rejections and review comments, each under its own header name.
 const GITEA: &[HookEvent] = &[
     row("push", "push", "push"),
     row("tag", "push", "push"),
     row("create", "create", "create"),
     row("delete", "delete", "delete"),
-    row("pull_request", "pull_request", "pull_request"),
+    row("pull_request", "pull_request_only", "pull_request"),
     row("pull_request", "pull_request_sync", "pull_request"),
     row("comment", "issue_comment", "issue_comment"),
     row("comment", "pull_request_comment", "issue_comment"),
-    row("review", "pull_request_review_approved", "pull_request_approved"),
-    row("review", "pull_request_review_rejected", "pull_request_rejected"),
-    row("review", "pull_request_review_comment", "pull_request_comment"),
+    row("review", "pull_request_review", "pull_request_approved"),
+    row("review", "pull_request_review", "pull_request_rejected"),
+    row("review", "pull_request_review", "pull_request_comment"),
     row("release", "release", "release"),
 ];
 
@@ -209,12 +213,10 @@ mod tests {
             ("gitlab", &["tag"], &["tag_push_events"]),
             ("gitlab", &["pull_request", "comment"], &["merge_requests_events", "note_events"]),
             ("gitlab", &["release"], &[]),
-            ("gitea", &["pull_request"], &["pull_request", "pull_request_sync"]),
-            (
-                "forgejo",
-                &["review"],
-                &["pull_request_review_approved", "pull_request_review_rejected", "pull_request_review_comment"],
-            ),
+            ("gitea", &["pull_request"], &["pull_request_only", "pull_request_sync"]),
+            // Gitea's one name for reviews, each row's delivery aside (issue 22, M1).
+            ("forgejo", &["review"], &["pull_request_review"]),
+            ("gitea", &["review", "comment"], &["issue_comment", "pull_request_comment", "pull_request_review"]),
             ("gogs", &["comment", "tag"], &["push", "issue_comment"]),
             ("bitbucket", &["pull_request.closed"], &["pullrequest:fulfilled", "pullrequest:rejected"]),
             ("bitbucket", &["pull_request.opened", "push"], &["repo:push", "pullrequest:created"]),

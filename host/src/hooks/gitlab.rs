@@ -35,12 +35,16 @@ pub(super) fn body(wanted: &Wanted) -> Value {
         body[*flag] = json!(wanted.events.iter().any(|event| event == flag));
     }
     if let Some(secret) = &wanted.secret {
-        // A `whsec_` key signs (Standard Webhooks); any other secret is the token GitLab
-        // sends back as it is.
-        let field = if secret.expose().starts_with("whsec_") { "signing_token" } else { "token" };
+        let field = if signs(wanted) { "signing_token" } else { "token" };
         body[field] = json!(secret.expose());
     }
     body
+}
+
+/// Whether the hook's secret is a signing key: a `whsec_` key signs (Standard Webhooks);
+/// any other secret is the token GitLab sends back as it is.
+pub(super) fn signs(wanted: &Wanted) -> bool {
+    wanted.secret.as_ref().is_some_and(|secret| secret.expose().starts_with("whsec_"))
 }
 
 /// A hook from GitLab's answer.

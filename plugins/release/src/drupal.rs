@@ -143,9 +143,9 @@ const RELEASE_TYPES: [&str; 5] = ["New features", "Bug fixes", "Security update"
 /// `<project status url>/<short_name>/current` (Drupal 7: `.../7.x`) with no extension,
 /// so the server must answer that URL with this file.
 pub fn feed_path(project: &Project, short_name: &str, api: Option<&str>) -> String {
-    let name = project.short_name.as_deref().unwrap_or(short_name);
+    let name = project.short_name.clone().unwrap_or_else(|| machine_name_of(short_name));
     let api = project.api.as_deref().unwrap_or_else(|| feed_api_of(api));
-    format!("release-history/{}/{}.xml", path_segment(name), path_segment(api))
+    format!("release-history/{}/{}.xml", path_segment(&name), path_segment(api))
 }
 
 /// The feed a release of `version` belongs to: `current` for `8.x-` and semantic
@@ -174,7 +174,7 @@ pub fn feed(project: &Project, releases: &[ReleaseRecord]) -> String {
     let short_name = project
         .short_name
         .clone()
-        .or_else(|| releases.first().map(|record| record.project.clone()))
+        .or_else(|| releases.first().map(|record| machine_name_of(&record.project)))
         .unwrap_or_default();
     let mut listed: Vec<&ReleaseRecord> = releases.iter().filter(|record| in_feed(api, &record.parsed)).collect();
     listed.sort_by(|a, b| b.parsed.cmp(&a.parsed).then(b.date.cmp(&a.date)).then(a.tag.cmp(&b.tag)));
@@ -236,9 +236,9 @@ pub fn feed(project: &Project, releases: &[ReleaseRecord]) -> String {
 /// The `Release type` terms `notes` (release notes or a tag message) imply. A line
 /// `Release type: Security update, Bug fixes` says exactly which (names matched without
 /// regard to case: `New features`, `Bug fixes`, `Security update`, `Insecure`,
-/// `Unsupported`). Without one they are inferred: `Security update` from "security
-/// update", "security release", "security fix", "security advisory", `SA-CORE-`,
-/// `SA-CONTRIB-` or `CVE-`; `Bug fixes` from a word fix, fixes, fixed, bug, bugs,
+/// `Unsupported`). Without one they are inferred: `Security update` only from an
+/// advisory identifier (`SA-CORE-`, `SA-CONTRIB-` or `CVE-` and a number) that no
+/// negation precedes on its line; `Bug fixes` from a word fix, fixes, fixed, bug, bugs,
 /// bugfix or hotfix; `New features` from a word feature, features, feat, add, adds or
 /// added.
 pub fn release_types(notes: &str) -> Vec<String> {
@@ -263,10 +263,7 @@ pub fn release_types(notes: &str) -> Vec<String> {
     let lower = notes.to_lowercase();
     let words: BTreeSet<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).collect();
     let any_word = |list: &[&str]| list.iter().any(|word| words.contains(word));
-    let security =
-        ["security update", "security release", "security fix", "security advisory", "sa-core-", "sa-contrib-", "cve-"]
-            .iter()
-            .any(|marker| lower.contains(marker));
+    let security = names_an_advisory(&lower);
     let mut types = Vec::new();
     if any_word(&["feature", "features", "feat", "add", "adds", "added"]) {
         types.push("New features".to_owned());
@@ -278,6 +275,27 @@ pub fn release_types(notes: &str) -> Vec<String> {
         types.push("Security update".to_owned());
     }
     types
+}
+
+/// Whether `lower` (lowercase notes) names an advisory, `SA-CORE-`, `SA-CONTRIB-` or
+/// `CVE-` followed by a digit, on a line without a negation before it ("no", "not",
+/// "none", "without", "nor", "…n't"): "Fixes CVE-2024-1234" names one, "No CVE-2024-1234
+/// impact" and "not a security release" do not. Words alone ("security update") never
+/// make a release a security update: sites are told to update at once, so only an
+/// identifier or an explicit `Release type` line does.
+fn names_an_advisory(lower: &str) -> bool {
+    lower.lines().any(|line| {
+        ["sa-core-", "sa-contrib-", "cve-"].iter().any(|marker| {
+            line.match_indices(marker).any(|(at, _)| {
+                let after = &line[at + marker.len()..];
+                let before = &line[..at];
+                let negated = before
+                    .split(|c: char| !c.is_alphanumeric() && c != '\'')
+                    .any(|word| matches!(word, "no" | "not" | "none" | "without" | "nor") || word.ends_with("n't"));
+                after.starts_with(|c: char| c.is_ascii_digit()) && !negated
+            })
+        })
+    })
 }
 
 /// One `<release>`.
@@ -421,6 +439,13 @@ fn recommended_major(listed: &[&ReleaseRecord], supported: &BTreeSet<u64>) -> Op
 
 /// A path segment that stays one segment: anything but letters, digits, `_`, `-` and
 /// `.` becomes `_`, and a segment of dots alone becomes `_`.
+/// The default `short_name` of project `name`: a Drupal machine name has lowercase
+/// letters, digits and `_` only, so `my-module` is `my_module` (as the module's
+/// `.info.yml` names it).
+pub fn machine_name_of(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
 fn path_segment(text: &str) -> String {
     let safe: String =
         text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect();
@@ -766,6 +791,14 @@ mod tests {
             ("feat: tokens in titles", &["New features"]),
             ("Improve security headers documentation; prefix handling", &[]),
             ("Release 1.0", &[]),
+            // Review L8: words about security are not an advisory.
+            ("No CVE-related changes", &[]),
+            ("This is not a security release", &[]),
+            ("Security update", &[]),
+            ("Not affected by CVE-2024-1234", &[]),
+            ("We don't ship a fix for SA-CORE-2024-001 here", &["Bug fixes"]),
+            ("Docs only.\nFixes CVE-2024-1234", &["Bug fixes", "Security update"]),
+            ("Release type: Bug fixes\nMentions CVE-2024-1234 for reference", &["Bug fixes"]),
         ];
         for (notes, want) in rows {
             assert_eq!(release_types(notes), *want, "{notes:?}");
@@ -791,7 +824,12 @@ mod tests {
         let named =
             Project { short_name: Some("token_extra".to_owned()), api: Some("7.x".to_owned()), ..Project::default() };
         assert_eq!(feed_path(&named, "token-extra", None), "release-history/token_extra/7.x.xml");
-        assert_eq!(feed_path(&project, "../../etc", Some("..")), "release-history/.._.._etc/_.xml");
+        assert_eq!(feed_path(&project, "../../etc", Some("..")), "release-history/______etc/_.xml");
+        // Review L10: the default short name is a machine name.
+        assert_eq!(feed_path(&project, "My-Module", None), "release-history/my_module/current.xml");
+        let xml = feed(&project, &[record("my-module", "1.0.0", 1, None)]);
+        assert!(xml.contains("<short_name>my_module</short_name>"), "{xml}");
+        assert!(xml.contains("<name>my_module 1.0.0</name>"), "{xml}");
     }
 
     #[test]

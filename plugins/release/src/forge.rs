@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 pub struct ForgeSettings {
     /// `github`, `gitlab`, `gitea` or `forgejo` (default: the event's forge).
     pub kind: Option<String>,
-    /// The API's base URL (default: `https://api.github.com`, or the repository's origin
+    /// The API's base URL (default: `https://api.github.com`, or the forge's root (its path kept)
     /// with `/api/v3` (GitHub Enterprise), `/api/v4` (GitLab), `/api/v1` (Gitea, Forgejo)).
     pub api: Option<String>,
     /// GitHub: the base URL assets are uploaded to, e.g. `https://uploads.github.com`
@@ -139,7 +139,7 @@ impl Target {
         };
         let api = match &settings.api {
             Some(api) => api.trim_end_matches('/').to_owned(),
-            None => default_api(kind, &event.repository.html_url)?,
+            None => default_api(kind, &event.repository.html_url, &event.repository.full_name)?,
         };
         let repository = settings.repository.clone().unwrap_or_else(|| event.repository.full_name.clone());
         if repository.is_empty() {
@@ -151,22 +151,30 @@ impl Target {
     }
 }
 
-/// The API base of `kind` for a repository whose web page is `html_url`.
-fn default_api(kind: Kind, html_url: &str) -> Result<String, Error> {
-    let origin = html_url.split_once("://").and_then(|(scheme, rest)| {
+/// The API base of `kind` for the repository `full_name` whose web page is `html_url`:
+/// the forge's root is the page without `/<full_name>`, so a forge served under a path
+/// (`https://example.com/git/acme/w`) keeps it (`https://example.com/git/api/v1`).
+fn default_api(kind: Kind, html_url: &str, full_name: &str) -> Result<String, Error> {
+    let page = html_url.trim_end_matches('/');
+    let root = page.split_once("://").and_then(|(scheme, rest)| {
         let host = rest.split('/').next().filter(|host| !host.is_empty())?;
-        Some(format!("{scheme}://{host}"))
+        let origin = format!("{scheme}://{host}");
+        let root = match page.strip_suffix(&format!("/{full_name}")) {
+            Some(root) if !full_name.is_empty() && root.len() >= origin.len() => root.to_owned(),
+            _ => origin,
+        };
+        Some(root)
     });
-    let Some(origin) = origin else {
+    let Some(root) = root else {
         return Err(Error::invalid_settings(format!(
             "forge release: cannot tell the API from the repository address `{html_url}`: set `forge.api`"
         )));
     };
     Ok(match kind {
-        Kind::GitHub if origin == "https://github.com" => "https://api.github.com".to_owned(),
-        Kind::GitHub => format!("{origin}/api/v3"),
-        Kind::GitLab => format!("{origin}/api/v4"),
-        Kind::Gitea => format!("{origin}/api/v1"),
+        Kind::GitHub if root == "https://github.com" => "https://api.github.com".to_owned(),
+        Kind::GitHub => format!("{root}/api/v3"),
+        Kind::GitLab => format!("{root}/api/v4"),
+        Kind::Gitea => format!("{root}/api/v1"),
     })
 }
 
@@ -270,6 +278,46 @@ impl Client<'_> {
         if missing.contains(&reply.status) { Ok(None) } else { reply_json(&reply, what).map(Some) }
     }
 
+    /// Every item of the list at `url` (which has a query): pages of [`PER_PAGE`] until
+    /// a short one; more than [`MAX_PAGES`] pages is an error, never a partial list.
+    fn list(&mut self, url: &str, what: &str) -> Result<Vec<Value>, Error> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let reply = self.json("GET", format!("{url}&per_page={PER_PAGE}&page={page}"), None, what, &[200])?;
+            let Value::Array(items) = reply_json(&reply, what)? else {
+                return Err(Error::failed(format!(
+                    "forge release: {what}: {}: the answer is not a list",
+                    reply.request
+                )));
+            };
+            let short = items.len() < PER_PAGE;
+            all.extend(items);
+            if short {
+                return Ok(all);
+            }
+        }
+        Err(Error::failed(format!("forge release: {what}: {url}: more than {MAX_PAGES} pages")))
+    }
+
+    /// GitLab: every file of the generic package `name` at `version` with its package's
+    /// id (duplicates of a name included); none when the package does not exist yet.
+    fn package_files(&mut self, project: &str, name: &str, version: &str) -> Result<Vec<(u64, Value)>, Error> {
+        let url = self.url(&format!(
+            "projects/{project}/packages?package_type=generic&package_name={}&package_version={}",
+            encode(name),
+            encode(version)
+        ));
+        let packages = self.list(&url, "listing the generic packages")?;
+        let mut files = Vec::new();
+        // `package_name` matches by substring: only the package of exactly this name and version.
+        for package in packages.iter().filter(|package| package["name"] == name && package["version"] == version) {
+            let id = id_of(package, "the generic package")?;
+            let url = self.url(&format!("projects/{project}/packages/{id}/package_files?sort=asc"));
+            files.extend(self.list(&url, "listing the package's files")?.into_iter().map(|file| (id, file)));
+        }
+        Ok(files)
+    }
+
     /// GitHub and Gitea/Forgejo: the same release calls; assets differ in where and how
     /// they are uploaded (GitHub: raw bytes to the upload host; Gitea: a multipart form).
     fn github_or_gitea(
@@ -301,15 +349,26 @@ impl Client<'_> {
         let upload = match (&settings.uploads, found["upload_url"].as_str()) {
             (Some(base), _) if github => format!("{}/repos/{repo}/releases/{id}/assets", base.trim_end_matches('/')),
             // `upload_url` is a URI template: `.../assets{?name,label}`.
-            (None, Some(template)) if github => template.split('{').next().unwrap_or(template).to_owned(),
+            (None, Some(template)) if github => {
+                let url = template.split('{').next().unwrap_or(template);
+                upload_url(&self.target.api, url, &repo, id)?
+            }
             _ if github => format!("https://uploads.github.com/repos/{repo}/releases/{id}/assets"),
             _ => self.url(&format!("repos/{repo}/releases/{id}/assets")),
         };
         let old = found["assets"].as_array().cloned().unwrap_or_default();
         let mut assets = Vec::new();
         for (asset, file) in subject.assets.iter().zip(files) {
-            // An asset of the same name is replaced, so this run's file is the one served.
-            if let Some(old) = old.iter().find(|old| old["name"] == asset.name.as_str()) {
+            // An asset of the same name is kept when it holds this run's file; else it is
+            // replaced, so this run's file is the one served.
+            let same_name = old.iter().find(|old| old["name"] == asset.name.as_str());
+            if let Some(old) = same_name
+                && self.holds(old, asset, file)?
+            {
+                assets.push((asset.name.clone(), text(old, "browser_download_url")));
+                continue;
+            }
+            if let Some(old) = same_name {
                 let old_id = id_of(old, "the old asset")?;
                 let url = if github {
                     self.url(&format!("repos/{repo}/releases/assets/{old_id}"))
@@ -331,6 +390,28 @@ impl Client<'_> {
         Ok(ForgeRelease { url: text(&found, "html_url"), assets })
     }
 
+    /// Whether the release's asset `old` holds `file`: the same size, and the same
+    /// SHA-256 (GitHub's `digest`) or, on Gitea and Forgejo, which give no digest, the
+    /// same bytes downloaded from the forge's own host. Unknown counts as different.
+    fn holds(&mut self, old: &Value, asset: &Asset, file: &[u8]) -> Result<bool, Error> {
+        if old["size"].as_u64() != Some(file.len() as u64) {
+            return Ok(false);
+        }
+        if self.target.kind == Kind::GitHub {
+            return Ok(!asset.sha256.is_empty() && old["digest"] == format!("sha256:{}", asset.sha256).as_str());
+        }
+        let download = text(old, "browser_download_url");
+        if origin(&download).is_none() || origin(&download) != origin(&self.target.api) {
+            return Ok(false);
+        }
+        let call = Call { verb: "GET", url: download, headers: base_headers(self.target.kind), body: None };
+        Ok(match self.transport.send(call) {
+            Ok(reply) => reply.status == 200 && reply.body == file,
+            Err(Error::Transient(message)) => return Err(Error::transient(message)),
+            Err(_) => false,
+        })
+    }
+
     fn gitlab(
         &mut self,
         settings: &ForgeSettings,
@@ -341,13 +422,30 @@ impl Client<'_> {
         let project = encode(&self.target.repository);
         let package = encode(settings.package.as_deref().unwrap_or(subject.project));
         let version = encode(subject.version);
-        // The package files first: the release's links point at them.
+        // The package files first: the release's links point at them. GitLab keeps every
+        // file put under a name (or refuses a second one when duplicates are disallowed),
+        // so a file already there with this content is left alone, and one with other
+        // content is deleted before this run's file is put.
+        let package_name = settings.package.as_deref().unwrap_or(subject.project);
+        let stored = self.package_files(&project, package_name, subject.version)?;
         let mut links = Vec::new();
         for (asset, file) in subject.assets.iter().zip(files) {
             let url =
                 self.url(&format!("projects/{project}/packages/generic/{package}/{version}/{}", encode(&asset.name)));
-            let what = format!("uploading {} to the generic package", asset.name);
-            self.bytes("PUT", url.clone(), "application/octet-stream", file.clone(), &what, &[200, 201])?;
+            let same_name: Vec<&(u64, Value)> =
+                stored.iter().filter(|(_, old)| old["file_name"] == asset.name.as_str()).collect();
+            let unchanged = !same_name.is_empty()
+                && !asset.sha256.is_empty()
+                && same_name.iter().all(|(_, old)| old["file_sha256"] == asset.sha256.as_str());
+            if !unchanged {
+                for (package_id, old) in same_name {
+                    let old_id = id_of(old, "the package file")?;
+                    let url = self.url(&format!("projects/{project}/packages/{package_id}/package_files/{old_id}"));
+                    self.json("DELETE", url, None, &format!("deleting the old {}", asset.name), &[204, 404])?;
+                }
+                let what = format!("uploading {} to the generic package", asset.name);
+                self.bytes("PUT", url.clone(), "application/octet-stream", file.clone(), &what, &[200, 201])?;
+            }
             links.push(json!({
                 "name": asset.name, "url": url, "direct_asset_path": format!("/{}", asset.name), "link_type": "package",
             }));
@@ -414,6 +512,53 @@ impl Client<'_> {
         Ok(ForgeRelease { url, assets })
     }
 }
+
+/// The release's `upload_url` (its template part cut off) when it is where GitHub
+/// uploads assets of this release: on the API's own origin (GitHub Enterprise:
+/// `/api/uploads`) or on `uploads.` and the API host's domain (`api.github.com` →
+/// `uploads.github.com`), with the API's scheme, no user or query, and a path ending in
+/// `/repos/{repo}/releases/{id}/assets`. The answer is the forge's: a forge that points
+/// elsewhere (another granted host, such as a bucket the host signs for) is refused.
+fn upload_url(api: &str, url: &str, repo: &str, id: u64) -> Result<String, Error> {
+    let refused = |why: &str| {
+        Error::failed(format!(
+            "forge release: the release's upload_url `{url}` {why}; set `forge.uploads` to the upload host"
+        ))
+    };
+    let split = |address: &str| -> Option<(String, String, String)> {
+        let (scheme, rest) = address.split_once("://")?;
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(authority, path)| (authority, path));
+        Some((scheme.to_ascii_lowercase(), authority.to_ascii_lowercase(), format!("/{path}")))
+    };
+    let (Some((api_scheme, api_host, _)), Some((scheme, host, path))) = (split(api), split(url)) else {
+        return Err(refused("is not an absolute URL"));
+    };
+    if scheme != api_scheme || host.contains('@') || url.contains(['?', '#']) {
+        return Err(refused(&format!("is not a plain {api_scheme} URL")));
+    }
+    let domain = api_host.strip_prefix("api.").unwrap_or(&api_host);
+    if host != api_host && host != format!("uploads.{domain}") {
+        return Err(refused(&format!("is not on {api_host} or uploads.{domain}")));
+    }
+    let tail = format!("/repos/{repo}/releases/{id}/assets");
+    if !path.ends_with(&tail) || path.split('/').any(|part| part == ".." || part == ".") {
+        return Err(refused(&format!("does not end in {tail}")));
+    }
+    Ok(url.to_owned())
+}
+
+/// `scheme://host[:port]` of `url`, lowercase.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next().filter(|host| !host.is_empty() && !host.contains('@'))?;
+    Some(format!("{scheme}://{host}").to_ascii_lowercase())
+}
+
+/// Items per page of a listing.
+const PER_PAGE: usize = 100;
+
+/// Pages read of a listing before it counts as too long to trust.
+const MAX_PAGES: usize = 20;
 
 fn base_headers(kind: Kind) -> Vec<(String, String)> {
     let mut headers = vec![("user-agent".to_owned(), "gitauto".to_owned())];
@@ -538,7 +683,12 @@ mod tests {
             let request = format!("{} {}", call.verb, call.url);
             let (status, body) = self.replies.pop_front().unwrap_or_else(|| panic!("no reply scripted for {request}"));
             self.calls.push(call);
-            let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+            // `"raw:..."` scripts a body that is not JSON (a downloaded file).
+            let body = match body {
+                Value::Null => Vec::new(),
+                Value::String(raw) if raw.starts_with("raw:") => raw.as_bytes()["raw:".len()..].to_vec(),
+                other => other.to_string().into_bytes(),
+            };
             Ok(Reply { request, status, headers: Vec::new(), body })
         }
     }
@@ -549,7 +699,7 @@ mod tests {
             format: format.into(),
             path: format!("/out/widgets/{name}"),
             size: 3,
-            sha256: String::new(),
+            sha256: format!("sha256 of {name}"),
             sha512: String::new(),
             md5: String::new(),
             url: None,
@@ -725,9 +875,13 @@ mod tests {
 
     const RELEASES: &str = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/releases";
 
-    /// What every GitLab run sends first: both package files, then the look for the release.
+    const PACKAGES: &str = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/packages?package_type=generic&package_name=widgets&package_version=1.2.0&per_page=100&page=1";
+
+    /// What a GitLab run sends first when the package does not exist yet: the look for
+    /// it, both package files, then the look for the release.
     fn gitlab_lines_then(rest: &[&str]) -> Vec<String> {
         let mut lines = vec![
+            format!("GET {PACKAGES}"),
             format!("PUT {PACKAGE}/widgets-1.2.0.tar.gz"),
             format!("PUT {PACKAGE}/widgets-1.2.0.zip"),
             format!("GET {RELEASES}/v1.2.0"),
@@ -756,6 +910,7 @@ mod tests {
         let tgz = format!("{PACKAGE}/widgets-1.2.0.tar.gz");
         let zip = format!("{PACKAGE}/widgets-1.2.0.zip");
         let mut script = Script::new(vec![
+            (200, json!([])),
             (201, json!({"message": "201 Created"})),
             (201, json!({"message": "201 Created"})),
             // GitLab 13 says 403 for a release that does not exist.
@@ -771,10 +926,10 @@ mod tests {
         let settings = ForgeSettings::default();
         let published = run(&mut script, &target(Kind::GitLab, GITLAB), &settings, &assets()).unwrap();
         assert_eq!(script.lines(), gitlab_lines_then(&["POST {RELEASES}"]));
-        assert_eq!(script.calls[0].body.as_deref(), Some(&b"tgz"[..]));
-        assert_eq!(script.header(0, "content-type"), "application/octet-stream");
+        assert_eq!(script.calls[1].body.as_deref(), Some(&b"tgz"[..]));
+        assert_eq!(script.header(1, "content-type"), "application/octet-stream");
         assert_eq!(
-            script.json_body(3),
+            script.json_body(4),
             json!({
                 "tag_name": "v1.2.0", "name": "widgets 1.2.0", "description": "Bug fixes",
                 "assets": {"links": [
@@ -799,6 +954,7 @@ mod tests {
             gitlab_link(2, "widgets-1.2.0.zip", "https://old.example.com/x.zip")
         ]);
         let mut script = Script::new(vec![
+            (200, json!([])),
             (201, json!({"message": "201 Created"})),
             (201, json!({"message": "201 Created"})),
             (200, gitlab_release(existing.clone())),
@@ -811,22 +967,107 @@ mod tests {
             script.lines(),
             gitlab_lines_then(&["PUT {RELEASES}/v1.2.0", "PUT {RELEASES}/v1.2.0/assets/links/2"])
         );
-        assert_eq!(script.json_body(3), json!({"name": "widgets 1.2.0", "description": "Bug fixes"}));
+        assert_eq!(script.json_body(4), json!({"name": "widgets 1.2.0", "description": "Bug fixes"}));
         assert_eq!(
-            script.json_body(4),
+            script.json_body(5),
             json!({"url": zip, "direct_asset_path": "/widgets-1.2.0.zip", "link_type": "package"})
         );
         assert_eq!(published.assets.len(), 2);
 
         // A link missing from the release is added.
         let mut script = Script::new(vec![
+            (200, json!([])),
             (201, json!({})),
             (200, gitlab_release(json!([]))),
             (200, gitlab_release(json!([]))),
             (201, gitlab_link(7, "widgets-1.2.0.tar.gz", &tgz)),
         ]);
         run(&mut script, &target(Kind::GitLab, GITLAB), &settings, &assets()[..1]).unwrap();
-        assert_eq!(script.lines()[3], format!("POST {RELEASES}/v1.2.0/assets/links"));
+        assert_eq!(script.lines()[4], format!("POST {RELEASES}/v1.2.0/assets/links"));
+    }
+
+    fn package_file(id: u64, name: &str, sha256: &str) -> Value {
+        json!({"id": id, "package_id": 4, "file_name": name, "size": 3, "file_sha256": sha256})
+    }
+
+    #[test]
+    fn gitlab_keeps_a_package_file_with_the_same_content_and_replaces_one_that_differs() {
+        // GitLab keeps every file put under a name, so a re-run must not put it again.
+        let tgz = format!("{PACKAGE}/widgets-1.2.0.tar.gz");
+        let zip = format!("{PACKAGE}/widgets-1.2.0.zip");
+        let links = json!([gitlab_link(1, "widgets-1.2.0.tar.gz", &tgz), gitlab_link(2, "widgets-1.2.0.zip", &zip)]);
+        let mut script = Script::new(vec![
+            (
+                200,
+                json!([
+                    {"id": 3, "name": "widgets-extra", "version": "1.2.0", "package_type": "generic"},
+                    {"id": 4, "name": "widgets", "version": "1.2.0", "package_type": "generic"},
+                ]),
+            ),
+            (
+                200,
+                json!([
+                    package_file(20, "widgets-1.2.0.tar.gz", "sha256 of widgets-1.2.0.tar.gz"),
+                    package_file(21, "widgets-1.2.0.zip", "an older build"),
+                    package_file(22, "widgets-1.2.0.zip", "sha256 of widgets-1.2.0.zip"),
+                    package_file(23, "notes.txt", "other"),
+                ]),
+            ),
+            (204, Value::Null),
+            (204, Value::Null),
+            (201, json!({"message": "201 Created"})),
+            (200, gitlab_release(links.clone())),
+            (200, gitlab_release(links)),
+        ]);
+        run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()).unwrap();
+        let files = "https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/packages/4/package_files";
+        assert_eq!(
+            script.lines(),
+            [
+                format!("GET {PACKAGES}"),
+                format!("GET {files}?sort=asc&per_page=100&page=1"),
+                format!("DELETE {files}/21"),
+                format!("DELETE {files}/22"),
+                format!("PUT {PACKAGE}/widgets-1.2.0.zip"),
+                format!("GET {RELEASES}/v1.2.0"),
+                format!("PUT {RELEASES}/v1.2.0"),
+            ],
+            "the unchanged tar.gz is not put again; every zip of the name goes before the new one"
+        );
+    }
+
+    #[test]
+    fn listings_are_read_page_by_page_and_too_many_pages_is_an_error() {
+        let full =
+            |from: u64| Value::Array((from..from + 100).map(|id| package_file(id, &format!("f{id}"), "x")).collect());
+        let package = json!([{"id": 4, "name": "widgets", "version": "1.2.0", "package_type": "generic"}]);
+        let mut replies = vec![
+            (200, package.clone()),
+            (200, full(0)),
+            (200, json!([package_file(500, "widgets-1.2.0.tar.gz", "sha256 of widgets-1.2.0.tar.gz")])),
+        ];
+        replies.extend([
+            (200, gitlab_release(json!([]))),
+            (200, gitlab_release(json!([]))),
+            (201, gitlab_link(7, "widgets-1.2.0.tar.gz", "u")),
+        ]);
+        let mut script = Script::new(replies);
+        run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()[..1]).unwrap();
+        assert!(script.lines()[2].ends_with("package_files?sort=asc&per_page=100&page=2"), "{:?}", script.lines());
+        assert!(
+            !script.lines().iter().any(|line| line
+                .starts_with("PUT https://gitlab.example.com/api/v4/projects/acme%2Fwidgets/packages/generic")),
+            "the file on page 2 is found unchanged"
+        );
+
+        let mut replies = vec![(200, package)];
+        replies.extend((0..MAX_PAGES as u64).map(|page| (200, full(page * 100))));
+        let mut script = Script::new(replies);
+        let err = run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Failed(m) if m.contains("listing the package's files") && m.contains("more than 20 pages")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -841,7 +1082,7 @@ mod tests {
             message,
             "forge release: creating the release: POST https://api.github.com/repos/acme/widgets/releases: HTTP 422: Validation Failed"
         );
-        let mut script = Script::new(vec![(502, json!({"message": "Bad Gateway"}))]);
+        let mut script = Script::new(vec![(200, json!([])), (502, json!({"message": "Bad Gateway"}))]);
         let err = run(&mut script, &target(Kind::GitLab, GITLAB), &ForgeSettings::default(), &assets()).unwrap_err();
         assert!(
             matches!(&err, Error::Transient(msg) if msg.contains("uploading widgets-1.2.0.tar.gz to the generic package")),
@@ -861,9 +1102,22 @@ mod tests {
             (Kind::Gitea, "http://git.local:3000/acme/w", "http://git.local:3000/api/v1"),
         ];
         for (kind, html, want) in rows {
-            assert_eq!(default_api(kind, html).ok().as_deref(), Some(want), "{kind:?} {html}");
+            let full_name = html.splitn(4, '/').nth(3).unwrap();
+            assert_eq!(default_api(kind, html, full_name).ok().as_deref(), Some(want), "{kind:?} {html}");
         }
-        assert!(default_api(Kind::GitLab, "").is_err());
+        // Review L10: a forge served under a path keeps it.
+        let under = [
+            (Kind::Gitea, "https://example.com/git/acme/w/", "https://example.com/git/api/v1"),
+            (Kind::GitHub, "https://example.com/ghe/acme/w", "https://example.com/ghe/api/v3"),
+        ];
+        for (kind, html, want) in under {
+            assert_eq!(default_api(kind, html, "acme/w").ok().as_deref(), Some(want), "{kind:?} {html}");
+        }
+        assert_eq!(
+            default_api(Kind::Gitea, "https://example.com/other", "acme/w").unwrap(),
+            "https://example.com/api/v1"
+        );
+        assert!(default_api(Kind::GitLab, "", "acme/w").is_err());
     }
 
     fn event(forge: &str, html_url: &str) -> Event {
@@ -917,6 +1171,116 @@ mod tests {
             panic!("bitbucket has no release API here")
         };
         assert!(message.contains("no release API for forge `bitbucket`"), "{message}");
+    }
+
+    #[test]
+    fn an_asset_holding_the_same_file_is_kept_and_one_that_differs_is_replaced() {
+        // Review L2: deleting first loses the asset when the upload then fails.
+        let old = json!([
+            {"id": 5, "name": "widgets-1.2.0.tar.gz", "size": 3, "digest": "sha256:sha256 of widgets-1.2.0.tar.gz",
+             "browser_download_url": "https://github.com/acme/widgets/releases/download/v1.2.0/widgets-1.2.0.tar.gz"},
+            {"id": 6, "name": "widgets-1.2.0.zip", "size": 3, "digest": "sha256:another build"},
+        ]);
+        let mut script = Script::new(vec![
+            (200, github_release(old.clone())),
+            (200, github_release(old)),
+            (204, Value::Null),
+            (201, uploaded("widgets-1.2.0.zip")),
+        ]);
+        let published = run(&mut script, &target(Kind::GitHub, GITHUB), &ForgeSettings::default(), &assets()).unwrap();
+        assert_eq!(
+            script.lines(),
+            [
+                "GET https://api.github.com/repos/acme/widgets/releases/tags/v1.2.0".to_owned(),
+                "PATCH https://api.github.com/repos/acme/widgets/releases/1".to_owned(),
+                "DELETE https://api.github.com/repos/acme/widgets/releases/assets/6".to_owned(),
+                format!("POST {UPLOADS}?name=widgets-1.2.0.zip"),
+            ]
+        );
+        assert_eq!(
+            published.assets[0].1, "https://github.com/acme/widgets/releases/download/v1.2.0/widgets-1.2.0.tar.gz",
+            "the kept asset's address"
+        );
+
+        // Gitea gives no digest: an attachment of the same size is downloaded from the
+        // forge and compared; one elsewhere, or of another size, is replaced.
+        let old = json!([
+            {"id": 11, "name": "widgets-1.2.0.tar.gz", "size": 3, "browser_download_url": "https://git.example.com/attachments/a"},
+            {"id": 12, "name": "widgets-1.2.0.zip", "size": 3, "browser_download_url": "https://git.example.com/attachments/b"},
+        ]);
+        let attached = json!({"id": 13, "name": "widgets-1.2.0.zip", "browser_download_url": "https://git.example.com/attachments/c"});
+        let mut script = Script::new(vec![
+            (200, gitea_release(old.clone())),
+            (200, gitea_release(old)),
+            (200, json!("raw:tgz")),
+            (200, json!("raw:old")),
+            (204, Value::Null),
+            (201, attached),
+        ]);
+        run(&mut script, &target(Kind::Gitea, GITEA), &ForgeSettings::default(), &assets()).unwrap();
+        assert_eq!(
+            script.lines(),
+            [
+                "GET https://git.example.com/api/v1/repos/acme/widgets/releases/tags/v1.2.0",
+                "PATCH https://git.example.com/api/v1/repos/acme/widgets/releases/3",
+                "GET https://git.example.com/attachments/a",
+                "GET https://git.example.com/attachments/b",
+                "DELETE https://git.example.com/api/v1/repos/acme/widgets/releases/3/assets/12",
+                "POST https://git.example.com/api/v1/repos/acme/widgets/releases/3/assets?name=widgets-1.2.0.zip",
+            ]
+        );
+        let elsewhere = json!([{"id": 11, "name": "widgets-1.2.0.tar.gz", "size": 3, "browser_download_url": "https://cdn.example.net/a"}]);
+        let mut script = Script::new(vec![
+            (200, gitea_release(elsewhere.clone())),
+            (200, gitea_release(elsewhere)),
+            (204, Value::Null),
+            (201, json!({"id": 14, "name": "widgets-1.2.0.tar.gz"})),
+        ]);
+        run(&mut script, &target(Kind::Gitea, GITEA), &ForgeSettings::default(), &assets()[..1]).unwrap();
+        assert_eq!(script.lines()[2], "DELETE https://git.example.com/api/v1/repos/acme/widgets/releases/3/assets/11");
+    }
+
+    #[test]
+    fn an_upload_url_is_accepted_only_on_the_api_or_its_upload_host_for_this_release() {
+        let tail = "repos/acme/widgets/releases/1/assets";
+        let accepted = [
+            (GITHUB, format!("https://uploads.github.com/{tail}")),
+            (GITHUB, format!("https://api.github.com/{tail}")),
+            ("https://ghe.example.com/api/v3", format!("https://ghe.example.com/api/uploads/{tail}")),
+            ("http://127.0.0.1:4000", format!("http://127.0.0.1:4000/uploads/{tail}")),
+        ];
+        for (api, url) in accepted {
+            assert_eq!(upload_url(api, &url, "acme/widgets", 1).ok().as_deref(), Some(url.as_str()), "{api} {url}");
+        }
+        let refused = [
+            (
+                GITHUB,
+                format!("https://s3.us-east-1.amazonaws.com/{tail}"),
+                "is not on api.github.com or uploads.github.com",
+            ),
+            (GITHUB, format!("https://uploads.github.com.evil.example/{tail}"), "is not on"),
+            (GITHUB, format!("https://user@uploads.github.com/{tail}"), "is not a plain https URL"),
+            (GITHUB, format!("http://uploads.github.com/{tail}"), "is not a plain https URL"),
+            (GITHUB, format!("https://uploads.github.com/{tail}?x=1"), "is not a plain https URL"),
+            (GITHUB, "https://uploads.github.com/repos/other/repo/releases/1/assets".to_owned(), "does not end in"),
+            (GITHUB, "https://uploads.github.com/repos/acme/widgets/releases/2/assets".to_owned(), "does not end in"),
+            (GITHUB, "uploads.github.com".to_owned(), "is not an absolute URL"),
+        ];
+        for (api, url, why) in refused {
+            let err = upload_url(api, &url, "acme/widgets", 1).unwrap_err();
+            assert!(
+                matches!(&err, Error::Failed(m) if m.contains(why) && m.contains("`forge.uploads`")),
+                "{url}: {err:?}"
+            );
+        }
+
+        // Through a whole run: a hostile answer gets no upload.
+        let mut hostile = github_release(json!([]));
+        hostile["upload_url"] = json!(format!("https://s3.us-east-1.amazonaws.com/{tail}{{?name,label}}"));
+        let mut script = Script::new(vec![(404, json!({})), (201, hostile)]);
+        let err = run(&mut script, &target(Kind::GitHub, GITHUB), &ForgeSettings::default(), &assets()).unwrap_err();
+        assert!(matches!(&err, Error::Failed(m) if m.contains("upload_url")), "{err:?}");
+        assert_eq!(script.calls.len(), 2, "nothing is sent to the other host");
     }
 
     #[test]

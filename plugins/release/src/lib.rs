@@ -234,9 +234,10 @@ pub fn tag_page(event: &Event, tag: &str) -> Option<String> {
     })
 }
 
-/// A file's public URL under `base_url`: `<base_url>/<key>`.
+/// A file's public URL under `base_url`: `<base_url>/<key>`, the key percent-encoded
+/// as a path (a `+`, space or `%` in a version or name stays part of the file name).
 pub fn public_url(base_url: &str, key: &str) -> String {
-    format!("{}/{key}", base_url.trim_end_matches('/'))
+    format!("{}/{}", base_url.trim_end_matches('/'), gitauto_plugin::object_storage::encode_key(key))
 }
 
 /// Where the published file `name` (at `key` under the destinations' root) is
@@ -310,6 +311,58 @@ fn find_tag(repo: &Repository, dir: &str, name: &str) -> Result<TagInfo, Error> 
         Err(err) => format!("and fetching `origin` failed: {}", err.message()),
     };
     Err(Error::failed(format!("tag `{name}` is not in the repository at {dir}, {why}")))
+}
+
+/// Refuses a feed release with no link: Drupal 9.2+ drops a release without a
+/// `release_link`, which the feed takes from the record, else the `tar.gz` download,
+/// else `drupal.link`; with none of them the release would never reach a site.
+fn feed_links(record: &ReleaseRecord, project: &drupal::Project) -> Result<(), Error> {
+    let download = record.assets.iter().any(|asset| asset.url.as_deref().is_some_and(|url| !url.is_empty()));
+    if record.release_link.is_some() || download || project.link.is_some() {
+        return Ok(());
+    }
+    Err(Error::invalid_settings(
+        "`drupal`: the release has no link for the feed (Drupal drops a release without one): \
+         set `base_url`, `release_link`, `forge` or `drupal.link`",
+    ))
+}
+
+/// Feed writes before records still appearing count as a failure to retry.
+const MAX_FEED_WRITES: usize = 5;
+
+/// Writes the feed (`write`) from the records `list` finds and `current`, then lists
+/// them again and writes again while they changed: two tags released at once each write
+/// their record and then the feed, and the job whose listing missed the other's record
+/// may write last; the one to write last lists after it wrote, sees the other record
+/// and writes the feed again with both. Returns the releases of the last feed written
+/// and how many times it was written.
+fn write_feed(
+    project: &drupal::Project,
+    current: &ReleaseRecord,
+    mut list: impl FnMut() -> Result<Vec<ReleaseRecord>, Error>,
+    mut write: impl FnMut(&[ReleaseRecord]) -> Result<(), Error>,
+) -> Result<(Vec<ReleaseRecord>, usize), Error> {
+    // The release's feed (`current`, or a core API's such as `7.x`) lists the releases
+    // that belong to it; a configured `api` names the one feed.
+    let api = drupal::feed_api(&current.parsed);
+    let releases = |found: Vec<ReleaseRecord>| -> Vec<ReleaseRecord> {
+        record::merge(found, current)
+            .into_iter()
+            .filter(|other| project.api.is_some() || drupal::feed_api(&other.parsed) == api)
+            .collect()
+    };
+    let mut written = releases(list()?);
+    for writes in 1..=MAX_FEED_WRITES {
+        write(&written)?;
+        let now = releases(list()?);
+        if now == written {
+            return Ok((written, writes));
+        }
+        written = now;
+    }
+    Err(Error::transient(format!(
+        "the release records kept changing while the feed was written ({MAX_FEED_WRITES} times): run the step again"
+    )))
 }
 
 struct Release;
@@ -391,33 +444,42 @@ impl Plugin for Release {
         }
         let mut feeds = Vec::new();
         if let Some(project) = &settings.drupal {
-            let (mut found, mut unread) = dir.records(&plan.project)?;
-            if let Some(storage) = &storage {
-                let (more, more_unread) = storage.records(&plan.project)?;
-                found.extend(more);
-                unread.extend(more_unread);
-            }
-            for file in &unread {
-                log::warn(&format!("not a release record, left out of the feed: {file}"));
-            }
-            // The release's feed (`current`, or a core API's such as `7.x`) lists the
-            // releases that belong to it; a configured `api` names the one feed.
-            let api = drupal::feed_api(&record.parsed);
-            let releases: Vec<ReleaseRecord> = record::merge(found, &record)
-                .into_iter()
-                .filter(|other| project.api.is_some() || drupal::feed_api(&other.parsed) == api)
-                .collect();
+            feed_links(&record, project)?;
+            let mut warned = false;
+            let list = || {
+                let (mut found, mut unread) = dir.records(&plan.project)?;
+                if let Some(storage) = &storage {
+                    let (more, more_unread) = storage.records(&plan.project)?;
+                    found.extend(more);
+                    unread.extend(more_unread);
+                }
+                if !std::mem::replace(&mut warned, true) {
+                    for file in &unread {
+                        log::warn(&format!("not a release record, left out of the feed: {file}"));
+                    }
+                }
+                Ok(found)
+            };
             let path = drupal::feed_path(project, &plan.project, record.parsed.api.as_deref());
-            let xml = drupal::feed(project, &releases).into_bytes();
             // Drupal asks for `<short_name>/current` (or `7.x`), with no extension: the
             // same document goes under both names, so a plain web server or a bucket
             // answers the update module as it is.
             let bare = path.trim_end_matches(".xml");
-            for key in [path.as_str(), bare] {
-                dir.write(key, &xml)?;
-                if let Some(storage) = &storage {
-                    storage.put_feed(key, xml.clone())?;
+            let write = |releases: &[ReleaseRecord]| {
+                let xml = drupal::feed(project, releases).into_bytes();
+                for key in [path.as_str(), bare] {
+                    dir.write(key, &xml)?;
+                    if let Some(storage) = &storage {
+                        storage.put_feed(key, xml.clone())?;
+                    }
                 }
+                Ok(())
+            };
+            let (releases, writes) = write_feed(project, &record, list, write)?;
+            if writes > 1 {
+                log::info(&format!(
+                    "release records changed while {path} was written (another tag released at once): written {writes} times"
+                ));
             }
             log::info(&format!("regenerated {path} from {} release records", releases.len()));
             feeds.push(path);
@@ -593,6 +655,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_uppercase_v_tag_is_a_version_and_public_urls_encode_the_key() {
+        // Review L10: `V1.2.0` was stripped for the file names but refused by the parser.
+        let plan = plan(&event("tag", Some("V1.2.0")), serde_json::json!({})).unwrap().unwrap();
+        assert_eq!(plan.version, "1.2.0");
+        assert_eq!(version::parse(&plan.tag).unwrap().to_string(), "1.2.0");
+        assert_eq!(
+            public_url("https://dl.example.com/", "token/token 1.0+b%.zip"),
+            "https://dl.example.com/token/token%201.0%2Bb%25.zip"
+        );
+    }
+
+    #[test]
     fn versions_drop_a_leading_v_before_a_digit_only() {
         for (tag, version) in
             [("v1.2.0", "1.2.0"), ("V2.0.0-rc2", "2.0.0-rc2"), ("8.x-1.2", "8.x-1.2"), ("version", "version")]
@@ -688,6 +762,68 @@ pub(crate) mod tests {
         );
         let back: ReleaseRecord = serde_json::from_slice(&made.to_json()).unwrap();
         assert_eq!(back, made, "the JSON file reads back as the same record");
+    }
+
+    #[test]
+    fn a_feed_release_needs_a_link_drupal_keeps() {
+        // Review L10: Drupal 9.2+ drops a release without a release link.
+        let bare = record("token", "8.x-1.2");
+        let project = drupal::Project::default();
+        let err = feed_links(&bare, &project).unwrap_err();
+        assert!(matches!(&err, Error::InvalidSettings(m) if m.contains("no link for the feed")), "{err:?}");
+        let linked = drupal::Project { link: Some("https://example.com/token".into()), ..project.clone() };
+        assert!(feed_links(&bare, &linked).is_ok());
+        let mut downloadable = bare.clone();
+        downloadable.assets[0].url = Some("https://dl.example.com/token/token-8.x-1.2.tar.gz".into());
+        assert!(feed_links(&downloadable, &project).is_ok());
+        let paged = ReleaseRecord { release_link: Some("https://example.com/r".into()), ..bare };
+        assert!(feed_links(&paged, &project).is_ok());
+    }
+
+    #[test]
+    fn a_record_written_while_the_feed_is_written_is_in_the_feed_written_last() {
+        // Two tags pushed at once (review M3): this job's first listing misses the other
+        // job's record, which appears before this job's feed write lands last.
+        let current = record("token", "8.x-1.2");
+        let other = record("token", "8.x-1.3");
+        let mut listings = 0;
+        let list = || {
+            listings += 1;
+            Ok(if listings == 1 { vec![current.clone()] } else { vec![current.clone(), other.clone()] })
+        };
+        let mut writes: Vec<Vec<String>> = Vec::new();
+        let write = |releases: &[ReleaseRecord]| {
+            writes.push(releases.iter().map(|release| release.version.clone()).collect());
+            Ok(())
+        };
+        let project = drupal::Project::default();
+        let (last, count) = write_feed(&project, &current, list, write).unwrap();
+        assert_eq!(writes, [vec!["8.x-1.2"], vec!["8.x-1.2", "8.x-1.3"]]);
+        assert_eq!((last.len(), count), (2, 2));
+
+        let mut writes = 0;
+        let steady = write_feed(
+            &project,
+            &current,
+            || Ok(vec![other.clone()]),
+            |_: &[ReleaseRecord]| {
+                writes += 1;
+                Ok(())
+            },
+        );
+        assert_eq!((steady.unwrap().0.len(), writes), (2, 1), "unchanged records: one write");
+
+        let mut version = 3;
+        let endless = write_feed(
+            &project,
+            &current,
+            || {
+                version += 1;
+                Ok(vec![record("token", &format!("8.x-1.{version}"))])
+            },
+            |_: &[ReleaseRecord]| Ok(()),
+        );
+        assert!(matches!(&endless, Err(Error::Transient(m)) if m.contains("kept changing")), "{endless:?}");
     }
 
     #[test]

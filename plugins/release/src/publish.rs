@@ -72,14 +72,20 @@ impl Directory {
             }
         }
         names.sort();
+        too_many(names.len(), &dir.display().to_string())?;
         let (mut records, mut unread) = (Vec::new(), Vec::new());
         for name in names {
             let path = dir.join(&name);
+            let size = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
+            if size > MAX_RECORD_BYTES {
+                unread.push(format!("{}: {size} bytes, more than a record's {MAX_RECORD_BYTES}", path.display()));
+                continue;
+            }
             let bytes =
                 std::fs::read(&path).map_err(|err| Error::failed(format!("reading {}: {err}", path.display())))?;
-            match serde_json::from_slice::<ReleaseRecord>(&bytes) {
+            match read_record(&bytes, project, &name) {
                 Ok(record) => records.push(record),
-                Err(err) => unread.push(format!("{}: {err}", path.display())),
+                Err(why) => unread.push(format!("{}: {why}", path.display())),
             }
         }
         Ok((records, unread))
@@ -136,21 +142,62 @@ impl Storage {
         let listed =
             self.bucket.list(&format!("{project}/")).map_err(|err| Error::from(err).context("listing records"))?;
         let (mut records, mut unread) = (Vec::new(), Vec::new());
-        for object in listed {
-            let Some(name) = object.key.strip_prefix(&format!("{project}/")) else { continue };
-            if !is_record_name(name) {
+        let named: Vec<_> = listed
+            .into_iter()
+            .filter(|object| object.key.strip_prefix(&format!("{project}/")).is_some_and(is_record_name))
+            .collect();
+        too_many(named.len(), &self.bucket.location(&format!("{project}/")))?;
+        for object in named {
+            let name = &object.key[project.len() + 1..];
+            let location = self.bucket.location(&object.key);
+            if object.size > MAX_RECORD_BYTES {
+                unread.push(format!("{location}: {} bytes, more than a record's {MAX_RECORD_BYTES}", object.size));
                 continue;
             }
             let Some(bytes) = self.bucket.get(&object.key).map_err(|err| storing(&object.key, err))? else {
                 continue;
             };
-            match serde_json::from_slice::<ReleaseRecord>(&bytes) {
+            if bytes.len() as u64 > MAX_RECORD_BYTES {
+                unread.push(format!("{location}: more than a record's {MAX_RECORD_BYTES} bytes"));
+                continue;
+            }
+            match read_record(&bytes, project, name) {
                 Ok(record) => records.push(record),
-                Err(err) => unread.push(format!("{}: {err}", self.bucket.location(&object.key))),
+                Err(why) => unread.push(format!("{location}: {why}")),
             }
         }
         Ok((records, unread))
     }
+}
+
+/// The largest record file read back; a release's record is a few KiB.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// The most records a project's feed is regenerated from.
+const MAX_RECORDS: usize = 10_000;
+
+fn too_many(count: usize, place: &str) -> Result<(), Error> {
+    if count > MAX_RECORDS {
+        return Err(Error::failed(format!(
+            "{place} holds {count} release records, more than the {MAX_RECORDS} a feed is made from"
+        )));
+    }
+    Ok(())
+}
+
+/// A record read back from `<project>/<file_name>`, not trusted: it must be `project`'s,
+/// stored under its own file name, and its `parsed` version is derived again from its
+/// `version` (so a record cannot place itself elsewhere in the feed's order).
+pub fn read_record(bytes: &[u8], project: &str, file_name: &str) -> Result<ReleaseRecord, String> {
+    let mut record: ReleaseRecord = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
+    if record.project != project {
+        return Err(format!("the record of project `{}`, not `{project}`", record.project));
+    }
+    if record.file_name() != file_name {
+        return Err(format!("version `{}` belongs in {}, not {file_name}", record.version, record.file_name()));
+    }
+    record.parsed = crate::version::parse(&record.version)?;
+    Ok(record)
 }
 
 /// A record's file name: `<something>.json` directly in the project's directory (not a
@@ -236,5 +283,34 @@ mod tests {
         assert_eq!(records, [record]);
         assert_eq!(unread.len(), 1, "{unread:?}");
         assert!(unread[0].contains("notes.json"), "{unread:?}");
+    }
+
+    #[test]
+    fn records_read_back_are_checked_and_their_version_parsed_again() {
+        // Review L9: a record's `parsed` could place it anywhere in the feed.
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = Directory { root: scratch.path().to_owned() };
+        let mut lying = crate::tests::record("token", "8.x-1.2");
+        lying.parsed = crate::version::parse("8.x-9.9").unwrap();
+        dir.write("token/token-8.x-1.2.json", &lying.to_json()).unwrap();
+        let other = crate::tests::record("other", "8.x-1.3");
+        dir.write("token/token-8.x-1.3.json", &other.to_json()).unwrap();
+        let misplaced = crate::tests::record("token", "8.x-1.4");
+        dir.write("token/token-8.x-1.5.json", &misplaced.to_json()).unwrap();
+        let mut bad_version = crate::tests::record("token", "8.x-1.6");
+        bad_version.version = "latest".into();
+        dir.write("token/token-latest.json", &bad_version.to_json()).unwrap();
+        dir.write("token/token-8.x-1.7.json", &vec![b' '; MAX_RECORD_BYTES as usize + 1]).unwrap();
+        let (records, unread) = dir.records("token").unwrap();
+        assert_eq!(records, [crate::tests::record("token", "8.x-1.2")], "`parsed` derived again");
+        let unread = unread.join("\n");
+        for why in [
+            "the record of project `other`, not `token`",
+            "version `8.x-1.4` belongs in token-8.x-1.4.json, not token-8.x-1.5.json",
+            "tag `latest` is not a release version",
+            "more than a record's 1048576",
+        ] {
+            assert!(unread.contains(why), "{why}: {unread}");
+        }
     }
 }

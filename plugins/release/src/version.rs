@@ -141,7 +141,8 @@ pub fn parse(tag: &str) -> Result<Version, String> {
     let bad = |why: &str| format!("tag `{tag}` is not a release version: {why}");
     let (api, rest) = match split_api(tag) {
         Some((api, rest)) => (Some(api.to_owned()), rest),
-        None => (None, tag.strip_prefix('v').unwrap_or(tag)),
+        // `v1.2.0` and `V1.2.0` alike, as the version text drops either.
+        None => (None, crate::version_text(tag)),
     };
     let (numbers, extra) = match rest.split_once('-') {
         Some((numbers, extra)) => (numbers, Some(extra)),

@@ -1,8 +1,11 @@
 //! The forges' repository hook APIs in the fake, as each forge answers them: GitHub's
 //! `/repos/{o}/{r}/hooks` (a secret shown as `********`, `last_response`, `422` for a
 //! second hook with the same URL), Gitea's, Forgejo's and Gogs' under `/api/v1` (with a
-//! `type`; the secret never returned), GitLab's `/api/v4/projects/:id/hooks` (one flag
-//! per event, `token_present` instead of the token, `alert_status`) and Bitbucket Cloud's
+//! `type`; the secret never returned; event names it does not know dropped silently;
+//! lists paged by `page` and `limit` with `X-Total-Count` and no `Link`), GitLab's
+//! `/api/v4/projects/:id/hooks` (one flag per event, `token_present` and
+//! `signing_token_present` instead of the tokens, `signing_token` ignored while the
+//! feature flag is off, `alert_status`) and Bitbucket Cloud's
 //! `/2.0/repositories/{w}/{s}/hooks` (`{uuid}` ids, `secret_set`, paged `values`).
 //! Hooks live in `State::hooks` with the URL they post to at `url`.
 
@@ -17,6 +20,10 @@ pub struct HookApi {
     /// The credential header's value the hook endpoints accept (`Bearer t0k`,
     /// `token t0k`, GitLab's `PRIVATE-TOKEN` value); none: any.
     pub credential: Option<String>,
+    /// GitLab's `webhook_signing_token` feature flag: off (the default here), GitLab
+    /// ignores a hook's `signing_token` without a word and answers
+    /// `signing_token_present: false`.
+    pub signing_tokens: bool,
 }
 
 /// The forge a hook path belongs to.
@@ -46,8 +53,9 @@ const GITHUB_EVENTS: &[&str] = &[
     "fork",
 ];
 
-/// Gitea's and Forgejo's hook events (Gogs knows a subset).
-const GITEA_EVENTS: &[&str] = &[
+/// Gitea's and Forgejo's event switches, in the order the fake lists them: the names
+/// their answers show (`pull_request` is the pull request switch alone).
+const GITEA_SWITCHES: &[&str] = &[
     "create",
     "delete",
     "fork",
@@ -62,15 +70,43 @@ const GITEA_EVENTS: &[&str] = &[
     "pull_request_label",
     "pull_request_milestone",
     "pull_request_comment",
-    "pull_request_review_approved",
-    "pull_request_review_rejected",
-    "pull_request_review_comment",
-    "pull_request_sync",
+    "pull_request_review",
     "pull_request_review_request",
+    "pull_request_sync",
     "wiki",
     "repository",
     "release",
 ];
+
+/// Gogs' event switches: each name as it is sent.
+const GOGS_SWITCHES: &[&str] =
+    &["create", "delete", "fork", "push", "issues", "issue_comment", "pull_request", "release"];
+
+/// The switches a Gitea, Forgejo or Gogs hook request's `events` turn on, as
+/// `addHook`/`editHook` (routers/api/v1/utils/hook.go) read them: `issues` and
+/// `pull_request` turn on every switch of their family (`issues_only` and
+/// `pull_request_only` the first alone), no events means `push`, and any other name is
+/// dropped without a word.
+fn gitea_switches(gogs: bool, sent: &[String]) -> Vec<&'static str> {
+    let has = |name: &str| sent.iter().any(|event| event == name);
+    if sent.is_empty() {
+        return vec!["push"];
+    }
+    if gogs {
+        return GOGS_SWITCHES.iter().copied().filter(|switch| has(switch)).collect();
+    }
+    GITEA_SWITCHES
+        .iter()
+        .copied()
+        .filter(|switch| match *switch {
+            "issues" => has("issues") || has("issues_only"),
+            "pull_request" => has("pull_request") || has("pull_request_only"),
+            family if family.starts_with("issue_") => has(family) || has("issues"),
+            family if family.starts_with("pull_request_") => has(family) || has("pull_request"),
+            other => has(other),
+        })
+        .collect()
+}
 
 const GITLAB_FLAGS: &[&str] = &[
     "push_events",
@@ -148,14 +184,15 @@ pub(super) fn handle(
         ("GET", None) => {
             let items: Vec<Value> = hooks.iter().map(|(id, stored)| render(*id, stored)).collect();
             match forge {
-                Forge::GitHub | Forge::Gitea => page(base, path, query, per_page, items),
+                Forge::GitHub => page(base, path, query, per_page, items),
+                Forge::Gitea => gitea_page(query, per_page, items),
                 Forge::GitLab => gitlab_page(base, path, query, per_page, items),
                 Forge::Bitbucket => bitbucket_page(base, path, query, per_page, items),
             }
         }
         ("GET", Some(index)) => answer(200, render(hooks[index].0, &hooks[index].1)),
         ("POST", None) => {
-            let stored = match store(forge, body, None) {
+            let stored = match store(forge, body, None, s.hook_api.signing_tokens) {
                 Ok(stored) => stored,
                 Err((status, refusal)) => return Some(answer(status, refusal)),
             };
@@ -194,7 +231,7 @@ fn update(
     render: &dyn Fn(u64, &Value) -> Value,
 ) -> Response {
     let (id, old) = &hooks[index];
-    match store(forge, body, Some(old)) {
+    match store(forge, body, Some(old), s.hook_api.signing_tokens) {
         Ok(stored) => {
             s.hooks.entry(repo.to_owned()).or_default()[index].1 = stored.clone();
             answer(200, render(*id, &stored))
@@ -205,7 +242,7 @@ fn update(
 
 /// The hook a create or update request leaves (`old`: the hook updated), as the forge
 /// keeps it: the URL at `url`, the secret kept, every other field as the forge defaults it.
-fn store(forge: Forge, body: &Value, old: Option<&Value>) -> Result<Value, (u16, Value)> {
+fn store(forge: Forge, body: &Value, old: Option<&Value>, signing_tokens: bool) -> Result<Value, (u16, Value)> {
     let mut stored = old.cloned().unwrap_or_else(|| json!({}));
     let invalid = |message: String| (422, json!({"message": message}));
     match forge {
@@ -235,15 +272,21 @@ fn store(forge: Forge, body: &Value, old: Option<&Value>) -> Result<Value, (u16,
                     return Err(invalid("content_type is required".into()));
                 }
             }
-            if let Some(events) = body.get("events") {
-                let known = if forge == Forge::GitHub { GITHUB_EVENTS } else { GITEA_EVENTS };
-                let events = names(events).map_err(invalid)?;
-                if let Some(bad) = events.iter().find(|e| !known.contains(&e.as_str())) {
-                    return Err(invalid(format!("event `{bad}` is not supported")));
+            match (forge, body.get("events")) {
+                (Forge::GitHub, Some(events)) => {
+                    let events = names(events).map_err(invalid)?;
+                    if let Some(bad) = events.iter().find(|e| !GITHUB_EVENTS.contains(&e.as_str())) {
+                        return Err(invalid(format!("event `{bad}` is not supported")));
+                    }
+                    stored["events"] = json!(events);
                 }
-                stored["events"] = json!(events);
-            } else if old.is_none() {
-                stored["events"] = json!(["push"]);
+                // Gitea reads the events on every create and edit, absent ones as none.
+                (Forge::Gitea, events) => {
+                    let events = events.map(names).transpose().map_err(invalid)?.unwrap_or_default();
+                    stored["events"] = json!(gitea_switches(stored["type"] == "gogs", &events));
+                }
+                (_, None) if old.is_none() => stored["events"] = json!(["push"]),
+                _ => {}
             }
             stored["active"] =
                 body.get("active").cloned().unwrap_or_else(|| stored.get("active").cloned().unwrap_or(json!(true)));
@@ -267,6 +310,10 @@ fn store(forge: Forge, body: &Value, old: Option<&Value>) -> Result<Value, (u16,
             }
             for key in ["token", "signing_token"] {
                 if let Some(token) = body.get(key).and_then(Value::as_str) {
+                    // Without the feature flag GitLab drops `signing_token` unread.
+                    if key == "signing_token" && !signing_tokens {
+                        continue;
+                    }
                     if key == "signing_token" && !token.starts_with("whsec_") {
                         return Err((400, json!({"message": {"signing_token": ["must be whsec_<base64>"]}})));
                     }
@@ -379,6 +426,18 @@ fn id_text(forge: Forge, id: u64) -> String {
         Forge::Bitbucket => bitbucket_uuid(id),
         _ => id.to_string(),
     }
+}
+
+/// A page as Gitea lists hooks: `page` and `limit` (at most `per_page`, its
+/// `MAX_RESPONSE_ITEMS`), the count of all in `X-Total-Count`, and no `Link` header.
+fn gitea_page(query: &BTreeMap<String, String>, per_page: usize, items: Vec<Value>) -> Response {
+    let number: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let limit = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(per_page).clamp(1, per_page);
+    let total = items.len();
+    let shown: Vec<Value> = items.into_iter().skip((number - 1) * limit).take(limit).collect();
+    let mut response = answer(200, Value::Array(shown));
+    response.headers_mut().insert("x-total-count", total.to_string().parse().unwrap());
+    response
 }
 
 /// A page as Bitbucket pages: `values`, `page`, `pagelen`, `size`, and `next` while more.

@@ -6,8 +6,9 @@
 
 use super::{State, answer, not_found};
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use sha2::Digest;
 use std::collections::BTreeMap;
 
 /// The releases and files the fake holds.
@@ -15,8 +16,9 @@ use std::collections::BTreeMap;
 pub struct Releases {
     /// Every release made, in creation order.
     pub releases: Vec<Release>,
-    /// GitLab generic package files: `project/package/version/file` → the bytes last put.
-    pub packages: BTreeMap<String, Vec<u8>>,
+    /// GitLab generic packages. As GitLab does, a file put again under a name it
+    /// already has is kept beside the old one, not in its place.
+    pub packages: Vec<Package>,
     /// Every upload (GitHub asset, Gitea attachment, GitLab package file), in order.
     pub uploads: Vec<Upload>,
     next_id: u64,
@@ -56,6 +58,32 @@ pub struct ReleaseAsset {
     pub link: Option<(String, String)>,
 }
 
+/// A GitLab generic package: a name and version in a project, holding files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Its id.
+    pub id: u64,
+    /// The project's path.
+    pub project: String,
+    /// The package's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its files in the order they were put, duplicates of a name included.
+    pub files: Vec<PackageFile>,
+}
+
+/// One file of a GitLab package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFile {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
 /// One upload as the fake received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -71,6 +99,16 @@ impl Releases {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         1000 + self.next_id
+    }
+
+    /// The files of GitLab's generic package `name` `version` in `project`, in the
+    /// order they were put: `(file name, bytes)`.
+    pub fn package_files(&self, project: &str, name: &str, version: &str) -> Vec<(String, Vec<u8>)> {
+        self.packages
+            .iter()
+            .filter(|p| p.project == project && p.name == name && p.version == version)
+            .flat_map(|p| p.files.iter().map(|f| (f.name.clone(), f.data.clone())))
+            .collect()
     }
 
     /// The release of `forge` for `tag` in `repository`.
@@ -194,6 +232,18 @@ pub(super) fn handle(
             r.uploads.push(uploaded);
             answer(201, asset)
         }
+        ("GET", ["attachments", uuid]) => {
+            let found = r
+                .releases
+                .iter()
+                .filter(|rel| rel.forge == "gitea")
+                .flat_map(|rel| &rel.assets)
+                .find(|a| format!("uuid-{}", a.id) == *uuid);
+            match found {
+                Some(a) => (axum::http::StatusCode::OK, a.data.clone()).into_response(),
+                None => not_found(),
+            }
+        }
         ("DELETE", ["api", "v1", "repos", owner, name, "releases", id, "assets", asset]) => {
             let Some(release) = by_id(r, "gitea", &format!("{owner}/{name}"), id) else { return Some(not_found()) };
             let before = release.assets.len();
@@ -203,9 +253,88 @@ pub(super) fn handle(
 
         // GitLab.
         ("PUT", ["api", "v4", "projects", project, "packages", "generic", package, version, file]) => {
-            r.packages.insert(format!("{project}/{package}/{version}/{file}"), body.to_vec());
+            let file_id = r.id();
+            let at = match r
+                .packages
+                .iter()
+                .position(|p| p.project == *project && p.name == *package && p.version == *version)
+            {
+                Some(at) => at,
+                None => {
+                    let id = r.id();
+                    let new = Package {
+                        id,
+                        project: (*project).to_owned(),
+                        name: (*package).to_owned(),
+                        version: (*version).to_owned(),
+                        files: Vec::new(),
+                    };
+                    r.packages.push(new);
+                    r.packages.len() - 1
+                }
+            };
+            // GitLab keeps a second file of the same name beside the first.
+            r.packages[at].files.push(PackageFile { id: file_id, name: (*file).to_owned(), data: body.to_vec() });
             r.uploads.push(upload(body.to_vec()));
             answer(201, json!({"message": "201 Created"}))
+        }
+        ("GET", ["api", "v4", "projects", project, "packages", "generic", package, version, file]) => {
+            // GitLab serves the newest file of a name.
+            let found = r
+                .packages
+                .iter()
+                .filter(|p| p.project == *project && p.name == *package && p.version == *version)
+                .flat_map(|p| &p.files)
+                .rev()
+                .find(|f| f.name == *file);
+            match found {
+                Some(f) => (axum::http::StatusCode::OK, f.data.clone()).into_response(),
+                None => answer(404, json!({"message": "404 Not Found"})),
+            }
+        }
+        ("GET", ["api", "v4", "projects", project, "packages"]) => {
+            // `package_name` matches by substring, `package_version` exactly.
+            let name = query.get("package_name").cloned().unwrap_or_default();
+            let version = query.get("package_version");
+            let items: Vec<Value> = r
+                .packages
+                .iter()
+                .filter(|p| p.project == *project && p.name.contains(&name) && version.is_none_or(|v| *v == p.version))
+                .filter(|_| query.get("package_type").is_none_or(|t| t == "generic"))
+                .map(|p| json!({"id": p.id, "name": p.name, "version": p.version, "package_type": "generic"}))
+                .collect();
+            listing(query, items)
+        }
+        ("GET", ["api", "v4", "projects", project, "packages", id, "package_files"]) => {
+            let Some(package) = r.packages.iter().find(|p| p.project == *project && p.id.to_string() == *id) else {
+                return Some(answer(404, json!({"message": "404 Not Found"})));
+            };
+            let mut items: Vec<Value> = package
+                .files
+                .iter()
+                .map(|f| {
+                    json!({
+                        "id": f.id, "package_id": package.id, "file_name": f.name, "size": f.data.len(),
+                        "file_sha256": hex::encode(sha2::Sha256::digest(&f.data)),
+                    })
+                })
+                .collect();
+            if query.get("sort").map(String::as_str) == Some("desc") {
+                items.reverse();
+            }
+            listing(query, items)
+        }
+        ("DELETE", ["api", "v4", "projects", project, "packages", id, "package_files", file]) => {
+            let Some(package) = r.packages.iter_mut().find(|p| p.project == *project && p.id.to_string() == *id) else {
+                return Some(answer(404, json!({"message": "404 Not Found"})));
+            };
+            let before = package.files.len();
+            package.files.retain(|f| f.id.to_string() != *file);
+            if package.files.len() < before {
+                answer(204, Value::Null)
+            } else {
+                answer(404, json!({"message": "404 Not Found"}))
+            }
         }
         ("GET", ["api", "v4", "projects", project, "releases", tag]) => match r.find("gitlab", project, tag) {
             Some(release) => answer(200, gitlab_json(base, release)),
@@ -323,6 +452,7 @@ fn link_of(id: u64, json: &Value) -> ReleaseAsset {
 fn github_asset(base: &str, release: &Release, asset: &ReleaseAsset) -> Value {
     json!({
         "id": asset.id, "name": asset.name, "state": "uploaded", "size": asset.data.len(),
+        "digest": format!("sha256:{}", hex::encode(sha2::Sha256::digest(&asset.data))),
         "url": format!("{base}/repos/{}/releases/assets/{}", release.repository, asset.id),
         "browser_download_url": format!("{base}/html/{}/releases/download/{}/{}", release.repository, release.tag, asset.name),
     })
@@ -370,6 +500,13 @@ fn gitlab_json(base: &str, release: &Release) -> Value {
         "_links": {"self": format!("{base}/{}/-/releases/{}", release.repository, release.tag)},
         "assets": {"links": release.assets.iter().map(|a| gitlab_link(base, release, a)).collect::<Vec<_>>()},
     })
+}
+
+/// One page of a GitLab listing (`per_page`, default 20 and at most 100, and `page`).
+fn listing(query: &BTreeMap<String, String>, items: Vec<Value>) -> Response {
+    let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(20).clamp(1, 100);
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    answer(200, Value::Array(items.into_iter().skip((page - 1) * per_page).take(per_page).collect()))
 }
 
 /// The content of part `field` of a `multipart/form-data` body, as Gitea reads it.
