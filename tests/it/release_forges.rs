@@ -7,6 +7,7 @@
 
 use gitauto_tests::fake_api::FakeApi;
 use gitauto_tests::fake_api::releases::Release;
+use gitauto_tests::receiver::Receiver;
 use gitauto_tests::{TestDaemon, TestGit, git, github_source, push_payload, step};
 use serde_json::json;
 use std::path::PathBuf;
@@ -335,6 +336,30 @@ async fn an_upload_host_outside_the_grants_is_refused_naming_the_call() {
         "forge release: POST https://uploads.example.com/repos/acme/widgets/releases/{id}/assets?name=widgets-1.0.0.tar.gz: http: denied"
     );
     assert!(summary.contains(&call), "{summary}");
+    assert!(world.release("github", "acme/widgets", "v1.0.0").assets.is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_url_a_hostile_forge_points_at_another_granted_host_gets_no_request() {
+    let world = World::new().await;
+    // The plugin may reach a second host, with a credential the host injects there: a
+    // forge answering with an upload_url on it would have the archives (and the
+    // credential) sent there.
+    let elsewhere = Receiver::start().await;
+    let hosts = format!(
+        "hosts = [{{ host = \"{}\", credential = \"file:{}/token\", scheme = \"token\" }}, ",
+        elsewhere.host(),
+        world.root.display()
+    );
+    let config = world.config().replacen("hosts = [", &hosts, 1);
+    let forged = format!("{}/repos/acme/widgets/releases/1/assets{{?name,label}}", elsewhere.url);
+    world.api.with(|s| s.releases.upload_url = Some(forged.clone()));
+    let daemon = TestDaemon::start(&config).await;
+    let job = daemon.run_github("push", &world.tag("v1.0.0", None)).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert!(job["summary"].as_str().unwrap().contains("set `forge.uploads` to the upload host"), "{job:#}");
+    assert!(elsewhere.requests().is_empty(), "the forged upload host got a request");
     assert!(world.release("github", "acme/widgets", "v1.0.0").assets.is_empty());
     daemon.stop().await;
 }

@@ -21,6 +21,9 @@ pub struct Releases {
     pub packages: Vec<Package>,
     /// Every upload (GitHub asset, Gitea attachment, GitLab package file), in order.
     pub uploads: Vec<Upload>,
+    /// A hostile forge: the `upload_url` every GitHub release answer names instead of
+    /// the fake's own upload host.
+    pub upload_url: Option<String>,
     next_id: u64,
 }
 
@@ -135,6 +138,8 @@ pub(super) fn handle(
     let line = format!("{method} {}", uri.path_and_query().map_or(uri_path, |pq| pq.as_str()));
     let upload = |data: Vec<u8>| Upload { line: line.clone(), content_type: content_type.clone(), data };
     let r = &mut s.releases;
+    let upload_url = r.upload_url.clone();
+    let github_json = |base: &str, release: &Release| github_json(base, release, upload_url.as_deref());
     Some(match (method, parts.as_slice()) {
         // GitHub.
         ("GET", ["repos", owner, name, "releases", "tags", tag]) => {
@@ -458,14 +463,18 @@ fn github_asset(base: &str, release: &Release, asset: &ReleaseAsset) -> Value {
     })
 }
 
-fn github_json(base: &str, release: &Release) -> Value {
+fn github_json(base: &str, release: &Release, upload_url: Option<&str>) -> Value {
     let repo = &release.repository;
+    let upload_url = upload_url.map_or_else(
+        || format!("{base}/uploads/repos/{repo}/releases/{}/assets{{?name,label}}", release.id),
+        str::to_owned,
+    );
     json!({
         "id": release.id, "tag_name": release.tag, "name": release.name, "body": release.body,
         "draft": false, "prerelease": release.prerelease,
         "url": format!("{base}/repos/{repo}/releases/{}", release.id),
         "html_url": format!("{base}/html/{repo}/releases/tag/{}", release.tag),
-        "upload_url": format!("{base}/uploads/repos/{repo}/releases/{}/assets{{?name,label}}", release.id),
+        "upload_url": upload_url,
         "assets": release.assets.iter().map(|a| github_asset(base, release, a)).collect::<Vec<_>>(),
     })
 }
