@@ -80,7 +80,7 @@ pub struct Server {
     pub listen: SocketAddr,
     /// Directory for the SQLite queue and the compiled-plugin cache.
     pub data_dir: PathBuf,
-    /// How many jobs run at once.
+    /// How many jobs run at once; 0 makes an accept-only node (it queues, others run).
     pub workers: usize,
     /// Largest webhook body accepted, in bytes.
     pub max_body: usize,
@@ -460,9 +460,9 @@ impl Checker<'_> {
         };
         let workers = match raw.workers {
             None => 2,
-            Some(workers) if (1..=1024).contains(workers.get_ref()) => *workers.get_ref() as usize,
+            Some(workers) if (0..=1024).contains(workers.get_ref()) => *workers.get_ref() as usize,
             Some(workers) => {
-                self.problem(Some(workers.span()), "`workers` must be between 1 and 1024");
+                self.problem(Some(workers.span()), "`workers` must be between 0 and 1024");
                 2
             }
         };
@@ -1460,7 +1460,7 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
     fn problems_point_at_the_line() {
         let cases: &[(&str, &str)] = &[
             ("[server]\nlisten = \"nowhere\"\n", "gitauto.toml:2:10: `listen` must be an address"),
-            ("[server]\nworkers = 0\n", "gitauto.toml:2:11: `workers` must be between 1 and 1024"),
+            ("[server]\nworkers = 1025\n", "gitauto.toml:2:11: `workers` must be between 0 and 1024"),
             ("[server]\nlisten = 3\n", "gitauto.toml:2:10: invalid type: integer `3`, expected a string"),
             (
                 "[server]\nlisen = \"x\"\n",
@@ -1510,8 +1510,9 @@ steps = [{ plugin = "fetch-update", with = { repodir = "/srv/repos" } }]
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let err = parse("[server]\nworkers = 0\nlisten = \"x\"\n[[rules]]\nname = \"r\"\non = \"nope\"\nsteps = []\n")
-            .unwrap_err();
+        let err =
+            parse("[server]\nworkers = 1025\nlisten = \"x\"\n[[rules]]\nname = \"r\"\non = \"nope\"\nsteps = []\n")
+                .unwrap_err();
         assert_eq!(err.problems().len(), 4, "{err}");
     }
 

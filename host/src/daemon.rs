@@ -89,6 +89,9 @@ impl Daemon {
         set_flow(&self.queue, &config).await;
         let flow = tokio::spawn(follow_flow(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let worker_count = config.server.workers;
+        if worker_count == 0 {
+            tracing::warn!("`workers = 0`: this node accepts and queues jobs but runs none; another node must");
+        }
         let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx.clone()));
         self.queue.join(worker_count).await.context("recording this node in the queue")?;
         let heart = tokio::spawn(heartbeat(self.queue.clone(), stop_rx.clone()));

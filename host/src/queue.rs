@@ -18,6 +18,7 @@ mod flow;
 mod history;
 mod jobs;
 mod nodes;
+pub mod pg_connect;
 mod polled;
 mod reports;
 mod requeue;
@@ -49,7 +50,7 @@ pub use ticks::TickClaim;
 pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 13;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -63,6 +64,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v9.sql"),
     include_str!("queue/schema_v10.sql"),
     include_str!("queue/schema_v11.sql"),
+    include_str!("queue/schema_v12.sql"),
+    include_str!("queue/schema_v13.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -715,7 +718,7 @@ fn insert_job(
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 8;
+const POSTGRES_SCHEMA_VERSION: i64 = 10;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -727,6 +730,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v6.sql"),
     include_str!("queue/postgres_v7.sql"),
     include_str!("queue/postgres_v8.sql"),
+    include_str!("queue/postgres_v9.sql"),
+    include_str!("queue/postgres_v10.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -905,7 +910,7 @@ mod tests {
                 Store::Postgres(url) => {
                     let (url, sql) = (url.clone(), sql.to_owned());
                     std::thread::spawn(move || {
-                        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                        let mut client = pg_connect::connect(&url).unwrap();
                         client.batch_execute(&sql).map_err(|err| format!("{}", err.as_db_error().unwrap()))
                     })
                     .join()
@@ -1224,7 +1229,7 @@ mod tests {
         let starter = std::thread::spawn({
             let (url, first, held) = (url.clone(), first.clone(), held.0);
             move || {
-                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let mut client = pg_connect::connect(&url).unwrap();
                 let mut started = client.transaction().unwrap();
                 started.batch_execute(&format!("UPDATE jobs SET state = 'running' WHERE id = {first}")).unwrap();
                 held.send(()).unwrap();
@@ -1252,7 +1257,7 @@ mod tests {
     /// Returns once a session of the test database waits on a lock, or `give_up` says so.
     fn until_a_session_waits_on_a_lock(url: String, give_up: impl Fn() -> bool + Send + 'static) {
         std::thread::spawn(move || {
-            let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut watcher = pg_connect::connect(&url).unwrap();
             let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                            AND wait_event_type = 'Lock'";
             while !give_up() && watcher.query_one(waiting, &[]).unwrap().get::<_, i64>(0) == 0 {}
@@ -1387,7 +1392,7 @@ mod tests {
         let starter = std::thread::spawn({
             let (url, first, held) = (url.clone(), accepted[0].clone(), held.0);
             move || {
-                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let mut client = pg_connect::connect(&url).unwrap();
                 let mut started = client.transaction().unwrap();
                 started
                     .batch_execute(&format!("UPDATE jobs SET state = 'running', slot = 0 WHERE id = {first}"))

@@ -35,7 +35,7 @@ fn new_database() -> Option<String> {
         }
     };
     let name = format!("t{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::Relaxed));
-    let mut client = postgres::Client::connect(&format!("{base}/postgres"), postgres::NoTls).expect("connecting");
+    let mut client = crate::queue::pg_connect::connect(&format!("{base}/postgres")).expect("connecting");
     client.batch_execute(&format!("CREATE DATABASE {name}")).expect("creating a test database");
     Some(format!("{base}/{name}"))
 }
@@ -46,7 +46,7 @@ pub fn execute(url: &str, sql: &str) {
     let sql = sql.to_owned();
     // The synchronous client runs its own runtime: keep it off the test's.
     std::thread::spawn(move || {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connecting");
+        let mut client = crate::queue::pg_connect::connect(&url).expect("connecting");
         client.batch_execute(&sql).expect("running the statement");
     })
     .join()
@@ -105,7 +105,7 @@ fn start() -> Result<String, String> {
     Command::new("sh").arg("-c").arg(watch).spawn().map_err(|err| format!("watching PostgreSQL: {err}"))?;
     let base = format!("postgres://gitauto@127.0.0.1:{port}");
     for _ in 0..100 {
-        if postgres::Client::connect(&format!("{base}/postgres"), postgres::NoTls).is_ok() {
+        if crate::queue::pg_connect::connect(&format!("{base}/postgres")).is_ok() {
             return Ok(base);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -60,8 +60,7 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> anyhow::Result<Copied> 
 }
 
 fn copy(sqlite: &rusqlite::Connection, url: &str) -> anyhow::Result<Copied> {
-    let client =
-        postgres::Client::connect(url, postgres::NoTls).with_context(|| format!("connecting to {}", redacted(url)))?;
+    let client = super::pg_connect::connect(url)?;
     let conn = RefCell::new(PgConn::new(client));
     let db = Db::Postgres(&conn);
     migrate_postgres(db)?;

@@ -3,22 +3,21 @@
 //! answered only after `COMMIT` returned. That makes each answer durable while bursts
 //! share one fsync (group commit).
 //!
-//! Checkpoints (copying the write-ahead log into the database file) run on a second
-//! thread with its own connection, so that commits never wait for them.
+//! Here the batching, shared by both stores; `writer/sqlite.rs` starts the SQLite
+//! writer and its checkpointer, `writer/postgres.rs` the PostgreSQL one.
+
+mod postgres;
+mod sqlite;
 
 use super::db::{Db, PgConn};
 use rusqlite::Connection;
 use std::cell::RefCell;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The most requests one transaction takes; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
-/// The least time between two checkpoints while commits keep coming.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A queued request.
 trait Request: Send {
@@ -102,63 +101,6 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread that owns `conn` (the database at `path`) and its checkpointer.
-    /// Both end at [`Writer::close`] or when every handle is dropped.
-    pub fn start(conn: Connection, path: &Path) -> anyhow::Result<Self> {
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
-        conn.set_prepared_statement_cache_capacity(64);
-        let checkpoints = Connection::open(path)?;
-        checkpoints.execute_batch("PRAGMA busy_timeout = 5000")?;
-        let (committed, commits) = mpsc::sync_channel::<()>(1);
-        let checkpointer = std::thread::Builder::new()
-            .name("gitauto-checkpoint".into())
-            .spawn(move || checkpoint(checkpoints, commits))?;
-        let (sender, receiver) = mpsc::channel::<Message>();
-        std::thread::Builder::new().name("gitauto-sqlite".into()).spawn(move || {
-            let conn = Conn::Sqlite(conn);
-            let closed = run(&conn, receiver, Some(&committed));
-            // Close the database before saying so: whoever waits may unmount it next.
-            drop((conn, committed));
-            let _ = checkpointer.join();
-            if let Some(closed) = closed {
-                let _ = closed.send(());
-            }
-        })?;
-        Ok(Self { sender, closed: Arc::default() })
-    }
-
-    /// Starts the thread that connects to the PostgreSQL database at `url`, runs `setup` on
-    /// the connection (migrations), and then serves requests; returns once `setup` is done.
-    pub fn start_postgres(
-        url: String,
-        setup: impl FnOnce(Db<'_>) -> anyhow::Result<()> + Send + 'static,
-    ) -> anyhow::Result<Self> {
-        let (ready, started) = mpsc::sync_channel::<anyhow::Result<()>>(1);
-        let (sender, receiver) = mpsc::channel::<Message>();
-        std::thread::Builder::new().name("gitauto-postgres".into()).spawn(move || {
-            let conn = match postgres::Client::connect(&url, postgres::NoTls) {
-                Ok(client) => Conn::Postgres(Box::new(RefCell::new(PgConn::new(client)))),
-                Err(err) => {
-                    let _ = ready.send(Err(anyhow::anyhow!("connecting to the PostgreSQL store: {err}")));
-                    return;
-                }
-            };
-            let set_up = setup(conn.db());
-            let failed = set_up.is_err();
-            let _ = ready.send(set_up);
-            if failed {
-                return;
-            }
-            let closed = run(&conn, receiver, None);
-            drop(conn);
-            if let Some(closed) = closed {
-                let _ = closed.send(());
-            }
-        })?;
-        started.recv().map_err(|_| anyhow::anyhow!("the PostgreSQL connection thread stopped"))??;
-        Ok(Self { sender, closed: Arc::default() })
-    }
-
     /// Commits what was submitted before, then closes the database (its log truncated)
     /// and returns once no file of it is open. Later calls fail.
     pub async fn close(&self) {
@@ -259,32 +201,6 @@ fn run(
         }
     }
     closing
-}
-
-/// Checkpoints after commits, at most every [`CHECKPOINT_INTERVAL`], and once more
-/// (truncating the log) when the writer stops.
-fn checkpoint(conn: Connection, commits: mpsc::Receiver<()>) {
-    let run = |mode: &str| {
-        if let Err(err) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!("queue checkpoint: {err}");
-        }
-    };
-    while commits.recv().is_ok() {
-        let started = Instant::now();
-        run("PASSIVE");
-        // Let commits accumulate before the next one.
-        let mut stopped = false;
-        while let Some(left) = CHECKPOINT_INTERVAL.checked_sub(started.elapsed()) {
-            if let Err(mpsc::RecvTimeoutError::Disconnected) = commits.recv_timeout(left) {
-                stopped = true;
-                break;
-            }
-        }
-        if stopped {
-            break;
-        }
-    }
-    run("TRUNCATE");
 }
 
 fn run_batch(conn: &Conn, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
