@@ -71,6 +71,8 @@ pub struct Config {
     /// `[store] url`: the PostgreSQL database that daemons share; none: the SQLite file
     /// in `data_dir`.
     pub store: Option<Secret>,
+    /// `[store] connections`: how many PostgreSQL connections accept deliveries.
+    pub store_connections: usize,
 }
 
 /// `[server]`: how the daemon listens and where it keeps its data.
@@ -186,6 +188,9 @@ impl Default for Limits {
         Self { memory: 64 << 20, timeout: Duration::from_secs(120) }
     }
 }
+
+/// The most `[store] connections` a daemon opens to accept deliveries.
+pub const MAX_STORE_CONNECTIONS: i64 = 32;
 
 /// The default of `[server] shutdown_grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -352,6 +357,21 @@ impl Checker<'_> {
                 None
             }
         });
+        let store_connections = match raw.store.connections {
+            None => crate::queue::DEFAULT_CONNECTIONS,
+            Some(n) if (1..=MAX_STORE_CONNECTIONS).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                self.problem(
+                    Some(n.span()),
+                    format!(
+                        "`[store] connections` must be between 1 and {MAX_STORE_CONNECTIONS} (got {}): each is one \
+                         PostgreSQL backend that accepts deliveries",
+                        n.get_ref()
+                    ),
+                );
+                crate::queue::DEFAULT_CONNECTIONS
+            }
+        };
         let config = Config {
             path: self.path.to_path_buf(),
             digest: digest(self.text.as_bytes()),
@@ -362,6 +382,7 @@ impl Checker<'_> {
             compat,
             retention,
             store,
+            store_connections,
         };
         self.cross_check(&config);
         self.check_reports(&config);

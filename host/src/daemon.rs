@@ -41,8 +41,8 @@ impl Daemon {
         let queue = match &config.store {
             None => Queue::open_as(&data_dir, &node)?,
             Some(url) => {
-                let url = url.expose().to_owned();
-                tokio::task::spawn_blocking(move || Queue::open_postgres(&url, &node)).await??
+                let (url, connections) = (url.expose().to_owned(), config.store_connections);
+                tokio::task::spawn_blocking(move || Queue::open_postgres_with(&url, &node, connections)).await??
             }
         };
         crate::worker::workspace::clear_stale(&data_dir);

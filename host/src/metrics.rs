@@ -145,6 +145,12 @@ impl Metrics {
                 let _ = writeln!(out, "gitauto_step_duration_seconds_count{{plugin=\"{plugin}\"}} {}", h.count);
             }
         });
+        // PG (issue 23): wake-ups other nodes sent through PostgreSQL's NOTIFY.
+        out.push_str(
+            "# HELP gitauto_queue_wakeups_total Idle workers woken by another node's notification (PostgreSQL).\n\
+             # TYPE gitauto_queue_wakeups_total counter\n",
+        );
+        let _ = writeln!(out, "gitauto_queue_wakeups_total{{from=\"notify\"}} {}", queue.wakeups_from_others());
         Ok(out)
     }
 }

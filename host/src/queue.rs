@@ -12,6 +12,7 @@
 //! look up, `ticks.rs` schedule ticks, `waiting.rs` releasing jobs held for an approval, `retention.rs` pruning, `writer.rs` the thread that
 //! batches commits.
 
+mod accept_pg;
 pub mod copy;
 mod db;
 mod flow;
@@ -25,7 +26,10 @@ mod requeue;
 mod retention;
 mod ticks;
 mod waiting;
+mod wake;
 mod writer;
+
+pub use accept_pg::DEFAULT_CONNECTIONS;
 
 use anyhow::Context;
 use db::{Db, args};
@@ -408,7 +412,9 @@ pub struct Queue {
     writer: Writer,
     /// Where the queue is: the SQLite file, or the PostgreSQL URL without its password.
     location: Arc<str>,
-    wake: Arc<Notify>,
+    wake: Arc<wake::Wake>,
+    /// On PostgreSQL: the connections that accept deliveries, a group per statement.
+    accepting: Option<Arc<accept_pg::Pool>>,
     /// Notified when report rows were added or became claimable (the reporter waits on it).
     report_wake: Arc<Notify>,
     /// The node this daemon is: it claims jobs for any node and for itself.
@@ -461,7 +467,8 @@ impl Queue {
         Ok(Self {
             writer,
             location: Arc::from(path.display().to_string()),
-            wake: Arc::new(Notify::new()),
+            wake: Arc::new(wake::Wake::local()),
+            accepting: None,
             report_wake: Arc::new(Notify::new()),
             node: Arc::from(node),
         })
@@ -470,8 +477,16 @@ impl Queue {
     /// Connects to the PostgreSQL queue at `url` as node `node`, creating or migrating its
     /// tables (one daemon at a time, under an advisory lock, so that daemons starting
     /// together do not race), and re-queues this node's jobs that were running when its
-    /// last process stopped. Several daemons may share it.
+    /// last process stopped. Several daemons may share it. Deliveries are accepted over
+    /// [`DEFAULT_CONNECTIONS`] connections.
     pub fn open_postgres(url: &str, node: &str) -> anyhow::Result<Self> {
+        Self::open_postgres_with(url, node, DEFAULT_CONNECTIONS)
+    }
+
+    /// [`Queue::open_postgres`] with `connections` connections accepting deliveries
+    /// (`[store] connections`), besides the one for everything else and the one that
+    /// listens for other nodes' work.
+    pub fn open_postgres_with(url: &str, node: &str, connections: usize) -> anyhow::Result<Self> {
         let location = redacted(url);
         let this = node.to_owned();
         let writer = Writer::start_postgres(url.to_owned(), move |db| {
@@ -479,18 +494,28 @@ impl Queue {
             recover_at_start(db, requeue::Running::On(&this)).context("putting this node's running jobs back in line")
         })
         .with_context(|| format!("opening the queue at {location}"))?;
+        let node: Arc<str> = Arc::from(node);
+        let accepting = accept_pg::Pool::start(url, node.clone(), connections)
+            .with_context(|| format!("opening the queue at {location}"))?;
+        let wake = Arc::new(wake::Wake::shared(writer.clone(), node.clone()));
+        wake::listen(url.to_owned(), node.clone(), Arc::downgrade(&wake), accepting.closed())
+            .context("starting the thread that listens for other nodes' work")?;
         Ok(Self {
             writer,
             location: Arc::from(location),
-            wake: Arc::new(Notify::new()),
+            wake,
+            accepting: Some(Arc::new(accepting)),
             report_wake: Arc::new(Notify::new()),
-            node: Arc::from(node),
+            node,
         })
     }
 
     /// Commits what was submitted, then closes the database files; later calls fail.
     /// The daemon's last act, so that nothing holds the data directory afterwards.
     pub async fn close(&self) {
+        if let Some(accepting) = &self.accepting {
+            accepting.close().await;
+        }
         self.writer.close().await;
     }
 
@@ -511,51 +536,63 @@ impl Queue {
 
     /// Notified when a job may have become claimable (one was queued, or a key freed).
     pub fn work_signal(&self) -> Arc<Notify> {
-        self.wake.clone()
+        self.wake.signal()
+    }
+
+    /// How many times another node's notification woke this daemon's workers.
+    pub fn wakeups_from_others(&self) -> u64 {
+        self.wake.from_others()
     }
 
     /// Records a delivery and queues its jobs in one transaction. A delivery id already
     /// accepted for this source is recorded as a duplicate and queues nothing.
     pub async fn accept(&self, delivery: NewDelivery, jobs: Vec<NewJob>) -> anyhow::Result<Accepted> {
-        let node = self.node.clone();
-        let accepted = self
-            .writer
-            .call(move |db| {
-                let now = now_ms();
-                if delivery.verdict.refused() {
-                    insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
-                    return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false, coalesced: 0 });
-                }
-                let original: Option<i64> = db.query_opt(
-                    "SELECT seq FROM deliveries
-                     WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
-                    args![delivery.source, delivery.id],
-                    |row| row.get(0),
-                )?;
-                if let Some(original) = original {
-                    insert_delivery(db, &delivery, "duplicate", now, Some(original))?;
-                    let jobs = job_ids_of(db, original)?;
-                    return Ok(Accepted { delivery: delivery.id, jobs, duplicate: true, coalesced: 0 });
-                }
-                let seq = insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
-                let mut ids = Vec::with_capacity(jobs.len());
-                let mut coalesced = 0;
-                for job in &jobs {
-                    for target in targets(db, &job.run_on, &node, now)? {
-                        let (id, absorbed) = queue_job(db, seq, job, target.as_deref(), now)?;
-                        coalesced += usize::from(absorbed);
-                        ids.push(id.to_string());
-                    }
-                }
-                Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false, coalesced })
-            })
-            .await?;
+        let accepted = match &self.accepting {
+            // PostgreSQL: a group of deliveries per statement; the other nodes are notified.
+            Some(accepting) => accepting.accept(delivery, jobs).await?,
+            None => {
+                let node = self.node.clone();
+                self.writer.call(move |db| accept_in(db, delivery, &jobs, &node)).await?
+            }
+        };
         if !accepted.jobs.is_empty() && !accepted.duplicate {
-            self.wake.notify_waiters();
+            self.wake.notify_here();
             self.report_wake.notify_one();
         }
         Ok(accepted)
     }
+}
+
+/// Records a delivery and queues its jobs (on node `node` when they run on this one), in
+/// the caller's transaction: [`Queue::accept`].
+fn accept_in(db: Db, delivery: NewDelivery, jobs: &[NewJob], node: &str) -> anyhow::Result<Accepted> {
+    let now = now_ms();
+    if delivery.verdict.refused() {
+        insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
+        return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false, coalesced: 0 });
+    }
+    let original: Option<i64> = db.query_opt(
+        "SELECT seq FROM deliveries
+         WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
+        args![delivery.source, delivery.id],
+        |row| row.get(0),
+    )?;
+    if let Some(original) = original {
+        insert_delivery(db, &delivery, "duplicate", now, Some(original))?;
+        let jobs = job_ids_of(db, original)?;
+        return Ok(Accepted { delivery: delivery.id, jobs, duplicate: true, coalesced: 0 });
+    }
+    let seq = insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
+    let mut ids = Vec::with_capacity(jobs.len());
+    let mut coalesced = 0;
+    for job in jobs {
+        for target in targets(db, &job.run_on, node, now)? {
+            let (id, absorbed) = queue_job(db, seq, job, target.as_deref(), now)?;
+            coalesced += usize::from(absorbed);
+            ids.push(id.to_string());
+        }
+    }
+    Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false, coalesced })
 }
 
 /// Puts back in line the jobs `which` selects (those a stopped process left running), in a

@@ -17,8 +17,20 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How often an idle worker looks for work even without a wake-up (retries whose
-/// backoff ended are found this way).
+/// backoff ended are found this way, and work whose wake-up was lost).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The idle poll: [`IDLE_POLL`], or `GITAUTO_IDLE_POLL_MS` milliseconds (tests and
+/// benchmarks set it long, so that only a wake-up can start a job soon).
+fn idle_poll() -> Duration {
+    static POLL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *POLL.get_or_init(|| {
+        std::env::var("GITAUTO_IDLE_POLL_MS")
+            .ok()
+            .and_then(|ms| ms.trim().parse().ok())
+            .map_or(IDLE_POLL, Duration::from_millis)
+    })
+}
 /// The longest wait between two attempts, however many came before.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -85,7 +97,7 @@ impl Workers {
             }
             tokio::select! {
                 () = &mut notified => {}
-                () = tokio::time::sleep(IDLE_POLL) => {}
+                () = tokio::time::sleep(idle_poll()) => {}
                 _ = stop.changed() => {}
             }
         }

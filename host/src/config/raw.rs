@@ -30,6 +30,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub url: Option<Spanned<String>>,
+    pub connections: Option<Spanned<i64>>,
 }
 
 /// `[retention]`.
