@@ -137,7 +137,8 @@ fn wrk_script(dir: &Path) -> PathBuf {
          wrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"X-GitHub-Event\"] = \"push\"\n\
          wrk.headers[\"X-Hub-Signature-256\"] = \"{signature}\"\nlocal threads = 0\n\
          function setup(thread) threads = threads + 1; thread:set(\"tid\", threads) end\nlocal n = 0\n\
-         function request()\n  n = n + 1\n  wrk.headers[\"X-GitHub-Delivery\"] = string.format(\"%d-%d-%d\", tid or 0, n, math.random(1, 2000000000))\n  return wrk.format()\nend\n",
+         local prefix = \"\"\nfunction init(args) prefix = args[1] or \"\" end\n\
+         function request()\n  n = n + 1\n  wrk.headers[\"X-GitHub-Delivery\"] = string.format(\"%s-%d-%d-%d\", prefix, tid or 0, n, math.random(1, 2000000000))\n  return wrk.format()\nend\n",
         body = dir.join("push.json").display(),
         signature = sign(SECRET, &body),
     );
@@ -153,11 +154,23 @@ fn load(daemons: &[&Daemon], seconds: usize, script: &Path) -> (f64, u64) {
     let threads = if daemons.len() == 1 { 2 } else { 1 };
     let runs: Vec<Child> = daemons
         .iter()
-        .map(|daemon| {
+        .enumerate()
+        .map(|(index, daemon)| {
+            // Each wrk process seeds its random numbers alike: a prefix keeps the ids apart.
             Command::new("wrk")
-                .args(["-t", &threads.to_string(), "-c", &per.to_string(), "-d", &format!("{seconds}s"), "-s"])
+                .args([
+                    "-t",
+                    threads.to_string().as_str(),
+                    "-c",
+                    per.to_string().as_str(),
+                    "-d",
+                    format!("{seconds}s").as_str(),
+                    "-s",
+                ])
                 .arg(script)
                 .arg(format!("{}/hooks/github", daemon.url))
+                .arg("--")
+                .arg(format!("w{index}"))
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("wrk runs (apt-get install wrk)")
