@@ -541,7 +541,7 @@ impl Queue {
 
     /// How many times another node's notification woke this daemon's workers.
     pub fn wakeups_from_others(&self) -> u64 {
-        self.wake.from_others()
+        self.wake.woken_by_others()
     }
 
     /// Records a delivery and queues its jobs in one transaction. A delivery id already

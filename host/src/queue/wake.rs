@@ -69,7 +69,7 @@ impl Wake {
     }
 
     /// How many wake-ups came from other daemons' notifications.
-    pub fn from_others(&self) -> u64 {
+    pub fn woken_by_others(&self) -> u64 {
         self.notified.load(Ordering::Relaxed)
     }
 }
