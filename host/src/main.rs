@@ -299,16 +299,26 @@ impl DaemonArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Records are written by a thread of their own (one write per burst, not per record).
+    let log = match gitauto::terminal::LogWriter::start(std::io::stderr()) {
+        Ok(log) => log,
+        Err(err) => {
+            eprintln!("error: starting the log thread: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GITAUTO_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log.clone())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // Plugin summaries and payload text reach the log: one record stays one line.
         .fmt_fields(gitauto::terminal::log_fields())
         .init();
+    // Dropped after the runtime (declared before it): the runtime's last records are written too.
+    let _flushed = gitauto::terminal::FlushOnDrop(log.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -316,7 +326,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let ran = runtime.block_on(run(cli.command));
+    // Whatever was logged comes out before the error (and, through `_flushed`, all of it
+    // before the process ends).
+    log.flush();
+    match ran {
         Ok(code) => code,
         Err(err) => {
             // The chain may carry a daemon's or a plugin's words: each line escaped.

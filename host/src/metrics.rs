@@ -145,6 +145,16 @@ impl Metrics {
                 let _ = writeln!(out, "gitauto_step_duration_seconds_count{{plugin=\"{plugin}\"}} {}", h.count);
             }
         });
+        // Ingest (issue 23): requests per commit of the queue's writer.
+        out.push_str("# HELP gitauto_queue_commit_batch Requests each queue commit carried (group commit).\n");
+        out.push_str("# TYPE gitauto_queue_commit_batch histogram\n");
+        let (buckets, sum, count) = crate::queue::CommitBatches::read();
+        for (bound, n) in crate::queue::BATCH_BUCKETS.iter().zip(buckets) {
+            let _ = writeln!(out, "gitauto_queue_commit_batch_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "gitauto_queue_commit_batch_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "gitauto_queue_commit_batch_sum {sum}");
+        let _ = writeln!(out, "gitauto_queue_commit_batch_count {count}");
         Ok(out)
     }
 }

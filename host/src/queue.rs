@@ -36,6 +36,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use writer::Writer;
+pub use writer::{BATCH_BUCKETS, CommitBatches};
 
 use crate::node::RunOn;
 use crate::step::StepStatus;

@@ -12,12 +12,54 @@ mod sqlite;
 use super::db::{Db, PgConn};
 use rusqlite::Connection;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 /// The most requests one transaction takes; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
+
+/// Upper bounds of the commit batch histogram's buckets (requests per commit).
+pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/// How many requests each commit carried, in this process (every queue it opened): the
+/// histogram `/metrics` shows as `gitauto_queue_commit_batch`.
+static COMMIT_BATCHES: CommitBatches = CommitBatches {
+    buckets: [const { AtomicU64::new(0) }; BATCH_BUCKETS.len()],
+    sum: AtomicU64::new(0),
+    count: AtomicU64::new(0),
+};
+
+/// Counts of commits by requests carried (cumulative per bucket once read).
+pub struct CommitBatches {
+    buckets: [AtomicU64; BATCH_BUCKETS.len()],
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl CommitBatches {
+    fn record(&self, requests: usize) {
+        let requests = requests as u64;
+        if let Some(bucket) = BATCH_BUCKETS.iter().position(|bound| requests <= *bound) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum.fetch_add(requests, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Commits so far with at most each bound of [`BATCH_BUCKETS`] requests (cumulative),
+    /// the requests they carried, and the commits.
+    pub fn read() -> ([u64; BATCH_BUCKETS.len()], u64, u64) {
+        let batches = &COMMIT_BATCHES;
+        let mut cumulative = [0; BATCH_BUCKETS.len()];
+        let mut total = 0;
+        for (out, bucket) in cumulative.iter_mut().zip(&batches.buckets) {
+            total += bucket.load(Ordering::Relaxed);
+            *out = total;
+        }
+        (cumulative, batches.sum.load(Ordering::Relaxed), batches.count.load(Ordering::Relaxed))
+    }
+}
 
 /// A queued request.
 trait Request: Send {
@@ -238,6 +280,7 @@ fn run(
             continue;
         }
         let Some((batch, ran)) = run_batch(conn, batch) else { continue };
+        COMMIT_BATCHES.record(batch.len());
         let committed = ran.and_then(|()| conn.control("COMMIT"));
         if committed.is_err() {
             let _ = conn.control("ROLLBACK");
