@@ -147,16 +147,17 @@ impl Settings {
     fn verifier(&self, provider: &Arc<CryptoProvider>) -> anyhow::Result<Arc<dyn ServerCertVerifier>> {
         // With a CA file every mode checks the chain, as libpq does once it has loaded one;
         // only verify-full checks the name.
-        Ok(match &self.root_cert {
+        let chain = match &self.root_cert {
             Some(path) => {
                 let roots = roots(path).map_err(anyhow::Error::msg)?;
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .with_context(|| format!("using sslrootcert {}", path.display()))?;
-                Arc::new(SignedBy { webpki, check_name: self.mode == SslMode::VerifyFull })
+                Some(Chain { webpki, check_name: self.mode == SslMode::VerifyFull })
             }
-            None => Arc::new(AnyCertificate { algorithms: provider.signature_verification_algorithms }),
-        })
+            None => None,
+        };
+        Ok(Arc::new(Verifier { chain, algorithms: provider.signature_verification_algorithms }))
     }
 
     /// Says in a user's words why the TLS part of connecting failed, where it can tell.
@@ -272,15 +273,24 @@ fn roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The server's certificate must chain to the CA file; its name is checked only for
-/// verify-full.
+/// What is checked of the server's certificate: with a CA file its chain (and, for
+/// verify-full, its name); without one nothing, as libpq does for prefer and require. The
+/// handshake must be signed by the certificate's key either way, so the session is with
+/// the holder of the certificate it shows.
 #[derive(Debug)]
-struct SignedBy {
+struct Verifier {
+    chain: Option<Chain>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// The CA file's check.
+#[derive(Debug)]
+struct Chain {
     webpki: Arc<WebPkiServerVerifier>,
     check_name: bool,
 }
 
-impl ServerCertVerifier for SignedBy {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -289,56 +299,15 @@ impl ServerCertVerifier for SignedBy {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // WebPKI checks the name last, after the chain, its dates and its purpose: a
             // name error means everything else held.
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            )) if !chain.check_name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// prefer and require without a CA file: any certificate (libpq's meaning), but the
-/// handshake must still be signed by its key, so the session is with its holder.
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
