@@ -9,6 +9,7 @@ pub mod app;
 mod catch_up;
 pub mod compat;
 mod env;
+pub mod fingerprint;
 pub mod gate;
 mod keys;
 mod own;
