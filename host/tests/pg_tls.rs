@@ -113,6 +113,14 @@ fn disable_against_the_tls_server_is_plain() {
     assert!(!encrypted(&at(&url, "localhost", "sslmode=disable")));
 }
 
+#[test]
+fn a_unix_socket_is_never_encrypted_as_with_libpq() {
+    let Some((url, files)) = tls() else { return };
+    let dir: String = connect(&url).unwrap().query_one("SHOW unix_socket_directories", &[]).unwrap().get(0);
+    let socket = url.replacen("@localhost:", &format!("@{}:", dir.replace('/', "%2F")), 1);
+    assert!(!encrypted(&format!("{socket}?sslmode=verify-full&sslrootcert={}", files.ca.display())));
+}
+
 /// The real daemon on a verify-full store: it starts, accepts a signed push, and every
 /// session it holds on the database is encrypted.
 #[test]
