@@ -39,6 +39,13 @@ async fn connection(
     latencies
 }
 
+/// Bytes this process has caused to be written to disk so far (`/proc/self/io`), 0 where
+/// the kernel does not say.
+fn written_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
 fn main() {
     let requests = env_number("GITAUTO_BENCH_REQUESTS", 40_000);
     let connections = env_number("GITAUTO_BENCH_CONNECTIONS", 32);
@@ -66,7 +73,7 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
     let signature = Arc::new(sign(SECRET, &body));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let database = config.server.data_dir.join("gitauto.sqlite");
-    let (elapsed, mut latencies) = runtime.block_on(async {
+    let (elapsed, mut latencies, before, after) = runtime.block_on(async {
         let queue = Queue::open(&config.server.data_dir).expect("queue");
         let metrics = Arc::new(gitauto::metrics::Metrics::default());
         // Ingest never runs plugins: an empty runtime is enough.
@@ -80,6 +87,7 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
         tokio::spawn(async move { axum::serve(listener, app).await });
         // Warm up: connections, statement cache, WAL.
         connection(addr, usize::MAX, 500, body.clone(), signature.clone()).await;
+        let before = (written_bytes(), gitauto::queue::CommitBatches::read());
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for id in 0..connections {
@@ -90,7 +98,8 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
         while let Some(latencies) = tasks.join_next().await {
             all.extend(latencies.unwrap());
         }
-        (started.elapsed(), all)
+        let elapsed = started.elapsed();
+        (elapsed, all, before, (written_bytes(), gitauto::queue::CommitBatches::read()))
     });
     latencies.sort();
     let conn = rusqlite::Connection::open(&database).unwrap();
@@ -108,6 +117,28 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
     }
     println!("  latency max  {:>9.2} ms", latencies.last().unwrap().as_secs_f64() * 1e3);
     println!("  stored: {stored} deliveries, {jobs} jobs (500 of each from the warm-up)");
+    let ((written_before, (_, requests_before, commits_before)), (written_after, (_, requests_after, commits_after))) =
+        (before, after);
+    let commits = commits_after - commits_before;
+    println!(
+        "  written      {:>10.0} bytes per delivery (the log, then the checkpoint into the file)",
+        (written_after - written_before) as f64 / requests as f64
+    );
+    println!(
+        "  batches      {:>10.1} requests per commit ({commits} commits)",
+        (requests_after - requests_before) as f64 / commits.max(1) as f64
+    );
+    let (kept, encoded): (i64, i64) = conn
+        .query_row(
+            "SELECT sum(length(body)), count(*) FILTER (WHERE body_encoding IS NOT NULL) FROM deliveries",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    println!(
+        "  bodies       {:>10.2} stored bytes per received byte ({encoded} of {stored} compressed)",
+        kept as f64 / (stored as f64 * body.len() as f64)
+    );
     let ms = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
     let title = format!("ingest: signed {} KB pushes, {connections} connections", body.len() / 1024);
     common::report(

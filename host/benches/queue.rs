@@ -14,7 +14,7 @@
 mod common;
 
 use common::{Connection, env_number, push_payload, sign};
-use gitauto::queue::{DeliveryVerdict, JobState, NewDelivery, NewJob, Queue};
+use gitauto::queue::{DeliveryVerdict, JobState, NewDelivery, NewJob, Queue, StoredBody};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,8 +29,8 @@ fn delivery(n: usize) -> NewDelivery {
         source: "github".into(),
         forge: "github".into(),
         event: Some("push".into()),
-        headers: serde_json::json!({"content-type": "application/json"}),
-        body: bytes::Bytes::from_static(b"{}"),
+        headers: r#"{"content-type":"application/json"}"#.into(),
+        body: StoredBody::raw(bytes::Bytes::from_static(b"{}")),
         verdict: DeliveryVerdict::Queued,
         reason: None,
         normalised: Some(r#"[{"repository":{"full_name":"acme/r"}}]"#.into()),

@@ -9,6 +9,7 @@ pub mod app;
 mod catch_up;
 pub mod compat;
 mod env;
+pub mod fingerprint;
 pub mod gate;
 mod keys;
 mod own;
@@ -347,6 +348,11 @@ impl Checker<'_> {
         let store = raw.store.url.as_ref().and_then(|url| {
             let text = self.expand(url)?;
             if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+                // The TLS settings and the CA file, so a typo shows here and not at the first
+                // connection.
+                if let Err(why) = crate::queue::pg_connect::check(&text) {
+                    self.problem(Some(url.span()), format!("`[store] url`: {why}"));
+                }
                 Some(Secret::new(text))
             } else {
                 self.problem(

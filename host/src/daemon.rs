@@ -93,8 +93,11 @@ impl Daemon {
             tracing::warn!("`workers = 0`: this node accepts and queues jobs but runs none; another node must");
         }
         let worker_pool = tokio::spawn(workers.run(worker_count, stop_rx.clone()));
-        self.queue.join(worker_count).await.context("recording this node in the queue")?;
-        let heart = tokio::spawn(heartbeat(self.queue.clone(), stop_rx.clone()));
+        self.queue
+            .join_with_config(worker_count, self.live.fingerprint())
+            .await
+            .context("recording this node in the queue")?;
+        let heart = tokio::spawn(heartbeat(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let reporter = crate::report::Reporter::new(self.queue.clone(), self.live.clone(), apis.clone());
         let reporter = tokio::spawn(reporter.run(stop_rx.clone()));
@@ -165,14 +168,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     daemon.serve(listener, crate::shutdown::signal()).await
 }
 
-/// Records this node's heartbeat every [`crate::node::HEARTBEAT`] until `stop`.
-async fn heartbeat(queue: Queue, mut stop: watch::Receiver<bool>) {
+/// Records this node's heartbeat, with its config's fingerprint, every
+/// [`crate::node::HEARTBEAT`] and at once after a reload, until `stop`.
+async fn heartbeat(queue: Queue, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     loop {
+        let replaced = live.replaced().notified();
         tokio::select! {
             _ = tokio::time::sleep(crate::node::HEARTBEAT) => {}
+            () = replaced => {}
             _ = stop.changed() => return,
         }
-        if let Err(err) = queue.heartbeat().await {
+        if let Err(err) = queue.heartbeat_with_config(live.fingerprint()).await {
             tracing::warn!("recording this node's heartbeat: {err:#}");
         }
     }

@@ -13,11 +13,10 @@ use crate::event::Event;
 use crate::forge::{Headers, Incoming, Origin, ParseError};
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::queue::{DeliveryVerdict, NewDelivery, NewJob, Queue};
+use crate::queue::{DeliveryVerdict, NewDelivery, NewJob, Queue, StoredBody};
 use crate::route::{self, Routing, Verdict};
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::json;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -589,7 +588,11 @@ fn record(
         forge,
         event,
         headers: stored_headers(&input.headers),
-        body: input.body.clone(),
+        // Compressed here, on the request's thread: the queue's one writer only copies it.
+        body: match outcome.verdict().refused() {
+            true => StoredBody::raw(input.body.clone()),
+            false => StoredBody::new(input.body.clone()),
+        },
         verdict: outcome.verdict(),
         reason: outcome.reason(),
         // Parsers leave `payload` empty (it is read from the stored body when a job
@@ -608,16 +611,15 @@ fn forge_of(config: &Config, source: &str) -> String {
     config.source(source).map_or_else(|| source.to_owned(), |s| s.forge.to_owned())
 }
 
-/// Headers as stored with a delivery: all but the ones that authenticate it.
-fn stored_headers(headers: &Headers) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    for (name, value) in headers.iter() {
-        if SECRET_HEADERS.contains(&name) {
-            continue;
-        }
-        map.insert(name.to_owned(), json!(String::from_utf8_lossy(value)));
-    }
-    serde_json::Value::Object(map)
+/// Headers as stored with a delivery, as the text of a JSON object: all but the ones that
+/// authenticate it, by name (a repeated header keeps its last value).
+fn stored_headers(headers: &Headers) -> String {
+    let kept: std::collections::BTreeMap<&str, std::borrow::Cow<'_, str>> = headers
+        .iter()
+        .filter(|(name, _)| !SECRET_HEADERS.contains(name))
+        .map(|(name, value)| (name, String::from_utf8_lossy(value)))
+        .collect();
+    serde_json::to_string(&kept).expect("a map of strings serialises")
 }
 
 /// Stored headers back as headers (for redelivery).

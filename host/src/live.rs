@@ -4,8 +4,11 @@
 //! under one config, a job runs all its steps under the config it started with, and a
 //! reload never mixes the two. A reload happens on SIGHUP and when the config file's
 //! content changes; a config with any problem is refused and the running one stays.
+//! Each snapshot has its config's fingerprint (`config::fingerprint`), which the node
+//! records in the store so that nodes with different configs can be shown.
 
 use crate::config::Config;
+use crate::config::fingerprint::fingerprint;
 use crate::runtime::Runtime;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -26,7 +29,8 @@ pub struct Snapshot {
 
 /// The current [`Snapshot`], and how reloading has gone.
 pub struct Live {
-    current: RwLock<Arc<Snapshot>>,
+    /// The snapshot and its config's fingerprint, replaced together.
+    current: RwLock<(Arc<Snapshot>, Option<String>)>,
     status: Mutex<ReloadStatus>,
     /// Notified when a reload replaced the snapshot (for state derived from the config,
     /// such as the flow settings queued jobs carry).
@@ -57,8 +61,9 @@ impl Live {
             loaded_at: crate::queue::rfc3339(crate::queue::now_ms()),
             ..ReloadStatus::default()
         };
+        let fingerprint = loaded_fingerprint(&snapshot);
         Self {
-            current: RwLock::new(Arc::new(snapshot)),
+            current: RwLock::new((Arc::new(snapshot), fingerprint)),
             status: Mutex::new(status),
             replaced: tokio::sync::Notify::new(),
         }
@@ -88,7 +93,13 @@ impl Live {
 
     /// The current snapshot.
     pub fn get(&self) -> Arc<Snapshot> {
-        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).0.clone()
+    }
+
+    /// The current config's fingerprint (see `config::fingerprint`); none when the text
+    /// it was loaded from could not be read again at start.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).1.clone()
     }
 
     /// The current config.
@@ -96,8 +107,8 @@ impl Live {
         self.get().config.clone()
     }
 
-    fn replace(&self, snapshot: Snapshot) {
-        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+    fn replace(&self, snapshot: Snapshot, fingerprint: Option<String>) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(snapshot), fingerprint);
         self.replaced.notify_waiters();
     }
 
@@ -117,10 +128,17 @@ impl Live {
 
     async fn try_reload(&self, path: &Path) -> anyhow::Result<Vec<String>> {
         let path = path.to_path_buf();
-        let config = tokio::task::spawn_blocking(move || Config::load(&path))
-            .await
-            .context("loading the config")?
-            .map_err(|err| anyhow::anyhow!("the config has problems:\n{err}"))?;
+        // Read here rather than by `Config::load`: the fingerprint is of this very text.
+        #[allow(clippy::disallowed_methods, reason = "inside spawn_blocking")]
+        let (text, config) = tokio::task::spawn_blocking(move || {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|err| anyhow::anyhow!("{}: cannot read config: {err}", path.display()))?;
+            let config =
+                Config::parse(&path, &text).map_err(|err| anyhow::anyhow!("the config has problems:\n{err}"))?;
+            anyhow::Ok((text, config))
+        })
+        .await
+        .context("loading the config")??;
         let old = self.config();
         let restart = needs_restart(&old, &config);
         let specs: Vec<_> = config.plugins.values().cloned().collect();
@@ -132,7 +150,8 @@ impl Live {
         for (name, cached, took) in &report.plugins {
             tracing::debug!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
         }
-        self.replace(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) });
+        let fingerprint = fingerprint(&text, &config, |name| runtime.wasm_digest(name));
+        self.replace(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) }, fingerprint);
         Ok(restart)
     }
 
@@ -187,6 +206,19 @@ impl Live {
             }
         }
     }
+}
+
+/// The fingerprint of the config `snapshot` was loaded with, from its file read again;
+/// none when the file cannot be read or no longer holds that text (the watcher then
+/// reloads it, with a fingerprint of the text it reads).
+#[allow(clippy::disallowed_methods, reason = "a small file, read once at start-up")]
+fn loaded_fingerprint(snapshot: &Snapshot) -> Option<String> {
+    let config = &snapshot.config;
+    let text = std::fs::read_to_string(&config.path).ok()?;
+    if crate::config::digest(text.as_bytes()) != config.digest {
+        return None;
+    }
+    fingerprint(&text, config, |name| snapshot.runtime.wasm_digest(name))
 }
 
 /// Settings fixed for the life of the process.

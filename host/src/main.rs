@@ -82,7 +82,13 @@ enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
-    /// List the nodes (daemons) sharing the queue, with their last heartbeat.
+    /// List the nodes (daemons) sharing the queue, with their last heartbeat and config.
+    ///
+    /// CONFIG is the node's config fingerprint: a digest of what every node must agree
+    /// on (sources with their secrets' values, plugins with their components' content,
+    /// rules, compat, retention), leaving out each node's own `[server]` and `[store]`.
+    /// `*` marks a live node whose config differs from the one most live nodes run (a
+    /// tie going to this daemon's); `unknown`, a node of a version that records none.
     Nodes {
         #[command(flatten)]
         daemon: DaemonArgs,
@@ -299,16 +305,26 @@ impl DaemonArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Records are written by a thread of their own (one write per burst, not per record).
+    let log = match gitauto::terminal::LogWriter::start(std::io::stderr()) {
+        Ok(log) => log,
+        Err(err) => {
+            eprintln!("error: starting the log thread: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GITAUTO_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log.clone())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // Plugin summaries and payload text reach the log: one record stays one line.
         .fmt_fields(gitauto::terminal::log_fields())
         .init();
+    // Dropped after the runtime (declared before it): the runtime's last records are written too.
+    let _flushed = gitauto::terminal::FlushOnDrop(log.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -316,7 +332,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let ran = runtime.block_on(run(cli.command));
+    // Whatever was logged comes out before the error (and, through `_flushed`, all of it
+    // before the process ends).
+    log.flush();
+    match ran {
         Ok(code) => code,
         Err(err) => {
             // The chain may carry a daemon's or a plugin's words: each line escaped.
@@ -744,11 +764,26 @@ fn print_jobs(jobs: &serde_json::Value) {
 }
 
 fn print_nodes(answer: &serde_json::Value) {
-    println!("{:<24} {:<6} {:>7}  {:<24} {:<24} VERSION", "NODE", "LIVE", "WORKERS", "STARTED", "HEARTBEAT");
+    print!("{}", nodes_table(answer));
+}
+
+/// `gitauto nodes`'s table of an `/api/nodes` answer, with a footer when configs differ.
+fn nodes_table(answer: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{:<24} {:<6} {:>7}  {:<24} {:<24} {:<13} VERSION\n",
+        "NODE", "LIVE", "WORKERS", "STARTED", "HEARTBEAT", "CONFIG"
+    );
     for node in answer["nodes"].as_array().into_iter().flatten() {
         let this = if node["name"] == answer["this"] { " (this daemon)" } else { "" };
-        println!(
-            "{:<24} {:<6} {:>7}  {:<24} {:<24} {}{this}",
+        let config = match (node["config"].as_str(), node["config_differs"] == true) {
+            (Some(config), true) => format!("{}*", escape(config)),
+            (Some(config), false) => escape(config).into_owned(),
+            (None, _) => "unknown".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<6} {:>7}  {:<24} {:<24} {config:<13} {}{this}",
             text(&node["name"]),
             if node["live"] == true { "yes" } else { "no" },
             node["workers"],
@@ -757,6 +792,13 @@ fn print_nodes(answer: &serde_json::Value) {
             text(&node["version"]),
         );
     }
+    match answer["configs_differ"].as_u64() {
+        Some(0) | None => {}
+        Some(n) => {
+            let _ = writeln!(out, "\n* {n} live node(s) run a config that differs from the one most live nodes run");
+        }
+    }
+    out
 }
 
 fn print_rules(rules: &serde_json::Value) {
@@ -814,8 +856,29 @@ fn print_job(job: &gitauto::queue::JobView) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_params;
+    use super::{nodes_table, parse_params};
     use serde_json::json;
+
+    #[test]
+    fn nodes_show_their_config_and_mark_the_one_that_differs() {
+        let node = |name: &str, config: Option<&str>, differs: bool| {
+            json!({"name": name, "live": true, "workers": 2, "started_at": "s", "heartbeat_at": "h", "version": "1.0.0",
+                   "config": config, "config_differs": differs})
+        };
+        let answer = json!({"this": "a", "configs_differ": 1, "nodes": [
+            node("a", Some("0123456789ab"), false), node("b", Some("ba9876543210"), true), node("c", None, false)]});
+        let table = nodes_table(&answer);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains(" CONFIG ") && lines[0].ends_with("VERSION"), "{table}");
+        assert!(lines[1].contains(" 0123456789ab  ") && lines[1].ends_with("1.0.0 (this daemon)"), "{table}");
+        assert!(lines[2].contains(" ba9876543210* "), "{table}");
+        assert!(lines[3].contains(" unknown "), "{table}");
+        assert_eq!(lines[5], "* 1 live node(s) run a config that differs from the one most live nodes run", "{table}");
+        let agreeing = json!({"this": "a", "configs_differ": 0, "nodes": [node("a", Some("0123456789ab"), false)]});
+        let table = nodes_table(&agreeing);
+        assert_eq!(table.lines().count(), 2, "no footer when all agree: {table}");
+        assert!(!table.contains('*'), "{table}");
+    }
 
     #[test]
     fn trigger_parameters_are_text_or_json() {

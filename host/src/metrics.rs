@@ -105,6 +105,22 @@ impl Metrics {
         for paused in queue.paused().await? {
             let _ = writeln!(out, "gitauto_rule_paused{{rule=\"{}\"}} 1", escape(&paused.rule));
         }
+        // This node's fingerprint as it recorded it, so that it agrees with /api/nodes.
+        let nodes = queue.nodes().await?;
+        out.push_str(
+            "# HELP gitauto_nodes_config_differs Live nodes whose config differs from the one most live nodes run.\n\
+             # TYPE gitauto_nodes_config_differs gauge\n",
+        );
+        let differ = nodes.iter().filter(|node| node.config_differs).count();
+        let _ = writeln!(out, "gitauto_nodes_config_differs {differ}");
+        let this = nodes.iter().find(|node| node.name == queue.node()).and_then(|node| node.config.as_deref());
+        if let Some(fingerprint) = this {
+            out.push_str(
+                "# HELP gitauto_config_info The fingerprint of this node's config (see docs/config.md).\n\
+                 # TYPE gitauto_config_info gauge\n",
+            );
+            let _ = writeln!(out, "gitauto_config_info{{fingerprint=\"{}\"}} 1", escape(fingerprint));
+        }
         out.push_str(
             "# HELP gitauto_http_connections HTTP connections open now.\n# TYPE gitauto_http_connections gauge\n",
         );
@@ -145,6 +161,16 @@ impl Metrics {
                 let _ = writeln!(out, "gitauto_step_duration_seconds_count{{plugin=\"{plugin}\"}} {}", h.count);
             }
         });
+        // Ingest (issue 23): requests per commit of the queue's writer.
+        out.push_str("# HELP gitauto_queue_commit_batch Requests each queue commit carried (group commit).\n");
+        out.push_str("# TYPE gitauto_queue_commit_batch histogram\n");
+        let (buckets, sum, count) = crate::queue::CommitBatches::read();
+        for (bound, n) in crate::queue::BATCH_BUCKETS.iter().zip(buckets) {
+            let _ = writeln!(out, "gitauto_queue_commit_batch_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "gitauto_queue_commit_batch_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "gitauto_queue_commit_batch_sum {sum}");
+        let _ = writeln!(out, "gitauto_queue_commit_batch_count {count}");
         // PG (issue 23): wake-ups other nodes sent through PostgreSQL's NOTIFY.
         out.push_str(
             "# HELP gitauto_queue_wakeups_total Idle workers woken by another node's notification (PostgreSQL).\n\
@@ -180,5 +206,10 @@ mod tests {
         assert!(text.contains("gitauto_step_duration_seconds_bucket{plugin=\"fetch-update\",le=\"0.05\"} 1\n"));
         assert!(text.contains("gitauto_jobs{state=\"dead\"} 0\n"));
         assert!(text.contains("gitauto_queue_depth 0\n"));
+        assert!(text.contains("gitauto_nodes_config_differs 0\n"), "{text}");
+        assert!(!text.contains("gitauto_config_info"), "a node that never joined has no fingerprint: {text}");
+        queue.join_with_config(1, Some("0123456789ab".to_owned())).await.unwrap();
+        let text = metrics.render(&queue).await.unwrap();
+        assert!(text.contains("gitauto_config_info{fingerprint=\"0123456789ab\"} 1\n"), "{text}");
     }
 }

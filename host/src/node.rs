@@ -3,6 +3,9 @@
 //! meant for it: any node's (`run_on = "any"`), or its own (`"every"`, or a list naming
 //! it). A node whose heartbeat is older than [`LIVE_WITHIN`] is not live: `every` jobs
 //! are no longer made for it.
+//!
+//! Each node also records its config's fingerprint (`config::fingerprint`); a live node
+//! whose fingerprint is not the one most live nodes have is shown as differing.
 
 use serde::Serialize;
 use std::time::Duration;
@@ -46,6 +49,36 @@ pub struct NodeView {
     pub version: String,
     /// Its worker count.
     pub workers: i64,
+    /// Its config's fingerprint; none for a node of a version that records none.
+    pub config: Option<String>,
+    /// Whether it is live and its config's fingerprint is not the reference: the one most
+    /// live nodes have, a tie going to this node's (see [`mark_differing`]).
+    pub config_differs: bool,
+}
+
+/// Marks the live nodes whose config differs from the reference: the fingerprint most
+/// live nodes have, a tie going to `this` node's (then to the smallest). Nodes that are
+/// not live, and nodes that record no fingerprint, are neither counted nor marked.
+/// Returns how many are marked.
+pub fn mark_differing(nodes: &mut [NodeView], this: &str) -> usize {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for node in nodes.iter().filter(|node| node.live) {
+        if let Some(config) = &node.config {
+            *counts.entry(config).or_default() += 1;
+        }
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    let ours = nodes.iter().find(|node| node.name == this && node.live).and_then(|node| node.config.as_deref());
+    let reference = match ours {
+        Some(ours) if counts.get(ours) == Some(&most) => Some(ours.to_owned()),
+        _ => counts.iter().find(|(_, n)| **n == most).map(|(config, _)| (*config).to_owned()),
+    };
+    let mut marked = 0;
+    for node in nodes {
+        node.config_differs = node.live && node.config.is_some() && node.config != reference;
+        marked += usize::from(node.config_differs);
+    }
+    marked
 }
 
 /// The host name, as the default node name; `gitauto` when it cannot be read or is not
@@ -70,6 +103,56 @@ pub fn check_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(name: &str, live: bool, config: Option<&str>) -> NodeView {
+        NodeView {
+            name: name.to_owned(),
+            live,
+            started_at: String::new(),
+            heartbeat_at: String::new(),
+            stopped_at: None,
+            version: String::new(),
+            workers: 1,
+            config: config.map(str::to_owned),
+            config_differs: false,
+        }
+    }
+
+    /// Marks `nodes` (name, live, fingerprint) as seen from `this`; the names marked.
+    fn differing(this: &str, nodes: &[(&str, bool, Option<&str>)]) -> Vec<String> {
+        let mut views: Vec<NodeView> = nodes.iter().map(|(name, live, config)| node(name, *live, *config)).collect();
+        let count = mark_differing(&mut views, this);
+        let marked: Vec<String> = views.into_iter().filter(|n| n.config_differs).map(|n| n.name).collect();
+        assert_eq!(marked.len(), count);
+        marked
+    }
+
+    /// Seen from this node, these nodes (name, live, fingerprint): these marked.
+    type Case<'a> = (&'a str, &'a [(&'a str, bool, Option<&'a str>)], &'a [&'a str]);
+
+    #[test]
+    fn the_config_most_live_nodes_have_is_the_reference() {
+        let (x, y) = (Some("aaaaaaaaaaaa"), Some("bbbbbbbbbbbb"));
+        let cases: &[Case] = &[
+            ("a", &[("a", true, x), ("b", true, x), ("c", true, x)], &[]),
+            // The majority wins over this node's own.
+            ("c", &[("a", true, x), ("b", true, x), ("c", true, y)], &["c"]),
+            // A tie goes to this node's.
+            ("b", &[("a", true, x), ("b", true, y)], &["a"]),
+            ("a", &[("a", true, x), ("b", true, y)], &["b"]),
+            // Stopped nodes neither count nor are marked.
+            ("a", &[("a", true, x), ("b", false, y), ("c", false, y), ("d", false, y)], &[]),
+            ("c", &[("a", true, x), ("b", true, x), ("c", true, y), ("d", false, y), ("e", false, y)], &["c"]),
+            // Older nodes record none: unknown, not differing, and not counted.
+            ("a", &[("a", true, x), ("b", true, None), ("c", true, None)], &[]),
+            // Seen from a node that is not live (or not listed): ties go to the smallest.
+            ("z", &[("a", true, y), ("b", true, x)], &["a"]),
+            ("a", &[("a", false, y), ("b", true, x)], &[]),
+        ];
+        for (this, nodes, expected) in cases {
+            assert_eq!(differing(this, nodes), *expected, "from {this}: {nodes:?}");
+        }
+    }
 
     #[test]
     fn names() {

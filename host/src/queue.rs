@@ -13,6 +13,7 @@
 //! batches commits.
 
 mod accept_pg;
+mod body;
 pub mod copy;
 mod db;
 mod flow;
@@ -39,10 +40,12 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use writer::Writer;
+pub use writer::{BATCH_BUCKETS, CommitBatches};
 
 use crate::node::RunOn;
 use crate::step::StepStatus;
 
+pub use body::StoredBody;
 pub use flow::{FlowLimits, Paused, RuleLoad};
 pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
@@ -191,10 +194,11 @@ pub struct NewDelivery {
     pub forge: String,
     /// The forge's event name.
     pub event: Option<String>,
-    /// Headers as a JSON object, without secrets.
-    pub headers: serde_json::Value,
-    /// The body as received.
-    pub body: bytes::Bytes,
+    /// Headers as the text of a JSON object, without secrets (built where the request is
+    /// read, so the queue's writer only copies it).
+    pub headers: String,
+    /// The body, as it is stored (compressed where that saves room).
+    pub body: StoredBody,
     /// What became of it.
     pub verdict: DeliveryVerdict,
     /// Why, for unmatched and ignored deliveries.
@@ -552,7 +556,8 @@ impl Queue {
             Some(accepting) => accepting.accept(delivery, jobs).await?,
             None => {
                 let node = self.node.clone();
-                self.writer.call(move |db| accept_in(db, delivery, &jobs, &node)).await?
+                // Repeatable: the batch it shares runs it without a savepoint of its own (see writer.rs).
+                self.writer.call_repeatable(move |db| accept_in(db, &delivery, &jobs, &node)).await?
             }
         };
         if !accepted.jobs.is_empty() && !accepted.duplicate {
@@ -565,24 +570,25 @@ impl Queue {
 
 /// Records a delivery and queues its jobs (on node `node` when they run on this one), in
 /// the caller's transaction: [`Queue::accept`].
-fn accept_in(db: Db, delivery: NewDelivery, jobs: &[NewJob], node: &str) -> anyhow::Result<Accepted> {
+fn accept_in(db: Db, delivery: &NewDelivery, jobs: &[NewJob], node: &str) -> anyhow::Result<Accepted> {
     let now = now_ms();
+    let id = || delivery.id.clone();
     if delivery.verdict.refused() {
-        insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
-        return Ok(Accepted { delivery: delivery.id, jobs: Vec::new(), duplicate: false, coalesced: 0 });
+        insert_delivery(db, delivery, delivery.verdict.as_str(), now, None)?;
+        return Ok(Accepted { delivery: id(), jobs: Vec::new(), duplicate: false, coalesced: 0 });
     }
-    let original: Option<i64> = db.query_opt(
-        "SELECT seq FROM deliveries
-         WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
-        args![delivery.source, delivery.id],
-        |row| row.get(0),
-    )?;
-    if let Some(original) = original {
-        insert_delivery(db, &delivery, "duplicate", now, Some(original))?;
+    // The unique index on (source, id) decides: no row back means a duplicate.
+    let Some(seq) = insert_first(db, delivery, now)? else {
+        let original: i64 = db.query_one(
+            "SELECT seq FROM deliveries
+             WHERE source = ?1 AND id = ?2 AND verdict NOT IN ('duplicate', 'rejected', 'invalid')",
+            args![delivery.source, delivery.id],
+            |row| row.get(0),
+        )?;
+        insert_delivery(db, delivery, "duplicate", now, Some(original))?;
         let jobs = job_ids_of(db, original)?;
-        return Ok(Accepted { delivery: delivery.id, jobs, duplicate: true, coalesced: 0 });
-    }
-    let seq = insert_delivery(db, &delivery, delivery.verdict.as_str(), now, None)?;
+        return Ok(Accepted { delivery: id(), jobs, duplicate: true, coalesced: 0 });
+    };
     let mut ids = Vec::with_capacity(jobs.len());
     let mut coalesced = 0;
     for job in jobs {
@@ -592,7 +598,7 @@ fn accept_in(db: Db, delivery: NewDelivery, jobs: &[NewJob], node: &str) -> anyh
             ids.push(id.to_string());
         }
     }
-    Ok(Accepted { delivery: delivery.id, jobs: ids, duplicate: false, coalesced })
+    Ok(Accepted { delivery: id(), jobs: ids, duplicate: false, coalesced })
 }
 
 /// Puts back in line the jobs `which` selects (those a stopped process left running), in a
@@ -677,8 +683,11 @@ fn queue_job(db: Db, seq: i64, job: &NewJob, node: Option<&str>, now: i64) -> an
         args![id, seq, event_index, now],
     )?;
     // The job's report: queued, or, for a coalesced job now carrying a newer commit, that
-    // the older one was superseded.
-    reports::note(db, id)?;
+    // the older one was superseded. A new job reports when its rule does; a coalesced one
+    // when it was queued to (under an earlier config, perhaps): `note` looks.
+    if job.report.is_some() || coalesced {
+        reports::note(db, id)?;
+    }
     Ok((id, coalesced))
 }
 
@@ -827,6 +836,23 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The statement that records a delivery, before its conflict clause.
+macro_rules! insert_delivery_sql {
+    () => {
+        "INSERT INTO deliveries
+            (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain,
+             duplicate_of, body_size, redelivery_of, arrived, body_encoding)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    };
+}
+
+/// Records an accepted delivery whose id this source has not accepted before; `None`
+/// (nothing written) when it has.
+fn insert_first(db: Db, delivery: &NewDelivery, now: i64) -> anyhow::Result<Option<i64>> {
+    write_delivery(db, delivery, delivery.verdict.as_str(), now, None, true)
+}
+
+/// Records `delivery` with `verdict`; returns its sequence number.
 fn insert_delivery(
     db: Db,
     delivery: &NewDelivery,
@@ -834,25 +860,49 @@ fn insert_delivery(
     now: i64,
     duplicate_of: Option<i64>,
 ) -> anyhow::Result<i64> {
-    // Refused deliveries keep only the start of their body.
-    let (body, body_size) = if delivery.verdict.refused() && delivery.body.len() > REFUSED_BODY_KEPT {
-        (&delivery.body[..REFUSED_BODY_KEPT], Some(delivery.body.len() as i64))
-    } else {
-        (&delivery.body[..], None)
+    write_delivery(db, delivery, verdict, now, duplicate_of, false)?
+        .ok_or_else(|| anyhow::anyhow!("recording delivery {} returned no row", delivery.id))
+}
+
+/// Inserts a delivery row; with `first`, nothing when the unique index of accepted
+/// delivery ids already holds its id.
+fn write_delivery(
+    db: Db,
+    delivery: &NewDelivery,
+    verdict: &str,
+    now: i64,
+    duplicate_of: Option<i64>,
+    first: bool,
+) -> anyhow::Result<Option<i64>> {
+    // Refused deliveries keep only the start of their body, as received: the rare
+    // large one is decoded here to be cut.
+    let cut;
+    let (body, encoding, body_size) = match delivery.verdict.refused() {
+        true if delivery.body.encoding().is_some() || delivery.body.bytes().len() > REFUSED_BODY_KEPT => {
+            let received = delivery.body.received()?;
+            let size = (received.len() > REFUSED_BODY_KEPT).then_some(received.len() as i64);
+            cut = received.slice(..received.len().min(REFUSED_BODY_KEPT));
+            (&cut[..], None, size)
+        }
+        _ => (delivery.body.bytes(), delivery.body.encoding(), None),
     };
-    db.query_one(
-        "INSERT INTO deliveries
-            (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, duplicate_of,
-             body_size, redelivery_of, arrived)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-         RETURNING seq",
+    let sql = match first {
+        true => concat!(
+            insert_delivery_sql!(),
+            " ON CONFLICT (source, id) WHERE verdict NOT IN ('duplicate', 'rejected', 'invalid') DO NOTHING",
+            " RETURNING seq"
+        ),
+        false => concat!(insert_delivery_sql!(), " RETURNING seq"),
+    };
+    db.query_opt(
+        sql,
         args![
             delivery.id,
             delivery.source,
             delivery.forge,
             delivery.event,
             now,
-            delivery.headers.to_string(),
+            delivery.headers,
             body,
             verdict,
             delivery.reason,
@@ -861,7 +911,8 @@ fn insert_delivery(
             duplicate_of,
             body_size,
             delivery.redelivery_of,
-            delivery.arrived
+            delivery.arrived,
+            encoding
         ],
         |row| row.get(0),
     )
@@ -911,6 +962,8 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod accept;
 
     /// Where a test's queue lives: each test runs against both stores.
     enum Store {
@@ -970,8 +1023,8 @@ mod tests {
             source: "github".into(),
             forge: "github".into(),
             event: Some("push".into()),
-            headers: serde_json::json!({"content-type": "application/json"}),
-            body: bytes::Bytes::from_static(b"{}"),
+            headers: r#"{"content-type":"application/json"}"#.into(),
+            body: StoredBody::raw(bytes::Bytes::from_static(b"{}")),
             verdict: DeliveryVerdict::Queued,
             reason: None,
             normalised: Some(r#"[{"repository":{"clone_url":"file:///x/widgets.git"}}]"#.into()),

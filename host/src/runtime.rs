@@ -103,6 +103,8 @@ impl std::fmt::Display for ErrorKind {
 /// A compiled, pre-instantiated plugin.
 struct LoadedPlugin {
     spec: PluginSpec,
+    /// The SHA-256 of the component's bytes, for the config's fingerprint.
+    digest: [u8; 32],
     pre: bindings::PluginPre<StoreData>,
     http: Arc<http::Client>,
 }
@@ -167,7 +169,8 @@ impl Runtime {
                 .and_then(|pre| bindings::PluginPre::new(pre).map_err(|err| incompatible(&spec.name, &err)))?;
             let http = Arc::new(http::Client::new().context("building the HTTP client")?);
             report.plugins.push((spec.name.clone(), cached, started.elapsed()));
-            loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), pre, http });
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(&wasm).into();
+            loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), digest, pre, http });
         }
         let ticker = EpochTicker::start(&engine).context("starting the epoch ticker")?;
         let changers = loaded
@@ -188,6 +191,11 @@ impl Runtime {
     /// Whether a plugin of that name is loaded.
     pub fn has(&self, plugin: &str) -> bool {
         self.plugins.contains_key(plugin)
+    }
+
+    /// The SHA-256 of a loaded plugin's component, as it was loaded.
+    pub fn wasm_digest(&self, plugin: &str) -> Option<[u8; 32]> {
+        self.plugins.get(plugin).map(|loaded| loaded.digest)
     }
 
     /// A loaded plugin's spec: its grant and limits.

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// `text` made safe to print on one terminal line: C0 controls (ESC, BEL, CR, backspace,
 /// ...), DEL, C1 controls (the one-byte CSI U+009B, OSC U+009D, ...), bidirectional
@@ -65,6 +66,109 @@ pub fn log_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'
         },
     )
     .delimited(" ")
+}
+
+/// Log lines waiting for the log thread at most; a logger that is further behind waits
+/// (lines are never dropped).
+const LOG_BACKLOG: usize = 4096;
+
+/// What the log thread receives.
+enum LogMessage {
+    /// One formatted record.
+    Line(Vec<u8>),
+    /// Write out what came before, then answer.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The daemon's log destination (`tracing_subscriber`'s `with_writer`): each record goes to
+/// a thread of its own, which writes records to `out` through a buffer and flushes it
+/// whenever no record waits, so a burst of deliveries costs one write per burst instead of
+/// one per record, and none on the threads that serve requests.
+#[derive(Clone)]
+pub struct LogWriter {
+    lines: std::sync::mpsc::SyncSender<LogMessage>,
+}
+
+impl LogWriter {
+    /// Starts the thread that writes records to `out`.
+    pub fn start(out: impl std::io::Write + Send + 'static) -> std::io::Result<Self> {
+        let (lines, records) = std::sync::mpsc::sync_channel(LOG_BACKLOG);
+        std::thread::Builder::new().name("gitauto-log".into()).spawn(move || write_records(out, records))?;
+        Ok(Self { lines })
+    }
+
+    /// Returns once every record logged before was written out.
+    pub fn flush(&self) {
+        let (done, written) = std::sync::mpsc::sync_channel(1);
+        if self.lines.send(LogMessage::Flush(done)).is_ok() {
+            let _ = written.recv();
+        }
+    }
+}
+
+/// Flushes its [`LogWriter`] when dropped: at the end of `main`, after everything else.
+pub struct FlushOnDrop(pub LogWriter);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
+/// The log thread: writes records as they come, flushing when none waits.
+fn write_records(out: impl std::io::Write, records: std::sync::mpsc::Receiver<LogMessage>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    while let Ok(first) = records.recv() {
+        let mut next = Some(first);
+        let mut answers = Vec::new();
+        while let Some(message) = next.take() {
+            match message {
+                LogMessage::Line(line) => {
+                    // A log that cannot be written has nowhere to say so.
+                    let _ = out.write_all(&line);
+                }
+                LogMessage::Flush(answer) => answers.push(answer),
+            }
+            next = records.try_recv().ok();
+        }
+        let _ = out.flush();
+        for answer in answers {
+            let _ = answer.send(());
+        }
+    }
+}
+
+/// One record on its way to the log thread (sent whole when dropped).
+pub struct LogRecord<'a> {
+    writer: &'a LogWriter,
+    line: Vec<u8>,
+}
+
+impl std::io::Write for LogRecord<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogRecord<'_> {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            let _ = self.writer.lines.send(LogMessage::Line(std::mem::take(&mut self.line)));
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogRecord<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogRecord { writer: self, line: Vec::new() }
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +236,22 @@ mod tests {
         assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
         assert!(text.contains("done\\n2026-01-01T00:00:00Z  INFO gitauto: forged \\x1b[2J"), "{text}");
         assert!(text.contains("job=7 rule=docs\\nx plugin=\"p\\u{7}\""), "{text}");
+    }
+
+    #[test]
+    fn the_log_thread_writes_every_record_in_order_by_the_time_flush_returns() {
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let log = LogWriter::start(Writer(written.clone())).unwrap();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).without_time().with_writer(log.clone()).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for n in 0..10_000 {
+                tracing::info!(n, "accepted");
+            }
+        });
+        log.flush();
+        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        let numbers: Vec<usize> = text.lines().map(|line| line.rsplit("n=").next().unwrap().parse().unwrap()).collect();
+        assert_eq!(numbers, (0..10_000).collect::<Vec<_>>());
     }
 
     /// A log destination the test reads back.

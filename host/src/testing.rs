@@ -4,6 +4,7 @@
 //! through `sudo -n`), with a fresh database for each caller. Under `CI` a server that
 //! cannot be started fails the test; elsewhere the PostgreSQL half of a test is skipped
 //! with a loud message. The server stops, and its files go, when the test process exits.
+//! A second server speaks TLS with certificates the `openssl` program makes at test time.
 
 #![allow(clippy::disallowed_methods, reason = "test support: PostgreSQL starts on a thread of its own")]
 
@@ -16,24 +17,60 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A server's base URL (without a database), or why there is none.
 static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+/// The TLS server's base URL (host `localhost`, the name its certificate holds).
+static TLS_SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+static TLS_FILES: OnceLock<Result<TlsFiles, String>> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// A URL of a new, empty database, or `None` (said on stderr) when no server can run here.
 pub fn database() -> Option<String> {
     // The synchronous client runs its own runtime: keep it off the test's.
-    std::thread::spawn(new_database).join().expect("creating a test database")
+    std::thread::spawn(|| new_database(SERVER.get_or_init(|| start("pg", "127.0.0.1", &[]))))
+        .join()
+        .expect("creating a test database")
 }
 
-fn new_database() -> Option<String> {
-    let server = SERVER.get_or_init(start);
-    let base = match server {
-        Ok(base) => base,
+/// A URL of a new, empty database on the server that speaks TLS (`ssl = on`, the
+/// certificate of [`tls_files`]), as `postgres://gitauto@localhost:PORT/NAME` with no
+/// `sslmode`, or `None` as for [`database`].
+pub fn tls_database() -> Option<String> {
+    std::thread::spawn(|| new_database(TLS_SERVER.get_or_init(start_tls)))
+        .join()
+        .expect("creating a test database on the TLS server")
+}
+
+/// Certificates for the TLS tests, made once per test process.
+#[derive(Debug)]
+pub struct TlsFiles {
+    /// The CA that signed `cert` (PEM).
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server shows.
+    pub other_ca: PathBuf,
+    /// The server's certificate: subject alternative name `DNS:localhost` only.
+    pub cert: PathBuf,
+    /// The server's key (0600; as root, owned by `postgres`, as the server demands).
+    pub key: PathBuf,
+}
+
+/// The TLS tests' certificates, or `None` (said on stderr) when `openssl` cannot run here.
+pub fn tls_files() -> Option<&'static TlsFiles> {
+    available(TLS_FILES.get_or_init(make_tls_files))
+}
+
+/// The value of a set-up that worked; under `CI` a panic when it did not, elsewhere `None`.
+fn available<T>(set_up: &Result<T, String>) -> Option<&T> {
+    match set_up {
+        Ok(value) => Some(value),
         Err(why) if std::env::var_os("CI").is_some() => panic!("PostgreSQL is needed under CI: {why}"),
         Err(why) => {
             eprintln!("SKIPPED the PostgreSQL half of this test: {why}");
-            return None;
+            None
         }
-    };
+    }
+}
+
+fn new_database(server: &Result<String, String>) -> Option<String> {
+    let base = available(server)?;
     let name = format!("t{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::Relaxed));
     let mut client = crate::queue::pg_connect::connect(&format!("{base}/postgres")).expect("connecting");
     client.batch_execute(&format!("CREATE DATABASE {name}")).expect("creating a test database");
@@ -53,17 +90,97 @@ pub fn execute(url: &str, sql: &str) {
     .expect("the statement ran");
 }
 
+fn start_tls() -> Result<String, String> {
+    let files = TLS_FILES.get_or_init(make_tls_files).as_ref().map_err(Clone::clone)?;
+    let setting = |name: &str, path: &PathBuf| format!("{name}={}", path.display());
+    let settings = ["ssl=on".to_owned(), setting("ssl_cert_file", &files.cert), setting("ssl_key_file", &files.key)];
+    start("pgtls", "localhost", &settings)
+}
+
+/// Where the test process keeps its servers and certificates.
+fn root() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+/// A CA, a server certificate it signs for `localhost` only, and an unrelated CA.
+fn make_tls_files() -> Result<TlsFiles, String> {
+    if Command::new("openssl").arg("version").output().is_err() {
+        install("openssl")?;
+    }
+    let dir = root().join(format!("gitauto-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|err| format!("creating {}: {err}", dir.display()))?;
+    remove_when_gone(&dir, None)?;
+    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(&dir).args(args));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    for name in ["ca", "other-ca"] {
+        let (key, pem, subject) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN=gitauto test {name}"));
+        let ca = ["-keyout", &key, "-out", &pem, "-days", "3650", "-subj", &subject];
+        let extensions =
+            ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"];
+        openssl(&[&["req", "-x509"], &ec[..], &ca[..], &extensions[..]].concat())?;
+    }
+    let extensions = dir.join("server.ext");
+    std::fs::write(
+        &extensions,
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|err| err.to_string())?;
+    openssl(
+        &[&["req", "-new"], &ec[..], &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]]
+            .concat(),
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "server.ext",
+    ])?;
+    let key = dir.join("server.key");
+    // PostgreSQL refuses a key that others may read, or (as root) one it does not own.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(|e| e.to_string())?;
+    if is_root() {
+        postgres_user()?;
+        run(Command::new("chown").arg("postgres").arg(&key))?;
+    }
+    Ok(TlsFiles { ca: dir.join("ca.pem"), other_ca: dir.join("other-ca.pem"), cert: dir.join("server.pem"), key })
+}
+
+/// Removes `dir` (after stopping `server`) once the test process has exited.
+fn remove_when_gone(dir: &std::path::Path, server: Option<u32>) -> Result<(), String> {
+    let stop = server.map_or_else(String::new, |server| {
+        format!("kill {server}; while kill -0 {server} 2>/dev/null; do sleep 1; done; ")
+    });
+    let watch = format!(
+        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; {stop}rm -rf {dir}",
+        parent = std::process::id(),
+        dir = dir.display(),
+    );
+    Command::new("sh").arg("-c").arg(watch).spawn().map_err(|err| format!("watching {}: {err}", dir.display()))?;
+    Ok(())
+}
+
 // A blocking wait, on a thread of its own, for the server to take connections.
-fn start() -> Result<String, String> {
+fn start(name: &str, host: &str, settings: &[String]) -> Result<String, String> {
     let bin = match find_bin() {
         Some(bin) => bin,
         None => {
-            install()?;
+            install("postgresql")?;
             find_bin().ok_or("PostgreSQL is not installed (`apt-get install postgresql`)")?
         }
     };
-    let root = std::env::var_os("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = root.join(format!("gitauto-pg-{}", std::process::id()));
+    let dir = root().join(format!("gitauto-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|err| format!("creating {}: {err}", dir.display()))?;
     // PostgreSQL refuses to run as root: as root, its files and processes belong to the
@@ -90,20 +207,14 @@ fn start() -> Result<String, String> {
         .args(["-p", &port.to_string(), "-k"])
         .arg(&dir)
         .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"])
+        .args(settings.iter().flat_map(|setting| ["-c", setting]))
         .stdout(log.try_clone().map_err(|err| err.to_string())?)
         .stderr(log)
         .spawn()
         .map_err(|err| format!("starting PostgreSQL: {err}"))?;
     // The server runs until this test process is gone, then stops.
-    let watch = format!(
-        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill {server}; \
-         while kill -0 {server} 2>/dev/null; do sleep 1; done; rm -rf {dir}",
-        parent = std::process::id(),
-        server = server.id(),
-        dir = dir.display(),
-    );
-    Command::new("sh").arg("-c").arg(watch).spawn().map_err(|err| format!("watching PostgreSQL: {err}"))?;
-    let base = format!("postgres://gitauto@127.0.0.1:{port}");
+    remove_when_gone(&dir, Some(server.id()))?;
+    let base = format!("postgres://gitauto@{host}:{port}");
     for _ in 0..100 {
         if crate::queue::pg_connect::connect(&format!("{base}/postgres")).is_ok() {
             return Ok(base);
@@ -121,13 +232,13 @@ fn find_bin() -> Option<PathBuf> {
     versions.into_iter().rev().map(|v| v.join("bin")).find(|bin| bin.join("initdb").is_file())
 }
 
-fn install() -> Result<(), String> {
+fn install(package: &str) -> Result<(), String> {
     let mut command = if is_root() { Command::new("apt-get") } else { Command::new("sudo") };
     if !is_root() {
         command.args(["-n", "apt-get"]);
     }
-    command.args(["install", "-y", "-q", "postgresql"]).env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut command).map_err(|why| format!("installing PostgreSQL failed: {why}"))
+    command.args(["install", "-y", "-q", package]).env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut command).map_err(|why| format!("installing {package} failed: {why}"))
 }
 
 fn is_root() -> bool {

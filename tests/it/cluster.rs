@@ -1,7 +1,8 @@
 //! Three daemons sharing one PostgreSQL queue (`[store] url`), each a node of its own:
 //! deliveries sent to any of them are queued once, a redelivery that reaches another
 //! daemon is still a duplicate, `any` jobs run exactly once somewhere, and `every` jobs
-//! run once on each node. The PostgreSQL server is started by the test set-up (see
+//! run once on each node; a node whose config differs from the others' is shown until a
+//! reload makes it agree. The PostgreSQL server is started by the test set-up (see
 //! `gitauto::testing`).
 
 use gitauto_tests::{TestDaemon, github_source, push_payload, wait_for};
@@ -198,6 +199,90 @@ steps = {step}
             assert_eq!(ran_on, BTreeSet::from(["node-a", "node-b"]), "both daemons ran some");
         }
     }
+    for daemon in daemons {
+        daemon.stop().await;
+    }
+}
+
+/// `GET /api/nodes` of `daemon`.
+async fn nodes(daemon: &TestDaemon) -> Value {
+    let (status, answer) = daemon.get("/api/nodes").await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// `GET path` of `daemon` as text (the dashboard, the metrics).
+async fn text(daemon: &TestDaemon, path: &str) -> String {
+    let response = reqwest::get(format!("{}{path}", daemon.url)).await.unwrap();
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.text().await.unwrap()
+}
+
+/// Issue 23: three nodes, one with an extra rule. Its config's fingerprint differs, and
+/// every surface says so: `/api/nodes` (marked, counted), the dashboard's nodes table
+/// and `/metrics`. Once its config file is rewritten to match, the reload shows within a
+/// heartbeat and nothing differs any more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_config_differs_is_shown_until_a_reload_makes_it_agree() {
+    let Some(url) = gitauto::testing::database() else { return };
+    let extra = "\n[[rules]]\nname = \"extra\"\non = \"push\"\nrepo = \"acme/extra\"\n\
+                 steps = [{ plugin = \"probe\", with = { op = \"sleep\", ms = 1 } }]\n";
+    let mut daemons = Vec::new();
+    for node in NODES {
+        let mut text = config(&url, node);
+        if node == "node-c" {
+            text.push_str(extra);
+        }
+        daemons.push(TestDaemon::start(&text).await);
+    }
+    let answer = wait_for("three live nodes, one differing", Duration::from_secs(20), || async {
+        let answer = nodes(&daemons[0]).await;
+        let live = answer["nodes"].as_array().into_iter().flatten().filter(|n| n["live"] == true).count();
+        (live == 3 && answer["configs_differ"] == 1).then_some(answer)
+    })
+    .await;
+    let listed = answer["nodes"].as_array().unwrap();
+    let fingerprint = |name: &str| {
+        let node = listed.iter().find(|node| node["name"] == name).unwrap_or_else(|| panic!("{name}: {answer}"));
+        (node["config"].as_str().unwrap().to_owned(), node["config_differs"].as_bool().unwrap())
+    };
+    let (a, b, c) = (fingerprint("node-a"), fingerprint("node-b"), fingerprint("node-c"));
+    assert_eq!(a.0.len(), 12, "{answer}");
+    assert!(a.0.bytes().all(|byte| byte.is_ascii_hexdigit()), "{answer}");
+    assert_eq!(a, b, "same config, whatever [server] and [store] say: {answer}");
+    assert!(!a.1, "{answer}");
+    assert_ne!(c.0, a.0, "an extra rule changes the fingerprint: {answer}");
+    assert!(c.1, "the odd one is marked: {answer}");
+    // The odd node itself sees that it is the odd one: two live nodes against its one.
+    let from_c = nodes(&daemons[2]).await;
+    assert_eq!(from_c["configs_differ"], 1, "{from_c}");
+    assert_eq!(from_c["nodes"][2]["config_differs"], true, "{from_c}");
+
+    let dashboard = text(&daemons[0], "/").await;
+    let row = dashboard.split("<tr>").find(|row| row.contains("node-c")).expect("node-c's row");
+    assert!(row.contains(&format!("<span class=\"differs\">{} (differs)</span>", c.0)), "{row}");
+    let row = dashboard.split("<tr>").find(|row| row.contains("node-a")).expect("node-a's row");
+    assert!(row.contains(&format!("<td>{}</td>", a.0)) && !row.contains("(differs)"), "{row}");
+    assert!(dashboard.contains("1 live node(s) run a config that differs"), "{dashboard}");
+    let metrics = text(&daemons[1], "/metrics").await;
+    assert!(metrics.contains("\ngitauto_nodes_config_differs 1\n"), "{metrics}");
+    assert!(metrics.contains(&format!("\ngitauto_config_info{{fingerprint=\"{}\"}} 1\n", a.0)), "{metrics}");
+    let metrics = text(&daemons[2], "/metrics").await;
+    assert!(metrics.contains(&format!("\ngitauto_config_info{{fingerprint=\"{}\"}} 1\n", c.0)), "{metrics}");
+
+    // The odd node's config is made to match: the watcher reloads it.
+    std::fs::write(daemons[2].dir.path().join("gitauto.toml"), config(&url, "node-c")).unwrap();
+    let answer = wait_for("the reloaded node to agree", Duration::from_secs(20), || async {
+        let answer = nodes(&daemons[0]).await;
+        (answer["configs_differ"] == 0).then_some(answer)
+    })
+    .await;
+    for node in answer["nodes"].as_array().unwrap() {
+        assert_eq!((&node["config"], &node["config_differs"]), (&Value::from(a.0.clone()), &Value::from(false)));
+    }
+    let dashboard = text(&daemons[0], "/").await;
+    assert!(!dashboard.contains("(differs)") && !dashboard.contains("run a config that differs"), "{dashboard}");
+    assert!(text(&daemons[0], "/metrics").await.contains("\ngitauto_nodes_config_differs 0\n"));
     for daemon in daemons {
         daemon.stop().await;
     }

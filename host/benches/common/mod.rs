@@ -19,8 +19,18 @@ pub fn push_payload(full_name: &str, size: usize) -> Vec<u8> {
     push["repository"]["name"] = name.into();
     push["repository"]["owner"]["login"] = owner.into();
     let commit = push["commits"][0].clone();
+    // Each added commit has its own id, message and URL, as in a real push: copies of one
+    // commit would compress far better than real payloads do.
+    let mut n = 0u32;
     while serde_json::to_vec(&push).unwrap().len() < size {
-        push["commits"].as_array_mut().unwrap().push(commit.clone());
+        use sha2::Digest as _;
+        let id = hex::encode(&sha2::Sha256::digest(format!("{full_name} {n}"))[..20]);
+        let mut added = commit.clone();
+        added["url"] = format!("https://github.com/{full_name}/commit/{id}").into();
+        added["message"] = format!("Change {n} of the widget catalogue ({})", &id[..7]).into();
+        added["id"] = id.into();
+        push["commits"].as_array_mut().unwrap().push(added);
+        n += 1;
     }
     serde_json::to_vec(&push).unwrap()
 }

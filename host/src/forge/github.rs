@@ -43,6 +43,13 @@ struct Installation {
     id: u64,
 }
 
+/// Whether the payload may have an `installation` key: written out, or behind a `\u`
+/// escape (JSON allows one in a key). Most deliveries come through a repository's or an
+/// organisation's hook and have neither; they are spared a second parse of the body.
+fn may_name_installation(text: &str) -> bool {
+    text.contains("\"installation\"") || text.contains("\\u")
+}
+
 struct GitHub {
     legacy_sha1: bool,
 }
@@ -98,7 +105,10 @@ impl Dialect for GitHub {
             "check_suite" => decode::<CheckSuiteEvent>(&text, event)?.into_event("github", at),
             other => return Ok(Incoming::Ignored(format!("GitHub event `{other}` is not handled"))),
         };
-        let installation = decode::<InstallationRef>(&text, event)?.installation.map(|installation| installation.id);
+        let installation = match may_name_installation(&text) {
+            true => decode::<InstallationRef>(&text, event)?.installation.map(|installation| installation.id),
+            false => None,
+        };
         Ok(Incoming::Events(vec![Event { installation, ..parsed }]))
     }
 
@@ -247,6 +257,22 @@ mod tests {
         assert_eq!(assigned, Ok(Incoming::Ignored("GitHub pull_request action `assigned` is not handled".into())));
         let opened = testing::event(&github(), "pull_request", "pull_request-opened.json");
         assert_eq!(opened.label, None);
+    }
+
+    /// The installation is read only when the payload may name it, in whatever spelling
+    /// JSON allows (issue 23 spared the other deliveries a second parse).
+    #[test]
+    fn a_push_carries_its_installation_however_the_key_is_written() {
+        let push = String::from_utf8(fixture("github", "push.json")).unwrap();
+        let installation = |body: &str| match testing::parse(&github(), "push", body.as_bytes()) {
+            Ok(Incoming::Events(events)) => events[0].installation,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(installation(&push), None);
+        let with = |key: &str| push.replacen('{', &format!("{{\"{key}\": {{\"id\": 77}}, "), 1);
+        assert_eq!(installation(&with("installation")), Some(77));
+        assert_eq!(installation(&with("\\u0069nstallation")), Some(77));
+        assert_eq!(installation(&with("installations")), None);
     }
 
     #[test]

@@ -220,7 +220,7 @@ fn groupable(item: &Item) -> bool {
 fn one(conn: &RefCell<PgConn>, node: &str, delivery: NewDelivery, jobs: &[NewJob]) -> anyhow::Result<Accepted> {
     let db = Db::Postgres(conn);
     db.batch("BEGIN")?;
-    let accepted = accept_in(db, delivery, jobs, node).and_then(|accepted| {
+    let accepted = accept_in(db, &delivery, jobs, node).and_then(|accepted| {
         if !accepted.jobs.is_empty() && !accepted.duplicate {
             wake::notify(db, node)?;
         }
@@ -244,25 +244,25 @@ struct Group {
     statement: Option<postgres::Statement>,
 }
 
-/// The group statement. `$1..$12` the deliveries, `$13` now, `$14` this node; `$15..$26`
-/// the jobs to coalesce into or insert (one per coalescing key, or per job without one),
-/// with the values of the last delivery that reached them; `$27..$29` which delivery
-/// reached which of them. Sequence values are taken up front so that rows can refer to
+/// The group statement. `$1..$12` and `$30` (the body's encoding) the deliveries, `$13`
+/// now, `$14` this node; `$15..$26` the jobs to coalesce into or insert (one per
+/// coalescing key, or per job without one), with the values of the last delivery that
+/// reached them; `$27..$29` which delivery reached which of them. Sequence values are taken up front so that rows can refer to
 /// each other within the statement.
 const GROUP_SQL: &str = "
 WITH din AS MATERIALIZED (
     SELECT x.i, nextval('deliveries_seq_seq') AS seq, x.id, x.source, x.forge, x.event, x.headers, x.body,
-           x.verdict, x.reason, x.normalised, x.explain, x.redelivery_of, x.arrived
+           x.verdict, x.reason, x.normalised, x.explain, x.redelivery_of, x.arrived, x.body_encoding
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[],
-                $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[])
+                $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[], $30::text[])
          WITH ORDINALITY AS x(id, source, forge, event, headers, body, verdict, reason, normalised, explain,
-                              redelivery_of, arrived, i)
+                              redelivery_of, arrived, body_encoding, i)
     ORDER BY x.i
 ), d AS (
     INSERT INTO deliveries (seq, id, source, forge, event, received_at, headers, body, verdict, reason,
-                            normalised, explain, redelivery_of, arrived)
+                            normalised, explain, redelivery_of, arrived, body_encoding)
     SELECT seq, id, source, forge, event, $13, headers, body, verdict, reason, normalised, explain,
-           redelivery_of, arrived
+           redelivery_of, arrived, body_encoding
     FROM din ORDER BY i
 ), sin AS MATERIALIZED (
     SELECT s.*, dl.seq AS lseq
@@ -370,12 +370,13 @@ impl Group {
 
         let ordinal = |index: usize| index as i64 + 1;
         let deliveries: Vec<&NewDelivery> = items.iter().map(|item| &item.delivery).collect();
-        let headers: Vec<String> = deliveries.iter().map(|d| d.headers.to_string()).collect();
+        let headers: Vec<&str> = deliveries.iter().map(|d| d.headers.as_str()).collect();
         let id: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
         let source: Vec<&str> = deliveries.iter().map(|d| d.source.as_str()).collect();
         let forge: Vec<&str> = deliveries.iter().map(|d| d.forge.as_str()).collect();
         let event: Vec<Option<&str>> = deliveries.iter().map(|d| d.event.as_deref()).collect();
-        let body: Vec<&[u8]> = deliveries.iter().map(|d| &d.body[..]).collect();
+        let body: Vec<&[u8]> = deliveries.iter().map(|d| d.body.bytes()).collect();
+        let body_encoding: Vec<Option<&str>> = deliveries.iter().map(|d| d.body.encoding()).collect();
         let verdict: Vec<&str> = deliveries.iter().map(|d| d.verdict.as_str()).collect();
         let reason: Vec<Option<&str>> = deliveries.iter().map(|d| d.reason.as_deref()).collect();
         let normalised: Vec<Option<&str>> = deliveries.iter().map(|d| d.normalised.as_deref()).collect();
@@ -437,6 +438,7 @@ impl Group {
                 &reached_slot,
                 &reached_delivery,
                 &reached_event,
+                &body_encoding,
             ],
         )?;
         // slot (from 1) -> (job id, whether it was queued before this group)
@@ -491,8 +493,11 @@ mod tests {
             source: if random.below(6) == 0 { "gitlab" } else { "github" }.into(),
             forge: "github".into(),
             event: Some("push".into()),
-            headers: serde_json::json!({"content-type": "application/json", "n": random.below(1000)}),
-            body: bytes::Bytes::from(format!("{{\"n\":{}}}", random.below(1000)).repeat(1 + random.below(3) as usize)),
+            headers: serde_json::json!({"content-type": "application/json", "n": random.below(1000)}).to_string(),
+            // Long bodies are stored compressed, short ones as received.
+            body: crate::queue::StoredBody::new(bytes::Bytes::from(
+                format!("{{\"n\":{}}}", random.below(1000)).repeat(1 + 40 * random.below(3) as usize),
+            )),
             verdict: if refused { DeliveryVerdict::Rejected } else { DeliveryVerdict::Queued },
             reason: random.below(2).eq(&0).then(|| "why".to_owned()),
             normalised: Some(r#"[{"repository":{"clone_url":"file:///x/widgets.git"}},{"n":2}]"#.into()),
@@ -541,7 +546,7 @@ mod tests {
                  j AS (SELECT id, dense_rank() OVER (ORDER BY id) AS r FROM jobs)
             SELECT 'delivery ' || concat_ws(' | ', d.r, x.id, x.source, x.forge, x.event, x.headers,
                        encode(x.body, 'escape'), x.verdict, x.reason, x.normalised, x.explain, o.r, x.body_size,
-                       x.redelivery_of, x.arrived)
+                       x.redelivery_of, x.arrived, x.body_encoding)
             FROM deliveries x JOIN d ON d.seq = x.seq LEFT JOIN d o ON o.seq = x.duplicate_of
             UNION ALL
             SELECT 'job ' || concat_ws(' | ', j.r, d.r, x.rule, x.key, x.repo, x.git_ref, x.state, x.event_index,

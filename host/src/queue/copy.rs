@@ -17,7 +17,7 @@ const TABLES: &[(&str, &str)] = &[
     (
         "deliveries",
         "seq, id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, \
-         duplicate_of, body_size, redelivery_of, arrived",
+         duplicate_of, body_size, redelivery_of, arrived, body_encoding",
     ),
     (
         "jobs",

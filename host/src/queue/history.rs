@@ -161,12 +161,13 @@ impl Queue {
                 let Some(seq) = resolve(db, &key)? else { return Ok(None) };
                 let view = db.query_one(
                     &format!(
-                        "SELECT {SUMMARY_COLUMNS}, headers, body, body_size, normalised, explain, redelivery_of
+                        "SELECT {SUMMARY_COLUMNS}, headers, body, body_size, normalised, explain, redelivery_of,
+                                body_encoding
                          FROM deliveries WHERE seq = ?1"
                     ),
                     args![seq],
                     |row| {
-                        let body: Vec<u8> = row.get(11)?;
+                        let body = super::body::decode(row.get(11)?, row.get::<Option<String>>(16)?.as_deref())?;
                         let (text, base64) = match String::from_utf8(body) {
                             Ok(text) => (Some(text), None),
                             Err(err) => {
@@ -209,7 +210,8 @@ impl Queue {
                     |row| row.get::<i64>(0),
                 )?;
                 let delivery = db.query_one(
-                    "SELECT seq, id, source, event, verdict, headers, body, arrived FROM deliveries WHERE seq = ?1",
+                    "SELECT seq, id, source, event, verdict, headers, body, arrived, body_encoding
+                     FROM deliveries WHERE seq = ?1",
                     args![stored],
                     |row| {
                         Ok(StoredDelivery {
@@ -219,7 +221,7 @@ impl Queue {
                             event: row.get(3)?,
                             verdict: row.get(4)?,
                             headers: json_column(row.get(5)?),
-                            body: row.get(6)?,
+                            body: super::body::decode(row.get(6)?, row.get::<Option<String>>(8)?.as_deref())?,
                             arrived: row.get(7)?,
                         })
                     },

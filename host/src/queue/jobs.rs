@@ -7,6 +7,7 @@ use super::requeue::{self, Back, Recovered, Requeued, Running};
 use super::{ClaimedJob, JobState, JobView, LogView, Queue, QueueEntry, StepRecord, StepView};
 use super::{content_type_of, event_at, now_ms, rfc3339};
 use crate::step::StepStatus;
+use anyhow::Context;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -109,7 +110,7 @@ fn free_slot(taken: &[i64], limit: i64) -> Option<i64> {
 
 /// One try at claiming: the first claimable job in priority order, marked running (in a
 /// free place of its rule when the rule has a `concurrency`).
-fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
+fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<Claimed>> {
     let now = now_ms();
     // On PostgreSQL, daemons claim at once: a row another one is claiming is skipped, not
     // waited for. What another daemon is starting right now is invisible here; the unique
@@ -122,7 +123,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
     let found = db.query_opt(
         &format!(
             "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
-                    j.max_attempts, j.concurrency, j.delivery_seq, j.approved_head
+                    j.max_attempts, j.concurrency, j.delivery_seq, j.approved_head, d.body_encoding
              FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                   LEFT JOIN (SELECT rule, count(*) AS running FROM jobs WHERE state = 'running' GROUP BY rule) busy
                     ON busy.rule = j.rule
@@ -135,24 +136,28 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
         ),
         args![now, node],
         |row| {
-            let headers: String = row.get(6)?;
-            let events: Option<String> = row.get(3)?;
             let job = ClaimedJob {
                 id: row.get(0)?,
                 attempt: row.get(1)?,
                 rule: row.get(2)?,
-                normalised: event_at(events.as_deref(), row.get(4)?),
+                normalised: String::new(),
                 forge: row.get(5)?,
-                content_type: content_type_of(&headers),
+                content_type: None,
                 body: row.get(7)?,
                 max_attempts: row.get(8)?,
                 delivery_seq: row.get(10)?,
                 approved_head: row.get(11)?,
             };
-            Ok((job, row.get::<Option<i64>>(9)?))
+            let stored = Stored {
+                events: row.get(3)?,
+                event_index: row.get(4)?,
+                headers: row.get(6)?,
+                body_encoding: row.get(12)?,
+            };
+            Ok((Claimed { job, stored }, row.get::<Option<i64>>(9)?))
         },
     )?;
-    let Some((job, concurrency)) = found else { return Ok(None) };
+    let Some((Claimed { job, stored }, concurrency)) = found else { return Ok(None) };
     // Read after the look: a job whose end this look saw ended before this one starts.
     let started = now_ms();
     let slot = match concurrency {
@@ -176,7 +181,36 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<ClaimedJob>> {
     )
     .map_err(|err| if is_lost_race(&err) { Lost.into() } else { err })?;
     super::reports::note(db, job.id)?;
-    Ok(Some(job))
+    Ok(Some(Claimed { job, stored }))
+}
+
+/// A claimed job as read, before [`Claimed::unpack`].
+struct Claimed {
+    job: ClaimedJob,
+    stored: Stored,
+}
+
+/// What a claimed job's fields are made from, after the queue's writer answered: the
+/// event picked from the delivery's list, the content type, the body decoded.
+struct Stored {
+    events: Option<String>,
+    event_index: i64,
+    headers: String,
+    body_encoding: Option<String>,
+}
+
+impl Claimed {
+    /// The job with its event, content type and body as received.
+    fn unpack(self) -> anyhow::Result<ClaimedJob> {
+        let Claimed { job, stored } = self;
+        Ok(ClaimedJob {
+            normalised: event_at(stored.events.as_deref(), stored.event_index),
+            content_type: content_type_of(&stored.headers),
+            body: super::body::decode(job.body, stored.body_encoding.as_deref())
+                .with_context(|| format!("job {}: reading its delivery's body", job.id))?,
+            ..job
+        })
+    }
 }
 
 const SUMMARY_COLUMNS: &str = "j.id, j.state, j.rule, j.repo, j.git_ref, j.attempts, j.created_at, j.started_at,
@@ -223,7 +257,7 @@ impl Queue {
         if claimed.is_some() {
             self.report_wake.notify_one();
         }
-        Ok(claimed)
+        claimed.map(Claimed::unpack).transpose()
     }
 
     /// Puts back in line this node's jobs left running (their workers were stopped after

@@ -1,5 +1,6 @@
 //! The nodes that share this store: each records when it started serving, a heartbeat
-//! while it serves, and when it stopped cleanly (see `crate::node`).
+//! while it serves, and when it stopped cleanly (see `crate::node`), and its config's
+//! fingerprint (written at join and with every heartbeat, so a reload shows within one).
 
 use super::db::args;
 use super::requeue::{Running, requeue_running};
@@ -7,18 +8,25 @@ use super::{Queue, now_ms, rfc3339};
 use crate::node::{LEASE, LIVE_WITHIN, NodeView};
 
 impl Queue {
-    /// Records this node as serving with `workers` workers.
+    /// Records this node as serving with `workers` workers (its config's fingerprint
+    /// unknown).
     pub async fn join(&self, workers: usize) -> anyhow::Result<()> {
+        self.join_with_config(workers, None).await
+    }
+
+    /// Records this node as serving with `workers` workers and the config whose
+    /// fingerprint is `config` (none: unknown).
+    pub async fn join_with_config(&self, workers: usize, config: Option<String>) -> anyhow::Result<()> {
         let node = self.node.clone();
         self.writer
             .call(move |db| {
                 let now = now_ms();
                 db.execute(
-                    "INSERT INTO nodes (name, started_at, heartbeat_at, stopped_at, version, workers)
-                     VALUES (?1, ?2, ?2, NULL, ?3, ?4)
+                    "INSERT INTO nodes (name, started_at, heartbeat_at, stopped_at, version, workers, config)
+                     VALUES (?1, ?2, ?2, NULL, ?3, ?4, ?5)
                      ON CONFLICT (name) DO UPDATE SET started_at = ?2, heartbeat_at = ?2, stopped_at = NULL,
-                                                      version = ?3, workers = ?4",
-                    args![&*node, now, env!("CARGO_PKG_VERSION"), workers as i64],
+                                                      version = ?3, workers = ?4, config = ?5",
+                    args![&*node, now, env!("CARGO_PKG_VERSION"), workers as i64, config.as_deref()],
                 )?;
                 Ok(())
             })
@@ -30,12 +38,21 @@ impl Queue {
     /// dead): queued again, merged into a queued job of their coalescing key, or set aside.
     /// A job that cannot be put back never stops the beat. Returns how many were handled.
     pub async fn heartbeat(&self) -> anyhow::Result<usize> {
+        self.heartbeat_with_config(None).await
+    }
+
+    /// [`Queue::heartbeat`], recording too that this node's config now has the
+    /// fingerprint `config` (none: the recorded one stays).
+    pub async fn heartbeat_with_config(&self, config: Option<String>) -> anyhow::Result<usize> {
         let node = self.node.clone();
         let recovered = self
             .writer
             .call(move |db| {
                 let now = now_ms();
-                db.execute("UPDATE nodes SET heartbeat_at = ?2 WHERE name = ?1", args![&*node, now])?;
+                db.execute(
+                    "UPDATE nodes SET heartbeat_at = ?2, config = COALESCE(?3, config) WHERE name = ?1",
+                    args![&*node, now, config.as_deref()],
+                )?;
                 db.execute(
                     "UPDATE jobs SET lease_until = ?2 WHERE state = 'running' AND ran_on = ?1",
                     args![&*node, now + LEASE.as_millis() as i64],
@@ -61,13 +78,16 @@ impl Queue {
             .await
     }
 
-    /// Every node that has served from this store, by name.
+    /// Every node that has served from this store, by name, those whose config differs
+    /// marked (see [`crate::node::mark_differing`]).
     pub async fn nodes(&self) -> anyhow::Result<Vec<NodeView>> {
-        self.writer
+        let mut nodes = self
+            .writer
             .call(|db| {
                 let live_since = now_ms() - LIVE_WITHIN.as_millis() as i64;
                 db.query(
-                    "SELECT name, started_at, heartbeat_at, stopped_at, version, workers FROM nodes ORDER BY name",
+                    "SELECT name, started_at, heartbeat_at, stopped_at, version, workers, config
+                     FROM nodes ORDER BY name",
                     args![],
                     |row| {
                         let heartbeat_at: i64 = row.get(2)?;
@@ -80,10 +100,14 @@ impl Queue {
                             stopped_at: stopped_at.map(rfc3339),
                             version: row.get(4)?,
                             workers: row.get(5)?,
+                            config: row.get(6)?,
+                            config_differs: false,
                         })
                     },
                 )
             })
-            .await
+            .await?;
+        crate::node::mark_differing(&mut nodes, &self.node);
+        Ok(nodes)
     }
 }

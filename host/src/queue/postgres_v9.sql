@@ -1,3 +1,4 @@
--- Version 9: reserved for the ingest path's storage changes (issue 23), as the SQLite
--- file's version 12. No change yet.
-SELECT 1;
+-- PostgreSQL schema version 9, as SQLite's version 12: a delivery's body may be stored
+-- compressed. `body_encoding` NULL: `body` is the body as received (every row before this
+-- version); 'lz4': an LZ4 block after the body's length (4 bytes, little-endian).
+ALTER TABLE deliveries ADD COLUMN body_encoding TEXT;

@@ -12,49 +12,119 @@ mod sqlite;
 use super::db::{Db, PgConn};
 use rusqlite::Connection;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 /// The most requests one transaction takes; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
 
+/// Upper bounds of the commit batch histogram's buckets (requests per commit).
+pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/// How many requests each commit carried, in this process (every queue it opened): the
+/// histogram `/metrics` shows as `gitauto_queue_commit_batch`.
+static COMMIT_BATCHES: CommitBatches = CommitBatches {
+    buckets: [const { AtomicU64::new(0) }; BATCH_BUCKETS.len()],
+    sum: AtomicU64::new(0),
+    count: AtomicU64::new(0),
+};
+
+/// Counts of commits by requests carried (cumulative per bucket once read).
+pub struct CommitBatches {
+    buckets: [AtomicU64; BATCH_BUCKETS.len()],
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl CommitBatches {
+    fn record(&self, requests: usize) {
+        let requests = requests as u64;
+        if let Some(bucket) = BATCH_BUCKETS.iter().position(|bound| requests <= *bound) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum.fetch_add(requests, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Commits so far with at most each bound of [`BATCH_BUCKETS`] requests (cumulative),
+    /// the requests they carried, and the commits.
+    pub fn read() -> ([u64; BATCH_BUCKETS.len()], u64, u64) {
+        let batches = &COMMIT_BATCHES;
+        let mut cumulative = [0; BATCH_BUCKETS.len()];
+        let mut total = 0;
+        for (out, bucket) in cumulative.iter_mut().zip(&batches.buckets) {
+            total += bucket.load(Ordering::Relaxed);
+            *out = total;
+        }
+        (cumulative, batches.sum.load(Ordering::Relaxed), batches.count.load(Ordering::Relaxed))
+    }
+}
+
 /// A queued request.
 trait Request: Send {
-    /// Runs against the connection; returns whether it succeeded (so its savepoint is
-    /// kept or rolled back) and how to answer once the commit's fate is known.
-    fn run(self: Box<Self>, conn: &Conn) -> (bool, Reply);
+    /// Runs against the connection; returns whether it succeeded (so its work is kept or
+    /// rolled back). Runs at most once unless [`Request::repeatable`].
+    fn run(&mut self, conn: &Conn) -> bool;
+    /// Whether it may run again after a rollback undid its work: its work depends on the
+    /// database alone, so a batch can run several such requests without a savepoint each
+    /// and redo them one by one in the rare batch where one fails.
+    fn repeatable(&self) -> bool;
+    /// Answers, once the commit's fate is known.
+    fn answer(self: Box<Self>, committed: Result<(), String>);
     /// Answers without running: the transaction could not even start.
     fn fail(self: Box<Self>, error: String);
 }
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-
-struct Call<F, R> {
-    f: F,
+/// A request: its work (taken when it runs, unless repeatable), the result of its last
+/// run, and whom to answer.
+struct Call<F, T, R> {
+    work: Work<F>,
+    result: Option<anyhow::Result<T>>,
     reply: R,
 }
 
-impl<T, F, R> Request for Call<F, R>
+/// A request's work: a closure that runs once, or one that may run again.
+enum Work<F> {
+    Once(Option<F>),
+    Repeatable(F),
+}
+
+impl<T, F, R> Request for Call<F, T, R>
 where
     T: Send + 'static,
-    F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send,
+    F: FnMut(Db<'_>) -> anyhow::Result<T> + Send,
     R: FnOnce(anyhow::Result<T>) + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Conn) -> (bool, Reply) {
-        let Call { f, reply } = *self;
-        let result = f(conn.db());
+    fn run(&mut self, conn: &Conn) -> bool {
+        let result = match &mut self.work {
+            Work::Once(f) => match f.take() {
+                Some(mut f) => f(conn.db()),
+                None => Err(anyhow::anyhow!("a queue request ran twice")),
+            },
+            Work::Repeatable(f) => f(conn.db()),
+        };
         let ok = result.is_ok();
-        let reply: Reply = Box::new(move |committed| {
-            reply(committed.map_err(|err| anyhow::anyhow!("committing to the queue: {err}")).and(result));
-        });
-        (ok, reply)
+        self.result = Some(result);
+        ok
+    }
+
+    fn repeatable(&self) -> bool {
+        matches!(self.work, Work::Repeatable(_))
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), String>) {
+        let result = self.result.unwrap_or_else(|| Err(anyhow::anyhow!("the queue request did not run")));
+        (self.reply)(committed.map_err(|err| anyhow::anyhow!("committing to the queue: {err}")).and(result));
     }
 
     fn fail(self: Box<Self>, error: String) {
         (self.reply)(Err(anyhow::anyhow!("{error}")));
     }
 }
+
+/// Requests run in one transaction.
+type Batch = Vec<Box<dyn Request>>;
 
 /// The connection the writer thread owns.
 enum Conn {
@@ -122,8 +192,30 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send + 'static,
     {
+        let mut f = Some(f);
+        // An `FnOnce` as `FnMut`: `Work::Once` never calls it twice.
+        let once = move |db: Db<'_>| (f.take().expect("a once request runs once"))(db);
+        self.wait(Work::Once(Some(once))).await
+    }
+
+    /// Like [`Writer::call`], for work that may run again (it reads and writes the
+    /// database only, so a rollback undoes all it did): such requests share their batch's
+    /// transaction without a savepoint each, which costs them nothing unless one fails.
+    pub async fn call_repeatable<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(Db<'_>) -> anyhow::Result<T> + Send + 'static,
+    {
+        self.wait(Work::Repeatable(f)).await
+    }
+
+    async fn wait<T, F>(&self, work: Work<F>) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(Db<'_>) -> anyhow::Result<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        self.submit(f, move |result| {
+        self.submit(work, move |result| {
             let _ = tx.send(result);
         })?;
         rx.await.map_err(|_| anyhow::anyhow!("the queue's database thread stopped"))?
@@ -135,7 +227,9 @@ impl Writer {
     where
         F: FnOnce(Db<'_>) -> anyhow::Result<()> + Send + 'static,
     {
-        let submitted = self.submit(f, |result: anyhow::Result<()>| {
+        let mut f = Some(f);
+        let once = move |db: Db<'_>| (f.take().expect("a once request runs once"))(db);
+        let submitted = self.submit(Work::Once(Some(once)), |result: anyhow::Result<()>| {
             if let Err(err) = result {
                 tracing::error!("queue write failed: {err:#}");
             }
@@ -145,16 +239,17 @@ impl Writer {
         }
     }
 
-    fn submit<T, F, R>(&self, f: F, reply: R) -> anyhow::Result<()>
+    fn submit<T, F, R>(&self, work: Work<F>, reply: R) -> anyhow::Result<()>
     where
         T: Send + 'static,
-        F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send + 'static,
+        F: FnMut(Db<'_>) -> anyhow::Result<T> + Send + 'static,
         R: FnOnce(anyhow::Result<T>) + Send + 'static,
     {
         if self.is_closed() {
             anyhow::bail!("the queue is closed");
         }
-        self.sender.send(Message::Run(Box::new(Call { f, reply }))).map_err(|_| anyhow::anyhow!("the queue is closed"))
+        let request = Box::new(Call { work, result: None, reply });
+        self.sender.send(Message::Run(request)).map_err(|_| anyhow::anyhow!("the queue is closed"))
     }
 }
 
@@ -184,16 +279,14 @@ fn run(
         if batch.is_empty() {
             continue;
         }
-        let replies = run_batch(conn, batch);
-        if replies.is_empty() {
-            continue;
-        }
-        let committed = conn.control("COMMIT");
+        let Some((batch, ran)) = run_batch(conn, batch) else { continue };
+        COMMIT_BATCHES.record(batch.len());
+        let committed = ran.and_then(|()| conn.control("COMMIT"));
         if committed.is_err() {
             let _ = conn.control("ROLLBACK");
         }
-        for reply in replies {
-            reply(committed.clone());
+        for request in batch {
+            request.answer(committed.clone());
         }
         // Wake the checkpointer (a wake-up already pending is enough).
         if let Some(checkpointer) = checkpointer {
@@ -203,27 +296,70 @@ fn run(
     closing
 }
 
-fn run_batch(conn: &Conn, batch: Vec<Box<dyn Request>>) -> Vec<Reply> {
+/// Runs `batch` in one transaction and returns it, ready to answer, with whether the
+/// transaction may commit; `None` when it could not start (every request was answered).
+fn run_batch(conn: &Conn, mut batch: Batch) -> Option<(Batch, Result<(), String>)> {
     if let Err(err) = conn.control("BEGIN") {
         let message = format!("starting a queue transaction: {err}");
         for request in batch {
             request.fail(message.clone());
         }
-        return Vec::new();
+        return None;
     }
-    batch
-        .into_iter()
-        .map(|request| {
-            // A savepoint per request: one failing request must not undo the others.
-            if let Err(err) = conn.control("SAVEPOINT request") {
-                tracing::error!("queue savepoint: {err}");
-            }
-            let (ok, reply) = request.run(conn);
-            let end = if ok { Ok(()) } else { conn.control("ROLLBACK TO SAVEPOINT request") };
-            if let Err(err) = end.and_then(|()| conn.control("RELEASE SAVEPOINT request")) {
-                tracing::error!("queue savepoint: {err}");
-            }
-            reply
-        })
-        .collect()
+    let mut start = 0;
+    while start < batch.len() {
+        let end = match batch[start].repeatable() {
+            true => start + batch[start..].iter().take_while(|request| request.repeatable()).count(),
+            false => start + 1,
+        };
+        let group = &mut batch[start..end];
+        // A lone request that opens the transaction needs no savepoint either.
+        let together = match group[0].repeatable() && (group.len() > 1 || start == 0) {
+            true => run_together(conn, group, start == 0),
+            false => Ok(false),
+        };
+        match together {
+            Ok(true) => {}
+            Ok(false) => group.iter_mut().for_each(|request| run_alone(conn, request)),
+            // The transaction is gone: nothing of this batch may be answered as committed.
+            Err(err) => return Some((batch, Err(format!("undoing a failed request: {err}")))),
+        }
+        start = end;
+    }
+    Some((batch, Ok(())))
+}
+
+/// Runs repeatable requests without a savepoint each: whether all succeeded. When one
+/// fails, their work is rolled back (the whole transaction, when they opened it: `first`)
+/// and the caller runs them again, each in a savepoint of its own, so that only the
+/// failing one's work is lost. A savepoint costs SQLite a copy of every page a request
+/// changes first, so most batches are spared them.
+fn run_together(conn: &Conn, group: &mut [Box<dyn Request>], first: bool) -> Result<bool, String> {
+    if !first {
+        conn.control("SAVEPOINT together")?;
+    }
+    if group.iter_mut().all(|request| request.run(conn)) {
+        if !first {
+            conn.control("RELEASE SAVEPOINT together")?;
+        }
+        return Ok(true);
+    }
+    match first {
+        true => conn.control("ROLLBACK").and_then(|()| conn.control("BEGIN"))?,
+        false => {
+            conn.control("ROLLBACK TO SAVEPOINT together").and_then(|()| conn.control("RELEASE SAVEPOINT together"))?
+        }
+    }
+    Ok(false)
+}
+
+/// Runs one request in a savepoint of its own: its failure must not undo the others.
+fn run_alone(conn: &Conn, request: &mut Box<dyn Request>) {
+    if let Err(err) = conn.control("SAVEPOINT request") {
+        tracing::error!("queue savepoint: {err}");
+    }
+    let end = if request.run(conn) { Ok(()) } else { conn.control("ROLLBACK TO SAVEPOINT request") };
+    if let Err(err) = end.and_then(|()| conn.control("RELEASE SAVEPOINT request")) {
+        tracing::error!("queue savepoint: {err}");
+    }
 }

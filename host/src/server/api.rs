@@ -150,10 +150,14 @@ pub(super) async fn jobs(State(state): State<AppState>, query: Result<Query<Jobs
     }
 }
 
-/// `GET /api/nodes`: the daemons sharing this store, with their last heartbeat.
+/// `GET /api/nodes`: the daemons sharing this store, with their last heartbeat and
+/// config fingerprint, and how many live ones run a config that differs.
 pub(super) async fn nodes(State(state): State<AppState>) -> Response {
     match state.queue.nodes().await {
-        Ok(nodes) => Json(json!({ "this": state.queue.node(), "nodes": nodes })).into_response(),
+        Ok(nodes) => {
+            let differ = nodes.iter().filter(|node| node.config_differs).count();
+            Json(json!({ "this": state.queue.node(), "nodes": nodes, "configs_differ": differ })).into_response()
+        }
         Err(err) => unavailable("reading nodes", &err),
     }
 }

@@ -18,7 +18,7 @@ table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-botto
 text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
 overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead,.quarantined{color:#cf222e}\
 .running{color:#9a6700}.waiting,.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
-.muted{color:#57606a}input,select{margin-right:.5em}.paused{color:#cf222e;font-weight:600}";
+.muted{color:#57606a}input,select{margin-right:.5em}.paused,.differs{color:#cf222e;font-weight:600}";
 
 /// Text made safe for HTML.
 fn escape(text: &str) -> String {
@@ -91,11 +91,24 @@ fn node_cell(node: Option<&str>, ran_on: Option<&str>) -> String {
 }
 
 fn node_rows(out: &mut String, nodes: &[crate::node::NodeView], this: &str) {
-    out.push_str("<h2>Nodes</h2><table><tr><th>node</th><th>live</th><th>workers</th><th>started</th><th>last heartbeat</th><th>version</th></tr>");
-    for node in nodes {
+    out.push_str("<h2>Nodes</h2>");
+    let differ = nodes.iter().filter(|node| node.config_differs).count();
+    if differ > 0 {
         let _ = write!(
             out,
-            "<tr><td>{name}{this}</td><td>{live}</td><td>{workers}</td><td>{started}</td><td>{heartbeat}</td><td>{version}</td></tr>",
+            "<p class=\"differs\">{differ} live node(s) run a config that differs from the others' (marked below)</p>"
+        );
+    }
+    out.push_str("<table><tr><th>node</th><th>live</th><th>workers</th><th>started</th><th>last heartbeat</th><th>version</th><th>config</th></tr>");
+    for node in nodes {
+        let config = match (&node.config, node.config_differs) {
+            (Some(config), true) => format!("<span class=\"differs\">{} (differs)</span>", escape(config)),
+            (Some(config), false) => escape(config),
+            (None, _) => "<span class=\"muted\">unknown</span>".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{name}{this}</td><td>{live}</td><td>{workers}</td><td>{started}</td><td>{heartbeat}</td><td>{version}</td><td>{config}</td></tr>",
             name = escape(&node.name),
             this = if node.name == this { " (this daemon)" } else { "" },
             live = if node.live { "yes" } else { "no" },

@@ -15,7 +15,8 @@ impl Writer {
     /// Starts the thread that owns `conn` (the database at `path`) and its checkpointer.
     /// Both end at [`Writer::close`] or when every handle is dropped.
     pub fn start(conn: Connection, path: &Path) -> anyhow::Result<Self> {
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        // Savepoints journal the pages they change; in memory, that is a copy, not a file.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
         let checkpoints = Connection::open(path)?;
         checkpoints.execute_batch("PRAGMA busy_timeout = 5000")?;
