@@ -30,7 +30,7 @@ static ROOT: Shape = Shape::Table(&[
     ("retention", &RETENTION),
     ("store", &STORE),
 ]);
-static STORE: Shape = Shape::Table(&[("url", &ANY)]);
+static STORE: Shape = Shape::Table(&[("url", &ANY), ("connections", &ANY)]);
 static SERVER: Shape = Shape::Table(&[
     ("listen", &ANY),
     ("data_dir", &ANY),
