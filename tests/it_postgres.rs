@@ -70,13 +70,19 @@ fn node_config(url: &str, node: &str, workers: usize, extra: &str) -> String {
 #[test]
 fn a_job_queued_at_one_node_starts_at_an_idle_other_through_its_notification() {
     let name = "notified_node_starts_the_job";
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    // Output to a file, not a pipe: the inner process's PostgreSQL watcher (see
+    // `gitauto::testing`) keeps its output open until the process is reaped, which
+    // `output()` does only after the pipes close.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
         .env("GITAUTO_IDLE_POLL_MS", "60000")
-        .output()
+        .stdout(log.as_file().try_clone().unwrap())
+        .stderr(log.as_file().try_clone().unwrap())
+        .status()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{text}");
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(status.success(), "{text}");
     assert!(text.contains("1 passed"), "the inner test did not run: {text}");
 }
 
