@@ -808,15 +808,40 @@ fn migrate_postgres(db: Db) -> anyhow::Result<()> {
     }
 }
 
-/// `url` without its password, for messages and logs.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+/// `url` without its password, for messages and logs: the user part's password and every
+/// `password` parameter (its key percent-encoded or not) are left out. Where the URL is
+/// ambiguous (a raw `?`, `&` or `@` in a password) this takes out more, never less.
+pub(crate) fn redacted(url: &str) -> String {
+    // Parameters first: a `password` value may hold the `@` the user part is cut at. Any
+    // `?` or `&` may open a parameter, the ones inside a password included.
+    let mut kept = String::with_capacity(url.len());
+    // The delimiter a left-out parameter took with it, for the next one kept.
+    let mut opener = None;
+    let mut rest = url;
+    let mut delimiter = None;
+    loop {
+        let end = rest.find(['?', '&']).unwrap_or(rest.len());
+        let token = &rest[..end];
+        let key = percent_encoding::percent_decode_str(token.split('=').next().unwrap_or_default()).decode_utf8_lossy();
+        if delimiter.is_some() && token.contains('=') && key.eq_ignore_ascii_case("password") {
+            opener = opener.or(delimiter.filter(|&c| c == '?'));
+        } else {
+            if let Some(c) = delimiter {
+                kept.push(opener.take().unwrap_or(c));
+            }
+            kept.push_str(token);
         }
-        _ => url.to_owned(),
+        let Some(c) = rest[end..].chars().next() else { break };
+        delimiter = Some(c);
+        rest = &rest[end + 1..];
+    }
+    match (kept.find("://"), kept.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &kept[scheme + 3..at];
+            let user = credentials.split([':', '@', '/', '?', '&']).next().unwrap_or_default();
+            format!("{}{user}{}", &kept[..scheme + 3], &kept[at..])
+        }
+        _ => kept,
     }
 }
 

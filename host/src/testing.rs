@@ -163,11 +163,17 @@ fn remove_when_gone(dir: &std::path::Path, server: Option<u32>) -> Result<(), St
         format!("kill {server}; while kill -0 {server} 2>/dev/null; do sleep 1; done; ")
     });
     let watch = format!(
-        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; {stop}rm -rf {dir}",
+        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; {stop}rm -rf -- \"$1\"",
         parent = std::process::id(),
-        dir = dir.display(),
     );
-    Command::new("sh").arg("-c").arg(watch).spawn().map_err(|err| format!("watching {}: {err}", dir.display()))?;
+    // The path goes in as `$1`, never into the script's text.
+    Command::new("sh")
+        .arg("-c")
+        .arg(watch)
+        .arg("sh")
+        .arg(dir)
+        .spawn()
+        .map_err(|err| format!("watching {}: {err}", dir.display()))?;
     Ok(())
 }
 

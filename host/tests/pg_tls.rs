@@ -126,7 +126,9 @@ fn a_unix_socket_is_never_encrypted_as_with_libpq() {
 #[test]
 fn a_daemon_on_a_verify_full_store_accepts_a_delivery_over_tls() {
     let Some((url, files)) = tls() else { return };
-    let store = at(&url, "localhost", &format!("sslmode=verify-full&sslrootcert={}", files.ca.display()));
+    // A `password` parameter (the server takes any) must reach neither the log nor errors.
+    let store =
+        at(&url, "localhost", &format!("password=hunter2&sslmode=verify-full&sslrootcert={}", files.ca.display()));
     let root = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -179,6 +181,75 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
     assert!(all > 0, "the daemon holds sessions on the store");
     assert_eq!(encrypted, all, "every session of the daemon is encrypted");
     daemon.kill();
+    let log = log(&config);
+    assert!(log.contains("gitauto is serving"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+}
+
+/// A store that cannot be opened: `gitauto serve` says why, and no layer of the message
+/// shows a `password` parameter, its key percent-encoded or not.
+#[test]
+fn serve_on_a_refused_store_shows_no_password_parameter() {
+    let Some(plain) = gitauto::testing::database() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("gitauto.toml");
+    for params in ["password=hunter2&sslmode=require", "sslmode=require&pass%77ord=hunter2"] {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{}\"\ndata_dir = \"data\"\nworkers = 0\n[store]\nurl = \"{plain}?{params}\"\n",
+                free_port()
+            ),
+        )
+        .unwrap();
+        let serve = Command::new(env!("CARGO_BIN_EXE_gitauto"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&serve.stderr);
+        assert!(!serve.status.success(), "{params}: {stderr}");
+        assert!(stderr.contains("the server does not offer TLS"), "{params}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{params}: {stderr}");
+    }
+}
+
+/// `sslmode=require` is read wherever libpq and tokio-postgres read it: behind a password
+/// holding a raw `?` (as a `${VAR}` may put there) and under a percent-encoded key. Against
+/// a server without TLS each is refused, never sent in plaintext.
+#[test]
+fn require_behind_a_raw_question_mark_or_an_encoded_key_is_not_downgraded() {
+    let Some(plain) = gitauto::testing::database() else { return };
+    let with_password = plain.replacen("gitauto@", "gitauto:pa?ss@", 1);
+    assert_ne!(with_password, plain, "the test URL names user gitauto");
+    for url in [format!("{with_password}?sslmode=require"), format!("{plain}?ssl%6Dode=require")] {
+        let message = refused(&url);
+        assert!(
+            message.ends_with("sslmode=require asks for it (is `ssl = on` in its postgresql.conf?)"),
+            "{url}: {message}"
+        );
+    }
+}
+
+/// A Unix-socket `host` with a `hostaddr` connects over TCP to the address, so TLS
+/// applies as libpq applies it: encrypted or refused, never plain.
+#[test]
+fn a_unix_socket_host_with_a_hostaddr_is_never_plain() {
+    let Some((url, _)) = tls() else { return };
+    let dir: String = connect(&url).unwrap().query_one("SHOW unix_socket_directories", &[]).unwrap().get(0);
+    let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap().to_owned();
+    let database = url.rsplit_once('/').unwrap().1.to_owned();
+    let mixed = format!("postgres://gitauto@/{database}?host={dir}&hostaddr=127.0.0.1&port={port}&sslmode=require");
+    match connect(&mixed) {
+        Ok(mut client) => {
+            let ssl: bool =
+                client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).unwrap().get(0);
+            assert!(ssl, "{mixed} connected in plaintext");
+        }
+        Err(err) => {
+            let message = format!("{err:#}");
+            assert!(message.contains("hostaddr without a host name"), "{message}");
+        }
+    }
 }
 
 fn log(config: &std::path::Path) -> String {

@@ -107,6 +107,9 @@ fn every_example_in_the_forges_guide_loads() {
     every_example_loads("docs/forges.md", 1);
 }
 
+/// The CA file docs/config.md's TLS examples name.
+const EXAMPLE_CA: &str = "/etc/gitauto/db-ca.pem";
+
 fn every_example_loads(doc: &str, at_least: usize) {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc)).unwrap();
     let blocks = toml_blocks(&text);
@@ -114,9 +117,18 @@ fn every_example_loads(doc: &str, at_least: usize) {
     let dir = tempfile::tempdir().unwrap();
     // GitHub App examples name `file:app.pem`: a real key, made now.
     gitauto_tests::fake_api::app::generate_key(dir.path());
-    let base = with_example_secrets(blocks[0]);
+    // The TLS examples name a CA file the config check reads: a real one, made now.
+    let with_files = |block: &str| {
+        let text = with_example_secrets(block);
+        if !text.contains(EXAMPLE_CA) {
+            return text;
+        }
+        let files = gitauto::testing::tls_files().expect("openssl makes the example's CA file");
+        text.replace(EXAMPLE_CA, &files.ca.display().to_string())
+    };
+    let base = with_files(blocks[0]);
     for (index, block) in blocks.iter().enumerate() {
-        let text = if index == 0 { base.clone() } else { format!("{base}\n{}", with_example_secrets(block)) };
+        let text = if index == 0 { base.clone() } else { format!("{base}\n{}", with_files(block)) };
         let path = dir.path().join("gitauto.toml");
         if let Err(err) = Config::parse(&path, &text) {
             panic!("example {} of {doc}:\n{block}\n{err}", index + 1);

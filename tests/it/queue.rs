@@ -64,6 +64,17 @@ async fn wait_until_running(daemon: &TestDaemon, id: &str) {
     .await;
 }
 
+/// Waits until a job's live log shows `text`.
+async fn wait_until_logged(daemon: &TestDaemon, id: &str, text: &str) {
+    let mut response = reqwest::get(format!("{}/api/jobs/{id}/log", daemon.url)).await.unwrap();
+    let mut seen = String::new();
+    while !seen.contains(text) {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk()).await;
+        let Ok(Ok(Some(chunk))) = chunk else { panic!("job {id}'s log ended or stalled before {text:?}: {seen}") };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
 #[tokio::test]
 async fn a_burst_for_one_checkout_coalesces_into_one_more_job_with_the_newest_event() {
     let daemon = daemon(r#"{ op = "sleep", ms = 1500 }"#, "", "").await;
@@ -144,13 +155,15 @@ retry_backoff = "100ms""#,
 
 #[tokio::test]
 async fn cancel_and_retry() {
-    let two_steps = r#"[{ plugin = "probe", name = "one", with = { op = "sleep", ms = 800 } },
+    // Step one logs "tick 1" as it starts and then runs long enough for both cancels to land within it.
+    let two_steps = r#"[{ plugin = "probe", name = "one", with = { op = "sleep", ms = 3000, lines = 1 } },
                         { plugin = "probe", name = "two", with = { op = "sleep", ms = 800 } }]"#;
     let daemon = daemon(two_steps, "coalesce = false", "").await;
     let client = gitauto::client::Client::new(&daemon.url, None);
     let running = push(&daemon, "acme/widgets", &commit(1)).await.remove(0);
     let waiting = push(&daemon, "acme/widgets", &commit(2)).await.remove(0);
-    wait_until_running(&daemon, &running).await;
+    // "running" starts at the claim; the cancel is meant to land while step one runs, not before it.
+    wait_until_logged(&daemon, &running, "tick 1").await;
 
     let answer = client.post(&format!("/api/jobs/{waiting}/cancel")).await.unwrap();
     assert_eq!((answer.status, answer.body["state"].as_str()), (200, Some("cancelled")));

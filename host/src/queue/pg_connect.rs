@@ -25,6 +25,7 @@ pub fn connect(url: &str) -> anyhow::Result<postgres::Client> {
 /// says what is wrong.
 pub fn check(url: &str) -> Result<(), String> {
     let settings = Settings::read(url)?;
+    settings.config()?;
     match &settings.root_cert {
         Some(path) => roots(path).map(drop),
         None => Ok(()),
@@ -70,7 +71,6 @@ impl SslMode {
 }
 
 /// A store URL, its TLS settings read and the rest left to tokio-postgres.
-#[derive(Debug)]
 struct Settings {
     mode: SslMode,
     /// `sslrootcert`: the PEM file of the CA the server's certificate must chain to.
@@ -79,18 +79,73 @@ struct Settings {
     rest: String,
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `rest` may hold the password.
+        f.debug_struct("Settings")
+            .field("mode", &self.mode)
+            .field("root_cert", &self.root_cert)
+            .field("rest", &super::redacted(&self.rest))
+            .finish()
+    }
+}
+
+/// `url` split where tokio-postgres splits it: before and after the `?` that opens the
+/// query, looked for only after the first `@` (tokio-postgres's end of the user part), so a
+/// raw `?` in the password is not taken for the query's start.
+fn split_query(url: &str) -> (&str, &str) {
+    let after = url.find("://").map_or(0, |scheme| scheme + 3);
+    let authority = url[after..].find('@').map_or(after, |at| after + at + 1);
+    match url[authority..].find('?') {
+        Some(at) => (&url[..authority + at], &url[authority + at + 1..]),
+        None => (url, ""),
+    }
+}
+
 impl Settings {
+    /// tokio-postgres's reading of `rest`, refused where it differs from ours or where TLS
+    /// would have no host name to check.
+    fn config(&self) -> Result<postgres::Config, String> {
+        let config = postgres::Config::from_str(&self.rest).map_err(|err| {
+            // tokio-postgres's message says only "invalid connection string"; its cause says which part.
+            match std::error::Error::source(&err) {
+                Some(cause) => format!("{err}: {cause}"),
+                None => err.to_string(),
+            }
+        })?;
+        // Every sslmode was taken out of `rest`: one tokio-postgres still reads is one we
+        // did not, and ours would silently override it.
+        if config.get_ssl_mode() != postgres::config::SslMode::Prefer {
+            return Err("the URL holds an sslmode gitauto cannot place (is there a raw `?`, `@` or `&` in the \
+                        password? percent-encode it: `?` as %3F, `@` as %40, `&` as %26)"
+                .to_owned());
+        }
+        let tcp = config.get_hosts().iter().any(|host| matches!(host, postgres::config::Host::Tcp(_)));
+        if self.mode != SslMode::Disable && !config.get_hostaddrs().is_empty() && !tcp {
+            return Err(format!(
+                "hostaddr without a host name: sslmode={} connects over TLS, which needs host=NAME (the name in \
+                 the server's certificate) next to hostaddr; or set sslmode=disable",
+                self.mode.name()
+            ));
+        }
+        Ok(config)
+    }
+
     fn read(url: &str) -> Result<Self, String> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (base, query) = split_query(url);
         let mut mode = SslMode::Prefer;
         let mut root_cert = None;
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let (raw_key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // tokio-postgres and libpq decode keys too: `ssl%6Dode` is `sslmode`.
+            let key = percent_encoding::percent_decode_str(raw_key)
+                .decode_utf8()
+                .map_err(|_| format!("the parameter `{raw_key}` is not UTF-8 once percent-decoded"))?;
             let value = percent_encoding::percent_decode_str(value)
                 .decode_utf8()
                 .map_err(|_| format!("the value of `{key}` is not UTF-8 once percent-decoded"))?;
-            match key {
+            match &*key {
                 "sslmode" => mode = SslMode::parse(&value)?,
                 "sslrootcert" if value == "system" => {
                     return Err("sslrootcert=system (the system's CA store) is not supported; \
@@ -118,11 +173,13 @@ impl Settings {
     }
 
     fn connect(&self) -> anyhow::Result<postgres::Client> {
-        let mut config = postgres::Config::from_str(&self.rest)?;
+        let mut config = self.config().map_err(anyhow::Error::msg)?;
         // libpq never asks for TLS on a Unix socket (the server would refuse it), and
-        // tokio-postgres cannot even start without a host name to give rustls.
+        // tokio-postgres cannot even start without a host name to give rustls. With a
+        // hostaddr the connection is TCP whatever `host` says, and TLS applies.
         let unix_only = !config.get_hosts().is_empty()
-            && config.get_hosts().iter().all(|host| !matches!(host, postgres::config::Host::Tcp(_)));
+            && config.get_hosts().iter().all(|host| !matches!(host, postgres::config::Host::Tcp(_)))
+            && config.get_hostaddrs().is_empty();
         if self.mode == SslMode::Disable || unix_only {
             return Ok(config.ssl_mode(postgres::config::SslMode::Disable).connect(postgres::NoTls)?);
         }
@@ -227,14 +284,7 @@ impl Settings {
 
 /// `url` as it may be shown: no password, in the user part or in a `password` parameter.
 fn shown(url: &str) -> String {
-    let without = match url.split_once('?') {
-        Some((base, query)) => {
-            let kept: Vec<&str> = query.split('&').filter(|pair| !pair.starts_with("password=")).collect();
-            if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
-        }
-        None => url.to_owned(),
-    };
-    super::redacted(&without)
+    super::redacted(url)
 }
 
 /// The names a certificate presents, from webpki's `DnsName("db.example")` and
@@ -367,6 +417,17 @@ mod tests {
                 Err("`sslcert`: client certificates are not supported"),
             ),
             ("postgres://u@h/db?sslkey=k.pem", Err("`sslkey`: client certificates are not supported")),
+            // A raw `?` in the password does not open the query (tokio-postgres's reading).
+            (
+                "postgres://u:pa?ss@h/db?sslmode=require&sslrootcert=ca.pem",
+                Ok((SslMode::Require, Some("ca.pem"), "postgres://u:pa?ss@h/db")),
+            ),
+            // Keys are percent-decoded, as tokio-postgres and libpq decode them.
+            ("postgres://u@h/db?ssl%6Dode=require", Ok((SslMode::Require, None, "postgres://u@h/db"))),
+            (
+                "postgres://u@h/db?ssl%72ootcert=ca.pem&sslmode=verify-ca",
+                Ok((SslMode::VerifyCa, Some("ca.pem"), "postgres://u@h/db")),
+            ),
             (
                 "postgres://u@h/db?sslrootcert=system",
                 Err("sslrootcert=system (the system's CA store) is not supported"),
@@ -388,9 +449,39 @@ mod tests {
 
     #[test]
     fn shown_urls_carry_no_password() {
-        assert_eq!(shown("postgres://u:secret@h/db?sslmode=require"), "postgres://u@h/db?sslmode=require");
-        assert_eq!(shown("postgres://u@h/db?password=secret&sslmode=require"), "postgres://u@h/db?sslmode=require");
-        assert_eq!(shown("postgres://u@h/db?password=secret"), "postgres://u@h/db");
+        let cases = [
+            ("postgres://u:secret@h/db?sslmode=require", "postgres://u@h/db?sslmode=require"),
+            ("postgres://u@h/db?password=secret&sslmode=require", "postgres://u@h/db?sslmode=require"),
+            ("postgres://u@h/db?password=secret", "postgres://u@h/db"),
+            ("postgres://u@h/db?sslmode=require&pass%77ord=secret", "postgres://u@h/db?sslmode=require"),
+            ("postgres://u@h/db?PASSWORD=secret&a=1", "postgres://u@h/db?a=1"),
+            ("postgres://u:pa?ss=secret@h/db?password=secret&sslmode=require", "postgres://u@h/db?sslmode=require"),
+            ("postgres://u@h/db?password=sec@ret&sslmode=require", "postgres://u@h/db?sslmode=require"),
+            ("postgres://u:sec@ret@h/db", "postgres://u@h/db"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(shown(url), expected, "{url}");
+            assert_eq!(super::super::redacted(url), expected, "{url}");
+        }
+        let settings = Settings::read("postgres://u:secret@h/db?password=secret").unwrap();
+        assert!(!format!("{settings:?}").contains("secret"), "{settings:?}");
+    }
+
+    /// What tokio-postgres reads must be what gitauto reads: an sslmode left in the URL
+    /// it passes on is refused, at `check` as at connect.
+    #[test]
+    fn an_sslmode_tokio_postgres_reads_and_gitauto_does_not_is_refused() {
+        let settings =
+            Settings { mode: SslMode::Require, root_cert: None, rest: "postgres://u@h/db?sslmode=disable".to_owned() };
+        let refused = settings.config().unwrap_err();
+        assert!(refused.starts_with("the URL holds an sslmode gitauto cannot place"), "{refused}");
+        assert!(check("postgres://u:pa?ss@h/db?sslmode=require").is_ok());
+        let unknown = check("postgres://u@h/db?sslcrl=x.pem").unwrap_err();
+        assert!(unknown.contains("sslcrl"), "{unknown}");
+        let hostaddr = check("postgres://u@/db?hostaddr=10.0.0.5").unwrap_err();
+        assert!(hostaddr.starts_with("hostaddr without a host name: sslmode=prefer"), "{hostaddr}");
+        assert!(check("postgres://u@/db?hostaddr=10.0.0.5&sslmode=disable").is_ok());
+        assert!(check("postgres://u@/db?host=db.example&hostaddr=10.0.0.5&sslmode=require").is_ok());
     }
 
     #[test]
