@@ -303,6 +303,18 @@ impl DaemonArgs {
     }
 }
 
+/// The log thread, for [`say`].
+static LOG: std::sync::OnceLock<gitauto::terminal::LogWriter> = std::sync::OnceLock::new();
+
+/// Writes a line to stderr after every record logged before it (the log thread buffers; a
+/// problem printed straight to stderr would otherwise come out before a warning that preceded it).
+fn say(line: impl std::fmt::Display) {
+    if let Some(log) = LOG.get() {
+        log.flush();
+    }
+    eprintln!("{line}");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Records are written by a thread of their own (one write per burst, not per record).
@@ -323,6 +335,7 @@ fn main() -> ExitCode {
         // Plugin summaries and payload text reach the log: one record stays one line.
         .fmt_fields(gitauto::terminal::log_fields())
         .init();
+    let _ = LOG.set(log.clone());
     // Dropped after the runtime (declared before it): the runtime's last records are written too.
     let _flushed = gitauto::terminal::FlushOnDrop(log.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -393,9 +406,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Err(err) => {
                 for problem in err.problems() {
-                    eprintln!("{problem}");
+                    say(problem);
                 }
-                eprintln!("{} problem(s) found", err.problems().len());
+                say(format_args!("{} problem(s) found", err.problems().len()));
                 Ok(ExitCode::FAILURE)
             }
         },
@@ -561,7 +574,7 @@ mod trigger_exit {
 /// `gitauto trigger`: starts the rule and, with `wait`, follows its jobs to the end.
 async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<String>, daemon: &DaemonArgs) -> ExitCode {
     let not_triggered = |err: anyhow::Error| {
-        eprintln!("error: {}", escape(&format!("{err:#}")));
+        say(format_args!("error: {}", escape(&format!("{err:#}"))));
         ExitCode::from(trigger_exit::NOT_TRIGGERED)
     };
     let started = async {
@@ -589,7 +602,7 @@ async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<Stri
     }
     if jobs.is_empty() {
         // Waiting for nothing would report success for work that never ran.
-        eprintln!("error: the daemon queued no job for rule {}", escape(rule));
+        say(format_args!("error: the daemon queued no job for rule {}", escape(rule)));
         return ExitCode::from(trigger_exit::JOB_FAILED);
     }
     let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
@@ -601,7 +614,7 @@ async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<Stri
                 failed |= !matches!(job.state.as_str(), "succeeded" | "skipped");
             }
             Err(err @ gitauto::client::WaitError::TimedOut { .. }) => {
-                eprintln!("error: {}", escape(&err.to_string()));
+                say(format_args!("error: {}", escape(&err.to_string())));
                 return ExitCode::from(trigger_exit::TIMED_OUT);
             }
             Err(err) => return not_triggered(err.into()),
