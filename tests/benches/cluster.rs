@@ -10,9 +10,12 @@
 //! - `work`: one daemon with 2 workers running the empty plugin, accepted/s and jobs/s;
 //! - `wake`: node a accepts (`workers = 0`), node b runs (`workers = 1`); 100 deliveries
 //!   one at a time, 20-200 ms apart; from a's answer to b's start of the job, p50/p99/max;
-//! - `vacuum`: one daemon with 2 workers under load for 90 s (10 s slices); from 20 s to
-//!   80 s another session holds a transaction open (vacuum held back); accepted/s and
-//!   jobs finished/s per slice, the held/before ratio, non-2xx answers and dead rows.
+//! - `vacuum`: one daemon with 2 workers under load for 90 s (10 s slices), each push a
+//!   job of its own (`coalesce = false`); from 20 s to 80 s another session holds a
+//!   transaction open (vacuum held back); accepted/s and jobs finished/s per slice, the
+//!   held/before ratio, non-2xx answers and dead rows;
+//! - `vacuum-coalesce`: the same with the default rule, every push coalescing into the
+//!   one queued job of its branch.
 //!
 //! Each load lasts `GITAUTO_BENCH_SECONDS` (default 10). Everything shares this machine's
 //! cores. `cargo build --release -p gitauto && cargo bench -p gitauto-tests --bench cluster`.
@@ -79,12 +82,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(store: &str, node: &str, workers: usize) -> Self {
+        Self::start_with(store, node, workers, "")
+    }
+
+    /// A daemon whose rule has `rule` (TOML lines) added.
+    fn start_with(store: &str, node: &str, workers: usize, rule: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\nnode = \"{node}\"\nworkers = {workers}\n\n\
              [store]\nurl = \"{store}\"\n\n{source}\n[plugins.empty]\nwasm = \"{wasm}\"\n\n\
-             [[rules]]\nname = \"any\"\non = \"push\"\nsteps = [{{ plugin = \"empty\" }}]\n",
+             [[rules]]\nname = \"any\"\non = \"push\"\nsteps = [{{ plugin = \"empty\" }}]\n{rule}\n",
             data = dir.path().join("data").display(),
             source = github_source(),
             wasm = env!("GITAUTO_GUEST_EMPTY"),
@@ -277,8 +285,11 @@ fn wake(url: &str) {
     report("postgres wake-up, other node: max", &ms(*waits.last().unwrap()), "");
 }
 
-fn vacuum(url: &str, script: &Path) {
-    let daemon = Daemon::start(url, "n0", 2);
+/// `coalesce`: whether the pushes (all to one branch) coalesce into one queued job, as
+/// the default rule does, or each makes a job of its own (`coalesce = false`).
+fn vacuum(url: &str, script: &Path, coalesce: bool) {
+    let daemon = Daemon::start_with(url, "n0", 2, if coalesce { "" } else { "coalesce = false" });
+    let what = if coalesce { "coalescing" } else { "a job per push" };
     let holder = {
         let url = url.to_owned();
         std::thread::spawn(move || {
@@ -314,11 +325,11 @@ fn vacuum(url: &str, script: &Path) {
     holder.join().unwrap();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     report(
-        "postgres, vacuum held back: accepted/s held ÷ before",
+        &format!("postgres, vacuum held back, {what}: accepted/s held ÷ before"),
         &format!("{:.2}", mean(&held) / mean(&before)),
         "≥ 0.70",
     );
-    report("postgres, vacuum held back: non-2xx answers", &failed.to_string(), "0");
+    report(&format!("postgres, vacuum held back, {what}: non-2xx answers"), &failed.to_string(), "0");
 }
 
 fn main() {
@@ -341,7 +352,8 @@ fn main() {
             "cluster" => accept(&url, 3, seconds, &script),
             "work" => work(&url, seconds, &script),
             "wake" => wake(&url),
-            "vacuum" => vacuum(&url, &script),
+            "vacuum" => vacuum(&url, &script, false),
+            "vacuum-coalesce" => vacuum(&url, &script, true),
             other => panic!("unknown case {other}"),
         }
         std::io::stdout().flush().unwrap();

@@ -216,11 +216,35 @@ fn groupable(item: &Item) -> bool {
             .all(|job| matches!(job.run_on, RunOn::Any | RunOn::Nodes(_)) && job.report.is_none() && !job.waiting)
 }
 
-/// One delivery in a transaction of its own, notifying the other nodes of new work.
+/// How many times a delivery is accepted again after losing a race over a coalescing key.
+const COALESCE_TRIES: usize = 8;
+
+/// One delivery in a transaction of its own, notifying the other nodes of new work. Two
+/// connections (of this pool, or of other nodes) that both find no queued job for a
+/// coalescing key both insert one, and the index of queued keys refuses the later: the
+/// delivery is accepted again, and then coalesces into the job the other one queued.
 fn one(conn: &RefCell<PgConn>, node: &str, delivery: NewDelivery, jobs: &[NewJob]) -> anyhow::Result<Accepted> {
+    let mut tries = 1;
+    loop {
+        match one_try(conn, node, &delivery, jobs) {
+            Err(err) if tries < COALESCE_TRIES && lost_coalescing_race(&err) => tries += 1,
+            done => return done,
+        }
+    }
+}
+
+/// Whether `err` is the index of queued coalescing keys refusing a second queued job.
+fn lost_coalescing_race(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<postgres::Error>()
+        .and_then(postgres::Error::as_db_error)
+        .is_some_and(|db| db.constraint() == Some("jobs_one_queued_per_coalesce_key"))
+}
+
+/// [`one`]'s transaction.
+fn one_try(conn: &RefCell<PgConn>, node: &str, delivery: &NewDelivery, jobs: &[NewJob]) -> anyhow::Result<Accepted> {
     let db = Db::Postgres(conn);
     db.batch("BEGIN")?;
-    let accepted = accept_in(db, &delivery, jobs, node).and_then(|accepted| {
+    let accepted = accept_in(db, delivery, jobs, node).and_then(|accepted| {
         if !accepted.jobs.is_empty() && !accepted.duplicate {
             wake::notify(db, node)?;
         }

@@ -198,3 +198,58 @@ async fn an_accept_failing_in_a_batch_loses_only_its_own_work() {
         queue.close().await;
     }
 }
+
+/// On PostgreSQL several connections accept at once. Two that both find no queued job for
+/// a coalescing key (a worker has just started it) both insert one, and the index of
+/// queued keys refuses the later: that delivery is accepted again and coalesces, so no
+/// accept fails and every delivery reaches a job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn accepts_racing_each_other_and_workers_over_one_coalescing_key_all_succeed() {
+    let Some(url) = crate::testing::database() else { return };
+    let queue = Queue::open_postgres_with(&url, "n", 8).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (queue, stop) = (queue.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match queue.claim().await.unwrap() {
+                        Some(job) => queue.finish(job.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap(),
+                        None => tokio::task::yield_now().await,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Senders that each wait for their answer keep the groups small and many.
+    const SENDERS: usize = 16;
+    const EACH: usize = 100;
+    let senders = (0..SENDERS).map(|sender| {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for n in 0..EACH {
+                let keyed = NewJob { coalesce_key: Some("k".into()), ..job("k") };
+                if let Err(err) = queue.accept(delivery(&format!("d{sender}-{n}")), vec![keyed]).await {
+                    failed.push(format!("{err:#}"));
+                }
+            }
+            failed
+        })
+    });
+    let failed: Vec<String> =
+        futures_util::future::join_all(senders).await.into_iter().flat_map(|failed| failed.unwrap()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let all = SENDERS * EACH;
+    assert!(failed.is_empty(), "{} of {all} accepts failed, the first: {:?}", failed.len(), failed.first());
+    let linked: i64 = queue
+        .writer
+        .call(|db| db.query_one("SELECT count(DISTINCT delivery_seq) FROM job_deliveries", args![], |row| row.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(linked, all as i64, "every delivery reached a job");
+    queue.close().await;
+}
