@@ -119,13 +119,17 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<Claimed>> {
     // Running counts and paused rules are read once per look, not once per queued row: a
     // paused or full rule's backlog is passed over at a lookup per row (5,000 of them cost
     // a claim about 2 ms on SQLite, 4 ms on PostgreSQL; a subquery per row, 2 to 3 times
-    // that).
+    // that). Only the jobs that hold a place of their rule's `concurrency` count, read from
+    // the index of places: on PostgreSQL the index of all running jobs keeps an entry for
+    // every job run since the oldest snapshot still open, which a long transaction makes
+    // many, and the count read them all at every claim.
     let found = db.query_opt(
         &format!(
             "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
                     j.max_attempts, j.concurrency, j.delivery_seq, j.approved_head, d.body_encoding
              FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
-                  LEFT JOIN (SELECT rule, count(*) AS running FROM jobs WHERE state = 'running' GROUP BY rule) busy
+                  LEFT JOIN (SELECT rule, count(*) AS running FROM jobs
+                             WHERE state = 'running' AND slot IS NOT NULL GROUP BY rule) busy
                     ON busy.rule = j.rule
              WHERE j.state = 'queued' AND (j.not_before IS NULL OR j.not_before <= ?1)
                AND (j.node IS NULL OR j.node = ?2)
