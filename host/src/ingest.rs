@@ -613,9 +613,10 @@ fn record(
         event,
         headers: stored_headers(&input.headers),
         // Compressed here, on the request's thread: the queue's one writer only copies it.
-        body: match outcome.verdict().refused() {
-            true => StoredBody::raw(input.body.clone()),
-            false => StoredBody::new(input.body.clone()),
+        body: if outcome.verdict().refused() {
+            StoredBody::raw(input.body.clone())
+        } else {
+            StoredBody::new(input.body.clone())
         },
         verdict: outcome.verdict(),
         reason: outcome.reason(),
