@@ -79,7 +79,8 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
         // Ingest never runs plugins: an empty runtime is enough.
         let (runtime, _) = gitauto::runtime::Runtime::new(&[], &config.server.data_dir.join("cache")).expect("runtime");
         let snapshot = gitauto::live::Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) };
-        let live = Arc::new(gitauto::live::Live::new(snapshot));
+        let salt = queue.fingerprint_salt().await.expect("fingerprint salt");
+        let live = Arc::new(gitauto::live::Live::new(snapshot, salt));
         let apis = gitauto::forge_api::ForgeApis::new().expect("forge API client");
         let app = router(AppState { live, queue, metrics, apis });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

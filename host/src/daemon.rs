@@ -54,8 +54,9 @@ impl Daemon {
         for (name, cached, took) in &report.plugins {
             tracing::info!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
         }
+        let salt = queue.fingerprint_salt().await.context("reading the queue's fingerprint salt")?;
         let snapshot = Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) };
-        Ok(Self { live: Arc::new(Live::new(snapshot)), queue, _lock: lock })
+        Ok(Self { live: Arc::new(Live::new(snapshot, salt)), queue, _lock: lock })
     }
 
     /// The running config and plugins (reloaded on SIGHUP and file changes while serving).

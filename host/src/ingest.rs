@@ -341,6 +341,35 @@ impl Pipeline {
             }
         };
         let record = record(&config, &input, &delivery, &outcome, &events, &verdicts);
+        // A task of its own, awaited here: a client that hangs up makes hyper drop this
+        // future, and a delivery the queue commits must still be counted and logged.
+        let committing =
+            tokio::spawn(self.clone().commit(config, input, record, jobs, events, outcome.verdict(), span));
+        let accepted = committing.await.map_err(|err| IngestError::Store(anyhow::anyhow!("{err}")))??;
+        Ok(Ingested {
+            delivery: accepted.delivery,
+            outcome,
+            verdicts,
+            jobs: accepted.jobs,
+            duplicate: accepted.duplicate,
+            coalesced: accepted.coalesced,
+            recorded: true,
+        })
+    }
+
+    /// Accepts `record` with `jobs` in one transaction, acts on re-run requests among
+    /// `events`, then counts and logs the delivery under `span`.
+    #[allow(clippy::too_many_arguments, reason = "the parts of one delivery, moved into its task")]
+    async fn commit(
+        self,
+        config: Arc<Config>,
+        input: Input,
+        record: NewDelivery,
+        jobs: Vec<NewJob>,
+        events: Vec<Event>,
+        verdict: DeliveryVerdict,
+        span: tracing::Span,
+    ) -> Result<crate::queue::Accepted, IngestError> {
         let accepted = match self.queue.accept(record, jobs).await {
             Ok(accepted) => accepted,
             Err(err) => {
@@ -357,22 +386,17 @@ impl Pipeline {
                 }
             }
         }
-        let shown = if accepted.duplicate { "duplicate" } else { outcome.verdict().as_str() };
+        let shown = if accepted.duplicate { "duplicate" } else { verdict.as_str() };
         self.metrics.delivery(&input.source, shown);
         self.metrics.coalesced(accepted.coalesced);
-        span.in_scope(|| match accepted.duplicate {
-            true => tracing::info!("duplicate delivery; jobs {:?}", accepted.jobs),
-            false => tracing::info!(jobs = ?accepted.jobs, "accepted"),
+        span.in_scope(|| {
+            if accepted.duplicate {
+                tracing::info!("duplicate delivery; jobs {:?}", accepted.jobs);
+            } else {
+                tracing::info!(jobs = ?accepted.jobs, "accepted");
+            }
         });
-        Ok(Ingested {
-            delivery: accepted.delivery,
-            outcome,
-            verdicts,
-            jobs: accepted.jobs,
-            duplicate: accepted.duplicate,
-            coalesced: accepted.coalesced,
-            recorded: true,
-        })
+        Ok(accepted)
     }
 
     /// Records a delivery that an endpoint refused or ignored after its own checks
@@ -589,9 +613,10 @@ fn record(
         event,
         headers: stored_headers(&input.headers),
         // Compressed here, on the request's thread: the queue's one writer only copies it.
-        body: match outcome.verdict().refused() {
-            true => StoredBody::raw(input.body.clone()),
-            false => StoredBody::new(input.body.clone()),
+        body: if outcome.verdict().refused() {
+            StoredBody::raw(input.body.clone())
+        } else {
+            StoredBody::new(input.body.clone())
         },
         verdict: outcome.verdict(),
         reason: outcome.reason(),

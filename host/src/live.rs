@@ -35,6 +35,8 @@ pub struct Live {
     /// Notified when a reload replaced the snapshot (for state derived from the config,
     /// such as the flow settings queued jobs carry).
     replaced: tokio::sync::Notify,
+    /// The store's salt, which keys every fingerprint (`Queue::fingerprint_salt`).
+    salt: [u8; 32],
 }
 
 /// How reloading has gone, for `GET /api/config`.
@@ -53,19 +55,20 @@ pub struct ReloadStatus {
 }
 
 impl Live {
-    /// Starts with `snapshot`.
-    pub fn new(snapshot: Snapshot) -> Self {
+    /// Starts with `snapshot`; its fingerprints are keyed by `salt`, the store's.
+    pub fn new(snapshot: Snapshot, salt: [u8; 32]) -> Self {
         let status = ReloadStatus {
             path: snapshot.config.path.clone(),
             generation: 1,
             loaded_at: crate::queue::rfc3339(crate::queue::now_ms()),
             ..ReloadStatus::default()
         };
-        let fingerprint = loaded_fingerprint(&snapshot);
+        let fingerprint = loaded_fingerprint(&snapshot, &salt);
         Self {
             current: RwLock::new((Arc::new(snapshot), fingerprint)),
             status: Mutex::new(status),
             replaced: tokio::sync::Notify::new(),
+            salt,
         }
     }
 
@@ -150,7 +153,7 @@ impl Live {
         for (name, cached, took) in &report.plugins {
             tracing::debug!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
         }
-        let fingerprint = fingerprint(&text, &config, |name| runtime.wasm_digest(name));
+        let fingerprint = fingerprint(&text, &config, &self.salt, |name| runtime.wasm_digest(name));
         self.replace(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) }, fingerprint);
         Ok(restart)
     }
@@ -212,13 +215,13 @@ impl Live {
 /// none when the file cannot be read or no longer holds that text (the watcher then
 /// reloads it, with a fingerprint of the text it reads).
 #[allow(clippy::disallowed_methods, reason = "a small file, read once at start-up")]
-fn loaded_fingerprint(snapshot: &Snapshot) -> Option<String> {
+fn loaded_fingerprint(snapshot: &Snapshot, salt: &[u8; 32]) -> Option<String> {
     let config = &snapshot.config;
     let text = std::fs::read_to_string(&config.path).ok()?;
     if crate::config::digest(text.as_bytes()) != config.digest {
         return None;
     }
-    fingerprint(&text, config, |name| snapshot.runtime.wasm_digest(name))
+    fingerprint(&text, config, salt, |name| snapshot.runtime.wasm_digest(name))
 }
 
 /// Settings fixed for the life of the process.

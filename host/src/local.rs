@@ -77,7 +77,8 @@ pub async fn run(config: Config, request: Request) -> anyhow::Result<Report> {
     let cache_dir = config.server.data_dir.join("cache");
     let (runtime, _) =
         tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir)).await.context("loading plugins")??;
-    let live = Arc::new(Live::new(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) }));
+    let salt = queue.fingerprint_salt().await?;
+    let live = Arc::new(Live::new(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) }, salt));
     let metrics = Arc::new(Metrics::default());
     let pipeline = Pipeline::new(live.clone(), queue.clone(), metrics.clone());
     let delivery = uuid::Uuid::new_v4().to_string();

@@ -57,7 +57,7 @@ pub use ticks::TickClaim;
 pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 13;
+const SCHEMA_VERSION: i64 = 14;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -73,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v11.sql"),
     include_str!("queue/schema_v12.sql"),
     include_str!("queue/schema_v13.sql"),
+    include_str!("queue/schema_v14.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -764,7 +765,7 @@ fn insert_job(
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 10;
+const POSTGRES_SCHEMA_VERSION: i64 = 11;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -778,6 +779,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v8.sql"),
     include_str!("queue/postgres_v9.sql"),
     include_str!("queue/postgres_v10.sql"),
+    include_str!("queue/postgres_v11.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -1142,6 +1144,24 @@ mod tests {
         let queue = Queue::open(dir.path()).unwrap();
         let stored = queue.delivery("c1".into()).await.unwrap().is_some();
         assert_eq!(stored, accepted.is_ok(), "an accept either committed before closing or was refused");
+    }
+
+    #[tokio::test]
+    async fn the_fingerprint_salt_is_made_once_per_store_and_shared_by_its_nodes() {
+        let mut salts = Vec::new();
+        for store in stores() {
+            let (a, b) = (store.open("a"), store.open("b"));
+            let (first, second) = tokio::join!(a.fingerprint_salt(), b.fingerprint_salt());
+            let salt = first.unwrap();
+            assert_eq!(second.unwrap(), salt, "two nodes asking at once");
+            assert_ne!(salt, [0; 32]);
+            a.close().await;
+            assert_eq!(store.open("a").fingerprint_salt().await.unwrap(), salt, "after a restart");
+            salts.push(salt);
+        }
+        let other = Store::Sqlite(tempfile::tempdir().unwrap());
+        let other = other.open("a").fingerprint_salt().await.unwrap();
+        assert!(!salts.contains(&other), "another store, another salt");
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -166,12 +166,17 @@ fn remove_when_gone(dir: &std::path::Path, server: Option<u32>) -> Result<(), St
         "while kill -0 {parent} 2>/dev/null; do sleep 1; done; {stop}rm -rf -- \"$1\"",
         parent = std::process::id(),
     );
-    // The path goes in as `$1`, never into the script's text.
+    // The path goes in as `$1`, never into the script's text. It outlives the test
+    // process: holding the test's pipes, it would keep a parent that reads them (and
+    // reaps the test only after their end, as `Command::output` does) waiting for ever.
     Command::new("sh")
         .arg("-c")
         .arg(watch)
         .arg("sh")
         .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|err| format!("watching {}: {err}", dir.display()))?;
     Ok(())
@@ -214,6 +219,7 @@ fn start(name: &str, host: &str, settings: &[String]) -> Result<String, String> 
         .arg(&dir)
         .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"])
         .args(settings.iter().flat_map(|setting| ["-c", setting]))
+        .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|err| err.to_string())?)
         .stderr(log)
         .spawn()
@@ -270,5 +276,60 @@ fn run(command: &mut Command) -> Result<(), String> {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Set in the child process of the test below.
+    const CHILD: &str = "GITAUTO_TESTING_CHILD";
+
+    /// A test that runs a child process which starts the test PostgreSQL, and collects its
+    /// output through pipes, must see those pipes end when the child does: the server and
+    /// the watcher that stops it outlive the child and must not hold them.
+    #[test]
+    fn a_child_that_starts_a_database_leaves_no_one_holding_its_pipes() {
+        if std::env::var_os(CHILD).is_some() {
+            println!("database: {:?}", database());
+            return;
+        }
+        let name = "testing::tests::a_child_that_starts_a_database_leaves_no_one_holding_its_pipes";
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = child.wait().unwrap();
+        let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        // The writing ends of the pipes, wherever they are still open, share their inode.
+        let pipes: Vec<PathBuf> = [stdout.as_raw_fd(), stderr.as_raw_fd()]
+            .iter()
+            .map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap())
+            .collect();
+        let mut holders = Vec::new();
+        for process in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = process.file_name().to_string_lossy().into_owned();
+            if pid.parse::<u32>().is_err() || pid == std::process::id().to_string() {
+                continue;
+            }
+            let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else { continue };
+            if fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| pipes.contains(&target))) {
+                let command = std::fs::read(process.path().join("cmdline")).unwrap_or_default();
+                holders.push(format!("{pid}: {}", String::from_utf8_lossy(&command).replace('\0', " ")));
+            }
+        }
+        assert!(holders.is_empty(), "the child's pipes are still held by {holders:#?}");
+        let mut output = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut output).unwrap();
+        std::io::Read::read_to_string(&mut stderr, &mut output).unwrap();
+        assert!(status.success(), "{output}");
+        // Without a server here (and outside CI) the child said it skipped: nothing held.
+        assert!(output.contains("database: Some(\"postgres://") || output.contains("SKIPPED"), "{output}");
     }
 }

@@ -3,7 +3,9 @@
 //! TLS to PostgreSQL (issue 23), against a real server the tests start with `ssl = on`
 //! and certificates `openssl` makes at test time: a CA, a server certificate for
 //! `localhost` only, and an unrelated CA. Each case asks the server itself whether its
-//! session is encrypted (`pg_stat_ssl`), and each refusal is checked for its message.
+//! session is encrypted (`pg_stat_ssl`), and each refusal is checked for its message. A
+//! fake server ([`impostor`]) shows that certificate but signs the handshake with
+//! another key: it must learn nothing, not even the user name.
 
 mod common;
 
@@ -310,5 +312,148 @@ fn check_reports_bad_tls_settings_and_ca_files() {
             .output()
             .unwrap();
         assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    }
+}
+
+/// A fake PostgreSQL server that shows the real server's certificate (key A, signed by
+/// the test CA, for `localhost`) but signs the handshake with another key (B), as someone
+/// on the path holding only the certificate would. A verifier that skipped the handshake
+/// signature would let such a server through; nothing else in these tests would notice.
+mod impostor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+
+    /// PostgreSQL's SSLRequest: length 8, code 80877103.
+    const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+    /// Certificate A with key B, handed out without rustls's consistency check
+    /// (`CertifiedKey::new`, unlike `with_single_cert`, does not compare the keys).
+    #[derive(Debug)]
+    struct Mismatched(Arc<CertifiedKey>);
+
+    impl ResolvesServerCert for Mismatched {
+        fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+
+    /// What one connection to the fake server did.
+    #[derive(Debug)]
+    pub struct Attempt {
+        /// Whether it began with an SSLRequest (answered `S`).
+        pub asked_for_tls: bool,
+        /// The plaintext that reached the server through TLS: the startup message (user
+        /// name, database) if the client took the handshake.
+        pub plaintext: Vec<u8>,
+    }
+
+    /// A running fake server.
+    pub struct Server {
+        pub port: u16,
+        thread: std::thread::JoinHandle<Vec<Attempt>>,
+    }
+
+    impl Server {
+        /// Serves `chain` (certificate A) signed with the key in `signing_key` (B), speaking
+        /// only `version`.
+        pub fn start(
+            chain: &std::path::Path,
+            signing_key: &std::path::Path,
+            version: &'static rustls::SupportedProtocolVersion,
+        ) -> Self {
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_file_iter(chain).unwrap().collect::<Result<_, _>>().unwrap();
+            let key = PrivateKeyDer::from_pem_file(signing_key).unwrap();
+            let key = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+            let resolver = Mismatched(Arc::new(CertifiedKey::new(chain, key)));
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[version])
+                .unwrap()
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(resolver));
+            let config = Arc::new(config);
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let thread = std::thread::spawn(move || {
+                let mut attempts = Vec::new();
+                for stream in listener.incoming() {
+                    let mut stream = stream.unwrap();
+                    let mut first = [0; 8];
+                    // A connection that sends nothing is `stop`'s.
+                    if stream.read_exact(&mut first).is_err() {
+                        break;
+                    }
+                    attempts.push(serve(stream, first, &config));
+                }
+                attempts
+            });
+            Self { port, thread }
+        }
+
+        /// Stops the server; what each connection did.
+        pub fn stop(self) -> Vec<Attempt> {
+            drop(TcpStream::connect(("127.0.0.1", self.port)).unwrap());
+            self.thread.join().unwrap()
+        }
+    }
+
+    fn serve(mut stream: TcpStream, first: [u8; 8], config: &Arc<rustls::ServerConfig>) -> Attempt {
+        if first != SSL_REQUEST {
+            return Attempt { asked_for_tls: false, plaintext: first.to_vec() };
+        }
+        stream.write_all(b"S").unwrap();
+        let tls = rustls::ServerConnection::new(config.clone()).unwrap();
+        let mut tls = rustls::StreamOwned::new(tls, stream);
+        // The handshake, then the first plaintext the client sends (its startup message),
+        // if it goes on; a refusing client ends the handshake with an alert instead.
+        let mut plaintext = vec![0; 4096];
+        let read = tls.read(&mut plaintext).unwrap_or(0);
+        plaintext.truncate(read);
+        Attempt { asked_for_tls: true, plaintext }
+    }
+}
+
+/// The handshake must be signed by the key of the certificate shown: a server that shows
+/// the real certificate but signs with another key is refused in every mode that uses
+/// TLS, over TLS 1.3 and 1.2, before the startup message (user name, database) is sent.
+#[test]
+fn a_server_whose_handshake_is_not_signed_by_its_certificates_key_is_refused_before_the_startup_message() {
+    let Some(files) = gitauto::testing::tls_files() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let other_key = dir.path().join("b.key");
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .arg(&other_key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let ca = files.ca.display();
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        for params in [
+            "sslmode=require".to_owned(),
+            format!("sslmode=verify-ca&sslrootcert={ca}"),
+            format!("sslmode=verify-full&sslrootcert={ca}"),
+        ] {
+            let server = impostor::Server::start(&files.cert, &other_key, version);
+            let url = format!("postgres://gitauto@localhost:{}/secretdb?{params}", server.port);
+            let outcome = connect(&url).map(drop).map_err(|err| format!("{err:#}"));
+            let attempts = server.stop();
+            let case = format!("{:?}, {params}", version.version);
+            // The world first: what reached the impostor, whatever the client says.
+            assert!(attempts.iter().any(|attempt| attempt.asked_for_tls), "{case}: no TLS attempt: {attempts:?}");
+            for attempt in &attempts {
+                assert!(attempt.asked_for_tls, "{case}: a connection without TLS: {attempts:?}");
+                let seen = String::from_utf8_lossy(&attempt.plaintext);
+                assert!(attempt.plaintext.is_empty(), "{case}: the startup message reached the impostor: {seen:?}");
+            }
+            let message = outcome.expect_err(&format!("{case}: the impostor was taken"));
+            assert!(message.contains("BadSignature"), "{case}: {message}");
+        }
     }
 }

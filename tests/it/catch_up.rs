@@ -166,7 +166,8 @@ async fn pipeline(dir: &Path, config: &str) -> (Pipeline, Queue, Arc<Config>) {
         None => Queue::open(&dir.join("data")).unwrap(),
     };
     let (runtime, _) = gitauto::runtime::Runtime::new(&[], &dir.join("cache")).unwrap();
-    let live = Arc::new(Live::new(Snapshot { config: Arc::new(config.clone()), runtime: Arc::new(runtime) }));
+    let salt = queue.fingerprint_salt().await.unwrap();
+    let live = Arc::new(Live::new(Snapshot { config: Arc::new(config.clone()), runtime: Arc::new(runtime) }, salt));
     let pipeline = Pipeline::new(live, queue.clone(), Arc::default());
     (pipeline, queue, Arc::new(config))
 }

@@ -2,8 +2,8 @@
 //! deliveries sent to any of them are queued once, a redelivery that reaches another
 //! daemon is still a duplicate, `any` jobs run exactly once somewhere, and `every` jobs
 //! run once on each node; a node whose config differs from the others' is shown until a
-//! reload makes it agree. The PostgreSQL server is started by the test set-up (see
-//! `gitauto::testing`).
+//! reload makes it agree, and the fingerprint is keyed by each store's own salt. The
+//! PostgreSQL server is started by the test set-up (see `gitauto::testing`).
 
 use gitauto_tests::{TestDaemon, github_source, push_payload, wait_for};
 use serde_json::Value;
@@ -286,4 +286,23 @@ async fn a_node_whose_config_differs_is_shown_until_a_reload_makes_it_agree() {
     for daemon in daemons {
         daemon.stop().await;
     }
+}
+
+/// The fingerprint is keyed by a salt of the store's own: the same config on two stores
+/// shows two fingerprints (a shown one cannot be recomputed from a guessed config and
+/// secrets), and a node restarted on its store shows the one it showed before.
+#[tokio::test]
+async fn the_same_config_on_two_stores_has_two_fingerprints_and_keeps_each_across_a_restart() {
+    let config = github_source();
+    let shown = |metrics: String| {
+        let line = metrics.lines().find_map(|line| line.strip_prefix("gitauto_config_info{fingerprint=\""));
+        line.and_then(|rest| rest.split('"').next()).unwrap_or_else(|| panic!("{metrics}")).to_owned()
+    };
+    let (one, two) = (TestDaemon::start(&config).await, TestDaemon::start(&config).await);
+    let first = shown(text(&one, "/metrics").await);
+    assert_ne!(first, shown(text(&two, "/metrics").await), "two stores, one config");
+    let one = one.restart(&config).await;
+    assert_eq!(shown(text(&one, "/metrics").await), first, "the same store after a restart");
+    one.stop().await;
+    two.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Receiving webhooks: signatures, pings, malformed bodies, unknown sources.
 
-use gitauto_tests::{SECRET, TestDaemon, github_source, push_payload, sign};
+use gitauto_tests::{SECRET, TestDaemon, github_source, push_payload, sign, wait_for};
+use std::time::Duration;
 
 fn config() -> String {
     format!(
@@ -127,4 +128,91 @@ async fn a_redelivered_id_queues_nothing_new() {
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["jobs"], first["jobs"]);
     assert_eq!(daemon.get("/api/jobs/2").await.0, 404, "only one job exists");
+}
+
+/// `/metrics` undercounted deliveries whose client hung up: hyper dropped the handler
+/// after the queue committed, before it counted and logged. Each client here writes a
+/// signed delivery, closes its side and waits for the server to close the connection;
+/// every delivery stored must be counted and logged all the same.
+#[tokio::test]
+async fn a_delivery_whose_client_hangs_up_is_still_counted_and_logged() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    const CLIENTS: usize = 20;
+    // The test's runtime runs on this thread only, the daemon's tasks included.
+    let log = Log::default();
+    let _log = tracing_subscriber::fmt().with_writer(log.clone()).with_ansi(false).set_default();
+    let daemon = TestDaemon::start(&config()).await;
+    let address = daemon.url.strip_prefix("http://").unwrap().to_owned();
+    let body = payload();
+    let mut unanswered = 0;
+    for n in 0..CLIENTS {
+        let head = format!(
+            "POST /hooks/github HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             x-github-event: push\r\nx-github-delivery: hang-up-{n}\r\nx-hub-signature-256: {}\r\n\
+             content-length: {}\r\n\r\n",
+            sign(SECRET, &body),
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(&[head.as_bytes(), &body].concat()).await.unwrap();
+        stream.shutdown().await.unwrap();
+        // The server closes the connection once it saw the hang-up (or answered): by then
+        // the handler either finished or was dropped.
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        unanswered += usize::from(answer.is_empty());
+    }
+    assert!(unanswered > 0, "every client got its answer: no handler was dropped, the test shows nothing");
+
+    let (status, answer) = daemon.post_github("github", "push", &body, SECRET).await;
+    assert_eq!(status, 202, "{answer}");
+    let total = CLIENTS + 1;
+    let (stored, counted) = wait_for("every delivery stored and counted", Duration::from_secs(20), || async {
+        let (_, list) = daemon.get("/api/deliveries?source=github&limit=1000").await;
+        let stored = list["deliveries"].as_array().unwrap().iter().filter(|d| d["verdict"] == "queued").count();
+        let metrics = reqwest::get(format!("{}/metrics", daemon.url)).await.unwrap().text().await.unwrap();
+        let counted: usize = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("gitauto_deliveries_total{source=\"github\",verdict=\"queued\"} "))
+            .map_or(0, |n| n.parse().unwrap());
+        (stored == total && counted == total).then_some((stored, counted))
+    })
+    .await;
+    assert_eq!(counted, stored);
+    let log = log.text();
+    for n in 0..CLIENTS {
+        let id = format!("id=hang-up-{n} ");
+        assert!(log.lines().any(|line| line.contains(&id) && line.contains(" accepted ")), "hang-up-{n}:\n{log}");
+    }
+}
+
+/// The log records of the test's thread, kept to be read back.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }

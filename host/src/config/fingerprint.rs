@@ -9,7 +9,10 @@
 //! text is parsed and hashed in a canonical form. A string with `${VAR}`s counts by the
 //! SHA-256 of its expanded value, and each secret the config resolved (from the
 //! environment or a file) by its SHA-256, so neither the secret nor the canonical text is
-//! ever kept.
+//! ever kept. The whole digest is keyed by the store's random salt (`Queue::fingerprint_salt`):
+//! the fingerprint is shown where no token may guard it (`/metrics`, `/api/nodes`), and
+//! unkeyed it would let anyone who knows the rest of the config test guessed secrets
+//! against it offline; the nodes of one store share the salt, so theirs still agree.
 
 use super::{Config, Secret};
 use crate::grant::Credential;
@@ -19,10 +22,15 @@ use sha2::{Digest, Sha256};
 /// of configs apart, short enough for a table column).
 pub const SHOWN: usize = 12;
 
-/// The fingerprint of `config`, validated from `text`; `wasm` gives each plugin's
-/// component digest (SHA-256 of its bytes) by name. `None` when `text` is not TOML
-/// (never for a text `config` was validated from).
-pub fn fingerprint(text: &str, config: &Config, wasm: impl Fn(&str) -> Option<[u8; 32]>) -> Option<String> {
+/// The fingerprint of `config`, validated from `text`, keyed by the store's `salt`;
+/// `wasm` gives each plugin's component digest (SHA-256 of its bytes) by name. `None`
+/// when `text` is not TOML (never for a text `config` was validated from).
+pub fn fingerprint(
+    text: &str,
+    config: &Config,
+    salt: &[u8; 32],
+    wasm: impl Fn(&str) -> Option<[u8; 32]>,
+) -> Option<String> {
     let mut table: toml::Table = text.parse().ok()?;
     // Each node's own: see the module's doc.
     table.remove("server");
@@ -35,7 +43,9 @@ pub fn fingerprint(text: &str, config: &Config, wasm: impl Fn(&str) -> Option<[u
         }
     }
     let mut hash = Sha256::new();
-    hash.update(b"gitauto config fingerprint 1\n");
+    hash.update(b"gitauto config fingerprint 2\n");
+    // First, so that nothing after it can be hashed without knowing it.
+    hash.update(salt);
     canonical(&mut hash, &toml::Value::Table(table));
     let mut secret = |what: &str, value: &Secret| {
         hash.update(format!("\nsecret {what} {}", hex::encode(Sha256::digest(value.expose()))));
@@ -162,9 +172,16 @@ repo = "acme/docs"
 steps = [{ plugin = "probe" }]
 "#;
 
+    const SALT: [u8; 32] = [7; 32];
+
     /// The fingerprint of `text` in a directory whose `hook-secret` holds `secret`, with
-    /// `wasm` as the probe's component bytes.
+    /// `wasm` as the probe's component bytes, keyed by [`SALT`].
     fn of(text: &str, secret: &str, wasm: &[u8]) -> String {
+        salted(text, secret, wasm, &SALT)
+    }
+
+    /// [`of`], keyed by `salt`.
+    fn salted(text: &str, secret: &str, wasm: &[u8], salt: &[u8; 32]) -> String {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("hook-secret"), secret).unwrap();
         // The files' bytes do not count (`wasm` gives the digests), only that they exist.
@@ -175,7 +192,7 @@ steps = [{ plugin = "probe" }]
         let path = dir.path().join("gitauto.toml");
         let config = Config::parse(&path, text).unwrap_or_else(|err| panic!("{err}"));
         let digest: [u8; 32] = Sha256::digest(wasm).into();
-        let fingerprint = fingerprint(text, &config, |name| (name == "probe").then_some(digest)).unwrap();
+        let fingerprint = fingerprint(text, &config, salt, |name| (name == "probe").then_some(digest)).unwrap();
         assert_eq!(fingerprint.len(), SHOWN);
         assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()), "{fingerprint}");
         fingerprint
@@ -247,6 +264,21 @@ name = "update"
         let digest = hex::encode(Sha256::digest(&path));
         again.update(format!("{}:{digest}", digest.len()));
         assert_eq!(variable.finalize(), again.finalize());
-        assert!(fingerprint("not [toml", &Config::parse(Path::new("x.toml"), "").unwrap(), |_| None).is_none());
+        let empty = Config::parse(Path::new("x.toml"), "").unwrap();
+        assert!(fingerprint("not [toml", &empty, &SALT, |_| None).is_none());
+    }
+
+    #[test]
+    fn the_same_config_agrees_under_one_salt_and_differs_under_another() {
+        let base = of(BASE, "s3cret", b"wasm");
+        assert_eq!(salted(BASE, "s3cret", b"wasm", &SALT), base, "the same config and salt");
+        let mut other = SALT;
+        other[31] ^= 1;
+        assert_ne!(salted(BASE, "s3cret", b"wasm", &other), base, "another salt");
+        // Under one salt, a secret's change still shows (however the salt is).
+        for salt in [SALT, other] {
+            let (before, after) = (salted(BASE, "s3cret", b"wasm", &salt), salted(BASE, "s3cret!", b"wasm", &salt));
+            assert_ne!(before, after, "a changed secret under {salt:?}");
+        }
     }
 }

@@ -43,7 +43,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let config = Arc::new(Config::parse(Path::new("gitauto.toml"), CONFIG).unwrap());
     let runtime = Arc::new(Runtime::new(&[], &dir.path().join("cache")).unwrap().0);
-    let live = Arc::new(Live::new(Snapshot { config: config.clone(), runtime }));
+    let live = Arc::new(Live::new(Snapshot { config: config.clone(), runtime }, [0; 32]));
     let queue = Queue::open(dir.path()).unwrap();
     Fixture { pipeline: Pipeline::new(live, queue, Arc::new(Metrics::default())), config, _dir: dir }
 }

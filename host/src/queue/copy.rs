@@ -2,7 +2,11 @@
 //! SQLite queue (deliveries, jobs, steps, logs, nodes, paused rules, polled refs, schedule
 //! ticks, report outbox and check runs, the comments that acted) into an empty PostgreSQL queue in one transaction, keeping every id, so the
 //! history and the API's links stay as they were. Jobs that were running are put back in
-//! line, as a restart would (see `requeue.rs`).
+//! line, as a restart would (see `requeue.rs`). The fingerprint salt is deliberately
+//! not copied: it belongs to the store, not to the history. The PostgreSQL queue keeps
+//! the one a node may already have made there (copying would collide with it) or makes
+//! its own, every node computes its fingerprint with it when it starts on that queue,
+//! and no fingerprint is copied that it would have to match (`nodes.config` is left out).
 
 use super::db::{Db, PgConn};
 use super::requeue::{Running, in_transaction, requeue_running};

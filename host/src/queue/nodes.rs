@@ -1,6 +1,7 @@
 //! The nodes that share this store: each records when it started serving, a heartbeat
 //! while it serves, and when it stopped cleanly (see `crate::node`), and its config's
-//! fingerprint (written at join and with every heartbeat, so a reload shows within one).
+//! fingerprint (written at join and with every heartbeat, so a reload shows within one),
+//! keyed by the store's salt.
 
 use super::db::args;
 use super::requeue::{Running, requeue_running};
@@ -31,6 +32,30 @@ impl Queue {
                 Ok(())
             })
             .await
+    }
+
+    /// The store's random salt for config fingerprints (see `config::fingerprint`): made
+    /// by the first node that asks, then the same for every node on this store, so their
+    /// fingerprints agree while a shown one cannot be checked against guessed secrets.
+    pub async fn fingerprint_salt(&self) -> anyhow::Result<[u8; 32]> {
+        let mut fresh = [0; 32];
+        getrandom::fill(&mut fresh).map_err(|err| anyhow::anyhow!("no randomness for the fingerprint salt: {err}"))?;
+        let fresh = hex::encode(fresh);
+        let kept: String = self
+            .writer
+            .call_repeatable(move |db| {
+                // Nodes starting together: the first insert wins, every node reads that one.
+                db.execute(
+                    "INSERT INTO fingerprint_salt (id, salt) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                    args![fresh],
+                )?;
+                db.query_one("SELECT salt FROM fingerprint_salt WHERE id = 1", args![], |row| row.get(0))
+            })
+            .await?;
+        let mut salt = [0; 32];
+        hex::decode_to_slice(&kept, &mut salt)
+            .map_err(|err| anyhow::anyhow!("the queue's fingerprint salt is not 64 hex characters: {err}"))?;
+        Ok(salt)
     }
 
     /// Records that this node is alive now and extends the leases of its running jobs;

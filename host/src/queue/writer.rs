@@ -84,10 +84,23 @@ struct Call<F, T, R> {
     reply: R,
 }
 
-/// A request's work: a closure that runs once, or one that may run again.
+/// A request's work: a closure that runs once (made by [`once`], which refuses a second
+/// run), or one that may run again.
 enum Work<F> {
-    Once(Option<F>),
+    Once(F),
     Repeatable(F),
+}
+
+/// `f` as the `FnMut` a request holds; a second call is an error, not a second run.
+fn once<T, F>(f: F) -> impl FnMut(Db<'_>) -> anyhow::Result<T> + Send + 'static
+where
+    F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send + 'static,
+{
+    let mut f = Some(f);
+    move |db: Db<'_>| match f.take() {
+        Some(f) => f(db),
+        None => Err(anyhow::anyhow!("a queue request ran twice")),
+    }
 }
 
 impl<T, F, R> Request for Call<F, T, R>
@@ -97,13 +110,8 @@ where
     R: FnOnce(anyhow::Result<T>) + Send + 'static,
 {
     fn run(&mut self, conn: &Conn) -> bool {
-        let result = match &mut self.work {
-            Work::Once(f) => match f.take() {
-                Some(mut f) => f(conn.db()),
-                None => Err(anyhow::anyhow!("a queue request ran twice")),
-            },
-            Work::Repeatable(f) => f(conn.db()),
-        };
+        let (Work::Once(f) | Work::Repeatable(f)) = &mut self.work;
+        let result = f(conn.db());
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -192,10 +200,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(Db<'_>) -> anyhow::Result<T> + Send + 'static,
     {
-        let mut f = Some(f);
-        // An `FnOnce` as `FnMut`: `Work::Once` never calls it twice.
-        let once = move |db: Db<'_>| (f.take().expect("a once request runs once"))(db);
-        self.wait(Work::Once(Some(once))).await
+        self.wait(Work::Once(once(f))).await
     }
 
     /// Like [`Writer::call`], for work that may run again (it reads and writes the
@@ -227,9 +232,7 @@ impl Writer {
     where
         F: FnOnce(Db<'_>) -> anyhow::Result<()> + Send + 'static,
     {
-        let mut f = Some(f);
-        let once = move |db: Db<'_>| (f.take().expect("a once request runs once"))(db);
-        let submitted = self.submit(Work::Once(Some(once)), |result: anyhow::Result<()>| {
+        let submitted = self.submit(Work::Once(once(f)), |result: anyhow::Result<()>| {
             if let Err(err) = result {
                 tracing::error!("queue write failed: {err:#}");
             }
@@ -308,15 +311,17 @@ fn run_batch(conn: &Conn, mut batch: Batch) -> Option<(Batch, Result<(), String>
     }
     let mut start = 0;
     while start < batch.len() {
-        let end = match batch[start].repeatable() {
-            true => start + batch[start..].iter().take_while(|request| request.repeatable()).count(),
-            false => start + 1,
+        let end = if batch[start].repeatable() {
+            start + batch[start..].iter().take_while(|request| request.repeatable()).count()
+        } else {
+            start + 1
         };
         let group = &mut batch[start..end];
         // A lone request that opens the transaction needs no savepoint either.
-        let together = match group[0].repeatable() && (group.len() > 1 || start == 0) {
-            true => run_together(conn, group, start == 0),
-            false => Ok(false),
+        let together = if group[0].repeatable() && (group.len() > 1 || start == 0) {
+            run_together(conn, group, start == 0)
+        } else {
+            Ok(false)
         };
         match together {
             Ok(true) => {}
@@ -344,11 +349,10 @@ fn run_together(conn: &Conn, group: &mut [Box<dyn Request>], first: bool) -> Res
         }
         return Ok(true);
     }
-    match first {
-        true => conn.control("ROLLBACK").and_then(|()| conn.control("BEGIN"))?,
-        false => {
-            conn.control("ROLLBACK TO SAVEPOINT together").and_then(|()| conn.control("RELEASE SAVEPOINT together"))?
-        }
+    if first {
+        conn.control("ROLLBACK").and_then(|()| conn.control("BEGIN"))?;
+    } else {
+        conn.control("ROLLBACK TO SAVEPOINT together").and_then(|()| conn.control("RELEASE SAVEPOINT together"))?;
     }
     Ok(false)
 }
@@ -361,5 +365,23 @@ fn run_alone(conn: &Conn, request: &mut Box<dyn Request>) {
     let end = if request.run(conn) { Ok(()) } else { conn.control("ROLLBACK TO SAVEPOINT request") };
     if let Err(err) = end.and_then(|()| conn.control("RELEASE SAVEPOINT request")) {
         tracing::error!("queue savepoint: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_once_request_run_twice_is_an_error_not_a_second_run() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut runs = 0;
+        let mut f = once(move |_db: Db<'_>| {
+            runs += 1;
+            Ok(runs)
+        });
+        assert_eq!(f(Db::Sqlite(&conn)).unwrap(), 1);
+        let again = f(Db::Sqlite(&conn)).unwrap_err();
+        assert_eq!(again.to_string(), "a queue request ran twice");
     }
 }
