@@ -57,7 +57,7 @@ pub use ticks::TickClaim;
 pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 14;
+const SCHEMA_VERSION: i64 = 15;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -74,6 +74,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v12.sql"),
     include_str!("queue/schema_v13.sql"),
     include_str!("queue/schema_v14.sql"),
+    include_str!("queue/schema_v15.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -765,7 +766,7 @@ fn insert_job(
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 11;
+const POSTGRES_SCHEMA_VERSION: i64 = 12;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -780,6 +781,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v9.sql"),
     include_str!("queue/postgres_v10.sql"),
     include_str!("queue/postgres_v11.sql"),
+    include_str!("queue/postgres_v12.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -1621,6 +1623,39 @@ mod tests {
             let pruned = queue.prune(Retention { max_age: std::time::Duration::ZERO, ..retention }).await.unwrap();
             assert_eq!(pruned, Pruned { jobs: 2, deliveries: 2 });
             assert_eq!(queue.pending().await.unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_in_small_transactions_removes_what_one_would() {
+        for store in stores() {
+            let queue = store.open("n");
+            let mut ids = Vec::new();
+            for n in 0..9 {
+                let accepted = queue.accept(delivery(&format!("d{n}")), vec![job(&format!("k{n}"))]).await.unwrap();
+                ids.push(accepted.jobs[0].parse::<i64>().unwrap());
+            }
+            for _ in 0..8 {
+                let claimed = queue.claim().await.unwrap().unwrap();
+                queue.log(claimed.id, 1, None, "info", "line");
+                queue.finish(claimed.id, 1, None, JobState::Succeeded, "ok", None).await.unwrap();
+            }
+            let retention =
+                Retention { max_age: std::time::Duration::from_secs(3600), keep_jobs: 3, keep_deliveries: 2 };
+            // Two per transaction: five jobs and five deliveries take three passes each.
+            let pruned = queue.prune_in_chunks(retention, 2).await.unwrap();
+            assert_eq!(pruned, Pruned { jobs: 5, deliveries: 5 });
+            let left: Vec<i64> = queue
+                .jobs(JobFilter { limit: 10, ..JobFilter::default() })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id.parse().unwrap())
+                .collect();
+            assert_eq!(left, [ids[8], ids[7], ids[6], ids[5]], "the queued job and the three newest finished ones");
+            let deliveries = queue.deliveries(DeliveryFilter { limit: 20, ..DeliveryFilter::default() }).await.unwrap();
+            assert_eq!(deliveries.len(), 4, "the deliveries the remaining jobs carry");
+            assert_eq!(queue.prune_in_chunks(retention, 2).await.unwrap(), Pruned::default(), "nothing more");
         }
     }
 
