@@ -28,7 +28,8 @@ fn idle_poll() -> Duration {
         std::env::var("GITAUTO_IDLE_POLL_MS")
             .ok()
             .and_then(|ms| ms.trim().parse().ok())
-            .map_or(IDLE_POLL, Duration::from_millis)
+            // At least 10 ms: with none, idle workers would claim without pause.
+            .map_or(IDLE_POLL, |ms: u64| Duration::from_millis(ms.max(10)))
     })
 }
 /// The longest wait between two attempts, however many came before.

@@ -24,6 +24,15 @@ use tokio::sync::oneshot;
 /// The most deliveries one group takes.
 const MAX_GROUP: usize = 512;
 
+/// The most body bytes one group takes (bodies may be up to `max_body` each, and a
+/// statement's arrays travel in one message that the server caps at 1 GB).
+const MAX_GROUP_BYTES: usize = 16 << 20;
+
+/// How many times a group statement that lost a race with another connection or node
+/// (over a queued job's coalescing key, or a deadlock) runs again before its deliveries
+/// go one by one: a new statement sees the other's job.
+const GROUP_TRIES: usize = 3;
+
 /// The default `[store] connections`.
 pub const DEFAULT_CONNECTIONS: usize = 2;
 
@@ -130,58 +139,123 @@ fn connect(url: &str) -> anyhow::Result<postgres::Client> {
 fn next_items(receiver: &Mutex<mpsc::Receiver<Item>>) -> Option<Vec<Item>> {
     let receiver = receiver.lock().ok()?;
     let first = receiver.recv().ok()?;
+    let mut bytes = first.delivery.body.bytes().len();
     let mut items = vec![first];
-    while items.len() < MAX_GROUP {
+    while items.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
         match receiver.try_recv() {
-            Ok(item) => items.push(item),
+            Ok(item) => {
+                bytes += item.delivery.body.bytes().len();
+                items.push(item);
+            }
             Err(_) => break,
         }
     }
     Some(items)
 }
 
-/// Accepts `items`: those the group statement covers in one statement, the rest (and all
-/// of them, if it fails) one by one. Returns how many the group statement accepted.
+/// How a batch is written, in the order the deliveries arrived: runs of deliveries the
+/// group statement covers, each in one statement, between the deliveries it does not
+/// cover, each alone; so a job that coalesces ends with the newest event whichever path
+/// each delivery took. Refused deliveries and repeats of a delivery id in the batch queue
+/// nothing (a repeat is recorded as a duplicate of the first): they come last.
+enum Part {
+    Group(Vec<Item>),
+    Alone(Box<Item>),
+}
+
+/// The parts of a batch, in the order they are written.
+fn plan(items: Vec<Item>) -> Vec<Part> {
+    let (mut parts, mut run, mut last) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ids = HashSet::new();
+    for item in items {
+        if item.delivery.verdict.refused() || !ids.insert(delivery_key(&item)) {
+            last.push(item);
+        } else if groupable(&item) {
+            run.push(item);
+        } else {
+            if !run.is_empty() {
+                parts.push(Part::Group(std::mem::take(&mut run)));
+            }
+            parts.push(Part::Alone(Box::new(item)));
+        }
+    }
+    if !run.is_empty() {
+        parts.push(Part::Group(run));
+    }
+    parts.extend(last.into_iter().map(|item| Part::Alone(Box::new(item))));
+    parts
+}
+
+/// A delivery's identity for duplicates: its source and id.
+fn delivery_key(item: &Item) -> (String, String) {
+    (item.delivery.source.clone(), item.delivery.id.clone())
+}
+
+/// Accepts `items` as [`plan`] orders them. Returns how many the group statement accepted.
 fn serve(conn: &RefCell<PgConn>, group: &mut Group, node: &str, items: Vec<Item>) -> usize {
     let mut whole = 0;
-    let (grouped, mut alone) = split(items);
-    let (mut grouped, mut retried) = (grouped, false);
-    while !grouped.is_empty() {
-        match group.run(conn, node, &grouped, now_ms()) {
-            Ok(accepted) => {
-                whole = grouped.len();
-                for (item, accepted) in grouped.into_iter().zip(accepted) {
-                    let _ = item.reply.send(Ok(accepted));
-                }
-                break;
-            }
-            Err(err) => {
-                tracing::debug!("accepting {} deliveries in one statement: {err:#}", grouped.len());
-                // A delivery id accepted before refuses the whole group: take those out
-                // (they are recorded as duplicates one by one) and try the rest once more.
-                let seen = if retried { None } else { accepted_before(conn, &grouped).ok() };
-                retried = true;
-                match seen {
-                    Some(seen) if !seen.is_empty() => {
-                        let (again, before): (Vec<Item>, Vec<Item>) = grouped.into_iter().partition(|item| {
-                            !seen.contains(&(item.delivery.source.clone(), item.delivery.id.clone()))
-                        });
-                        alone.splice(0..0, before);
-                        grouped = again;
-                    }
-                    _ => {
-                        alone.splice(0..0, grouped);
-                        break;
-                    }
-                }
+    for part in plan(items) {
+        match part {
+            Part::Group(items) => whole += serve_group(conn, group, node, items),
+            Part::Alone(item) => {
+                let Item { delivery, jobs, reply } = *item;
+                let _ = reply.send(one(conn, node, delivery, &jobs));
             }
         }
     }
-    for item in alone {
-        let Item { delivery, jobs, reply } = item;
-        let _ = reply.send(one(conn, node, delivery, &jobs));
-    }
     whole
+}
+
+/// Accepts a run of deliveries the group statement covers: in one statement, again after
+/// a lost race, without the ids accepted before (recorded as duplicates one by one), and
+/// one by one, in order, when it still fails. Returns how many the statement accepted.
+fn serve_group(conn: &RefCell<PgConn>, group: &mut Group, node: &str, mut items: Vec<Item>) -> usize {
+    let (mut tries, mut looked_for_duplicates) = (0, false);
+    loop {
+        let err = match group.run(conn, node, &items, now_ms()) {
+            Ok(accepted) => {
+                let whole = items.len();
+                for (item, accepted) in items.into_iter().zip(accepted) {
+                    let _ = item.reply.send(Ok(accepted));
+                }
+                return whole;
+            }
+            Err(err) => err,
+        };
+        tries += 1;
+        if tries < GROUP_TRIES && lost_race(&err) {
+            tracing::debug!("accepting {} deliveries in one statement lost a race; again: {err:#}", items.len());
+            continue;
+        }
+        // A delivery id accepted before refuses the whole group: those are recorded as
+        // duplicates one by one (they queue nothing), and the rest tried once more.
+        if !looked_for_duplicates {
+            looked_for_duplicates = true;
+            if let Ok(seen) = accepted_before(conn, &items)
+                && !seen.is_empty()
+            {
+                let (again, before): (Vec<Item>, Vec<Item>) =
+                    items.into_iter().partition(|item| !seen.contains(&delivery_key(item)));
+                for Item { delivery, jobs, reply } in before {
+                    let _ = reply.send(one(conn, node, delivery, &jobs));
+                }
+                if again.is_empty() {
+                    return 0;
+                }
+                (items, tries) = (again, 0);
+                continue;
+            }
+        }
+        if lost_race(&err) {
+            tracing::debug!("accepting {} deliveries in one statement: {err:#}; one by one", items.len());
+        } else {
+            tracing::warn!("accepting {} deliveries in one statement failed: {err:#}; one by one", items.len());
+        }
+        for Item { delivery, jobs, reply } in items {
+            let _ = reply.send(one(conn, node, delivery, &jobs));
+        }
+        return 0;
+    }
 }
 
 /// Which of `items`' delivery ids were accepted before (by source).
@@ -197,16 +271,6 @@ fn accepted_before(conn: &RefCell<PgConn>, items: &[Item]) -> anyhow::Result<Has
     rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
 }
 
-/// The deliveries the group statement takes (each delivery id once), and the others; the
-/// group commits first, so the others are accepted after it (the order of requests
-/// that arrived together is open anyway).
-fn split(items: Vec<Item>) -> (Vec<Item>, Vec<Item>) {
-    let mut ids = HashSet::new();
-    items
-        .into_iter()
-        .partition(|item| groupable(item) && ids.insert((item.delivery.source.clone(), item.delivery.id.clone())))
-}
-
 /// Whether the group statement writes what `accept_in` would for this delivery.
 fn groupable(item: &Item) -> bool {
     !item.delivery.verdict.refused()
@@ -216,28 +280,33 @@ fn groupable(item: &Item) -> bool {
             .all(|job| matches!(job.run_on, RunOn::Any | RunOn::Nodes(_)) && job.report.is_none() && !job.waiting)
 }
 
-/// How many times a delivery is accepted again after losing a race over a coalescing key.
+/// How many times a delivery is accepted again after losing a race (see [`lost_race`]).
 const COALESCE_TRIES: usize = 8;
 
 /// One delivery in a transaction of its own, notifying the other nodes of new work. Two
 /// connections (of this pool, or of other nodes) that both find no queued job for a
 /// coalescing key both insert one, and the index of queued keys refuses the later: the
-/// delivery is accepted again, and then coalesces into the job the other one queued.
+/// delivery is accepted again, and then coalesces into the job the other one queued (a
+/// deadlock with another connection is tried again alike).
 fn one(conn: &RefCell<PgConn>, node: &str, delivery: NewDelivery, jobs: &[NewJob]) -> anyhow::Result<Accepted> {
     let mut tries = 1;
     loop {
         match one_try(conn, node, &delivery, jobs) {
-            Err(err) if tries < COALESCE_TRIES && lost_coalescing_race(&err) => tries += 1,
+            Err(err) if tries < COALESCE_TRIES && lost_race(&err) => tries += 1,
             done => return done,
         }
     }
 }
 
-/// Whether `err` is the index of queued coalescing keys refusing a second queued job.
-fn lost_coalescing_race(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<postgres::Error>()
-        .and_then(postgres::Error::as_db_error)
-        .is_some_and(|db| db.constraint() == Some("jobs_one_queued_per_coalesce_key"))
+/// Whether `err` is a race lost to another connection or node that a new transaction
+/// wins: the index of queued coalescing keys refusing a second queued job, or two
+/// transactions updating queued jobs in opposite orders (a deadlock, one of them undone).
+fn lost_race(err: &anyhow::Error) -> bool {
+    use postgres::error::SqlState;
+    err.downcast_ref::<postgres::Error>().and_then(postgres::Error::as_db_error).is_some_and(|db| {
+        db.constraint() == Some("jobs_one_queued_per_coalesce_key")
+            || [SqlState::T_R_DEADLOCK_DETECTED, SqlState::T_R_SERIALIZATION_FAILURE].contains(db.code())
+    })
 }
 
 /// [`one`]'s transaction.
@@ -609,6 +678,42 @@ mod tests {
             .collect()
     }
 
+    /// A batch keeps its arrival order for every delivery that queues a job: the run of
+    /// grouped ones before a delivery that goes alone is written before it, and the run
+    /// after, after; refused deliveries and repeated ids (which queue nothing) come last.
+    #[test]
+    fn a_batch_is_written_in_the_order_it_arrived() {
+        let item = |id: &str, every: bool, refused: bool| {
+            let mut random = Random(7);
+            let mut delivery = delivery(&mut random);
+            delivery.id = id.into();
+            delivery.source = "github".into();
+            delivery.verdict = if refused { DeliveryVerdict::Rejected } else { DeliveryVerdict::Queued };
+            let mut job = job(&mut random);
+            job.run_on = if every { RunOn::Every } else { RunOn::Any };
+            (job.report, job.waiting) = (None, false);
+            Item { delivery, jobs: vec![job], reply: oneshot::channel().0 }
+        };
+        let batch = vec![
+            item("1", false, false),
+            item("bad", false, true),
+            item("2", false, false),
+            item("3", true, false),
+            item("1", false, false),
+            item("4", false, false),
+        ];
+        let shape: Vec<String> = plan(batch)
+            .into_iter()
+            .map(|part| match part {
+                Part::Group(items) => {
+                    format!("group {}", items.iter().map(|i| i.delivery.id.as_str()).collect::<Vec<_>>().join(","))
+                }
+                Part::Alone(item) => format!("alone {}", item.delivery.id),
+            })
+            .collect();
+        assert_eq!(shape, ["group 1,2", "alone 3", "group 4", "alone bad", "alone 1"]);
+    }
+
     /// Random groups, with duplicates inside a group and across groups, coalescing keys,
     /// refused deliveries, jobs for every node, for named nodes and waiting ones, and
     /// queued jobs started between groups: the grouped path writes the rows, and gives
@@ -648,10 +753,14 @@ mod tests {
             for mut answer in answers {
                 grouped_answers.push(answer.try_recv().unwrap().map_err(|err| format!("{err:#}")));
             }
-            // One by one, in the order the group path takes them: the group's first.
+            // One by one, in the order the group path takes them: as they arrived, refused
+            // deliveries and repeated ids last (they queue nothing).
             let mut answers = Vec::new();
-            let (first, then) = split(items(&mut answers));
-            for Item { delivery, jobs, reply } in first.into_iter().chain(then) {
+            let ordered = plan(items(&mut answers)).into_iter().flat_map(|part| match part {
+                Part::Group(items) => items,
+                Part::Alone(item) => vec![*item],
+            });
+            for Item { delivery, jobs, reply } in ordered {
                 let _ = reply.send(one(&alone, "a", delivery, &jobs));
             }
             for mut answer in answers {
