@@ -345,17 +345,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ran = runtime.block_on(run(cli.command));
-    // Whatever was logged comes out before the error (and, through `_flushed`, all of it
-    // before the process ends).
-    log.flush();
-    match ran {
+    // `say` writes the error after whatever was logged before it; `_flushed`, all of the
+    // log before the process ends.
+    match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(err) => {
             // The chain may carry a daemon's or a plugin's words: each line escaped.
             let chain = format!("{err:#}");
             let lines: Vec<Cow<'_, str>> = chain.lines().map(escape).collect();
-            eprintln!("error: {}", lines.join("\n"));
+            say(format_args!("error: {}", lines.join("\n")));
             ExitCode::FAILURE
         }
     }
