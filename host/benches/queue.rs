@@ -37,6 +37,9 @@ fn delivery(n: usize) -> NewDelivery {
         explain: None,
         redelivery_of: None,
         arrived: "webhook",
+        repo: Some(format!("acme/r{}", n % REPOS)),
+        git_ref: Some("refs/heads/main".into()),
+        trace: None,
     }
 }
 

@@ -629,6 +629,9 @@ fn record(
             _ => None,
         },
         arrived: input.admitted.as_str(),
+        repo: events.first().map(|event| event.repository.full_name.clone()).filter(|name| !name.is_empty()),
+        git_ref: events.first().and_then(|event| event.git_ref.clone()),
+        trace: None,
     }
 }
 

@@ -57,7 +57,7 @@ pub use ticks::TickClaim;
 pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 15;
+const SCHEMA_VERSION: i64 = 16;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -75,6 +75,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v13.sql"),
     include_str!("queue/schema_v14.sql"),
     include_str!("queue/schema_v15.sql"),
+    include_str!("queue/schema_v16.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -214,6 +215,13 @@ pub struct NewDelivery {
     /// How it arrived (`webhook`, `redelivery`, `manual`, `compat`, `schedule`,
     /// `catch-up`, `poll`).
     pub arrived: &'static str,
+    /// The repository of its first event (full name), for lists and their filter.
+    pub repo: Option<String>,
+    /// The ref of its first event.
+    pub git_ref: Option<String>,
+    /// Its trace context (a W3C `traceparent`) when telemetry is on: the jobs it queues
+    /// continue this trace.
+    pub trace: Option<String>,
 }
 
 /// A job to queue for a delivery.
@@ -309,6 +317,8 @@ pub struct StepRecord {
     pub started_at: i64,
     /// Unix ms.
     pub finished_at: i64,
+    /// What it cost, when the plugin ran.
+    pub bill: Option<crate::step::StepBill>,
 }
 
 /// A job as the API shows it (and the CLI reads it back).
@@ -380,6 +390,9 @@ pub struct StepView {
     pub output: serde_json::Value,
     /// Milliseconds.
     pub duration_ms: i64,
+    /// What it cost, when the plugin ran (steps recorded before version 16 have none).
+    #[serde(default)]
+    pub bill: Option<crate::step::StepBill>,
 }
 
 /// A log line as the API shows it.
@@ -766,7 +779,7 @@ fn insert_job(
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 12;
+const POSTGRES_SCHEMA_VERSION: i64 = 13;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -782,6 +795,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v10.sql"),
     include_str!("queue/postgres_v11.sql"),
     include_str!("queue/postgres_v12.sql"),
+    include_str!("queue/postgres_v13.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that
@@ -870,8 +884,8 @@ macro_rules! insert_delivery_sql {
     () => {
         "INSERT INTO deliveries
             (id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain,
-             duplicate_of, body_size, redelivery_of, arrived, body_encoding)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+             duplicate_of, body_size, redelivery_of, arrived, body_encoding, repo, git_ref, trace)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     };
 }
 
@@ -941,7 +955,10 @@ fn write_delivery(
             body_size,
             delivery.redelivery_of,
             delivery.arrived,
-            encoding
+            encoding,
+            delivery.repo,
+            delivery.git_ref,
+            delivery.trace
         ],
         |row| row.get(0),
     )
@@ -1060,6 +1077,9 @@ mod tests {
             explain: None,
             redelivery_of: None,
             arrived: "webhook",
+            repo: None,
+            git_ref: None,
+            trace: None,
         }
     }
 
@@ -1570,6 +1590,13 @@ mod tests {
             queue.accept(delivery("d"), vec![job("k")]).await.unwrap();
             let claimed = queue.claim().await.unwrap().unwrap();
             queue.log(claimed.id, 1, Some("s"), "info", "hello");
+            let bill = crate::step::StepBill {
+                wall_us: 250_000,
+                cpu_us: 1_200,
+                peak_memory: 10 << 20,
+                epoch_ticks: 25,
+                calls: [("git".to_owned(), crate::step::CallBill { count: 3, time_us: 900 })].into(),
+            };
             let step = StepRecord {
                 index: 0,
                 name: "s".into(),
@@ -1579,6 +1606,7 @@ mod tests {
                 output: Some(r#"{"new":"abc"}"#.into()),
                 started_at: 1000,
                 finished_at: 1250,
+                bill: Some(bill.clone()),
             };
             queue.record_step(claimed.id, 1, step).await.unwrap();
             queue.finish(claimed.id, 1, None, JobState::Succeeded, "did it", None).await.unwrap();
@@ -1586,6 +1614,7 @@ mod tests {
             assert_eq!((view.state.as_str(), view.delivery.as_str(), view.attempts), ("succeeded", "d", 1));
             assert_eq!(view.steps[0].output["new"], "abc");
             assert_eq!(view.steps[0].duration_ms, 250);
+            assert_eq!(view.steps[0].bill.as_ref(), Some(&bill), "the bill is stored with the step");
             assert_eq!(view.logs[0].message, "hello");
             assert!(queue.job(999).await.unwrap().is_none());
             assert_eq!(queue.pending().await.unwrap().len(), 0);

@@ -3,6 +3,7 @@
 //! (`success`, `failure`, `skipped`, `error`), so no hop spells it again.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A step's status.
@@ -46,6 +47,32 @@ impl fmt::Display for StepStatus {
         // `pad`, not `write_str`: tables print it with a width.
         f.pad(self.as_str())
     }
+}
+
+/// What one step cost, measured by the runtime while it ran: stored with the step and
+/// shown on the job page, in the API and in `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepBill {
+    /// From the store's creation to the plugin's return, in microseconds.
+    pub wall_us: u64,
+    /// CPU time of the thread that ran the plugin and its host calls, in microseconds.
+    pub cpu_us: u64,
+    /// The largest the plugin's linear memories were together, in bytes.
+    pub peak_memory: u64,
+    /// Epoch ticks that passed while it ran (the deadline is counted in them).
+    pub epoch_ticks: u64,
+    /// Host calls per capability (`git`, `http`, `shell`, `log`, `wasi`): how many, and
+    /// the time spent in them.
+    pub calls: BTreeMap<String, CallBill>,
+}
+
+/// Calls to one capability during a step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallBill {
+    /// How many calls.
+    pub count: u64,
+    /// Time spent in them, in microseconds.
+    pub time_us: u64,
 }
 
 #[cfg(test)]

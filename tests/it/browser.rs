@@ -1,115 +1,10 @@
-//! The dashboard in a real browser: headless Chromium driven through chromedriver's
-//! WebDriver API. The page lists a finished job, and a running job's page shows its log
-//! lines as they are written, then its final state. Debian's `chromium` and
-//! `chromium-driver` are installed by this test when missing (as root, or with sudo).
+//! The dashboard in a real browser (headless Chromium, `gitauto_tests::browser`): the
+//! page lists a finished job, and a running job's page shows its log lines as they are
+//! written, then its final state.
 
+use gitauto_tests::browser::Browser;
 use gitauto_tests::{SECRET, TestDaemon, github_source, push_payload, wait_for};
-use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// Installs Chromium and chromedriver from Debian's packages when they are missing.
-fn ensure_chromium() {
-    if std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists() {
-        return;
-    }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let apt = |args: &[&str]| {
-        let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
-        if !root {
-            command.args(["-n", "apt-get"]);
-        }
-        command
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    let install = ["install", "-y", "-q", "chromium", "chromium-driver"];
-    // A fresh machine may not have read the package lists yet.
-    let installed = apt(&install) || (apt(&["update", "-q"]) && apt(&install));
-    assert!(
-        installed,
-        "the browser test needs Debian's chromium and chromium-driver: `apt-get install chromium chromium-driver`"
-    );
-}
-
-struct Driver {
-    process: Child,
-    url: String,
-    session: String,
-    http: reqwest::Client,
-    _profile: tempfile::TempDir,
-}
-
-impl Driver {
-    async fn start() -> Self {
-        ensure_chromium();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let process = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        wait_for("chromedriver", Duration::from_secs(30), || async {
-            let status = http.get(format!("{url}/status")).send().await.ok()?;
-            let body: Value = status.json().await.ok()?;
-            (body["value"]["ready"] == true).then_some(())
-        })
-        .await;
-        let profile = tempfile::tempdir().unwrap();
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            &format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
-        }}});
-        let answer: Value =
-            http.post(format!("{url}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
-        let session =
-            answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}")).to_owned();
-        Self { process, url, session, http, _profile: profile }
-    }
-
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let url = format!("{}/session/{}/{path}", self.url, self.session);
-        let answer: Value = self.http.post(url).json(&body).send().await.unwrap().json().await.unwrap();
-        answer["value"].clone()
-    }
-
-    async fn open(&self, url: &str) {
-        self.command("url", json!({"url": url})).await;
-    }
-
-    /// Runs `script` in the page; its return value.
-    async fn run(&self, script: &str) -> Value {
-        self.command("execute/sync", json!({"script": script, "args": []})).await
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
 
 #[tokio::test]
 async fn the_dashboard_lists_jobs_and_streams_a_running_jobs_log() {
@@ -146,7 +41,7 @@ steps = [{{ plugin = "probe", with = {{ op = "sleep", ms = 4000, lines = 8 }} }}
     };
     let quick = post("quick").await;
     daemon.finished_job(&quick).await;
-    let driver = Driver::start().await;
+    let driver = Browser::start("streams-a-running-jobs-log").await;
 
     driver.open(&format!("{}/", daemon.url)).await;
     let row = driver

@@ -3,6 +3,7 @@
 //! its own SQLite file (or, in the `it_postgres` run, its own PostgreSQL database),
 //! signed HTTP requests, and real Wasm plugins.
 
+pub mod browser;
 pub mod debian;
 pub mod fake_api;
 pub mod git_http;

@@ -337,7 +337,8 @@ struct Group {
     statement: Option<postgres::Statement>,
 }
 
-/// The group statement. `$1..$12` and `$30` (the body's encoding) the deliveries, `$13`
+/// The group statement. `$1..$12`, `$30` (the body's encoding) and `$31..$33` (repository,
+/// ref, trace) the deliveries, `$13`
 /// now, `$14` this node; `$15..$26` the jobs to coalesce into or insert (one per
 /// coalescing key, or per job without one), with the values of the last delivery that
 /// reached them; `$27..$29` which delivery reached which of them. Sequence values are taken up front so that rows can refer to
@@ -345,17 +346,19 @@ struct Group {
 const GROUP_SQL: &str = "
 WITH din AS MATERIALIZED (
     SELECT x.i, nextval('deliveries_seq_seq') AS seq, x.id, x.source, x.forge, x.event, x.headers, x.body,
-           x.verdict, x.reason, x.normalised, x.explain, x.redelivery_of, x.arrived, x.body_encoding
+           x.verdict, x.reason, x.normalised, x.explain, x.redelivery_of, x.arrived, x.body_encoding,
+           x.repo, x.git_ref, x.trace
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[],
-                $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[], $30::text[])
+                $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[], $30::text[], $31::text[],
+                $32::text[], $33::text[])
          WITH ORDINALITY AS x(id, source, forge, event, headers, body, verdict, reason, normalised, explain,
-                              redelivery_of, arrived, body_encoding, i)
+                              redelivery_of, arrived, body_encoding, repo, git_ref, trace, i)
     ORDER BY x.i
 ), d AS (
     INSERT INTO deliveries (seq, id, source, forge, event, received_at, headers, body, verdict, reason,
-                            normalised, explain, redelivery_of, arrived, body_encoding)
+                            normalised, explain, redelivery_of, arrived, body_encoding, repo, git_ref, trace)
     SELECT seq, id, source, forge, event, $13, headers, body, verdict, reason, normalised, explain,
-           redelivery_of, arrived, body_encoding
+           redelivery_of, arrived, body_encoding, repo, git_ref, trace
     FROM din ORDER BY i
 ), sin AS MATERIALIZED (
     SELECT s.*, dl.seq AS lseq
@@ -476,6 +479,9 @@ impl Group {
         let explain: Vec<Option<&str>> = deliveries.iter().map(|d| d.explain.as_deref()).collect();
         let redelivery_of: Vec<Option<i64>> = deliveries.iter().map(|d| d.redelivery_of).collect();
         let arrived: Vec<&str> = deliveries.iter().map(|d| d.arrived).collect();
+        let delivery_repo: Vec<Option<&str>> = deliveries.iter().map(|d| d.repo.as_deref()).collect();
+        let delivery_ref: Vec<Option<&str>> = deliveries.iter().map(|d| d.git_ref.as_deref()).collect();
+        let trace: Vec<Option<&str>> = deliveries.iter().map(|d| d.trace.as_deref()).collect();
 
         let rule: Vec<&str> = slots.iter().map(|s| s.first.rule.as_str()).collect();
         let key: Vec<&str> = slots.iter().map(|s| s.key.as_str()).collect();
@@ -532,6 +538,9 @@ impl Group {
                 &reached_delivery,
                 &reached_event,
                 &body_encoding,
+                &delivery_repo,
+                &delivery_ref,
+                &trace,
             ],
         )?;
         // slot (from 1) -> (job id, whether it was queued before this group)
@@ -597,6 +606,9 @@ mod tests {
             explain: Some("{}".into()),
             redelivery_of: None,
             arrived: "webhook",
+            repo: random.below(2).eq(&0).then(|| "acme/widgets".to_owned()),
+            git_ref: random.below(2).eq(&0).then(|| format!("refs/heads/b{}", random.below(3))),
+            trace: random.below(3).eq(&0).then(|| format!("00-{:032x}-{:016x}-01", random.below(1000), 1)),
         }
     }
 
@@ -639,7 +651,7 @@ mod tests {
                  j AS (SELECT id, dense_rank() OVER (ORDER BY id) AS r FROM jobs)
             SELECT 'delivery ' || concat_ws(' | ', d.r, x.id, x.source, x.forge, x.event, x.headers,
                        encode(x.body, 'escape'), x.verdict, x.reason, x.normalised, x.explain, o.r, x.body_size,
-                       x.redelivery_of, x.arrived, x.body_encoding)
+                       x.redelivery_of, x.arrived, x.body_encoding, x.repo, x.git_ref, x.trace)
             FROM deliveries x JOIN d ON d.seq = x.seq LEFT JOIN d o ON o.seq = x.duplicate_of
             UNION ALL
             SELECT 'job ' || concat_ws(' | ', j.r, d.r, x.rule, x.key, x.repo, x.git_ref, x.state, x.event_index,

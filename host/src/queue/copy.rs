@@ -21,7 +21,7 @@ const TABLES: &[(&str, &str)] = &[
     (
         "deliveries",
         "seq, id, source, forge, event, received_at, headers, body, verdict, reason, normalised, explain, \
-         duplicate_of, body_size, redelivery_of, arrived, body_encoding",
+         duplicate_of, body_size, redelivery_of, arrived, body_encoding, repo, git_ref, trace",
     ),
     (
         "jobs",
@@ -29,7 +29,7 @@ const TABLES: &[(&str, &str)] = &[
          error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until, \
          superseded_by, concurrency, priority, slot, report, approved_head",
     ),
-    ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at"),
+    ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at, bill"),
     ("logs", "seq, job_id, attempt, step, at, level, message"),
     ("job_deliveries", "job_id, delivery_seq, event_index, at"),
     ("nodes", "name, started_at, heartbeat_at, stopped_at, version, workers"),
@@ -44,6 +44,7 @@ const TABLES: &[(&str, &str)] = &[
     ),
     ("report_checks", "job_id, attempt, sha, run_id"),
     ("acted_comments", "source, repo, comment_id, rule, job_id, at"),
+    ("queue_samples", "at, queued, running, waiting"),
 ];
 
 /// How many rows of each table were copied.

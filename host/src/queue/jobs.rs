@@ -531,11 +531,12 @@ impl Queue {
 
 fn insert_step(db: Db, job: i64, attempt: i64, step: &StepRecord) -> anyhow::Result<()> {
     db.execute(
-        "INSERT INTO steps (job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        "INSERT INTO steps (job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at, bill)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (job_id, attempt, idx) DO UPDATE SET
             name = excluded.name, plugin = excluded.plugin, status = excluded.status, summary = excluded.summary,
-            output = excluded.output, started_at = excluded.started_at, finished_at = excluded.finished_at",
+            output = excluded.output, started_at = excluded.started_at, finished_at = excluded.finished_at,
+            bill = excluded.bill",
         args![
             job,
             step.index as i64,
@@ -546,7 +547,8 @@ fn insert_step(db: Db, job: i64, attempt: i64, step: &StepRecord) -> anyhow::Res
             step.summary,
             step.output,
             step.started_at,
-            step.finished_at
+            step.finished_at,
+            step.bill.as_ref().map(|bill| serde_json::to_string(bill).expect("a bill serialises"))
         ],
     )?;
     Ok(())
@@ -623,7 +625,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
         |row| row.get(0),
     )?;
     job.steps = db.query(
-        "SELECT name, plugin, status, summary, output, finished_at - started_at
+        "SELECT name, plugin, status, summary, output, finished_at - started_at, bill
          FROM steps WHERE job_id = ?1 AND attempt = ?2 ORDER BY idx",
         args![id, job.attempts],
         |row| {
@@ -635,6 +637,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
                 summary: row.get(3)?,
                 output: output.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(serde_json::Value::Null),
                 duration_ms: row.get(5)?,
+                bill: row.get::<Option<String>>(6)?.and_then(|text| serde_json::from_str(&text).ok()),
             })
         },
     )?;

@@ -292,6 +292,7 @@ impl<'a> Chain<'a> {
             output,
             started_at,
             finished_at: now_ms(),
+            bill: None,
         };
         self.records += 1;
         if let Some(previous) = self.held.replace(record)

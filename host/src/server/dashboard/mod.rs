@@ -1,0 +1,75 @@
+//! The dashboard: server-rendered HTML, no build step. One module per page:
+//! - `index`: `/`, the queue, running jobs, the rules (paused or not, with pause and
+//!   resume buttons), the nodes and recent history (filterable);
+//! - `job`: `/jobs/{id}`, a job's event, deliveries, steps, log and reports, with retry
+//!   and cancel buttons (plain forms), its log streamed from `/api/jobs/{id}/log`.
+//!
+//! Here: what every page shares (the frame, escaping, an error page).
+
+mod index;
+mod job;
+
+pub(super) use index::{index, rule_action};
+pub(super) use job::{action, job};
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:72em;padding:0 1em;color:#222}\
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;\
+text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
+overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead,.quarantined{color:#cf222e}\
+.running{color:#9a6700}.waiting,.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
+.muted{color:#57606a}input,select{margin-right:.5em}.paused,.differs{color:#cf222e;font-weight:600}";
+
+/// Text made safe for HTML.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(super) fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · gitauto</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style></head>\
+         <body><p><a href=\"/\">gitauto</a></p>{body}</body></html>",
+        escape(title)
+    );
+    Html(html).into_response()
+}
+
+pub(super) fn problem(status: StatusCode, message: &str) -> Response {
+    let mut answer = page("problem", &format!("<h1>{}</h1><p>{}</p>", status, escape(message)));
+    *answer.status_mut() = status;
+    answer
+}
+
+/// A path segment made safe for a URL (rule names may hold spaces and slashes).
+pub(super) fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn rule_names_are_encoded_in_button_paths() {
+        assert_eq!(segment("keep checkouts/current"), "keep%20checkouts%2Fcurrent");
+    }
+}
