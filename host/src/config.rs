@@ -108,6 +108,11 @@ pub struct Server {
     /// The daemon's address as the forge's users reach it, without a trailing `/`: reports
     /// link to `{public_url}/jobs/{id}` (none: reports carry no link).
     pub public_url: Option<String>,
+    /// The log filter, as written (`GITAUTO_LOG` overrides it); checked by
+    /// `logging::parse_filter`.
+    pub log: String,
+    /// How log records are written.
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// `[sources.NAME]`: one webhook endpoint, `POST /hooks/NAME`.
@@ -548,7 +553,32 @@ impl Checker<'_> {
                 }
             }
         });
+        let log = match &raw.log {
+            None => crate::logging::DEFAULT_FILTER.to_owned(),
+            Some(value) => match self.expand(value) {
+                Some(text) => {
+                    if let Err(why) = crate::logging::parse_filter(&text) {
+                        self.problem(Some(value.span()), format!("`log`: {why}"));
+                    }
+                    text
+                }
+                None => crate::logging::DEFAULT_FILTER.to_owned(),
+            },
+        };
+        let log_format = match &raw.log_format {
+            None => crate::logging::LogFormat::default(),
+            Some(value) => match self.expand(value).as_deref().map(crate::logging::LogFormat::parse) {
+                Some(Some(format)) => format,
+                Some(None) => {
+                    self.problem(Some(value.span()), "`log_format` must be \"text\" or \"json\"");
+                    crate::logging::LogFormat::default()
+                }
+                None => crate::logging::LogFormat::default(),
+            },
+        };
         Server {
+            log,
+            log_format,
             public_url,
             trusted_proxies,
             node,

@@ -44,6 +44,7 @@ pub mod ingest;
 pub mod live;
 pub mod local;
 pub mod lock;
+pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod node;

@@ -154,6 +154,10 @@ impl Live {
             tracing::debug!(plugin = %name, cached, took_ms = took.as_millis() as u64, "plugin ready");
         }
         let fingerprint = fingerprint(&text, &config, &self.salt, |name| runtime.wasm_digest(name));
+        // Checked when the config was read: applying it cannot fail for its contents.
+        if let Err(why) = crate::logging::apply(&config.server.log, config.server.log_format) {
+            tracing::warn!("[server] log: {why}");
+        }
         self.replace(Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) }, fingerprint);
         Ok(restart)
     }

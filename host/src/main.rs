@@ -325,16 +325,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GITAUTO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(log.clone())
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // Plugin summaries and payload text reach the log: one record stays one line.
-        .fmt_fields(gitauto::terminal::log_fields())
-        .init();
+    // `GITAUTO_LOG` (an error when it is not a filter) or `info`, as text, until `serve`
+    // applies the config's `[server] log` and `log_format`.
+    if let Err(why) = gitauto::logging::init(log.clone(), std::io::IsTerminal::is_terminal(&std::io::stderr())) {
+        log.flush();
+        eprintln!("error: {why}");
+        return ExitCode::FAILURE;
+    }
     let _ = LOG.set(log.clone());
     // Dropped after the runtime (declared before it): the runtime's last records are written too.
     let _flushed = gitauto::terminal::FlushOnDrop(log.clone());
@@ -362,7 +359,10 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => {
-            gitauto::daemon::run(load(&config)?).await?;
+            let config = load(&config)?;
+            gitauto::logging::apply(&config.server.log, config.server.log_format)
+                .map_err(|why| anyhow::anyhow!("{}: [server] log: {why}", config.path.display()))?;
+            gitauto::daemon::run(config).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CopyQueue { config } => {

@@ -459,3 +459,85 @@ fn hooks_errors_reach_stderr_with_a_failing_exit_status() {
     assert!(stderr.contains("\nerror: source \"github\" has no API token"), "{stderr}");
     assert!(stderr.contains("GITAUTO_HOOKS_TOKEN"), "{stderr}");
 }
+
+/// `[server] log` and `log_format`: a filter that cannot be read (in the config or in
+/// `GITAUTO_LOG`) stops the start with the reason; JSON lines when asked; a reload applies
+/// a new format and filter.
+#[test]
+fn the_log_follows_server_log_and_log_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_log =
+        |log: &str| CONFIG.replace("api_token = \"cli-token\"", &format!("api_token = \"cli-token\"\n{log}"));
+    let config = write_config(dir.path(), &with_log("log = \"debg\""));
+    let check = Command::new(env!("CARGO_BIN_EXE_gitauto")).args(["check", "--config", &config]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("gitauto.toml:5:7: `log`: `debg` is neither a level"), "{stderr}");
+    let config = write_config(dir.path(), &with_log("log_format = \"yaml\""));
+    let serve = gitauto(&["serve", "--config", &config]);
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert_eq!(serve.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`log_format` must be \"text\" or \"json\""), "{stderr}");
+    let config = write_config(dir.path(), CONFIG);
+    let bad_env = Command::new(env!("CARGO_BIN_EXE_gitauto"))
+        .args(["check", "--config", &config])
+        .env("GITAUTO_LOG", "verbose")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad_env.stderr);
+    assert_eq!(bad_env.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("GITAUTO_LOG: `verbose` is neither a level"), "{stderr}");
+
+    // JSON lines from the start, then text after a reload to `debug`.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let serving = CONFIG.replace("PORT", &port.to_string());
+    let config = write_config(dir.path(), &serving.replace("api_token", "log_format = \"json\"\napi_token"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitauto"))
+        .args(["serve", "--config", &config])
+        .env_remove("GITAUTO_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, read) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next_until = |wanted: &dyn Fn(&str) -> bool| {
+        let mut seen = Vec::new();
+        loop {
+            let line = read
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no such line; the log said:\n{}", seen.join("\n")));
+            if wanted(&line) {
+                return (line, seen);
+            }
+            seen.push(line);
+        }
+    };
+    let (serving_line, before) = next_until(&|line| line.contains("gitauto is serving"));
+    let record: serde_json::Value = serde_json::from_str(&serving_line).expect("a JSON record");
+    assert_eq!(record["level"], "INFO", "{record}");
+    assert_eq!(record["message"], "gitauto is serving", "{record}");
+    assert_eq!(record["node"].as_str().map(str::is_empty), Some(false), "fields are flattened: {record}");
+    for line in before.iter().filter(|line| line.contains("plugin ready")) {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert_eq!(record["plugin"], "fetch-update", "{record}");
+    }
+    std::fs::write(&config, serving.replace("api_token", "log = \"debug\"\nlog_format = \"text\"\napi_token")).unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    let (applied, _) = next_until(&|line| line.contains("log settings applied"));
+    assert!(serde_json::from_str::<serde_json::Value>(&applied).is_err(), "text after the reload: {applied}");
+    assert!(applied.contains("filter=debug") && applied.contains("INFO"), "{applied}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -45,6 +45,8 @@ static SERVER: Shape = Shape::Table(&[
     ("api_token", &ANY),
     ("trusted_proxies", &ANY),
     ("public_url", &ANY),
+    ("log", &ANY),
+    ("log_format", &ANY),
 ]);
 static RETENTION: Shape = Shape::Table(&[("max_age", &ANY), ("keep_jobs", &ANY), ("keep_deliveries", &ANY)]);
 static SOURCE: Shape = Shape::Table(&[

@@ -84,6 +84,10 @@ pub struct RawServer {
     pub trusted_proxies: Vec<Spanned<String>>,
     /// The daemon's address as the forge's users reach it (job links in reports).
     pub public_url: Option<Spanned<String>>,
+    /// The log filter (`logging::parse_filter`).
+    pub log: Option<Spanned<String>>,
+    /// `text` or `json`.
+    pub log_format: Option<Spanned<String>>,
 }
 
 /// `[sources.NAME]`.
