@@ -12,6 +12,7 @@
 pub mod git;
 pub mod http;
 pub mod log;
+pub mod meter;
 pub mod shell;
 
 use crate::grant::Grant;
@@ -72,6 +73,9 @@ pub struct StepContext {
     /// and installation. `None` outside a job. Host memory only: the plugin sees the
     /// requests' answers, never this.
     pub app: Option<Arc<crate::forge_api::AppAccess>>,
+    /// Counts the step's host calls per capability, for its bill: every host method
+    /// opens a call on it first.
+    pub meter: Arc<meter::Meter>,
 }
 
 impl StepContext {

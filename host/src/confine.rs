@@ -322,7 +322,7 @@ pub fn run<T: Send + 'static>(
             let outcome = outcome.and_then(|()| {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|_| RunError::Panicked)
             });
-            let _ = done.send(outcome);
+            let _ = done.send((outcome, thread_cpu()));
         })
         .map_err(|err| RunError::Confine(format!("starting a confined thread: {err}")))?;
     let received = match deadline {
@@ -334,7 +334,27 @@ pub fn run<T: Send + 'static>(
         }
         None => result.recv().map_err(|_| RunError::Panicked),
     };
-    received?
+    let (outcome, cpu) = received?;
+    CONFINED_CPU.with(|total| total.set(total.get() + cpu));
+    outcome
+}
+
+thread_local! {
+    /// CPU time of the confined threads this thread waited for, for a step's bill.
+    static CONFINED_CPU: std::cell::Cell<std::time::Duration> = const { std::cell::Cell::new(std::time::Duration::ZERO) };
+}
+
+/// CPU time the calling thread has used, plus that of the confined threads it waited
+/// for to the end ([`run`]): a step's own CPU and its host calls'. Zero where the clock
+/// cannot be read.
+pub fn thread_cpu_with_confined() -> std::time::Duration {
+    thread_cpu() + CONFINED_CPU.with(std::cell::Cell::get)
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> std::time::Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(u64::try_from(now.tv_sec).unwrap_or(0), u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 #[cfg(test)]

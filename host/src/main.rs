@@ -621,6 +621,13 @@ async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<Stri
     if failed { ExitCode::from(trigger_exit::JOB_FAILED) } else { ExitCode::SUCCESS }
 }
 
+/// A step's bill, on a line of its own under the step, when its plugin ran.
+fn print_bill(step: &gitauto::queue::StepView, indent: &str) {
+    if let Some(bill) = &step.bill {
+        println!("{indent}cost {}", bill.summary());
+    }
+}
+
 /// A finished job as `trigger --wait` shows it: its outcome, each step's summary and
 /// output, and its log.
 fn print_outcome_of(job: &gitauto::queue::JobView) {
@@ -629,6 +636,7 @@ fn print_outcome_of(job: &gitauto::queue::JobView) {
     for step in &job.steps {
         let plugin = if step.plugin == step.name { String::new() } else { format!(" ({})", escape(&step.plugin)) };
         println!("  step {}{plugin} {}: {}", escape(&step.name), step.status, escape(&step.summary));
+        print_bill(step, "    ");
         if !step.output.is_null() {
             for line in serde_json::to_string_pretty(&step.output).unwrap_or_default().lines() {
                 println!("    {}", escape(line));
@@ -727,6 +735,7 @@ fn print_run(report: &gitauto::local::Report) -> ExitCode {
         );
         for step in &job.steps {
             println!("  {:<28} {:<8} {}", escape(&step.name), step.status, escape(&step.summary));
+            print_bill(step, "    ");
         }
         for line in &job.logs {
             let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
@@ -857,6 +866,7 @@ fn print_job(job: &gitauto::queue::JobView) {
             step.duration_ms,
             escape(&step.summary)
         );
+        print_bill(step, "    ");
     }
     println!("log:");
     for line in &job.logs {

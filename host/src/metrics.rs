@@ -11,6 +11,19 @@ use std::time::Duration;
 /// Upper bounds of the step duration histogram, in seconds.
 const STEP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
+/// Upper bounds of the peak memory histogram, in bytes: 1 MiB to 4 GiB.
+const MEMORY_BUCKETS: &[f64] = &[
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    134_217_728.0,
+    268_435_456.0,
+    536_870_912.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+];
+
 /// The daemon's metrics. Shared by the server and the workers.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -29,6 +42,20 @@ struct Inner {
     steps: BTreeMap<String, Histogram>,
     /// (rule, final state) → jobs finished since start.
     finished: BTreeMap<(String, String), u64>,
+    /// plugin → the sums of its steps' bills.
+    bills: BTreeMap<String, Bills>,
+}
+
+/// The sums of one plugin's step bills since start.
+#[derive(Debug, Default, Clone)]
+struct Bills {
+    wall_us: u64,
+    cpu_us: u64,
+    epoch_ticks: u64,
+    /// Peak linear memory, bytes, over [`MEMORY_BUCKETS`].
+    memory: Histogram,
+    /// capability → (calls, microseconds).
+    calls: BTreeMap<String, (u64, u64)>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -36,6 +63,32 @@ struct Histogram {
     buckets: Vec<u64>,
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &[f64]) -> Self {
+        Self { buckets: vec![0; bounds.len()], ..Self::default() }
+    }
+
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(bounds) {
+            if value <= *bound {
+                *bucket += 1;
+            }
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name` for `labels`.
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        for (bound, n) in bounds.iter().zip(&self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 impl Metrics {
@@ -57,17 +110,29 @@ impl Metrics {
     pub fn step(&self, plugin: &str, took: Duration) {
         let seconds = took.as_secs_f64();
         self.with(|m| {
-            let histogram = m
-                .steps
+            m.steps
                 .entry(plugin.to_owned())
-                .or_insert_with(|| Histogram { buckets: vec![0; STEP_BUCKETS.len()], ..Histogram::default() });
-            for (bucket, bound) in histogram.buckets.iter_mut().zip(STEP_BUCKETS) {
-                if seconds <= *bound {
-                    *bucket += 1;
-                }
+                .or_insert_with(|| Histogram::new(STEP_BUCKETS))
+                .observe(STEP_BUCKETS, seconds)
+        });
+    }
+
+    /// Adds a step's bill to its plugin's sums.
+    pub fn bill(&self, plugin: &str, bill: &crate::step::StepBill) {
+        self.with(|m| {
+            let sums = m
+                .bills
+                .entry(plugin.to_owned())
+                .or_insert_with(|| Bills { memory: Histogram::new(MEMORY_BUCKETS), ..Bills::default() });
+            sums.wall_us += bill.wall_us;
+            sums.cpu_us += bill.cpu_us;
+            sums.epoch_ticks += bill.epoch_ticks;
+            sums.memory.observe(MEMORY_BUCKETS, bill.peak_memory as f64);
+            for (capability, calls) in &bill.calls {
+                let (count, time_us) = sums.calls.entry(capability.clone()).or_default();
+                *count += calls.count;
+                *time_us += calls.time_us;
             }
-            histogram.sum += seconds;
-            histogram.count += 1;
         });
     }
 
@@ -147,19 +212,14 @@ impl Metrics {
             out.push_str("# HELP gitauto_step_duration_seconds Time a step took, by plugin.\n");
             out.push_str("# TYPE gitauto_step_duration_seconds histogram\n");
             for (plugin, h) in &m.steps {
-                let plugin = escape(plugin);
-                for (bound, n) in STEP_BUCKETS.iter().zip(&h.buckets) {
-                    let _ =
-                        writeln!(out, "gitauto_step_duration_seconds_bucket{{plugin=\"{plugin}\",le=\"{bound}\"}} {n}");
-                }
-                let _ = writeln!(
-                    out,
-                    "gitauto_step_duration_seconds_bucket{{plugin=\"{plugin}\",le=\"+Inf\"}} {}",
-                    h.count
+                h.render(
+                    &mut out,
+                    "gitauto_step_duration_seconds",
+                    &format!("plugin=\"{}\"", escape(plugin)),
+                    STEP_BUCKETS,
                 );
-                let _ = writeln!(out, "gitauto_step_duration_seconds_sum{{plugin=\"{plugin}\"}} {}", h.sum);
-                let _ = writeln!(out, "gitauto_step_duration_seconds_count{{plugin=\"{plugin}\"}} {}", h.count);
             }
+            render_bills(&mut out, &m.bills);
         });
         // Ingest (issue 23): requests per commit of the queue's writer.
         out.push_str("# HELP gitauto_queue_commit_batch Requests each queue commit carried (group commit).\n");
@@ -181,6 +241,61 @@ impl Metrics {
     }
 }
 
+/// The sums of the step bills (issue 24), per plugin and capability.
+fn render_bills(out: &mut String, bills: &BTreeMap<String, Bills>) {
+    let seconds = |us: u64| us as f64 / 1e6;
+    let counters: [(&str, &str, fn(&Bills) -> f64); 3] = [
+        (
+            "gitauto_step_wall_seconds_total",
+            "Wall time of steps whose plugin ran, from the step's start to the plugin's return, by plugin.",
+            |b| b.wall_us as f64 / 1e6,
+        ),
+        (
+            "gitauto_step_cpu_seconds_total",
+            "CPU time of the threads that ran plugins and their host calls, by plugin.",
+            |b| b.cpu_us as f64 / 1e6,
+        ),
+        (
+            "gitauto_step_epoch_ticks_total",
+            "Epoch ticks (10 ms each, the unit of the deadline) that passed while plugins ran, by plugin.",
+            |b| b.epoch_ticks as f64,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (plugin, sums) in bills {
+            let _ = writeln!(out, "{name}{{plugin=\"{}\"}} {}", escape(plugin), value(sums));
+        }
+    }
+    out.push_str("# HELP gitauto_step_peak_memory_bytes The most linear memory a step held, by plugin.\n");
+    out.push_str("# TYPE gitauto_step_peak_memory_bytes histogram\n");
+    for (plugin, sums) in bills {
+        let labels = format!("plugin=\"{}\"", escape(plugin));
+        sums.memory.render(out, "gitauto_step_peak_memory_bytes", &labels, MEMORY_BUCKETS);
+    }
+    out.push_str("# HELP gitauto_host_calls_total Plugins' calls to the host, by plugin and capability.\n");
+    out.push_str("# TYPE gitauto_host_calls_total counter\n");
+    for (plugin, sums) in bills {
+        for (capability, (count, _)) in &sums.calls {
+            let (plugin, capability) = (escape(plugin), escape(capability));
+            let _ =
+                writeln!(out, "gitauto_host_calls_total{{plugin=\"{plugin}\",capability=\"{capability}\"}} {count}");
+        }
+    }
+    out.push_str("# HELP gitauto_host_call_seconds_total Time plugins' host calls took, by plugin and capability.\n");
+    out.push_str("# TYPE gitauto_host_call_seconds_total counter\n");
+    for (plugin, sums) in bills {
+        for (capability, (_, us)) in &sums.calls {
+            let (plugin, capability) = (escape(plugin), escape(capability));
+            let _ = writeln!(
+                out,
+                "gitauto_host_call_seconds_total{{plugin=\"{plugin}\",capability=\"{capability}\"}} {}",
+                seconds(*us)
+            );
+        }
+    }
+}
+
 /// A label value with `\`, `"` and newlines escaped.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -199,7 +314,27 @@ mod tests {
         metrics.delivery("github", "queued");
         metrics.coalesced(3);
         metrics.step("fetch-update", Duration::from_millis(30));
+        let mut bill = crate::step::StepBill {
+            wall_us: 150_000,
+            cpu_us: 20_000,
+            peak_memory: 12 << 20,
+            epoch_ticks: 15,
+            calls: BTreeMap::new(),
+        };
+        bill.calls.insert("http".into(), crate::step::CallBill { count: 3, time_us: 30_000 });
+        metrics.bill("fetch\"update", &bill);
+        metrics.bill("fetch\"update", &bill);
         let text = metrics.render(&queue).await.unwrap();
+        assert!(text.contains("gitauto_step_wall_seconds_total{plugin=\"fetch\\\"update\"} 0.3\n"), "{text}");
+        assert!(text.contains("gitauto_step_cpu_seconds_total{plugin=\"fetch\\\"update\"} 0.04\n"), "{text}");
+        assert!(text.contains("gitauto_step_epoch_ticks_total{plugin=\"fetch\\\"update\"} 30\n"), "{text}");
+        assert!(text.contains("gitauto_step_peak_memory_bytes_bucket{plugin=\"fetch\\\"update\",le=\"4194304\"} 0\n"));
+        assert!(text.contains("gitauto_step_peak_memory_bytes_bucket{plugin=\"fetch\\\"update\",le=\"16777216\"} 2\n"));
+        assert!(text.contains("gitauto_step_peak_memory_bytes_count{plugin=\"fetch\\\"update\"} 2\n"));
+        assert!(text.contains("gitauto_host_calls_total{plugin=\"fetch\\\"update\",capability=\"http\"} 6\n"));
+        assert!(
+            text.contains("gitauto_host_call_seconds_total{plugin=\"fetch\\\"update\",capability=\"http\"} 0.06\n")
+        );
         assert!(text.contains("gitauto_deliveries_total{source=\"github\",verdict=\"queued\"} 2\n"), "{text}");
         assert!(text.contains("gitauto_coalesced_events_total 3\n"));
         assert!(text.contains("gitauto_step_duration_seconds_bucket{plugin=\"fetch-update\",le=\"0.025\"} 0\n"));

@@ -12,7 +12,7 @@ use crate::capability::log::{Level, Sink, StepLog};
 use crate::capability::{StepContext, StepState, bindings, http};
 use crate::config::{Limits, PluginSpec, WasmSource};
 use crate::event::Event;
-pub use crate::step::StepStatus;
+pub use crate::step::{StepBill, StepStatus};
 use anyhow::Context;
 use limits::{EpochTicker, StepLimiter};
 use std::collections::BTreeMap;
@@ -124,7 +124,10 @@ pub struct Runtime {
     changers: Arc<[(String, std::path::PathBuf, crate::grant::Access)]>,
     /// The operator's opt-out: granted programs run without Landlock.
     unconfined_programs: bool,
-    _ticker: EpochTicker,
+    /// Advances the epoch; a step's bill counts its ticks.
+    ticker: EpochTicker,
+    /// Told of every host call of every step (see [`crate::capability::meter`]).
+    observer: Option<crate::capability::meter::Observer>,
 }
 
 impl Runtime {
@@ -185,7 +188,7 @@ impl Runtime {
                     .filter_map(|dir| Some((plugin.spec.name.clone(), dir.canonical()?.to_path_buf(), dir.access)))
             })
             .collect();
-        Ok((Self { engine, plugins: loaded, changers, unconfined_programs, _ticker: ticker }, report))
+        Ok((Self { engine, plugins: loaded, changers, unconfined_programs, ticker, observer: None }, report))
     }
 
     /// Whether a plugin of that name is loaded.
@@ -203,19 +206,28 @@ impl Runtime {
         self.plugins.get(plugin).map(|loaded| &loaded.spec)
     }
 
+    /// Tells `observer` of every host call of every step from now on: the seam for a
+    /// tracing span per call (see [`crate::capability::meter`]).
+    pub fn observe_calls(&mut self, observer: crate::capability::meter::Observer) {
+        self.observer = Some(observer);
+    }
+
     /// Runs one step: a fresh store, the event and settings in, an outcome out. Blocks
     /// for as long as the step runs (at most its timeout): call it from a blocking
     /// thread inside the tokio runtime (HTTP calls use it).
     pub fn run(&self, plugin: &str, event: &Event, settings: &str, sink: Sink) -> StepOutcome {
-        self.run_in(plugin, event, settings, sink, &Scope::default())
+        self.run_in(plugin, event, settings, sink, &Scope::default()).outcome
     }
 
-    /// [`Runtime::run`] as part of a job: stopped at the job's deadline when that comes
-    /// before the plugin's own time limit, given the job's workspace as `/tmp`, and the
-    /// job's checkout when the step asked for it.
-    pub fn run_in(&self, plugin: &str, event: &Event, settings: &str, sink: Sink, scope: &Scope<'_>) -> StepOutcome {
+    /// [`Runtime::run`] as part of a job, with what the step cost: stopped at the job's
+    /// deadline when that comes before the plugin's own time limit, given the job's
+    /// workspace as `/tmp`, and the job's checkout when the step asked for it.
+    pub fn run_in(&self, plugin: &str, event: &Event, settings: &str, sink: Sink, scope: &Scope<'_>) -> Ran {
+        let began = Instant::now();
+        let (cpu, ticks) = (crate::confine::thread_cpu_with_confined(), self.ticker.now());
         let Some(loaded) = self.plugins.get(plugin) else {
-            return StepOutcome::Trapped { reason: format!("plugin `{plugin}` is not loaded") };
+            let outcome = StepOutcome::Trapped { reason: format!("plugin `{plugin}` is not loaded") };
+            return Ran { outcome, bill: None };
         };
         let limits = loaded.spec.limits;
         let log = StepLog::new(sink);
@@ -228,16 +240,26 @@ impl Runtime {
         };
         let mut store = match self.store(plugin, loaded, scope, &log, (&stdout, &stderr), deadline) {
             Ok(store) => store,
-            Err(err) => return StepOutcome::Trapped { reason: format!("preparing the sandbox: {err:#}") },
+            Err(err) => {
+                let outcome = StepOutcome::Trapped { reason: format!("preparing the sandbox: {err:#}") };
+                return Ran { outcome, bill: None };
+            }
         };
 
         let result = loaded
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.call_handle(&mut store, &to_wit(event), settings));
+        let bill = StepBill {
+            wall_us: micros(scope.started.unwrap_or(began).elapsed()),
+            cpu_us: micros(crate::confine::thread_cpu_with_confined().saturating_sub(cpu)),
+            peak_memory: store.data().limiter.peak as u64,
+            epoch_ticks: self.ticker.now().saturating_sub(ticks),
+            calls: store.data().step.ctx.meter.bill(),
+        };
         stdout.flush_rest();
         stderr.flush_rest();
-        match result {
+        let outcome = match result {
             Ok(Ok(outcome)) => checked(outcome),
             Ok(Err(error)) => {
                 let (kind, message) = match error {
@@ -258,8 +280,24 @@ impl Runtime {
                     trap_reason(&err, store.data().limiter.memory_exceeded, &limits, deadline)
                 },
             },
-        }
+        };
+        Ran { outcome, bill: Some(bill) }
     }
+}
+
+/// A step's outcome and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    /// How it ended.
+    pub outcome: StepOutcome,
+    /// What it cost, measured from the step's start to the plugin's return (or trap);
+    /// `None` when the plugin was never called (not loaded, its sandbox could not be
+    /// prepared).
+    pub bill: Option<StepBill>,
+}
+
+fn micros(took: Duration) -> u64 {
+    u64::try_from(took.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// What a step shares with the job it belongs to.
@@ -360,6 +398,10 @@ impl Runtime {
                     max_transfer: limits.memory,
                     unconfined_programs: self.unconfined_programs,
                     app: scope.app.cloned(),
+                    meter: Arc::new(match &self.observer {
+                        Some(observer) => crate::capability::meter::Meter::observe(observer.clone()),
+                        None => crate::capability::meter::Meter::default(),
+                    }),
                 },
             },
         };

@@ -50,20 +50,50 @@ impl fmt::Display for StepStatus {
 }
 
 /// What one step cost, measured by the runtime while it ran: stored with the step and
-/// shown on the job page, in the API and in `/metrics`.
+/// shown on the job page, in the API and in `/metrics`. A step whose plugin was never
+/// called (its `if` was false, its checkout could not be filled) has none. What each
+/// field includes and leaves out is in docs/plugins.md, "What a step costs".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepBill {
-    /// From the store's creation to the plugin's return, in microseconds.
+    /// From the step's start (before filling the job's checkout, when it asked for it)
+    /// to the plugin's return or trap, in microseconds.
     pub wall_us: u64,
-    /// CPU time of the thread that ran the plugin and its host calls, in microseconds.
+    /// CPU time of the thread that ran the plugin, in microseconds: instantiation, the
+    /// guest's code, WASI and host calls, and the confined threads git and shell calls
+    /// run on. Not the programs `shell` runs (processes of their own), HTTP's
+    /// connections (tokio's threads), nor filling the job's checkout.
     pub cpu_us: u64,
-    /// The largest the plugin's linear memories were together, in bytes.
+    /// The most the plugin's linear memories held together, in bytes (at most its
+    /// memory limit: a refused growth is not counted).
     pub peak_memory: u64,
-    /// Epoch ticks that passed while it ran (the deadline is counted in them).
+    /// Epoch ticks (one each 10 ms, the unit the deadline is counted in) that passed
+    /// between the plugin's store being made and its return.
     pub epoch_ticks: u64,
-    /// Host calls per capability (`git`, `http`, `shell`, `log`, `wasi`): how many, and
-    /// the time spent in them.
+    /// Calls to each gitauto capability (`git`, `http`, `shell`, `log`): how many, and
+    /// the time spent in them. Capabilities not called are left out; so is WASI.
     pub calls: BTreeMap<String, CallBill>,
+}
+
+impl StepBill {
+    /// One line for people: `wall 152 ms · cpu 3.1 ms · memory 10.1 MiB · 15 ticks ·
+    /// http 3 × 12 ms · log 2 × 0.1 ms`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![
+            format!("wall {}", millis(self.wall_us)),
+            format!("cpu {}", millis(self.cpu_us)),
+            format!("memory {:.1} MiB", self.peak_memory as f64 / (1024.0 * 1024.0)),
+            format!("{} ticks", self.epoch_ticks),
+        ];
+        for (capability, calls) in &self.calls {
+            parts.push(format!("{capability} {} × {}", calls.count, millis(calls.time_us)));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// Microseconds as milliseconds, with a decimal below 10 ms.
+fn millis(us: u64) -> String {
+    if us < 10_000 { format!("{:.1} ms", us as f64 / 1000.0) } else { format!("{} ms", us / 1000) }
 }
 
 /// Calls to one capability during a step.
@@ -92,5 +122,20 @@ mod tests {
         }
         assert_eq!(StepStatus::parse("Success"), None);
         assert_eq!(StepStatus::parse("not run"), None);
+    }
+
+    #[test]
+    fn a_bill_reads_as_one_line() {
+        let mut bill =
+            StepBill { wall_us: 152_400, cpu_us: 3_140, peak_memory: 10 << 20, epoch_ticks: 15, ..StepBill::default() };
+        bill.calls.insert("http".into(), CallBill { count: 3, time_us: 12_000 });
+        bill.calls.insert("log".into(), CallBill { count: 2, time_us: 90 });
+        assert_eq!(
+            bill.summary(),
+            "wall 152 ms · cpu 3.1 ms · memory 10.0 MiB · 15 ticks · http 3 × 12 ms · log 2 × 0.1 ms"
+        );
+        let stored = serde_json::to_value(&bill).unwrap();
+        assert_eq!(stored["calls"]["http"], serde_json::json!({"count": 3, "time_us": 12000}));
+        assert_eq!(serde_json::from_value::<StepBill>(stored).unwrap(), bill);
     }
 }

@@ -1,6 +1,7 @@
 //! gitauto's integration tests: one module per user-visible behaviour, each using real
 //! git repositories, a real daemon on loopback, real SQLite and real Wasm plugins.
 
+mod bill;
 mod bounds;
 mod browser;
 mod catch_up;

@@ -19,6 +19,7 @@ pub use merge::{MAX_MERGE_BYTES, MAX_MERGE_LINES};
 pub mod checkout;
 
 use crate::capability::bindings::gitauto::plugin::git::{self as wit, ChangeKind, ChangedPath, GitError, TreeEntry};
+use crate::capability::meter::Capability;
 use crate::capability::{AppTokenError, StepContext, StepState};
 use crate::confine::{self, Rules, Tcp};
 use crate::gitwalk::{self, Budget, Change};
@@ -441,6 +442,7 @@ impl wit::Host for StepState {}
 
 impl wit::HostRepository for StepState {
     fn open(&mut self, path: String) -> GitResult<Resource<OpenRepository>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.open");
         let grant = self.ctx.grant.clone();
         let log = self.ctx.log.clone();
         let opened = confined(&self.ctx, Rules::grant(&grant, Access::Git), move || {
@@ -465,6 +467,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn clone(&mut self, url: String, path: String, branch: Option<String>) -> GitResult<Resource<OpenRepository>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.clone");
         let grant = self.ctx.grant.clone();
         let checked = remote::parse(&url).and_then(|parsed| remote::check(&grant, &parsed));
         let checked = match checked {
@@ -519,10 +522,12 @@ impl wit::HostRepository for StepState {
     }
 
     fn path(&mut self, this: Resource<OpenRepository>) -> wasmtime::Result<String> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.path");
         Ok(self.repository(&this)?.path.to_string_lossy().into_owned())
     }
 
     fn current_branch(&mut self, this: Resource<OpenRepository>) -> GitResult<Option<String>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.current-branch");
         self.in_repository(&this, Access::Read, |repo| {
             let head = repo.find_reference("HEAD").map_err(|err| failed("reading HEAD", err))?;
             let target = head.symbolic_target().map_err(|err| failed("reading HEAD", err))?;
@@ -531,6 +536,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn head(&mut self, this: Resource<OpenRepository>) -> GitResult<Option<String>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.head");
         self.in_repository(&this, Access::Read, |repo| match repo.head() {
             Ok(head) => {
                 head.peel_to_commit().map(|c| Some(c.id().to_string())).map_err(|err| failed("reading HEAD", err))
@@ -541,6 +547,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn remote_url(&mut self, this: Resource<OpenRepository>, remote: String) -> GitResult<String> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.remote-url");
         self.in_repository(&this, Access::Read, move |repo| {
             let found = repo.find_remote(&remote).map_err(|err| failed(&format!("remote `{remote}`"), err))?;
             found.url().map(str::to_owned).map_err(|err| failed(&format!("remote `{remote}`"), err))
@@ -548,6 +555,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn fetch(&mut self, this: Resource<OpenRepository>, name: String) -> GitResult<u32> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.fetch");
         let path = self.repository(&this)?.path.clone();
         let grant = self.ctx.grant.clone();
         // Read the remote first (read-only), decide what it may reach, then fetch on a
@@ -619,10 +627,12 @@ impl wit::HostRepository for StepState {
     }
 
     fn resolve(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<String> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.resolve");
         self.in_repository(&this, Access::Read, move |repo| Ok(commit(repo, &revision)?.id().to_string()))
     }
 
     fn reset_hard(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<String> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.reset-hard");
         let deadline = self.ctx.deadline;
         self.in_repository(&this, Access::Git, move |repo| {
             workdir(repo)?;
@@ -639,6 +649,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn clean(&mut self, this: Resource<OpenRepository>) -> GitResult<Vec<String>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.clean");
         self.in_repository(&this, Access::Git, |repo| {
             let workdir = workdir(repo)?.to_path_buf();
             let mut options = StatusOptions::new();
@@ -682,6 +693,7 @@ impl wit::HostRepository for StepState {
         from: String,
         to: String,
     ) -> GitResult<Vec<ChangedPath>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.changed-paths");
         let deadline = self.ctx.deadline;
         self.in_repository(&this, Access::Read, move |repo| {
             let old = root_tree(repo, &commit(repo, &from)?, &from)?;
@@ -703,6 +715,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn tree(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<Vec<TreeEntry>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.tree");
         let deadline = self.ctx.deadline;
         self.in_repository(&this, Access::Read, move |repo| {
             let tree = root_tree(repo, &commit(repo, &revision)?, &revision)?;
@@ -720,6 +733,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn read_file(&mut self, this: Resource<OpenRepository>, revision: String, path: String) -> GitResult<Vec<u8>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.read-file");
         let max = self.ctx.max_transfer;
         self.in_repository(&this, Access::Read, move |repo| {
             let tree = root_tree(repo, &commit(repo, &revision)?, &revision)?;
@@ -742,11 +756,13 @@ impl wit::HostRepository for StepState {
     }
 
     fn merge_check(&mut self, this: Resource<OpenRepository>, base: String, head: String) -> GitResult<Vec<String>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.merge-check");
         let deadline = self.ctx.deadline;
         self.in_repository(&this, Access::Read, move |repo| merge::conflicts(repo, &base, &head, deadline))
     }
 
     fn tags(&mut self, this: Resource<OpenRepository>) -> GitResult<Vec<wit::TagInfo>> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.tags");
         let deadline = self.ctx.deadline;
         self.in_repository(&this, Access::Read, move |repo| tags(repo, deadline))
     }
@@ -757,6 +773,7 @@ impl wit::HostRepository for StepState {
         revision: String,
         options: wit::ArchiveOptions,
     ) -> GitResult<wit::ArchiveInfo> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.archive");
         if let Err(err) = archive_confinable(confine::support()) {
             return Ok(Err(err));
         }
@@ -776,6 +793,7 @@ impl wit::HostRepository for StepState {
     }
 
     fn drop(&mut self, this: Resource<OpenRepository>) -> wasmtime::Result<()> {
+        let _call = self.ctx.meter.start(Capability::Git, "git.drop");
         self.table.delete(this)?;
         Ok(())
     }

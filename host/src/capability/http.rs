@@ -6,6 +6,7 @@
 //! never left its origin.
 
 use crate::capability::bindings::gitauto::plugin::http::{self as wit, HttpError, Method, Request, Response};
+use crate::capability::meter::Capability;
 use crate::capability::{AppTokenError, StepContext, StepState};
 use crate::grant::{Credential, Grant, HostCredential, is_public};
 use crate::secret::Secret;
@@ -299,6 +300,7 @@ fn describe(url: &reqwest::Url, err: reqwest::Error) -> HttpError {
 
 impl wit::Host for StepState {
     fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
+        let _call = self.ctx.meter.start(Capability::Http, "http.send");
         Ok(send(&self.ctx, request))
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::capability::StepState;
 use crate::capability::bindings::gitauto::plugin::log as wit;
+use crate::capability::meter::Capability;
 use std::sync::{Arc, Mutex};
 
 /// Longest log line kept, in bytes; longer lines are cut.
@@ -114,6 +115,7 @@ pub fn cut(text: &str, max: usize) -> &str {
 
 impl wit::Host for StepState {
     fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
+        let _call = self.ctx.meter.start(Capability::Log, "log.log");
         let level = match level {
             wit::Level::Trace => Level::Trace,
             wit::Level::Debug => Level::Debug,

@@ -13,6 +13,7 @@
 //! Its environment is a fixed `PATH` and the variables its grant names, nothing else.
 
 use crate::capability::bindings::gitauto::plugin::shell::{self as wit, Command, Output, ShellError};
+use crate::capability::meter::Capability;
 use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Level, Rules, Tcp};
 use crate::grant::{Access, CommandGrant, Grant};
@@ -359,6 +360,7 @@ fn exited(pid: rustix::process::Pid) -> std::io::Result<bool> {
 
 impl wit::Host for StepState {
     fn run(&mut self, command: Command) -> wasmtime::Result<Result<Output, ShellError>> {
+        let _call = self.ctx.meter.start(Capability::Shell, "shell.run");
         Ok(run(&self.ctx, command))
     }
 }

@@ -3,7 +3,7 @@
 //! that turns wall-clock deadlines into guest interruptions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::{Engine, ResourceLimiter};
 
@@ -26,6 +26,9 @@ pub struct StepLimiter {
     memory: usize,
     /// Bytes of linear memory the step's instances hold now.
     total: usize,
+    /// The most [`StepLimiter::total`] has been, for the step's bill: a growth that was
+    /// refused does not count, so a step stopped by the limit peaks at most at it.
+    pub peak: usize,
     /// Set when a memory growth was refused.
     pub memory_exceeded: bool,
 }
@@ -33,7 +36,7 @@ pub struct StepLimiter {
 impl StepLimiter {
     /// A limiter allowing `memory` bytes of linear memory in all.
     pub fn new(memory: u64) -> Self {
-        Self { memory: usize::try_from(memory).unwrap_or(usize::MAX), total: 0, memory_exceeded: false }
+        Self { memory: usize::try_from(memory).unwrap_or(usize::MAX), total: 0, peak: 0, memory_exceeded: false }
     }
 }
 
@@ -47,6 +50,7 @@ impl ResourceLimiter for StepLimiter {
             return Err(wasmtime::format_err!("memory limit of {} bytes exceeded", self.memory));
         }
         self.total = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 
@@ -75,21 +79,31 @@ pub fn ticks(timeout: Duration) -> u64 {
 /// Advances an engine's epoch every [`TICK`] until dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
+    /// Ticks since the start, beside the engine's epoch (which wasmtime does not let us
+    /// read): a step's bill counts the ticks between its start and end.
+    ticks: Arc<AtomicU64>,
 }
 
 impl EpochTicker {
     /// Starts the ticker thread.
     pub fn start(engine: &Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (engine, flag) = (engine.clone(), stop.clone());
+        let ticks = Arc::new(AtomicU64::new(0));
+        let (engine, flag, count) = (engine.clone(), stop.clone(), ticks.clone());
         std::thread::Builder::new().name("gitauto-epoch".into()).spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 #[allow(clippy::disallowed_methods, reason = "the ticker has a thread of its own")]
                 std::thread::sleep(TICK);
                 engine.increment_epoch();
+                count.fetch_add(1, Ordering::Relaxed);
             }
         })?;
-        Ok(Self { stop })
+        Ok(Self { stop, ticks })
+    }
+
+    /// Ticks so far.
+    pub fn now(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
     }
 }
 
@@ -117,5 +131,17 @@ mod tests {
         assert!(limiter.memory_growing(0, 30 << 20, None).unwrap());
         assert!(limiter.memory_growing(30 << 20, 60 << 20, None).unwrap());
         assert!(limiter.memory_growing(0, 8 << 20, None).is_err());
+    }
+
+    /// Issue 24: the bill's peak is the most the memories held together, not what a
+    /// refused growth asked for.
+    #[test]
+    fn the_peak_is_the_most_held_at_once() {
+        let mut limiter = StepLimiter::new(64 << 20);
+        assert!(limiter.memory_growing(0, 10 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 20 << 20, None).unwrap());
+        assert_eq!(limiter.peak, 30 << 20);
+        assert!(limiter.memory_growing(0, 40 << 20, None).is_err());
+        assert_eq!(limiter.peak, 30 << 20, "the refused growth is not held");
     }
 }

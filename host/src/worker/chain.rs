@@ -27,7 +27,7 @@ use crate::event::Event;
 use crate::forge_api::AppAccess;
 use crate::grant::{Access, DirGrant};
 use crate::queue::{ClaimedJob, JobState, StepRecord, now_ms};
-use crate::runtime::{ErrorKind, Runtime, Scope, StepOutcome};
+use crate::runtime::{ErrorKind, Ran, Runtime, Scope, StepOutcome};
 use crate::step::StepStatus;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -92,7 +92,9 @@ enum Filling {
 }
 
 /// How a step ended, in the shape [`Chain::call`] returns.
-type Called = (Ended, StepStatus, String, Option<String>);
+/// How a called step ended: its ending, status, summary, output, and bill when its
+/// plugin ran.
+type Called = (Ended, StepStatus, String, Option<String>, Option<crate::step::StepBill>);
 
 impl<'a> Chain<'a> {
     pub(super) fn new(
@@ -265,12 +267,12 @@ impl<'a> Chain<'a> {
                 .map_err(|err| format!("rendering `with`: {err}")),
             false => Ok(None),
         });
-        let (ended, status, summary, output) = match prepared {
+        let (ended, status, summary, output, bill) = match prepared {
             Ok(None) => {
                 let summary = format!("not run: `if` is false ({})", step.condition.as_deref().unwrap_or_default());
-                (Ended::NotRun, StepStatus::Skipped, summary, None)
+                (Ended::NotRun, StepStatus::Skipped, summary, None, None)
             }
-            Err(err) => (Ended::Error { retryable: false }, StepStatus::Error, err, None),
+            Err(err) => (Ended::Error { retryable: false }, StepStatus::Error, err, None, None),
             Ok(Some(settings)) => {
                 let deadline = if handler { None } else { self.deadline };
                 self.call(step, settings, deadline).await
@@ -292,7 +294,7 @@ impl<'a> Chain<'a> {
             output,
             started_at,
             finished_at: now_ms(),
-            bill: None,
+            bill,
         };
         self.records += 1;
         if let Some(previous) = self.held.replace(record)
@@ -310,7 +312,7 @@ impl<'a> Chain<'a> {
             && Instant::now() >= deadline
         {
             let why = "the rule's timeout passed before it ran".into();
-            return (Ended::Error { retryable: true }, StepStatus::Error, why, None);
+            return (Ended::Error { retryable: true }, StepStatus::Error, why, None, None);
         }
         let started = Instant::now();
         let checkout = match step.checkout {
@@ -327,7 +329,7 @@ impl<'a> Chain<'a> {
         let runtime = self.runtime.clone();
         let (plugin, event, workspace) = (step.plugin.clone(), self.event.clone(), self.workspace.clone());
         let app = self.app.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let ran = tokio::task::spawn_blocking(move || {
             let scope = Scope {
                 deadline,
                 workspace: Some(&workspace),
@@ -338,10 +340,17 @@ impl<'a> Chain<'a> {
             runtime.run_in(&plugin, &event, &settings.to_string(), sink, &scope)
         })
         .await
-        .unwrap_or_else(|err| StepOutcome::Trapped { reason: format!("the step's thread failed: {err}") });
+        .unwrap_or_else(|err| Ran {
+            outcome: StepOutcome::Trapped { reason: format!("the step's thread failed: {err}") },
+            bill: None,
+        });
         self.workers.metrics.step(&step.plugin, started.elapsed());
+        let Ran { outcome, bill } = ran;
+        if let Some(bill) = &bill {
+            self.workers.metrics.bill(&step.plugin, bill);
+        }
         let status = outcome.status();
-        match outcome {
+        let (ended, status, summary, output) = match outcome {
             StepOutcome::Done { summary, output, .. } => {
                 let ended = match status {
                     StepStatus::Success => Ended::Success,
@@ -362,7 +371,8 @@ impl<'a> Chain<'a> {
             StepOutcome::Trapped { reason } => {
                 (Ended::Error { retryable: true }, status, format!("plugin {} trapped: {reason}", step.plugin), None)
             }
-        }
+        };
+        (ended, status, summary, output, bill)
     }
 
     /// The job's checkout for `step`: filled now, with its grant and before its deadline
@@ -462,10 +472,10 @@ fn fill_ended(err: FillError) -> Called {
     match &err {
         FillError::Conflicts { target, paths } => {
             let output = json!({"conflicts": paths, "target": target}).to_string();
-            (Ended::Failure, StepStatus::Failure, format!("checkout: {err}"), Some(output))
+            (Ended::Failure, StepStatus::Failure, format!("checkout: {err}"), Some(output), None)
         }
         FillError::Failed { retryable, .. } => {
-            (Ended::Error { retryable: *retryable }, StepStatus::Error, format!("checkout: {err}"), None)
+            (Ended::Error { retryable: *retryable }, StepStatus::Error, format!("checkout: {err}"), None, None)
         }
     }
 }

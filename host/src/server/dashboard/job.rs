@@ -52,16 +52,18 @@ fn job_body(job: &JobView) -> String {
          <form method=\"post\" action=\"/jobs/{id}/cancel\"><button>cancel</button></form></p>"
     );
     out.push_str(
-        "<h2>Steps</h2><table><tr><th>step</th><th>plugin</th><th>status</th><th>took</th><th>summary</th></tr>",
+        "<h2>Steps</h2><table id=\"steps\"><tr><th>step</th><th>plugin</th><th>status</th><th>took</th>\
+         <th>cost</th><th>summary</th></tr>",
     );
     for step in &job.steps {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td>{}<td>{}</td></tr>",
             escape(&step.name),
             escape(&step.plugin),
             step.status.as_str(),
             step.duration_ms,
+            bill_cell(step.bill.as_ref()),
             escape(&step.summary)
         );
     }
@@ -125,6 +127,30 @@ fn job_body(job: &JobView) -> String {
         );
     }
     out
+}
+
+/// A step's bill in a table cell: wall, CPU and memory, with every field on hover; empty
+/// for a step whose plugin was not called.
+fn bill_cell(bill: Option<&crate::step::StepBill>) -> String {
+    let Some(bill) = bill else { return "<td class=\"bill muted\">—</td>".to_owned() };
+    let full = bill.summary();
+    // The first three parts (wall, cpu, memory) fit a cell; the rest is on hover and in
+    // a second line when there were host calls.
+    let parts: Vec<&str> = full.split(" · ").collect();
+    let calls = bill
+        .calls
+        .iter()
+        .map(|(capability, calls)| format!("{capability} {}×", calls.count))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "<td class=\"bill\" title=\"{}\">{}<br><span class=\"muted\">{}{}{}</span></td>",
+        escape(&full),
+        escape(&parts[..3.min(parts.len())].join(" · ")),
+        escape(parts.get(3).copied().unwrap_or_default()),
+        if calls.is_empty() { "" } else { " · " },
+        escape(&calls)
+    )
 }
 
 fn log_text(at: &str, step: Option<&str>, level: &str, message: &str) -> String {

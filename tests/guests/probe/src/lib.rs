@@ -58,6 +58,27 @@ enum Probe {
         #[serde(default)]
         lines: u64,
     },
+    /// Allocates `bytes` (in blocks of `chunk` bytes when given, so that memory grows
+    /// step by step up to a limit) and writes every page of them (so they are really
+    /// held), then sleeps `sleep_ms` milliseconds (issue 24: the bill shows both).
+    Alloc {
+        bytes: usize,
+        chunk: Option<usize>,
+        #[serde(default)]
+        sleep_ms: u64,
+    },
+    /// Busy-loops for `ms` milliseconds of wall time.
+    Spin {
+        ms: u64,
+    },
+    /// Logs `lines` lines, then makes `requests` GET requests to `url`.
+    Calls {
+        #[serde(default)]
+        lines: u64,
+        url: Option<String>,
+        #[serde(default)]
+        requests: u64,
+    },
     /// Counts its runs in the file at `path`; the first `failures` runs fail transiently.
     Flaky {
         path: String,
@@ -178,6 +199,47 @@ impl Plugin for ProbePlugin {
                     std::thread::sleep(std::time::Duration::from_millis(ms / ticks));
                 }
                 Ok(json!({"after": event.after, "slept_ms": ms}))
+            }
+            Probe::Alloc { bytes, chunk, sleep_ms } => {
+                let chunk = chunk.unwrap_or(bytes).max(1);
+                let mut held: Vec<Vec<u8>> = Vec::new();
+                let mut left = bytes;
+                while left > 0 {
+                    let mut block = vec![0u8; chunk.min(left)];
+                    for page in block.chunks_mut(4096) {
+                        page[0] = 1;
+                    }
+                    left -= block.len();
+                    held.push(block);
+                }
+                #[allow(clippy::disallowed_methods, reason = "a test guest that must take time")]
+                std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
+                let pages = held.iter().flatten().map(|&b| u64::from(b)).sum::<u64>();
+                Ok(json!({"allocated": std::hint::black_box(held).iter().map(Vec::len).sum::<usize>(), "pages": pages}))
+            }
+            Probe::Spin { ms } => {
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                let mut spins = 0u64;
+                while std::time::Instant::now() < until {
+                    spins = std::hint::black_box(spins.wrapping_add(1));
+                }
+                Ok(json!({"spins": spins}))
+            }
+            Probe::Calls { lines, url, requests } => {
+                for line in 0..lines {
+                    gitauto_plugin::log::info(&format!("line {}", line + 1));
+                }
+                let mut statuses = Vec::new();
+                for _ in 0..requests {
+                    let url = url.clone().unwrap_or_default();
+                    let request =
+                        Request { method: Method::Get, url, headers: Vec::new(), body: None, timeout_ms: Some(5_000) };
+                    match gitauto_plugin::http::send(&request) {
+                        Ok(response) => statuses.push(response.status),
+                        Err(err) => return Ok(Outcome::failure(err.message())),
+                    }
+                }
+                Ok(json!({"statuses": statuses}))
             }
             Probe::Flaky { path, failures } => {
                 let runs =
