@@ -3,6 +3,7 @@
 
 mod bounds;
 mod browser;
+mod browser_deliveries;
 mod catch_up;
 mod checkout;
 mod cluster;
@@ -11,6 +12,7 @@ mod comment;
 mod compat;
 mod configs;
 mod cross_site;
+mod dashboard_pages;
 mod edx_import;
 mod fetch_update;
 mod flow;
