@@ -47,7 +47,7 @@ use crate::step::StepStatus;
 
 pub use body::StoredBody;
 pub use flow::{FlowLimits, Paused, RuleLoad};
-pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, StoredDelivery};
+pub use history::{DeliveryFilter, DeliverySummary, DeliveryView, JobLink, StoredDelivery};
 pub use jobs::{Cancelled, JobFilter, JobSummary, Retried};
 pub use polled::PolledState;
 pub use reports::{OutboxRow, RETRIED, ReportStep, ReportView};
@@ -353,6 +353,9 @@ pub struct JobView {
     /// Delivery ids it carries, oldest first: the one that queued it, then every one it
     /// absorbed by coalescing. It runs with the newest one's event.
     pub deliveries: Vec<String>,
+    /// The record's sequence numbers of those deliveries, in the same order (unique,
+    /// unlike delivery ids, which may repeat across sources).
+    pub delivery_seqs: Vec<i64>,
     /// The event it runs with (without payload).
     pub event: serde_json::Value,
     /// RFC 3339.

@@ -4,6 +4,7 @@
 mod bill;
 mod bounds;
 mod browser;
+mod browser_deliveries;
 mod catch_up;
 mod checkout;
 mod cluster;
@@ -12,6 +13,7 @@ mod comment;
 mod compat;
 mod configs;
 mod cross_site;
+mod dashboard_pages;
 mod edx_import;
 mod fetch_update;
 mod flow;

@@ -12,8 +12,13 @@ pub struct DeliveryFilter {
     pub source: Option<String>,
     /// Only this verdict.
     pub verdict: Option<String>,
+    /// Only this repository (deliveries recorded from schema 16 on: older rows have no
+    /// `repo` column value).
+    pub repo: Option<String>,
     /// Only deliveries recorded before this sequence number (for paging).
     pub before: Option<i64>,
+    /// Only deliveries recorded after this sequence number (newer pages, live updates).
+    pub after: Option<i64>,
     /// At most this many (capped at 500).
     pub limit: usize,
 }
@@ -31,6 +36,11 @@ pub struct DeliverySummary {
     pub forge: String,
     /// The forge's event name.
     pub event: Option<String>,
+    /// The first event's repository (for rows from before schema 16: read from the
+    /// stored events).
+    pub repo: Option<String>,
+    /// The first event's ref.
+    pub git_ref: Option<String>,
     /// RFC 3339.
     pub received_at: String,
     /// `queued`, `unmatched`, `ignored`, `ping`, `duplicate`, `rejected` or `invalid`.
@@ -66,6 +76,21 @@ pub struct DeliveryView {
     pub duplicate_of: Option<i64>,
     /// The delivery this one ran again.
     pub redelivery_of: Option<i64>,
+    /// The deliveries that ran this one again, oldest first (at most 50).
+    pub redeliveries: Vec<i64>,
+    /// The jobs it carries (a duplicate: its original's), with their rule and state now.
+    pub job_states: Vec<JobLink>,
+}
+
+/// A job as a delivery's page links to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobLink {
+    /// Job id.
+    pub id: String,
+    /// Its rule.
+    pub rule: String,
+    /// Its state now.
+    pub state: String,
 }
 
 /// A stored delivery, to run again.
@@ -89,10 +114,14 @@ pub struct StoredDelivery {
     pub arrived: String,
 }
 
-const SUMMARY_COLUMNS: &str = "seq, id, source, forge, event, received_at, verdict, reason, duplicate_of, arrived";
+/// Columns 10 to 12 are the repository, the ref, and the stored events only when the
+/// repository column is empty (rows from before schema 16), read for the page's rows alone.
+const SUMMARY_COLUMNS: &str = "seq, id, source, forge, event, received_at, verdict, reason, duplicate_of, arrived,
+     repo, git_ref, CASE WHEN repo IS NULL THEN normalised END";
 
 /// A summary row; its `jobs` are filled in by [`with_jobs`] once the rows are read.
 fn summary(row: &Row) -> anyhow::Result<DeliverySummary> {
+    let events: Option<String> = row.get(12)?;
     Ok(DeliverySummary {
         seq: row.get(0)?,
         id: row.get(1)?,
@@ -104,7 +133,16 @@ fn summary(row: &Row) -> anyhow::Result<DeliverySummary> {
         reason: row.get(7)?,
         jobs: Vec::new(),
         arrived: row.get(9)?,
+        repo: row.get::<Option<String>>(10)?.or_else(|| first_event(events.as_deref(), "/repository/full_name")),
+        git_ref: row.get::<Option<String>>(11)?.or_else(|| first_event(events.as_deref(), "/git_ref")),
     })
+}
+
+/// A field of the first stored event (version 2 rows hold a list, version 1 rows one event).
+fn first_event(events: Option<&str>, pointer: &str) -> Option<String> {
+    let events: serde_json::Value = serde_json::from_str(events?).ok()?;
+    let first = if events.is_array() { events.get(0)? } else { &events };
+    first.pointer(pointer)?.as_str().filter(|text| !text.is_empty()).map(str::to_owned)
 }
 
 /// Fills in the jobs a delivery carries (for a duplicate: its original's).
@@ -139,16 +177,26 @@ impl Queue {
         self.writer
             .call(move |db| {
                 let limit = filter.limit.clamp(1, 500) as i64;
-                let rows = db.query(
+                // With a repository, the index on (repo, seq) bounds the scan; without one,
+                // the primary key's order does.
+                let repo = if filter.repo.is_some() { "repo = ?5" } else { "CAST(?5 AS TEXT) IS NULL" };
+                // After a position, the oldest ones after it come first (a page back
+                // towards the newest); the answer is still newest first.
+                let order = if filter.after.is_some() && filter.before.is_none() { "ASC" } else { "DESC" };
+                let mut rows = db.query(
                     &format!(
                         "SELECT {SUMMARY_COLUMNS} FROM deliveries
                          WHERE (CAST(?1 AS TEXT) IS NULL OR source = ?1) AND (CAST(?2 AS TEXT) IS NULL OR verdict = ?2)
-                           AND (CAST(?3 AS BIGINT) IS NULL OR seq < ?3)
-                         ORDER BY seq DESC LIMIT ?4"
+                           AND (CAST(?3 AS BIGINT) IS NULL OR seq < ?3) AND {repo}
+                           AND (CAST(?6 AS BIGINT) IS NULL OR seq > ?6)
+                         ORDER BY seq {order} LIMIT ?4"
                     ),
-                    args![filter.source, filter.verdict, filter.before, limit],
+                    args![filter.source, filter.verdict, filter.before, limit, filter.repo, filter.after],
                     |row| Ok((summary(row)?, row.get::<Option<i64>>(8)?)),
                 )?;
+                if order == "ASC" {
+                    rows.reverse();
+                }
                 rows.into_iter().map(|(summary, duplicate_of)| with_jobs(db, summary, duplicate_of)).collect()
             })
             .await
@@ -167,7 +215,7 @@ impl Queue {
                     ),
                     args![seq],
                     |row| {
-                        let body = super::body::decode(row.get(11)?, row.get::<Option<String>>(16)?.as_deref())?;
+                        let body = super::body::decode(row.get(14)?, row.get::<Option<String>>(19)?.as_deref())?;
                         let (text, base64) = match String::from_utf8(body) {
                             Ok(text) => (Some(text), None),
                             Err(err) => {
@@ -175,26 +223,40 @@ impl Queue {
                                 (None, Some(base64::engine::general_purpose::STANDARD.encode(err.as_bytes())))
                             }
                         };
-                        let mut events = json_column(row.get(13)?);
+                        let mut events = json_column(row.get(16)?);
                         if events.is_object() {
                             // Version 1 rows hold one event.
                             events = serde_json::Value::Array(vec![events]);
                         }
                         Ok(DeliveryView {
                             summary: summary(row)?,
-                            headers: json_column(row.get(10)?),
+                            headers: json_column(row.get(13)?),
                             body: text,
                             body_base64: base64,
-                            body_size: row.get(12)?,
+                            body_size: row.get(15)?,
                             events,
-                            rules: json_column(row.get(14)?),
+                            rules: json_column(row.get(17)?),
                             duplicate_of: row.get(8)?,
-                            redelivery_of: row.get(15)?,
+                            redelivery_of: row.get(18)?,
+                            redeliveries: Vec::new(),
+                            job_states: Vec::new(),
                         })
                     },
                 )?;
                 let summary = with_jobs(db, view.summary, view.duplicate_of)?;
-                Ok(Some(DeliveryView { summary, ..view }))
+                // The index on redelivery_of answers this.
+                let redeliveries = db.query(
+                    "SELECT seq FROM deliveries WHERE redelivery_of = ?1 ORDER BY seq LIMIT 50",
+                    args![seq],
+                    |row| row.get(0),
+                )?;
+                let job_states = db.query(
+                    "SELECT DISTINCT j.id, j.rule, j.state FROM job_deliveries x JOIN jobs j ON j.id = x.job_id
+                     WHERE x.delivery_seq = ?1 ORDER BY j.id",
+                    args![view.duplicate_of.unwrap_or(seq)],
+                    |row| Ok(JobLink { id: row.get::<i64>(0)?.to_string(), rule: row.get(1)?, state: row.get(2)? }),
+                )?;
+                Ok(Some(DeliveryView { summary, redeliveries, job_states, ..view }))
             })
             .await
     }

@@ -610,6 +610,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
                 ran_on: row.get(18)?,
                 superseded_by: row.get::<Option<i64>>(19)?.map(|id| id.to_string()),
                 deliveries: Vec::new(),
+                delivery_seqs: Vec::new(),
                 event: serde_json::from_str(&event).unwrap_or(serde_json::Value::Null),
                 steps: Vec::new(),
                 logs: Vec::new(),
@@ -618,12 +619,13 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
         },
     )?;
     let Some(mut job) = job else { return Ok(None) };
-    job.deliveries = db.query(
-        "SELECT d.id FROM job_deliveries x JOIN deliveries d ON d.seq = x.delivery_seq
+    let carried: Vec<(String, i64)> = db.query(
+        "SELECT d.id, d.seq FROM job_deliveries x JOIN deliveries d ON d.seq = x.delivery_seq
          WHERE x.job_id = ?1 ORDER BY x.at, x.delivery_seq",
         args![id],
-        |row| row.get(0),
+        |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
+    (job.deliveries, job.delivery_seqs) = carried.into_iter().unzip();
     job.steps = db.query(
         "SELECT name, plugin, status, summary, output, finished_at - started_at, bill
          FROM steps WHERE job_id = ?1 AND attempt = ?2 ORDER BY idx",

@@ -3,7 +3,7 @@
 
 use super::hooks::{answer, failed};
 use super::{AppState, error, unavailable};
-use crate::ingest::Input;
+use crate::ingest::{IngestError, Ingested, Input};
 use crate::queue::{Cancelled, DeliveryFilter, JobFilter, JobState, Retried};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -17,34 +17,45 @@ use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
 
+/// What a bad query of the delivery list is told.
+const DELIVERY_PARAMETERS: &str = "the parameters are source, verdict, repo, before (a seq), after (a seq) and limit";
+
 /// Query of `GET /api/deliveries`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
-    source: Option<String>,
+    pub(super) source: Option<String>,
     verdict: Option<String>,
+    repo: Option<String>,
     before: Option<i64>,
+    after: Option<i64>,
     limit: Option<usize>,
 }
 
-/// `GET /api/deliveries?source=&verdict=&before=&limit=`: newest first, 50 by default.
+/// The filter a `/api/deliveries` query (or the dashboard's list) asks for, or what is
+/// wrong with the query; empty parameters (a form's unset fields) filter nothing.
+pub(super) fn delivery_filter(query: Result<Query<ListQuery>, QueryRejection>) -> Result<DeliveryFilter, String> {
+    let Query(query) = query.map_err(|rejection| format!("{}; {DELIVERY_PARAMETERS}", rejection.body_text()))?;
+    let non_empty = |value: Option<String>| value.filter(|v| !v.is_empty());
+    Ok(DeliveryFilter {
+        source: non_empty(query.source),
+        verdict: non_empty(query.verdict),
+        repo: non_empty(query.repo),
+        before: query.before,
+        after: query.after,
+        limit: query.limit.unwrap_or(50),
+    })
+}
+
+/// `GET /api/deliveries?source=&verdict=&repo=&before=&after=&limit=`: newest first, 50
+/// by default. `repo` finds deliveries recorded from schema 16 on.
 pub(super) async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => {
-            let why =
-                format!("{}; the parameters are source, verdict, before (a seq) and limit", rejection.body_text());
-            return error(StatusCode::BAD_REQUEST, why);
-        }
-    };
-    let filter = DeliveryFilter {
-        source: query.source,
-        verdict: query.verdict,
-        before: query.before,
-        limit: query.limit.unwrap_or(50),
+    let filter = match delivery_filter(query) {
+        Ok(filter) => filter,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     match state.queue.deliveries(filter).await {
         Ok(list) => Json(json!({ "deliveries": list })).into_response(),
@@ -61,49 +72,185 @@ pub(super) async fn delivery(State(state): State<AppState>, Path(key): Path<Stri
     }
 }
 
-/// `POST /api/deliveries/{id}/redeliver`: runs a stored delivery again under the current
-/// config, as a new delivery that points back at the original. Refused deliveries were
-/// never verified, so they cannot be redelivered.
-pub(super) async fn redeliver(State(state): State<AppState>, Path(key): Path<String>) -> Response {
-    let stored = match state.queue.stored(key.clone()).await {
-        Ok(Some(stored)) => stored,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no delivery `{key}`")),
-        Err(err) => return unavailable("reading the delivery", &err),
-    };
-    if matches!(stored.verdict.as_str(), "rejected" | "invalid") {
-        let why = format!(
-            "delivery `{key}` was {} when it arrived; only accepted deliveries can be redelivered",
-            stored.verdict
-        );
-        return error(StatusCode::CONFLICT, why);
+/// Why a delivery with this verdict that arrived this way cannot be redelivered, or
+/// `None` when it can. The API's and the dashboard's redeliver share it.
+pub(super) fn not_redeliverable(key: &str, verdict: &str, arrived: &str) -> Option<String> {
+    if matches!(verdict, "rejected" | "invalid") {
+        return Some(format!(
+            "delivery `{key}` was {verdict} when it arrived; only accepted deliveries can be redelivered"
+        ));
     }
-    if matches!(stored.arrived.as_str(), "manual" | "schedule" | "poll") {
-        let why = format!(
-            "delivery `{key}` was made by gitauto ({}), not sent by a forge; start its rule again instead",
-            stored.arrived
-        );
-        return error(StatusCode::CONFLICT, why);
+    if matches!(arrived, "manual" | "schedule" | "poll") {
+        return Some(format!(
+            "delivery `{key}` was made by gitauto ({arrived}), not sent by a forge; start its rule again instead"
+        ));
     }
     // A gitreload delivery belongs to its endpoint's rule, and an unsigned one was taken
     // on the sender's address alone: run again through the forge routes, it would reach
     // every rule of the source unverified.
-    if stored.arrived == "compat" {
-        let why = format!(
+    if arrived == "compat" {
+        return Some(format!(
             "delivery `{key}` came through [compat.gitreload], which runs only its endpoint's rule; \
              send it to the endpoint again instead"
-        );
-        return error(StatusCode::CONFLICT, why);
+        ));
     }
-    let config = state.config();
-    if config.source(&stored.source).is_none() {
-        return error(StatusCode::CONFLICT, format!("source `{}` is no longer configured", stored.source));
+    None
+}
+
+/// Why a redelivery did not happen.
+pub(super) enum RedeliverError {
+    /// No delivery by that key.
+    NotFound,
+    /// The delivery cannot be run again (refused, made by gitauto, its source is gone).
+    Refused(String),
+    /// The record could not be read.
+    Store(anyhow::Error),
+    /// The pipeline could not take the new delivery.
+    Ingest(IngestError),
+}
+
+/// Runs the delivery `key` names again under the current config, as a new delivery that
+/// points back at the original (a duplicate's original, for a duplicate). Gives what the
+/// pipeline made of it and the original's seq.
+pub(super) async fn redeliver_key(state: &AppState, key: &str) -> Result<(Ingested, i64), RedeliverError> {
+    let stored = match state.queue.stored(key.to_owned()).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Err(RedeliverError::NotFound),
+        Err(err) => return Err(RedeliverError::Store(err)),
     };
+    if let Some(why) = not_redeliverable(key, &stored.verdict, &stored.arrived) {
+        return Err(RedeliverError::Refused(why));
+    }
+    if state.config().source(&stored.source).is_none() {
+        return Err(RedeliverError::Refused(format!("source `{}` is no longer configured", stored.source)));
+    }
     tracing::info!(original = %stored.id, seq = stored.seq, "redelivering");
     match state.pipeline().ingest(Input::redelivery(&stored)).await {
-        Ok(ingested) => answer(&ingested, Some(stored.seq)),
-        Err(err) => failed(&err),
+        Ok(ingested) => Ok((ingested, stored.seq)),
+        Err(err) => Err(RedeliverError::Ingest(err)),
     }
 }
+
+/// `POST /api/deliveries/{id}/redeliver`: runs a stored delivery again under the current
+/// config, as a new delivery that points back at the original. Refused deliveries were
+/// never verified, so they cannot be redelivered.
+pub(super) async fn redeliver(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    match redeliver_key(&state, &key).await {
+        Ok((ingested, original)) => answer(&ingested, Some(original)),
+        Err(RedeliverError::NotFound) => error(StatusCode::NOT_FOUND, format!("no delivery `{key}`")),
+        Err(RedeliverError::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(RedeliverError::Store(err)) => unavailable("reading the delivery", &err),
+        Err(RedeliverError::Ingest(err)) => failed(&err),
+    }
+}
+
+/// How often a live delivery list looks for new deliveries.
+const LIVE_POLL: Duration = Duration::from_millis(500);
+
+/// `GET /api/deliveries/live?source=&verdict=&repo=&after=`: server-sent events. Each
+/// `delivery` event is one new delivery that passes the filters (the JSON of a list row;
+/// the SSE id is its seq), oldest first, from after `after` (or `Last-Event-ID` when a
+/// client reconnects; without either, from now). Each poll reads by `seq > last` with the
+/// primary key (or the repository's index), at most 100 rows.
+pub(super) async fn deliveries_live(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let mut filter = match delivery_filter(query) {
+        Ok(filter) => filter,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    if filter.before.is_some() {
+        return error(StatusCode::BAD_REQUEST, "a live list starts after a seq; `before` is for pages");
+    }
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    let start = match resume.or(filter.after) {
+        Some(seq) => seq,
+        None => match state.queue.deliveries(DeliveryFilter { limit: 1, ..Default::default() }).await {
+            Ok(newest) => newest.first().map_or(0, |d| d.seq),
+            Err(err) => return unavailable("reading deliveries", &err),
+        },
+    };
+    filter.limit = 100;
+    let queue = state.queue.clone();
+    let batches = futures_util::stream::unfold((start, true), move |(last, first)| {
+        let queue = queue.clone();
+        let filter = DeliveryFilter { after: Some(last), ..filter.clone() };
+        async move {
+            if !first {
+                tokio::time::sleep(LIVE_POLL).await;
+            }
+            let mut found = match queue.deliveries(filter).await {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::warn!("live deliveries: {err:#}");
+                    Vec::new()
+                }
+            };
+            found.reverse();
+            let next = found.last().map_or(last, |d| d.seq);
+            let events: Vec<Result<SseEvent, Infallible>> = found
+                .iter()
+                .map(|d| {
+                    let data = serde_json::to_string(d).expect("delivery summaries serialise");
+                    Ok(SseEvent::default().event("delivery").id(d.seq.to_string()).data(data))
+                })
+                .collect();
+            Some((events, (next, false)))
+        }
+    });
+    let events = batches.flat_map(futures_util::stream::iter);
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// `GET /api/jobs/live`: server-sent events for the dashboard's index. A `jobs` event
+/// (JSON list of `{id, state}`: the newest 50 jobs and the running ones) each time that
+/// list changes, polled every second by job id and by state (both indexed); the SSE id
+/// is a fingerprint of the list, so a client reconnecting with `Last-Event-ID` hears
+/// only of a change.
+pub(super) async fn jobs_live(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_default();
+    let queue = state.queue.clone();
+    let batches = futures_util::stream::unfold((seen, true), move |(seen, first)| {
+        let queue = queue.clone();
+        async move {
+            if !first {
+                tokio::time::sleep(JOBS_POLL).await;
+            }
+            let newest = queue.jobs(JobFilter { limit: 50, ..Default::default() });
+            let running = queue.jobs(JobFilter { state: Some(JobState::Running), limit: 500, ..Default::default() });
+            let (newest, running) = match tokio::try_join!(newest, running) {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::warn!("live jobs: {err:#}");
+                    return Some((Vec::new(), (seen, false)));
+                }
+            };
+            let mut jobs: Vec<(String, String)> =
+                newest.into_iter().chain(running).map(|job| (job.id, job.state)).collect();
+            jobs.sort();
+            jobs.dedup();
+            let list: Vec<_> = jobs.iter().map(|(id, state)| json!({"id": id, "state": state})).collect();
+            let fingerprint = {
+                use std::hash::{Hash as _, Hasher as _};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                jobs.hash(&mut hasher);
+                format!("{:016x}", hasher.finish())
+            };
+            if fingerprint == seen {
+                return Some((Vec::new(), (seen, false)));
+            }
+            let event = SseEvent::default().event("jobs").id(fingerprint.clone()).data(json!(list).to_string());
+            Some((vec![Ok::<_, Infallible>(event)], (fingerprint, false)))
+        }
+    });
+    let events = batches.flat_map(futures_util::stream::iter);
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// How often the index's live view reads the jobs.
+const JOBS_POLL: Duration = Duration::from_secs(1);
 
 /// Query of `GET /api/jobs`.
 #[derive(Debug, Deserialize)]
@@ -214,8 +361,9 @@ pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>
 const LOG_POLL: Duration = Duration::from_millis(200);
 
 /// `GET /api/jobs/{id}/log`: server-sent events. Each `log` event is one line (JSON with
-/// `seq`, `at`, `step`, `level`, `message`; the SSE id is `seq`); an `end` event with the
-/// job's final state closes the stream. Lines of the job's latest attempt, from the
+/// `seq`, `at`, `step`, `level`, `message`; the SSE id is `seq`); a `state` event
+/// (`{"state": ...}`) when the job's state is first read and each time it changes; an
+/// `end` event with the job's final state closes the stream. Lines of the job's latest attempt, from the
 /// start, or after `Last-Event-ID` when a client reconnects.
 pub(super) async fn log(
     State(state): State<AppState>,
@@ -231,8 +379,10 @@ pub(super) async fn log(
     }
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
     let queue = state.queue.clone();
-    // State: (last line sent, whether the stream has ended, whether this is the first poll).
-    let batches = futures_util::stream::unfold((resume, false, true), move |(last, ended, first)| {
+    // State: (last line sent, whether the stream has ended, whether this is the first poll,
+    // the job's state last sent).
+    let start = (resume, false, true, String::new());
+    let batches = futures_util::stream::unfold(start, move |(last, ended, first, seen)| {
         let queue = queue.clone();
         async move {
             if ended {
@@ -246,7 +396,7 @@ pub(super) async fn log(
                 Ok(None) => ("gone".to_owned(), Vec::new()),
                 Err(err) => {
                     tracing::warn!(job = number, "live log: {err:#}");
-                    return Some((Vec::new(), (last, false, false)));
+                    return Some((Vec::new(), (last, false, false, seen)));
                 }
             };
             let next = lines.last().map_or(last, |line| line.seq);
@@ -257,13 +407,16 @@ pub(super) async fn log(
                     Ok(SseEvent::default().event("log").id(line.seq.to_string()).data(data))
                 })
                 .collect();
+            if job_state != seen {
+                events.push(Ok(SseEvent::default().event("state").data(json!({"state": job_state}).to_string())));
+            }
             let finished = !matches!(job_state.as_str(), "waiting" | "queued" | "running");
             // End only once a poll after the job finished found nothing new.
             let ended = finished && lines.is_empty();
             if ended {
                 events.push(Ok(SseEvent::default().event("end").data(json!({"state": job_state}).to_string())));
             }
-            Some((events, (next, ended, false)))
+            Some((events, (next, ended, false, job_state)))
         }
     });
     let events = batches.flat_map(futures_util::stream::iter);

@@ -11,9 +11,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use std::fmt::Write as _;
 
-pub(super) fn job_rows(out: &mut String, jobs: &[JobSummary]) {
+/// A table of jobs; `id` names it for the live view's swaps.
+pub(super) fn job_rows(out: &mut String, jobs: &[JobSummary], id: &str) {
+    let _ = write!(out, "<table id=\"{id}\">");
     out.push_str(
-        "<table><tr><th>job</th><th>state</th><th>rule</th><th>repository</th><th>ref</th><th>attempts</th>\
+        "<tr><th>job</th><th>state</th><th>rule</th><th>repository</th><th>ref</th><th>attempts</th>\
          <th>deliveries</th><th>node</th><th>created</th><th>summary</th></tr>",
     );
     for job in jobs {
@@ -166,7 +168,7 @@ pub(in crate::server) async fn index(
             }
         };
     let mut body = String::from("<h1>Queue</h1>");
-    job_rows(&mut body, &active);
+    job_rows(&mut body, &active, "active");
     rule_rows(&mut body, &rules);
     node_rows(&mut body, &nodes, queue.node());
     body.push_str("<h2>History</h2><form method=\"get\" action=\"/\"><select name=\"state\"><option value=\"\">any state</option>");
@@ -181,7 +183,20 @@ pub(in crate::server) async fn index(
         escape(filter.repo.as_deref().unwrap_or("")),
         escape(filter.rule.as_deref().unwrap_or(""))
     );
-    job_rows(&mut body, &history);
+    job_rows(&mut body, &history, "history");
+    // When a job starts, ends or is queued, the job tables are read again and swapped in
+    // (the filter form and anything typed in it stay). The stream's first event does it
+    // too: what changed between this page's reading and the stream's start shows.
+    body.push_str(
+        "<script>\
+         const live=new EventSource('/api/jobs/live');\
+         live.addEventListener('jobs',async()=>{\
+         const r=await fetch(location.href,{cache:'no-store'});if(!r.ok)return;\
+         const page=new DOMParser().parseFromString(await r.text(),'text/html');\
+         for(const part of ['active','history']){const now=document.getElementById(part),next=page.getElementById(part);\
+         if(now&&next)now.replaceWith(next);}});\
+         </script>",
+    );
     page("queue", &body)
 }
 

@@ -2,13 +2,19 @@
 //! - `index`: `/`, the queue, running jobs, the rules (paused or not, with pause and
 //!   resume buttons), the nodes and recent history (filterable);
 //! - `job`: `/jobs/{id}`, a job's event, deliveries, steps, log and reports, with retry
-//!   and cancel buttons (plain forms), its log streamed from `/api/jobs/{id}/log`.
+//!   or cancel buttons (plain forms) where they can work, its log streamed from
+//!   `/api/jobs/{id}/log` and the rest of the page refreshed when the job changes;
+//! - `deliveries`: `/deliveries` (filtered, paged, live) and `/deliveries/{key}`, with
+//!   every rule's verdict in words (`verdict`) and a redeliver button.
 //!
 //! Here: what every page shares (the frame, escaping, an error page).
 
+mod deliveries;
 mod index;
 mod job;
+mod verdict;
 
+pub(super) use deliveries::{delivery, list as deliveries, redeliver};
 pub(super) use index::{index, rule_action};
 pub(super) use job::{action, job};
 
@@ -20,7 +26,9 @@ table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-botto
 text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
 overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead,.quarantined{color:#cf222e}\
 .running{color:#9a6700}.waiting,.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
-.muted{color:#57606a}input,select{margin-right:.5em}.paused,.differs{color:#cf222e;font-weight:600}";
+.muted{color:#57606a}input,select{margin-right:.5em}.paused,.differs{color:#cf222e;font-weight:600}\
+.verdict{font-weight:600}.queued.verdict{color:#1a7f37}.rejected,.invalid{color:#cf222e}\
+.unmatched,.ignored,.duplicate,.ping{color:#57606a}tr.not-matched .why{color:#9a6700}";
 
 /// Text made safe for HTML.
 pub(super) fn escape(text: &str) -> String {
@@ -42,7 +50,7 @@ pub(super) fn page(title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · gitauto</title>\
          <meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style></head>\
-         <body><p><a href=\"/\">gitauto</a></p>{body}</body></html>",
+         <body><p><a href=\"/\">gitauto</a> · <a href=\"/deliveries\">deliveries</a></p>{body}</body></html>",
         escape(title)
     );
     Html(html).into_response()
