@@ -25,6 +25,7 @@ mod polled;
 mod reports;
 mod requeue;
 mod retention;
+pub mod stats;
 mod ticks;
 mod waiting;
 mod wake;
@@ -438,6 +439,8 @@ pub struct Queue {
     report_wake: Arc<Notify>,
     /// The node this daemon is: it claims jobs for any node and for itself.
     node: Arc<str>,
+    /// The dashboard's aggregates, served again while fresh.
+    stats_cache: Arc<stats::Cache>,
 }
 
 impl Queue {
@@ -489,6 +492,7 @@ impl Queue {
             wake: Arc::new(wake::Wake::local()),
             accepting: None,
             report_wake: Arc::new(Notify::new()),
+            stats_cache: Arc::new(stats::Cache::new()),
             node: Arc::from(node),
         })
     }
@@ -525,6 +529,7 @@ impl Queue {
             wake,
             accepting: Some(Arc::new(accepting)),
             report_wake: Arc::new(Notify::new()),
+            stats_cache: Arc::new(stats::Cache::new()),
             node,
         })
     }
@@ -1010,6 +1015,7 @@ mod tests {
     use super::*;
 
     mod accept;
+    mod stats;
 
     /// Where a test's queue lives: each test runs against both stores.
     enum Store {
