@@ -4,6 +4,7 @@
 mod bounds;
 mod browser;
 mod catch_up;
+mod charts;
 mod checkout;
 mod cluster;
 mod commands;
@@ -40,4 +41,5 @@ mod s3_server;
 mod sandbox;
 mod schedule;
 mod sigv4;
+mod stats;
 mod storage;

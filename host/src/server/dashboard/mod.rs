@@ -2,15 +2,21 @@
 //! - `index`: `/`, the queue, running jobs, the rules (paused or not, with pause and
 //!   resume buttons), the nodes and recent history (filterable);
 //! - `job`: `/jobs/{id}`, a job's event, deliveries, steps, log and reports, with retry
-//!   and cancel buttons (plain forms), its log streamed from `/api/jobs/{id}/log`.
+//!   and cancel buttons (plain forms), its log streamed from `/api/jobs/{id}/log`;
+//! - `charts`: the charts section of `/` (and `/charts`, the section alone);
+//! - `rule`: `/rules/{name}`, a rule's state, config, success rate, chart and recent jobs.
 //!
 //! Here: what every page shares (the frame, escaping, an error page).
 
+mod charts;
 mod index;
 mod job;
+mod rule;
 
+pub(super) use charts::fragment as charts;
 pub(super) use index::{index, rule_action};
 pub(super) use job::{action, job};
+pub(super) use rule::rule;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -20,7 +26,8 @@ table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border-botto
 text-align:left;vertical-align:top}th{background:#f4f4f4}a{color:#0550ae}pre{background:#f6f8fa;padding:.8em;\
 overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.failed,.dead,.quarantined{color:#cf222e}\
 .running{color:#9a6700}.waiting,.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
-.muted{color:#57606a}input,select{margin-right:.5em}.paused,.differs{color:#cf222e;font-weight:600}";
+.muted{color:#57606a}input,select{margin-right:.5em}.paused,.differs{color:#cf222e;font-weight:600}\
+figure{margin:0 0 1em}svg.chart{width:100%;max-width:720px;height:auto;display:block}.window a,.window strong{margin-right:.3em}";
 
 /// Text made safe for HTML.
 pub(super) fn escape(text: &str) -> String {
