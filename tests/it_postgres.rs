@@ -35,6 +35,8 @@ mod report;
 mod rules;
 #[path = "it/schedule.rs"]
 mod schedule;
+#[path = "it/stats.rs"]
+mod stats;
 
 use gitauto_tests::{SECRET, TestDaemon, github_source, push_payload, wait_for};
 

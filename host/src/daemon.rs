@@ -100,6 +100,7 @@ impl Daemon {
             .context("recording this node in the queue")?;
         let heart = tokio::spawn(heartbeat(self.queue.clone(), self.live.clone(), stop_rx.clone()));
         let pruner = tokio::spawn(prune(self.queue.clone(), self.live.clone(), stop_rx.clone()));
+        let sampler = tokio::spawn(sample_depth(self.queue.clone(), stop_rx.clone()));
         let reporter = crate::report::Reporter::new(self.queue.clone(), self.live.clone(), apis.clone());
         let reporter = tokio::spawn(reporter.run(stop_rx.clone()));
         let pipeline = crate::ingest::Pipeline::new(self.live.clone(), self.queue.clone(), metrics.clone())
@@ -142,6 +143,7 @@ impl Daemon {
             tracing::warn!("catch-up and polling stopped abnormally: {err}");
         }
         pruner.abort();
+        sampler.abort();
         // Rows it was sending are sent again at the next start (their claims are let go).
         reporter.abort();
         // The scheduler stops between ticks: one it claimed is ingested before the queue
@@ -214,6 +216,21 @@ async fn follow_flow(queue: Queue, live: Arc<Live>, mut stop: watch::Receiver<bo
         set_flow(&queue, &live.config()).await;
         tokio::select! {
             () = &mut replaced => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Records the queue's depth for the dashboard's chart now and at the start of every
+/// minute until `stop` (one row per minute for the store: another node may have written it).
+async fn sample_depth(queue: Queue, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(err) = queue.sample_depth(crate::queue::now_ms()).await {
+            tracing::warn!("sampling the queue's depth: {err:#}");
+        }
+        let into_minute = crate::queue::now_ms().rem_euclid(60_000) as u64;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(60_000 - into_minute)) => {}
             _ = stop.changed() => return,
         }
     }

@@ -25,6 +25,7 @@ mod polled;
 mod reports;
 mod requeue;
 mod retention;
+pub mod stats;
 mod ticks;
 mod waiting;
 mod wake;
@@ -441,6 +442,8 @@ pub struct Queue {
     report_wake: Arc<Notify>,
     /// The node this daemon is: it claims jobs for any node and for itself.
     node: Arc<str>,
+    /// The dashboard's aggregates, served again while fresh.
+    stats_cache: Arc<stats::Cache>,
 }
 
 impl Queue {
@@ -492,6 +495,7 @@ impl Queue {
             wake: Arc::new(wake::Wake::local()),
             accepting: None,
             report_wake: Arc::new(Notify::new()),
+            stats_cache: Arc::new(stats::Cache::new()),
             node: Arc::from(node),
         })
     }
@@ -528,6 +532,7 @@ impl Queue {
             wake,
             accepting: Some(Arc::new(accepting)),
             report_wake: Arc::new(Notify::new()),
+            stats_cache: Arc::new(stats::Cache::new()),
             node,
         })
     }
@@ -1013,6 +1018,7 @@ mod tests {
     use super::*;
 
     mod accept;
+    mod stats;
 
     /// Where a test's queue lives: each test runs against both stores.
     enum Store {

@@ -1,5 +1,6 @@
 //! Retention: finished jobs and deliveries are pruned by age and by count; queued and
-//! running jobs, and the deliveries they carry, never are.
+//! running jobs, and the deliveries they carry, never are. Queue depth samples go once
+//! older than the longest chart window (`stats::SAMPLES_KEPT`).
 
 use super::db::{Db, args};
 use super::{Queue, now_ms};
@@ -48,6 +49,9 @@ impl Queue {
     pub(super) async fn prune_in_chunks(&self, retention: Retention, chunk: usize) -> anyhow::Result<Pruned> {
         // One cutoff for the whole pass: later chunks do not reach newer history.
         let cutoff = now_ms() - retention.max_age.as_millis() as i64;
+        // One minute's row each: two days are under 3,000 rows, removed by their key.
+        let samples = now_ms() - super::stats::SAMPLES_KEPT.as_millis() as i64;
+        self.writer.call(move |db| super::stats::prune_samples(db, samples)).await?;
         let mut total = Pruned::default();
         loop {
             let pruned = self.writer.call(move |db| prune_chunk(db, retention, cutoff, chunk as i64)).await?;

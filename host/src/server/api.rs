@@ -1,5 +1,6 @@
 //! The JSON API over the record: deliveries (list, one, redeliver), jobs (list, one,
-//! retry, cancel, live log), gitreload's `GET /queue` view of pending work, and metrics.
+//! retry, cancel, live log), gitreload's `GET /queue` view of pending work, the charts'
+//! figures (`/api/stats`), and metrics.
 
 use super::hooks::{answer, failed};
 use super::{AppState, error, unavailable};
@@ -306,6 +307,34 @@ pub(super) async fn nodes(State(state): State<AppState>) -> Response {
             Json(json!({ "this": state.queue.node(), "nodes": nodes, "configs_differ": differ })).into_response()
         }
         Err(err) => unavailable("reading nodes", &err),
+    }
+}
+
+/// Query of `GET /api/stats`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatsQuery {
+    window: Option<String>,
+}
+
+/// `GET /api/stats?window=hour|day`: the dashboard charts' figures (deliveries by
+/// verdict, finished jobs by rule and state, per bucket; step durations per plugin; the
+/// queue's depth), and each configured rule's success rate and mean duration.
+pub(super) async fn stats(State(state): State<AppState>, query: Result<Query<StatsQuery>, QueryRejection>) -> Response {
+    let name = match query {
+        Ok(Query(query)) => query.window.unwrap_or_else(|| "hour".to_owned()),
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let Some(window) = crate::queue::stats::Window::parse(&name) else {
+        return error(StatusCode::BAD_REQUEST, format!("unknown window `{name}` (one of: hour, day)"));
+    };
+    let config = state.config();
+    let rules = futures_util::future::try_join_all(
+        config.rules.iter().map(|rule| state.queue.rule_summary(&rule.name, window)),
+    );
+    match tokio::try_join!(state.queue.stats(window), rules) {
+        Ok((stats, rules)) => Json(json!({ "stats": &*stats, "rules": rules })).into_response(),
+        Err(err) => unavailable("reading the queue's figures", &err),
     }
 }
 

@@ -5,8 +5,7 @@ use super::super::AppState;
 use super::super::api::{JobsQuery, job_filter};
 use super::{escape, page, problem, segment};
 use crate::queue::JobSummary;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use std::fmt::Write as _;
@@ -101,7 +100,7 @@ fn rule_rows(out: &mut String, rules: &[super::super::rules::RuleView]) {
         };
         let _ = write!(
             out,
-            "<tr><td>{name}{gone}</td><td>{state}</td><td>{concurrency}</td><td>{priority}</td><td>{queued}</td>\
+            "<tr><td><a href=\"/rules/{path}\">{name}</a>{gone}</td><td>{state}</td><td>{concurrency}</td><td>{priority}</td><td>{queued}</td>\
              <td>{running}</td><td><form method=\"post\" action=\"/rules/{path}/{button}\"><button>{button}</button>\
              </form></td></tr>",
             name = escape(&rule.name),
@@ -120,10 +119,12 @@ fn rule_rows(out: &mut String, rules: &[super::super::rules::RuleView]) {
 }
 
 /// `GET /`: the queue and recent history.
-pub(in crate::server) async fn index(
-    State(state): State<AppState>,
-    query: Result<Query<JobsQuery>, QueryRejection>,
-) -> Response {
+pub(in crate::server) async fn index(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let (window, raw) = match super::charts::take_window(raw.as_deref()) {
+        Ok(found) => found,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, &why),
+    };
+    let query = Query::<JobsQuery>::try_from_uri(&format!("/?{raw}").parse().expect("a query re-encoded is a URI"));
     let filter = match query.map_err(|r| r.body_text()).and_then(|Query(q)| job_filter(q)) {
         Ok(filter) => filter,
         Err(why) => return problem(StatusCode::BAD_REQUEST, &why),
@@ -160,8 +161,9 @@ pub(in crate::server) async fn index(
     };
     let config = state.config();
     let rules = super::super::rules::views(&state, &config);
-    let (active, history, nodes, rules) =
-        match tokio::try_join!(active, queue.jobs(filter.clone()), queue.nodes(), rules) {
+    let charts = super::charts::section_refreshed(&state, window);
+    let (active, history, nodes, rules, charts) =
+        match tokio::try_join!(active, queue.jobs(filter.clone()), queue.nodes(), rules, charts) {
             Ok(found) => found,
             Err(err) => {
                 return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}"));
@@ -170,6 +172,7 @@ pub(in crate::server) async fn index(
     let mut body = String::from("<h1>Queue</h1>");
     job_rows(&mut body, &active, "active");
     rule_rows(&mut body, &rules);
+    body.push_str(&charts);
     node_rows(&mut body, &nodes, queue.node());
     body.push_str("<h2>History</h2><form method=\"get\" action=\"/\"><select name=\"state\"><option value=\"\">any state</option>");
     for state in crate::queue::JobState::ALL {

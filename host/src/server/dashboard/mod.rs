@@ -5,18 +5,24 @@
 //!   or cancel buttons (plain forms) where they can work, its log streamed from
 //!   `/api/jobs/{id}/log` and the rest of the page refreshed when the job changes;
 //! - `deliveries`: `/deliveries` (filtered, paged, live) and `/deliveries/{key}`, with
-//!   every rule's verdict in words (`verdict`) and a redeliver button.
+//!   every rule's verdict in words (`verdict`) and a redeliver button;
+//! - `charts`: the charts section of `/` (and `/charts`, the section alone);
+//! - `rule`: `/rules/{name}`, a rule's state, config, success rate, chart and recent jobs.
 //!
 //! Here: what every page shares (the frame, escaping, an error page).
 
+mod charts;
 mod deliveries;
 mod index;
 mod job;
+mod rule;
 mod verdict;
 
+pub(super) use charts::fragment as charts;
 pub(super) use deliveries::{delivery, list as deliveries, redeliver};
 pub(super) use index::{index, rule_action};
 pub(super) use job::{action, job};
+pub(super) use rule::rule;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -28,7 +34,8 @@ overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.f
 .running{color:#9a6700}.waiting,.queued,.skipped,.cancelled,.superseded{color:#57606a}form{display:inline}button{margin-right:.5em}\
 .muted{color:#57606a}input,select{margin-right:.5em}.paused,.differs{color:#cf222e;font-weight:600}\
 .verdict{font-weight:600}.queued.verdict{color:#1a7f37}.rejected,.invalid{color:#cf222e}\
-.unmatched,.ignored,.duplicate,.ping{color:#57606a}tr.not-matched .why{color:#9a6700}";
+.unmatched,.ignored,.duplicate,.ping{color:#57606a}tr.not-matched .why{color:#9a6700}\
+figure{margin:0 0 1em}svg.chart{width:100%;max-width:720px;height:auto;display:block}.window a,.window strong{margin-right:.3em}";
 
 /// Text made safe for HTML.
 pub(super) fn escape(text: &str) -> String {
