@@ -4,7 +4,7 @@
 //! - `hooks`: `POST /hooks/{source}`, the webhook receiver;
 //! - `api`: deliveries and jobs (read, redelivered, retried, cancelled, live logs), metrics;
 //! - `rules`: flow control: each rule's state, pause and resume;
-//! - `dashboard`: the HTML pages;
+//! - `dashboard`: the HTML pages, and `svg` the charts they draw;
 //! - `gitreload`: gitreload's endpoints, when `[compat.gitreload]` enables them;
 //! - `auth`: the token the API, dashboard and metrics require when one is configured;
 //! - `browser`: cross-site requests to the routes behind the token refused, framing forbidden.
@@ -21,6 +21,7 @@ mod hooks;
 pub mod listen;
 mod manual;
 mod rules;
+mod svg;
 
 use crate::config::Config;
 use crate::queue::Queue;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/deliveries/{id}", get(api::delivery))
         .route("/api/deliveries/{id}/redeliver", post(api::redeliver))
         .route("/api/nodes", get(api::nodes))
+        .route("/api/stats", get(api::stats))
         .route("/api/jobs", get(api::jobs))
         .route("/api/jobs/live", get(api::jobs_live))
         .route("/api/jobs/{id}", get(api::job))
@@ -87,7 +89,9 @@ pub fn router(state: AppState) -> Router {
         .route("/deliveries/{key}/redeliver", post(dashboard::redeliver))
         .route("/jobs/{id}", get(dashboard::job))
         .route("/jobs/{id}/{action}", post(dashboard::action))
+        .route("/rules/{name}", get(dashboard::rule))
         .route("/rules/{name}/{action}", post(dashboard::rule_action))
+        .route("/charts", get(dashboard::charts))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         // Outside the token check: a browser's cached credentials are what a forged request rides on.
         .route_layer(axum::middleware::from_fn(browser::refuse_cross_site));

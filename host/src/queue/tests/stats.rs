@@ -4,8 +4,8 @@
 use super::*;
 use crate::queue::stats::Window;
 
-/// A time inside a minute, so that a window's bounds are easy to name.
-const NOW: i64 = 1_700_000_030_000;
+/// 30 s into a minute (so that 10 s later is the same minute, 60 s later the next).
+const NOW: i64 = 1_700_000_010_000;
 
 /// Accepts a delivery with one job of `rule` and dates the delivery `at`; returns the job id.
 async fn delivered(queue: &Queue, store: &Store, id: &str, rule: &str, at: i64) -> i64 {
