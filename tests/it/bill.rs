@@ -190,7 +190,7 @@ async fn a_trapped_step_keeps_its_bill() {
 
     let job = run(&daemon, "time").await;
     let summary = step(&job, "time")["summary"].as_str().unwrap();
-    assert!(summary.contains("deadline of 1s exceeded"), "{job}");
+    assert!(summary.contains("deadline of 1 s exceeded"), "{job}");
     let time = bill(&job, "time");
     assert!(time.wall_us >= 1_000_000, "stopped at its deadline, not before: {time:?}");
     assert!(time.epoch_ticks >= 100, "{time:?}");
