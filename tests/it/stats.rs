@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// Rules `good` (succeeds), `bad` (fails: the file it reads is missing) and `held`
-/// (paused before the burst, so its jobs stay queued).
+/// (paused before the burst, so its jobs stay queued), each push a job of its own.
 pub(crate) fn config() -> String {
     format!(
         r#"
@@ -19,16 +19,19 @@ wasm = "{probe}"
 [[rules]]
 name = "good"
 on = "push"
+coalesce = false
 repo = "acme/good"
 steps = [{{ plugin = "probe", with = {{ op = "sleep", ms = 20 }} }}]
 [[rules]]
 name = "bad"
 on = "push"
+coalesce = false
 repo = "acme/bad"
 steps = [{{ plugin = "probe", with = {{ op = "read-file", path = "/no/such/file" }} }}]
 [[rules]]
 name = "held"
 on = "push"
+coalesce = false
 repo = "acme/held"
 steps = [{{ plugin = "probe", with = {{ op = "sleep", ms = 20 }} }}]
 "#,

@@ -35,7 +35,7 @@ async fn known_rows_give_known_aggregates_and_rows_outside_the_window_are_left_o
         // Deliveries: two in the first bucket, one in the last, one a millisecond before the window.
         let a = delivered(&queue, &store, "a", "build", from).await;
         let b = delivered(&queue, &store, "b", "build", from + 59_999).await;
-        let c = delivered(&queue, &store, "c", "docs", NOW).await;
+        let _queued = delivered(&queue, &store, "c", "docs", NOW).await;
         let old = delivered(&queue, &store, "old", "build", from - 1).await;
         store.execute("UPDATE deliveries SET verdict = 'unmatched' WHERE id = 'b'");
         // Jobs: finished inside (two rules, two states), one before the window, one still queued.

@@ -183,7 +183,8 @@ fn actions(job: &JobView) -> String {
         },
         _ => retry,
     };
-    format!("<p id=\"actions\">{inner}</p>")
+    // A div: a form cannot sit inside a paragraph (the parser would close it first).
+    format!("<div id=\"actions\">{inner}</div>")
 }
 
 fn log_text(at: &str, step: Option<&str>, level: &str, message: &str) -> String {

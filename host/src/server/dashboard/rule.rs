@@ -124,7 +124,7 @@ pub(in crate::server) async fn rule(
     charts::switch(&mut body, &format!("/rules/{}", segment(&name)), window);
     let _ = write!(body, "<figure>{}</figure>", charts::rule_jobs(&stats, window, &name));
     body.push_str("<h2>Recent jobs</h2>");
-    job_rows(&mut body, &jobs);
+    job_rows(&mut body, &jobs, "recent");
     let _ = write!(body, "<p><a href=\"/?rule={}\">all of its jobs</a></p>", segment(&name));
     page(&format!("rule {name}"), &body)
 }
