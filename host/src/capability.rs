@@ -72,6 +72,9 @@ pub struct StepContext {
     /// and installation. `None` outside a job. Host memory only: the plugin sees the
     /// requests' answers, never this.
     pub app: Option<Arc<crate::forge_api::AppAccess>>,
+    /// The step's span, when tracing is on: each host call's span hangs under it, and
+    /// outbound HTTP carries its `traceparent`.
+    pub trace: Option<crate::telemetry::Parent>,
 }
 
 impl StepContext {

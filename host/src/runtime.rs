@@ -277,6 +277,8 @@ pub struct Scope<'a> {
     pub started: Option<Instant>,
     /// What the step's `github-app` credentials mint tokens with.
     pub app: Option<&'a Arc<crate::forge_api::AppAccess>>,
+    /// The step's span, when tracing is on: its host calls' spans hang under it.
+    pub trace: Option<&'a crate::telemetry::Parent>,
 }
 
 /// Most bytes of a summary kept: it is one line in lists, logs and comments.
@@ -360,6 +362,7 @@ impl Runtime {
                     max_transfer: limits.memory,
                     unconfined_programs: self.unconfined_programs,
                     app: scope.app.cloned(),
+                    trace: scope.trace.cloned(),
                 },
             },
         };
