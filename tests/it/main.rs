@@ -41,3 +41,4 @@ mod sandbox;
 mod schedule;
 mod sigv4;
 mod storage;
+mod telemetry;
