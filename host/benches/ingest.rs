@@ -5,7 +5,8 @@
 //! ingest alone.
 //!
 //! `cargo bench -p gitauto --bench ingest`. Environment: `GITAUTO_BENCH_REQUESTS` (default
-//! 40000), `GITAUTO_BENCH_CONNECTIONS` (default 32). Prints throughput and latency
+//! 40000), `GITAUTO_BENCH_CONNECTIONS` (default 32), `GITAUTO_BENCH_TRACES=1` (traces on,
+//! exported to a collector on loopback that takes everything: the cost of `[telemetry]`). Prints throughput and latency
 //! percentiles, then checks that every accepted delivery is in the database.
 
 #![allow(clippy::disallowed_methods, reason = "benchmarks build their fixtures before the clock starts")]
@@ -81,8 +82,21 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
         let snapshot = gitauto::live::Snapshot { config: Arc::new(config), runtime: Arc::new(runtime) };
         let salt = queue.fingerprint_salt().await.expect("fingerprint salt");
         let live = Arc::new(gitauto::live::Live::new(snapshot, salt));
+        if std::env::var_os("GITAUTO_BENCH_TRACES").is_some() {
+            let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let settings = gitauto::config::telemetry::Telemetry {
+                endpoint: format!("http://{}/v1/traces", sink.local_addr().unwrap()),
+                headers: Vec::new(),
+                service_name: "bench".into(),
+                timeout: Duration::from_secs(10),
+            };
+            let collector = axum::Router::new().fallback(|| async { "" });
+            tokio::spawn(async move { axum::serve(sink, collector).await });
+            let telemetry = gitauto::telemetry::Telemetry::start(&settings, "bench", metrics.spans.clone());
+            live.set_telemetry(Some(telemetry.expect("trace exporter")));
+        }
         let apis = gitauto::forge_api::ForgeApis::new().expect("forge API client");
-        let app = router(AppState { live, queue, metrics, apis });
+        let app = router(AppState { live, queue, metrics: metrics.clone(), apis });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -100,7 +114,18 @@ steps = [{{ plugin = "fetch-update", with = {{ repodir = "/srv/repos" }} }}]
             all.extend(latencies.unwrap());
         }
         let elapsed = started.elapsed();
-        (elapsed, all, before, (written_bytes(), gitauto::queue::CommitBatches::read()))
+        let after = (written_bytes(), gitauto::queue::CommitBatches::read());
+        if std::env::var_os("GITAUTO_BENCH_TRACES").is_some() {
+            // Long enough for the exporter's last batch (it sends at least once a second).
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let count = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+            println!(
+                "  spans        {} exported, {} dropped",
+                count(&metrics.spans.exported),
+                count(&metrics.spans.dropped)
+            );
+        }
+        (elapsed, all, before, after)
     });
     latencies.sort();
     let conn = rusqlite::Connection::open(&database).unwrap();

@@ -76,6 +76,9 @@ pub struct StepContext {
     /// Counts the step's host calls per capability, for its bill: every host method
     /// opens a call on it first.
     pub meter: Arc<meter::Meter>,
+    /// The step's span, when tracing is on: each host call's span hangs under it, and
+    /// outbound HTTP carries its `traceparent`.
+    pub trace: Option<crate::telemetry::Parent>,
 }
 
 impl StepContext {

@@ -16,6 +16,7 @@ mod own;
 mod raw;
 mod rules;
 pub mod secret;
+pub mod telemetry;
 mod units;
 
 pub use catch_up::{CatchUp, Poll, PolledRepo};
@@ -74,6 +75,8 @@ pub struct Config {
     pub store: Option<Secret>,
     /// `[store] connections`: how many PostgreSQL connections accept deliveries.
     pub store_connections: usize,
+    /// `[telemetry]`: where traces are exported; none (no `otlp_endpoint`): tracing is off.
+    pub telemetry: Option<telemetry::Telemetry>,
 }
 
 /// `[server]`: how the daemon listens and where it keeps its data.
@@ -383,6 +386,7 @@ impl Checker<'_> {
                 crate::queue::DEFAULT_CONNECTIONS
             }
         };
+        let telemetry = self.telemetry(raw.telemetry);
         let config = Config {
             path: self.path.to_path_buf(),
             digest: digest(self.text.as_bytes()),
@@ -394,6 +398,7 @@ impl Checker<'_> {
             retention,
             store,
             store_connections,
+            telemetry,
         };
         self.cross_check(&config);
         self.check_reports(&config);

@@ -86,6 +86,9 @@ impl Daemon {
             apis: apis.clone(),
         };
         let config = self.live.config();
+        // Before anything ingests or claims, so the first delivery is traced.
+        follow_telemetry(&self.live, &metrics, &config);
+        let telemetry = tokio::spawn(watch_telemetry(self.live.clone(), metrics.clone(), stop_rx.clone()));
         // Before any worker claims: queued jobs run under the limits of the config loaded now.
         set_flow(&self.queue, &config).await;
         let flow = tokio::spawn(follow_flow(self.queue.clone(), self.live.clone(), stop_rx.clone()));
@@ -153,6 +156,9 @@ impl Daemon {
             scheduler.abort();
         }
         watcher.abort();
+        telemetry.abort();
+        // The exporter sends what it holds once the last span is gone, while the runtime runs.
+        self.live.set_telemetry(None);
         flow.abort();
         heart.abort();
         if let Err(err) = self.queue.leave().await {
@@ -231,6 +237,42 @@ async fn sample_depth(queue: Queue, mut stop: watch::Receiver<bool>) {
         let into_minute = crate::queue::now_ms().rem_euclid(60_000) as u64;
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(60_000 - into_minute)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Starts, replaces or stops the trace exporter when `config`'s `[telemetry]` differs
+/// from the running one's (a reload applies a changed `[telemetry]`).
+fn follow_telemetry(live: &Live, metrics: &Arc<Metrics>, config: &Config) {
+    let running = live.telemetry();
+    if running.as_ref().map(|t| t.settings()) == config.telemetry.as_ref() {
+        return;
+    }
+    let next = config.telemetry.as_ref().and_then(|settings| {
+        match crate::telemetry::Telemetry::start(settings, &config.server.node, metrics.spans.clone()) {
+            Ok(telemetry) => Some(telemetry),
+            Err(err) => {
+                tracing::error!("starting the trace exporter: {err:#}; traces are off");
+                None
+            }
+        }
+    });
+    if next.is_none() && running.is_some() {
+        tracing::info!("trace export stopped ([telemetry] has no otlp_endpoint)");
+    }
+    live.set_telemetry(next);
+}
+
+/// Until `stop`, applies each reload's `[telemetry]`.
+async fn watch_telemetry(live: Arc<Live>, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let replaced = live.replaced().notified();
+        tokio::pin!(replaced);
+        replaced.as_mut().enable();
+        follow_telemetry(&live, &metrics, &live.config());
+        tokio::select! {
+            () = &mut replaced => {}
             _ = stop.changed() => return,
         }
     }

@@ -15,6 +15,7 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::queue::{DeliveryVerdict, NewDelivery, NewJob, Queue, StoredBody};
 use crate::route::{self, Routing, Verdict};
+use crate::telemetry::{Kind, Parent, Span};
 use bytes::Bytes;
 use serde::Serialize;
 use std::sync::Arc;
@@ -272,23 +273,26 @@ impl Pipeline {
     /// Reads, routes, records and accepts `input` under the config current now.
     pub async fn ingest(&self, input: Input) -> Result<Ingested, IngestError> {
         let config = self.live.config();
+        // Tracing on: the delivery's span is the root of its trace (jobs hang under it).
+        let root = self.live.telemetry().map(|telemetry| telemetry.root("delivery", Kind::Server));
+        let parent = root.as_ref().map(Span::parent);
         // Verifying and parsing a large body is CPU work: off the async threads. A small
         // one is read in place (a thread hop would cost more than the parse).
         let (input, read) = if input.body.len() > READ_IN_PLACE {
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
                 let mut input = input;
-                let read = read(&config, &mut input);
+                let read = read_traced(&config, &mut input, parent.as_ref());
                 (input, read)
             })
             .await
             .map_err(|err| IngestError::Routing(err.to_string()))?
         } else {
             let mut input = input;
-            let read = read(&config, &mut input);
+            let read = read_traced(&config, &mut input, parent.as_ref());
             (input, read)
         };
-        self.admit(config, input, read?).await
+        self.admit_traced(config, input, read?, root).await
     }
 
     /// The config current now (a delivery keeps the one it was read under).
@@ -298,18 +302,35 @@ impl Pipeline {
 
     /// Routes, records and accepts a delivery already [`read`] under `config` (for
     /// callers that look at the events before admitting them, as gitreload's endpoints do).
-    pub async fn admit(&self, config: Arc<Config>, mut input: Input, read: Read) -> Result<Ingested, IngestError> {
+    pub async fn admit(&self, config: Arc<Config>, input: Input, read: Read) -> Result<Ingested, IngestError> {
+        let root = self.live.telemetry().map(|telemetry| telemetry.root("delivery", Kind::Server));
+        self.admit_traced(config, input, read, root).await
+    }
+
+    /// [`Self::admit`] under the delivery's span `root`, when tracing is on.
+    async fn admit_traced(
+        &self,
+        config: Arc<Config>,
+        mut input: Input,
+        read: Read,
+        mut root: Option<Span>,
+    ) -> Result<Ingested, IngestError> {
         let delivery = identify(&config, &mut input);
+        if let Some(root) = &mut root {
+            root.set("gitauto.delivery.id", delivery.as_str());
+            root.set("gitauto.source", input.source.as_str());
+            root.set("gitauto.arrived", input.admitted.as_str());
+        }
         let span =
             tracing::info_span!("delivery", id = %delivery, source = %input.source, arrived = input.admitted.as_str());
         let incoming = match read {
             Read::Rejected(reason) => {
                 span.in_scope(|| tracing::warn!("rejected: {reason}"));
-                return Ok(self.decline(&config, input, Outcome::Rejected(reason), &[]).await);
+                return Ok(self.decline_traced(&config, input, Outcome::Rejected(reason), &[], root).await);
             }
             Read::Invalid(err) => {
                 span.in_scope(|| tracing::warn!("unreadable: {err}"));
-                return Ok(self.decline(&config, input, Outcome::Invalid(err), &[]).await);
+                return Ok(self.decline_traced(&config, input, Outcome::Invalid(err), &[], root).await);
             }
             Read::Incoming(incoming) => incoming,
         };
@@ -325,13 +346,14 @@ impl Pipeline {
             Incoming::Events(events) => {
                 // Routing may diff a clone for changed paths (blocking, with its own time
                 // budget): then off the async threads; otherwise it is pure and quick.
+                let parent = root.as_ref().map(Span::parent);
                 let routed = if may_read_clones(&config, &events) {
                     let (config, input) = (config.clone(), input.clone());
-                    tokio::task::spawn_blocking(move || route_events(&config, &input, events))
+                    tokio::task::spawn_blocking(move || route_events(&config, &input, events, parent.as_ref()))
                         .await
                         .map_err(|err| IngestError::Routing(err.to_string()))?
                 } else {
-                    route_events(&config, &input, events)
+                    route_events(&config, &input, events, parent.as_ref())
                 };
                 let outcome = match routed.unmatched {
                     Some(why) => Outcome::Unmatched(why),
@@ -340,12 +362,37 @@ impl Pipeline {
                 (outcome, routed.events, routed.verdicts, routed.jobs)
             }
         };
-        let record = record(&config, &input, &delivery, &outcome, &events, &verdicts);
+        let mut record = record(&config, &input, &delivery, &outcome, &events, &verdicts);
+        if let Some(root) = &mut root {
+            describe(root, &record);
+            record.trace = Some(root.context().traceparent());
+        }
         // A task of its own, awaited here: a client that hangs up makes hyper drop this
         // future, and a delivery the queue commits must still be counted and logged.
-        let committing =
-            tokio::spawn(self.clone().commit(config, input, record, jobs, events, outcome.verdict(), span));
-        let accepted = committing.await.map_err(|err| IngestError::Store(anyhow::anyhow!("{err}")))??;
+        let accepting = root.as_ref().map(|root| root.child("accept", Kind::Internal));
+        let committing = tokio::spawn(self.clone().commit(
+            config,
+            input,
+            record,
+            jobs,
+            events,
+            outcome.verdict(),
+            (span, accepting),
+        ));
+        let accepted = committing.await.map_err(|err| IngestError::Store(anyhow::anyhow!("{err}")))?;
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                if let Some(root) = &mut root {
+                    root.fail(err.to_string());
+                }
+                return Err(err);
+            }
+        };
+        if let Some(root) = &mut root {
+            root.set("gitauto.job.ids", accepted.jobs.join(","));
+            root.set("gitauto.delivery.duplicate", accepted.duplicate);
+        }
         Ok(Ingested {
             delivery: accepted.delivery,
             outcome,
@@ -368,15 +415,23 @@ impl Pipeline {
         jobs: Vec<NewJob>,
         events: Vec<Event>,
         verdict: DeliveryVerdict,
-        span: tracing::Span,
+        (span, mut accepting): (tracing::Span, Option<Span>),
     ) -> Result<crate::queue::Accepted, IngestError> {
         let accepted = match self.queue.accept(record, jobs).await {
             Ok(accepted) => accepted,
             Err(err) => {
                 span.in_scope(|| tracing::error!("storing the delivery failed: {err:#}"));
+                if let Some(accepting) = &mut accepting {
+                    accepting.fail(format!("{err:#}"));
+                }
                 return Err(IngestError::Store(err));
             }
         };
+        if let Some(mut accepting) = accepting {
+            accepting.set("gitauto.job.ids", accepted.jobs.join(","));
+            accepting.set("gitauto.delivery.duplicate", accepted.duplicate);
+            accepting.set("gitauto.jobs.coalesced", accepted.coalesced);
+        }
         if !accepted.duplicate && matches!(input.admitted, Admitted::Webhook | Admitted::Redelivery { .. }) {
             for event in events.iter().filter(|event| event.action.as_deref() == Some("rerequested")) {
                 match crate::report::rerun(&self.queue, &config, event).await {
@@ -402,9 +457,28 @@ impl Pipeline {
     /// Records a delivery that an endpoint refused or ignored after its own checks
     /// (gitreload's: no checkout by that name, another branch, an event it does not
     /// handle), with `events` when it was read, and counts it like every other.
-    pub async fn decline(&self, config: &Config, mut input: Input, outcome: Outcome, events: &[Event]) -> Ingested {
+    pub async fn decline(&self, config: &Config, input: Input, outcome: Outcome, events: &[Event]) -> Ingested {
+        let root = self.live.telemetry().map(|telemetry| telemetry.root("delivery", Kind::Server));
+        self.decline_traced(config, input, outcome, events, root).await
+    }
+
+    /// [`Self::decline`] under the delivery's span `root`, when tracing is on.
+    async fn decline_traced(
+        &self,
+        config: &Config,
+        mut input: Input,
+        outcome: Outcome,
+        events: &[Event],
+        mut root: Option<Span>,
+    ) -> Ingested {
         let delivery = identify(config, &mut input);
-        let record = record(config, &input, &delivery, &outcome, events, &[]);
+        let mut record = record(config, &input, &delivery, &outcome, events, &[]);
+        if let Some(root) = &mut root {
+            root.set("gitauto.delivery.id", delivery.as_str());
+            root.set("gitauto.source", input.source.as_str());
+            describe(root, &record);
+            record.trace = Some(root.context().traceparent());
+        }
         self.metrics.delivery(&input.source, outcome.verdict().as_str());
         let recorded = match self.queue.accept(record, Vec::new()).await {
             Ok(_) => true,
@@ -421,6 +495,11 @@ impl Pipeline {
 /// name in its events. Pure: no I/O. Settles the delivery id the events carry and the
 /// record will have.
 pub fn read(config: &Config, input: &mut Input) -> Result<Read, IngestError> {
+    read_traced(config, input, None)
+}
+
+/// [`read`], with the signature check and the parse as spans under `trace`.
+fn read_traced(config: &Config, input: &mut Input, trace: Option<&Parent>) -> Result<Read, IngestError> {
     let delivery = identify(config, input);
     // The HTTP server refuses such a body before reading it; a caught-up one is refused here.
     let limit = config.server.max_body;
@@ -437,14 +516,31 @@ pub fn read(config: &Config, input: &mut Input) -> Result<Read, IngestError> {
         admitted => {
             let source = source(config, &input.source)?;
             // Verify before parse: until the signature checks out, the body is attacker-controlled.
-            if admitted.verifies()
-                && !source.allow_unsigned
-                && let Err(err) = source.dialect.verify(&input.headers, &input.body, &source.secrets, SystemTime::now())
-            {
-                return Ok(Read::Rejected(err.to_string()));
+            if admitted.verifies() && !source.allow_unsigned {
+                let mut checking = trace.map(|parent| parent.child("verify signature", Kind::Internal));
+                let verified = source.dialect.verify(&input.headers, &input.body, &source.secrets, SystemTime::now());
+                if let Some(checking) = &mut checking {
+                    checking.set("gitauto.signature.valid", verified.is_ok());
+                    if let Err(err) = &verified {
+                        checking.fail(err.to_string());
+                    }
+                }
+                if let Err(err) = verified {
+                    return Ok(Read::Rejected(err.to_string()));
+                }
             }
             let at = Origin { source: &source.name, delivery: &delivery };
-            source.dialect.parse(&input.headers, &input.body, &at).and_then(refuse_reserved_kinds)
+            let mut parsing = trace.map(|parent| parent.child("parse", Kind::Internal));
+            let parsed = source.dialect.parse(&input.headers, &input.body, &at).and_then(refuse_reserved_kinds);
+            if let Some(parsing) = &mut parsing {
+                match &parsed {
+                    Ok(Incoming::Events(events)) => parsing.set("gitauto.events", events.len()),
+                    Ok(Incoming::Ping) => parsing.set("gitauto.events", 0usize),
+                    Ok(Incoming::Ignored(why)) => parsing.set("gitauto.ignored", why.as_str()),
+                    Err(err) => parsing.fail(err.to_string()),
+                }
+            }
+            parsed
         }
     };
     Ok(match incoming {
@@ -521,7 +617,7 @@ struct Routed {
 /// Routes each event to the rules its admission allows: every `[[rules]]` rule for a
 /// forge's events; only the rule it was made for for a manual or schedule event; the
 /// endpoint's own rule, unconditionally, for gitreload's (its checks were the endpoint's).
-fn route_events(config: &Config, input: &Input, events: Vec<Event>) -> Routed {
+fn route_events(config: &Config, input: &Input, events: Vec<Event>, trace: Option<&Parent>) -> Routed {
     let content_type = input.headers.get("content-type");
     let payload = || crate::forge::payload_text(content_type, &input.body);
     let mut jobs = Vec::new();
@@ -554,6 +650,18 @@ fn route_events(config: &Config, input: &Input, events: Vec<Event>) -> Routed {
                 (rules, Some(why))
             }
         };
+        if let Some(parent) = trace {
+            // `explain` judges every rule at once: one span per verdict, after the fact.
+            for verdict in &rules {
+                let mut span = parent.child("rule", Kind::Internal);
+                span.set("gitauto.rule", verdict.rule.as_str());
+                span.set("gitauto.rule.matched", verdict.matched);
+                span.set("gitauto.event.index", index);
+                if !verdict.matched {
+                    span.set("gitauto.rule.reason", verdict.reason.as_str());
+                }
+            }
+        }
         for verdict in rules.iter().filter(|v| v.matched) {
             if let Some(rule) = config.rule(&verdict.rule) {
                 jobs.push(route::job(rule, event, index));
@@ -632,6 +740,24 @@ fn record(
         repo: events.first().map(|event| event.repository.full_name.clone()).filter(|name| !name.is_empty()),
         git_ref: events.first().and_then(|event| event.git_ref.clone()),
         trace: None,
+    }
+}
+
+/// Sets the delivery span's attributes from its record.
+fn describe(root: &mut Span, record: &NewDelivery) {
+    root.set("gitauto.forge", record.forge.as_str());
+    if let Some(event) = &record.event {
+        root.set("gitauto.event", event.as_str());
+    }
+    if let Some(repo) = &record.repo {
+        root.set("vcs.repository.name", repo.as_str());
+    }
+    if let Some(git_ref) = &record.git_ref {
+        root.set("vcs.ref.head.name", git_ref.as_str());
+    }
+    root.set("gitauto.delivery.verdict", record.verdict.as_str());
+    if let Some(reason) = &record.reason {
+        root.set("gitauto.delivery.reason", reason.as_str());
     }
 }
 

@@ -58,6 +58,7 @@ pub mod send;
 pub mod server;
 pub mod shutdown;
 pub mod step;
+pub mod telemetry;
 pub mod template;
 pub mod terminal;
 #[doc(hidden)]

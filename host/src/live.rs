@@ -37,6 +37,9 @@ pub struct Live {
     replaced: tokio::sync::Notify,
     /// The store's salt, which keys every fingerprint (`Queue::fingerprint_salt`).
     salt: [u8; 32],
+    /// Where traces go, when `[telemetry]` is on: set by the daemon at start and after a
+    /// reload that changed `[telemetry]`.
+    telemetry: RwLock<Option<crate::telemetry::Telemetry>>,
 }
 
 /// How reloading has gone, for `GET /api/config`.
@@ -69,7 +72,18 @@ impl Live {
             status: Mutex::new(status),
             replaced: tokio::sync::Notify::new(),
             salt,
+            telemetry: RwLock::new(None),
         }
+    }
+
+    /// Where traces go now; none: tracing is off (then nothing makes a span).
+    pub fn telemetry(&self) -> Option<crate::telemetry::Telemetry> {
+        self.telemetry.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces where traces go (the old exporter sends what it holds, then stops).
+    pub fn set_telemetry(&self, telemetry: Option<crate::telemetry::Telemetry>) {
+        *self.telemetry.write().unwrap_or_else(std::sync::PoisonError::into_inner) = telemetry;
     }
 
     /// How reloading has gone.

@@ -5,7 +5,7 @@
 use crate::queue::Queue;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds of the step duration histogram, in seconds.
@@ -30,6 +30,8 @@ pub struct Metrics {
     inner: Mutex<Inner>,
     /// HTTP connections open now.
     connections: std::sync::atomic::AtomicUsize,
+    /// Trace spans exported and dropped (`[telemetry]`), across reloads.
+    pub spans: Arc<crate::telemetry::SpanCounts>,
 }
 
 #[derive(Debug, Default)]
@@ -204,6 +206,19 @@ impl Metrics {
             out.push_str("# HELP gitauto_coalesced_events_total Events that replaced a queued job's event.\n");
             out.push_str("# TYPE gitauto_coalesced_events_total counter\n");
             let _ = writeln!(out, "gitauto_coalesced_events_total {}", m.coalesced);
+            let (exported, dropped) = (
+                self.spans.exported.load(std::sync::atomic::Ordering::Relaxed),
+                self.spans.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            out.push_str("# HELP gitauto_telemetry_spans_exported_total Trace spans the OTLP collector took.\n");
+            out.push_str("# TYPE gitauto_telemetry_spans_exported_total counter\n");
+            let _ = writeln!(out, "gitauto_telemetry_spans_exported_total {exported}");
+            out.push_str(
+                "# HELP gitauto_telemetry_spans_dropped_total Trace spans dropped: the export queue was full or the \
+                 collector failed.\n",
+            );
+            out.push_str("# TYPE gitauto_telemetry_spans_dropped_total counter\n");
+            let _ = writeln!(out, "gitauto_telemetry_spans_dropped_total {dropped}");
             out.push_str("# HELP gitauto_jobs_finished_total Jobs finished since start, by rule and state.\n");
             out.push_str("# TYPE gitauto_jobs_finished_total counter\n");
             for ((rule, state), n) in &m.finished {

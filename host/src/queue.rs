@@ -297,6 +297,9 @@ pub struct ClaimedJob {
     pub delivery_seq: i64,
     /// The head commit an `/ok-to-test` released the job for, if one did.
     pub approved_head: Option<String>,
+    /// The W3C `traceparent` of the delivery it runs with (the last one coalesced into
+    /// it), when that delivery was traced: the job's span is its child.
+    pub trace: Option<String>,
 }
 
 /// One finished step.

@@ -315,6 +315,8 @@ pub struct Scope<'a> {
     pub started: Option<Instant>,
     /// What the step's `github-app` credentials mint tokens with.
     pub app: Option<&'a Arc<crate::forge_api::AppAccess>>,
+    /// The step's span, when tracing is on: its host calls' spans hang under it.
+    pub trace: Option<&'a crate::telemetry::Parent>,
 }
 
 /// Most bytes of a summary kept: it is one line in lists, logs and comments.
@@ -402,6 +404,7 @@ impl Runtime {
                         Some(observer) => crate::capability::meter::Meter::observe(observer.clone()),
                         None => crate::capability::meter::Meter::default(),
                     }),
+                    trace: scope.trace.cloned(),
                 },
             },
         };

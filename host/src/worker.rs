@@ -12,6 +12,7 @@ use crate::event::Event;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::queue::{ClaimedJob, JobState, Queue, Requeued, StepRecord};
+use crate::telemetry::{Kind, Span, Telemetry, TraceContext};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -106,6 +107,7 @@ impl Workers {
 
     /// Runs one claimed job to its end and records it: finished, or queued again for a retry.
     pub async fn execute(&self, job: ClaimedJob) {
+        let mut span = self.live.telemetry().map(|telemetry| job_span(&telemetry, &job));
         let snapshot = self.live.get();
         let prepared = prepare(&snapshot.config, &job);
         // Who may trigger it is settled before anything of the job runs.
@@ -126,7 +128,8 @@ impl Workers {
                     Ok(workspace) => {
                         let source = snapshot.config.source(&event.source);
                         let chain =
-                            chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace, source);
+                            chain::Chain::new(self, snapshot.runtime.clone(), &job, &rule, event, &workspace, source)
+                                .traced(span.as_ref().map(Span::parent));
                         let ending = chain.run().await;
                         let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
                         (ending, Some(rule))
@@ -140,6 +143,12 @@ impl Workers {
             (Err(error), _) => (Ending::new(JobState::Failed, error.clone(), Some(error), false), None),
         };
         let Ending { mut state, summary, error, retryable, last_step } = ending;
+        if let Some(span) = &mut span {
+            span.set("gitauto.job.summary", summary.as_str());
+            if let Some(error) = &error {
+                span.fail(error.as_str());
+            }
+        }
         if state == JobState::Failed && retryable {
             let rule = rule.as_ref().expect("only a prepared job can fail retryably");
             if job.attempt < job.max_attempts {
@@ -158,7 +167,12 @@ impl Workers {
                     .retry_later(job.id, job.attempt, last_step.clone(), backoff, &summary, error.as_deref())
                     .await
                 {
-                    Ok(Requeued::Queued) => return,
+                    Ok(Requeued::Queued) => {
+                        if let Some(span) = &mut span {
+                            span.set("gitauto.job.state", "retrying");
+                        }
+                        return;
+                    }
                     Ok(Requeued::Merged(newer)) => {
                         tracing::info!(
                             job = job.id,
@@ -186,6 +200,9 @@ impl Workers {
             }
         }
         tracing::info!(job = job.id, rule = %job.rule, state = state.as_str(), "{summary}");
+        if let Some(span) = &mut span {
+            span.set("gitauto.job.state", state.as_str());
+        }
         self.metrics.finished(&job.rule, state.as_str());
         // A job's end must not be lost to a full disk: the worker waits with it, and the
         // daemon takes no new work on this worker meanwhile.
@@ -229,6 +246,22 @@ impl Workers {
             }
         }
     }
+}
+
+/// The span of one attempt at `job`: a child of the delivery that queued (or last joined)
+/// it, read back from the store, so a job run later or on another node stays in the
+/// delivery's trace; a root of its own when that delivery was not traced.
+fn job_span(telemetry: &Telemetry, job: &ClaimedJob) -> Span {
+    let parent = job.trace.as_deref().and_then(TraceContext::parse);
+    let mut span = match parent {
+        Some(parent) => telemetry.child_of(parent, "job", Kind::Consumer),
+        None => telemetry.root("job", Kind::Consumer),
+    };
+    span.set("gitauto.job.id", job.id.to_string());
+    span.set("gitauto.rule", job.rule.as_str());
+    span.set("gitauto.job.attempt", job.attempt);
+    span.set("gitauto.delivery.seq", job.delivery_seq);
+    span
 }
 
 /// The job's rule (as of the config it runs under) and its event with the payload.

@@ -46,3 +46,4 @@ mod schedule;
 mod sigv4;
 mod stats;
 mod storage;
+mod telemetry;

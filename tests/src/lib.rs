@@ -8,6 +8,7 @@ pub mod debian;
 pub mod fake_api;
 pub mod git_http;
 pub mod hold;
+pub mod otlp;
 pub mod receiver;
 pub mod s3;
 pub mod tools;

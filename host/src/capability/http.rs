@@ -136,8 +136,49 @@ fn method(method: Method) -> reqwest::Method {
     }
 }
 
-/// Sends the request, following redirects that stay on granted hosts.
+/// Sends the request, following redirects that stay on granted hosts; with tracing on,
+/// as an `http.request` span under the step's, whose context every hop carries.
 fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
+    let Some(step) = &ctx.trace else { return send_traced(ctx, request, None) };
+    let mut span = step.child("http.request", crate::telemetry::Kind::Client);
+    span.set("http.request.method", method(request.method).as_str());
+    if let Ok(url) = reqwest::Url::parse(&request.url) {
+        span.set("url.full", shown_url(&url));
+        if let Some(host) = url.host_str() {
+            span.set("server.address", host);
+        }
+    }
+    let context = span.context();
+    let sent = send_traced(ctx, request, Some(context));
+    match &sent {
+        Ok(response) => {
+            span.set("http.response.status_code", response.status);
+            if response.status >= 400 {
+                span.fail(format!("status {}", response.status));
+            }
+        }
+        Err(err) => span.fail(err.to_string()),
+    }
+    sent
+}
+
+/// A URL as a span shows it: no credentials, query or fragment (they may hold tokens).
+fn shown_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// [`send`], with `trace` as every hop's `traceparent` (the host's replaces a plugin's: the
+/// host owns the trace, and a plugin's would claim a span that does not exist in it).
+fn send_traced(
+    ctx: &StepContext,
+    request: Request,
+    trace: Option<crate::telemetry::TraceContext>,
+) -> Result<Response, HttpError> {
     let mut url = reqwest::Url::parse(&request.url)
         .map_err(|err| HttpError::InvalidRequest(format!("`{}` is not a URL: {err}", request.url)))?;
     let mut headers = reqwest::header::HeaderMap::new();
@@ -150,6 +191,11 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
         let value = reqwest::header::HeaderValue::from_str(value)
             .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header `{name}`")))?;
         headers.append(name, value);
+    }
+    if let Some(trace) = trace {
+        let value = reqwest::header::HeaderValue::from_str(&trace.traceparent())
+            .expect("a traceparent is hex digits and dashes");
+        headers.insert(reqwest::header::HeaderName::from_static("traceparent"), value);
     }
     let requested = request.timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.into()));
     // One budget for the whole call, redirects included: each hop gets what is left.

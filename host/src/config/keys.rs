@@ -29,8 +29,11 @@ static ROOT: Shape = Shape::Table(&[
     ("compat", &COMPAT),
     ("retention", &RETENTION),
     ("store", &STORE),
+    ("telemetry", &TELEMETRY),
 ]);
 static STORE: Shape = Shape::Table(&[("url", &ANY), ("connections", &ANY)]);
+static TELEMETRY: Shape =
+    Shape::Table(&[("otlp_endpoint", &ANY), ("headers", &ANY), ("service_name", &ANY), ("timeout", &ANY)]);
 static SERVER: Shape = Shape::Table(&[
     ("listen", &ANY),
     ("data_dir", &ANY),
@@ -267,6 +270,7 @@ mod tests {
             ("server", serde_keys::<raw::RawServer>(), &SERVER),
             ("retention", serde_keys::<raw::RawRetention>(), &RETENTION),
             ("store", serde_keys::<raw::RawStore>(), &STORE),
+            ("telemetry", serde_keys::<raw::RawTelemetry>(), &TELEMETRY),
             ("source", serde_keys::<raw::RawSource>(), &SOURCE),
             ("catch_up", serde_keys::<raw::RawCatchUp>(), &CATCH_UP),
             ("poll", serde_keys::<raw::RawPoll>(), &POLL),

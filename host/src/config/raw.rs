@@ -23,6 +23,19 @@ pub struct RawConfig {
     pub retention: RawRetention,
     #[serde(default)]
     pub store: RawStore,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub service_name: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<DurationValue>>,
 }
 
 /// `[store]`.

@@ -126,7 +126,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<Claimed>> {
     let found = db.query_opt(
         &format!(
             "SELECT j.id, j.attempts + 1, j.rule, d.normalised, j.event_index, d.forge, d.headers, d.body,
-                    j.max_attempts, j.concurrency, j.delivery_seq, j.approved_head, d.body_encoding
+                    j.max_attempts, j.concurrency, j.delivery_seq, j.approved_head, d.body_encoding, d.trace
              FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq
                   LEFT JOIN (SELECT rule, count(*) AS running FROM jobs
                              WHERE state = 'running' AND slot IS NOT NULL GROUP BY rule) busy
@@ -151,6 +151,7 @@ fn claim_once(db: Db, node: &str) -> anyhow::Result<Option<Claimed>> {
                 max_attempts: row.get(8)?,
                 delivery_seq: row.get(10)?,
                 approved_head: row.get(11)?,
+                trace: row.get(13)?,
             };
             let stored = Stored {
                 events: row.get(3)?,

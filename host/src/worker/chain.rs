@@ -29,6 +29,7 @@ use crate::grant::{Access, DirGrant};
 use crate::queue::{ClaimedJob, JobState, StepRecord, now_ms};
 use crate::runtime::{ErrorKind, Ran, Runtime, Scope, StepOutcome};
 use crate::step::StepStatus;
+use crate::telemetry::{Kind, Parent, Span};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,6 +80,8 @@ pub(super) struct Chain<'a> {
     /// What `github-app` host credentials mint the job's tokens with (the job's source,
     /// repository and installation); `None` when the source is gone from the config.
     app: Option<Arc<AppAccess>>,
+    /// The job's span, when tracing is on: each step's span hangs under it.
+    trace: Option<Parent>,
 }
 
 /// The job's checkout, as far as it got.
@@ -134,7 +137,13 @@ impl<'a> Chain<'a> {
             checkout_path: rule.checkout().map(|_| workspace.checkout()),
             checkout: Filling::Empty,
             app,
+            trace: None,
         }
+    }
+
+    /// The chain, with its steps' spans under `job` (the job's span).
+    pub(super) fn traced(self, job: Option<Parent>) -> Self {
+        Self { trace: job, ..self }
     }
 
     /// Runs the chain; the last record rides on the returned ending.
@@ -252,6 +261,13 @@ impl<'a> Chain<'a> {
     /// timeout (they often report that it passed), only to their plugin's limits.
     async fn run_step(&mut self, step: &Step, parent: Option<&Value>, handler: bool) -> (Ended, Value) {
         let started_at = now_ms();
+        let mut span = self.trace.as_ref().map(|job| {
+            let mut span = job.child("step", Kind::Internal);
+            span.set("gitauto.step", step.name.as_str());
+            span.set("gitauto.plugin", step.plugin.as_str());
+            span.set("gitauto.step.handler", handler);
+            span
+        });
         let context = self.context(parent);
         let prepared = match &step.condition {
             Some(condition) => match crate::template::eval_condition(condition, &context) {
@@ -275,9 +291,15 @@ impl<'a> Chain<'a> {
             Err(err) => (Ended::Error { retryable: false }, StepStatus::Error, err, None, None),
             Ok(Some(settings)) => {
                 let deadline = if handler { None } else { self.deadline };
-                self.call(step, settings, deadline).await
+                self.call(step, settings, deadline, span.as_ref().map(Span::parent)).await
             }
         };
+        if let Some(span) = &mut span {
+            span.set("gitauto.step.status", status.as_str());
+            if matches!(status, StepStatus::Error | StepStatus::Failure) {
+                span.fail(summary.as_str());
+            }
+        }
         let output_value = output
             .as_deref()
             .map_or(Value::Null, |text| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())));
@@ -307,7 +329,7 @@ impl<'a> Chain<'a> {
 
     /// Calls the plugin with rendered settings (and the checkout, filled first, when the
     /// step asks for it).
-    async fn call(&mut self, step: &Step, settings: Value, deadline: Option<Instant>) -> Called {
+    async fn call(&mut self, step: &Step, settings: Value, deadline: Option<Instant>, trace: Option<Parent>) -> Called {
         if let Some(deadline) = deadline
             && Instant::now() >= deadline
         {
@@ -336,6 +358,7 @@ impl<'a> Chain<'a> {
                 checkout: checkout.as_ref(),
                 started: Some(started),
                 app: app.as_ref(),
+                trace: trace.as_ref(),
             };
             runtime.run_in(&plugin, &event, &settings.to_string(), sink, &scope)
         })
