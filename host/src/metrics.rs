@@ -256,10 +256,13 @@ impl Metrics {
     }
 }
 
+/// A counter of the bills: its name, its help, and what it sums of a plugin's bills.
+type BillCounter = (&'static str, &'static str, fn(&Bills) -> f64);
+
 /// The sums of the step bills (issue 24), per plugin and capability.
 fn render_bills(out: &mut String, bills: &BTreeMap<String, Bills>) {
     let seconds = |us: u64| us as f64 / 1e6;
-    let counters: [(&str, &str, fn(&Bills) -> f64); 3] = [
+    let counters: [BillCounter; 3] = [
         (
             "gitauto_step_wall_seconds_total",
             "Wall time of steps whose plugin ran, from the step's start to the plugin's return, by plugin.",

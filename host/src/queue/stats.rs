@@ -185,8 +185,12 @@ pub struct RuleSummary {
 
 /// Results served again while fresh, per window (and rule); one computation at a time per
 /// key, so that requests arriving together wait for one read instead of each making it.
+/// One window's figures and when they were computed, behind the lock that makes requests
+/// arriving together wait for one read.
+type Cached = Arc<tokio::sync::Mutex<Option<(Instant, Arc<Stats>)>>>;
+
 pub(super) struct Cache {
-    stats: HashMap<Window, Arc<tokio::sync::Mutex<Option<(Instant, Arc<Stats>)>>>>,
+    stats: HashMap<Window, Cached>,
     rules: tokio::sync::Mutex<HashMap<(Window, String), (Instant, RuleSummary)>>,
 }
 
