@@ -400,9 +400,10 @@ impl Runtime {
                     max_transfer: limits.memory,
                     unconfined_programs: self.unconfined_programs,
                     app: scope.app.cloned(),
-                    meter: Arc::new(match &self.observer {
-                        Some(observer) => crate::capability::meter::Meter::observe(observer.clone()),
-                        None => crate::capability::meter::Meter::default(),
+                    meter: Arc::new(match (&self.observer, scope.trace) {
+                        (Some(observer), _) => crate::capability::meter::Meter::observe(observer.clone()),
+                        (None, Some(step)) => host_call_spans(step.clone()),
+                        (None, None) => crate::capability::meter::Meter::default(),
                     }),
                     trace: scope.trace.cloned(),
                 },
@@ -427,6 +428,27 @@ impl Runtime {
         loaded.pre.instantiate(&mut store)?;
         Ok(())
     }
+}
+
+/// Host-call spans one step may make: a plugin calling `git.head` in a loop must not fill
+/// the exporter's queue and push out every other job's spans (its calls are still counted
+/// in its bill).
+const MAX_CALL_SPANS: usize = 256;
+
+/// A meter that makes each git and shell host call a span under the step's (`git.fetch`,
+/// `shell.run`), up to [`MAX_CALL_SPANS`]. HTTP requests make their own span, whose id
+/// their `traceparent` carries; log lines are not spans.
+fn host_call_spans(step: crate::telemetry::Parent) -> crate::capability::meter::Meter {
+    use crate::capability::meter::Capability;
+    let made = std::sync::atomic::AtomicUsize::new(0);
+    crate::capability::meter::Meter::observe(Arc::new(move |capability, name| match capability {
+        Capability::Git | Capability::Shell
+            if made.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_CALL_SPANS =>
+        {
+            Box::new(step.child(name, crate::telemetry::Kind::Internal)) as Box<dyn std::any::Any>
+        }
+        _ => Box::new(()),
+    }))
 }
 
 /// Bytes of each freed memory and table that are zeroed in place rather than released.

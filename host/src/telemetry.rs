@@ -260,7 +260,10 @@ impl Span {
 
     /// Sets an attribute (a key set twice keeps the last value).
     pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
-        let value = value.into();
+        let value = match value.into() {
+            Value::Str(text) => Value::Str(capped(text)),
+            other => other,
+        };
         match self.data.attributes.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.data.attributes.push((key, value)),
@@ -274,8 +277,21 @@ impl Span {
 
     /// Marks it failed, with why.
     pub fn fail(&mut self, why: impl Into<String>) {
-        self.data.error = Some(why.into());
+        self.data.error = Some(capped(why.into()));
     }
+}
+
+/// Most bytes of one attribute or status message: a span's text may come from a plugin
+/// (a URL it asked for), and the exporter's queue holds thousands of spans.
+const MAX_TEXT: usize = 1024;
+
+fn capped(mut text: String) -> String {
+    if text.len() > MAX_TEXT {
+        let kept = crate::capability::log::cut(&text, MAX_TEXT).len();
+        text.truncate(kept);
+        text.push('…');
+    }
+    text
 }
 
 impl Drop for Span {

@@ -6,23 +6,24 @@
 
 use gitauto_tests::otlp::{Collector, Span};
 use gitauto_tests::receiver::Receiver;
-use gitauto_tests::{SECRET, TestDaemon, github_source, push_payload, wait_for};
+use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, push_payload, wait_for};
 use std::time::Duration;
 
 /// A plugin's own `traceparent`, which the host's replaces.
 const PLUGINS_TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 /// A daemon with `telemetry` (a `[telemetry]` table, or nothing), the probe plugin granted
-/// `receiver`, a rule "traced" on acme/traced's pushes (an HTTP request to the receiver with
-/// a query string, then a short sleep) and a rule "other" on another repository.
-async fn daemon(telemetry: &str, receiver: &Receiver) -> TestDaemon {
+/// `receiver` and `repos`, a rule "traced" on acme/traced's pushes (an HTTP request to the
+/// receiver with a query string, then opening `repos`' origin) and a rule "other" on another
+/// repository.
+async fn daemon(telemetry: &str, receiver: &Receiver, repos: &std::path::Path) -> TestDaemon {
     TestDaemon::start(&format!(
         r#"
 {telemetry}
 {source}
 [plugins.probe]
 wasm = "{probe}"
-grants = {{ hosts = ["{host}"] }}
+grants = {{ hosts = ["{host}"], dirs = ["{repos}"] }}
 
 [[rules]]
 name = "traced"
@@ -37,7 +38,7 @@ with = {{ op = "http", url = "{url}/deploy?token=in-the-query", headers = [["tra
 [[rules.steps]]
 name = "rest"
 plugin = "probe"
-with = {{ op = "sleep", ms = 1 }}
+with = {{ op = "git-open", path = "{repos}/origin/origin.git" }}
 
 [[rules]]
 name = "other"
@@ -49,6 +50,7 @@ steps = [{{ plugin = "probe", with = {{ op = "sleep", ms = 1 }} }}]
         probe = env!("GITAUTO_GUEST_PROBE"),
         host = receiver.host(),
         url = receiver.url,
+        repos = repos.display(),
     ))
     .await
 }
@@ -76,7 +78,9 @@ async fn one_push_is_one_trace_from_the_delivery_to_the_plugins_http_request() {
         "[telemetry]\notlp_endpoint = \"{}\"\nservice_name = \"gitauto-under-test\"\nheaders = {{ x-api-key = \"k\" }}\n",
         collector.url()
     );
-    let daemon = daemon(&telemetry, &receiver).await;
+    let repos = tempfile::tempdir().unwrap();
+    let _origin = TestGit::new(repos.path(), "origin");
+    let daemon = daemon(&telemetry, &receiver, repos.path()).await;
     let (delivery, job) = push(&daemon).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let job_id = job["id"].as_str().unwrap().to_owned();
@@ -137,6 +141,9 @@ async fn one_push_is_one_trace_from_the_delivery_to_the_plugins_http_request() {
     assert_eq!(http.attr("http.response.status_code"), Some("200"));
     let url = http.attr("url.full").unwrap();
     assert_eq!(url, format!("{}/deploy", receiver.url), "no query string in the span");
+    // Git calls are spans under their step too, through the step's meter.
+    let open = one(&spans, "git.open", |span| span.name == "git.open");
+    assert!(child_of(open, rest), "the git call hangs under its step: {open:?}");
     for span in &spans {
         assert!(span.start > 0 && span.end >= span.start, "{span:?}");
     }
@@ -160,7 +167,10 @@ async fn a_collector_that_is_down_costs_spans_not_deliveries_or_jobs() {
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let receiver = Receiver::start().await;
-    let daemon = daemon(&format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\ntimeout = 2\n"), &receiver).await;
+    let repos = tempfile::tempdir().unwrap();
+    let _origin = TestGit::new(repos.path(), "origin");
+    let daemon =
+        daemon(&format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\ntimeout = 2\n"), &receiver, repos.path()).await;
     for _ in 0..3 {
         let (_, job) = push(&daemon).await;
         assert_eq!(job["state"], "succeeded", "{job}");
@@ -186,7 +196,11 @@ async fn a_collector_answering_503_gets_the_batch_again() {
     let collector = Collector::start().await;
     collector.receiver.then_answer(503, &[("retry-after", "0")], "busy");
     let receiver = Receiver::start().await;
-    let daemon = daemon(&format!("[telemetry]\notlp_endpoint = \"{}/v1/traces\"\n", collector.url()), &receiver).await;
+    let repos = tempfile::tempdir().unwrap();
+    let _origin = TestGit::new(repos.path(), "origin");
+    let daemon =
+        daemon(&format!("[telemetry]\notlp_endpoint = \"{}/v1/traces\"\n", collector.url()), &receiver, repos.path())
+            .await;
     push(&daemon).await;
     wait_for("the refused batch to be sent again", Duration::from_secs(30), || async {
         let requests = collector.receiver.requests();
@@ -203,7 +217,9 @@ async fn without_telemetry_nothing_is_exported_and_no_traceparent_is_added() {
     // What a collector would be; nothing names it, and nothing may find it either.
     let collector = Collector::start().await;
     let receiver = Receiver::start().await;
-    let daemon = daemon("", &receiver).await;
+    let repos = tempfile::tempdir().unwrap();
+    let _origin = TestGit::new(repos.path(), "origin");
+    let daemon = daemon("", &receiver, repos.path()).await;
     let (_, job) = push(&daemon).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let request = receiver.requests().into_iter().find(|r| r.path.starts_with("/deploy")).unwrap();

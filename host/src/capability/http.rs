@@ -157,7 +157,14 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
                 span.fail(format!("status {}", response.status));
             }
         }
-        Err(err) => span.fail(err.to_string()),
+        // The kind only: the messages name the whole URL, query and credentials included.
+        Err(err) => span.fail(match err {
+            HttpError::Denied(_) => "denied by the grant",
+            HttpError::InvalidRequest(_) => "invalid request",
+            HttpError::Timeout(_) => "timed out",
+            HttpError::Connection(_) => "connection failed",
+            HttpError::TooLarge(_) => "response too large",
+        }),
     }
     sent
 }

@@ -171,30 +171,43 @@ fn json_column(text: Option<String>) -> serde_json::Value {
     text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null)
 }
 
+/// The list's statement for `filter` (parameters: source, verdict, before, limit, repo,
+/// after), and whether it reads oldest first.
+fn list_sql(filter: &DeliveryFilter) -> (String, bool) {
+    // With a repository, the index on (repo, seq) bounds the scan; without one, the
+    // primary key's order does.
+    let repo = if filter.repo.is_some() { "repo = ?5" } else { "CAST(?5 AS TEXT) IS NULL" };
+    // Each bound written as a plain comparison when it is given (and the parameter kept as
+    // a constant when not): `? IS NULL OR seq > ?` is no range to SQLite, which would read
+    // the table from its first row at every poll of a live list.
+    let before = if filter.before.is_some() { "seq < ?3" } else { "CAST(?3 AS BIGINT) IS NULL" };
+    let after = if filter.after.is_some() { "seq > ?6" } else { "CAST(?6 AS BIGINT) IS NULL" };
+    // After a position, the oldest ones after it come first (a page back towards the
+    // newest); the answer is still newest first.
+    let ascending = filter.after.is_some() && filter.before.is_none();
+    let order = if ascending { "ASC" } else { "DESC" };
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries
+         WHERE (CAST(?1 AS TEXT) IS NULL OR source = ?1) AND (CAST(?2 AS TEXT) IS NULL OR verdict = ?2)
+           AND {before} AND {repo} AND {after}
+         ORDER BY seq {order} LIMIT ?4"
+    );
+    (sql, ascending)
+}
+
 impl Queue {
     /// Deliveries, newest first.
     pub async fn deliveries(&self, filter: DeliveryFilter) -> anyhow::Result<Vec<DeliverySummary>> {
         self.writer
             .call(move |db| {
                 let limit = filter.limit.clamp(1, 500) as i64;
-                // With a repository, the index on (repo, seq) bounds the scan; without one,
-                // the primary key's order does.
-                let repo = if filter.repo.is_some() { "repo = ?5" } else { "CAST(?5 AS TEXT) IS NULL" };
-                // After a position, the oldest ones after it come first (a page back
-                // towards the newest); the answer is still newest first.
-                let order = if filter.after.is_some() && filter.before.is_none() { "ASC" } else { "DESC" };
+                let (sql, ascending) = list_sql(&filter);
                 let mut rows = db.query(
-                    &format!(
-                        "SELECT {SUMMARY_COLUMNS} FROM deliveries
-                         WHERE (CAST(?1 AS TEXT) IS NULL OR source = ?1) AND (CAST(?2 AS TEXT) IS NULL OR verdict = ?2)
-                           AND (CAST(?3 AS BIGINT) IS NULL OR seq < ?3) AND {repo}
-                           AND (CAST(?6 AS BIGINT) IS NULL OR seq > ?6)
-                         ORDER BY seq {order} LIMIT ?4"
-                    ),
+                    &sql,
                     args![filter.source, filter.verdict, filter.before, limit, filter.repo, filter.after],
                     |row| Ok((summary(row)?, row.get::<Option<i64>>(8)?)),
                 )?;
-                if order == "ASC" {
+                if ascending {
                     rows.reverse();
                 }
                 rows.into_iter().map(|(summary, duplicate_of)| with_jobs(db, summary, duplicate_of)).collect()
@@ -291,5 +304,35 @@ impl Queue {
                 Ok(Some(delivery))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page or a live poll reads from its bound by the primary key (or the repository's
+    /// index), never from the table's first row.
+    #[test]
+    fn lists_read_from_their_bound() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::queue::migrate(&conn).unwrap();
+        let plan = |filter: DeliveryFilter| {
+            let (sql, _) = list_sql(&filter);
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = statement
+                .query_map(
+                    rusqlite::params![filter.source, filter.verdict, filter.before, 50, filter.repo, filter.after],
+                    |row| row.get::<_, String>(3),
+                )
+                .unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let after = plan(DeliveryFilter { after: Some(10), verdict: Some("queued".into()), ..Default::default() });
+        assert!(after.contains("USING INTEGER PRIMARY KEY (rowid>?)"), "{after}");
+        let before = plan(DeliveryFilter { before: Some(10), ..Default::default() });
+        assert!(before.contains("USING INTEGER PRIMARY KEY (rowid<?)"), "{before}");
+        let repo = plan(DeliveryFilter { after: Some(10), repo: Some("acme/x".into()), ..Default::default() });
+        assert!(repo.contains("deliveries_by_repo (repo=? AND rowid>?)"), "{repo}");
     }
 }

@@ -145,6 +145,33 @@ pub(super) async fn redeliver(State(state): State<AppState>, Path(key): Path<Str
     }
 }
 
+/// Live streams (server-sent events) open at once, in all: each holds a connection of
+/// `max_connections` and reads the store once or twice a second, so the dashboard's tabs
+/// cannot take the places forges' webhooks need.
+const MAX_LIVE: usize = 64;
+
+/// How long one live stream lasts; the browser's `EventSource` then reconnects with
+/// `Last-Event-ID` and misses nothing (and a rotated token is asked for again).
+const LIVE_FOR: Duration = Duration::from_secs(300);
+
+static LIVE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LIVE);
+
+/// A server-sent event stream, holding one of [`MAX_LIVE`] places for at most [`LIVE_FOR`];
+/// 503 when every place is taken.
+fn live(events: impl futures_util::Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> Response {
+    let Ok(place) = LIVE.try_acquire() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_LIVE} live streams are open already; close a dashboard tab or try again later"),
+        );
+    };
+    let events = events.take_until(tokio::time::sleep(LIVE_FOR)).chain(futures_util::stream::once(async move {
+        drop(place);
+        Ok(SseEvent::default().comment("reconnect"))
+    }));
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
 /// How often a live delivery list looks for new deliveries.
 const LIVE_POLL: Duration = Duration::from_millis(500);
 
@@ -202,7 +229,7 @@ pub(super) async fn deliveries_live(
         }
     });
     let events = batches.flat_map(futures_util::stream::iter);
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    live(events)
 }
 
 /// `GET /api/jobs/live`: server-sent events for the dashboard's index. A `jobs` event
@@ -247,7 +274,7 @@ pub(super) async fn jobs_live(State(state): State<AppState>, headers: axum::http
         }
     });
     let events = batches.flat_map(futures_util::stream::iter);
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    live(events)
 }
 
 /// How often the index's live view reads the jobs.
@@ -449,7 +476,7 @@ pub(super) async fn log(
         }
     });
     let events = batches.flat_map(futures_util::stream::iter);
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    live(events)
 }
 
 /// `GET /metrics`: Prometheus text format.

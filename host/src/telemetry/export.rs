@@ -57,6 +57,9 @@ impl Exporter {
             .user_agent(concat!("gitauto/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            // A redirect would carry the collector's API keys (custom headers, which
+            // reqwest keeps across hosts) and the spans to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let resource = vec![
             ("service.name", Value::from(settings.service_name.as_str())),

@@ -483,7 +483,7 @@ impl<'a> Chain<'a> {
     fn sink(&self, step: &str) -> Sink {
         let (queue, id, attempt, step) = (self.workers.queue.clone(), self.job.id, self.job.attempt, step.to_owned());
         Arc::new(move |level: Level, message: &str| {
-            tracing::debug!(job = id, step = %step, level = level.as_str(), "{message}");
+            tracing::debug!(job = id, step = %step, step_level = level.as_str(), "{message}");
             queue.log(id, attempt, Some(&step), level.as_str(), message);
         })
     }

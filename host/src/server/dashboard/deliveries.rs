@@ -14,6 +14,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use std::fmt::Write as _;
 
+/// Bodies up to this size are pretty-printed when they are JSON.
+const PRETTY_UP_TO: usize = 256 * 1024;
+/// Most bytes of a body the page shows.
+const SHOWN_UP_TO: usize = 1024 * 1024;
+
 /// Every verdict a delivery can have, for the filter.
 const VERDICTS: [&str; 7] = ["queued", "unmatched", "ignored", "ping", "duplicate", "rejected", "invalid"];
 
@@ -329,13 +334,28 @@ fn body_section(view: &DeliveryView) -> String {
     }
     match (&view.body, &view.body_base64) {
         (Some(text), _) => {
-            let pretty = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|value| serde_json::to_string_pretty(&value).ok());
+            // Indenting deeply nested JSON multiplies its size: large bodies are shown as
+            // received, and every body is shown up to a limit.
+            let pretty = (text.len() <= PRETTY_UP_TO)
+                .then(|| serde_json::from_str::<serde_json::Value>(text).ok())
+                .flatten()
+                .and_then(|value| serde_json::to_string_pretty(&value).ok())
+                .filter(|pretty| pretty.len() <= SHOWN_UP_TO);
             if pretty.is_none() && !text.is_empty() {
-                out.push_str("<p class=\"muted\">as received (not JSON)</p>");
+                out.push_str("<p class=\"muted\">as received</p>");
             }
-            let _ = write!(out, "<pre id=\"body\">{}</pre>", escape(pretty.as_deref().unwrap_or(text)));
+            let shown = pretty.as_deref().unwrap_or(text);
+            let cut = crate::capability::log::cut(shown, SHOWN_UP_TO);
+            let _ = write!(out, "<pre id=\"body\">{}</pre>", escape(cut));
+            if cut.len() < shown.len() {
+                let _ = write!(
+                    out,
+                    "<p class=\"muted\">the first {} of {} bytes; the whole body is at <a href=\"/api/deliveries/{}\">the API</a></p>",
+                    cut.len(),
+                    shown.len(),
+                    view.summary.seq
+                );
+            }
         }
         (None, Some(base64)) => {
             let _ = write!(

@@ -124,7 +124,11 @@ pub(in crate::server) async fn index(State(state): State<AppState>, RawQuery(raw
         Ok(found) => found,
         Err(why) => return problem(StatusCode::BAD_REQUEST, &why),
     };
-    let query = Query::<JobsQuery>::try_from_uri(&format!("/?{raw}").parse().expect("a query re-encoded is a URI"));
+    // Re-encoding may lengthen a query past what a URI may hold.
+    let Ok(uri) = format!("/?{raw}").parse::<axum::http::Uri>() else {
+        return problem(StatusCode::BAD_REQUEST, "the query is too long");
+    };
+    let query = Query::<JobsQuery>::try_from_uri(&uri);
     let filter = match query.map_err(|r| r.body_text()).and_then(|Query(q)| job_filter(q)) {
         Ok(filter) => filter,
         Err(why) => return problem(StatusCode::BAD_REQUEST, &why),

@@ -37,21 +37,9 @@ overflow:auto;max-height:40em}.state{font-weight:600}.succeeded{color:#1a7f37}.f
 .unmatched,.ignored,.duplicate,.ping{color:#57606a}tr.not-matched .why{color:#9a6700}\
 figure{margin:0 0 1em}svg.chart{width:100%;max-width:720px;height:auto;display:block}.window a,.window strong{margin-right:.3em}";
 
-/// Text made safe for HTML.
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text made safe for HTML (as for the charts' SVG: control characters, which no page
+/// should carry, become U+FFFD).
+pub(super) use super::svg::escape;
 
 pub(super) fn page(title: &str, body: &str) -> Response {
     let html = format!(

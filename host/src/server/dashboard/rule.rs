@@ -46,21 +46,25 @@ pub(in crate::server) async fn rule(
     let config = state.config();
     let queue = &state.queue;
     let recent = JobFilter { rule: Some(name.clone()), limit: RECENT, ..Default::default() };
+    // Whether the rule is known first: a name made up costs no aggregate read.
+    let views = match super::super::rules::views(&state, &config).await {
+        Ok(views) => views,
+        Err(err) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}")),
+    };
+    let Some(view) = views.into_iter().find(|view| view.name == name) else {
+        return problem(StatusCode::NOT_FOUND, &super::super::rules::unknown_rule(&name));
+    };
     let read = async {
         tokio::try_join!(
-            super::super::rules::views(&state, &config),
             queue.rule_summary(&name, Window::Hour),
             queue.rule_summary(&name, Window::Day),
             queue.stats(window),
             queue.jobs(recent),
         )
     };
-    let (views, hour, day, stats, jobs) = match read.await {
+    let (hour, day, stats, jobs) = match read.await {
         Ok(found) => found,
         Err(err) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("the queue could not be read: {err:#}")),
-    };
-    let Some(view) = views.into_iter().find(|view| view.name == name) else {
-        return problem(StatusCode::NOT_FOUND, &super::super::rules::unknown_rule(&name));
     };
     let mut body = format!("<h1>Rule {}</h1>", escape(&name));
     let (status, button) = match (&view.paused_at, view.paused) {
