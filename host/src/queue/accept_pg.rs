@@ -368,7 +368,9 @@ WITH din AS MATERIALIZED (
                               concurrency, priority, last, slot)
     JOIN din dl ON dl.i = s.last
 ), upd AS (
-    UPDATE jobs j SET delivery_seq = s.lseq, event_index = s.event_index, git_ref = s.git_ref,
+    UPDATE jobs j SET delivery_seq = GREATEST(j.delivery_seq, s.lseq),
+           event_index = CASE WHEN j.delivery_seq < s.lseq THEN s.event_index ELSE j.event_index END,
+           git_ref = CASE WHEN j.delivery_seq < s.lseq THEN s.git_ref ELSE j.git_ref END,
            max_attempts = s.max_attempts,
            not_before = CASE WHEN s.quiet > 0 THEN LEAST($13 + s.quiet, j.created_at + 10 * s.quiet)
                         ELSE j.not_before END,
