@@ -728,8 +728,8 @@ fn coalesce_into(db: Db, id: i64, found: (&str, &str), seq: i64, job: &NewJob, n
         // The event only moves forward: on PostgreSQL an older delivery accepted on another
         // connection may commit after a newer one (every right-hand side reads the old row).
         "UPDATE jobs SET delivery_seq = CASE WHEN delivery_seq < ?2 THEN ?2 ELSE delivery_seq END,
-                event_index = CASE WHEN delivery_seq < ?2 THEN ?3 ELSE event_index END,
-                git_ref = CASE WHEN delivery_seq < ?2 THEN ?4 ELSE git_ref END, max_attempts = ?5,
+                event_index = CASE WHEN delivery_seq <= ?2 THEN ?3 ELSE event_index END,
+                git_ref = CASE WHEN delivery_seq <= ?2 THEN ?4 ELSE git_ref END, max_attempts = ?5,
                 not_before = CASE WHEN CAST(?7 AS BIGINT) > 0 THEN
                     CASE WHEN CAST(?6 AS BIGINT) + ?7 < created_at + 10 * ?7 THEN CAST(?6 AS BIGINT) + ?7
                          ELSE created_at + 10 * ?7 END

@@ -369,8 +369,8 @@ WITH din AS MATERIALIZED (
     JOIN din dl ON dl.i = s.last
 ), upd AS (
     UPDATE jobs j SET delivery_seq = GREATEST(j.delivery_seq, s.lseq),
-           event_index = CASE WHEN j.delivery_seq < s.lseq THEN s.event_index ELSE j.event_index END,
-           git_ref = CASE WHEN j.delivery_seq < s.lseq THEN s.git_ref ELSE j.git_ref END,
+           event_index = CASE WHEN j.delivery_seq <= s.lseq THEN s.event_index ELSE j.event_index END,
+           git_ref = CASE WHEN j.delivery_seq <= s.lseq THEN s.git_ref ELSE j.git_ref END,
            max_attempts = s.max_attempts,
            not_before = CASE WHEN s.quiet > 0 THEN LEAST($13 + s.quiet, j.created_at + 10 * s.quiet)
                         ELSE j.not_before END,

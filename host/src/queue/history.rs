@@ -333,6 +333,6 @@ mod tests {
         let before = plan(DeliveryFilter { before: Some(10), ..Default::default() });
         assert!(before.contains("USING INTEGER PRIMARY KEY (rowid<?)"), "{before}");
         let repo = plan(DeliveryFilter { after: Some(10), repo: Some("acme/x".into()), ..Default::default() });
-        assert!(repo.contains("deliveries_by_repo (repo=? AND rowid>?)"), "{repo}");
+        assert!(repo.contains("deliveries_by_repo (repo=? AND seq>?)"), "{repo}");
     }
 }
