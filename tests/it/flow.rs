@@ -115,7 +115,7 @@ async fn a_paused_rule_queues_its_events_while_others_run_and_runs_them_all_afte
         async move { reqwest::Client::new().get(url).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap() }
     };
     let page = text("/").await;
-    assert!(page.contains("<td>held back</td><td><span class=\"paused\">paused</span>"), "{page}");
+    assert!(page.contains("held back</a></td><td><span class=\"paused\">paused</span>"), "{page}");
     assert!(page.contains("action=\"/rules/held%20back/resume\""), "{page}");
     assert!(page.contains("action=\"/rules/free/pause\""), "{page}");
     let metrics = text("/metrics").await;
