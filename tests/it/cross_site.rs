@@ -112,6 +112,7 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
         (format!("/jobs/{finished}/retry"), ""),
         (format!("/jobs/{queued}/cancel"), ""),
         (format!("/api/deliveries/{finished_delivery}/redeliver"), ""),
+        (format!("/deliveries/{finished_delivery}/redeliver"), ""),
         ("/api/events".to_owned(), manual.as_str()),
         ("/api/rules/quick/pause".to_owned(), ""),
         ("/rules/quick/pause".to_owned(), ""),
