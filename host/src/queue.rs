@@ -58,7 +58,7 @@ pub use ticks::TickClaim;
 pub use waiting::{Approval, Released};
 
 /// The schema this binary writes; `PRAGMA user_version` records the file's.
-const SCHEMA_VERSION: i64 = 16;
+const SCHEMA_VERSION: i64 = 17;
 /// Migrations, one per version: `MIGRATIONS[n]` takes a file from version n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema.sql"),
@@ -77,6 +77,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("queue/schema_v14.sql"),
     include_str!("queue/schema_v15.sql"),
     include_str!("queue/schema_v16.sql"),
+    include_str!("queue/schema_v17.sql"),
 ];
 
 /// How much of a refused delivery's body is kept: enough to debug a signature mismatch,
@@ -794,7 +795,7 @@ fn insert_job(
 }
 
 /// The PostgreSQL schema's version; `gitauto_schema` records the database's.
-const POSTGRES_SCHEMA_VERSION: i64 = 13;
+const POSTGRES_SCHEMA_VERSION: i64 = 14;
 /// PostgreSQL migrations: `POSTGRES_MIGRATIONS[n]` takes a database from version n to
 /// n + 1 (version 0: empty).
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -811,6 +812,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("queue/postgres_v11.sql"),
     include_str!("queue/postgres_v12.sql"),
     include_str!("queue/postgres_v13.sql"),
+    include_str!("queue/postgres_v14.sql"),
 ];
 
 /// Creates the tables on an empty database, under a transaction-wide advisory lock so that

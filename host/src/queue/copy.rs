@@ -29,7 +29,11 @@ const TABLES: &[(&str, &str)] = &[
          error, event_index, coalesce_key, not_before, max_attempts, cancel_requested, node, ran_on, lease_until, \
          superseded_by, concurrency, priority, slot, report, approved_head",
     ),
-    ("steps", "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at, bill"),
+    (
+        "steps",
+        "job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at, bill, plugin_digest, \
+         plugin_signer",
+    ),
     ("logs", "seq, job_id, attempt, step, at, level, message"),
     ("job_deliveries", "job_id, delivery_seq, event_index, at"),
     ("nodes", "name, started_at, heartbeat_at, stopped_at, version, workers"),
@@ -45,6 +49,7 @@ const TABLES: &[(&str, &str)] = &[
     ("report_checks", "job_id, attempt, sha, run_id"),
     ("acted_comments", "source, repo, comment_id, rule, job_id, at"),
     ("queue_samples", "at, queued, running, waiting"),
+    ("kv", "namespace, key, value, version, expires_at, updated_at"),
 ];
 
 /// How many rows of each table were copied.
