@@ -387,8 +387,17 @@ static PROCESS_START: std::sync::OnceLock<std::time::SystemTime> = std::sync::On
 
 /// Records the process's start, before any job runs: lock files older than it were left
 /// by a process that is gone (a daemon killed mid-operation).
+///
+/// The start is read from the coarse real-time clock, the one the kernel stamps files'
+/// times with: the precise clock runs up to a tick ahead of it, so a file this process
+/// writes just after starting could otherwise look older than the process.
 pub fn note_process_start() {
-    PROCESS_START.get_or_init(std::time::SystemTime::now);
+    PROCESS_START.get_or_init(|| {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        let since_epoch =
+            std::time::Duration::new(now.tv_sec.try_into().unwrap_or(0), now.tv_nsec.try_into().unwrap_or(0));
+        std::time::UNIX_EPOCH + since_epoch
+    });
 }
 
 /// Removes git lock files in `git_dir` that are older than this process. Git never
