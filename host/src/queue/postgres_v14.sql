@@ -4,9 +4,10 @@
 ALTER TABLE steps ADD COLUMN plugin_digest TEXT;
 ALTER TABLE steps ADD COLUMN plugin_signer TEXT;
 -- Plugins' key-value state (the `kv` interface): one namespace per `grants.kv` name,
--- shared by every node. `version` grows by one at every write of a key, for
--- compare-and-swap; an entry whose `expires_at` (Unix milliseconds) has passed reads as
--- absent and is swept.
+-- shared by every node. `version` changes at every write of a key, for compare-and-swap:
+-- the larger of the previous version plus one and the write's time in microseconds, so
+-- a key deleted and written again never repeats one. An entry whose `expires_at` (Unix
+-- milliseconds) has passed reads as absent and is swept.
 CREATE TABLE kv (
     namespace   TEXT   NOT NULL,
     key         TEXT   NOT NULL,
