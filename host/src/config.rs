@@ -27,7 +27,9 @@ pub use rules::{
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use crate::forge::{self, Dialect};
-use crate::grant::{Access, CommandGrant, Credential, DirGrant, Grant, HostCredential, HostPattern, SigV4Key};
+use crate::grant::{
+    Access, CommandGrant, Credential, DirGrant, Grant, HostCredential, HostPattern, KvGrant, KvLimits, SigV4Key,
+};
 pub use crate::secret::Secret;
 use app::{GITHUB_APP, GITHUB_PERMISSIONS};
 use raw::{DurationValue, RawConfig, RawDir, RawPlugin, RawSource, SizeValue};
@@ -77,7 +79,16 @@ pub struct Config {
     pub store_connections: usize,
     /// `[telemetry]`: where traces are exported; none (no `otlp_endpoint`): tracing is off.
     pub telemetry: Option<telemetry::Telemetry>,
+    /// The key-value stores some plugin is granted (`grants.kv`), by name, with their
+    /// bounds (`[kv.NAME]`, or the defaults).
+    pub kv: BTreeMap<String, KvLimits>,
 }
+
+/// The most entries `[kv.NAME] max_entries` allows one store.
+pub const MAX_KV_ENTRIES: i64 = 10_000_000;
+/// The largest `[kv.NAME] max_value`: one value is copied whole into the plugin's memory
+/// and into one database row.
+pub const MAX_KV_VALUE: u64 = 64 << 20;
 
 /// `[server]`: how the daemon listens and where it keeps its data.
 #[derive(Debug, Clone)]
@@ -328,12 +339,14 @@ impl Checker<'_> {
             .filter_map(|(name, source)| self.source(name, source, base).map(|s| (s.name.clone(), s)))
             .collect();
         self.custom_kinds = sources.values().any(|source| source.forge == "generic");
+        let stores = self.kv_stores(raw.kv);
         let mut plugins = BTreeMap::new();
         for (name, plugin) in raw.plugins {
-            if let Some(spec) = self.plugin(name, plugin, base) {
+            if let Some(spec) = self.plugin(name, plugin, base, &stores) {
                 plugins.insert(spec.name.clone(), spec);
             }
         }
+        let kv = self.granted_stores(stores, &plugins);
         let mut rules: Vec<Rule> = Vec::new();
         let mut names = BTreeSet::new();
         for rule in raw.rules {
@@ -399,6 +412,7 @@ impl Checker<'_> {
             store,
             store_connections,
             telemetry,
+            kv,
         };
         self.cross_check(&config);
         self.check_reports(&config);
@@ -629,6 +643,95 @@ impl Checker<'_> {
         crate::queue::Retention { max_age, keep_jobs, keep_deliveries }
     }
 
+    /// `[kv.NAME]` tables: each store's bounds (the defaults where a key is left out),
+    /// with where its table is written.
+    fn kv_stores(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, Spanned<raw::RawKv>>,
+    ) -> BTreeMap<String, (Range<usize>, KvLimits)> {
+        let defaults = KvLimits::default();
+        let mut stores = BTreeMap::new();
+        for (name, table) in raw {
+            let at = format!("[kv.{}]", name.get_ref());
+            if !valid_name(name.get_ref()) {
+                self.problem(
+                    Some(name.span()),
+                    format!("{at}: a key-value store name must be letters, digits, `-` and `_`"),
+                );
+            }
+            let table = table.into_inner();
+            let max_entries = match table.max_entries {
+                None => defaults.max_entries,
+                Some(n) if (1..=MAX_KV_ENTRIES).contains(n.get_ref()) => *n.get_ref() as u64,
+                Some(n) => {
+                    self.problem(
+                        Some(n.span()),
+                        format!("{at}: `max_entries` must be between 1 and {MAX_KV_ENTRIES} (got {})", n.get_ref()),
+                    );
+                    defaults.max_entries
+                }
+            };
+            let max_bytes = table.max_bytes.as_ref().map_or(Some(defaults.max_bytes), |size| self.size(size));
+            let max_value = table.max_value.as_ref().map_or(Some(defaults.max_value), |size| self.size(size));
+            let value_span = table.max_value.as_ref().map(Spanned::span);
+            // A size that did not parse is reported already; the table still counts as written.
+            if let (Some(max_bytes), Some(max_value)) = (max_bytes, max_value) {
+                if max_value > MAX_KV_VALUE {
+                    self.problem(
+                        value_span.or_else(|| Some(name.span())),
+                        format!(
+                            "{at}: `max_value` is {}, more than the {} one value may be",
+                            format_size(max_value),
+                            format_size(MAX_KV_VALUE)
+                        ),
+                    );
+                } else if max_value > max_bytes {
+                    let span = table.max_bytes.as_ref().map(Spanned::span).or(value_span).unwrap_or(name.span());
+                    self.problem(
+                        Some(span),
+                        format!(
+                            "{at}: `max_bytes` ({}) is smaller than `max_value` ({}): no value that large would fit",
+                            format_size(max_bytes),
+                            format_size(max_value)
+                        ),
+                    );
+                }
+            }
+            let (max_bytes, max_value) =
+                (max_bytes.unwrap_or(defaults.max_bytes), max_value.unwrap_or(defaults.max_value));
+            stores.insert(name.get_ref().clone(), (name.span(), KvLimits { max_entries, max_bytes, max_value }));
+        }
+        stores
+    }
+
+    /// The stores some plugin is granted, with their bounds. A `[kv.NAME]` no plugin is
+    /// granted is a problem: most likely its name or the grant's is misspelt, and the
+    /// store the plugin writes would run with the defaults instead of the bounds written.
+    fn granted_stores(
+        &mut self,
+        stores: BTreeMap<String, (Range<usize>, KvLimits)>,
+        plugins: &BTreeMap<String, PluginSpec>,
+    ) -> BTreeMap<String, KvLimits> {
+        let granted: BTreeMap<String, KvLimits> = plugins
+            .values()
+            .filter_map(|plugin| plugin.grant.kv.as_ref())
+            .map(|kv| (kv.name.clone(), kv.limits))
+            .collect();
+        for (name, (span, _)) in stores {
+            if !granted.contains_key(&name) {
+                let hint = hint(&name, &granted.keys().map(String::as_str).collect::<Vec<_>>());
+                self.problem(
+                    Some(span),
+                    format!(
+                        "[kv.{name}]: no plugin is granted this key-value store{hint} (grant it with \
+                         `grants = {{ kv = \"{name}\" }}`, or remove the table)"
+                    ),
+                );
+            }
+        }
+        granted
+    }
+
     fn size(&mut self, value: &Spanned<SizeValue>) -> Option<u64> {
         let parsed = match value.get_ref() {
             SizeValue::Bytes(n) => u64::try_from(*n).map_err(|_| "a size cannot be negative".to_owned()),
@@ -752,7 +855,13 @@ impl Checker<'_> {
         })
     }
 
-    fn plugin(&mut self, name: Spanned<String>, raw: Spanned<RawPlugin>, base: &Path) -> Option<PluginSpec> {
+    fn plugin(
+        &mut self,
+        name: Spanned<String>,
+        raw: Spanned<RawPlugin>,
+        base: &Path,
+        stores: &BTreeMap<String, (Range<usize>, KvLimits)>,
+    ) -> Option<PluginSpec> {
         let raw = raw.into_inner();
         let plugin_name = name.get_ref().clone();
         if !valid_name(&plugin_name) {
@@ -781,7 +890,7 @@ impl Checker<'_> {
                 Some(WasmSource::File(file))
             }
         });
-        let grant = self.grant(&plugin_name, raw.grants, base);
+        let grant = self.grant(&plugin_name, raw.grants, base, stores);
         let defaults = Limits::default();
         let limits = Limits {
             memory: raw.limits.memory.map_or(defaults.memory, |m| self.size(&m).unwrap_or(defaults.memory)),
@@ -1046,8 +1155,28 @@ impl Checker<'_> {
         })
     }
 
-    fn grant(&mut self, plugin: &str, raw: raw::RawGrants, base: &Path) -> Grant {
+    fn grant(
+        &mut self,
+        plugin: &str,
+        raw: raw::RawGrants,
+        base: &Path,
+        stores: &BTreeMap<String, (Range<usize>, KvLimits)>,
+    ) -> Grant {
         let mut grant = Grant::default();
+        if let Some(name) = &raw.kv {
+            if valid_name(name.get_ref()) {
+                let limits = stores.get(name.get_ref()).map(|(_, limits)| *limits).unwrap_or_default();
+                grant.kv = Some(KvGrant { name: name.get_ref().clone(), limits });
+            } else {
+                self.problem(
+                    Some(name.span()),
+                    format!(
+                        "plugin `{plugin}`: key-value store name \"{}\" must be letters, digits, `-` and `_`",
+                        name.get_ref()
+                    ),
+                );
+            }
+        }
         for dir in raw.dirs {
             let span = dir.span();
             let (path, access) = match dir.into_inner() {
@@ -1646,6 +1775,54 @@ grants = { hosts = [
         for secret in ["t0ken", "wJalr-secret", "minio-secret", "t0k3n"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+
+    #[test]
+    fn key_value_stores_are_shared_by_name_with_their_bounds_or_the_defaults() {
+        let text = r#"
+[plugins.counter]
+wasm = "builtin:fetch-update"
+grants = { kv = "counters" }
+
+[plugins.reader]
+wasm = "builtin:fetch-update"
+grants = { kv = "counters" }
+
+[plugins.cache]
+wasm = "builtin:fetch-update"
+grants = { kv = "cache" }
+
+[plugins.none]
+wasm = "builtin:fetch-update"
+
+[kv.counters]
+max_entries = 100
+max_bytes = "1MiB"
+max_value = 4096
+"#;
+        let config = parse(text).unwrap();
+        let counters = KvLimits { max_entries: 100, max_bytes: 1 << 20, max_value: 4096 };
+        let granted = |plugin: &str| config.plugins[plugin].grant.kv.clone();
+        assert_eq!(granted("counter"), Some(KvGrant { name: "counters".into(), limits: counters }));
+        assert_eq!(granted("reader"), granted("counter"));
+        assert_eq!(granted("cache"), Some(KvGrant { name: "cache".into(), limits: KvLimits::default() }));
+        assert_eq!(granted("none"), None);
+        assert_eq!(config.kv.keys().collect::<Vec<_>>(), ["cache", "counters"]);
+    }
+
+    /// A table a bound is written in but no plugin is granted would leave the store it
+    /// was meant for on the defaults.
+    #[test]
+    fn a_kv_table_no_plugin_is_granted_is_refused_with_the_closest_name() {
+        let text = "[plugins.p]\nwasm = \"builtin:fetch-update\"\ngrants = { kv = \"counters\" }\n\
+                    [kv.counter]\nmax_entries = 5\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "gitauto.toml:4:5: [kv.counter]: no plugin is granted this key-value store; did you mean `counters`?"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What one plugin may touch (directories, hosts, programs), built from its `grants` in
-//! the config. This is the one place that says yes or no; the capabilities ask it before
+//! What one plugin may touch (directories, hosts, programs, a key-value store), built
+//! from its `grants` in the config. This is the one place that says yes or no; the capabilities ask it before
 //! every action and report its refusal to the plugin as a `denied` error.
 
 pub mod remote;
@@ -25,6 +25,36 @@ pub struct Grant {
     /// Credentials the host attaches to requests for some granted hosts. The plugin
     /// never sees them.
     pub credentials: Vec<HostCredential>,
+    /// The key-value store the `kv` interface reads and writes (`grants.kv`), with its
+    /// bounds; none: every `kv` call is denied.
+    pub kv: Option<KvGrant>,
+}
+
+/// A granted key-value store: its name (plugins granted the same name share its entries)
+/// and the bounds every write is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvGrant {
+    /// The store's name, as `grants = { kv = "NAME" }` gives it: the entries' namespace.
+    pub name: String,
+    /// Its bounds, from `[kv.NAME]` or the defaults.
+    pub limits: KvLimits,
+}
+
+/// The bounds of one key-value store (`[kv.NAME]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLimits {
+    /// Most entries it holds (expired ones count until they are swept).
+    pub max_entries: u64,
+    /// Most bytes of values it holds, all entries together.
+    pub max_bytes: u64,
+    /// Most bytes of one value.
+    pub max_value: u64,
+}
+
+impl Default for KvLimits {
+    fn default() -> Self {
+        Self { max_entries: 10_000, max_bytes: 64 << 20, max_value: 1 << 20 }
+    }
 }
 
 /// A credential for one granted host, which the host applies to every request there.
@@ -281,6 +311,13 @@ impl Grant {
                 )
             };
             Denied(format!("program `{program}` is not granted ({listed})"))
+        })
+    }
+
+    /// The key-value store granted, if any.
+    pub fn check_kv(&self) -> Result<&KvGrant, Denied> {
+        self.kv.as_ref().ok_or_else(|| {
+            Denied("the plugin is granted no key-value store (grant one with `grants = { kv = \"NAME\" }`)".into())
         })
     }
 

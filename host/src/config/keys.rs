@@ -30,7 +30,9 @@ static ROOT: Shape = Shape::Table(&[
     ("retention", &RETENTION),
     ("store", &STORE),
     ("telemetry", &TELEMETRY),
+    ("kv", &Shape::Named(&KV)),
 ]);
+static KV: Shape = Shape::Table(&[("max_entries", &ANY), ("max_bytes", &ANY), ("max_value", &ANY)]);
 static STORE: Shape = Shape::Table(&[("url", &ANY), ("connections", &ANY)]);
 static TELEMETRY: Shape =
     Shape::Table(&[("otlp_endpoint", &ANY), ("headers", &ANY), ("service_name", &ANY), ("timeout", &ANY)]);
@@ -79,6 +81,7 @@ static GRANTS: Shape = Shape::Table(&[
     ("dirs", &Shape::Items(&DIR)),
     ("hosts", &Shape::Items(&HOST)),
     ("commands", &Shape::Items(&COMMAND)),
+    ("kv", &ANY),
 ]);
 static COMMAND: Shape = Shape::Table(&[("program", &ANY), ("env", &ANY), ("network", &ANY)]);
 static HOST: Shape = Shape::Table(&[
@@ -271,6 +274,7 @@ mod tests {
             ("retention", serde_keys::<raw::RawRetention>(), &RETENTION),
             ("store", serde_keys::<raw::RawStore>(), &STORE),
             ("telemetry", serde_keys::<raw::RawTelemetry>(), &TELEMETRY),
+            ("kv", serde_keys::<raw::RawKv>(), &KV),
             ("source", serde_keys::<raw::RawSource>(), &SOURCE),
             ("catch_up", serde_keys::<raw::RawCatchUp>(), &CATCH_UP),
             ("poll", serde_keys::<raw::RawPoll>(), &POLL),

@@ -25,6 +25,18 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    /// `[kv.NAME]`: the bounds of the key-value stores plugins are granted.
+    #[serde(default)]
+    pub kv: BTreeMap<Spanned<String>, Spanned<RawKv>>,
+}
+
+/// `[kv.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKv {
+    pub max_entries: Option<Spanned<i64>>,
+    pub max_bytes: Option<Spanned<SizeValue>>,
+    pub max_value: Option<Spanned<SizeValue>>,
 }
 
 /// `[telemetry]`.
@@ -197,6 +209,8 @@ pub struct RawGrants {
     pub hosts: Vec<Spanned<RawHost>>,
     #[serde(default)]
     pub commands: Vec<Spanned<RawCommand>>,
+    /// The key-value store's name.
+    pub kv: Option<Spanned<String>>,
 }
 
 /// One granted program: its name or path, or a table that adds what it may get.
