@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// How often finished history is pruned (and once at start).
+/// How often finished history is pruned and expired key-value entries swept (and once
+/// at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How long a stopping daemon waits for the scheduler to finish ingesting the ticks it claimed.
 const SCHEDULER_GRACE: Duration = Duration::from_secs(10);
@@ -287,6 +288,13 @@ async fn prune(queue: Queue, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
             }
             Ok(_) => {}
             Err(err) => tracing::error!("pruning history: {err:#}"),
+        }
+        // Expired key-value entries already read as absent; this gives their room back
+        // (a write that finds its store full sweeps that store itself).
+        match queue.kv_sweep().await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(entries = swept, "swept expired key-value entries"),
+            Err(err) => tracing::error!("sweeping expired key-value entries: {err:#}"),
         }
         tokio::select! {
             () = tokio::time::sleep(PRUNE_EVERY) => {}

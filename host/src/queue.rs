@@ -9,7 +9,7 @@
 //! `nodes.rs` the daemons sharing the store, `requeue.rs` putting running jobs back in
 //! line (crash recovery, leases, shutdown, retries), `flow.rs` paused rules and the
 //! concurrency and priority queued jobs carry, `polled.rs` what ref polling and catch-up
-//! look up, `ticks.rs` schedule ticks, `waiting.rs` releasing jobs held for an approval, `retention.rs` pruning, `writer.rs` the thread that
+//! look up, `kv.rs` plugins' key-value stores, `ticks.rs` schedule ticks, `waiting.rs` releasing jobs held for an approval, `retention.rs` pruning, `writer.rs` the thread that
 //! batches commits.
 
 mod accept_pg;
@@ -19,6 +19,7 @@ mod db;
 mod flow;
 mod history;
 mod jobs;
+pub mod kv;
 mod nodes;
 pub mod pg_connect;
 mod polled;
@@ -1027,6 +1028,7 @@ mod tests {
     use super::*;
 
     mod accept;
+    mod kv;
     mod stats;
 
     /// Where a test's queue lives: each test runs against both stores.

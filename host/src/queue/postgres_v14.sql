@@ -7,10 +7,12 @@ ALTER TABLE steps ADD COLUMN plugin_signer TEXT;
 -- shared by every node. `version` changes at every write of a key, for compare-and-swap:
 -- the larger of the previous version plus one and the write's time in microseconds, so
 -- a key deleted and written again never repeats one. An entry whose `expires_at` (Unix
--- milliseconds) has passed reads as absent and is swept.
+-- milliseconds) has passed reads as absent and is swept. Keys compare byte by byte
+-- (`COLLATE "C"`), whatever the database's collation: listings come in byte order, and a
+-- prefix is a range of the primary key.
 CREATE TABLE kv (
     namespace   TEXT   NOT NULL,
-    key         TEXT   NOT NULL,
+    key         TEXT   COLLATE "C" NOT NULL,
     value       BYTEA  NOT NULL,
     version     BIGINT NOT NULL,
     expires_at  BIGINT,
