@@ -158,6 +158,12 @@ enum Command {
         #[command(subcommand)]
         command: HooksCommand,
     },
+    /// Read and delete plugins' key-value entries (`grants = { kv = "NAME" }`), through
+    /// the running daemon.
+    Kv {
+        #[command(subcommand)]
+        command: KvCommand,
+    },
     /// Tools for plugin authors.
     Plugin {
         #[command(subcommand)]
@@ -181,6 +187,38 @@ enum Command {
         /// Config file.
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KvCommand {
+    /// List a store's live entries in byte order of their keys: key, bytes, version, expiry.
+    List {
+        /// The store's name.
+        store: String,
+        /// Only keys that start with this (`%` and `_` are plain characters).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Write an entry's value, the bytes as stored, to stdout (its version and expiry to stderr).
+    Get {
+        /// The store's name.
+        store: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Delete an entry.
+    Delete {
+        /// The store's name.
+        store: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
     },
 }
 
@@ -536,6 +574,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(print_run(&report))
         }
         Command::Hooks { command } => hooks(command).await,
+        Command::Kv { command } => kv(command).await,
         Command::Cancel { id, daemon } => {
             let answer = daemon.client()?.post(&format!("/api/jobs/{id}/cancel")).await?.ok()?;
             match answer["state"].as_str() {
@@ -543,6 +582,73 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 _ => println!("job {id} is running; it stops before its next step"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `gitauto kv`: the daemon's `/api/kv` answers.
+async fn kv(command: KvCommand) -> anyhow::Result<ExitCode> {
+    let query = |pairs: &[(&str, &str)]| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in pairs {
+            query.append_pair(key, value);
+        }
+        query.finish()
+    };
+    let segment =
+        |store: &str| percent_encoding::utf8_percent_encode(store, percent_encoding::NON_ALPHANUMERIC).to_string();
+    match command {
+        KvCommand::List { store, prefix, daemon } => {
+            let client = daemon.client()?;
+            let mut after: Option<String> = None;
+            loop {
+                let mut pairs = vec![("prefix", prefix.as_str())];
+                if let Some(after) = &after {
+                    pairs.push(("after", after));
+                }
+                let path = format!("/api/kv/{}?{}", segment(&store), query(&pairs));
+                let answer = client.get(&path).await?.ok()?;
+                for entry in answer["entries"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{} B\tversion {}\t{}",
+                        escape(entry["key"].as_str().unwrap_or_default()),
+                        entry["bytes"],
+                        entry["version"],
+                        entry["expires_at"]
+                            .as_str()
+                            .map_or_else(|| "no expiry".to_owned(), |at| format!("expires {at}"))
+                    );
+                }
+                match answer["next"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            }
+        }
+        KvCommand::Get { store, key, daemon } => {
+            let path = format!("/api/kv/{}/entry?{}", segment(&store), query(&[("key", &key)]));
+            let answer = daemon.client()?.get(&path).await?.ok()?;
+            let value = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                answer["base64"].as_str().unwrap_or_default(),
+            )
+            .context("the daemon's answer holds no value")?;
+            let expiry =
+                answer["expires_at"].as_str().map_or_else(|| "no expiry".to_owned(), |at| format!("expires {at}"));
+            say(format_args!("version {}, {} bytes, {expiry}", answer["version"], value.len()));
+            std::io::Write::write_all(&mut std::io::stdout(), &value).context("writing the value")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        KvCommand::Delete { store, key, daemon } => {
+            let path = format!("/api/kv/{}/delete?{}", segment(&store), query(&[("key", &key)]));
+            let answer = daemon.client()?.post(&path).await?.ok()?;
+            if answer["deleted"].as_bool() == Some(true) {
+                println!("deleted `{}` from `{}`", escape(&key), escape(&store));
+                Ok(ExitCode::SUCCESS)
+            } else {
+                say(format_args!("no entry `{}` in `{}`", escape(&key), escape(&store)));
+                Ok(ExitCode::FAILURE)
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - `hooks`: `POST /hooks/{source}`, the webhook receiver;
 //! - `api`: deliveries and jobs (read, redelivered, retried, cancelled, live logs), metrics;
 //! - `rules`: flow control: each rule's state, pause and resume;
+//! - `kv`: plugins' key-value stores, listed, read and deleted by operators;
 //! - `dashboard`: the HTML pages, and `svg` the charts they draw;
 //! - `gitreload`: gitreload's endpoints, when `[compat.gitreload]` enables them;
 //! - `auth`: the token the API, dashboard and metrics require when one is configured;
@@ -18,6 +19,7 @@ mod browser;
 mod dashboard;
 mod gitreload;
 mod hooks;
+mod kv;
 pub mod listen;
 mod manual;
 mod rules;
@@ -79,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/retry", post(api::retry))
         .route("/api/jobs/{id}/cancel", post(api::cancel))
         .route("/api/jobs/{id}/log", get(api::log))
+        .route("/api/kv/{store}", get(kv::list))
+        .route("/api/kv/{store}/entry", get(kv::entry))
+        .route("/api/kv/{store}/delete", post(kv::delete))
         .route("/api/rules", get(rules::list))
         .route("/api/rules/{name}/pause", post(rules::pause))
         .route("/api/rules/{name}/resume", post(rules::resume))
