@@ -12,7 +12,7 @@ mod common;
 
 use common::env_number;
 use gitauto::bench::{percentile, report};
-use gitauto::capability::shell::run_for_benchmark;
+use gitauto::capability::process::run_for_benchmark;
 use gitauto::confine::{self, Rules};
 use gitauto::grant::{Access, DirGrant, Grant};
 use std::path::Path;

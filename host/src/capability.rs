@@ -9,22 +9,37 @@
     reason = "capability calls run on the step's blocking thread, never on a tokio worker"
 )]
 
+pub mod compat;
 pub mod git;
 pub mod http;
 pub mod log;
 pub mod meter;
-pub mod shell;
+pub mod process;
+pub mod wasi_http;
 
 use crate::grant::Grant;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 
-/// Host bindings generated from `wit/`.
+/// Host bindings generated from `wit/` (`gitauto:plugin@0.2`).
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "plugin",
         path: "../wit",
+        imports: { default: trappable },
+        with: {
+            "gitauto:plugin/git.repository": crate::capability::git::OpenRepository,
+        },
+    });
+}
+
+/// Host bindings of the 0.1 WIT as released (`host/wit-0.1`: 0.1.2, never changed), for
+/// plugins built for any 0.1.x; `compat` serves them through the 0.2 host.
+pub mod bindings_v0_1 {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "wit-0.1",
         imports: { default: trappable },
         with: {
             "gitauto:plugin/git.repository": crate::capability::git::OpenRepository,
@@ -44,7 +59,44 @@ pub struct StepState {
 
 impl bindings::gitauto::plugin::types::Host for StepState {}
 
+/// Until the key-value store is wired in, no plugin has a store to reach.
+impl bindings::gitauto::plugin::kv::Host for StepState {
+    fn get(&mut self, _key: String) -> wasmtime::Result<Result<Option<bindings::gitauto::plugin::kv::Entry>, KvError>> {
+        Ok(Err(no_store()))
+    }
+    fn set(&mut self, _key: String, _value: Vec<u8>, _ttl: Option<u64>) -> wasmtime::Result<Result<u64, KvError>> {
+        Ok(Err(no_store()))
+    }
+    fn delete(&mut self, _key: String) -> wasmtime::Result<Result<bool, KvError>> {
+        Ok(Err(no_store()))
+    }
+    fn list_keys(
+        &mut self,
+        _prefix: String,
+        _after: Option<String>,
+        _limit: u32,
+    ) -> wasmtime::Result<Result<Vec<String>, KvError>> {
+        Ok(Err(no_store()))
+    }
+    fn compare_and_swap(
+        &mut self,
+        _key: String,
+        _expected: Option<u64>,
+        _value: Vec<u8>,
+        _ttl: Option<u64>,
+    ) -> wasmtime::Result<Result<Option<u64>, KvError>> {
+        Ok(Err(no_store()))
+    }
+}
+
+use bindings::gitauto::plugin::kv::KvError;
+
+fn no_store() -> KvError {
+    KvError::Denied("this host has no key-value store for the plugin".into())
+}
+
 /// What the capabilities know about the step they serve.
+#[derive(Clone)]
 pub struct StepContext {
     /// The plugin's config name, for messages.
     pub plugin: String,

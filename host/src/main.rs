@@ -526,6 +526,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Some(version) => println!("targets   gitauto:plugin@{version}"),
                 None => println!("targets   no gitauto:plugin interface"),
             }
+            println!("uses:");
+            let width = inspection.packages.iter().map(|p| p.name.len() + p.version.len() + 1).max().unwrap_or(0);
+            for package in &inspection.packages {
+                let named = format!("{}@{}", package.name, package.version);
+                println!("  {:width$}  {}", escape(&named), escape(&package.interfaces.join(", ")));
+            }
             println!("imports:");
             for import in &inspection.imports {
                 println!("  {}", escape(import));

@@ -9,7 +9,8 @@ mod limits;
 mod stdio;
 
 use crate::capability::log::{Level, Sink, StepLog};
-use crate::capability::{StepContext, StepState, bindings, http};
+use crate::capability::wasi_http::PolicyHooks;
+use crate::capability::{StepContext, StepState, bindings, bindings_v0_1, http};
 use crate::config::{Limits, PluginSpec, WasmSource};
 use crate::event::Event;
 pub use crate::step::{StepBill, StepStatus};
@@ -22,11 +23,12 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker, ResourceTable, ResourceTableError};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use bindings::gitauto::plugin::types as wit;
 
 /// The WIT package version this host implements.
-pub const WIT_PACKAGE: &str = "gitauto:plugin@0.1.2";
+pub const WIT_PACKAGE: &str = "gitauto:plugin@0.2.0";
 
 /// What one step's store holds: its WASI context, its limiter, and the state the
 /// capabilities serve it from.
@@ -34,11 +36,20 @@ struct StoreData {
     wasi: WasiCtx,
     limiter: StepLimiter,
     step: StepState,
+    /// `wasi:http`'s own state; its requests go through [`PolicyHooks`].
+    wasi_http: WasiHttpCtx,
+    http_hooks: PolicyHooks,
 }
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.step.table }
+    }
+}
+
+impl WasiHttpView for StoreData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.wasi_http, table: &mut self.step.table, hooks: &mut self.http_hooks }
     }
 }
 
@@ -384,30 +395,31 @@ impl Runtime {
             changers = all.into();
             checkout = Some(root);
         }
+        let wasi = wasi_context(&grant, scope.workspace, checkout.as_deref(), stdout, stderr)?;
+        let ctx = StepContext {
+            plugin: plugin.to_owned(),
+            grant: Arc::new(grant),
+            changers,
+            checkout,
+            deadline,
+            log: log.clone(),
+            http: loaded.http.clone(),
+            max_transfer: limits.memory,
+            unconfined_programs: self.unconfined_programs,
+            app: scope.app.cloned(),
+            meter: Arc::new(match (&self.observer, scope.trace) {
+                (Some(observer), _) => crate::capability::meter::Meter::observe(observer.clone()),
+                (None, Some(step)) => host_call_spans(step.clone()),
+                (None, None) => crate::capability::meter::Meter::default(),
+            }),
+            trace: scope.trace.cloned(),
+        };
         let state = StoreData {
-            wasi: wasi_context(&grant, scope.workspace, checkout.as_deref(), stdout, stderr)?,
+            wasi,
             limiter: StepLimiter::new(limits.memory),
-            step: StepState {
-                table: resource_table(),
-                ctx: StepContext {
-                    plugin: plugin.to_owned(),
-                    grant: Arc::new(grant),
-                    changers,
-                    checkout,
-                    deadline,
-                    log: log.clone(),
-                    http: loaded.http.clone(),
-                    max_transfer: limits.memory,
-                    unconfined_programs: self.unconfined_programs,
-                    app: scope.app.cloned(),
-                    meter: Arc::new(match (&self.observer, scope.trace) {
-                        (Some(observer), _) => crate::capability::meter::Meter::observe(observer.clone()),
-                        (None, Some(step)) => host_call_spans(step.clone()),
-                        (None, None) => crate::capability::meter::Meter::default(),
-                    }),
-                    trace: scope.trace.cloned(),
-                },
-            },
+            wasi_http: WasiHttpCtx::new(),
+            http_hooks: PolicyHooks::new(ctx.clone()),
+            step: StepState { table: resource_table(), ctx },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -435,14 +447,14 @@ impl Runtime {
 /// in its bill).
 const MAX_CALL_SPANS: usize = 256;
 
-/// A meter that makes each git and shell host call a span under the step's (`git.fetch`,
-/// `shell.run`), up to [`MAX_CALL_SPANS`]. HTTP requests make their own span, whose id
+/// A meter that makes each git and process host call a span under the step's (`git.fetch`,
+/// `process.run`), up to [`MAX_CALL_SPANS`]. HTTP requests make their own span, whose id
 /// their `traceparent` carries; log lines are not spans.
 fn host_call_spans(step: crate::telemetry::Parent) -> crate::capability::meter::Meter {
     use crate::capability::meter::Capability;
     let made = std::sync::atomic::AtomicUsize::new(0);
     crate::capability::meter::Meter::observe(Arc::new(move |capability, name| match capability {
-        Capability::Git | Capability::Shell
+        Capability::Git | Capability::Process
             if made.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_CALL_SPANS =>
         {
             Box::new(step.child(name, crate::telemetry::Kind::Internal)) as Box<dyn std::any::Any>
@@ -504,13 +516,20 @@ fn incompatible(plugin: &str, err: &wasmtime::Error) -> anyhow::Error {
 }
 
 /// The linker every plugin is instantiated with: all of WASI p2 (denied through each
-/// step's context, not by leaving imports out) and the gitauto capabilities.
+/// step's context, not by leaving imports out), `wasi:http`'s outgoing handler (through
+/// gitauto's HTTP policy) and the gitauto capabilities, of 0.2 and of 0.1.
 fn linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
     let mut linker = Linker::<StoreData>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
     bindings::Plugin::add_to_linker::<StoreData, HasSelf<StepState>>(&mut linker, |data| &mut data.step)
         .map_err(anyhow::Error::from)
         .context("linking gitauto capabilities")?;
+    bindings_v0_1::Plugin::add_to_linker::<StoreData, HasSelf<StepState>>(&mut linker, |data| &mut data.step)
+        .map_err(anyhow::Error::from)
+        .context("linking gitauto 0.1 capabilities")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking wasi:http")?;
     bound_clock_waits(&mut linker).context("bounding WASI clock waits")?;
     Ok(linker)
 }

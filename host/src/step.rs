@@ -59,8 +59,8 @@ pub struct StepBill {
     /// to the plugin's return or trap, in microseconds.
     pub wall_us: u64,
     /// CPU time of the thread that ran the plugin, in microseconds: instantiation, the
-    /// guest's code, WASI and host calls, and the confined threads git and shell calls
-    /// run on. Not the programs `shell` runs (processes of their own), HTTP's
+    /// guest's code, WASI and host calls, and the confined threads git and process calls
+    /// run on. Not the programs `process` runs (processes of their own), HTTP's
     /// connections (tokio's threads), nor filling the job's checkout.
     pub cpu_us: u64,
     /// The most the plugin's linear memories held together, in bytes (at most its
@@ -69,7 +69,7 @@ pub struct StepBill {
     /// Epoch ticks (one each 10 ms, the unit the deadline is counted in) that passed
     /// between the plugin's store being made and its return.
     pub epoch_ticks: u64,
-    /// Calls to each gitauto capability (`git`, `http`, `shell`, `log`): how many, and
+    /// Calls to each gitauto capability (`git`, `http`, `process`, `kv`, `log`): how many, and
     /// the time spent in them. Capabilities not called are left out; so is WASI.
     pub calls: BTreeMap<String, CallBill>,
 }

@@ -181,8 +181,8 @@ fn plugin_inspect_and_test_work_on_a_component_file() {
     let stdout = String::from_utf8_lossy(&inspect.stdout);
     assert_eq!(inspect.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("targets   gitauto:plugin@0.1.2\n")
-            && stdout.contains("runs on this host (gitauto:plugin@0.1.2): yes"),
+        stdout.contains("targets   gitauto:plugin@0.2.0\n")
+            && stdout.contains("runs on this host (gitauto:plugin@0.2.0): yes"),
         "{stdout}"
     );
 

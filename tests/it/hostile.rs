@@ -123,6 +123,44 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
             json!({"url": format!("http://{}:{}/", p.hostname, p.server.rsplit(':').next().unwrap())}),
             &["resolves only to non-public addresses ("],
         ),
+        // The same through the standard `wasi:http/outgoing-handler`: one policy for both.
+        a(
+            "wasi-http-unlisted",
+            "wasi-http-get",
+            json!({"url": "http://example.com/"}),
+            &["HttpRequestDenied", "host example.com", "is not granted"],
+        ),
+        a("wasi-http-redirect", "wasi-http-get", json!({"url": format!("{}/away", p.server)}), &["redirect from"]),
+        a(
+            "wasi-http-loopback",
+            "wasi-http-get",
+            json!({"url": format!("{}/api/jobs", p.other)}),
+            &["HttpRequestDenied", "is not granted"],
+        ),
+        a(
+            "wasi-http-metadata",
+            "wasi-http-get",
+            json!({"url": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}),
+            &["169.254.169.254", "is not granted"],
+        ),
+        a(
+            "wasi-http-dns-loopback",
+            "wasi-http-get",
+            json!({"url": format!("http://{}:{}/", p.hostname, p.server.rsplit(':').next().unwrap())}),
+            &["resolves only to non-public addresses ("],
+        ),
+        a(
+            "wasi-http-file-scheme",
+            "wasi-http-get",
+            json!({"url": "file:///etc/passwd"}),
+            &["wasi:http GET file:///etc/passwd: "],
+        ),
+        a(
+            "wasi-http-ungranted-listener",
+            "wasi-http-get",
+            json!({"url": format!("http://{}/", p.ungranted)}),
+            &["HttpRequestDenied", "is not granted"],
+        ),
         // Issue 16: one attack per finding, each checked against the world below too.
         a("swap-checkout", "sandbox-escapes", escape(p, "swap-checkout"), &["reset-hard: ", "denied", "clean: "]),
         a("encoded-file-url", "sandbox-escapes", escape(p, "encoded-file-url"), &["denied", "/outside/repo"]),

@@ -1,40 +1,60 @@
 //! Plugins in Python and JavaScript, built with their languages' component tooling from
 //! `examples/plugins/`, react to a real push in the daemon: each opens the real checkout
-//! through the git capability, logs, and returns an outcome whose output is checked.
+//! through the git capability, logs, posts its summary with its language's HTTP client
+//! (JavaScript's `fetch` over `wasi:http`, Python's `requests_lite` over gitauto's
+//! `http`) to a granted host with the host's credential, and returns an outcome whose
+//! output is checked. A post to a host the grant does not list never connects.
 
+use gitauto_tests::receiver::Receiver;
 use gitauto_tests::{SECRET, TestDaemon, TestGit, github_source, push_payload, tools};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-async fn daemon(root: &Path, python: &Path, javascript: &Path) -> TestDaemon {
+/// The token the config holds for the receiver; the plugins never see it.
+const TOKEN: &str = "hooks-token-5ecret";
+
+async fn daemon(root: &Path, python: &Path, javascript: &Path, receiver: &Receiver, ungranted: &str) -> TestDaemon {
     let checkout = root.join("repos/acme/widgets");
+    std::fs::write(root.join("token"), TOKEN).unwrap();
+    let rules = |name: &str, plugin: &str| {
+        format!(
+            r#"
+[[rules]]
+name = "{name}"
+on = "push"
+steps = [{{ plugin = "{plugin}", with = {{ checkout = "{checkout}", notify = "{receiver}/{name}" }} }}]
+
+[[rules]]
+name = "{name}-ungranted"
+on = "push"
+steps = [{{ plugin = "{plugin}", with = {{ checkout = "{checkout}", notify = "http://{ungranted}/{name}" }} }}]
+"#,
+            checkout = checkout.display(),
+            receiver = receiver.url,
+        )
+    };
     TestDaemon::start(&format!(
         r#"
 {source}
 [plugins.py]
 wasm = "{python}"
-grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
+grants = {{ dirs = [{{ path = "{repos}", git = true }}], hosts = [{{ host = "{host}", credential = "file:{token}" }}] }}
 limits = {{ memory = "256MiB" }}
 
 [plugins.js]
 wasm = "{javascript}"
-grants = {{ dirs = [{{ path = "{repos}", git = true }}] }}
+grants = {{ dirs = [{{ path = "{repos}", git = true }}], hosts = [{{ host = "{host}", credential = "file:{token}" }}] }}
 limits = {{ memory = "256MiB" }}
-
-[[rules]]
-name = "python"
-on = "push"
-steps = [{{ plugin = "py", with = {{ checkout = "{checkout}" }} }}]
-
-[[rules]]
-name = "javascript"
-on = "push"
-steps = [{{ plugin = "js", with = {{ checkout = "{checkout}" }} }}]
-"#,
+{python_rules}{javascript_rules}"#,
         source = github_source(),
         python = python.display(),
         javascript = javascript.display(),
         repos = root.join("repos").display(),
-        checkout = checkout.display(),
+        host = receiver.host(),
+        token = root.join("token").display(),
+        python_rules = rules("python", "py"),
+        javascript_rules = rules("javascript", "js"),
     ))
     .await
 }
@@ -55,25 +75,70 @@ async fn python_and_javascript_plugins_react_to_a_push() {
     repo.push("main");
     gitauto_tests::git(&checkout, &["fetch", "--quiet", "origin"]);
     let head = gitauto_tests::git(&checkout, &["rev-parse", "HEAD"]);
+    let receiver = Receiver::start().await;
+    receiver.then_answer(201, &[], "noted");
+    receiver.then_answer(201, &[], "noted");
+    // A listener no grant names, counting the connections it gets.
+    let ungranted = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ungranted_addr = ungranted.local_addr().unwrap().to_string();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counted = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = ungranted.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
 
-    let daemon = daemon(root.path(), &python, &javascript).await;
+    let daemon = daemon(root.path(), &python, &javascript, &receiver, &ungranted_addr).await;
     let payload = push_payload("acme", "widgets", "refs/heads/main", &before, &after, "file:///unused");
     let (status, body) = daemon.post_github("github", "push", &payload, SECRET).await;
     assert_eq!(status, 202, "{body}");
     let jobs = body["jobs"].as_array().unwrap().clone();
-    assert_eq!(jobs.len(), 2);
-    for (job, language) in jobs.iter().zip(["python", "javascript"]) {
+    assert_eq!(jobs.len(), 4);
+    let summary = format!("acme/widgets@main: 1 path(s) changed; checkout at {}", &head[..10]);
+    let mut rules = Vec::new();
+    for job in &jobs {
         let job = daemon.finished_job(job.as_str().unwrap()).await;
-        assert_eq!(job["state"], "succeeded", "{language}: {job:#}");
+        let rule = job["rule"].as_str().unwrap().to_owned();
+        rules.push(rule.clone());
+        let logs: Vec<&str> = job["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+        assert!(logs.contains(&"changed: docs/index.md"), "{rule}: {logs:?}");
+        if rule.ends_with("-ungranted") {
+            // Refused by the grant before any connection, and the step says so.
+            assert_eq!(job["state"], "failed", "{rule}: {job:#}");
+            let said = job["steps"][0]["summary"].as_str().unwrap();
+            assert!(said.starts_with(&format!("could not notify http://{ungranted_addr}/")), "{rule}: {said}");
+            let refusal = "is not granted";
+            let explained = said.contains(refusal) || logs.iter().any(|line| line.contains(refusal));
+            assert!(explained, "{rule}: the refusal is explained in the summary or the log: {said} {logs:?}");
+            continue;
+        }
+        assert_eq!(job["state"], "succeeded", "{rule}: {job:#}");
         let output = &job["steps"][0]["output"];
-        assert_eq!(output["head"], head.as_str(), "{language}");
+        assert_eq!(output["head"], head.as_str(), "{rule}");
         assert_eq!(output["branch"], "main");
         // The checkout has both commits, so the paths come from git, not the payload.
-        assert_eq!(output["changed"], serde_json::json!(["docs/index.md"]), "{language}");
-        let logs: Vec<&str> = job["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
-        assert!(logs.contains(&"changed: docs/index.md"), "{language}: {logs:?}");
-        assert_eq!(job["summary"], format!("acme/widgets@main: 1 path(s) changed; checkout at {}", &head[..10]));
+        assert_eq!(output["changed"], serde_json::json!(["docs/index.md"]), "{rule}");
+        assert_eq!(output["notified"], 201, "{rule}: {output:#}");
+        assert_eq!(output["answer"], "noted", "{rule}");
+        assert_eq!(job["summary"], summary);
     }
+    rules.sort_unstable();
+    assert_eq!(rules, ["javascript", "javascript-ungranted", "python", "python-ungranted"]);
+    let requests = receiver.requests();
+    let mut paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["/javascript", "/python"]);
+    for request in &requests {
+        assert_eq!(request.method, "POST");
+        // Added by the host from the grant's credential: neither plugin knows the token.
+        assert_eq!(request.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()), "{}", request.path);
+        let posted = request.json();
+        assert_eq!(posted["summary"], summary.as_str(), "{}", request.path);
+        assert_eq!(posted["head"], head.as_str());
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "no request reached the ungranted listener");
     daemon.stop().await;
 }
 
@@ -101,7 +166,7 @@ async fn new_plugin_skeletons_build_and_run_in_every_language() {
         let future = new_plugin(&root, "hello-future", Lang::Rust).unwrap();
         for entry in std::fs::read_dir(future.join("wit")).unwrap() {
             let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap().replace("gitauto:plugin@0.1.2", "gitauto:plugin@0.2.0");
+            let text = std::fs::read_to_string(&path).unwrap().replace("gitauto:plugin@0.2.0", "gitauto:plugin@0.3.0");
             std::fs::write(&path, text).unwrap();
         }
         tools::run_ok(
@@ -110,13 +175,13 @@ async fn new_plugin_skeletons_build_and_run_in_every_language() {
                 .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
                 .env("CARGO_TARGET_DIR", &target)
                 .env_remove("RUSTFLAGS"),
-            "cargo build of the 0.2.0 skeleton",
+            "cargo build of the 0.3.0 skeleton",
         );
         let future_wasm = target.join("wasm32-wasip2/release/hello_future.wasm");
         let inspection = gitauto::runtime::inspect::inspect(&std::fs::read(&future_wasm).unwrap()).unwrap();
-        assert_eq!(inspection.targets.as_deref(), Some("0.2.0"));
+        assert_eq!(inspection.targets.as_deref(), Some("0.3.0"));
         let why = inspection.runnable.unwrap_err();
-        assert!(why.starts_with("it targets gitauto:plugin@0.2.0, and this host runs gitauto:plugin@0.1.2"), "{why}");
+        assert!(why.starts_with("it targets gitauto:plugin@0.3.0, and this host runs gitauto:plugin@0.2.0"), "{why}");
 
         let python = new_plugin(&root, "hello-py", Lang::Python).unwrap();
         tools::run_ok(

@@ -3,11 +3,14 @@
 For a push, it opens the deployed checkout named in its settings (through gitauto's
 git capability), logs what the push brought, and returns an outcome whose output
 later steps can template: the checkout's HEAD, the branch, the commits and the
-changed paths.
+changed paths. With `notify` set to a URL, it also posts that summary there, through
+`requests_lite` (the `requests` calling convention on gitauto's `http` interface, under
+the plugin's grant).
 """
 
 import json
 
+import requests_lite
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports import git, log, types
@@ -53,4 +56,11 @@ class WitWorld(wit_world.WitWorld):
             "changed": sorted(set(changed)),
         }
         summary = f"{event.repository.full_name}@{event.branch}: {len(output['changed'])} path(s) changed; checkout at {(head or '')[:10]}"
+        if config.get("notify"):
+            try:
+                response = requests_lite.post(config["notify"], json={"summary": summary, **output}, timeout=10)
+            except requests_lite.RequestException as err:
+                return types.Outcome(types.Status.FAILURE, f"could not notify {config['notify']}: {err}", "null")
+            output["notified"] = response.status_code
+            output["answer"] = response.text
         return types.Outcome(types.Status.SUCCESS, summary, json.dumps(output))

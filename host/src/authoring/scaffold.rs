@@ -13,7 +13,8 @@ const WIT: &[(&str, &str)] = &[
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("git.wit", include_str!("../../../wit/git.wit")),
     ("http.wit", include_str!("../../../wit/http.wit")),
-    ("shell.wit", include_str!("../../../wit/shell.wit")),
+    ("process.wit", include_str!("../../../wit/process.wit")),
+    ("kv.wit", include_str!("../../../wit/kv.wit")),
     ("log.wit", include_str!("../../../wit/log.wit")),
 ];
 
@@ -90,7 +91,7 @@ fn readme(name: &str, lang: Lang, build: &str, wasm: &str) -> String {
         r#"# {name}
 
 A gitauto plugin in {language}. `wit/` holds the gitauto WIT it is built against
-(`gitauto:plugin@0.1.2`); see gitauto's `docs/plugins.md` for the event, the
+(`gitauto:plugin@0.2.0`); see gitauto's `docs/plugins.md` for the event, the
 capabilities and their errors.
 
 ## Build
@@ -202,8 +203,8 @@ class WitWorld(wit_world.WitWorld):
 
 const JS_PLUGIN: &str = r#"// A gitauto plugin: reads the event and its settings, opens the checkout named in
 // `checkout` through the git capability, logs, and returns an outcome.
-import { Repository } from 'gitauto:plugin/git@0.1.2';
-import { log } from 'gitauto:plugin/log@0.1.2';
+import { Repository } from 'gitauto:plugin/git@0.2.0';
+import { log } from 'gitauto:plugin/log@0.2.0';
 
 export function handle(event, settings) {
   const config = JSON.parse(settings || '{}');

@@ -78,6 +78,27 @@ struct NonPublicName {
     addresses: String,
 }
 
+/// Headers that frame the request or name its destination: the host writes them from
+/// the URL it checked and the body it sends, never from the plugin's.
+pub(crate) const HOST_SET: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
+/// One request as the policy sees it, from either way a plugin makes one: this
+/// module's interface or `wasi:http/outgoing-handler` (`capability/wasi_http.rs`).
+/// Everything below [`send`] is the one policy both share.
+pub(crate) struct Outgoing {
+    /// The method.
+    pub method: reqwest::Method,
+    /// The URL as the plugin gave it; parsed once, by [`send`].
+    pub url: String,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body, if any.
+    pub body: Option<Vec<u8>>,
+    /// The plugin's own timeout for the whole request (default 30 s; never beyond the
+    /// step's deadline).
+    pub timeout: Option<Duration>,
+}
+
 /// Checks a URL against the grant: scheme, host and port.
 fn check_url(grant: &Grant, url: &reqwest::Url) -> Result<(), HttpError> {
     if !matches!(url.scheme(), "http" | "https") {
@@ -138,10 +159,10 @@ fn method(method: Method) -> reqwest::Method {
 
 /// Sends the request, following redirects that stay on granted hosts; with tracing on,
 /// as an `http.request` span under the step's, whose context every hop carries.
-fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
+pub(crate) fn send(ctx: &StepContext, request: Outgoing) -> Result<Response, HttpError> {
     let Some(step) = &ctx.trace else { return send_traced(ctx, request, None) };
     let mut span = step.child("http.request", crate::telemetry::Kind::Client);
-    span.set("http.request.method", method(request.method).as_str());
+    span.set("http.request.method", request.method.as_str());
     if let Ok(url) = reqwest::Url::parse(&request.url) {
         span.set("url.full", shown_url(&url));
         if let Some(host) = url.host_str() {
@@ -170,7 +191,7 @@ fn send(ctx: &StepContext, request: Request) -> Result<Response, HttpError> {
 }
 
 /// A URL as a span shows it: no credentials, query or fragment (they may hold tokens).
-fn shown_url(url: &reqwest::Url) -> String {
+pub(crate) fn shown_url(url: &reqwest::Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
@@ -183,7 +204,7 @@ fn shown_url(url: &reqwest::Url) -> String {
 /// host owns the trace, and a plugin's would claim a span that does not exist in it).
 fn send_traced(
     ctx: &StepContext,
-    request: Request,
+    request: Outgoing,
     trace: Option<crate::telemetry::TraceContext>,
 ) -> Result<Response, HttpError> {
     let mut url = reqwest::Url::parse(&request.url)
@@ -192,10 +213,10 @@ fn send_traced(
     for (name, value) in &request.headers {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| HttpError::InvalidRequest(format!("invalid header name `{name}`")))?;
-        if matches!(name.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
+        if HOST_SET.contains(&name.as_str()) {
             return Err(HttpError::InvalidRequest(format!("header `{name}` is set by the host")));
         }
-        let value = reqwest::header::HeaderValue::from_str(value)
+        let value = reqwest::header::HeaderValue::from_bytes(value)
             .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header `{name}`")))?;
         headers.append(name, value);
     }
@@ -204,10 +225,10 @@ fn send_traced(
             .expect("a traceparent is hex digits and dashes");
         headers.insert(reqwest::header::HeaderName::from_static("traceparent"), value);
     }
-    let requested = request.timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.into()));
+    let requested = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
     // One budget for the whole call, redirects included: each hop gets what is left.
     let ends = std::time::Instant::now() + requested.min(ctx.remaining());
-    let mut method = method(request.method);
+    let mut method = request.method;
     let mut body = request.body;
     let runtime = tokio::runtime::Handle::current();
     // Whether the host's credentials may go on this hop: on the first, and on every hop
@@ -354,6 +375,13 @@ fn describe(url: &reqwest::Url, err: reqwest::Error) -> HttpError {
 impl wit::Host for StepState {
     fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
         let _call = self.ctx.meter.start(Capability::Http, "http.send");
+        let request = Outgoing {
+            method: method(request.method),
+            url: request.url,
+            headers: request.headers.into_iter().map(|(name, value)| (name, value.into_bytes())).collect(),
+            body: request.body,
+            timeout: request.timeout.map(Duration::from_millis),
+        };
         Ok(send(&self.ctx, request))
     }
 }

@@ -1,5 +1,5 @@
 //! The meter of a step's host calls: every method of the gitauto interfaces (git, http,
-//! shell, log) opens a [`Call`] first, which counts the call and its time per capability
+//! process, log) opens a [`Call`] first, which counts the call and its time per capability
 //! when dropped; the runtime reads the totals into the step's bill. A test below fails
 //! when a host method has no guard.
 //!
@@ -23,22 +23,22 @@ pub enum Capability {
     Git,
     /// `gitauto:plugin/http`.
     Http,
-    /// `gitauto:plugin/shell`.
-    Shell,
+    /// `gitauto:plugin/process` (0.1's `shell`).
+    Process,
     /// `gitauto:plugin/log`.
     Log,
 }
 
 impl Capability {
     /// Every capability, in the order of [`Capability::index`].
-    pub const ALL: [Capability; 4] = [Capability::Git, Capability::Http, Capability::Shell, Capability::Log];
+    pub const ALL: [Capability; 4] = [Capability::Git, Capability::Http, Capability::Process, Capability::Log];
 
     /// The name in bills and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Git => "git",
             Capability::Http => "http",
-            Capability::Shell => "shell",
+            Capability::Process => "process",
             Capability::Log => "log",
         }
     }
@@ -155,7 +155,7 @@ mod tests {
     const SOURCES: [(&str, &str); 4] = [
         ("git.rs", include_str!("git.rs")),
         ("http.rs", include_str!("http.rs")),
-        ("shell.rs", include_str!("shell.rs")),
+        ("process.rs", include_str!("process.rs")),
         ("log.rs", include_str!("log.rs")),
     ];
 
@@ -209,7 +209,7 @@ mod tests {
         }
         // git (open, clone, path, current-branch, head, remote-url, fetch, resolve,
         // reset-hard, clean, changed-paths, tree, read-file, merge-check, tags, archive,
-        // drop), http (send), shell (run), log (log).
+        // drop), http (send), process (run), log (log).
         assert_eq!(methods, 20, "the check must see every host method");
     }
 
@@ -218,7 +218,7 @@ mod tests {
         let source = "impl wit::Host for StepState {\n    fn run(&mut self) -> u32 {\n        1\n    }\n}\n";
         assert_eq!(unmetered(source), (1, vec!["run".to_owned()]));
         let source = "impl wit::Host for StepState {\n    fn run(\n        &mut self,\n    ) -> u32 {\n        \
-                      let _call = self.ctx.meter.start(Capability::Shell, \"shell.run\");\n        1\n    }\n}\n";
+                      let _call = self.ctx.meter.start(Capability::Process, \"process.run\");\n        1\n    }\n}\n";
         assert_eq!(unmetered(source), (1, vec![]));
     }
 }

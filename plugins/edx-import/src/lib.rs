@@ -1,7 +1,7 @@
 //! `edx-import`: gitreload's course import. For a push to the branch a course checkout
 //! under `repodir` has checked out: bring the checkout up to date (as `fetch-update`
 //! does), then run edx-platform's `git_add_course` management command on it through the
-//! `shell` capability, with gitreload's command line, environment and timeout.
+//! `process` capability, with gitreload's command line, environment and timeout.
 //!
 //! Unlike gitreload, the checkout is updated first (gitreload left that to the command),
 //! the outcome is the job's (gitreload only logged it), and a failed import is a failure
@@ -9,7 +9,7 @@
 
 use gitauto_checkout::{Options, Update};
 use gitauto_plugin::git::Repository;
-use gitauto_plugin::shell::{self, Command, ShellError};
+use gitauto_plugin::process::{self, Command, ProcessError};
 use gitauto_plugin::{Error, Event, Outcome, Plugin, log};
 use serde::{Deserialize, Serialize};
 
@@ -128,14 +128,14 @@ fn import(
         args,
         cwd: Some(settings.edx_platform.clone()),
         env,
-        timeout_ms: Some(settings.timeout_seconds.saturating_mul(1000)),
+        timeout: Some(settings.timeout_seconds.saturating_mul(1000)),
         stdin: None,
     };
-    let ran = match shell::run(&command) {
+    let ran = match process::run(&command) {
         Ok(ran) => ran,
         Err(err) => {
             let why = match &err {
-                ShellError::Denied(m) | ShellError::NotFound(m) | ShellError::Failed(m) => m.clone(),
+                ProcessError::Denied(m) | ProcessError::NotFound(m) | ProcessError::Failed(m) => m.clone(),
             };
             log::error(&format!("configuration error: {why}"));
             return Ok(Outcome::failure(format!("configuration error: {why}")));
@@ -163,7 +163,7 @@ fn import(
         timed_out: ran.timed_out,
         stdout: ran.stdout,
         stderr: ran.stderr,
-        duration_ms: ran.duration_ms,
+        duration_ms: ran.took,
     };
     let outcome = if succeeded { Outcome::success(summary) } else { Outcome::failure(summary) };
     Ok(outcome.with_output(&output))

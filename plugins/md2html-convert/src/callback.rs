@@ -18,7 +18,7 @@ pub fn post(url: &str, result: &Value) -> String {
         url: url.to_owned(),
         headers: vec![("content-type".into(), "application/json".into()), ("user-agent".into(), "gitauto".into())],
         body: Some(body),
-        timeout_ms: None,
+        timeout: None,
     };
     let line = match http::send(&request) {
         Ok(response) if (200..300).contains(&response.status) => {

@@ -124,7 +124,7 @@ impl Plugin for Notify {
             url: prepared.url.clone(),
             headers: prepared.headers.clone(),
             body: Some(prepared.body.clone()),
-            timeout_ms: prepared.timeout_ms,
+            timeout: prepared.timeout_ms.map(u64::from),
         };
         let response = http::send(&request).map_err(|err| refused(&prepared, err))?;
         log::info(&format!("{} answered HTTP {}", prepared.what(), response.status));

@@ -97,7 +97,7 @@ impl Transport for Host {
             url: call.url,
             headers: call.headers,
             body: call.body,
-            timeout_ms: Some(120_000),
+            timeout: Some(120_000),
         })
         // Name the call: a denied upload host says which host the grants lack.
         .map_err(|err| match Error::from(err) {

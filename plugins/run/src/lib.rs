@@ -2,12 +2,12 @@
 //! checkout or a granted directory, and reports success or failure by its exit code,
 //! with its output and the problems a matcher found in it as annotations. Matching lives
 //! in [`matcher`], choosing the changed files in [`changed`]; the host runs the program
-//! (the `shell` capability, confined to the plugin's grants).
+//! (the `process` capability, confined to the plugin's grants).
 
 pub mod changed;
 pub mod matcher;
 
-use gitauto_plugin::shell::{self, Command, ShellError};
+use gitauto_plugin::process::{self, Command, ProcessError};
 use gitauto_plugin::{Error, Event, Outcome, Plugin, log};
 use matcher::{Matchers, Problem};
 use serde::{Deserialize, Deserializer};
@@ -219,7 +219,7 @@ const ANNOTATIONS_KEEP: usize = 1000;
 
 /// The step's output, cut down (the start and end of each stream, the first
 /// annotations) until it fits the host's limit; `truncated` says whether anything was cut.
-pub fn output(result: &shell::Output, annotations: &[Annotation]) -> Value {
+pub fn output(result: &process::Output, annotations: &[Annotation]) -> Value {
     let (mut keep, mut count) = (STREAM_KEEP, ANNOTATIONS_KEEP);
     loop {
         let (stdout, out_cut) = shorten(&result.stdout, keep);
@@ -228,7 +228,7 @@ pub fn output(result: &shell::Output, annotations: &[Annotation]) -> Value {
             "exit_code": result.exit_code,
             "stdout": stdout,
             "stderr": stderr,
-            "duration_ms": result.duration_ms,
+            "duration_ms": result.took,
             "timed_out": result.timed_out,
             "truncated": result.truncated || out_cut || err_cut || annotations.len() > count,
             "annotations": &annotations[..annotations.len().min(count)],
@@ -260,9 +260,9 @@ fn shorten(text: &str, keep: usize) -> (String, bool) {
 }
 
 /// The step's one-line summary.
-pub fn summary(name: &str, result: &shell::Output, annotations: &[Annotation], matched: bool) -> String {
+pub fn summary(name: &str, result: &process::Output, annotations: &[Annotation], matched: bool) -> String {
     let ran = match (result.exit_code, result.timed_out) {
-        (_, true) => format!("{name} timed out after {} and was killed", seconds(result.duration_ms)),
+        (_, true) => format!("{name} timed out after {} and was killed", seconds(result.took)),
         (Some(code), false) => format!("{name} exited {code}"),
         (None, false) => format!("{name} was killed by a signal"),
     };
@@ -347,15 +347,15 @@ impl Plugin for Run {
             args,
             cwd: Some(place.cwd.clone()),
             env: settings.env.clone().into_iter().collect(),
-            timeout_ms: timeout,
+            timeout,
             stdin: settings.stdin.clone().map(String::into_bytes),
         };
-        let result = shell::run(&command).map_err(|err| match err {
+        let result = process::run(&command).map_err(|err| match err {
             // Retrying cannot help: the step's settings ask for what the grant refuses.
-            ShellError::Denied(why) | ShellError::NotFound(why) => {
+            ProcessError::Denied(why) | ProcessError::NotFound(why) => {
                 Error::invalid_settings(format!("cannot run `{}`: {why}", settings.program))
             }
-            ShellError::Failed(why) => Error::failed(format!("running `{}` failed: {why}", settings.program)),
+            ProcessError::Failed(why) => Error::failed(format!("running `{}` failed: {why}", settings.program)),
         })?;
 
         let problems = matchers.as_ref().map(|m| {
@@ -385,14 +385,14 @@ gitauto_plugin::export!(Run);
 mod tests {
     use super::*;
 
-    fn ran(exit_code: Option<i32>, timed_out: bool, stderr: &str) -> shell::Output {
-        shell::Output {
+    fn ran(exit_code: Option<i32>, timed_out: bool, stderr: &str) -> process::Output {
+        process::Output {
             exit_code,
             timed_out,
             stdout: String::new(),
             stderr: stderr.into(),
             truncated: false,
-            duration_ms: 300_500,
+            took: 300_500,
         }
     }
 

@@ -3,7 +3,7 @@
 //! A gitauto plugin is a WebAssembly component that handles one step of a rule: gitauto
 //! calls it with the event (a push, a tag, a pull request, ...) and the step's `with`
 //! settings, and it answers with an [`Outcome`]. It can reach the world only through the
-//! capabilities its grant in `gitauto.toml` allows: [`git`], [`http`], [`shell`], [`log`]
+//! capabilities its grant in `gitauto.toml` allows: [`git`], [`http`], [`process`], [`kv`], [`log`]
 //! and the granted directories.
 //!
 //! Implement [`Plugin`] and [`export!`] it; build with
@@ -58,7 +58,8 @@ pub mod settings;
 
 pub use bindings::gitauto::plugin::git;
 pub use bindings::gitauto::plugin::http;
-pub use bindings::gitauto::plugin::shell;
+pub use bindings::gitauto::plugin::kv;
+pub use bindings::gitauto::plugin::process;
 pub use bindings::gitauto::plugin::types::{Commit, Error, Event, Outcome, Repository, Status};
 
 use serde::Serialize;
@@ -200,7 +201,7 @@ impl http::HttpError {
     }
 }
 
-impl shell::ShellError {
+impl process::ProcessError {
     /// The error as one line: its kind, then the host's message.
     pub fn message(&self) -> String {
         match self {
@@ -230,9 +231,9 @@ impl From<http::HttpError> for Error {
 }
 
 /// A program that cannot be run fails the step.
-impl From<shell::ShellError> for Error {
-    fn from(err: shell::ShellError) -> Self {
-        Error::Failed(format!("shell: {}", err.message()))
+impl From<process::ProcessError> for Error {
+    fn from(err: process::ProcessError) -> Self {
+        Error::Failed(format!("process: {}", err.message()))
     }
 }
 

@@ -373,7 +373,7 @@ impl Bucket {
             ));
         }
         log::debug(&format!("{operation} {}", self.location(key)));
-        http::send(&Request { method, url, headers, body, timeout_ms: None })
+        http::send(&Request { method, url, headers, body, timeout: None })
             .map_err(|err| self.error(operation, key, ErrorKind::Http(err)))
     }
 

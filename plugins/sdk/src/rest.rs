@@ -79,7 +79,7 @@ impl Api {
         };
         let request = format!("{} {url}", method_name(method));
         log::debug(&request);
-        let response = http::send(&Request { method, url, headers, body, timeout_ms: None })?;
+        let response = http::send(&Request { method, url, headers, body, timeout: None })?;
         Ok(Reply { request, status: response.status, headers: response.headers, body: response.body })
     }
 

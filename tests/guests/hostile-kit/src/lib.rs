@@ -1,8 +1,8 @@
 //! What several hostile plugins (`tests/hostile/*`) share.
 
-use gitauto_plugin::shell::{Command, Output};
+use gitauto_plugin::process::{Command, Output};
 
-/// Runs `program` with `args` through the shell capability, with a 2 s timeout; the
+/// Runs `program` with `args` through the process capability, with a 2 s timeout; the
 /// error is the capability's message.
 pub fn run(program: &str, args: &[&str]) -> Result<Output, String> {
     let command = Command {
@@ -10,10 +10,10 @@ pub fn run(program: &str, args: &[&str]) -> Result<Output, String> {
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         cwd: None,
         env: vec![],
-        timeout_ms: Some(2_000),
+        timeout: Some(2_000),
         stdin: None,
     };
-    gitauto_plugin::shell::run(&command).map_err(|err| err.message())
+    gitauto_plugin::process::run(&command).map_err(|err| err.message())
 }
 
 /// `symlink(2)` through wasi-libc: Rust's standard library has no stable way on WASI.

@@ -5,7 +5,7 @@
 
 use gitauto_plugin::git::Repository;
 use gitauto_plugin::http::{Method, Request};
-use gitauto_plugin::shell::Command;
+use gitauto_plugin::process::Command;
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
 use serde::Deserialize;
 use serde_json::json;
@@ -149,8 +149,8 @@ impl Plugin for ProbePlugin {
     fn handle(event: Event, probe: Probe) -> Result<Outcome, Error> {
         let result = match probe {
             Probe::Shell { program, args, env, cwd, timeout_ms, check } => {
-                let command = Command { program, args, cwd, env, timeout_ms, stdin: None };
-                let out = gitauto_plugin::shell::run(&command).map_err(|err| err.message());
+                let command = Command { program, args, cwd, env, timeout: timeout_ms, stdin: None };
+                let out = gitauto_plugin::process::run(&command).map_err(|err| err.message());
                 if let Ok(out) = &out
                     && check
                     && out.exit_code != Some(0)
@@ -174,7 +174,7 @@ impl Plugin for ProbePlugin {
                     _ => Method::Get,
                 };
                 let body = body.map(String::into_bytes);
-                let request = Request { method, url, headers, body, timeout_ms: Some(5_000) };
+                let request = Request { method, url, headers, body, timeout: Some(5_000) };
                 gitauto_plugin::http::send(&request)
                     .map(|response| json!({"status": response.status, "body": String::from_utf8_lossy(&response.body)}))
                     .map_err(|err| err.message())
@@ -233,7 +233,7 @@ impl Plugin for ProbePlugin {
                 for _ in 0..requests {
                     let url = url.clone().unwrap_or_default();
                     let request =
-                        Request { method: Method::Get, url, headers: Vec::new(), body: None, timeout_ms: Some(5_000) };
+                        Request { method: Method::Get, url, headers: Vec::new(), body: None, timeout: Some(5_000) };
                     match gitauto_plugin::http::send(&request) {
                         Ok(response) => statuses.push(response.status),
                         Err(err) => return Ok(Outcome::failure(err.message())),

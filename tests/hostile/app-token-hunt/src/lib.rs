@@ -66,8 +66,7 @@ impl Plugin for Hostile {
         let urls: Vec<String> =
             settings["urls"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
         for url in &urls {
-            let request =
-                Request { method: Method::Get, url: url.clone(), headers: vec![], body: None, timeout_ms: None };
+            let request = Request { method: Method::Get, url: url.clone(), headers: vec![], body: None, timeout: None };
             let answer = match gitauto_plugin::http::send(&request) {
                 Ok(response) => {
                     let mut text = format!("{} {:?} ", response.status, response.headers).into_bytes();

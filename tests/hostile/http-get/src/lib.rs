@@ -18,7 +18,7 @@ impl Plugin for Hostile {
 }
 
 fn get(url: &str) -> Result<Outcome, Error> {
-    let request = Request { method: Method::Get, url: url.to_owned(), headers: vec![], body: None, timeout_ms: None };
+    let request = Request { method: Method::Get, url: url.to_owned(), headers: vec![], body: None, timeout: None };
     Ok(match gitauto_plugin::http::send(&request) {
         Ok(response) => Outcome::success(format!(
             "ESCAPED: {url} answered {}: {}",

@@ -6,7 +6,7 @@
 //! checks the world outside.
 
 use gitauto_plugin::git::Repository;
-use gitauto_plugin::shell::{self, Command};
+use gitauto_plugin::process::{self, Command};
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
 use hostile_kit::symlink;
 use serde_json::Value;
@@ -214,7 +214,7 @@ fn command(program: &str, args: &[&str], env: &[(&str, &str)], cwd: Option<&str>
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         cwd: cwd.map(str::to_owned),
         env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        timeout_ms: Some(2_000),
+        timeout: Some(2_000),
         stdin: None,
     }
 }
@@ -230,7 +230,7 @@ fn loader_variables() -> Result<String, String> {
         ("PATH", "/tmp"),
         ("BASH_ENV", "/tmp/x"),
     ] {
-        match shell::run(&command("echo", &["hi"], &[(name, value)], None)) {
+        match process::run(&command("echo", &["hi"], &[(name, value)], None)) {
             Ok(out) => return Err(format!("ESCAPED: {name} was accepted ({:?})", out.stderr)),
             Err(err) => refused.push(err.message()),
         }
@@ -242,7 +242,7 @@ fn loader_variables() -> Result<String, String> {
 fn run_sh_via_git(s: &Value) -> Result<String, String> {
     let planted = format!("{}/pwned-by-git", at(s, "outside"));
     let alias = format!("alias.x=!touch {planted}; cat {}/secret.txt", at(s, "outside"));
-    let out = shell::run(&command("git", &["-c", &alias, "x"], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
+    let out = process::run(&command("git", &["-c", &alias, "x"], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
     if out.stdout.contains("secret") {
         return Err(format!("ESCAPED: read the secret: {}", out.stdout));
     }
@@ -258,7 +258,7 @@ fn program_files(s: &Value) -> Result<String, String> {
         data = at(s, "data_dir"),
         site = at(s, "site"),
     );
-    let out = shell::run(&command("/bin/sh", &["-c", &script], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
+    let out = process::run(&command("/bin/sh", &["-c", &script], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
     if out.stdout.contains("secret") || out.stdout.contains("gitauto.sqlite") {
         return Err(format!("ESCAPED: {}", out.stdout));
     }
@@ -350,12 +350,12 @@ for path in sys.argv[1:]:
                   touch -c -d 2001-01-01 \"$t\"; git -c alias.x='!chmod 000' x \"$t\"; done";
     let mut args = vec!["-c", script, "sh"];
     args.extend(targets.iter().map(String::as_str));
-    let shelled = shell::run(&command("/bin/sh", &args, &[], Some(site))).map_err(|e| e.message())?;
+    let shelled = process::run(&command("/bin/sh", &args, &[], Some(site))).map_err(|e| e.message())?;
     let mut said = vec![shelled.stderr];
     // Only `/bin/sh` is granted; it runs the system's python.
     let mut args = vec!["-c", "exec python3 -c \"$0\" \"$@\"", python];
     args.extend(targets.iter().map(String::as_str));
-    let out = shell::run(&command("/bin/sh", &args, &[], Some(site))).map_err(|e| e.message())?;
+    let out = process::run(&command("/bin/sh", &args, &[], Some(site))).map_err(|e| e.message())?;
     if out.stdout.contains("CHANGED") {
         return Err(format!("ESCAPED: {}", out.stdout.trim().replace('\n', " | ")));
     }
@@ -366,7 +366,7 @@ for path in sys.argv[1:]:
 /// Finding 4: a granted program without `network` connects to a listener.
 fn program_network(s: &Value) -> Result<String, String> {
     let url = format!("http://{}/r.git", at(s, "other"));
-    let out = shell::run(&command("git", &["ls-remote", &url], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
+    let out = process::run(&command("git", &["ls-remote", &url], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
     if out.exit_code == Some(0) {
         return Err(format!("ESCAPED: reached {url}: {}", out.stdout));
     }
@@ -377,8 +377,8 @@ fn program_network(s: &Value) -> Result<String, String> {
 fn program_leaves_session() -> Result<String, String> {
     let script = "setsid sleep 607 & sleep 608 & echo started";
     let mut cmd = command("/bin/sh", &["-c", script], &[], None);
-    cmd.timeout_ms = Some(500);
-    let out = shell::run(&cmd).map_err(|e| e.message())?;
+    cmd.timeout = Some(500);
+    let out = process::run(&cmd).map_err(|e| e.message())?;
     Err(format!("the session ended with the program (timed out: {}): {}", out.timed_out, out.stderr.trim()))
 }
 
@@ -404,7 +404,7 @@ fn fifo_config(s: &Value) -> Result<String, String> {
     let script = format!(
         "mkdir -p {repo}/.git/refs {repo}/.git/objects && echo 'ref: refs/heads/main' > {repo}/.git/HEAD && mkfifo {repo}/.git/config"
     );
-    let out = shell::run(&command("/bin/sh", &["-c", &script], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
+    let out = process::run(&command("/bin/sh", &["-c", &script], &[], Some(at(s, "site")))).map_err(|e| e.message())?;
     if out.exit_code != Some(0) {
         return Err(format!("no FIFO could be made: {}", out.stderr.trim()));
     }

@@ -1,4 +1,4 @@
-//! `shell`: run a granted program with exactly the given arguments (there is no shell),
+//! `process`: run a granted program with exactly the given arguments (there is no shell),
 //! in a granted directory, confined by the kernel to the plugin's grants.
 //!
 //! The program starts from a thread that Landlock confines ([`crate::confine`]): it may
@@ -12,7 +12,7 @@
 //! deadline the whole group is killed.
 //! Its environment is a fixed `PATH` and the variables its grant names, nothing else.
 
-use crate::capability::bindings::gitauto::plugin::shell::{self as wit, Command, Output, ShellError};
+use crate::capability::bindings::gitauto::plugin::process::{self as wit, Command, Output, ProcessError};
 use crate::capability::meter::Capability;
 use crate::capability::{StepContext, StepState};
 use crate::confine::{self, Level, Rules, Tcp};
@@ -39,50 +39,49 @@ struct Checked {
     timeout: Duration,
 }
 
-fn check(ctx: &StepContext, command: &Command) -> Result<Checked, ShellError> {
+fn check(ctx: &StepContext, command: &Command) -> Result<Checked, ProcessError> {
     let grant = &ctx.grant;
-    let granted = grant.check_command(&command.program).map_err(|denied| ShellError::Denied(denied.0))?.clone();
+    let granted = grant.check_command(&command.program).map_err(|denied| ProcessError::Denied(denied.0))?.clone();
     let program = granted.program.clone().ok_or_else(|| {
-        ShellError::NotFound(format!("`{}` was not found on PATH when gitauto started", command.program))
+        ProcessError::NotFound(format!("`{}` was not found on PATH when gitauto started", command.program))
     })?;
     if !confine::support().programs() && !ctx.unconfined_programs {
-        return Err(ShellError::Denied(format!(
+        return Err(ProcessError::Denied(format!(
             "`{}` cannot run: this kernel's Landlock cannot confine it (see docs/security.md)",
             command.program
         )));
     }
     let cwd = match &command.cwd {
-        Some(cwd) => grant.check_path(cwd, Access::Read).map_err(|denied| ShellError::Denied(denied.0))?,
+        Some(cwd) => grant.check_path(cwd, Access::Read).map_err(|denied| ProcessError::Denied(denied.0))?,
         None if ctx.checkout.is_some() => {
             let checkout = ctx.checkout.as_deref().expect("checked by the guard").to_string_lossy();
-            grant.check_path(&checkout, Access::Read).map_err(|denied| ShellError::Denied(denied.0))?
+            grant.check_path(&checkout, Access::Read).map_err(|denied| ProcessError::Denied(denied.0))?
         }
         None => {
-            let first = grant
-                .dirs
-                .first()
-                .ok_or_else(|| ShellError::Denied("no `cwd` given and the plugin is granted no directories".into()))?;
+            let first = grant.dirs.first().ok_or_else(|| {
+                ProcessError::Denied("no `cwd` given and the plugin is granted no directories".into())
+            })?;
             grant
                 .check_path(&first.path.to_string_lossy(), Access::Read)
-                .map_err(|denied| ShellError::Denied(denied.0))?
+                .map_err(|denied| ProcessError::Denied(denied.0))?
         }
     };
     for (name, value) in &command.env {
         if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
-            return Err(ShellError::Failed(format!("invalid environment variable `{name}`")));
+            return Err(ProcessError::Failed(format!("invalid environment variable `{name}`")));
         }
         if !granted.env.iter().any(|allowed| allowed == name) {
             let allowed = if granted.env.is_empty() { "none".to_owned() } else { granted.env.join(", ") };
-            return Err(ShellError::Denied(format!(
+            return Err(ProcessError::Denied(format!(
                 "`{name}` may not be set for `{}` (variables its grant names: {allowed}); the config names them as `commands = [{{ program = \"{}\", env = [\"{name}\"] }}]`",
                 command.program, command.program
             )));
         }
     }
     if command.args.iter().any(|arg| arg.contains('\0')) {
-        return Err(ShellError::Failed("an argument contains a NUL byte".into()));
+        return Err(ProcessError::Failed("an argument contains a NUL byte".into()));
     }
-    let requested = command.timeout_ms.map_or(Duration::MAX, Duration::from_millis);
+    let requested = command.timeout.map_or(Duration::MAX, Duration::from_millis);
     Ok(Checked { program, cwd, granted, timeout: requested.min(ctx.remaining()) })
 }
 
@@ -206,13 +205,13 @@ fn filter(
     filter.try_into().map_err(|err: seccompiler::BackendError| err.to_string())
 }
 
-fn run(ctx: &StepContext, command: Command) -> Result<Output, ShellError> {
+fn run(ctx: &StepContext, command: Command) -> Result<Output, ProcessError> {
     let checked = check(ctx, &command)?;
     let rules = rules(&ctx.grant, &checked);
     let shown = command.program.clone();
     match confine::run(rules, None, move || run_confined(checked, command)) {
         Ok(result) => result,
-        Err(err) => Err(ShellError::Failed(format!("running `{shown}`: {err}"))),
+        Err(err) => Err(ProcessError::Failed(format!("running `{shown}`: {err}"))),
     }
 }
 
@@ -225,7 +224,7 @@ pub fn run_for_benchmark(grant: &Grant, program: &Path, args: &[&str], cwd: &Pat
         args: args.iter().map(|arg| (*arg).to_owned()).collect(),
         cwd: None,
         env: Vec::new(),
-        timeout_ms: None,
+        timeout: None,
         stdin: None,
     };
     if !confined {
@@ -249,10 +248,10 @@ pub fn run_for_benchmark(grant: &Grant, program: &Path, args: &[&str], cwd: &Pat
 
 /// Starts the program from the (confined) calling thread, waits for it or its timeout,
 /// and kills its whole process group.
-fn run_confined(checked: Checked, command: Command) -> Result<Output, ShellError> {
+fn run_confined(checked: Checked, command: Command) -> Result<Output, ProcessError> {
     let Checked { program, cwd, granted, timeout } = checked;
     let [refused, ignored] =
-        filters(granted.network).map_err(|err| ShellError::Failed(format!("building the sandbox: {err}")))?;
+        filters(granted.network).map_err(|err| ProcessError::Failed(format!("building the sandbox: {err}")))?;
     let mut process = std::process::Command::new(&program);
     process
         .args(&command.args)
@@ -280,9 +279,9 @@ fn run_confined(checked: Checked, command: Command) -> Result<Output, ShellError
     }
     let started = Instant::now();
     let mut child = process.spawn().map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => ShellError::NotFound(format!("{}: {err}", program.display())),
-        std::io::ErrorKind::PermissionDenied => ShellError::Denied(format!("{}: {err}", program.display())),
-        _ => ShellError::Failed(format!("starting {}: {err}", program.display())),
+        std::io::ErrorKind::NotFound => ProcessError::NotFound(format!("{}: {err}", program.display())),
+        std::io::ErrorKind::PermissionDenied => ProcessError::Denied(format!("{}: {err}", program.display())),
+        _ => ProcessError::Failed(format!("starting {}: {err}", program.display())),
     })?;
     let stdout = drain(child.stdout.take().expect("stdout is piped"));
     let stderr = drain(child.stderr.take().expect("stderr is piped"));
@@ -308,7 +307,7 @@ fn run_confined(checked: Checked, command: Command) -> Result<Output, ShellError
                 std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err(err) => return Err(ShellError::Failed(format!("waiting for {}: {err}", program.display()))),
+            Err(err) => return Err(ProcessError::Failed(format!("waiting for {}: {err}", program.display()))),
         }
     }
     // Kill the group while the program is still unreaped: its id cannot have been
@@ -325,7 +324,7 @@ fn run_confined(checked: Checked, command: Command) -> Result<Output, ShellError
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         truncated: out_cut || err_cut,
-        duration_ms: started.elapsed().as_millis() as u64,
+        took: started.elapsed().as_millis() as u64,
     })
 }
 
@@ -359,8 +358,8 @@ fn exited(pid: rustix::process::Pid) -> std::io::Result<bool> {
 }
 
 impl wit::Host for StepState {
-    fn run(&mut self, command: Command) -> wasmtime::Result<Result<Output, ShellError>> {
-        let _call = self.ctx.meter.start(Capability::Shell, "shell.run");
+    fn run(&mut self, command: Command) -> wasmtime::Result<Result<Output, ProcessError>> {
+        let _call = self.ctx.meter.start(Capability::Process, "process.run");
         Ok(run(&self.ctx, command))
     }
 }

@@ -1,0 +1,163 @@
+//! `wasi:http/outgoing-handler`: the standard HTTP interface (what `fetch` in
+//! JavaScript and other languages' clients are built on), under exactly the policy of
+//! gitauto's own `http`. wasmtime's implementation keeps the guest-facing resources
+//! (fields, bodies, futures); every request it would send comes here instead, is turned
+//! into the [`Outgoing`] request gitauto's `http` makes, and goes through the same
+//! [`http::send`]: the grant's hosts, the address rules, redirects checked hop by hop,
+//! the step's deadline, the host's credentials. wasmtime's own client is never built.
+
+use crate::capability::StepContext;
+use crate::capability::bindings::gitauto::plugin::http::{HttpError, Response};
+use crate::capability::http::{self, HOST_SET, Outgoing};
+use crate::capability::log::Level;
+use crate::capability::meter::Capability;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::time::Duration;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Sends a store's `wasi:http` requests through gitauto's HTTP policy, with the step's
+/// context (the same one its `http` calls are served from).
+pub struct PolicyHooks {
+    ctx: StepContext,
+}
+
+impl PolicyHooks {
+    /// Hooks for one step.
+    pub fn new(ctx: StepContext) -> Self {
+        Self { ctx }
+    }
+}
+
+/// A request's answer, and the future wasmtime watches for errors in its body.
+type Sent = (hyper::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>);
+
+impl WasiHttpHooks for PolicyHooks {
+    /// The host names the destination from the URL it checked, never a `host` header.
+    fn set_host_header(&mut self) -> bool {
+        false
+    }
+
+    /// A request without a scheme is refused rather than guessed.
+    fn default_scheme(&mut self) -> Option<hyper::http::uri::Scheme> {
+        None
+    }
+
+    fn send_request(
+        &mut self,
+        request: hyper::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<dyn Future<Output = Result<Sent, Error>> + Send> {
+        drop(fut);
+        let ctx = self.ctx.clone();
+        Box::new(async move {
+            // The guest writes the body after handing over the request, so it is read
+            // here; a guest that never finishes it, or a slow server, is stopped at the
+            // step's deadline (the guest waits in host code, where the epoch cannot reach).
+            let left = ctx.remaining();
+            match tokio::time::timeout(left, exchange(ctx, request, options)).await {
+                Ok(sent) => sent,
+                Err(_) => Err(Error::ConnectionTimeout),
+            }
+        })
+    }
+}
+
+/// Reads the request's body (bounded as responses are), then sends it through the
+/// policy on a blocking thread (the policy's client blocks on the runtime).
+async fn exchange(
+    ctx: StepContext,
+    request: hyper::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<Sent, Error> {
+    let (parts, mut body) = request.into_parts();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if (bytes.len() + data.len()) as u64 > ctx.max_transfer {
+                return Err(Error::HttpRequestBodySize(Some(bytes.len() as u64 + data.len() as u64)));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    let headers = parts
+        .headers
+        .iter()
+        // Framing is the host's: the body's length is what it sends.
+        .filter(|(name, _)| !HOST_SET.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let outgoing = Outgoing {
+        method: parts.method,
+        url: parts.uri.to_string(),
+        headers,
+        body: (!bytes.is_empty()).then_some(bytes),
+        timeout: options.as_ref().and_then(timeout),
+    };
+    let sent = tokio::task::spawn_blocking(move || {
+        let _call = ctx.meter.start(Capability::Http, "wasi-http.handle");
+        let url = outgoing.url.clone();
+        let sent = http::send(&ctx, outgoing);
+        if let Err(err) = &sent {
+            // The standard's error codes carry no text: the step's log says why.
+            ctx.log.line(Level::Warn, &format!("wasi:http request to {}: {}", shown(&url), message(err)));
+        }
+        sent
+    })
+    .await
+    .map_err(|err| Error::InternalError(Some(format!("the request's thread failed: {err}"))))?;
+    let response = sent.map_err(error_code)?;
+    Ok((to_hyper(response)?, Box::new(async { Ok(()) })))
+}
+
+/// The plugin's own limit for the whole request: the sum of its connect and first-byte
+/// timeouts when it set any (never beyond the step's deadline, as for `http`).
+fn timeout(options: &RequestOptions) -> Option<Duration> {
+    match (options.connect_timeout, options.first_byte_timeout) {
+        (None, None) => None,
+        (connect, first_byte) => Some(connect.unwrap_or_default().saturating_add(first_byte.unwrap_or_default())),
+    }
+}
+
+/// A URL for the log: no credentials, query or fragment.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(url) => http::shown_url(&url),
+        Err(_) => "an invalid URL".into(),
+    }
+}
+
+fn message(err: &HttpError) -> &str {
+    match err {
+        HttpError::Denied(why)
+        | HttpError::InvalidRequest(why)
+        | HttpError::Timeout(why)
+        | HttpError::Connection(why)
+        | HttpError::TooLarge(why) => why,
+    }
+}
+
+/// The policy's refusal or failure as the standard's error code.
+fn error_code(err: HttpError) -> Error {
+    match err {
+        HttpError::Denied(_) => Error::HttpRequestDenied,
+        HttpError::InvalidRequest(why) if why.contains("is not a URL") => Error::HttpRequestUriInvalid,
+        HttpError::InvalidRequest(why) => Error::InternalError(Some(why)),
+        HttpError::Timeout(_) => Error::HttpResponseTimeout,
+        HttpError::Connection(why) => Error::InternalError(Some(why)),
+        HttpError::TooLarge(_) => Error::HttpResponseBodySize(None),
+    }
+}
+
+/// The policy's response (its body already read, and bounded) as wasmtime's.
+fn to_hyper(response: Response) -> Result<hyper::Response<WasiBody>, Error> {
+    let mut builder = hyper::Response::builder().status(response.status);
+    for (name, value) in response.headers {
+        builder = builder.header(name, value);
+    }
+    let body = http_body_util::Full::new(Bytes::from(response.body)).map_err(|never| match never {}).boxed_unsync();
+    builder
+        .body(body)
+        .map_err(|err| Error::InternalError(Some(format!("the response could not be handed over: {err}"))))
+}

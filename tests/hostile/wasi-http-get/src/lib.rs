@@ -1,0 +1,81 @@
+//! Hostile plugin: GETs the URL it is given through the standard
+//! `wasi:http/outgoing-handler` rather than gitauto's `http`, hoping the second way out
+//! keeps a looser policy: an ungranted host, a granted one that redirects off it,
+//! loopback, the metadata service, a granted name that resolves to loopback, a scheme
+//! other than http, a `host` header naming another server.
+//! Succeeds ("ESCAPED: ...") only if the sandbox let it through.
+
+use gitauto_plugin::{Error, Event, Outcome, Plugin};
+use serde_json::Value;
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasip2::io::streams::StreamError;
+
+struct Hostile;
+
+impl Plugin for Hostile {
+    type Settings = Value;
+
+    fn handle(_event: Event, s: Value) -> Result<Outcome, Error> {
+        let url = s["url"].as_str().unwrap_or_default();
+        let host_header = s["host_header"].as_str();
+        Ok(match get(url, host_header) {
+            Ok((status, body)) => Outcome::success(format!("ESCAPED: {url} answered {status}: {body}")),
+            Err(why) => Outcome::failure(format!("wasi:http GET {url}: {why}")),
+        })
+    }
+}
+
+/// `scheme://authority/path` in its parts (the guest's own split: the host parses the
+/// URL it is handed once, whatever this makes of it).
+fn parts(url: &str) -> (Scheme, &str, String) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_owned()),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], rest[at..].to_owned()),
+        None => (rest, "/".to_owned()),
+    };
+    (scheme, authority, path)
+}
+
+fn get(url: &str, host_header: Option<&str>) -> Result<(u16, String), String> {
+    let (scheme, authority, path) = parts(url);
+    let headers = Fields::new();
+    if let Some(host) = host_header {
+        // The standard forbids it (the append fails); a host that took it anyway would
+        // send the plugin's name for the server instead of the one it checked.
+        let _ = headers.append("host", host.as_bytes());
+    }
+    let request = OutgoingRequest::new(headers);
+    request.set_method(&Method::Get).map_err(|()| "bad method")?;
+    request.set_scheme(Some(&scheme)).map_err(|()| "bad scheme")?;
+    request.set_authority(Some(authority)).map_err(|()| format!("bad authority {authority}"))?;
+    request.set_path_with_query(Some(&path)).map_err(|()| "bad path")?;
+    let body = request.body().map_err(|()| "no body")?;
+    OutgoingBody::finish(body, None).map_err(|err| format!("finishing the body: {err:?}"))?;
+    let future = outgoing_handler::handle(request, None).map_err(|err| format!("refused: {err:?}"))?;
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or("no response after the wait")?
+        .map_err(|()| "the response was taken twice")?
+        .map_err(|err| format!("failed: {err:?}"))?;
+    let status = response.status();
+    let body = response.consume().map_err(|()| "no body")?;
+    let stream = body.stream().map_err(|()| "no stream")?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(err) => return Err(format!("reading the body: {err:?}")),
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+gitauto_plugin::export!(Hostile);
