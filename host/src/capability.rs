@@ -12,6 +12,7 @@
 pub mod compat;
 pub mod git;
 pub mod http;
+pub mod kv;
 pub mod log;
 pub mod meter;
 pub mod process;
@@ -59,42 +60,6 @@ pub struct StepState {
 
 impl bindings::gitauto::plugin::types::Host for StepState {}
 
-/// Until the key-value store is wired in, no plugin has a store to reach.
-impl bindings::gitauto::plugin::kv::Host for StepState {
-    fn get(&mut self, _key: String) -> wasmtime::Result<Result<Option<bindings::gitauto::plugin::kv::Entry>, KvError>> {
-        Ok(Err(no_store()))
-    }
-    fn set(&mut self, _key: String, _value: Vec<u8>, _ttl: Option<u64>) -> wasmtime::Result<Result<u64, KvError>> {
-        Ok(Err(no_store()))
-    }
-    fn delete(&mut self, _key: String) -> wasmtime::Result<Result<bool, KvError>> {
-        Ok(Err(no_store()))
-    }
-    fn list_keys(
-        &mut self,
-        _prefix: String,
-        _after: Option<String>,
-        _limit: u32,
-    ) -> wasmtime::Result<Result<Vec<String>, KvError>> {
-        Ok(Err(no_store()))
-    }
-    fn compare_and_swap(
-        &mut self,
-        _key: String,
-        _expected: Option<u64>,
-        _value: Vec<u8>,
-        _ttl: Option<u64>,
-    ) -> wasmtime::Result<Result<Option<u64>, KvError>> {
-        Ok(Err(no_store()))
-    }
-}
-
-use bindings::gitauto::plugin::kv::KvError;
-
-fn no_store() -> KvError {
-    KvError::Denied("this host has no key-value store for the plugin".into())
-}
-
 /// What the capabilities know about the step they serve.
 #[derive(Clone)]
 pub struct StepContext {
@@ -131,6 +96,9 @@ pub struct StepContext {
     /// The step's span, when tracing is on: each host call's span hangs under it, and
     /// outbound HTTP carries its `traceparent`.
     pub trace: Option<crate::telemetry::Parent>,
+    /// Where the key-value store the grant names lives: the daemon's queue. `None` in a
+    /// local run (`gitauto run`, `plugin test`): `kv` calls are then `unavailable`.
+    pub kv: Option<crate::queue::Queue>,
 }
 
 impl StepContext {

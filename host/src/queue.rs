@@ -451,6 +451,12 @@ pub struct Queue {
     stats_cache: Arc<stats::Cache>,
 }
 
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("location", &self.location).field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
 impl Queue {
     /// Opens the queue in `data_dir` as the node named after this host.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {

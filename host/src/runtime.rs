@@ -328,6 +328,8 @@ pub struct Scope<'a> {
     pub app: Option<&'a Arc<crate::forge_api::AppAccess>>,
     /// The step's span, when tracing is on: its host calls' spans hang under it.
     pub trace: Option<&'a crate::telemetry::Parent>,
+    /// The daemon's queue, where the key-value stores live.
+    pub kv: Option<&'a crate::queue::Queue>,
 }
 
 /// Most bytes of a summary kept: it is one line in lists, logs and comments.
@@ -413,6 +415,7 @@ impl Runtime {
                 (None, None) => crate::capability::meter::Meter::default(),
             }),
             trace: scope.trace.cloned(),
+            kv: scope.kv.cloned(),
         };
         let state = StoreData {
             wasi,
@@ -447,14 +450,14 @@ impl Runtime {
 /// in its bill).
 const MAX_CALL_SPANS: usize = 256;
 
-/// A meter that makes each git and process host call a span under the step's (`git.fetch`,
-/// `process.run`), up to [`MAX_CALL_SPANS`]. HTTP requests make their own span, whose id
+/// A meter that makes each git, process and kv host call a span under the step's
+/// (`git.fetch`, `process.run`, `kv.compare-and-swap`), up to [`MAX_CALL_SPANS`]. HTTP requests make their own span, whose id
 /// their `traceparent` carries; log lines are not spans.
 fn host_call_spans(step: crate::telemetry::Parent) -> crate::capability::meter::Meter {
     use crate::capability::meter::Capability;
     let made = std::sync::atomic::AtomicUsize::new(0);
     crate::capability::meter::Meter::observe(Arc::new(move |capability, name| match capability {
-        Capability::Git | Capability::Process
+        Capability::Git | Capability::Process | Capability::Kv
             if made.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_CALL_SPANS =>
         {
             Box::new(step.child(name, crate::telemetry::Kind::Internal)) as Box<dyn std::any::Any>

@@ -1,5 +1,5 @@
 //! The meter of a step's host calls: every method of the gitauto interfaces (git, http,
-//! process, log) opens a [`Call`] first, which counts the call and its time per capability
+//! process, log, kv) opens a [`Call`] first, which counts the call and its time per capability
 //! when dropped; the runtime reads the totals into the step's bill. A test below fails
 //! when a host method has no guard.
 //!
@@ -27,11 +27,14 @@ pub enum Capability {
     Process,
     /// `gitauto:plugin/log`.
     Log,
+    /// `gitauto:plugin/kv`.
+    Kv,
 }
 
 impl Capability {
     /// Every capability, in the order of [`Capability::index`].
-    pub const ALL: [Capability; 4] = [Capability::Git, Capability::Http, Capability::Process, Capability::Log];
+    pub const ALL: [Capability; 5] =
+        [Capability::Git, Capability::Http, Capability::Process, Capability::Log, Capability::Kv];
 
     /// The name in bills and metrics.
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Capability {
             Capability::Http => "http",
             Capability::Process => "process",
             Capability::Log => "log",
+            Capability::Kv => "kv",
         }
     }
 
@@ -57,8 +61,8 @@ pub type Observer = Arc<dyn Fn(Capability, &'static str) -> Box<dyn Any> + Send 
 /// method needs mutably.
 #[derive(Default)]
 pub struct Meter {
-    counts: [AtomicU64; 4],
-    nanos: [AtomicU64; 4],
+    counts: [AtomicU64; Capability::ALL.len()],
+    nanos: [AtomicU64; Capability::ALL.len()],
     observer: Option<Observer>,
 }
 
@@ -152,11 +156,12 @@ mod tests {
     }
 
     /// The host trait impls of each gitauto interface, as written.
-    const SOURCES: [(&str, &str); 4] = [
+    const SOURCES: [(&str, &str); 5] = [
         ("git.rs", include_str!("git.rs")),
         ("http.rs", include_str!("http.rs")),
         ("process.rs", include_str!("process.rs")),
         ("log.rs", include_str!("log.rs")),
+        ("kv.rs", include_str!("kv.rs")),
     ];
 
     /// The methods in `source`'s `impl ... Host... for StepState` blocks that do not
@@ -209,8 +214,9 @@ mod tests {
         }
         // git (open, clone, path, current-branch, head, remote-url, fetch, resolve,
         // reset-hard, clean, changed-paths, tree, read-file, merge-check, tags, archive,
-        // drop), http (send), process (run), log (log).
-        assert_eq!(methods, 20, "the check must see every host method");
+        // drop), http (send), process (run), log (log), kv (get, set, delete, list-keys,
+        // compare-and-swap).
+        assert_eq!(methods, 25, "the check must see every host method");
     }
 
     #[test]

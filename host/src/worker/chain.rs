@@ -351,6 +351,7 @@ impl<'a> Chain<'a> {
         let runtime = self.runtime.clone();
         let (plugin, event, workspace) = (step.plugin.clone(), self.event.clone(), self.workspace.clone());
         let app = self.app.clone();
+        let queue = self.workers.queue.clone();
         let ran = tokio::task::spawn_blocking(move || {
             let scope = Scope {
                 deadline,
@@ -359,6 +360,7 @@ impl<'a> Chain<'a> {
                 started: Some(started),
                 app: app.as_ref(),
                 trace: trace.as_ref(),
+                kv: Some(&queue),
             };
             runtime.run_in(&plugin, &event, &settings.to_string(), sink, &scope)
         })
