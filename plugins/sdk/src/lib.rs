@@ -52,13 +52,13 @@ pub mod bindings {
     });
 }
 
+pub mod kv;
 pub mod object_storage;
 pub mod rest;
 pub mod settings;
 
 pub use bindings::gitauto::plugin::git;
 pub use bindings::gitauto::plugin::http;
-pub use bindings::gitauto::plugin::kv;
 pub use bindings::gitauto::plugin::process;
 pub use bindings::gitauto::plugin::types::{Commit, Error, Event, Outcome, Repository, Status};
 
