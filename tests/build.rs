@@ -2,7 +2,7 @@
 //! for wasm32-wasip2 and tells the tests where they are: `GITAUTO_GUEST_<NAME>` for each
 //! guest, `GITAUTO_HOSTILE_DIR` for the directory holding `hostile_<name>.wasm`.
 
-const GUESTS: &[&str] = &["empty", "probe", "old-wit"];
+const GUESTS: &[&str] = &["empty", "probe", "old-wit", "kv-probe"];
 
 fn main() {
     let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));

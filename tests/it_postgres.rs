@@ -1,7 +1,7 @@
 //! The integration suite's store-related modules run a second time with every daemon's
 //! queue in a PostgreSQL database of its own (a throwaway server on loopback, see
 //! `gitauto::testing`), so that ingest, deduplication, coalescing, per-key serialisation,
-//! retries, the API, the dashboard's delivery pages, rules, flow control, schedules, the forges and fork gating's `waiting` jobs behave the same on both
+//! retries, the API, the dashboard's delivery pages, rules, flow control, schedules, the forges, fork gating's `waiting` jobs and plugins' key-value stores behave the same on both
 //! stores. The modules are
 //! the `it` suite's files; `gitauto_tests::on_postgres` tells `TestDaemon` which store to
 //! give a daemon. Plugin sandboxing, languages and the browser do not touch the store and
@@ -25,6 +25,8 @@ mod gate;
 mod gitreload;
 #[path = "it/ingest.rs"]
 mod ingest;
+#[path = "it/kv.rs"]
+mod kv;
 #[path = "it/names.rs"]
 mod names;
 #[path = "it/queue.rs"]

@@ -27,6 +27,7 @@ mod hamster;
 mod hooks;
 mod hostile;
 mod ingest;
+mod kv;
 mod languages;
 mod many_memories;
 mod md2html;
