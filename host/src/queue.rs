@@ -449,6 +449,9 @@ pub struct Queue {
     node: Arc<str>,
     /// The dashboard's aggregates, served again while fresh.
     stats_cache: Arc<stats::Cache>,
+    /// On SQLite (whose one writer is this process's): what each key-value store holds at
+    /// most, so that most writes are checked against its bounds without counting it.
+    kv_usage: Option<Arc<kv::Usage>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -507,6 +510,7 @@ impl Queue {
             accepting: None,
             report_wake: Arc::new(Notify::new()),
             stats_cache: Arc::new(stats::Cache::new()),
+            kv_usage: Some(Arc::default()),
             node: Arc::from(node),
         })
     }
@@ -544,6 +548,7 @@ impl Queue {
             accepting: Some(Arc::new(accepting)),
             report_wake: Arc::new(Notify::new()),
             stats_cache: Arc::new(stats::Cache::new()),
+            kv_usage: None,
             node,
         })
     }

@@ -9,6 +9,8 @@ use super::Queue;
 use super::db::{Db, Row, args};
 use crate::grant::KvLimits;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -122,6 +124,38 @@ pub fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
+/// Per store, at least as many entries and bytes of values as it holds: what a write is
+/// checked against before the store is counted. Kept where one writer sees every write
+/// (SQLite, whose file one process serves): each write that passes adds what it grows by,
+/// and nothing subtracts (deletes, expiry, a rolled-back batch), so the figures only ever
+/// overstate; when they say a write does not fit, the store is counted and they are reset.
+#[derive(Debug, Default)]
+pub struct Usage(Mutex<HashMap<String, (u64, u64)>>);
+
+impl Usage {
+    /// Adds `(entries, bytes)` to `store`'s figures if they then stay within `limits`;
+    /// whether they did (false also when the store was never counted).
+    fn reserve(&self, store: &str, (entries, bytes): (u64, u64), limits: KvLimits) -> bool {
+        let mut known = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match known.get_mut(store) {
+            Some(held) if held.0 + entries <= limits.max_entries && held.1 + bytes <= limits.max_bytes => {
+                *held = (held.0 + entries, held.1 + bytes);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// What `store` holds, as just counted (none: forget it).
+    fn set(&self, store: &str, held: Option<(u64, u64)>) {
+        let mut known = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match held {
+            Some(held) => known.insert(store.to_owned(), held),
+            None => known.remove(store),
+        };
+    }
+}
+
 /// The last version this process gave, so that two writes in one microsecond (or a
 /// clock stepped back) still get growing versions.
 static LAST_VERSION_TIME: AtomicI64 = AtomicI64::new(0);
@@ -175,11 +209,12 @@ impl Queue {
     pub async fn kv_set(&self, store: &str, limits: KvLimits, write: KvWrite) -> Result<u64, KvError> {
         let now = super::now_ms();
         let expires = check_write(&write, limits, now)?;
-        let store = store.to_owned();
+        let (store, usage) = (store.to_owned(), self.kv_usage.clone());
         self.writer
             .call_repeatable(move |db| {
                 let current = current(db, &store, &write.key)?;
-                if let Err(full) = check_room(db, &store, limits, &write, current.as_ref(), now)? {
+                let room = Room { store: &store, limits, usage: usage.as_deref(), now };
+                if let Err(full) = check_room(db, &room, &write, current.as_ref())? {
                     return Ok(Err(full));
                 }
                 let version = db.query_one(
@@ -211,7 +246,7 @@ impl Queue {
             Some(Ok(version)) => Some(version),
             None => None,
         };
-        let store = store.to_owned();
+        let (store, usage) = (store.to_owned(), self.kv_usage.clone());
         self.writer
             .call_repeatable(move |db| {
                 let current = current(db, &store, &write.key)?;
@@ -219,7 +254,8 @@ impl Queue {
                 if live.map(|row| row.version) != expected {
                     return Ok(Ok(None));
                 }
-                if let Err(full) = check_room(db, &store, limits, &write, current.as_ref(), now)? {
+                let room = Room { store: &store, limits, usage: usage.as_deref(), now };
+                if let Err(full) = check_room(db, &room, &write, current.as_ref())? {
                     return Ok(Err(full));
                 }
                 let version = version_time();
@@ -391,19 +427,27 @@ fn get(db: Db, store: &str, key: &str, now: i64) -> anyhow::Result<Option<KvEntr
     }
 }
 
-/// Whether `write` fits in `store` beside its other entries (the one it replaces does
-/// not count); a write that grows neither the entries nor the bytes always does. When it
-/// does not fit, the store's expired entries are swept and it is counted again.
-fn check_room(
-    db: Db,
-    store: &str,
+/// Where a write is checked: its store, the store's bounds, what the store is known to
+/// hold at most (SQLite), and the time expired entries are judged by.
+struct Room<'a> {
+    store: &'a str,
     limits: KvLimits,
-    write: &KvWrite,
-    current: Option<&Current>,
+    usage: Option<&'a Usage>,
     now: i64,
-) -> anyhow::Result<Result<(), KvError>> {
+}
+
+/// Whether `write` fits in its store beside the other entries (the one it replaces does
+/// not count); a write that grows neither the entries nor the bytes always does. When the
+/// known figures cannot tell, the store is counted; when it does not fit, its expired
+/// entries are swept and it is counted again.
+fn check_room(db: Db, room: &Room, write: &KvWrite, current: Option<&Current>) -> anyhow::Result<Result<(), KvError>> {
+    let Room { store, limits, usage, now } = *room;
     let bytes = write.value.len() as i64;
     if current.is_some_and(|row| bytes <= row.bytes) {
+        return Ok(Ok(()));
+    }
+    let growth = (u64::from(current.is_none()), (bytes - current.map_or(0, |row| row.bytes)) as u64);
+    if usage.is_some_and(|usage| usage.reserve(store, growth, limits)) {
         return Ok(Ok(()));
     }
     if db.is_postgres() {
@@ -439,15 +483,24 @@ fn check_room(
             Ok(())
         }
     };
-    let verdict = fits(count()?);
-    if verdict.is_ok() {
-        return Ok(verdict);
+    // What the store holds once the write is made, when it fits.
+    let after = |(entries, used): (u64, u64)| (entries + 1, used + bytes as u64);
+    let mut counted = count()?;
+    let mut verdict = fits(counted);
+    if verdict.is_err() {
+        let swept = db.execute(
+            "DELETE FROM kv WHERE namespace = ?1 AND key <> ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
+            args![store, write.key, now],
+        )?;
+        if swept > 0 {
+            counted = count()?;
+            verdict = fits(counted);
+        }
     }
-    let swept = db.execute(
-        "DELETE FROM kv WHERE namespace = ?1 AND key <> ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
-        args![store, write.key, now],
-    )?;
-    if swept == 0 { Ok(verdict) } else { Ok(fits(count()?)) }
+    if let Some(usage) = usage {
+        usage.set(store, verdict.is_ok().then(|| after(counted)));
+    }
+    Ok(verdict)
 }
 
 #[cfg(test)]

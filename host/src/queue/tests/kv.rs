@@ -99,6 +99,10 @@ async fn a_full_store_refuses_and_keeps_what_it_had() {
         queue.kv_set("s", small, write("c", b"1")).await.unwrap();
         let keys: Vec<String> = queue.kv_list("s", "", None, 10).await.unwrap().into_iter().map(|e| e.key).collect();
         assert_eq!(keys, ["b", "c"]);
+        // A delete makes room too (what the store is known to hold is counted again).
+        assert!(queue.kv_delete("s", "b").await.unwrap());
+        queue.kv_set("s", small, write("d", b"12345678")).await.unwrap();
+        assert!(matches!(queue.kv_set("s", small, write("e", b"")).await, Err(KvError::Quota(_))));
     }
 }
 
