@@ -541,3 +541,61 @@ fn the_log_follows_server_log_and_log_format() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `gitauto kv` lists, reads and deletes a store's entries through the running daemon;
+/// a value's bytes reach stdout as stored.
+#[test]
+fn kv_lists_reads_and_deletes_a_stores_entries() {
+    use gitauto::queue::kv::KvWrite;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let entries: [(&str, &[u8]); 3] = [("deploys/api", b"3"), ("deploys/web", b"\x01\x02bin"), ("other", b"x")];
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let queue = gitauto::queue::Queue::open(&dir.path().join("data")).unwrap();
+        for (key, value) in entries {
+            let write = KvWrite { key: key.into(), value: value.to_vec(), ttl: None };
+            queue.kv_set("deployments", gitauto::grant::KvLimits::default(), write).await.unwrap();
+        }
+        queue.close().await;
+    });
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\napi_token = \"cli-token\"\ndata_dir = \"data\"\n\n\
+             [plugins.deploy]\nwasm = \"builtin:fetch-update\"\ngrants = {{ kv = \"deployments\" }}\n"
+        ),
+    );
+    let _daemon = common::Daemon::start(Path::new(&config), &base);
+    let kv = |args: &[&str]| {
+        let output = gitauto(&[&["kv"], args, &["--config", &config]].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), output.stdout, stderr)
+    };
+
+    let (code, stdout, stderr) = kv(&["list", "deployments", "--prefix", "deploys/"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let listed = String::from_utf8(stdout).unwrap();
+    let keys: Vec<&str> = listed.lines().map(|line| line.split('\t').next().unwrap()).collect();
+    assert_eq!(keys, ["deploys/api", "deploys/web"], "{listed}");
+    assert!(listed.starts_with("deploys/api\t1 B\tversion "), "{listed}");
+    assert!(listed.contains("no expiry"), "{listed}");
+
+    let (code, stdout, stderr) = kv(&["get", "deployments", "deploys/web"]);
+    assert_eq!((code, stdout.as_slice()), (Some(0), &b"\x01\x02bin"[..]), "{stderr}");
+    assert!(stderr.contains("5 bytes, no expiry"), "{stderr}");
+
+    let (code, stdout, stderr) = kv(&["delete", "deployments", "deploys/api"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(String::from_utf8(stdout).unwrap(), "deleted `deploys/api` from `deployments`\n");
+    let (code, _, stderr) = kv(&["delete", "deployments", "deploys/api"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no entry `deploys/api` in `deployments`"), "{stderr}");
+    let (code, _, stderr) = kv(&["get", "deployments", "deploys/api"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("404: no entry `deploys/api` in the key-value store `deployments`"), "{stderr}");
+    let (code, _, stderr) = kv(&["list", "nosuch"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no plugin is granted the key-value store `nosuch` (granted: deployments)"), "{stderr}");
+}

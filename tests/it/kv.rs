@@ -204,6 +204,28 @@ async fn percent_and_underscore_in_a_prefix_are_plain_characters_and_pages_follo
     daemon.stop().await;
 }
 
+/// Bounds and grants change with a reload, as the other grants do: steps started after it
+/// run under the new ones.
+#[tokio::test]
+async fn a_reload_changes_a_stores_bounds_and_grants() {
+    let daemon = TestDaemon::start(&config(2, "")).await;
+    done(&daemon, "small", json!({"op": "set", "key": "a", "value": "1"})).await;
+    done(&daemon, "small", json!({"op": "set", "key": "b", "value": "2"})).await;
+    refused(&daemon, "small", json!({"op": "set", "key": "c", "value": "3"}), "quota").await;
+    let path = daemon.dir.path().join("gitauto.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace("max_entries = 2", "max_entries = 3").replace("grants = { kv = \"other\" }", "");
+    std::fs::write(&path, changed).unwrap();
+    wait_for("the reload", Duration::from_secs(20), || async {
+        let (_, status) = daemon.get("/api/config").await;
+        (status["generation"] == 2).then_some(())
+    })
+    .await;
+    done(&daemon, "small", json!({"op": "set", "key": "c", "value": "3"})).await;
+    refused(&daemon, "other", json!({"op": "list"}), "denied").await;
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn values_survive_a_restart() {
     let daemon = TestDaemon::start(&config(1, "")).await;
