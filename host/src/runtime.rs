@@ -451,8 +451,9 @@ impl Runtime {
 const MAX_CALL_SPANS: usize = 256;
 
 /// A meter that makes each git, process and kv host call a span under the step's
-/// (`git.fetch`, `process.run`, `kv.compare-and-swap`), up to [`MAX_CALL_SPANS`]. HTTP requests make their own span, whose id
-/// their `traceparent` carries; log lines are not spans.
+/// (`git.fetch`, `process.run`, `kv.compare-and-swap`), up to [`MAX_CALL_SPANS`]. HTTP
+/// requests make their own span, whose id their `traceparent` carries; log lines are not
+/// spans.
 fn host_call_spans(step: crate::telemetry::Parent) -> crate::capability::meter::Meter {
     use crate::capability::meter::Capability;
     let made = std::sync::atomic::AtomicUsize::new(0);
