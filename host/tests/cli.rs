@@ -185,6 +185,14 @@ fn plugin_inspect_and_test_work_on_a_component_file() {
             && stdout.contains("runs on this host (gitauto:plugin@0.2.0): yes"),
         "{stdout}"
     );
+    // Each package it uses, with its version and interfaces.
+    let uses: Vec<&str> =
+        stdout.lines().skip_while(|l| *l != "uses:").skip(1).take_while(|l| l.starts_with("  ")).collect();
+    assert!(
+        uses.iter().any(|l| l.starts_with("  gitauto:plugin@0.2.0") && l.contains("git, ") && l.contains("log")),
+        "{stdout}"
+    );
+    assert!(uses.iter().any(|l| l.trim_start().starts_with("wasi:")), "{stdout}");
 
     // A checkout one commit behind its origin, where the payload says the push went.
     let origin = dir.path().join("origin");

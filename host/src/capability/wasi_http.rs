@@ -13,19 +13,43 @@ use crate::capability::log::Level;
 use crate::capability::meter::Capability;
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Requests one step may have in flight at once. `gitauto:plugin/http` sends one at a
+/// time; `wasi:http` lets a guest start many before waiting on any, and each holds a
+/// blocking thread and up to its body's bound of memory until the step's deadline.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// Sends a store's `wasi:http` requests through gitauto's HTTP policy, with the step's
 /// context (the same one its `http` calls are served from).
 pub struct PolicyHooks {
     ctx: StepContext,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl PolicyHooks {
     /// Hooks for one step.
     pub fn new(ctx: StepContext) -> Self {
-        Self { ctx }
+        Self { ctx, in_flight: Arc::default() }
+    }
+}
+
+/// One request's place among the step's [`MAX_IN_FLIGHT`], given back when it ends.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn take(count: &Arc<AtomicUsize>) -> Option<Self> {
+        count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_IN_FLIGHT).then_some(n + 1)).ok()?;
+        Some(Self(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -51,7 +75,15 @@ impl WasiHttpHooks for PolicyHooks {
     ) -> Box<dyn Future<Output = Result<Sent, Error>> + Send> {
         drop(fut);
         let ctx = self.ctx.clone();
+        let Some(place) = InFlight::take(&self.in_flight) else {
+            ctx.log.line(
+                Level::Warn,
+                &format!("wasi:http: more than {MAX_IN_FLIGHT} requests at once; this one is refused"),
+            );
+            return Box::new(async { Err(Error::ConnectionLimitReached) });
+        };
         Box::new(async move {
+            let _place = place;
             // The guest writes the body after handing over the request, so it is read
             // here; a guest that never finishes it, or a slow server, is stopped at the
             // step's deadline (the guest waits in host code, where the epoch cannot reach).
@@ -160,4 +192,34 @@ fn to_hyper(response: Response) -> Result<hyper::Response<WasiBody>, Error> {
     builder
         .body(body)
         .map_err(|err| Error::InternalError(Some(format!("the response could not be handed over: {err}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_has_at_most_its_places_in_flight_and_gets_them_back() {
+        let count = Arc::default();
+        let places: Vec<InFlight> = (0..MAX_IN_FLIGHT).map(|_| InFlight::take(&count).unwrap()).collect();
+        assert!(InFlight::take(&count).is_none(), "one more than the bound is refused");
+        drop(places);
+        assert!(InFlight::take(&count).is_some(), "places come back when requests end");
+    }
+
+    #[test]
+    fn the_standard_error_says_what_the_policy_said() {
+        assert!(matches!(error_code(HttpError::Denied("not granted".into())), Error::HttpRequestDenied));
+        assert!(matches!(error_code(HttpError::Timeout("late".into())), Error::HttpResponseTimeout));
+        assert!(
+            matches!(error_code(HttpError::Connection("refused".into())), Error::InternalError(Some(why)) if why == "refused")
+        );
+        let timeouts = RequestOptions {
+            connect_timeout: Some(Duration::from_secs(2)),
+            first_byte_timeout: Some(Duration::from_secs(3)),
+            between_bytes_timeout: None,
+        };
+        assert_eq!(timeout(&timeouts), Some(Duration::from_secs(5)));
+        assert_eq!(timeout(&RequestOptions::default()), None);
+    }
 }
