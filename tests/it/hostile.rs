@@ -156,6 +156,12 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
             &["wasi:http GET file:///etc/passwd: "],
         ),
         a(
+            "wasi-http-connect",
+            "wasi-http-get",
+            json!({"url": format!("{}/", p.server), "method": "CONNECT"}),
+            &["HttpRequestMethodInvalid", "the method CONNECT is not offered"],
+        ),
+        a(
             "wasi-http-ungranted-listener",
             "wasi-http-get",
             json!({"url": format!("http://{}/", p.ungranted)}),

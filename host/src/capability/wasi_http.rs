@@ -18,6 +18,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+/// The methods a request may use: those of `gitauto:plugin/http`.
+const ALLOWED_METHODS: [hyper::Method; 7] = [
+    hyper::Method::GET,
+    hyper::Method::HEAD,
+    hyper::Method::POST,
+    hyper::Method::PUT,
+    hyper::Method::PATCH,
+    hyper::Method::DELETE,
+    hyper::Method::OPTIONS,
+];
+
 /// Requests one step may have in flight at once. `gitauto:plugin/http` sends one at a
 /// time; `wasi:http` lets a guest start many before waiting on any, and each holds a
 /// blocking thread and up to its body's bound of memory until the step's deadline.
@@ -104,6 +115,12 @@ async fn exchange(
     options: Option<RequestOptions>,
 ) -> Result<Sent, Error> {
     let (parts, mut body) = request.into_parts();
+    // The methods `gitauto:plugin/http` offers, no more: no `CONNECT` tunnel through a
+    // granted host, no `TRACE`, nothing of the plugin's own invention.
+    if !ALLOWED_METHODS.contains(&parts.method) {
+        ctx.log.line(Level::Warn, &format!("wasi:http: the method {} is not offered", parts.method));
+        return Err(Error::HttpRequestMethodInvalid);
+    }
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {

@@ -2,7 +2,7 @@
 //! `wasi:http/outgoing-handler` rather than gitauto's `http`, hoping the second way out
 //! keeps a looser policy: an ungranted host, a granted one that redirects off it,
 //! loopback, the metadata service, a granted name that resolves to loopback, a scheme
-//! other than http, a `host` header naming another server.
+//! other than http, a `CONNECT` tunnel through a granted host.
 //! Succeeds ("ESCAPED: ...") only if the sandbox let it through.
 
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
@@ -18,8 +18,13 @@ impl Plugin for Hostile {
 
     fn handle(_event: Event, s: Value) -> Result<Outcome, Error> {
         let url = s["url"].as_str().unwrap_or_default();
-        let host_header = s["host_header"].as_str();
-        Ok(match get(url, host_header) {
+        let method = match s["method"].as_str() {
+            Some("CONNECT") => Method::Connect,
+            Some("TRACE") => Method::Trace,
+            Some(other) => Method::Other(other.to_owned()),
+            None => Method::Get,
+        };
+        Ok(match get(&method, url) {
             Ok((status, body)) => Outcome::success(format!("ESCAPED: {url} answered {status}: {body}")),
             Err(why) => Outcome::failure(format!("wasi:http GET {url}: {why}")),
         })
@@ -42,16 +47,10 @@ fn parts(url: &str) -> (Scheme, &str, String) {
     (scheme, authority, path)
 }
 
-fn get(url: &str, host_header: Option<&str>) -> Result<(u16, String), String> {
+fn get(method: &Method, url: &str) -> Result<(u16, String), String> {
     let (scheme, authority, path) = parts(url);
-    let headers = Fields::new();
-    if let Some(host) = host_header {
-        // The standard forbids it (the append fails); a host that took it anyway would
-        // send the plugin's name for the server instead of the one it checked.
-        let _ = headers.append("host", host.as_bytes());
-    }
-    let request = OutgoingRequest::new(headers);
-    request.set_method(&Method::Get).map_err(|()| "bad method")?;
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(method).map_err(|()| "bad method")?;
     request.set_scheme(Some(&scheme)).map_err(|()| "bad scheme")?;
     request.set_authority(Some(authority)).map_err(|()| format!("bad authority {authority}"))?;
     request.set_path_with_query(Some(&path)).map_err(|()| "bad path")?;
