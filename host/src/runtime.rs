@@ -7,6 +7,7 @@ mod cache;
 pub mod inspect;
 mod limits;
 mod stdio;
+mod waits;
 
 use crate::capability::log::{Level, Sink, StepLog};
 use crate::capability::wasi_http::PolicyHooks;
@@ -283,6 +284,7 @@ impl Runtime {
             Err(err) => StepOutcome::Trapped {
                 reason: if by_job
                     && (err.downcast_ref::<WaitPastDeadline>().is_some()
+                        || err.downcast_ref::<waits::BlockedPastDeadline>().is_some()
                         || matches!(err.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
                             && Instant::now() + limits::TICK >= deadline)
                 {
@@ -417,7 +419,11 @@ impl Runtime {
         let state = StoreData {
             wasi,
             limiter: StepLimiter::new(limits.memory),
-            wasi_http: WasiHttpCtx::new(),
+            wasi_http: {
+                let mut ctx = WasiHttpCtx::new();
+                ctx.set_field_size_limit(crate::capability::wasi_http::FIELD_SIZE_LIMIT);
+                ctx
+            },
             http_hooks: PolicyHooks::new(ctx.clone()),
             step: StepState { table: resource_table(), ctx },
         };
@@ -530,43 +536,8 @@ fn linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking wasi:http")?;
-    bound_clock_waits(&mut linker).context("bounding WASI clock waits")?;
+    waits::bound(&mut linker).context("bounding WASI waits by the step's deadline")?;
     Ok(linker)
-}
-
-/// WASI's own monotonic-clock interface, whose waits [`bound_clock_waits`] replaces.
-const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
-
-/// A guest blocked in `poll` on a clock is in host code, where the epoch interrupt
-/// cannot reach it: a `sleep(1 day)` would hold its worker for a day. A wait that would
-/// end after the step's deadline therefore stops the step at once, as the deadline would.
-fn bound_clock_waits(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    use wasmtime::StoreContextMut;
-    use wasmtime::component::Resource;
-    use wasmtime_wasi::clocks::WasiClocksView;
-    use wasmtime_wasi::p2::DynPollable;
-    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host;
-
-    fn subscribe(state: &mut StoreData, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
-        let left = state.step.ctx.remaining();
-        if wait > left {
-            return Err(WaitPastDeadline { wait, left }.into());
-        }
-        Ok((state.clocks().subscribe_duration(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX))?,))
-    }
-
-    linker.allow_shadowing(true);
-    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, StoreData>, (nanos,): (u64,)| {
-        subscribe(store.data_mut(), Duration::from_nanos(nanos))
-    })?;
-    clock.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, StoreData>, (when,): (u64,)| {
-        let state = store.data_mut();
-        let now = state.clocks().now()?;
-        subscribe(state, Duration::from_nanos(when.saturating_sub(now)))
-    })?;
-    linker.allow_shadowing(false);
-    Ok(())
 }
 
 /// The environment variable by which an operator lets granted programs run on a kernel
@@ -711,6 +682,9 @@ fn trap_reason(err: &wasmtime::Error, memory_exceeded: bool, limits: &Limits, de
     }
     if let Some(wait) = err.downcast_ref::<WaitPastDeadline>() {
         return format!("deadline of {} exceeded ({wait})", crate::config::format_duration(limits.timeout));
+    }
+    if let Some(blocked) = err.downcast_ref::<waits::BlockedPastDeadline>() {
+        return format!("deadline of {} exceeded ({blocked})", crate::config::format_duration(limits.timeout));
     }
     match err.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) if Instant::now() + limits::TICK >= deadline => {

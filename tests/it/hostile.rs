@@ -162,6 +162,13 @@ fn attacks(p: &Places, data_dir: &str) -> Vec<Attack> {
             &["HttpRequestMethodInvalid", "the method CONNECT is not offered"],
         ),
         a(
+            "wasi-http-stuck-body",
+            "wasi-http-get",
+            json!({"stuck": true}),
+            &["plugin wasi-http-get trapped: deadline of 3 s exceeded (it was still waiting in \
+                  `output-stream.blocking-write-and-flush` when its time ran out)"],
+        ),
+        a(
             "wasi-http-ungranted-listener",
             "wasi-http-get",
             json!({"url": format!("http://{}/", p.ungranted)}),

@@ -2,7 +2,9 @@
 //! `wasi:http/outgoing-handler` rather than gitauto's `http`, hoping the second way out
 //! keeps a looser policy: an ungranted host, a granted one that redirects off it,
 //! loopback, the metadata service, a granted name that resolves to loopback, a scheme
-//! other than http, a `CONNECT` tunnel through a granted host.
+//! other than http, a `CONNECT` tunnel through a granted host; or (`stuck = true`)
+//! writes a request body that no request is ever sent with, until the write blocks in
+//! host code, hoping to hold its worker past its deadline.
 //! Succeeds ("ESCAPED: ...") only if the sandbox let it through.
 
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
@@ -17,6 +19,9 @@ impl Plugin for Hostile {
     type Settings = Value;
 
     fn handle(_event: Event, s: Value) -> Result<Outcome, Error> {
+        if s["stuck"] == true {
+            return Err(Error::failed(stuck()));
+        }
         let url = s["url"].as_str().unwrap_or_default();
         let method = match s["method"].as_str() {
             Some("CONNECT") => Method::Connect,
@@ -75,6 +80,21 @@ fn get(method: &Method, url: &str) -> Result<(u16, String), String> {
         }
     }
     Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Fills a body's buffer that nothing reads: the third write waits for ever, unless the
+/// host bounds the wait.
+fn stuck() -> String {
+    let request = OutgoingRequest::new(Fields::new());
+    let Ok(body) = request.body() else { return "no body".into() };
+    let Ok(stream) = body.write() else { return "no stream".into() };
+    let chunk = vec![b'x'; 4096];
+    for written in 0.. {
+        if let Err(err) = stream.blocking_write_and_flush(&chunk) {
+            return format!("the write failed after {written} chunks: {err:?}");
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 gitauto_plugin::export!(Hostile);
