@@ -662,10 +662,15 @@ async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<Stri
     if failed { ExitCode::from(trigger_exit::JOB_FAILED) } else { ExitCode::SUCCESS }
 }
 
-/// A step's bill, on a line of its own under the step, when its plugin ran.
+/// A step's bill, on a line of its own under the step, when its plugin ran; then the
+/// component it ran and who signed it, when recorded.
 fn print_bill(step: &gitauto::queue::StepView, indent: &str) {
     if let Some(bill) = &step.bill {
         println!("{indent}cost {}", bill.summary());
+    }
+    if let Some(digest) = &step.plugin_digest {
+        let signer = step.plugin_signer.as_deref().map(|s| format!(", signed by {}", escape(s))).unwrap_or_default();
+        println!("{indent}plugin sha256:{}{signer}", escape(digest));
     }
 }
 
