@@ -401,3 +401,38 @@ async fn a_bad_or_missing_signature_refuses_the_plugin_before_it_compiles() {
     assert!(err.contains(&format!("has no layer of type {SIGNATURE_LAYER}")), "{err}");
     registry.stop().await;
 }
+
+#[tokio::test]
+async fn a_registry_that_wants_a_login_gets_the_one_in_registries() {
+    let registry = TestRegistry::start_with_login("puller", "s3cret-pull").await;
+    let wasm = wasm();
+    let digest = registry.push_artifact("acme/private", "1", &[(WASM_LAYER, &wasm)]).await;
+    let plugin = format!("[plugins.remote]\nwasm = \"oci://{}/acme/private:1@{digest}\"\n", registry.host);
+
+    let err = refused(&config(&plugin, r#"{ plugin = "remote" }"#), &[]).await;
+    let hint =
+        format!("the registry asks for a user name and password: give them in [registries.\"{}\"]", registry.host);
+    assert!(err.contains(&hint), "{err}");
+
+    let login = |password: &str| {
+        format!("[registries.\"{}\"]\nusername = \"puller\"\npassword = \"{password}\"\n{plugin}", registry.host)
+    };
+    let err = refused(&config(&login("wrong"), r#"{ plugin = "remote" }"#), &[]).await;
+    assert!(err.contains("the server answered 401 Unauthorized"), "{err}");
+    assert!(!err.contains("wrong"), "the password is not shown: {err}");
+
+    // The password as a secret like any other: from a file beside the config.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry-password"), "s3cret-pull\n").unwrap();
+    std::fs::write(
+        dir.path().join("gitauto.toml"),
+        config(&login("file:registry-password"), r#"{ plugin = "remote" }"#),
+    )
+    .unwrap();
+    let daemon = TestDaemon::start_in(dir).await;
+    let job = run(&daemon).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(step(&job, "remote")["plugin_digest"], sha256(&wasm));
+    daemon.stop().await;
+    registry.stop().await;
+}

@@ -19,11 +19,23 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     child: tokio::process::Child,
     client: reqwest::Client,
+    /// The user name and password every request needs, when it was started with a login.
+    login: Option<(String, String)>,
 }
 
 impl TestRegistry {
     /// Starts a registry on a free loopback port and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a registry that asks every request for this user name and password (basic
+    /// authentication from an htpasswd file, made with Debian's `htpasswd`).
+    pub async fn start_with_login(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user.to_owned(), password.to_owned()))).await
+    }
+
+    async fn start_with(login: Option<(String, String)>) -> Self {
         let program =
             tokio::task::spawn_blocking(|| crate::debian::ensure_debian_package("docker-registry", "docker-registry"))
                 .await
@@ -38,6 +50,20 @@ impl TestRegistry {
              http:\n  addr: {host}\n",
             root.display()
         );
+        let config = match &login {
+            None => config,
+            Some((user, password)) => {
+                let htpasswd =
+                    tokio::task::spawn_blocking(|| crate::debian::ensure_debian_package("apache2-utils", "htpasswd"))
+                        .await
+                        .unwrap();
+                let users = dir.path().join("htpasswd");
+                let mut command = std::process::Command::new(htpasswd);
+                command.args(["-Bbc"]).arg(&users).args([user, password]);
+                crate::tools::run_ok(&mut command, "htpasswd");
+                format!("{config}auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n", users.display())
+            }
+        };
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let child = tokio::process::Command::new(program)
@@ -48,9 +74,9 @@ impl TestRegistry {
             .kill_on_drop(true)
             .spawn()
             .expect("docker-registry starts");
-        let registry = Self { host, root, dir, child, client: reqwest::Client::new() };
+        let registry = Self { host, root, dir, child, client: reqwest::Client::new(), login };
         crate::wait_for("the registry to answer /v2/", Duration::from_secs(30), || async {
-            let answer = registry.client.get(registry.url("/v2/")).send().await.ok()?;
+            let answer = registry.request(reqwest::Method::GET, &registry.url("/v2/")).send().await.ok()?;
             answer.status().is_success().then_some(())
         })
         .await;
@@ -61,6 +87,15 @@ impl TestRegistry {
         format!("http://{}{path}", self.host)
     }
 
+    /// A request with the registry's login, when it has one.
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, url);
+        match &self.login {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
+    }
+
     /// The registry's log so far (for a failing test's message).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -69,15 +104,15 @@ impl TestRegistry {
     /// Uploads a blob (a monolithic upload: POST, then PUT with the digest); returns its digest.
     pub async fn push_blob(&self, name: &str, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
-        let started = self.client.post(self.url(&format!("/v2/{name}/blobs/uploads/"))).send().await.unwrap();
+        let started =
+            self.request(reqwest::Method::POST, &self.url(&format!("/v2/{name}/blobs/uploads/"))).send().await.unwrap();
         assert_eq!(started.status(), 202, "starting an upload: {}", self.log());
         let location = started.headers()["location"].to_str().unwrap().to_owned();
         let location = if location.starts_with("http") { location } else { self.url(&location) };
         let mut put = url::Url::parse(&location).unwrap();
         put.query_pairs_mut().append_pair("digest", &digest);
         let done = self
-            .client
-            .put(put)
+            .request(reqwest::Method::PUT, put.as_str())
             .header("content-type", "application/octet-stream")
             .body(bytes.to_vec())
             .send()
@@ -111,8 +146,7 @@ impl TestRegistry {
     /// Puts `manifest` at `name:tag`; returns its digest.
     pub async fn push_manifest(&self, name: &str, tag: &str, media_type: &str, manifest: &[u8]) -> String {
         let answer = self
-            .client
-            .put(self.url(&format!("/v2/{name}/manifests/{tag}")))
+            .request(reqwest::Method::PUT, &self.url(&format!("/v2/{name}/manifests/{tag}")))
             .header("content-type", media_type)
             .body(manifest.to_vec())
             .send()
