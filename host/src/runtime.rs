@@ -12,7 +12,7 @@ mod waits;
 use crate::capability::log::{Level, Sink, StepLog};
 use crate::capability::wasi_http::PolicyHooks;
 use crate::capability::{StepContext, StepState, bindings, bindings_v0_1, http};
-use crate::config::{Limits, PluginSpec, WasmSource};
+use crate::config::{Limits, PluginSpec};
 use crate::event::Event;
 pub use crate::step::{StepBill, StepStatus};
 use anyhow::Context;
@@ -115,8 +115,10 @@ impl std::fmt::Display for ErrorKind {
 /// A compiled, pre-instantiated plugin.
 struct LoadedPlugin {
     spec: PluginSpec,
-    /// The SHA-256 of the component's bytes, for the config's fingerprint.
+    /// The SHA-256 of the component's bytes, for the config's fingerprint and each step's record.
     digest: [u8; 32],
+    /// Who signed the component, when its config asks for a signature.
+    signer: Option<crate::plugin_source::Signer>,
     pre: bindings::PluginPre<StoreData>,
     http: Arc<http::Client>,
 }
@@ -157,25 +159,23 @@ impl Runtime {
         let mut report = LoadReport::default();
         for spec in plugins {
             let started = Instant::now();
-            let wasm = read_wasm(&spec.wasm).with_context(|| format!("plugin `{}`", spec.name))?;
-            let (component, cached) = cache::load(cache_dir, &engine, &wasm).map_err(|err| {
+            // Checked against its pin and signature before anything compiles it.
+            let source = crate::plugin_source::read(spec).with_context(|| format!("plugin `{}`", spec.name))?;
+            let wasm = &source.bytes;
+            let (component, cached) = cache::load(cache_dir, &engine, wasm).map_err(|err| {
                 let detail = format!("{err:#}");
                 if detail.contains("pooling allocator") {
                     anyhow::anyhow!(
                         "plugin `{}`: {} needs more than this host gives one component (at most {} core instances, \
                          {} linear memories, one per module, and {} tables): {detail}",
                         spec.name,
-                        describe(&spec.wasm),
+                        spec.wasm,
                         limits::MAX_INSTANCES,
                         limits::MAX_MEMORIES,
                         limits::MAX_TABLES
                     )
                 } else {
-                    err.context(format!(
-                        "plugin `{}`: {} is not a valid WebAssembly component",
-                        spec.name,
-                        describe(&spec.wasm)
-                    ))
+                    err.context(format!("plugin `{}`: {} is not a valid WebAssembly component", spec.name, spec.wasm))
                 }
             })?;
             let pre = linker
@@ -184,8 +184,8 @@ impl Runtime {
                 .and_then(|pre| bindings::PluginPre::new(pre).map_err(|err| incompatible(&spec.name, &err)))?;
             let http = Arc::new(http::Client::new().context("building the HTTP client")?);
             report.plugins.push((spec.name.clone(), cached, started.elapsed()));
-            let digest = <sha2::Sha256 as sha2::Digest>::digest(&wasm).into();
-            loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), digest, pre, http });
+            let (digest, signer) = (source.digest, source.signer);
+            loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), digest, signer, pre, http });
         }
         let ticker = EpochTicker::start(&engine).context("starting the epoch ticker")?;
         let changers = loaded
@@ -211,6 +211,11 @@ impl Runtime {
     /// The SHA-256 of a loaded plugin's component, as it was loaded.
     pub fn wasm_digest(&self, plugin: &str) -> Option<[u8; 32]> {
         self.plugins.get(plugin).map(|loaded| loaded.digest)
+    }
+
+    /// Who signed a loaded plugin's component, when its config asks for a signature.
+    pub fn signer(&self, plugin: &str) -> Option<&crate::plugin_source::Signer> {
+        self.plugins.get(plugin).and_then(|loaded| loaded.signer.as_ref())
     }
 
     /// A loaded plugin's spec: its grant and limits.
@@ -494,25 +499,6 @@ fn engine() -> anyhow::Result<Engine> {
             tracing::warn!("pooling allocator unavailable ({err}); allocating instances on demand");
             Ok(Engine::new(&config)?)
         }
-    }
-}
-
-#[allow(clippy::disallowed_methods, reason = "plugins load at start-up and on reload inside spawn_blocking")]
-fn read_wasm(source: &WasmSource) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
-    match source {
-        WasmSource::Builtin(name) => crate::builtin::get(name)
-            .map(std::borrow::Cow::Borrowed)
-            .with_context(|| format!("no built-in plugin `{name}`")),
-        WasmSource::File(path) => Ok(std::fs::read(path)
-            .map(std::borrow::Cow::Owned)
-            .with_context(|| format!("reading {}", path.display()))?),
-    }
-}
-
-fn describe(source: &WasmSource) -> String {
-    match source {
-        WasmSource::Builtin(name) => format!("builtin:{name}"),
-        WasmSource::File(path) => path.display().to_string(),
     }
 }
 
