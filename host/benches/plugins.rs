@@ -79,6 +79,7 @@ fn main() {
         let spec = PluginSpec {
             name: "p".into(),
             wasm: WasmSource::File(wasm.clone()),
+            verify: None,
             grant: Grant { dirs: vec![DirGrant::new(repos.clone(), Access::Git)], ..Grant::default() },
             limits: Limits { memory: 512 << 20, timeout: Duration::from_secs(60) },
             settings: Default::default(),

@@ -95,6 +95,7 @@ pub fn run_once(
     let spec = PluginSpec {
         name: name.clone(),
         wasm: WasmSource::File(wasm.to_path_buf()),
+        verify: None,
         grant,
         limits,
         settings: serde_json::Map::new(),

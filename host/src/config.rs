@@ -14,6 +14,7 @@ pub mod gate;
 mod keys;
 mod own;
 mod raw;
+mod remote;
 mod rules;
 pub mod secret;
 pub mod telemetry;
@@ -176,6 +177,8 @@ pub struct PluginSpec {
     pub name: String,
     /// Where the component comes from.
     pub wasm: WasmSource,
+    /// `verify`: the minisign key its component must be signed with (none: unsigned).
+    pub verify: Option<crate::plugin_source::Verify>,
     /// What it may touch.
     pub grant: Grant,
     /// How much memory and time one step may use.
@@ -192,6 +195,18 @@ pub enum WasmSource {
     Builtin(String),
     /// A `.wasm` file.
     File(PathBuf),
+    /// Fetched from a registry or URL, pinned, into the data directory's plugin store.
+    Remote(Box<crate::plugin_source::Remote>),
+}
+
+impl std::fmt::Display for WasmSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WasmSource::Builtin(name) => write!(f, "builtin:{name}"),
+            WasmSource::File(path) => write!(f, "{}", path.display()),
+            WasmSource::Remote(remote) => write!(f, "{}", remote.location),
+        }
+    }
 }
 
 /// Per-step resource limits.
@@ -340,9 +355,13 @@ impl Checker<'_> {
             .collect();
         self.custom_kinds = sources.values().any(|source| source.forge == "generic");
         let stores = self.kv_stores(raw.kv);
+        let remote = remote::RemoteContext {
+            store: crate::plugin_source::Store::new(server.data_dir.join(crate::plugin_source::STORE_DIR)),
+            registries: self.registries(raw.registries, base),
+        };
         let mut plugins = BTreeMap::new();
         for (name, plugin) in raw.plugins {
-            if let Some(spec) = self.plugin(name, plugin, base, &stores) {
+            if let Some(spec) = self.plugin(name, plugin, base, &remote, &stores) {
                 plugins.insert(spec.name.clone(), spec);
             }
         }
@@ -860,6 +879,7 @@ impl Checker<'_> {
         name: Spanned<String>,
         raw: Spanned<RawPlugin>,
         base: &Path,
+        remote: &remote::RemoteContext,
         stores: &BTreeMap<String, (Range<usize>, KvLimits)>,
     ) -> Option<PluginSpec> {
         let raw = raw.into_inner();
@@ -882,6 +902,9 @@ impl Checker<'_> {
                 );
                 None
             }
+            None if remote::is_remote(&wasm) => {
+                self.remote_source(&plugin_name, &wasm, &raw.wasm, raw.sha256.as_ref(), remote)
+            }
             None => {
                 let file = base.join(&wasm);
                 if !file.is_file() {
@@ -890,6 +913,19 @@ impl Checker<'_> {
                 Some(WasmSource::File(file))
             }
         });
+        if let Some(sha256) = &raw.sha256
+            && !matches!(&wasm, Some(WasmSource::Remote(remote)) if matches!(remote.location, crate::plugin_source::Location::Url { .. }))
+            && wasm.is_some()
+        {
+            self.problem(
+                Some(sha256.span()),
+                format!(
+                    "plugin `{plugin_name}`: `sha256` pins a component fetched from an https:// URL; an oci:// \
+                     reference carries its pin (`@sha256:...`), and a file or built-in plugin is taken as it is"
+                ),
+            );
+        }
+        let verify = raw.verify.and_then(|verify| self.verify(&plugin_name, verify, wasm.as_ref(), base));
         let grant = self.grant(&plugin_name, raw.grants, base, stores);
         let defaults = Limits::default();
         let limits = Limits {
@@ -903,7 +939,7 @@ impl Checker<'_> {
             },
             None => serde_json::Map::new(),
         };
-        Some(PluginSpec { name: plugin_name, wasm: wasm?, grant, limits, settings })
+        Some(PluginSpec { name: plugin_name, wasm: wasm?, verify, grant, limits, settings })
     }
 
     fn host_pattern(&mut self, plugin: &str, text: &Spanned<String>) -> Option<HostPattern> {
@@ -1307,7 +1343,7 @@ impl Checker<'_> {
             .values()
             .filter_map(|other| match &other.wasm {
                 WasmSource::File(wasm) => Some((other.name.as_str(), wasm.as_path(), own::resolved(wasm))),
-                WasmSource::Builtin(_) => None,
+                WasmSource::Builtin(_) | WasmSource::Remote(_) => None,
             })
             .collect();
         for plugin in config.plugins.values() {

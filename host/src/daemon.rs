@@ -48,6 +48,8 @@ impl Daemon {
         };
         crate::worker::workspace::clear_stale(&data_dir);
         let specs: Vec<_> = config.plugins.values().cloned().collect();
+        // Before anything compiles: a plugin that cannot be fetched stops the start.
+        crate::plugin_source::fetch(&specs).await?;
         let cache_dir = data_dir.join("cache");
         let (runtime, report) = tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir))
             .await

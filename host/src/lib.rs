@@ -48,6 +48,7 @@ pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod plugin_source;
 pub mod queue;
 pub mod report;
 pub mod route;

@@ -159,6 +159,8 @@ impl Live {
         let old = self.config();
         let restart = needs_restart(&old, &config);
         let specs: Vec<_> = config.plugins.values().cloned().collect();
+        // Fetched before anything compiles: a plugin that cannot be fetched refuses the reload.
+        crate::plugin_source::fetch(&specs).await?;
         // The compiled-plugin cache lives with the data the daemon opened at start.
         let cache_dir = old.server.data_dir.join("cache");
         let (runtime, report) = tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir))

@@ -74,6 +74,7 @@ pub async fn run(config: Config, request: Request) -> anyhow::Result<Report> {
     let scratch = Scratch::new()?;
     let queue = Queue::open(&scratch.0)?;
     let specs: Vec<_> = if request.dry_run { Vec::new() } else { config.plugins.values().cloned().collect() };
+    crate::plugin_source::fetch(&specs).await?;
     let cache_dir = config.server.data_dir.join("cache");
     let (runtime, _) =
         tokio::task::spawn_blocking(move || Runtime::new(&specs, &cache_dir)).await.context("loading plugins")??;

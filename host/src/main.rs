@@ -287,6 +287,13 @@ enum PluginCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Fetch every plugin the config takes from a registry or URL into the plugin store
+    /// (`DATA_DIR/plugins`), checking pins and signatures; print each one's digest.
+    Pull {
+        /// Config file.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// What a component is: the gitauto WIT version it targets, its imports and exports,
     /// its size, and whether this host can run it.
     Inspect {
@@ -424,6 +431,24 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     loaded.plugins.len(),
                     loaded.rules.len()
                 );
+                // Offline: a remote plugin not fetched yet is a note, not a problem.
+                let mut bad = 0;
+                for (spec, component) in plugin_components(&loaded).await? {
+                    match component {
+                        Ok(component) => println!("{}", describe_component(&spec, &component)),
+                        Err(err) if err.downcast_ref::<gitauto::plugin_source::NotFetched>().is_some() => {
+                            say(format_args!("note: plugin `{}`: {err:#}", spec.name));
+                        }
+                        Err(err) => {
+                            bad += 1;
+                            say(format_args!("{}: plugin `{}`: {err:#}", config.display(), spec.name));
+                        }
+                    }
+                }
+                if bad > 0 {
+                    say(format_args!("{bad} problem(s) found"));
+                    return Ok(ExitCode::FAILURE);
+                }
                 let now = gitauto::queue::now_ms();
                 for rule in &loaded.rules {
                     let Some(schedule) = &rule.schedule else { continue };
@@ -512,6 +537,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Trigger { rule, params, wait, timeout, daemon } => {
             Ok(trigger(&rule, &params, wait, timeout, &daemon).await)
+        }
+        Command::Plugin { command: PluginCommand::Pull { config } } => {
+            let config = load(&config)?;
+            let specs: Vec<_> = config.plugins.values().cloned().collect();
+            gitauto::plugin_source::fetch(&specs).await?;
+            for (spec, component) in plugin_components(&config).await? {
+                let component = component.with_context(|| format!("plugin `{}`", spec.name))?;
+                println!("{}", describe_component(&spec, &component));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Plugin { command: PluginCommand::New { name, lang, dir } } => {
             let root = gitauto::authoring::scaffold::new_plugin(&dir, &name, lang)?;
@@ -733,10 +768,15 @@ async fn trigger(rule: &str, params: &[String], wait: bool, timeout: Option<Stri
     if failed { ExitCode::from(trigger_exit::JOB_FAILED) } else { ExitCode::SUCCESS }
 }
 
-/// A step's bill, on a line of its own under the step, when its plugin ran.
+/// A step's bill, on a line of its own under the step, when its plugin ran; then the
+/// component it ran and who signed it, when recorded.
 fn print_bill(step: &gitauto::queue::StepView, indent: &str) {
     if let Some(bill) = &step.bill {
         println!("{indent}cost {}", bill.summary());
+    }
+    if let Some(digest) = &step.plugin_digest {
+        let signer = step.plugin_signer.as_deref().map(|s| format!(", signed by {}", escape(s))).unwrap_or_default();
+        println!("{indent}plugin sha256:{}{signer}", escape(digest));
     }
 }
 
@@ -759,6 +799,36 @@ fn print_outcome_of(job: &gitauto::queue::JobView) {
         let step = line.step.as_deref().map(|s| format!("[{}] ", escape(s))).unwrap_or_default();
         println!("  log {step}{} {}", escape(&line.level), escape(&line.message));
     }
+}
+
+/// Each plugin taken from a registry or URL or signed, read from the plugin store or its
+/// file and checked, without the network.
+async fn plugin_components(
+    config: &Config,
+) -> anyhow::Result<Vec<(gitauto::config::PluginSpec, anyhow::Result<gitauto::plugin_source::Component>)>> {
+    let specs: Vec<_> = config
+        .plugins
+        .values()
+        .filter(|spec| spec.verify.is_some() || matches!(spec.wasm, gitauto::config::WasmSource::Remote(_)))
+        .cloned()
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        specs
+            .into_iter()
+            .map(|spec| {
+                let component = gitauto::plugin_source::read(&spec);
+                (spec, component)
+            })
+            .collect()
+    })
+    .await
+    .context("reading plugins")
+}
+
+/// `plugin NAME: sha256:HEX SOURCE[, signed by minisign KEYID (KEY SOURCE)]`.
+fn describe_component(spec: &gitauto::config::PluginSpec, component: &gitauto::plugin_source::Component) -> String {
+    let signer = component.signer.as_ref().map(|signer| format!(", signed by {signer}")).unwrap_or_default();
+    format!("plugin {}: sha256:{} {}{signer}", spec.name, hex::encode(component.digest), spec.wasm)
 }
 
 /// `key=value` (text) and `key:=JSON` parameters as a JSON object.

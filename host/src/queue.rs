@@ -325,6 +325,10 @@ pub struct StepRecord {
     pub finished_at: i64,
     /// What it cost, when the plugin ran.
     pub bill: Option<crate::step::StepBill>,
+    /// The SHA-256 (hex) of the component its plugin was loaded from, when it was loaded.
+    pub plugin_digest: Option<String>,
+    /// Who signed that component (`minisign KEYID (KEY SOURCE)`), when it was verified.
+    pub plugin_signer: Option<String>,
 }
 
 /// A job as the API shows it (and the CLI reads it back).
@@ -402,6 +406,14 @@ pub struct StepView {
     /// What it cost, when the plugin ran (steps recorded before version 16 have none).
     #[serde(default)]
     pub bill: Option<crate::step::StepBill>,
+    /// The SHA-256 (hex) of the component the step's plugin was loaded from (steps
+    /// recorded before version 17 have none).
+    #[serde(default)]
+    pub plugin_digest: Option<String>,
+    /// Who signed that component, `minisign KEYID (KEY SOURCE)`, when the config asked for
+    /// a signature and it was verified before the plugin was compiled.
+    #[serde(default)]
+    pub plugin_signer: Option<String>,
 }
 
 /// A log line as the API shows it.
@@ -1638,6 +1650,8 @@ mod tests {
                 started_at: 1000,
                 finished_at: 1250,
                 bill: Some(bill.clone()),
+                plugin_digest: Some("ab".repeat(32)),
+                plugin_signer: Some("minisign ACB907952B79E4BD (file:minisign.pub)".into()),
             };
             queue.record_step(claimed.id, 1, step).await.unwrap();
             queue.finish(claimed.id, 1, None, JobState::Succeeded, "did it", None).await.unwrap();
@@ -1646,6 +1660,8 @@ mod tests {
             assert_eq!(view.steps[0].output["new"], "abc");
             assert_eq!(view.steps[0].duration_ms, 250);
             assert_eq!(view.steps[0].bill.as_ref(), Some(&bill), "the bill is stored with the step");
+            assert_eq!(view.steps[0].plugin_digest, Some("ab".repeat(32)));
+            assert_eq!(view.steps[0].plugin_signer.as_deref(), Some("minisign ACB907952B79E4BD (file:minisign.pub)"));
             assert_eq!(view.logs[0].message, "hello");
             assert!(queue.job(999).await.unwrap().is_none());
             assert_eq!(queue.pending().await.unwrap().len(), 0);

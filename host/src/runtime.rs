@@ -7,11 +7,12 @@ mod cache;
 pub mod inspect;
 mod limits;
 mod stdio;
+mod waits;
 
 use crate::capability::log::{Level, Sink, StepLog};
 use crate::capability::wasi_http::PolicyHooks;
 use crate::capability::{StepContext, StepState, bindings, bindings_v0_1, http};
-use crate::config::{Limits, PluginSpec, WasmSource};
+use crate::config::{Limits, PluginSpec};
 use crate::event::Event;
 pub use crate::step::{StepBill, StepStatus};
 use anyhow::Context;
@@ -114,8 +115,10 @@ impl std::fmt::Display for ErrorKind {
 /// A compiled, pre-instantiated plugin.
 struct LoadedPlugin {
     spec: PluginSpec,
-    /// The SHA-256 of the component's bytes, for the config's fingerprint.
+    /// The SHA-256 of the component's bytes, for the config's fingerprint and each step's record.
     digest: [u8; 32],
+    /// Who signed the component, when its config asks for a signature.
+    signer: Option<crate::plugin_source::Signer>,
     pre: bindings::PluginPre<StoreData>,
     http: Arc<http::Client>,
 }
@@ -156,25 +159,23 @@ impl Runtime {
         let mut report = LoadReport::default();
         for spec in plugins {
             let started = Instant::now();
-            let wasm = read_wasm(&spec.wasm).with_context(|| format!("plugin `{}`", spec.name))?;
-            let (component, cached) = cache::load(cache_dir, &engine, &wasm).map_err(|err| {
+            // Checked against its pin and signature before anything compiles it.
+            let source = crate::plugin_source::read(spec).with_context(|| format!("plugin `{}`", spec.name))?;
+            let wasm = &source.bytes;
+            let (component, cached) = cache::load(cache_dir, &engine, wasm).map_err(|err| {
                 let detail = format!("{err:#}");
                 if detail.contains("pooling allocator") {
                     anyhow::anyhow!(
                         "plugin `{}`: {} needs more than this host gives one component (at most {} core instances, \
                          {} linear memories, one per module, and {} tables): {detail}",
                         spec.name,
-                        describe(&spec.wasm),
+                        spec.wasm,
                         limits::MAX_INSTANCES,
                         limits::MAX_MEMORIES,
                         limits::MAX_TABLES
                     )
                 } else {
-                    err.context(format!(
-                        "plugin `{}`: {} is not a valid WebAssembly component",
-                        spec.name,
-                        describe(&spec.wasm)
-                    ))
+                    err.context(format!("plugin `{}`: {} is not a valid WebAssembly component", spec.name, spec.wasm))
                 }
             })?;
             let pre = linker
@@ -183,8 +184,8 @@ impl Runtime {
                 .and_then(|pre| bindings::PluginPre::new(pre).map_err(|err| incompatible(&spec.name, &err)))?;
             let http = Arc::new(http::Client::new().context("building the HTTP client")?);
             report.plugins.push((spec.name.clone(), cached, started.elapsed()));
-            let digest = <sha2::Sha256 as sha2::Digest>::digest(&wasm).into();
-            loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), digest, pre, http });
+            let (digest, signer) = (source.digest, source.signer);
+            loaded.insert(spec.name.clone(), LoadedPlugin { spec: spec.clone(), digest, signer, pre, http });
         }
         let ticker = EpochTicker::start(&engine).context("starting the epoch ticker")?;
         let changers = loaded
@@ -210,6 +211,11 @@ impl Runtime {
     /// The SHA-256 of a loaded plugin's component, as it was loaded.
     pub fn wasm_digest(&self, plugin: &str) -> Option<[u8; 32]> {
         self.plugins.get(plugin).map(|loaded| loaded.digest)
+    }
+
+    /// Who signed a loaded plugin's component, when its config asks for a signature.
+    pub fn signer(&self, plugin: &str) -> Option<&crate::plugin_source::Signer> {
+        self.plugins.get(plugin).and_then(|loaded| loaded.signer.as_ref())
     }
 
     /// A loaded plugin's spec: its grant and limits.
@@ -283,6 +289,7 @@ impl Runtime {
             Err(err) => StepOutcome::Trapped {
                 reason: if by_job
                     && (err.downcast_ref::<WaitPastDeadline>().is_some()
+                        || err.downcast_ref::<waits::BlockedPastDeadline>().is_some()
                         || matches!(err.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
                             && Instant::now() + limits::TICK >= deadline)
                 {
@@ -420,7 +427,11 @@ impl Runtime {
         let state = StoreData {
             wasi,
             limiter: StepLimiter::new(limits.memory),
-            wasi_http: WasiHttpCtx::new(),
+            wasi_http: {
+                let mut ctx = WasiHttpCtx::new();
+                ctx.set_field_size_limit(crate::capability::wasi_http::FIELD_SIZE_LIMIT);
+                ctx
+            },
             http_hooks: PolicyHooks::new(ctx.clone()),
             step: StepState { table: resource_table(), ctx },
         };
@@ -495,25 +506,6 @@ fn engine() -> anyhow::Result<Engine> {
     }
 }
 
-#[allow(clippy::disallowed_methods, reason = "plugins load at start-up and on reload inside spawn_blocking")]
-fn read_wasm(source: &WasmSource) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
-    match source {
-        WasmSource::Builtin(name) => crate::builtin::get(name)
-            .map(std::borrow::Cow::Borrowed)
-            .with_context(|| format!("no built-in plugin `{name}`")),
-        WasmSource::File(path) => Ok(std::fs::read(path)
-            .map(std::borrow::Cow::Owned)
-            .with_context(|| format!("reading {}", path.display()))?),
-    }
-}
-
-fn describe(source: &WasmSource) -> String {
-    match source {
-        WasmSource::Builtin(name) => format!("builtin:{name}"),
-        WasmSource::File(path) => path.display().to_string(),
-    }
-}
-
 /// Explains a component that does not fit the world this host offers.
 fn incompatible(plugin: &str, err: &wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("plugin `{plugin}` cannot run on this host: {}", inspect::explain_incompatible(err))
@@ -534,43 +526,8 @@ fn linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking wasi:http")?;
-    bound_clock_waits(&mut linker).context("bounding WASI clock waits")?;
+    waits::bound(&mut linker).context("bounding WASI waits by the step's deadline")?;
     Ok(linker)
-}
-
-/// WASI's own monotonic-clock interface, whose waits [`bound_clock_waits`] replaces.
-const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
-
-/// A guest blocked in `poll` on a clock is in host code, where the epoch interrupt
-/// cannot reach it: a `sleep(1 day)` would hold its worker for a day. A wait that would
-/// end after the step's deadline therefore stops the step at once, as the deadline would.
-fn bound_clock_waits(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    use wasmtime::StoreContextMut;
-    use wasmtime::component::Resource;
-    use wasmtime_wasi::clocks::WasiClocksView;
-    use wasmtime_wasi::p2::DynPollable;
-    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host;
-
-    fn subscribe(state: &mut StoreData, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
-        let left = state.step.ctx.remaining();
-        if wait > left {
-            return Err(WaitPastDeadline { wait, left }.into());
-        }
-        Ok((state.clocks().subscribe_duration(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX))?,))
-    }
-
-    linker.allow_shadowing(true);
-    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, StoreData>, (nanos,): (u64,)| {
-        subscribe(store.data_mut(), Duration::from_nanos(nanos))
-    })?;
-    clock.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, StoreData>, (when,): (u64,)| {
-        let state = store.data_mut();
-        let now = state.clocks().now()?;
-        subscribe(state, Duration::from_nanos(when.saturating_sub(now)))
-    })?;
-    linker.allow_shadowing(false);
-    Ok(())
 }
 
 /// The environment variable by which an operator lets granted programs run on a kernel
@@ -715,6 +672,9 @@ fn trap_reason(err: &wasmtime::Error, memory_exceeded: bool, limits: &Limits, de
     }
     if let Some(wait) = err.downcast_ref::<WaitPastDeadline>() {
         return format!("deadline of {} exceeded ({wait})", crate::config::format_duration(limits.timeout));
+    }
+    if let Some(blocked) = err.downcast_ref::<waits::BlockedPastDeadline>() {
+        return format!("deadline of {} exceeded ({blocked})", crate::config::format_duration(limits.timeout));
     }
     match err.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) if Instant::now() + limits::TICK >= deadline => {

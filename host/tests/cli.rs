@@ -185,6 +185,14 @@ fn plugin_inspect_and_test_work_on_a_component_file() {
             && stdout.contains("runs on this host (gitauto:plugin@0.2.0): yes"),
         "{stdout}"
     );
+    // Each package it uses, with its version and interfaces.
+    let uses: Vec<&str> =
+        stdout.lines().skip_while(|l| *l != "uses:").skip(1).take_while(|l| l.starts_with("  ")).collect();
+    assert!(
+        uses.iter().any(|l| l.starts_with("  gitauto:plugin@0.2.0") && l.contains("git, ") && l.contains("log")),
+        "{stdout}"
+    );
+    assert!(uses.iter().any(|l| l.trim_start().starts_with("wasi:")), "{stdout}");
 
     // A checkout one commit behind its origin, where the payload says the push went.
     let origin = dir.path().join("origin");
@@ -598,4 +606,48 @@ fn kv_lists_reads_and_deletes_a_stores_entries() {
     let (code, _, stderr) = kv(&["list", "nosuch"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no plugin is granted the key-value store `nosuch` (granted: deployments)"), "{stderr}");
+}
+
+/// Issue 25: `check` never uses the network and notes a remote plugin not fetched yet;
+/// `plugin pull` names the plugin and the URL it could not fetch; a store copied in by
+/// hand (as onto an offline machine) is what both then read, with no request made.
+#[test]
+fn check_and_plugin_pull_work_from_the_plugin_store_without_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = gitauto::builtin::get("notify").unwrap();
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(wasm))
+    };
+    // Port 9 (discard) on loopback: nothing answers there.
+    let url = "http://127.0.0.1:9/notify.wasm";
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{CONFIG}\n[plugins.remote]\nwasm = \"{url}\"\nsha256 = \"{digest}\"\n\n\
+             [[rules]]\nname = \"remote\"\non = \"push\"\nsteps = [{{ plugin = \"remote\" }}]\n"
+        ),
+    );
+
+    let check = gitauto(&["check", "--config", &config]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("note: plugin `remote`: {url} is not in the plugin store")), "{stderr}");
+    assert!(stderr.contains("run `gitauto plugin pull`"), "{stderr}");
+
+    let pull = gitauto(&["plugin", "pull", "--config", &config]);
+    let stderr = String::from_utf8_lossy(&pull.stderr);
+    assert_eq!(pull.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("error: plugin `remote`: fetching {url}: GET {url}: ")), "{stderr}");
+
+    let store = dir.path().join(".gitauto/plugins/sha256");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join(&digest), wasm).unwrap();
+    let line = format!("plugin remote: sha256:{digest} {url}\n");
+    for args in [&["check", "--config", &config][..], &["plugin", "pull", "--config", &config]] {
+        let run = gitauto(args);
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(run.status.code(), Some(0), "{args:?}: {stdout}{}", String::from_utf8_lossy(&run.stderr));
+        assert!(stdout.contains(&line), "{args:?}: {stdout}");
+    }
 }

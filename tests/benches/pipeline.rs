@@ -34,6 +34,7 @@ fn steps(count: usize) {
     let spec = PluginSpec {
         name: "empty".into(),
         wasm: WasmSource::File(env!("GITAUTO_GUEST_EMPTY").into()),
+        verify: None,
         grant: Grant::default(),
         limits: Limits { memory: 64 << 20, timeout: Duration::from_secs(60) },
         settings: Default::default(),

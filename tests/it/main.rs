@@ -36,6 +36,7 @@ mod names;
 mod notify;
 mod provision;
 mod queue;
+mod registry;
 mod release;
 mod release_forges;
 mod report;

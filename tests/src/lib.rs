@@ -6,10 +6,12 @@
 pub mod browser;
 pub mod debian;
 pub mod fake_api;
+pub mod file_server;
 pub mod git_http;
 pub mod hold;
 pub mod otlp;
 pub mod receiver;
+pub mod registry;
 pub mod s3;
 pub mod tools;
 

@@ -284,4 +284,21 @@ mod tests {
         let err: old::git::GitError = now::git::GitError::Denied("no".into()).into();
         assert!(matches!(err, old::git::GitError::Denied(m) if m == "no"));
     }
+
+    /// Every 0.1 method forwards to a 0.2 method (which checks the grant and opens the
+    /// meter's call): none serves a plugin on its own.
+    #[test]
+    fn every_old_method_forwards_to_a_new_one() {
+        let source = include_str!("compat.rs");
+        let mut methods = 0;
+        for block in source.split("\nimpl old::").skip(1) {
+            let block = &block[..block.find("\n}\n").unwrap_or(block.len())];
+            for method in block.split("\n    fn ").skip(1) {
+                methods += 1;
+                let name = method.split('(').next().unwrap_or_default();
+                assert!(method.contains("now::"), "the 0.1 method `{name}` does not forward to a 0.2 method");
+            }
+        }
+        assert_eq!(methods, 20, "git (17), log, http and shell");
+    }
 }

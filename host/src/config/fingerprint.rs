@@ -1,9 +1,10 @@
 //! The config's fingerprint: a short digest of what every node of a cluster must agree
 //! on (sources, plugins and their components, rules, compat endpoints, retention), so
 //! that nodes sharing a store with different configs can be shown. It leaves out what
-//! is each node's own: `[server]` (name, address, data directory, workers, API token)
-//! and `[store]` (one database, perhaps reached by another host name or user), and where
-//! a plugin's component file lies (its content counts instead).
+//! is each node's own: `[server]` (name, address, data directory, workers, API token),
+//! `[store]` (one database, perhaps reached by another host name or user),
+//! `[registries]` (each node's login; what it pulls is pinned), and where a plugin's
+//! component lies (its content counts instead).
 //!
 //! Comments, whitespace, key order and how a value is spelt in TOML do not count: the
 //! text is parsed and hashed in a canonical form. A string with `${VAR}`s counts by the
@@ -35,6 +36,8 @@ pub fn fingerprint(
     // Each node's own: see the module's doc.
     table.remove("server");
     table.remove("store");
+    // Each node logs in to registries as it likes; what it pulls is pinned by digest.
+    table.remove("registries");
     if let Some(toml::Value::Table(plugins)) = table.get_mut("plugins") {
         for (_, plugin) in plugins.iter_mut() {
             if let toml::Value::Table(plugin) = plugin {

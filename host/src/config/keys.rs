@@ -25,6 +25,7 @@ static ROOT: Shape = Shape::Table(&[
     ("server", &SERVER),
     ("sources", &Shape::Named(&SOURCE)),
     ("plugins", &Shape::Named(&PLUGIN)),
+    ("registries", &Shape::Named(&REGISTRY)),
     ("rules", &Shape::Items(&RULE)),
     ("compat", &COMPAT),
     ("retention", &RETENTION),
@@ -76,7 +77,16 @@ static CATCH_UP: Shape =
     Shape::Table(&[("api_url", &ANY), ("credential", &ANY), ("repos", &ANY), ("every", &ANY), ("hook_url", &ANY)]);
 static API: Shape = Shape::Table(&[("url", &ANY), ("token", &ANY), ("scheme", &ANY)]);
 static POLL: Shape = Shape::Table(&[("every", &ANY), ("repos", &ANY), ("clone_url", &ANY)]);
-static PLUGIN: Shape = Shape::Table(&[("wasm", &ANY), ("grants", &GRANTS), ("limits", &LIMITS), ("with", &ANY)]);
+static PLUGIN: Shape = Shape::Table(&[
+    ("wasm", &ANY),
+    ("sha256", &ANY),
+    ("verify", &VERIFY),
+    ("grants", &GRANTS),
+    ("limits", &LIMITS),
+    ("with", &ANY),
+]);
+static VERIFY: Shape = Shape::Table(&[("key", &ANY), ("signature", &ANY)]);
+static REGISTRY: Shape = Shape::Table(&[("username", &ANY), ("password", &ANY)]);
 static GRANTS: Shape = Shape::Table(&[
     ("dirs", &Shape::Items(&DIR)),
     ("hosts", &Shape::Items(&HOST)),
@@ -281,6 +291,8 @@ mod tests {
             ("api", serde_keys::<raw::RawApi>(), &API),
             ("app", serde_keys::<raw::RawApp>(), &APP),
             ("plugin", serde_keys::<raw::RawPlugin>(), &PLUGIN),
+            ("verify", serde_keys::<raw::RawVerify>(), &VERIFY),
+            ("registry", serde_keys::<raw::RawRegistry>(), &REGISTRY),
             ("grants", serde_keys::<raw::RawGrants>(), &GRANTS),
             ("dir", serde_keys::<raw::RawDirTable>(), &DIR),
             ("host", serde_keys::<raw::RawHostTable>(), &HOST),

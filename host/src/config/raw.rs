@@ -14,6 +14,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub sources: BTreeMap<Spanned<String>, Spanned<RawSource>>,
     #[serde(default)]
+    pub registries: BTreeMap<Spanned<String>, Spanned<RawRegistry>>,
+    #[serde(default)]
     pub plugins: BTreeMap<Spanned<String>, Spanned<RawPlugin>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
@@ -191,12 +193,32 @@ pub struct RawPoll {
 #[serde(deny_unknown_fields)]
 pub struct RawPlugin {
     pub wasm: Spanned<String>,
+    /// The SHA-256 an `https://` component must have.
+    pub sha256: Option<Spanned<String>>,
+    /// The minisign key it must be signed with.
+    pub verify: Option<Spanned<RawVerify>>,
     #[serde(default)]
     pub grants: RawGrants,
     #[serde(default)]
     pub limits: RawLimits,
     /// Settings every step of this plugin gets; a step's own `with` keys win.
     pub with: Option<Spanned<toml::Table>>,
+}
+
+/// `verify = { key = ..., signature = ... }` of a plugin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    pub key: Spanned<String>,
+    pub signature: Option<Spanned<String>>,
+}
+
+/// `[registries."HOST"]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    pub username: Spanned<String>,
+    pub password: Spanned<String>,
 }
 
 /// `grants = { ... }` of a plugin.

@@ -532,12 +532,13 @@ impl Queue {
 
 fn insert_step(db: Db, job: i64, attempt: i64, step: &StepRecord) -> anyhow::Result<()> {
     db.execute(
-        "INSERT INTO steps (job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at, bill)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+        "INSERT INTO steps (job_id, idx, attempt, name, plugin, status, summary, output, started_at, finished_at, bill,
+                            plugin_digest, plugin_signer)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (job_id, attempt, idx) DO UPDATE SET
             name = excluded.name, plugin = excluded.plugin, status = excluded.status, summary = excluded.summary,
             output = excluded.output, started_at = excluded.started_at, finished_at = excluded.finished_at,
-            bill = excluded.bill",
+            bill = excluded.bill, plugin_digest = excluded.plugin_digest, plugin_signer = excluded.plugin_signer",
         args![
             job,
             step.index as i64,
@@ -549,7 +550,9 @@ fn insert_step(db: Db, job: i64, attempt: i64, step: &StepRecord) -> anyhow::Res
             step.output,
             step.started_at,
             step.finished_at,
-            step.bill.as_ref().map(|bill| serde_json::to_string(bill).expect("a bill serialises"))
+            step.bill.as_ref().map(|bill| serde_json::to_string(bill).expect("a bill serialises")),
+            step.plugin_digest,
+            step.plugin_signer
         ],
     )?;
     Ok(())
@@ -628,7 +631,7 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
     )?;
     (job.deliveries, job.delivery_seqs) = carried.into_iter().unzip();
     job.steps = db.query(
-        "SELECT name, plugin, status, summary, output, finished_at - started_at, bill
+        "SELECT name, plugin, status, summary, output, finished_at - started_at, bill, plugin_digest, plugin_signer
          FROM steps WHERE job_id = ?1 AND attempt = ?2 ORDER BY idx",
         args![id, job.attempts],
         |row| {
@@ -641,6 +644,8 @@ fn job_view(db: Db, id: i64) -> anyhow::Result<Option<JobView>> {
                 output: output.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(serde_json::Value::Null),
                 duration_ms: row.get(5)?,
                 bill: row.get::<Option<String>>(6)?.and_then(|text| serde_json::from_str(&text).ok()),
+                plugin_digest: row.get(7)?,
+                plugin_signer: row.get(8)?,
             })
         },
     )?;

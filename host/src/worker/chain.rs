@@ -317,6 +317,10 @@ impl<'a> Chain<'a> {
             started_at,
             finished_at: now_ms(),
             bill,
+            // Every step names the component it ran (or would have run), so a job's record
+            // says which build of a plugin acted, and who vouched for it.
+            plugin_digest: self.runtime.wasm_digest(&step.plugin).map(hex::encode),
+            plugin_signer: self.runtime.signer(&step.plugin).map(ToString::to_string),
         };
         self.records += 1;
         if let Some(previous) = self.held.replace(record)

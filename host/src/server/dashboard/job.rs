@@ -55,8 +55,9 @@ fn job_body(job: &JobView) -> String {
     for step in &job.steps {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td>{}<td>{}</td></tr>",
+            "<tr><td>{}</td><td{}>{}</td><td>{}</td><td>{} ms</td>{}<td>{}</td></tr>",
             escape(&step.name),
+            component_title(step),
             escape(&step.plugin),
             step.status.as_str(),
             step.duration_ms,
@@ -133,6 +134,17 @@ fn job_body(job: &JobView) -> String {
         );
     }
     out
+}
+
+/// The component a step's plugin ran, as the plugin cell's tooltip: its SHA-256 and who
+/// signed it; nothing for steps recorded without it.
+fn component_title(step: &crate::queue::StepView) -> String {
+    let Some(digest) = &step.plugin_digest else { return String::new() };
+    let signer = match &step.plugin_signer {
+        Some(signer) => format!("\nsigned by {signer}"),
+        None => "\nnot signed".to_owned(),
+    };
+    format!(" class=\"component\" title=\"sha256:{}\"", escape(&format!("{digest}{signer}")))
 }
 
 /// A step's bill in a table cell: wall, CPU and memory, with every field on hover; empty

@@ -2,7 +2,9 @@
 //! `wasi:http/outgoing-handler` rather than gitauto's `http`, hoping the second way out
 //! keeps a looser policy: an ungranted host, a granted one that redirects off it,
 //! loopback, the metadata service, a granted name that resolves to loopback, a scheme
-//! other than http, a `host` header naming another server.
+//! other than http, a `CONNECT` tunnel through a granted host; or (`stuck = true`)
+//! writes a request body that no request is ever sent with, until the write blocks in
+//! host code, hoping to hold its worker past its deadline.
 //! Succeeds ("ESCAPED: ...") only if the sandbox let it through.
 
 use gitauto_plugin::{Error, Event, Outcome, Plugin};
@@ -17,9 +19,17 @@ impl Plugin for Hostile {
     type Settings = Value;
 
     fn handle(_event: Event, s: Value) -> Result<Outcome, Error> {
+        if s["stuck"] == true {
+            return Err(Error::failed(stuck()));
+        }
         let url = s["url"].as_str().unwrap_or_default();
-        let host_header = s["host_header"].as_str();
-        Ok(match get(url, host_header) {
+        let method = match s["method"].as_str() {
+            Some("CONNECT") => Method::Connect,
+            Some("TRACE") => Method::Trace,
+            Some(other) => Method::Other(other.to_owned()),
+            None => Method::Get,
+        };
+        Ok(match get(&method, url) {
             Ok((status, body)) => Outcome::success(format!("ESCAPED: {url} answered {status}: {body}")),
             Err(why) => Outcome::failure(format!("wasi:http GET {url}: {why}")),
         })
@@ -42,16 +52,10 @@ fn parts(url: &str) -> (Scheme, &str, String) {
     (scheme, authority, path)
 }
 
-fn get(url: &str, host_header: Option<&str>) -> Result<(u16, String), String> {
+fn get(method: &Method, url: &str) -> Result<(u16, String), String> {
     let (scheme, authority, path) = parts(url);
-    let headers = Fields::new();
-    if let Some(host) = host_header {
-        // The standard forbids it (the append fails); a host that took it anyway would
-        // send the plugin's name for the server instead of the one it checked.
-        let _ = headers.append("host", host.as_bytes());
-    }
-    let request = OutgoingRequest::new(headers);
-    request.set_method(&Method::Get).map_err(|()| "bad method")?;
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(method).map_err(|()| "bad method")?;
     request.set_scheme(Some(&scheme)).map_err(|()| "bad scheme")?;
     request.set_authority(Some(authority)).map_err(|()| format!("bad authority {authority}"))?;
     request.set_path_with_query(Some(&path)).map_err(|()| "bad path")?;
@@ -76,6 +80,21 @@ fn get(url: &str, host_header: Option<&str>) -> Result<(u16, String), String> {
         }
     }
     Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Fills a body's buffer that nothing reads: the third write waits for ever, unless the
+/// host bounds the wait.
+fn stuck() -> String {
+    let request = OutgoingRequest::new(Fields::new());
+    let Ok(body) = request.body() else { return "no body".into() };
+    let Ok(stream) = body.write() else { return "no stream".into() };
+    let chunk = vec![b'x'; 4096];
+    for written in 0.. {
+        if let Err(err) = stream.blocking_write_and_flush(&chunk) {
+            return format!("the write failed after {written} chunks: {err:?}");
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 gitauto_plugin::export!(Hostile);
