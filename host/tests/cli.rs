@@ -537,7 +537,11 @@ fn the_log_follows_server_log_and_log_format() {
         let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert_eq!(record["plugin"], "fetch-update", "{record}");
     }
-    std::fs::write(&config, serving.replace("api_token", "log = \"debug\"\nlog_format = \"text\"\napi_token")).unwrap();
+    // Replaced whole, as an editor saves: the daemon watches the file, and a write in
+    // place could be read half done (a config without the new settings, also valid).
+    let next = dir.path().join("gitauto.toml.new");
+    std::fs::write(&next, serving.replace("api_token", "log = \"debug\"\nlog_format = \"text\"\napi_token")).unwrap();
+    std::fs::rename(&next, &config).unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
         rustix::process::Signal::HUP,
