@@ -21,13 +21,9 @@ fn moved<T, U: From<T>>(result: wasmtime::Result<Result<T, now::git::GitError>>)
     Ok(result?.map(U::from).map_err(old::git::GitError::from))
 }
 
-/// Moves a list of 0.2 values into their 0.1 shape.
-struct List<T>(Vec<T>);
-
-impl<T, U: From<T>> From<Vec<T>> for List<U> {
-    fn from(items: Vec<T>) -> Self {
-        List(items.into_iter().map(U::from).collect())
-    }
+/// [`moved`] for a list of values.
+fn moved_list<T, U: From<T>>(result: wasmtime::Result<Result<Vec<T>, now::git::GitError>>) -> GitResult<Vec<U>> {
+    Ok(result?.map(|items| items.into_iter().map(U::from).collect()).map_err(old::git::GitError::from))
 }
 
 impl From<now::git::GitError> for old::git::GitError {
@@ -168,11 +164,11 @@ impl old::git::HostRepository for StepState {
         from: String,
         to: String,
     ) -> GitResult<Vec<old::git::ChangedPath>> {
-        moved::<_, List<_>>(now::git::HostRepository::changed_paths(self, this, from, to)).map(|r| r.map(|l| l.0))
+        moved_list(now::git::HostRepository::changed_paths(self, this, from, to))
     }
 
     fn tree(&mut self, this: Resource<OpenRepository>, revision: String) -> GitResult<Vec<old::git::TreeEntry>> {
-        moved::<_, List<_>>(now::git::HostRepository::tree(self, this, revision)).map(|r| r.map(|l| l.0))
+        moved_list(now::git::HostRepository::tree(self, this, revision))
     }
 
     fn read_file(&mut self, this: Resource<OpenRepository>, revision: String, path: String) -> GitResult<Vec<u8>> {
@@ -184,7 +180,7 @@ impl old::git::HostRepository for StepState {
     }
 
     fn tags(&mut self, this: Resource<OpenRepository>) -> GitResult<Vec<old::git::TagInfo>> {
-        moved::<_, List<_>>(now::git::HostRepository::tags(self, this)).map(|r| r.map(|l| l.0))
+        moved_list(now::git::HostRepository::tags(self, this))
     }
 
     fn archive(
@@ -276,8 +272,8 @@ mod tests {
 
     #[test]
     fn lists_and_errors_move_across_unchanged() {
-        let List(paths): List<old::git::ChangedPath> =
-            vec![now::git::ChangedPath { path: "a".into(), kind: now::git::ChangeKind::Removed }].into();
+        let listed = Ok(Ok(vec![now::git::ChangedPath { path: "a".into(), kind: now::git::ChangeKind::Removed }]));
+        let paths: Vec<old::git::ChangedPath> = moved_list(listed).unwrap().unwrap();
         assert_eq!(paths.len(), 1);
         assert_eq!(paths[0].path, "a");
         assert!(matches!(paths[0].kind, old::git::ChangeKind::Removed));

@@ -191,7 +191,7 @@ pub(crate) fn send(ctx: &StepContext, request: Outgoing) -> Result<Response, Htt
 }
 
 /// A URL as a span shows it: no credentials, query or fragment (they may hold tokens).
-pub(crate) fn shown_url(url: &reqwest::Url) -> String {
+fn shown_url(url: &reqwest::Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);

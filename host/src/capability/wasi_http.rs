@@ -14,7 +14,7 @@ use crate::capability::meter::Capability;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -32,7 +32,7 @@ const ALLOWED_METHODS: [hyper::Method; 7] = [
 /// Requests one step may have in flight at once. `gitauto:plugin/http` sends one at a
 /// time; `wasi:http` lets a guest start many before waiting on any, and each holds a
 /// blocking thread and up to its body's bound of memory until the step's deadline.
-pub const MAX_IN_FLIGHT: usize = 4;
+pub const MAX_IN_FLIGHT: u64 = 4;
 
 /// Bytes of one write to a request's body that wasmtime buffers (its default is 1 MiB):
 /// a body no request was ever sent with holds at most two such chunks.
@@ -46,7 +46,7 @@ pub const FIELD_SIZE_LIMIT: usize = 32 * 1024;
 /// context (the same one its `http` calls are served from).
 pub struct PolicyHooks {
     ctx: StepContext,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<AtomicU64>,
     /// Bytes of response bodies the step holds on the host, outside its linear memory
     /// (and so outside its memory limit): bounded by that limit all together.
     held: Arc<AtomicU64>,
@@ -59,20 +59,26 @@ impl PolicyHooks {
     }
 }
 
-/// One request's place among the step's [`MAX_IN_FLIGHT`], given back when its request
-/// has ended on the host, whatever the guest did with its future.
-struct InFlight(Arc<AtomicUsize>);
+/// A share of one of the step's bounded counts (requests in flight, bytes of responses
+/// held), given back when dropped.
+struct Share {
+    count: Arc<AtomicU64>,
+    amount: u64,
+}
 
-impl InFlight {
-    fn take(count: &Arc<AtomicUsize>) -> Option<Self> {
-        count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_IN_FLIGHT).then_some(n + 1)).ok()?;
-        Some(Self(count.clone()))
+impl Share {
+    /// `amount` more of `count`, unless that would pass `limit`.
+    fn take(count: &Arc<AtomicU64>, amount: u64, limit: u64) -> Option<Self> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_add(amount).filter(|&total| total <= limit))
+            .ok()?;
+        Some(Self { count: count.clone(), amount })
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Share {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.count.fetch_sub(self.amount, Ordering::SeqCst);
     }
 }
 
@@ -102,7 +108,7 @@ impl WasiHttpHooks for PolicyHooks {
     ) -> Box<dyn Future<Output = Result<Sent, Error>> + Send> {
         drop(fut);
         let ctx = self.ctx.clone();
-        let Some(place) = InFlight::take(&self.in_flight) else {
+        let Some(place) = Share::take(&self.in_flight, 1, MAX_IN_FLIGHT) else {
             ctx.log.line(
                 Level::Warn,
                 &format!("wasi:http: more than {MAX_IN_FLIGHT} requests at once; this one is refused"),
@@ -132,7 +138,7 @@ async fn exchange(
     ctx: StepContext,
     request: hyper::Request<WasiBody>,
     options: Option<RequestOptions>,
-    place: InFlight,
+    place: Share,
     held: Arc<AtomicU64>,
 ) -> Result<Sent, Error> {
     let (parts, mut body) = request.into_parts();
@@ -183,7 +189,7 @@ async fn exchange(
             return Err(error_code(err));
         }
     };
-    let charge = Charge::take(&held, response.body.len() as u64, ctx.max_transfer).ok_or_else(|| {
+    let charge = Share::take(&held, response.body.len() as u64, ctx.max_transfer).ok_or_else(|| {
         ctx.log.line(
             Level::Warn,
             &format!(
@@ -248,33 +254,11 @@ fn error_code(err: HttpError) -> Error {
     }
 }
 
-/// Bytes of a response body counted against the step's [`PolicyHooks::held`] budget,
-/// given back when wasmtime drops the body (read, or dropped unread).
-struct Charge {
-    held: Arc<AtomicU64>,
-    bytes: u64,
-}
-
-impl Charge {
-    fn take(held: &Arc<AtomicU64>, bytes: u64, budget: u64) -> Option<Self> {
-        held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            n.checked_add(bytes).filter(|&total| total <= budget)
-        })
-        .ok()?;
-        Some(Self { held: held.clone(), bytes })
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.held.fetch_sub(self.bytes, Ordering::SeqCst);
-    }
-}
-
-/// A response body that holds its [`Charge`] for as long as it lives.
+/// A response body that holds its share of the step's [`PolicyHooks::held`] bytes for as
+/// long as it lives (read, or dropped unread).
 struct Charged {
     body: http_body_util::Full<Bytes>,
-    _charge: Charge,
+    _charge: Share,
 }
 
 impl http_body::Body for Charged {
@@ -299,7 +283,7 @@ impl http_body::Body for Charged {
 }
 
 /// The policy's response (its body already read, and bounded) as wasmtime's.
-fn to_hyper(response: Response, charge: Charge) -> Result<hyper::Response<WasiBody>, Error> {
+fn to_hyper(response: Response, charge: Share) -> Result<hyper::Response<WasiBody>, Error> {
     let mut builder = hyper::Response::builder().status(response.status);
     for (name, value) in response.headers {
         builder = builder.header(name, value);
@@ -317,10 +301,10 @@ mod tests {
     #[test]
     fn a_step_has_at_most_its_places_in_flight_and_gets_them_back() {
         let count = Arc::default();
-        let places: Vec<InFlight> = (0..MAX_IN_FLIGHT).map(|_| InFlight::take(&count).unwrap()).collect();
-        assert!(InFlight::take(&count).is_none(), "one more than the bound is refused");
+        let places: Vec<Share> = (0..MAX_IN_FLIGHT).map(|_| Share::take(&count, 1, MAX_IN_FLIGHT).unwrap()).collect();
+        assert!(Share::take(&count, 1, MAX_IN_FLIGHT).is_none(), "one more than the bound is refused");
         drop(places);
-        assert!(InFlight::take(&count).is_some(), "places come back when requests end");
+        assert!(Share::take(&count, 1, MAX_IN_FLIGHT).is_some(), "places come back when requests end");
     }
 
     #[test]
@@ -338,10 +322,10 @@ mod tests {
     #[test]
     fn held_bodies_are_bounded_all_together_and_given_back() {
         let held = Arc::default();
-        let first = Charge::take(&held, 600, 1000).unwrap();
-        assert!(Charge::take(&held, 600, 1000).is_none(), "two would pass the budget");
+        let first = Share::take(&held, 600, 1000).unwrap();
+        assert!(Share::take(&held, 600, 1000).is_none(), "two would pass the budget");
         drop(first);
-        assert!(Charge::take(&held, 1000, 1000).is_some());
+        assert!(Share::take(&held, 1000, 1000).is_some());
     }
 
     #[test]
