@@ -4,6 +4,7 @@
 //! the host: traps, limits and host errors all come back as a [`StepOutcome`].
 
 mod cache;
+pub use cache::create_private_dir;
 pub mod inspect;
 mod limits;
 mod stdio;

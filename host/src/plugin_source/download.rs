@@ -60,16 +60,20 @@ impl Download {
         Ok(Self { client })
     }
 
-    /// GETs `url` with `headers`; fails past `limit` bytes of body.
+    /// GETs `url` with `headers`; fails past `limit` bytes of body (an answer that is not
+    /// a success is cut at [`ERROR_BODY_LIMIT`] instead: its start is all a message quotes).
     pub async fn get(&self, url: &str, headers: &[(&str, String)], limit: u64) -> anyhow::Result<Answer> {
         let mut request = self.client.get(url);
         for (name, value) in headers {
             request = request.header(*name, value);
         }
         let mut response = request.send().await.map_err(|err| anyhow::anyhow!("GET {url}: {}", reqwest_error(&err)))?;
+        // A refusal's body is only ever quoted: its start is read, not up to a component's size.
+        let refused = !response.status().is_success();
+        let limit = if refused { ERROR_BODY_LIMIT } else { limit };
         let too_large =
             || anyhow::anyhow!("GET {url}: the answer is larger than {}", crate::config::format_size(limit));
-        if response.content_length().is_some_and(|length| length > limit) {
+        if !refused && response.content_length().is_some_and(|length| length > limit) {
             return Err(too_large());
         }
         let mut body = Vec::new();
@@ -78,7 +82,12 @@ impl Download {
             .await
             .map_err(|err| anyhow::anyhow!("GET {url}: reading the answer: {}", reqwest_error(&err)))?
         {
-            if (body.len() + chunk.len()) as u64 > limit {
+            let room = limit as usize - body.len();
+            if chunk.len() > room {
+                if refused {
+                    body.extend_from_slice(&chunk[..room]);
+                    break;
+                }
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
@@ -86,6 +95,9 @@ impl Download {
         Ok(Answer { status: response.status(), headers: response.headers().clone(), body })
     }
 }
+
+/// Most bytes of an error answer read (callers quote its start).
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 
 /// A reqwest error with its causes: its own message alone is often "error sending request".
 fn reqwest_error(err: &reqwest::Error) -> String {

@@ -86,11 +86,7 @@ fn read_if_there(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
 /// one: never a prefix that a later start would find under a valid name.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("a store path has a parent")?;
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::runtime::create_private_dir(dir)?;
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).map_err(|err| anyhow::anyhow!("no randomness for a temporary name: {err}"))?;
     let temp = dir.join(format!(".tmp-{}", hex::encode(random)));

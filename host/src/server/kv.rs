@@ -3,7 +3,7 @@
 //! value) and `POST /api/kv/{store}/delete?key=K`. Only stores some plugin is granted in
 //! the running config are served; the entries live in the queue (`queue/kv.rs`).
 
-use super::{AppState, error};
+use super::{AppState, error, unavailable};
 use crate::queue::kv::{KvError, KvListed, MAX_LIST};
 use crate::queue::rfc3339;
 use axum::Json;
@@ -40,14 +40,11 @@ fn unknown(state: &AppState, store: &str) -> Option<Response> {
     Some(error(StatusCode::NOT_FOUND, format!("no plugin is granted the key-value store `{store}` ({known})")))
 }
 
-/// The answer for a store's refusal or failure.
-fn failed(err: KvError) -> Response {
+/// The answer for a store's refusal or failure while doing `what`.
+fn failed(what: &str, err: KvError) -> Response {
     match err {
         KvError::Invalid(why) | KvError::Quota(why) => error(StatusCode::BAD_REQUEST, why),
-        KvError::Unavailable(why) => {
-            tracing::error!("key-value store: {why}");
-            error(StatusCode::SERVICE_UNAVAILABLE, "reading the key-value store failed; try again")
-        }
+        KvError::Unavailable(why) => unavailable(what, &anyhow::anyhow!(why)),
     }
 }
 
@@ -74,11 +71,11 @@ pub(super) async fn list(
     let limit = query.limit.unwrap_or(MAX_LIST);
     match state.queue.kv_list(&store, &query.prefix, query.after.as_deref(), limit).await {
         Ok(entries) => {
-            let next = (entries.len() as u32 == limit && limit > 0).then(|| entries.last().map(|e| e.key.clone()));
+            let next = entries.last().filter(|_| entries.len() as u32 == limit).map(|e| e.key.clone());
             let entries: Vec<_> = entries.iter().map(listed).collect();
-            Json(json!({ "store": store, "entries": entries, "next": next.flatten() })).into_response()
+            Json(json!({ "store": store, "entries": entries, "next": next })).into_response()
         }
-        Err(err) => failed(err),
+        Err(err) => failed("listing the key-value store", err),
     }
 }
 
@@ -104,7 +101,7 @@ pub(super) async fn entry(
         }))
         .into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no entry `{key}` in the key-value store `{store}`")),
-        Err(err) => failed(err),
+        Err(err) => failed("reading the key-value store", err),
     }
 }
 
@@ -124,6 +121,6 @@ pub(super) async fn delete(
             }
             Json(json!({ "store": store, "key": key, "deleted": deleted })).into_response()
         }
-        Err(err) => failed(err),
+        Err(err) => failed("deleting the entry", err),
     }
 }
