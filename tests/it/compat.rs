@@ -64,6 +64,17 @@ async fn the_built_in_plugins_as_0_1_2_built_them_run_unchanged() {
     }
     let receiver = Receiver::start().await;
     receiver.then_answer(200, &[], "noted");
+    // A listener no grant names, counting the connections it gets.
+    let ungranted = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ungranted_addr = ungranted.local_addr().unwrap();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = ungranted.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
     let root = tempfile::tempdir().unwrap();
     let root_path = std::fs::canonicalize(root.path()).unwrap();
     let repo = TestGit::new(&root_path, "widgets");
@@ -105,6 +116,11 @@ with = {{ program = "git", args = ["log", "-1", "--format=%H"], cwd = "{checkout
 name = "tell"
 plugin = "old-notify"
 with = {{ url = "{receiver}/done", text = "at {{{{ steps.head.output.stdout | trim }}}}", timeout = "5s" }}
+
+[[rules]]
+name = "old-ungranted"
+on = "push"
+steps = [{{ plugin = "old-notify", with = {{ url = "http://{ungranted}/x", text = "out" }} }}]
 "#,
         source = github_source(),
         fetch = built_for_0_1_2("fetch_update.wasm").display(),
@@ -115,12 +131,20 @@ with = {{ url = "{receiver}/done", text = "at {{{{ steps.head.output.stdout | tr
         host = receiver.host(),
         token = root_path.join("token").display(),
         receiver = receiver.url,
+        ungranted = ungranted_addr,
     ))
     .await;
     let payload = push_payload("acme", "widgets", "refs/heads/main", &before, &after, "file:///unused");
     let (status, answer) = daemon.post_github("github", "push", &payload, SECRET).await;
     assert_eq!(status, 202, "{answer}");
-    let job = daemon.finished_job(answer["jobs"][0].as_str().unwrap()).await;
+    let jobs: Vec<&str> = answer["jobs"].as_array().unwrap().iter().map(|job| job.as_str().unwrap()).collect();
+    assert_eq!(jobs.len(), 2, "{answer}");
+    // Through 0.1's `http`, a host no grant names is refused before any connection.
+    let refused = daemon.finished_job(jobs[1]).await;
+    assert_eq!((refused["rule"].as_str(), refused["state"].as_str()), (Some("old-ungranted"), Some("failed")));
+    assert!(refused["summary"].as_str().unwrap().contains("is not granted"), "{refused:#}");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "no connection reached the ungranted listener");
+    let job = daemon.finished_job(jobs[0]).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(git(&checkout, &["rev-parse", "HEAD"]), after, "fetch-update moved the checkout");
     let ran = &job["steps"][1]["output"];

@@ -39,9 +39,19 @@ steps = [{{ plugin = "probe", with = {{ op = "sleep", ms = 30000 }} }}]
 name = "by-hand"
 on = "manual"
 steps = [{{ plugin = "probe", with = {{ op = "sleep", ms = 1 }} }}]
+
+[plugins.keeper]
+wasm = "{keeper}"
+grants = {{ kv = "state" }}
+
+[[rules]]
+name = "keep"
+on = "manual"
+steps = [{{ plugin = "keeper", with = {{ do = "{{{{ payload }}}}" }} }}]
 "#,
         source = github_source(),
         probe = env!("GITAUTO_GUEST_PROBE"),
+        keeper = env!("GITAUTO_GUEST_KV_PROBE"),
     ))
     .await
 }
@@ -86,6 +96,13 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
     let daemon = daemon().await;
     let (finished_delivery, finished) = push(&daemon, "quick").await;
     assert_eq!(daemon.finished_job(&finished).await["state"], "succeeded");
+    // An entry in a plugin's key-value store, which a forged delete must leave.
+    let cli = gitauto::client::Client::new(&daemon.url, Some(TOKEN.into()));
+    let keep = json!({"rule": "keep", "params": {"op": "set", "key": "kept", "value": "v"}});
+    let kept = cli.post_json("/api/events", &keep).await.unwrap();
+    assert_eq!(kept.status, 202, "{}", kept.body);
+    let kept = daemon.finished_job(kept.body["jobs"][0].as_str().unwrap()).await;
+    assert_eq!(kept["state"], "succeeded", "{kept:#}");
     // One worker: while `slow-1` runs, `slow-2` waits in the queue.
     let (_, running) = push(&daemon, "slow-1").await;
     wait_for("the blocking job to run", Duration::from_secs(30), || async {
@@ -116,6 +133,7 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
         ("/api/events".to_owned(), manual.as_str()),
         ("/api/rules/quick/pause".to_owned(), ""),
         ("/rules/quick/pause".to_owned(), ""),
+        ("/api/kv/state/delete?key=kept".to_owned(), ""),
     ];
     for (path, body) in &routes {
         for headers in &forgeries {
@@ -140,7 +158,9 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
     );
     assert_eq!(delivery_count(&daemon).await, deliveries, "no redelivery and no manual event was recorded");
     let (_, all) = daemon.get("/api/jobs?limit=100").await;
-    assert_eq!(all["jobs"].as_array().unwrap().len(), 3, "no job was added: {all:#}");
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 4, "no job was added: {all:#}");
+    let (status, entry) = daemon.get("/api/kv/state/entry?key=kept").await;
+    assert_eq!((status, entry["text"].as_str()), (200, Some("v")), "the entry was not deleted: {entry}");
     let (_, rules) = daemon.get("/api/rules").await;
     assert!(rules["rules"].as_array().unwrap().iter().all(|rule| rule["paused"] == false), "{rules:#}");
 
@@ -154,7 +174,6 @@ async fn cross_site_posts_to_every_changing_route_are_refused_and_change_nothing
     assert_eq!(daemon.get("/api/rules").await.1["rules"][0]["paused"], true);
 
     // The CLI: a bearer token and no Origin.
-    let cli = gitauto::client::Client::new(&daemon.url, Some(TOKEN.into()));
     let retried = cli.post(&format!("/api/jobs/{finished}/retry")).await.unwrap();
     assert_eq!(retried.status, 202, "{}", retried.body);
     assert_eq!(job(&daemon, &finished).await["state"], "queued");
